@@ -1,0 +1,232 @@
+/* ckpt.c: writing and loading checkpoints. */
+#include "ckpt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "h5.h"
+#include "ops.h"
+
+typedef struct {
+  char name[MODEL_NAME_MAX];
+  long long offset;
+  int ndim;
+  int shape[4];
+} LayoutRow;
+
+static hid_t layout_type(void) {
+  hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(LayoutRow));
+  hid_t s = H5Tcopy(H5T_C_S1);
+  H5Tset_size(s, MODEL_NAME_MAX);
+  hsize_t four = 4;
+  hid_t a = H5Tarray_create2(H5T_NATIVE_INT, 1, &four);
+  H5Tinsert(t, "name", HOFFSET(LayoutRow, name), s);
+  H5Tinsert(t, "offset", HOFFSET(LayoutRow, offset), H5T_NATIVE_LLONG);
+  H5Tinsert(t, "ndim", HOFFSET(LayoutRow, ndim), H5T_NATIVE_INT);
+  H5Tinsert(t, "shape", HOFFSET(LayoutRow, shape), a);
+  H5Tclose(s);
+  H5Tclose(a);
+  return t;
+}
+
+static void write_vector(hid_t g, const char *name, const float *dev, long n) {
+  float *host = mallocCheck(sizeof(float) * (size_t)n);
+  ops->to_host(host, dev, sizeof(float) * (size_t)n);
+  hsize_t d = (hsize_t)n;
+  h5_write_f32(g, name, host, 1, &d);
+  free(host);
+}
+
+static void write_net(hid_t f, const CkptNet *net) {
+  const Model *m = net->model;
+  hid_t g = h5_group_create(f, net->name);
+  h5_attr_write_str(g, "kind", m->cfg.kind);
+  h5_attr_write_i64(g, "dim", m->cfg.dim);
+  h5_attr_write_i64(g, "num_classes", m->cfg.num_classes);
+  h5_attr_write_i64(g, "width", m->cfg.width);
+  h5_attr_write_i64(g, "depth", m->cfg.depth);
+  h5_attr_write_i64(g, "temb_dim", m->cfg.temb_dim);
+  h5_attr_write_i64(g, "num_params", m->num_params);
+  write_vector(g, "params", m->params, m->num_params);
+  if (net->opt) {
+    write_vector(g, "adam_m", net->opt->m, m->num_params);
+    write_vector(g, "adam_v", net->opt->v, m->num_params);
+  }
+  LayoutRow *rows = callocCheck((size_t)m->num_tensors, sizeof *rows);
+  for (int i = 0; i < m->num_tensors; i++) {
+    snprintf(rows[i].name, sizeof rows[i].name, "%s", m->tensors[i].name);
+    rows[i].offset = m->tensors[i].offset;
+    rows[i].ndim = m->tensors[i].ndim;
+    memcpy(rows[i].shape, m->tensors[i].shape, sizeof rows[i].shape);
+  }
+  hid_t t = layout_type();
+  hsize_t d = (hsize_t)m->num_tensors;
+  hid_t space = H5Screate_simple(1, &d, NULL);
+  hid_t ds = H5Dcreate2(g, "layout", t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  h5Check(ds, "HDF5: cannot create /%s/layout", net->name);
+  h5Check(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows), "HDF5: cannot write /%s/layout", net->name);
+  H5Dclose(ds);
+  H5Sclose(space);
+  H5Tclose(t);
+  free(rows);
+  H5Gclose(g);
+}
+
+static void sync_file(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) amd_fatal("cannot reopen '%s' to sync it: %s", path, strerror(errno));
+  if (fsync(fd) != 0) amd_fatal("fsync of '%s' failed: %s", path, strerror(errno));
+  close(fd);
+}
+
+static int parse_step(const char *name, long *step) {
+  char tail[8];
+  return sscanf(name, "ckpt_%ld.h%2s", step, tail) == 2 && strcmp(tail, "5") == 0 &&
+         strlen(name) > 8 && strcmp(name + strlen(name) - 3, ".h5") == 0;
+}
+
+static int cmp_long(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return (x > y) - (x < y);
+}
+
+static void prune(const char *run_dir, int keep) {
+  DIR *dir = opendir(run_dir);
+  if (!dir) return;
+  long steps[4096];
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(dir)) && n < 4096) {
+    long s;
+    if (parse_step(e->d_name, &s)) steps[n++] = s;
+  }
+  closedir(dir);
+  qsort(steps, (size_t)n, sizeof(long), cmp_long);
+  for (int i = 0; i + keep < n; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", run_dir, steps[i]);
+    if (unlink(path) != 0) fprintf(stderr, "amd: warning: cannot remove old checkpoint '%s': %s\n", path, strerror(errno));
+  }
+}
+
+void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, int nnets,
+               const char *config_text, const char *data_path, int keep) {
+  if (amd_rank() == 0) {
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", run_dir, st->step);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    hid_t f = h5_create(tmp, "amd-checkpoint", config_text);
+    h5_attr_write_i64(f, "step", st->step);
+    h5_attr_write_i64(f, "seed", (long long)st->seed);
+    h5_attr_write_i64(f, "data_cursor", st->data_cursor);
+    h5_attr_write_str(f, "data", data_path ? data_path : "");
+    hsize_t four = 4;
+    double counters[4];
+    for (int i = 0; i < 4; i++) counters[i] = (double)st->counters[i];
+    h5_write_f64(f, "counters", counters, 1, &four);
+    for (int i = 0; i < nnets; i++) write_net(f, &nets[i]);
+    h5Check(H5Fflush(f, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (disk full?)", tmp);
+    h5_close(f);
+    sync_file(tmp);
+    if (rename(tmp, path) != 0) amd_fatal("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    if (keep > 0) prune(run_dir, keep);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+long ckpt_latest(const char *run_dir, char *path, size_t n) {
+  DIR *dir = opendir(run_dir);
+  if (!dir) return -1;
+  long best = -1;
+  struct dirent *e;
+  while ((e = readdir(dir))) {
+    long s;
+    if (parse_step(e->d_name, &s) && s > best) best = s;
+  }
+  closedir(dir);
+  if (best >= 0) snprintf(path, n, "%s/ckpt_%08ld.h5", run_dir, best);
+  return best;
+}
+
+static void read_vector(hid_t g, const char *path, const char *net, const char *name, float *dev, long n) {
+  hsize_t d;
+  float *host = h5_read_f32(g, name, 1, &d);
+  if ((long)d != n)
+    amd_fatal("'%s': /%s/%s has %llu values, the model has %ld parameters", path, net, name, (unsigned long long)d, n);
+  ops->to_device(dev, host, sizeof(float) * (size_t)n);
+  free(host);
+}
+
+static void check_attr(hid_t g, const char *path, const char *net, const char *name, long long want) {
+  long long have = h5_attr_read_i64(g, name);
+  if (have != want)
+    amd_fatal("'%s': /%s has %s = %lld but this run's model has %lld (architecture mismatch)", path, net, name, have, want);
+}
+
+void ckpt_read_model_config(const char *path, const char *net, ModelConfig *c) {
+  hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
+  if (!h5_exists(f, net)) amd_fatal("'%s' holds no network '%s'", path, net);
+  hid_t g = h5_group_open(f, net);
+  char *kind = h5_attr_read_str(g, "kind");
+  memset(c, 0, sizeof *c);
+  snprintf(c->kind, sizeof c->kind, "%s", kind);
+  free(kind);
+  c->dim = (int)h5_attr_read_i64(g, "dim");
+  c->num_classes = (int)h5_attr_read_i64(g, "num_classes");
+  c->width = (int)h5_attr_read_i64(g, "width");
+  c->depth = (int)h5_attr_read_i64(g, "depth");
+  c->temb_dim = (int)h5_attr_read_i64(g, "temb_dim");
+  H5Gclose(g);
+  h5_close(f);
+  model_config_check(c);
+}
+
+char *ckpt_read_data_path(const char *path) {
+  hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
+  char *s = h5_attr_exists(f, "data") ? h5_attr_read_str(f, "data") : strdup("");
+  h5_close(f);
+  return s;
+}
+
+void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets) {
+  hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
+  memset(st, 0, sizeof *st);
+  st->step = (long)h5_attr_read_i64(f, "step");
+  st->seed = (uint64_t)h5_attr_read_i64(f, "seed");
+  st->data_cursor = (long)h5_attr_read_i64(f, "data_cursor");
+  hsize_t d;
+  double *counters = h5_read_f64(f, "counters", 1, &d);
+  CHECK(d == 4, "'%s': /counters has %llu entries, expected 4", path, (unsigned long long)d);
+  for (int i = 0; i < 4; i++) st->counters[i] = (long)counters[i];
+  free(counters);
+  for (int i = 0; i < nnets; i++) {
+    const CkptNet *net = &nets[i];
+    const Model *m = net->model;
+    if (!h5_exists(f, net->name)) amd_fatal("'%s' holds no network '%s'", path, net->name);
+    hid_t g = h5_group_open(f, net->name);
+    char *kind = h5_attr_read_str(g, "kind");
+    if (strcmp(kind, m->cfg.kind) != 0) amd_fatal("'%s': /%s is a '%s' model, expected '%s'", path, net->name, kind, m->cfg.kind);
+    free(kind);
+    check_attr(g, path, net->name, "dim", m->cfg.dim);
+    check_attr(g, path, net->name, "num_classes", m->cfg.num_classes);
+    check_attr(g, path, net->name, "width", m->cfg.width);
+    check_attr(g, path, net->name, "depth", m->cfg.depth);
+    check_attr(g, path, net->name, "temb_dim", m->cfg.temb_dim);
+    check_attr(g, path, net->name, "num_params", m->num_params);
+    read_vector(g, path, net->name, "params", m->params, m->num_params);
+    if (net->opt) {
+      read_vector(g, path, net->name, "adam_m", net->opt->m, m->num_params);
+      read_vector(g, path, net->name, "adam_v", net->opt->v, m->num_params);
+    }
+    H5Gclose(g);
+  }
+  h5_close(f);
+}

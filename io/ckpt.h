@@ -1,0 +1,38 @@
+/* ckpt.h: checkpoint files (DESIGN section 6). One file per saved step, run_dir/ckpt_<step>.h5,
+ * holding for each network /<net>/params, /<net>/adam_m, /<net>/adam_v as 1-D global vectors, the
+ * tensor layout /<net>/layout and the architecture as attributes of /<net>; and the training
+ * position as attributes of the root (step, seed, data_cursor, rng counters). A file is written
+ * under a .tmp name, synced, then renamed, so a crash at any moment leaves the previous checkpoint
+ * whole. Not here: which networks a command saves. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "optim.h"
+
+typedef struct {
+  const char *name; /* "teacher", "student", "fake", ... */
+  Model *model;
+  AdamW *opt;       /* NULL: parameters only */
+} CkptNet;
+
+typedef struct {
+  long step;        /* optimizer steps completed */
+  uint64_t seed;
+  long data_cursor; /* global samples consumed */
+  long counters[4]; /* method-specific counters (e.g. fake updates); zero when unused */
+} CkptState;
+
+/* Rank 0 writes; every rank returns after the file is complete. Keeps the newest `keep` files. */
+void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, int nnets,
+               const char *config_text, const char *data_path, int keep);
+/* Newest complete checkpoint in run_dir: returns its step and fills path, or -1 when none. */
+long ckpt_latest(const char *run_dir, char *path, size_t n);
+/* Loads every listed net (architecture and layout must match) and the state. A net whose opt is
+ * NULL loads parameters only. */
+void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets);
+/* Architecture of one net, to build the model before loading. */
+void ckpt_read_model_config(const char *path, const char *net, ModelConfig *cfg);
+/* The dataset path the run was trained on ("" when none); caller frees. */
+char *ckpt_read_data_path(const char *path);

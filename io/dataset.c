@@ -1,0 +1,110 @@
+/* dataset.c: reading and writing dataset and samples files. */
+#include "dataset.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "h5.h"
+
+void dataset_write(const char *path, const Dataset *d, const char *format, const char *config_text,
+                   void (*extra)(hid_t file, const void *ctx), const void *ctx) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  hid_t f = h5_create(tmp, format, config_text);
+  hsize_t dims[4] = {(hsize_t)d->n, 0, 0, 0};
+  for (int i = 0; i < d->ndim; i++) dims[1 + i] = (hsize_t)d->shape[i];
+  h5_write_f32(f, "x", d->x, 1 + d->ndim, dims);
+  h5_write_i32(f, "labels", d->labels, 1, dims);
+  h5_attr_write_i64(f, "num_classes", d->num_classes);
+  h5_attr_write_str(f, "class_names", d->class_names);
+  h5_attr_write_str(f, "source", d->source);
+  if (d->has_mixture) {
+    const Mixture *m = &d->mix;
+    hid_t g = h5_group_create(f, "mixture");
+    hsize_t md[2] = {(hsize_t)m->num_modes, (hsize_t)m->dim};
+    h5_write_f32(g, "means", m->means, 2, md);
+    h5_write_f32(g, "weights", m->weights, 1, md);
+    h5_write_i32(g, "mode_class", m->mode_class, 1, md);
+    h5_attr_write_f64(g, "sigma", m->sigma);
+    H5Gclose(g);
+  }
+  if (extra) extra(f, ctx);
+  h5_close(f);
+  if (rename(tmp, path) != 0) amd_fatal("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+}
+
+int dataset_read_mixture(hid_t f, Mixture *m) {
+  char fn[1024];
+  if (!h5_exists(f, "mixture")) return 0;
+  memset(m, 0, sizeof *m);
+  hid_t g = h5_group_open(f, "mixture");
+  hsize_t md[2], wd[1], cd[1];
+  m->means = h5_read_f32(g, "means", 2, md);
+  m->weights = h5_read_f32(g, "weights", 1, wd);
+  m->mode_class = h5_read_i32(g, "mode_class", 1, cd);
+  m->sigma = h5_attr_read_f64(g, "sigma");
+  m->num_modes = (int)md[0];
+  m->dim = (int)md[1];
+  H5Gclose(g);
+  h5_filename(f, fn, sizeof fn);
+  CHECK(m->dim == 2 && wd[0] == md[0] && cd[0] == md[0] && md[0] >= 1 && md[0] <= 1024,
+        "'%s': /mixture has inconsistent shapes", fn);
+  CHECK(m->sigma > 0 && isfinite(m->sigma), "'%s': /mixture sigma %g is not positive", fn, m->sigma);
+  m->num_classes = 0;
+  for (int k = 0; k < m->num_modes; k++) {
+    CHECK(m->mode_class[k] >= 0, "'%s': /mixture/mode_class has a negative class", fn);
+    m->num_classes = amd_max_i(m->num_classes, m->mode_class[k] + 1);
+  }
+  return 1;
+}
+
+void dataset_read(const char *path, const char *format, Dataset *d) {
+  memset(d, 0, sizeof *d);
+  hid_t f = h5_open(path, format, 0, NULL);
+  hsize_t dims[4], ld[1];
+  hid_t dset = H5Dopen2(f, "x", H5P_DEFAULT);
+  if (dset < 0) amd_fatal("'%s': dataset '/x' is missing", path);
+  hid_t space = H5Dget_space(dset);
+  int rank = H5Sget_simple_extent_ndims(space);
+  H5Sclose(space);
+  H5Dclose(dset);
+  CHECK(rank == 2 || rank == 4, "'%s': /x has %d dimensions, expected 2 (N, D) or 4 (N, C, H, W)", path, rank);
+  d->x = h5_read_f32(f, "x", rank, dims);
+  d->labels = h5_read_i32(f, "labels", 1, ld);
+  d->n = (long)dims[0];
+  d->ndim = rank - 1;
+  d->dim = 1;
+  for (int i = 0; i < d->ndim; i++) d->shape[i] = (int)dims[1 + i], d->dim *= d->shape[i];
+  CHECK(ld[0] == dims[0], "'%s': /labels has %llu entries but /x has %llu samples", path,
+        (unsigned long long)ld[0], (unsigned long long)dims[0]);
+  CHECK(d->n >= 1 && d->dim >= 1, "'%s': /x is empty", path);
+  d->num_classes = (int)h5_attr_read_i64(f, "num_classes");
+  CHECK(d->num_classes >= 1, "'%s': num_classes %d must be at least 1", path, d->num_classes);
+  char *s = h5_attr_read_str(f, "source");
+  snprintf(d->source, sizeof d->source, "%s", s);
+  free(s);
+  if (h5_attr_exists(f, "class_names")) {
+    s = h5_attr_read_str(f, "class_names");
+    snprintf(d->class_names, sizeof d->class_names, "%s", s);
+    free(s);
+  }
+  d->has_mixture = dataset_read_mixture(f, &d->mix);
+  h5_close(f);
+  for (long i = 0; i < d->n; i++)
+    if (d->labels[i] < 0 || d->labels[i] >= d->num_classes)
+      amd_fatal("'%s': label %d of sample %ld is outside [0, %d)", path, d->labels[i], i, d->num_classes);
+  long bad = 0;
+  for (long i = 0; i < d->n * d->dim; i++) bad += !isfinite(d->x[i]);
+  CHECK(bad == 0, "'%s': /x holds %ld non-finite values", path, bad);
+}
+
+void dataset_free(Dataset *d) {
+  free(d->x);
+  free(d->labels);
+  if (d->has_mixture) mixture_free(&d->mix);
+  memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,32 @@
+/* dataset.h: dataset and samples files (DESIGN section 6): /x float32 (N, D) or (N, C, H, W),
+ * /labels int32 (N), attributes num_classes, class_names, source; a toy dataset also stores its
+ * mixture under /mixture (means, weights, mode_class, sigma) so metrics use the exact density.
+ * Samples files have the same layout with format "amd-samples" plus what made them. */
+#pragma once
+#include <hdf5.h>
+
+#include "toy2d.h"
+
+typedef struct {
+  long n;
+  int ndim;     /* per-sample rank: 1 for vectors, 3 for images (C, H, W) */
+  int shape[3]; /* per-sample shape */
+  int dim;      /* elements per sample */
+  int num_classes;
+  float *x;     /* (n, dim) host */
+  int *labels;  /* (n) */
+  char source[128];
+  char class_names[1024]; /* comma-separated */
+  int has_mixture;
+  Mixture mix;
+} Dataset;
+
+/* Writes `path` through "<path>.tmp" and a rename, so a crash leaves no half file. `format` is
+ * "amd-dataset" or "amd-samples"; extra(file, ctx), when given, adds attributes before closing. */
+void dataset_write(const char *path, const Dataset *d, const char *format, const char *config_text,
+                   void (*extra)(hid_t file, const void *ctx), const void *ctx);
+/* Reads and checks a file of the given format (shapes agree, labels in range, x finite). */
+void dataset_read(const char *path, const char *format, Dataset *d);
+void dataset_free(Dataset *d);
+/* Reads only the mixture of a toy dataset; returns 0 when the file has none. */
+int dataset_read_mixture(hid_t file, Mixture *m);

@@ -1,0 +1,238 @@
+/* h5.c: checked HDF5 helpers. */
+#include "h5.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common.h"
+
+static void h5_quiet(void) {
+  static int done = 0;
+  if (!done) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    done = 1;
+  }
+}
+
+hid_t h5_fapl(void) {
+  h5_quiet();
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  h5Check(fapl, "HDF5: cannot create a file access property list");
+  h5Check(H5Pset_file_locking(fapl, 0, 1), "HDF5: cannot turn file locking off");
+  return fapl;
+}
+
+const char *h5_filename(hid_t obj, char *buf, size_t n) {
+  if (H5Fget_name(obj, buf, n) < 0) snprintf(buf, n, "?");
+  return buf;
+}
+
+hid_t h5_create(const char *path, const char *format, const char *config_text) {
+  hid_t fapl = h5_fapl();
+  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (f < 0) amd_fatal("cannot create HDF5 file '%s': %s", path, errno ? strerror(errno) : "HDF5 error");
+  h5_attr_write_str(f, "format", format);
+  h5_attr_write_i64(f, "format_version", AMD_FORMAT_VERSION);
+  h5_attr_write_str(f, "created_by", "amd " AMD_VERSION);
+  h5_attr_write_str(f, "config", config_text ? config_text : "");
+  return f;
+}
+
+hid_t h5_open(const char *path, const char *format, int rw, char *kind_out) {
+  struct stat st;
+  if (stat(path, &st) != 0) amd_fatal("file '%s' does not exist", path);
+  if (!S_ISREG(st.st_mode)) amd_fatal("'%s' is not a regular file", path);
+  hid_t fapl = h5_fapl();
+  htri_t is = H5Fis_hdf5(path);
+  if (is <= 0) {
+    H5Pclose(fapl);
+    amd_fatal("'%s' is not an HDF5 file, or it is truncated or damaged (%lld bytes)", path, (long long)st.st_size);
+  }
+  hid_t f = H5Fopen(path, rw ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
+  if (f < 0) amd_fatal("cannot open HDF5 file '%s' (truncated or damaged?)", path);
+  if (!h5_attr_exists(f, "format"))
+    amd_fatal("'%s' is an HDF5 file but not an amd file (no 'format' attribute)", path);
+  char *kind = h5_attr_read_str(f, "format");
+  if (format && strcmp(kind, format) != 0)
+    amd_fatal("'%s' is an %s file, expected %s", path, kind, format);
+  if (strncmp(kind, "amd-", 4) != 0) amd_fatal("'%s' has format '%s', which is not an amd file", path, kind);
+  long long v = h5_attr_exists(f, "format_version") ? h5_attr_read_i64(f, "format_version") : -1;
+  if (v > AMD_FORMAT_VERSION)
+    amd_fatal("'%s' has format_version %lld, newer than this amd (%s) reads (%d): use a newer amd",
+              path, v, AMD_VERSION, AMD_FORMAT_VERSION);
+  if (v < 1) amd_fatal("'%s' has an invalid format_version %lld", path, v);
+  if (kind_out) snprintf(kind_out, 32, "%s", kind);
+  free(kind);
+  return f;
+}
+
+void h5_close(hid_t file) {
+  char name[1024];
+  h5_filename(file, name, sizeof name);
+  h5Check(H5Fclose(file), "HDF5: closing '%s' failed (disk full?)", name);
+}
+
+static void attr_write(hid_t obj, const char *name, hid_t type, const void *value) {
+  char fn[1024];
+  if (H5Aexists(obj, name) > 0) h5Check(H5Adelete(obj, name), "HDF5: cannot replace attribute '%s'", name);
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+  if (a < 0) amd_fatal("HDF5: cannot create attribute '%s' in '%s'", name, h5_filename(obj, fn, sizeof fn));
+  h5Check(H5Awrite(a, type, value), "HDF5: cannot write attribute '%s' in '%s'", name, h5_filename(obj, fn, sizeof fn));
+  H5Aclose(a);
+  H5Sclose(space);
+}
+
+void h5_attr_write_str(hid_t obj, const char *name, const char *value) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  attr_write(obj, name, t, &value);
+  H5Tclose(t);
+}
+void h5_attr_write_i64(hid_t obj, const char *name, long long value) { attr_write(obj, name, H5T_NATIVE_LLONG, &value); }
+void h5_attr_write_f64(hid_t obj, const char *name, double value) { attr_write(obj, name, H5T_NATIVE_DOUBLE, &value); }
+
+int h5_attr_exists(hid_t obj, const char *name) { return H5Aexists(obj, name) > 0; }
+
+static hid_t attr_open(hid_t obj, const char *name) {
+  char fn[1024];
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) amd_fatal("'%s': attribute '%s' is missing", h5_filename(obj, fn, sizeof fn), name);
+  return a;
+}
+
+char *h5_attr_read_str(hid_t obj, const char *name) {
+  char fn[1024];
+  hid_t a = attr_open(obj, name);
+  hid_t t = H5Aget_type(a);
+  if (H5Tget_class(t) != H5T_STRING) amd_fatal("'%s': attribute '%s' is not a string", h5_filename(obj, fn, sizeof fn), name);
+  char *out;
+  if (H5Tis_variable_str(t) > 0) {
+    char *v = NULL;
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    h5Check(H5Aread(a, mt, &v), "'%s': cannot read attribute '%s'", h5_filename(obj, fn, sizeof fn), name);
+    out = strdup(v ? v : "");
+    hid_t space = H5Aget_space(a);
+    H5Dvlen_reclaim(mt, space, H5P_DEFAULT, &v);
+    H5Sclose(space);
+    H5Tclose(mt);
+  } else {
+    size_t n = H5Tget_size(t);
+    out = callocCheck(n + 1, 1);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n + 1);
+    h5Check(H5Aread(a, mt, out), "'%s': cannot read attribute '%s'", h5_filename(obj, fn, sizeof fn), name);
+    H5Tclose(mt);
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+  return out;
+}
+
+long long h5_attr_read_i64(hid_t obj, const char *name) {
+  char fn[1024];
+  long long v = 0;
+  hid_t a = attr_open(obj, name);
+  h5Check(H5Aread(a, H5T_NATIVE_LLONG, &v), "'%s': attribute '%s' is not an integer", h5_filename(obj, fn, sizeof fn), name);
+  H5Aclose(a);
+  return v;
+}
+
+double h5_attr_read_f64(hid_t obj, const char *name) {
+  char fn[1024];
+  double v = 0;
+  hid_t a = attr_open(obj, name);
+  h5Check(H5Aread(a, H5T_NATIVE_DOUBLE, &v), "'%s': attribute '%s' is not a number", h5_filename(obj, fn, sizeof fn), name);
+  H5Aclose(a);
+  return v;
+}
+
+static void write_any(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *data, int rank,
+                      const hsize_t *dims) {
+  char fn[1024];
+  hid_t space = H5Screate_simple(rank, dims, NULL);
+  h5Check(space, "HDF5: cannot make a dataspace for '%s'", name);
+  hid_t d = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (d < 0) amd_fatal("HDF5: cannot create dataset '%s' in '%s'", name, h5_filename(loc, fn, sizeof fn));
+  h5Check(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "HDF5: cannot write dataset '%s' in '%s'",
+          name, h5_filename(loc, fn, sizeof fn));
+  H5Dclose(d);
+  H5Sclose(space);
+}
+
+void h5_write_f32(hid_t loc, const char *name, const float *data, int rank, const hsize_t *dims) {
+  write_any(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, rank, dims);
+}
+void h5_write_i32(hid_t loc, const char *name, const int *data, int rank, const hsize_t *dims) {
+  write_any(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT, data, rank, dims);
+}
+void h5_write_f64(hid_t loc, const char *name, const double *data, int rank, const hsize_t *dims) {
+  write_any(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data, rank, dims);
+}
+
+static void *read_any(hid_t loc, const char *name, hid_t mem_type, size_t elem, int rank, hsize_t *dims_out) {
+  char fn[1024];
+  h5_filename(loc, fn, sizeof fn);
+  if (!h5_exists(loc, name)) amd_fatal("'%s': dataset '%s' is missing", fn, name);
+  hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+  if (d < 0) amd_fatal("'%s': cannot open dataset '%s'", fn, name);
+  hid_t space = H5Dget_space(d);
+  int r = H5Sget_simple_extent_ndims(space);
+  if (r != rank) amd_fatal("'%s': dataset '%s' has %d dimensions, expected %d", fn, name, r, rank);
+  hsize_t dims[8];
+  H5Sget_simple_extent_dims(space, dims, NULL);
+  size_t n = 1;
+  for (int i = 0; i < rank; i++) n *= dims[i], dims_out[i] = dims[i];
+  void *buf = mallocCheck(n * elem);
+  if (n > 0 && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    amd_fatal("'%s': cannot read dataset '%s' (truncated or damaged file, or wrong type)", fn, name);
+  H5Sclose(space);
+  H5Dclose(d);
+  return buf;
+}
+
+float *h5_read_f32(hid_t loc, const char *name, int rank, hsize_t *dims_out) {
+  return read_any(loc, name, H5T_NATIVE_FLOAT, sizeof(float), rank, dims_out);
+}
+int *h5_read_i32(hid_t loc, const char *name, int rank, hsize_t *dims_out) {
+  return read_any(loc, name, H5T_NATIVE_INT, sizeof(int), rank, dims_out);
+}
+double *h5_read_f64(hid_t loc, const char *name, int rank, hsize_t *dims_out) {
+  return read_any(loc, name, H5T_NATIVE_DOUBLE, sizeof(double), rank, dims_out);
+}
+
+int h5_exists(hid_t loc, const char *path) {
+  /* H5Lexists needs every intermediate group to exist: walk the path one link at a time */
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; ; p++) {
+    if (*p == '/' || *p == '\0') {
+      char c = *p;
+      *p = '\0';
+      if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0) return 0;
+      if (c == '\0') return 1;
+      *p = c;
+    }
+  }
+}
+
+hid_t h5_group_create(hid_t loc, const char *name) {
+  char fn[1024];
+  hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (g < 0) amd_fatal("HDF5: cannot create group '%s' in '%s'", name, h5_filename(loc, fn, sizeof fn));
+  return g;
+}
+
+hid_t h5_group_open(hid_t loc, const char *name) {
+  char fn[1024];
+  if (!h5_exists(loc, name)) amd_fatal("'%s': group '%s' is missing", h5_filename(loc, fn, sizeof fn), name);
+  hid_t g = H5Gopen2(loc, name, H5P_DEFAULT);
+  if (g < 0) amd_fatal("'%s': cannot open group '%s'", h5_filename(loc, fn, sizeof fn), name);
+  return g;
+}

@@ -1,0 +1,48 @@
+/* h5.h: checked HDF5 helpers and the rules every amd file follows.
+ * Each file carries the attributes `format` ("amd-dataset", "amd-checkpoint", "amd-log",
+ * "amd-samples", "amd-eval"), `format_version`, `created_by` and `config`. h5_open refuses a missing,
+ * unreadable, foreign, wrong-kind or newer file with a message that says which. Every HDF5 call is
+ * checked; the library's own error stack printing is turned off so our messages stay readable.
+ * Not here: the layout of any particular kind of file. */
+#pragma once
+#include <hdf5.h>
+
+#define AMD_FORMAT_VERSION 1
+
+/* Creates (truncating) `path` and writes the standard attributes. */
+hid_t h5_create(const char *path, const char *format, const char *config_text);
+/* Opens an amd file read-only (rw = 0) or read-write; format NULL accepts any amd kind.
+ * The kind found is copied to kind_out (may be NULL, size >= 32). */
+hid_t h5_open(const char *path, const char *format, int rw, char *kind_out);
+void h5_close(hid_t file);
+/* A file access list with file locking off, so a reader (h5py, HDFView) never blocks the job. */
+hid_t h5_fapl(void);
+
+void h5_attr_write_str(hid_t obj, const char *name, const char *value);
+void h5_attr_write_i64(hid_t obj, const char *name, long long value);
+void h5_attr_write_f64(hid_t obj, const char *name, double value);
+int h5_attr_exists(hid_t obj, const char *name);
+char *h5_attr_read_str(hid_t obj, const char *name); /* caller frees */
+long long h5_attr_read_i64(hid_t obj, const char *name);
+double h5_attr_read_f64(hid_t obj, const char *name);
+
+/* Whole datasets, contiguous. dims has `rank` entries. */
+void h5_write_f32(hid_t loc, const char *name, const float *data, int rank, const hsize_t *dims);
+void h5_write_i32(hid_t loc, const char *name, const int *data, int rank, const hsize_t *dims);
+void h5_write_f64(hid_t loc, const char *name, const double *data, int rank, const hsize_t *dims);
+/* Reads a dataset of the given rank into a new buffer (caller frees), converting to the requested
+ * type; dims_out receives the shape. Fatal if it is missing or has another rank. */
+float *h5_read_f32(hid_t loc, const char *name, int rank, hsize_t *dims_out);
+int *h5_read_i32(hid_t loc, const char *name, int rank, hsize_t *dims_out);
+double *h5_read_f64(hid_t loc, const char *name, int rank, hsize_t *dims_out);
+int h5_exists(hid_t loc, const char *path);
+hid_t h5_group_create(hid_t loc, const char *name);
+hid_t h5_group_open(hid_t loc, const char *name);
+/* Path of the file an object lives in, for messages. */
+const char *h5_filename(hid_t obj, char *buf, size_t n);
+
+/* Checks an HDF5 return value (negative means failure) and names the object in the message. */
+#define h5Check(expr, ...)                    \
+  do {                                        \
+    if ((expr) < 0) amd_fatal(__VA_ARGS__);   \
+  } while (0)

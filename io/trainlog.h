@@ -1,0 +1,27 @@
+/* trainlog.h: the training log file (DESIGN section 6): /train/<column> extendable float64 1-D
+ * datasets, one row per optimizer step, column "step" first. Rows are buffered in memory and
+ * appended every log interval by opening the file, extending, writing and closing it again, so
+ * between flushes the file is closed and whole: h5py, pandas or HDFView can read it while the job
+ * runs (open with locking=False while a flush may be in progress). Rank 0 alone writes. */
+#pragma once
+
+#define TRAINLOG_MAX_COLS 64
+
+typedef struct {
+  char path[4096];
+  int ncols;
+  char cols[TRAINLOG_MAX_COLS][48];
+  double *buf; /* (cap, ncols) pending rows */
+  long nbuf, cap;
+} TrainLog;
+
+/* Creates the log (resume_step < 0) or reopens it for a resumed run, dropping rows whose step is
+ * beyond resume_step (they were logged after the checkpoint the run resumes from). On ranks other
+ * than 0 every call is a no-op. */
+void trainlog_open(TrainLog *l, const char *path, const char *config_text, const char *const *cols, int ncols,
+                   long resume_step);
+void trainlog_append(TrainLog *l, const double *row);
+void trainlog_flush(TrainLog *l);
+void trainlog_close(TrainLog *l);
+/* Records an event (e.g. "nan", "resume") as a row of /events: step and a text message. */
+void trainlog_event(TrainLog *l, long step, const char *message);

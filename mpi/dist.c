@@ -1,0 +1,75 @@
+/* dist.c: MPI setup, prompt partition and the data-parallel reductions. */
+#include "dist.h"
+
+#include <stdlib.h>
+
+#include "common.h"
+#include "ops.h"
+
+void dist_init(int *argc, char ***argv) {
+  int provided = 0;
+  mpiCheck(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  /* errors come back as codes, so mpiCheck can name the failing call */
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+void dist_finalize(void) { MPI_Finalize(); }
+
+int dist_rank(void) {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+
+int dist_size(void) {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+void dist_split(long n, long *begin, long *end) {
+  long r = dist_rank(), p = dist_size();
+  *begin = n * r / p;
+  *end = n * (r + 1) / p;
+}
+
+void dist_allreduce_sum_f32(float *x, long n) {
+  if (dist_size() == 1) return;
+  if (ops == &ops_cpu) {
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    return;
+  }
+  float *host = mallocCheck(sizeof(float) * (size_t)n);
+  ops->to_host(host, x, sizeof(float) * (size_t)n);
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, host, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+  ops->to_device(x, host, sizeof(float) * (size_t)n);
+  free(host);
+}
+
+double dist_allreduce_sum_f64(double x) {
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  return x;
+}
+
+void dist_allreduce_sum_f64v(double *x, long n) {
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+}
+
+long dist_gather_rows(const float *x, const int *labels, long count, int row_len, float **x_out, int **labels_out) {
+  int size = dist_size(), rank = dist_rank(), c = (int)count;
+  int *counts = callocCheck((size_t)size, sizeof(int)), *displs = callocCheck((size_t)size, sizeof(int));
+  mpiCheck(MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  long total = 0;
+  for (int r = 0; r < size; r++) displs[r] = (int)total, total += counts[r];
+  *x_out = NULL, *labels_out = NULL;
+  if (rank == 0) {
+    *x_out = mallocCheck(sizeof(float) * (size_t)(total * row_len));
+    *labels_out = mallocCheck(sizeof(int) * (size_t)total);
+  }
+  mpiCheck(MPI_Gatherv(labels, c, MPI_INT, *labels_out, counts, displs, MPI_INT, 0, MPI_COMM_WORLD));
+  for (int r = 0; r < size; r++) counts[r] *= row_len, displs[r] *= row_len;
+  mpiCheck(MPI_Gatherv(x, c * row_len, MPI_FLOAT, *x_out, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD));
+  free(counts);
+  free(displs);
+  return rank == 0 ? total : 0;
+}

@@ -1,0 +1,30 @@
+/* dist.h: the rank layout and data-parallel communication. MPI is always linked; a run without
+ * mpirun is a one-rank job. Buffers passed here are host memory (device buffers are staged by the
+ * caller's backend). Not here: sharding (ZeRO, issue 5). */
+#pragma once
+#include <mpi.h>
+
+#define mpiCheck(expr)                                                          \
+  do {                                                                          \
+    int mpi_rc_ = (expr);                                                       \
+    if (mpi_rc_ != MPI_SUCCESS) {                                               \
+      char mpi_msg_[MPI_MAX_ERROR_STRING];                                      \
+      int mpi_len_ = 0;                                                         \
+      MPI_Error_string(mpi_rc_, mpi_msg_, &mpi_len_);                           \
+      amd_fatal("MPI call %s failed: %s", #expr, mpi_msg_);                     \
+    }                                                                           \
+  } while (0)
+
+void dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_size(void);
+/* This rank's contiguous share [begin, end) of n items (prompts), as even as possible. */
+void dist_split(long n, long *begin, long *end);
+/* In-place sum over ranks. The float version stages through the host for a device buffer. */
+void dist_allreduce_sum_f32(float *x, long n);
+double dist_allreduce_sum_f64(double x);
+void dist_allreduce_sum_f64v(double *x, long n);
+/* Gathers each rank's rows (count x row_len floats and ints) to rank 0, in rank order. Returns the
+ * total row count on rank 0 (0 elsewhere); out buffers are allocated on rank 0 (caller frees). */
+long dist_gather_rows(const float *x, const int *labels, long count, int row_len, float **x_out, int **labels_out);

@@ -1,0 +1,92 @@
+/* common.c: the fatal-error path, checked allocation and small utilities. */
+#include "common.h"
+
+#include <errno.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int amd_rank(void) {
+  int init = 0, fin = 0, rank = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (init && !fin) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+void amd_fatal_at(const char *file, int line, int status, const char *fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+  fprintf(stderr, "amd: error: %s\n  (rank %d, %s:%d)\n", msg, amd_rank(), file, line);
+  fflush(stderr);
+  int init = 0, fin = 0, size = 1;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (init && !fin) {
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    /* One rank: leave cleanly, so the exit status is ours. Several: take every rank down. */
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Finalize();
+  }
+  exit(status);
+}
+
+void *amd_malloc_at(size_t bytes, const char *file, int line) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (!p) amd_fatal_at(file, line, AMD_EXIT_ERROR, "out of memory allocating %zu bytes", bytes);
+  return p;
+}
+
+void *amd_calloc_at(size_t n, size_t size, const char *file, int line) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) amd_fatal_at(file, line, AMD_EXIT_ERROR, "out of memory allocating %zu x %zu bytes", n, size);
+  return p;
+}
+
+FILE *amd_fopen_at(const char *path, const char *mode, const char *file, int line) {
+  FILE *f = fopen(path, mode);
+  if (!f) amd_fatal_at(file, line, AMD_EXIT_ERROR, "cannot open '%s' (mode %s): %s", path, mode, strerror(errno));
+  return f;
+}
+
+void amd_log(const char *fmt, ...) {
+  if (amd_rank() != 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  fflush(stdout);
+}
+
+double amd_time(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int amd_file_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+void amd_mkdirs(const char *path) {
+  char buf[4096];
+  size_t n = strlen(path);
+  CHECK(n > 0 && n < sizeof buf, "directory path '%s' is empty or too long", path);
+  memcpy(buf, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char c = buf[i];
+    buf[i] = '\0';
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+      amd_fatal("cannot create directory '%s': %s", buf, strerror(errno));
+    buf[i] = c;
+  }
+}

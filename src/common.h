@@ -1,0 +1,43 @@
+/* common.h: error checking, allocation and small helpers shared by every file.
+ * Every failure goes through amd_fatal: it names the file, line and reason, then ends the whole job
+ * (MPI_Abort when more than one rank runs) so no rank is left waiting in a collective.
+ * Not here: anything about models, files or parallelism beyond "stop everything, loudly". */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define AMD_VERSION "0.1.0"
+
+/* Exit statuses a wrapper script can tell apart. */
+enum { AMD_EXIT_ERROR = 1, AMD_EXIT_USAGE = 2, AMD_EXIT_DIVERGED = 3 };
+
+void amd_fatal_at(const char *file, int line, int status, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+#define amd_fatal(...) amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_ERROR, __VA_ARGS__)
+#define amd_usage_error(...) amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_USAGE, __VA_ARGS__)
+
+/* Usage: CHECK(cond, "message %d", x): aborts with the message when cond is false. */
+#define CHECK(cond, ...) do { if (!(cond)) amd_fatal(__VA_ARGS__); } while (0)
+
+void *amd_malloc_at(size_t bytes, const char *file, int line);
+void *amd_calloc_at(size_t n, size_t size, const char *file, int line);
+#define mallocCheck(bytes) amd_malloc_at((bytes), __FILE__, __LINE__)
+#define callocCheck(n, size) amd_calloc_at((n), (size), __FILE__, __LINE__)
+
+FILE *amd_fopen_at(const char *path, const char *mode, const char *file, int line);
+#define fopenCheck(path, mode) amd_fopen_at((path), (mode), __FILE__, __LINE__)
+
+/* The rank of this process (0 before MPI_Init), used to prefix messages. */
+int amd_rank(void);
+/* Prints on rank 0 only. */
+void amd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+double amd_time(void); /* monotonic wall-clock seconds */
+
+/* Creates a directory and its parents; fatal on failure. */
+void amd_mkdirs(const char *path);
+int amd_file_exists(const char *path);
+
+static inline int amd_min_i(int a, int b) { return a < b ? a : b; }
+static inline int amd_max_i(int a, int b) { return a > b ? a : b; }

@@ -1,0 +1,390 @@
+/* config.c: typed `key = value` settings from defaults, a config file and key=value arguments.
+ * Every value is parsed against the command's cfg_key table and written straight into its struct
+ * field; every user mistake is a usage error (exit 2) that names the key, the value, what is
+ * allowed and where the value came from. Not here: any command's keys, or what they mean. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common.h"
+
+/* Room for any formatted value: a string field, or a double at 17 significant digits. */
+#define VALUE_MAX (CFG_STR_MAX + 64)
+
+static const cfg_key *find_key(const cfg_key *keys, const char *key) {
+  for (const cfg_key *k = keys; k->key; k++)
+    if (strcmp(k->key, key) == 0) return k;
+  return NULL;
+}
+
+static void range_text(const cfg_key *k, char *buf, size_t size) {
+  /* 10 digits print every int bound exactly and keep float bounds like 0.1 short. */
+  snprintf(buf, size, "[%.10g, %.10g]", k->lo, k->hi);
+}
+
+/* The allowed values, as help and error messages show them. */
+static void type_text(const cfg_key *k, char *buf, size_t size) {
+  char range[96];
+  range_text(k, range, sizeof range);
+  switch (k->type) {
+    case CFG_INT: snprintf(buf, size, "int %s", range); break;
+    case CFG_FLOAT: snprintf(buf, size, "float %s", range); break;
+    case CFG_BOOL: snprintf(buf, size, "bool"); break;
+    case CFG_STR: snprintf(buf, size, "string"); break;
+    case CFG_CHOICE: snprintf(buf, size, "%s", k->choices); break;
+    default: amd_fatal("config key '%s' has unknown type %d", k->key, (int)k->type);
+  }
+}
+
+static void bad_value(const cfg_key *k, const char *value, const char *origin, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+static void bad_value(const cfg_key *k, const char *value, const char *origin, const char *fmt, ...) {
+  char why[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  /* A pasted megabyte of junk would bury the reason; its start is enough to recognise it. */
+  size_t len = strlen(value);
+  int shown = len > 80 ? 60 : (int)len;
+  amd_usage_error("config key '%s' = '%.*s%s' (%s): %s", k->key, shown, value, len > 80 ? "..." : "",
+                  origin, why);
+}
+
+/* Levenshtein distance, to suggest the key the user probably meant. */
+static size_t edit_distance(const char *a, const char *b) {
+  size_t n = strlen(a), m = strlen(b);
+  size_t *prev = mallocCheck((m + 1) * sizeof *prev), *cur = mallocCheck((m + 1) * sizeof *cur);
+  for (size_t j = 0; j <= m; j++) prev[j] = j;
+  for (size_t i = 1; i <= n; i++) {
+    cur[0] = i;
+    for (size_t j = 1; j <= m; j++) {
+      size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+      size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+      cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+    }
+    size_t *t = prev;
+    prev = cur;
+    cur = t;
+  }
+  size_t d = prev[m];
+  free(prev);
+  free(cur);
+  return d;
+}
+
+static const char *last_part(const char *key) {
+  const char *dot = strrchr(key, '.');
+  return dot ? dot + 1 : key;
+}
+
+/* A typo (edit distance <= 2) is the likeliest mistake; failing that, the right name under the
+ * wrong section ("lr" or "train.lr" for "optim.lr"). */
+static const char *suggest_key(const cfg_key *keys, const char *key) {
+  const char *best = NULL;
+  size_t best_d = 3;
+  for (const cfg_key *k = keys; k->key; k++) {
+    size_t d = edit_distance(key, k->key);
+    if (d < best_d) {
+      best = k->key;
+      best_d = d;
+    }
+  }
+  if (best) return best;
+  for (const cfg_key *k = keys; k->key; k++)
+    if (strcmp(last_part(k->key), last_part(key)) == 0) return k->key;
+  return NULL;
+}
+
+static int starts_or_ends_with_space(const char *s) {
+  size_t n = strlen(s);
+  return n > 0 && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]));
+}
+
+static int parse_int(const cfg_key *k, const char *value, const char *origin) {
+  char range[96];
+  range_text(k, range, sizeof range);
+  char *end;
+  errno = 0;
+  long v = strtol(value, &end, 10);
+  /* strtol skips leading spaces and stops at junk; the whole text must be the number. */
+  if (end == value || *end != '\0' || isspace((unsigned char)value[0]))
+    bad_value(k, value, origin, "not an integer; expected a whole number in %s", range);
+  if (errno == ERANGE || v < INT_MIN || v > INT_MAX || (double)v < k->lo || (double)v > k->hi)
+    bad_value(k, value, origin, "out of range %s", range);
+  return (int)v;
+}
+
+static double parse_float(const cfg_key *k, const char *value, const char *origin) {
+  char range[96];
+  range_text(k, range, sizeof range);
+  char *end;
+  double v = strtod(value, &end);
+  if (end == value || *end != '\0' || isspace((unsigned char)value[0]))
+    bad_value(k, value, origin, "not a number; expected a number in %s", range);
+  /* strtod accepts "nan" and "inf", and overflows to inf: none of them is a setting. */
+  if (!isfinite(v)) bad_value(k, value, origin, "not a finite number; expected a number in %s", range);
+  if (v < k->lo || v > k->hi) bad_value(k, value, origin, "out of range %s", range);
+  return v;
+}
+
+static int parse_bool(const cfg_key *k, const char *value, const char *origin) {
+  static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
+  for (int i = 0; i < 4; i++) {
+    if (strcasecmp(value, yes[i]) == 0) return 1;
+    if (strcasecmp(value, no[i]) == 0) return 0;
+  }
+  bad_value(k, value, origin, "not a bool; expected true/false, yes/no, on/off or 1/0");
+}
+
+static int is_choice(const char *choices, const char *value) {
+  size_t n = strlen(value);
+  for (const char *c = choices; c;) {
+    const char *bar = strchr(c, '|');
+    size_t len = bar ? (size_t)(bar - c) : strlen(c);
+    if (len == n && strncmp(c, value, n) == 0) return 1;
+    c = bar ? bar + 1 : NULL;
+  }
+  return 0;
+}
+
+static void set_text(const cfg_key *k, char *field, const char *value, const char *origin) {
+  size_t len = strlen(value);
+  if (len >= CFG_STR_MAX)
+    bad_value(k, value, origin, "too long (%zu characters; at most %d)", len, CFG_STR_MAX - 1);
+  if (k->type == CFG_CHOICE && !is_choice(k->choices, value))
+    bad_value(k, value, origin, "not one of %s", k->choices);
+  /* cfg_to_text must reparse to the same struct, and a config file line cannot hold these. */
+  for (const char *c = value; *c; c++)
+    if (*c == '#' || (iscntrl((unsigned char)*c) && *c != '\t'))
+      bad_value(k, value, origin, "a string may not contain '#' or control characters");
+  if (starts_or_ends_with_space(value))
+    bad_value(k, value, origin, "a string may not start or end with a space");
+  /* Zero the tail so two structs holding the same settings compare equal byte for byte. */
+  memset(field, 0, CFG_STR_MAX);
+  memcpy(field, value, len);
+}
+
+void cfg_set(const cfg_key *keys, void *dst, const char *key, const char *value, const char *origin) {
+  const cfg_key *k = find_key(keys, key);
+  if (!k) {
+    const char *hint = suggest_key(keys, key);
+    if (hint)
+      amd_usage_error("unknown config key '%s' (%s); did you mean '%s'?", key, origin, hint);
+    amd_usage_error("unknown config key '%s' (%s); --help lists every key", key, origin);
+  }
+  char *field = (char *)dst + k->offset;
+  switch (k->type) {
+    case CFG_INT: *(int *)field = parse_int(k, value, origin); break;
+    case CFG_FLOAT: *(double *)field = parse_float(k, value, origin); break;
+    case CFG_BOOL: *(int *)field = parse_bool(k, value, origin); break;
+    case CFG_STR:
+    case CFG_CHOICE: set_text(k, field, value, origin); break;
+    default: amd_fatal("config key '%s' has unknown type %d", k->key, (int)k->type);
+  }
+}
+
+void cfg_defaults(const cfg_key *keys, void *dst) {
+  for (const cfg_key *k = keys; k->key; k++) {
+    /* Mistakes in a table are the programmer's; catch them the first time the table is used. */
+    CHECK(k->def, "config key '%s' has no default", k->key);
+    CHECK(find_key(keys, k->key) == k, "config table lists key '%s' twice", k->key);
+    CHECK(k->type != CFG_CHOICE || k->choices, "config key '%s' is a choice with no choices", k->key);
+    cfg_set(keys, dst, k->key, k->def, "default");
+  }
+}
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s)) s++;
+  size_t n = strlen(s);
+  while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
+  return s;
+}
+
+void cfg_load_text(const cfg_key *keys, void *dst, const char *text, const char *origin) {
+  size_t n = strlen(text);
+  char *buf = mallocCheck(n + 1);
+  memcpy(buf, text, n + 1);
+  char *key = mallocCheck(n + 2); /* section + '.' + key never exceeds the text itself */
+  size_t where_size = strlen(origin) + 24;
+  char *where = mallocCheck(where_size);
+  const char *section = NULL; /* points into buf, which outlives the loop */
+  int lineno = 0;
+  for (char *line = buf, *next; line; line = next) {
+    lineno++;
+    next = strchr(line, '\n');
+    if (next) *next++ = '\0';
+    char *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char *s = trim(line);
+    if (*s == '\0') continue;
+    snprintf(where, where_size, "%s:%d", origin, lineno);
+    if (*s == '[') {
+      size_t len = strlen(s);
+      if (s[len - 1] != ']') amd_usage_error("%s: section line '%s' has no closing ']'", where, s);
+      s[len - 1] = '\0';
+      section = trim(s + 1);
+      if (*section == '\0') amd_usage_error("%s: empty section name '[]'", where);
+      continue;
+    }
+    char *eq = strchr(s, '=');
+    if (!eq) amd_usage_error("%s: expected 'key = value' or '[section]', got '%s'", where, s);
+    *eq = '\0';
+    char *name = trim(s), *value = trim(eq + 1);
+    if (*name == '\0') amd_usage_error("%s: no key before '=' (value '%s')", where, value);
+    if (section) snprintf(key, n + 2, "%s.%s", section, name);
+    else snprintf(key, n + 2, "%s", name);
+    cfg_set(keys, dst, key, value, where);
+  }
+  free(where);
+  free(key);
+  free(buf);
+}
+
+static char *read_all(const char *path, size_t *size) {
+  FILE *f = fopenCheck(path, "rb");
+  size_t cap = 4096, n = 0;
+  char *buf = mallocCheck(cap);
+  for (;;) {
+    n += fread(buf + n, 1, cap - 1 - n, f);
+    if (n < cap - 1) break;
+    char *bigger = realloc(buf, cap * 2);
+    CHECK(bigger, "out of memory reading '%s' (%zu bytes so far)", path, n);
+    buf = bigger;
+    cap *= 2;
+  }
+  CHECK(!ferror(f), "cannot read '%s'", path);
+  fclose(f);
+  buf[n] = '\0';
+  *size = n;
+  return buf;
+}
+
+void cfg_load_file(const cfg_key *keys, void *dst, const char *path) {
+  size_t size;
+  char *text = read_all(path, &size);
+  /* A NUL would silently end the text early: this is not a config file. */
+  if (strlen(text) != size) amd_usage_error("config file '%s' contains a NUL byte; is it text?", path);
+  cfg_load_text(keys, dst, text, path);
+  free(text);
+}
+
+static int is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
+
+void cfg_parse_args(const cfg_key *keys, void *dst, int argc, char **argv, const char *command,
+                    const char *summary) {
+  for (int i = 0; i < argc; i++) {
+    if (!is_help(argv[i])) continue;
+    if (amd_rank() == 0) cfg_print_help(keys, stdout, command, summary);
+    fflush(stdout);
+    /* Asking for help is a success; leave MPI cleanly so mpirun does not report a failure. */
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Finalize();
+    exit(0);
+  }
+  /* Check the shape of every argument before acting on any, so a typo is reported first. */
+  int first = argc > 0 && !strchr(argv[0], '=') && argv[0][0] != '-';
+  for (int i = first; i < argc; i++) {
+    if (argv[i][0] == '-')
+      amd_usage_error("unknown option '%s'; settings are key=value (amd %s --help lists them)", argv[i],
+                      command);
+    if (!strchr(argv[i], '='))
+      amd_usage_error("expected key=value, got '%s' (only the first argument may be a config file)",
+                      argv[i]);
+    if (argv[i][0] == '=') amd_usage_error("expected key=value, got '%s' (no key)", argv[i]);
+  }
+  cfg_defaults(keys, dst);
+  if (first) cfg_load_file(keys, dst, argv[0]);
+  for (int i = first; i < argc; i++) {
+    const char *eq = strchr(argv[i], '=');
+    size_t len = (size_t)(eq - argv[i]);
+    char *key = mallocCheck(len + 1);
+    memcpy(key, argv[i], len);
+    key[len] = '\0';
+    cfg_set(keys, dst, key, eq + 1, "command line");
+    free(key);
+  }
+}
+
+/* The value as a config file line holds it: ints in decimal, bools as words, doubles in the fewest
+ * digits (at least 9) that read back to the same double. */
+static void format_value(const cfg_key *k, const void *src, char *buf, size_t size) {
+  const char *field = (const char *)src + k->offset;
+  switch (k->type) {
+    case CFG_INT: snprintf(buf, size, "%d", *(const int *)field); break;
+    case CFG_FLOAT: {
+      double v = *(const double *)field;
+      for (int prec = 9; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+      }
+      break;
+    }
+    case CFG_BOOL: snprintf(buf, size, "%s", *(const int *)field ? "true" : "false"); break;
+    case CFG_STR:
+    case CFG_CHOICE: snprintf(buf, size, "%.*s", (int)strnlen(field, CFG_STR_MAX - 1), field); break;
+    default: amd_fatal("config key '%s' has unknown type %d", k->key, (int)k->type);
+  }
+}
+
+/* An empty string would be an invisible column in a table. */
+static const char *shown(const char *s) { return *s ? s : "\"\""; }
+
+void cfg_print_help(const cfg_key *keys, FILE *out, const char *command, const char *summary) {
+  fprintf(out, "usage: amd %s [FILE.cfg] [key=value ...]\n", command);
+  if (summary && *summary) fprintf(out, "%s\n", summary);
+  fprintf(out, "\nsettings: defaults, then FILE.cfg (`key = value` lines, `[section]` prefixes), "
+               "then key=value arguments; later ones win.\n");
+  char type[512];
+  int wkey = 3, wtype = 4, wdef = 7;
+  for (const cfg_key *k = keys; k->key; k++) {
+    type_text(k, type, sizeof type);
+    wkey = amd_max_i(wkey, (int)strlen(k->key));
+    wtype = amd_max_i(wtype, (int)strlen(type));
+    wdef = amd_max_i(wdef, (int)strlen(shown(k->def)));
+  }
+  fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wkey, "key", wtype, "type", wdef, "default", "meaning");
+  for (const cfg_key *k = keys; k->key; k++) {
+    type_text(k, type, sizeof type);
+    fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wkey, k->key, wtype, type, wdef, shown(k->def),
+            k->help ? k->help : "");
+  }
+}
+
+char *cfg_to_text(const cfg_key *keys, const void *src) {
+  char value[VALUE_MAX];
+  size_t total = 1;
+  for (const cfg_key *k = keys; k->key; k++) {
+    format_value(k, src, value, sizeof value);
+    total += strlen(k->key) + strlen(value) + 4; /* " = " and '\n' */
+  }
+  char *text = mallocCheck(total), *p = text;
+  *p = '\0';
+  for (const cfg_key *k = keys; k->key; k++) {
+    format_value(k, src, value, sizeof value);
+    p += sprintf(p, "%s = %s\n", k->key, value);
+  }
+  return text;
+}
+
+void cfg_print_table(const cfg_key *keys, const void *src, const char *title) {
+  if (amd_rank() != 0) return;
+  int w = 0;
+  for (const cfg_key *k = keys; k->key; k++) w = amd_max_i(w, (int)strlen(k->key));
+  amd_log("%s\n", title);
+  char value[VALUE_MAX];
+  for (const cfg_key *k = keys; k->key; k++) {
+    format_value(k, src, value, sizeof value);
+    amd_log("  %-*s  %s\n", w, k->key, shown(value));
+  }
+}

@@ -1,0 +1,16 @@
+/* layers.c: the linear layer on the backend GEMM. */
+#include "layers.h"
+
+#include "ops.h"
+
+void linear_forward(float *out, const float *inp, const float *W, const float *b, int B, int I, int O) {
+  ops->gemm(0, 1, B, O, I, 1.0f, inp, W, 0.0f, out);
+  if (b) ops->bias_add(out, b, B, O);
+}
+
+void linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                     const float *W, int B, int I, int O) {
+  if (dinp) ops->gemm(0, 0, B, I, O, 1.0f, dout, W, 1.0f, dinp); /* (B, I) += dout (B, O) W (O, I) */
+  if (dW) ops->gemm(1, 0, O, I, B, 1.0f, dout, inp, 1.0f, dW);   /* (O, I) += dout^T inp */
+  if (db) ops->bias_backward(db, dout, B, O);
+}

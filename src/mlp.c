@@ -1,0 +1,152 @@
+/* mlp.c: the `mlp` velocity network for vector data (toy 2-D mixtures).
+ *   cond = Linear(SiLU(Linear(sinusoidal(t)))) + class_emb[c]       (class num_classes = null)
+ *   h_0  = Linear(x) + cond
+ *   h_l+1 = h_l + Linear(SiLU(Linear(SiLU(h_l))))                   l = 0 .. depth-1
+ *   v    = Linear(SiLU(h_depth))
+ * Time enters as 1000 t so the sinusoids resolve the [0, 1] interval as in DDPM-style embeddings. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "layers.h"
+#include "model.h"
+#include "ops.h"
+
+typedef struct {
+  /* parameter offsets into the flat buffer */
+  long t1w, t1b, t2w, t2b, cemb, inw, inb, outw, outb;
+  long *w1, *b1, *w2, *b2; /* per block */
+  /* activations for the last forward, each (B, width) unless noted */
+  float *x;     /* (B, dim) input, kept for backward */
+  int *labels;  /* (B) */
+  float *tfeat; /* (B, temb_dim) */
+  float *tpre, *tact, *cond;
+  float *h;    /* (depth + 1, B, width) residual stream */
+  float *a1, *z1, *a2; /* (depth, B, width) */
+  float *hf;   /* SiLU(h_depth) */
+  /* gradient scratch */
+  float *dh, *dz, *da, *dcond, *dtact, *dtpre;
+  int B;
+} Mlp;
+
+#define P(off) (m->params + (off))
+#define G(off) (m->grads + (off))
+
+static void mlp_forward(Model *m, float *out, const float *x, const float *t, const int *labels, int B) {
+  Mlp *a = m->impl;
+  const ModelConfig *c = &m->cfg;
+  int H = c->width, D = c->dim;
+  long BH = (long)B * H;
+  CHECK(B <= m->max_batch, "mlp forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
+  a->B = B;
+  ops->copy(a->x, x, sizeof(float) * (size_t)B * D);
+  ops->copy(a->labels, labels, sizeof(int) * (size_t)B);
+  ops->timestep_embedding(a->tfeat, t, B, c->temb_dim, 1000.0f, 10000.0f);
+  linear_forward(a->tpre, a->tfeat, P(a->t1w), P(a->t1b), B, c->temb_dim, H);
+  ops->silu_forward(a->tact, a->tpre, BH);
+  linear_forward(a->cond, a->tact, P(a->t2w), P(a->t2b), B, H, H);
+  ops->embedding_forward(a->dcond, P(a->cemb), labels, B, H); /* dcond as scratch */
+  ops->axpy(a->cond, 1.0f, a->dcond, BH);
+  linear_forward(a->h, x, P(a->inw), P(a->inb), B, D, H);
+  ops->axpy(a->h, 1.0f, a->cond, BH);
+  for (int l = 0; l < c->depth; l++) {
+    float *h = a->h + l * BH, *hn = h + BH;
+    float *a1 = a->a1 + l * BH, *z1 = a->z1 + l * BH, *a2 = a->a2 + l * BH;
+    ops->silu_forward(a1, h, BH);
+    linear_forward(z1, a1, P(a->w1[l]), P(a->b1[l]), B, H, H);
+    ops->silu_forward(a2, z1, BH);
+    linear_forward(hn, a2, P(a->w2[l]), P(a->b2[l]), B, H, H);
+    ops->axpy(hn, 1.0f, h, BH);
+  }
+  ops->silu_forward(a->hf, a->h + c->depth * BH, BH);
+  linear_forward(out, a->hf, P(a->outw), P(a->outb), B, H, D);
+}
+
+static void mlp_backward(Model *m, float *dx, const float *dout, int B) {
+  Mlp *a = m->impl;
+  const ModelConfig *c = &m->cfg;
+  int H = c->width, D = c->dim;
+  long BH = (long)B * H;
+  CHECK(B == a->B, "mlp backward: batch %d differs from the forward batch %d", B, a->B);
+  /* dh holds d loss / d h_l as l walks down */
+  ops->fill(a->dz, 0.0f, BH);
+  linear_backward(a->dz, G(a->outw), G(a->outb), dout, a->hf, P(a->outw), B, H, D);
+  ops->fill(a->dh, 0.0f, BH);
+  ops->silu_backward(a->dh, a->dz, a->h + c->depth * BH, BH);
+  for (int l = c->depth - 1; l >= 0; l--) {
+    float *h = a->h + l * BH, *a1 = a->a1 + l * BH, *z1 = a->z1 + l * BH, *a2 = a->a2 + l * BH;
+    ops->fill(a->da, 0.0f, BH);
+    linear_backward(a->da, G(a->w2[l]), G(a->b2[l]), a->dh, a2, P(a->w2[l]), B, H, H);
+    ops->fill(a->dz, 0.0f, BH);
+    ops->silu_backward(a->dz, a->da, z1, BH);
+    ops->fill(a->da, 0.0f, BH);
+    linear_backward(a->da, G(a->w1[l]), G(a->b1[l]), a->dz, a1, P(a->w1[l]), B, H, H);
+    ops->silu_backward(a->dh, a->da, h, BH); /* the residual path keeps dh itself */
+  }
+  linear_backward(dx, G(a->inw), G(a->inb), a->dh, a->x, P(a->inw), B, D, H);
+  ops->embedding_backward(G(a->cemb), a->dh, a->labels, B, H);
+  ops->fill(a->dtact, 0.0f, BH);
+  linear_backward(a->dtact, G(a->t2w), G(a->t2b), a->dh, a->tact, P(a->t2w), B, H, H);
+  ops->fill(a->dtpre, 0.0f, BH);
+  ops->silu_backward(a->dtpre, a->dtact, a->tpre, BH);
+  linear_backward(NULL, G(a->t1w), G(a->t1b), a->dtpre, a->tfeat, P(a->t1w), B, c->temb_dim, H);
+}
+
+static void mlp_free(Model *m) {
+  Mlp *a = m->impl;
+  float *bufs[] = {a->x, a->tfeat, a->tpre, a->tact, a->cond, a->h, a->a1, a->z1, a->a2, a->hf,
+                   a->dh, a->dz, a->da, a->dcond, a->dtact, a->dtpre};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  ops->free(a->labels);
+  free(a->w1), free(a->w2), free(a->b1), free(a->b2);
+  free(a);
+}
+
+static long add2(Model *m, const char *name, int r, int c) { return model_add_tensor(m, name, 2, (int[]){r, c}); }
+static long add1(Model *m, const char *name, int n) { return model_add_tensor(m, name, 1, (int[]){n}); }
+
+Model *mlp_create(Model *m) {
+  const ModelConfig *c = &m->cfg;
+  int H = c->width, D = c->dim, L = c->depth, B = m->max_batch;
+  Mlp *a = callocCheck(1, sizeof *a);
+  a->w1 = callocCheck((size_t)L + 1, sizeof(long));
+  a->b1 = callocCheck((size_t)L + 1, sizeof(long));
+  a->w2 = callocCheck((size_t)L + 1, sizeof(long));
+  a->b2 = callocCheck((size_t)L + 1, sizeof(long));
+  a->t1w = add2(m, "time.fc1.w", H, c->temb_dim);
+  a->t1b = add1(m, "time.fc1.b", H);
+  a->t2w = add2(m, "time.fc2.w", H, H);
+  a->t2b = add1(m, "time.fc2.b", H);
+  a->cemb = add2(m, "class.emb", c->num_classes + 1, H);
+  a->inw = add2(m, "in.w", H, D);
+  a->inb = add1(m, "in.b", H);
+  for (int l = 0; l < L; l++) {
+    char name[MODEL_NAME_MAX];
+    snprintf(name, sizeof name, "block%d.fc1.w", l), a->w1[l] = add2(m, name, H, H);
+    snprintf(name, sizeof name, "block%d.fc1.b", l), a->b1[l] = add1(m, name, H);
+    snprintf(name, sizeof name, "block%d.fc2.w", l), a->w2[l] = add2(m, name, H, H);
+    snprintf(name, sizeof name, "block%d.fc2.b", l), a->b2[l] = add1(m, name, H);
+  }
+  a->outw = add2(m, "out.w", D, H);
+  a->outb = add1(m, "out.b", D);
+
+  size_t f = sizeof(float), BH = (size_t)B * H;
+  m->params = ops->alloc(f * (size_t)m->num_params);
+  m->grads = ops->alloc(f * (size_t)m->num_params);
+  a->x = ops->alloc(f * (size_t)B * D);
+  a->labels = ops->alloc(sizeof(int) * (size_t)B);
+  a->tfeat = ops->alloc(f * (size_t)B * c->temb_dim);
+  a->tpre = ops->alloc(f * BH), a->tact = ops->alloc(f * BH), a->cond = ops->alloc(f * BH);
+  a->h = ops->alloc(f * BH * (size_t)(L + 1));
+  a->a1 = ops->alloc(f * BH * (size_t)(L ? L : 1));
+  a->z1 = ops->alloc(f * BH * (size_t)(L ? L : 1));
+  a->a2 = ops->alloc(f * BH * (size_t)(L ? L : 1));
+  a->hf = ops->alloc(f * BH);
+  a->dh = ops->alloc(f * BH), a->dz = ops->alloc(f * BH), a->da = ops->alloc(f * BH);
+  a->dcond = ops->alloc(f * BH), a->dtact = ops->alloc(f * BH), a->dtpre = ops->alloc(f * BH);
+  m->impl = a;
+  m->forward = mlp_forward;
+  m->backward = mlp_backward;
+  m->free_impl = mlp_free;
+  return m;
+}

@@ -1,0 +1,55 @@
+/* model.h: what every network looks like to training, sampling, checkpoints and distillation.
+ * A model owns one flat parameter buffer and one gradient buffer of the same layout (backend
+ * memory); `tensors` names the views into it. forward caches what backward needs for the batch it
+ * was last called with. Methods never look past this interface, so they drive an `mlp` or, later,
+ * a `dit` the same way. */
+#pragma once
+#include <stdint.h>
+
+#define MODEL_MAX_TENSORS 256
+#define MODEL_NAME_MAX 48
+
+typedef struct {
+  char name[MODEL_NAME_MAX];
+  long offset; /* into the flat buffer, in floats */
+  int ndim;
+  int shape[4];
+} TensorInfo;
+
+/* Architecture hyperparameters; stored with every checkpoint so a model can be rebuilt from it. */
+typedef struct {
+  char kind[16];   /* "mlp" */
+  int dim;         /* elements per sample (2 for toy 2-D data) */
+  int num_classes; /* the null class for guidance is row num_classes of the class table */
+  int width;       /* hidden width */
+  int depth;       /* residual blocks */
+  int temb_dim;    /* sinusoidal timestep features */
+} ModelConfig;
+
+typedef struct Model Model;
+struct Model {
+  ModelConfig cfg;
+  long num_params;
+  float *params; /* (num_params) backend memory */
+  float *grads;  /* (num_params) backend memory, same layout */
+  int num_tensors;
+  TensorInfo tensors[MODEL_MAX_TENSORS];
+  int max_batch;
+  void *impl;
+  /* out (B, dim) = v_theta(x (B, dim), t (B), labels (B)); B <= max_batch */
+  void (*forward)(Model *m, float *out, const float *x, const float *t, const int *labels, int B);
+  /* adds d loss / d params into grads, and d loss / d x into dx when dx is not NULL */
+  void (*backward)(Model *m, float *dx, const float *dout, int B);
+  void (*free_impl)(Model *m);
+};
+
+/* Builds a model of cfg->kind with zeroed parameters and room for batches up to max_batch. */
+Model *model_create(const ModelConfig *cfg, int max_batch);
+void model_free(Model *m);
+/* Fills parameters from the Philox stream RNG_INIT keyed by seed (host-side, then uploaded). */
+void model_init_params(Model *m, uint64_t seed);
+void model_zero_grad(Model *m);
+/* Registers a tensor in the layout; returns its offset. Used by model builders. */
+long model_add_tensor(Model *m, const char *name, int ndim, const int *shape);
+/* Checks cfg values and that the kind exists; fatal with the field named otherwise. */
+void model_config_check(const ModelConfig *cfg);

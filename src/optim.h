@@ -1,0 +1,26 @@
+/* optim.h: AdamW over a network's flat parameter vector, with global-norm gradient clipping and the
+ * learning-rate schedule. The moments share the parameter layout, so a checkpoint or a ZeRO shard
+ * is one (offset, length) range of each. */
+#pragma once
+
+typedef struct {
+  double lr, lr_min;   /* peak and final learning rate */
+  long warmup;         /* linear warmup steps */
+  int cosine;          /* 1: cosine decay from lr to lr_min over total_steps; 0: constant */
+  long total_steps;
+  double beta1, beta2, eps, weight_decay;
+  double grad_clip;    /* global-norm clip; 0 disables */
+} AdamWConfig;
+
+typedef struct {
+  long n;
+  float *m, *v; /* (n) backend memory */
+} AdamW;
+
+AdamW *adamw_create(long n);
+void adamw_free(AdamW *o);
+/* Learning rate at (0-based) step. */
+double adamw_lr(const AdamWConfig *c, long step);
+/* One update at (0-based) step with a gradient whose global norm is grad_norm; returns the clip
+ * scale applied (1 when not clipped). */
+double adamw_update(AdamW *o, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm);
