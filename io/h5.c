@@ -116,6 +116,7 @@ char *h5_attr_read_str(hid_t obj, const char *name) {
     char *v = NULL;
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t));
     h5Check(H5Aread(a, mt, &v), "'%s': cannot read attribute '%s'", h5_filename(obj, fn, sizeof fn), name);
     out = strdup(v ? v : "");
     hid_t space = H5Aget_space(a);
@@ -127,6 +128,7 @@ char *h5_attr_read_str(hid_t obj, const char *name) {
     out = callocCheck(n + 1, 1);
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, n + 1);
+    H5Tset_cset(mt, H5Tget_cset(t));
     h5Check(H5Aread(a, mt, out), "'%s': cannot read attribute '%s'", h5_filename(obj, fn, sizeof fn), name);
     H5Tclose(mt);
   }

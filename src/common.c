@@ -90,3 +90,12 @@ void amd_mkdirs(const char *path) {
     buf[i] = c;
   }
 }
+
+void amd_mkdirs_parent(const char *file_path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", file_path);
+  char *slash = strrchr(buf, '/');
+  if (!slash || slash == buf) return;
+  *slash = '\0';
+  amd_mkdirs(buf);
+}

@@ -37,6 +37,8 @@ double amd_time(void); /* monotonic wall-clock seconds */
 
 /* Creates a directory and its parents; fatal on failure. */
 void amd_mkdirs(const char *path);
+/* Creates the directory that will hold file_path, if any. */
+void amd_mkdirs_parent(const char *file_path);
 int amd_file_exists(const char *path);
 
 static inline int amd_min_i(int a, int b) { return a < b ? a : b; }

@@ -66,3 +66,6 @@ extern const amd_ops ops_cpu;
 
 /* device: "cpu", "cuda" or "auto" (CUDA when built and a GPU is present, else the CPU). */
 void ops_select(const char *device);
+/* ops_select plus the OpenMP/OpenBLAS thread count (threads <= 0: this node's cores divided among
+ * its ranks); returns the thread count used. */
+int backend_init(const char *device, int threads);

@@ -1,0 +1,161 @@
+/* cmd_sample.c: `amd sample`: draws samples from a trained velocity network with the Euler or Heun
+ * sampler (N steps, classifier-free guidance, timestep shift) and writes a samples file; for 2-D
+ * data also a PNG scatter plot coloured by class over the true mode centres. Ranks split the
+ * samples; noise is keyed by the global sample index, so the file is the same at any rank count. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "commands.h"
+#include "common.h"
+#include "config.h"
+#include "dataset.h"
+#include "dist.h"
+#include "flow.h"
+#include "h5.h"
+#include "model.h"
+#include "ops.h"
+#include "philox.h"
+#include "png.h"
+
+typedef struct {
+  char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX], png[CFG_STR_MAX];
+  char data[CFG_STR_MAX], device[CFG_STR_MAX];
+  int n, cls, steps, seed, batch, threads;
+  double cfg, shift, plot_range;
+} SampleConfig;
+
+#define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(SampleConfig, field), def, lo, hi, choices, help}
+static const cfg_key sample_keys[] = {
+    K("ckpt", CFG_STR, ckpt, "", 0, 0, NULL, "checkpoint file, or a run folder (its newest checkpoint); required"),
+    K("net", CFG_STR, net, "teacher", 0, 0, NULL, "network in the checkpoint to sample"),
+    K("out", CFG_STR, out, "samples.h5", 0, 0, NULL, "samples file to write"),
+    K("n", CFG_INT, n, "4096", 1, 100000000, NULL, "number of samples"),
+    K("class", CFG_INT, cls, "-1", -1, 1000000, NULL, "class of every sample; -1 = classes in turn (mixed)"),
+    K("sampler", CFG_CHOICE, sampler, "euler", 0, 0, "euler|heun", "ODE integrator"),
+    K("steps", CFG_INT, steps, "50", 1, 100000, NULL, "integration steps N"),
+    K("cfg", CFG_FLOAT, cfg, "1.0", 0, 100, NULL, "classifier-free guidance scale w (1 = conditional only)"),
+    K("shift", CFG_FLOAT, shift, "1.0", 0.01, 100, NULL, "timestep shift (>1 spends more steps at high noise)"),
+    K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the starting noise"),
+    K("batch", CFG_INT, batch, "1024", 1, 1 << 20, NULL, "samples per forward pass on each rank"),
+    K("png", CFG_STR, png, "", 0, 0, NULL, "2-D data: also write a scatter plot here"),
+    K("plot.range", CFG_FLOAT, plot_range, "1.2", 1e-3, 1e6, NULL, "scatter plot shows [-range, range]^2"),
+    K("data", CFG_STR, data, "", 0, 0, NULL, "dataset for the plot's mode centres; default: the checkpoint's"),
+    K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend"),
+    K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
+    CFG_END};
+#undef K
+
+typedef struct {
+  const SampleConfig *c;
+  const char *ckpt_path, *data_path;
+  int nfe;
+  double seconds;
+} SampleInfo;
+
+static void write_sample_attrs(hid_t f, const void *ctx) {
+  const SampleInfo *s = ctx;
+  h5_attr_write_str(f, "checkpoint", s->ckpt_path);
+  h5_attr_write_str(f, "net", s->c->net);
+  h5_attr_write_str(f, "data", s->data_path);
+  h5_attr_write_str(f, "sampler", s->c->sampler);
+  h5_attr_write_i64(f, "steps", s->c->steps);
+  h5_attr_write_f64(f, "cfg", s->c->cfg);
+  h5_attr_write_f64(f, "shift", s->c->shift);
+  h5_attr_write_i64(f, "seed", s->c->seed);
+  h5_attr_write_i64(f, "nfe", s->nfe);
+  h5_attr_write_f64(f, "seconds", s->seconds);
+  h5_attr_write_f64(f, "samples_per_s", s->seconds > 0 ? (double)s->c->n / s->seconds : 0.0);
+}
+
+int cmd_sample(int argc, char **argv) {
+  SampleConfig c;
+  cfg_parse_args(sample_keys, &c, argc, argv, "sample", "Samples a trained network to a samples file.");
+  if (!c.ckpt[0]) amd_usage_error("config key 'ckpt' is required: a checkpoint file or run folder");
+  backend_init(c.device, c.threads);
+  char ckpt_path[4200];
+  snprintf(ckpt_path, sizeof ckpt_path, "%s", c.ckpt);
+  if (amd_file_exists(c.ckpt) && !strstr(c.ckpt, ".h5") && ckpt_latest(c.ckpt, ckpt_path, sizeof ckpt_path) < 0)
+    amd_fatal("run folder '%s' holds no checkpoint", c.ckpt);
+
+  ModelConfig mc;
+  ckpt_read_model_config(ckpt_path, c.net, &mc);
+  if (c.cls >= mc.num_classes)
+    amd_usage_error("config key 'class' = %d: the model has %d classes (0..%d, or -1 for mixed)", c.cls,
+                    mc.num_classes, mc.num_classes - 1);
+  int per_call = c.batch < c.n ? c.batch : c.n;
+  Model *model = model_create(&mc, c.cfg != 1.0 ? 2 * per_call : per_call);
+  CkptState st;
+  CkptNet net = {c.net, model, NULL};
+  ckpt_load(ckpt_path, &st, &net, 1);
+  char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_data_path(ckpt_path);
+
+  long i0, i1;
+  dist_split(c.n, &i0, &i1);
+  long local = i1 - i0;
+  int D = mc.dim;
+  float *x_host = mallocCheck(sizeof(float) * (size_t)(local ? local : 1) * D);
+  int *labels = mallocCheck(sizeof(int) * (size_t)(local ? local : 1));
+  for (long i = 0; i < local; i++) labels[i] = c.cls >= 0 ? c.cls : (int)((i0 + i) % mc.num_classes);
+
+  Sampler *s = sampler_create(model, c.cfg, per_call);
+  float *x = ops->alloc(sizeof(float) * (size_t)per_call * D);
+  double *grid = mallocCheck(sizeof(double) * (size_t)(c.steps + 1));
+  flow_time_grid(grid, c.steps, c.shift);
+  int nfe = 0;
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = amd_time();
+  for (long b = 0; b < local; b += per_call) {
+    int B = (int)(local - b < per_call ? local - b : per_call);
+    ops->randn(x, B, D, (uint64_t)c.seed, RNG_SAMPLE, 0, (uint32_t)(i0 + b));
+    nfe = strcmp(c.sampler, "heun") == 0 ? sample_heun(s, x, labels + b, B, grid, c.steps)
+                                         : sample_euler(s, x, labels + b, B, grid, c.steps);
+    ops->to_host(x_host + (size_t)b * D, x, sizeof(float) * (size_t)B * D);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  double seconds = amd_time() - t0;
+  MPI_Bcast(&nfe, 1, MPI_INT, 0, MPI_COMM_WORLD);
+
+  float *all_x;
+  int *all_labels;
+  long total = dist_gather_rows(x_host, labels, local, D, &all_x, &all_labels);
+  if (dist_rank() == 0) {
+    long bad = 0;
+    for (long i = 0; i < total * D; i++) bad += !isfinite(all_x[i]);
+    CHECK(bad == 0, "sampling produced %ld non-finite values: the checkpoint '%s' is damaged or diverged", bad, ckpt_path);
+    Dataset out = {.n = total, .ndim = 1, .shape = {D}, .dim = D, .num_classes = mc.num_classes, .x = all_x,
+                   .labels = all_labels};
+    snprintf(out.source, sizeof out.source, "amd sample %.16s %d steps", c.sampler, c.steps);
+    SampleInfo info = {&c, ckpt_path, data_path, nfe, seconds};
+    char *text = cfg_to_text(sample_keys, &c);
+    amd_mkdirs_parent(c.out);
+    dataset_write(c.out, &out, "amd-samples", text, write_sample_attrs, &info);
+    free(text);
+    printf("wrote %s: %ld samples, %s %d steps, cfg %g, NFE %d, %.3f s (%.0f samples/s)\n", c.out, total,
+           c.sampler, c.steps, c.cfg, nfe, seconds, total / (seconds + 1e-12));
+    if (c.png[0]) {
+      CHECK(D == 2, "png= draws 2-D data; these samples have %d dimensions", D);
+      Mixture mix;
+      int have_mix = 0;
+      if (data_path[0] && amd_file_exists(data_path)) {
+        hid_t f = h5_open(data_path, "amd-dataset", 0, NULL);
+        have_mix = dataset_read_mixture(f, &mix);
+        h5_close(f);
+      }
+      amd_mkdirs_parent(c.png);
+      png_scatter(c.png, all_x, all_labels, total, mc.num_classes, have_mix ? mix.means : NULL,
+                  have_mix ? mix.num_modes : 0, (float)-c.plot_range, (float)c.plot_range, 640);
+      printf("wrote %s\n", c.png);
+      if (have_mix) mixture_free(&mix);
+    }
+    free(all_x), free(all_labels);
+  }
+  free(grid), free(x_host), free(labels), free(data_path);
+  ops->free(x);
+  sampler_free(s);
+  model_free(model);
+  return 0;
+}

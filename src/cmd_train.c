@@ -1,0 +1,245 @@
+/* cmd_train.c: `amd train task=teacher`: trains the velocity network by rectified flow with label
+ * dropout (DESIGN section 3) as an MPI data-parallel job. One step:
+ *   each rank takes its contiguous share of the global batch (prompts split by rank), draws t, noise
+ *   and label dropout keyed by the global sample index, backpropagates the flow-matching loss with
+ *   gradients pre-divided by the global batch; gradients are summed over ranks (allreduce); the
+ *   global gradient norm is checked for NaN/Inf, clipped, and AdamW updates every replica alike.
+ * Rank 0 prints a status line and appends to the HDF5 log every log interval and writes a
+ * checkpoint every ckpt.every steps; resume=1 continues from the newest checkpoint of the run. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "commands.h"
+#include "common.h"
+#include "config.h"
+#include "dataset.h"
+#include "dist.h"
+#include "flow.h"
+#include "model.h"
+#include "ops.h"
+#include "optim.h"
+#include "philox.h"
+#include "trainlog.h"
+
+typedef struct {
+  char task[CFG_STR_MAX], data[CFG_STR_MAX], run[CFG_STR_MAX], device[CFG_STR_MAX];
+  int resume, seed, threads;
+  char model_kind[CFG_STR_MAX];
+  int width, depth, temb_dim;
+  int steps, batch;
+  double lr, lr_min;
+  char schedule[CFG_STR_MAX];
+  int warmup;
+  double beta1, beta2, adam_eps, weight_decay, grad_clip;
+  double p_uncond;
+  char t_dist[CFG_STR_MAX];
+  double t_mean, t_std;
+  int log_every, ckpt_every, ckpt_keep;
+  int nan_step;
+} TrainConfig;
+
+#define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(TrainConfig, field), def, lo, hi, choices, help}
+static const cfg_key train_keys[] = {
+    K("task", CFG_CHOICE, task, "teacher", 0, 0, "teacher", "what to train: teacher = rectified-flow velocity network"),
+    K("data", CFG_STR, data, "", 0, 0, NULL, "dataset file (amd data ...); required"),
+    K("run", CFG_STR, run, "runs/teacher", 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5 go here"),
+    K("resume", CFG_BOOL, resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),
+    K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),
+    K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),
+    K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
+    K("model.kind", CFG_CHOICE, model_kind, "mlp", 0, 0, "mlp", "network architecture"),
+    K("model.width", CFG_INT, width, "256", 1, 65536, NULL, "hidden width"),
+    K("model.depth", CFG_INT, depth, "3", 0, 1000, NULL, "residual blocks"),
+    K("model.temb_dim", CFG_INT, temb_dim, "64", 2, 4096, NULL, "sinusoidal timestep features (even)"),
+    K("train.steps", CFG_INT, steps, "4000", 1, 1000000000, NULL, "optimizer steps in total"),
+    K("train.batch", CFG_INT, batch, "256", 1, 1 << 24, NULL, "global batch (split across ranks)"),
+    K("optim.lr", CFG_FLOAT, lr, "1e-3", 0, 10, NULL, "peak AdamW learning rate"),
+    K("optim.lr_min", CFG_FLOAT, lr_min, "1e-5", 0, 10, NULL, "final learning rate of the cosine schedule"),
+    K("optim.schedule", CFG_CHOICE, schedule, "cosine", 0, 0, "constant|cosine", "learning-rate schedule after warmup"),
+    K("optim.warmup", CFG_INT, warmup, "100", 0, 1000000000, NULL, "linear warmup steps"),
+    K("optim.beta1", CFG_FLOAT, beta1, "0.9", 0, 0.999999, NULL, "Adam beta1"),
+    K("optim.beta2", CFG_FLOAT, beta2, "0.999", 0, 0.999999999, NULL, "Adam beta2"),
+    K("optim.eps", CFG_FLOAT, adam_eps, "1e-8", 0, 1, NULL, "Adam epsilon"),
+    K("optim.weight_decay", CFG_FLOAT, weight_decay, "0", 0, 1, NULL, "decoupled weight decay"),
+    K("optim.grad_clip", CFG_FLOAT, grad_clip, "1.0", 0, 1e9, NULL, "global gradient-norm clip; 0 = off"),
+    K("flow.p_uncond", CFG_FLOAT, p_uncond, "0.1", 0, 1, NULL, "label dropout probability (for classifier-free guidance)"),
+    K("flow.t_dist", CFG_CHOICE, t_dist, "logit_normal", 0, 0, "uniform|logit_normal", "training timestep distribution"),
+    K("flow.t_mean", CFG_FLOAT, t_mean, "0", -10, 10, NULL, "logit-normal location"),
+    K("flow.t_std", CFG_FLOAT, t_std, "1", 1e-3, 10, NULL, "logit-normal scale"),
+    K("log.every", CFG_INT, log_every, "100", 1, 1000000000, NULL, "steps between status lines and log flushes"),
+    K("ckpt.every", CFG_INT, ckpt_every, "1000", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
+    K("ckpt.keep", CFG_INT, ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept in the run folder"),
+    K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, "testing: inject a NaN gradient at this step"),
+    CFG_END};
+#undef K
+
+static const char *const log_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time"};
+enum { NCOLS = sizeof log_cols / sizeof log_cols[0] };
+
+/* Data order: each epoch is a Philox-keyed Fisher-Yates permutation that every rank computes alike,
+ * so sample g of the run is the same data point at any rank count and after a resume. */
+typedef struct {
+  long n, epoch;
+  long *perm;
+  uint64_t seed;
+} EpochOrder;
+
+static long epoch_index(EpochOrder *o, long g) {
+  long epoch = g / o->n;
+  if (epoch != o->epoch) {
+    for (long i = 0; i < o->n; i++) o->perm[i] = i;
+    for (long i = o->n - 1; i > 0; i--) {
+      uint32_t w[4];
+      rng_u32x4(o->seed, RNG_SHUFFLE, (uint32_t)epoch, (uint32_t)i, 0, w);
+      uint64_t r = ((uint64_t)w[0] << 32) | w[1];
+      long j = (long)(r % (uint64_t)(i + 1));
+      long tmp = o->perm[i];
+      o->perm[i] = o->perm[j], o->perm[j] = tmp;
+    }
+    o->epoch = epoch;
+  }
+  return o->perm[g % o->n];
+}
+
+static void format_eta(char *buf, size_t n, double seconds) {
+  long s = (long)(seconds + 0.5);
+  snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+}
+
+/* A run folder with checkpoints or a log is never overwritten by a fresh run. */
+static void refuse_existing_run(const char *run, const char *log_path) {
+  char path[4200];
+  if (ckpt_latest(run, path, sizeof path) >= 0 || amd_file_exists(log_path))
+    amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
+                    run, amd_file_exists(log_path) ? log_path : path);
+}
+
+int cmd_train(int argc, char **argv) {
+  TrainConfig c;
+  cfg_parse_args(train_keys, &c, argc, argv, "train", "Trains a network; task=teacher: rectified-flow teacher.");
+  if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
+  int threads = backend_init(c.device, c.threads);
+  int rank = dist_rank(), size = dist_size();
+  if (c.batch < size)
+    amd_usage_error("config key 'train.batch' = %d is smaller than the rank count %d: every rank needs a prompt", c.batch, size);
+
+  Dataset data;
+  dataset_read(c.data, "amd-dataset", &data);
+  ModelConfig mc = {.dim = data.dim, .num_classes = data.num_classes, .width = c.width, .depth = c.depth,
+                    .temb_dim = c.temb_dim};
+  snprintf(mc.kind, sizeof mc.kind, "%.15s", c.model_kind);
+
+  char log_path[4200];
+  snprintf(log_path, sizeof log_path, "%s/log.h5", c.run);
+  if (rank == 0) {
+    if (!c.resume) refuse_existing_run(c.run, log_path);
+    amd_mkdirs(c.run);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  long b0, b1;
+  dist_split(c.batch, &b0, &b1);
+  int local = (int)(b1 - b0);
+  Model *model = model_create(&mc, local);
+  AdamW *opt = adamw_create(model->num_params);
+  FlowBatch *fb = flow_batch_create(local, mc.dim);
+  CkptState st = {.seed = (uint64_t)c.seed};
+  CkptNet nets[] = {{"teacher", model, opt}};
+  char *config_text = cfg_to_text(train_keys, &c);
+
+  char ckpt_path[4200];
+  long resume_step = c.resume ? ckpt_latest(c.run, ckpt_path, sizeof ckpt_path) : -1;
+  if (resume_step >= 0) {
+    ckpt_load(ckpt_path, &st, nets, 1);
+    if (st.seed != (uint64_t)c.seed)
+      amd_usage_error("resume: checkpoint '%s' was trained with seed %llu but seed = %d", ckpt_path,
+                      (unsigned long long)st.seed, c.seed);
+    amd_log("resuming from %s (step %ld)\n", ckpt_path, st.step);
+  } else {
+    if (c.resume) amd_log("resume=1 but '%s' holds no checkpoint: starting a new run\n", c.run);
+    model_init_params(model, (uint64_t)c.seed);
+  }
+
+  cfg_print_table(train_keys, &c, "amd train");
+  amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", size,
+          threads, ops->name, mc.kind, model->num_params, c.data, data.n, data.dim);
+
+  TrainLog log;
+  trainlog_open(&log, log_path, config_text, log_cols, NCOLS, resume_step >= 0 ? st.step : -1);
+  if (resume_step >= 0) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", st.step, size);
+    trainlog_event(&log, st.step, msg);
+  }
+
+  AdamWConfig oc = {.lr = c.lr, .lr_min = c.lr_min, .warmup = c.warmup, .cosine = strcmp(c.schedule, "cosine") == 0,
+                    .total_steps = c.steps, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps,
+                    .weight_decay = c.weight_decay, .grad_clip = c.grad_clip};
+  FlowConfig fc = {.logit_normal = strcmp(c.t_dist, "logit_normal") == 0, .t_mean = c.t_mean, .t_std = c.t_std,
+                   .p_uncond = c.p_uncond};
+  EpochOrder order = {.n = data.n, .epoch = -1, .perm = mallocCheck(sizeof(long) * (size_t)data.n), .seed = (uint64_t)c.seed};
+  float *xb = mallocCheck(sizeof(float) * (size_t)local * mc.dim);
+  int *lb = mallocCheck(sizeof(int) * (size_t)local);
+
+  double t_start = amd_time(), t_last = t_start, loss_acc = 0;
+  long steps_acc = 0, start_step = st.step;
+  for (long step = st.step; step < c.steps; step++) {
+    for (int i = 0; i < local; i++) {
+      long idx = epoch_index(&order, step * c.batch + b0 + i);
+      memcpy(xb + (size_t)i * mc.dim, data.x + (size_t)idx * mc.dim, sizeof(float) * (size_t)mc.dim);
+      lb[i] = data.labels[idx];
+    }
+    model_zero_grad(model);
+    double loss_sum = flow_train_batch(model, fb, xb, lb, local, (uint32_t)b0, (uint32_t)step, st.seed, &fc, c.batch);
+    if (step == c.nan_step) ops->fill(model->grads, NAN, 1);
+    dist_allreduce_sum_f32(model->grads, model->num_params);
+    double loss = dist_allreduce_sum_f64(loss_sum) / c.batch;
+    double grad_norm = sqrt(ops->sum_squares(model->grads, model->num_params));
+    if (!isfinite(loss) || !isfinite(grad_norm)) {
+      char msg[512], latest[4200];
+      long ls = ckpt_latest(c.run, latest, sizeof latest);
+      snprintf(msg, sizeof msg, "diverged: loss %g, gradient norm %g", loss, grad_norm);
+      trainlog_event(&log, step, msg);
+      trainlog_close(&log);
+      amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_DIVERGED,
+                   "training diverged at step %ld: loss %g, gradient norm %g; nothing was saved from this step. "
+                   "Newest checkpoint: %s. Lower optim.lr or tighten optim.grad_clip, then resume=1",
+                   step, loss, grad_norm, ls >= 0 ? latest : "none");
+    }
+    adamw_update(opt, model->params, model->grads, &oc, step, grad_norm);
+    st.step = step + 1;
+    st.data_cursor = st.step * (long)c.batch;
+
+    double now = amd_time();
+    loss_acc += loss, steps_acc++;
+    double row[NCOLS] = {(double)step, loss, grad_norm, adamw_lr(&oc, step), 0.0, now - t_start};
+    int log_now = st.step % c.log_every == 0 || st.step == c.steps;
+    if (log_now) row[4] = (double)steps_acc * c.batch / (now - t_last + 1e-12);
+    trainlog_append(&log, row);
+    if (log_now) {
+      trainlog_flush(&log);
+      char eta[32];
+      format_eta(eta, sizeof eta, (now - t_start) / (double)(st.step - start_step) * (double)(c.steps - st.step));
+      amd_log("step %6ld/%d | loss %.5f | grad %.4f | lr %.2e | %8.0f samples/s | ETA %s\n", st.step, c.steps,
+              loss_acc / steps_acc, grad_norm, adamw_lr(&oc, step), row[4], eta);
+      loss_acc = 0, steps_acc = 0, t_last = now;
+    }
+    if (st.step % c.ckpt_every == 0 || st.step == c.steps) {
+      ckpt_save(c.run, &st, nets, 1, config_text, c.data, c.ckpt_keep);
+      amd_log("checkpoint %s/ckpt_%08ld.h5\n", c.run, st.step);
+    }
+  }
+  trainlog_close(&log);
+  amd_log("done: %s (log %s)\n", c.run, log_path);
+
+  free(xb), free(lb), free(order.perm), free(config_text);
+  flow_batch_free(fb);
+  adamw_free(opt);
+  model_free(model);
+  dataset_free(&data);
+  return 0;
+}

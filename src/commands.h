@@ -1,0 +1,9 @@
+/* commands.h: the subcommands of `amd`; each parses its own configuration from argv (what follows
+ * the command name) and returns the process exit status. */
+#pragma once
+
+int cmd_data(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);

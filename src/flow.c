@@ -1,0 +1,161 @@
+/* flow.c: rectified-flow training loss and the Euler and Heun samplers. */
+#include "flow.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "ops.h"
+#include "philox.h"
+
+FlowBatch *flow_batch_create(int max_batch, int dim) {
+  FlowBatch *b = callocCheck(1, sizeof *b);
+  size_t bd = sizeof(float) * (size_t)max_batch * dim, bs = sizeof(float) * (size_t)max_batch;
+  b->max_batch = max_batch, b->dim = dim;
+  b->x0 = ops->alloc(bd), b->e = ops->alloc(bd), b->xt = ops->alloc(bd), b->v = ops->alloc(bd);
+  b->pred = ops->alloc(bd), b->dpred = ops->alloc(bd);
+  b->t = ops->alloc(bs), b->loss = ops->alloc(bs);
+  b->labels = ops->alloc(sizeof(int) * (size_t)max_batch);
+  b->t_host = mallocCheck(bs), b->loss_host = mallocCheck(bs);
+  b->labels_host = mallocCheck(sizeof(int) * (size_t)max_batch);
+  return b;
+}
+
+void flow_batch_free(FlowBatch *b) {
+  if (!b) return;
+  float *dev[] = {b->x0, b->e, b->xt, b->v, b->pred, b->dpred, b->t, b->loss};
+  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) ops->free(dev[i]);
+  ops->free(b->labels);
+  free(b->t_host), free(b->loss_host), free(b->labels_host);
+  free(b);
+}
+
+double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_t index) {
+  if (!fc->logit_normal) return rng_uniform(seed, RNG_TIME, step, index, 0);
+  float z;
+  rng_normal(&z, 1, seed, RNG_TIME, step, index);
+  return 1.0 / (1.0 + exp(-(fc->t_mean + fc->t_std * z)));
+}
+
+double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, int B, uint32_t index0,
+                        uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch) {
+  int D = b->dim;
+  CHECK(B <= b->max_batch, "flow batch %d exceeds its buffers (%d)", B, b->max_batch);
+  for (int i = 0; i < B; i++) {
+    uint32_t g = index0 + (uint32_t)i;
+    b->t_host[i] = (float)flow_sample_t(fc, seed, step, g);
+    int drop = rng_uniform(seed, RNG_DROP, step, g, 0) < fc->p_uncond;
+    b->labels_host[i] = drop ? m->cfg.num_classes : labels[i];
+  }
+  ops->to_device(b->x0, x0, sizeof(float) * (size_t)B * D);
+  ops->to_device(b->t, b->t_host, sizeof(float) * (size_t)B);
+  ops->to_device(b->labels, b->labels_host, sizeof(int) * (size_t)B);
+  ops->randn(b->e, B, D, seed, RNG_NOISE, step, index0);
+  ops->flow_interpolate(b->xt, b->v, b->x0, b->e, b->t, B, D);
+  m->forward(m, b->pred, b->xt, b->t, b->labels, B);
+  ops->mse_forward_backward(b->loss, b->dpred, b->pred, b->v, NULL, B, D, 1.0f / (float)global_batch);
+  m->backward(m, NULL, b->dpred, B);
+  ops->to_host(b->loss_host, b->loss, sizeof(float) * (size_t)B);
+  double sum = 0;
+  for (int i = 0; i < B; i++) sum += b->loss_host[i];
+  return sum;
+}
+
+void flow_time_grid(double *grid, int N, double shift) {
+  for (int i = 0; i <= N; i++) {
+    double s = 1.0 - (double)i / N;
+    grid[i] = shift * s / (1.0 + (shift - 1.0) * s);
+  }
+  grid[N] = 0.0;
+}
+
+Sampler *sampler_create(Model *model, double cfg, int max_batch) {
+  Sampler *s = callocCheck(1, sizeof *s);
+  int D = model->cfg.dim, rows = cfg != 1.0 ? 2 * max_batch : max_batch;
+  CHECK(rows <= model->max_batch, "sampler: %d rows exceed the model's batch %d", rows, model->max_batch);
+  s->model = model, s->cfg = cfg, s->null_class = model->cfg.num_classes, s->max_batch = max_batch;
+  size_t rd = sizeof(float) * (size_t)rows * D, bd = sizeof(float) * (size_t)max_batch * D;
+  s->xin = ops->alloc(rd), s->vout = ops->alloc(rd);
+  s->tin = ops->alloc(sizeof(float) * (size_t)rows);
+  s->lin = ops->alloc(sizeof(int) * (size_t)rows);
+  s->v1 = ops->alloc(bd), s->v2 = ops->alloc(bd), s->xp = ops->alloc(bd);
+  s->h = ops->alloc(sizeof(float) * (size_t)max_batch);
+  s->t_host = mallocCheck(sizeof(float) * (size_t)rows);
+  s->h_host = mallocCheck(sizeof(float) * (size_t)max_batch);
+  s->lin_host = mallocCheck(sizeof(int) * (size_t)rows);
+  return s;
+}
+
+void sampler_free(Sampler *s) {
+  if (!s) return;
+  float *dev[] = {s->xin, s->vout, s->tin, s->v1, s->v2, s->xp, s->h};
+  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) ops->free(dev[i]);
+  ops->free(s->lin);
+  free(s->t_host), free(s->h_host), free(s->lin_host);
+  free(s);
+}
+
+void sampler_velocity(Sampler *s, float *v, const float *x, double t, const int *labels, int B) {
+  int D = s->model->cfg.dim, guided = s->cfg != 1.0, rows = guided ? 2 * B : B;
+  size_t bd = sizeof(float) * (size_t)B * D;
+  for (int i = 0; i < rows; i++) s->t_host[i] = (float)t;
+  for (int i = 0; i < B; i++) {
+    s->lin_host[i] = labels[i];
+    if (guided) s->lin_host[B + i] = s->null_class;
+  }
+  ops->to_device(s->tin, s->t_host, sizeof(float) * (size_t)rows);
+  ops->to_device(s->lin, s->lin_host, sizeof(int) * (size_t)rows);
+  ops->copy(s->xin, x, bd);
+  if (guided) ops->copy(s->xin + (size_t)B * D, x, bd);
+  s->model->forward(s->model, s->vout, s->xin, s->tin, s->lin, rows);
+  if (!guided) {
+    ops->copy(v, s->vout, bd);
+    return;
+  }
+  /* v = v_u + w (v_c - v_u) = w v_c + (1 - w) v_u */
+  ops->copy(v, s->vout, bd);
+  ops->scale(v, (float)s->cfg, (long)B * D);
+  ops->axpy(v, (float)(1.0 - s->cfg), s->vout + (size_t)B * D, (long)B * D);
+}
+
+static void set_step(Sampler *s, double h, int B) {
+  for (int i = 0; i < B; i++) s->h_host[i] = (float)h;
+  ops->to_device(s->h, s->h_host, sizeof(float) * (size_t)B);
+}
+
+static int evals(const Sampler *s) { return s->cfg != 1.0 ? 2 : 1; }
+
+int sample_euler(Sampler *s, float *x, const int *labels, int B, const double *grid, int N) {
+  int D = s->model->cfg.dim;
+  for (int i = 0; i < N; i++) {
+    sampler_velocity(s, s->v1, x, grid[i], labels, B);
+    set_step(s, grid[i + 1] - grid[i], B);
+    ops->euler_update(x, s->v1, s->h, B, D);
+  }
+  return N * evals(s);
+}
+
+int sample_heun(Sampler *s, float *x, const int *labels, int B, const double *grid, int N) {
+  int D = s->model->cfg.dim, nfe = 0;
+  size_t bd = sizeof(float) * (size_t)B * D;
+  for (int i = 0; i < N; i++) {
+    double h = grid[i + 1] - grid[i];
+    sampler_velocity(s, s->v1, x, grid[i], labels, B);
+    nfe++;
+    if (grid[i + 1] <= 0.0) {
+      set_step(s, h, B);
+      ops->euler_update(x, s->v1, s->h, B, D);
+      continue;
+    }
+    ops->copy(s->xp, x, bd);
+    set_step(s, h, B);
+    ops->euler_update(s->xp, s->v1, s->h, B, D);
+    sampler_velocity(s, s->v2, s->xp, grid[i + 1], labels, B);
+    nfe++;
+    set_step(s, 0.5 * h, B);
+    ops->euler_update(x, s->v1, s->h, B, D);
+    ops->euler_update(x, s->v2, s->h, B, D);
+  }
+  return nfe * evals(s);
+}

@@ -1,0 +1,64 @@
+/* flow.h: rectified flow (DESIGN section 3): the training loss of a velocity network and the
+ * samplers that integrate dx/dt = v from t = 1 (noise) to t = 0 (data).
+ *   x_t = (1 - t) x0 + t e,  v target = e - x0,  loss = E || v_theta(x_t, t, c) - (e - x0) ||^2
+ *   v_cfg = v(x, t, null) + w (v(x, t, c) - v(x, t, null))
+ * All draws are keyed by (seed, step, global sample index), never by rank. */
+#pragma once
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct {
+  int logit_normal;   /* 0: t ~ U(0, 1); 1: t = sigmoid(mean + std z) */
+  double t_mean, t_std;
+  double p_uncond;    /* label dropout to the null class, for classifier-free guidance */
+} FlowConfig;
+
+/* Device work buffers for a local batch of up to max_batch samples. */
+typedef struct {
+  int max_batch, dim;
+  float *x0, *e, *t, *xt, *v, *pred, *dpred, *loss; /* backend memory */
+  int *labels;
+  float *t_host, *loss_host;
+  int *labels_host;
+} FlowBatch;
+
+FlowBatch *flow_batch_create(int max_batch, int dim);
+void flow_batch_free(FlowBatch *b);
+
+/* t for one global sample index at one step. */
+double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_t index);
+
+/* One forward/backward of the flow-matching loss on B local samples x0 (host, (B, dim)) with
+ * labels (host), whose global indices start at index0. Gradients are added to m->grads already
+ * divided by global_batch, so summing over ranks gives the global mean. Returns the sum of the
+ * B per-sample losses. */
+double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, int B, uint32_t index0,
+                        uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch);
+
+/* The time grid t_0 = 1 > ... > t_N = 0 with timestep shift (shift > 1 spends more steps at high
+ * noise): t = shift s / (1 + (shift - 1) s), s = 1 - i / N. grid has N + 1 entries. */
+void flow_time_grid(double *grid, int N, double shift);
+
+/* A velocity model with classifier-free guidance and its work buffers. */
+typedef struct {
+  Model *model;
+  double cfg;      /* guidance scale w; 1 means one conditional evaluation per step */
+  int null_class;
+  int max_batch;   /* samples per call; the model needs 2 max_batch when cfg != 1 */
+  float *xin, *tin, *vout, *v1, *v2, *xp, *h;
+  int *lin;
+  float *t_host, *h_host;
+  int *lin_host;
+} Sampler;
+
+Sampler *sampler_create(Model *model, double cfg, int max_batch);
+void sampler_free(Sampler *s);
+/* v (B, dim) = guided velocity at (x, t) for labels (host) */
+void sampler_velocity(Sampler *s, float *v, const float *x, double t, const int *labels, int B);
+/* Euler (Song et al. 2021, probability-flow ODE; rectified-flow form): x <- x + (t_{i+1} - t_i) v.
+ * x holds the noise on entry and the sample on return (backend memory). Returns NFE per sample. */
+int sample_euler(Sampler *s, float *x, const int *labels, int B, const double *grid, int N);
+/* Heun (Karras et al. 2022, Algorithm 1 without churn): trapezoidal correction on every step
+ * whose end is not t = 0. */
+int sample_heun(Sampler *s, float *x, const int *labels, int B, const double *grid, int N);

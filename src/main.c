@@ -1,0 +1,51 @@
+/* main.c: the `amd` program: MPI setup and the subcommand table. Start reading here; each command
+ * lives in src/cmd_<name>.c and names the pieces it uses. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+#include "dist.h"
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} commands[] = {
+    {"data", cmd_data, "write a dataset file (toy2d)"},
+    {"train", cmd_train, "train a network (task=teacher: rectified-flow teacher)"},
+    {"sample", cmd_sample, "sample a trained network (Euler or Heun, N steps, CFG) to a samples file"},
+    {"eval", cmd_eval, "metrics of a samples file against its dataset"},
+    {"info", cmd_info, "summarize any amd file (dataset, checkpoint, log, samples, eval)"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out, "amd %s: adaptive matching distillation of diffusion models (MPI + OpenMP + HDF5)\n\n"
+               "usage: amd <command> [FILE.cfg] [key=value ...]   (amd <command> --help lists the keys)\n\n",
+          AMD_VERSION);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+  dist_init(&argc, &argv);
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (dist_rank() == 0) usage(argc < 2 ? stderr : stdout);
+    dist_finalize();
+    return argc < 2 ? AMD_EXIT_USAGE : 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    if (dist_rank() == 0) printf("amd %s\n", AMD_VERSION);
+    dist_finalize();
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    if (strcmp(argv[1], commands[i].name) == 0) {
+      int status = commands[i].run(argc - 2, argv + 2);
+      dist_finalize();
+      return status;
+    }
+  }
+  if (dist_rank() == 0) usage(stderr);
+  amd_usage_error("unknown command '%s'", argv[1]);
+}

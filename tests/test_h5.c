@@ -1,0 +1,484 @@
+/* test_h5.c: round trips of every amd HDF5 file kind (io/dataset.c, io/ckpt.c, io/trainlog.c) and
+ * the errors io/h5.c and the readers give for bad input: missing, truncated, foreign, wrong-kind and
+ * newer files, inconsistent shapes, labels out of range, NaN. Each bad input runs in a forked child
+ * through expect_fatal. Files go to a scratch folder /tmp/amd_test_h5_XXXXXX, removed when every
+ * case passed (kept otherwise, to look at).
+ * Serial paths only: one rank. MPI_Init is called because ckpt_save ends in MPI_Barrier. Not here:
+ * the collective hyperslab writes of a multi-rank checkpoint (the MPI tests cover those). */
+#define _XOPEN_SOURCE 700
+#include <dirent.h>
+#include <ftw.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "common.h"
+#include "dataset.h"
+#include "h5.h"
+#include "model.h"
+#include "ops.h"
+#include "optim.h"
+#include "test.h"
+#include "toy2d.h"
+#include "trainlog.h"
+
+static char scratch[64];
+
+/* scratch/name into buf (4096 bytes) */
+static char *t_file(char *buf, const char *name) {
+  snprintf(buf, 4096, "%s/%s", scratch, name);
+  return buf;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* datasets */
+
+/* A toy dataset of n samples from a ring mixture, its labels and mixture included. */
+static void make_toy(Dataset *d, long n) {
+  memset(d, 0, sizeof *d);
+  d->n = n;
+  d->ndim = 1;
+  d->shape[0] = 2;
+  d->dim = 2;
+  d->num_classes = 3;
+  d->x = mallocCheck(sizeof(float) * 2 * (size_t)n);
+  d->labels = mallocCheck(sizeof(int) * (size_t)n);
+  snprintf(d->source, sizeof d->source, "toy2d ring");
+  snprintf(d->class_names, sizeof d->class_names, "zero,one,two");
+  d->has_mixture = 1;
+  mixture_make(&d->mix, "ring", 8, 3, 0.8, 0.05);
+  mixture_sample(&d->mix, 9, n, d->x, d->labels);
+}
+
+static void test_dataset_toy_round_trip(void) {
+  char path[4096], tmp[4200];
+  Dataset w, r;
+  make_toy(&w, 50);
+  t_file(path, "toy.h5");
+  dataset_write(path, &w, "amd-dataset", "data.kind = toy2d\n", NULL, NULL);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  EXPECT(!amd_file_exists(tmp), "the .tmp file remains after dataset_write");
+  dataset_read(path, "amd-dataset", &r);
+  EXPECT(r.n == 50 && r.ndim == 1 && r.shape[0] == 2 && r.dim == 2, "shape: n %ld ndim %d shape %d dim %d", r.n, r.ndim,
+         r.shape[0], r.dim);
+  EXPECT(r.num_classes == 3, "num_classes %d", r.num_classes);
+  EXPECT(strcmp(r.source, "toy2d ring") == 0, "source '%s'", r.source);
+  EXPECT(strcmp(r.class_names, "zero,one,two") == 0, "class_names '%s'", r.class_names);
+  if (r.n == 50 && r.dim == 2) {
+    EXPECT(memcmp(r.x, w.x, sizeof(float) * 100) == 0, "x differs");
+    EXPECT(memcmp(r.labels, w.labels, sizeof(int) * 50) == 0, "labels differ");
+  }
+  EXPECT(r.has_mixture == 1, "the mixture was not read back");
+  if (r.has_mixture) {
+    const Mixture *a = &w.mix, *b = &r.mix;
+    EXPECT(b->dim == 2 && b->num_modes == 8 && b->num_classes == 3, "mixture header %d %d %d", b->dim, b->num_modes,
+           b->num_classes);
+    EXPECT(b->sigma == a->sigma, "sigma %g vs %g", b->sigma, a->sigma);
+    if (b->num_modes == 8) {
+      EXPECT(memcmp(b->means, a->means, sizeof(float) * 16) == 0, "means differ");
+      EXPECT(memcmp(b->weights, a->weights, sizeof(float) * 8) == 0, "weights differ");
+      EXPECT(memcmp(b->mode_class, a->mode_class, sizeof(int) * 8) == 0, "mode_class differs");
+    }
+  }
+  /* the standard attributes */
+  hid_t f = h5_open(path, "amd-dataset", 0, NULL);
+  char *cfg = h5_attr_read_str(f, "config"), *by = h5_attr_read_str(f, "created_by");
+  EXPECT(strcmp(cfg, "data.kind = toy2d\n") == 0, "config '%s'", cfg);
+  EXPECT(strcmp(by, "amd " AMD_VERSION) == 0, "created_by '%s'", by);
+  EXPECT(h5_attr_read_i64(f, "format_version") == AMD_FORMAT_VERSION, "format_version");
+  free(cfg);
+  free(by);
+  h5_close(f);
+  dataset_free(&w);
+  dataset_free(&r);
+}
+
+static void add_sampler_attrs(hid_t file, const void *ctx) {
+  h5_attr_write_i64(file, "steps", *(const int *)ctx);
+  h5_attr_write_str(file, "checkpoint", "run/ckpt_00000030.h5");
+}
+
+/* Images (N, C, H, W), written as a samples file with extra attributes. */
+static void test_dataset_image_round_trip(void) {
+  enum { N = 3, C = 2, H = 4, W = 5 };
+  Dataset w, r;
+  memset(&w, 0, sizeof w);
+  w.n = N;
+  w.ndim = 3;
+  w.shape[0] = C, w.shape[1] = H, w.shape[2] = W;
+  w.dim = C * H * W;
+  w.num_classes = 10;
+  w.x = mallocCheck(sizeof(float) * N * C * H * W);
+  w.labels = mallocCheck(sizeof(int) * N);
+  for (int i = 0; i < N * C * H * W; i++) w.x[i] = (float)sin(0.37 * i);
+  for (int i = 0; i < N; i++) w.labels[i] = 9 - 4 * i;
+  snprintf(w.source, sizeof w.source, "fmnist");
+  char path[4096];
+  t_file(path, "images.h5");
+  int steps = 4;
+  dataset_write(path, &w, "amd-samples", "", add_sampler_attrs, &steps);
+  dataset_read(path, "amd-samples", &r);
+  EXPECT(r.n == N && r.ndim == 3 && r.shape[0] == C && r.shape[1] == H && r.shape[2] == W && r.dim == C * H * W,
+         "shape: n %ld ndim %d (%d, %d, %d) dim %d", r.n, r.ndim, r.shape[0], r.shape[1], r.shape[2], r.dim);
+  if (r.n == N && r.dim == C * H * W) {
+    EXPECT(memcmp(r.x, w.x, sizeof(float) * N * C * H * W) == 0, "x differs");
+    EXPECT(memcmp(r.labels, w.labels, sizeof(int) * N) == 0, "labels differ");
+  }
+  EXPECT(r.num_classes == 10 && r.has_mixture == 0, "num_classes %d has_mixture %d", r.num_classes, r.has_mixture);
+  EXPECT(strcmp(r.source, "fmnist") == 0 && r.class_names[0] == '\0', "source '%s' class_names '%s'", r.source,
+         r.class_names);
+  hid_t f = h5_open(path, "amd-samples", 0, NULL);
+  char *ck = h5_attr_read_str(f, "checkpoint");
+  EXPECT(h5_attr_read_i64(f, "steps") == 4 && strcmp(ck, "run/ckpt_00000030.h5") == 0, "extra attributes");
+  free(ck);
+  h5_close(f);
+  dataset_free(&w);
+  dataset_free(&r);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* checkpoints */
+
+static const ModelConfig t_cfg = {"mlp", 2, 3, 8, 1, 8};
+
+static float *t_host(const float *dev, long n) {
+  float *h = mallocCheck(sizeof(float) * (size_t)n);
+  ops->to_host(h, dev, sizeof(float) * (size_t)n);
+  return h;
+}
+
+static void t_fill_moments(AdamW *o, float base) {
+  float *h = mallocCheck(sizeof(float) * (size_t)o->n);
+  for (long i = 0; i < o->n; i++) h[i] = base + 0.001f * (float)i;
+  ops->to_device(o->m, h, sizeof(float) * (size_t)o->n);
+  for (long i = 0; i < o->n; i++) h[i] = base * base + 1e-5f * (float)i;
+  ops->to_device(o->v, h, sizeof(float) * (size_t)o->n);
+  free(h);
+}
+
+/* Names in dir ending in suffix, sorted, up to max of them into names; returns how many there are. */
+static int t_list(const char *dir, const char *suffix, char names[][64], int max) {
+  struct dirent **e;
+  int ne = scandir(dir, &e, NULL, alphasort), n = 0;
+  for (int i = 0; i < ne; i++) {
+    size_t l = strlen(e[i]->d_name), s = strlen(suffix);
+    if (l >= s && strcmp(e[i]->d_name + l - s, suffix) == 0) {
+      if (n < max) snprintf(names[n], 64, "%.63s", e[i]->d_name);
+      n++;
+    }
+    free(e[i]);
+  }
+  if (ne >= 0) free(e);
+  return n;
+}
+
+static char t_run_dir[4096], t_ckpt_path[4200];
+
+static void load_other_width(void *arg) {
+  (void)arg;
+  ModelConfig c = t_cfg;
+  c.width = 16;
+  Model *m = model_create(&c, 4);
+  CkptState st;
+  CkptNet net = {"student", m, NULL};
+  ckpt_load(t_ckpt_path, &st, &net, 1);
+}
+
+static void load_missing_net(void *arg) {
+  (void)arg;
+  Model *m = model_create(&t_cfg, 4);
+  CkptState st;
+  CkptNet net = {"teacher", m, NULL};
+  ckpt_load(t_ckpt_path, &st, &net, 1);
+}
+
+static void test_checkpoint_round_trip(void) {
+  t_file(t_run_dir, "run");
+  amd_mkdirs(t_run_dir);
+  Model *m = model_create(&t_cfg, 4);
+  AdamW *o = adamw_create(m->num_params);
+  CkptNet net = {"student", m, o};
+  CkptState st = {0, 0xF123456789ABCDEFull, 0, {0, 0, 0, 0}};
+  const long steps[3] = {10, 20, 30};
+  for (int s = 0; s < 3; s++) {
+    model_init_params(m, 100 + (uint64_t)s);
+    t_fill_moments(o, 0.1f * (float)(s + 1));
+    st.step = steps[s];
+    st.data_cursor = 64 * steps[s] + 3;
+    for (int i = 0; i < 4; i++) st.counters[i] = (long)(s + 1) * (i + 1) + (i == 3 ? (1L << 40) : 0);
+    ckpt_save(t_run_dir, &st, &net, 1, "train.steps = 30\n", "data/toy.h5", 2);
+  }
+  char names[8][64];
+  int nh5 = t_list(t_run_dir, ".h5", names, 8);
+  EXPECT(nh5 == 2 && strcmp(names[0], "ckpt_00000020.h5") == 0 && strcmp(names[1], "ckpt_00000030.h5") == 0,
+         "keep=2 left %d files: %s %s", nh5, nh5 > 0 ? names[0] : "", nh5 > 1 ? names[1] : "");
+  EXPECT(t_list(t_run_dir, ".tmp", names, 8) == 0, "a .tmp file remains");
+
+  char want_path[4300];
+  snprintf(want_path, sizeof want_path, "%s/ckpt_00000030.h5", t_run_dir);
+  long latest = ckpt_latest(t_run_dir, t_ckpt_path, sizeof t_ckpt_path);
+  EXPECT(latest == 30, "ckpt_latest %ld", latest);
+  EXPECT(strcmp(t_ckpt_path, want_path) == 0, "ckpt_latest path '%s'", t_ckpt_path);
+  char empty_dir[4096], unused[64];
+  t_file(empty_dir, "no_such_run");
+  EXPECT(ckpt_latest(empty_dir, unused, sizeof unused) == -1, "ckpt_latest of a missing folder");
+
+  Model *m2 = model_create(&t_cfg, 4);
+  AdamW *o2 = adamw_create(m2->num_params);
+  CkptNet net2 = {"student", m2, o2};
+  CkptState st2;
+  ckpt_load(t_ckpt_path, &st2, &net2, 1);
+  long n = m->num_params;
+  float *p1 = t_host(m->params, n), *p2 = t_host(m2->params, n);
+  float *m1 = t_host(o->m, n), *mm2 = t_host(o2->m, n), *v1 = t_host(o->v, n), *v2 = t_host(o2->v, n);
+  EXPECT(memcmp(p1, p2, sizeof(float) * (size_t)n) == 0, "params differ after load");
+  EXPECT(memcmp(m1, mm2, sizeof(float) * (size_t)n) == 0, "adam_m differs after load");
+  EXPECT(memcmp(v1, v2, sizeof(float) * (size_t)n) == 0, "adam_v differs after load");
+  EXPECT(st2.step == 30 && st2.seed == st.seed && st2.data_cursor == st.data_cursor, "state: step %ld seed %llx cursor %ld",
+         st2.step, (unsigned long long)st2.seed, st2.data_cursor);
+  for (int i = 0; i < 4; i++) EXPECT(st2.counters[i] == st.counters[i], "counter %d: %ld vs %ld", i, st2.counters[i], st.counters[i]);
+
+  /* parameters only */
+  Model *m3 = model_create(&t_cfg, 4);
+  CkptNet net3 = {"student", m3, NULL};
+  ckpt_load(t_ckpt_path, &st2, &net3, 1);
+  float *p3 = t_host(m3->params, n);
+  EXPECT(memcmp(p1, p3, sizeof(float) * (size_t)n) == 0, "params differ after a parameters-only load");
+
+  ModelConfig c;
+  ckpt_read_model_config(t_ckpt_path, "student", &c);
+  EXPECT(strcmp(c.kind, "mlp") == 0 && c.dim == 2 && c.num_classes == 3 && c.width == 8 && c.depth == 1 &&
+             c.temb_dim == 8,
+         "config %s %d %d %d %d %d", c.kind, c.dim, c.num_classes, c.width, c.depth, c.temb_dim);
+  char *data = ckpt_read_data_path(t_ckpt_path);
+  EXPECT(strcmp(data, "data/toy.h5") == 0, "data path '%s'", data);
+  free(data);
+
+  EXPECT(expect_fatal(load_other_width, NULL, "width"), "loading into a model of another width");
+  EXPECT(expect_fatal(load_missing_net, NULL, "no network 'teacher'"), "loading a net the file lacks");
+
+  free(p1), free(p2), free(p3), free(m1), free(mm2), free(v1), free(v2);
+  model_free(m), model_free(m2), model_free(m3);
+  adamw_free(o), adamw_free(o2);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* logs */
+
+static double *read_col(const char *path, const char *name, hsize_t *n) {
+  hid_t f = h5_open(path, "amd-log", 0, NULL);
+  double *v = h5_read_f64(f, name, 1, n);
+  h5_close(f);
+  return v;
+}
+
+static void check_log(const char *path, long last_step) {
+  hsize_t ns = 0, nl = 0;
+  double *s = read_col(path, "/train/step", &ns), *l = read_col(path, "/train/loss", &nl);
+  EXPECT((long)ns == last_step && (long)nl == last_step, "%llu steps and %llu losses, want %ld", (unsigned long long)ns,
+         (unsigned long long)nl, last_step);
+  int bad = 0;
+  for (hsize_t i = 0; i < ns && i < nl; i++) bad += s[i] != (double)(i + 1) || l[i] != 1.0 / (double)(i + 1);
+  EXPECT(bad == 0, "%d rows differ", bad);
+  free(s);
+  free(l);
+}
+
+static void log_rows(TrainLog *l, long from, long to) {
+  for (long k = from; k <= to; k++) {
+    double row[2] = {(double)k, 1.0 / (double)k};
+    trainlog_append(l, row);
+  }
+}
+
+static void test_log_round_trip(void) {
+  char path[4096];
+  t_file(path, "log.h5");
+  const char *const cols[2] = {"step", "loss"};
+  TrainLog l;
+  trainlog_open(&l, path, "train.steps = 12\n", cols, 2, -1);
+  log_rows(&l, 1, 5);
+  trainlog_flush(&l);
+  check_log(path, 5); /* readable between flushes */
+  log_rows(&l, 6, 300); /* past the initial buffer of 256 rows */
+  trainlog_close(&l);
+  check_log(path, 300);
+
+  /* resume from step 120: rows 121.. were logged after that checkpoint and go */
+  trainlog_open(&l, path, "train.steps = 12\n", cols, 2, 120);
+  trainlog_close(&l);
+  check_log(path, 120);
+  trainlog_open(&l, path, "train.steps = 12\n", cols, 2, 120);
+  log_rows(&l, 121, 130);
+  trainlog_event(&l, 125, "resume");
+  trainlog_event(&l, 130, "nan");
+  trainlog_close(&l);
+  check_log(path, 130);
+
+  hsize_t ne = 0;
+  double *es = read_col(path, "/events/step", &ne);
+  EXPECT(ne == 2 && es[0] == 125 && es[1] == 130, "%llu events", (unsigned long long)ne);
+  free(es);
+  hid_t f = h5_open(path, "amd-log", 0, NULL);
+  hid_t d = H5Dopen2(f, "/events/message", H5P_DEFAULT);
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  char *msg[2] = {NULL, NULL};
+  if (ne == 2 && d >= 0 && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, msg) >= 0) {
+    EXPECT(msg[0] && msg[1] && strcmp(msg[0], "resume") == 0 && strcmp(msg[1], "nan") == 0, "messages '%s' '%s'",
+           msg[0] ? msg[0] : "(null)", msg[1] ? msg[1] : "(null)");
+    hid_t space = H5Dget_space(d);
+    H5Dvlen_reclaim(t, space, H5P_DEFAULT, msg);
+    H5Sclose(space);
+  } else {
+    EXPECT(0, "cannot read /events/message");
+  }
+  H5Tclose(t);
+  if (d >= 0) H5Dclose(d);
+  h5_close(f);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* bad inputs */
+
+static void read_dataset(void *path) {
+  Dataset d;
+  dataset_read(path, "amd-dataset", &d);
+}
+
+static void copy_file(const char *from, const char *to) {
+  FILE *a = fopenCheck(from, "rb"), *b = fopenCheck(to, "wb");
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, a)) > 0) CHECK(fwrite(buf, 1, n, b) == n, "cannot write '%s'", to);
+  fclose(a);
+  fclose(b);
+}
+
+static void test_bad_missing(void) {
+  char path[4096];
+  EXPECT(expect_fatal(read_dataset, t_file(path, "nothing_here.h5"), "does not exist"), "missing file");
+}
+
+static void test_bad_truncated(void) {
+  char good[4096], path[4096];
+  Dataset w;
+  make_toy(&w, 2000);
+  dataset_write(t_file(good, "whole.h5"), &w, "amd-dataset", "", NULL, NULL);
+  dataset_free(&w);
+  copy_file(good, t_file(path, "truncated.h5"));
+  struct stat st;
+  EXPECT(stat(path, &st) == 0 && truncate(path, st.st_size / 2) == 0, "cannot truncate the copy");
+  EXPECT(expect_fatal(read_dataset, path, "truncated"), "truncated file");
+}
+
+static void test_bad_not_hdf5(void) {
+  char path[4096];
+  FILE *f = fopenCheck(t_file(path, "notes.h5"), "w");
+  fprintf(f, "x,label\n0.1,0.2,0\n");
+  fclose(f);
+  EXPECT(expect_fatal(read_dataset, path, "not an HDF5 file"), "text file");
+}
+
+static void test_bad_foreign_hdf5(void) {
+  char path[4096];
+  hid_t f = H5Fcreate(t_file(path, "foreign.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  EXPECT(f >= 0, "H5Fcreate failed");
+  if (f >= 0) H5Fclose(f);
+  EXPECT(expect_fatal(read_dataset, path, "not an amd file"), "HDF5 file without 'format'");
+}
+
+static void test_bad_wrong_kind(void) {
+  char path[4096];
+  const char *const cols[2] = {"step", "loss"};
+  TrainLog l;
+  trainlog_open(&l, t_file(path, "kind_log.h5"), "", cols, 2, -1);
+  trainlog_close(&l);
+  EXPECT(expect_fatal(read_dataset, path, "expected amd-dataset"), "a log read as a dataset");
+}
+
+static void test_bad_newer_version(void) {
+  char path[4096];
+  Dataset w;
+  make_toy(&w, 10);
+  dataset_write(t_file(path, "newer.h5"), &w, "amd-dataset", "", NULL, NULL);
+  dataset_free(&w);
+  hid_t f = h5_open(path, "amd-dataset", 1, NULL);
+  h5_attr_write_i64(f, "format_version", 99);
+  h5_close(f);
+  EXPECT(expect_fatal(read_dataset, path, "newer"), "format_version 99");
+}
+
+static void test_bad_labels_length(void) {
+  char path[4096];
+  float x[8] = {0};
+  int labels[3] = {0, 1, 0};
+  hsize_t xd[2] = {4, 2}, ld[1] = {3};
+  hid_t f = h5_create(t_file(path, "short_labels.h5"), "amd-dataset", "");
+  h5_write_f32(f, "x", x, 2, xd);
+  h5_write_i32(f, "labels", labels, 1, ld);
+  h5_attr_write_i64(f, "num_classes", 2);
+  h5_attr_write_str(f, "source", "test");
+  h5_close(f);
+  EXPECT(expect_fatal(read_dataset, path, "labels"), "3 labels for 4 samples");
+}
+
+static void test_bad_label_range(void) {
+  char path[4096];
+  Dataset w;
+  make_toy(&w, 10);
+  w.labels[7] = 3; /* num_classes is 3 */
+  dataset_write(t_file(path, "label_range.h5"), &w, "amd-dataset", "", NULL, NULL);
+  w.labels[7] = -1;
+  char path2[4096];
+  dataset_write(t_file(path2, "label_negative.h5"), &w, "amd-dataset", "", NULL, NULL);
+  dataset_free(&w);
+  EXPECT(expect_fatal(read_dataset, path, "outside"), "label 3 of 3 classes");
+  EXPECT(expect_fatal(read_dataset, path2, "outside"), "label -1");
+}
+
+static void test_bad_nan(void) {
+  char path[4096];
+  Dataset w;
+  make_toy(&w, 10);
+  w.x[13] = NAN;
+  w.x[4] = INFINITY;
+  dataset_write(t_file(path, "nan.h5"), &w, "amd-dataset", "", NULL, NULL);
+  dataset_free(&w);
+  EXPECT(expect_fatal(read_dataset, path, "2 non-finite"), "NaN and Inf in /x");
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+int main(void) {
+  MPI_Init(NULL, NULL);
+  snprintf(scratch, sizeof scratch, "/tmp/amd_test_h5_XXXXXX");
+  CHECK(mkdtemp(scratch), "cannot create a scratch folder under /tmp");
+  TEST_RUN(test_dataset_toy_round_trip);
+  TEST_RUN(test_dataset_image_round_trip);
+  TEST_RUN(test_checkpoint_round_trip);
+  TEST_RUN(test_log_round_trip);
+  TEST_RUN(test_bad_missing);
+  TEST_RUN(test_bad_truncated);
+  TEST_RUN(test_bad_not_hdf5);
+  TEST_RUN(test_bad_foreign_hdf5);
+  TEST_RUN(test_bad_wrong_kind);
+  TEST_RUN(test_bad_newer_version);
+  TEST_RUN(test_bad_labels_length);
+  TEST_RUN(test_bad_label_range);
+  TEST_RUN(test_bad_nan);
+  if (t_failed == 0) nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  else printf("  files kept in %s\n", scratch);
+  MPI_Finalize();
+  return t_finish();
+}
