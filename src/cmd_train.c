@@ -39,7 +39,7 @@ typedef struct {
   char t_dist[CFG_STR_MAX];
   double t_mean, t_std;
   int log_every, ckpt_every, ckpt_keep;
-  int nan_step;
+  int nan_step, exit_step;
 } TrainConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(TrainConfig, field), def, lo, hi, choices, help}
@@ -74,6 +74,7 @@ static const cfg_key train_keys[] = {
     K("ckpt.every", CFG_INT, ckpt_every, "1000", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
     K("ckpt.keep", CFG_INT, ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept in the run folder"),
     K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, "testing: inject a NaN gradient at this step"),
+    K("fault.exit_step", CFG_INT, exit_step, "-1", -1, 1000000000, NULL, "testing: die at this step as a crash would"),
     CFG_END};
 #undef K
 
@@ -188,6 +189,7 @@ int cmd_train(int argc, char **argv) {
   double t_start = amd_time(), t_last = t_start, loss_acc = 0;
   long steps_acc = 0, start_step = st.step;
   for (long step = st.step; step < c.steps; step++) {
+    if (step == c.exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
     for (int i = 0; i < local; i++) {
       long idx = epoch_index(&order, step * c.batch + b0 + i);
       memcpy(xb + (size_t)i * mc.dim, data.x + (size_t)idx * mc.dim, sizeof(float) * (size_t)mc.dim);
@@ -216,7 +218,7 @@ int cmd_train(int argc, char **argv) {
 
     double now = amd_time();
     loss_acc += loss, steps_acc++;
-    double row[NCOLS] = {(double)step, loss, grad_norm, adamw_lr(&oc, step), 0.0, now - t_start};
+    double row[NCOLS] = {(double)st.step, loss, grad_norm, adamw_lr(&oc, step), 0.0, now - t_start};
     int log_now = st.step % c.log_every == 0 || st.step == c.steps;
     if (log_now) row[4] = (double)steps_acc * c.batch / (now - t_last + 1e-12);
     trainlog_append(&log, row);
