@@ -230,3 +230,11 @@ void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets) 
   }
   h5_close(f);
 }
+
+void ckpt_refuse_existing_run(const char *run_dir, const char *log_path) {
+  char path[4200];
+  int has_log = amd_file_exists(log_path);
+  if (ckpt_latest(run_dir, path, sizeof path) >= 0 || has_log)
+    amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
+                    run_dir, has_log ? log_path : path);
+}

@@ -34,5 +34,8 @@ long ckpt_latest(const char *run_dir, char *path, size_t n);
 void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets);
 /* Architecture of one net, to build the model before loading. */
 void ckpt_read_model_config(const char *path, const char *net, ModelConfig *cfg);
+/* Stops with a usage error when run_dir already holds a checkpoint or the given log file: a fresh
+ * run never overwrites another; resume=1 continues it. */
+void ckpt_refuse_existing_run(const char *run_dir, const char *log_path);
 /* The dataset path the run was trained on ("" when none); caller frees. */
 char *ckpt_read_data_path(const char *path);

@@ -48,41 +48,48 @@ static hid_t str_type(void) {
   return t;
 }
 
-void trainlog_open(TrainLog *l, const char *path, const char *config_text, const char *const *cols, int ncols,
+void trainlog_create(const char *path, const char *config_text) {
+  if (amd_rank() != 0) return;
+  hid_t f = h5_create(path, "amd-log", config_text);
+  hid_t g = h5_group_create(f, "events");
+  create_column(g, "step", H5T_STD_I64LE);
+  hid_t st = str_type();
+  create_column(g, "message", st);
+  H5Tclose(st);
+  H5Gclose(g);
+  h5_close(f);
+}
+
+void trainlog_open(TrainLog *l, const char *path, const char *table, const char *const *cols, int ncols,
                    long resume_step) {
   memset(l, 0, sizeof *l);
   if (amd_rank() != 0) return;
   CHECK(ncols >= 1 && ncols <= TRAINLOG_MAX_COLS && strcmp(cols[0], "step") == 0,
         "log: columns must start with 'step' (got %d columns)", ncols);
   snprintf(l->path, sizeof l->path, "%s", path);
+  snprintf(l->table, sizeof l->table, "%s", table);
   l->ncols = ncols;
   for (int i = 0; i < ncols; i++) snprintf(l->cols[i], sizeof l->cols[i], "%s", cols[i]);
   l->cap = 256;
   l->buf = mallocCheck(sizeof(double) * (size_t)(l->cap * ncols));
-  if (resume_step < 0 || !amd_file_exists(path)) {
-    hid_t f = h5_create(path, "amd-log", config_text);
-    hid_t g = h5_group_create(f, "train");
+  hid_t f = h5_open(path, "amd-log", 1, NULL);
+  if (!h5_exists(f, table)) {
+    hid_t g = h5_group_create(f, table);
     for (int i = 0; i < ncols; i++) create_column(g, cols[i], H5T_IEEE_F64LE);
-    H5Gclose(g);
-    g = h5_group_create(f, "events");
-    create_column(g, "step", H5T_STD_I64LE);
-    hid_t st = str_type();
-    create_column(g, "message", st);
-    H5Tclose(st);
     H5Gclose(g);
     h5_close(f);
     return;
   }
+  CHECK(resume_step >= 0, "log '%s' already has a table '%s'", path, table);
   /* resumed: keep rows up to the checkpoint's step, so the log reads as one uninterrupted run */
-  hid_t f = h5_open(path, "amd-log", 1, NULL);
-  hid_t g = h5_group_open(f, "train");
+  hid_t g = h5_group_open(f, table);
   hsize_t dims;
   double *steps = h5_read_f64(g, "step", 1, &dims);
   hsize_t keep = 0;
   while (keep < dims && steps[keep] <= (double)resume_step) keep++;
   free(steps);
   for (int i = 0; i < ncols; i++) {
-    if (!h5_exists(g, cols[i])) amd_fatal("log '%s' has no column '%s': it was written by another kind of run", path, cols[i]);
+    if (!h5_exists(g, cols[i])) amd_fatal("log '%s' has no column '%s/%s': it was written by another kind of run", path, table, cols[i]);
     hid_t d = H5Dopen2(g, cols[i], H5P_DEFAULT);
     h5Check(H5Dset_extent(d, &keep), "HDF5: cannot truncate log column '%s'", cols[i]);
     H5Dclose(d);
@@ -106,7 +113,7 @@ void trainlog_append(TrainLog *l, const double *row) {
 void trainlog_flush(TrainLog *l) {
   if (!l->buf || l->nbuf == 0) return;
   hid_t f = h5_open(l->path, "amd-log", 1, NULL);
-  hid_t g = h5_group_open(f, "train");
+  hid_t g = h5_group_open(f, l->table);
   double *col = mallocCheck(sizeof(double) * (size_t)l->nbuf);
   for (int c = 0; c < l->ncols; c++) {
     for (long r = 0; r < l->nbuf; r++) col[r] = l->buf[r * l->ncols + c];

@@ -1,5 +1,6 @@
-/* trainlog.h: the training log file (DESIGN section 6): /train/<column> extendable float64 1-D
- * datasets, one row per optimizer step, column "step" first. Rows are buffered in memory and
+/* trainlog.h: the training log file (DESIGN section 6): tables of extendable float64 1-D datasets,
+ * /<table>/<column>, column "step" first: /train holds one row per optimizer step, /advantage one
+ * row per sample on the steps that record them; /events holds (step, message) rows. Rows are buffered in memory and
  * appended every log interval by opening the file, extending, writing and closing it again, so
  * between flushes the file is closed and whole: h5py, pandas or HDFView can read it while the job
  * runs (open with locking=False while a flush may be in progress). Rank 0 alone writes. */
@@ -9,16 +10,19 @@
 
 typedef struct {
   char path[4096];
+  char table[48];
   int ncols;
   char cols[TRAINLOG_MAX_COLS][48];
   double *buf; /* (cap, ncols) pending rows */
   long nbuf, cap;
 } TrainLog;
 
-/* Creates the log (resume_step < 0) or reopens it for a resumed run, dropping rows whose step is
- * beyond resume_step (they were logged after the checkpoint the run resumes from). On ranks other
- * than 0 every call is a no-op. */
-void trainlog_open(TrainLog *l, const char *path, const char *config_text, const char *const *cols, int ncols,
+/* Creates the log file with its /events table (rank 0; a no-op elsewhere). */
+void trainlog_create(const char *path, const char *config_text);
+/* Opens table `table` of an existing log: creates its columns when absent, or, for a resumed run
+ * (resume_step >= 0), drops rows whose step is beyond resume_step (they were logged after the
+ * checkpoint the run resumes from). On ranks other than 0 every call is a no-op. */
+void trainlog_open(TrainLog *l, const char *path, const char *table, const char *const *cols, int ncols,
                    long resume_step);
 void trainlog_append(TrainLog *l, const double *row);
 void trainlog_flush(TrainLog *l);

@@ -73,3 +73,16 @@ long dist_gather_rows(const float *x, const int *labels, long count, int row_len
   free(displs);
   return rank == 0 ? total : 0;
 }
+
+long dist_gather_f64(const double *x, long n, double **out) {
+  int size = dist_size(), rank = dist_rank(), c = (int)n;
+  int *counts = callocCheck((size_t)size, sizeof(int)), *displs = callocCheck((size_t)size, sizeof(int));
+  mpiCheck(MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  long total = 0;
+  for (int r = 0; r < size; r++) displs[r] = (int)total, total += counts[r];
+  *out = rank == 0 ? mallocCheck(sizeof(double) * (size_t)(total ? total : 1)) : NULL;
+  mpiCheck(MPI_Gatherv(x, c, MPI_DOUBLE, *out, counts, displs, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+  free(counts);
+  free(displs);
+  return rank == 0 ? total : 0;
+}

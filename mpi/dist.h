@@ -25,6 +25,9 @@ void dist_split(long n, long *begin, long *end);
 void dist_allreduce_sum_f32(float *x, long n);
 double dist_allreduce_sum_f64(double x);
 void dist_allreduce_sum_f64v(double *x, long n);
+/* Gathers each rank's n doubles to rank 0 in rank order; returns the total there (0 elsewhere) and
+ * a new buffer in *out on rank 0 (caller frees). */
+long dist_gather_f64(const double *x, long n, double **out);
 /* Gathers each rank's rows (count x row_len floats and ints) to rank 0, in rank order. Returns the
  * total row count on rank 0 (0 elsewhere); out buffers are allocated on rank 0 (caller frees). */
 long dist_gather_rows(const float *x, const int *labels, long count, int row_len, float **x_out, int **labels_out);

@@ -15,6 +15,7 @@
 #include "dataset.h"
 #include "dist.h"
 #include "flow.h"
+#include "generator.h"
 #include "h5.h"
 #include "model.h"
 #include "ops.h"
@@ -35,8 +36,9 @@ static const cfg_key sample_keys[] = {
     K("out", CFG_STR, out, "samples.h5", 0, 0, NULL, "samples file to write"),
     K("n", CFG_INT, n, "4096", 1, 100000000, NULL, "number of samples"),
     K("class", CFG_INT, cls, "-1", -1, 1000000, NULL, "class of every sample; -1 = classes in turn (mixed)"),
-    K("sampler", CFG_CHOICE, sampler, "euler", 0, 0, "euler|heun", "ODE integrator"),
-    K("steps", CFG_INT, steps, "50", 1, 100000, NULL, "integration steps N"),
+    K("sampler", CFG_CHOICE, sampler, "euler", 0, 0, "euler|heun|generator",
+      "euler, heun: ODE integrators; generator: the few-step student's own sampler"),
+    K("steps", CFG_INT, steps, "50", 1, 100000, NULL, "integration steps N (generator: the student's S, at most 8)"),
     K("cfg", CFG_FLOAT, cfg, "1.0", 0, 100, NULL, "classifier-free guidance scale w (1 = conditional only)"),
     K("shift", CFG_FLOAT, shift, "1.0", 0.01, 100, NULL, "timestep shift (>1 spends more steps at high noise)"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the starting noise"),
@@ -86,6 +88,10 @@ int cmd_sample(int argc, char **argv) {
   if (c.cls >= mc.num_classes)
     amd_usage_error("config key 'class' = %d: the model has %d classes (0..%d, or -1 for mixed)", c.cls,
                     mc.num_classes, mc.num_classes - 1);
+  int generator = strcmp(c.sampler, "generator") == 0;
+  if (generator && c.cfg != 1.0)
+    amd_usage_error("config key 'cfg' = %g: a distilled student samples without guidance (its teacher's guidance is "
+                    "built in); leave cfg = 1 with sampler=generator", c.cfg);
   int per_call = c.batch < c.n ? c.batch : c.n;
   Model *model = model_create(&mc, c.cfg != 1.0 ? 2 * per_call : per_call);
   CkptState st;
@@ -102,6 +108,8 @@ int cmd_sample(int argc, char **argv) {
   for (long i = 0; i < local; i++) labels[i] = c.cls >= 0 ? c.cls : (int)((i0 + i) % mc.num_classes);
 
   Sampler *s = sampler_create(model, c.cfg, per_call);
+  Generator *gen = generator ? generator_create(model, c.steps, per_call) : NULL;
+  int *labels_dev = ops->alloc(sizeof(int) * (size_t)per_call);
   float *x = ops->alloc(sizeof(float) * (size_t)per_call * D);
   double *grid = mallocCheck(sizeof(double) * (size_t)(c.steps + 1));
   flow_time_grid(grid, c.steps, c.shift);
@@ -110,9 +118,15 @@ int cmd_sample(int argc, char **argv) {
   double t0 = amd_time();
   for (long b = 0; b < local; b += per_call) {
     int B = (int)(local - b < per_call ? local - b : per_call);
-    ops->randn(x, B, D, (uint64_t)c.seed, RNG_SAMPLE, 0, (uint32_t)(i0 + b));
-    nfe = strcmp(c.sampler, "heun") == 0 ? sample_heun(s, x, labels + b, B, grid, c.steps)
-                                         : sample_euler(s, x, labels + b, B, grid, c.steps);
+    if (gen) {
+      ops->to_device(labels_dev, labels + b, sizeof(int) * (size_t)B);
+      generator_run(gen, x, labels_dev, B, c.steps, (uint64_t)c.seed, 0, (uint32_t)(i0 + b));
+      nfe = c.steps;
+    } else {
+      ops->randn(x, B, D, (uint64_t)c.seed, RNG_SAMPLE, 0, (uint32_t)(i0 + b));
+      nfe = strcmp(c.sampler, "heun") == 0 ? sample_heun(s, x, labels + b, B, grid, c.steps)
+                                           : sample_euler(s, x, labels + b, B, grid, c.steps);
+    }
     ops->to_host(x_host + (size_t)b * D, x, sizeof(float) * (size_t)B * D);
   }
   MPI_Barrier(MPI_COMM_WORLD);
@@ -155,6 +169,8 @@ int cmd_sample(int argc, char **argv) {
   }
   free(grid), free(x_host), free(labels), free(data_path);
   ops->free(x);
+  ops->free(labels_dev);
+  generator_free(gen);
   sampler_free(s);
   model_free(model);
   return 0;

@@ -111,14 +111,6 @@ static void format_eta(char *buf, size_t n, double seconds) {
   snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
 }
 
-/* A run folder with checkpoints or a log is never overwritten by a fresh run. */
-static void refuse_existing_run(const char *run, const char *log_path) {
-  char path[4200];
-  if (ckpt_latest(run, path, sizeof path) >= 0 || amd_file_exists(log_path))
-    amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
-                    run, amd_file_exists(log_path) ? log_path : path);
-}
-
 int cmd_train(int argc, char **argv) {
   TrainConfig c;
   cfg_parse_args(train_keys, &c, argc, argv, "train", "Trains a network; task=teacher: rectified-flow teacher.");
@@ -137,7 +129,7 @@ int cmd_train(int argc, char **argv) {
   char log_path[4200];
   snprintf(log_path, sizeof log_path, "%s/log.h5", c.run);
   if (rank == 0) {
-    if (!c.resume) refuse_existing_run(c.run, log_path);
+    if (!c.resume) ckpt_refuse_existing_run(c.run, log_path);
     amd_mkdirs(c.run);
   }
   MPI_Barrier(MPI_COMM_WORLD);
@@ -170,7 +162,8 @@ int cmd_train(int argc, char **argv) {
           threads, ops->name, mc.kind, model->num_params, c.data, data.n, data.dim);
 
   TrainLog log;
-  trainlog_open(&log, log_path, config_text, log_cols, NCOLS, resume_step >= 0 ? st.step : -1);
+  if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);
+  trainlog_open(&log, log_path, "train", log_cols, NCOLS, resume_step >= 0 ? st.step : -1);
   if (resume_step >= 0) {
     char msg[256];
     snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", st.step, size);
@@ -184,6 +177,7 @@ int cmd_train(int argc, char **argv) {
                    .p_uncond = c.p_uncond};
   EpochOrder order = {.n = data.n, .epoch = -1, .perm = mallocCheck(sizeof(long) * (size_t)data.n), .seed = (uint64_t)c.seed};
   float *xb = mallocCheck(sizeof(float) * (size_t)local * mc.dim);
+  float *xb_dev = ops->alloc(sizeof(float) * (size_t)local * mc.dim);
   int *lb = mallocCheck(sizeof(int) * (size_t)local);
 
   double t_start = amd_time(), t_last = t_start, loss_acc = 0;
@@ -195,8 +189,9 @@ int cmd_train(int argc, char **argv) {
       memcpy(xb + (size_t)i * mc.dim, data.x + (size_t)idx * mc.dim, sizeof(float) * (size_t)mc.dim);
       lb[i] = data.labels[idx];
     }
+    ops->to_device(xb_dev, xb, sizeof(float) * (size_t)local * mc.dim);
     model_zero_grad(model);
-    double loss_sum = flow_train_batch(model, fb, xb, lb, local, (uint32_t)b0, (uint32_t)step, st.seed, &fc, c.batch);
+    double loss_sum = flow_train_batch(model, fb, xb_dev, lb, NULL, local, (uint32_t)b0, (uint32_t)step, st.seed, &fc, c.batch);
     if (step == c.nan_step) ops->fill(model->grads, NAN, 1);
     dist_allreduce_sum_f32(model->grads, model->num_params);
     double loss = dist_allreduce_sum_f64(loss_sum) / c.batch;
@@ -238,6 +233,7 @@ int cmd_train(int argc, char **argv) {
   trainlog_close(&log);
   amd_log("done: %s (log %s)\n", c.run, log_path);
 
+  ops->free(xb_dev);
   free(xb), free(lb), free(order.perm), free(config_text);
   flow_batch_free(fb);
   adamw_free(opt);

@@ -4,6 +4,7 @@
 
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);

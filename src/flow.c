@@ -13,7 +13,7 @@ FlowBatch *flow_batch_create(int max_batch, int dim) {
   FlowBatch *b = callocCheck(1, sizeof *b);
   size_t bd = sizeof(float) * (size_t)max_batch * dim, bs = sizeof(float) * (size_t)max_batch;
   b->max_batch = max_batch, b->dim = dim;
-  b->x0 = ops->alloc(bd), b->e = ops->alloc(bd), b->xt = ops->alloc(bd), b->v = ops->alloc(bd);
+  b->e = ops->alloc(bd), b->xt = ops->alloc(bd), b->v = ops->alloc(bd);
   b->pred = ops->alloc(bd), b->dpred = ops->alloc(bd);
   b->t = ops->alloc(bs), b->loss = ops->alloc(bs);
   b->labels = ops->alloc(sizeof(int) * (size_t)max_batch);
@@ -24,7 +24,7 @@ FlowBatch *flow_batch_create(int max_batch, int dim) {
 
 void flow_batch_free(FlowBatch *b) {
   if (!b) return;
-  float *dev[] = {b->x0, b->e, b->xt, b->v, b->pred, b->dpred, b->t, b->loss};
+  float *dev[] = {b->e, b->xt, b->v, b->pred, b->dpred, b->t, b->loss};
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) ops->free(dev[i]);
   ops->free(b->labels);
   free(b->t_host), free(b->loss_host), free(b->labels_host);
@@ -38,8 +38,8 @@ double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_
   return 1.0 / (1.0 + exp(-(fc->t_mean + fc->t_std * z)));
 }
 
-double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, int B, uint32_t index0,
-                        uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch) {
+double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, const float *weights, int B,
+                        uint32_t index0, uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch) {
   int D = b->dim;
   CHECK(B <= b->max_batch, "flow batch %d exceeds its buffers (%d)", B, b->max_batch);
   for (int i = 0; i < B; i++) {
@@ -48,14 +48,13 @@ double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labe
     int drop = rng_uniform(seed, RNG_DROP, step, g, 0) < fc->p_uncond;
     b->labels_host[i] = drop ? m->cfg.num_classes : labels[i];
   }
-  ops->to_device(b->x0, x0, sizeof(float) * (size_t)B * D);
   ops->to_device(b->t, b->t_host, sizeof(float) * (size_t)B);
   ops->to_device(b->labels, b->labels_host, sizeof(int) * (size_t)B);
   ops->randn(b->e, B, D, seed, RNG_NOISE, step, index0);
-  ops->flow_interpolate(b->xt, b->v, b->x0, b->e, b->t, B, D);
+  ops->flow_interpolate(b->xt, b->v, x0, b->e, b->t, B, D);
   m->forward(m, b->pred, b->xt, b->t, b->labels, B);
-  ops->mse_forward_backward(b->loss, b->dpred, b->pred, b->v, NULL, B, D, 1.0f / (float)global_batch);
-  m->backward(m, NULL, b->dpred, B);
+  ops->mse_forward_backward(b->loss, b->dpred, b->pred, b->v, weights, B, D, 1.0f / (float)global_batch);
+  m->backward(m, NULL, b->dpred, NULL, B);
   ops->to_host(b->loss_host, b->loss, sizeof(float) * (size_t)B);
   double sum = 0;
   for (int i = 0; i < B; i++) sum += b->loss_host[i];

@@ -17,7 +17,7 @@ typedef struct {
 /* Device work buffers for a local batch of up to max_batch samples. */
 typedef struct {
   int max_batch, dim;
-  float *x0, *e, *t, *xt, *v, *pred, *dpred, *loss; /* backend memory */
+  float *e, *t, *xt, *v, *pred, *dpred, *loss; /* backend memory */
   int *labels;
   float *t_host, *loss_host;
   int *labels_host;
@@ -29,12 +29,13 @@ void flow_batch_free(FlowBatch *b);
 /* t for one global sample index at one step. */
 double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_t index);
 
-/* One forward/backward of the flow-matching loss on B local samples x0 (host, (B, dim)) with
- * labels (host), whose global indices start at index0. Gradients are added to m->grads already
- * divided by global_batch, so summing over ranks gives the global mean. Returns the sum of the
- * B per-sample losses. */
-double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, int B, uint32_t index0,
-                        uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch);
+/* One forward/backward of the flow-matching loss on B local samples x0 (backend memory, (B, dim))
+ * with labels (host), whose global indices start at index0; `step` keys the draws. Per-sample loss
+ * weights (backend memory, (B)) may be NULL. Gradients are added to m->grads already divided by
+ * global_batch, so summing over ranks gives the global mean. Returns the sum of the B unweighted
+ * per-sample losses. */
+double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, const float *weights, int B,
+                        uint32_t index0, uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch);
 
 /* The time grid t_0 = 1 > ... > t_N = 0 with timestep shift (shift > 1 spends more steps at high
  * noise): t = shift s / (1 + (shift - 1) s), s = 1 - i / N. grid has N + 1 entries. */

@@ -14,6 +14,7 @@ static const struct {
 } commands[] = {
     {"data", cmd_data, "write a dataset file (toy2d)"},
     {"train", cmd_train, "train a network (task=teacher: rectified-flow teacher)"},
+    {"distill", cmd_distill, "distill a teacher into an S-step student (method=dmd|dmd2|dmdr|amd)"},
     {"sample", cmd_sample, "sample a trained network (Euler or Heun, N steps, CFG) to a samples file"},
     {"eval", cmd_eval, "metrics of a samples file against its dataset"},
     {"info", cmd_info, "summarize any amd file (dataset, checkpoint, log, samples, eval)"},

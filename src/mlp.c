@@ -3,6 +3,7 @@
  *   h_0  = Linear(x) + cond
  *   h_l+1 = h_l + Linear(SiLU(Linear(SiLU(h_l))))                   l = 0 .. depth-1
  *   v    = Linear(SiLU(h_depth))
+ * Its features (for a GAN head) are SiLU(h_depth), (B, width).
  * Time enters as 1000 t so the sinusoids resolve the [0, 1] interval as in DDPM-style embeddings. */
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,9 @@ static void mlp_forward(Model *m, float *out, const float *x, const float *t, co
   linear_forward(out, a->hf, P(a->outw), P(a->outb), B, H, D);
 }
 
-static void mlp_backward(Model *m, float *dx, const float *dout, int B) {
+static const float *mlp_features(const Model *m) { return ((const Mlp *)m->impl)->hf; }
+
+static void mlp_backward(Model *m, float *dx, const float *dout, const float *dfeat, int B) {
   Mlp *a = m->impl;
   const ModelConfig *c = &m->cfg;
   int H = c->width, D = c->dim;
@@ -70,7 +73,8 @@ static void mlp_backward(Model *m, float *dx, const float *dout, int B) {
   CHECK(B == a->B, "mlp backward: batch %d differs from the forward batch %d", B, a->B);
   /* dh holds d loss / d h_l as l walks down */
   ops->fill(a->dz, 0.0f, BH);
-  linear_backward(a->dz, G(a->outw), G(a->outb), dout, a->hf, P(a->outw), B, H, D);
+  if (dout) linear_backward(a->dz, G(a->outw), G(a->outb), dout, a->hf, P(a->outw), B, H, D);
+  if (dfeat) ops->axpy(a->dz, 1.0f, dfeat, BH);
   ops->fill(a->dh, 0.0f, BH);
   ops->silu_backward(a->dh, a->dz, a->h + c->depth * BH, BH);
   for (int l = c->depth - 1; l >= 0; l--) {
@@ -147,6 +151,8 @@ Model *mlp_create(Model *m) {
   m->impl = a;
   m->forward = mlp_forward;
   m->backward = mlp_backward;
+  m->features = mlp_features;
+  m->feat_dim = H;
   m->free_impl = mlp_free;
   return m;
 }

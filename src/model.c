@@ -10,7 +10,8 @@
 #include "ops.h"
 #include "philox.h"
 
-Model *mlp_create(Model *m); /* mlp.c */
+Model *mlp_create(Model *m);  /* mlp.c */
+Model *head_create(Model *m); /* head.c */
 
 long model_add_tensor(Model *m, const char *name, int ndim, const int *shape) {
   CHECK(m->num_tensors < MODEL_MAX_TENSORS, "model has more than %d tensors", MODEL_MAX_TENSORS);
@@ -28,8 +29,10 @@ long model_add_tensor(Model *m, const char *name, int ndim, const int *shape) {
 }
 
 void model_config_check(const ModelConfig *c) {
-  CHECK(strcmp(c->kind, "mlp") == 0, "model kind '%s' is unknown (this amd has: mlp)", c->kind);
+  int head = strcmp(c->kind, "head") == 0;
+  CHECK(strcmp(c->kind, "mlp") == 0 || head, "model kind '%s' is unknown (this amd has: mlp, head)", c->kind);
   CHECK(c->dim >= 1 && c->dim <= 1 << 20, "model dim %d out of range [1, 2^20]", c->dim);
+  if (head) return;
   CHECK(c->num_classes >= 1 && c->num_classes <= 100000, "model num_classes %d out of range", c->num_classes);
   CHECK(c->width >= 1 && c->width <= 65536, "model width %d out of range [1, 65536]", c->width);
   CHECK(c->depth >= 0 && c->depth <= 1000, "model depth %d out of range [0, 1000]", c->depth);
@@ -43,7 +46,8 @@ Model *model_create(const ModelConfig *cfg, int max_batch) {
   Model *m = callocCheck(1, sizeof *m);
   m->cfg = *cfg;
   m->max_batch = max_batch;
-  mlp_create(m);
+  if (strcmp(cfg->kind, "head") == 0) head_create(m);
+  else mlp_create(m);
   return m;
 }
 

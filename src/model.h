@@ -18,7 +18,7 @@ typedef struct {
 
 /* Architecture hyperparameters; stored with every checkpoint so a model can be rebuilt from it. */
 typedef struct {
-  char kind[16];   /* "mlp" */
+  char kind[16];   /* "mlp", or "head" (a linear scorer on features, dim = feature width) */
   int dim;         /* elements per sample (2 for toy 2-D data) */
   int num_classes; /* the null class for guidance is row num_classes of the class table */
   int width;       /* hidden width */
@@ -38,8 +38,12 @@ struct Model {
   void *impl;
   /* out (B, dim) = v_theta(x (B, dim), t (B), labels (B)); B <= max_batch */
   void (*forward)(Model *m, float *out, const float *x, const float *t, const int *labels, int B);
-  /* adds d loss / d params into grads, and d loss / d x into dx when dx is not NULL */
-  void (*backward)(Model *m, float *dx, const float *dout, int B);
+  /* adds d loss / d params into grads, and d loss / d x into dx when dx is not NULL. dout (B, dim)
+   * is the gradient at the output and dfeat (B, feat_dim) at the features; either may be NULL. */
+  void (*backward)(Model *m, float *dx, const float *dout, const float *dfeat, int B);
+  /* (B, feat_dim) pooled hidden features of the last forward (what a GAN head reads) */
+  const float *(*features)(const Model *m);
+  int feat_dim;
   void (*free_impl)(Model *m);
 };
 

@@ -56,6 +56,15 @@ typedef struct amd_ops {
    * dpred = scale * weight[b] * 2 (pred - target) / D (weight NULL means 1); loss may be NULL */
   void (*mse_forward_backward)(float *loss /* (B) */, float *dpred, const float *pred,
                                const float *target, const float *weight, int B, int D, float scale);
+  /* denoised (x0) prediction of a velocity network: d = xt - t v, per-sample t (B) */
+  void (*flow_denoise)(float *d, const float *xt, const float *v, const float *t, int B, int D);
+  /* The DMD / AMD generator gradient (DESIGN section 4), per sample i:
+   *   d_cfg = d_u + w (d_c - d_u),  H = beta_i (d_c - d_f) + alpha_i (w - 1)(d_c - d_u)
+   *   n = mean_d |x - d_cfg|,  loss_i = 0.5 || H / n ||^2,  dx = -scale H / n
+   * stats (B, 6) receives per sample: loss_i, n, ||d_c - x||, ||d_f - x||, ||d_c - d_u||, and the
+   * cosine between (d_c - x) and (d_f - x). alpha, beta (B). */
+  void (*dmd_grad)(float *dx, float *stats, const float *x, const float *d_c, const float *d_u,
+                   const float *d_f, const float *alpha, const float *beta, float w, float scale, int B, int D);
   /* x += h (B) * v, per-sample step size: one Euler update of a sampler */
   void (*euler_update)(float *x, const float *v, const float *h /* (B) */, int B, int D);
 } amd_ops;

@@ -161,6 +161,38 @@ static void cpu_mse_forward_backward(float *loss, float *dpred, const float *pre
   }
 }
 
+static void cpu_flow_denoise(float *d, const float *xt, const float *v, const float *t, int B, int D) {
+#pragma omp parallel for schedule(static) if ((long)B * D > 65536)
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < D; j++) d[(long)b * D + j] = xt[(long)b * D + j] - t[b] * v[(long)b * D + j];
+}
+
+static void cpu_dmd_grad(float *dx, float *stats, const float *x, const float *d_c, const float *d_u,
+                         const float *d_f, const float *alpha, const float *beta, float w, float scale, int B, int D) {
+#pragma omp parallel for schedule(static) if ((long)B * D > 16384)
+  for (int b = 0; b < B; b++) {
+    const long o = (long)b * D;
+    double n = 0, rr = 0, ff = 0, cu = 0, rf = 0;
+    for (int j = 0; j < D; j++) {
+      float cfg = d_u[o + j] + w * (d_c[o + j] - d_u[o + j]);
+      n += fabsf(x[o + j] - cfg);
+      double r = d_c[o + j] - x[o + j], f = d_f[o + j] - x[o + j], g = d_c[o + j] - d_u[o + j];
+      rr += r * r, ff += f * f, cu += g * g, rf += r * f;
+    }
+    n = n / D + 1e-12;
+    double loss = 0;
+    for (int j = 0; j < D; j++) {
+      float h = beta[b] * (d_c[o + j] - d_f[o + j]) + alpha[b] * (w - 1.0f) * (d_c[o + j] - d_u[o + j]);
+      float g = h / (float)n;
+      loss += 0.5 * (double)g * g;
+      dx[o + j] = -scale * g;
+    }
+    float *s = stats + (long)b * 6;
+    s[0] = (float)loss, s[1] = (float)n, s[2] = (float)sqrt(rr), s[3] = (float)sqrt(ff), s[4] = (float)sqrt(cu);
+    s[5] = (float)(rf / (sqrt(rr * ff) + 1e-30));
+  }
+}
+
 static void cpu_euler_update(float *x, const float *v, const float *h, int B, int D) {
 #pragma omp parallel for schedule(static) if ((long)B * D > 65536)
   for (int b = 0; b < B; b++)
@@ -192,5 +224,7 @@ const amd_ops ops_cpu = {
     .randn = cpu_randn,
     .flow_interpolate = cpu_flow_interpolate,
     .mse_forward_backward = cpu_mse_forward_backward,
+    .flow_denoise = cpu_flow_denoise,
+    .dmd_grad = cpu_dmd_grad,
     .euler_update = cpu_euler_update,
 };

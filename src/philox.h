@@ -17,6 +17,13 @@ enum {
   RNG_SAMPLE,     /* sampler noise */
   RNG_TOYDATA,    /* toy data generation */
   RNG_METRIC,     /* metric projections and subsets */
+  RNG_GEN,        /* generator (student) starting noise */
+  RNG_RENOISE,    /* generator re-noising between its steps */
+  RNG_PROMPT,     /* distillation prompts (class labels) */
+  RNG_SIM,        /* backward simulation: which student step gets the gradient */
+  RNG_DMD_T,      /* t of the distribution-matching loss and the GAN */
+  RNG_DMD_NOISE,  /* noise of the distribution-matching loss and the GAN */
+  RNG_REAL,       /* real data picked for the GAN discriminator */
   RNG_STREAMS_END
 };
 

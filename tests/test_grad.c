@@ -461,7 +461,7 @@ static void check_mlp(int depth, int B) {
   float *dx = alloc_f(n);
   model_zero_grad(m);
   model_loss(&c);
-  m->backward(m, dx, c.R, B);
+  m->backward(m, dx, c.R, NULL, B);
   for (int k = 0; k < m->num_tensors; k++) {
     const TensorInfo *ti = &m->tensors[k];
     long size = (long)ti->shape[0] * ti->shape[1] * ti->shape[2] * ti->shape[3];
@@ -472,7 +472,7 @@ static void check_mlp(int depth, int B) {
   /* the finite differences left the cache at a perturbed point: forward again before backward */
   float *grads1 = host_copy(m->grads, m->num_params), *dx1 = host_copy(dx, n);
   model_loss(&c);
-  m->backward(m, dx, c.R, B);
+  m->backward(m, dx, c.R, NULL, B);
   expect_doubled("model grads", m->grads, grads1, m->num_params);
   expect_doubled("model dx", dx, dx1, n);
 

@@ -1,0 +1,268 @@
+/* cmd_distill.c: `amd distill method=dmd|dmd2|dmdr|amd`: distills a teacher checkpoint into an
+ * S-step student (DESIGN section 4). The student and the fake teacher start from the teacher's
+ * weights with separate AdamW optimizers; the real teacher is frozen. Each step runs
+ * `fake_per_gen` fake-teacher updates and one generator update (src/distill.c). Rank 0 prints a
+ * status line and appends /train (every loss, gradient norms, reward, forbidden fraction, AMD weight
+ * statistics, the DMD direction norms) every step and /advantage (per-sample records) every
+ * log.advantage_every steps; checkpoints hold both networks, both optimizers (and the GAN head). */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "commands.h"
+#include "common.h"
+#include "config.h"
+#include "dataset.h"
+#include "dist.h"
+#include "distill.h"
+#include "model.h"
+#include "ops.h"
+#include "reward.h"
+#include "trainlog.h"
+
+typedef struct {
+  char method[CFG_STR_MAX], teacher[CFG_STR_MAX], data[CFG_STR_MAX], run[CFG_STR_MAX], device[CFG_STR_MAX];
+  int resume, seed, threads;
+  int S, steps, prompts, K, fake_per_gen;
+  double w, t_min, t_max;
+  double lambda_reg, lambda_gan, disc_weight, lambda_r, s, lambda_rls, eps;
+  int reg_pairs, reg_steps;
+  char preference[CFG_STR_MAX];
+  double bandwidth;
+  double lr_student, lr_fake, beta1, beta2, adam_eps, weight_decay, grad_clip;
+  int warmup;
+  int log_every, adv_every, ckpt_every, ckpt_keep, nan_step, exit_step;
+} DistillCmdConfig;
+
+#define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
+static const cfg_key distill_keys[] = {
+    K("method", CFG_CHOICE, method, "amd", 0, 0, "dmd|dmd2|dmdr|amd", "distillation method"),
+    K("teacher", CFG_STR, teacher, "", 0, 0, NULL, "teacher checkpoint file or run folder; required"),
+    K("data", CFG_STR, data, "", 0, 0, NULL, "dataset (GAN real batches, reward mixture); default: the teacher's"),
+    K("run", CFG_STR, run, "runs/distill", 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5"),
+    K("resume", CFG_BOOL, resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),
+    K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend"),
+    K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of every draw"),
+    K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
+    K("student.steps", CFG_INT, S, "1", 1, 8, NULL, "S: generator steps (1, 2 or 4 in the paper)"),
+    K("train.steps", CFG_INT, steps, "600", 1, 1000000000, NULL, "distillation steps (one generator update each)"),
+    K("train.prompts", CFG_INT, prompts, "64", 1, 1 << 20, NULL, "P: prompts per global batch (split across ranks)"),
+    K("amd.K", CFG_INT, K, "4", 1, 1024, NULL, "K: samples per prompt (a group); global batch = P K"),
+    K("fake_per_gen", CFG_INT, fake_per_gen, "0", 0, 100, NULL, "fake-teacher updates per generator update; 0 = method default (dmd 1, others 5)"),
+    K("guidance", CFG_FLOAT, w, "2.0", 0, 100, NULL, "w: real teacher's guidance scale in d_cfg = d_u + w (d_c - d_u)"),
+    K("dmd.t_min", CFG_FLOAT, t_min, "0.02", 0, 1, NULL, "t range of the distribution-matching loss"),
+    K("dmd.t_max", CFG_FLOAT, t_max, "0.98", 0, 1, NULL, "t range of the distribution-matching loss"),
+    K("dmd.lambda_reg", CFG_FLOAT, lambda_reg, "0", 0, 1e6, NULL, "dmd: weight of the regression to teacher ODE pairs"),
+    K("dmd.reg_pairs", CFG_INT, reg_pairs, "1024", 1, 1 << 24, NULL, "dmd: teacher ODE pairs (a multiple of the global batch)"),
+    K("dmd.reg_steps", CFG_INT, reg_steps, "50", 1, 10000, NULL, "dmd: Euler steps of the teacher for the pairs"),
+    K("gan.lambda", CFG_FLOAT, lambda_gan, "1e-3", 0, 1e6, NULL, "lambda_gan: generator GAN weight (dmd2, dmdr, amd)"),
+    K("gan.disc_weight", CFG_FLOAT, disc_weight, "1e-2", 0, 1e6, NULL, "weight of the discriminator loss in the fake update"),
+    K("dmdr.lambda_r", CFG_FLOAT, lambda_r, "0.05", 0, 1e6, NULL, "lambda_r: reward weight of dmdr"),
+    K("amd.s", CFG_FLOAT, s, "0.5", 0, 1, NULL, "s: Dynamic Score Adaptation sensitivity"),
+    K("amd.lambda_rls", CFG_FLOAT, lambda_rls, "1.0", 0, 100, NULL, "lambda_rls: Repulsive Landscape Sharpening strength"),
+    K("amd.eps", CFG_FLOAT, eps, "1e-6", 1e-12, 1, NULL, "eps of the advantage's standard deviation"),
+    K("reward.preference", CFG_STR, preference, "", 0, 0, NULL, "per-mode preference p_k, comma-separated; empty = all 1"),
+    K("reward.bandwidth", CFG_FLOAT, bandwidth, "1.0", 0.01, 100, NULL, "reward kernel width in units of the mode sigma"),
+    K("optim.lr_student", CFG_FLOAT, lr_student, "2e-4", 0, 10, NULL, "student AdamW learning rate"),
+    K("optim.lr_fake", CFG_FLOAT, lr_fake, "2e-4", 0, 10, NULL, "fake-teacher (and GAN head) AdamW learning rate"),
+    K("optim.warmup", CFG_INT, warmup, "0", 0, 1000000000, NULL, "linear warmup steps of both"),
+    K("optim.beta1", CFG_FLOAT, beta1, "0.9", 0, 0.999999, NULL, "Adam beta1"),
+    K("optim.beta2", CFG_FLOAT, beta2, "0.999", 0, 0.999999999, NULL, "Adam beta2"),
+    K("optim.eps", CFG_FLOAT, adam_eps, "1e-8", 0, 1, NULL, "Adam epsilon"),
+    K("optim.weight_decay", CFG_FLOAT, weight_decay, "0", 0, 1, NULL, "decoupled weight decay"),
+    K("optim.grad_clip", CFG_FLOAT, grad_clip, "1.0", 0, 1e9, NULL, "global gradient-norm clip; 0 = off"),
+    K("log.every", CFG_INT, log_every, "50", 1, 1000000000, NULL, "steps between status lines and log flushes"),
+    K("log.advantage_every", CFG_INT, adv_every, "10", 0, 1000000000, NULL, "steps between /advantage records; 0 = none"),
+    K("ckpt.every", CFG_INT, ckpt_every, "200", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
+    K("ckpt.keep", CFG_INT, ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept"),
+    K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, "testing: poison the student at this step"),
+    K("fault.exit_step", CFG_INT, exit_step, "-1", -1, 1000000000, NULL, "testing: die at this step as a crash would"),
+    CFG_END};
+#undef K
+
+static const char *const train_cols[] = {
+    "step", "loss_dm", "loss_fake", "loss_gan_g", "loss_gan_d", "loss_reg", "loss_reward", "grad_norm_student",
+    "grad_norm_fake", "lr_student", "lr_fake", "reward_mean", "reward_std", "forbidden_frac", "off_manifold_frac",
+    "alpha_mean", "alpha_std", "beta_mean", "beta_std", "fake_weight_mean", "fake_weight_min", "fake_weight_max",
+    "norm_dc_x", "norm_df_x", "norm_dc_du", "cos_real_fake", "k_sim", "samples_per_s", "time"};
+enum { NTRAIN = sizeof train_cols / sizeof train_cols[0] };
+static const char *const adv_cols[] = {"step", "prompt", "group", "rank", "reward", "advantage", "alpha", "beta", "fake_weight"};
+enum { NADV = sizeof adv_cols / sizeof adv_cols[0] };
+
+static Method parse_method(const char *s) {
+  if (strcmp(s, "dmd") == 0) return METHOD_DMD;
+  if (strcmp(s, "dmd2") == 0) return METHOD_DMD2;
+  if (strcmp(s, "dmdr") == 0) return METHOD_DMDR;
+  return METHOD_AMD;
+}
+
+/* Gathers this step's per-sample records to rank 0 and appends them to /advantage. */
+static void log_advantages(TrainLog *log, const AdvantageRecords *r, long step) {
+  int n = r->n;
+  double *local = mallocCheck(sizeof(double) * (size_t)n * NADV);
+  for (int i = 0; i < n; i++) {
+    double *row = local + (size_t)NADV * i;
+    double v[NADV] = {(double)step, r->prompt[i], r->group[i], dist_rank(), r->reward[i], r->advantage[i],
+                      r->alpha[i], r->beta[i], r->fake_weight[i]};
+    memcpy(row, v, sizeof v);
+  }
+  double *all;
+  long total = dist_gather_f64(local, (long)n * NADV, &all);
+  for (long i = 0; i < total / NADV; i++) trainlog_append(log, all + (size_t)NADV * i);
+  free(local);
+  free(all);
+}
+
+int cmd_distill(int argc, char **argv) {
+  DistillCmdConfig c;
+  cfg_parse_args(distill_keys, &c, argc, argv, "distill", "Distills a teacher into an S-step student (dmd, dmd2, dmdr, amd).");
+  if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
+  if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
+  int threads = backend_init(c.device, c.threads);
+  int size = dist_size();
+  if (c.prompts < size)
+    amd_usage_error("config key 'train.prompts' = %d is smaller than the rank count %d: every rank needs a prompt", c.prompts, size);
+  Method method = parse_method(c.method);
+  int fpg = c.fake_per_gen ? c.fake_per_gen : (method == METHOD_DMD ? 1 : 5);
+  int GB = c.prompts * c.K;
+  if (method == METHOD_DMD && c.lambda_reg > 0 && c.reg_pairs % GB != 0)
+    amd_usage_error("config key 'dmd.reg_pairs' = %d must be a multiple of the global batch %d (train.prompts x amd.K)", c.reg_pairs, GB);
+
+  char teacher_path[4200];
+  snprintf(teacher_path, sizeof teacher_path, "%s", c.teacher);
+  if (amd_file_exists(c.teacher) && !strstr(c.teacher, ".h5") && ckpt_latest(c.teacher, teacher_path, sizeof teacher_path) < 0)
+    amd_fatal("teacher run folder '%s' holds no checkpoint", c.teacher);
+  ModelConfig mc;
+  ckpt_read_model_config(teacher_path, "teacher", &mc);
+  char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_data_path(teacher_path);
+  if (!data_path[0]) amd_usage_error("teacher '%s' names no dataset: pass data=", teacher_path);
+  Dataset data;
+  dataset_read(data_path, "amd-dataset", &data);
+  if (!data.has_mixture) amd_usage_error("dataset '%s' has no /mixture: the toy reward needs a toy2d dataset", data_path);
+  CHECK(data.dim == mc.dim && data.num_classes == mc.num_classes,
+        "dataset '%s' (dim %d, %d classes) does not match the teacher (dim %d, %d classes)", data_path, data.dim,
+        data.num_classes, mc.dim, mc.num_classes);
+  ToyReward reward;
+  reward_toy_init(&reward, &data.mix, c.preference, c.bandwidth);
+
+  long p0, p1;
+  dist_split(c.prompts, &p0, &p1);
+  int B = (int)(p1 - p0) * c.K;
+  Model *real = model_create(&mc, 2 * B), *fake = model_create(&mc, B), *student = model_create(&mc, B);
+  ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
+  int gan = method != METHOD_DMD && c.lambda_gan > 0;
+  Model *disc = gan ? model_create(&hc, B) : NULL;
+  CkptState tst;
+  CkptNet tnets[] = {{"teacher", real, NULL}, {"teacher", fake, NULL}, {"teacher", student, NULL}};
+  for (int i = 0; i < 3; i++) ckpt_load(teacher_path, &tst, &tnets[i], 1);
+  if (disc) model_init_params(disc, (uint64_t)c.seed);
+
+  AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.steps,
+                    .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
+                    .grad_clip = c.grad_clip};
+  AdamWConfig of = os;
+  of.lr = of.lr_min = c.lr_fake;
+  of.warmup = (long)c.warmup * fpg;
+  DistillConfig dc = {.method = method, .S = c.S, .w = c.w, .t_min = c.t_min, .t_max = c.t_max, .fake_per_gen = fpg,
+                      .lambda_reg = c.lambda_reg, .lambda_gan = c.lambda_gan, .lambda_r = c.lambda_r,
+                      .disc_weight = c.disc_weight, .s = c.s, .lambda_rls = c.lambda_rls, .eps = c.eps,
+                      .prompts = c.prompts, .K = c.K, .reg_pairs = c.reg_pairs, .reg_steps = c.reg_steps,
+                      .seed = (uint64_t)c.seed, .opt_student = os, .opt_fake = of};
+  Distill *d = distill_create(&dc, real, fake, student, disc, &data, &reward);
+
+  char log_path[4200];
+  snprintf(log_path, sizeof log_path, "%s/log.h5", c.run);
+  if (dist_rank() == 0) {
+    if (!c.resume) ckpt_refuse_existing_run(c.run, log_path);
+    amd_mkdirs(c.run);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  CkptNet nets[3] = {{"student", student, distill_opt_student(d)}, {"fake", fake, distill_opt_fake(d)},
+                     {"disc", disc, distill_opt_disc(d)}};
+  int nnets = disc ? 3 : 2;
+  CkptState st = {.seed = (uint64_t)c.seed};
+  char ckpt_path[4200];
+  long resume_step = c.resume ? ckpt_latest(c.run, ckpt_path, sizeof ckpt_path) : -1;
+  if (resume_step >= 0) {
+    ckpt_load(ckpt_path, &st, nets, nnets);
+    if (st.seed != (uint64_t)c.seed)
+      amd_usage_error("resume: checkpoint '%s' was made with seed %llu but seed = %d", ckpt_path, (unsigned long long)st.seed, c.seed);
+    CHECK(st.counters[0] == st.step * fpg, "resume: checkpoint '%s' has %ld fake updates for %ld steps, expected %d per step",
+          ckpt_path, st.counters[0], st.step, fpg);
+    amd_log("resuming from %s (step %ld)\n", ckpt_path, st.step);
+  } else if (c.resume) {
+    amd_log("resume=1 but '%s' holds no checkpoint: starting a new run\n", c.run);
+  }
+  char *config_text = cfg_to_text(distill_keys, &c);
+  cfg_print_table(distill_keys, &c, "amd distill");
+  amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters), S = %d, global batch %d x %d, "
+          "%d fake updates per generator update\n", method_name(method), size, threads, ops->name, teacher_path,
+          student->num_params, c.S, c.prompts, c.K, fpg);
+
+  TrainLog log, adv;
+  if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);
+  trainlog_open(&log, log_path, "train", train_cols, NTRAIN, resume_step >= 0 ? st.step : -1);
+  trainlog_open(&adv, log_path, "advantage", adv_cols, NADV, resume_step >= 0 ? st.step : -1);
+  if (resume_step >= 0) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", st.step, size);
+    trainlog_event(&log, st.step, msg);
+  }
+
+  double t_start = amd_time(), t_last = t_start;
+  long steps_acc = 0, start_step = st.step;
+  for (long step = st.step; step < c.steps; step++) {
+    if (step == c.exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
+    if (step == c.nan_step) ops->fill(student->params, NAN, 1);
+    DistillStats o;
+    if (distill_step(d, step, &o) != 0) {
+      char msg[256], latest[4200];
+      long ls = ckpt_latest(c.run, latest, sizeof latest);
+      snprintf(msg, sizeof msg, "diverged: loss_dm %g, loss_fake %g, student grad %g, fake grad %g", o.loss_dm,
+               o.loss_fake, o.grad_norm_student, o.grad_norm_fake);
+      trainlog_event(&log, step, msg);
+      trainlog_close(&log);
+      trainlog_close(&adv);
+      amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_DIVERGED,
+                   "distillation diverged at step %ld (%s); nothing was saved from this step. Newest checkpoint: %s. "
+                   "Lower the learning rates, then resume=1", step, msg, ls >= 0 ? latest : "none");
+    }
+    st.step = step + 1;
+    st.counters[0] = st.step * fpg;
+    st.data_cursor = st.step * (long)GB;
+    double now = amd_time();
+    steps_acc++;
+    int log_now = st.step % c.log_every == 0 || st.step == c.steps;
+    double rate = log_now ? (double)steps_acc * GB / (now - t_last + 1e-12) : 0.0;
+    double row[NTRAIN] = {(double)st.step, o.loss_dm, o.loss_fake, o.loss_gan_g, o.loss_gan_d, o.loss_reg,
+                          o.loss_reward, o.grad_norm_student, o.grad_norm_fake, adamw_lr(&os, step),
+                          adamw_lr(&of, step * fpg), o.reward_mean, o.reward_std, o.forbidden_frac,
+                          o.off_manifold_frac, o.alpha_mean, o.alpha_std, o.beta_mean, o.beta_std, o.fw_mean,
+                          o.fw_min, o.fw_max, o.norm_dc_x, o.norm_df_x, o.norm_dc_du, o.cos_real_fake, o.k_sim,
+                          rate, now - t_start};
+    trainlog_append(&log, row);
+    if (c.adv_every > 0 && st.step % c.adv_every == 0) log_advantages(&adv, distill_records(d), st.step);
+    if (log_now) {
+      trainlog_flush(&log);
+      trainlog_flush(&adv);
+      double eta = (now - t_start) / (double)(st.step - start_step) * (double)(c.steps - st.step);
+      amd_log("step %5ld/%d | dm %.4f | fake %.4f | reward %7.3f | forbidden %.2f | off-manifold %.3f | "
+              "grad %.3f/%.3f | %6.0f samples/s | ETA %.0fs\n", st.step, c.steps, o.loss_dm, o.loss_fake,
+              o.reward_mean, o.forbidden_frac, o.off_manifold_frac, o.grad_norm_student, o.grad_norm_fake, rate, eta);
+      steps_acc = 0, t_last = now;
+    }
+    if (st.step % c.ckpt_every == 0 || st.step == c.steps) ckpt_save(c.run, &st, nets, nnets, config_text, data_path, c.ckpt_keep);
+  }
+  trainlog_close(&log);
+  trainlog_close(&adv);
+  amd_log("done: %s (log %s); sample with: amd sample ckpt=%s net=student sampler=generator steps=%d\n", c.run,
+          log_path, c.run, c.S);
+  free(config_text), free(data_path);
+  distill_free(d);
+  model_free(real), model_free(fake), model_free(student), model_free(disc);
+  dataset_free(&data);
+  return 0;
+}

@@ -1,0 +1,385 @@
+/* distill.c: one distillation step of DMD, DMD2, DMDR or AMD (DESIGN section 4).
+ * Method differences are a handful of switches on one path:
+ *   dmd   loss_dm (+ lambda_reg regression to teacher ODE pairs); fake_per_gen = 1 by default
+ *   dmd2  loss_dm + lambda_gan softplus(-D(x_t)); fake loss + disc_weight discriminator loss
+ *   dmdr  dmd2 - lambda_r R(x, c) with the reward's input gradient
+ *   amd   dmd2 with H_i = beta_i DM + alpha_i CA and fake-loss weights exp(-lambda_rls A_i)
+ * Every draw is keyed by (seed, stream, key, global sample index): generator updates use key
+ * 2 step, fake updates 2 (step fake_per_gen + f) + 1, so no two updates share numbers. */
+#include "distill.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "dist.h"
+#include "ops.h"
+#include "philox.h"
+
+#define REG_KEY 0x7FFFFFF0u /* generator key of the regression pairs' noise */
+
+struct Distill {
+  DistillConfig c;
+  Model *real, *fake, *student, *disc;
+  AdamW *opt_student, *opt_fake, *opt_disc;
+  Generator *gen;
+  FlowBatch *fb;
+  const Dataset *data;
+  const ToyReward *reward;
+  int P_local, B, D, GB; /* local prompts, local batch, sample size, global batch */
+  long p0;              /* first global prompt of this rank */
+  /* backend memory */
+  int *labels2;         /* (2B) [c; null] */
+  int *labels_real;     /* (B) */
+  float *x, *e, *xt2, *t2, *vtmp, *vreal, *dreal, *vfake, *dfake, *dx, *dxt, *stats, *alpha, *beta, *fw;
+  float *omt, *logits, *dlogit, *dfeat, *xr, *rgrad;
+  float *reg_target;    /* (B, D) */
+  /* host */
+  int *labels_h, *labels_real_h;
+  float *t_h, *x_h, *rgrad_h, *alpha_h, *beta_h, *fw_h, *stats_h, *logits_h, *dlogit_h, *omt_h;
+  double *r_h, *A_h;
+  float *reg_x;         /* (reg_pairs, D) teacher ODE endpoints, host */
+  int *reg_labels;      /* (reg_pairs) */
+  AdvantageRecords rec;
+};
+
+const char *method_name(Method m) {
+  static const char *names[] = {"dmd", "dmd2", "dmdr", "amd"};
+  return names[m];
+}
+
+void amd_advantages(double *A, const double *r, int n, int K, double eps) {
+  for (int g = 0; g + K <= n; g += K) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < K; i++) mean += r[g + i];
+    mean /= K;
+    for (int i = 0; i < K; i++) var += (r[g + i] - mean) * (r[g + i] - mean);
+    double sd = sqrt(var / K);
+    for (int i = 0; i < K; i++) {
+      double a = (r[g + i] - mean) / (sd + eps);
+      A[g + i] = a < -1 ? -1 : a > 1 ? 1 : a;
+    }
+  }
+}
+
+void amd_weights(float *alpha, float *beta, float *fake_weight, const double *A, int n, double s, double lambda_rls) {
+  for (int i = 0; i < n; i++) {
+    if (alpha) alpha[i] = (float)(1.0 + s * A[i]);
+    if (beta) beta[i] = (float)(1.0 - s * A[i]);
+    if (fake_weight) fake_weight[i] = (float)exp(-lambda_rls * A[i]);
+  }
+}
+
+static int uses_gan(const Distill *d) { return d->c.method != METHOD_DMD && d->c.lambda_gan > 0 && d->disc; }
+
+/* labels of the local batch for one update: prompt p's class is keyed by (key, p); its K members share it */
+static void draw_prompts(Distill *d, uint32_t key) {
+  int C = d->student->cfg.num_classes;
+  for (int p = 0; p < d->P_local; p++) {
+    uint32_t w[4];
+    rng_u32x4(d->c.seed, RNG_PROMPT, key, (uint32_t)(d->p0 + p), 0, w);
+    for (int k = 0; k < d->c.K; k++) d->labels_h[p * d->c.K + k] = (int)(w[0] % (uint32_t)C);
+  }
+  for (int i = 0; i < d->B; i++) d->labels_h[d->B + i] = C; /* null rows for the teacher's CFG */
+  ops->to_device(d->labels2, d->labels_h, sizeof(int) * 2 * (size_t)d->B);
+}
+
+static int draw_k(const Distill *d, uint32_t key) {
+  uint32_t w[4];
+  rng_u32x4(d->c.seed, RNG_SIM, key, 0, 0, w);
+  return 1 + (int)(w[0] % (uint32_t)d->c.S);
+}
+
+static uint32_t index0(const Distill *d) { return (uint32_t)(d->p0 * d->c.K); }
+
+/* rewards and advantages of the samples now in d->x */
+static void score_samples(Distill *d, int want_grad) {
+  ops->to_host(d->x_h, d->x, sizeof(float) * (size_t)d->B * d->D);
+  reward_toy(d->reward, d->r_h, want_grad ? d->rgrad_h : NULL, d->x_h, d->labels_h, d->B);
+  amd_advantages(d->A_h, d->r_h, d->B, d->c.K, d->c.eps);
+}
+
+/* x_t = (1 - t) x + t e for t ~ U[t_min, t_max] and e ~ N(0, I) keyed by (key, index) */
+static void noise_for_dmd(Distill *d, float *xt, const float *x, uint32_t key) {
+  for (int i = 0; i < d->B; i++) {
+    double u = rng_uniform(d->c.seed, RNG_DMD_T, key, index0(d) + (uint32_t)i, 0);
+    d->t_h[i] = (float)(d->c.t_min + (d->c.t_max - d->c.t_min) * u);
+    d->omt_h[i] = 1.0f - d->t_h[i];
+  }
+  ops->to_device(d->t2, d->t_h, sizeof(float) * (size_t)d->B);
+  ops->to_device(d->omt, d->omt_h, sizeof(float) * (size_t)d->B);
+  ops->randn(d->e, d->B, d->D, d->c.seed, RNG_DMD_NOISE, key, index0(d));
+  ops->flow_interpolate(xt, d->vtmp, x, d->e, d->t2, d->B, d->D);
+}
+
+/* GAN term through the fake teacher's last forward: loss sum_i softplus(sign * D_i) * weight / GB.
+ * Adds the gradient into the disc head and, via the features, into the fake teacher (and into dxt
+ * when given). Returns the loss sum over the local batch. */
+static double gan_term(Distill *d, double sign, double weight, float *dxt) {
+  int B = d->B;
+  d->disc->forward(d->disc, d->logits, d->fake->features(d->fake), NULL, NULL, B);
+  ops->to_host(d->logits_h, d->logits, sizeof(float) * (size_t)B);
+  double loss = 0;
+  for (int i = 0; i < B; i++) {
+    double z = sign * d->logits_h[i];
+    loss += z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); /* softplus(z) */
+    d->dlogit_h[i] = (float)(sign / (1.0 + exp(-z)) * weight / d->GB);
+  }
+  ops->to_device(d->dlogit, d->dlogit_h, sizeof(float) * (size_t)B);
+  ops->fill(d->dfeat, 0.0f, (long)B * d->fake->feat_dim);
+  d->disc->backward(d->disc, d->dfeat, d->dlogit, NULL, B);
+  if (dxt) ops->fill(dxt, 0.0f, (long)B * d->D);
+  d->fake->backward(d->fake, dxt, NULL, d->dfeat, B);
+  return loss * weight;
+}
+
+static int finite_update(Model *m, AdamW *opt, const AdamWConfig *oc, long step, double *norm_out) {
+  dist_allreduce_sum_f32(m->grads, m->num_params);
+  double norm = sqrt(ops->sum_squares(m->grads, m->num_params));
+  *norm_out = norm;
+  if (!isfinite(norm)) return 0;
+  adamw_update(opt, m->params, m->grads, oc, step, norm);
+  return 1;
+}
+
+/* One fake-teacher update (and its discriminator) on fresh, detached student samples. */
+static int fake_update(Distill *d, long u, DistillStats *o) {
+  uint32_t key = 2u * (uint32_t)u + 1u;
+  draw_prompts(d, key);
+  generator_run(d->gen, d->x, d->labels2, d->B, draw_k(d, key), d->c.seed, key, index0(d));
+  if (d->c.method == METHOD_AMD) {
+    score_samples(d, 0);
+    amd_weights(NULL, NULL, d->fw_h, d->A_h, d->B, d->c.s, d->c.lambda_rls);
+  } else {
+    for (int i = 0; i < d->B; i++) d->fw_h[i] = 1.0f;
+  }
+  ops->to_device(d->fw, d->fw_h, sizeof(float) * (size_t)d->B);
+  model_zero_grad(d->fake);
+  FlowConfig fc = {.logit_normal = 0, .p_uncond = 0.0};
+  double loss = flow_train_batch(d->fake, d->fb, d->x, d->labels_h, d->fw, d->B, index0(d), key, d->c.seed, &fc, d->GB);
+  double gan = 0;
+  if (uses_gan(d)) {
+    model_zero_grad(d->disc);
+    /* real: data points picked by (key, index), noised like the generator's samples */
+    for (int i = 0; i < d->B; i++) {
+      uint32_t w[4];
+      rng_u32x4(d->c.seed, RNG_REAL, key, index0(d) + (uint32_t)i, 0, w);
+      long idx = (long)(w[0] % (uint32_t)d->data->n);
+      memcpy(d->x_h + (size_t)i * d->D, d->data->x + (size_t)idx * d->D, sizeof(float) * (size_t)d->D);
+      d->labels_real_h[i] = d->data->labels[idx];
+    }
+    ops->to_device(d->xr, d->x_h, sizeof(float) * (size_t)d->B * d->D);
+    ops->to_device(d->labels_real, d->labels_real_h, sizeof(int) * (size_t)d->B);
+    noise_for_dmd(d, d->xt2, d->xr, key);
+    d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels_real, d->B);
+    gan += gan_term(d, -1.0, d->c.disc_weight, NULL);
+    noise_for_dmd(d, d->xt2, d->x, key | 0x80000000u);
+    d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels2, d->B);
+    gan += gan_term(d, +1.0, d->c.disc_weight, NULL);
+  }
+  double sums[2] = {loss, gan};
+  dist_allreduce_sum_f64v(sums, 2);
+  o->loss_fake += sums[0] / d->GB;
+  o->loss_gan_d += sums[1] / d->GB;
+  double norm;
+  if (!finite_update(d->fake, d->opt_fake, &d->c.opt_fake, u, &norm)) return 0;
+  o->grad_norm_fake = norm;
+  if (uses_gan(d) && !finite_update(d->disc, d->opt_disc, &d->c.opt_fake, u, &norm)) return 0;
+  return isfinite(sums[0]) && isfinite(sums[1]);
+}
+
+/* DMD's regression to the teacher's ODE endpoints: lambda_reg mean ||G(e) - x*||^2 on the first
+ * student step, pairs picked by (step, global index). Adds into the student's gradients. */
+static double regression_term(Distill *d, long step) {
+  long blocks = d->c.reg_pairs / d->GB;
+  long base = (step % blocks) * d->GB + index0(d);
+  for (int i = 0; i < d->B; i++) d->labels_h[i] = d->reg_labels[base + i];
+  ops->to_device(d->labels2, d->labels_h, sizeof(int) * (size_t)d->B);
+  ops->to_device(d->reg_target, d->reg_x + (size_t)base * d->D, sizeof(float) * (size_t)d->B * d->D);
+  generator_run(d->gen, d->x, d->labels2, d->B, 1, d->c.seed, REG_KEY, (uint32_t)base);
+  ops->mse_forward_backward(d->stats, d->dx, d->x, d->reg_target, NULL, d->B, d->D, (float)(d->c.lambda_reg / d->GB));
+  generator_backward(d->gen, d->dx, d->B);
+  ops->to_host(d->stats_h, d->stats, sizeof(float) * (size_t)d->B);
+  double s = 0;
+  for (int i = 0; i < d->B; i++) s += d->stats_h[i];
+  return s * d->c.lambda_reg;
+}
+
+static int generator_update(Distill *d, long step, DistillStats *o) {
+  uint32_t key = 2u * (uint32_t)step;
+  int B = d->B, D = d->D;
+  model_zero_grad(d->student);
+  double reg = d->c.method == METHOD_DMD && d->c.lambda_reg > 0 ? regression_term(d, step) : 0.0;
+  draw_prompts(d, key);
+  o->k_sim = draw_k(d, key);
+  generator_run(d->gen, d->x, d->labels2, B, o->k_sim, d->c.seed, key, index0(d));
+  score_samples(d, d->c.method == METHOD_DMDR);
+  double s = d->c.method == METHOD_AMD ? d->c.s : 0.0;
+  double lrls = d->c.method == METHOD_AMD ? d->c.lambda_rls : 0.0;
+  amd_weights(d->alpha_h, d->beta_h, d->fw_h, d->A_h, B, s, lrls);
+  ops->to_device(d->alpha, d->alpha_h, sizeof(float) * (size_t)B);
+  ops->to_device(d->beta, d->beta_h, sizeof(float) * (size_t)B);
+
+  /* real teacher on [x_t; x_t] with labels [c; null], fake teacher on x_t with c */
+  noise_for_dmd(d, d->xt2, d->x, key);
+  ops->copy(d->xt2 + (size_t)B * D, d->xt2, sizeof(float) * (size_t)B * D);
+  ops->copy(d->t2 + B, d->t2, sizeof(float) * (size_t)B);
+  d->real->forward(d->real, d->vreal, d->xt2, d->t2, d->labels2, 2 * B);
+  ops->flow_denoise(d->dreal, d->xt2, d->vreal, d->t2, 2 * B, D);
+  d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels2, B);
+  ops->flow_denoise(d->dfake, d->xt2, d->vfake, d->t2, B, D);
+  ops->dmd_grad(d->dx, d->stats, d->x, d->dreal, d->dreal + (size_t)B * D, d->dfake, d->alpha, d->beta,
+                (float)d->c.w, 1.0f / (float)d->GB, B, D);
+  double gan = 0;
+  if (uses_gan(d)) {
+    gan = gan_term(d, -1.0, d->c.lambda_gan, d->dxt);
+    ops->euler_update(d->dx, d->dxt, d->omt, B, D); /* dx += (1 - t) dL/dx_t */
+  }
+  double rsum = 0;
+  if (d->c.method == METHOD_DMDR) {
+    for (int i = 0; i < B * D; i++) d->rgrad_h[i] *= (float)(-d->c.lambda_r / d->GB);
+    ops->to_device(d->rgrad, d->rgrad_h, sizeof(float) * (size_t)B * D);
+    ops->axpy(d->dx, 1.0f, d->rgrad, (long)B * D);
+  }
+  for (int i = 0; i < B; i++) rsum += d->r_h[i];
+  generator_backward(d->gen, d->dx, B);
+
+  /* statistics, summed over ranks */
+  ops->to_host(d->stats_h, d->stats, sizeof(float) * 6 * (size_t)B);
+  double sums[19] = {0};
+  const Mixture *m = d->reward->mix;
+  for (int i = 0; i < B; i++) {
+    const float *st = d->stats_h + 6 * i;
+    double dist;
+    mixture_nearest_mode(m, d->x_h + (size_t)i * D, &dist);
+    double v[19] = {st[0], d->r_h[i], d->r_h[i] * d->r_h[i], d->A_h[i] < 0, dist > 3.0, d->alpha_h[i],
+                    (double)d->alpha_h[i] * d->alpha_h[i], d->beta_h[i], (double)d->beta_h[i] * d->beta_h[i],
+                    d->fw_h[i], st[2], st[3], st[4], st[5], 0, 0, 0, 0, 0};
+    for (int k = 0; k < 14; k++) sums[k] += v[k];
+  }
+  sums[14] = gan, sums[15] = reg, sums[16] = rsum;
+  dist_allreduce_sum_f64v(sums, 17);
+  double n = d->GB;
+  o->loss_dm = sums[0] / n;
+  o->reward_mean = sums[1] / n;
+  o->reward_std = sqrt(fmax(0.0, sums[2] / n - o->reward_mean * o->reward_mean));
+  o->forbidden_frac = sums[3] / n;
+  o->off_manifold_frac = sums[4] / n;
+  o->alpha_mean = sums[5] / n, o->alpha_std = sqrt(fmax(0.0, sums[6] / n - o->alpha_mean * o->alpha_mean));
+  o->beta_mean = sums[7] / n, o->beta_std = sqrt(fmax(0.0, sums[8] / n - o->beta_mean * o->beta_mean));
+  o->fw_mean = sums[9] / n;
+  o->norm_dc_x = sums[10] / n, o->norm_df_x = sums[11] / n, o->norm_dc_du = sums[12] / n, o->cos_real_fake = sums[13] / n;
+  o->loss_gan_g = sums[14] / n, o->loss_reg = sums[15] / n, o->loss_reward = -d->c.lambda_r * sums[16] / n;
+  double mn = INFINITY, mx = -INFINITY;
+  for (int i = 0; i < B; i++) mn = fmin(mn, d->fw_h[i]), mx = fmax(mx, d->fw_h[i]);
+  MPI_Allreduce(&mn, &o->fw_min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&mx, &o->fw_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+
+  for (int i = 0; i < B; i++) {
+    d->rec.prompt[i] = d->labels_h[i];
+    d->rec.group[i] = (int)(d->p0 + i / d->c.K);
+    d->rec.reward[i] = d->r_h[i], d->rec.advantage[i] = d->A_h[i];
+    d->rec.alpha[i] = d->alpha_h[i], d->rec.beta[i] = d->beta_h[i], d->rec.fake_weight[i] = d->fw_h[i];
+  }
+  d->rec.n = B;
+  double norm;
+  int ok = finite_update(d->student, d->opt_student, &d->c.opt_student, step, &norm);
+  o->grad_norm_student = norm;
+  return ok && isfinite(o->loss_dm) && isfinite(o->loss_gan_g) && isfinite(o->loss_reg);
+}
+
+int distill_step(Distill *d, long step, DistillStats *o) {
+  memset(o, 0, sizeof *o);
+  for (int f = 0; f < d->c.fake_per_gen; f++)
+    if (!fake_update(d, step * d->c.fake_per_gen + f, o)) return 1;
+  o->loss_fake /= d->c.fake_per_gen;
+  o->loss_gan_d /= d->c.fake_per_gen;
+  return generator_update(d, step, o) ? 0 : 1;
+}
+
+const AdvantageRecords *distill_records(const Distill *d) { return &d->rec; }
+AdamW *distill_opt_student(Distill *d) { return d->opt_student; }
+AdamW *distill_opt_fake(Distill *d) { return d->opt_fake; }
+AdamW *distill_opt_disc(Distill *d) { return d->opt_disc; }
+
+/* Teacher ODE endpoints for DMD's regression: pair n starts from the generator's noise of key
+ * REG_KEY and index n, with label n mod C, and runs reg_steps Euler steps with guidance w. */
+static void make_regression_pairs(Distill *d) {
+  int n = d->c.reg_pairs, C = d->real->cfg.num_classes, per = d->B;
+  d->reg_x = mallocCheck(sizeof(float) * (size_t)n * d->D);
+  d->reg_labels = mallocCheck(sizeof(int) * (size_t)n);
+  for (int i = 0; i < n; i++) d->reg_labels[i] = i % C;
+  Sampler *s = sampler_create(d->real, d->c.w, per);
+  double *grid = mallocCheck(sizeof(double) * (size_t)(d->c.reg_steps + 1));
+  flow_time_grid(grid, d->c.reg_steps, 1.0);
+  for (int b = 0; b < n; b += per) {
+    int B = n - b < per ? n - b : per;
+    ops->randn(d->x, B, d->D, d->c.seed, RNG_GEN, REG_KEY, (uint32_t)b);
+    sample_euler(s, d->x, d->reg_labels + b, B, grid, d->c.reg_steps);
+    ops->to_host(d->reg_x + (size_t)b * d->D, d->x, sizeof(float) * (size_t)B * d->D);
+  }
+  free(grid);
+  sampler_free(s);
+}
+
+Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model *student, Model *disc,
+                        const Dataset *data, const ToyReward *reward) {
+  Distill *d = callocCheck(1, sizeof *d);
+  d->c = *c;
+  d->real = real, d->fake = fake, d->student = student, d->disc = disc;
+  d->data = data, d->reward = reward;
+  long p1;
+  dist_split(c->prompts, &d->p0, &p1);
+  d->P_local = (int)(p1 - d->p0);
+  d->B = d->P_local * c->K;
+  d->D = student->cfg.dim;
+  d->GB = c->prompts * c->K;
+  int B = d->B, D = d->D, H = fake->feat_dim;
+  CHECK(real->max_batch >= 2 * B && fake->max_batch >= B && student->max_batch >= B, "distill: model batches too small");
+  d->opt_student = adamw_create(student->num_params);
+  d->opt_fake = adamw_create(fake->num_params);
+  if (disc) d->opt_disc = adamw_create(disc->num_params);
+  d->gen = generator_create(student, c->S, B);
+  d->fb = flow_batch_create(B, D);
+  size_t bd = sizeof(float) * (size_t)B * D, bs = sizeof(float) * (size_t)B;
+  d->labels2 = ops->alloc(sizeof(int) * 2 * (size_t)B);
+  d->labels_real = ops->alloc(sizeof(int) * (size_t)B);
+  d->x = ops->alloc(bd), d->e = ops->alloc(bd), d->vtmp = ops->alloc(bd), d->vfake = ops->alloc(bd);
+  d->dfake = ops->alloc(bd), d->dx = ops->alloc(bd), d->dxt = ops->alloc(bd), d->xr = ops->alloc(bd);
+  d->rgrad = ops->alloc(bd), d->reg_target = ops->alloc(bd);
+  d->xt2 = ops->alloc(2 * bd), d->vreal = ops->alloc(2 * bd), d->dreal = ops->alloc(2 * bd);
+  d->t2 = ops->alloc(2 * bs), d->stats = ops->alloc(6 * bs);
+  d->alpha = ops->alloc(bs), d->beta = ops->alloc(bs), d->fw = ops->alloc(bs), d->omt = ops->alloc(bs);
+  d->logits = ops->alloc(bs), d->dlogit = ops->alloc(bs), d->dfeat = ops->alloc(bs * (size_t)H);
+  d->labels_h = mallocCheck(sizeof(int) * 2 * (size_t)B);
+  d->labels_real_h = mallocCheck(sizeof(int) * (size_t)B);
+  d->t_h = mallocCheck(2 * bs), d->x_h = mallocCheck(bd), d->rgrad_h = mallocCheck(bd);
+  d->alpha_h = mallocCheck(bs), d->beta_h = mallocCheck(bs), d->fw_h = mallocCheck(bs), d->omt_h = mallocCheck(bs);
+  d->stats_h = mallocCheck(6 * bs), d->logits_h = mallocCheck(bs), d->dlogit_h = mallocCheck(bs);
+  d->r_h = mallocCheck(sizeof(double) * (size_t)B), d->A_h = mallocCheck(sizeof(double) * (size_t)B);
+  d->rec.prompt = mallocCheck(sizeof(int) * (size_t)B), d->rec.group = mallocCheck(sizeof(int) * (size_t)B);
+  double **recd[] = {&d->rec.reward, &d->rec.advantage, &d->rec.alpha, &d->rec.beta, &d->rec.fake_weight};
+  for (int i = 0; i < 5; i++) *recd[i] = mallocCheck(sizeof(double) * (size_t)B);
+  if (c->method == METHOD_DMD && c->lambda_reg > 0) make_regression_pairs(d);
+  return d;
+}
+
+void distill_free(Distill *d) {
+  if (!d) return;
+  adamw_free(d->opt_student), adamw_free(d->opt_fake), adamw_free(d->opt_disc);
+  generator_free(d->gen);
+  flow_batch_free(d->fb);
+  ops->free(d->labels2), ops->free(d->labels_real);
+  float *dev[] = {d->x, d->e, d->vtmp, d->vfake, d->dfake, d->dx, d->dxt, d->xr, d->rgrad, d->reg_target,
+                  d->xt2, d->vreal, d->dreal, d->t2, d->stats, d->alpha, d->beta, d->fw, d->omt,
+                  d->logits, d->dlogit, d->dfeat};
+  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) ops->free(dev[i]);
+  free(d->labels_h), free(d->labels_real_h), free(d->t_h), free(d->x_h), free(d->rgrad_h);
+  free(d->alpha_h), free(d->beta_h), free(d->fw_h), free(d->omt_h), free(d->stats_h), free(d->logits_h);
+  free(d->dlogit_h), free(d->r_h), free(d->A_h), free(d->reg_x), free(d->reg_labels);
+  free(d->rec.prompt), free(d->rec.group), free(d->rec.reward), free(d->rec.advantage);
+  free(d->rec.alpha), free(d->rec.beta), free(d->rec.fake_weight);
+  free(d);
+}

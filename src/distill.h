@@ -1,0 +1,70 @@
+/* distill.h: the distillation methods on one code path (DESIGN section 4): DMD, DMD2, DMDR and AMD.
+ * Networks: the real teacher (frozen), the fake teacher (learns the student's distribution by flow
+ * matching) and the student (an S-step generator), both trainable ones starting from the teacher;
+ * DMD2, DMDR and AMD add a GAN head on the fake teacher's features. One distillation step is
+ * `fake_per_gen` fake-teacher updates followed by one generator update. The global batch is
+ * P prompts x K group members; ranks split the prompts, so a group never spans ranks.
+ * Not here: the command line, logging and checkpoints (cmd_distill.c). */
+#pragma once
+#include <stdint.h>
+
+#include "dataset.h"
+#include "flow.h"
+#include "generator.h"
+#include "model.h"
+#include "optim.h"
+#include "reward.h"
+
+typedef enum { METHOD_DMD, METHOD_DMD2, METHOD_DMDR, METHOD_AMD } Method;
+
+typedef struct {
+  Method method;
+  int S;               /* student steps */
+  double w;            /* guidance scale of the real teacher */
+  double t_min, t_max; /* t range of the distribution-matching loss */
+  int fake_per_gen;    /* fake-teacher updates per generator update */
+  double lambda_reg, lambda_gan, lambda_r, disc_weight;
+  double s, lambda_rls, eps; /* AMD: sensitivity, repulsive sharpening, advantage epsilon */
+  int prompts, K;      /* global batch = prompts x K */
+  int reg_pairs, reg_steps; /* DMD regression: teacher ODE pairs and their Euler steps */
+  uint64_t seed;
+  AdamWConfig opt_student, opt_fake;
+} DistillConfig;
+
+/* Per-step measurements; means over the global batch. */
+typedef struct {
+  double loss_dm, loss_fake, loss_gan_g, loss_gan_d, loss_reg, loss_reward;
+  double grad_norm_student, grad_norm_fake;
+  double reward_mean, reward_std, forbidden_frac, off_manifold_frac;
+  double alpha_mean, alpha_std, beta_mean, beta_std, fw_mean, fw_min, fw_max;
+  double norm_dc_x, norm_df_x, norm_dc_du, cos_real_fake;
+  int k_sim;
+} DistillStats;
+
+/* Per-sample records of the generator batch (this rank's share), for /advantage. */
+typedef struct {
+  int n;
+  int *prompt, *group;
+  double *reward, *advantage, *alpha, *beta, *fake_weight;
+} AdvantageRecords;
+
+typedef struct Distill Distill;
+
+Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model *student, Model *disc,
+                        const Dataset *data, const ToyReward *reward);
+void distill_free(Distill *d);
+AdamW *distill_opt_student(Distill *d);
+AdamW *distill_opt_fake(Distill *d);
+AdamW *distill_opt_disc(Distill *d);
+/* One step `step` (0-based): fake updates then a generator update. Returns 0, or 1 when a loss or
+ * gradient was not finite (nothing was updated by the failing update). */
+int distill_step(Distill *d, long step, DistillStats *out);
+const AdvantageRecords *distill_records(const Distill *d);
+
+/* Group-relative advantage (AMD eq.): over consecutive groups of K rewards,
+ * A_i = clip((r_i - mean_g) / (std_g + eps), -1, 1), std the population standard deviation. */
+void amd_advantages(double *A, const double *r, int n, int K, double eps);
+/* Dynamic Score Adaptation alpha = 1 + s A, beta = 1 - s A, and Repulsive Landscape Sharpening
+ * weight W = exp(-lambda_rls A). Any output may be NULL. */
+void amd_weights(float *alpha, float *beta, float *fake_weight, const double *A, int n, double s, double lambda_rls);
+const char *method_name(Method m);

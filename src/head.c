@@ -1,0 +1,55 @@
+/* head.c: the `head` model: a linear scorer on features, out (B, 1) = x W^T + b, x (B, dim). It is
+ * the GAN discriminator head of DMD2 on the fake teacher's pooled features, a Model so that it is
+ * checkpointed, reduced and optimized like every other network. t and labels are ignored. */
+#include <stdlib.h>
+
+#include "common.h"
+#include "layers.h"
+#include "model.h"
+#include "ops.h"
+
+typedef struct {
+  long w, b;
+  float *x; /* (B, dim) input of the last forward */
+  int B;
+} Head;
+
+static void head_forward(Model *m, float *out, const float *x, const float *t, const int *labels, int B) {
+  (void)t, (void)labels;
+  Head *h = m->impl;
+  CHECK(B <= m->max_batch, "head forward: batch %d exceeds %d", B, m->max_batch);
+  ops->copy(h->x, x, sizeof(float) * (size_t)B * m->cfg.dim);
+  h->B = B;
+  linear_forward(out, x, m->params + h->w, m->params + h->b, B, m->cfg.dim, 1);
+}
+
+static void head_backward(Model *m, float *dx, const float *dout, const float *dfeat, int B) {
+  (void)dfeat;
+  Head *h = m->impl;
+  CHECK(B == h->B, "head backward: batch %d differs from the forward batch %d", B, h->B);
+  linear_backward(dx, m->grads + h->w, m->grads + h->b, dout, h->x, m->params + h->w, B, m->cfg.dim, 1);
+}
+
+static const float *head_features(const Model *m) { return ((const Head *)m->impl)->x; }
+
+static void head_free(Model *m) {
+  Head *h = m->impl;
+  ops->free(h->x);
+  free(h);
+}
+
+Model *head_create(Model *m) {
+  Head *h = callocCheck(1, sizeof *h);
+  h->w = model_add_tensor(m, "head.w", 2, (int[]){1, m->cfg.dim});
+  h->b = model_add_tensor(m, "head.b", 1, (int[]){1});
+  m->params = ops->alloc(sizeof(float) * (size_t)m->num_params);
+  m->grads = ops->alloc(sizeof(float) * (size_t)m->num_params);
+  h->x = ops->alloc(sizeof(float) * (size_t)m->max_batch * m->cfg.dim);
+  m->impl = h;
+  m->forward = head_forward;
+  m->backward = head_backward;
+  m->features = head_features;
+  m->feat_dim = m->cfg.dim;
+  m->free_impl = head_free;
+  return m;
+}

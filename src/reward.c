@@ -1,0 +1,64 @@
+/* reward.c: the analytic toy reward and its input gradient. */
+#include "reward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+void reward_toy_init(ToyReward *r, const Mixture *mix, const char *pref_text, double bandwidth) {
+  CHECK(bandwidth > 0, "reward.bandwidth %g must be positive", bandwidth);
+  memset(r, 0, sizeof *r);
+  r->mix = mix;
+  r->bandwidth = bandwidth;
+  for (int k = 0; k < mix->num_modes; k++) r->preference[k] = 1.0;
+  if (!pref_text || !pref_text[0]) return;
+  const char *p = pref_text;
+  for (int k = 0; k < mix->num_modes; k++) {
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || !isfinite(v) || v <= 0)
+      amd_usage_error("config key 'reward.preference' = '%s': entry %d is not a positive number", pref_text, k);
+    r->preference[k] = v;
+    p = end;
+    if (k + 1 < mix->num_modes) {
+      if (*p != ',')
+        amd_usage_error("config key 'reward.preference' = '%s': needs %d comma-separated values, one per mode",
+                        pref_text, mix->num_modes);
+      p++;
+    }
+  }
+  if (*p) amd_usage_error("config key 'reward.preference' = '%s': more than %d values (one per mode)", pref_text, mix->num_modes);
+}
+
+void reward_toy(const ToyReward *r, double *reward, float *grad, const float *x, const int *labels, int B) {
+  const Mixture *m = r->mix;
+  double s2 = (r->bandwidth * m->sigma) * (r->bandwidth * m->sigma);
+  for (int i = 0; i < B; i++) {
+    const float *xi = x + 2 * i;
+    int c = labels[i];
+    double lmax = -INFINITY, logs[1024];
+    for (int k = 0; k < m->num_modes; k++) {
+      logs[k] = -INFINITY;
+      if (m->mode_class[k] != c) continue;
+      double dx = xi[0] - m->means[2 * k], dy = xi[1] - m->means[2 * k + 1];
+      logs[k] = log(r->preference[k] * m->weights[k]) - (dx * dx + dy * dy) / (2 * s2) - log(2 * 3.141592653589793 * s2);
+      if (logs[k] > lmax) lmax = logs[k];
+    }
+    CHECK(isfinite(lmax), "toy reward: class %d owns no mode", c);
+    double z = 0, gx = 0, gy = 0;
+    for (int k = 0; k < m->num_modes; k++) {
+      if (logs[k] == -INFINITY) continue;
+      double e = exp(logs[k] - lmax);
+      z += e;
+      gx += e * (m->means[2 * k] - xi[0]);
+      gy += e * (m->means[2 * k + 1] - xi[1]);
+    }
+    reward[i] = lmax + log(z);
+    if (grad) {
+      grad[2 * i] = (float)(gx / z / s2);
+      grad[2 * i + 1] = (float)(gy / z / s2);
+    }
+  }
+}

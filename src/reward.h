@@ -1,0 +1,20 @@
+/* reward.h: the toy reward of the distillation methods (DESIGN section 4, "Rewards").
+ *   R(x, c) = log sum_{k in modes(c)} p_k w_k N(x; mu_k, (b sigma)^2 I)
+ * the log-density of the class-c mixture, each mode's weight scaled by a preference p_k (a run can
+ * ask for a subset of modes: p = 1 for wanted modes, small for the rest) and the kernel widened by
+ * the bandwidth b (1: the exact density). Its gradient in x is what DMDR adds to the generator.
+ * Evaluated on the host: toy batches are tiny. Not here: the classifier reward of images. */
+#pragma once
+
+#include "toy2d.h"
+
+typedef struct {
+  const Mixture *mix;
+  double preference[1024]; /* p_k per mode */
+  double bandwidth;        /* b */
+} ToyReward;
+
+/* pref_text: "" (all 1) or a comma-separated list of one value per mode. */
+void reward_toy_init(ToyReward *r, const Mixture *mix, const char *pref_text, double bandwidth);
+/* r (B) = R(x_i, c_i); grad (B, 2) = dR/dx when not NULL. x (B, 2) host. */
+void reward_toy(const ToyReward *r, double *reward, float *grad, const float *x, const int *labels, int B);
