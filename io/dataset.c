@@ -59,6 +59,11 @@ int dataset_read_mixture(hid_t f, Mixture *m) {
     CHECK(m->mode_class[k] >= 0, "'%s': /mixture/mode_class has a negative class", fn);
     m->num_classes = amd_max_i(m->num_classes, m->mode_class[k] + 1);
   }
+  for (int c = 0; c < m->num_classes; c++) {
+    int owned = 0;
+    for (int k = 0; k < m->num_modes; k++) owned += m->mode_class[k] == c;
+    CHECK(owned > 0, "'%s': /mixture: class %d owns no mode", fn, c);
+  }
   return 1;
 }
 
