@@ -9,6 +9,7 @@ packages=(
   libhdf5-openmpi-dev hdf5-tools python3-h5py python3-numpy
   libopenblas-openmp-dev
   libpng-dev zlib1g-dev
+  python3-matplotlib
 )
 
 missing=()

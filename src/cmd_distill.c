@@ -254,7 +254,12 @@ int cmd_distill(int argc, char **argv) {
               o.reward_mean, o.forbidden_frac, o.off_manifold_frac, o.grad_norm_student, o.grad_norm_fake, rate, eta);
       steps_acc = 0, t_last = now;
     }
-    if (st.step % c.ckpt_every == 0 || st.step == c.steps) ckpt_save(c.run, &st, nets, nnets, config_text, data_path, c.ckpt_keep);
+    if (st.step % c.ckpt_every == 0 || st.step == c.steps) {
+      /* the log holds every row up to a checkpoint, so a resumed run's log has no gap */
+      trainlog_flush(&log);
+      trainlog_flush(&adv);
+      ckpt_save(c.run, &st, nets, nnets, config_text, data_path, c.ckpt_keep);
+    }
   }
   trainlog_close(&log);
   trainlog_close(&adv);

@@ -226,6 +226,7 @@ int cmd_train(int argc, char **argv) {
       loss_acc = 0, steps_acc = 0, t_last = now;
     }
     if (st.step % c.ckpt_every == 0 || st.step == c.steps) {
+      trainlog_flush(&log); /* the log holds every row up to a checkpoint: a resumed run's log has no gap */
       ckpt_save(c.run, &st, nets, 1, config_text, c.data, c.ckpt_keep);
       amd_log("checkpoint %s/ckpt_%08ld.h5\n", c.run, st.step);
     }

@@ -51,6 +51,7 @@ const char *method_name(Method m) {
 }
 
 void amd_advantages(double *A, const double *r, int n, int K, double eps) {
+  CHECK(K >= 1 && n % K == 0, "advantages: %d samples do not form groups of %d", n, K);
   for (int g = 0; g + K <= n; g += K) {
     double mean = 0, var = 0;
     for (int i = 0; i < K; i++) mean += r[g + i];

@@ -38,6 +38,11 @@ void reward_toy(const ToyReward *r, double *reward, float *grad, const float *x,
   for (int i = 0; i < B; i++) {
     const float *xi = x + 2 * i;
     int c = labels[i];
+    if (!isfinite(xi[0]) || !isfinite(xi[1])) { /* a diverged sample: the caller's guard reports it */
+      reward[i] = NAN;
+      if (grad) grad[2 * i] = grad[2 * i + 1] = NAN;
+      continue;
+    }
     double lmax = -INFINITY, logs[1024];
     for (int k = 0; k < m->num_modes; k++) {
       logs[k] = -INFINITY;
