@@ -89,6 +89,16 @@ static void info_log(hid_t f) {
   free(steps);
   h5Check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, print_column, NULL), "cannot list the log columns");
   H5Gclose(g);
+  if (h5_exists(f, "advantage/step")) {
+    hid_t a = h5_group_open(f, "advantage");
+    hsize_t na;
+    double *as = h5_read_f64(a, "step", 1, &na);
+    printf("  /advantage: %llu per-sample records", (unsigned long long)na);
+    if (na) printf(" from step %.0f to %.0f", as[0], as[na - 1]);
+    printf("\n");
+    free(as);
+    H5Gclose(a);
+  }
   if (h5_exists(f, "events/step")) {
     hid_t e = h5_group_open(f, "events");
     hsize_t ne;
