@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -237,4 +238,11 @@ void ckpt_refuse_existing_run(const char *run_dir, const char *log_path) {
   if (ckpt_latest(run_dir, path, sizeof path) >= 0 || has_log)
     amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
                     run_dir, has_log ? log_path : path);
+}
+
+void ckpt_resolve(const char *file_or_run, char *path, size_t n) {
+  struct stat st;
+  snprintf(path, n, "%s", file_or_run);
+  if (stat(file_or_run, &st) == 0 && S_ISDIR(st.st_mode) && ckpt_latest(file_or_run, path, n) < 0)
+    amd_fatal("run folder '%s' holds no checkpoint", file_or_run);
 }

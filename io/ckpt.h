@@ -29,6 +29,9 @@ void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, in
                const char *config_text, const char *data_path, int keep);
 /* Newest complete checkpoint in run_dir: returns its step and fills path, or -1 when none. */
 long ckpt_latest(const char *run_dir, char *path, size_t n);
+/* A checkpoint named by the user: a file as given, or a run folder's newest checkpoint (fatal when
+ * the folder holds none). */
+void ckpt_resolve(const char *file_or_run, char *path, size_t n);
 /* Loads every listed net (architecture and layout must match) and the state. A net whose opt is
  * NULL loads parameters only. */
 void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets);

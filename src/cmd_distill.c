@@ -132,9 +132,7 @@ int cmd_distill(int argc, char **argv) {
     amd_usage_error("config key 'dmd.reg_pairs' = %d must be a multiple of the global batch %d (train.prompts x amd.K)", c.reg_pairs, GB);
 
   char teacher_path[4200];
-  snprintf(teacher_path, sizeof teacher_path, "%s", c.teacher);
-  if (amd_file_exists(c.teacher) && !strstr(c.teacher, ".h5") && ckpt_latest(c.teacher, teacher_path, sizeof teacher_path) < 0)
-    amd_fatal("teacher run folder '%s' holds no checkpoint", c.teacher);
+  ckpt_resolve(c.teacher, teacher_path, sizeof teacher_path);
   ModelConfig mc;
   ckpt_read_model_config(teacher_path, "teacher", &mc);
   char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_data_path(teacher_path);

@@ -79,9 +79,7 @@ int cmd_sample(int argc, char **argv) {
   if (!c.ckpt[0]) amd_usage_error("config key 'ckpt' is required: a checkpoint file or run folder");
   backend_init(c.device, c.threads);
   char ckpt_path[4200];
-  snprintf(ckpt_path, sizeof ckpt_path, "%s", c.ckpt);
-  if (amd_file_exists(c.ckpt) && !strstr(c.ckpt, ".h5") && ckpt_latest(c.ckpt, ckpt_path, sizeof ckpt_path) < 0)
-    amd_fatal("run folder '%s' holds no checkpoint", c.ckpt);
+  ckpt_resolve(c.ckpt, ckpt_path, sizeof ckpt_path);
 
   ModelConfig mc;
   ckpt_read_model_config(ckpt_path, c.net, &mc);

@@ -20,34 +20,8 @@
 #include "test.h"
 #include "toy2d.h"
 
-/* Float32 forward passes: the step and tolerances of test_grad.c (see there why). */
-#define FD_H 1e-2f
-#define FD_ATOL 2e-4
-#define FD_RTOL 1e-2
 #define TEST_SEED 20240612u
-
-static uint32_t t_draws; /* Philox index of the next fill; the fixed call order makes runs identical */
-
-/* x (n) ~ U(lo, hi), from a Philox stream no program uses */
-static void fill_uniform(float *x, long n, double lo, double hi) {
-  uint32_t index = t_draws++;
-  for (long i = 0; i < n; i++)
-    x[i] = (float)(lo + (hi - lo) * rng_uniform(TEST_SEED, RNG_STREAMS_END, 0, index, (uint32_t)i));
-}
-
-static float *alloc_f(long n) { return ops->alloc(sizeof(float) * (size_t)n); }
-
-static float *host_copy(const float *x, long n) {
-  float *c = mallocCheck(sizeof(float) * (size_t)n);
-  ops->to_host(c, x, sizeof(float) * (size_t)n);
-  return c;
-}
-
-static double dot(const float *a, const float *b, long n) {
-  double s = 0;
-  for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
-  return s;
-}
+#include "gradcheck.h"
 
 static long tensor_size(const TensorInfo *t) { return (long)t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3]; }
 

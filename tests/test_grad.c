@@ -19,37 +19,8 @@
 #include "philox.h"
 #include "test.h"
 
-/* Float32 forward passes: a step of 1e-2 keeps the rounding noise in (L(p+h) - L(p-h)) / 2h and the
- * O(h^2) truncation of the smooth layers near 1e-5 (worst seen: 1.4e-5). Many mlp gradients are
- * only about 1e-3, so atol sits well below that (a zeroed gradient must fail) and still about twenty
- * times above the noise; a wrong transpose or a missing term is off by O(|gradient|). */
-#define FD_H 1e-2f
-#define FD_ATOL 2e-4
-#define FD_RTOL 1e-2
 #define TEST_SEED 20240611u
-
-static uint32_t t_draws; /* Philox index of the next fill; the fixed call order makes runs identical */
-
-/* x (n) ~ U(lo, hi), from a Philox stream no program uses */
-static void fill_uniform(float *x, long n, double lo, double hi) {
-  uint32_t index = t_draws++;
-  for (long i = 0; i < n; i++)
-    x[i] = (float)(lo + (hi - lo) * rng_uniform(TEST_SEED, RNG_STREAMS_END, 0, index, (uint32_t)i));
-}
-
-static float *alloc_f(long n) { return ops->alloc(sizeof(float) * (size_t)n); }
-
-static float *host_copy(const float *x, long n) {
-  float *c = mallocCheck(sizeof(float) * (size_t)n);
-  ops->to_host(c, x, sizeof(float) * (size_t)n);
-  return c;
-}
-
-static double dot(const float *a, const float *b, long n) {
-  double s = 0;
-  for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
-  return s;
-}
+#include "gradcheck.h"
 
 typedef double (*loss_fn)(void *ctx);
 
