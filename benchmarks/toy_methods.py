@@ -26,7 +26,7 @@ AMD = os.path.join(ROOT, "amd")  # replaced by a copy in the output folder, so a
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 METHODS = ["dmd", "dmd2", "dmdr", "amd"]
 # distillation settings shared by every method (measured to work on this toy; see RESULTS.md)
-COMMON = ["guidance=1.25", "optim.lr_student=5e-4", "optim.lr_fake=1e-3", "train.prompts=64", "amd.K=4",
+COMMON = ["guidance=1.25", "optim.lr_student=5e-4", "optim.lr_fake=1e-3", "train.prompts=32", "amd.K=4",
           "log.every=100", "log.advantage_every=50", "ckpt.every=100000"]
 PREFERENCE = "1,1,1,1,0.05,0.05,0.05,0.05"  # modes 0-3 preferred: one of the two modes of each class
 
@@ -63,7 +63,7 @@ def stability(log):
 def distill(out, teacher, tag, method, seed, steps, extra):
     run_dir = os.path.join(out, tag)
     if not os.path.exists(os.path.join(run_dir, f"ckpt_{steps:08d}.h5")):
-        subprocess.run(["rm", "-rf", run_dir])
+        subprocess.run(["rm", "-rf", run_dir, os.path.join(out, tag + "_eval.h5")])
         run([AMD, "distill", f"teacher={teacher}", f"method={method}", f"seed={seed}", f"train.steps={steps}",
              f"run={run_dir}"] + COMMON + extra, os.path.join(out, tag + ".log"))
     return run_dir
@@ -72,7 +72,7 @@ def distill(out, teacher, tag, method, seed, steps, extra):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out", "toy"))
     ap.add_argument("--teacher-width", type=int, default=128)
     ap.add_argument("--parts", default="main,ablation,preference,sweep")
@@ -98,12 +98,10 @@ def main():
         json.dump(res, open(res_path, "w"), indent=1)
 
     seeds = list(range(a.seeds))
-    if "main" in parts:
-        for seed in seeds:
-            for steps in (50, 1, 2, 4):
-                tag = f"teacher_{steps}_s{seed}"
-                res[tag] = evaluate(out, tag, [f"ckpt={teacher}", "net=teacher", f"steps={steps}", f"seed={seed}"])
-            for S in (1, 2, 4):
+
+    def main_part(S_list):
+        for S in S_list:
+            for seed in seeds:
                 for m in METHODS:
                     tag = f"{m}_S{S}_s{seed}"
                     rd = distill(out, teacher, tag, m, seed, a.steps, [f"student.steps={S}"])
@@ -111,6 +109,14 @@ def main():
                                                    f"seed={seed}"])
                     res[tag].update(stability(os.path.join(rd, "log.h5")))
                     save()
+
+    if "main" in parts:
+        for seed in seeds:
+            for steps in (50, 1, 2, 4):
+                tag = f"teacher_{steps}_s{seed}"
+                res[tag] = evaluate(out, tag, [f"ckpt={teacher}", "net=teacher", f"steps={steps}", f"seed={seed}"])
+        save()
+        main_part([1])
     if "ablation" in parts:
         for seed in seeds:
             for tag0, extra in (("amd_dsa_only", ["amd.lambda_rls=0"]), ("amd_rls_only", ["amd.s=0"])):
@@ -128,9 +134,11 @@ def main():
                 res[tag]["preferred_mass"] = float(sum(res[tag]["mode_mass"][:4]))
                 res[tag].update(stability(os.path.join(rd, "log.h5")))
                 save()
+    if "main" in parts:
+        main_part([2, 4])
     if "sweep" in parts:
         for tag0, extra in (("amd_s0.25", ["amd.s=0.25"]), ("amd_s1.0", ["amd.s=1.0"]),
-                            ("amd_K2", ["amd.K=2", "train.prompts=128"]), ("amd_K8", ["amd.K=8", "train.prompts=32"])):
+                            ("amd_K2", ["amd.K=2", "train.prompts=64"]), ("amd_K8", ["amd.K=8", "train.prompts=16"])):
             tag = f"{tag0}_s0"
             rd = distill(out, teacher, tag, "amd", 0, a.steps, ["student.steps=1"] + extra)
             res[tag] = evaluate(out, tag, [f"ckpt={rd}", "net=student", "sampler=generator", "steps=1", "seed=0"])

@@ -129,6 +129,7 @@ void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, in
     h5_attr_write_i64(f, "seed", (long long)st->seed);
     h5_attr_write_i64(f, "data_cursor", st->data_cursor);
     h5_attr_write_str(f, "data", data_path ? data_path : "");
+    if (st->teacher[0]) h5_attr_write_str(f, "teacher", st->teacher);
     hsize_t four = 4;
     double counters[4];
     for (int i = 0; i < 4; i++) counters[i] = (double)st->counters[i];
@@ -190,9 +191,9 @@ void ckpt_read_model_config(const char *path, const char *net, ModelConfig *c) {
   model_config_check(c);
 }
 
-char *ckpt_read_data_path(const char *path) {
+char *ckpt_read_attr(const char *path, const char *name) {
   hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
-  char *s = h5_attr_exists(f, "data") ? h5_attr_read_str(f, "data") : strdup("");
+  char *s = h5_attr_exists(f, name) ? h5_attr_read_str(f, name) : strdup("");
   h5_close(f);
   return s;
 }
@@ -203,6 +204,11 @@ void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets) 
   st->step = (long)h5_attr_read_i64(f, "step");
   st->seed = (uint64_t)h5_attr_read_i64(f, "seed");
   st->data_cursor = (long)h5_attr_read_i64(f, "data_cursor");
+  if (h5_attr_exists(f, "teacher")) {
+    char *t = h5_attr_read_str(f, "teacher");
+    snprintf(st->teacher, sizeof st->teacher, "%s", t);
+    free(t);
+  }
   hsize_t d;
   double *counters = h5_read_f64(f, "counters", 1, &d);
   CHECK(d == 4, "'%s': /counters has %llu entries, expected 4", path, (unsigned long long)d);

@@ -22,6 +22,7 @@ typedef struct {
   uint64_t seed;
   long data_cursor; /* global samples consumed */
   long counters[4]; /* method-specific counters (e.g. fake updates); zero when unused */
+  char teacher[1024]; /* distillation: the teacher checkpoint the run started from ("" otherwise) */
 } CkptState;
 
 /* Rank 0 writes; every rank returns after the file is complete. Keeps the newest `keep` files. */
@@ -40,5 +41,6 @@ void ckpt_read_model_config(const char *path, const char *net, ModelConfig *cfg)
 /* Stops with a usage error when run_dir already holds a checkpoint or the given log file: a fresh
  * run never overwrites another; resume=1 continues it. */
 void ckpt_refuse_existing_run(const char *run_dir, const char *log_path);
-/* The dataset path the run was trained on ("" when none); caller frees. */
-char *ckpt_read_data_path(const char *path);
+/* A string attribute of the checkpoint's root ("" when absent), e.g. "data" (the dataset the run
+ * was trained on) or "teacher"; caller frees. */
+char *ckpt_read_attr(const char *path, const char *name);

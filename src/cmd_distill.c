@@ -133,9 +133,20 @@ int cmd_distill(int argc, char **argv) {
 
   char teacher_path[4200];
   ckpt_resolve(c.teacher, teacher_path, sizeof teacher_path);
+  char ckpt_path[4200];
+  long resume_step = c.resume ? ckpt_latest(c.run, ckpt_path, sizeof ckpt_path) : -1;
+  if (resume_step >= 0) {
+    /* a resumed run keeps the teacher it started from, even if the teacher's folder has moved on */
+    char *t = ckpt_read_attr(ckpt_path, "teacher");
+    if (t[0] && strcmp(t, teacher_path) != 0) {
+      amd_log("resume: distilling from %s, the teacher this run started from (the newest is now %s)\n", t, teacher_path);
+      snprintf(teacher_path, sizeof teacher_path, "%s", t);
+    }
+    free(t);
+  }
   ModelConfig mc;
   ckpt_read_model_config(teacher_path, "teacher", &mc);
-  char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_data_path(teacher_path);
+  char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_attr(teacher_path, "data");
   if (!data_path[0]) amd_usage_error("teacher '%s' names no dataset: pass data=", teacher_path);
   Dataset data;
   dataset_read(data_path, "amd-dataset", &data);
@@ -182,8 +193,7 @@ int cmd_distill(int argc, char **argv) {
                      {"disc", disc, distill_opt_disc(d)}};
   int nnets = disc ? 3 : 2;
   CkptState st = {.seed = (uint64_t)c.seed};
-  char ckpt_path[4200];
-  long resume_step = c.resume ? ckpt_latest(c.run, ckpt_path, sizeof ckpt_path) : -1;
+  snprintf(st.teacher, sizeof st.teacher, "%.1023s", teacher_path);
   if (resume_step >= 0) {
     ckpt_load(ckpt_path, &st, nets, nnets);
     if (st.seed != (uint64_t)c.seed)

@@ -95,7 +95,7 @@ int cmd_sample(int argc, char **argv) {
   CkptState st;
   CkptNet net = {c.net, model, NULL};
   ckpt_load(ckpt_path, &st, &net, 1);
-  char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_data_path(ckpt_path);
+  char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_attr(ckpt_path, "data");
 
   long i0, i1;
   dist_split(c.n, &i0, &i1);

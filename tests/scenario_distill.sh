@@ -111,3 +111,11 @@ expect_error reg_pairs_multiple "multiple of the global batch" "$AMD" distill $S
 rc=$?
 if [ "$rc" -eq 3 ] && grep -q "diverged at step 7" "$S/nan.err" && [ -f "$S/nan/ckpt_00000005.h5" ]; then
   pass distill_nan_guard; else fail distill_nan_guard "rc $rc: $(cat "$S/nan.err")"; fi
+
+# a resumed distillation keeps the teacher it started from, even after the teacher's folder gets a
+# newer checkpoint
+expect_error teacher_pinned_first "simulated crash at step 4" "$AMD" distill $SMALL method=dmd train.steps=6 ckpt.every=3 fault.exit_step=4 run="$S/pin"
+cp "$S/teacher/ckpt_00002000.h5" "$S/teacher/ckpt_00009999.h5"
+expect_ok teacher_pinned_resume "$AMD" distill $SMALL method=dmd train.steps=6 ckpt.every=3 resume=1 run="$S/pin"
+if grep -q "the teacher this run started from" "$SCRATCH/teacher_pinned_resume.out"; then pass teacher_pinned_on_resume; else fail teacher_pinned_on_resume "$(grep -i teacher "$SCRATCH/teacher_pinned_resume.out" | head -3)"; fi
+rm -f "$S/teacher/ckpt_00009999.h5"

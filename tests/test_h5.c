@@ -284,7 +284,7 @@ static void test_checkpoint_round_trip(void) {
   EXPECT(strcmp(c.kind, "mlp") == 0 && c.dim == 2 && c.num_classes == 3 && c.width == 8 && c.depth == 1 &&
              c.temb_dim == 8,
          "config %s %d %d %d %d %d", c.kind, c.dim, c.num_classes, c.width, c.depth, c.temb_dim);
-  char *data = ckpt_read_data_path(t_ckpt_path);
+  char *data = ckpt_read_attr(t_ckpt_path, "data");
   EXPECT(strcmp(data, "data/toy.h5") == 0, "data path '%s'", data);
   free(data);
 
