@@ -10,6 +10,7 @@ packages=(
   libopenblas-openmp-dev
   libpng-dev zlib1g-dev
   python3-matplotlib
+  dataset-fashion-mnist
 )
 
 missing=()
