@@ -252,3 +252,10 @@ void ckpt_resolve(const char *file_or_run, char *path, size_t n) {
   if (stat(file_or_run, &st) == 0 && S_ISDIR(st.st_mode) && ckpt_latest(file_or_run, path, n) < 0)
     amd_fatal("run folder '%s' holds no checkpoint", file_or_run);
 }
+
+int ckpt_has_net(const char *path, const char *net) {
+  hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
+  int has = h5_exists(f, net);
+  h5_close(f);
+  return has;
+}

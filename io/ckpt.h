@@ -21,7 +21,7 @@ typedef struct {
   long step;        /* optimizer steps completed */
   uint64_t seed;
   long data_cursor; /* global samples consumed */
-  long counters[4]; /* method-specific counters (e.g. fake updates); zero when unused */
+  long counters[4]; /* method-specific: distillation stores [fake updates, student steps S] */
   char teacher[1024]; /* distillation: the teacher checkpoint the run started from ("" otherwise) */
 } CkptState;
 
@@ -36,6 +36,8 @@ void ckpt_resolve(const char *file_or_run, char *path, size_t n);
 /* Loads every listed net (architecture and layout must match) and the state. A net whose opt is
  * NULL loads parameters only. */
 void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets);
+/* Whether the checkpoint holds a network of that name. */
+int ckpt_has_net(const char *path, const char *net);
 /* Architecture of one net, to build the model before loading. */
 void ckpt_read_model_config(const char *path, const char *net, ModelConfig *cfg);
 /* Stops with a usage error when run_dir already holds a checkpoint or the given log file: a fresh

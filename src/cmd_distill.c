@@ -240,6 +240,7 @@ int cmd_distill(int argc, char **argv) {
     }
     st.step = step + 1;
     st.counters[0] = st.step * fpg;
+    st.counters[1] = c.S;
     st.data_cursor = st.step * (long)GB;
     double now = amd_time();
     steps_acc++;
@@ -271,8 +272,7 @@ int cmd_distill(int argc, char **argv) {
   }
   trainlog_close(&log);
   trainlog_close(&adv);
-  amd_log("done: %s (log %s); sample with: amd sample ckpt=%s net=student sampler=generator steps=%d\n", c.run,
-          log_path, c.run, c.S);
+  amd_log("done: %s (log %s); sample the %d-step student with: amd sample ckpt=%s\n", c.run, log_path, c.S, c.run);
   free(config_text), free(data_path);
   distill_free(d);
   model_free(real), model_free(fake), model_free(student), model_free(disc);

@@ -32,13 +32,13 @@ typedef struct {
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(SampleConfig, field), def, lo, hi, choices, help}
 static const cfg_key sample_keys[] = {
     K("ckpt", CFG_STR, ckpt, "", 0, 0, NULL, "checkpoint file, or a run folder (its newest checkpoint); required"),
-    K("net", CFG_STR, net, "teacher", 0, 0, NULL, "network in the checkpoint to sample"),
+    K("net", CFG_STR, net, "auto", 0, 0, NULL, "network to sample; auto: student if the checkpoint has one, else teacher"),
     K("out", CFG_STR, out, "samples.h5", 0, 0, NULL, "samples file to write"),
     K("n", CFG_INT, n, "4096", 1, 100000000, NULL, "number of samples"),
     K("class", CFG_INT, cls, "-1", -1, 1000000, NULL, "class of every sample; -1 = classes in turn (mixed)"),
-    K("sampler", CFG_CHOICE, sampler, "euler", 0, 0, "euler|heun|generator",
-      "euler, heun: ODE integrators; generator: the few-step student's own sampler"),
-    K("steps", CFG_INT, steps, "50", 1, 100000, NULL, "integration steps N (generator: the student's S, at most 8)"),
+    K("sampler", CFG_CHOICE, sampler, "auto", 0, 0, "auto|euler|heun|generator",
+      "euler, heun: ODE integrators; generator: the few-step student's own sampler; auto: generator for a student, else euler"),
+    K("steps", CFG_INT, steps, "0", 0, 100000, NULL, "integration steps N; 0: 50 for euler/heun, the student's own S for generator"),
     K("cfg", CFG_FLOAT, cfg, "1.0", 0, 100, NULL, "classifier-free guidance scale w (1 = conditional only)"),
     K("shift", CFG_FLOAT, shift, "1.0", 0.01, 100, NULL, "timestep shift (>1 spends more steps at high noise)"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the starting noise"),
@@ -81,6 +81,8 @@ int cmd_sample(int argc, char **argv) {
   char ckpt_path[4200];
   ckpt_resolve(c.ckpt, ckpt_path, sizeof ckpt_path);
 
+  if (strcmp(c.net, "auto") == 0) snprintf(c.net, sizeof c.net, "%s", ckpt_has_net(ckpt_path, "student") ? "student" : "teacher");
+  if (strcmp(c.sampler, "auto") == 0) snprintf(c.sampler, sizeof c.sampler, "%s", strcmp(c.net, "student") == 0 ? "generator" : "euler");
   ModelConfig mc;
   ckpt_read_model_config(ckpt_path, c.net, &mc);
   if (c.cls >= mc.num_classes)
@@ -95,6 +97,7 @@ int cmd_sample(int argc, char **argv) {
   CkptState st;
   CkptNet net = {c.net, model, NULL};
   ckpt_load(ckpt_path, &st, &net, 1);
+  if (c.steps == 0) c.steps = !generator ? 50 : st.counters[1] > 0 ? (int)st.counters[1] : 1;
   char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_attr(ckpt_path, "data");
 
   long i0, i1;
