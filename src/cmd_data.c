@@ -1,10 +1,13 @@
-/* cmd_data.c: `amd data toy2d`: writes the class-conditional 2-D Gaussian mixture as a dataset file,
- * with the mixture itself stored so metrics can use the exact density. Rank 0 writes. */
+/* cmd_data.c: `amd data <kind>`: the kind dispatch, and `amd data toy2d`, which writes the
+ * class-conditional 2-D Gaussian mixture as a dataset file, with the mixture itself stored so
+ * metrics can use the exact density. Rank 0 writes. The image kinds (fmnist, import) live in
+ * cmd_data_images.c. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_data_images.h"
 #include "commands.h"
 #include "common.h"
 #include "config.h"
@@ -64,9 +67,15 @@ static int data_toy2d(int argc, char **argv) {
 int cmd_data(int argc, char **argv) {
   if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
     if (dist_rank() == 0)
-      printf("usage: amd data <kind> [key=value ...]\n  kinds: toy2d (amd data toy2d --help lists its keys)\n");
+      printf("usage: amd data <kind> [key=value ...]   (amd data <kind> --help lists its keys)\n"
+             "  kinds:\n"
+             "    toy2d    class-conditional 2-D Gaussian mixture\n"
+             "    fmnist   Fashion-MNIST from the Debian package dataset-fashion-mnist (train and test files)\n"
+             "    import   a user's IDX images (plain or gzipped, optional IDX labels) or HDF5 image array\n");
     return argc < 1 ? AMD_EXIT_USAGE : 0;
   }
   if (strcmp(argv[0], "toy2d") == 0) return data_toy2d(argc - 1, argv + 1);
-  amd_usage_error("unknown dataset kind '%s' (this amd has: toy2d)", argv[0]);
+  if (strcmp(argv[0], "fmnist") == 0) return data_fmnist(argc - 1, argv + 1);
+  if (strcmp(argv[0], "import") == 0) return data_import(argc - 1, argv + 1);
+  amd_usage_error("unknown dataset kind '%s' (this amd has: toy2d, fmnist, import)", argv[0]);
 }

@@ -165,8 +165,11 @@ int cmd_distill(int argc, char **argv) {
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
   Model *disc = gan ? model_create(&hc, B) : NULL;
   CkptState tst;
-  CkptNet tnets[] = {{"teacher", real, NULL}, {"teacher", fake, NULL}, {"teacher", student, NULL}};
-  for (int i = 0; i < 3; i++) ckpt_load(teacher_path, &tst, &tnets[i], 1);
+  CkptNet tnet = {"teacher", real, NULL};
+  ckpt_load(teacher_path, &tst, &tnet, 1);
+  /* student and fake teacher start from the teacher's weights */
+  ops->copy(fake->params, real->params, sizeof(float) * (size_t)real->num_params);
+  ops->copy(student->params, real->params, sizeof(float) * (size_t)real->num_params);
   if (disc) model_init_params(disc, (uint64_t)c.seed);
 
   AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.steps,
