@@ -81,7 +81,7 @@ a = h5py.File('$S/np1/log.h5', 'r')['train']; b = h5py.File('$S/np2/log.h5', 'r'
 for k in ('loss_dm', 'loss_fake', 'reward_mean'):
     x, y = a[k][:], b[k][:]
     rel = np.abs(x - y) / (np.abs(x) + 1e-6)
-    assert rel.max() < 2e-2, (k, rel.max())
+    assert rel.max() < 5e-3, (k, rel.max())
 "
 expect_error amd_crash "simulated crash at step 7" $MPIRUN -np 2 "$AMD" distill $SMALL method=amd train.steps=10 ckpt.every=5 run="$S/crash" fault.exit_step=7
 expect_ok amd_resume $MPIRUN -np 2 "$AMD" distill $SMALL method=amd train.steps=10 ckpt.every=5 run="$S/crash" resume=1
