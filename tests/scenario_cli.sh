@@ -80,3 +80,97 @@ assert f.attrs['format'] == 'amd-samples' and f['x'].shape == (200, 2) and f['la
 assert f.attrs['nfe'] == 8 * 2 * 2 - 2, f.attrs['nfe']  # Heun, 8 steps, last step Euler, CFG doubles
 assert np.isfinite(f['x'][:]).all()
 "
+
+# image datasets (issue 4): Fashion-MNIST from the Debian package dataset-fashion-mnist, which
+# jobs/setup.sh installs, so a missing package fails these checks rather than skipping them; then
+# `amd data import` of IDX and HDF5 images, good and bad (bad ones must leave no output file)
+FM=/usr/share/datasets/fashion-mnist
+expect_ok data_help_lists_kinds bash -c "'$AMD' data --help | grep -q '^ *fmnist .*Fashion-MNIST' && '$AMD' data fmnist --help |
+  grep -q out_train && '$AMD' data import --help | grep -q labels_dataset"
+t0=$EPOCHREALTIME
+expect_ok data_fmnist "$AMD" data fmnist out_train="$S/fmnist_train.h5" out_test="$S/fmnist_test.h5"
+echo "data_fmnist: $(awk "BEGIN { printf \"%.2f\", $EPOCHREALTIME - $t0 }") s"
+py_check fmnist_layout "
+import gzip, h5py, numpy as np
+tr, te = h5py.File('$S/fmnist_train.h5', 'r'), h5py.File('$S/fmnist_test.h5', 'r')
+assert tr['x'].shape == (60000, 1, 28, 28) and tr['x'].dtype == np.float32, tr['x']
+assert te['x'].shape == (10000, 1, 28, 28) and te['x'].dtype == np.float32, te['x']
+x = tr['x'][:]
+assert x.min() == -1 and x.max() == 1, (x.min(), x.max())
+l, lt = tr['labels'][:], te['labels'][:]
+assert l.dtype == np.int32 and l.shape == (60000,) and lt.shape == (10000,)
+assert l.min() == 0 and l.max() == 9 and (np.bincount(l) == 6000).all(), np.bincount(l)
+assert lt.min() == 0 and lt.max() == 9 and (np.bincount(lt) == 1000).all(), np.bincount(lt)
+for f, split in ((tr, 'train'), (te, 'test')):
+    assert f.attrs['format'] == 'amd-dataset' and f.attrs['num_classes'] == 10, dict(f.attrs)
+    assert f.attrs['source'] == 'fashion-mnist ' + split, f.attrs['source']
+    assert f.attrs['class_names'].split(',') == ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
+                                                 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'], f.attrs['class_names']
+raw = np.frombuffer(gzip.open('$FM/t10k-images-idx3-ubyte.gz').read()[16:], np.uint8).reshape(10000, 1, 28, 28)
+assert np.allclose(te['x'][:], raw / 127.5 - 1, rtol=0, atol=1e-6), 'test pixels are not p / 127.5 - 1'
+raw = np.frombuffer(gzip.open('$FM/t10k-labels-idx1-ubyte.gz').read()[8:], np.uint8)
+assert (lt == raw).all(), 'test labels differ from the IDX file'
+"
+expect_ok info_fmnist "$AMD" info "$S/fmnist_train.h5"
+if grep -q "60000 samples of shape (1, 28, 28), values in \[-1, 1\]" "$S/info_fmnist.out"; then pass info_fmnist_shape
+else fail info_fmnist_shape "$(cat "$S/info_fmnist.out")"; fi
+expect_error fmnist_missing_dir "install the Debian package dataset-fashion-mnist" "$AMD" data fmnist dir="$S/nowhere" \
+  out_train="$S/bad_out.h5" out_test="$S/bad_out.h5"
+
+$PY -c "
+import gzip, struct, h5py, numpy as np
+rng = np.random.default_rng(4)
+img = rng.integers(0, 256, size=(40, 9, 7), dtype=np.uint8)
+img[0, 0, :2] = 0, 255
+hdr = struct.pack('>IIII', 0x803, 40, 9, 7)
+gzip.open('$S/imp_images.idx.gz', 'wb').write(hdr + img.tobytes())
+open('$S/imp_images.idx', 'wb').write(hdr + img.tobytes())
+lab = (np.arange(40) % 5).astype(np.uint8)
+open('$S/imp_labels.idx', 'wb').write(struct.pack('>II', 0x801, 40) + lab.tobytes())
+open('$S/imp_labels39.idx', 'wb').write(struct.pack('>II', 0x801, 39) + lab[:39].tobytes())
+open('$S/imp_magic.idx', 'wb').write(struct.pack('>IIII', 0x802, 40, 9, 7) + img.tobytes())
+open('$S/imp_trunc.idx', 'wb').write(hdr + img.tobytes()[:1000])
+with h5py.File('$S/imp_u8.h5', 'w') as f:
+    f['images'] = rng.integers(0, 256, size=(30, 3, 8, 8), dtype=np.uint8)
+    f['labels'] = np.arange(30, dtype=np.int64) % 3
+with h5py.File('$S/imp_float.h5', 'w') as f:
+    v = rng.uniform(-1, 1, size=(30, 1, 8, 8)).astype(np.float32)
+    v[3, 0, 1, 2], v[7, 0, 0, 0] = -1.5, 1.25
+    f['images'] = v
+    f['flat'] = np.zeros((30, 64), np.float32)
+"
+expect_ok import_idx_gz "$AMD" data import in="$S/imp_images.idx.gz" labels="$S/imp_labels.idx" out="$S/imp_idx.h5"
+expect_ok import_idx_plain_no_labels "$AMD" data import in="$S/imp_images.idx" out="$S/imp_plain.h5" name=plain
+expect_ok import_h5_uint8 "$AMD" data import in="$S/imp_u8.h5" labels_dataset=/labels out="$S/imp_h5.h5"
+py_check import_layout "
+import h5py, numpy as np
+raw = np.frombuffer(open('$S/imp_images.idx', 'rb').read()[16:], np.uint8).reshape(40, 1, 9, 7)
+for name, classes in (('imp_idx', 5), ('imp_plain', 1)):
+    f = h5py.File('$S/%s.h5' % name, 'r')
+    assert f['x'].shape == (40, 1, 9, 7), f['x'].shape
+    assert np.allclose(f['x'][:], raw / 127.5 - 1, rtol=0, atol=1e-6), name + ': pixels are not p / 127.5 - 1'
+    assert f.attrs['num_classes'] == classes, (name, f.attrs['num_classes'])
+assert (h5py.File('$S/imp_idx.h5', 'r')['labels'][:] == np.arange(40) % 5).all()
+assert (h5py.File('$S/imp_plain.h5', 'r')['labels'][:] == 0).all()
+assert h5py.File('$S/imp_plain.h5', 'r').attrs['source'] == 'plain'
+src, f = h5py.File('$S/imp_u8.h5', 'r'), h5py.File('$S/imp_h5.h5', 'r')
+assert f['x'].shape == (30, 3, 8, 8) and f.attrs['num_classes'] == 3, (f['x'].shape, f.attrs['num_classes'])
+assert np.allclose(f['x'][:], src['images'][:] / 127.5 - 1, rtol=0, atol=1e-6)
+assert (f['labels'][:] == src['labels'][:]).all()
+"
+expect_ok info_import "$AMD" info "$S/imp_h5.h5"
+expect_error import_missing "imp_nothing.idx' does not exist" "$AMD" data import in="$S/imp_nothing.idx" out="$S/bad_out.h5"
+expect_error import_wrong_magic "wrong magic number 0x00000802, expected 0x00000803" \
+  "$AMD" data import in="$S/imp_magic.idx" out="$S/bad_out.h5"
+expect_error import_truncated "truncated: its header promises 40 images of 9 x 7 pixels, 2520 bytes of data, but 1000" \
+  "$AMD" data import in="$S/imp_trunc.idx" out="$S/bad_out.h5"
+expect_error import_label_count "holds 39 labels but" \
+  "$AMD" data import in="$S/imp_images.idx" labels="$S/imp_labels39.idx" out="$S/bad_out.h5"
+expect_error import_label_range "outside [0, 4)" \
+  "$AMD" data import in="$S/imp_images.idx" labels="$S/imp_labels.idx" classes=4 out="$S/bad_out.h5"
+expect_error import_float_out_of_range "from min -1.5 to max 1.25, outside [-1, 1]" \
+  "$AMD" data import in="$S/imp_float.h5" out="$S/bad_out.h5"
+expect_error import_h5_wrong_rank "2 dimensions; expected 4: (N, C, H, W)" \
+  "$AMD" data import in="$S/imp_float.h5" dataset=/flat out="$S/bad_out.h5"
+if [ ! -e "$S/bad_out.h5" ] && [ ! -e "$S/bad_out.h5.tmp" ]; then pass import_errors_write_nothing
+else fail import_errors_write_nothing "$(ls "$S"/bad_out*)"; fi

@@ -1,0 +1,6 @@
+/* cmd_data_images.h: the image kinds of `amd data` (cmd_data_images.c); cmd_data.c dispatches to
+ * them. Each takes what follows the kind name and returns the exit status, like a command. */
+#pragma once
+
+int data_fmnist(int argc, char **argv);
+int data_import(int argc, char **argv);
