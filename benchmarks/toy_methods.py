@@ -132,6 +132,7 @@ def main():
                 rd = distill(out, teacher, tag, m, seed, a.steps, ["student.steps=1", f"reward.preference={PREFERENCE}"])
                 res[tag] = evaluate(out, tag, [f"ckpt={rd}", "net=student", "sampler=generator", "steps=1", f"seed={seed}"])
                 res[tag]["preferred_mass"] = float(sum(res[tag]["mode_mass"][:4]))
+                res[tag]["preferred_share"] = res[tag]["preferred_mass"] / max(1e-9, 1.0 - res[tag]["off_manifold"])
                 res[tag].update(stability(os.path.join(rd, "log.h5")))
                 save()
     if "main" in parts:
@@ -173,9 +174,9 @@ def write_table(res, out, a):
         lines.append(f"| {name} | {nfe} | " + " | ".join(cells) + " |")
     if any(k.startswith("pref_") for k in res):
         lines += ["", f"Reward preferring modes 0-3 (preference {PREFERENCE}); S = 1. An unbiased generator puts 0.5 there.", "",
-                  "| method | mass on preferred modes | off-manifold | coverage |", "|---|---|---|---|"]
+                  "| method | mass on preferred modes | share of the on-manifold mass | off-manifold | coverage |", "|---|---|---|---|---|"]
         for m in METHODS:
-            lines.append(f"| {m} | {agg(res, 'pref_' + m, 'preferred_mass', seeds)} | "
+            lines.append(f"| {m} | {agg(res, 'pref_' + m, 'preferred_mass', seeds)} | {agg(res, 'pref_' + m, 'preferred_share', seeds)} | "
                          f"{agg(res, 'pref_' + m, 'off_manifold', seeds)} | {agg(res, 'pref_' + m, 'coverage', seeds)} |")
     if any(k.startswith("amd_dsa") or k.startswith("amd_s0") or k.startswith("amd_K") for k in res):
         lines += ["", "AMD's parts and sensitivity (S = 1).", "",
