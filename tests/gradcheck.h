@@ -2,12 +2,14 @@
  * step and tolerances, Philox-filled inputs from a stream no program uses, and small buffer helpers.
  * The including file defines TEST_SEED first, so each program draws its own numbers. */
 #pragma once
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "common.h"
 #include "ops.h"
 #include "philox.h"
+#include "test.h"
 
 /* Float32 forward passes: a step of 1e-2 keeps the rounding noise in (L(p+h) - L(p-h)) / 2h and the
  * O(h^2) truncation of the smooth layers near 1e-5 (worst seen: 1.4e-5). Many mlp gradients are
@@ -38,4 +40,28 @@ static inline double dot(const float *a, const float *b, long n) {
   double s = 0;
   for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
   return s;
+}
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Compares grad (n) with central differences of loss over p (n). One EXPECT per tensor, naming the
+ * worst entry, so a broken gradient prints one line rather than one per element. */
+static inline void check_grad(const char *what, float *p, const float *grad, long n, loss_fn loss, void *ctx) {
+  int bad = 0;
+  long worst = 0;
+  double worst_ratio = -1, worst_a = 0, worst_n = 0;
+  for (long i = 0; i < n; i++) {
+    float saved = p[i], up = saved + FD_H, down = saved - FD_H;
+    p[i] = up;
+    double lup = loss(ctx);
+    p[i] = down;
+    double ldown = loss(ctx);
+    p[i] = saved;
+    double num = (lup - ldown) / ((double)up - (double)down); /* the step actually taken in float */
+    double ratio = fabs(grad[i] - num) / (FD_ATOL + FD_RTOL * fabs(num));
+    if (ratio > 1) bad++;
+    if (ratio > worst_ratio) worst_ratio = ratio, worst = i, worst_a = grad[i], worst_n = num;
+  }
+  EXPECT(bad == 0, "%s: %d of %ld entries off; worst [%ld]: analytic %.6g, numeric %.6g", what, bad, n,
+         worst, worst_a, worst_n);
 }

@@ -25,29 +25,6 @@
 
 static long tensor_size(const TensorInfo *t) { return (long)t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3]; }
 
-typedef double (*loss_fn)(void *ctx);
-
-/* Compares grad (n) with central differences of loss over p (n); one EXPECT per tensor naming the
- * worst entry. */
-static void check_grad(const char *what, float *p, const float *grad, long n, loss_fn loss, void *ctx) {
-  int bad = 0;
-  long worst = 0;
-  double worst_ratio = -1, worst_a = 0, worst_n = 0;
-  for (long i = 0; i < n; i++) {
-    float saved = p[i], up = saved + FD_H, down = saved - FD_H;
-    p[i] = up;
-    double lup = loss(ctx);
-    p[i] = down;
-    double ldown = loss(ctx);
-    p[i] = saved;
-    double num = (lup - ldown) / ((double)up - (double)down); /* the step actually taken in float */
-    double ratio = fabs(grad[i] - num) / (FD_ATOL + FD_RTOL * fabs(num));
-    if (ratio > 1) bad++;
-    if (ratio > worst_ratio) worst_ratio = ratio, worst = i, worst_a = grad[i], worst_n = num;
-  }
-  EXPECT(bad == 0, "%s: %d of %ld entries off; worst [%ld]: analytic %.6g, numeric %.6g", what, bad, n,
-         worst, worst_a, worst_n);
-}
 
 /* Every parameter tensor of m against its gradient in m->grads (saved before the differences). */
 static void check_model_grads(const char *prefix, Model *m, const float *grads, loss_fn loss, void *ctx) {

@@ -22,29 +22,6 @@
 #define TEST_SEED 20240611u
 #include "gradcheck.h"
 
-typedef double (*loss_fn)(void *ctx);
-
-/* Compares grad (n) with central differences of loss over p (n). One EXPECT per tensor, naming the
- * worst entry, so a broken gradient prints one line rather than one per element. */
-static void check_grad(const char *what, float *p, const float *grad, long n, loss_fn loss, void *ctx) {
-  int bad = 0;
-  long worst = 0;
-  double worst_ratio = -1, worst_a = 0, worst_n = 0;
-  for (long i = 0; i < n; i++) {
-    float saved = p[i], up = saved + FD_H, down = saved - FD_H;
-    p[i] = up;
-    double lup = loss(ctx);
-    p[i] = down;
-    double ldown = loss(ctx);
-    p[i] = saved;
-    double num = (lup - ldown) / ((double)up - (double)down); /* the step actually taken in float */
-    double ratio = fabs(grad[i] - num) / (FD_ATOL + FD_RTOL * fabs(num));
-    if (ratio > 1) bad++;
-    if (ratio > worst_ratio) worst_ratio = ratio, worst = i, worst_a = grad[i], worst_n = num;
-  }
-  EXPECT(bad == 0, "%s: %d of %ld entries off; worst [%ld]: analytic %.6g, numeric %.6g", what, bad, n,
-         worst, worst_a, worst_n);
-}
 
 /* Backward adds into its gradients: a second identical call must leave twice the first's. */
 static void expect_doubled(const char *what, const float *now, const float *first, long n) {
