@@ -55,6 +55,10 @@ static void write_net(hid_t f, const CkptNet *net) {
   h5_attr_write_i64(g, "width", m->cfg.width);
   h5_attr_write_i64(g, "depth", m->cfg.depth);
   h5_attr_write_i64(g, "temb_dim", m->cfg.temb_dim);
+  h5_attr_write_i64(g, "img_channels", m->cfg.img_channels);
+  h5_attr_write_i64(g, "img_size", m->cfg.img_size);
+  h5_attr_write_i64(g, "patch", m->cfg.patch);
+  h5_attr_write_i64(g, "heads", m->cfg.heads);
   h5_attr_write_i64(g, "num_params", m->num_params);
   write_vector(g, "params", m->params, m->num_params);
   if (net->opt) {
@@ -167,8 +171,13 @@ static void read_vector(hid_t g, const char *path, const char *net, const char *
   free(host);
 }
 
+/* The image fields came later: a checkpoint without them is from before the dit and holds 0. */
+static long long attr_or_zero(hid_t g, const char *name) {
+  return h5_attr_exists(g, name) ? h5_attr_read_i64(g, name) : 0;
+}
+
 static void check_attr(hid_t g, const char *path, const char *net, const char *name, long long want) {
-  long long have = h5_attr_read_i64(g, name);
+  long long have = attr_or_zero(g, name);
   if (have != want)
     amd_fatal("'%s': /%s has %s = %lld but this run's model has %lld (architecture mismatch)", path, net, name, have, want);
 }
@@ -186,6 +195,10 @@ void ckpt_read_model_config(const char *path, const char *net, ModelConfig *c) {
   c->width = (int)h5_attr_read_i64(g, "width");
   c->depth = (int)h5_attr_read_i64(g, "depth");
   c->temb_dim = (int)h5_attr_read_i64(g, "temb_dim");
+  c->img_channels = (int)attr_or_zero(g, "img_channels");
+  c->img_size = (int)attr_or_zero(g, "img_size");
+  c->patch = (int)attr_or_zero(g, "patch");
+  c->heads = (int)attr_or_zero(g, "heads");
   H5Gclose(g);
   h5_close(f);
   model_config_check(c);
@@ -227,6 +240,10 @@ void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets) 
     check_attr(g, path, net->name, "width", m->cfg.width);
     check_attr(g, path, net->name, "depth", m->cfg.depth);
     check_attr(g, path, net->name, "temb_dim", m->cfg.temb_dim);
+    check_attr(g, path, net->name, "img_channels", m->cfg.img_channels);
+    check_attr(g, path, net->name, "img_size", m->cfg.img_size);
+    check_attr(g, path, net->name, "patch", m->cfg.patch);
+    check_attr(g, path, net->name, "heads", m->cfg.heads);
     check_attr(g, path, net->name, "num_params", m->num_params);
     read_vector(g, path, net->name, "params", m->params, m->num_params);
     if (net->opt) {

@@ -12,6 +12,7 @@
 
 Model *mlp_create(Model *m);  /* mlp.c */
 Model *head_create(Model *m); /* head.c */
+Model *dit_create(Model *m);  /* dit.c */
 
 long model_add_tensor(Model *m, const char *name, int ndim, const int *shape) {
   CHECK(m->num_tensors < MODEL_MAX_TENSORS, "model has more than %d tensors", MODEL_MAX_TENSORS);
@@ -29,8 +30,9 @@ long model_add_tensor(Model *m, const char *name, int ndim, const int *shape) {
 }
 
 void model_config_check(const ModelConfig *c) {
-  int head = strcmp(c->kind, "head") == 0;
-  CHECK(strcmp(c->kind, "mlp") == 0 || head, "model kind '%s' is unknown (this amd has: mlp, head)", c->kind);
+  int head = strcmp(c->kind, "head") == 0, dit = strcmp(c->kind, "dit") == 0;
+  CHECK(strcmp(c->kind, "mlp") == 0 || head || dit, "model kind '%s' is unknown (this amd has: mlp, dit, head)",
+        c->kind);
   CHECK(c->dim >= 1 && c->dim <= 1 << 20, "model dim %d out of range [1, 2^20]", c->dim);
   if (head) return;
   CHECK(c->num_classes >= 1 && c->num_classes <= 100000, "model num_classes %d out of range", c->num_classes);
@@ -38,6 +40,14 @@ void model_config_check(const ModelConfig *c) {
   CHECK(c->depth >= 0 && c->depth <= 1000, "model depth %d out of range [0, 1000]", c->depth);
   CHECK(c->temb_dim >= 2 && c->temb_dim % 2 == 0 && c->temb_dim <= 4096,
         "model temb_dim %d must be even and in [2, 4096]", c->temb_dim);
+  if (!dit) return;
+  CHECK(c->img_channels >= 1 && c->img_channels <= 64, "model img_channels %d out of range [1, 64]", c->img_channels);
+  CHECK(c->patch >= 1 && c->img_size >= c->patch && c->img_size % c->patch == 0,
+        "model img_size %d must be a positive multiple of patch %d", c->img_size, c->patch);
+  CHECK((long)c->img_channels * c->img_size * c->img_size == c->dim,
+        "model dim %d must equal img_channels %d x img_size %d^2", c->dim, c->img_channels, c->img_size);
+  CHECK(c->heads >= 1 && c->width % c->heads == 0, "model width %d must be a multiple of heads %d", c->width, c->heads);
+  CHECK(c->width % 4 == 0, "model width %d must be a multiple of 4 (2-D sin-cos positions)", c->width);
 }
 
 Model *model_create(const ModelConfig *cfg, int max_batch) {
@@ -47,6 +57,7 @@ Model *model_create(const ModelConfig *cfg, int max_batch) {
   m->cfg = *cfg;
   m->max_batch = max_batch;
   if (strcmp(cfg->kind, "head") == 0) head_create(m);
+  else if (strcmp(cfg->kind, "dit") == 0) dit_create(m);
   else mlp_create(m);
   return m;
 }
@@ -62,8 +73,9 @@ void model_free(Model *m) {
 void model_zero_grad(Model *m) { ops->fill(m->grads, 0.0f, m->num_params); }
 
 /* Weights ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as in torch.nn.Linear, biases (".b") zero, tables
- * ("...emb") N(0, 1) as in torch.nn.Embedding. Each tensor draws from its own Philox index, so adding
- * a tensor does not shift the others. */
+ * ("...emb") N(0, 1) as in torch.nn.Embedding, and weights named "....zero.w" zero (adaLN-Zero:
+ * the DiT modulation and output layers start at zero, so every block starts as the identity).
+ * Each tensor draws from its own Philox index, so adding a tensor does not shift the others. */
 void model_init_params(Model *m, uint64_t seed) {
   float *host = mallocCheck(sizeof(float) * (size_t)m->num_params);
   for (int k = 0; k < m->num_tensors; k++) {
@@ -73,7 +85,8 @@ void model_init_params(Model *m, uint64_t seed) {
     size_t len = strlen(t->name);
     int is_bias = len >= 2 && strcmp(t->name + len - 2, ".b") == 0;
     int is_emb = len >= 3 && strcmp(t->name + len - 3, "emb") == 0;
-    if (is_bias) {
+    int is_zero = len >= 7 && strcmp(t->name + len - 7, ".zero.w") == 0;
+    if (is_bias || is_zero) {
       memset(p, 0, sizeof(float) * (size_t)n);
     } else if (is_emb) {
       rng_normal(p, n, seed, RNG_INIT, 0, (uint32_t)k);

@@ -18,12 +18,15 @@ typedef struct {
 
 /* Architecture hyperparameters; stored with every checkpoint so a model can be rebuilt from it. */
 typedef struct {
-  char kind[16];   /* "mlp", or "head" (a linear scorer on features, dim = feature width) */
-  int dim;         /* elements per sample (2 for toy 2-D data) */
-  int num_classes; /* the null class for guidance is row num_classes of the class table */
-  int width;       /* hidden width */
-  int depth;       /* residual blocks */
-  int temb_dim;    /* sinusoidal timestep features */
+  char kind[16];    /* "mlp", "dit", or "head" (a linear scorer on features, dim = feature width) */
+  int dim;          /* elements per sample (2 for toy 2-D data; img_channels img_size^2 for dit) */
+  int num_classes;  /* the null class for guidance is row num_classes of the class table */
+  int width;        /* hidden width (dit: token width) */
+  int depth;        /* residual blocks (dit: transformer blocks) */
+  int temb_dim;     /* sinusoidal timestep features */
+  /* dit only (0 for the other kinds): square images (img_channels, img_size, img_size) cut into
+   * patch x patch tokens; heads attention heads */
+  int img_channels, img_size, patch, heads;
 } ModelConfig;
 
 typedef struct Model Model;

@@ -21,10 +21,50 @@ typedef struct amd_ops {
   /* C (M, N) = alpha op(A) op(B) + beta C; op(A) is (M, K), op(B) is (K, N); trans* = 1 transposes */
   void (*gemm)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                const float *B, float beta, float *C);
+  /* strided-batched GEMM: for i < batch, C_i = alpha op(A_i) op(B_i) + beta C_i with
+   * X_i = X + i * strideX (strides in floats; 0 reuses one matrix), shapes as in gemm */
+  void (*gemm_batched)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                       long strideA, const float *B, long strideB, float beta, float *C, long strideC,
+                       int batch);
   void (*bias_add)(float *y /* (B, N) */, const float *b /* (N) */, int B, int N);
   void (*bias_backward)(float *db /* (N) */, const float *dy /* (B, N) */, int B, int N);
   void (*silu_forward)(float *y, const float *x, long n);
   void (*silu_backward)(float *dx, const float *dy, const float *x, long n); /* dx += dy silu'(x) */
+
+  /* transformer layers (the `dit` model). Per-sample conditioning rows (shift, scale, gate) are
+   * (B, C) views with row stride ld, so the chunks of one adaLN output (B, 6C) serve directly. */
+  /* out (N, C) = (x - mean) * rstd per row, no affine; caches mean, rstd (N); eps 1e-6 as in DiT */
+  void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *x, int N, int C);
+  void (*layernorm_backward)(float *dx, const float *dout, const float *x, const float *mean,
+                             const float *rstd, int N, int C);
+  /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+  void (*gelu_forward)(float *y, const float *x, long n);
+  void (*gelu_backward)(float *dx, const float *dy, const float *x, long n); /* dx += dy gelu'(x) */
+  /* adaLN modulate: y (B, T, C) = x (1 + scale[b]) + shift[b] */
+  void (*modulate_forward)(float *y, const float *x, const float *shift, const float *scale, int ld,
+                           int B, int T, int C);
+  void (*modulate_backward)(float *dx, float *dshift, float *dscale, const float *dy, const float *x,
+                            const float *scale, int ld, int B, int T, int C);
+  /* gated residual: x (B, T, C) += gate[b] y; backward adds dy += gate dx, dgate += sum_t dx y
+   * (dx itself passes through to the residual stream unchanged) */
+  void (*gated_residual_forward)(float *x, const float *gate, const float *y, int ld, int B, int T, int C);
+  void (*gated_residual_backward)(float *dy, float *dgate, const float *dx, const float *y,
+                                  const float *gate, int ld, int B, int T, int C);
+  /* softmax over each row of (N, C); y may alias x. Backward: dx += y (dy - sum_c dy y) */
+  void (*softmax_forward)(float *y, const float *x, int N, int C);
+  void (*softmax_backward)(float *dx, const float *dy, const float *y, int N, int C);
+  /* image (B, C, H, W) <-> tokens (B, T, p*p*C), T = (H/p)(W/p) in row-major patch order, a token's
+   * features ordered (py, px, c) as in DiT's unpatchify. Both overwrite; each is the other's adjoint. */
+  void (*patchify)(float *tokens, const float *img, int B, int C, int H, int W, int p);
+  void (*unpatchify)(float *img, const float *tokens, int B, int C, int H, int W, int p);
+  /* attention heads: qkv (B, T, 3, NH, hs) -> q, k, v (B, NH, T, hs) each (overwrite); its backward
+   * adds dq, dk, dv into dqkv. merge: y (B, NH, T, hs) -> out (B, T, NH, hs) (overwrite); its
+   * backward adds dout into dy (B, NH, T, hs). */
+  void (*heads_split)(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs);
+  void (*heads_split_backward)(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
+                               int T, int NH, int hs);
+  void (*heads_merge)(float *out, const float *y, int B, int T, int NH, int hs);
+  void (*heads_merge_backward)(float *dy, const float *dout, int B, int T, int NH, int hs);
 
   /* elementwise */
   void (*add)(float *y, const float *a, const float *b, long n); /* y = a + b */

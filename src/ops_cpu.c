@@ -36,6 +36,14 @@ static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, c
               M, N, K, alpha, A, lda, B, ldb, beta, C, N);
 }
 
+/* sequential over the batch: each sgemm is already threaded by OpenBLAS */
+static void cpu_gemm_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                             long strideA, const float *B, long strideB, float beta, float *C,
+                             long strideC, int batch) {
+  for (int i = 0; i < batch; i++)
+    cpu_gemm(transA, transB, M, N, K, alpha, A + i * strideA, B + i * strideB, beta, C + i * strideC);
+}
+
 static void cpu_bias_add(float *y, const float *b, int B, int N) {
 #pragma omp parallel for schedule(static) if ((long)B * N > 65536)
   for (int i = 0; i < B; i++)
@@ -64,6 +72,212 @@ static void cpu_silu_backward(float *dx, const float *dy, const float *x, long n
     float s = sigmoidf(x[i]);
     dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
   }
+}
+
+#define LN_EPS 1e-6
+
+static void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *x, int N, int C) {
+#pragma omp parallel for schedule(static) if ((long)N * C > 65536)
+  for (int r = 0; r < N; r++) {
+    const float *xr = x + (long)r * C;
+    double s = 0, ss = 0;
+    for (int c = 0; c < C; c++) s += xr[c];
+    double mu = s / C;
+    for (int c = 0; c < C; c++) ss += (xr[c] - mu) * (xr[c] - mu);
+    double rs = 1.0 / sqrt(ss / C + LN_EPS);
+    for (int c = 0; c < C; c++) out[(long)r * C + c] = (float)((xr[c] - mu) * rs);
+    mean[r] = (float)mu, rstd[r] = (float)rs;
+  }
+}
+
+/* dx = rstd (dout - mean(dout) - xhat mean(dout xhat)) */
+static void cpu_layernorm_backward(float *dx, const float *dout, const float *x, const float *mean,
+                                   const float *rstd, int N, int C) {
+#pragma omp parallel for schedule(static) if ((long)N * C > 65536)
+  for (int r = 0; r < N; r++) {
+    const float *xr = x + (long)r * C, *dr = dout + (long)r * C;
+    double sd = 0, sdx = 0;
+    for (int c = 0; c < C; c++) {
+      double xh = (xr[c] - mean[r]) * rstd[r];
+      sd += dr[c], sdx += dr[c] * xh;
+    }
+    sd /= C, sdx /= C;
+    for (int c = 0; c < C; c++) {
+      double xh = (xr[c] - mean[r]) * rstd[r];
+      dx[(long)r * C + c] += (float)(rstd[r] * (dr[c] - sd - xh * sdx));
+    }
+  }
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+
+static void cpu_gelu_forward(float *y, const float *x, long n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (long i = 0; i < n; i++) {
+    float u = GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
+    y[i] = 0.5f * x[i] * (1.0f + tanhf(u));
+  }
+}
+
+static void cpu_gelu_backward(float *dx, const float *dy, const float *x, long n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (long i = 0; i < n; i++) {
+    float u = GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]), th = tanhf(u);
+    float du = GELU_K * (1.0f + 3.0f * 0.044715f * x[i] * x[i]);
+    dx[i] += dy[i] * (0.5f * (1.0f + th) + 0.5f * x[i] * (1.0f - th * th) * du);
+  }
+}
+
+static void cpu_modulate_forward(float *y, const float *x, const float *shift, const float *scale, int ld,
+                                 int B, int T, int C) {
+#pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * C > 65536)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      long o = ((long)b * T + t) * C;
+      for (int c = 0; c < C; c++) y[o + c] = x[o + c] * (1.0f + scale[(long)b * ld + c]) + shift[(long)b * ld + c];
+    }
+}
+
+static void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const float *dy, const float *x,
+                                  const float *scale, int ld, int B, int T, int C) {
+#pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * C > 65536)
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < C; c++) {
+      double ds = 0, dc = 0;
+      float k = 1.0f + scale[(long)b * ld + c];
+      for (int t = 0; t < T; t++) {
+        long i = ((long)b * T + t) * C + c;
+        dx[i] += dy[i] * k;
+        ds += dy[i], dc += (double)dy[i] * x[i];
+      }
+      dshift[(long)b * ld + c] += (float)ds;
+      dscale[(long)b * ld + c] += (float)dc;
+    }
+}
+
+static void cpu_gated_residual_forward(float *x, const float *gate, const float *y, int ld, int B, int T, int C) {
+#pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * C > 65536)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      long o = ((long)b * T + t) * C;
+      for (int c = 0; c < C; c++) x[o + c] += gate[(long)b * ld + c] * y[o + c];
+    }
+}
+
+static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx, const float *y,
+                                        const float *gate, int ld, int B, int T, int C) {
+#pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * C > 65536)
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < C; c++) {
+      double dg = 0;
+      float g = gate[(long)b * ld + c];
+      for (int t = 0; t < T; t++) {
+        long i = ((long)b * T + t) * C + c;
+        dy[i] += g * dx[i];
+        dg += (double)dx[i] * y[i];
+      }
+      dgate[(long)b * ld + c] += (float)dg;
+    }
+}
+
+static void cpu_softmax_forward(float *y, const float *x, int N, int C) {
+#pragma omp parallel for schedule(static) if ((long)N * C > 65536)
+  for (int r = 0; r < N; r++) {
+    const float *xr = x + (long)r * C;
+    float *yr = y + (long)r * C;
+    float mx = xr[0];
+    for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+    double s = 0;
+    for (int c = 0; c < C; c++) {
+      yr[c] = expf(xr[c] - mx);
+      s += yr[c];
+    }
+    float inv = (float)(1.0 / s);
+    for (int c = 0; c < C; c++) yr[c] *= inv;
+  }
+}
+
+static void cpu_softmax_backward(float *dx, const float *dy, const float *y, int N, int C) {
+#pragma omp parallel for schedule(static) if ((long)N * C > 65536)
+  for (int r = 0; r < N; r++) {
+    const float *dr = dy + (long)r * C, *yr = y + (long)r * C;
+    double s = 0;
+    for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
+    for (int c = 0; c < C; c++) dx[(long)r * C + c] += yr[c] * (float)(dr[c] - s);
+  }
+}
+
+/* offset in the image (B, C, H, W) of token element (b, t, (py p + px) C + c) */
+static inline long patch_pixel(int b, int t, int py, int px, int c, int C, int H, int W, int p) {
+  int gw = W / p;
+  return (((long)b * C + c) * H + (t / gw) * p + py) * W + (t % gw) * p + px;
+}
+
+static void cpu_patchify(float *tokens, const float *img, int B, int C, int H, int W, int p) {
+  int T = (H / p) * (W / p), P = p * p * C;
+#pragma omp parallel for collapse(2) schedule(static) if ((long)B * C * H * W > 65536)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++)
+      for (int py = 0; py < p; py++)
+        for (int px = 0; px < p; px++)
+          for (int c = 0; c < C; c++)
+            tokens[((long)b * T + t) * P + (py * p + px) * C + c] = img[patch_pixel(b, t, py, px, c, C, H, W, p)];
+}
+
+static void cpu_unpatchify(float *img, const float *tokens, int B, int C, int H, int W, int p) {
+  int T = (H / p) * (W / p), P = p * p * C;
+#pragma omp parallel for collapse(2) schedule(static) if ((long)B * C * H * W > 65536)
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++)
+      for (int py = 0; py < p; py++)
+        for (int px = 0; px < p; px++)
+          for (int c = 0; c < C; c++)
+            img[patch_pixel(b, t, py, px, c, C, H, W, p)] = tokens[((long)b * T + t) * P + (py * p + px) * C + c];
+}
+
+static void cpu_heads_split(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs) {
+  long C = (long)NH * hs;
+#pragma omp parallel for collapse(3) schedule(static) if ((long)B * T * C > 65536)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int t = 0; t < T; t++) {
+        const float *src = qkv + ((long)b * T + t) * 3 * C + (long)h * hs;
+        long o = (((long)b * NH + h) * T + t) * hs;
+        for (int d = 0; d < hs; d++) q[o + d] = src[d], k[o + d] = src[C + d], v[o + d] = src[2 * C + d];
+      }
+}
+
+static void cpu_heads_split_backward(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
+                                     int T, int NH, int hs) {
+  long C = (long)NH * hs;
+#pragma omp parallel for collapse(3) schedule(static) if ((long)B * T * C > 65536)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int t = 0; t < T; t++) {
+        float *dst = dqkv + ((long)b * T + t) * 3 * C + (long)h * hs;
+        long o = (((long)b * NH + h) * T + t) * hs;
+        for (int d = 0; d < hs; d++) dst[d] += dq[o + d], dst[C + d] += dk[o + d], dst[2 * C + d] += dv[o + d];
+      }
+}
+
+static void cpu_heads_merge(float *out, const float *y, int B, int T, int NH, int hs) {
+  long C = (long)NH * hs;
+#pragma omp parallel for collapse(3) schedule(static) if ((long)B * T * C > 65536)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int t = 0; t < T; t++)
+        for (int d = 0; d < hs; d++)
+          out[((long)b * T + t) * C + (long)h * hs + d] = y[(((long)b * NH + h) * T + t) * hs + d];
+}
+
+static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T, int NH, int hs) {
+  long C = (long)NH * hs;
+#pragma omp parallel for collapse(3) schedule(static) if ((long)B * T * C > 65536)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++)
+      for (int t = 0; t < T; t++)
+        for (int d = 0; d < hs; d++)
+          dy[(((long)b * NH + h) * T + t) * hs + d] += dout[((long)b * T + t) * C + (long)h * hs + d];
 }
 
 static void cpu_add(float *y, const float *a, const float *b, long n) {
@@ -208,10 +422,27 @@ const amd_ops ops_cpu = {
     .copy = cpu_memcpy,
     .fill = cpu_fill,
     .gemm = cpu_gemm,
+    .gemm_batched = cpu_gemm_batched,
     .bias_add = cpu_bias_add,
     .bias_backward = cpu_bias_backward,
     .silu_forward = cpu_silu_forward,
     .silu_backward = cpu_silu_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .modulate_forward = cpu_modulate_forward,
+    .modulate_backward = cpu_modulate_backward,
+    .gated_residual_forward = cpu_gated_residual_forward,
+    .gated_residual_backward = cpu_gated_residual_backward,
+    .softmax_forward = cpu_softmax_forward,
+    .softmax_backward = cpu_softmax_backward,
+    .patchify = cpu_patchify,
+    .unpatchify = cpu_unpatchify,
+    .heads_split = cpu_heads_split,
+    .heads_split_backward = cpu_heads_split_backward,
+    .heads_merge = cpu_heads_merge,
+    .heads_merge_backward = cpu_heads_merge_backward,
     .add = cpu_add,
     .axpy = cpu_axpy,
     .scale = cpu_scale,

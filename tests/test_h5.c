@@ -143,7 +143,7 @@ static void test_dataset_image_round_trip(void) {
 /* ---------------------------------------------------------------------------------------------- */
 /* checkpoints */
 
-static const ModelConfig t_cfg = {"mlp", 2, 3, 8, 1, 8};
+static const ModelConfig t_cfg = {.kind = "mlp", .dim = 2, .num_classes = 3, .width = 8, .depth = 1, .temb_dim = 8};
 
 static float *t_host(const float *dev, long n) {
   float *h = mallocCheck(sizeof(float) * (size_t)n);

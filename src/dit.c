@@ -1,0 +1,320 @@
+/* dit.c: the `dit` velocity network for images, a scaled-down Diffusion Transformer (Peebles and
+ * Xie, "Scalable Diffusion Models with Transformers"), DESIGN section 5:
+ *   h_0   = Linear(patchify(x)) + pos                       pos: fixed 2-D sin-cos, (T, C)
+ *   c     = Linear(SiLU(Linear(sinusoidal(1000 t)))) + class_emb[label]   (label num_classes = null)
+ *   block: shift1, scale1, gate1, shift2, scale2, gate2 = Linear(SiLU(c))           (adaLN-Zero)
+ *          h += gate1 * proj(attention(qkv(LN(h) (1 + scale1) + shift1)))
+ *          h += gate2 * fc2(GELU(fc1(LN(h) (1 + scale2) + shift2)))                (MLP ratio 4)
+ *   v     = unpatchify(Linear(LN(h_L) (1 + scale) + shift)), shift, scale = Linear(SiLU(c))
+ * LayerNorms have no affine. The modulation and output weights are named ".zero.w" so
+ * model_init_params starts them at zero (each block starts as the identity, the output at 0).
+ * Features for a GAN head: the mean over tokens of h_L, (B, C).
+ * Not here: classifiers (same blocks without time conditioning) or any fused or flash attention. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "common.h"
+#include "layers.h"
+#include "model.h"
+#include "ops.h"
+
+typedef struct {
+  long adaw, adab, qkvw, qkvb, projw, projb, fc1w, fc1b, fc2w, fc2b;
+} DitBlockParams;
+
+typedef struct {
+  /* parameter offsets into the flat buffer */
+  long patchw, patchb, t1w, t1b, t2w, t2b, cemb, fadaw, fadab, outw, outb;
+  DitBlockParams *blk; /* (depth) */
+  int T, P;            /* tokens per image, features per patch token p*p*C_img */
+  float *pos;          /* (T, C) fixed positions, not a parameter */
+  float *ones;         /* (T) for mean pooling through the GEMM */
+  /* activations of the last forward; per-block buffers are stacked over blocks */
+  int *labels;                                  /* (B) */
+  float *tokens;                                /* (B, T, P) patchified input */
+  float *tfeat;                                 /* (B, temb_dim) */
+  float *tpre, *tact, *cond, *csilu;            /* (B, C) */
+  float *mod;                                   /* (L, B, 6C) adaLN outputs */
+  float *h;                                     /* (L + 1, B, T, C) residual stream between blocks */
+  float *hmid;                                  /* (L, B, T, C) after the attention half */
+  float *ln1, *m1, *att, *proj, *ln2, *m2, *f2; /* (L, B, T, C) each */
+  float *mean1, *rstd1, *mean2, *rstd2;         /* (L, B, T) each */
+  float *qkv;                                   /* (L, B, T, 3C) */
+  float *q, *k, *v;                             /* (L, B, NH, T, hs) each */
+  float *prob;                                  /* (L, B, NH, T, T) */
+  float *f1, *g;                                /* (L, B, T, 4C) fc1 output, GELU of it */
+  float *fmod;                                  /* (B, 2C) final adaLN */
+  float *lnf, *mf;                              /* (B, T, C) */
+  float *meanf, *rstdf;                         /* (B, T) */
+  float *otok;                                  /* (B, T, P) */
+  float *feat;                                  /* (B, C) mean-pooled h_L */
+  /* scratch: attention's y in forward and its backward scratch */
+  float *ay, *ascratch;
+  float *dh, *s1, *s2;  /* (B, T, C) */
+  float *d3;            /* (B, T, 3C) */
+  float *d4a, *d4b;     /* (B, T, 4C) */
+  float *dtok;          /* (B, T, P) */
+  float *dimg;          /* (B, dim) */
+  float *dmod;          /* (B, 6C) */
+  float *dcsilu, *dcond, *dtact, *dtpre; /* (B, C) */
+  int B;
+} Dit;
+
+#define P_(off) (m->params + (off))
+#define G_(off) (m->grads + (off))
+
+/* DiT's get_2d_sincos_pos_embed: the first C/2 features encode the patch column, the rest its row,
+ * each half as [sin(pos w_k), cos(pos w_k)], w_k = 10000^(-k / (C/4)). */
+static void sincos_2d(float *pos, int grid, int C) {
+  int q = C / 4;
+  for (int i = 0; i < grid; i++)
+    for (int j = 0; j < grid; j++) {
+      float *p = pos + ((long)i * grid + j) * C;
+      for (int k = 0; k < q; k++) {
+        double w = pow(10000.0, -(double)k / q);
+        p[k] = (float)sin(j * w), p[q + k] = (float)cos(j * w);
+        p[2 * q + k] = (float)sin(i * w), p[3 * q + k] = (float)cos(i * w);
+      }
+    }
+}
+
+static void dit_forward(Model *m, float *out, const float *x, const float *t, const int *labels, int B) {
+  Dit *a = m->impl;
+  const ModelConfig *c = &m->cfg;
+  int C = c->width, T = a->T, P = a->P, L = c->depth, NH = c->heads, BT = B * T;
+  int S = c->img_size, CI = c->img_channels, p = c->patch;
+  long BC = (long)B * C, BTC = (long)BT * C, hsz = (long)m->max_batch * T * C;
+  long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
+  CHECK(B <= m->max_batch, "dit forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
+  a->B = B;
+  ops->copy(a->labels, labels, sizeof(int) * (size_t)B);
+  ops->patchify(a->tokens, x, B, CI, S, S, p);
+  linear_forward(a->h, a->tokens, P_(a->patchw), P_(a->patchb), BT, P, C);
+  ops->bias_add(a->h, a->pos, B, T * C);
+  ops->timestep_embedding(a->tfeat, t, B, c->temb_dim, 1000.0f, 10000.0f);
+  linear_forward(a->tpre, a->tfeat, P_(a->t1w), P_(a->t1b), B, c->temb_dim, C);
+  ops->silu_forward(a->tact, a->tpre, BC);
+  linear_forward(a->cond, a->tact, P_(a->t2w), P_(a->t2b), B, C, C);
+  ops->embedding_forward(a->dcond, P_(a->cemb), labels, B, C); /* dcond as scratch */
+  ops->axpy(a->cond, 1.0f, a->dcond, BC);
+  ops->silu_forward(a->csilu, a->cond, BC);
+  for (int l = 0; l < L; l++) {
+    const DitBlockParams *w = &a->blk[l];
+    float *h = a->h + l * hsz, *hn = h + hsz, *hmid = a->hmid + l * hsz;
+    float *mod = a->mod + (long)l * m->max_batch * 6 * C;
+    float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
+    float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
+    float *qkv = a->qkv + 3 * l * hsz, *f1 = a->f1 + 4 * l * hsz, *g = a->g + 4 * l * hsz;
+    linear_forward(mod, a->csilu, P_(w->adaw), P_(w->adab), B, C, 6 * C);
+    ops->layernorm_forward(ln1, a->mean1 + l * rsz, a->rstd1 + l * rsz, h, BT, C);
+    ops->modulate_forward(m1, ln1, mod, mod + C, 6 * C, B, T, C);
+    linear_forward(qkv, m1, P_(w->qkvw), P_(w->qkvb), BT, C, 3 * C);
+    attention_forward(att, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz, a->prob + l * psz, a->ay, qkv, B, T,
+                      C, NH);
+    linear_forward(proj, att, P_(w->projw), P_(w->projb), BT, C, C);
+    ops->copy(hmid, h, sizeof(float) * (size_t)BTC);
+    ops->gated_residual_forward(hmid, mod + 2 * C, proj, 6 * C, B, T, C);
+    ops->layernorm_forward(ln2, a->mean2 + l * rsz, a->rstd2 + l * rsz, hmid, BT, C);
+    ops->modulate_forward(m2, ln2, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
+    linear_forward(f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
+    ops->gelu_forward(g, f1, 4 * BTC);
+    linear_forward(f2, g, P_(w->fc2w), P_(w->fc2b), BT, 4 * C, C);
+    ops->copy(hn, hmid, sizeof(float) * (size_t)BTC);
+    ops->gated_residual_forward(hn, mod + 5 * C, f2, 6 * C, B, T, C);
+  }
+  const float *hL = a->h + L * hsz;
+  ops->gemm_batched(0, 0, 1, C, T, 1.0f / T, a->ones, 0, hL, (long)T * C, 0.0f, a->feat, C, B); /* token mean */
+  linear_forward(a->fmod, a->csilu, P_(a->fadaw), P_(a->fadab), B, C, 2 * C);
+  ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
+  ops->modulate_forward(a->mf, a->lnf, a->fmod, a->fmod + C, 2 * C, B, T, C);
+  linear_forward(a->otok, a->mf, P_(a->outw), P_(a->outb), BT, C, P);
+  ops->unpatchify(out, a->otok, B, CI, S, S, p);
+}
+
+static const float *dit_features(const Model *m) { return ((const Dit *)m->impl)->feat; }
+
+static void dit_backward(Model *m, float *dx, const float *dout, const float *dfeat, int B) {
+  Dit *a = m->impl;
+  const ModelConfig *c = &m->cfg;
+  int C = c->width, T = a->T, P = a->P, L = c->depth, NH = c->heads, BT = B * T;
+  int S = c->img_size, CI = c->img_channels, p = c->patch;
+  long BC = (long)B * C, BTC = (long)BT * C, hsz = (long)m->max_batch * T * C;
+  long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
+  CHECK(B == a->B, "dit backward: batch %d differs from the forward batch %d", B, a->B);
+  const float *hL = a->h + L * hsz;
+  ops->fill(a->dh, 0.0f, BTC);
+  ops->fill(a->dcsilu, 0.0f, BC);
+  if (dout) {
+    ops->patchify(a->dtok, dout, B, CI, S, S, p); /* the adjoint of unpatchify */
+    ops->fill(a->s1, 0.0f, BTC);
+    linear_backward(a->s1, G_(a->outw), G_(a->outb), a->dtok, a->mf, P_(a->outw), BT, C, P);
+    ops->fill(a->s2, 0.0f, BTC);
+    ops->fill(a->dmod, 0.0f, 2 * BC);
+    ops->modulate_backward(a->s2, a->dmod, a->dmod + C, a->s1, a->lnf, a->fmod + C, 2 * C, B, T, C);
+    ops->layernorm_backward(a->dh, a->s2, hL, a->meanf, a->rstdf, BT, C);
+    linear_backward(a->dcsilu, G_(a->fadaw), G_(a->fadab), a->dmod, a->csilu, P_(a->fadaw), B, C, 2 * C);
+  }
+  if (dfeat) /* dh (T, C) += ones (T, 1) dfeat (1, C) / T per sample */
+    ops->gemm_batched(1, 0, T, C, 1, 1.0f / T, a->ones, 0, dfeat, C, 1.0f, a->dh, (long)T * C, B);
+  for (int l = L - 1; l >= 0; l--) {
+    const DitBlockParams *w = &a->blk[l];
+    float *h = a->h + l * hsz, *hmid = a->hmid + l * hsz;
+    float *mod = a->mod + (long)l * m->max_batch * 6 * C;
+    float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
+    float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
+    float *f1 = a->f1 + 4 * l * hsz, *g = a->g + 4 * l * hsz;
+    float *dmod = a->dmod;
+    ops->fill(dmod, 0.0f, 6 * BC);
+    /* MLP half: h_l+1 = hmid + gate2 f2; dh carries d hmid through the residual */
+    ops->fill(a->s1, 0.0f, BTC);
+    ops->gated_residual_backward(a->s1, dmod + 5 * C, a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
+    ops->fill(a->d4a, 0.0f, 4 * BTC);
+    linear_backward(a->d4a, G_(w->fc2w), G_(w->fc2b), a->s1, g, P_(w->fc2w), BT, 4 * C, C);
+    ops->fill(a->d4b, 0.0f, 4 * BTC);
+    ops->gelu_backward(a->d4b, a->d4a, f1, 4 * BTC);
+    ops->fill(a->s1, 0.0f, BTC);
+    linear_backward(a->s1, G_(w->fc1w), G_(w->fc1b), a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
+    ops->fill(a->s2, 0.0f, BTC);
+    ops->modulate_backward(a->s2, dmod + 3 * C, dmod + 4 * C, a->s1, ln2, mod + 4 * C, 6 * C, B, T, C);
+    ops->layernorm_backward(a->dh, a->s2, hmid, a->mean2 + l * rsz, a->rstd2 + l * rsz, BT, C);
+    /* attention half: hmid = h + gate1 proj */
+    ops->fill(a->s1, 0.0f, BTC);
+    ops->gated_residual_backward(a->s1, dmod + 2 * C, a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
+    ops->fill(a->s2, 0.0f, BTC);
+    linear_backward(a->s2, G_(w->projw), G_(w->projb), a->s1, att, P_(w->projw), BT, C, C);
+    ops->fill(a->d3, 0.0f, 3 * BTC);
+    attention_backward(a->d3, a->ascratch, a->s2, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz,
+                       a->prob + l * psz, B, T, C, NH);
+    ops->fill(a->s1, 0.0f, BTC);
+    linear_backward(a->s1, G_(w->qkvw), G_(w->qkvb), a->d3, m1, P_(w->qkvw), BT, C, 3 * C);
+    ops->fill(a->s2, 0.0f, BTC);
+    ops->modulate_backward(a->s2, dmod, dmod + C, a->s1, ln1, mod + C, 6 * C, B, T, C);
+    ops->layernorm_backward(a->dh, a->s2, h, a->mean1 + l * rsz, a->rstd1 + l * rsz, BT, C);
+    linear_backward(a->dcsilu, G_(w->adaw), G_(w->adab), dmod, a->csilu, P_(w->adaw), B, C, 6 * C);
+  }
+  /* h_0 = Linear(tokens) + pos */
+  ops->fill(a->dtok, 0.0f, (long)BT * P);
+  linear_backward(dx ? a->dtok : NULL, G_(a->patchw), G_(a->patchb), a->dh, a->tokens, P_(a->patchw), BT, P, C);
+  if (dx) {
+    ops->unpatchify(a->dimg, a->dtok, B, CI, S, S, p);
+    ops->axpy(dx, 1.0f, a->dimg, (long)B * c->dim);
+  }
+  ops->fill(a->dcond, 0.0f, BC);
+  ops->silu_backward(a->dcond, a->dcsilu, a->cond, BC);
+  ops->embedding_backward(G_(a->cemb), a->dcond, a->labels, B, C);
+  ops->fill(a->dtact, 0.0f, BC);
+  linear_backward(a->dtact, G_(a->t2w), G_(a->t2b), a->dcond, a->tact, P_(a->t2w), B, C, C);
+  ops->fill(a->dtpre, 0.0f, BC);
+  ops->silu_backward(a->dtpre, a->dtact, a->tpre, BC);
+  linear_backward(NULL, G_(a->t1w), G_(a->t1b), a->dtpre, a->tfeat, P_(a->t1w), B, c->temb_dim, C);
+}
+
+#define DIT_BUFFERS(a)                                                                                    \
+  {a->pos, a->ones, a->tokens, a->tfeat, a->tpre, a->tact, a->cond, a->csilu, a->mod, a->h, a->hmid, a->ln1, \
+   a->m1, a->att, a->proj, a->ln2, a->m2, a->f2, a->mean1, a->rstd1, a->mean2, a->rstd2, a->qkv, a->q, a->k,  \
+   a->v, a->prob, a->f1, a->g, a->fmod, a->lnf, a->mf, a->meanf, a->rstdf, a->otok, a->feat, a->ay,          \
+   a->ascratch, a->dh, a->s1, a->s2, a->d3, a->d4a, a->d4b, a->dtok, a->dimg, a->dmod, a->dcsilu, a->dcond,   \
+   a->dtact, a->dtpre}
+
+static void dit_free(Model *m) {
+  Dit *a = m->impl;
+  float *bufs[] = DIT_BUFFERS(a);
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  ops->free(a->labels);
+  free(a->blk);
+  free(a);
+}
+
+static long add2(Model *m, const char *name, int r, int c) { return model_add_tensor(m, name, 2, (int[]){r, c}); }
+static long add1(Model *m, const char *name, int n) { return model_add_tensor(m, name, 1, (int[]){n}); }
+
+static long add2l(Model *m, int l, const char *what, int r, int c) {
+  char name[MODEL_NAME_MAX];
+  snprintf(name, sizeof name, "block%d.%s", l, what);
+  return add2(m, name, r, c);
+}
+static long add1l(Model *m, int l, const char *what, int n) {
+  char name[MODEL_NAME_MAX];
+  snprintf(name, sizeof name, "block%d.%s", l, what);
+  return add1(m, name, n);
+}
+
+Model *dit_create(Model *m) {
+  const ModelConfig *c = &m->cfg;
+  int C = c->width, L = c->depth, B = m->max_batch, NH = c->heads, grid = c->img_size / c->patch;
+  Dit *a = callocCheck(1, sizeof *a);
+  a->T = grid * grid;
+  a->P = c->patch * c->patch * c->img_channels;
+  int T = a->T, P = a->P;
+  a->blk = callocCheck((size_t)L + 1, sizeof *a->blk);
+  a->patchw = add2(m, "patch.w", C, P);
+  a->patchb = add1(m, "patch.b", C);
+  a->t1w = add2(m, "time.fc1.w", C, c->temb_dim);
+  a->t1b = add1(m, "time.fc1.b", C);
+  a->t2w = add2(m, "time.fc2.w", C, C);
+  a->t2b = add1(m, "time.fc2.b", C);
+  a->cemb = add2(m, "class.emb", c->num_classes + 1, C);
+  for (int l = 0; l < L; l++) {
+    DitBlockParams *w = &a->blk[l];
+    w->adaw = add2l(m, l, "ada.zero.w", 6 * C, C), w->adab = add1l(m, l, "ada.b", 6 * C);
+    w->qkvw = add2l(m, l, "qkv.w", 3 * C, C), w->qkvb = add1l(m, l, "qkv.b", 3 * C);
+    w->projw = add2l(m, l, "proj.w", C, C), w->projb = add1l(m, l, "proj.b", C);
+    w->fc1w = add2l(m, l, "fc1.w", 4 * C, C), w->fc1b = add1l(m, l, "fc1.b", 4 * C);
+    w->fc2w = add2l(m, l, "fc2.w", C, 4 * C), w->fc2b = add1l(m, l, "fc2.b", C);
+  }
+  a->fadaw = add2(m, "final.ada.zero.w", 2 * C, C);
+  a->fadab = add1(m, "final.ada.b", 2 * C);
+  a->outw = add2(m, "final.out.zero.w", P, C);
+  a->outb = add1(m, "final.out.b", P);
+
+  size_t f = sizeof(float), BC = (size_t)B * C, BTC = BC * (size_t)T, BT = (size_t)B * T, Ls = (size_t)(L ? L : 1);
+  m->params = ops->alloc(f * (size_t)m->num_params);
+  m->grads = ops->alloc(f * (size_t)m->num_params);
+  float *host = mallocCheck(f * (size_t)T * C);
+  sincos_2d(host, grid, C);
+  a->pos = ops->alloc(f * (size_t)T * C);
+  ops->to_device(a->pos, host, f * (size_t)T * C);
+  for (int i = 0; i < T; i++) host[i] = 1.0f;
+  a->ones = ops->alloc(f * (size_t)T);
+  ops->to_device(a->ones, host, f * (size_t)T);
+  free(host);
+  a->labels = ops->alloc(sizeof(int) * (size_t)B);
+  a->tokens = ops->alloc(f * BT * P);
+  a->tfeat = ops->alloc(f * (size_t)B * c->temb_dim);
+  a->tpre = ops->alloc(f * BC), a->tact = ops->alloc(f * BC), a->cond = ops->alloc(f * BC);
+  a->csilu = ops->alloc(f * BC);
+  a->mod = ops->alloc(f * 6 * BC * Ls);
+  a->h = ops->alloc(f * BTC * (size_t)(L + 1));
+  float **per_block[] = {&a->hmid, &a->ln1, &a->m1, &a->att, &a->proj, &a->ln2, &a->m2, &a->f2};
+  for (size_t i = 0; i < sizeof per_block / sizeof per_block[0]; i++) *per_block[i] = ops->alloc(f * BTC * Ls);
+  a->mean1 = ops->alloc(f * BT * Ls), a->rstd1 = ops->alloc(f * BT * Ls);
+  a->mean2 = ops->alloc(f * BT * Ls), a->rstd2 = ops->alloc(f * BT * Ls);
+  a->qkv = ops->alloc(f * 3 * BTC * Ls);
+  a->q = ops->alloc(f * BTC * Ls), a->k = ops->alloc(f * BTC * Ls), a->v = ops->alloc(f * BTC * Ls);
+  a->prob = ops->alloc(f * (size_t)B * NH * T * T * Ls);
+  a->f1 = ops->alloc(f * 4 * BTC * Ls), a->g = ops->alloc(f * 4 * BTC * Ls);
+  a->fmod = ops->alloc(f * 2 * BC);
+  a->lnf = ops->alloc(f * BTC), a->mf = ops->alloc(f * BTC);
+  a->meanf = ops->alloc(f * BT), a->rstdf = ops->alloc(f * BT);
+  a->otok = ops->alloc(f * BT * P);
+  a->feat = ops->alloc(f * BC);
+  a->ay = ops->alloc(f * BTC);
+  a->ascratch = ops->alloc(f * (size_t)attention_scratch_floats(B, T, C, NH));
+  a->dh = ops->alloc(f * BTC), a->s1 = ops->alloc(f * BTC), a->s2 = ops->alloc(f * BTC);
+  a->d3 = ops->alloc(f * 3 * BTC);
+  a->d4a = ops->alloc(f * 4 * BTC), a->d4b = ops->alloc(f * 4 * BTC);
+  a->dtok = ops->alloc(f * BT * P);
+  a->dimg = ops->alloc(f * (size_t)B * c->dim);
+  a->dmod = ops->alloc(f * 6 * BC);
+  a->dcsilu = ops->alloc(f * BC), a->dcond = ops->alloc(f * BC);
+  a->dtact = ops->alloc(f * BC), a->dtpre = ops->alloc(f * BC);
+  m->impl = a;
+  m->forward = dit_forward;
+  m->backward = dit_backward;
+  m->features = dit_features;
+  m->feat_dim = C;
+  m->free_impl = dit_free;
+  return m;
+}
