@@ -30,7 +30,7 @@ typedef struct {
   double w, t_min, t_max;
   double lambda_reg, lambda_gan, disc_weight, lambda_r, s, lambda_rls, eps;
   int reg_pairs, reg_steps;
-  char preference[CFG_STR_MAX];
+  char preference[CFG_STR_MAX], reward_ckpt[CFG_STR_MAX];
   double bandwidth;
   double lr_student, lr_fake, beta1, beta2, adam_eps, weight_decay, grad_clip;
   int warmup;
@@ -64,6 +64,7 @@ static const cfg_key distill_keys[] = {
     K("amd.s", CFG_FLOAT, s, "0.5", 0, 1, NULL, "s: Dynamic Score Adaptation sensitivity"),
     K("amd.lambda_rls", CFG_FLOAT, lambda_rls, "1.0", 0, 100, NULL, "lambda_rls: Repulsive Landscape Sharpening strength"),
     K("amd.eps", CFG_FLOAT, eps, "1e-6", 1e-12, 1, NULL, "eps of the advantage's standard deviation"),
+    K("reward.ckpt", CFG_STR, reward_ckpt, "", 0, 0, NULL, "images: reward classifier checkpoint (amd train task=reward); needed by dmdr and amd"),
     K("reward.preference", CFG_STR, preference, "", 0, 0, NULL, "per-mode preference p_k, comma-separated; empty = all 1"),
     K("reward.bandwidth", CFG_FLOAT, bandwidth, "1.0", 0.01, 100, NULL, "reward kernel width in units of the mode sigma"),
     K("optim.lr_student", CFG_FLOAT, lr_student, "5e-4", 0, 10, NULL, "student AdamW learning rate"),
@@ -150,16 +151,31 @@ int cmd_distill(int argc, char **argv) {
   if (!data_path[0]) amd_usage_error("teacher '%s' names no dataset: pass data=", teacher_path);
   Dataset data;
   dataset_read(data_path, "amd-dataset", &data);
-  if (!data.has_mixture) amd_usage_error("dataset '%s' has no /mixture: the toy reward needs a toy2d dataset", data_path);
   CHECK(data.dim == mc.dim && data.num_classes == mc.num_classes,
         "dataset '%s' (dim %d, %d classes) does not match the teacher (dim %d, %d classes)", data_path, data.dim,
         data.num_classes, mc.dim, mc.num_classes);
-  ToyReward reward;
-  reward_toy_init(&reward, &data.mix, c.preference, c.bandwidth);
 
   long p0, p1;
   dist_split(c.prompts, &p0, &p1);
   int B = (int)(p1 - p0) * c.K;
+  /* the reward: analytic on toy data, a trained classifier on images, none for dmd/dmd2 without one */
+  Reward reward_store, *reward = &reward_store;
+  if (data.has_mixture) {
+    if (c.reward_ckpt[0])
+      amd_usage_error("config key 'reward.ckpt': '%s' is a toy dataset, whose reward is analytic; leave it empty", data_path);
+    reward_init_toy(reward, &data.mix, c.preference, c.bandwidth);
+  } else if (c.reward_ckpt[0]) {
+    if (c.preference[0]) amd_usage_error("config key 'reward.preference' applies to toy data only");
+    reward_init_classifier(reward, c.reward_ckpt, B);
+    CHECK(reward->cls->dim == mc.dim && reward->cls->num_classes == mc.num_classes,
+          "reward classifier '%s' (dim %d, %d classes) does not match the teacher (dim %d, %d classes)",
+          c.reward_ckpt, reward->cls->dim, reward->cls->num_classes, mc.dim, mc.num_classes);
+  } else if (method == METHOD_DMDR || method == METHOD_AMD) {
+    amd_usage_error("method=%s on '%s' (no toy mixture) needs a reward network: reward.ckpt=<run of amd train "
+                    "task=reward>", c.method, data_path);
+  } else {
+    reward = NULL;
+  }
   Model *real = model_create(&mc, 2 * B), *fake = model_create(&mc, B), *student = model_create(&mc, B);
   ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
@@ -183,7 +199,7 @@ int cmd_distill(int argc, char **argv) {
                       .disc_weight = c.disc_weight, .s = c.s, .lambda_rls = c.lambda_rls, .eps = c.eps,
                       .prompts = c.prompts, .K = c.K, .reg_pairs = c.reg_pairs, .reg_steps = c.reg_steps,
                       .seed = (uint64_t)c.seed, .opt_student = os, .opt_fake = of};
-  Distill *d = distill_create(&dc, real, fake, student, disc, &data, &reward);
+  Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
   char log_path[4200];
   snprintf(log_path, sizeof log_path, "%s/log.h5", c.run);
@@ -278,6 +294,7 @@ int cmd_distill(int argc, char **argv) {
   amd_log("done: %s (log %s); sample the %d-step student with: amd sample ckpt=%s\n", c.run, log_path, c.S, c.run);
   free(config_text), free(data_path);
   distill_free(d);
+  if (reward) reward_free(reward);
   model_free(real), model_free(fake), model_free(student), model_free(disc);
   dataset_free(&data);
   return 0;

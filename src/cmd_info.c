@@ -55,6 +55,10 @@ static herr_t print_net(hid_t loc, const char *name, const H5L_info_t *info, voi
          h5_attr_read_i64(g, "dim"), h5_attr_read_i64(g, "num_classes"), h5_attr_read_i64(g, "width"),
          h5_attr_read_i64(g, "depth"), h5_attr_read_i64(g, "num_params"),
          h5_exists(g, "adam_m") ? ", with AdamW moments" : "");
+  if (h5_attr_exists(g, "img_size") && h5_attr_read_i64(g, "img_size") > 0)
+    printf("    images %lld x %lld x %lld, patch %lld, heads %lld\n", h5_attr_read_i64(g, "img_channels"),
+           h5_attr_read_i64(g, "img_size"), h5_attr_read_i64(g, "img_size"), h5_attr_read_i64(g, "patch"),
+           h5_attr_read_i64(g, "heads"));
   free(kind);
   H5Gclose(g);
   return 0;

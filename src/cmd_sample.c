@@ -1,7 +1,8 @@
 /* cmd_sample.c: `amd sample`: draws samples from a trained velocity network with the Euler or Heun
  * sampler (N steps, classifier-free guidance, timestep shift) and writes a samples file; for 2-D
  * data also a PNG scatter plot coloured by class over the true mode centres. Ranks split the
- * samples; noise is keyed by the global sample index, so the file is the same at any rank count. */
+ * samples; noise is keyed by the global sample index, so the file is the same at any rank count.
+ * For images, png= writes a grid with a row per class (the first png.cols samples of each). */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
 typedef struct {
   char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX], png[CFG_STR_MAX];
   char data[CFG_STR_MAX], device[CFG_STR_MAX];
-  int n, cls, steps, seed, batch, threads;
+  int n, cls, steps, seed, batch, threads, png_cols;
   double cfg, shift, plot_range;
 } SampleConfig;
 
@@ -43,7 +44,8 @@ static const cfg_key sample_keys[] = {
     K("shift", CFG_FLOAT, shift, "1.0", 0.01, 100, NULL, "timestep shift (>1 spends more steps at high noise)"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the starting noise"),
     K("batch", CFG_INT, batch, "1024", 1, 1 << 20, NULL, "samples per forward pass on each rank"),
-    K("png", CFG_STR, png, "", 0, 0, NULL, "2-D data: also write a scatter plot here"),
+    K("png", CFG_STR, png, "", 0, 0, NULL, "also write a picture here: 2-D data a scatter plot, images a grid (a row per class)"),
+    K("png.cols", CFG_INT, png_cols, "10", 1, 1000, NULL, "images: samples per class in the grid"),
     K("plot.range", CFG_FLOAT, plot_range, "1.2", 1e-3, 1e6, NULL, "scatter plot shows [-range, range]^2"),
     K("data", CFG_STR, data, "", 0, 0, NULL, "dataset for the plot's mode centres; default: the checkpoint's"),
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend"),
@@ -71,6 +73,24 @@ static void write_sample_attrs(hid_t f, const void *ctx) {
   h5_attr_write_i64(f, "nfe", s->nfe);
   h5_attr_write_f64(f, "seconds", s->seconds);
   h5_attr_write_f64(f, "samples_per_s", s->seconds > 0 ? (double)s->c->n / s->seconds : 0.0);
+}
+
+/* a row per class present, the first `cols` samples of each, in class order */
+static void write_grid(const char *path, const Dataset *d, int cols) {
+  int K = d->num_classes, rows = 0;
+  float *grid = mallocCheck(sizeof(float) * (size_t)K * cols * d->dim);
+  for (int k = 0; k < K; k++) {
+    int got = 0;
+    for (long i = 0; i < d->n && got < cols; i++)
+      if (d->labels[i] == k) memcpy(grid + ((size_t)rows * cols + got++) * d->dim, d->x + (size_t)i * d->dim, sizeof(float) * (size_t)d->dim);
+    if (!got) continue;
+    for (; got < cols; got++) /* a short row: blank (black) cells */
+      for (int j = 0; j < d->dim; j++) grid[((size_t)rows * cols + got) * d->dim + j] = -1.0f;
+    rows++;
+  }
+  CHECK(rows > 0, "png grid: no samples");
+  png_image_grid(path, grid, rows * cols, d->shape[0], d->shape[1], d->shape[2], cols);
+  free(grid);
 }
 
 int cmd_sample(int argc, char **argv) {
@@ -143,6 +163,7 @@ int cmd_sample(int argc, char **argv) {
     CHECK(bad == 0, "sampling produced %ld non-finite values: the checkpoint '%s' is damaged or diverged", bad, ckpt_path);
     Dataset out = {.n = total, .ndim = 1, .shape = {D}, .dim = D, .num_classes = mc.num_classes, .x = all_x,
                    .labels = all_labels};
+    if (mc.img_size > 0) out.ndim = 3, out.shape[0] = mc.img_channels, out.shape[1] = out.shape[2] = mc.img_size;
     snprintf(out.source, sizeof out.source, "amd sample %.16s %d steps", c.sampler, c.steps);
     SampleInfo info = {&c, ckpt_path, data_path, nfe, seconds};
     char *text = cfg_to_text(sample_keys, &c);
@@ -151,8 +172,12 @@ int cmd_sample(int argc, char **argv) {
     free(text);
     printf("wrote %s: %ld samples, %s %d steps, cfg %g, NFE %d, %.3f s (%.0f samples/s)\n", c.out, total,
            c.sampler, c.steps, c.cfg, nfe, seconds, total / (seconds + 1e-12));
-    if (c.png[0]) {
-      CHECK(D == 2, "png= draws 2-D data; these samples have %d dimensions", D);
+    if (c.png[0] && mc.img_size > 0) {
+      amd_mkdirs_parent(c.png);
+      write_grid(c.png, &out, c.png_cols);
+      printf("wrote %s\n", c.png);
+    } else if (c.png[0]) {
+      CHECK(D == 2, "png= draws 2-D data or images; these samples are vectors of %d", D);
       Mixture mix;
       int have_mix = 0;
       if (data_path[0] && amd_file_exists(data_path)) {

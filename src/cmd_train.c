@@ -1,11 +1,15 @@
-/* cmd_train.c: `amd train task=teacher`: trains the velocity network by rectified flow with label
- * dropout (DESIGN section 3) as an MPI data-parallel job. One step:
- *   each rank takes its contiguous share of the global batch (prompts split by rank), draws t, noise
- *   and label dropout keyed by the global sample index, backpropagates the flow-matching loss with
- *   gradients pre-divided by the global batch; gradients are summed over ranks (allreduce); the
- *   global gradient norm is checked for NaN/Inf, clipped, and AdamW updates every replica alike.
+/* cmd_train.c: `amd train`: trains one network as an MPI data-parallel job.
+ *   task=teacher    the velocity network (mlp for vectors, dit for images) by rectified flow with
+ *                   label dropout (DESIGN section 3)
+ *   task=reward     an image classifier (log p(c | x): the reward of DMDR and AMD)
+ *   task=evaluator  another classifier, trained apart (other seed and size), used only by metrics
+ * One step: each rank takes its contiguous share of the global batch (prompts split by rank), draws
+ * t, noise and label dropout keyed by the global sample index, backpropagates the loss with gradients
+ * pre-divided by the global batch; gradients are summed over ranks (allreduce); the global gradient
+ * norm is checked for NaN/Inf, clipped, and AdamW updates every replica alike.
  * Rank 0 prints a status line and appends to the HDF5 log every log interval and writes a
- * checkpoint every ckpt.every steps; resume=1 continues from the newest checkpoint of the run. */
+ * checkpoint every ckpt.every steps (classifiers also measure their test accuracy there);
+ * resume=1 continues from the newest checkpoint of the run. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "classifier.h"
 #include "commands.h"
 #include "common.h"
 #include "config.h"
@@ -26,10 +31,10 @@
 #include "trainlog.h"
 
 typedef struct {
-  char task[CFG_STR_MAX], data[CFG_STR_MAX], run[CFG_STR_MAX], device[CFG_STR_MAX];
+  char task[CFG_STR_MAX], data[CFG_STR_MAX], test_data[CFG_STR_MAX], run[CFG_STR_MAX], device[CFG_STR_MAX];
   int resume, seed, threads;
   char model_kind[CFG_STR_MAX];
-  int width, depth, temb_dim;
+  int width, depth, temb_dim, patch, heads;
   int steps, batch;
   double lr, lr_min;
   char schedule[CFG_STR_MAX];
@@ -44,17 +49,22 @@ typedef struct {
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(TrainConfig, field), def, lo, hi, choices, help}
 static const cfg_key train_keys[] = {
-    K("task", CFG_CHOICE, task, "teacher", 0, 0, "teacher", "what to train: teacher = rectified-flow velocity network"),
+    K("task", CFG_CHOICE, task, "teacher", 0, 0, "teacher|reward|evaluator",
+      "teacher: rectified-flow velocity network; reward, evaluator: image classifiers"),
     K("data", CFG_STR, data, "", 0, 0, NULL, "dataset file (amd data ...); required"),
+    K("test_data", CFG_STR, test_data, "", 0, 0, NULL, "classifiers: held-out split for the test accuracy; required there"),
     K("run", CFG_STR, run, "runs/teacher", 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5 go here"),
     K("resume", CFG_BOOL, resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
-    K("model.kind", CFG_CHOICE, model_kind, "mlp", 0, 0, "mlp", "network architecture"),
-    K("model.width", CFG_INT, width, "256", 1, 65536, NULL, "hidden width"),
-    K("model.depth", CFG_INT, depth, "3", 0, 1000, NULL, "residual blocks"),
-    K("model.temb_dim", CFG_INT, temb_dim, "64", 2, 4096, NULL, "sinusoidal timestep features (even)"),
+    K("model.kind", CFG_CHOICE, model_kind, "auto", 0, 0, "auto|mlp|dit",
+      "teacher architecture; auto: dit for images, mlp for vectors (classifiers are always dit blocks)"),
+    K("model.width", CFG_INT, width, "256", 1, 65536, NULL, "hidden width (dit: token width)"),
+    K("model.depth", CFG_INT, depth, "-1", -1, 1000, NULL, "residual blocks (dit: transformer blocks); -1: mlp 3, dit 6"),
+    K("model.temb_dim", CFG_INT, temb_dim, "0", 0, 4096, NULL, "sinusoidal timestep features (even); 0: mlp 64, dit 256"),
+    K("model.patch", CFG_INT, patch, "4", 1, 1024, NULL, "dit: patch size p (tokens are p x p pixels)"),
+    K("model.heads", CFG_INT, heads, "4", 1, 1024, NULL, "dit: attention heads (divide the width)"),
     K("train.steps", CFG_INT, steps, "4000", 1, 1000000000, NULL, "optimizer steps in total"),
     K("train.batch", CFG_INT, batch, "256", 1, 1 << 24, NULL, "global batch (split across ranks)"),
     K("optim.lr", CFG_FLOAT, lr, "1e-3", 0, 10, NULL, "peak AdamW learning rate"),
@@ -78,8 +88,8 @@ static const cfg_key train_keys[] = {
     CFG_END};
 #undef K
 
-static const char *const log_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time"};
-enum { NCOLS = sizeof log_cols / sizeof log_cols[0] };
+static const char *const log_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time", "accuracy", "test_accuracy"};
+enum { NCOLS = sizeof log_cols / sizeof log_cols[0], NCOLS_TEACHER = 6 };
 
 /* Data order: each epoch is a Philox-keyed Fisher-Yates permutation that every rank computes alike,
  * so sample g of the run is the same data point at any rank count and after a resume. */
@@ -111,20 +121,59 @@ static void format_eta(char *buf, size_t n, double seconds) {
   snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
 }
 
+/* The architecture from the keys and the data: teacher mlp or dit, classifiers on dit blocks. */
+static void model_config_for(const TrainConfig *c, const Dataset *d, int classifier, ModelConfig *mc) {
+  int images = d->ndim == 3;
+  const char *kind = classifier ? "classifier" : strcmp(c->model_kind, "auto") != 0 ? c->model_kind : images ? "dit" : "mlp";
+  int dit = strcmp(kind, "mlp") != 0;
+  *mc = (ModelConfig){.dim = d->dim, .num_classes = d->num_classes, .width = c->width,
+                      .depth = c->depth >= 0 ? c->depth : dit ? 6 : 3, .temb_dim = c->temb_dim ? c->temb_dim : dit ? 256 : 64};
+  snprintf(mc->kind, sizeof mc->kind, "%.15s", kind);
+  if (!dit) return;
+  if (!images)
+    amd_usage_error("%s needs image data (N, C, H, W); '%s' holds vectors of %d (use model.kind=mlp)",
+                    classifier ? "a classifier" : "model.kind=dit", c->data, d->dim);
+  if (d->shape[1] != d->shape[2])
+    amd_usage_error("dataset '%s': images are %d x %d; the dit needs square images", c->data, d->shape[1], d->shape[2]);
+  if (d->shape[1] % c->patch != 0)
+    amd_usage_error("config key 'model.patch' = %d does not divide the image size %d", c->patch, d->shape[1]);
+  if (c->width % c->heads != 0 || c->width % 4 != 0)
+    amd_usage_error("config key 'model.width' = %d must be a multiple of 4 and of model.heads = %d", c->width, c->heads);
+  mc->img_channels = d->shape[0], mc->img_size = d->shape[1], mc->patch = c->patch, mc->heads = c->heads;
+  if (classifier) mc->temb_dim = 0;
+}
+
+/* test accuracy of a classifier on the held-out split, the samples split across ranks */
+static double test_accuracy(Classifier *cls, const Dataset *test) {
+  long i0, i1;
+  dist_split(test->n, &i0, &i1);
+  double right = (double)classifier_count_correct(cls, test->x + (size_t)i0 * test->dim, test->labels + i0, i1 - i0);
+  return dist_allreduce_sum_f64(right) / (double)test->n;
+}
+
 int cmd_train(int argc, char **argv) {
   TrainConfig c;
-  cfg_parse_args(train_keys, &c, argc, argv, "train", "Trains a network; task=teacher: rectified-flow teacher.");
+  cfg_parse_args(train_keys, &c, argc, argv, "train",
+                 "Trains a network: task=teacher (rectified-flow teacher), reward or evaluator (image classifiers).");
   if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
   int threads = backend_init(c.device, c.threads);
   int rank = dist_rank(), size = dist_size();
   if (c.batch < size)
     amd_usage_error("config key 'train.batch' = %d is smaller than the rank count %d: every rank needs a prompt", c.batch, size);
 
-  Dataset data;
+  int classifier = strcmp(c.task, "teacher") != 0;
+  if (classifier && !c.test_data[0])
+    amd_usage_error("task=%s needs test_data=: the held-out split its test accuracy is measured on", c.task);
+  Dataset data, test = {0};
   dataset_read(c.data, "amd-dataset", &data);
-  ModelConfig mc = {.dim = data.dim, .num_classes = data.num_classes, .width = c.width, .depth = c.depth,
-                    .temb_dim = c.temb_dim};
-  snprintf(mc.kind, sizeof mc.kind, "%.15s", c.model_kind);
+  ModelConfig mc;
+  model_config_for(&c, &data, classifier, &mc);
+  if (classifier) {
+    dataset_read(c.test_data, "amd-dataset", &test);
+    if (test.dim != data.dim || test.num_classes != data.num_classes)
+      amd_usage_error("test_data '%s' (dim %d, %d classes) does not match data '%s' (dim %d, %d classes)", c.test_data,
+                      test.dim, test.num_classes, c.data, data.dim, data.num_classes);
+  }
 
   char log_path[4200];
   snprintf(log_path, sizeof log_path, "%s/log.h5", c.run);
@@ -139,9 +188,10 @@ int cmd_train(int argc, char **argv) {
   int local = (int)(b1 - b0);
   Model *model = model_create(&mc, local);
   AdamW *opt = adamw_create(model->num_params);
-  FlowBatch *fb = flow_batch_create(local, mc.dim);
+  FlowBatch *fb = classifier ? NULL : flow_batch_create(local, mc.dim);
+  Classifier *cls = classifier ? classifier_wrap(model) : NULL;
   CkptState st = {.seed = (uint64_t)c.seed};
-  CkptNet nets[] = {{"teacher", model, opt}};
+  CkptNet nets[] = {{classifier ? "classifier" : "teacher", model, opt}};
   char *config_text = cfg_to_text(train_keys, &c);
 
   char ckpt_path[4200];
@@ -163,7 +213,7 @@ int cmd_train(int argc, char **argv) {
 
   TrainLog log;
   if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);
-  trainlog_open(&log, log_path, "train", log_cols, NCOLS, resume_step >= 0 ? st.step : -1);
+  trainlog_open(&log, log_path, "train", log_cols, classifier ? NCOLS : NCOLS_TEACHER, resume_step >= 0 ? st.step : -1);
   if (resume_step >= 0) {
     char msg[256];
     snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", st.step, size);
@@ -180,7 +230,7 @@ int cmd_train(int argc, char **argv) {
   float *xb_dev = ops->alloc(sizeof(float) * (size_t)local * mc.dim);
   int *lb = mallocCheck(sizeof(int) * (size_t)local);
 
-  double t_start = amd_time(), t_last = t_start, loss_acc = 0;
+  double t_start = amd_time(), t_last = t_start, loss_acc = 0, acc_acc = 0, test_acc = NAN;
   long steps_acc = 0, start_step = st.step;
   for (long step = st.step; step < c.steps; step++) {
     if (step == c.exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
@@ -191,7 +241,14 @@ int cmd_train(int argc, char **argv) {
     }
     ops->to_device(xb_dev, xb, sizeof(float) * (size_t)local * mc.dim);
     model_zero_grad(model);
-    double loss_sum = flow_train_batch(model, fb, xb_dev, lb, NULL, local, (uint32_t)b0, (uint32_t)step, st.seed, &fc, c.batch);
+    double loss_sum, accuracy = NAN;
+    if (classifier) {
+      int right;
+      loss_sum = classifier_train_batch(cls, xb_dev, lb, local, c.batch, &right);
+      accuracy = dist_allreduce_sum_f64(right) / c.batch;
+    } else {
+      loss_sum = flow_train_batch(model, fb, xb_dev, lb, NULL, local, (uint32_t)b0, (uint32_t)step, st.seed, &fc, c.batch);
+    }
     if (step == c.nan_step) ops->fill(model->grads, NAN, 1);
     dist_allreduce_sum_f32(model->grads, model->num_params);
     double loss = dist_allreduce_sum_f64(loss_sum) / c.batch;
@@ -211,9 +268,12 @@ int cmd_train(int argc, char **argv) {
     st.step = step + 1;
     st.data_cursor = st.step * (long)c.batch;
 
+    int ckpt_now = st.step % c.ckpt_every == 0 || st.step == c.steps;
+    if (classifier && ckpt_now) test_acc = test_accuracy(cls, &test);
     double now = amd_time();
-    loss_acc += loss, steps_acc++;
-    double row[NCOLS] = {(double)st.step, loss, grad_norm, adamw_lr(&oc, step), 0.0, now - t_start};
+    loss_acc += loss, acc_acc += accuracy, steps_acc++;
+    double row[NCOLS] = {(double)st.step, loss, grad_norm, adamw_lr(&oc, step), 0.0, now - t_start, accuracy,
+                         ckpt_now ? test_acc : NAN};
     int log_now = st.step % c.log_every == 0 || st.step == c.steps;
     if (log_now) row[4] = (double)steps_acc * c.batch / (now - t_last + 1e-12);
     trainlog_append(&log, row);
@@ -221,11 +281,14 @@ int cmd_train(int argc, char **argv) {
       trainlog_flush(&log);
       char eta[32];
       format_eta(eta, sizeof eta, (now - t_start) / (double)(st.step - start_step) * (double)(c.steps - st.step));
-      amd_log("step %6ld/%d | loss %.5f | grad %.4f | lr %.2e | %8.0f samples/s | ETA %s\n", st.step, c.steps,
-              loss_acc / steps_acc, grad_norm, adamw_lr(&oc, step), row[4], eta);
-      loss_acc = 0, steps_acc = 0, t_last = now;
+      char acc[64] = "";
+      if (classifier) snprintf(acc, sizeof acc, " | accuracy %.4f", acc_acc / steps_acc);
+      amd_log("step %6ld/%d | loss %.5f%s | grad %.4f | lr %.2e | %8.0f samples/s | ETA %s\n", st.step, c.steps,
+              loss_acc / steps_acc, acc, grad_norm, adamw_lr(&oc, step), row[4], eta);
+      loss_acc = 0, acc_acc = 0, steps_acc = 0, t_last = now;
     }
-    if (st.step % c.ckpt_every == 0 || st.step == c.steps) {
+    if (ckpt_now) {
+      if (classifier) amd_log("test accuracy %.4f on %ld samples of %s\n", test_acc, test.n, c.test_data);
       trainlog_flush(&log); /* the log holds every row up to a checkpoint: a resumed run's log has no gap */
       ckpt_save(c.run, &st, nets, 1, config_text, c.data, c.ckpt_keep);
       amd_log("checkpoint %s/ckpt_%08ld.h5\n", c.run, st.step);
@@ -236,9 +299,11 @@ int cmd_train(int argc, char **argv) {
 
   ops->free(xb_dev);
   free(xb), free(lb), free(order.perm), free(config_text);
-  flow_batch_free(fb);
+  if (fb) flow_batch_free(fb);
   adamw_free(opt);
-  model_free(model);
+  if (cls) classifier_free(cls); /* frees the model too */
+  else model_free(model);
   dataset_free(&data);
+  if (classifier) dataset_free(&test);
   return 0;
 }

@@ -27,7 +27,7 @@ struct Distill {
   Generator *gen;
   FlowBatch *fb;
   const Dataset *data;
-  const ToyReward *reward;
+  Reward *reward;
   int P_local, B, D, GB; /* local prompts, local batch, sample size, global batch */
   long p0;              /* first global prompt of this rank */
   /* backend memory */
@@ -98,7 +98,12 @@ static uint32_t index0(const Distill *d) { return (uint32_t)(d->p0 * d->c.K); }
 /* rewards and advantages of the samples now in d->x */
 static void score_samples(Distill *d, int want_grad) {
   ops->to_host(d->x_h, d->x, sizeof(float) * (size_t)d->B * d->D);
-  reward_toy(d->reward, d->r_h, want_grad ? d->rgrad_h : NULL, d->x_h, d->labels_h, d->B);
+  if (d->reward) {
+    reward_eval(d->reward, d->r_h, want_grad ? d->rgrad_h : NULL, d->x_h, d->labels_h, d->B);
+  } else {
+    for (int i = 0; i < d->B; i++) d->r_h[i] = 0;
+    if (want_grad) memset(d->rgrad_h, 0, sizeof(float) * (size_t)d->B * d->D);
+  }
   amd_advantages(d->A_h, d->r_h, d->B, d->c.K, d->c.eps);
 }
 
@@ -250,11 +255,11 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   /* statistics, summed over ranks */
   ops->to_host(d->stats_h, d->stats, sizeof(float) * 6 * (size_t)B);
   double sums[19] = {0};
-  const Mixture *m = d->reward->mix;
+  const Mixture *m = d->reward ? d->reward->mix : NULL;
   for (int i = 0; i < B; i++) {
     const float *st = d->stats_h + 6 * i;
-    double dist;
-    mixture_nearest_mode(m, d->x_h + (size_t)i * D, &dist);
+    double dist = 0;
+    if (m) mixture_nearest_mode(m, d->x_h + (size_t)i * D, &dist);
     double v[19] = {st[0], d->r_h[i], d->r_h[i] * d->r_h[i], d->A_h[i] < 0, dist > 3.0, d->alpha_h[i],
                     (double)d->alpha_h[i] * d->alpha_h[i], d->beta_h[i], (double)d->beta_h[i] * d->beta_h[i],
                     d->fw_h[i], st[2], st[3], st[4], st[5], 0, 0, 0, 0, 0};
@@ -267,7 +272,7 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   o->reward_mean = sums[1] / n;
   o->reward_std = sqrt(fmax(0.0, sums[2] / n - o->reward_mean * o->reward_mean));
   o->forbidden_frac = sums[3] / n;
-  o->off_manifold_frac = sums[4] / n;
+  o->off_manifold_frac = m ? sums[4] / n : NAN; /* only measurable where the density is known */
   o->alpha_mean = sums[5] / n, o->alpha_std = sqrt(fmax(0.0, sums[6] / n - o->alpha_mean * o->alpha_mean));
   o->beta_mean = sums[7] / n, o->beta_std = sqrt(fmax(0.0, sums[8] / n - o->beta_mean * o->beta_mean));
   o->fw_mean = sums[9] / n;
@@ -326,7 +331,7 @@ static void make_regression_pairs(Distill *d) {
 }
 
 Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model *student, Model *disc,
-                        const Dataset *data, const ToyReward *reward) {
+                        const Dataset *data, Reward *reward) {
   Distill *d = callocCheck(1, sizeof *d);
   d->c = *c;
   d->real = real, d->fake = fake, d->student = student, d->disc = disc;

@@ -50,8 +50,9 @@ typedef struct {
 
 typedef struct Distill Distill;
 
+/* reward may be NULL (dmd, dmd2 on data without one): rewards, advantages and AMD weights are 0, 0, 1 */
 Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model *student, Model *disc,
-                        const Dataset *data, const ToyReward *reward);
+                        const Dataset *data, Reward *reward);
 void distill_free(Distill *d);
 AdamW *distill_opt_student(Distill *d);
 AdamW *distill_opt_fake(Distill *d);

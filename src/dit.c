@@ -9,7 +9,11 @@
  * LayerNorms have no affine. The modulation and output weights are named ".zero.w" so
  * model_init_params starts them at zero (each block starts as the identity, the output at 0).
  * Features for a GAN head: the mean over tokens of h_L, (B, C).
- * Not here: classifiers (same blocks without time conditioning) or any fused or flash attention. */
+ * The `classifier` kind (the reward and evaluator networks, DESIGN section 5) uses the same blocks
+ * without time or class conditioning: c is one learned vector (the single row of cond.emb), and
+ *   feat  = mean over tokens of LN(h_L)          (B, C), also the Frechet-distance features
+ *   out   = logits = Linear(feat)                (B, num_classes); t and labels are ignored
+ * Not here: any fused or flash attention. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,8 @@ typedef struct {
   long patchw, patchb, t1w, t1b, t2w, t2b, cemb, fadaw, fadab, outw, outb;
   DitBlockParams *blk; /* (depth) */
   int T, P;            /* tokens per image, features per patch token p*p*C_img */
+  int classifier;      /* kind "classifier": no time/class conditioning, logits out */
+  long headw, headb;   /* classifier head */
   float *pos;          /* (T, C) fixed positions, not a parameter */
   float *ones;         /* (T) for mean pooling through the GEMM */
   /* activations of the last forward; per-block buffers are stacked over blocks */
@@ -89,16 +95,20 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B <= m->max_batch, "dit forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
   a->B = B;
-  ops->copy(a->labels, labels, sizeof(int) * (size_t)B);
   ops->patchify(a->tokens, x, B, CI, S, S, p);
   linear_forward(a->h, a->tokens, P_(a->patchw), P_(a->patchb), BT, P, C);
   ops->bias_add(a->h, a->pos, B, T * C);
-  ops->timestep_embedding(a->tfeat, t, B, c->temb_dim, 1000.0f, 10000.0f);
-  linear_forward(a->tpre, a->tfeat, P_(a->t1w), P_(a->t1b), B, c->temb_dim, C);
-  ops->silu_forward(a->tact, a->tpre, BC);
-  linear_forward(a->cond, a->tact, P_(a->t2w), P_(a->t2b), B, C, C);
-  ops->embedding_forward(a->dcond, P_(a->cemb), labels, B, C); /* dcond as scratch */
-  ops->axpy(a->cond, 1.0f, a->dcond, BC);
+  if (a->classifier) { /* labels stay all 0: every sample reads the one row of cond.emb */
+    ops->embedding_forward(a->cond, P_(a->cemb), a->labels, B, C);
+  } else {
+    ops->copy(a->labels, labels, sizeof(int) * (size_t)B);
+    ops->timestep_embedding(a->tfeat, t, B, c->temb_dim, 1000.0f, 10000.0f);
+    linear_forward(a->tpre, a->tfeat, P_(a->t1w), P_(a->t1b), B, c->temb_dim, C);
+    ops->silu_forward(a->tact, a->tpre, BC);
+    linear_forward(a->cond, a->tact, P_(a->t2w), P_(a->t2b), B, C, C);
+    ops->embedding_forward(a->dcond, P_(a->cemb), labels, B, C); /* dcond as scratch */
+    ops->axpy(a->cond, 1.0f, a->dcond, BC);
+  }
   ops->silu_forward(a->csilu, a->cond, BC);
   for (int l = 0; l < L; l++) {
     const DitBlockParams *w = &a->blk[l];
@@ -125,6 +135,12 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
     ops->gated_residual_forward(hn, mod + 5 * C, f2, 6 * C, B, T, C);
   }
   const float *hL = a->h + L * hsz;
+  if (a->classifier) {
+    ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
+    ops->gemm_batched(0, 0, 1, C, T, 1.0f / T, a->ones, 0, a->lnf, (long)T * C, 0.0f, a->feat, C, B);
+    linear_forward(out, a->feat, P_(a->headw), P_(a->headb), B, C, c->num_classes);
+    return;
+  }
   ops->gemm_batched(0, 0, 1, C, T, 1.0f / T, a->ones, 0, hL, (long)T * C, 0.0f, a->feat, C, B); /* token mean */
   linear_forward(a->fmod, a->csilu, P_(a->fadaw), P_(a->fadab), B, C, 2 * C);
   ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
@@ -146,7 +162,14 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   const float *hL = a->h + L * hsz;
   ops->fill(a->dh, 0.0f, BTC);
   ops->fill(a->dcsilu, 0.0f, BC);
-  if (dout) {
+  if (a->classifier) { /* feat = mean_t LN(h_L), logits = Linear(feat) */
+    ops->fill(a->dcond, 0.0f, BC); /* d feat */
+    if (dout) linear_backward(a->dcond, G_(a->headw), G_(a->headb), dout, a->feat, P_(a->headw), B, C, c->num_classes);
+    if (dfeat) ops->axpy(a->dcond, 1.0f, dfeat, BC);
+    ops->fill(a->s1, 0.0f, BTC);
+    ops->gemm_batched(1, 0, T, C, 1, 1.0f / T, a->ones, 0, a->dcond, C, 1.0f, a->s1, (long)T * C, B);
+    ops->layernorm_backward(a->dh, a->s1, hL, a->meanf, a->rstdf, BT, C);
+  } else if (dout) {
     ops->patchify(a->dtok, dout, B, CI, S, S, p); /* the adjoint of unpatchify */
     ops->fill(a->s1, 0.0f, BTC);
     linear_backward(a->s1, G_(a->outw), G_(a->outb), a->dtok, a->mf, P_(a->outw), BT, C, P);
@@ -156,7 +179,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     ops->layernorm_backward(a->dh, a->s2, hL, a->meanf, a->rstdf, BT, C);
     linear_backward(a->dcsilu, G_(a->fadaw), G_(a->fadab), a->dmod, a->csilu, P_(a->fadaw), B, C, 2 * C);
   }
-  if (dfeat) /* dh (T, C) += ones (T, 1) dfeat (1, C) / T per sample */
+  if (dfeat && !a->classifier) /* dh (T, C) += ones (T, 1) dfeat (1, C) / T per sample */
     ops->gemm_batched(1, 0, T, C, 1, 1.0f / T, a->ones, 0, dfeat, C, 1.0f, a->dh, (long)T * C, B);
   for (int l = L - 1; l >= 0; l--) {
     const DitBlockParams *w = &a->blk[l];
@@ -204,6 +227,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   ops->fill(a->dcond, 0.0f, BC);
   ops->silu_backward(a->dcond, a->dcsilu, a->cond, BC);
   ops->embedding_backward(G_(a->cemb), a->dcond, a->labels, B, C);
+  if (a->classifier) return;
   ops->fill(a->dtact, 0.0f, BC);
   linear_backward(a->dtact, G_(a->t2w), G_(a->t2b), a->dcond, a->tact, P_(a->t2w), B, C, C);
   ops->fill(a->dtpre, 0.0f, BC);
@@ -249,13 +273,18 @@ Model *dit_create(Model *m) {
   a->P = c->patch * c->patch * c->img_channels;
   int T = a->T, P = a->P;
   a->blk = callocCheck((size_t)L + 1, sizeof *a->blk);
+  a->classifier = strcmp(c->kind, "classifier") == 0;
   a->patchw = add2(m, "patch.w", C, P);
   a->patchb = add1(m, "patch.b", C);
-  a->t1w = add2(m, "time.fc1.w", C, c->temb_dim);
-  a->t1b = add1(m, "time.fc1.b", C);
-  a->t2w = add2(m, "time.fc2.w", C, C);
-  a->t2b = add1(m, "time.fc2.b", C);
-  a->cemb = add2(m, "class.emb", c->num_classes + 1, C);
+  if (a->classifier) {
+    a->cemb = add2(m, "cond.emb", 1, C);
+  } else {
+    a->t1w = add2(m, "time.fc1.w", C, c->temb_dim);
+    a->t1b = add1(m, "time.fc1.b", C);
+    a->t2w = add2(m, "time.fc2.w", C, C);
+    a->t2b = add1(m, "time.fc2.b", C);
+    a->cemb = add2(m, "class.emb", c->num_classes + 1, C);
+  }
   for (int l = 0; l < L; l++) {
     DitBlockParams *w = &a->blk[l];
     w->adaw = add2l(m, l, "ada.zero.w", 6 * C, C), w->adab = add1l(m, l, "ada.b", 6 * C);
@@ -264,10 +293,15 @@ Model *dit_create(Model *m) {
     w->fc1w = add2l(m, l, "fc1.w", 4 * C, C), w->fc1b = add1l(m, l, "fc1.b", 4 * C);
     w->fc2w = add2l(m, l, "fc2.w", C, 4 * C), w->fc2b = add1l(m, l, "fc2.b", C);
   }
-  a->fadaw = add2(m, "final.ada.zero.w", 2 * C, C);
-  a->fadab = add1(m, "final.ada.b", 2 * C);
-  a->outw = add2(m, "final.out.zero.w", P, C);
-  a->outb = add1(m, "final.out.b", P);
+  if (a->classifier) {
+    a->headw = add2(m, "head.w", c->num_classes, C);
+    a->headb = add1(m, "head.b", c->num_classes);
+  } else {
+    a->fadaw = add2(m, "final.ada.zero.w", 2 * C, C);
+    a->fadab = add1(m, "final.ada.b", 2 * C);
+    a->outw = add2(m, "final.out.zero.w", P, C);
+    a->outb = add1(m, "final.out.b", P);
+  }
 
   size_t f = sizeof(float), BC = (size_t)B * C, BTC = BC * (size_t)T, BT = (size_t)B * T, Ls = (size_t)(L ? L : 1);
   m->params = ops->alloc(f * (size_t)m->num_params);
@@ -282,7 +316,7 @@ Model *dit_create(Model *m) {
   free(host);
   a->labels = ops->alloc(sizeof(int) * (size_t)B);
   a->tokens = ops->alloc(f * BT * P);
-  a->tfeat = ops->alloc(f * (size_t)B * c->temb_dim);
+  a->tfeat = ops->alloc(f * (size_t)B * (c->temb_dim > 0 ? c->temb_dim : 1));
   a->tpre = ops->alloc(f * BC), a->tact = ops->alloc(f * BC), a->cond = ops->alloc(f * BC);
   a->csilu = ops->alloc(f * BC);
   a->mod = ops->alloc(f * 6 * BC * Ls);

@@ -30,15 +30,16 @@ long model_add_tensor(Model *m, const char *name, int ndim, const int *shape) {
 }
 
 void model_config_check(const ModelConfig *c) {
-  int head = strcmp(c->kind, "head") == 0, dit = strcmp(c->kind, "dit") == 0;
-  CHECK(strcmp(c->kind, "mlp") == 0 || head || dit, "model kind '%s' is unknown (this amd has: mlp, dit, head)",
-        c->kind);
+  int head = strcmp(c->kind, "head") == 0, cls = strcmp(c->kind, "classifier") == 0;
+  int dit = strcmp(c->kind, "dit") == 0 || cls;
+  CHECK(strcmp(c->kind, "mlp") == 0 || head || dit,
+        "model kind '%s' is unknown (this amd has: mlp, dit, classifier, head)", c->kind);
   CHECK(c->dim >= 1 && c->dim <= 1 << 20, "model dim %d out of range [1, 2^20]", c->dim);
   if (head) return;
   CHECK(c->num_classes >= 1 && c->num_classes <= 100000, "model num_classes %d out of range", c->num_classes);
   CHECK(c->width >= 1 && c->width <= 65536, "model width %d out of range [1, 65536]", c->width);
   CHECK(c->depth >= 0 && c->depth <= 1000, "model depth %d out of range [0, 1000]", c->depth);
-  CHECK(c->temb_dim >= 2 && c->temb_dim % 2 == 0 && c->temb_dim <= 4096,
+  CHECK(cls || (c->temb_dim >= 2 && c->temb_dim % 2 == 0 && c->temb_dim <= 4096),
         "model temb_dim %d must be even and in [2, 4096]", c->temb_dim);
   if (!dit) return;
   CHECK(c->img_channels >= 1 && c->img_channels <= 64, "model img_channels %d out of range [1, 64]", c->img_channels);
@@ -57,7 +58,7 @@ Model *model_create(const ModelConfig *cfg, int max_batch) {
   m->cfg = *cfg;
   m->max_batch = max_batch;
   if (strcmp(cfg->kind, "head") == 0) head_create(m);
-  else if (strcmp(cfg->kind, "dit") == 0) dit_create(m);
+  else if (strcmp(cfg->kind, "dit") == 0 || strcmp(cfg->kind, "classifier") == 0) dit_create(m);
   else mlp_create(m);
   return m;
 }

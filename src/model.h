@@ -18,7 +18,9 @@ typedef struct {
 
 /* Architecture hyperparameters; stored with every checkpoint so a model can be rebuilt from it. */
 typedef struct {
-  char kind[16];    /* "mlp", "dit", or "head" (a linear scorer on features, dim = feature width) */
+  char kind[16];    /* "mlp", "dit", "classifier" (dit blocks, logits out: the reward and evaluator
+                       networks; out is (B, num_classes), t and labels ignored), or "head" (a linear
+                       scorer on features, dim = feature width) */
   int dim;          /* elements per sample (2 for toy 2-D data; img_channels img_size^2 for dit) */
   int num_classes;  /* the null class for guidance is row num_classes of the class table */
   int width;        /* hidden width (dit: token width) */

@@ -1,4 +1,4 @@
-/* reward.c: the analytic toy reward and its input gradient. */
+/* reward.c: the analytic toy reward and its input gradient, and the Reward dispatch. */
 #include "reward.h"
 
 #include <math.h>
@@ -66,4 +66,25 @@ void reward_toy(const ToyReward *r, double *reward, float *grad, const float *x,
       grad[2 * i + 1] = (float)(gy / z / s2);
     }
   }
+}
+
+void reward_init_toy(Reward *r, const Mixture *mix, const char *pref_text, double bandwidth) {
+  memset(r, 0, sizeof *r);
+  reward_toy_init(&r->toy, mix, pref_text, bandwidth);
+  r->mix = mix;
+}
+
+void reward_init_classifier(Reward *r, const char *ckpt, int max_batch) {
+  memset(r, 0, sizeof *r);
+  r->cls = classifier_load(ckpt, max_batch);
+}
+
+void reward_eval(Reward *r, double *reward, float *grad, const float *x, const int *labels, int B) {
+  if (r->cls) classifier_log_prob(r->cls, reward, grad, x, labels, B);
+  else reward_toy(&r->toy, reward, grad, x, labels, B);
+}
+
+void reward_free(Reward *r) {
+  classifier_free(r->cls);
+  r->cls = NULL;
 }

@@ -1,11 +1,16 @@
-/* reward.h: the toy reward of the distillation methods (DESIGN section 4, "Rewards").
+/* reward.h: the rewards of the distillation methods (DESIGN section 4, "Rewards"). A Reward is what
+ * distillation sees: R(x, c) of a host batch and its input gradient, from one of
+ *   toy         the analytic reward below (toy 2-D data)
+ *   classifier  log p(c | x) of a trained reward network (images; src/classifier.h)
+ * The toy reward: 
  *   R(x, c) = log sum_{k in modes(c)} p_k w_k N(x; mu_k, (b sigma)^2 I)
  * the log-density of the class-c mixture, each mode's weight scaled by a preference p_k (a run can
  * ask for a subset of modes: p = 1 for wanted modes, small for the rest) and the kernel widened by
  * the bandwidth b (1: the exact density). Its gradient in x is what DMDR adds to the generator.
- * Evaluated on the host: toy batches are tiny. Not here: the classifier reward of images. */
+ * Evaluated on the host: toy batches are tiny. */
 #pragma once
 
+#include "classifier.h"
 #include "toy2d.h"
 
 typedef struct {
@@ -18,3 +23,16 @@ typedef struct {
 void reward_toy_init(ToyReward *r, const Mixture *mix, const char *pref_text, double bandwidth);
 /* r (B) = R(x_i, c_i); grad (B, 2) = dR/dx when not NULL. x (B, 2) host. */
 void reward_toy(const ToyReward *r, double *reward, float *grad, const float *x, const int *labels, int B);
+
+typedef struct {
+  ToyReward toy;          /* when cls is NULL */
+  Classifier *cls;        /* owned */
+  const Mixture *mix;     /* toy data: the true mixture (the off-manifold statistic); NULL for images */
+} Reward;
+
+void reward_init_toy(Reward *r, const Mixture *mix, const char *pref_text, double bandwidth);
+/* the net "classifier" of a checkpoint (file or run folder) as R(x, c) = log p(c | x) */
+void reward_init_classifier(Reward *r, const char *ckpt, int max_batch);
+/* reward (B) and, when grad is not NULL, dR/dx (B, dim); x (B, dim) host */
+void reward_eval(Reward *r, double *reward, float *grad, const float *x, const int *labels, int B);
+void reward_free(Reward *r);

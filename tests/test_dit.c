@@ -353,7 +353,8 @@ typedef struct {
 static double dit_loss(void *ctx) {
   DitCase *c = ctx;
   c->m->forward(c->m, c->out, c->x, c->t, c->labels, c->B);
-  return dot(c->out, c->R, (long)c->B * c->m->cfg.dim) + dot(c->m->features(c->m), c->Rf, (long)c->B * c->m->feat_dim);
+  int cls = strcmp(c->m->cfg.kind, "classifier") == 0;
+  return dot(c->out, c->R, (long)c->B * (cls ? c->m->cfg.num_classes : c->m->cfg.dim)) + dot(c->m->features(c->m), c->Rf, (long)c->B * c->m->feat_dim);
 }
 
 static int name_ends(const char *name, const char *suffix) {
@@ -413,12 +414,13 @@ static void check_dit(const ModelConfig *cfg) {
     if (name_ends(ti->name, ".b") || name_ends(ti->name, ".zero.w"))
       fill_uniform(m->params + ti->offset, (long)ti->shape[0] * ti->shape[1], -0.3, 0.3);
   }
-  long n = (long)B * cfg->dim, nf = (long)B * cfg->width;
-  DitCase c = {m, alloc_f(n), alloc_f(n), alloc_f(B), alloc_f(n), alloc_f(nf), ops->alloc(sizeof(int) * B), B};
+  int cls = strcmp(cfg->kind, "classifier") == 0;
+  long n = (long)B * cfg->dim, nf = (long)B * cfg->width, no = (long)B * (cls ? cfg->num_classes : cfg->dim);
+  DitCase c = {m, alloc_f(no), alloc_f(n), alloc_f(B), alloc_f(no), alloc_f(nf), ops->alloc(sizeof(int) * B), B};
   ops->to_device(c.labels, label_values, sizeof label_values);
   ops->to_device(c.t, t_values, sizeof t_values);
   fill_uniform(c.x, n, -1.5, 1.5);
-  fill_uniform(c.R, n, -1, 1);
+  fill_uniform(c.R, no, -1, 1);
   fill_uniform(c.Rf, nf, -1, 1);
 
   float *dx = alloc_f(n);
@@ -454,6 +456,22 @@ static void test_dit_grad_shapes(void) {
   check_dit(&c);
   c.depth = 0;
   check_dit(&c);
+}
+
+/* the classifier kind (reward, evaluator): the same blocks, one learned conditioning vector, logits
+ * out; t and labels are ignored (the null label above must not matter) */
+static void test_classifier_grad(void) {
+  ModelConfig c = tiny;
+  snprintf(c.kind, sizeof c.kind, "classifier");
+  c.num_classes = 4;
+  check_dit(&c);
+  Model *m = model_create(&c, 2);
+  EXPECT(m->feat_dim == c.width, "classifier feat_dim %d", m->feat_dim);
+  int has_time = 0, has_head = 0;
+  for (int k = 0; k < m->num_tensors; k++)
+    has_time += strncmp(m->tensors[k].name, "time.", 5) == 0, has_head += strcmp(m->tensors[k].name, "head.w") == 0;
+  EXPECT(!has_time && has_head, "classifier tensors: %d time tensors, head.w %s", has_time, has_head ? "present" : "missing");
+  model_free(m);
 }
 
 /* ---- checkpoints ----------------------------------------------------------------------------- */
@@ -546,6 +564,7 @@ int main(void) {
   TEST_RUN(test_dit_init);
   TEST_RUN(test_dit_grad);
   TEST_RUN(test_dit_grad_shapes);
+  TEST_RUN(test_classifier_grad);
   TEST_RUN(test_dit_checkpoint);
   return t_finish();
 }

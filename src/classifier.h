@@ -1,0 +1,40 @@
+/* classifier.h: the image classifiers (DESIGN section 5): the reward network R(x, c) = log p(c | x)
+ * that DMDR and AMD score samples with, and the separately trained evaluator whose features and
+ * predictions the image metrics use. Both are `classifier` models (dit blocks, logits out) saved
+ * as the net "classifier" by `amd train task=reward|evaluator`.
+ * A Classifier wraps a loaded network with its batch buffers; inputs and outputs are host arrays
+ * (batches are split into chunks of max_batch).
+ * Not here: the training loop (cmd_train.c). */
+#pragma once
+
+#include "model.h"
+
+typedef struct {
+  Model *m;
+  int max_batch, num_classes, dim, feat_dim;
+  float *x, *logits, *dlogits, *dx;   /* backend memory */
+  float *logits_h, *dlogits_h;        /* host (max_batch, num_classes) */
+} Classifier;
+
+/* Loads net "classifier" of a checkpoint (file or run folder); fatal if it has none. */
+Classifier *classifier_load(const char *ckpt, int max_batch);
+/* A classifier around an existing model (training uses this on the model it trains). */
+Classifier *classifier_wrap(Model *m);
+void classifier_free(Classifier *c);
+/* logits (n, K) and, when feat is not NULL, features (n, feat_dim) of x (n, dim); host arrays */
+void classifier_run(Classifier *c, float *logits, float *feat, const float *x, long n);
+/* log p(c_i | x_i) into logp (n); when grad is not NULL, its input gradient d log p / dx (n, dim) */
+void classifier_log_prob(Classifier *c, double *logp, float *grad, const float *x, const int *labels, long n);
+
+/* One forward/backward of the softmax cross-entropy on B samples x (backend memory) with host
+ * labels; gradients are added to the model's, divided by global_batch. Returns the loss sum and
+ * the number of correct predictions in *correct (may be NULL). */
+double classifier_train_batch(Classifier *c, const float *x, const int *labels, int B, long global_batch, int *correct);
+/* correct argmax predictions among n host samples */
+long classifier_count_correct(Classifier *c, const float *x, const int *labels, long n);
+
+/* Host softmax cross-entropy of one row of K logits: returns -log softmax(z)_label and, when dz is
+ * not NULL, writes scale (softmax(z) - onehot(label)) into dz. */
+double cross_entropy_row(const float *z, int K, int label, float *dz, float scale);
+/* index of the largest of K logits */
+int argmax_row(const float *z, int K);
