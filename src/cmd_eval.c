@@ -1,11 +1,16 @@
-/* cmd_eval.c: `amd eval`: the toy metrics of a samples file against its dataset (DESIGN section 9),
- * printed as a table and stored in an HDF5 eval file (/eval/<metric>). Rank 0 computes. */
+/* cmd_eval.c: `amd eval`: the metrics of a samples file against a dataset (DESIGN section 9),
+ * printed as a table and stored in an HDF5 eval file (/eval/<metric>). Rank 0 computes.
+ *   toy 2-D data  exact metrics from the mixture (src/metrics.h)
+ *   images        Frechet distance and k-NN precision/recall in evaluator features against the
+ *                 dataset given (the held-out test split), evaluator class accuracy (prompt
+ *                 adherence), training-reward mean (with reward=), NFE and images per second */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "classifier.h"
 #include "commands.h"
 #include "common.h"
 #include "config.h"
@@ -13,10 +18,12 @@
 #include "dist.h"
 #include "h5.h"
 #include "metrics.h"
+#include "metrics_img.h"
+#include "ops.h"
 
 typedef struct {
-  char samples[CFG_STR_MAX], data[CFG_STR_MAX], out[CFG_STR_MAX];
-  int projections, seed, max_ref;
+  char samples[CFG_STR_MAX], data[CFG_STR_MAX], out[CFG_STR_MAX], evaluator[CFG_STR_MAX], reward[CFG_STR_MAX];
+  int projections, seed, max_ref, pr_k, pr_max, batch, threads;
 } EvalConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(EvalConfig, field), def, lo, hi, choices, help}
@@ -27,12 +34,70 @@ static const cfg_key eval_keys[] = {
     K("sw.projections", CFG_INT, projections, "128", 1, 100000, NULL, "directions of the sliced Wasserstein distance"),
     K("sw.max_ref", CFG_INT, max_ref, "20000", 1, 100000000, NULL, "data points used as the reference set"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the projections"),
+    K("evaluator", CFG_STR, evaluator, "", 0, 0, NULL, "images: evaluator classifier checkpoint (amd train task=evaluator); required"),
+    K("reward", CFG_STR, reward, "", 0, 0, NULL, "images: reward classifier checkpoint, for the training-reward mean; optional"),
+    K("pr.k", CFG_INT, pr_k, "5", 1, 1000, NULL, "images: k of the k-NN precision and recall"),
+    K("pr.max", CFG_INT, pr_max, "10000", 10, 100000000, NULL, "images: at most this many samples and reference images in precision/recall"),
+    K("batch", CFG_INT, batch, "500", 1, 1 << 20, NULL, "images: classifier batch"),
+    K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads; 0 = node cores"),
     CFG_END};
 #undef K
 
 static void write_scalar(hid_t g, const char *name, double v) {
   hsize_t one = 1;
   h5_write_f64(g, name, &v, 1, &one);
+}
+
+typedef struct {
+  const char *name;
+  double v;
+} Metric;
+
+/* Image metrics into m[]; returns their count. s: samples, d: the reference (test) images. */
+static int image_metrics(Metric *m, const EvalConfig *c, const Dataset *s, const Dataset *d) {
+  if (!c->evaluator[0]) amd_usage_error("image metrics need evaluator=<run of amd train task=evaluator>");
+  CHECK(s->dim == d->dim && s->num_classes == d->num_classes,
+        "samples (dim %d, %d classes) and dataset (dim %d, %d classes) differ", s->dim, s->num_classes, d->dim, d->num_classes);
+  Classifier *ev = classifier_load(c->evaluator, c->batch);
+  CHECK(ev->dim == s->dim && ev->num_classes == s->num_classes,
+        "evaluator '%s' (dim %d, %d classes) does not match the samples (dim %d, %d classes)", c->evaluator, ev->dim,
+        ev->num_classes, s->dim, s->num_classes);
+  int F = ev->feat_dim, K = ev->num_classes;
+  float *fs = mallocCheck(sizeof(float) * (size_t)s->n * F), *fd = mallocCheck(sizeof(float) * (size_t)d->n * F);
+  float *ls = mallocCheck(sizeof(float) * (size_t)s->n * K), *ld = mallocCheck(sizeof(float) * (size_t)d->n * K);
+  classifier_run(ev, ls, fs, s->x, s->n);
+  classifier_run(ev, ld, fd, d->x, d->n);
+  double *mu1 = mallocCheck(sizeof(double) * (size_t)F), *mu2 = mallocCheck(sizeof(double) * (size_t)F);
+  double *c1 = mallocCheck(sizeof(double) * (size_t)F * F), *c2 = mallocCheck(sizeof(double) * (size_t)F * F);
+  feature_stats(fs, s->n, F, mu1, c1);
+  feature_stats(fd, d->n, F, mu2, c2);
+  int n = 0;
+  m[n++] = (Metric){"fd", frechet_distance(mu1, c1, mu2, c2, F)};
+  double precision, recall;
+  long ns = s->n < c->pr_max ? s->n : c->pr_max, nd = d->n < c->pr_max ? d->n : c->pr_max;
+  knn_precision_recall(fd, nd, fs, ns, F, c->pr_k, &precision, &recall);
+  m[n++] = (Metric){"precision", precision};
+  m[n++] = (Metric){"recall", recall};
+  long right = 0, right_ref = 0;
+  for (long i = 0; i < s->n; i++) right += argmax_row(ls + (size_t)i * K, K) == s->labels[i];
+  for (long i = 0; i < d->n; i++) right_ref += argmax_row(ld + (size_t)i * K, K) == d->labels[i];
+  m[n++] = (Metric){"accuracy", (double)right / (double)s->n};
+  m[n++] = (Metric){"accuracy_of_data", (double)right_ref / (double)d->n};
+  if (c->reward[0]) {
+    Classifier *rw = classifier_load(c->reward, c->batch);
+    CHECK(rw->dim == s->dim && rw->num_classes == s->num_classes, "reward '%s' does not match the samples", c->reward);
+    double *r = mallocCheck(sizeof(double) * (size_t)s->n), sum = 0;
+    classifier_log_prob(rw, r, NULL, s->x, s->labels, s->n);
+    for (long i = 0; i < s->n; i++) sum += r[i];
+    m[n++] = (Metric){"reward", sum / (double)s->n};
+    free(r);
+    classifier_free(rw);
+  }
+  m[n++] = (Metric){"samples", (double)s->n};
+  m[n++] = (Metric){"reference", (double)d->n};
+  free(fs), free(fd), free(ls), free(ld), free(mu1), free(mu2), free(c1), free(c2);
+  classifier_free(ev);
+  return n;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -50,6 +115,41 @@ int cmd_eval(int argc, char **argv) {
   h5_close(sf);
   if (!data_path[0]) amd_usage_error("samples '%s' name no dataset: pass data=", c.samples);
   dataset_read(data_path, "amd-dataset", &d);
+  char out[4200];
+  if (c.out[0]) {
+    snprintf(out, sizeof out, "%s", c.out);
+  } else {
+    size_t n = strlen(c.samples);
+    int h5 = n > 3 && strcmp(c.samples + n - 3, ".h5") == 0;
+    snprintf(out, sizeof out, "%.*s_eval.h5", (int)(h5 ? n - 3 : n), c.samples);
+  }
+  if (s.ndim == 3) {
+    backend_init("auto", c.threads);
+    Metric m[16];
+    int nm = image_metrics(m, &c, &s, &d);
+    m[nm++] = (Metric){"nfe", (double)nfe};
+    m[nm++] = (Metric){"samples_per_s", rate};
+    printf("eval of %s against %s (evaluator %s)\n", c.samples, data_path, c.evaluator);
+    for (int i = 0; i < nm; i++) printf("  %-22s %.5g\n", m[i].name, m[i].v);
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    char *text = cfg_to_text(eval_keys, &c);
+    amd_mkdirs_parent(out);
+    hid_t f = h5_create(tmp, "amd-eval", text);
+    h5_attr_write_str(f, "samples", c.samples);
+    h5_attr_write_str(f, "data", data_path);
+    h5_attr_write_str(f, "evaluator", c.evaluator);
+    hid_t g = h5_group_create(f, "eval");
+    for (int i = 0; i < nm; i++) write_scalar(g, m[i].name, m[i].v);
+    H5Gclose(g);
+    h5_close(f);
+    if (rename(tmp, out) != 0) amd_fatal("cannot rename '%s' to '%s'", tmp, out);
+    printf("wrote %s\n", out);
+    free(text), free(data_path);
+    dataset_free(&s);
+    dataset_free(&d);
+    return 0;
+  }
   if (!d.has_mixture)
     amd_usage_error("dataset '%s' has no /mixture: toy metrics need a toy2d dataset", data_path);
   CHECK(s.dim == 2 && d.dim == 2, "toy metrics need 2-D samples and data (got %d and %d)", s.dim, d.dim);
@@ -80,14 +180,6 @@ int cmd_eval(int argc, char **argv) {
   for (int k = 0; k < m.num_modes; k++)
     printf("  %-6d %-6d %-8.4f %-8.4f\n", k, d.mix.mode_class[k], m.target_mass[k], m.mode_mass[k]);
 
-  char out[4200];
-  if (c.out[0]) {
-    snprintf(out, sizeof out, "%s", c.out);
-  } else {
-    size_t n = strlen(c.samples);
-    int h5 = n > 3 && strcmp(c.samples + n - 3, ".h5") == 0;
-    snprintf(out, sizeof out, "%.*s_eval.h5", (int)(h5 ? n - 3 : n), c.samples);
-  }
   char tmp[4300];
   snprintf(tmp, sizeof tmp, "%s.tmp", out);
   char *text = cfg_to_text(eval_keys, &c);
