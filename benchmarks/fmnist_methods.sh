@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The image benchmark (issue 4) on Fashion-MNIST, end to end, on the jobs/fmnist_*.cfg settings:
+#   1. data (amd data fmnist), the reward and evaluator classifiers, the DiT teacher;
+#   2. dmd, dmd2, dmdr and amd students at S = 1 (STEPS="1 2 4" for 2- and 4-step students too);
+#   3. samples (N per model, classes in turn): teacher at 50 Euler, 25 Heun and 4 Euler steps with
+#      guidance 2, each student at its S steps; a PNG grid (a row per class) of each;
+#   4. amd eval of each against the test split with the evaluator (FD, precision, recall, accuracy)
+#      and the reward network (training reward), and the markdown table (eval_table.py).
+# Resumable: a stage whose output exists is skipped, and an interrupted training resumes from its
+# newest checkpoint, so rerunning the script after a stop continues where it was.
+# Usage: benchmarks/fmnist_methods.sh    (env: OUT=runs/fmnist N=2000 STEPS=1 THREADS=2 METHODS=...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+OUT=${OUT:-runs/fmnist}
+N=${N:-2000}
+STEPS=${STEPS:-1}
+THREADS=${THREADS:-2}
+METHODS=${METHODS:-"dmd dmd2 dmdr amd"}
+AMD=${AMD:-./amd}
+mkdir -p "$OUT/logs" "$OUT/samples"
+stamp() { date '+%F %T'; }
+
+[ -f data/fmnist_train.h5 ] && [ -f data/fmnist_test.h5 ] || $AMD data fmnist
+
+# train NAME CFG STEPS KEY=VALUE...: runs until ckpt_<STEPS>.h5 exists (resuming when interrupted)
+train() {
+  local name=$1 cfg=$2 steps=$3; shift 3
+  local ckpt; ckpt=$(printf '%s/%s/ckpt_%08d.h5' "$OUT" "$name" "$steps")
+  if [ -f "$ckpt" ]; then echo "$(stamp) $name: done ($ckpt)"; return; fi
+  echo "$(stamp) $name: training ($OUT/logs/$name.log)"
+  /usr/bin/time -v "$AMD" "$@" "$cfg" run="$OUT/$name" resume=1 threads="$THREADS" >>"$OUT/logs/$name.log" 2>&1
+}
+steps_of() { awk -F' *= *' '/^\[train\]/{t=1; next} /^\[/{t=0} t && $1=="steps"{print $2}' "$1"; }
+
+train reward jobs/fmnist_reward.cfg "$(steps_of jobs/fmnist_reward.cfg)" train
+train evaluator jobs/fmnist_evaluator.cfg "$(steps_of jobs/fmnist_evaluator.cfg)" train
+train teacher jobs/fmnist_teacher.cfg "$(steps_of jobs/fmnist_teacher.cfg)" train
+for S in $STEPS; do
+  for m in $METHODS; do
+    train "${m}_S$S" "jobs/fmnist_$m.cfg" "$(steps_of "jobs/fmnist_$m.cfg")" distill student.steps="$S" \
+      teacher="$OUT/teacher" reward.ckpt="$OUT/reward"
+  done
+done
+
+# sample NAME KEY=VALUE...: samples file, grid and eval file of one model
+sample() {
+  local name=$1; shift
+  local s="$OUT/samples/$name.h5"
+  if [ ! -f "${s%.h5}_eval.h5" ]; then
+    echo "$(stamp) sample + eval $name"
+    "$AMD" sample "$@" n="$N" out="$s" png="${s%.h5}.png" threads="$THREADS" batch=200 >>"$OUT/logs/sample_$name.log" 2>&1
+    "$AMD" eval samples="$s" data=data/fmnist_test.h5 evaluator="$OUT/evaluator" reward="$OUT/reward" \
+      threads="$THREADS" >>"$OUT/logs/sample_$name.log" 2>&1
+  fi
+}
+sample teacher_euler50 ckpt="$OUT/teacher" sampler=euler steps=50 cfg=2.0
+sample teacher_heun25 ckpt="$OUT/teacher" sampler=heun steps=25 cfg=2.0
+sample teacher_euler4 ckpt="$OUT/teacher" sampler=euler steps=4 cfg=2.0
+rows=("teacher, 50 Euler steps=$OUT/samples/teacher_euler50_eval.h5" "teacher, 25 Heun steps=$OUT/samples/teacher_heun25_eval.h5"
+      "teacher, 4 Euler steps=$OUT/samples/teacher_euler4_eval.h5")
+for S in $STEPS; do
+  for m in $METHODS; do
+    sample "${m}_S$S" ckpt="$OUT/${m}_S$S"
+    rows+=("$m student, $S step(s)=$OUT/samples/${m}_S${S}_eval.h5")
+  done
+done
+/usr/bin/python3 benchmarks/eval_table.py "${rows[@]}" | tee "$OUT/table.md"
+echo "$(stamp) done: $OUT/table.md, grids in $OUT/samples/*.png, peak memory in $OUT/logs/*.log (Maximum resident set size)"
