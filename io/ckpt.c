@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "dist.h"
 #include "h5.h"
 #include "ops.h"
+#include "zero.h"
 
 typedef struct {
   char name[MODEL_NAME_MAX];
@@ -38,11 +40,17 @@ static hid_t layout_type(void) {
   return t;
 }
 
-static void write_vector(hid_t g, const char *name, const float *dev, long n) {
-  float *host = mallocCheck(sizeof(float) * (size_t)n);
-  ops->to_host(host, dev, sizeof(float) * (size_t)n);
-  hsize_t d = (hsize_t)n;
-  h5_write_f32(g, name, host, 1, &d);
+/* This rank's part [begin, end) of the global vector `name` of n values: values from dev, which
+ * holds [dev_begin, dev_begin + dev_n) of the vector (backend memory). */
+static void write_vector(hid_t g, const char *name, const float *dev, long dev_begin, long dev_n, long n) {
+  long begin, end;
+  zero_shard(n, amd_rank(), dist_size(), &begin, &end);
+  CHECK(begin >= dev_begin && end <= dev_begin + dev_n,
+        "checkpoint: rank %d holds values %ld..%ld of '%s' but must write %ld..%ld", amd_rank(), dev_begin,
+        dev_begin + dev_n, name, begin, end);
+  float *host = mallocCheck(sizeof(float) * (size_t)(end > begin ? end - begin : 1));
+  ops->to_host(host, dev + (begin - dev_begin), sizeof(float) * (size_t)(end - begin));
+  h5_write_slab(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, host, (hsize_t)n, (hsize_t)begin, (hsize_t)(end - begin));
   free(host);
 }
 
@@ -60,10 +68,10 @@ static void write_net(hid_t f, const CkptNet *net) {
   h5_attr_write_i64(g, "patch", m->cfg.patch);
   h5_attr_write_i64(g, "heads", m->cfg.heads);
   h5_attr_write_i64(g, "num_params", m->num_params);
-  write_vector(g, "params", m->params, m->num_params);
+  write_vector(g, "params", m->params, 0, m->num_params, m->num_params);
   if (net->opt) {
-    write_vector(g, "adam_m", net->opt->m, m->num_params);
-    write_vector(g, "adam_v", net->opt->v, m->num_params);
+    write_vector(g, "adam_m", net->opt->m, net->opt->begin, net->opt->n, m->num_params);
+    write_vector(g, "adam_v", net->opt->v, net->opt->begin, net->opt->n, m->num_params);
   }
   LayoutRow *rows = callocCheck((size_t)m->num_tensors, sizeof *rows);
   for (int i = 0; i < m->num_tensors; i++) {
@@ -73,13 +81,8 @@ static void write_net(hid_t f, const CkptNet *net) {
     memcpy(rows[i].shape, m->tensors[i].shape, sizeof rows[i].shape);
   }
   hid_t t = layout_type();
-  hsize_t d = (hsize_t)m->num_tensors;
-  hid_t space = H5Screate_simple(1, &d, NULL);
-  hid_t ds = H5Dcreate2(g, "layout", t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  h5Check(ds, "HDF5: cannot create /%s/layout", net->name);
-  h5Check(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows), "HDF5: cannot write /%s/layout", net->name);
-  H5Dclose(ds);
-  H5Sclose(space);
+  hsize_t nt = (hsize_t)m->num_tensors;
+  h5_write_slab(g, "layout", t, t, rows, nt, 0, amd_rank() == 0 ? nt : 0);
   H5Tclose(t);
   free(rows);
   H5Gclose(g);
@@ -124,23 +127,24 @@ static void prune(const char *run_dir, int keep) {
 
 void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, int nnets,
                const char *config_text, const char *data_path, int keep) {
+  char path[4200], tmp[4300];
+  snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", run_dir, st->step);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  hid_t f = h5_create_parallel(tmp, "amd-checkpoint", config_text);
+  h5_attr_write_i64(f, "step", st->step);
+  h5_attr_write_i64(f, "seed", (long long)st->seed);
+  h5_attr_write_i64(f, "data_cursor", st->data_cursor);
+  h5_attr_write_str(f, "data", data_path ? data_path : "");
+  if (st->teacher[0]) h5_attr_write_str(f, "teacher", st->teacher);
+  double counters[4];
+  for (int i = 0; i < 4; i++) counters[i] = (double)st->counters[i];
+  h5_write_slab(f, "counters", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, counters, 4, 0, amd_rank() == 0 ? 4 : 0);
+  for (int i = 0; i < nnets; i++) write_net(f, &nets[i]);
+  h5Check(H5Fflush(f, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (disk full?)", tmp);
+  h5_close(f);
+  /* every rank has closed the file: it is complete, and rank 0 alone publishes it */
+  MPI_Barrier(MPI_COMM_WORLD);
   if (amd_rank() == 0) {
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", run_dir, st->step);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t f = h5_create(tmp, "amd-checkpoint", config_text);
-    h5_attr_write_i64(f, "step", st->step);
-    h5_attr_write_i64(f, "seed", (long long)st->seed);
-    h5_attr_write_i64(f, "data_cursor", st->data_cursor);
-    h5_attr_write_str(f, "data", data_path ? data_path : "");
-    if (st->teacher[0]) h5_attr_write_str(f, "teacher", st->teacher);
-    hsize_t four = 4;
-    double counters[4];
-    for (int i = 0; i < 4; i++) counters[i] = (double)st->counters[i];
-    h5_write_f64(f, "counters", counters, 1, &four);
-    for (int i = 0; i < nnets; i++) write_net(f, &nets[i]);
-    h5Check(H5Fflush(f, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (disk full?)", tmp);
-    h5_close(f);
     sync_file(tmp);
     if (rename(tmp, path) != 0) amd_fatal("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
     if (keep > 0) prune(run_dir, keep);
@@ -162,12 +166,15 @@ long ckpt_latest(const char *run_dir, char *path, size_t n) {
   return best;
 }
 
-static void read_vector(hid_t g, const char *path, const char *net, const char *name, float *dev, long n) {
-  hsize_t d;
-  float *host = h5_read_f32(g, name, 1, &d);
+/* Values [dev_begin, dev_begin + dev_n) of the global vector `name`, which must hold n. */
+static void read_vector(hid_t g, const char *path, const char *net, const char *name, float *dev, long dev_begin,
+                        long dev_n, long n) {
+  hsize_t d = h5_len_1d(g, name);
   if ((long)d != n)
     amd_fatal("'%s': /%s/%s has %llu values, the model has %ld parameters", path, net, name, (unsigned long long)d, n);
-  ops->to_device(dev, host, sizeof(float) * (size_t)n);
+  float *host = mallocCheck(sizeof(float) * (size_t)(dev_n ? dev_n : 1));
+  h5_read_f32_range(g, name, (hsize_t)dev_begin, (hsize_t)dev_n, host);
+  ops->to_device(dev, host, sizeof(float) * (size_t)dev_n);
   free(host);
 }
 
@@ -245,10 +252,13 @@ void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets) 
     check_attr(g, path, net->name, "patch", m->cfg.patch);
     check_attr(g, path, net->name, "heads", m->cfg.heads);
     check_attr(g, path, net->name, "num_params", m->num_params);
-    read_vector(g, path, net->name, "params", m->params, m->num_params);
+    read_vector(g, path, net->name, "params", m->params, 0, m->num_params, m->num_params);
     if (net->opt) {
-      read_vector(g, path, net->name, "adam_m", net->opt->m, m->num_params);
-      read_vector(g, path, net->name, "adam_v", net->opt->v, m->num_params);
+      CHECK(net->opt->begin >= 0 && net->opt->begin + net->opt->n <= m->num_params,
+            "checkpoint: Adam moments of values %ld..%ld do not fit /%s of %ld", net->opt->begin,
+            net->opt->begin + net->opt->n, net->name, m->num_params);
+      read_vector(g, path, net->name, "adam_m", net->opt->m, net->opt->begin, net->opt->n, m->num_params);
+      read_vector(g, path, net->name, "adam_v", net->opt->v, net->opt->begin, net->opt->n, m->num_params);
     }
     H5Gclose(g);
   }

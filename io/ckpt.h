@@ -1,9 +1,13 @@
 /* ckpt.h: checkpoint files (DESIGN section 6). One file per saved step, run_dir/ckpt_<step>.h5,
  * holding for each network /<net>/params, /<net>/adam_m, /<net>/adam_v as 1-D global vectors, the
  * tensor layout /<net>/layout and the architecture as attributes of /<net>; and the training
- * position as attributes of the root (step, seed, data_cursor, rng counters). A file is written
- * under a .tmp name, synced, then renamed, so a crash at any moment leaves the previous checkpoint
- * whole. Not here: which networks a command saves. */
+ * position as attributes of the root (step, seed, data_cursor, rng counters). Every rank opens the
+ * file through MPI-IO and writes its shard (zero_shard) of each vector as a hyperslab in one
+ * collective transfer; the file is written under a .tmp name and renamed by rank 0 once every rank
+ * has closed it and it is synced, so a crash at any moment leaves the previous checkpoint whole.
+ * The vectors are global, so any rank count and ZeRO stage loads them: each rank reads the whole
+ * parameter vector and the range of the moments its AdamW covers. Not here: which networks a
+ * command saves. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +18,8 @@
 typedef struct {
   const char *name; /* "teacher", "student", "fake", ... */
   Model *model;
-  AdamW *opt;       /* NULL: parameters only */
+  AdamW *opt;       /* NULL: parameters only; else the moments of the range it covers (all, or a
+                       ZeRO shard that contains this rank's zero_shard) */
 } CkptNet;
 
 typedef struct {
@@ -25,7 +30,8 @@ typedef struct {
   char teacher[1024]; /* distillation: the teacher checkpoint the run started from ("" otherwise) */
 } CkptState;
 
-/* Rank 0 writes; every rank returns after the file is complete. Keeps the newest `keep` files. */
+/* Called by every rank (collective); every rank returns after the file is complete. Keeps the
+ * newest `keep` files. */
 void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, int nnets,
                const char *config_text, const char *data_path, int keep);
 /* Newest complete checkpoint in run_dir: returns its step and fills path, or -1 when none. */
@@ -33,8 +39,9 @@ long ckpt_latest(const char *run_dir, char *path, size_t n);
 /* A checkpoint named by the user: a file as given, or a run folder's newest checkpoint (fatal when
  * the folder holds none). */
 void ckpt_resolve(const char *file_or_run, char *path, size_t n);
-/* Loads every listed net (architecture and layout must match) and the state. A net whose opt is
- * NULL loads parameters only. */
+/* Loads every listed net (architecture and layout must match) and the state: the parameters whole,
+ * the moments of the range each opt covers. A net whose opt is NULL loads parameters only. Needs no
+ * other rank (and no MPI). */
 void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets);
 /* Whether the checkpoint holds a network of that name. */
 int ckpt_has_net(const char *path, const char *net);

@@ -29,8 +29,7 @@ const char *h5_filename(hid_t obj, char *buf, size_t n) {
   return buf;
 }
 
-hid_t h5_create(const char *path, const char *format, const char *config_text) {
-  hid_t fapl = h5_fapl();
+static hid_t create_with(const char *path, const char *format, const char *config_text, hid_t fapl) {
   hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   if (f < 0) amd_fatal("cannot create HDF5 file '%s': %s", path, errno ? strerror(errno) : "HDF5 error");
@@ -39,6 +38,18 @@ hid_t h5_create(const char *path, const char *format, const char *config_text) {
   h5_attr_write_str(f, "created_by", "amd " AMD_VERSION);
   h5_attr_write_str(f, "config", config_text ? config_text : "");
   return f;
+}
+
+hid_t h5_create(const char *path, const char *format, const char *config_text) {
+  return create_with(path, format, config_text, h5_fapl());
+}
+
+hid_t h5_create_parallel(const char *path, const char *format, const char *config_text) {
+  hid_t fapl = h5_fapl();
+  h5Check(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL), "HDF5: cannot select the MPI-IO driver");
+  /* metadata written once, collectively, instead of by every rank */
+  h5Check(H5Pset_coll_metadata_write(fapl, 1), "HDF5: cannot request collective metadata writes");
+  return create_with(path, format, config_text, fapl);
 }
 
 hid_t h5_open(const char *path, const char *format, int rw, char *kind_out) {
@@ -197,6 +208,72 @@ static void *read_any(hid_t loc, const char *name, hid_t mem_type, size_t elem, 
   H5Sclose(space);
   H5Dclose(d);
   return buf;
+}
+
+void h5_write_slab(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *data, hsize_t total,
+                   hsize_t begin, hsize_t count) {
+  char fn[1024];
+  h5_filename(loc, fn, sizeof fn);
+  hid_t fspace = H5Screate_simple(1, &total, NULL);
+  hsize_t mdim = count ? count : 1;
+  hid_t mspace = H5Screate_simple(1, &mdim, NULL);
+  h5Check(fspace, "HDF5: cannot make a dataspace for '%s'", name);
+  h5Check(mspace, "HDF5: cannot make a dataspace for '%s'", name);
+  if (count) {
+    h5Check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &begin, NULL, &count, NULL),
+            "HDF5: cannot select values %llu..%llu of '%s'", (unsigned long long)begin,
+            (unsigned long long)(begin + count), name);
+  } else {
+    h5Check(H5Sselect_none(fspace), "HDF5: cannot select nothing of '%s'", name);
+    h5Check(H5Sselect_none(mspace), "HDF5: cannot select nothing of '%s'", name);
+  }
+  hid_t d = H5Dcreate2(loc, name, file_type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (d < 0) amd_fatal("HDF5: cannot create dataset '%s' in '%s'", name, fn);
+  hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
+  h5Check(xfer, "HDF5: cannot create a transfer property list");
+  h5Check(H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE), "HDF5: cannot request a collective transfer");
+  h5Check(H5Dwrite(d, mem_type, mspace, fspace, xfer, data), "HDF5: cannot write dataset '%s' in '%s'", name, fn);
+  H5Pclose(xfer);
+  H5Dclose(d);
+  H5Sclose(mspace);
+  H5Sclose(fspace);
+}
+
+hsize_t h5_len_1d(hid_t loc, const char *name) {
+  char fn[1024];
+  h5_filename(loc, fn, sizeof fn);
+  if (!h5_exists(loc, name)) amd_fatal("'%s': dataset '%s' is missing", fn, name);
+  hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+  if (d < 0) amd_fatal("'%s': cannot open dataset '%s'", fn, name);
+  hid_t space = H5Dget_space(d);
+  int r = H5Sget_simple_extent_ndims(space);
+  if (r != 1) amd_fatal("'%s': dataset '%s' has %d dimensions, expected 1", fn, name, r);
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space, &n, NULL);
+  H5Sclose(space);
+  H5Dclose(d);
+  return n;
+}
+
+void h5_read_f32_range(hid_t loc, const char *name, hsize_t begin, hsize_t count, float *out) {
+  char fn[1024];
+  h5_filename(loc, fn, sizeof fn);
+  hsize_t n = h5_len_1d(loc, name);
+  if (begin + count > n)
+    amd_fatal("'%s': dataset '%s' has %llu values, cannot read %llu..%llu", fn, name, (unsigned long long)n,
+              (unsigned long long)begin, (unsigned long long)(begin + count));
+  if (count == 0) return;
+  hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+  if (d < 0) amd_fatal("'%s': cannot open dataset '%s'", fn, name);
+  hid_t fspace = H5Dget_space(d), mspace = H5Screate_simple(1, &count, NULL);
+  h5Check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &begin, NULL, &count, NULL),
+          "'%s': cannot select values %llu..%llu of '%s'", fn, (unsigned long long)begin,
+          (unsigned long long)(begin + count), name);
+  if (H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, out) < 0)
+    amd_fatal("'%s': cannot read dataset '%s' (truncated or damaged file, or wrong type)", fn, name);
+  H5Sclose(mspace);
+  H5Sclose(fspace);
+  H5Dclose(d);
 }
 
 float *h5_read_f32(hid_t loc, const char *name, int rank, hsize_t *dims_out) {

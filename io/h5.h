@@ -11,6 +11,10 @@
 
 /* Creates (truncating) `path` and writes the standard attributes. */
 hid_t h5_create(const char *path, const char *format, const char *config_text);
+/* The same, called by every rank: the file is opened by all of them through MPI-IO, so every call
+ * that changes its structure (groups, datasets, attributes) must be made by all ranks alike, and
+ * raw data is written by hyperslab (h5_write_f32_slab). */
+hid_t h5_create_parallel(const char *path, const char *format, const char *config_text);
 /* Opens an amd file read-only (rw = 0) or read-write; format NULL accepts any amd kind.
  * The kind found is copied to kind_out (may be NULL, size >= 32). */
 hid_t h5_open(const char *path, const char *format, int rw, char *kind_out);
@@ -35,6 +39,14 @@ void h5_write_f64(hid_t loc, const char *name, const double *data, int rank, con
 float *h5_read_f32(hid_t loc, const char *name, int rank, hsize_t *dims_out);
 int *h5_read_i32(hid_t loc, const char *name, int rank, hsize_t *dims_out);
 double *h5_read_f64(hid_t loc, const char *name, int rank, hsize_t *dims_out);
+/* 1-D datasets by range. write: every rank of a parallel file calls it; it creates the dataset of
+ * `total` values (file type file_type) and writes this rank's values [begin, begin + count) from
+ * data (count may be 0) as one collective transfer. read: values [begin, begin + count) of a 1-D
+ * dataset into out; h5_len_1d: its length (fatal if missing or not 1-D). */
+void h5_write_slab(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *data, hsize_t total,
+                   hsize_t begin, hsize_t count);
+hsize_t h5_len_1d(hid_t loc, const char *name);
+void h5_read_f32_range(hid_t loc, const char *name, hsize_t begin, hsize_t count, float *out);
 int h5_exists(hid_t loc, const char *path);
 hid_t h5_group_create(hid_t loc, const char *name);
 hid_t h5_group_open(hid_t loc, const char *name);

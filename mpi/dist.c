@@ -2,6 +2,7 @@
 #include "dist.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 #include "ops.h"
@@ -33,17 +34,37 @@ void dist_split(long n, long *begin, long *end) {
   *end = n * (r + 1) / p;
 }
 
-void dist_allreduce_sum_f32(float *x, long n) {
+/* The host copy of a backend buffer that MPI reads and writes: the buffer itself on the CPU backend. */
+static float *host_view(float *x, long n, int copy_in) {
+  if (ops == &ops_cpu) return x;
+  float *h = mallocCheck(sizeof(float) * (size_t)(n ? n : 1));
+  if (copy_in) ops->to_host(h, x, sizeof(float) * (size_t)n);
+  return h;
+}
+
+void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs) {
   if (dist_size() == 1) return;
-  if (ops == &ops_cpu) {
-    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-    return;
+  int r = dist_rank();
+  float *h = host_view(x, n, 1);
+  /* in place: the input is all of h, the result lands at its start */
+  mpiCheck(MPI_Reduce_scatter(MPI_IN_PLACE, h, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+  memmove(h + displs[r], h, sizeof(float) * (size_t)counts[r]);
+  if (h != x) {
+    ops->to_device(x + displs[r], h + displs[r], sizeof(float) * (size_t)counts[r]);
+    free(h);
   }
-  float *host = mallocCheck(sizeof(float) * (size_t)n);
-  ops->to_host(host, x, sizeof(float) * (size_t)n);
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, host, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-  ops->to_device(x, host, sizeof(float) * (size_t)n);
-  free(host);
+}
+
+void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) {
+  if (dist_size() == 1) return;
+  int r = dist_rank();
+  float *h = host_view(x, n, 0);
+  if (h != x) ops->to_host(h + displs[r], x + displs[r], sizeof(float) * (size_t)counts[r]);
+  mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
+  if (h != x) {
+    ops->to_device(x, h, sizeof(float) * (size_t)n);
+    free(h);
+  }
 }
 
 double dist_allreduce_sum_f64(double x) {

@@ -1,6 +1,6 @@
 /* dist.h: the rank layout and data-parallel communication. MPI is always linked; a run without
- * mpirun is a one-rank job. Buffers passed here are host memory (device buffers are staged by the
- * caller's backend). Not here: sharding (ZeRO, issue 5). */
+ * mpirun is a one-rank job. Not here: which rank owns which shard of a network and the optimizer
+ * step over it (zero.h). */
 #pragma once
 #include <mpi.h>
 
@@ -21,8 +21,13 @@ int dist_rank(void);
 int dist_size(void);
 /* This rank's contiguous share [begin, end) of n items (prompts), as even as possible. */
 void dist_split(long n, long *begin, long *end);
-/* In-place sum over ranks. The float version stages through the host for a device buffer. */
-void dist_allreduce_sum_f32(float *x, long n);
+/* The two halves of an allreduce over a vector x (n floats, backend memory) cut into one shard per
+ * rank, shard r being x[displs[r], displs[r] + counts[r]). reduce_scatter: afterwards this rank's
+ * shard holds the sum over ranks of that range (the rest of x is left undefined). allgather:
+ * afterwards every rank holds every rank's shard. Both stage through the host for a device buffer. */
+void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs);
+void dist_allgather_f32(float *x, long n, const int *counts, const int *displs);
+/* In-place sums over ranks. */
 double dist_allreduce_sum_f64(double x);
 void dist_allreduce_sum_f64v(double *x, long n);
 /* Gathers each rank's n doubles to rank 0 in rank order; returns the total there (0 elsewhere) and

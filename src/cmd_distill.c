@@ -4,7 +4,8 @@
  * `fake_per_gen` fake-teacher updates and one generator update (src/distill.c). Rank 0 prints a
  * status line and appends /train (every loss, gradient norms, reward, forbidden fraction, AMD weight
  * statistics, the DMD direction norms) every step and /advantage (per-sample records) every
- * log.advantage_every steps; checkpoints hold both networks, both optimizers (and the GAN head). */
+ * log.advantage_every steps; checkpoints hold both networks, both optimizers (and the GAN head).
+ * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h). */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
 
 typedef struct {
   char method[CFG_STR_MAX], teacher[CFG_STR_MAX], data[CFG_STR_MAX], run[CFG_STR_MAX], device[CFG_STR_MAX];
-  int resume, seed, threads;
+  int resume, seed, threads, zero;
   int S, steps, prompts, K, fake_per_gen;
   double w, t_min, t_max;
   double lambda_reg, lambda_gan, disc_weight, lambda_r, s, lambda_rls, eps;
@@ -47,6 +48,8 @@ static const cfg_key distill_keys[] = {
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of every draw"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
+    K("zero", CFG_INT, zero, "0", 0, 2, NULL,
+      "ZeRO stage of student, fake teacher and GAN head: 0 replicated; 1 Adam moments sharded; 2 also gradients"),
     K("student.steps", CFG_INT, S, "1", 1, 8, NULL, "S: generator steps (1, 2 or 4 in the paper)"),
     K("train.steps", CFG_INT, steps, "500", 1, 1000000000, NULL, "distillation steps (one generator update each)"),
     K("train.prompts", CFG_INT, prompts, "64", 1, 1 << 20, NULL, "P: prompts per global batch (split across ranks)"),
@@ -198,7 +201,7 @@ int cmd_distill(int argc, char **argv) {
                       .lambda_reg = c.lambda_reg, .lambda_gan = c.lambda_gan, .lambda_r = c.lambda_r,
                       .disc_weight = c.disc_weight, .s = c.s, .lambda_rls = c.lambda_rls, .eps = c.eps,
                       .prompts = c.prompts, .K = c.K, .reg_pairs = c.reg_pairs, .reg_steps = c.reg_steps,
-                      .seed = (uint64_t)c.seed, .opt_student = os, .opt_fake = of};
+                      .seed = (uint64_t)c.seed, .opt_student = os, .opt_fake = of, .zero = c.zero};
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
   char log_path[4200];
@@ -228,6 +231,7 @@ int cmd_distill(int argc, char **argv) {
   amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters), S = %d, global batch %d x %d, "
           "%d fake updates per generator update\n", method_name(method), size, threads, ops->name, teacher_path,
           student->num_params, c.S, c.prompts, c.K, fpg);
+  distill_log_memory(d);
 
   TrainLog log, adv;
   if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);

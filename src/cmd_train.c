@@ -5,8 +5,9 @@
  *   task=evaluator  another classifier, trained apart (other seed and size), used only by metrics
  * One step: each rank takes its contiguous share of the global batch (prompts split by rank), draws
  * t, noise and label dropout keyed by the global sample index, backpropagates the loss with gradients
- * pre-divided by the global batch; gradients are summed over ranks (allreduce); the global gradient
- * norm is checked for NaN/Inf, clipped, and AdamW updates every replica alike.
+ * pre-divided by the global batch; gradients are summed over ranks; the global gradient norm is
+ * checked for NaN/Inf, clipped, and AdamW updates the parameters (with zero=1 or 2 each rank updates
+ * its shard of the flat vector and the parameters are all-gathered: mpi/zero.h).
  * Rank 0 prints a status line and appends to the HDF5 log every log interval and writes a
  * checkpoint every ckpt.every steps (classifiers also measure their test accuracy there);
  * resume=1 continues from the newest checkpoint of the run. */
@@ -29,10 +30,11 @@
 #include "optim.h"
 #include "philox.h"
 #include "trainlog.h"
+#include "zero.h"
 
 typedef struct {
   char task[CFG_STR_MAX], data[CFG_STR_MAX], test_data[CFG_STR_MAX], run[CFG_STR_MAX], device[CFG_STR_MAX];
-  int resume, seed, threads;
+  int resume, seed, threads, zero;
   char model_kind[CFG_STR_MAX];
   int width, depth, temb_dim, patch, heads;
   int steps, batch;
@@ -58,6 +60,8 @@ static const cfg_key train_keys[] = {
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
+    K("zero", CFG_INT, zero, "0", 0, 2, NULL,
+      "ZeRO stage: 0 replicated optimizer; 1 Adam moments sharded over ranks; 2 also the summed gradient"),
     K("model.kind", CFG_CHOICE, model_kind, "auto", 0, 0, "auto|mlp|dit",
       "teacher architecture; auto: dit for images, mlp for vectors (classifiers are always dit blocks)"),
     K("model.width", CFG_INT, width, "256", 1, 65536, NULL, "hidden width (dit: token width)"),
@@ -187,11 +191,11 @@ int cmd_train(int argc, char **argv) {
   dist_split(c.batch, &b0, &b1);
   int local = (int)(b1 - b0);
   Model *model = model_create(&mc, local);
-  AdamW *opt = adamw_create(model->num_params);
+  ZeroOpt *zo = zero_create(model->num_params, c.zero);
   FlowBatch *fb = classifier ? NULL : flow_batch_create(local, mc.dim);
   Classifier *cls = classifier ? classifier_wrap(model) : NULL;
   CkptState st = {.seed = (uint64_t)c.seed};
-  CkptNet nets[] = {{classifier ? "classifier" : "teacher", model, opt}};
+  CkptNet nets[] = {{classifier ? "classifier" : "teacher", model, zo->opt}};
   char *config_text = cfg_to_text(train_keys, &c);
 
   char ckpt_path[4200];
@@ -210,6 +214,7 @@ int cmd_train(int argc, char **argv) {
   cfg_print_table(train_keys, &c, "amd train");
   amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", size,
           threads, ops->name, mc.kind, model->num_params, c.data, data.n, data.dim);
+  zero_log_memory(zo, nets[0].name);
 
   TrainLog log;
   if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);
@@ -250,9 +255,8 @@ int cmd_train(int argc, char **argv) {
       loss_sum = flow_train_batch(model, fb, xb_dev, lb, NULL, local, (uint32_t)b0, (uint32_t)step, st.seed, &fc, c.batch);
     }
     if (step == c.nan_step) ops->fill(model->grads, NAN, 1);
-    dist_allreduce_sum_f32(model->grads, model->num_params);
+    double grad_norm = zero_reduce_grads(zo, model->grads);
     double loss = dist_allreduce_sum_f64(loss_sum) / c.batch;
-    double grad_norm = sqrt(ops->sum_squares(model->grads, model->num_params));
     if (!isfinite(loss) || !isfinite(grad_norm)) {
       char msg[512], latest[4200];
       long ls = ckpt_latest(c.run, latest, sizeof latest);
@@ -264,7 +268,7 @@ int cmd_train(int argc, char **argv) {
                    "Newest checkpoint: %s. Lower optim.lr or tighten optim.grad_clip, then resume=1",
                    step, loss, grad_norm, ls >= 0 ? latest : "none");
     }
-    adamw_update(opt, model->params, model->grads, &oc, step, grad_norm);
+    zero_update(zo, model->params, model->grads, &oc, step, grad_norm);
     st.step = step + 1;
     st.data_cursor = st.step * (long)c.batch;
 
@@ -300,7 +304,7 @@ int cmd_train(int argc, char **argv) {
   ops->free(xb_dev);
   free(xb), free(lb), free(order.perm), free(config_text);
   if (fb) flow_batch_free(fb);
-  adamw_free(opt);
+  zero_free(zo);
   if (cls) classifier_free(cls); /* frees the model too */
   else model_free(model);
   dataset_free(&data);

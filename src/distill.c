@@ -17,13 +17,14 @@
 #include "dist.h"
 #include "ops.h"
 #include "philox.h"
+#include "zero.h"
 
 #define REG_KEY 0x7FFFFFF0u /* generator key of the regression pairs' noise */
 
 struct Distill {
   DistillConfig c;
   Model *real, *fake, *student, *disc;
-  AdamW *opt_student, *opt_fake, *opt_disc;
+  ZeroOpt *opt_student, *opt_fake, *opt_disc;
   Generator *gen;
   FlowBatch *fb;
   const Dataset *data;
@@ -141,12 +142,11 @@ static double gan_term(Distill *d, double sign, double weight, float *dxt) {
   return loss * weight;
 }
 
-static int finite_update(Model *m, AdamW *opt, const AdamWConfig *oc, long step, double *norm_out) {
-  dist_allreduce_sum_f32(m->grads, m->num_params);
-  double norm = sqrt(ops->sum_squares(m->grads, m->num_params));
+static int finite_update(Model *m, ZeroOpt *opt, const AdamWConfig *oc, long step, double *norm_out) {
+  double norm = zero_reduce_grads(opt, m->grads);
   *norm_out = norm;
   if (!isfinite(norm)) return 0;
-  adamw_update(opt, m->params, m->grads, oc, step, norm);
+  zero_update(opt, m->params, m->grads, oc, step, norm);
   return 1;
 }
 
@@ -306,9 +306,15 @@ int distill_step(Distill *d, long step, DistillStats *o) {
 }
 
 const AdvantageRecords *distill_records(const Distill *d) { return &d->rec; }
-AdamW *distill_opt_student(Distill *d) { return d->opt_student; }
-AdamW *distill_opt_fake(Distill *d) { return d->opt_fake; }
-AdamW *distill_opt_disc(Distill *d) { return d->opt_disc; }
+AdamW *distill_opt_student(Distill *d) { return d->opt_student->opt; }
+AdamW *distill_opt_fake(Distill *d) { return d->opt_fake->opt; }
+AdamW *distill_opt_disc(Distill *d) { return d->opt_disc ? d->opt_disc->opt : NULL; }
+
+void distill_log_memory(const Distill *d) {
+  zero_log_memory(d->opt_student, "student");
+  zero_log_memory(d->opt_fake, "fake");
+  if (d->opt_disc) zero_log_memory(d->opt_disc, "disc");
+}
 
 /* Teacher ODE endpoints for DMD's regression: pair n starts from the generator's noise of key
  * REG_KEY and index n, with label n mod C, and runs reg_steps Euler steps with guidance w. */
@@ -344,9 +350,9 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->GB = c->prompts * c->K;
   int B = d->B, D = d->D, H = fake->feat_dim;
   CHECK(real->max_batch >= 2 * B && fake->max_batch >= B && student->max_batch >= B, "distill: model batches too small");
-  d->opt_student = adamw_create(student->num_params);
-  d->opt_fake = adamw_create(fake->num_params);
-  if (disc) d->opt_disc = adamw_create(disc->num_params);
+  d->opt_student = zero_create(student->num_params, c->zero);
+  d->opt_fake = zero_create(fake->num_params, c->zero);
+  if (disc) d->opt_disc = zero_create(disc->num_params, c->zero);
   d->gen = generator_create(student, c->S, B);
   d->fb = flow_batch_create(B, D);
   size_t bd = sizeof(float) * (size_t)B * D, bs = sizeof(float) * (size_t)B;
@@ -374,7 +380,7 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
 
 void distill_free(Distill *d) {
   if (!d) return;
-  adamw_free(d->opt_student), adamw_free(d->opt_fake), adamw_free(d->opt_disc);
+  zero_free(d->opt_student), zero_free(d->opt_fake), zero_free(d->opt_disc);
   generator_free(d->gen);
   flow_batch_free(d->fb);
   ops->free(d->labels2), ops->free(d->labels_real);

@@ -29,6 +29,7 @@ typedef struct {
   int reg_pairs, reg_steps; /* DMD regression: teacher ODE pairs and their Euler steps */
   uint64_t seed;
   AdamWConfig opt_student, opt_fake;
+  int zero;            /* ZeRO stage of the student's, fake teacher's and GAN head's optimizers */
 } DistillConfig;
 
 /* Per-step measurements; means over the global batch. */
@@ -54,9 +55,13 @@ typedef struct Distill Distill;
 Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model *student, Model *disc,
                         const Dataset *data, Reward *reward);
 void distill_free(Distill *d);
+/* The Adam moments of each trainable network (of this rank's shard under ZeRO), for checkpoints;
+ * NULL for the GAN head of a run without one. */
 AdamW *distill_opt_student(Distill *d);
 AdamW *distill_opt_fake(Distill *d);
 AdamW *distill_opt_disc(Distill *d);
+/* Rank 0 prints the per-rank memory of each trainable network's training state. */
+void distill_log_memory(const Distill *d);
 /* One step `step` (0-based): fake updates then a generator update. Returns 0, or 1 when a loss or
  * gradient was not finite (nothing was updated by the failing update). */
 int distill_step(Distill *d, long step, DistillStats *out);

@@ -7,9 +7,11 @@
 #include "common.h"
 #include "ops.h"
 
-AdamW *adamw_create(long n) {
+AdamW *adamw_create(long n) { return adamw_create_range(0, n); }
+
+AdamW *adamw_create_range(long begin, long n) {
   AdamW *o = callocCheck(1, sizeof *o);
-  o->n = n;
+  o->begin = begin, o->n = n;
   o->m = ops->alloc(sizeof(float) * (size_t)n);
   o->v = ops->alloc(sizeof(float) * (size_t)n);
   return o;
@@ -33,7 +35,7 @@ double adamw_lr(const AdamWConfig *c, long step) {
 double adamw_update(AdamW *o, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm) {
   double scale = 1.0;
   if (c->grad_clip > 0 && grad_norm > c->grad_clip) scale = c->grad_clip / (grad_norm + 1e-12);
-  ops->adamw(params, grads, o->m, o->v, o->n, (float)adamw_lr(c, step), (float)c->beta1, (float)c->beta2,
+  ops->adamw(params + o->begin, grads + o->begin, o->m, o->v, o->n, (float)adamw_lr(c, step), (float)c->beta1, (float)c->beta2,
              (float)c->eps, (float)c->weight_decay, (float)scale, step + 1);
   return scale;
 }

@@ -12,15 +12,18 @@ typedef struct {
   double grad_clip;    /* global-norm clip; 0 disables */
 } AdamWConfig;
 
+/* Moments of the range [begin, begin + n) of a flat vector: all of it, or a ZeRO shard (mpi/zero.h). */
 typedef struct {
-  long n;
+  long begin, n;
   float *m, *v; /* (n) backend memory */
 } AdamW;
 
-AdamW *adamw_create(long n);
+AdamW *adamw_create(long n); /* the whole vector of n */
+AdamW *adamw_create_range(long begin, long n);
 void adamw_free(AdamW *o);
 /* Learning rate at (0-based) step. */
 double adamw_lr(const AdamWConfig *c, long step);
-/* One update at (0-based) step with a gradient whose global norm is grad_norm; returns the clip
- * scale applied (1 when not clipped). */
+/* One update at (0-based) step of params[begin, begin + n) from grads[begin, begin + n) (full-length
+ * vectors), the gradient's global norm being grad_norm; returns the clip scale applied (1 when not
+ * clipped). */
 double adamw_update(AdamW *o, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm);

@@ -4,7 +4,8 @@
  * through expect_fatal. Files go to a scratch folder /tmp/amd_test_h5_XXXXXX, removed when every
  * case passed (kept otherwise, to look at).
  * Serial paths only: one rank, and MPI only in the child that saves checkpoints (see t_save_three).
- * Not here: the collective hyperslab writes of a multi-rank checkpoint (the MPI tests cover those). */
+ * Not here: the collective hyperslab writes of a multi-rank checkpoint (test_zero.c, run at -np 3 by
+ * scenario_zero.sh). */
 #include <dirent.h>
 #include <ftw.h>
 #include <math.h>

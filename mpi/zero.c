@@ -1,0 +1,64 @@
+/* zero.c: shard ranges, the reduce-scatter / AdamW-on-the-shard / all-gather step. */
+#include "zero.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "common.h"
+#include "dist.h"
+#include "ops.h"
+
+void zero_shard(long n, int rank, int size, long *begin, long *end) {
+  long units = (n + ZERO_ALIGN - 1) / ZERO_ALIGN;
+  long b = units * rank / size * ZERO_ALIGN, e = units * (rank + 1) / size * ZERO_ALIGN;
+  *begin = b < n ? b : n;
+  *end = e < n ? e : n;
+}
+
+ZeroOpt *zero_create(long n, int stage) {
+  CHECK(stage >= 0 && stage <= 2, "ZeRO stage %d: expected 0, 1 or 2", stage);
+  CHECK(n > 0 && n <= INT_MAX, "ZeRO: %ld parameters do not fit MPI's int counts", n);
+  int size = dist_size(), rank = dist_rank();
+  ZeroOpt *z = callocCheck(1, sizeof *z);
+  z->stage = stage, z->n = n;
+  z->counts = callocCheck((size_t)size, sizeof(int));
+  z->displs = callocCheck((size_t)size, sizeof(int));
+  for (int r = 0; r < size; r++) {
+    long b, e;
+    zero_shard(n, r, size, &b, &e);
+    z->displs[r] = (int)b, z->counts[r] = (int)(e - b);
+  }
+  z->begin = z->displs[rank], z->end = z->begin + z->counts[rank];
+  z->opt = stage == 0 ? adamw_create(n) : adamw_create_range(z->begin, z->end - z->begin);
+  return z;
+}
+
+void zero_free(ZeroOpt *z) {
+  if (!z) return;
+  adamw_free(z->opt);
+  free(z->counts), free(z->displs);
+  free(z);
+}
+
+double zero_reduce_grads(ZeroOpt *z, float *grads) {
+  dist_reduce_scatter_f32(grads, z->n, z->counts, z->displs);
+  double sum_sq = dist_allreduce_sum_f64(ops->sum_squares(grads + z->begin, z->end - z->begin));
+  if (z->stage < 2) dist_allgather_f32(grads, z->n, z->counts, z->displs);
+  return sqrt(sum_sq);
+}
+
+void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm) {
+  adamw_update(z->opt, params, grads, c, step, grad_norm);
+  if (z->stage > 0) dist_allgather_f32(params, z->n, z->counts, z->displs);
+}
+
+void zero_log_memory(const ZeroOpt *z, const char *net) {
+  int size = dist_size();
+  long shard = 0;
+  for (int r = 0; r < size; r++) shard = z->counts[r] > shard ? z->counts[r] : shard;
+  long moments = z->stage == 0 ? z->n : shard;
+  long f = (long)sizeof(float);
+  amd_log("zero=%d over %d ranks, bytes per rank: %s params %ld, gradients %ld, Adam moments %ld "
+          "(%ld of %ld values)\n", z->stage, size, net, f * z->n, f * z->n, 2 * f * moments, moments, z->n);
+}

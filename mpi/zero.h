@@ -1,0 +1,40 @@
+/* zero.h: ZeRO sharding of a network's optimizer over the ranks (DESIGN section 7). The flat
+ * parameter vector of n floats is cut into one contiguous shard per rank (zero_shard); a ZeroOpt
+ * owns the AdamW moments of this rank's shard and does the data-parallel half of an optimizer step:
+ *   stage 0  moments of the whole vector on every rank; the summed gradient on every rank
+ *   stage 1  moments of the shard only; the summed gradient still on every rank
+ *   stage 2  moments of the shard only; the gradient summed over this rank's shard only
+ * Stages 1 and 2 update their shard and all-gather the parameters. Every stage sums the gradient by
+ * the same reduce-scatter (stages 0 and 1 then all-gather it: together an allreduce) and takes the
+ * global norm from the shards' sums of squares, so all stages give bit-identical parameters at a
+ * given rank count. Not here: backward (the gradient buffer stays full-size: backward accumulates
+ * the local gradient of every tensor before any reduction), checkpoint files (io/ckpt.c). */
+#pragma once
+#include "optim.h"
+
+/* Shard boundaries fall on multiples of this many floats (64 bytes), so each shard starts aligned
+ * for vector loads on either backend. */
+#define ZERO_ALIGN 16
+
+typedef struct {
+  int stage;            /* 0, 1 or 2 */
+  long n;               /* floats in the flat vector */
+  long begin, end;      /* this rank's shard [begin, end) */
+  int *counts, *displs; /* every rank's shard, for reduce-scatter and all-gather */
+  AdamW *opt;           /* moments of the shard (stage 1, 2) or of the whole vector (stage 0) */
+} ZeroOpt;
+
+/* Shard [begin, end) of rank `rank` out of `size` over a vector of n: contiguous, in rank order,
+ * covering [0, n); boundaries are multiples of ZERO_ALIGN (or n), so shards differ by at most
+ * 2 ZERO_ALIGN floats and some are empty when n < size ZERO_ALIGN. */
+void zero_shard(long n, int rank, int size, long *begin, long *end);
+ZeroOpt *zero_create(long n, int stage);
+void zero_free(ZeroOpt *z);
+/* Sums grads (n floats, backend memory) over ranks: the whole vector at stages 0 and 1, this rank's
+ * shard at stage 2 (the rest is then undefined). Returns the global norm of the summed gradient:
+ * NaN or Inf on every rank when any rank's gradient holds one. */
+double zero_reduce_grads(ZeroOpt *z, float *grads);
+/* AdamW (optim.h) on this rank's part, then the parameters all-gathered (stages 1, 2). */
+void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm);
+/* Rank 0 prints what this network's training state takes on each rank (the largest shard). */
+void zero_log_memory(const ZeroOpt *z, const char *net);

@@ -1,0 +1,219 @@
+/* test_zero.c: ZeRO sharding (mpi/zero.c) and the sharded checkpoint (io/ckpt.c) at any rank count.
+ * tests/run.sh runs it as one rank; tests/scenario_zero.sh again under mpirun -np 3, where shards
+ * are uneven and the sums cross ranks. Checks:
+ *  - shard ranges: contiguous, in rank order, covering the vector, aligned, balanced;
+ *  - stages 0, 1 and 2 leave bit-identical parameters on every rank after a few steps, the global
+ *    gradient norm matches a double-precision reference, and one rank holds exactly adamw_update;
+ *  - a NaN in one rank's gradient, in another rank's shard, makes the norm NaN on every rank;
+ *  - a checkpoint saved with sharded moments holds the global vectors, and loads into the whole
+ *    range (as one rank would) and into the shards of other rank counts.
+ * MPI is initialized for the whole program, so no case forks (see test_h5.c). */
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "common.h"
+#include "dist.h"
+#include "model.h"
+#include "ops.h"
+#include "optim.h"
+#include "philox.h"
+#include "test.h"
+#include "zero.h"
+
+static const ModelConfig t_cfg = {.kind = "mlp", .dim = 2, .num_classes = 3, .width = 12, .depth = 1, .temb_dim = 8};
+static const AdamWConfig t_oc = {.lr = 1e-2, .lr_min = 1e-2, .warmup = 0, .cosine = 0, .total_steps = 10,
+                                 .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01, .grad_clip = 0.5};
+
+static void test_shard_ranges(void) {
+  const long ns[] = {1, 2, 15, 16, 17, 33, 100, 1000, 6146, 125441, (1L << 20) + 3};
+  const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 16, 64, 1000};
+  for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+    for (size_t j = 0; j < sizeof sizes / sizeof sizes[0]; j++) {
+      long n = ns[i], units = (n + ZERO_ALIGN - 1) / ZERO_ALIGN;
+      int p = sizes[j];
+      long prev_end = 0, lo = n, hi = 0;
+      for (int r = 0; r < p; r++) {
+        long b, e;
+        zero_shard(n, r, p, &b, &e);
+        EXPECT(b == prev_end, "n %ld p %d rank %d: begins at %ld, the previous shard ends at %ld", n, p, r, b, prev_end);
+        EXPECT(e >= b && e <= n, "n %ld p %d rank %d: [%ld, %ld)", n, p, r, b, e);
+        EXPECT(b % ZERO_ALIGN == 0 || b == n, "n %ld p %d rank %d: begin %ld not aligned", n, p, r, b);
+        if (units >= p) EXPECT(e > b, "n %ld p %d rank %d: empty shard", n, p, r);
+        prev_end = e;
+        lo = e - b < lo ? e - b : lo, hi = e - b > hi ? e - b : hi;
+      }
+      EXPECT(prev_end == n, "n %ld p %d: shards end at %ld", n, p, prev_end);
+      if (units >= p) EXPECT(hi - lo < 2 * ZERO_ALIGN, "n %ld p %d: shards of %ld to %ld values", n, p, lo, hi);
+    }
+}
+
+/* This rank's local gradient of step s: different on every rank, with signs and scales that make
+ * the order of summation matter. */
+static void local_grads(float *g, long n, int s) {
+  rng_normal(g, n, 7, RNG_METRIC, (uint32_t)s, (uint32_t)dist_rank());
+  for (long i = 0; i < n; i++) g[i] *= (float)(1 + i % 5) * (i % 3 ? 1.0f : 1e-3f);
+}
+
+/* Three steps of stage `stage` from the same start; returns the parameters and the norms. */
+static float *run_stage(int stage, double norms[3]) {
+  Model *m = model_create(&t_cfg, 4);
+  model_init_params(m, 3);
+  ZeroOpt *z = zero_create(m->num_params, stage);
+  EXPECT(z->opt->n == (stage == 0 ? m->num_params : z->end - z->begin), "stage %d: moments of %ld values", stage,
+         z->opt->n);
+  for (int s = 0; s < 3; s++) {
+    local_grads(m->grads, m->num_params, s);
+    norms[s] = zero_reduce_grads(z, m->grads);
+    zero_update(z, m->params, m->grads, &t_oc, s, norms[s]);
+  }
+  float *p = mallocCheck(sizeof(float) * (size_t)m->num_params);
+  memcpy(p, m->params, sizeof(float) * (size_t)m->num_params);
+  zero_free(z);
+  model_free(m);
+  return p;
+}
+
+static void test_stages_agree(void) {
+  Model *m = model_create(&t_cfg, 4);
+  long n = m->num_params;
+  model_init_params(m, 3);
+  /* reference norms: the summed gradient in double */
+  double ref[3], *sum = mallocCheck(sizeof(double) * (size_t)n);
+  float *g = mallocCheck(sizeof(float) * (size_t)n);
+  for (int s = 0; s < 3; s++) {
+    local_grads(g, n, s);
+    for (long i = 0; i < n; i++) sum[i] = g[i];
+    dist_allreduce_sum_f64v(sum, n);
+    double ss = 0;
+    for (long i = 0; i < n; i++) ss += sum[i] * sum[i];
+    ref[s] = sqrt(ss);
+  }
+  double norms[3][3];
+  float *p[3];
+  for (int stage = 0; stage < 3; stage++) p[stage] = run_stage(stage, norms[stage]);
+  for (int stage = 0; stage < 3; stage++) {
+    for (int s = 0; s < 3; s++) {
+      EXPECT_CLOSE(norms[stage][s], ref[s], 0, 1e-6, "gradient norm against the double-precision sum");
+      EXPECT(norms[stage][s] == norms[0][s], "stage %d step %d: norm %.17g, stage 0 %.17g", stage, s, norms[stage][s],
+             norms[0][s]);
+    }
+    EXPECT(memcmp(p[stage], p[0], sizeof(float) * (size_t)n) == 0, "stage %d parameters differ from stage 0", stage);
+  }
+  /* every rank holds the same parameters (the all-gather reached every shard) */
+  float *p0 = mallocCheck(sizeof(float) * (size_t)n);
+  memcpy(p0, p[2], sizeof(float) * (size_t)n);
+  MPI_Bcast(p0, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD);
+  EXPECT(memcmp(p0, p[2], sizeof(float) * (size_t)n) == 0, "rank %d holds other parameters than rank 0", dist_rank());
+  if (dist_size() == 1) { /* one rank: exactly the plain optimizer */
+    AdamW *o = adamw_create(n);
+    for (int s = 0; s < 3; s++) {
+      local_grads(m->grads, n, s);
+      adamw_update(o, m->params, m->grads, &t_oc, s, sqrt(ops->sum_squares(m->grads, n)));
+    }
+    EXPECT(memcmp(m->params, p[2], sizeof(float) * (size_t)n) == 0, "one rank: zero=2 differs from adamw_update");
+    adamw_free(o);
+  }
+  for (int stage = 0; stage < 3; stage++) free(p[stage]);
+  free(p0), free(sum), free(g);
+  model_free(m);
+}
+
+static void test_nan_reaches_every_rank(void) {
+  Model *m = model_create(&t_cfg, 4);
+  long n = m->num_params;
+  for (int stage = 0; stage < 3; stage++) {
+    ZeroOpt *z = zero_create(n, stage);
+    local_grads(m->grads, n, 0);
+    if (dist_rank() == 0) m->grads[n - 1] = NAN; /* the last rank's shard */
+    double norm = zero_reduce_grads(z, m->grads);
+    EXPECT(isnan(norm), "stage %d rank %d: norm %g with a NaN on rank 0", stage, dist_rank(), norm);
+    zero_free(z);
+  }
+  model_free(m);
+}
+
+static char t_dir[64];
+
+static void test_checkpoint_any_rank_count(void) {
+  if (dist_rank() == 0) {
+    snprintf(t_dir, sizeof t_dir, "/tmp/amd_test_zero_XXXXXX");
+    CHECK(mkdtemp(t_dir), "cannot create a scratch folder under /tmp");
+  }
+  MPI_Bcast(t_dir, sizeof t_dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+  Model *m = model_create(&t_cfg, 4);
+  long n = m->num_params;
+  model_init_params(m, 3);
+  ZeroOpt *z = zero_create(n, 2);
+  for (int s = 0; s < 2; s++) {
+    local_grads(m->grads, n, s);
+    zero_update(z, m->params, m->grads, &t_oc, s, zero_reduce_grads(z, m->grads));
+  }
+  CkptState st = {.step = 2, .seed = 11, .data_cursor = 5, .counters = {1, 2, 3, 4}};
+  CkptNet net = {"student", m, z->opt};
+  ckpt_save(t_dir, &st, &net, 1, "zero = 2\n", "data.h5", 1);
+  /* the global moments, gathered from the shards */
+  float *gm = mallocCheck(sizeof(float) * (size_t)n), *gv = mallocCheck(sizeof(float) * (size_t)n);
+  memcpy(gm + z->begin, z->opt->m, sizeof(float) * (size_t)z->opt->n);
+  memcpy(gv + z->begin, z->opt->v, sizeof(float) * (size_t)z->opt->n);
+  dist_allgather_f32(gm, n, z->counts, z->displs);
+  dist_allgather_f32(gv, n, z->counts, z->displs);
+  char path[4200];
+  EXPECT(ckpt_latest(t_dir, path, sizeof path) == 2, "no checkpoint of step 2 in %s", t_dir);
+
+  /* every partition a run could load it with: one rank (the whole vector), and shards of 1 to 7 */
+  Model *m2 = model_create(&t_cfg, 4);
+  for (int p = 0; p <= 7; p++)
+    for (int r = 0; r < (p ? p : 1); r++) {
+      long b = 0, e = n;
+      if (p) zero_shard(n, r, p, &b, &e);
+      AdamW *o = adamw_create_range(b, e - b);
+      CkptNet back = {"student", m2, o};
+      CkptState st2;
+      ckpt_load(path, &st2, &back, 1);
+      EXPECT(memcmp(m2->params, m->params, sizeof(float) * (size_t)n) == 0, "params of the %d-way load differ", p);
+      EXPECT(memcmp(o->m, gm + b, sizeof(float) * (size_t)(e - b)) == 0, "adam_m of shard %d of %d differs", r, p);
+      EXPECT(memcmp(o->v, gv + b, sizeof(float) * (size_t)(e - b)) == 0, "adam_v of shard %d of %d differs", r, p);
+      EXPECT(st2.step == 2 && st2.seed == 11 && st2.data_cursor == 5 && st2.counters[3] == 4, "state differs");
+      adamw_free(o);
+    }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (dist_rank() == 0 && t_case_failures == 0) {
+    unlink(path);
+    rmdir(t_dir);
+  }
+  free(gm), free(gv);
+  zero_free(z);
+  model_free(m), model_free(m2);
+}
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+/* Our leaks, looked for before MPI_Finalize, which leaves allocations of unloaded Open MPI
+ * components behind that no suppression can name. */
+static void test_no_leaks(void) { EXPECT(__lsan_do_recoverable_leak_check() == 0, "leaks (report above)"); }
+#endif
+
+int main(int argc, char **argv) {
+#ifdef __SANITIZE_ADDRESS__
+  __lsan_disable(); /* what MPI_Init allocates and drops is Open MPI's */
+#endif
+  MPI_Init(&argc, &argv);
+#ifdef __SANITIZE_ADDRESS__
+  __lsan_enable();
+#endif
+  TEST_RUN(test_shard_ranges);
+  TEST_RUN(test_stages_agree);
+  TEST_RUN(test_nan_reaches_every_rank);
+  TEST_RUN(test_checkpoint_any_rank_count);
+#ifdef __SANITIZE_ADDRESS__
+  TEST_RUN(test_no_leaks);
+#endif
+  int failed = t_finish();
+  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  MPI_Finalize();
+  fflush(stdout);
+  _exit(failed); /* skips the exit-time leak report: test_no_leaks made ours */
+}
