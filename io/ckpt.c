@@ -15,6 +15,7 @@
 #include "common.h"
 #include "h5.h"
 #include "ops.h"
+#include "runctl.h"
 
 typedef struct {
   char name[MODEL_NAME_MAX];
@@ -139,6 +140,7 @@ void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, in
     for (int i = 0; i < 4; i++) counters[i] = (double)st->counters[i];
     h5_write_f64(f, "counters", counters, 1, &four);
     for (int i = 0; i < nnets; i++) write_net(f, &nets[i]);
+    runctl_fault_pause(RUNCTL_FAULT_CKPT); /* testing: a kill -9 here must leave the previous one whole */
     h5Check(H5Fflush(f, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (disk full?)", tmp);
     h5_close(f);
     sync_file(tmp);

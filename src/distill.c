@@ -310,6 +310,11 @@ AdamW *distill_opt_student(Distill *d) { return d->opt_student; }
 AdamW *distill_opt_fake(Distill *d) { return d->opt_fake; }
 AdamW *distill_opt_disc(Distill *d) { return d->opt_disc; }
 
+void distill_set_optim(Distill *d, const AdamWConfig *student, const AdamWConfig *fake) {
+  d->c.opt_student = *student;
+  d->c.opt_fake = *fake;
+}
+
 /* Teacher ODE endpoints for DMD's regression: pair n starts from the generator's noise of key
  * REG_KEY and index n, with label n mod C, and runs reg_steps Euler steps with guidance w. */
 static void make_regression_pairs(Distill *d) {
