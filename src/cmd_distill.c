@@ -160,7 +160,6 @@ int cmd_distill(int argc, char **argv) {
   cfg_parse_args(distill_keys, &c, argc, argv, "distill", "Distills a teacher into an S-step student (dmd, dmd2, dmdr, amd).");
   if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
-  runctl_install_signals();
   runctl_set_fault_pause(RUNCTL_FAULT_CKPT, c.slow_ckpt_ms);
   runctl_set_fault_pause(RUNCTL_FAULT_LOG, c.slow_log_ms);
   int threads = backend_init(c.device, c.threads);

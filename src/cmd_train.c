@@ -181,7 +181,6 @@ int cmd_train(int argc, char **argv) {
   cfg_parse_args(train_keys, &c, argc, argv, "train",
                  "Trains a network: task=teacher (rectified-flow teacher), reward or evaluator (image classifiers).");
   if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
-  runctl_install_signals();
   runctl_set_fault_pause(RUNCTL_FAULT_CKPT, c.slow_ckpt_ms);
   runctl_set_fault_pause(RUNCTL_FAULT_LOG, c.slow_log_ms);
   int threads = backend_init(c.device, c.threads);

@@ -73,7 +73,15 @@ EOF
 }
 
 slurm_stop() {
-  local p
+  local p ids
+  # jobs first, so no step outlives the daemons that track it
+  if [ -n "$SLURM_DIR" ] && [ ${#SLURM_PIDS[@]} -gt 2 ]; then
+    ids=$(squeue -h -o %i 2>/dev/null)
+    if [ -n "$ids" ]; then
+      scancel $ids 2>/dev/null
+      for _ in $(seq 1 60); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.25; done
+    fi
+  fi
   for p in "${SLURM_PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${SLURM_PIDS[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
