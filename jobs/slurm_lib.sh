@@ -8,13 +8,20 @@
 #                       and returns its exit status. Launcher: `srun --mpi=pmix` where Slurm has the
 #                       PMIx plugin (`srun --mpi=list`), else `mpirun` inside the allocation (Debian's
 #                       Open MPI speaks PMIx only, so --mpi=pmi2 is no fallback). AMD_LAUNCHER=srun or
-#                       mpirun forces one. SIGUSR1 and SIGTERM that reach the batch shell (from
-#                       `#SBATCH --signal=B:USR1@<seconds>`, `scancel --signal=USR1 --batch`, or
-#                       scancel's SIGTERM) are forwarded to the launcher, which hands them to every
-#                       rank: amd then writes a checkpoint and exits 75
-#   amd_finish STATUS   75: `scontrol requeue` this job (it must be submitted with --requeue), so it
-#                       starts again, with resume=1, from the checkpoint; any other status ends the
-#                       job with it
+#                       mpirun forces one. SIGUSR1 reaching the batch shell (from
+#                       `#SBATCH --signal=B:USR1@<seconds>` or `scancel --signal=USR1 --batch`) is
+#                       forwarded to the launcher, which hands it to every rank: amd writes a
+#                       checkpoint and exits 75. SIGTERM is only noted: on scancel, the time limit
+#                       or preemption Slurm sends it to every process of the job itself, and srun
+#                       answers a SIGTERM by killing its tasks ("forcing job termination"), so
+#                       forwarding one more would only hasten that; amd's own SIGTERM checkpoint
+#                       then races srun's kill and is best effort, while SIGUSR1 is reliable
+#   amd_finish STATUS   75 after SIGUSR1 (the time-limit warning): `scontrol requeue` this job (it
+#                       must be submitted with --requeue), so it starts again, with resume=1, from
+#                       the checkpoint. 75 after SIGTERM (scancel, the time limit itself, preemption):
+#                       no requeue, since a cancelled job should stay cancelled (preemption with
+#                       PreemptMode=REQUEUE requeues by itself); resubmit with RESUME=1 RUN=<folder>.
+#                       Any other status ends the job with it
 #
 # Settings (environment, all optional): AMD_ROOT (the repository; default the submit folder), AMD
 # (the binary; default $AMD_ROOT/amd), THREADS (OpenMP threads per rank; default
@@ -33,8 +40,9 @@ amd_setup_run() {
   if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then RESUME=1; else RESUME=${RESUME:-0}; fi
   # a signal before amd runs is kept and handed to it when it starts
   AMD_PENDING_SIGNAL=""
+  AMD_GOT_TERM=0
   trap 'AMD_PENDING_SIGNAL=USR1' USR1
-  trap 'AMD_PENDING_SIGNAL=TERM' TERM
+  trap 'AMD_PENDING_SIGNAL=TERM; AMD_GOT_TERM=1' TERM
   echo "=== $(date '+%F %T') job ${SLURM_JOB_ID:-none} (${SLURM_JOB_NAME:-}) restart ${SLURM_RESTART_COUNT:-0}" \
     "on ${SLURM_JOB_NODELIST:-$(hostname)}, ${SLURM_NTASKS:-1} tasks; run folder $RUN; resume=$RESUME"
 }
@@ -56,16 +64,16 @@ amd_launch() {
     srun --mpi=pmix "${n[@]}" "$AMD" "$@" &
   else
     [ -n "${AMD_NTASKS:-}" ] && n=(-np "$AMD_NTASKS")
-    echo "+ mpirun ${n[*]} $AMD $* (srun has no PMIx plugin here)"
+    echo "+ mpirun ${n[*]} $AMD $* (AMD_LAUNCHER=$AMD_LAUNCHER; srun --mpi=pmix is not used)"
     mpirun "${n[@]}" "$AMD" "$@" &
   fi
   pid=$!
   # bash runs a trap only between commands, so the launcher runs in the background and we wait;
   # a trapped signal interrupts `wait`, which then has to be called again for the real status
   trap 'echo "batch shell: SIGUSR1, forwarded to the ranks"; kill -USR1 '"$pid"' 2>/dev/null' USR1
-  trap 'echo "batch shell: SIGTERM, forwarded to the ranks"; kill -TERM '"$pid"' 2>/dev/null' TERM
-  if [ -n "${AMD_PENDING_SIGNAL:-}" ]; then
-    kill -"$AMD_PENDING_SIGNAL" "$pid" 2>/dev/null
+  trap 'echo "batch shell: SIGTERM (Slurm signals the ranks itself)"; AMD_GOT_TERM=1' TERM
+  if [ "${AMD_PENDING_SIGNAL:-}" = USR1 ]; then
+    kill -USR1 "$pid" 2>/dev/null
     AMD_PENDING_SIGNAL=""
   fi
   wait "$pid"
@@ -75,13 +83,16 @@ amd_launch() {
     rc=$?
   done
   trap 'AMD_PENDING_SIGNAL=USR1' USR1
-  trap 'AMD_PENDING_SIGNAL=TERM' TERM
+  trap 'AMD_PENDING_SIGNAL=TERM; AMD_GOT_TERM=1' TERM
   return "$rc"
 }
 
 amd_finish() {
   local rc=$1
-  if [ "$rc" -eq "$AMD_EXIT_REQUEUE" ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+  if [ "$rc" -eq "$AMD_EXIT_REQUEUE" ] && [ "${AMD_GOT_TERM:-0}" = 1 ]; then
+    echo "=== $(date '+%F %T') amd checkpointed on SIGTERM (cancelled, time limit or preempted): not requeueing;" \
+      "continue with: RESUME=1 RUN=$RUN sbatch ..."
+  elif [ "$rc" -eq "$AMD_EXIT_REQUEUE" ] && [ -n "${SLURM_JOB_ID:-}" ]; then
     echo "=== $(date '+%F %T') amd checkpointed and exited $rc: requeueing job $SLURM_JOB_ID"
     scontrol requeue "$SLURM_JOB_ID" && exit 0
     echo "scontrol requeue failed: resubmit with RESUME=1 RUN=$RUN"

@@ -322,7 +322,7 @@ int cmd_distill(int argc, char **argv) {
         ckpt_load(target, &st, nets, nnets);
       } else {
         initial_state(real, nets, nnets, (uint64_t)c.seed);
-        st = (CkptState){.seed = (uint64_t)c.seed};
+        st = (CkptState){.seed = (uint64_t)c.seed, .counters = {0, c.S}};
         snprintf(st.teacher, sizeof st.teacher, "%.1023s", teacher_path);
       }
       st.counters[RUNCTL_COUNTER_ROLLBACKS] = guard.rollbacks;
@@ -332,6 +332,9 @@ int cmd_distill(int argc, char **argv) {
       trainlog_rewind(&log, st.step);
       trainlog_rewind(&adv, st.step);
       trainlog_rewind(&timing, st.step);
+      /* the rollback target again, now counting this rollback: a resume keeps the backoff */
+      save_checkpoint(&c, &st, nets, nnets, config_text, data_path);
+      last_ckpt = st.step;
       steps_acc = 0, eta_step = st.step, t_last = t_eta = amd_time();
       continue;
     }

@@ -320,6 +320,9 @@ int cmd_train(int argc, char **argv) {
       oc.lr = c.lr * guard_lr_scale(&guard), oc.lr_min = c.lr_min * guard_lr_scale(&guard);
       trainlog_rewind(&log, st.step);
       trainlog_rewind(&timing, st.step);
+      /* the rollback target again, now counting this rollback: a resume keeps the backoff */
+      save_checkpoint(&c, &st, nets, config_text);
+      last_ckpt = st.step;
       loss_acc = 0, acc_acc = 0, steps_acc = 0, eta_step = st.step, t_last = t_eta = amd_time();
       continue;
     }

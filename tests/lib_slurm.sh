@@ -1,6 +1,9 @@
 # lib_slurm.sh: a throwaway single-node Slurm 22.05 cluster under a scratch folder, without systemd
 # (shared/PLATFORM.md): munged with its own key, socket and pid file; slurmctld -D -i and
-# slurmd -D -N localhost in the background, on free ports; every daemon stopped by its recorded PID.
+# slurmd -D -N localhost in the background, on free ports; every daemon stopped by its recorded PID
+# (after its jobs are cancelled; a step daemon left behind is found by the slurm.conf it names).
+# TmpFS is under the folder too: the PMIx plugin keeps /tmp/spmix_appdir_<uid>_<job>.<step> there,
+# and a leftover of another cluster's job with the same number would fail the step's launch.
 # Sourced by tests/scenario_slurm.sh. Usage:
 #   slurm_start DIR    starts the cluster, exports SLURM_CONF; returns non-zero if it did not come up
 #   slurm_stop         stops the daemons started by slurm_start (safe to call twice; use in a trap)
@@ -14,7 +17,7 @@ slurm_free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.b
 slurm_start() {
   SLURM_DIR=$1
   local d=$SLURM_DIR
-  mkdir -p "$d/munge" "$d/state" "$d/spool" "$d/log"
+  mkdir -p "$d/munge" "$d/state" "$d/spool" "$d/log" "$d/tmp"
   chmod 700 "$d/munge"
   dd if=/dev/urandom of="$d/munge/munge.key" bs=1024 count=1 status=none
   chmod 400 "$d/munge/munge.key"
@@ -37,6 +40,7 @@ SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 StateSaveLocation=$d/state
 SlurmdSpoolDir=$d/spool
+TmpFS=$d/tmp
 SlurmctldPidFile=$d/slurmctld.pid
 SlurmdPidFile=$d/slurmd.pid
 SlurmctldLogFile=$d/log/slurmctld.log
@@ -88,6 +92,10 @@ slurm_stop() {
     kill -9 "$p" 2>/dev/null
   done
   SLURM_PIDS=()
+  # a step daemon of this cluster that outlived slurmd (its environment names our slurm.conf)
+  for p in $(pgrep -x slurmstepd); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "SLURM_CONF=$SLURM_DIR/slurm.conf" && kill -9 "$p" 2>/dev/null
+  done
 }
 
 # slurm_wait JOBID [TIMEOUT_S]: polls squeue until the job (all array tasks) has left the queue.
