@@ -68,7 +68,7 @@ int guard_check(Guard *g, const double *losses, const char *const *names, int n,
   for (int i = 0; i < n && !diverged; i++) {
     if (!isfinite(losses[i])) {
       diverged = 1;
-      snprintf(why, why_n, "%s %g", names[i], losses[i]);
+      snprintf(why, why_n, "%s %s", names[i], isnan(losses[i]) ? "NaN" : losses[i] > 0 ? "+Inf" : "-Inf");
     } else if (g->spike > 0 && g->filled == g->window) {
       double mean = 0;
       for (int k = 0; k < g->window; k++) mean += g->hist[i][k];

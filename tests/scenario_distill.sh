@@ -120,7 +120,7 @@ py_check distill_nan_rollback_recovers "
 import h5py, numpy as np
 f = h5py.File('$S/nanrb/log.h5', 'r'); ref = h5py.File('$S/np1/log.h5', 'r')['train']
 m = [x.decode() if isinstance(x, bytes) else x for x in f['events/message'][:]]
-assert len(m) == 1 and 'rollback 1 of 3' in m[0] and 'loss_fake nan' in m[0] and f['events/step'][0] == 7, m
+assert len(m) == 1 and 'rollback 1 of 3' in m[0] and 'loss_fake NaN' in m[0] and f['events/step'][0] == 7, m
 t = f['train']
 assert np.array_equal(t['step'][:], np.arange(1, 11)), t['step'][:]
 for k in ('loss_dm', 'loss_fake', 'grad_norm_student'):
