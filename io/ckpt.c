@@ -17,6 +17,7 @@
 #include "h5.h"
 #include "ops.h"
 #include "zero.h"
+#include "runctl.h"
 
 typedef struct {
   char name[MODEL_NAME_MAX];
@@ -140,6 +141,7 @@ void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, in
   for (int i = 0; i < 4; i++) counters[i] = (double)st->counters[i];
   h5_write_slab(f, "counters", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, counters, 4, 0, amd_rank() == 0 ? 4 : 0);
   for (int i = 0; i < nnets; i++) write_net(f, &nets[i]);
+  runctl_fault_pause(RUNCTL_FAULT_CKPT); /* testing: a kill -9 here must leave the previous one whole */
   h5Check(H5Fflush(f, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (disk full?)", tmp);
   h5_close(f);
   /* every rank has closed the file: it is complete, and rank 0 alone publishes it */

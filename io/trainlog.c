@@ -1,12 +1,23 @@
-/* trainlog.c: appending rows to the HDF5 training log. */
+/* trainlog.c: appending rows to the HDF5 training log, in two copies that a kill cannot both damage.
+ * Every change (create, new table, rows, event, rewind) goes first to log.h5.bak, then to log.h5,
+ * each copy opened, changed and closed inside a marker file <copy>.dirty created before and removed
+ * after. A kill -9 at any moment therefore leaves at most one copy marked, and the other whole and
+ * at most one change behind; trainlog_recover() rebuilds the marked copy from the whole one. The
+ * cost is a second small append per flush; no whole-file copy happens outside recovery. */
 #include "trainlog.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "h5.h"
+#include "runctl.h"
+#include "timing.h"
 
 #define CHUNK 1024
 
@@ -48,16 +59,180 @@ static hid_t str_type(void) {
   return t;
 }
 
-void trainlog_create(const char *path, const char *config_text) {
-  if (amd_rank() != 0) return;
-  hid_t f = h5_create(path, "amd-log", config_text);
+/* --- the two copies --------------------------------------------------------------------------- */
+
+static void copy_names(const char *path, char *bak, char *mark_main, char *mark_bak, size_t n) {
+  snprintf(bak, n, "%s.bak", path);
+  snprintf(mark_main, n, "%s.dirty", path);
+  snprintf(mark_bak, n, "%s.bak.dirty", path);
+}
+
+static void mark(const char *marker) {
+  int fd = open(marker, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  if (fd < 0) amd_fatal("cannot create the log marker '%s': %s", marker, strerror(errno));
+  close(fd);
+}
+
+static void unmark(const char *marker) {
+  if (unlink(marker) != 0 && errno != ENOENT) amd_fatal("cannot remove the log marker '%s': %s", marker, strerror(errno));
+}
+
+/* Copies src over dst through dst.tmp and a rename, so dst is never half-written. */
+static void copy_file(const char *src, const char *dst) {
+  char tmp[4300];
+  snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+  FILE *in = fopenCheck(src, "rb"), *out = fopenCheck(tmp, "wb");
+  char buf[1 << 16];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+    if (fwrite(buf, 1, n, out) != n) amd_fatal("cannot write '%s': %s", tmp, strerror(errno));
+  CHECK(!ferror(in), "cannot read '%s': %s", src, strerror(errno));
+  fclose(in);
+  if (fflush(out) != 0 || fsync(fileno(out)) != 0) amd_fatal("cannot write '%s': %s", tmp, strerror(errno));
+  fclose(out);
+  if (rename(tmp, dst) != 0) amd_fatal("cannot rename '%s' to '%s': %s", tmp, dst, strerror(errno));
+}
+
+void trainlog_recover(const char *path) {
+  char bak[4200], mark_main[4200], mark_bak[4200];
+  copy_names(path, bak, mark_main, mark_bak, sizeof bak);
+  if (amd_file_exists(mark_main)) {
+    CHECK(amd_file_exists(bak) && !amd_file_exists(mark_bak), "log '%s' and its copy '%s' are both incomplete", path, bak);
+    copy_file(bak, path);
+    unmark(mark_main);
+    amd_log("log: %s was being written when the job stopped; restored it from %s\n", path, bak);
+  } else if (amd_file_exists(path) && (amd_file_exists(mark_bak) || !amd_file_exists(bak))) {
+    copy_file(path, bak);
+    unmark(mark_bak);
+  }
+}
+
+const char *trainlog_whole_copy(const char *path, char *buf, size_t n) {
+  char bak[4200], mark_main[4200], mark_bak[4200];
+  copy_names(path, bak, mark_main, mark_bak, sizeof bak);
+  if (!amd_file_exists(mark_main) || !amd_file_exists(bak)) return path;
+  snprintf(buf, n, "%s", bak);
+  return buf;
+}
+
+typedef void (*LogOp)(hid_t f, const void *arg);
+
+/* Applies one change to the .bak copy, then to the log itself (create: new files with the standard
+ * attributes and config text), each inside its marker. */
+static void apply(const char *path, LogOp op, const void *arg, int create, const char *config_text) {
+  double t0 = amd_time();
+  char bak[4200], mark_main[4200], mark_bak[4200];
+  copy_names(path, bak, mark_main, mark_bak, sizeof bak);
+  const char *copies[2] = {bak, path}, *marks[2] = {mark_bak, mark_main};
+  for (int c = 0; c < 2; c++) {
+    mark(marks[c]);
+    hid_t f = create ? h5_create(copies[c], "amd-log", config_text) : h5_open(copies[c], "amd-log", 1, NULL);
+    op(f, arg);
+    h5_close(f);
+    unmark(marks[c]);
+  }
+  timing_add(TIMING_IO, amd_time() - t0);
+}
+
+/* --- the changes ------------------------------------------------------------------------------- */
+
+static void op_create(hid_t f, const void *arg) {
+  (void)arg;
   hid_t g = h5_group_create(f, "events");
   create_column(g, "step", H5T_STD_I64LE);
   hid_t st = str_type();
   create_column(g, "message", st);
   H5Tclose(st);
   H5Gclose(g);
-  h5_close(f);
+}
+
+typedef struct {
+  const TrainLog *l;
+  long step; /* open: resume step (-1 fresh); rewind: last step kept */
+} TableArg;
+
+/* Keeps the rows of a table whose step is at most `step`. */
+static void truncate_table(hid_t f, const TrainLog *l, long step) {
+  hid_t g = h5_group_open(f, l->table);
+  hsize_t dims;
+  double *steps = h5_read_f64(g, "step", 1, &dims);
+  hsize_t keep = 0;
+  while (keep < dims && steps[keep] <= (double)step) keep++;
+  free(steps);
+  for (int i = 0; i < l->ncols; i++) {
+    if (!h5_exists(g, l->cols[i]))
+      amd_fatal("log '%s' has no column '%s/%s': it was written by another kind of run", l->path, l->table, l->cols[i]);
+    hid_t d = H5Dopen2(g, l->cols[i], H5P_DEFAULT);
+    h5Check(H5Dset_extent(d, &keep), "HDF5: cannot truncate log column '%s'", l->cols[i]);
+    H5Dclose(d);
+  }
+  H5Gclose(g);
+}
+
+static void op_open_table(hid_t f, const void *arg) {
+  const TableArg *a = arg;
+  const TrainLog *l = a->l;
+  if (!h5_exists(f, l->table)) {
+    hid_t g = h5_group_create(f, l->table);
+    for (int i = 0; i < l->ncols; i++) create_column(g, l->cols[i], H5T_IEEE_F64LE);
+    H5Gclose(g);
+    return;
+  }
+  CHECK(a->step >= 0, "log '%s' already has a table '%s'", l->path, l->table);
+  /* resumed: keep rows up to the checkpoint's step, so the log reads as one uninterrupted run */
+  truncate_table(f, l, a->step);
+}
+
+static void op_rewind(hid_t f, const void *arg) {
+  const TableArg *a = arg;
+  truncate_table(f, a->l, a->step);
+}
+
+static void op_append_rows(hid_t f, const void *arg) {
+  const TrainLog *l = arg;
+  hid_t g = h5_group_open(f, l->table);
+  double *col = mallocCheck(sizeof(double) * (size_t)l->nbuf);
+  for (int c = 0; c < l->ncols; c++) {
+    for (long r = 0; r < l->nbuf; r++) col[r] = l->buf[r * l->ncols + c];
+    hid_t d = H5Dopen2(g, l->cols[c], H5P_DEFAULT);
+    h5Check(d, "log '%s': column '%s' is missing", l->path, l->cols[c]);
+    append(d, H5T_NATIVE_DOUBLE, col, (hsize_t)l->nbuf, l->cols[c]);
+    H5Dclose(d);
+    if (c == 0 && runctl_fault_armed(RUNCTL_FAULT_LOG)) {
+      /* testing: the file on disk now has a longer step column than the others */
+      h5Check(H5Fflush(f, H5F_SCOPE_LOCAL), "HDF5: cannot flush the log");
+      runctl_fault_pause(RUNCTL_FAULT_LOG);
+    }
+  }
+  free(col);
+  H5Gclose(g);
+}
+
+typedef struct {
+  long step;
+  const char *message;
+} EventArg;
+
+static void op_event(hid_t f, const void *arg) {
+  const EventArg *a = arg;
+  hid_t g = h5_group_open(f, "events");
+  long long s = a->step;
+  hid_t d = H5Dopen2(g, "step", H5P_DEFAULT);
+  append(d, H5T_NATIVE_LLONG, &s, 1, "events/step");
+  H5Dclose(d);
+  hid_t st = str_type();
+  d = H5Dopen2(g, "message", H5P_DEFAULT);
+  append(d, st, &a->message, 1, "events/message");
+  H5Dclose(d);
+  H5Tclose(st);
+  H5Gclose(g);
+}
+
+/* --- the interface ------------------------------------------------------------------------------ */
+
+void trainlog_create(const char *path, const char *config_text) {
+  if (amd_rank() != 0) return;
+  apply(path, op_create, NULL, 1, config_text);
 }
 
 void trainlog_open(TrainLog *l, const char *path, const char *table, const char *const *cols, int ncols,
@@ -72,30 +247,9 @@ void trainlog_open(TrainLog *l, const char *path, const char *table, const char 
   for (int i = 0; i < ncols; i++) snprintf(l->cols[i], sizeof l->cols[i], "%s", cols[i]);
   l->cap = 256;
   l->buf = mallocCheck(sizeof(double) * (size_t)(l->cap * ncols));
-  hid_t f = h5_open(path, "amd-log", 1, NULL);
-  if (!h5_exists(f, table)) {
-    hid_t g = h5_group_create(f, table);
-    for (int i = 0; i < ncols; i++) create_column(g, cols[i], H5T_IEEE_F64LE);
-    H5Gclose(g);
-    h5_close(f);
-    return;
-  }
-  CHECK(resume_step >= 0, "log '%s' already has a table '%s'", path, table);
-  /* resumed: keep rows up to the checkpoint's step, so the log reads as one uninterrupted run */
-  hid_t g = h5_group_open(f, table);
-  hsize_t dims;
-  double *steps = h5_read_f64(g, "step", 1, &dims);
-  hsize_t keep = 0;
-  while (keep < dims && steps[keep] <= (double)resume_step) keep++;
-  free(steps);
-  for (int i = 0; i < ncols; i++) {
-    if (!h5_exists(g, cols[i])) amd_fatal("log '%s' has no column '%s/%s': it was written by another kind of run", path, table, cols[i]);
-    hid_t d = H5Dopen2(g, cols[i], H5P_DEFAULT);
-    h5Check(H5Dset_extent(d, &keep), "HDF5: cannot truncate log column '%s'", cols[i]);
-    H5Dclose(d);
-  }
-  H5Gclose(g);
-  h5_close(f);
+  trainlog_recover(path);
+  TableArg a = {l, resume_step};
+  apply(path, op_open_table, &a, 0, NULL);
 }
 
 void trainlog_append(TrainLog *l, const double *row) {
@@ -112,38 +266,25 @@ void trainlog_append(TrainLog *l, const double *row) {
 
 void trainlog_flush(TrainLog *l) {
   if (!l->buf || l->nbuf == 0) return;
-  hid_t f = h5_open(l->path, "amd-log", 1, NULL);
-  hid_t g = h5_group_open(f, l->table);
-  double *col = mallocCheck(sizeof(double) * (size_t)l->nbuf);
-  for (int c = 0; c < l->ncols; c++) {
-    for (long r = 0; r < l->nbuf; r++) col[r] = l->buf[r * l->ncols + c];
-    hid_t d = H5Dopen2(g, l->cols[c], H5P_DEFAULT);
-    h5Check(d, "log '%s': column '%s' is missing", l->path, l->cols[c]);
-    append(d, H5T_NATIVE_DOUBLE, col, (hsize_t)l->nbuf, l->cols[c]);
-    H5Dclose(d);
-  }
-  free(col);
-  H5Gclose(g);
-  h5_close(f);
+  apply(l->path, op_append_rows, l, 0, NULL);
   l->nbuf = 0;
+}
+
+void trainlog_rewind(TrainLog *l, long step) {
+  if (!l->buf) return;
+  long keep = 0;
+  while (keep < l->nbuf && l->buf[keep * l->ncols] <= (double)step) keep++;
+  l->nbuf = keep;
+  TableArg a = {l, step};
+  apply(l->path, op_rewind, &a, 0, NULL);
+  trainlog_flush(l);
 }
 
 void trainlog_event(TrainLog *l, long step, const char *message) {
   if (!l->buf) return;
   trainlog_flush(l);
-  hid_t f = h5_open(l->path, "amd-log", 1, NULL);
-  hid_t g = h5_group_open(f, "events");
-  long long s = step;
-  hid_t d = H5Dopen2(g, "step", H5P_DEFAULT);
-  append(d, H5T_NATIVE_LLONG, &s, 1, "events/step");
-  H5Dclose(d);
-  hid_t st = str_type();
-  d = H5Dopen2(g, "message", H5P_DEFAULT);
-  append(d, st, &message, 1, "events/message");
-  H5Dclose(d);
-  H5Tclose(st);
-  H5Gclose(g);
-  h5_close(f);
+  EventArg a = {step, message};
+  apply(l->path, op_event, &a, 0, NULL);
 }
 
 void trainlog_close(TrainLog *l) {

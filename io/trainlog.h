@@ -1,10 +1,16 @@
 /* trainlog.h: the training log file (DESIGN section 6): tables of extendable float64 1-D datasets,
  * /<table>/<column>, column "step" first: /train holds one row per optimizer step, /advantage one
- * row per sample on the steps that record them; /events holds (step, message) rows. Rows are buffered in memory and
- * appended every log interval by opening the file, extending, writing and closing it again, so
- * between flushes the file is closed and whole: h5py, pandas or HDFView can read it while the job
- * runs (open with locking=False while a flush may be in progress). Rank 0 alone writes. */
+ * row per sample on the steps that record them, /timing one row per rank every log interval;
+ * /events holds (step, message) rows. Rows are buffered in memory and appended every log interval
+ * by opening the file, extending, writing and closing it again, so between flushes the file is
+ * closed and whole: h5py, pandas or HDFView can read it while the job runs (open with
+ * locking=False while a flush may be in progress). Rank 0 alone writes.
+ * Kill-safety: the log is kept in two copies, log.h5 and log.h5.bak, changed one after the other,
+ * each inside a marker file <copy>.dirty; a kill -9 during a flush leaves one copy marked and the
+ * other whole, and trainlog_recover (called by trainlog_open, so on every resume) rebuilds the
+ * marked one. A reader that finds log.h5.dirty reads log.h5.bak (trainlog_whole_copy). */
 #pragma once
+#include <stddef.h>
 
 #define TRAINLOG_MAX_COLS 64
 
@@ -29,3 +35,10 @@ void trainlog_flush(TrainLog *l);
 void trainlog_close(TrainLog *l);
 /* Records an event (e.g. "nan", "resume") as a row of /events: step and a text message. */
 void trainlog_event(TrainLog *l, long step, const char *message);
+/* Drops every row of the table whose step is beyond `step`, buffered or written (a rollback). */
+void trainlog_rewind(TrainLog *l, long step);
+/* Rebuilds a copy of the log that a kill left marked incomplete from the other one. */
+void trainlog_recover(const char *path);
+/* The path of a whole copy of the log for reading: path itself, or its .bak while path is marked
+ * incomplete (buf receives it then). */
+const char *trainlog_whole_copy(const char *path, char *buf, size_t n);

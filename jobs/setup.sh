@@ -11,6 +11,7 @@ packages=(
   libpng-dev zlib1g-dev
   python3-matplotlib
   dataset-fashion-mnist
+  slurm-wlm munge
 )
 
 missing=()

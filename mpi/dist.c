@@ -1,4 +1,6 @@
-/* dist.c: MPI setup, prompt partition and the data-parallel reductions. */
+/* dist.c: MPI setup, prompt partition and the data-parallel reductions. Every collective's wall
+ * time counts as communication in the /timing table (src/timing.h), waiting for slower ranks
+ * included. */
 #include "dist.h"
 
 #include <stdlib.h>
@@ -6,6 +8,7 @@
 
 #include "common.h"
 #include "ops.h"
+#include "timing.h"
 
 void dist_init(int *argc, char ***argv) {
   int provided = 0;
@@ -44,6 +47,7 @@ static float *host_view(float *x, long n, int copy_in) {
 
 void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs) {
   if (dist_size() == 1) return;
+  double t0 = amd_time();
   int r = dist_rank();
   float *h = host_view(x, n, 1);
   /* in place: the input is all of h, the result lands at its start */
@@ -53,10 +57,12 @@ void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *dis
     ops->to_device(x + displs[r], h + displs[r], sizeof(float) * (size_t)counts[r]);
     free(h);
   }
+  timing_add(TIMING_COMM, amd_time() - t0);
 }
 
 void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) {
   if (dist_size() == 1) return;
+  double t0 = amd_time();
   int r = dist_rank();
   float *h = host_view(x, n, 0);
   if (h != x) ops->to_host(h + displs[r], x + displs[r], sizeof(float) * (size_t)counts[r]);
@@ -65,18 +71,32 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) 
     ops->to_device(x, h, sizeof(float) * (size_t)n);
     free(h);
   }
+  timing_add(TIMING_COMM, amd_time() - t0);
 }
 
 double dist_allreduce_sum_f64(double x) {
+  double t0 = amd_time();
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  timing_add(TIMING_COMM, amd_time() - t0);
   return x;
 }
 
 void dist_allreduce_sum_f64v(double *x, long n) {
+  double t0 = amd_time();
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  timing_add(TIMING_COMM, amd_time() - t0);
+}
+
+int dist_allreduce_max_int(int x) {
+  if (dist_size() == 1) return x;
+  double t0 = amd_time();
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  timing_add(TIMING_COMM, amd_time() - t0);
+  return x;
 }
 
 long dist_gather_rows(const float *x, const int *labels, long count, int row_len, float **x_out, int **labels_out) {
+  double t0 = amd_time();
   int size = dist_size(), rank = dist_rank(), c = (int)count;
   int *counts = callocCheck((size_t)size, sizeof(int)), *displs = callocCheck((size_t)size, sizeof(int));
   mpiCheck(MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
@@ -92,10 +112,12 @@ long dist_gather_rows(const float *x, const int *labels, long count, int row_len
   mpiCheck(MPI_Gatherv(x, c * row_len, MPI_FLOAT, *x_out, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD));
   free(counts);
   free(displs);
+  timing_add(TIMING_COMM, amd_time() - t0);
   return rank == 0 ? total : 0;
 }
 
 long dist_gather_f64(const double *x, long n, double **out) {
+  double t0 = amd_time();
   int size = dist_size(), rank = dist_rank(), c = (int)n;
   int *counts = callocCheck((size_t)size, sizeof(int)), *displs = callocCheck((size_t)size, sizeof(int));
   mpiCheck(MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
@@ -105,5 +127,6 @@ long dist_gather_f64(const double *x, long n, double **out) {
   mpiCheck(MPI_Gatherv(x, c, MPI_DOUBLE, *out, counts, displs, MPI_DOUBLE, 0, MPI_COMM_WORLD));
   free(counts);
   free(displs);
+  timing_add(TIMING_COMM, amd_time() - t0);
   return rank == 0 ? total : 0;
 }

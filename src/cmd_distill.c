@@ -4,9 +4,14 @@
  * `fake_per_gen` fake-teacher updates and one generator update (src/distill.c). Rank 0 prints a
  * status line and appends /train (every loss, gradient norms, reward, forbidden fraction, AMD weight
  * statistics, the DMD direction norms) every step and /advantage (per-sample records) every
- * log.advantage_every steps; checkpoints hold both networks, both optimizers (and the GAN head).
+ * log.advantage_every steps, and every rank's compute / communication / I/O seconds to /timing
+ * every log interval; checkpoints hold both networks, both optimizers (and the GAN head). Run control
+ * as in `amd train` (src/runctl.h): SIGTERM/SIGUSR1 checkpoint and exit AMD_EXIT_REQUEUE; a
+ * divergence rolls back to the newest checkpoint (or to the teacher's weights when there is none)
+ * with both learning rates scaled by guard.lr_factor.
  * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h). */
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +27,8 @@
 #include "model.h"
 #include "ops.h"
 #include "reward.h"
+#include "runctl.h"
+#include "timing.h"
 #include "trainlog.h"
 
 typedef struct {
@@ -35,7 +42,10 @@ typedef struct {
   double bandwidth;
   double lr_student, lr_fake, beta1, beta2, adam_eps, weight_decay, grad_clip;
   int warmup;
-  int log_every, adv_every, ckpt_every, ckpt_keep, nan_step, exit_step;
+  int log_every, adv_every, ckpt_every, ckpt_keep;
+  double guard_spike, guard_lr_factor;
+  int guard_window, guard_max_rollbacks;
+  int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms;
 } DistillCmdConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
@@ -82,8 +92,18 @@ static const cfg_key distill_keys[] = {
     K("log.advantage_every", CFG_INT, adv_every, "10", 0, 1000000000, NULL, "steps between /advantage records; 0 = none"),
     K("ckpt.every", CFG_INT, ckpt_every, "200", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
     K("ckpt.keep", CFG_INT, ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept"),
-    K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, "testing: poison the student at this step"),
+    K("guard.spike", CFG_FLOAT, guard_spike, "0", 0, 1e9, NULL,
+      "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf"),
+    K("guard.window", CFG_INT, guard_window, "20", 1, GUARD_MAX_WINDOW, NULL, "steps in the running mean of guard.spike"),
+    K("guard.max_rollbacks", CFG_INT, guard_max_rollbacks, "3", 0, 1000000, NULL,
+      "on divergence, roll back to the newest checkpoint this many times per run, then exit 3; 0 = exit 3 at once"),
+    K("guard.lr_factor", CFG_FLOAT, guard_lr_factor, "0.5", 1e-6, 1, NULL, "learning-rate multiplier at each rollback"),
+    K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, "testing: poison the student at this step (once)"),
     K("fault.exit_step", CFG_INT, exit_step, "-1", -1, 1000000000, NULL, "testing: die at this step as a crash would"),
+    K("fault.signal_step", CFG_INT, signal_step, "-1", -1, 1000000000, NULL,
+      "testing: the last rank sends itself SIGUSR1 before this step"),
+    K("fault.slow_ckpt_ms", CFG_INT, slow_ckpt_ms, "0", 0, 3600000, NULL, "testing: pause inside every checkpoint write"),
+    K("fault.slow_log_ms", CFG_INT, slow_log_ms, "0", 0, 3600000, NULL, "testing: pause inside every log flush"),
     CFG_END};
 #undef K
 
@@ -120,11 +140,31 @@ static void log_advantages(TrainLog *log, const AdvantageRecords *r, long step) 
   free(all);
 }
 
+/* The start of a distillation: student and fake teacher are the teacher, the GAN head is freshly
+ * drawn, no optimizer moments. Also the target of a rollback when no checkpoint exists yet. */
+static void initial_state(const Model *real, const CkptNet *nets, int nnets, uint64_t seed) {
+  for (int i = 0; i < nnets; i++) {
+    Model *m = nets[i].model;
+    if (strcmp(nets[i].name, "disc") == 0) model_init_params(m, seed);
+    else ops->copy(m->params, real->params, sizeof(float) * (size_t)real->num_params);
+    ops->fill(nets[i].opt->m, 0.0f, nets[i].opt->n), ops->fill(nets[i].opt->v, 0.0f, nets[i].opt->n);
+  }
+}
+
+static void save_checkpoint(const DistillCmdConfig *c, const CkptState *st, const CkptNet *nets, int nnets,
+                            const char *config_text, const char *data_path) {
+  double t0 = amd_time();
+  ckpt_save(c->run, st, nets, nnets, config_text, data_path, c->ckpt_keep);
+  timing_add(TIMING_IO, amd_time() - t0);
+}
+
 int cmd_distill(int argc, char **argv) {
   DistillCmdConfig c;
   cfg_parse_args(distill_keys, &c, argc, argv, "distill", "Distills a teacher into an S-step student (dmd, dmd2, dmdr, amd).");
   if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
+  runctl_set_fault_pause(RUNCTL_FAULT_CKPT, c.slow_ckpt_ms);
+  runctl_set_fault_pause(RUNCTL_FAULT_LOG, c.slow_log_ms);
   int threads = backend_init(c.device, c.threads);
   int size = dist_size();
   if (c.prompts < size)
@@ -186,10 +226,6 @@ int cmd_distill(int argc, char **argv) {
   CkptState tst;
   CkptNet tnet = {"teacher", real, NULL};
   ckpt_load(teacher_path, &tst, &tnet, 1);
-  /* student and fake teacher start from the teacher's weights */
-  ops->copy(fake->params, real->params, sizeof(float) * (size_t)real->num_params);
-  ops->copy(student->params, real->params, sizeof(float) * (size_t)real->num_params);
-  if (disc) model_init_params(disc, (uint64_t)c.seed);
 
   AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.steps,
                     .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
@@ -214,6 +250,7 @@ int cmd_distill(int argc, char **argv) {
   CkptNet nets[3] = {{"student", student, distill_opt_student(d)}, {"fake", fake, distill_opt_fake(d)},
                      {"disc", disc, distill_opt_disc(d)}};
   int nnets = disc ? 3 : 2;
+  initial_state(real, nets, nnets, (uint64_t)c.seed);
   CkptState st = {.seed = (uint64_t)c.seed};
   snprintf(st.teacher, sizeof st.teacher, "%.1023s", teacher_path);
   if (resume_step >= 0) {
@@ -233,37 +270,82 @@ int cmd_distill(int argc, char **argv) {
           student->num_params, c.S, c.prompts, c.K, fpg);
   distill_log_memory(d);
 
-  TrainLog log, adv;
+  TrainLog log, adv, timing;
   if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);
   trainlog_open(&log, log_path, "train", train_cols, NTRAIN, resume_step >= 0 ? st.step : -1);
   trainlog_open(&adv, log_path, "advantage", adv_cols, NADV, resume_step >= 0 ? st.step : -1);
+  trainlog_open(&timing, log_path, "timing", timing_cols, TIMING_NCOLS, resume_step >= 0 ? st.step : -1);
   if (resume_step >= 0) {
     char msg[128];
     snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", st.step, size);
     trainlog_event(&log, st.step, msg);
   }
 
-  double t_start = amd_time(), t_last = t_start;
-  long steps_acc = 0, start_step = st.step;
-  for (long step = st.step; step < c.steps; step++) {
+  Guard guard;
+  guard_init(&guard, c.guard_spike, c.guard_window, c.guard_max_rollbacks, c.guard_lr_factor,
+             st.counters[RUNCTL_COUNTER_ROLLBACKS]);
+  if (guard.rollbacks > 0) {
+    os.lr = os.lr_min = c.lr_student * guard_lr_scale(&guard);
+    of.lr = of.lr_min = c.lr_fake * guard_lr_scale(&guard);
+    distill_set_optim(d, &os, &of);
+    amd_log("learning rates x %g after %ld rollbacks (guard.lr_factor %g)\n", guard_lr_scale(&guard), guard.rollbacks,
+            c.guard_lr_factor);
+  }
+
+  double t_start = amd_time(), t_last = t_start, t_eta = t_start;
+  long steps_acc = 0, eta_step = st.step, last_ckpt = resume_step >= 0 ? st.step : -1;
+  int status = 0, nan_done = 0, signal_done = 0;
+  timing_start();
+  while (st.step < c.steps) {
+    long step = st.step;
+    if (step == c.signal_step && dist_rank() == size - 1 && !signal_done) signal_done = 1, raise(SIGUSR1);
+    int sig = runctl_stop_agreed();
+    if (sig) {
+      runctl_note_stop(&log, sig, step);
+      trainlog_flush(&adv);
+      trainlog_flush(&timing);
+      if (last_ckpt != step) save_checkpoint(&c, &st, nets, nnets, config_text, data_path);
+      status = AMD_EXIT_REQUEUE;
+      break;
+    }
     if (step == c.exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
-    if (step == c.nan_step) ops->fill(student->params, NAN, 1);
+    if (step == c.nan_step && !nan_done) nan_done = 1, ops->fill(student->params, NAN, 1);
     DistillStats o;
-    if (distill_step(d, step, &o) != 0) {
-      char msg[256], latest[4200];
-      long ls = ckpt_latest(c.run, latest, sizeof latest);
-      snprintf(msg, sizeof msg, "diverged: loss_dm %g, loss_fake %g, student grad %g, fake grad %g", o.loss_dm,
-               o.loss_fake, o.grad_norm_student, o.grad_norm_fake);
-      trainlog_event(&log, step, msg);
-      trainlog_close(&log);
-      trainlog_close(&adv);
-      amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_DIVERGED,
-                   "distillation diverged at step %ld (%s); nothing was saved from this step. Newest checkpoint: %s. "
-                   "Lower the learning rates, then resume=1", step, msg, ls >= 0 ? latest : "none");
+    int failed = distill_step(d, step, &o);
+    static const char *const guard_names[] = {"loss_dm", "loss_fake"};
+    double losses[2] = {o.loss_dm, o.loss_fake};
+    char why[512];
+    if (guard_check(&guard, losses, guard_names, 2, !failed, why, sizeof why)) {
+      char target[4200];
+      int r = guard_rollback(&guard, &log, c.run, step, "distillation", why, target, sizeof target);
+      if (r < 0) {
+        status = AMD_EXIT_DIVERGED;
+        break;
+      }
+      if (r > 0) {
+        ckpt_load(target, &st, nets, nnets);
+      } else {
+        initial_state(real, nets, nnets, (uint64_t)c.seed);
+        st = (CkptState){.seed = (uint64_t)c.seed, .counters = {0, c.S}};
+        snprintf(st.teacher, sizeof st.teacher, "%.1023s", teacher_path);
+      }
+      st.counters[RUNCTL_COUNTER_ROLLBACKS] = guard.rollbacks;
+      os.lr = os.lr_min = c.lr_student * guard_lr_scale(&guard);
+      of.lr = of.lr_min = c.lr_fake * guard_lr_scale(&guard);
+      distill_set_optim(d, &os, &of);
+      trainlog_rewind(&log, st.step);
+      trainlog_rewind(&adv, st.step);
+      trainlog_rewind(&timing, st.step);
+      /* the rollback target again, now counting this rollback: a resume keeps the backoff */
+      save_checkpoint(&c, &st, nets, nnets, config_text, data_path);
+      last_ckpt = st.step;
+      steps_acc = 0, eta_step = st.step, t_last = t_eta = amd_time();
+      continue;
     }
     st.step = step + 1;
     st.counters[0] = st.step * fpg;
     st.counters[1] = c.S;
+    st.counters[RUNCTL_COUNTER_ROLLBACKS] = guard.rollbacks;
     st.data_cursor = st.step * (long)GB;
     double now = amd_time();
     steps_acc++;
@@ -280,7 +362,9 @@ int cmd_distill(int argc, char **argv) {
     if (log_now) {
       trainlog_flush(&log);
       trainlog_flush(&adv);
-      double eta = (now - t_start) / (double)(st.step - start_step) * (double)(c.steps - st.step);
+      timing_log(&timing, st.step);
+      trainlog_flush(&timing);
+      double eta = (now - t_eta) / (double)(st.step - eta_step) * (double)(c.steps - st.step);
       amd_log("step %5ld/%d | dm %.4f | fake %.4f | reward %7.3f | forbidden %.2f | off-manifold %.3f | "
               "grad %.3f/%.3f | %6.0f samples/s | ETA %.0fs\n", st.step, c.steps, o.loss_dm, o.loss_fake,
               o.reward_mean, o.forbidden_frac, o.off_manifold_frac, o.grad_norm_student, o.grad_norm_fake, rate, eta);
@@ -290,16 +374,20 @@ int cmd_distill(int argc, char **argv) {
       /* the log holds every row up to a checkpoint, so a resumed run's log has no gap */
       trainlog_flush(&log);
       trainlog_flush(&adv);
-      ckpt_save(c.run, &st, nets, nnets, config_text, data_path, c.ckpt_keep);
+      trainlog_flush(&timing);
+      save_checkpoint(&c, &st, nets, nnets, config_text, data_path);
+      last_ckpt = st.step;
     }
   }
   trainlog_close(&log);
   trainlog_close(&adv);
-  amd_log("done: %s (log %s); sample the %d-step student with: amd sample ckpt=%s\n", c.run, log_path, c.S, c.run);
+  trainlog_close(&timing);
+  if (status == 0)
+    amd_log("done: %s (log %s); sample the %d-step student with: amd sample ckpt=%s\n", c.run, log_path, c.S, c.run);
   free(config_text), free(data_path);
   distill_free(d);
   if (reward) reward_free(reward);
   model_free(real), model_free(fake), model_free(student), model_free(disc);
   dataset_free(&data);
-  return 0;
+  return status;
 }

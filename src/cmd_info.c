@@ -1,6 +1,8 @@
 /* cmd_info.c: `amd info FILE.h5`: says what any amd file holds (dataset, samples, checkpoint, log,
- * eval) without the user reaching for h5dump. Unknown or damaged files get the same clear errors
- * as every reader. */
+ * eval) without the user reaching for h5dump. On a log, a run summary: last step, last and mean
+ * losses, samples/s, elapsed time, every rank's compute / communication / I/O seconds (/timing)
+ * and the events (resume, stop signals, divergence and rollbacks) with their steps. Unknown or
+ * damaged files get the same clear errors as every reader. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "dataset.h"
 #include "dist.h"
 #include "h5.h"
+#include "trainlog.h"
 
 static void print_common(hid_t f, const char *path, const char *kind) {
   char *by = h5_attr_read_str(f, "created_by");
@@ -78,21 +81,88 @@ static herr_t print_column(hid_t loc, const char *name, const H5L_info_t *info, 
   double *v = h5_read_f64(loc, name, 1, &n);
   double lo = INFINITY, hi = -INFINITY;
   for (hsize_t i = 0; i < n; i++) lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
-  if (n) printf("  %-16s last %-12.6g min %-12.6g max %.6g\n", name, v[n - 1], lo, hi);
+  if (n) printf("    %-16s last %-12.6g min %-12.6g max %.6g\n", name, v[n - 1], lo, hi);
   free(v);
   return 0;
 }
 
-static void info_log(hid_t f) {
-  hid_t g = h5_group_open(f, "train");
+static herr_t print_loss(hid_t loc, const char *name, const H5L_info_t *info, void *op) {
+  (void)info, (void)op;
+  if (strncmp(name, "loss", 4) != 0) return 0;
+  hsize_t n;
+  double *v = h5_read_f64(loc, name, 1, &n);
+  double all = 0, recent = 0;
+  hsize_t r0 = n - (n + 9) / 10; /* the last 10% of the rows */
+  for (hsize_t i = 0; i < n; i++) all += v[i], recent += i >= r0 ? v[i] : 0;
+  if (n) printf("    %-14s last %-12.6g mean %-12.6g mean of the last %llu rows %.6g\n", name, v[n - 1], all / n,
+                (unsigned long long)(n - r0), recent / (double)(n - r0));
+  free(v);
+  return 0;
+}
+
+/* Summary of /train: steps, losses, throughput and wall time (the time column restarts at every
+ * resume, so elapsed adds up the segments). */
+static void log_summary(hid_t g) {
   hsize_t n = 0;
   double *steps = h5_read_f64(g, "step", 1, &n);
   printf("  %llu rows", (unsigned long long)n);
-  if (n) printf(", steps %.0f to %.0f", steps[0], steps[n - 1]);
+  if (n) printf(", last step %.0f (first %.0f)", steps[n - 1], steps[0]);
   printf("\n");
   free(steps);
+  if (!n) return;
+  if (h5_exists(g, "time")) {
+    double *t = h5_read_f64(g, "time", 1, &n);
+    double elapsed = 0;
+    int segments = 1;
+    for (hsize_t i = 1; i < n; i++)
+      if (t[i] < t[i - 1]) elapsed += t[i - 1], segments++;
+    elapsed += t[n - 1];
+    printf("  elapsed %.3f s of training steps in %d segment%s (each resume starts one)\n", elapsed,
+           segments, segments > 1 ? "s" : "");
+    free(t);
+  }
+  if (h5_exists(g, "samples_per_s")) {
+    double *r = h5_read_f64(g, "samples_per_s", 1, &n), sum = 0;
+    long k = 0;
+    for (hsize_t i = 0; i < n; i++)
+      if (r[i] > 0) sum += r[i], k++;
+    if (k) printf("  rate %.1f samples/s (mean over %ld log intervals), last %.1f\n", sum / k, k, r[n - 1]);
+    free(r);
+  }
+  printf("  losses:\n");
+  h5Check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, print_loss, NULL), "cannot list the log columns");
+}
+
+/* /timing: every rank's seconds summed over the log intervals. */
+static void log_timing(hid_t f) {
+  if (!h5_exists(f, "timing/rank")) return;
+  hid_t g = h5_group_open(f, "timing");
+  hsize_t n;
+  double *rank = h5_read_f64(g, "rank", 1, &n), *c = h5_read_f64(g, "compute", 1, &n);
+  double *m = h5_read_f64(g, "comm", 1, &n), *io = h5_read_f64(g, "io", 1, &n), *st = h5_read_f64(g, "step", 1, &n);
+  int ranks = 0;
+  for (hsize_t i = 0; i < n; i++) ranks = amd_max_i(ranks, (int)rank[i] + 1);
+  printf("  /timing: %llu rows, %d rank%s, up to step %.0f (seconds summed over the log intervals):\n",
+         (unsigned long long)n, ranks, ranks == 1 ? "" : "s", n ? st[n - 1] : 0.0);
+  for (int r = 0; r < ranks; r++) {
+    double sc = 0, sm = 0, si = 0;
+    for (hsize_t i = 0; i < n; i++)
+      if ((int)rank[i] == r) sc += c[i], sm += m[i], si += io[i];
+    double tot = sc + sm + si + 1e-300;
+    printf("    rank %-3d compute %10.3f s (%4.1f%%)   comm %10.3f s (%4.1f%%)   io %10.3f s (%4.1f%%)\n", r, sc,
+           100 * sc / tot, sm, 100 * sm / tot, si, 100 * si / tot);
+  }
+  free(rank), free(c), free(m), free(io), free(st);
+  H5Gclose(g);
+}
+
+static void info_log(hid_t f) {
+  hid_t g = h5_group_open(f, "train");
+  log_summary(g);
+  printf("  columns of /train:\n");
   h5Check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, print_column, NULL), "cannot list the log columns");
   H5Gclose(g);
+  log_timing(f);
   if (h5_exists(f, "advantage/step")) {
     hid_t a = h5_group_open(f, "advantage");
     hsize_t na;
@@ -107,7 +177,7 @@ static void info_log(hid_t f) {
     hid_t e = h5_group_open(f, "events");
     hsize_t ne;
     double *es = h5_read_f64(e, "step", 1, &ne);
-    printf("  %llu events\n", (unsigned long long)ne);
+    printf("  %llu event%s\n", (unsigned long long)ne, ne == 1 ? "" : "s");
     if (ne) {
       hid_t d = H5Dopen2(e, "message", H5P_DEFAULT);
       char **msg = callocCheck(ne, sizeof(char *));
@@ -144,9 +214,13 @@ int cmd_info(int argc, char **argv) {
   }
   if (dist_rank() != 0) return 0;
   for (int i = 0; i < argc; i++) {
-    char kind[32];
-    hid_t f = h5_open(argv[i], NULL, 0, kind);
-    print_common(f, argv[i], kind);
+    char kind[32], whole[4200];
+    const char *path = trainlog_whole_copy(argv[i], whole, sizeof whole);
+    if (path != argv[i])
+      printf("%s is marked incomplete (the job was killed while writing it; resume repairs it): reading %s\n", argv[i],
+             path);
+    hid_t f = h5_open(path, NULL, 0, kind);
+    print_common(f, path, kind);
     if (strcmp(kind, "amd-dataset") == 0 || strcmp(kind, "amd-samples") == 0) {
       if (strcmp(kind, "amd-samples") == 0) info_samples(f);
       info_dataset(argv[i], kind);

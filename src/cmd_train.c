@@ -8,10 +8,14 @@
  * pre-divided by the global batch; gradients are summed over ranks; the global gradient norm is
  * checked for NaN/Inf, clipped, and AdamW updates the parameters (with zero=1 or 2 each rank updates
  * its shard of the flat vector and the parameters are all-gathered: mpi/zero.h).
- * Rank 0 prints a status line and appends to the HDF5 log every log interval and writes a
- * checkpoint every ckpt.every steps (classifiers also measure their test accuracy there);
- * resume=1 continues from the newest checkpoint of the run. */
+ * Rank 0 prints a status line and appends to the HDF5 log every log interval (with every rank's
+ * compute / communication / I/O seconds in /timing) and writes a checkpoint every ckpt.every steps
+ * (classifiers also measure their test accuracy there); resume=1 continues from the newest
+ * checkpoint of the run. Run control (src/runctl.h): SIGTERM or SIGUSR1 stops the run at the next
+ * step with a checkpoint and exit status AMD_EXIT_REQUEUE; a divergence rolls back to the newest
+ * checkpoint with a lower learning rate, guard.max_rollbacks times at most. */
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,8 @@
 #include "ops.h"
 #include "optim.h"
 #include "philox.h"
+#include "runctl.h"
+#include "timing.h"
 #include "trainlog.h"
 #include "zero.h"
 
@@ -46,7 +52,9 @@ typedef struct {
   char t_dist[CFG_STR_MAX];
   double t_mean, t_std;
   int log_every, ckpt_every, ckpt_keep;
-  int nan_step, exit_step;
+  double guard_spike, guard_lr_factor;
+  int guard_window, guard_max_rollbacks;
+  int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms;
 } TrainConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(TrainConfig, field), def, lo, hi, choices, help}
@@ -87,8 +95,18 @@ static const cfg_key train_keys[] = {
     K("log.every", CFG_INT, log_every, "100", 1, 1000000000, NULL, "steps between status lines and log flushes"),
     K("ckpt.every", CFG_INT, ckpt_every, "1000", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
     K("ckpt.keep", CFG_INT, ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept in the run folder"),
-    K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, "testing: inject a NaN gradient at this step"),
+    K("guard.spike", CFG_FLOAT, guard_spike, "0", 0, 1e9, NULL,
+      "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf"),
+    K("guard.window", CFG_INT, guard_window, "20", 1, GUARD_MAX_WINDOW, NULL, "steps in the running mean of guard.spike"),
+    K("guard.max_rollbacks", CFG_INT, guard_max_rollbacks, "3", 0, 1000000, NULL,
+      "on divergence, roll back to the newest checkpoint this many times per run, then exit 3; 0 = exit 3 at once"),
+    K("guard.lr_factor", CFG_FLOAT, guard_lr_factor, "0.5", 1e-6, 1, NULL, "learning-rate multiplier at each rollback"),
+    K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, "testing: inject a NaN gradient at this step (once)"),
     K("fault.exit_step", CFG_INT, exit_step, "-1", -1, 1000000000, NULL, "testing: die at this step as a crash would"),
+    K("fault.signal_step", CFG_INT, signal_step, "-1", -1, 1000000000, NULL,
+      "testing: the last rank sends itself SIGUSR1 before this step"),
+    K("fault.slow_ckpt_ms", CFG_INT, slow_ckpt_ms, "0", 0, 3600000, NULL, "testing: pause inside every checkpoint write"),
+    K("fault.slow_log_ms", CFG_INT, slow_log_ms, "0", 0, 3600000, NULL, "testing: pause inside every log flush"),
     CFG_END};
 #undef K
 
@@ -147,6 +165,13 @@ static void model_config_for(const TrainConfig *c, const Dataset *d, int classif
   if (classifier) mc->temb_dim = 0;
 }
 
+static void save_checkpoint(const TrainConfig *c, const CkptState *st, const CkptNet *nets, const char *config_text) {
+  double t0 = amd_time();
+  ckpt_save(c->run, st, nets, 1, config_text, c->data, c->ckpt_keep);
+  timing_add(TIMING_IO, amd_time() - t0);
+  amd_log("checkpoint %s/ckpt_%08ld.h5\n", c->run, st->step);
+}
+
 /* test accuracy of a classifier on the held-out split, the samples split across ranks */
 static double test_accuracy(Classifier *cls, const Dataset *test) {
   long i0, i1;
@@ -160,6 +185,8 @@ int cmd_train(int argc, char **argv) {
   cfg_parse_args(train_keys, &c, argc, argv, "train",
                  "Trains a network: task=teacher (rectified-flow teacher), reward or evaluator (image classifiers).");
   if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
+  runctl_set_fault_pause(RUNCTL_FAULT_CKPT, c.slow_ckpt_ms);
+  runctl_set_fault_pause(RUNCTL_FAULT_LOG, c.slow_log_ms);
   int threads = backend_init(c.device, c.threads);
   int rank = dist_rank(), size = dist_size();
   if (c.batch < size)
@@ -216,18 +243,26 @@ int cmd_train(int argc, char **argv) {
           threads, ops->name, mc.kind, model->num_params, c.data, data.n, data.dim);
   zero_log_memory(zo, nets[0].name);
 
-  TrainLog log;
+  TrainLog log, timing;
   if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);
   trainlog_open(&log, log_path, "train", log_cols, classifier ? NCOLS : NCOLS_TEACHER, resume_step >= 0 ? st.step : -1);
+  trainlog_open(&timing, log_path, "timing", timing_cols, TIMING_NCOLS, resume_step >= 0 ? st.step : -1);
   if (resume_step >= 0) {
     char msg[256];
     snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", st.step, size);
     trainlog_event(&log, st.step, msg);
   }
 
-  AdamWConfig oc = {.lr = c.lr, .lr_min = c.lr_min, .warmup = c.warmup, .cosine = strcmp(c.schedule, "cosine") == 0,
-                    .total_steps = c.steps, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps,
-                    .weight_decay = c.weight_decay, .grad_clip = c.grad_clip};
+  Guard guard;
+  guard_init(&guard, c.guard_spike, c.guard_window, c.guard_max_rollbacks, c.guard_lr_factor,
+             st.counters[RUNCTL_COUNTER_ROLLBACKS]);
+  AdamWConfig oc = {.lr = c.lr * guard_lr_scale(&guard), .lr_min = c.lr_min * guard_lr_scale(&guard),
+                    .warmup = c.warmup, .cosine = strcmp(c.schedule, "cosine") == 0, .total_steps = c.steps,
+                    .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
+                    .grad_clip = c.grad_clip};
+  if (guard.rollbacks > 0)
+    amd_log("learning rate x %g after %ld rollbacks (guard.lr_factor %g)\n", guard_lr_scale(&guard), guard.rollbacks,
+            c.guard_lr_factor);
   FlowConfig fc = {.logit_normal = strcmp(c.t_dist, "logit_normal") == 0, .t_mean = c.t_mean, .t_std = c.t_std,
                    .p_uncond = c.p_uncond};
   EpochOrder order = {.n = data.n, .epoch = -1, .perm = mallocCheck(sizeof(long) * (size_t)data.n), .seed = (uint64_t)c.seed};
@@ -235,9 +270,21 @@ int cmd_train(int argc, char **argv) {
   float *xb_dev = ops->alloc(sizeof(float) * (size_t)local * mc.dim);
   int *lb = mallocCheck(sizeof(int) * (size_t)local);
 
-  double t_start = amd_time(), t_last = t_start, loss_acc = 0, acc_acc = 0, test_acc = NAN;
-  long steps_acc = 0, start_step = st.step;
-  for (long step = st.step; step < c.steps; step++) {
+  double t_start = amd_time(), t_last = t_start, t_eta = t_start, loss_acc = 0, acc_acc = 0, test_acc = NAN;
+  long steps_acc = 0, eta_step = st.step, last_ckpt = resume_step >= 0 ? st.step : -1;
+  int status = 0, nan_done = 0, signal_done = 0;
+  timing_start();
+  while (st.step < c.steps) {
+    long step = st.step;
+    if (step == c.signal_step && rank == size - 1 && !signal_done) signal_done = 1, raise(SIGUSR1);
+    int sig = runctl_stop_agreed();
+    if (sig) {
+      runctl_note_stop(&log, sig, step);
+      trainlog_flush(&timing);
+      if (last_ckpt != step) save_checkpoint(&c, &st, nets, config_text);
+      status = AMD_EXIT_REQUEUE;
+      break;
+    }
     if (step == c.exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
     for (int i = 0; i < local; i++) {
       long idx = epoch_index(&order, step * c.batch + b0 + i);
@@ -254,19 +301,34 @@ int cmd_train(int argc, char **argv) {
     } else {
       loss_sum = flow_train_batch(model, fb, xb_dev, lb, NULL, local, (uint32_t)b0, (uint32_t)step, st.seed, &fc, c.batch);
     }
-    if (step == c.nan_step) ops->fill(model->grads, NAN, 1);
+    if (step == c.nan_step && !nan_done) nan_done = 1, ops->fill(model->grads, NAN, 1);
     double grad_norm = zero_reduce_grads(zo, model->grads);
     double loss = dist_allreduce_sum_f64(loss_sum) / c.batch;
-    if (!isfinite(loss) || !isfinite(grad_norm)) {
-      char msg[512], latest[4200];
-      long ls = ckpt_latest(c.run, latest, sizeof latest);
-      snprintf(msg, sizeof msg, "diverged: loss %g, gradient norm %g", loss, grad_norm);
-      trainlog_event(&log, step, msg);
-      trainlog_close(&log);
-      amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_DIVERGED,
-                   "training diverged at step %ld: loss %g, gradient norm %g; nothing was saved from this step. "
-                   "Newest checkpoint: %s. Lower optim.lr or tighten optim.grad_clip, then resume=1",
-                   step, loss, grad_norm, ls >= 0 ? latest : "none");
+    static const char *const guard_names[] = {"loss"};
+    char why[512];
+    if (guard_check(&guard, &loss, guard_names, 1, isfinite(grad_norm), why, sizeof why)) {
+      char target[4200];
+      int r = guard_rollback(&guard, &log, c.run, step, "training", why, target, sizeof target);
+      if (r < 0) {
+        status = AMD_EXIT_DIVERGED;
+        break;
+      }
+      if (r > 0) {
+        ckpt_load(target, &st, nets, 1);
+      } else { /* no checkpoint yet: the initial state */
+        model_init_params(model, (uint64_t)c.seed);
+        ops->fill(zo->opt->m, 0.0f, zo->opt->n), ops->fill(zo->opt->v, 0.0f, zo->opt->n);
+        st = (CkptState){.seed = (uint64_t)c.seed};
+      }
+      st.counters[RUNCTL_COUNTER_ROLLBACKS] = guard.rollbacks;
+      oc.lr = c.lr * guard_lr_scale(&guard), oc.lr_min = c.lr_min * guard_lr_scale(&guard);
+      trainlog_rewind(&log, st.step);
+      trainlog_rewind(&timing, st.step);
+      /* the rollback target again, now counting this rollback: a resume keeps the backoff */
+      save_checkpoint(&c, &st, nets, config_text);
+      last_ckpt = st.step;
+      loss_acc = 0, acc_acc = 0, steps_acc = 0, eta_step = st.step, t_last = t_eta = amd_time();
+      continue;
     }
     zero_update(zo, model->params, model->grads, &oc, step, grad_norm);
     st.step = step + 1;
@@ -283,8 +345,10 @@ int cmd_train(int argc, char **argv) {
     trainlog_append(&log, row);
     if (log_now) {
       trainlog_flush(&log);
+      timing_log(&timing, st.step);
+      trainlog_flush(&timing);
       char eta[32];
-      format_eta(eta, sizeof eta, (now - t_start) / (double)(st.step - start_step) * (double)(c.steps - st.step));
+      format_eta(eta, sizeof eta, (now - t_eta) / (double)(st.step - eta_step) * (double)(c.steps - st.step));
       char acc[64] = "";
       if (classifier) snprintf(acc, sizeof acc, " | accuracy %.4f", acc_acc / steps_acc);
       amd_log("step %6ld/%d | loss %.5f%s | grad %.4f | lr %.2e | %8.0f samples/s | ETA %s\n", st.step, c.steps,
@@ -294,12 +358,14 @@ int cmd_train(int argc, char **argv) {
     if (ckpt_now) {
       if (classifier) amd_log("test accuracy %.4f on %ld samples of %s\n", test_acc, test.n, c.test_data);
       trainlog_flush(&log); /* the log holds every row up to a checkpoint: a resumed run's log has no gap */
-      ckpt_save(c.run, &st, nets, 1, config_text, c.data, c.ckpt_keep);
-      amd_log("checkpoint %s/ckpt_%08ld.h5\n", c.run, st.step);
+      trainlog_flush(&timing);
+      save_checkpoint(&c, &st, nets, config_text);
+      last_ckpt = st.step;
     }
   }
   trainlog_close(&log);
-  amd_log("done: %s (log %s)\n", c.run, log_path);
+  trainlog_close(&timing);
+  if (status == 0) amd_log("done: %s (log %s)\n", c.run, log_path);
 
   ops->free(xb_dev);
   free(xb), free(lb), free(order.perm), free(config_text);
@@ -309,5 +375,5 @@ int cmd_train(int argc, char **argv) {
   else model_free(model);
   dataset_free(&data);
   if (classifier) dataset_free(&test);
-  return 0;
+  return status;
 }

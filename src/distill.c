@@ -316,6 +316,11 @@ void distill_log_memory(const Distill *d) {
   if (d->opt_disc) zero_log_memory(d->opt_disc, "disc");
 }
 
+void distill_set_optim(Distill *d, const AdamWConfig *student, const AdamWConfig *fake) {
+  d->c.opt_student = *student;
+  d->c.opt_fake = *fake;
+}
+
 /* Teacher ODE endpoints for DMD's regression: pair n starts from the generator's noise of key
  * REG_KEY and index n, with label n mod C, and runs reg_steps Euler steps with guidance w. */
 static void make_regression_pairs(Distill *d) {

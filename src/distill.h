@@ -62,6 +62,9 @@ AdamW *distill_opt_fake(Distill *d);
 AdamW *distill_opt_disc(Distill *d);
 /* Rank 0 prints the per-rank memory of each trainable network's training state. */
 void distill_log_memory(const Distill *d);
+/* Replaces the student's and the fake teacher's (and GAN head's) optimizer settings, e.g. the
+ * learning rates scaled down after a rollback. */
+void distill_set_optim(Distill *d, const AdamWConfig *student, const AdamWConfig *fake);
 /* One step `step` (0-based): fake updates then a generator update. Returns 0, or 1 when a loss or
  * gradient was not finite (nothing was updated by the failing update). */
 int distill_step(Distill *d, long step, DistillStats *out);

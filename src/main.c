@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "common.h"
 #include "dist.h"
+#include "runctl.h"
 
 static const struct {
   const char *name;
@@ -29,6 +30,9 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+  /* the training loops stop cleanly on SIGTERM/SIGUSR1 (runctl.h); the handlers go in before MPI
+   * starts, so a signal during start-up is not lost. Other commands keep the default actions. */
+  if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "distill") == 0)) runctl_install_signals();
   dist_init(&argc, &argv);
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     if (dist_rank() == 0) usage(argc < 2 ? stderr : stdout);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bad inputs through the real binary: every one must exit non-zero with a message that names the
 # problem, and leave what was already written loadable. Also `--help`, `info` on every file kind,
-# and the NaN guard of training.
+# and the divergence guard of training: exit 3 with guard.max_rollbacks = 0, rollback and
+# learning-rate backoff by default, giving up after max_rollbacks spikes.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 TINY="model.width=16 model.depth=1 model.temb_dim=8 train.batch=32 log.every=5 threads=1"
@@ -31,13 +32,15 @@ expect_error foreign_hdf5 "not an amd file" "$AMD" info "$S/foreign.h5"
 expect_error device_cuda_without_backend "without the CUDA backend" "$AMD" train data="$S/toy.h5" run="$S/r0" device=cuda
 expect_error batch_below_ranks "smaller than the rank count" $MPIRUN -np 2 "$AMD" train data="$S/toy.h5" run="$S/r0" train.batch=1
 
-# a good run, then the NaN guard: the job stops with the divergence status, names the step, logs
-# the event, writes nothing for that step, and the newest checkpoint still loads
+# a good run, then the NaN guard without rollbacks (guard.max_rollbacks = 0): the job stops with the
+# divergence status, names the step, logs the event, writes nothing for that step, and the newest
+# checkpoint still loads
 expect_ok train_small "$AMD" train data="$S/toy.h5" run="$S/run" $TINY train.steps=20 ckpt.every=10
 expect_error existing_run_refused "already holds a run" "$AMD" train data="$S/toy.h5" run="$S/run" $TINY
 expect_error wrong_kind_as_data "expected amd-dataset" "$AMD" train data="$S/run/log.h5" run="$S/r1"
 rm -rf "$S/nan"
-"$AMD" train data="$S/toy.h5" run="$S/nan" $TINY train.steps=40 ckpt.every=10 fault.nan_step=25 >"$S/nan.out" 2>"$S/nan.err"
+"$AMD" train data="$S/toy.h5" run="$S/nan" $TINY train.steps=40 ckpt.every=10 fault.nan_step=25 guard.max_rollbacks=0 \
+  >"$S/nan.out" 2>"$S/nan.err"
 rc=$?
 if [ "$rc" -eq 3 ] && grep -q "diverged at step 25" "$S/nan.err"; then pass nan_guard_exit_status; else fail nan_guard_exit_status "rc $rc: $(cat "$S/nan.err")"; fi
 if [ -f "$S/nan/ckpt_00000020.h5" ] && [ ! -e "$S/nan/ckpt_00000030.h5" ] && ! ls "$S/nan"/*.tmp >/dev/null 2>&1; then
@@ -50,6 +53,47 @@ msgs = [m.decode() if isinstance(m, bytes) else m for m in f['events/message'][:
 assert any('diverged' in m for m in msgs), msgs
 assert f['train/step'][-1] <= 25, f['train/step'][-1]
 "
+
+# divergence recovery (the default guard.max_rollbacks = 3): the same NaN rolls back to the step-20
+# checkpoint with half the learning rate, logs the event, and the run finishes with finite losses;
+# a NaN before the first checkpoint rolls back to the initial state
+expect_ok ref40 "$AMD" train data="$S/toy.h5" run="$S/ref40" $TINY train.steps=40 ckpt.every=10
+expect_ok nan_rollback "$AMD" train data="$S/toy.h5" run="$S/rb" $TINY train.steps=40 ckpt.every=10 fault.nan_step=25
+expect_ok nan_rollback_initial "$AMD" train data="$S/toy.h5" run="$S/rb0" $TINY train.steps=40 ckpt.every=10 fault.nan_step=5
+py_check nan_rollback_recovers "
+import h5py, numpy as np
+def msgs(f): return [m.decode() if isinstance(m, bytes) else m for m in f['events/message'][:]]
+ref = h5py.File('$S/ref40/log.h5', 'r')['train']
+f = h5py.File('$S/rb/log.h5', 'r'); t = f['train']
+m = msgs(f)
+assert len(m) == 1 and 'rollback 1 of 3 to' in m[0] and 'ckpt_00000020.h5' in m[0] and f['events/step'][0] == 25, m
+assert np.array_equal(t['step'][:], np.arange(1, 41)), t['step'][:]  # the rolled-back rows were replaced
+assert np.isfinite(t['loss'][:]).all() and np.isfinite(t['grad_norm'][:]).all()
+assert np.array_equal(t['loss'][:20], ref['loss'][:20])
+assert np.allclose(t['lr'][20:], 0.5 * ref['lr'][20:], rtol=1e-12), (t['lr'][20:], ref['lr'][20:])
+assert not np.array_equal(t['loss'][20:], ref['loss'][20:])
+g = h5py.File('$S/rb/ckpt_00000040.h5', 'r')
+assert g['counters'][2] == 1, g['counters'][:]  # the rollback count travels with the checkpoint
+f0 = h5py.File('$S/rb0/log.h5', 'r'); t0 = f0['train']
+m0 = msgs(f0)
+assert len(m0) == 1 and 'the initial state' in m0[0], m0
+assert len(t0['step']) == 40 and np.isfinite(t0['loss'][:]).all()
+assert t0['loss'][0] == ref['loss'][0] and np.allclose(t0['lr'][:], 0.5 * ref['lr'][:], rtol=1e-12)
+"
+# a loss-spike guard with a hair trigger diverges again and again, and gives up after max_rollbacks
+"$AMD" train data="$S/toy.h5" run="$S/spike" $TINY train.steps=200 ckpt.every=10 guard.spike=1.0001 guard.window=2 \
+  guard.max_rollbacks=2 >"$S/spike.out" 2>"$S/spike.err"
+rc=$?
+if [ "$rc" -eq 3 ] && grep -q "diverged at step" "$S/spike.err" && grep -q "rollbacks used: 2" "$S/spike.err"; then
+  pass spike_guard_gives_up; else fail spike_guard_gives_up "rc $rc: $(tail -c 600 "$S/spike.err")"; fi
+py_check spike_guard_events "
+import h5py
+f = h5py.File('$S/spike/log.h5', 'r')
+m = [x.decode() if isinstance(x, bytes) else x for x in f['events/message'][:]]
+assert len(m) == 3 and 'rollback 1 of 2' in m[0] and 'rollback 2 of 2' in m[1] and 'giving up' in m[2], m
+assert 'above 1.0001 x its mean' in m[0], m[0]
+"
+expect_error guard_bad_factor "'guard.lr_factor'" "$AMD" train data="$S/toy.h5" run="$S/r0" guard.lr_factor=2
 
 # damaged checkpoints: a truncated newest file and a leftover .tmp from a crash mid-write
 cp "$S/run/ckpt_00000020.h5" "$S/trunc_ckpt.h5"

@@ -6,7 +6,8 @@
 #    used as a 1-step generator (the Forbidden Zone, measured exactly on toy data);
 #  - -np 1 and -np 2 give the same losses up to float reduction order; a crashed run resumes
 #    bit-identically (student, fake teacher, GAN head, both optimizers, the update-ratio counter);
-#  - logs carry every loss and the /advantage records; the NaN guard; every method runs.
+#  - logs carry every loss and the /advantage records; the NaN guard (exit 3 without rollbacks; by
+#    default a rollback with lower learning rates that finishes); every method runs.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 "$AMD" data toy2d out="$S/toy.h5" n=8000 >/dev/null
@@ -107,10 +108,28 @@ expect_ok sample_two_step_student "$AMD" sample ckpt="$S/s2" net=student sampler
 expect_ok preference_runs "$AMD" distill $SMALL method=amd reward.preference=1,1,1,1,0.01,0.01,0.01,0.01 train.steps=3 run="$S/pref"
 expect_error preference_wrong_count "one per mode" "$AMD" distill $SMALL method=amd reward.preference=1,2 run="$S/pref2"
 expect_error reg_pairs_multiple "multiple of the global batch" "$AMD" distill $SMALL method=dmd dmd.lambda_reg=1 dmd.reg_pairs=100 run="$S/reg2"
-"$AMD" distill $SMALL method=amd train.steps=10 ckpt.every=5 fault.nan_step=7 run="$S/nan" >"$S/nan.out" 2>"$S/nan.err"
+"$AMD" distill $SMALL method=amd train.steps=10 ckpt.every=5 fault.nan_step=7 guard.max_rollbacks=0 run="$S/nan" \
+  >"$S/nan.out" 2>"$S/nan.err"
 rc=$?
 if [ "$rc" -eq 3 ] && grep -q "diverged at step 7" "$S/nan.err" && [ -f "$S/nan/ckpt_00000005.h5" ]; then
   pass distill_nan_guard; else fail distill_nan_guard "rc $rc: $(cat "$S/nan.err")"; fi
+# by default the poisoned student rolls back to the step-5 checkpoint with both learning rates
+# halved, and the run finishes: same rows as the clean -np 1 run up to step 5, finite losses after
+expect_ok distill_nan_rollback "$AMD" distill $SMALL method=amd train.steps=10 ckpt.every=5 fault.nan_step=7 run="$S/nanrb"
+py_check distill_nan_rollback_recovers "
+import h5py, numpy as np
+f = h5py.File('$S/nanrb/log.h5', 'r'); ref = h5py.File('$S/np1/log.h5', 'r')['train']
+m = [x.decode() if isinstance(x, bytes) else x for x in f['events/message'][:]]
+assert len(m) == 1 and 'rollback 1 of 3' in m[0] and 'loss_fake NaN' in m[0] and f['events/step'][0] == 7, m
+t = f['train']
+assert np.array_equal(t['step'][:], np.arange(1, 11)), t['step'][:]
+for k in ('loss_dm', 'loss_fake', 'grad_norm_student'):
+    assert np.isfinite(t[k][:]).all(), k
+    assert np.array_equal(t[k][:5], ref[k][:5]), k
+assert np.allclose(t['lr_student'][5:], 0.5 * ref['lr_student'][5:]) and np.allclose(t['lr_fake'][5:], 0.5 * ref['lr_fake'][5:])
+a = f['advantage/step'][:]
+assert len(a) == len(set(a)) * 64 and a.max() == 10, a  # the rolled-back records were dropped
+"
 
 # a resumed distillation keeps the teacher it started from, even after the teacher's folder gets a
 # newer checkpoint
