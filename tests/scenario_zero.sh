@@ -69,7 +69,7 @@ n = f['teacher'].attrs['num_params']
 for k in ('params', 'adam_m', 'adam_v'):
     assert f['teacher'][k].shape == (n,) and f['teacher'][k].dtype == 'float32', k
 assert f['teacher/layout'].shape[0] > 0 and f['counters'].shape == (4,) and f.attrs['step'] == 30
-assert sorted(os.listdir('$S/np4_z2_rerun')) == ['ckpt_00000020.h5', 'ckpt_00000030.h5', 'log.h5'], os.listdir('$S/np4_z2_rerun')
+assert sorted(os.listdir('$S/np4_z2_rerun')) == ['ckpt_00000020.h5', 'ckpt_00000030.h5', 'log.h5', 'log.h5.bak'], os.listdir('$S/np4_z2_rerun')
 assert not [x for x in os.listdir('$S/np4_z2') if x.endswith('.tmp')]
 "
 # bytes of Adam moments per rank: 8 n at zero=0; the largest shard at zero=1, 2 (n/4 rounded to 16)
