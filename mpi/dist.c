@@ -1,10 +1,31 @@
-/* dist.c: MPI setup, prompt partition and the data-parallel reductions. */
+/* dist.c: MPI setup, prompt partition and the data-parallel reductions.
+ * Backend buffers (gradients) reach MPI directly on the CPU backend and with a CUDA-aware MPI;
+ * otherwise they go through one host staging buffer, grown to the largest size asked for and kept
+ * until dist_finalize. */
 #include "dist.h"
 
 #include <stdlib.h>
 
 #include "common.h"
 #include "ops.h"
+#if defined(__has_include)
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h> /* Open MPI: MPIX_CUDA_AWARE_SUPPORT, MPIX_Query_cuda_support */
+#endif
+#endif
+
+static float *stage; /* host copy of a device buffer on its way through MPI */
+static long stage_n;
+
+/* 1 when this MPI reads and writes CUDA device memory itself: built CUDA-aware and, asked at run
+ * time, so configured. Debian's Open MPI is not, so device buffers are staged there. */
+static int mpi_cuda_aware(void) {
+#if defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
+  return MPIX_Query_cuda_support() == 1;
+#else
+  return 0;
+#endif
+}
 
 void dist_init(int *argc, char ***argv) {
   int provided = 0;
@@ -13,7 +34,11 @@ void dist_init(int *argc, char ***argv) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 }
 
-void dist_finalize(void) { MPI_Finalize(); }
+void dist_finalize(void) {
+  free(stage);
+  stage = NULL, stage_n = 0;
+  MPI_Finalize();
+}
 
 int dist_rank(void) {
   int r = 0;
@@ -35,15 +60,19 @@ void dist_split(long n, long *begin, long *end) {
 
 void dist_allreduce_sum_f32(float *x, long n) {
   if (dist_size() == 1) return;
-  if (ops == &ops_cpu) {
+  if (ops == &ops_cpu || mpi_cuda_aware()) {
+    ops->synchronize(); /* every op that writes x has finished before MPI reads it */
     mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     return;
   }
-  float *host = mallocCheck(sizeof(float) * (size_t)n);
-  ops->to_host(host, x, sizeof(float) * (size_t)n);
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, host, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-  ops->to_device(x, host, sizeof(float) * (size_t)n);
-  free(host);
+  if (n > stage_n) {
+    free(stage);
+    stage = mallocCheck(sizeof(float) * (size_t)n);
+    stage_n = n;
+  }
+  ops->to_host(stage, x, sizeof(float) * (size_t)n);
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, stage, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+  ops->to_device(x, stage, sizeof(float) * (size_t)n);
 }
 
 double dist_allreduce_sum_f64(double x) {

@@ -1,6 +1,7 @@
 /* dist.h: the rank layout and data-parallel communication. MPI is always linked; a run without
- * mpirun is a one-rank job. Buffers passed here are host memory (device buffers are staged by the
- * caller's backend). Not here: sharding (ZeRO, issue 5). */
+ * mpirun is a one-rank job. dist_allreduce_sum_f32 takes backend memory (a CUDA device buffer goes
+ * through a host staging buffer unless MPI is CUDA-aware); every other buffer here is host memory.
+ * Not here: sharding (ZeRO, issue 5). */
 #pragma once
 #include <mpi.h>
 
@@ -21,7 +22,7 @@ int dist_rank(void);
 int dist_size(void);
 /* This rank's contiguous share [begin, end) of n items (prompts), as even as possible. */
 void dist_split(long n, long *begin, long *end);
-/* In-place sum over ranks. The float version stages through the host for a device buffer. */
+/* In-place sum over ranks. The float version takes backend memory (model gradients). */
 void dist_allreduce_sum_f32(float *x, long n);
 double dist_allreduce_sum_f64(double x);
 void dist_allreduce_sum_f64v(double *x, long n);
