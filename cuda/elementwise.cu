@@ -2,7 +2,8 @@
  * per-sample updates of the flow, one thread per output element (grid-stride). Formulas and float or
  * double evaluation follow src/ops_cpu.c term by term; nvcc may fuse a multiply-add where the CPU
  * rounds twice, so results agree to float rounding, and the pure copies exactly.
- * The two column sums (bias_backward, embedding_backward) add in the CPU's row order. */
+ * The two column sums (bias_backward, embedding_backward) add in the CPU's row order.
+ * Not here: vectorized loads or fused kernels; each op is one simple kernel. */
 #include "cuda_common.cuh"
 
 __global__ void fill_kernel(float *x, float value, long n) {

@@ -2,7 +2,8 @@
  * column-major: a row-major (r, c) matrix is its column-major transpose with the same leading
  * dimension, so C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T, B and A swapped, transpose
  * flags and leading dimensions as cblas_sgemm's row-major ones (src/ops_cpu.c).
- * FP32 by default; cuda_set_tf32(1) (AMD_TF32=1) lets cuBLAS use TF32 tensor cores. */
+ * FP32 by default; cuda_set_tf32(1) (AMD_TF32=1) lets cuBLAS use TF32 tensor cores.
+ * Not here: cuBLASLt epilogues or fused bias, which the CPU backend would have to mirror. */
 #include "cuda_common.cuh"
 #include "ops_cuda.h"
 

@@ -3,7 +3,8 @@
  * Reductions add in double in a fixed order that depends only on n (per-block trees, then the
  * host adds the block partials in block order), so a run repeats bit for bit.
  * randn draws exactly the CPU's numbers: Philox4x32-10 is integer arithmetic, and the Box-Muller
- * transform runs in double as in src/philox.c before the result is rounded to float. */
+ * transform runs in double as in src/philox.c before the result is rounded to float.
+ * Not here: atomics, whose order would change from run to run. */
 #include <math.h>
 #include <stdlib.h>
 

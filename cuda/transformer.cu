@@ -1,7 +1,8 @@
 /* transformer.cu: the DiT's row-wise layers (layernorm, softmax: one warp per row, sums in double
  * in a fixed lane order) and the adaLN conditioning (modulate, gated residual: pointwise forward,
  * one thread per (sample, channel) summing over tokens in order for the backward), with the CPU's
- * formulas and precision (src/ops_cpu.c). */
+ * formulas and precision (src/ops_cpu.c).
+ * Not here: fused or flash attention (attention is src/attention.c on these ops and cuBLAS). */
 #include "cuda_common.cuh"
 
 #define LN_EPS 1e-6

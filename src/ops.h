@@ -3,8 +3,9 @@
  * cuBLAS + kernels, `make CUDA=1`). Pointers passed to ops are backend memory from ops->alloc; ids
  * and per-sample vectors too: host code reads or writes them only through to_host / to_device.
  * Ops may run asynchronously (CUDA: in order on one stream); to_host, to_device and the reductions
- * return only when their data is there. Conventions: row-major; "backward" ops ADD into their outputs (gradients accumulate), so
- * callers zero gradient buffers once per step. Shapes are given in comments as (rows, cols).
+ * return only when their data is there. Conventions: row-major; "backward" ops ADD into their
+ * outputs (gradients accumulate), so callers zero gradient buffers once per step. Shapes are given
+ * in comments as (rows, cols).
  * Not here: anything about which model or method is running. */
 #pragma once
 #include <stddef.h>
