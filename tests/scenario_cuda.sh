@@ -7,7 +7,7 @@
 # Without build-cuda/amd it reports itself skipped.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
-CUDA_AMD=$PWD/build-cuda/amd
+CUDA_AMD=${CUDA_AMD:-$PWD/build-cuda/amd}
 if [ ! -x "$CUDA_AMD" ]; then
   echo "SKIP cuda_scenario: no CUDA build (make CUDA=1 builds build-cuda/amd)"
   exit 0
