@@ -3,7 +3,7 @@
 #   make test         install what is missing, build, run every test; ends with "N passed, M failed"
 #   make demo         install what is missing, run the toy end-to-end job under mpirun -np 2
 #   make SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/
-#   make CUDA=1       also build the CUDA backend (probed; not yet implemented, see issue 6)
+#   make CUDA=1       the CUDA backend build: build-cuda/amd and build-cuda/tests/test_cuda (nvcc, cuBLAS)
 
 CC       := mpicc
 OPT      ?= -O2
@@ -11,10 +11,16 @@ CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -march=x86-64-v2 -fopenmp -Wall -We
 LDLIBS   :=
 
 SANITIZE ?= 0
+CUDA     ?= 0
+ifeq ($(SANITIZE)$(CUDA),11)
+  $(error SANITIZE=1 and CUDA=1 do not combine: build them one at a time)
+endif
 ifeq ($(SANITIZE),1)
   BUILD  := build-san
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(CUDA),1)
+  BUILD  := build-cuda
 else
   BUILD  := build
 endif
@@ -26,6 +32,8 @@ OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 PNG_LIBS    := $(shell pkg-config --libs libpng 2>/dev/null)
 NVCC        := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME   ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(realpath $(NVCC))),/usr/local/cuda)
+CUDA_VER    := $(if $(NVCC),$(shell $(NVCC) --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\),.*/\1/p'))
 
 CFLAGS  += -Isrc -Iio -Impi $(HDF5_CFLAGS) -I$(OPENBLAS_INC)
 LDFLAGS += -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR)
@@ -33,14 +41,36 @@ LDLIBS  += $(HDF5_LIBS) -lopenblas $(PNG_LIBS) -lz -lm
 
 SRCS     := $(wildcard src/*.c) $(wildcard io/*.c) $(wildcard mpi/*.c)
 OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
-LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 
-ifeq ($(SANITIZE),1)
-  AMD := $(BUILD)/amd
-else
+# The CUDA build: cuda/*.cu by nvcc into build-cuda/, linked with cuBLAS and the runtime. Only the C
+# files that mention AMD_CUDA (backend selection, the CUDA test) are compiled again with it defined;
+# every other object is the CPU build's own (same flags), so this build stays cheap. Its tests are
+# the ones that use the device (test_cuda); the rest run in the CPU builds.
+ifeq ($(CUDA),1)
+  ifeq ($(NVCC),)
+    $(error CUDA=1: nvcc not found (PATH or /usr/local/cuda/bin); install the CUDA toolkit)
+  endif
+  CUDA_C_SRCS := $(shell grep -l AMD_CUDA $(SRCS))
+  OBJS      := $(filter-out $(CUDA_C_SRCS:%.c=build/%.o),$(SRCS:%.c=build/%.o)) $(CUDA_C_SRCS:%.c=$(BUILD)/%.o)
+  CU_SRCS   := $(wildcard cuda/*.cu)
+  CU_OBJS   := $(CU_SRCS:%.cu=$(BUILD)/%.o)
+  OBJS      += $(CU_OBJS)
+  TEST_BINS := $(BUILD)/tests/test_cuda
+  CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+  NVCCFLAGS := -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings -MMD -MP -Isrc -Icuda
+  CPU_CFLAGS := $(CFLAGS)
+  CFLAGS    += -DAMD_CUDA -Icuda
+  LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
+  LDLIBS    += -lcublas -lcudart -lstdc++
+endif
+LIB_OBJS := $(filter-out %/src/main.o,$(OBJS))
+
+ifeq ($(BUILD),build)
   AMD := amd
+else
+  AMD := $(BUILD)/amd
 endif
 
 .PHONY: all setup test test-unit demo clean help deps-report
@@ -52,7 +82,7 @@ deps-report:
 	@echo "  HDF5      : $(if $(HDF5_LIBS),parallel (openmpi flavour),MISSING (run jobs/setup.sh))"
 	@echo "  OpenBLAS  : $(if $(wildcard $(OPENBLAS_DIR)/libopenblas.so),OpenMP build in $(OPENBLAS_DIR),MISSING (run jobs/setup.sh))"
 	@echo "  libpng    : $(if $(PNG_LIBS),found,MISSING (run jobs/setup.sh))"
-	@echo "  CUDA      : $(if $(NVCC),nvcc found at $(NVCC); backend skipped (issue 6),not found; skipped)"
+	@echo "  CUDA      : $(if $(NVCC),nvcc $(CUDA_VER) at $(NVCC); $(if $(filter 1,$(CUDA)),building the CUDA backend into build-cuda/,backend not in this build (make CUDA=1 builds build-cuda/amd)),nvcc not found; CUDA backend skipped)"
 
 $(AMD): $(OBJS)
 	@echo "  LD $@"
@@ -62,6 +92,18 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
+
+ifeq ($(CUDA),1)
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CPU_CFLAGS) -c -o $@ $<
+
+$(BUILD)/cuda/%.o: cuda/%.cu
+	@mkdir -p $(dir $@)
+	@echo "  NVCC $<"
+	@$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+endif
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -74,6 +116,7 @@ setup:
 test: setup
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=1 all
+	@$(if $(NVCC),$(MAKE) --no-print-directory CUDA=1 all,echo "CUDA: nvcc not found, the CUDA build and its tests are skipped")
 	@bash tests/run.sh
 
 demo: setup
@@ -81,9 +124,9 @@ demo: setup
 	@bash jobs/demo.sh
 
 clean:
-	rm -rf build build-san amd
+	rm -rf build build-san build-cuda amd
 
 help:
 	@sed -n '1,8p' Makefile
 
--include $(OBJS:.o=.d) $(TEST_BINS:=.d)
+-include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(CU_OBJS:.o=.d)

@@ -1,6 +1,8 @@
 /* dist.c: MPI setup, prompt partition and the data-parallel reductions. Every collective's wall
  * time counts as communication in the /timing table (src/timing.h), waiting for slower ranks
- * included. */
+ * included. Backend buffers (gradients, parameters) reach MPI directly on the CPU backend and with a
+ * CUDA-aware MPI; otherwise they go through one host staging buffer, grown to the largest size asked
+ * for and kept until dist_finalize. */
 #include "dist.h"
 
 #include <stdlib.h>
@@ -9,6 +11,24 @@
 #include "common.h"
 #include "ops.h"
 #include "timing.h"
+#if defined(__has_include)
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h> /* Open MPI: MPIX_CUDA_AWARE_SUPPORT, MPIX_Query_cuda_support */
+#endif
+#endif
+
+static float *stage; /* host copy of a device buffer on its way through MPI */
+static long stage_n;
+
+/* 1 when this MPI reads and writes CUDA device memory itself: built CUDA-aware and, asked at run
+ * time, so configured. Debian's Open MPI is not, so device buffers are staged there. */
+static int mpi_cuda_aware(void) {
+#if defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
+  return MPIX_Query_cuda_support() == 1;
+#else
+  return 0;
+#endif
+}
 
 void dist_init(int *argc, char ***argv) {
   int provided = 0;
@@ -17,7 +37,11 @@ void dist_init(int *argc, char ***argv) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 }
 
-void dist_finalize(void) { MPI_Finalize(); }
+void dist_finalize(void) {
+  free(stage);
+  stage = NULL, stage_n = 0;
+  MPI_Finalize();
+}
 
 int dist_rank(void) {
   int r = 0;
@@ -37,12 +61,20 @@ void dist_split(long n, long *begin, long *end) {
   *end = n * (r + 1) / p;
 }
 
-/* The host copy of a backend buffer that MPI reads and writes: the buffer itself on the CPU backend. */
+/* The host copy of a backend buffer that MPI reads and writes: the buffer itself on the CPU backend
+ * or with a CUDA-aware MPI, else the staging buffer. */
 static float *host_view(float *x, long n, int copy_in) {
-  if (ops == &ops_cpu) return x;
-  float *h = mallocCheck(sizeof(float) * (size_t)(n ? n : 1));
-  if (copy_in) ops->to_host(h, x, sizeof(float) * (size_t)n);
-  return h;
+  if (ops == &ops_cpu || mpi_cuda_aware()) {
+    ops->synchronize(); /* every op that writes x has finished before MPI reads it */
+    return x;
+  }
+  if (n > stage_n) {
+    free(stage);
+    stage = mallocCheck(sizeof(float) * (size_t)(n ? n : 1));
+    stage_n = n;
+  }
+  if (copy_in) ops->to_host(stage, x, sizeof(float) * (size_t)n);
+  return stage;
 }
 
 void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs) {
@@ -55,7 +87,6 @@ void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *dis
   memmove(h + displs[r], h, sizeof(float) * (size_t)counts[r]);
   if (h != x) {
     ops->to_device(x + displs[r], h + displs[r], sizeof(float) * (size_t)counts[r]);
-    free(h);
   }
   timing_add(TIMING_COMM, amd_time() - t0);
 }
@@ -69,7 +100,6 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) 
   mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
   if (h != x) {
     ops->to_device(x, h, sizeof(float) * (size_t)n);
-    free(h);
   }
   timing_add(TIMING_COMM, amd_time() - t0);
 }

@@ -1,5 +1,7 @@
 /* dist.h: the rank layout and data-parallel communication. MPI is always linked; a run without
- * mpirun is a one-rank job. Not here: which rank owns which shard of a network and the optimizer
+ * mpirun is a one-rank job. The float vectors of reduce_scatter and allgather are backend memory (a
+ * CUDA device buffer goes through a host staging buffer unless MPI is CUDA-aware); every other
+ * buffer here is host memory. Not here: which rank owns which shard of a network and the optimizer
  * step over it (zero.h). */
 #pragma once
 #include <mpi.h>

@@ -1,5 +1,7 @@
 /* backend.c: picks the op table for `device = auto | cpu | cuda` and the thread count.
- * The CUDA backend is not built yet (issue 6): `device=cuda` is then a clear error, never a
+ * In a `make CUDA=1` build (AMD_CUDA) each rank binds to device (node-local rank) mod (devices on
+ * its node); `auto` takes CUDA when a device is usable and says so when it falls back to the CPU;
+ * `cuda` without a usable device, or in a build without the backend, is a clear usage error, never a
  * silent fallback. OpenMP threads default to the cores of this node shared among its ranks, so
  * `mpirun -np 2` on two cores does not oversubscribe. */
 #include <cblas.h>
@@ -10,33 +12,68 @@
 
 #include "common.h"
 #include "ops.h"
+#ifdef AMD_CUDA
+#include "ops_cuda.h"
+#endif
 
-static int node_local_ranks(void) {
+/* this rank's index among the ranks of its node, and their count */
+static void node_local_rank(int *rank, int *size) {
   MPI_Comm local;
-  int n = 1;
+  *rank = 0, *size = 1;
+  int init = 0;
+  MPI_Initialized(&init);
+  if (!init) return;
   if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
-    MPI_Comm_size(local, &n);
+    MPI_Comm_rank(local, rank);
+    MPI_Comm_size(local, size);
     MPI_Comm_free(&local);
   }
-  return n;
 }
 
+#ifdef AMD_CUDA
+static const amd_ops *select_cuda(int required) {
+  char why[256] = "";
+  int count = cuda_device_count(why, sizeof why);
+  if (count < 1) {
+    if (required) amd_usage_error("device=cuda: no usable CUDA device: %s; use device=cpu or device=auto", why);
+    amd_log("device=auto: no usable CUDA device: %s; running on the CPU\n", why);
+    return &ops_cpu;
+  }
+  int rank, size;
+  node_local_rank(&rank, &size);
+  cuda_backend_init(rank % count);
+  char desc[256];
+  cuda_device_describe(desc, sizeof desc);
+  amd_log("backend cuda: rank 0 on device %d of %d on its node (%s)%s\n", rank % count, count, desc,
+          cuda_tf32() ? ", TF32 GEMMs (AMD_TF32)" : "");
+  return &ops_cuda;
+}
+#endif
+
 void ops_select(const char *device) {
-  if (strcmp(device, "cpu") == 0 || strcmp(device, "auto") == 0) {
+  int is_auto = strcmp(device, "auto") == 0, is_cuda = strcmp(device, "cuda") == 0;
+  if (strcmp(device, "cpu") == 0) {
     ops = &ops_cpu;
     return;
   }
-  if (strcmp(device, "cuda") == 0)
+  if (!is_auto && !is_cuda) amd_usage_error("device='%s': expected auto, cpu or cuda", device);
+#ifdef AMD_CUDA
+  ops = select_cuda(is_cuda);
+#else
+  if (is_cuda)
     amd_usage_error("device=cuda: this amd was built without the CUDA backend (build with `make CUDA=1` "
                     "on a machine with the CUDA toolkit), use device=cpu or device=auto");
-  amd_usage_error("device='%s': expected auto, cpu or cuda", device);
+  ops = &ops_cpu;
+#endif
 }
 
 int backend_init(const char *device, int threads) {
   ops_select(device);
   if (threads <= 0) {
+    int rank, size;
+    node_local_rank(&rank, &size);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = (int)(cores / node_local_ranks());
+    threads = (int)(cores / size);
     if (threads < 1) threads = 1;
   }
   omp_set_num_threads(threads);

@@ -1,8 +1,11 @@
 /* ops.h: the backend op interface. Models, losses and optimizers call only these, so the same model
- * file runs on the CPU backend (src/ops_cpu.c: OpenBLAS + OpenMP) and, later, the CUDA backend
- * (cuda/). Pointers passed to ops are backend memory from ops->alloc; ids and per-sample vectors
- * too. Conventions: row-major; "backward" ops ADD into their outputs (gradients accumulate), so
- * callers zero gradient buffers once per step. Shapes are given in comments as (rows, cols).
+ * file runs on the CPU backend (src/ops_cpu.c: OpenBLAS + OpenMP) and the CUDA backend (cuda/:
+ * cuBLAS + kernels, `make CUDA=1`). Pointers passed to ops are backend memory from ops->alloc; ids
+ * and per-sample vectors too: host code reads or writes them only through to_host / to_device.
+ * Ops may run asynchronously (CUDA: in order on one stream); to_host, to_device and the reductions
+ * return only when their data is there. Conventions: row-major; "backward" ops ADD into their
+ * outputs (gradients accumulate), so callers zero gradient buffers once per step. Shapes are given
+ * in comments as (rows, cols).
  * Not here: anything about which model or method is running. */
 #pragma once
 #include <stddef.h>
@@ -17,6 +20,9 @@ typedef struct amd_ops {
   void (*to_host)(void *dst, const void *src, size_t bytes);
   void (*copy)(void *dst, const void *src, size_t bytes);
   void (*fill)(float *x, float value, long n);
+  /* waits until every op issued so far has finished (CPU: nothing to wait for); needed before a
+   * library outside the backend (a CUDA-aware MPI) reads backend memory directly */
+  void (*synchronize)(void);
 
   /* C (M, N) = alpha op(A) op(B) + beta C; op(A) is (M, K), op(B) is (K, N); trans* = 1 transposes */
   void (*gemm)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
@@ -111,9 +117,11 @@ typedef struct amd_ops {
 
 /* The backend in use; set once by ops_select before any model is built. */
 extern const amd_ops *ops;
-extern const amd_ops ops_cpu;
+extern const amd_ops ops_cpu; /* ops_cuda (cuda/ops_cuda.h) exists in `make CUDA=1` builds */
 
-/* device: "cpu", "cuda" or "auto" (CUDA when built and a GPU is present, else the CPU). */
+/* device: "cpu", "cuda" or "auto" (CUDA when built and a GPU is present, else the CPU). With CUDA,
+ * each rank takes device (node-local rank) mod (devices on the node). `cuda` without a usable
+ * device is a usage error naming the reason, never a silent fallback. */
 void ops_select(const char *device);
 /* ops_select plus the OpenMP/OpenBLAS thread count (threads <= 0: this node's cores divided among
  * its ranks); returns the thread count used. */

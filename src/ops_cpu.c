@@ -24,6 +24,8 @@ static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
   if (bytes) memcpy(dst, src, bytes);
 }
 
+static void cpu_synchronize(void) {}
+
 static void cpu_fill(float *x, float value, long n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (long i = 0; i < n; i++) x[i] = value;
@@ -421,6 +423,7 @@ const amd_ops ops_cpu = {
     .to_host = cpu_memcpy,
     .copy = cpu_memcpy,
     .fill = cpu_fill,
+    .synchronize = cpu_synchronize,
     .gemm = cpu_gemm,
     .gemm_batched = cpu_gemm_batched,
     .bias_add = cpu_bias_add,

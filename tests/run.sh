@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test runner behind `make test`: the C unit programs (normal build, then again under
-# AddressSanitizer + UndefinedBehaviorSanitizer), then the end-to-end scenario scripts
+# AddressSanitizer + UndefinedBehaviorSanitizer, then those the CUDA build has, as cuda:NAME, when
+# build-cuda/ exists: they skip themselves without a GPU), then the end-to-end scenario scripts
 # (tests/scenario_*.sh) that drive the real `amd` binary, MPI included. Every check prints one
 # line PASS/FAIL/SKIP; this script counts them and ends with "N passed, M failed, K skipped".
 # A program that dies without printing FAIL (a crash, a sanitizer report) counts as a failure.
@@ -47,6 +48,13 @@ for src in tests/test_*.c; do
   bin=build-san/tests/$name
   [ -n "$only" ] && [[ "$name" != *$only* ]] && continue
   run_one "asan+ubsan:$name" "$bin"
+done
+for src in tests/test_*.c; do
+  name=$(basename "$src" .c)
+  bin=build-cuda/tests/$name
+  [ -x "$bin" ] || continue
+  [ -n "$only" ] && [[ "$name" != *$only* ]] && continue
+  run_one "cuda:$name" "$bin"
 done
 for script in tests/scenario_*.sh; do
   name=$(basename "$script" .sh)

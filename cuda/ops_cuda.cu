@@ -1,0 +1,144 @@
+/* ops_cuda.cu: the CUDA backend's op table (the interface of src/ops.h, the semantics of
+ * src/ops_cpu.c), its memory ops, and binding a process to one device. Every op runs in order on one
+ * stream; host transfers wait for it, so the host sees what every earlier op wrote.
+ * The op families live beside this file: gemm.cu (cuBLAS), elementwise.cu, transformer.cu and
+ * reduce.cu (reductions, AdamW, Philox, per-sample losses).
+ * Not here: which device a rank uses (src/backend.c), any second stream or CUDA graph. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_common.cuh"
+#include "ops_cuda.h"
+
+cudaStream_t cuda_stream;
+cublasHandle_t cuda_cublas;
+int cuda_debug_sync;
+static int bound_device = -1;
+
+static int env_on(const char *name) {
+  const char *v = getenv(name);
+  return v && v[0] && strcmp(v, "0") != 0;
+}
+
+extern "C" int cuda_device_count(char *why, size_t why_len) {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    snprintf(why, why_len, "%s (cudaGetDeviceCount: error %d)", cudaGetErrorString(err), (int)err);
+    cudaGetLastError(); /* clear it: the CPU backend runs on in this process */
+    return 0;
+  }
+  if (count < 1) snprintf(why, why_len, "cudaGetDeviceCount found no device");
+  return count;
+}
+
+extern "C" void cuda_backend_init(int device) {
+  if (bound_device >= 0) {
+    CHECK(device == bound_device, "CUDA backend already bound to device %d, asked for device %d", bound_device, device);
+    return;
+  }
+  cudaCheck(cudaSetDevice(device));
+  cudaCheck(cudaStreamCreate(&cuda_stream));
+  cublasCheck(cublasCreate(&cuda_cublas));
+  cublasCheck(cublasSetStream(cuda_cublas, cuda_stream));
+  cuda_debug_sync = env_on("AMD_CUDA_SYNC");
+  bound_device = device;
+  cuda_set_tf32(env_on("AMD_TF32"));
+  cuda_reduce_init();
+}
+
+extern "C" void cuda_device_describe(char *out, size_t out_len) {
+  cudaDeviceProp p;
+  cudaCheck(cudaGetDeviceProperties(&p, bound_device));
+  snprintf(out, out_len, "%s, sm_%d%d, %.1f GiB", p.name, p.major, p.minor, (double)p.totalGlobalMem / (1 << 30));
+}
+
+static void *cuda_alloc(size_t bytes) {
+  void *p = NULL;
+  size_t n = bytes ? bytes : 1;
+  cudaError_t err = cudaMalloc(&p, n);
+  if (err != cudaSuccess)
+    amd_fatal("out of GPU memory allocating %zu bytes: %s (error %d)", bytes, cudaGetErrorString(err), (int)err);
+  cudaCheck(cudaMemsetAsync(p, 0, n, cuda_stream));
+  return p;
+}
+
+static void cuda_free(void *p) {
+  if (p) cudaCheck(cudaFree(p));
+}
+
+/* Host buffers are pageable and reused by the caller right away: wait for each transfer. */
+static void cuda_to_device(void *dst, const void *src, size_t bytes) {
+  if (!bytes) return;
+  cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
+  cudaCheck(cudaStreamSynchronize(cuda_stream));
+}
+
+static void cuda_to_host(void *dst, const void *src, size_t bytes) {
+  if (!bytes) return;
+  cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream));
+  cudaCheck(cudaStreamSynchronize(cuda_stream));
+}
+
+static void cuda_copy(void *dst, const void *src, size_t bytes) {
+  if (!bytes) return;
+  cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream));
+}
+
+static void cuda_synchronize(void) { cudaCheck(cudaStreamSynchronize(cuda_stream)); }
+
+/* Filled member by member: C++ before C++20 has no designated initializers, and positional ones
+ * would silently shift if the struct gained a member. */
+static amd_ops cuda_table(void) {
+  amd_ops t;
+  memset(&t, 0, sizeof t);
+  t.name = "cuda";
+  t.alloc = cuda_alloc;
+  t.free = cuda_free;
+  t.to_device = cuda_to_device;
+  t.to_host = cuda_to_host;
+  t.copy = cuda_copy;
+  t.fill = cuda_fill;
+  t.synchronize = cuda_synchronize;
+  t.gemm = cuda_gemm;
+  t.gemm_batched = cuda_gemm_batched;
+  t.bias_add = cuda_bias_add;
+  t.bias_backward = cuda_bias_backward;
+  t.silu_forward = cuda_silu_forward;
+  t.silu_backward = cuda_silu_backward;
+  t.layernorm_forward = cuda_layernorm_forward;
+  t.layernorm_backward = cuda_layernorm_backward;
+  t.gelu_forward = cuda_gelu_forward;
+  t.gelu_backward = cuda_gelu_backward;
+  t.modulate_forward = cuda_modulate_forward;
+  t.modulate_backward = cuda_modulate_backward;
+  t.gated_residual_forward = cuda_gated_residual_forward;
+  t.gated_residual_backward = cuda_gated_residual_backward;
+  t.softmax_forward = cuda_softmax_forward;
+  t.softmax_backward = cuda_softmax_backward;
+  t.patchify = cuda_patchify;
+  t.unpatchify = cuda_unpatchify;
+  t.heads_split = cuda_heads_split;
+  t.heads_split_backward = cuda_heads_split_backward;
+  t.heads_merge = cuda_heads_merge;
+  t.heads_merge_backward = cuda_heads_merge_backward;
+  t.add = cuda_add;
+  t.axpy = cuda_axpy;
+  t.scale = cuda_scale;
+  t.timestep_embedding = cuda_timestep_embedding;
+  t.embedding_forward = cuda_embedding_forward;
+  t.embedding_backward = cuda_embedding_backward;
+  t.sum_squares = cuda_sum_squares;
+  t.all_finite = cuda_all_finite;
+  t.adamw = cuda_adamw;
+  t.randn = cuda_randn;
+  t.flow_interpolate = cuda_flow_interpolate;
+  t.mse_forward_backward = cuda_mse_forward_backward;
+  t.flow_denoise = cuda_flow_denoise;
+  t.dmd_grad = cuda_dmd_grad;
+  t.euler_update = cuda_euler_update;
+  return t;
+}
+
+const amd_ops ops_cuda = cuda_table();

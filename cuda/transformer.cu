@@ -1,0 +1,181 @@
+/* transformer.cu: the DiT's row-wise layers (layernorm, softmax: one warp per row, sums in double
+ * in a fixed lane order) and the adaLN conditioning (modulate, gated residual: pointwise forward,
+ * one thread per (sample, channel) summing over tokens in order for the backward), with the CPU's
+ * formulas and precision (src/ops_cpu.c).
+ * Not here: fused or flash attention (attention is src/attention.c on these ops and cuBLAS). */
+#include "cuda_common.cuh"
+
+#define LN_EPS 1e-6
+#define ROWS_PER_BLOCK (CUDA_THREADS / 32)
+
+static inline unsigned row_blocks(int N) { return (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK); }
+
+__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *x, int N, int C) {
+  int r = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= N) return; /* r is the same for the whole warp */
+  const float *xr = x + (long)r * C;
+  double s = 0, ss = 0;
+  for (int c = lane; c < C; c += 32) s += xr[c];
+  double mu = warp_sum(s) / C;
+  for (int c = lane; c < C; c += 32) ss += (xr[c] - mu) * (xr[c] - mu);
+  double rs = 1.0 / sqrt(warp_sum(ss) / C + LN_EPS);
+  for (int c = lane; c < C; c += 32) out[(long)r * C + c] = (float)((xr[c] - mu) * rs);
+  if (lane == 0) mean[r] = (float)mu, rstd[r] = (float)rs;
+}
+
+/* dx += rstd (dout - mean(dout) - xhat mean(dout xhat)), xhat in float as on the CPU */
+__global__ void layernorm_backward_kernel(float *dx, const float *dout, const float *x, const float *mean,
+                                          const float *rstd, int N, int C) {
+  int r = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= N) return;
+  const float *xr = x + (long)r * C, *dr = dout + (long)r * C;
+  float mr = mean[r], rr = rstd[r];
+  double sd = 0, sdx = 0;
+  for (int c = lane; c < C; c += 32) {
+    double xh = (xr[c] - mr) * rr;
+    sd += dr[c], sdx += dr[c] * xh;
+  }
+  sd = warp_sum(sd) / C, sdx = warp_sum(sdx) / C;
+  for (int c = lane; c < C; c += 32) {
+    double xh = (xr[c] - mr) * rr;
+    dx[(long)r * C + c] += (float)(rr * (dr[c] - sd - xh * sdx));
+  }
+}
+
+void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *x, int N, int C) {
+  if (N <= 0 || C <= 0) return;
+  layernorm_forward_kernel<<<row_blocks(N), CUDA_THREADS, 0, cuda_stream>>>(out, mean, rstd, x, N, C);
+  launchCheck(layernorm_forward_kernel);
+}
+
+void cuda_layernorm_backward(float *dx, const float *dout, const float *x, const float *mean, const float *rstd,
+                             int N, int C) {
+  if (N <= 0 || C <= 0) return;
+  layernorm_backward_kernel<<<row_blocks(N), CUDA_THREADS, 0, cuda_stream>>>(dx, dout, x, mean, rstd, N, C);
+  launchCheck(layernorm_backward_kernel);
+}
+
+/* y may alias x: each lane reads its elements for the max before any lane writes, and then rewrites
+ * only its own elements */
+__global__ void softmax_forward_kernel(float *y, const float *x, int N, int C) {
+  int r = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= N) return;
+  const float *xr = x + (long)r * C;
+  float *yr = y + (long)r * C;
+  float mx = -INFINITY;
+  for (int c = lane; c < C; c += 32) mx = fmaxf(mx, xr[c]);
+  mx = warp_max(mx);
+  double s = 0;
+  for (int c = lane; c < C; c += 32) {
+    float e = expf(xr[c] - mx);
+    yr[c] = e;
+    s += e;
+  }
+  float inv = (float)(1.0 / warp_sum(s));
+  for (int c = lane; c < C; c += 32) yr[c] *= inv;
+}
+
+__global__ void softmax_backward_kernel(float *dx, const float *dy, const float *y, int N, int C) {
+  int r = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= N) return;
+  const float *dr = dy + (long)r * C, *yr = y + (long)r * C;
+  double s = 0;
+  for (int c = lane; c < C; c += 32) s += (double)dr[c] * yr[c];
+  s = warp_sum(s);
+  for (int c = lane; c < C; c += 32) dx[(long)r * C + c] += yr[c] * (float)(dr[c] - s);
+}
+
+void cuda_softmax_forward(float *y, const float *x, int N, int C) {
+  if (N <= 0 || C <= 0) return;
+  softmax_forward_kernel<<<row_blocks(N), CUDA_THREADS, 0, cuda_stream>>>(y, x, N, C);
+  launchCheck(softmax_forward_kernel);
+}
+
+void cuda_softmax_backward(float *dx, const float *dy, const float *y, int N, int C) {
+  if (N <= 0 || C <= 0) return;
+  softmax_backward_kernel<<<row_blocks(N), CUDA_THREADS, 0, cuda_stream>>>(dx, dy, y, N, C);
+  launchCheck(softmax_backward_kernel);
+}
+
+/* y (B, T, C) = x (1 + scale[b]) + shift[b]; conditioning rows have stride ld */
+__global__ void modulate_forward_kernel(float *y, const float *x, const float *shift, const float *scale, int ld,
+                                        long n, int T, int C) {
+  GRID_STRIDE(i, n) {
+    long b = i / ((long)T * C), cb = b * ld + i % C;
+    y[i] = x[i] * (1.0f + scale[cb]) + shift[cb];
+  }
+}
+
+/* one thread per (b, c): dx over the T tokens, dshift and dscale summed over them in double */
+__global__ void modulate_backward_kernel(float *dx, float *dshift, float *dscale, const float *dy, const float *x,
+                                         const float *scale, int ld, long n, int T, int C) {
+  GRID_STRIDE(bc, n) {
+    long b = bc / C, c = bc % C, cb = b * ld + c;
+    double ds = 0, dc = 0;
+    float k = 1.0f + scale[cb];
+    for (int t = 0; t < T; t++) {
+      long i = (b * T + t) * C + c;
+      dx[i] += dy[i] * k;
+      ds += dy[i], dc += (double)dy[i] * x[i];
+    }
+    dshift[cb] += (float)ds;
+    dscale[cb] += (float)dc;
+  }
+}
+
+void cuda_modulate_forward(float *y, const float *x, const float *shift, const float *scale, int ld, int B, int T,
+                           int C) {
+  long n = (long)B * T * C;
+  if (n <= 0) return;
+  modulate_forward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(y, x, shift, scale, ld, n, T, C);
+  launchCheck(modulate_forward_kernel);
+}
+
+void cuda_modulate_backward(float *dx, float *dshift, float *dscale, const float *dy, const float *x,
+                            const float *scale, int ld, int B, int T, int C) {
+  long n = (long)B * C;
+  if (n <= 0) return;
+  modulate_backward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(dx, dshift, dscale, dy, x, scale, ld, n, T,
+                                                                           C);
+  launchCheck(modulate_backward_kernel);
+}
+
+/* x (B, T, C) += gate[b] y */
+__global__ void gated_residual_forward_kernel(float *x, const float *gate, const float *y, int ld, long n, int T,
+                                              int C) {
+  GRID_STRIDE(i, n) {
+    long b = i / ((long)T * C);
+    x[i] += gate[b * ld + i % C] * y[i];
+  }
+}
+
+/* one thread per (b, c): dy += gate dx over the tokens, dgate += sum_t dx y in double */
+__global__ void gated_residual_backward_kernel(float *dy, float *dgate, const float *dx, const float *y,
+                                               const float *gate, int ld, long n, int T, int C) {
+  GRID_STRIDE(bc, n) {
+    long b = bc / C, c = bc % C, cb = b * ld + c;
+    double dg = 0;
+    float g = gate[cb];
+    for (int t = 0; t < T; t++) {
+      long i = (b * T + t) * C + c;
+      dy[i] += g * dx[i];
+      dg += (double)dx[i] * y[i];
+    }
+    dgate[cb] += (float)dg;
+  }
+}
+
+void cuda_gated_residual_forward(float *x, const float *gate, const float *y, int ld, int B, int T, int C) {
+  long n = (long)B * T * C;
+  if (n <= 0) return;
+  gated_residual_forward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(x, gate, y, ld, n, T, C);
+  launchCheck(gated_residual_forward_kernel);
+}
+
+void cuda_gated_residual_backward(float *dy, float *dgate, const float *dx, const float *y, const float *gate, int ld,
+                                  int B, int T, int C) {
+  long n = (long)B * C;
+  if (n <= 0) return;
+  gated_residual_backward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(dy, dgate, dx, y, gate, ld, n, T, C);
+  launchCheck(gated_residual_backward_kernel);
+}

@@ -1,0 +1,821 @@
+/* test_cuda.c: the CUDA backend against the CPU backend (DESIGN section 10), in the manner of ggml's
+ * test-backend-ops: every op of src/ops.h runs on the same inputs on both backends (outputs too are
+ * filled with random values first, so an op that must add and one that must overwrite are both
+ * checked), and each output is compared by its normalized mean squared error
+ *   NMSE = sum (cuda - cpu)^2 / sum cpu^2
+ * against a bound per op: 0 for the ops that only move or add numbers in the CPU's order, about
+ * float rounding (1e-10) for pointwise maps where nvcc may fuse a multiply-add, more for GEMMs whose
+ * sums run in another order. Philox normals must be bit-identical. Then whole steps on both
+ * backends, compared the same way: dit and mlp teacher training steps, a classifier step and its
+ * reward gradient, and an AMD distillation step (dit, GAN head, classifier reward).
+ * Each case prints its measured NMSE, so a GPU run shows the margins.
+ * In a build without the CUDA backend, or on a machine without a usable device, it prints one
+ * "SKIP cuda: reason" line and exits 0; in the latter case it still checks the device selection
+ * (device=cuda is a clear error, device=auto runs on the CPU).
+ * Not here: timings (benchmarks). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "ops.h"
+#include "test.h"
+
+#ifndef AMD_CUDA
+int main(void) {
+  printf("SKIP cuda: this build has no CUDA backend (`make CUDA=1` builds build-cuda/tests/test_cuda)\n");
+  return 0;
+}
+#else
+
+#include "classifier.h"
+#include "dist.h"
+#include "distill.h"
+#include "flow.h"
+#include "model.h"
+#include "ops_cuda.h"
+#include "optim.h"
+#include "philox.h"
+#include "reward.h"
+
+#define TEST_SEED 20260301u
+
+static uint32_t draws; /* Philox index of the next fill; a fixed call order makes runs identical */
+
+/* n values U(lo, hi) from Philox stream `step` at `index` of a stream no program uses */
+static float *uniform_at(long n, double lo, double hi, uint32_t step, uint32_t index) {
+  float *x = mallocCheck(sizeof(float) * (size_t)(n ? n : 1));
+  for (long i = 0; i < n; i++)
+    x[i] = (float)(lo + (hi - lo) * rng_uniform(TEST_SEED, RNG_STREAMS_END, step, index, (uint32_t)i));
+  return x;
+}
+
+/* fresh values at each call */
+static float *host_uniform(long n, double lo, double hi) { return uniform_at(n, lo, hi, 0, draws++); }
+
+/* NMSE of got against the reference want; the largest absolute difference goes to *maxdiff */
+static double nmse(const float *got, const float *want, long n, double *maxdiff) {
+  double num = 0, den = 0, mx = 0;
+  for (long i = 0; i < n; i++) {
+    double d = (double)got[i] - want[i];
+    if (!isfinite(got[i]) || !isfinite(want[i])) d = (isnan(got[i]) && isnan(want[i])) || got[i] == want[i] ? 0 : INFINITY;
+    num += d * d, den += (double)want[i] * want[i];
+    if (fabs(d) > mx) mx = fabs(d);
+  }
+  if (maxdiff) *maxdiff = mx;
+  return num == 0 ? 0 : num / (den > 0 ? den : 1e-300);
+}
+
+static void expect_nmse(const char *what, const float *got, const float *want, long n, double bound) {
+  double mx;
+  double e = nmse(got, want, n, &mx);
+  printf("  %-44s NMSE %9.3g (bound %7.1g), max |diff| %.3g\n", what, e, bound, mx);
+  EXPECT(e <= bound, "%s: NMSE %.3g above %.3g (max |diff| %.3g)", what, e, bound, mx);
+}
+
+/* ---- the op harness ------------------------------------------------------------------------- */
+
+#define MAXBUF 12
+typedef struct Case Case;
+typedef void (*op_fn)(const amd_ops *o, void *const *p, const Case *c);
+struct Case {
+  int n;
+  long len[MAXBUF]; /* elements */
+  int is_int[MAXBUF], compare[MAXBUF];
+  void *host[MAXBUF]; /* initial contents, the same for both backends */
+  int s[10];          /* sizes and flags the op function reads */
+  float f[4];         /* scalars */
+};
+
+static const amd_ops *const backend[2] = {&ops_cpu, &ops_cuda};
+
+/* a float buffer of n values in [lo, hi); compare = 1 marks an output */
+static int buf_f(Case *c, long n, double lo, double hi, int compare) {
+  int i = c->n++;
+  CHECK(i < MAXBUF, "test case has more than %d buffers", MAXBUF);
+  c->len[i] = n, c->is_int[i] = 0, c->compare[i] = compare;
+  c->host[i] = host_uniform(n, lo, hi);
+  return i;
+}
+
+/* an int buffer of n ids in [0, hi), with repeats */
+static int buf_ids(Case *c, long n, int hi) {
+  int i = c->n++;
+  CHECK(i < MAXBUF, "test case has more than %d buffers", MAXBUF);
+  c->len[i] = n, c->is_int[i] = 1, c->compare[i] = 0;
+  int *ids = mallocCheck(sizeof(int) * (size_t)n);
+  for (long k = 0; k < n; k++) ids[k] = (int)((k * 7 + 3) % hi);
+  c->host[i] = ids;
+  return i;
+}
+
+/* Runs op on both backends from the same inputs and compares every output buffer. */
+static void run_case(const char *name, Case *c, op_fn op, double bound) {
+  void *out[2][MAXBUF];
+  for (int k = 0; k < 2; k++) {
+    const amd_ops *o = backend[k];
+    void *dev[MAXBUF];
+    for (int i = 0; i < c->n; i++) {
+      size_t bytes = 4 * (size_t)c->len[i];
+      dev[i] = o->alloc(bytes);
+      o->to_device(dev[i], c->host[i], bytes);
+    }
+    op(o, dev, c);
+    for (int i = 0; i < c->n; i++) {
+      size_t bytes = 4 * (size_t)c->len[i];
+      out[k][i] = mallocCheck(bytes ? bytes : 1);
+      o->to_host(out[k][i], dev[i], bytes);
+      o->free(dev[i]);
+    }
+  }
+  for (int i = 0; i < c->n; i++) {
+    if (c->compare[i]) {
+      char what[96];
+      snprintf(what, sizeof what, "%s [out %d]", name, i);
+      expect_nmse(what, out[1][i], out[0][i], c->len[i], bound);
+    }
+    free(out[0][i]), free(out[1][i]), free(c->host[i]);
+  }
+  memset(c, 0, sizeof *c);
+}
+
+#define F(i) ((float *)p[i])
+#define I(i) ((const int *)p[i])
+#define EXACT 0.0
+#define POINTWISE 1e-10 /* float rounding, fused multiply-adds */
+#define GEMM 1e-9       /* float32 sums in another order */
+
+/* ---- memory ----------------------------------------------------------------------------------- */
+
+static void test_memory(void) {
+  const amd_ops *o = &ops_cuda;
+  enum { N = 1000 };
+  float *h = host_uniform(N, -1, 1), back[N];
+  float *a = o->alloc(sizeof back), *b = o->alloc(sizeof back);
+  o->to_host(back, a, sizeof back);
+  int zero = 1;
+  for (int i = 0; i < N; i++) zero &= back[i] == 0.0f;
+  EXPECT(zero, "alloc is not zero-filled");
+  o->to_device(a, h, sizeof back);
+  o->copy(b, a, sizeof back);
+  o->to_host(back, b, sizeof back);
+  EXPECT(memcmp(back, h, sizeof back) == 0, "to_device, copy, to_host do not round-trip");
+  o->fill(b + 10, 2.5f, 20);
+  o->synchronize();
+  o->to_host(back, b, sizeof back);
+  int ok = 1;
+  for (int i = 0; i < N; i++) ok &= back[i] == (i >= 10 && i < 30 ? 2.5f : h[i]);
+  EXPECT(ok, "fill wrote outside [10, 30) or not the value");
+  o->free(a), o->free(b), o->free(NULL);
+  free(h);
+}
+
+/* ---- GEMM ------------------------------------------------------------------------------------- */
+
+static void op_gemm(const amd_ops *o, void *const *p, const Case *c) {
+  o->gemm(c->s[0], c->s[1], c->s[2], c->s[3], c->s[4], c->f[0], F(0), F(1), c->f[1], F(2));
+}
+
+static void gemm_cases(double bound, const char *tag) {
+  const int sizes[][3] = {{37, 23, 19}, {1, 64, 33}, {64, 1, 7}, {5, 6, 1}};
+  for (int z = 0; z < 4; z++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        int M = sizes[z][0], N = sizes[z][1], K = sizes[z][2];
+        Case c = {.s = {ta, tb, M, N, K}, .f = {0.7f, z % 2 ? 0.0f : 0.3f}};
+        buf_f(&c, (long)M * K, -1, 1, 0), buf_f(&c, (long)K * N, -1, 1, 0), buf_f(&c, (long)M * N, -1, 1, 1);
+        char name[64];
+        snprintf(name, sizeof name, "gemm%s %c%c %dx%dx%d", tag, ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K);
+        run_case(name, &c, op_gemm, bound);
+      }
+}
+
+static void test_gemm(void) { gemm_cases(GEMM, ""); }
+
+static void test_gemm_tf32(void) {
+  cuda_set_tf32(1);
+  gemm_cases(1e-5, " tf32"); /* 10 mantissa bits in the products */
+  cuda_set_tf32(0);
+}
+
+static void op_gemm_batched(const amd_ops *o, void *const *p, const Case *c) {
+  o->gemm_batched(c->s[0], c->s[1], c->s[2], c->s[3], c->s[4], c->f[0], F(0), c->s[5], F(1), c->s[6], c->f[1], F(2),
+                  c->s[7], c->s[8]);
+}
+
+static void test_gemm_batched(void) {
+  for (int reuse = 0; reuse < 3; reuse++) /* 0: every matrix its own; 1: one A for all; 2: one B for all */
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        int M = 9, N = 11, K = 13, batch = 5;
+        int sa = reuse == 1 ? 0 : M * K, sb = reuse == 2 ? 0 : K * N;
+        Case c = {.s = {ta, tb, M, N, K, sa, sb, M * N, batch}, .f = {0.5f, 1.0f}};
+        buf_f(&c, (long)(sa ? batch : 1) * M * K, -1, 1, 0);
+        buf_f(&c, (long)(sb ? batch : 1) * K * N, -1, 1, 0);
+        buf_f(&c, (long)batch * M * N, -1, 1, 1);
+        char name[64];
+        snprintf(name, sizeof name, "gemm_batched %c%c reuse %d", ta ? 'T' : 'N', tb ? 'T' : 'N', reuse);
+        run_case(name, &c, op_gemm_batched, GEMM);
+      }
+  /* the dit's token mean: ones (1, T) times each sample's (T, C), and its transpose in backward */
+  int T = 16, C = 24, B = 3;
+  Case c = {.s = {0, 0, 1, C, T, 0, T * C, C, B}, .f = {1.0f / 16, 0.0f}};
+  buf_f(&c, T, 1, 1, 0), buf_f(&c, (long)B * T * C, -1, 1, 0), buf_f(&c, (long)B * C, -1, 1, 1);
+  run_case("gemm_batched token mean", &c, op_gemm_batched, GEMM);
+  Case d = {.s = {1, 0, T, C, 1, 0, C, T * C, B}, .f = {1.0f / 16, 1.0f}};
+  buf_f(&d, T, 1, 1, 0), buf_f(&d, (long)B * C, -1, 1, 0), buf_f(&d, (long)B * T * C, -1, 1, 1);
+  run_case("gemm_batched token mean backward", &d, op_gemm_batched, GEMM);
+}
+
+/* ---- pointwise and per-sample ops --------------------------------------------------------------- */
+
+static void op_bias_add(const amd_ops *o, void *const *p, const Case *c) { o->bias_add(F(0), F(1), c->s[0], c->s[1]); }
+static void op_bias_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->bias_backward(F(0), F(1), c->s[0], c->s[1]);
+}
+static void op_silu_forward(const amd_ops *o, void *const *p, const Case *c) { o->silu_forward(F(0), F(1), c->s[0]); }
+static void op_silu_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->silu_backward(F(0), F(1), F(2), c->s[0]);
+}
+static void op_gelu_forward(const amd_ops *o, void *const *p, const Case *c) { o->gelu_forward(F(0), F(1), c->s[0]); }
+static void op_gelu_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->gelu_backward(F(0), F(1), F(2), c->s[0]);
+}
+static void op_add(const amd_ops *o, void *const *p, const Case *c) { o->add(F(0), F(1), F(2), c->s[0]); }
+static void op_axpy(const amd_ops *o, void *const *p, const Case *c) { o->axpy(F(0), c->f[0], F(1), c->s[0]); }
+static void op_scale(const amd_ops *o, void *const *p, const Case *c) { o->scale(F(0), c->f[0], c->s[0]); }
+static void op_flow_interpolate(const amd_ops *o, void *const *p, const Case *c) {
+  o->flow_interpolate(F(0), F(1), F(2), F(3), F(4), c->s[0], c->s[1]);
+}
+static void op_flow_denoise(const amd_ops *o, void *const *p, const Case *c) {
+  o->flow_denoise(F(0), F(1), F(2), F(3), c->s[0], c->s[1]);
+}
+static void op_euler_update(const amd_ops *o, void *const *p, const Case *c) {
+  o->euler_update(F(0), F(1), F(2), c->s[0], c->s[1]);
+}
+
+static void test_pointwise(void) {
+  const long n = 100003;
+  Case c = {0};
+  int B = 300, N = 45, D = 77;
+  c = (Case){.s = {B, N}}, buf_f(&c, (long)B * N, -1, 1, 1), buf_f(&c, N, -1, 1, 0);
+  run_case("bias_add", &c, op_bias_add, POINTWISE);
+  c = (Case){.s = {B, N}}, buf_f(&c, N, -1, 1, 1), buf_f(&c, (long)B * N, -1, 1, 0);
+  run_case("bias_backward", &c, op_bias_backward, 1e-12);
+  c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -6, 6, 0);
+  run_case("silu_forward", &c, op_silu_forward, POINTWISE);
+  c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -6, 6, 0);
+  run_case("silu_backward", &c, op_silu_backward, POINTWISE);
+  c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -6, 6, 0);
+  run_case("gelu_forward", &c, op_gelu_forward, POINTWISE);
+  c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -6, 6, 0);
+  run_case("gelu_backward", &c, op_gelu_backward, POINTWISE);
+  c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
+  run_case("add", &c, op_add, EXACT);
+  c = (Case){.s = {(int)n}, .f = {-0.37f}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
+  run_case("axpy", &c, op_axpy, POINTWISE);
+  c = (Case){.s = {(int)n}, .f = {1.7f}}, buf_f(&c, n, -1, 1, 1);
+  run_case("scale", &c, op_scale, EXACT);
+  c = (Case){.s = {B, D}};
+  buf_f(&c, (long)B * D, -1, 1, 1), buf_f(&c, (long)B * D, -1, 1, 1), buf_f(&c, (long)B * D, -1, 1, 0);
+  buf_f(&c, (long)B * D, -1, 1, 0), buf_f(&c, B, 0, 1, 0);
+  run_case("flow_interpolate", &c, op_flow_interpolate, POINTWISE);
+  c = (Case){.s = {B, D}};
+  buf_f(&c, (long)B * D, -1, 1, 1), buf_f(&c, (long)B * D, -1, 1, 0), buf_f(&c, (long)B * D, -1, 1, 0);
+  buf_f(&c, B, 0, 1, 0);
+  run_case("flow_denoise", &c, op_flow_denoise, POINTWISE);
+  c = (Case){.s = {B, D}}, buf_f(&c, (long)B * D, -1, 1, 1), buf_f(&c, (long)B * D, -1, 1, 0), buf_f(&c, B, -0.5, 0, 0);
+  run_case("euler_update", &c, op_euler_update, POINTWISE);
+}
+
+/* ---- transformer ops ---------------------------------------------------------------------------- */
+
+static void op_layernorm_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->layernorm_forward(F(0), F(1), F(2), F(3), c->s[0], c->s[1]);
+}
+static void op_layernorm_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->layernorm_backward(F(0), F(1), F(2), F(3), F(4), c->s[0], c->s[1]);
+}
+
+static void test_layernorm(void) {
+  const int Cs[] = {7, 48, 100};
+  for (int z = 0; z < 3; z++) {
+    int N = 50, C = Cs[z];
+    char name[64];
+    Case c = {.s = {N, C}};
+    buf_f(&c, (long)N * C, -1, 1, 1), buf_f(&c, N, -1, 1, 1), buf_f(&c, N, -1, 1, 1), buf_f(&c, (long)N * C, -2, 3, 0);
+    snprintf(name, sizeof name, "layernorm_forward C=%d", C);
+    run_case(name, &c, op_layernorm_forward, POINTWISE);
+    /* backward at a consistent (mean, rstd) of x: the CPU's own forward */
+    float *x = host_uniform((long)N * C, -2, 3), *y = mallocCheck(sizeof(float) * (size_t)N * C);
+    float *mean = mallocCheck(sizeof(float) * (size_t)N), *rstd = mallocCheck(sizeof(float) * (size_t)N);
+    ops_cpu.layernorm_forward(y, mean, rstd, x, N, C);
+    c = (Case){.s = {N, C}};
+    buf_f(&c, (long)N * C, -1, 1, 1), buf_f(&c, (long)N * C, -1, 1, 0);
+    int ix = buf_f(&c, (long)N * C, 0, 0, 0), im = buf_f(&c, N, 0, 0, 0), ir = buf_f(&c, N, 0, 0, 0);
+    memcpy(c.host[ix], x, sizeof(float) * (size_t)N * C);
+    memcpy(c.host[im], mean, sizeof(float) * (size_t)N);
+    memcpy(c.host[ir], rstd, sizeof(float) * (size_t)N);
+    snprintf(name, sizeof name, "layernorm_backward C=%d", C);
+    run_case(name, &c, op_layernorm_backward, POINTWISE);
+    free(x), free(y), free(mean), free(rstd);
+  }
+}
+
+static void op_softmax_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->softmax_forward(F(0), c->s[2] ? F(0) : F(1), c->s[0], c->s[1]);
+}
+static void op_softmax_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->softmax_backward(F(0), F(1), F(2), c->s[0], c->s[1]);
+}
+
+static void test_softmax(void) {
+  const int Cs[] = {5, 37, 196};
+  for (int z = 0; z < 3; z++) {
+    int N = 40, C = Cs[z];
+    char name[64];
+    for (int inplace = 0; inplace < 2; inplace++) {
+      Case c = {.s = {N, C, inplace}};
+      buf_f(&c, (long)N * C, -8, 8, 1), buf_f(&c, (long)N * C, -8, 8, 0);
+      snprintf(name, sizeof name, "softmax_forward C=%d%s", C, inplace ? " in place" : "");
+      run_case(name, &c, op_softmax_forward, POINTWISE);
+    }
+    Case c = {.s = {N, C}};
+    buf_f(&c, (long)N * C, -1, 1, 1), buf_f(&c, (long)N * C, -1, 1, 0), buf_f(&c, (long)N * C, 0, 0.2, 0);
+    snprintf(name, sizeof name, "softmax_backward C=%d", C);
+    run_case(name, &c, op_softmax_backward, POINTWISE);
+  }
+}
+
+/* conditioning rows: chunks of a (B, 6C) adaLN output, as the dit passes them */
+static void op_modulate_forward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->modulate_forward(F(0), F(1), F(2) + 3 * C, F(2) + 4 * C, 6 * C, c->s[0], c->s[1], C);
+}
+static void op_modulate_backward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->modulate_backward(F(0), F(1) + 3 * C, F(1) + 4 * C, F(2), F(3), F(4) + 4 * C, 6 * C, c->s[0], c->s[1], C);
+}
+static void op_gated_residual_forward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->gated_residual_forward(F(0), F(1) + 5 * C, F(2), 6 * C, c->s[0], c->s[1], C);
+}
+static void op_gated_residual_backward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->gated_residual_backward(F(0), F(1) + 2 * C, F(2), F(3), F(4) + 2 * C, 6 * C, c->s[0], c->s[1], C);
+}
+
+static void test_adaln(void) {
+  int B = 3, T = 17, C = 24;
+  long n = (long)B * T * C, m = 6L * B * C;
+  Case c = {.s = {B, T, C}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -2, 2, 0), buf_f(&c, m, -1, 1, 0);
+  run_case("modulate_forward", &c, op_modulate_forward, POINTWISE);
+  c = (Case){.s = {B, T, C}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -2, 2, 0), buf_f(&c, m, -1, 1, 0);
+  run_case("modulate_backward", &c, op_modulate_backward, POINTWISE);
+  c = (Case){.s = {B, T, C}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
+  run_case("gated_residual_forward", &c, op_gated_residual_forward, POINTWISE);
+  c = (Case){.s = {B, T, C}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, m, -1, 1, 0);
+  run_case("gated_residual_backward", &c, op_gated_residual_backward, POINTWISE);
+}
+
+static void op_patchify(const amd_ops *o, void *const *p, const Case *c) {
+  o->patchify(F(0), F(1), c->s[0], c->s[1], c->s[2], c->s[3], c->s[4]);
+}
+static void op_unpatchify(const amd_ops *o, void *const *p, const Case *c) {
+  o->unpatchify(F(0), F(1), c->s[0], c->s[1], c->s[2], c->s[3], c->s[4]);
+}
+
+static void test_patches(void) {
+  const int shapes[][5] = {{2, 3, 8, 8, 2}, {3, 1, 12, 8, 4}, {1, 2, 6, 6, 1}}; /* B, C, H, W, p */
+  for (int z = 0; z < 3; z++) {
+    const int *s = shapes[z];
+    long n = (long)s[0] * s[1] * s[2] * s[3];
+    char name[64];
+    Case c = {.s = {s[0], s[1], s[2], s[3], s[4]}};
+    buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
+    snprintf(name, sizeof name, "patchify %dx%dx%dx%d p=%d", s[0], s[1], s[2], s[3], s[4]);
+    run_case(name, &c, op_patchify, EXACT);
+    c = (Case){.s = {s[0], s[1], s[2], s[3], s[4]}};
+    buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
+    snprintf(name, sizeof name, "unpatchify %dx%dx%dx%d p=%d", s[0], s[1], s[2], s[3], s[4]);
+    run_case(name, &c, op_unpatchify, EXACT);
+  }
+}
+
+static void op_heads_split(const amd_ops *o, void *const *p, const Case *c) {
+  o->heads_split(F(0), F(1), F(2), F(3), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+static void op_heads_split_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->heads_split_backward(F(0), F(1), F(2), F(3), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+static void op_heads_merge(const amd_ops *o, void *const *p, const Case *c) {
+  o->heads_merge(F(0), F(1), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+static void op_heads_merge_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->heads_merge_backward(F(0), F(1), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+
+static void test_heads(void) {
+  int B = 2, T = 7, NH = 3, hs = 5;
+  long n = (long)B * T * NH * hs;
+  Case c = {.s = {B, T, NH, hs}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, 3 * n, -1, 1, 0);
+  run_case("heads_split", &c, op_heads_split, EXACT);
+  c = (Case){.s = {B, T, NH, hs}};
+  buf_f(&c, 3 * n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
+  run_case("heads_split_backward", &c, op_heads_split_backward, EXACT);
+  c = (Case){.s = {B, T, NH, hs}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
+  run_case("heads_merge", &c, op_heads_merge, EXACT);
+  c = (Case){.s = {B, T, NH, hs}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
+  run_case("heads_merge_backward", &c, op_heads_merge_backward, EXACT);
+}
+
+/* ---- conditioning ----------------------------------------------------------------------------- */
+
+static void op_timestep_embedding(const amd_ops *o, void *const *p, const Case *c) {
+  o->timestep_embedding(F(0), F(1), c->s[0], c->s[1], c->f[0], c->f[1]);
+}
+static void op_embedding_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->embedding_forward(F(0), F(1), I(2), c->s[0], c->s[1]);
+}
+static void op_embedding_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->embedding_backward(F(0), F(1), I(2), c->s[0], c->s[1]);
+}
+
+static void test_embeddings(void) {
+  int B = 13, dim = 16, rows = 5;
+  Case c = {.s = {B, dim}, .f = {1000.0f, 10000.0f}};
+  buf_f(&c, (long)B * dim, -1, 1, 1), buf_f(&c, B, 0, 1, 0);
+  run_case("timestep_embedding", &c, op_timestep_embedding, 1e-12);
+  c = (Case){.s = {B, dim + 1}, .f = {1.0f, 100.0f}}; /* odd dim: the last column is left alone */
+  buf_f(&c, (long)B * (dim + 1), -1, 1, 1), buf_f(&c, B, 0, 1, 0);
+  run_case("timestep_embedding odd dim", &c, op_timestep_embedding, 1e-12);
+  c = (Case){.s = {B, dim}};
+  buf_f(&c, (long)B * dim, -1, 1, 1), buf_f(&c, (long)rows * dim, -1, 1, 0), buf_ids(&c, B, rows);
+  run_case("embedding_forward", &c, op_embedding_forward, EXACT);
+  c = (Case){.s = {B, dim}};
+  buf_f(&c, (long)rows * dim, -1, 1, 1), buf_f(&c, (long)B * dim, -1, 1, 0), buf_ids(&c, B, rows);
+  run_case("embedding_backward (repeated ids)", &c, op_embedding_backward, EXACT);
+}
+
+/* ---- reductions, AdamW, Philox ------------------------------------------------------------------ */
+
+static void test_reductions(void) {
+  const long sizes[] = {1, 1000, 300001};
+  for (int z = 0; z < 3; z++) {
+    long n = sizes[z];
+    float *h = host_uniform(n, -3, 3), *d = ops_cuda.alloc(sizeof(float) * (size_t)n);
+    ops_cuda.to_device(d, h, sizeof(float) * (size_t)n);
+    double want = ops_cpu.sum_squares(h, n), got = ops_cuda.sum_squares(d, n);
+    char what[64];
+    snprintf(what, sizeof what, "sum_squares n=%ld", n);
+    EXPECT_CLOSE(got, want, 0, 1e-12, what);
+    EXPECT(ops_cuda.all_finite(d, n) == 1, "all_finite of finite values n=%ld", n);
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++) {
+      long at = k == 0 ? n - 1 : k == 1 ? 0 : n / 2;
+      ops_cuda.to_device(d + at, &bad[k], sizeof(float));
+      EXPECT(ops_cuda.all_finite(d, n) == 0 && ops_cpu.all_finite(h, n) == 1, "all_finite misses %g at %ld of %ld",
+             bad[k], at, n);
+      ops_cuda.to_device(d + at, h + at, sizeof(float));
+    }
+    EXPECT(ops_cuda.sum_squares(d, n) == got, "sum_squares n=%ld does not repeat bit for bit", n);
+    ops_cuda.free(d);
+    free(h);
+  }
+}
+
+static void op_adamw(const amd_ops *o, void *const *p, const Case *c) {
+  o->adamw(F(0), F(1), F(2), F(3), c->s[0], c->f[0], 0.9f, 0.999f, 1e-8f, c->f[1], c->f[2], c->s[1]);
+}
+
+static void test_adamw(void) {
+  const long ts[] = {1, 7, 1000};
+  for (int z = 0; z < 3; z++) {
+    long n = 5000;
+    char name[64];
+    Case c = {.s = {(int)n, (int)ts[z]}, .f = {1e-3f, z == 1 ? 0.01f : 0.0f, z == 2 ? 0.5f : 1.0f}};
+    buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1e-2, 1e-2, 0), buf_f(&c, n, -1e-2, 1e-2, 1), buf_f(&c, n, 0, 1e-4, 1);
+    snprintf(name, sizeof name, "adamw t=%ld", ts[z]);
+    run_case(name, &c, op_adamw, POINTWISE);
+  }
+}
+
+/* float ulps between a and b (same sign assumed; 0 when equal) */
+static long ulps(float a, float b) {
+  int32_t ia, ib;
+  memcpy(&ia, &a, 4), memcpy(&ib, &b, 4);
+  return labs((long)ia - (long)ib);
+}
+
+/* Exact equality is the contract (DESIGN section 2). Both sides compute Box-Muller in double and
+ * round to float; libm and CUDA differ by an ulp of double at most in log, sin and cos, which changes
+ * the float only when the double lands within that of a rounding midpoint (about 1e-8 per draw):
+ * a mismatch of 1 float ulp in a handful of a million draws would be that, anything else a bug. */
+static void test_randn_identical(void) {
+  struct { int B, D; uint64_t seed; uint32_t stream, step, index0; } k[] = {
+      {64, 1001, 0, RNG_NOISE, 0, 0},       {37, 1, 7, RNG_GEN, 3, 100},       {5, 3, 1, RNG_DMD_NOISE, 9, 7},
+      {8, 4096, 0x123456789ABCDEFull, RNG_SAMPLE, 123456, 4000000000u},   {200, 37, 42, RNG_RENOISE, 17, 5}};
+  for (size_t z = 0; z < sizeof k / sizeof k[0]; z++) {
+    long n = (long)k[z].B * k[z].D;
+    float *want = mallocCheck(sizeof(float) * (size_t)n), *got = mallocCheck(sizeof(float) * (size_t)n);
+    float *d = ops_cuda.alloc(sizeof(float) * (size_t)n);
+    ops_cpu.randn(want, k[z].B, k[z].D, k[z].seed, k[z].stream, k[z].step, k[z].index0);
+    ops_cuda.randn(d, k[z].B, k[z].D, k[z].seed, k[z].stream, k[z].step, k[z].index0);
+    ops_cuda.to_host(got, d, sizeof(float) * (size_t)n);
+    long differ = 0, worst = 0;
+    for (long i = 0; i < n; i++)
+      if (memcmp(&got[i], &want[i], 4) != 0) differ++, worst = ulps(got[i], want[i]) > worst ? ulps(got[i], want[i]) : worst;
+    printf("  randn %dx%d stream %u: %ld of %ld differ (worst %ld ulp)\n", k[z].B, k[z].D, k[z].stream, differ, n, worst);
+    EXPECT(differ == 0, "randn %dx%d seed %llu stream %u: %ld of %ld draws differ from the CPU's, worst by %ld ulp",
+           k[z].B, k[z].D, (unsigned long long)k[z].seed, k[z].stream, differ, n, worst);
+    ops_cuda.free(d);
+    free(want), free(got);
+  }
+}
+
+/* ---- per-sample losses -------------------------------------------------------------------------- */
+
+static void op_mse(const amd_ops *o, void *const *p, const Case *c) {
+  o->mse_forward_backward(c->s[2] ? F(0) : NULL, c->s[3] ? F(1) : NULL, F(2), F(3), c->s[4] ? F(4) : NULL, c->s[0],
+                          c->s[1], c->f[0]);
+}
+
+static void op_dmd_grad(const amd_ops *o, void *const *p, const Case *c) {
+  int B = c->s[0], D = c->s[1];
+  o->dmd_grad(F(0), F(1), F(2), F(3), F(3) + (long)B * D, F(4), F(5), F(6), c->f[0], c->f[1], B, D);
+}
+
+static void test_losses(void) {
+  int B = 9, D = 300;
+  long n = (long)B * D;
+  const int variants[][3] = {{1, 1, 0}, {1, 1, 1}, {0, 1, 1}, {1, 0, 0}}; /* loss, dpred, weight */
+  for (int z = 0; z < 4; z++) {
+    char name[64];
+    Case c = {.s = {B, D, variants[z][0], variants[z][1], variants[z][2]}, .f = {0.125f}};
+    buf_f(&c, B, -1, 1, variants[z][0]), buf_f(&c, n, -1, 1, variants[z][1]);
+    buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, B, 0.5, 2, 0);
+    snprintf(name, sizeof name, "mse_forward_backward loss %d dpred %d weight %d", variants[z][0], variants[z][1],
+             variants[z][2]);
+    run_case(name, &c, op_mse, POINTWISE);
+  }
+  /* dx, stats; x; [d_c; d_u]; d_f; alpha; beta */
+  Case c = {.s = {B, D}, .f = {1.5f, 1.0f / 64}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, 6L * B, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 2 * n, -1, 1, 0);
+  buf_f(&c, n, -1, 1, 0), buf_f(&c, B, 0.5, 1.5, 0), buf_f(&c, B, 0.5, 1.5, 0);
+  run_case("dmd_grad", &c, op_dmd_grad, POINTWISE);
+}
+
+/* ---- whole steps -------------------------------------------------------------------------------- */
+
+static const ModelConfig dit_cfg = {.kind = "dit", .dim = 2 * 8 * 8, .num_classes = 3, .width = 32, .depth = 2,
+                                    .temb_dim = 16, .img_channels = 2, .img_size = 8, .patch = 2, .heads = 4};
+static const ModelConfig cls_cfg = {.kind = "classifier", .dim = 2 * 8 * 8, .num_classes = 3, .width = 16, .depth = 1,
+                                    .img_channels = 2, .img_size = 8, .patch = 4, .heads = 2};
+static const ModelConfig mlp_cfg = {.kind = "mlp", .dim = 2, .num_classes = 4, .width = 32, .depth = 2, .temb_dim = 16};
+
+/* Parameters U(-0.2, 0.2) everywhere, biases and adaLN-Zero weights included, so every path of the
+ * network carries signal (model_init_params would start the dit's blocks as the identity). The
+ * whole-step tests draw every input by a fixed index, so both backends get the same values. */
+static void random_params(Model *m, uint32_t index) {
+  float *h = uniform_at(m->num_params, -0.2, 0.2, 1, index);
+  ops->to_device(m->params, h, sizeof(float) * (size_t)m->num_params);
+  free(h);
+}
+
+static float *params_host(const Model *m, const float *dev) {
+  float *h = mallocCheck(sizeof(float) * (size_t)m->num_params);
+  ops->to_host(h, dev, sizeof(float) * (size_t)m->num_params);
+  return h;
+}
+
+#define STEPS 3
+typedef struct {
+  double loss[STEPS], norm[STEPS];
+  float *grads0, *params; /* the first step's gradient, the parameters after the last step (host) */
+  long n;
+} Run;
+
+static const AdamWConfig step_opt = {.lr = 1e-4, .lr_min = 1e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                                     .weight_decay = 0.01, .grad_clip = 1.0};
+
+/* STEPS teacher training steps of cfg on backend o, as cmd_train runs them on one rank */
+static void teacher_steps(const amd_ops *o, const ModelConfig *cfg, Run *r) {
+  ops = o;
+  int B = 6, D = cfg->dim;
+  Model *m = model_create(cfg, B);
+  random_params(m, 3);
+  AdamW *opt = adamw_create(m->num_params);
+  FlowBatch *fb = flow_batch_create(B, D);
+  FlowConfig fc = {.logit_normal = 1, .t_mean = 0, .t_std = 1, .p_uncond = 0.3};
+  float *x_dev = ops->alloc(sizeof(float) * (size_t)B * D);
+  int labels[6] = {0, 1, 2, 0, 1, 2};
+  for (int step = 0; step < STEPS; step++) {
+    float *x = uniform_at((long)B * D, -1, 1, 2, (uint32_t)step);
+    ops->to_device(x_dev, x, sizeof(float) * (size_t)B * D);
+    free(x);
+    model_zero_grad(m);
+    r->loss[step] = flow_train_batch(m, fb, x_dev, labels, NULL, B, 0, (uint32_t)step, 11, &fc, B) / B;
+    r->norm[step] = sqrt(ops->sum_squares(m->grads, m->num_params));
+    if (step == 0) r->grads0 = params_host(m, m->grads);
+    adamw_update(opt, m->params, m->grads, &step_opt, step, r->norm[step]);
+  }
+  r->params = params_host(m, m->params);
+  r->n = m->num_params;
+  ops->free(x_dev);
+  flow_batch_free(fb), adamw_free(opt), model_free(m);
+  ops = &ops_cpu;
+}
+
+static void compare_runs(const char *what, const Run *cpu, const Run *gpu) {
+  char w[128];
+  for (int s = 0; s < STEPS; s++) {
+    snprintf(w, sizeof w, "%s loss at step %d", what, s);
+    EXPECT_CLOSE(gpu->loss[s], cpu->loss[s], 1e-7, 1e-5, w);
+    snprintf(w, sizeof w, "%s gradient norm at step %d", what, s);
+    EXPECT_CLOSE(gpu->norm[s], cpu->norm[s], 1e-7, 1e-5, w);
+  }
+  printf("  %s: loss %.6f (cpu) vs %.6f (cuda) at the last step\n", what, cpu->loss[STEPS - 1], gpu->loss[STEPS - 1]);
+  snprintf(w, sizeof w, "%s first gradient", what);
+  expect_nmse(w, gpu->grads0, cpu->grads0, cpu->n, 1e-8);
+  snprintf(w, sizeof w, "%s parameters after %d steps", what, STEPS);
+  expect_nmse(w, gpu->params, cpu->params, cpu->n, 1e-10);
+  free(cpu->grads0), free(cpu->params), free(gpu->grads0), free(gpu->params);
+}
+
+static void test_dit_training_step(void) {
+  Run cpu, gpu;
+  teacher_steps(&ops_cpu, &dit_cfg, &cpu);
+  teacher_steps(&ops_cuda, &dit_cfg, &gpu);
+  compare_runs("dit", &cpu, &gpu);
+}
+
+static void test_mlp_training_step(void) {
+  Run cpu, gpu;
+  teacher_steps(&ops_cpu, &mlp_cfg, &cpu);
+  teacher_steps(&ops_cuda, &mlp_cfg, &gpu);
+  compare_runs("mlp", &cpu, &gpu);
+}
+
+/* a classifier training step and the reward's value and input gradient (classifier_log_prob) */
+static void classifier_run_on(const amd_ops *o, double *loss, double *logp, float **grad, float **pgrad) {
+  ops = o;
+  int B = 5, D = cls_cfg.dim;
+  Model *m = model_create(&cls_cfg, B);
+  random_params(m, 4);
+  Classifier *c = classifier_wrap(m);
+  float *x = uniform_at((long)B * D, -1, 1, 3, 0), *x_dev = ops->alloc(sizeof(float) * (size_t)B * D);
+  ops->to_device(x_dev, x, sizeof(float) * (size_t)B * D);
+  int labels[5] = {2, 0, 1, 1, 0};
+  model_zero_grad(m);
+  *loss = classifier_train_batch(c, x_dev, labels, B, B, NULL);
+  *pgrad = params_host(m, m->grads);
+  *grad = mallocCheck(sizeof(float) * (size_t)B * D);
+  classifier_log_prob(c, logp, *grad, x, labels, B);
+  ops->free(x_dev), free(x);
+  classifier_free(c);
+  ops = &ops_cpu;
+}
+
+static void test_classifier_step(void) {
+  double loss[2], logp[2][5];
+  float *grad[2], *g[2];
+  classifier_run_on(&ops_cpu, &loss[0], logp[0], &grad[0], &g[0]);
+  classifier_run_on(&ops_cuda, &loss[1], logp[1], &grad[1], &g[1]);
+  EXPECT_CLOSE(loss[1], loss[0], 1e-7, 1e-5, "classifier loss");
+  for (int i = 0; i < 5; i++) EXPECT_CLOSE(logp[1][i], logp[0][i], 1e-6, 1e-5, "reward log p(c | x)");
+  Model *probe = model_create(&cls_cfg, 1); /* for the parameter count */
+  expect_nmse("classifier parameter gradient", g[1], g[0], probe->num_params, 1e-8);
+  model_free(probe);
+  expect_nmse("reward input gradient", grad[1], grad[0], 5L * cls_cfg.dim, 1e-8);
+  for (int k = 0; k < 2; k++) free(grad[k]), free(g[k]);
+}
+
+/* Two AMD distillation steps on backend o (dit networks, GAN head, classifier reward), as
+ * cmd_distill runs them: real teacher, fake teacher and student from the same parameters. */
+static void distill_run_on(const amd_ops *o, DistillStats st[2], float **student, long *n) {
+  ops = o;
+  enum { PROMPTS = 4, K = 2, B = PROMPTS * K, NDATA = 16 };
+  Model *real = model_create(&dit_cfg, 2 * B), *fake = model_create(&dit_cfg, B), *stud = model_create(&dit_cfg, B);
+  random_params(real, 6);
+  ops->copy(fake->params, real->params, sizeof(float) * (size_t)real->num_params);
+  ops->copy(stud->params, real->params, sizeof(float) * (size_t)real->num_params);
+  ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = dit_cfg.num_classes};
+  Model *disc = model_create(&hc, B);
+  random_params(disc, 7);
+  Model *cm = model_create(&cls_cfg, B);
+  random_params(cm, 8);
+  Reward reward = {.cls = classifier_wrap(cm)};
+  Dataset data = {.n = NDATA, .ndim = 3, .shape = {2, 8, 8}, .dim = dit_cfg.dim, .num_classes = dit_cfg.num_classes};
+  data.x = uniform_at((long)NDATA * data.dim, -1, 1, 4, 0);
+  data.labels = mallocCheck(sizeof(int) * NDATA);
+  for (int i = 0; i < NDATA; i++) data.labels[i] = i % data.num_classes;
+  DistillConfig dc = {.method = METHOD_AMD, .S = 2, .w = 1.5, .t_min = 0.02, .t_max = 0.98, .fake_per_gen = 2,
+                      .lambda_gan = 0.1, .disc_weight = 0.1, .s = 0.5, .lambda_rls = 0.5, .eps = 1e-6,
+                      .prompts = PROMPTS, .K = K, .seed = 5, .opt_student = step_opt, .opt_fake = step_opt};
+  Distill *d = distill_create(&dc, real, fake, stud, disc, &data, &reward);
+  for (int s = 0; s < 2; s++) EXPECT(distill_step(d, s, &st[s]) == 0, "distill step %d on %s not finite", s, o->name);
+  *student = params_host(stud, stud->params);
+  *n = stud->num_params;
+  distill_free(d);
+  reward_free(&reward);
+  model_free(real), model_free(fake), model_free(stud), model_free(disc);
+  free(data.x), free(data.labels);
+  ops = &ops_cpu;
+}
+
+static void test_distill_step(void) {
+  DistillStats cpu[2], gpu[2];
+  float *pc, *pg;
+  long n;
+  distill_run_on(&ops_cpu, cpu, &pc, &n);
+  distill_run_on(&ops_cuda, gpu, &pg, &n);
+  for (int s = 0; s < 2; s++) {
+    struct { const char *name; double cpu, gpu; } v[] = {
+        {"loss_dm", cpu[s].loss_dm, gpu[s].loss_dm},
+        {"loss_fake", cpu[s].loss_fake, gpu[s].loss_fake},
+        {"loss_gan_g", cpu[s].loss_gan_g, gpu[s].loss_gan_g},
+        {"loss_gan_d", cpu[s].loss_gan_d, gpu[s].loss_gan_d},
+        {"grad_norm_student", cpu[s].grad_norm_student, gpu[s].grad_norm_student},
+        {"grad_norm_fake", cpu[s].grad_norm_fake, gpu[s].grad_norm_fake},
+        {"reward_mean", cpu[s].reward_mean, gpu[s].reward_mean},
+        {"alpha_mean", cpu[s].alpha_mean, gpu[s].alpha_mean},
+        {"fw_mean", cpu[s].fw_mean, gpu[s].fw_mean},
+        {"cos_real_fake", cpu[s].cos_real_fake, gpu[s].cos_real_fake}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+      char w[96];
+      snprintf(w, sizeof w, "distill step %d %s", s, v[i].name);
+      EXPECT_CLOSE(v[i].gpu, v[i].cpu, 1e-6, 1e-4, w);
+    }
+    EXPECT(gpu[s].k_sim == cpu[s].k_sim, "distill step %d: backward-simulation step %d vs %d", s, gpu[s].k_sim,
+           cpu[s].k_sim);
+  }
+  printf("  distill: loss_dm %.6f (cpu) vs %.6f (cuda) at step 1\n", cpu[1].loss_dm, gpu[1].loss_dm);
+  expect_nmse("distill student after 2 steps", pg, pc, n, 1e-10);
+  free(pc), free(pg);
+}
+
+/* ---- device selection ------------------------------------------------------------------------- */
+
+static void select_cuda(void *arg) {
+  (void)arg;
+  ops_select("cuda");
+}
+
+static void test_select_without_device(void) {
+  EXPECT(expect_fatal(select_cuda, NULL, "no usable CUDA device"), "device=cuda without a device must be a clear error");
+  ops_select("auto");
+  EXPECT(ops == &ops_cpu, "device=auto without a device must run on the CPU, got %s", ops->name);
+}
+
+static void test_select_with_device(void) {
+  ops_select("cuda");
+  EXPECT(ops == &ops_cuda, "device=cuda gave backend %s", ops->name);
+  ops_select("auto");
+  EXPECT(ops == &ops_cuda, "device=auto with a device gave backend %s", ops->name);
+  ops_select("cpu");
+  EXPECT(ops == &ops_cpu, "device=cpu gave backend %s", ops->name);
+}
+
+int main(int argc, char **argv) {
+  char why[256] = "";
+  if (cuda_device_count(why, sizeof why) < 1) {
+    TEST_RUN(test_select_without_device);
+    printf("SKIP cuda: no usable CUDA device: %s\n", why);
+    return t_finish();
+  }
+  unsetenv("AMD_TF32"); /* conformance is measured in FP32; test_gemm_tf32 turns TF32 on itself */
+  dist_init(&argc, &argv);
+  TEST_RUN(test_select_with_device);
+  ops = &ops_cpu;
+  TEST_RUN(test_memory);
+  TEST_RUN(test_gemm);
+  TEST_RUN(test_gemm_tf32);
+  TEST_RUN(test_gemm_batched);
+  TEST_RUN(test_pointwise);
+  TEST_RUN(test_layernorm);
+  TEST_RUN(test_softmax);
+  TEST_RUN(test_adaln);
+  TEST_RUN(test_patches);
+  TEST_RUN(test_heads);
+  TEST_RUN(test_embeddings);
+  TEST_RUN(test_reductions);
+  TEST_RUN(test_adamw);
+  TEST_RUN(test_randn_identical);
+  TEST_RUN(test_losses);
+  TEST_RUN(test_dit_training_step);
+  TEST_RUN(test_mlp_training_step);
+  TEST_RUN(test_classifier_step);
+  TEST_RUN(test_distill_step);
+  dist_finalize();
+  return t_finish();
+}
+#endif
