@@ -1,6 +1,7 @@
 # amd: one binary, `amd`, plus the test programs. `make help` lists the targets.
 #   make              build ./amd (CPU backend; OpenBLAS + OpenMP, MPI, parallel HDF5, libpng)
 #   make test         install what is missing, build, run every test; ends with "N passed, M failed"
+#   make bench        build build/benchmarks/dit_speed (also part of all); benchmarks/dit_speed.sh runs it
 #   make demo         install what is missing, run the toy end-to-end job under mpirun -np 2
 #   make SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/
 #   make CUDA=1       also build the CUDA backend (probed; not yet implemented, see issue 6)
@@ -36,6 +37,7 @@ OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCH_BINS := $(BUILD)/benchmarks/dit_speed
 
 ifeq ($(SANITIZE),1)
   AMD := $(BUILD)/amd
@@ -43,8 +45,9 @@ else
   AMD := amd
 endif
 
-.PHONY: all setup test test-unit demo clean help deps-report
-all: deps-report $(AMD) $(TEST_BINS)
+.PHONY: all bench setup test test-unit demo clean help deps-report
+all: deps-report $(AMD) $(TEST_BINS) $(BENCH_BINS)
+bench: $(BENCH_BINS)
 
 deps-report:
 	@echo "amd build ($(BUILD)):"
@@ -68,6 +71,11 @@ $(BUILD)/tests/%: tests/%.c $(LIB_OBJS)
 	@echo "  LD $@"
 	@$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
+$(BUILD)/benchmarks/%: benchmarks/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 setup:
 	@bash jobs/setup.sh
 
@@ -84,6 +92,6 @@ clean:
 	rm -rf build build-san amd
 
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '1,9p' Makefile
 
--include $(OBJS:.o=.d) $(TEST_BINS:=.d)
+-include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(BENCH_BINS:=.d)

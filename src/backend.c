@@ -1,15 +1,19 @@
 /* backend.c: picks the op table for `device = auto | cpu | cuda` and the thread count.
  * The CUDA backend is not built yet (issue 6): `device=cuda` is then a clear error, never a
  * silent fallback. OpenMP threads default to the cores of this node shared among its ranks, so
- * `mpirun -np 2` on two cores does not oversubscribe. */
+ * `mpirun -np 2` on two cores does not oversubscribe.
+ * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
+ * and rank 0 prints the per-op table to stderr when the program exits. */
 #include <cblas.h>
 #include <mpi.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "ops.h"
+#include "ops_profile.h"
 
 static int node_local_ranks(void) {
   MPI_Comm local;
@@ -32,8 +36,20 @@ void ops_select(const char *device) {
   amd_usage_error("device='%s': expected auto, cpu or cuda", device);
 }
 
+static int profile_rank = -1; /* the rank, noted while MPI still runs (exit comes after MPI_Finalize) */
+
+static void profile_report_at_exit(void) {
+  if (profile_rank == 0) ops_profile_report(stderr);
+}
+
 int backend_init(const char *device, int threads) {
   ops_select(device);
+  const char *profile = getenv("AMD_PROFILE");
+  if (profile && strcmp(profile, "1") == 0 && profile_rank < 0) {
+    profile_rank = amd_rank();
+    ops_profile_enable();
+    atexit(profile_report_at_exit);
+  }
   if (threads <= 0) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     threads = (int)(cores / node_local_ranks());
