@@ -7,6 +7,7 @@
  * PyTorch counterpart is dit_speed_torch.py, and dit_speed.sh runs both.
  *   build/benchmarks/dit_speed [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
  *                               classes=10 batch=64 warmup=2 steps=10 threads=CORES ceiling=1]
+ * The first warmup step always runs (it counts the FLOPs); ceiling=0 skips part (a).
  * Not here: MPI (one process), CUDA, sampling speed. */
 #include <cblas.h>
 #include <math.h>
@@ -178,19 +179,19 @@ int main(int argc, char **argv) {
   /* (a) the sgemm ceiling */
   double peak = 0, ideal_s = 0;
   if (a.ceiling) {
-    printf("\nsgemm ceiling (OpenBLAS, best call):\n  %-12s %5s %5s %5s %5s %4s %6s %9s\n", "shape", "opA", "M", "N",
+    printf("\nsgemm ceiling (OpenBLAS, best call):\n  %-12s %5s %5s %5s %5s %5s %6s %9s\n", "shape", "op", "M", "N",
            "K", "batch", "/step", "GFLOP/s");
     int sq[] = {512, 1024, 2048};
     for (int i = 0; i < 3; i++) {
       double g = 2.0 * sq[i] * sq[i] * sq[i] / time_sgemm(0, 0, sq[i], sq[i], sq[i], 1, 1.0) * 1e-9;
       if (g > peak) peak = g;
-      printf("  %-12s %5s %5d %5d %5d %4d %6s %9.1f\n", "square", "N N", sq[i], sq[i], sq[i], 1, "-", g);
+      printf("  %-12s %5s %5d %5d %5d %5d %6s %9.1f\n", "square", "N N", sq[i], sq[i], sq[i], 1, "-", g);
     }
     for (int i = 0; i < shapes.n; i++) {
       Shape *s = &shapes.s[i];
       s->gflops = shape_flops(s) / time_sgemm(s->tA, s->tB, s->M, s->N, s->K, s->batch, 0.3) * 1e-9;
       ideal_s += shape_flops(s) * s->count / (s->gflops * 1e9);
-      printf("  %-12s %c %c   %5d %5d %5d %4d %6d %9.1f\n", s->what, s->tA ? 'T' : 'N', s->tB ? 'T' : 'N', s->M,
+      printf("  %-12s   %c %c %5d %5d %5d %5d %6d %9.1f\n", s->what, s->tA ? 'T' : 'N', s->tB ? 'T' : 'N', s->M,
              s->N, s->K, s->batch, s->count, s->gflops);
     }
     printf("  peak %.1f GFLOP/s; this step's GEMMs at each shape's ceiling: %.1f ms (%.1f GFLOP/s)\n", peak,
@@ -227,9 +228,10 @@ int main(int argc, char **argv) {
     ms[i] = (omp_get_wtime() - t0) * 1e3;
     total += ms[i];
   }
-  /* CPU seconds over wall seconds x threads: near 1 when nothing else took our cores (OpenMP
-   * threads spin while they wait, so idle waits count as busy) */
-  double busy = (cpu_seconds() - cpu0) / (total * 1e-3 * threads);
+  /* CPU time per step (on one thread, the measure least disturbed by other jobs), and CPU over wall
+   * time x threads: near 1 when nothing else took our cores (waiting OpenMP threads spin, so their
+   * idle waits count as busy) */
+  double cpu_ms = (cpu_seconds() - cpu0) * 1e3 / a.steps, busy = cpu_ms / (total / a.steps * threads);
   qsort(ms, (size_t)a.steps, sizeof ms[0], cmp_double);
   double checksum = ops->sum_squares(m->params, m->num_params); /* equal across builds = same numerics */
   double med = a.steps % 2 ? ms[a.steps / 2] : 0.5 * (ms[a.steps / 2 - 1] + ms[a.steps / 2]);
@@ -244,12 +246,15 @@ int main(int argc, char **argv) {
   if (a.ceiling)
     printf(" = %.1f%% of the sgemm peak %.1f; GEMMs alone at their shapes' ceilings would take %.1f ms (%.1f%% of "
            "the step)", 100 * gflops / peak, peak, ideal_s * 1e3, 100 * ideal_s * 1e3 / med);
-  printf("\n  sum of squared parameters after %ld steps: %.17g\n  load average after: %.2f %.2f %.2f; CPU busy "
-         "%.2f of %d threads\n", tr.step, checksum, load[0], load[1], load[2], busy, threads);
-  printf("RESULT impl=c threads=%d batch=%d params=%ld ms_step=%.2f ms_step_min=%.2f images_s=%.2f gflop_step=%.4f "
-         "gflop_step_shapes=%.4f gflop_s=%.2f sgemm_peak_gflop_s=%.2f frac_peak=%.4f ideal_gemm_ms=%.2f param_sumsq=%.17g load1=%.2f cpu_busy=%.3f\n",
-         threads, a.batch, m->num_params, med, ms[0], a.batch / (med * 1e-3), counted * 1e-9, shape_total * 1e-9,
-         gflops, peak, peak > 0 ? gflops / peak : 0, ideal_s * 1e3, checksum, load[0], busy);
+  printf("\n  CPU time %.1f ms/step; sum of squared parameters after %ld steps: %.17g\n  load average after: "
+         "%.2f %.2f %.2f; CPU busy %.2f of %d threads\n", cpu_ms, tr.step, checksum, load[0], load[1], load[2], busy,
+         threads);
+  printf("RESULT impl=c threads=%d batch=%d params=%ld ms_step=%.2f ms_step_min=%.2f images_s=%.2f cpu_ms_step=%.2f "
+         "cpu_busy=%.3f gflop_step=%.4f gflop_step_shapes=%.4f gflop_s=%.2f sgemm_peak_gflop_s=%.2f frac_peak=%.4f "
+         "ideal_gemm_ms=%.2f frac_ideal_gemm=%.4f param_sumsq=%.17g load1=%.2f\n",
+         threads, a.batch, m->num_params, med, ms[0], a.batch / (med * 1e-3), cpu_ms, busy, counted * 1e-9,
+         shape_total * 1e-9, gflops, peak, peak > 0 ? gflops / peak : 0, ideal_s * 1e3, ideal_s * 1e3 / med, checksum,
+         load[0]);
   fflush(stdout);
 
   free(ms), free(tr.labels);

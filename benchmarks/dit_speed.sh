@@ -38,17 +38,21 @@ c_ips=$(field "$out/c.txt" images_s) t_ips=$(field "$out/torch.txt" images_s)
 c_ms=$(field "$out/c.txt" ms_step) t_ms=$(field "$out/torch.txt" ms_step)
 c_min=$(field "$out/c.txt" ms_step_min) t_min=$(field "$out/torch.txt" ms_step_min)
 c_busy=$(field "$out/c.txt" cpu_busy) t_busy=$(field "$out/torch.txt" cpu_busy)
+c_cpu=$(field "$out/c.txt" cpu_ms_step) t_cpu=$(field "$out/torch.txt" cpu_ms_step)
 c_np=$(field "$out/c.txt" params) t_np=$(field "$out/torch.txt" params)
-frac=$(field "$out/c.txt" frac_peak) peak=$(field "$out/c.txt" sgemm_peak_gflop_s) gfs=$(field "$out/c.txt" gflop_s)
+frac=$(field "$out/c.txt" frac_peak) fideal=$(field "$out/c.txt" frac_ideal_gemm)
+peak=$(field "$out/c.txt" sgemm_peak_gflop_s) gfs=$(field "$out/c.txt" gflop_s)
 echo
 echo "== summary ($threads threads)"
 [ "$c_np" = "$t_np" ] && echo "parameters: $c_np in both" || echo "parameters DIFFER: C $c_np, PyTorch $t_np"
-awk -v cm="$c_ms" -v tm="$t_ms" -v cn="$c_min" -v tn="$t_min" -v cb="$c_busy" -v tb="$t_busy" -v ci="$c_ips" \
-    -v ti="$t_ips" -v g="$gfs" -v p="$peak" -v f="$frac" -v th="$threads" 'BEGIN {
+awk -v cm="$c_ms" -v tm="$t_ms" -v cn="$c_min" -v tn="$t_min" -v cb="$c_busy" -v tb="$t_busy" -v cc="$c_cpu" \
+    -v tc="$t_cpu" -v ci="$c_ips" -v ti="$t_ips" -v g="$gfs" -v p="$peak" -v f="$frac" -v fi="$fideal" -v th="$threads" 'BEGIN {
   printf "ms/step (median): C %.1f, PyTorch %.1f; fastest step: C %.1f, PyTorch %.1f\n", cm, tm, cn, tn
   printf "CPU busy (1 = had the cores to itself): C %.2f, PyTorch %.2f\n", cb, tb
+  printf "CPU time ms/step: C %.1f, PyTorch %.1f; PyTorch / C %.3f (at 1 thread the least load-sensitive)\n", cc, tc, tc / cc
   printf "throughput C / PyTorch: %.3f (%.1f vs %.1f images/s); on the fastest steps %.3f\n", ci / ti, ci, ti, tn / cn
   printf "C GEMM FLOP/s over the sgemm peak: %.1f / %.1f GFLOP/s = %.3f\n", g, p, f
-  printf "RESULT threads=%d c_ms_step=%.2f torch_ms_step=%.2f c_over_torch=%.4f c_over_torch_min=%.4f c_frac_peak=%.4f\n",
-         th, cm, tm, ci / ti, tn / cn, f
+  printf "fraction of the C step its GEMMs would take at the sgemm ceiling of each shape: %.3f\n", fi
+  printf "RESULT threads=%d c_ms_step=%.2f torch_ms_step=%.2f c_over_torch=%.4f c_over_torch_min=%.4f " \
+         "c_over_torch_cpu=%.4f c_frac_peak=%.4f\n", th, cm, tm, ci / ti, tn / cn, tc / cc, f
 }'

@@ -150,17 +150,19 @@ def main():
         t0 = time.perf_counter()
         train_step()
         ms.append((time.perf_counter() - t0) * 1e3)
-    busy = (time.process_time() - cpu0) / (sum(ms) * 1e-3 * torch.get_num_threads())  # as in dit_speed.c
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / len(ms)  # as in dit_speed.c
+    busy = cpu_ms / (sum(ms) / len(ms) * torch.get_num_threads())
     ms.sort()
     n = len(ms)
     med = ms[n // 2] if n % 2 else 0.5 * (ms[n // 2 - 1] + ms[n // 2])
     load = os.getloadavg()
     print(f"training step (zero grads, flow loss forward + backward, grad-norm clip, AdamW), {a.steps} timed after "
           f"{a.warmup} warmup:\n  ms/step median {med:.1f}, min {ms[0]:.1f}, mean {sum(ms) / n:.1f}; "
-          f"{a.batch / (med * 1e-3):.1f} images/s\n  load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-          f"CPU busy {busy:.2f} of {torch.get_num_threads()} threads")
+          f"{a.batch / (med * 1e-3):.1f} images/s\n  CPU time {cpu_ms:.1f} ms/step\n"
+          f"  load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; CPU busy {busy:.2f} of {torch.get_num_threads()} threads")
     print(f"RESULT impl=torch threads={torch.get_num_threads()} batch={a.batch} params={num_params} ms_step={med:.2f} "
-          f"ms_step_min={ms[0]:.2f} images_s={a.batch / (med * 1e-3):.2f} load1={load[0]:.2f} cpu_busy={busy:.3f}", flush=True)
+          f"ms_step_min={ms[0]:.2f} images_s={a.batch / (med * 1e-3):.2f} load1={load[0]:.2f} cpu_ms_step={cpu_ms:.2f} "
+          f"cpu_busy={busy:.3f}", flush=True)
 
 
 if __name__ == "__main__":
