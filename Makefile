@@ -1,6 +1,7 @@
 # amd: one binary, `amd`, plus the test programs. `make help` lists the targets.
 #   make              build ./amd (CPU backend; OpenBLAS + OpenMP, MPI, parallel HDF5, libpng)
 #   make test         install what is missing, build, run every test; ends with "N passed, M failed"
+#   make bench        build build/benchmarks/dit_speed (also part of all); benchmarks/dit_speed.sh runs it
 #   make demo         install what is missing, run the toy end-to-end job under mpirun -np 2
 #   make SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/
 #   make CUDA=1       the CUDA backend build: build-cuda/amd and build-cuda/tests/test_cuda (nvcc, cuBLAS)
@@ -43,6 +44,7 @@ SRCS     := $(wildcard src/*.c) $(wildcard io/*.c) $(wildcard mpi/*.c)
 OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCH_BINS := $(BUILD)/benchmarks/dit_speed
 
 # The CUDA build: cuda/*.cu by nvcc into build-cuda/, linked with cuBLAS and the runtime. Only the C
 # files that mention AMD_CUDA (backend selection, the CUDA test) are compiled again with it defined;
@@ -73,8 +75,9 @@ else
   AMD := $(BUILD)/amd
 endif
 
-.PHONY: all setup test test-unit demo clean help deps-report
-all: deps-report $(AMD) $(TEST_BINS)
+.PHONY: all bench setup test test-unit demo clean help deps-report
+all: deps-report $(AMD) $(TEST_BINS) $(BENCH_BINS)
+bench: $(BENCH_BINS)
 
 deps-report:
 	@echo "amd build ($(BUILD)):"
@@ -110,6 +113,11 @@ $(BUILD)/tests/%: tests/%.c $(LIB_OBJS)
 	@echo "  LD $@"
 	@$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
+$(BUILD)/benchmarks/%: benchmarks/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 setup:
 	@bash jobs/setup.sh
 
@@ -127,6 +135,6 @@ clean:
 	rm -rf build build-san build-cuda amd
 
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '1,9p' Makefile
 
--include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(CU_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(TEST_BINS:=.d) $(CU_OBJS:.o=.d) $(BENCH_BINS:=.d)

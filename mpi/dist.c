@@ -64,7 +64,7 @@ void dist_split(long n, long *begin, long *end) {
 /* The host copy of a backend buffer that MPI reads and writes: the buffer itself on the CPU backend
  * or with a CUDA-aware MPI, else the staging buffer. */
 static float *host_view(float *x, long n, int copy_in) {
-  if (ops == &ops_cpu || mpi_cuda_aware()) {
+  if (ops->host_memory || mpi_cuda_aware()) {
     ops->synchronize(); /* every op that writes x has finished before MPI reads it */
     return x;
   }

@@ -3,10 +3,13 @@
  * its node); `auto` takes CUDA when a device is usable and says so when it falls back to the CPU;
  * `cuda` without a usable device, or in a build without the backend, is a clear usage error, never a
  * silent fallback. OpenMP threads default to the cores of this node shared among its ranks, so
- * `mpirun -np 2` on two cores does not oversubscribe. */
+ * `mpirun -np 2` on two cores does not oversubscribe.
+ * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
+ * and rank 0 prints the per-op table to stderr when the program exits. */
 #include <cblas.h>
 #include <mpi.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #ifdef AMD_CUDA
 #include "ops_cuda.h"
 #endif
+#include "ops_profile.h"
 
 /* this rank's index among the ranks of its node, and their count */
 static void node_local_rank(int *rank, int *size) {
@@ -67,8 +71,20 @@ void ops_select(const char *device) {
 #endif
 }
 
+static int profile_rank = -1; /* the rank, noted while MPI still runs (exit comes after MPI_Finalize) */
+
+static void profile_report_at_exit(void) {
+  if (profile_rank == 0) ops_profile_report(stderr);
+}
+
 int backend_init(const char *device, int threads) {
   ops_select(device);
+  const char *profile = getenv("AMD_PROFILE");
+  if (profile && strcmp(profile, "1") == 0 && profile_rank < 0) {
+    profile_rank = amd_rank();
+    ops_profile_enable();
+    atexit(profile_report_at_exit);
+  }
   if (threads <= 0) {
     int rank, size;
     node_local_rank(&rank, &size);

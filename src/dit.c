@@ -171,8 +171,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     ops->layernorm_backward(a->dh, a->s1, hL, a->meanf, a->rstdf, BT, C);
   } else if (dout) {
     ops->patchify(a->dtok, dout, B, CI, S, S, p); /* the adjoint of unpatchify */
-    ops->fill(a->s1, 0.0f, BTC);
-    linear_backward(a->s1, G_(a->outw), G_(a->outb), a->dtok, a->mf, P_(a->outw), BT, C, P);
+    linear_backward_overwrite(a->s1, G_(a->outw), G_(a->outb), a->dtok, a->mf, P_(a->outw), BT, C, P);
     ops->fill(a->s2, 0.0f, BTC);
     ops->fill(a->dmod, 0.0f, 2 * BC);
     ops->modulate_backward(a->s2, a->dmod, a->dmod + C, a->s1, a->lnf, a->fmod + C, 2 * C, B, T, C);
@@ -193,33 +192,28 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     /* MLP half: h_l+1 = hmid + gate2 f2; dh carries d hmid through the residual */
     ops->fill(a->s1, 0.0f, BTC);
     ops->gated_residual_backward(a->s1, dmod + 5 * C, a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
-    ops->fill(a->d4a, 0.0f, 4 * BTC);
-    linear_backward(a->d4a, G_(w->fc2w), G_(w->fc2b), a->s1, g, P_(w->fc2w), BT, 4 * C, C);
+    linear_backward_overwrite(a->d4a, G_(w->fc2w), G_(w->fc2b), a->s1, g, P_(w->fc2w), BT, 4 * C, C);
     ops->fill(a->d4b, 0.0f, 4 * BTC);
     ops->gelu_backward(a->d4b, a->d4a, f1, 4 * BTC);
-    ops->fill(a->s1, 0.0f, BTC);
-    linear_backward(a->s1, G_(w->fc1w), G_(w->fc1b), a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
+    linear_backward_overwrite(a->s1, G_(w->fc1w), G_(w->fc1b), a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
     ops->fill(a->s2, 0.0f, BTC);
     ops->modulate_backward(a->s2, dmod + 3 * C, dmod + 4 * C, a->s1, ln2, mod + 4 * C, 6 * C, B, T, C);
     ops->layernorm_backward(a->dh, a->s2, hmid, a->mean2 + l * rsz, a->rstd2 + l * rsz, BT, C);
     /* attention half: hmid = h + gate1 proj */
     ops->fill(a->s1, 0.0f, BTC);
     ops->gated_residual_backward(a->s1, dmod + 2 * C, a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
-    ops->fill(a->s2, 0.0f, BTC);
-    linear_backward(a->s2, G_(w->projw), G_(w->projb), a->s1, att, P_(w->projw), BT, C, C);
+    linear_backward_overwrite(a->s2, G_(w->projw), G_(w->projb), a->s1, att, P_(w->projw), BT, C, C);
     ops->fill(a->d3, 0.0f, 3 * BTC);
     attention_backward(a->d3, a->ascratch, a->s2, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz,
                        a->prob + l * psz, B, T, C, NH);
-    ops->fill(a->s1, 0.0f, BTC);
-    linear_backward(a->s1, G_(w->qkvw), G_(w->qkvb), a->d3, m1, P_(w->qkvw), BT, C, 3 * C);
+    linear_backward_overwrite(a->s1, G_(w->qkvw), G_(w->qkvb), a->d3, m1, P_(w->qkvw), BT, C, 3 * C);
     ops->fill(a->s2, 0.0f, BTC);
     ops->modulate_backward(a->s2, dmod, dmod + C, a->s1, ln1, mod + C, 6 * C, B, T, C);
     ops->layernorm_backward(a->dh, a->s2, h, a->mean1 + l * rsz, a->rstd1 + l * rsz, BT, C);
     linear_backward(a->dcsilu, G_(w->adaw), G_(w->adab), dmod, a->csilu, P_(w->adaw), B, C, 6 * C);
   }
   /* h_0 = Linear(tokens) + pos */
-  ops->fill(a->dtok, 0.0f, (long)BT * P);
-  linear_backward(dx ? a->dtok : NULL, G_(a->patchw), G_(a->patchb), a->dh, a->tokens, P_(a->patchw), BT, P, C);
+  linear_backward_overwrite(dx ? a->dtok : NULL, G_(a->patchw), G_(a->patchb), a->dh, a->tokens, P_(a->patchw), BT, P, C);
   if (dx) {
     ops->unpatchify(a->dimg, a->dtok, B, CI, S, S, p);
     ops->axpy(dx, 1.0f, a->dimg, (long)B * c->dim);
@@ -228,8 +222,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   ops->silu_backward(a->dcond, a->dcsilu, a->cond, BC);
   ops->embedding_backward(G_(a->cemb), a->dcond, a->labels, B, C);
   if (a->classifier) return;
-  ops->fill(a->dtact, 0.0f, BC);
-  linear_backward(a->dtact, G_(a->t2w), G_(a->t2b), a->dcond, a->tact, P_(a->t2w), B, C, C);
+  linear_backward_overwrite(a->dtact, G_(a->t2w), G_(a->t2b), a->dcond, a->tact, P_(a->t2w), B, C, C);
   ops->fill(a->dtpre, 0.0f, BC);
   ops->silu_backward(a->dtpre, a->dtact, a->tpre, BC);
   linear_backward(NULL, G_(a->t1w), G_(a->t1b), a->dtpre, a->tfeat, P_(a->t1w), B, c->temb_dim, C);

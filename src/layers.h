@@ -7,3 +7,6 @@
 void linear_forward(float *out, const float *inp, const float *W, const float *b, int B, int I, int O);
 void linear_backward(float *dinp, float *dW, float *db, const float *dout, const float *inp,
                      const float *W, int B, int I, int O);
+/* the same, but dinp is overwritten rather than added into: no zeroing pass for a fresh buffer */
+void linear_backward_overwrite(float *dinp, float *dW, float *db, const float *dout, const float *inp,
+                               const float *W, int B, int I, int O);

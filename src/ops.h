@@ -13,6 +13,7 @@
 
 typedef struct amd_ops {
   const char *name;
+  int host_memory; /* 1: backend memory is host memory (the CPU backend), so MPI may use it directly */
   /* memory */
   void *(*alloc)(size_t bytes); /* zero-filled; fatal when it cannot */
   void (*free)(void *p);

@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,10 +39,15 @@ static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, c
               M, N, K, alpha, A, lda, B, ldb, beta, C, N);
 }
 
-/* sequential over the batch: each sgemm is already threaded by OpenBLAS */
+/* Small matrices (attention's per-head T x T): OpenBLAS runs those on one thread anyway, so spread
+ * the batch over the OpenMP threads (inside a parallel region OpenBLAS stays single-threaded).
+ * Large ones: sequential over the batch, each sgemm threaded by OpenBLAS. Each C_i gets the same
+ * kernel either way. Distinct C_i only: a zero strideC would race. */
+#define GEMM_SMALL_FLOPS (1L << 22)
 static void cpu_gemm_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                              long strideA, const float *B, long strideB, float beta, float *C,
                              long strideC, int batch) {
+#pragma omp parallel for schedule(static) if (batch > 1 && strideC != 0 && 2L * M * N * K < GEMM_SMALL_FLOPS)
   for (int i = 0; i < batch; i++)
     cpu_gemm(transA, transB, M, N, K, alpha, A + i * strideA, B + i * strideB, beta, C + i * strideC);
 }
@@ -52,12 +58,19 @@ static void cpu_bias_add(float *y, const float *b, int B, int N) {
     for (int j = 0; j < N; j++) y[(long)i * N + j] += b[j];
 }
 
+/* Each column sums its rows in order, in double; rows are read along cache lines, a block of
+ * columns per thread (a column walk down (B, N) touches a new line per element). */
+#define BIAS_BLOCK 256
 static void cpu_bias_backward(float *db, const float *dy, int B, int N) {
-#pragma omp parallel for schedule(static) if ((long)B * N > 65536)
-  for (int j = 0; j < N; j++) {
-    double s = 0;
-    for (int i = 0; i < B; i++) s += dy[(long)i * N + j];
-    db[j] += (float)s;
+  int threads = (long)B * N > 65536 ? omp_get_max_threads() : 1;
+  int blocks = amd_max_i(threads, (N + BIAS_BLOCK - 1) / BIAS_BLOCK), width = (N + blocks - 1) / blocks;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int blk = 0; blk < blocks; blk++) {
+    int j0 = blk * width, j1 = amd_min_i(N, j0 + width);
+    double s[BIAS_BLOCK] = {0};
+    for (int i = 0; i < B; i++)
+      for (int j = j0; j < j1; j++) s[j - j0] += dy[(long)i * N + j];
+    for (int j = j0; j < j1; j++) db[j] += (float)s[j - j0];
   }
 }
 
@@ -140,20 +153,30 @@ static void cpu_modulate_forward(float *y, const float *x, const float *shift, c
     }
 }
 
+/* The per-sample sums over tokens run token by token along rows (in order, in double), for a block
+ * of at most ROW_BLOCK features at a time: a walk down each feature's column would touch a new
+ * cache line per element. */
+#define ROW_BLOCK 256
 static void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const float *dy, const float *x,
                                   const float *scale, int ld, int B, int T, int C) {
+  int blocks = (C + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * C > 65536)
   for (int b = 0; b < B; b++)
-    for (int c = 0; c < C; c++) {
-      double ds = 0, dc = 0;
-      float k = 1.0f + scale[(long)b * ld + c];
+    for (int blk = 0; blk < blocks; blk++) {
+      int c0 = blk * ROW_BLOCK, c1 = amd_min_i(C, c0 + ROW_BLOCK);
+      const float *k = scale + (long)b * ld;
+      double ds[ROW_BLOCK] = {0}, dc[ROW_BLOCK] = {0};
       for (int t = 0; t < T; t++) {
-        long i = ((long)b * T + t) * C + c;
-        dx[i] += dy[i] * k;
-        ds += dy[i], dc += (double)dy[i] * x[i];
+        long o = ((long)b * T + t) * C;
+        for (int c = c0; c < c1; c++) {
+          dx[o + c] += dy[o + c] * (1.0f + k[c]);
+          ds[c - c0] += dy[o + c], dc[c - c0] += (double)dy[o + c] * x[o + c];
+        }
       }
-      dshift[(long)b * ld + c] += (float)ds;
-      dscale[(long)b * ld + c] += (float)dc;
+      for (int c = c0; c < c1; c++) {
+        dshift[(long)b * ld + c] += (float)ds[c - c0];
+        dscale[(long)b * ld + c] += (float)dc[c - c0];
+      }
     }
 }
 
@@ -168,17 +191,21 @@ static void cpu_gated_residual_forward(float *x, const float *gate, const float 
 
 static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx, const float *y,
                                         const float *gate, int ld, int B, int T, int C) {
+  int blocks = (C + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * C > 65536)
   for (int b = 0; b < B; b++)
-    for (int c = 0; c < C; c++) {
-      double dg = 0;
-      float g = gate[(long)b * ld + c];
+    for (int blk = 0; blk < blocks; blk++) {
+      int c0 = blk * ROW_BLOCK, c1 = amd_min_i(C, c0 + ROW_BLOCK);
+      const float *g = gate + (long)b * ld;
+      double dg[ROW_BLOCK] = {0};
       for (int t = 0; t < T; t++) {
-        long i = ((long)b * T + t) * C + c;
-        dy[i] += g * dx[i];
-        dg += (double)dx[i] * y[i];
+        long o = ((long)b * T + t) * C;
+        for (int c = c0; c < c1; c++) {
+          dy[o + c] += g[c] * dx[o + c];
+          dg[c - c0] += (double)dx[o + c] * y[o + c];
+        }
       }
-      dgate[(long)b * ld + c] += (float)dg;
+      for (int c = c0; c < c1; c++) dgate[(long)b * ld + c] += (float)dg[c - c0];
     }
 }
 
@@ -417,6 +444,7 @@ static void cpu_euler_update(float *x, const float *v, const float *h, int B, in
 
 const amd_ops ops_cpu = {
     .name = "cpu",
+    .host_memory = 1,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .to_device = cpu_memcpy,

@@ -1,0 +1,267 @@
+/* dit_speed.c: training speed of the `dit` model on the CPU backend, against the OpenBLAS sgemm
+ * ceiling. (a) sgemm GFLOP/s on square matrices and on every GEMM shape one DiT training step
+ * calls; (b) the time of one training step as `amd train` takes it (zero grads, rectified-flow
+ * loss forward + backward, gradient norm, AdamW), its GEMM FLOPs counted from the shapes and by
+ * the op profiler, and the fractions of the ceilings reached. AMD_PROFILE=1 adds the per-op table
+ * of the timed steps (stderr, on exit). The last line is `RESULT key=value ...` for scripts; its
+ * PyTorch counterpart is dit_speed_torch.py, and dit_speed.sh runs both.
+ *   build/benchmarks/dit_speed [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
+ *                               classes=10 batch=64 warmup=2 steps=10 threads=CORES ceiling=1]
+ * The first warmup step always runs (it counts the FLOPs); ceiling=0 skips part (a).
+ * Not here: MPI (one process), CUDA, sampling speed. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "flow.h"
+#include "model.h"
+#include "ops.h"
+#include "ops_profile.h"
+#include "optim.h"
+
+typedef struct {
+  int img, channels, patch, width, depth, heads, temb, classes, batch, warmup, steps, threads, ceiling;
+} Args;
+
+static void parse_args(Args *a, int argc, char **argv) {
+  struct { const char *key; int *v; } keys[] = {
+      {"img", &a->img},         {"channels", &a->channels}, {"patch", &a->patch},     {"width", &a->width},
+      {"depth", &a->depth},     {"heads", &a->heads},       {"temb", &a->temb},       {"classes", &a->classes},
+      {"batch", &a->batch},     {"warmup", &a->warmup},     {"steps", &a->steps},     {"threads", &a->threads},
+      {"ceiling", &a->ceiling},
+  };
+  for (int i = 1; i < argc; i++) {
+    const char *eq = strchr(argv[i], '=');
+    int found = 0;
+    for (size_t k = 0; eq && k < sizeof keys / sizeof keys[0]; k++)
+      if (strlen(keys[k].key) == (size_t)(eq - argv[i]) && strncmp(argv[i], keys[k].key, (size_t)(eq - argv[i])) == 0)
+        *keys[k].v = atoi(eq + 1), found = 1;
+    if (!found) amd_usage_error("dit_speed: unknown argument '%s' (see the comment at the top of dit_speed.c)", argv[i]);
+  }
+  CHECK(a->steps >= 1 && a->warmup >= 0 && a->batch >= 1, "dit_speed: need steps >= 1, warmup >= 0, batch >= 1");
+}
+
+/* ---- the GEMMs of one training step ---------------------------------------------------------- */
+
+/* C (M, N) = op(A) op(B) with op(A) (M, K), `batch` times, `count` times per step */
+typedef struct {
+  const char *what;
+  int tA, tB, M, N, K, batch, count;
+  double gflops; /* measured ceiling of this shape */
+} Shape;
+
+#define MAX_SHAPES 64
+typedef struct {
+  Shape s[MAX_SHAPES];
+  int n;
+} Shapes;
+
+static void add_shape(Shapes *l, const char *what, int tA, int tB, int M, int N, int K, int batch, int count) {
+  for (int i = 0; i < l->n; i++) {
+    Shape *s = &l->s[i];
+    if (s->tA == tA && s->tB == tB && s->M == M && s->N == N && s->K == K && s->batch == batch) {
+      s->count += count;
+      return;
+    }
+  }
+  CHECK(l->n < MAX_SHAPES, "dit_speed: more than %d GEMM shapes", MAX_SHAPES);
+  l->s[l->n++] = (Shape){what, tA, tB, M, N, K, batch, count, 0};
+}
+
+/* layers.c: forward gemm(0, 1, B, O, I); backward dinp gemm(0, 0, B, I, O), dW gemm(1, 0, O, I, B) */
+static void add_linear(Shapes *l, const char *what, int B, int in, int out, int count, int dinp) {
+  add_shape(l, what, 0, 1, B, out, in, 1, count);
+  if (dinp) add_shape(l, what, 0, 0, B, in, out, 1, count);
+  add_shape(l, what, 1, 0, out, in, B, 1, count);
+}
+
+/* Every GEMM of dit_forward + dit_backward (output gradient only, as flow_train_batch calls it). */
+static void dit_step_shapes(Shapes *l, const ModelConfig *c, int B) {
+  int C = c->width, L = c->depth, NH = c->heads, hs = C / NH, g = c->img_size / c->patch, T = g * g, BT = B * T;
+  int P = c->patch * c->patch * c->img_channels, n = B * NH;
+  add_linear(l, "patch", BT, P, C, 1, 0);
+  add_linear(l, "time.fc1", B, c->temb_dim, C, 1, 0);
+  add_linear(l, "time.fc2", B, C, C, 1, 1);
+  add_linear(l, "ada", B, C, 6 * C, L, 1);
+  add_linear(l, "qkv", BT, C, 3 * C, L, 1);
+  add_linear(l, "proj", BT, C, C, L, 1);
+  add_linear(l, "fc1", BT, C, 4 * C, L, 1);
+  add_linear(l, "fc2", BT, 4 * C, C, L, 1);
+  add_shape(l, "att q k^T", 0, 1, T, T, hs, n, 2 * L); /* and dy v^T */
+  add_shape(l, "att p v", 0, 0, T, hs, T, n, 2 * L);   /* and datt k */
+  add_shape(l, "att p^T dy", 1, 0, T, hs, T, n, 2 * L); /* and datt^T q */
+  add_shape(l, "token mean", 0, 0, 1, C, T, B, 1);
+  add_linear(l, "final.ada", B, C, 2 * C, 1, 1);
+  add_linear(l, "final.out", BT, C, P, 1, 1);
+}
+
+static double shape_flops(const Shape *s) { return 2.0 * s->M * s->N * s->K * s->batch; }
+
+/* Best time of one call of op(A) op(B) (a loop over the batch), raw cblas_sgemm as cpu_gemm calls it. */
+static double time_sgemm(int tA, int tB, int M, int N, int K, int batch, double budget) {
+  long sa = (long)M * K, sb = (long)K * N, sc = (long)M * N;
+  float *A = mallocCheck(sizeof(float) * (size_t)(sa * batch)), *B = mallocCheck(sizeof(float) * (size_t)(sb * batch));
+  float *C = mallocCheck(sizeof(float) * (size_t)(sc * batch));
+  for (long i = 0; i < sa * batch; i++) A[i] = (float)((i * 7 % 13) - 6) * 0.01f;
+  for (long i = 0; i < sb * batch; i++) B[i] = (float)((i * 5 % 11) - 5) * 0.01f;
+  int lda = tA ? M : K, ldb = tB ? K : N;
+  double best = 1e30, spent = 0;
+  for (int rep = 0; rep < 3 || (spent < budget && rep < 1000); rep++) {
+    double t0 = omp_get_wtime();
+    for (int i = 0; i < batch; i++)
+      cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
+                  A + i * sa, lda, B + i * sb, ldb, 0.0f, C + i * sc, N);
+    double dt = omp_get_wtime() - t0;
+    spent += dt;
+    if (rep > 0 && dt < best) best = dt; /* the first call pays for page faults */
+  }
+  free(A), free(B), free(C);
+  return best;
+}
+
+/* ---- the training step, as cmd_train takes it on one rank ----------------------------------- */
+
+typedef struct {
+  Model *m;
+  AdamW *opt;
+  FlowBatch *fb;
+  AdamWConfig oc;
+  FlowConfig fc;
+  float *x0; /* (B, dim) backend memory: the same images every step */
+  int *labels;
+  int B;
+  long step;
+} Trainer;
+
+static void train_step(Trainer *t) {
+  Model *m = t->m;
+  model_zero_grad(m);
+  flow_train_batch(m, t->fb, t->x0, t->labels, NULL, t->B, 0, (uint32_t)t->step, 1, &t->fc, t->B);
+  double grad_norm = sqrt(ops->sum_squares(m->grads, m->num_params));
+  adamw_update(t->opt, m->params, m->grads, &t->oc, t->step, grad_norm);
+  t->step++;
+}
+
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+  Args a = {28, 1, 4, 256, 6, 4, 256, 10, 64, 2, 10, (int)sysconf(_SC_NPROCESSORS_ONLN), 1};
+  parse_args(&a, argc, argv);
+  int threads = backend_init("cpu", a.threads);
+  double load[3] = {0, 0, 0};
+  CHECK(getloadavg(load, 3) == 3, "getloadavg failed");
+  printf("dit_speed: %d threads (OpenMP %d, OpenBLAS %d), load average %.2f %.2f %.2f\n", threads,
+         omp_get_max_threads(), openblas_get_num_threads(), load[0], load[1], load[2]);
+
+  ModelConfig mc = {.kind = "dit", .dim = a.channels * a.img * a.img, .num_classes = a.classes, .width = a.width,
+                    .depth = a.depth, .temb_dim = a.temb, .img_channels = a.channels, .img_size = a.img,
+                    .patch = a.patch, .heads = a.heads};
+  Shapes shapes = {.n = 0};
+  dit_step_shapes(&shapes, &mc, a.batch);
+  double shape_total = 0;
+  for (int i = 0; i < shapes.n; i++) shape_total += shape_flops(&shapes.s[i]) * shapes.s[i].count;
+
+  /* (a) the sgemm ceiling */
+  double peak = 0, ideal_s = 0;
+  if (a.ceiling) {
+    printf("\nsgemm ceiling (OpenBLAS, best call):\n  %-12s %5s %5s %5s %5s %5s %6s %9s\n", "shape", "op", "M", "N",
+           "K", "batch", "/step", "GFLOP/s");
+    int sq[] = {512, 1024, 2048};
+    for (int i = 0; i < 3; i++) {
+      double g = 2.0 * sq[i] * sq[i] * sq[i] / time_sgemm(0, 0, sq[i], sq[i], sq[i], 1, 1.0) * 1e-9;
+      if (g > peak) peak = g;
+      printf("  %-12s %5s %5d %5d %5d %5d %6s %9.1f\n", "square", "N N", sq[i], sq[i], sq[i], 1, "-", g);
+    }
+    for (int i = 0; i < shapes.n; i++) {
+      Shape *s = &shapes.s[i];
+      s->gflops = shape_flops(s) / time_sgemm(s->tA, s->tB, s->M, s->N, s->K, s->batch, 0.3) * 1e-9;
+      ideal_s += shape_flops(s) * s->count / (s->gflops * 1e9);
+      printf("  %-12s   %c %c %5d %5d %5d %5d %6d %9.1f\n", s->what, s->tA ? 'T' : 'N', s->tB ? 'T' : 'N', s->M,
+             s->N, s->K, s->batch, s->count, s->gflops);
+    }
+    printf("  peak %.1f GFLOP/s; this step's GEMMs at each shape's ceiling: %.1f ms (%.1f GFLOP/s)\n", peak,
+           ideal_s * 1e3, shape_total / ideal_s * 1e-9);
+  }
+
+  /* (b) the training step */
+  Model *m = model_create(&mc, a.batch);
+  model_init_params(m, 1);
+  Trainer tr = {.m = m, .opt = adamw_create(m->num_params), .fb = flow_batch_create(a.batch, mc.dim), .B = a.batch,
+                .oc = {.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0, .grad_clip = 1.0},
+                .fc = {.logit_normal = 1, .t_mean = 0, .t_std = 1, .p_uncond = 0.1}};
+  tr.x0 = ops->alloc(sizeof(float) * (size_t)a.batch * mc.dim);
+  ops->randn(tr.x0, a.batch, mc.dim, 7, 0, 0, 0);
+  tr.labels = mallocCheck(sizeof(int) * (size_t)a.batch);
+  for (int i = 0; i < a.batch; i++) tr.labels[i] = i % a.classes;
+  printf("\nmodel dit: img %dx%dx%d, patch %d (%d tokens), width %d, depth %d, heads %d, temb %d, classes %d, "
+         "batch %d\nnum_params %ld\n", a.img, a.img, a.channels, a.patch, (a.img / a.patch) * (a.img / a.patch),
+         a.width, a.depth, a.heads, a.temb, a.classes, a.batch, m->num_params);
+
+  /* one step under the profiler counts its GEMM FLOPs exactly */
+  int counting = ops_profile_enable();
+  ops_profile_reset();
+  train_step(&tr);
+  double counted = ops_profile_gemm_flops();
+  if (counting) ops_profile_disable();
+
+  for (int i = 1; i < a.warmup; i++) train_step(&tr);
+  ops_profile_reset(); /* AMD_PROFILE=1: the table printed on exit covers the timed steps */
+  double *ms = mallocCheck(sizeof(double) * (size_t)a.steps), total = 0, cpu0 = cpu_seconds();
+  for (int i = 0; i < a.steps; i++) {
+    double t0 = omp_get_wtime();
+    train_step(&tr);
+    ms[i] = (omp_get_wtime() - t0) * 1e3;
+    total += ms[i];
+  }
+  ops_profile_disable(); /* the table covers the timed steps only */
+  /* CPU time per step (on one thread, the measure least disturbed by other jobs), and CPU over wall
+   * time x threads: near 1 when nothing else took our cores (waiting OpenMP threads spin, so their
+   * idle waits count as busy) */
+  double cpu_ms = (cpu_seconds() - cpu0) * 1e3 / a.steps, busy = cpu_ms / (total / a.steps * threads);
+  qsort(ms, (size_t)a.steps, sizeof ms[0], cmp_double);
+  double checksum = ops->sum_squares(m->params, m->num_params); /* equal across builds = same numerics */
+  double med = a.steps % 2 ? ms[a.steps / 2] : 0.5 * (ms[a.steps / 2 - 1] + ms[a.steps / 2]);
+  double gflops = counted / (med * 1e-3) * 1e-9;
+  CHECK(getloadavg(load, 3) == 3, "getloadavg failed");
+  printf("training step (zero grads, flow loss forward + backward, grad norm, AdamW), %d timed after %d warmup:\n"
+         "  ms/step median %.1f, min %.1f, mean %.1f; %.1f images/s\n", a.steps, a.warmup, med, ms[0],
+         total / a.steps, a.batch / (med * 1e-3));
+  printf("  GEMM FLOPs/step: %.3f GFLOP counted by the profiler, %.3f GFLOP from the shape table%s\n", counted * 1e-9,
+         shape_total * 1e-9, fabs(counted - shape_total) <= 1e-9 * counted ? " (equal)" : " (DIFFER)");
+  printf("  achieved %.1f GFLOP/s", gflops);
+  if (a.ceiling)
+    printf(" = %.1f%% of the sgemm peak %.1f; GEMMs alone at their shapes' ceilings would take %.1f ms (%.1f%% of "
+           "the step)", 100 * gflops / peak, peak, ideal_s * 1e3, 100 * ideal_s * 1e3 / med);
+  printf("\n  CPU time %.1f ms/step; sum of squared parameters after %ld steps: %.17g\n  load average after: "
+         "%.2f %.2f %.2f; CPU busy %.2f of %d threads\n", cpu_ms, tr.step, checksum, load[0], load[1], load[2], busy,
+         threads);
+  printf("RESULT impl=c threads=%d batch=%d params=%ld ms_step=%.2f ms_step_min=%.2f images_s=%.2f cpu_ms_step=%.2f "
+         "cpu_busy=%.3f gflop_step=%.4f gflop_step_shapes=%.4f gflop_s=%.2f sgemm_peak_gflop_s=%.2f frac_peak=%.4f "
+         "ideal_gemm_ms=%.2f frac_ideal_gemm=%.4f param_sumsq=%.17g load1=%.2f\n",
+         threads, a.batch, m->num_params, med, ms[0], a.batch / (med * 1e-3), cpu_ms, busy, counted * 1e-9,
+         shape_total * 1e-9, gflops, peak, peak > 0 ? gflops / peak : 0, ideal_s * 1e3, ideal_s * 1e3 / med, checksum,
+         load[0]);
+  fflush(stdout);
+
+  free(ms), free(tr.labels);
+  ops->free(tr.x0);
+  flow_batch_free(tr.fb);
+  adamw_free(tr.opt);
+  model_free(m);
+  return 0;
+}
