@@ -38,7 +38,7 @@ static const cfg_key eval_keys[] = {
     K("reward", CFG_STR, reward, "", 0, 0, NULL, "images: reward classifier checkpoint, for the training-reward mean; optional"),
     K("pr.k", CFG_INT, pr_k, "5", 1, 1000, NULL, "images: k of the k-NN precision and recall"),
     K("pr.max", CFG_INT, pr_max, "10000", 10, 100000000, NULL, "images: at most this many samples and reference images in precision/recall"),
-    K("batch", CFG_INT, batch, "500", 1, 1 << 20, NULL, "images: classifier batch"),
+    K("batch", CFG_INT, batch, "200", 1, 1 << 20, NULL, "images: classifier batch"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads; 0 = node cores"),
     CFG_END};
 #undef K

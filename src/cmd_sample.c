@@ -43,7 +43,8 @@ static const cfg_key sample_keys[] = {
     K("cfg", CFG_FLOAT, cfg, "1.0", 0, 100, NULL, "classifier-free guidance scale w (1 = conditional only)"),
     K("shift", CFG_FLOAT, shift, "1.0", 0.01, 100, NULL, "timestep shift (>1 spends more steps at high noise)"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the starting noise"),
-    K("batch", CFG_INT, batch, "1024", 1, 1 << 20, NULL, "samples per forward pass on each rank"),
+    K("batch", CFG_INT, batch, "0", 0, 1 << 20, NULL,
+      "samples per forward pass on each rank; 0: 1024 for vectors, 100 for images (a dit keeps its activations)"),
     K("png", CFG_STR, png, "", 0, 0, NULL, "also write a picture here: 2-D data a scatter plot, images a grid (a row per class)"),
     K("png.cols", CFG_INT, png_cols, "10", 1, 1000, NULL, "images: samples per class in the grid"),
     K("plot.range", CFG_FLOAT, plot_range, "1.2", 1e-3, 1e6, NULL, "scatter plot shows [-range, range]^2"),
@@ -112,6 +113,7 @@ int cmd_sample(int argc, char **argv) {
   if (generator && c.cfg != 1.0)
     amd_usage_error("config key 'cfg' = %g: a distilled student samples without guidance (its teacher's guidance is "
                     "built in); leave cfg = 1 with sampler=generator", c.cfg);
+  if (c.batch == 0) c.batch = mc.img_size > 0 ? 100 : 1024;
   int per_call = c.batch < c.n ? c.batch : c.n;
   Model *model = model_create(&mc, c.cfg != 1.0 ? 2 * per_call : per_call);
   CkptState st;
