@@ -50,7 +50,7 @@ typedef struct {
   float *qkv;                                   /* (L, B, T, 3C) */
   float *q, *k, *v;                             /* (L, B, NH, T, hs) each */
   float *prob;                                  /* (L, B, NH, T, T) */
-  float *f1, *g;                                /* (L, B, T, 4C) fc1 output, GELU of it */
+  float *f1, *g, *gth;                          /* (L, B, T, 4C) fc1 output, GELU of it, its tanh */
   float *fmod;                                  /* (B, 2C) final adaLN */
   float *lnf, *mf;                              /* (B, T, C) */
   float *meanf, *rstdf;                         /* (B, T) */
@@ -129,7 +129,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
     ops->layernorm_forward(ln2, a->mean2 + l * rsz, a->rstd2 + l * rsz, hmid, BT, C);
     ops->modulate_forward(m2, ln2, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
     linear_forward(f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
-    ops->gelu_forward(g, f1, 4 * BTC);
+    ops->gelu_forward(g, a->gth + 4 * l * hsz, f1, 4 * BTC);
     linear_forward(f2, g, P_(w->fc2w), P_(w->fc2b), BT, 4 * C, C);
     ops->copy(hn, hmid, sizeof(float) * (size_t)BTC);
     ops->gated_residual_forward(hn, mod + 5 * C, f2, 6 * C, B, T, C);
@@ -194,7 +194,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     ops->gated_residual_backward(a->s1, dmod + 5 * C, a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
     linear_backward_overwrite(a->d4a, G_(w->fc2w), G_(w->fc2b), a->s1, g, P_(w->fc2w), BT, 4 * C, C);
     ops->fill(a->d4b, 0.0f, 4 * BTC);
-    ops->gelu_backward(a->d4b, a->d4a, f1, 4 * BTC);
+    ops->gelu_backward(a->d4b, a->d4a, f1, a->gth + 4 * l * hsz, 4 * BTC);
     linear_backward_overwrite(a->s1, G_(w->fc1w), G_(w->fc1b), a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
     ops->fill(a->s2, 0.0f, BTC);
     ops->modulate_backward(a->s2, dmod + 3 * C, dmod + 4 * C, a->s1, ln2, mod + 4 * C, 6 * C, B, T, C);
@@ -231,7 +231,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
 #define DIT_BUFFERS(a)                                                                                    \
   {a->pos, a->ones, a->tokens, a->tfeat, a->tpre, a->tact, a->cond, a->csilu, a->mod, a->h, a->hmid, a->ln1, \
    a->m1, a->att, a->proj, a->ln2, a->m2, a->f2, a->mean1, a->rstd1, a->mean2, a->rstd2, a->qkv, a->q, a->k,  \
-   a->v, a->prob, a->f1, a->g, a->fmod, a->lnf, a->mf, a->meanf, a->rstdf, a->otok, a->feat, a->ay,          \
+   a->v, a->prob, a->f1, a->g, a->gth, a->fmod, a->lnf, a->mf, a->meanf, a->rstdf, a->otok, a->feat, a->ay,    \
    a->ascratch, a->dh, a->s1, a->s2, a->d3, a->d4a, a->d4b, a->dtok, a->dimg, a->dmod, a->dcsilu, a->dcond,   \
    a->dtact, a->dtpre}
 
@@ -321,7 +321,7 @@ Model *dit_create(Model *m) {
   a->qkv = ops->alloc(f * 3 * BTC * Ls);
   a->q = ops->alloc(f * BTC * Ls), a->k = ops->alloc(f * BTC * Ls), a->v = ops->alloc(f * BTC * Ls);
   a->prob = ops->alloc(f * (size_t)B * NH * T * T * Ls);
-  a->f1 = ops->alloc(f * 4 * BTC * Ls), a->g = ops->alloc(f * 4 * BTC * Ls);
+  a->f1 = ops->alloc(f * 4 * BTC * Ls), a->g = ops->alloc(f * 4 * BTC * Ls), a->gth = ops->alloc(f * 4 * BTC * Ls);
   a->fmod = ops->alloc(f * 2 * BC);
   a->lnf = ops->alloc(f * BTC), a->mf = ops->alloc(f * BTC);
   a->meanf = ops->alloc(f * BT), a->rstdf = ops->alloc(f * BT);

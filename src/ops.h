@@ -44,9 +44,11 @@ typedef struct amd_ops {
   void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *x, int N, int C);
   void (*layernorm_backward)(float *dx, const float *dout, const float *x, const float *mean,
                              const float *rstd, int N, int C);
-  /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
-  void (*gelu_forward)(float *y, const float *x, long n);
-  void (*gelu_backward)(float *dx, const float *dy, const float *x, long n); /* dx += dy gelu'(x) */
+  /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+   * The forward also stores th = tanh(sqrt(2/pi) (x + 0.044715 x^3)) when th is not NULL, so the
+   * backward need not evaluate tanh again (th NULL there: computed; the same values either way). */
+  void (*gelu_forward)(float *y, float *th, const float *x, long n);
+  void (*gelu_backward)(float *dx, const float *dy, const float *x, const float *th, long n); /* dx += dy gelu'(x) */
   /* adaLN modulate: y (B, T, C) = x (1 + scale[b]) + shift[b] */
   void (*modulate_forward)(float *y, const float *x, const float *shift, const float *scale, int ld,
                            int B, int T, int C);

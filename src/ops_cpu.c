@@ -126,18 +126,19 @@ static void cpu_layernorm_backward(float *dx, const float *dout, const float *x,
 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 
-static void cpu_gelu_forward(float *y, const float *x, long n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (long i = 0; i < n; i++) {
-    float u = GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
-    y[i] = 0.5f * x[i] * (1.0f + tanhf(u));
-  }
-}
-
-static void cpu_gelu_backward(float *dx, const float *dy, const float *x, long n) {
+static void cpu_gelu_forward(float *y, float *th_out, const float *x, long n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (long i = 0; i < n; i++) {
     float u = GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]), th = tanhf(u);
+    y[i] = 0.5f * x[i] * (1.0f + th);
+    if (th_out) th_out[i] = th;
+  }
+}
+
+static void cpu_gelu_backward(float *dx, const float *dy, const float *x, const float *th_in, long n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (long i = 0; i < n; i++) {
+    float th = th_in ? th_in[i] : tanhf(GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]));
     float du = GELU_K * (1.0f + 3.0f * 0.044715f * x[i] * x[i]);
     dx[i] += dy[i] * (0.5f * (1.0f + th) + 0.5f * x[i] * (1.0f - th * th) * du);
   }

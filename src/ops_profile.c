@@ -73,9 +73,11 @@ static void p_layernorm_backward(float *dx, const float *dout, const float *x, c
                                  const float *rstd, int N, int C) {
   TIMED(layernorm_backward, 0, real->layernorm_backward(dx, dout, x, mean, rstd, N, C));
 }
-static void p_gelu_forward(float *y, const float *x, long n) { TIMED(gelu_forward, 0, real->gelu_forward(y, x, n)); }
-static void p_gelu_backward(float *dx, const float *dy, const float *x, long n) {
-  TIMED(gelu_backward, 0, real->gelu_backward(dx, dy, x, n));
+static void p_gelu_forward(float *y, float *th, const float *x, long n) {
+  TIMED(gelu_forward, 0, real->gelu_forward(y, th, x, n));
+}
+static void p_gelu_backward(float *dx, const float *dy, const float *x, const float *th, long n) {
+  TIMED(gelu_backward, 0, real->gelu_backward(dx, dy, x, th, n));
 }
 static void p_modulate_forward(float *y, const float *x, const float *shift, const float *scale, int ld, int B,
                                int T, int C) {

@@ -239,9 +239,16 @@ static void op_silu_forward(const amd_ops *o, void *const *p, const Case *c) { o
 static void op_silu_backward(const amd_ops *o, void *const *p, const Case *c) {
   o->silu_backward(F(0), F(1), F(2), c->s[0]);
 }
-static void op_gelu_forward(const amd_ops *o, void *const *p, const Case *c) { o->gelu_forward(F(0), F(1), c->s[0]); }
+static void op_gelu_forward(const amd_ops *o, void *const *p, const Case *c) { o->gelu_forward(F(0), NULL, F(1), c->s[0]); }
 static void op_gelu_backward(const amd_ops *o, void *const *p, const Case *c) {
-  o->gelu_backward(F(0), F(1), F(2), c->s[0]);
+  o->gelu_backward(F(0), F(1), F(2), NULL, c->s[0]);
+}
+/* with the tanh cache: the forward writes it, the backward reads it */
+static void op_gelu_forward_th(const amd_ops *o, void *const *p, const Case *c) {
+  o->gelu_forward(F(0), F(1), F(2), c->s[0]);
+}
+static void op_gelu_backward_th(const amd_ops *o, void *const *p, const Case *c) {
+  o->gelu_backward(F(0), F(1), F(2), F(3), c->s[0]);
 }
 static void op_add(const amd_ops *o, void *const *p, const Case *c) { o->add(F(0), F(1), F(2), c->s[0]); }
 static void op_axpy(const amd_ops *o, void *const *p, const Case *c) { o->axpy(F(0), c->f[0], F(1), c->s[0]); }
@@ -272,6 +279,11 @@ static void test_pointwise(void) {
   run_case("gelu_forward", &c, op_gelu_forward, POINTWISE);
   c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -6, 6, 0);
   run_case("gelu_backward", &c, op_gelu_backward, POINTWISE);
+  c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -6, 6, 0);
+  run_case("gelu_forward (tanh cached)", &c, op_gelu_forward_th, POINTWISE);
+  c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -6, 6, 0),
+  buf_f(&c, n, -1, 1, 0);
+  run_case("gelu_backward (tanh cached)", &c, op_gelu_backward_th, POINTWISE);
   c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
   run_case("add", &c, op_add, EXACT);
   c = (Case){.s = {(int)n}, .f = {-0.37f}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0);

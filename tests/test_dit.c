@@ -90,7 +90,7 @@ typedef struct {
 
 static double gelu_loss(void *ctx) {
   GeluCase *c = ctx;
-  ops->gelu_forward(c->y, c->x, c->n);
+  ops->gelu_forward(c->y, NULL, c->x, c->n);
   return dot(c->y, c->R, c->n);
 }
 
@@ -106,13 +106,20 @@ static void test_gelu(void) {
     EXPECT_CLOSE(c.y[i], ref, 1e-6, 1e-5, "gelu(x)");
   }
   float *dx = alloc_f(N);
-  ops->gelu_backward(dx, c.R, c.x, N);
+  ops->gelu_backward(dx, c.R, c.x, NULL, N);
   check_grad("d/dx gelu", c.x, dx, N, gelu_loss, &c);
   float *dx1 = host_copy(dx, N);
-  ops->gelu_backward(dx, c.R, c.x, N);
+  ops->gelu_backward(dx, c.R, c.x, NULL, N);
   expect_doubled("d/dx gelu", dx, dx1, N);
+  /* the tanh cache: the same outputs and the same gradient, bit for bit */
+  float *th = alloc_f(N), *y2 = alloc_f(N), *dx2 = alloc_f(N);
+  ops->gelu_forward(y2, th, c.x, N);
+  ops->gelu_backward(dx2, c.R, c.x, th, N);
+  gelu_loss(&c);
+  EXPECT(memcmp(y2, c.y, sizeof(float) * N) == 0, "gelu forward with the tanh cache differs");
+  EXPECT(memcmp(dx2, dx1, sizeof(float) * N) == 0, "gelu backward from the tanh cache differs");
   free(dx1);
-  FREE_ALL(c.y, c.x, c.R, dx);
+  FREE_ALL(c.y, c.x, c.R, dx, th, y2, dx2);
 }
 
 /* ---- adaLN modulate and the gated residual: (B, ld) conditioning rows, used at offsets -------- */
