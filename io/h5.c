@@ -189,23 +189,30 @@ void h5_write_f64(hid_t loc, const char *name, const double *data, int rank, con
   write_any(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data, rank, dims);
 }
 
-static void *read_any(hid_t loc, const char *name, hid_t mem_type, size_t elem, int rank, hsize_t *dims_out) {
-  char fn[1024];
-  h5_filename(loc, fn, sizeof fn);
+/* Opens dataset `name` of loc, which must exist and have `rank` (at most 8) dimensions; its sizes
+ * go to dims and the file's name to fn, for messages. The caller closes the dataset. */
+static hid_t open_dataset(hid_t loc, const char *name, int rank, hsize_t *dims, char *fn, size_t fn_size) {
+  h5_filename(loc, fn, fn_size);
   if (!h5_exists(loc, name)) amd_fatal("'%s': dataset '%s' is missing", fn, name);
   hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
   if (d < 0) amd_fatal("'%s': cannot open dataset '%s'", fn, name);
   hid_t space = H5Dget_space(d);
   int r = H5Sget_simple_extent_ndims(space);
   if (r != rank) amd_fatal("'%s': dataset '%s' has %d dimensions, expected %d", fn, name, r, rank);
-  hsize_t dims[8];
   H5Sget_simple_extent_dims(space, dims, NULL);
+  H5Sclose(space);
+  return d;
+}
+
+static void *read_any(hid_t loc, const char *name, hid_t mem_type, size_t elem, int rank, hsize_t *dims_out) {
+  char fn[1024];
+  hsize_t dims[8];
+  hid_t d = open_dataset(loc, name, rank, dims, fn, sizeof fn);
   size_t n = 1;
   for (int i = 0; i < rank; i++) n *= dims[i], dims_out[i] = dims[i];
   void *buf = mallocCheck(n * elem);
   if (n > 0 && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
     amd_fatal("'%s': cannot read dataset '%s' (truncated or damaged file, or wrong type)", fn, name);
-  H5Sclose(space);
   H5Dclose(d);
   return buf;
 }
@@ -241,30 +248,22 @@ void h5_write_slab(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
 
 hsize_t h5_len_1d(hid_t loc, const char *name) {
   char fn[1024];
-  h5_filename(loc, fn, sizeof fn);
-  if (!h5_exists(loc, name)) amd_fatal("'%s': dataset '%s' is missing", fn, name);
-  hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-  if (d < 0) amd_fatal("'%s': cannot open dataset '%s'", fn, name);
-  hid_t space = H5Dget_space(d);
-  int r = H5Sget_simple_extent_ndims(space);
-  if (r != 1) amd_fatal("'%s': dataset '%s' has %d dimensions, expected 1", fn, name, r);
   hsize_t n = 0;
-  H5Sget_simple_extent_dims(space, &n, NULL);
-  H5Sclose(space);
-  H5Dclose(d);
+  H5Dclose(open_dataset(loc, name, 1, &n, fn, sizeof fn));
   return n;
 }
 
 void h5_read_f32_range(hid_t loc, const char *name, hsize_t begin, hsize_t count, float *out) {
   char fn[1024];
-  h5_filename(loc, fn, sizeof fn);
-  hsize_t n = h5_len_1d(loc, name);
+  hsize_t n = 0;
+  hid_t d = open_dataset(loc, name, 1, &n, fn, sizeof fn);
   if (begin + count > n)
     amd_fatal("'%s': dataset '%s' has %llu values, cannot read %llu..%llu", fn, name, (unsigned long long)n,
               (unsigned long long)begin, (unsigned long long)(begin + count));
-  if (count == 0) return;
-  hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-  if (d < 0) amd_fatal("'%s': cannot open dataset '%s'", fn, name);
+  if (count == 0) {
+    H5Dclose(d);
+    return;
+  }
   hid_t fspace = H5Dget_space(d), mspace = H5Screate_simple(1, &count, NULL);
   h5Check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &begin, NULL, &count, NULL),
           "'%s': cannot select values %llu..%llu of '%s'", fn, (unsigned long long)begin,

@@ -100,6 +100,49 @@ static int image_metrics(Metric *m, const EvalConfig *c, const Dataset *s, const
   return n;
 }
 
+/* The toy table: the scalar metrics, then the per-mode target and mass. */
+static void print_toy(const ToyMetrics *m, const Mixture *mix, const char *samples, const char *data, long long nfe,
+                      double rate) {
+  printf("eval of %s against %s\n", samples, data);
+  printf("  %-22s %ld\n", "samples", m->n);
+  printf("  %-22s %.4f (%d of %d modes)\n", "coverage", m->coverage, m->modes_covered, m->num_modes);
+  printf("  %-22s %.4f\n", "off_manifold", m->off_manifold);
+  printf("  %-22s %.4f\n", "mass_error (TV)", m->mass_error);
+  printf("  %-22s %.4f\n", "wrong_class", m->wrong_class);
+  printf("  %-22s %.5f\n", "sliced_w1", m->sliced_w1);
+  printf("  %-22s %.4f\n", "log_density", m->log_density);
+  printf("  %-22s %lld\n", "nfe", nfe);
+  printf("  %-22s %.0f\n", "samples_per_s", rate);
+  printf("  %-6s %-6s %-8s %-8s\n", "mode", "class", "target", "mass");
+  for (int k = 0; k < m->num_modes; k++)
+    printf("  %-6d %-6d %-8.4f %-8.4f\n", k, mix->mode_class[k], m->target_mass[k], m->mode_mass[k]);
+}
+
+/* The eval file: /eval/<name> per metric (and the per-mode arrays of toy data), written under
+ * "<out>.tmp" and renamed, so a crash leaves no half file. */
+static void write_eval(const char *out, const EvalConfig *c, const char *data_path, const Metric *m, int nm,
+                       const ToyMetrics *toy) {
+  char tmp[4300];
+  snprintf(tmp, sizeof tmp, "%s.tmp", out);
+  char *text = cfg_to_text(eval_keys, c);
+  amd_mkdirs_parent(out);
+  hid_t f = h5_create(tmp, "amd-eval", text);
+  h5_attr_write_str(f, "samples", c->samples);
+  h5_attr_write_str(f, "data", data_path);
+  if (!toy) h5_attr_write_str(f, "evaluator", c->evaluator);
+  hid_t g = h5_group_create(f, "eval");
+  for (int i = 0; i < nm; i++) write_scalar(g, m[i].name, m[i].v);
+  if (toy) {
+    hsize_t n = (hsize_t)toy->num_modes;
+    h5_write_f64(g, "mode_mass", toy->mode_mass, 1, &n);
+    h5_write_f64(g, "target_mass", toy->target_mass, 1, &n);
+  }
+  H5Gclose(g);
+  h5_close(f);
+  if (rename(tmp, out) != 0) amd_fatal("cannot rename '%s' to '%s'", tmp, out);
+  free(text);
+}
+
 int cmd_eval(int argc, char **argv) {
   EvalConfig c;
   cfg_parse_args(eval_keys, &c, argc, argv, "eval", "Metrics of a samples file against its dataset.");
@@ -123,89 +166,42 @@ int cmd_eval(int argc, char **argv) {
     int h5 = n > 3 && strcmp(c.samples + n - 3, ".h5") == 0;
     snprintf(out, sizeof out, "%.*s_eval.h5", (int)(h5 ? n - 3 : n), c.samples);
   }
+  Metric m[24];
+  int nm;
+  ToyMetrics toy;
+  float *ref = NULL;
+  int *present = NULL;
   if (s.ndim == 3) {
     backend_init("auto", c.threads);
-    Metric m[16];
-    int nm = image_metrics(m, &c, &s, &d);
+    nm = image_metrics(m, &c, &s, &d);
     m[nm++] = (Metric){"nfe", (double)nfe};
     m[nm++] = (Metric){"samples_per_s", rate};
     printf("eval of %s against %s (evaluator %s)\n", c.samples, data_path, c.evaluator);
     for (int i = 0; i < nm; i++) printf("  %-22s %.5g\n", m[i].name, m[i].v);
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    char *text = cfg_to_text(eval_keys, &c);
-    amd_mkdirs_parent(out);
-    hid_t f = h5_create(tmp, "amd-eval", text);
-    h5_attr_write_str(f, "samples", c.samples);
-    h5_attr_write_str(f, "data", data_path);
-    h5_attr_write_str(f, "evaluator", c.evaluator);
-    hid_t g = h5_group_create(f, "eval");
-    for (int i = 0; i < nm; i++) write_scalar(g, m[i].name, m[i].v);
-    H5Gclose(g);
-    h5_close(f);
-    if (rename(tmp, out) != 0) amd_fatal("cannot rename '%s' to '%s'", tmp, out);
-    printf("wrote %s\n", out);
-    free(text), free(data_path);
-    dataset_free(&s);
-    dataset_free(&d);
-    return 0;
+  } else {
+    if (!d.has_mixture)
+      amd_usage_error("dataset '%s' has no /mixture: toy metrics need a toy2d dataset", data_path);
+    CHECK(s.dim == 2 && d.dim == 2, "toy metrics need 2-D samples and data (got %d and %d)", s.dim, d.dim);
+    /* reference: data points of the classes present in the samples, at most max_ref of them */
+    present = callocCheck((size_t)d.num_classes + 1, sizeof(int));
+    for (long i = 0; i < s.n; i++)
+      if (s.labels[i] >= 0 && s.labels[i] < d.num_classes) present[s.labels[i]] = 1;
+    ref = mallocCheck(sizeof(float) * 2 * (size_t)d.n);
+    long nref = 0;
+    for (long i = 0; i < d.n && nref < c.max_ref; i++)
+      if (present[d.labels[i]]) memcpy(ref + 2 * nref++, d.x + 2 * i, 2 * sizeof(float));
+    toy_metrics(&toy, &d.mix, s.x, s.labels, s.n, nref ? ref : NULL, nref, c.projections, (uint64_t)c.seed);
+    print_toy(&toy, &d.mix, c.samples, data_path, nfe, rate);
+    Metric t[] = {{"n", (double)toy.n}, {"coverage", toy.coverage}, {"modes_covered", toy.modes_covered},
+                  {"off_manifold", toy.off_manifold}, {"mass_error", toy.mass_error}, {"wrong_class", toy.wrong_class},
+                  {"sliced_w1", toy.sliced_w1}, {"log_density", toy.log_density}, {"nfe", (double)nfe},
+                  {"samples_per_s", rate}};
+    nm = (int)(sizeof t / sizeof t[0]);
+    memcpy(m, t, sizeof t);
   }
-  if (!d.has_mixture)
-    amd_usage_error("dataset '%s' has no /mixture: toy metrics need a toy2d dataset", data_path);
-  CHECK(s.dim == 2 && d.dim == 2, "toy metrics need 2-D samples and data (got %d and %d)", s.dim, d.dim);
-
-  /* reference: data points of the classes present in the samples, at most max_ref of them */
-  int *present = callocCheck((size_t)d.num_classes + 1, sizeof(int));
-  for (long i = 0; i < s.n; i++)
-    if (s.labels[i] >= 0 && s.labels[i] < d.num_classes) present[s.labels[i]] = 1;
-  float *ref = mallocCheck(sizeof(float) * 2 * (size_t)d.n);
-  long nref = 0;
-  for (long i = 0; i < d.n && nref < c.max_ref; i++)
-    if (present[d.labels[i]]) memcpy(ref + 2 * nref++, d.x + 2 * i, 2 * sizeof(float));
-
-  ToyMetrics m;
-  toy_metrics(&m, &d.mix, s.x, s.labels, s.n, nref ? ref : NULL, nref, c.projections, (uint64_t)c.seed);
-
-  printf("eval of %s against %s\n", c.samples, data_path);
-  printf("  %-22s %ld\n", "samples", m.n);
-  printf("  %-22s %.4f (%d of %d modes)\n", "coverage", m.coverage, m.modes_covered, m.num_modes);
-  printf("  %-22s %.4f\n", "off_manifold", m.off_manifold);
-  printf("  %-22s %.4f\n", "mass_error (TV)", m.mass_error);
-  printf("  %-22s %.4f\n", "wrong_class", m.wrong_class);
-  printf("  %-22s %.5f\n", "sliced_w1", m.sliced_w1);
-  printf("  %-22s %.4f\n", "log_density", m.log_density);
-  printf("  %-22s %lld\n", "nfe", nfe);
-  printf("  %-22s %.0f\n", "samples_per_s", rate);
-  printf("  %-6s %-6s %-8s %-8s\n", "mode", "class", "target", "mass");
-  for (int k = 0; k < m.num_modes; k++)
-    printf("  %-6d %-6d %-8.4f %-8.4f\n", k, d.mix.mode_class[k], m.target_mass[k], m.mode_mass[k]);
-
-  char tmp[4300];
-  snprintf(tmp, sizeof tmp, "%s.tmp", out);
-  char *text = cfg_to_text(eval_keys, &c);
-  amd_mkdirs_parent(out);
-  hid_t f = h5_create(tmp, "amd-eval", text);
-  h5_attr_write_str(f, "samples", c.samples);
-  h5_attr_write_str(f, "data", data_path);
-  hid_t g = h5_group_create(f, "eval");
-  write_scalar(g, "n", (double)m.n);
-  write_scalar(g, "coverage", m.coverage);
-  write_scalar(g, "modes_covered", m.modes_covered);
-  write_scalar(g, "off_manifold", m.off_manifold);
-  write_scalar(g, "mass_error", m.mass_error);
-  write_scalar(g, "wrong_class", m.wrong_class);
-  write_scalar(g, "sliced_w1", m.sliced_w1);
-  write_scalar(g, "log_density", m.log_density);
-  write_scalar(g, "nfe", (double)nfe);
-  write_scalar(g, "samples_per_s", rate);
-  hsize_t nm = (hsize_t)m.num_modes;
-  h5_write_f64(g, "mode_mass", m.mode_mass, 1, &nm);
-  h5_write_f64(g, "target_mass", m.target_mass, 1, &nm);
-  H5Gclose(g);
-  h5_close(f);
-  if (rename(tmp, out) != 0) amd_fatal("cannot rename '%s' to '%s'", tmp, out);
+  write_eval(out, &c, data_path, m, nm, s.ndim == 3 ? NULL : &toy);
   printf("wrote %s\n", out);
-  free(text), free(ref), free(present), free(data_path);
+  free(ref), free(present), free(data_path);
   dataset_free(&s);
   dataset_free(&d);
   return 0;
