@@ -23,6 +23,7 @@
 #include "ops.h"
 #include "philox.h"
 #include "test.h"
+#include "vmath.h"
 
 #define TEST_SEED 20251125u
 #include "gradcheck.h"
@@ -120,6 +121,45 @@ static void test_gelu(void) {
   EXPECT(memcmp(dx2, dx1, sizeof(float) * N) == 0, "gelu backward from the tanh cache differs");
   free(dx1);
   FREE_ALL(c.y, c.x, c.R, dx, th, y2, dx2);
+}
+
+/* vm_tanhf (the GELU's vectorizable tanh) against the double tanh on a dense grid over [-12, 12]
+ * and at the special values; then the GELU on a vector long enough for the threaded loop */
+static void test_vm_tanh(void) {
+  double worst_abs = 0, worst_rel = 0;
+  long n = 2400001;
+  for (long i = 0; i < n; i++) {
+    float u = (float)(-12.0 + 24.0 * (double)i / (double)(n - 1));
+    double ref = tanh((double)u), got = vm_tanhf(u), err = fabs(got - ref);
+    if (err > worst_abs) worst_abs = err;
+    if (fabs(u) < 1 && u != 0 && err / fabs(ref) > worst_rel) worst_rel = err / fabs(ref);
+  }
+  EXPECT(worst_abs <= 1.2e-7, "vm_tanhf: worst absolute error %.3g (bound 1.2e-7)", worst_abs);
+  EXPECT(worst_rel <= 2.4e-7, "vm_tanhf: worst relative error on |u| < 1 %.3g (bound 2.4e-7)", worst_rel);
+  const float tiny[] = {1e-30f, 1e-40f /* subnormal */, 3e-4f, 0.6249f, 0.6251f};
+  for (size_t i = 0; i < sizeof tiny / sizeof tiny[0]; i++) {
+    EXPECT_CLOSE(vm_tanhf(tiny[i]), tanh((double)tiny[i]), 0, 2.4e-7, "vm_tanhf(small u)");
+    EXPECT_CLOSE(vm_tanhf(-tiny[i]), -tanh((double)tiny[i]), 0, 2.4e-7, "vm_tanhf(-small u)");
+  }
+  EXPECT(vm_tanhf(0.0f) == 0.0f && !signbit(vm_tanhf(0.0f)) && signbit(vm_tanhf(-0.0f)), "vm_tanhf(+-0) = +-0");
+  EXPECT(vm_tanhf(INFINITY) == 1.0f && vm_tanhf(-INFINITY) == -1.0f, "vm_tanhf(+-inf) = +-1");
+  EXPECT(vm_tanhf(1e30f) == 1.0f && vm_tanhf(-9.5f) == -1.0f, "vm_tanhf saturates");
+  EXPECT(isnan(vm_tanhf(NAN)), "vm_tanhf(NaN) is NaN");
+  /* the backend's GELU over 100003 entries (threaded, vectorized, with a remainder) */
+  long m = 100003;
+  float *x = alloc_f(m), *y = alloc_f(m);
+  fill_uniform(x, m, -6, 6);
+  x[5] = NAN;
+  ops->gelu_forward(y, NULL, x, m);
+  int bad = 0;
+  for (long i = 0; i < m; i++) {
+    if (i == 5) continue;
+    double xi = x[i], ref = 0.5 * xi * (1 + tanh(sqrt(2 / 3.141592653589793) * (xi + 0.044715 * xi * xi * xi)));
+    bad += !(fabs(y[i] - ref) <= 1e-6 * (1 + fabs(ref)));
+  }
+  EXPECT(bad == 0, "gelu over %ld entries: %d differ from the double reference", m, bad);
+  EXPECT(isnan(y[5]), "gelu(NaN) is NaN (a NaN must reach the training guard)");
+  FREE_ALL(x, y);
 }
 
 /* ---- adaLN modulate and the gated residual: (B, ld) conditioning rows, used at offsets -------- */
@@ -561,6 +601,7 @@ static void test_dit_checkpoint(void) {
 int main(void) {
   TEST_RUN(test_layernorm);
   TEST_RUN(test_gelu);
+  TEST_RUN(test_vm_tanh);
   TEST_RUN(test_modulate);
   TEST_RUN(test_gated_residual);
   TEST_RUN(test_softmax);
