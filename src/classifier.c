@@ -88,8 +88,9 @@ void classifier_log_prob(Classifier *c, double *logp, float *grad, const float *
     if (!grad) continue;
     ops->to_device(c->dlogits, c->dlogits_h, sizeof(float) * (size_t)B * K);
     ops->fill(c->dx, 0.0f, (long)B * D);
-    model_zero_grad(c->m); /* the parameter gradients are not used; keep them from growing */
+    c->m->frozen = 1; /* only the input gradient */
     c->m->backward(c->m, c->dx, c->dlogits, NULL, B);
+    c->m->frozen = 0;
     ops->to_host(grad + (size_t)b * D, c->dx, sizeof(float) * (size_t)B * D);
   }
 }

@@ -122,8 +122,9 @@ static void noise_for_dmd(Distill *d, float *xt, const float *x, uint32_t key) {
 }
 
 /* GAN term through the fake teacher's last forward: loss sum_i softplus(sign * D_i) * weight / GB.
- * Adds the gradient into the disc head and, via the features, into the fake teacher (and into dxt
- * when given). Returns the loss sum over the local batch. */
+ * Without dxt (the discriminator's update) adds the parameter gradients of the disc head and, via
+ * the features, of the fake teacher; with dxt (the generator's update) only d loss / d x_t, into
+ * dxt. Returns the loss sum over the local batch. */
 static double gan_term(Distill *d, double sign, double weight, float *dxt) {
   int B = d->B;
   d->disc->forward(d->disc, d->logits, d->fake->features(d->fake), NULL, NULL, B);
@@ -136,9 +137,12 @@ static double gan_term(Distill *d, double sign, double weight, float *dxt) {
   }
   ops->to_device(d->dlogit, d->dlogit_h, sizeof(float) * (size_t)B);
   ops->fill(d->dfeat, 0.0f, (long)B * d->fake->feat_dim);
+  /* the generator's term (dxt given) only passes gradients through the head and the fake teacher */
+  d->disc->frozen = d->fake->frozen = dxt != NULL;
   d->disc->backward(d->disc, d->dfeat, d->dlogit, NULL, B);
   if (dxt) ops->fill(dxt, 0.0f, (long)B * d->D);
   d->fake->backward(d->fake, dxt, NULL, d->dfeat, B);
+  d->disc->frozen = d->fake->frozen = 0;
   return loss * weight;
 }
 

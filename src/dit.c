@@ -20,6 +20,7 @@
 
 #include "attention.h"
 #include "common.h"
+#include "cond_embed.h"
 #include "layers.h"
 #include "model.h"
 #include "ops.h"
@@ -30,7 +31,8 @@ typedef struct {
 
 typedef struct {
   /* parameter offsets into the flat buffer */
-  long patchw, patchb, t1w, t1b, t2w, t2b, cemb, fadaw, fadab, outw, outb;
+  long patchw, patchb, cemb, fadaw, fadab, outw, outb; /* cemb: the classifier's cond.emb */
+  CondEmbed ce;        /* time and class conditioning (not in a classifier) */
   DitBlockParams *blk; /* (depth) */
   int T, P;            /* tokens per image, features per patch token p*p*C_img */
   int classifier;      /* kind "classifier": no time/class conditioning, logits out */
@@ -38,10 +40,9 @@ typedef struct {
   float *pos;          /* (T, C) fixed positions, not a parameter */
   float *ones;         /* (T) for mean pooling through the GEMM */
   /* activations of the last forward; per-block buffers are stacked over blocks */
-  int *labels;                                  /* (B) */
+  int *labels;                                  /* (B) all 0: the classifier's cond.emb row */
   float *tokens;                                /* (B, T, P) patchified input */
-  float *tfeat;                                 /* (B, temb_dim) */
-  float *tpre, *tact, *cond, *csilu;            /* (B, C) */
+  float *cond, *csilu;                          /* (B, C) */
   float *mod;                                   /* (L, B, 6C) adaLN outputs */
   float *h;                                     /* (L + 1, B, T, C) residual stream between blocks */
   float *hmid;                                  /* (L, B, T, C) after the attention half */
@@ -64,12 +65,12 @@ typedef struct {
   float *dtok;          /* (B, T, P) */
   float *dimg;          /* (B, dim) */
   float *dmod;          /* (B, 6C) */
-  float *dcsilu, *dcond, *dtact, *dtpre; /* (B, C) */
+  float *dcsilu, *dcond; /* (B, C) */
   int B;
 } Dit;
 
 #define P_(off) (m->params + (off))
-#define G_(off) (m->grads + (off))
+#define G_(off) model_grad(m, off)
 
 /* DiT's get_2d_sincos_pos_embed: the first C/2 features encode the patch column, the rest its row,
  * each half as [sin(pos w_k), cos(pos w_k)], w_k = 10000^(-k / (C/4)). */
@@ -101,13 +102,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   if (a->classifier) { /* labels stay all 0: every sample reads the one row of cond.emb */
     ops->embedding_forward(a->cond, P_(a->cemb), a->labels, B, C);
   } else {
-    ops->copy(a->labels, labels, sizeof(int) * (size_t)B);
-    ops->timestep_embedding(a->tfeat, t, B, c->temb_dim, 1000.0f, 10000.0f);
-    linear_forward(a->tpre, a->tfeat, P_(a->t1w), P_(a->t1b), B, c->temb_dim, C);
-    ops->silu_forward(a->tact, a->tpre, BC);
-    linear_forward(a->cond, a->tact, P_(a->t2w), P_(a->t2b), B, C, C);
-    ops->embedding_forward(a->dcond, P_(a->cemb), labels, B, C); /* dcond as scratch */
-    ops->axpy(a->cond, 1.0f, a->dcond, BC);
+    cond_embed_forward(&a->ce, a->cond, m, t, labels, B);
   }
   ops->silu_forward(a->csilu, a->cond, BC);
   for (int l = 0; l < L; l++) {
@@ -218,28 +213,27 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     ops->unpatchify(a->dimg, a->dtok, B, CI, S, S, p);
     ops->axpy(dx, 1.0f, a->dimg, (long)B * c->dim);
   }
+  if (m->frozen) return; /* what follows only feeds parameter gradients */
   ops->fill(a->dcond, 0.0f, BC);
   ops->silu_backward(a->dcond, a->dcsilu, a->cond, BC);
-  ops->embedding_backward(G_(a->cemb), a->dcond, a->labels, B, C);
-  if (a->classifier) return;
-  linear_backward_overwrite(a->dtact, G_(a->t2w), G_(a->t2b), a->dcond, a->tact, P_(a->t2w), B, C, C);
-  ops->fill(a->dtpre, 0.0f, BC);
-  ops->silu_backward(a->dtpre, a->dtact, a->tpre, BC);
-  linear_backward(NULL, G_(a->t1w), G_(a->t1b), a->dtpre, a->tfeat, P_(a->t1w), B, c->temb_dim, C);
+  if (a->classifier)
+    ops->embedding_backward(G_(a->cemb), a->dcond, a->labels, B, C);
+  else
+    cond_embed_backward(&a->ce, m, a->dcond, B);
 }
 
 #define DIT_BUFFERS(a)                                                                                    \
-  {a->pos, a->ones, a->tokens, a->tfeat, a->tpre, a->tact, a->cond, a->csilu, a->mod, a->h, a->hmid, a->ln1, \
+  {a->pos, a->ones, a->tokens, a->cond, a->csilu, a->mod, a->h, a->hmid, a->ln1, \
    a->m1, a->att, a->proj, a->ln2, a->m2, a->f2, a->mean1, a->rstd1, a->mean2, a->rstd2, a->qkv, a->q, a->k,  \
    a->v, a->prob, a->f1, a->g, a->gth, a->fmod, a->lnf, a->mf, a->meanf, a->rstdf, a->otok, a->feat, a->ay,    \
-   a->ascratch, a->dh, a->s1, a->s2, a->d3, a->d4a, a->d4b, a->dtok, a->dimg, a->dmod, a->dcsilu, a->dcond,   \
-   a->dtact, a->dtpre}
+   a->ascratch, a->dh, a->s1, a->s2, a->d3, a->d4a, a->d4b, a->dtok, a->dimg, a->dmod, a->dcsilu, a->dcond}
 
 static void dit_free(Model *m) {
   Dit *a = m->impl;
   float *bufs[] = DIT_BUFFERS(a);
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
   ops->free(a->labels);
+  if (!a->classifier) cond_embed_free(&a->ce);
   free(a->blk);
   free(a);
 }
@@ -272,11 +266,7 @@ Model *dit_create(Model *m) {
   if (a->classifier) {
     a->cemb = add2(m, "cond.emb", 1, C);
   } else {
-    a->t1w = add2(m, "time.fc1.w", C, c->temb_dim);
-    a->t1b = add1(m, "time.fc1.b", C);
-    a->t2w = add2(m, "time.fc2.w", C, C);
-    a->t2b = add1(m, "time.fc2.b", C);
-    a->cemb = add2(m, "class.emb", c->num_classes + 1, C);
+    cond_embed_create(&a->ce, m, C, c->temb_dim, c->num_classes);
   }
   for (int l = 0; l < L; l++) {
     DitBlockParams *w = &a->blk[l];
@@ -309,8 +299,7 @@ Model *dit_create(Model *m) {
   free(host);
   a->labels = ops->alloc(sizeof(int) * (size_t)B);
   a->tokens = ops->alloc(f * BT * P);
-  a->tfeat = ops->alloc(f * (size_t)B * (c->temb_dim > 0 ? c->temb_dim : 1));
-  a->tpre = ops->alloc(f * BC), a->tact = ops->alloc(f * BC), a->cond = ops->alloc(f * BC);
+  a->cond = ops->alloc(f * BC);
   a->csilu = ops->alloc(f * BC);
   a->mod = ops->alloc(f * 6 * BC * Ls);
   a->h = ops->alloc(f * BTC * (size_t)(L + 1));
@@ -336,7 +325,6 @@ Model *dit_create(Model *m) {
   a->dimg = ops->alloc(f * (size_t)B * c->dim);
   a->dmod = ops->alloc(f * 6 * BC);
   a->dcsilu = ops->alloc(f * BC), a->dcond = ops->alloc(f * BC);
-  a->dtact = ops->alloc(f * BC), a->dtpre = ops->alloc(f * BC);
   m->impl = a;
   m->forward = dit_forward;
   m->backward = dit_backward;

@@ -27,7 +27,7 @@ static void head_backward(Model *m, float *dx, const float *dout, const float *d
   (void)dfeat;
   Head *h = m->impl;
   CHECK(B == h->B, "head backward: batch %d differs from the forward batch %d", B, h->B);
-  linear_backward(dx, m->grads + h->w, m->grads + h->b, dout, h->x, m->params + h->w, B, m->cfg.dim, 1);
+  linear_backward(dx, model_grad(m, h->w), model_grad(m, h->b), dout, h->x, m->params + h->w, B, m->cfg.dim, 1);
 }
 
 static const float *head_features(const Model *m) { return ((const Head *)m->impl)->x; }

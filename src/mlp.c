@@ -9,29 +9,29 @@
 #include <string.h>
 
 #include "common.h"
+#include "cond_embed.h"
 #include "layers.h"
 #include "model.h"
 #include "ops.h"
 
 typedef struct {
   /* parameter offsets into the flat buffer */
-  long t1w, t1b, t2w, t2b, cemb, inw, inb, outw, outb;
+  long inw, inb, outw, outb;
+  CondEmbed ce; /* time and class conditioning */
   long *w1, *b1, *w2, *b2; /* per block */
   /* activations for the last forward, each (B, width) unless noted */
   float *x;     /* (B, dim) input, kept for backward */
-  int *labels;  /* (B) */
-  float *tfeat; /* (B, temb_dim) */
-  float *tpre, *tact, *cond;
+  float *cond;
   float *h;    /* (depth + 1, B, width) residual stream */
   float *a1, *z1, *a2; /* (depth, B, width) */
   float *hf;   /* SiLU(h_depth) */
   /* gradient scratch */
-  float *dh, *dz, *da, *dcond, *dtact, *dtpre;
+  float *dh, *dz, *da;
   int B;
 } Mlp;
 
 #define P(off) (m->params + (off))
-#define G(off) (m->grads + (off))
+#define G(off) model_grad(m, off)
 
 static void mlp_forward(Model *m, float *out, const float *x, const float *t, const int *labels, int B) {
   Mlp *a = m->impl;
@@ -41,13 +41,7 @@ static void mlp_forward(Model *m, float *out, const float *x, const float *t, co
   CHECK(B <= m->max_batch, "mlp forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
   a->B = B;
   ops->copy(a->x, x, sizeof(float) * (size_t)B * D);
-  ops->copy(a->labels, labels, sizeof(int) * (size_t)B);
-  ops->timestep_embedding(a->tfeat, t, B, c->temb_dim, 1000.0f, 10000.0f);
-  linear_forward(a->tpre, a->tfeat, P(a->t1w), P(a->t1b), B, c->temb_dim, H);
-  ops->silu_forward(a->tact, a->tpre, BH);
-  linear_forward(a->cond, a->tact, P(a->t2w), P(a->t2b), B, H, H);
-  ops->embedding_forward(a->dcond, P(a->cemb), labels, B, H); /* dcond as scratch */
-  ops->axpy(a->cond, 1.0f, a->dcond, BH);
+  cond_embed_forward(&a->ce, a->cond, m, t, labels, B);
   linear_forward(a->h, x, P(a->inw), P(a->inb), B, D, H);
   ops->axpy(a->h, 1.0f, a->cond, BH);
   for (int l = 0; l < c->depth; l++) {
@@ -88,20 +82,14 @@ static void mlp_backward(Model *m, float *dx, const float *dout, const float *df
     ops->silu_backward(a->dh, a->da, h, BH); /* the residual path keeps dh itself */
   }
   linear_backward(dx, G(a->inw), G(a->inb), a->dh, a->x, P(a->inw), B, D, H);
-  ops->embedding_backward(G(a->cemb), a->dh, a->labels, B, H);
-  ops->fill(a->dtact, 0.0f, BH);
-  linear_backward(a->dtact, G(a->t2w), G(a->t2b), a->dh, a->tact, P(a->t2w), B, H, H);
-  ops->fill(a->dtpre, 0.0f, BH);
-  ops->silu_backward(a->dtpre, a->dtact, a->tpre, BH);
-  linear_backward(NULL, G(a->t1w), G(a->t1b), a->dtpre, a->tfeat, P(a->t1w), B, c->temb_dim, H);
+  cond_embed_backward(&a->ce, m, a->dh, B); /* d cond = d h_0 */
 }
 
 static void mlp_free(Model *m) {
   Mlp *a = m->impl;
-  float *bufs[] = {a->x, a->tfeat, a->tpre, a->tact, a->cond, a->h, a->a1, a->z1, a->a2, a->hf,
-                   a->dh, a->dz, a->da, a->dcond, a->dtact, a->dtpre};
+  float *bufs[] = {a->x, a->cond, a->h, a->a1, a->z1, a->a2, a->hf, a->dh, a->dz, a->da};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
-  ops->free(a->labels);
+  cond_embed_free(&a->ce);
   free(a->w1), free(a->w2), free(a->b1), free(a->b2);
   free(a);
 }
@@ -117,11 +105,7 @@ Model *mlp_create(Model *m) {
   a->b1 = callocCheck((size_t)L + 1, sizeof(long));
   a->w2 = callocCheck((size_t)L + 1, sizeof(long));
   a->b2 = callocCheck((size_t)L + 1, sizeof(long));
-  a->t1w = add2(m, "time.fc1.w", H, c->temb_dim);
-  a->t1b = add1(m, "time.fc1.b", H);
-  a->t2w = add2(m, "time.fc2.w", H, H);
-  a->t2b = add1(m, "time.fc2.b", H);
-  a->cemb = add2(m, "class.emb", c->num_classes + 1, H);
+  cond_embed_create(&a->ce, m, H, c->temb_dim, c->num_classes);
   a->inw = add2(m, "in.w", H, D);
   a->inb = add1(m, "in.b", H);
   for (int l = 0; l < L; l++) {
@@ -138,16 +122,13 @@ Model *mlp_create(Model *m) {
   m->params = ops->alloc(f * (size_t)m->num_params);
   m->grads = ops->alloc(f * (size_t)m->num_params);
   a->x = ops->alloc(f * (size_t)B * D);
-  a->labels = ops->alloc(sizeof(int) * (size_t)B);
-  a->tfeat = ops->alloc(f * (size_t)B * c->temb_dim);
-  a->tpre = ops->alloc(f * BH), a->tact = ops->alloc(f * BH), a->cond = ops->alloc(f * BH);
+  a->cond = ops->alloc(f * BH);
   a->h = ops->alloc(f * BH * (size_t)(L + 1));
   a->a1 = ops->alloc(f * BH * (size_t)(L ? L : 1));
   a->z1 = ops->alloc(f * BH * (size_t)(L ? L : 1));
   a->a2 = ops->alloc(f * BH * (size_t)(L ? L : 1));
   a->hf = ops->alloc(f * BH);
   a->dh = ops->alloc(f * BH), a->dz = ops->alloc(f * BH), a->da = ops->alloc(f * BH);
-  a->dcond = ops->alloc(f * BH), a->dtact = ops->alloc(f * BH), a->dtpre = ops->alloc(f * BH);
   m->impl = a;
   m->forward = mlp_forward;
   m->backward = mlp_backward;

@@ -4,6 +4,7 @@
  * was last called with. Methods never look past this interface, so they drive an `mlp` or, later,
  * a `dit` the same way. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 #define MODEL_MAX_TENSORS 256
@@ -40,6 +41,10 @@ struct Model {
   int num_tensors;
   TensorInfo tensors[MODEL_MAX_TENSORS];
   int max_batch;
+  /* 1: backward computes only the gradients into dx and dfeat, no parameter gradient (a network
+   * that only passes gradients through: the reward classifier in distillation, the fake teacher
+   * and the GAN head in the generator's GAN term) */
+  int frozen;
   void *impl;
   /* out (B, dim) = v_theta(x (B, dim), t (B), labels (B)); B <= max_batch */
   void (*forward)(Model *m, float *out, const float *x, const float *t, const int *labels, int B);
@@ -58,6 +63,8 @@ void model_free(Model *m);
 /* Fills parameters from the Philox stream RNG_INIT keyed by seed (host-side, then uploaded). */
 void model_init_params(Model *m, uint64_t seed);
 void model_zero_grad(Model *m);
+/* where a backward adds the gradient of the tensor at offset off: NULL when the model is frozen */
+static inline float *model_grad(const Model *m, long off) { return m->frozen ? NULL : m->grads + off; }
 /* Registers a tensor in the layout; returns its offset. Used by model builders. */
 long model_add_tensor(Model *m, const char *name, int ndim, const int *shape);
 /* Checks cfg values and that the kind exists; fatal with the field named otherwise. */

@@ -487,6 +487,18 @@ static void check_dit(const ModelConfig *cfg) {
   expect_doubled("dit grads", m->grads, grads1, m->num_params);
   expect_doubled("dit dx", dx, dx1, n);
 
+  /* frozen: the same input gradient bit for bit, and not one parameter gradient touched */
+  float *grads2 = host_copy(m->grads, m->num_params);
+  ops->fill(dx, 0.0f, n);
+  m->frozen = 1;
+  dit_loss(&c);
+  m->backward(m, dx, c.R, c.Rf, B);
+  m->frozen = 0;
+  float *dx3 = host_copy(dx, n), *grads3 = host_copy(m->grads, m->num_params);
+  EXPECT(memcmp(dx3, dx1, sizeof(float) * (size_t)n) == 0, "frozen backward: dx differs");
+  EXPECT(memcmp(grads3, grads2, sizeof(float) * (size_t)m->num_params) == 0, "frozen backward changed parameter gradients");
+  free(grads2), free(dx3), free(grads3);
+
   free(grads1), free(dx1);
   FREE_ALL(c.out, c.x, c.t, c.R, c.Rf, dx);
   ops->free(c.labels);

@@ -1,0 +1,49 @@
+/* cond_embed.c: the timestep and class conditioning embedding (cond_embed.h). */
+#include "cond_embed.h"
+
+#include "layers.h"
+#include "ops.h"
+
+void cond_embed_create(CondEmbed *e, Model *m, int width, int temb_dim, int num_classes) {
+  int H = width;
+  e->width = width, e->temb_dim = temb_dim;
+  e->t1w = model_add_tensor(m, "time.fc1.w", 2, (int[]){H, temb_dim});
+  e->t1b = model_add_tensor(m, "time.fc1.b", 1, (int[]){H});
+  e->t2w = model_add_tensor(m, "time.fc2.w", 2, (int[]){H, H});
+  e->t2b = model_add_tensor(m, "time.fc2.b", 1, (int[]){H});
+  e->cemb = model_add_tensor(m, "class.emb", 2, (int[]){num_classes + 1, H});
+  size_t f = sizeof(float), BH = (size_t)m->max_batch * H;
+  e->labels = ops->alloc(sizeof(int) * (size_t)m->max_batch);
+  e->tfeat = ops->alloc(f * (size_t)m->max_batch * temb_dim);
+  e->tpre = ops->alloc(f * BH), e->tact = ops->alloc(f * BH), e->emb = ops->alloc(f * BH);
+  e->dtact = ops->alloc(f * BH), e->dtpre = ops->alloc(f * BH);
+}
+
+void cond_embed_free(CondEmbed *e) {
+  float *bufs[] = {e->tfeat, e->tpre, e->tact, e->emb, e->dtact, e->dtpre};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  ops->free(e->labels);
+}
+
+void cond_embed_forward(CondEmbed *e, float *cond, const Model *m, const float *t, const int *labels, int B) {
+  int H = e->width;
+  const float *P = m->params;
+  ops->copy(e->labels, labels, sizeof(int) * (size_t)B);
+  ops->timestep_embedding(e->tfeat, t, B, e->temb_dim, 1000.0f, 10000.0f);
+  linear_forward(e->tpre, e->tfeat, P + e->t1w, P + e->t1b, B, e->temb_dim, H);
+  ops->silu_forward(e->tact, e->tpre, (long)B * H);
+  linear_forward(cond, e->tact, P + e->t2w, P + e->t2b, B, H, H);
+  ops->embedding_forward(e->emb, P + e->cemb, labels, B, H);
+  ops->axpy(cond, 1.0f, e->emb, (long)B * H);
+}
+
+void cond_embed_backward(CondEmbed *e, Model *m, const float *dcond, int B) {
+  if (m->frozen) return;
+  int H = e->width;
+  const float *P = m->params;
+  ops->embedding_backward(m->grads + e->cemb, dcond, e->labels, B, H);
+  linear_backward_overwrite(e->dtact, m->grads + e->t2w, m->grads + e->t2b, dcond, e->tact, P + e->t2w, B, H, H);
+  ops->fill(e->dtpre, 0.0f, (long)B * H);
+  ops->silu_backward(e->dtpre, e->dtact, e->tpre, (long)B * H);
+  linear_backward(NULL, m->grads + e->t1w, m->grads + e->t1b, e->dtpre, e->tfeat, P + e->t1w, B, e->temb_dim, H);
+}
