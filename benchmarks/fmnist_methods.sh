@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # The image benchmark (issue 4) on Fashion-MNIST, end to end, on the jobs/fmnist_*.cfg settings:
 #   1. data (amd data fmnist), the reward and evaluator classifiers, the DiT teacher;
-#   2. dmd, dmd2, dmdr and amd students at S = 1 (STEPS="1 2 4" for 2- and 4-step students too);
-#   3. samples (N per model, classes in turn): teacher at 50 Euler, 25 Heun and 4 Euler steps with
-#      guidance 2, each student at its S steps; a PNG grid (a row per class) of each;
+#   2. samples (N per model, classes in turn) of the teacher at 50 Euler, 25 Heun and 4 Euler steps
+#      with guidance 2, and a PNG grid (a row per class) of each;
+#   3. for each S in STEPS (default "1 2 4"): dmd, dmd2, dmdr and amd students at S steps, each
+#      sampled at its S steps as soon as it is trained;
 #   4. amd eval of each against the test split with the evaluator (FD, precision, recall, accuracy)
-#      and the reward network (training reward), and the markdown table (eval_table.py).
+#      and the reward network (training reward), and the markdown table (eval_table.py), rewritten
+#      after each S so that a stopped run leaves the table of what it finished.
 # Resumable: a stage whose output exists is skipped, and an interrupted training resumes from its
 # newest checkpoint, so rerunning the script after a stop continues where it was.
-# Usage: benchmarks/fmnist_methods.sh    (env: OUT=runs/fmnist N=2000 STEPS=1 THREADS=2 METHODS=...)
+# Usage: benchmarks/fmnist_methods.sh    (env: OUT=runs/fmnist N=2000 STEPS="1 2 4" THREADS=2 METHODS=...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 OUT=${OUT:-runs/fmnist}
 N=${N:-2000}
-STEPS=${STEPS:-1}
+STEPS=${STEPS:-"1 2 4"}
 THREADS=${THREADS:-2}
 METHODS=${METHODS:-"dmd dmd2 dmdr amd"}
 AMD=${AMD:-./amd}
@@ -36,12 +38,6 @@ steps_of() { awk -F' *= *' '/^\[train\]/{t=1; next} /^\[/{t=0} t && $1=="steps"{
 train reward jobs/fmnist_reward.cfg "$(steps_of jobs/fmnist_reward.cfg)" train
 train evaluator jobs/fmnist_evaluator.cfg "$(steps_of jobs/fmnist_evaluator.cfg)" train
 train teacher jobs/fmnist_teacher.cfg "$(steps_of jobs/fmnist_teacher.cfg)" train
-for S in $STEPS; do
-  for m in $METHODS; do
-    train "${m}_S$S" "jobs/fmnist_$m.cfg" "$(steps_of "jobs/fmnist_$m.cfg")" distill student.steps="$S" \
-      teacher="$OUT/teacher" reward.ckpt="$OUT/reward"
-  done
-done
 
 # sample NAME KEY=VALUE...: samples file, grid and eval file of one model
 sample() {
@@ -59,11 +55,16 @@ sample teacher_heun25 ckpt="$OUT/teacher" sampler=heun steps=25 cfg=2.0
 sample teacher_euler4 ckpt="$OUT/teacher" sampler=euler steps=4 cfg=2.0
 rows=("teacher, 50 Euler steps=$OUT/samples/teacher_euler50_eval.h5" "teacher, 25 Heun steps=$OUT/samples/teacher_heun25_eval.h5"
       "teacher, 4 Euler steps=$OUT/samples/teacher_euler4_eval.h5")
+# one student step count at a time: its four distillations, their samples, and the table so far
 for S in $STEPS; do
   for m in $METHODS; do
+    train "${m}_S$S" "jobs/fmnist_$m.cfg" "$(steps_of "jobs/fmnist_$m.cfg")" distill student.steps="$S" \
+      teacher="$OUT/teacher" reward.ckpt="$OUT/reward"
     sample "${m}_S$S" ckpt="$OUT/${m}_S$S"
     rows+=("$m student, $S step(s)=$OUT/samples/${m}_S${S}_eval.h5")
   done
+  /usr/bin/python3 benchmarks/eval_table.py "${rows[@]}" > "$OUT/table.md"
+  echo "$(stamp) table after the $S-step students: $OUT/table.md"
 done
-/usr/bin/python3 benchmarks/eval_table.py "${rows[@]}" | tee "$OUT/table.md"
+cat "$OUT/table.md"
 echo "$(stamp) done: $OUT/table.md, grids in $OUT/samples/*.png, peak memory in $OUT/logs/*.log (Maximum resident set size)"
