@@ -1,14 +1,20 @@
-/* dit_speed.c: training speed of the `dit` model on the CPU backend, against the OpenBLAS sgemm
+/* dit_speed.c: training speed of the `dit` model on a backend, against that backend's sgemm
  * ceiling. (a) sgemm GFLOP/s on square matrices and on every GEMM shape one DiT training step
- * calls; (b) the time of one training step as `amd train` takes it (zero grads, rectified-flow
- * loss forward + backward, gradient norm, AdamW), its GEMM FLOPs counted from the shapes and by
- * the op profiler, and the fractions of the ceilings reached. AMD_PROFILE=1 adds the per-op table
- * of the timed steps (stderr, on exit). The last line is `RESULT key=value ...` for scripts; its
- * PyTorch counterpart is dit_speed_torch.py, and dit_speed.sh runs both.
+ * calls (OpenBLAS on the CPU, cuBLAS on a GPU); (b) the time of one training step as `amd train`
+ * takes it (zero grads, rectified-flow loss forward + backward, gradient norm, AdamW), its GEMM
+ * FLOPs counted from the shapes and by the op profiler, and the fractions of the ceilings reached.
+ * AMD_PROFILE=1 adds the per-op table of the timed steps (stderr, on exit; on a GPU each op is
+ * timed to its completion). The last line is `RESULT key=value ...` for scripts; its PyTorch
+ * counterpart is dit_speed_torch.py, and dit_speed.sh runs both.
  *   build/benchmarks/dit_speed [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
- *                               classes=10 batch=64 warmup=2 steps=10 threads=CORES ceiling=1]
+ *                               classes=10 batch=64 warmup=2 steps=10 threads=CORES ceiling=1 device=cpu
+ *                               sample=0]
+ * sample=1 adds (c): images per second of sampling with this model at `batch` images per call: the
+ * teacher's Euler sampler with guidance 2 (two evaluations per step) at 50 and 4 steps, and a
+ * student's 1, 2 and 4 unguided evaluations (the cost of generator_run at S steps).
+ * device=cuda needs the `make CUDA=1` build (build-cuda/benchmarks/dit_speed).
  * The first warmup step always runs (it counts the FLOPs); ceiling=0 skips part (a).
- * Not here: MPI (one process), CUDA, sampling speed. */
+ * Not here: MPI (one process). */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -26,7 +32,8 @@
 #include "optim.h"
 
 typedef struct {
-  int img, channels, patch, width, depth, heads, temb, classes, batch, warmup, steps, threads, ceiling;
+  int img, channels, patch, width, depth, heads, temb, classes, batch, warmup, steps, threads, ceiling, sample;
+  const char *device;
 } Args;
 
 static void parse_args(Args *a, int argc, char **argv) {
@@ -34,11 +41,15 @@ static void parse_args(Args *a, int argc, char **argv) {
       {"img", &a->img},         {"channels", &a->channels}, {"patch", &a->patch},     {"width", &a->width},
       {"depth", &a->depth},     {"heads", &a->heads},       {"temb", &a->temb},       {"classes", &a->classes},
       {"batch", &a->batch},     {"warmup", &a->warmup},     {"steps", &a->steps},     {"threads", &a->threads},
-      {"ceiling", &a->ceiling},
+      {"ceiling", &a->ceiling}, {"sample", &a->sample},
   };
   for (int i = 1; i < argc; i++) {
     const char *eq = strchr(argv[i], '=');
     int found = 0;
+    if (strncmp(argv[i], "device=", 7) == 0) {
+      a->device = argv[i] + 7;
+      continue;
+    }
     for (size_t k = 0; eq && k < sizeof keys / sizeof keys[0]; k++)
       if (strlen(keys[k].key) == (size_t)(eq - argv[i]) && strncmp(argv[i], keys[k].key, (size_t)(eq - argv[i])) == 0)
         *keys[k].v = atoi(eq + 1), found = 1;
@@ -125,6 +136,31 @@ static double time_sgemm(int tA, int tB, int M, int N, int K, int batch, double 
   return best;
 }
 
+/* The same through the backend: ops->gemm, or ops->gemm_batched for a batch (cuBLAS's strided
+ * batched GEMM on a GPU), on backend memory, timed to completion. */
+static double time_gemm_backend(int tA, int tB, int M, int N, int K, int batch, double budget) {
+  long sa = (long)M * K, sb = (long)K * N, sc = (long)M * N;
+  float *A = ops->alloc(sizeof(float) * (size_t)(sa * batch)), *B = ops->alloc(sizeof(float) * (size_t)(sb * batch));
+  float *C = ops->alloc(sizeof(float) * (size_t)(sc * batch));
+  ops->randn(A, 1, (int)(sa * batch), 1, 0, 0, 0);
+  ops->randn(B, 1, (int)(sb * batch), 2, 0, 0, 0);
+  double best = 1e30, spent = 0;
+  for (int rep = 0; rep < 3 || (spent < budget && rep < 1000); rep++) {
+    ops->synchronize();
+    double t0 = omp_get_wtime();
+    if (batch == 1)
+      ops->gemm(tA, tB, M, N, K, 1.0f, A, B, 0.0f, C);
+    else
+      ops->gemm_batched(tA, tB, M, N, K, 1.0f, A, sa, B, sb, 0.0f, C, sc, batch);
+    ops->synchronize();
+    double dt = omp_get_wtime() - t0;
+    spent += dt;
+    if (rep > 0 && dt < best) best = dt; /* the first call pays for page faults, cuBLAS's set-up */
+  }
+  ops->free(A), ops->free(B), ops->free(C);
+  return best;
+}
+
 /* ---- the training step, as cmd_train takes it on one rank ----------------------------------- */
 
 typedef struct {
@@ -145,7 +181,45 @@ static void train_step(Trainer *t) {
   flow_train_batch(m, t->fb, t->x0, t->labels, NULL, t->B, 0, (uint32_t)t->step, 1, &t->fc, t->B);
   double grad_norm = sqrt(ops->sum_squares(m->grads, m->num_params));
   adamw_update(t->opt, m->params, m->grads, &t->oc, t->step, grad_norm);
+  ops->synchronize(); /* a GPU step ends when its last kernel does */
   t->step++;
+}
+
+/* (c) images/s of sampling: the sampler of `amd sample` on noise, best of 3 calls; a model of its
+ * own, with room for the 2B rows of a guided step (the weights do not change the time) */
+static void sampling_speed(const ModelConfig *mc, int B, int classes) {
+  Model *m = model_create(mc, 2 * B);
+  model_init_params(m, 1);
+  static const struct { const char *what; double cfg; int steps; } cases[] = {
+      {"teacher, 50 Euler steps, guidance 2", 2.0, 50}, {"teacher, 4 Euler steps, guidance 2", 2.0, 4},
+      {"student, 1 step", 1.0, 1}, {"student, 2 steps", 1.0, 2}, {"student, 4 steps", 1.0, 4}};
+  Sampler *s = sampler_create(m, 2.0, B);
+  float *x = ops->alloc(sizeof(float) * (size_t)B * m->cfg.dim);
+  int *labels = mallocCheck(sizeof(int) * (size_t)B);
+  for (int i = 0; i < B; i++) labels[i] = i % classes;
+  double grid[51];
+  printf("\nsampling, %d images per call (best of 3 calls):\n", B);
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    s->cfg = cases[c].cfg;
+    flow_time_grid(grid, cases[c].steps, 1.0);
+    double best = 1e30;
+    int nfe = 0;
+    for (int rep = 0; rep < 3; rep++) {
+      ops->randn(x, B, m->cfg.dim, 5, 0, (uint32_t)rep, 0);
+      ops->synchronize();
+      double t0 = omp_get_wtime();
+      nfe = sample_euler(s, x, labels, B, grid, cases[c].steps);
+      ops->synchronize();
+      double dt = omp_get_wtime() - t0;
+      if (dt < best) best = dt;
+    }
+    printf("  %-36s NFE %3d: %10.1f images/s\n", cases[c].what, nfe, B / best);
+    printf("RESULT_SAMPLE what=\"%s\" nfe=%d batch=%d images_s=%.2f\n", cases[c].what, nfe, B, B / best);
+  }
+  free(labels);
+  ops->free(x);
+  sampler_free(s);
+  model_free(m);
 }
 
 static double cpu_seconds(void) {
@@ -160,9 +234,11 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  Args a = {28, 1, 4, 256, 6, 4, 256, 10, 64, 2, 10, (int)sysconf(_SC_NPROCESSORS_ONLN), 1};
+  Args a = {28, 1, 4, 256, 6, 4, 256, 10, 64, 2, 10, (int)sysconf(_SC_NPROCESSORS_ONLN), 1, 0, "cpu"};
   parse_args(&a, argc, argv);
-  int threads = backend_init("cpu", a.threads);
+  int threads = backend_init(a.device, a.threads), gpu = ops != &ops_cpu;
+  const char *blas = gpu ? "cuBLAS" : "OpenBLAS", *dev = gpu ? "cuda" : "cpu";
+  double (*time_gemm)(int, int, int, int, int, int, double) = gpu ? time_gemm_backend : time_sgemm;
   double load[3] = {0, 0, 0};
   CHECK(getloadavg(load, 3) == 3, "getloadavg failed");
   printf("dit_speed: %d threads (OpenMP %d, OpenBLAS %d), load average %.2f %.2f %.2f\n", threads,
@@ -179,17 +255,17 @@ int main(int argc, char **argv) {
   /* (a) the sgemm ceiling */
   double peak = 0, ideal_s = 0;
   if (a.ceiling) {
-    printf("\nsgemm ceiling (OpenBLAS, best call):\n  %-12s %5s %5s %5s %5s %5s %6s %9s\n", "shape", "op", "M", "N",
+    printf("\nsgemm ceiling (%s, best call):\n  %-12s %5s %5s %5s %5s %5s %6s %9s\n", blas, "shape", "op", "M", "N",
            "K", "batch", "/step", "GFLOP/s");
-    int sq[] = {512, 1024, 2048};
+    int sq_cpu[] = {512, 1024, 2048}, sq_gpu[] = {2048, 4096, 8192}, *sq = gpu ? sq_gpu : sq_cpu;
     for (int i = 0; i < 3; i++) {
-      double g = 2.0 * sq[i] * sq[i] * sq[i] / time_sgemm(0, 0, sq[i], sq[i], sq[i], 1, 1.0) * 1e-9;
+      double g = 2.0 * sq[i] * sq[i] * sq[i] / time_gemm(0, 0, sq[i], sq[i], sq[i], 1, 1.0) * 1e-9;
       if (g > peak) peak = g;
       printf("  %-12s %5s %5d %5d %5d %5d %6s %9.1f\n", "square", "N N", sq[i], sq[i], sq[i], 1, "-", g);
     }
     for (int i = 0; i < shapes.n; i++) {
       Shape *s = &shapes.s[i];
-      s->gflops = shape_flops(s) / time_sgemm(s->tA, s->tB, s->M, s->N, s->K, s->batch, 0.3) * 1e-9;
+      s->gflops = shape_flops(s) / time_gemm(s->tA, s->tB, s->M, s->N, s->K, s->batch, 0.3) * 1e-9;
       ideal_s += shape_flops(s) * s->count / (s->gflops * 1e9);
       printf("  %-12s   %c %c %5d %5d %5d %5d %6d %9.1f\n", s->what, s->tA ? 'T' : 'N', s->tB ? 'T' : 'N', s->M,
              s->N, s->K, s->batch, s->count, s->gflops);
@@ -245,18 +321,19 @@ int main(int argc, char **argv) {
          shape_total * 1e-9, fabs(counted - shape_total) <= 1e-9 * counted ? " (equal)" : " (DIFFER)");
   printf("  achieved %.1f GFLOP/s", gflops);
   if (a.ceiling)
-    printf(" = %.1f%% of the sgemm peak %.1f; GEMMs alone at their shapes' ceilings would take %.1f ms (%.1f%% of "
-           "the step)", 100 * gflops / peak, peak, ideal_s * 1e3, 100 * ideal_s * 1e3 / med);
+    printf(" = %.1f%% of the %s sgemm peak %.1f; GEMMs alone at their shapes' ceilings would take %.1f ms (%.1f%% of "
+           "the step)", 100 * gflops / peak, blas, peak, ideal_s * 1e3, 100 * ideal_s * 1e3 / med);
   printf("\n  CPU time %.1f ms/step; sum of squared parameters after %ld steps: %.17g\n  load average after: "
          "%.2f %.2f %.2f; CPU busy %.2f of %d threads\n", cpu_ms, tr.step, checksum, load[0], load[1], load[2], busy,
          threads);
-  printf("RESULT impl=c threads=%d batch=%d params=%ld ms_step=%.2f ms_step_min=%.2f images_s=%.2f cpu_ms_step=%.2f "
+  printf("RESULT impl=c device=%s threads=%d batch=%d params=%ld ms_step=%.2f ms_step_min=%.2f images_s=%.2f cpu_ms_step=%.2f "
          "cpu_busy=%.3f gflop_step=%.4f gflop_step_shapes=%.4f gflop_s=%.2f sgemm_peak_gflop_s=%.2f frac_peak=%.4f "
          "ideal_gemm_ms=%.2f frac_ideal_gemm=%.4f param_sumsq=%.17g load1=%.2f\n",
-         threads, a.batch, m->num_params, med, ms[0], a.batch / (med * 1e-3), cpu_ms, busy, counted * 1e-9,
+         dev, threads, a.batch, m->num_params, med, ms[0], a.batch / (med * 1e-3), cpu_ms, busy, counted * 1e-9,
          shape_total * 1e-9, gflops, peak, peak > 0 ? gflops / peak : 0, ideal_s * 1e3, ideal_s * 1e3 / med, checksum,
          load[0]);
   fflush(stdout);
+  if (a.sample) sampling_speed(&mc, a.batch, a.classes);
 
   free(ms), free(tr.labels);
   ops->free(tr.x0);

@@ -3,27 +3,37 @@
 # the same thread count, then the ratios: C / PyTorch throughput, and the C model's GEMM FLOP/s
 # over the OpenBLAS sgemm peak. Extra key=value arguments go to both programs (e.g. batch=32
 # steps=20); AMD_PROFILE=1 adds the C per-op profile.
-#   benchmarks/dit_speed.sh [threads=2] [key=value ...]     (run from the repository root)
-# Needs `make bench` (or `make all`) and python3 with torch (Debian: python3-torch).
+#   benchmarks/dit_speed.sh [threads=2] [device=cpu|cuda] [key=value ...]     (from the repository root)
+# Needs `make bench` (or `make all`; device=cuda: `make CUDA=1`) and python3 with torch (Debian:
+# python3-torch). With device=cuda and a torch that has no CUDA, the C side runs alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 threads=$(nproc)
+device=cpu
 args=()
 for a in "$@"; do
   case "$a" in
     threads=*) threads=${a#threads=} ;;
+    device=*) device=${a#device=} ;;
     *) args+=("$a") ;;
   esac
 done
+args+=("device=$device")
 # One thread pool each, of the same size: OpenMP (our loops and OpenBLAS, the OpenMP build) and
 # torch's intra-op pool; no nested or extra BLAS threads.
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
 
 bin=build/benchmarks/dit_speed
-[ -x "$bin" ] || { echo "dit_speed.sh: $bin missing; run 'make bench' first" >&2; exit 1; }
+[ "$device" = cuda ] && bin=build-cuda/benchmarks/dit_speed
+[ -x "$bin" ] || { echo "dit_speed.sh: $bin missing; run 'make bench' (device=cuda: 'make CUDA=1') first" >&2; exit 1; }
 python=/usr/bin/python3
 "$python" -c "import torch" 2>/dev/null || { echo "dit_speed.sh: $python cannot import torch (apt-get install python3-torch)" >&2; exit 1; }
+if [ "$device" = cuda ] && ! "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  echo "== C (amd CUDA backend) alone: this torch has no CUDA device"
+  "$bin" threads="$threads" "${args[@]}"
+  exit 0
+fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -4,10 +4,11 @@ stride-p convolution, fixed 2-D sin-cos positions, timestep MLP on 256 sinusoida
 1000 t, class table with a null row, adaLN-Zero blocks (LayerNorm without affine, eps 1e-6),
 multi-head attention, GELU(tanh) MLP of ratio 4, final adaLN + linear, unpatchify. One training
 step = zero grads, rectified-flow loss (x_t = (1 - t) x0 + t e, target e - x0, t logit-normal,
-10% label dropout), backward, gradient-norm clip 1.0, AdamW, in float32 on the CPU. The last line
-is `RESULT key=value ...` in dit_speed.c's format.
+10% label dropout), backward, gradient-norm clip 1.0, AdamW, in float32 on the CPU (or device=cuda:
+the GPU, TF32 off as in amd's default; each step timed to torch.cuda.synchronize). The last line is
+`RESULT key=value ...` in dit_speed.c's format.
   python3 dit_speed_torch.py [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
-                              classes=10 batch=64 warmup=2 steps=10 threads=CORES]
+                              classes=10 batch=64 warmup=2 steps=10 threads=CORES device=cpu]
 Not here: EMA, mixed precision, torch.compile (not in torch 1.13)."""
 import math
 import os
@@ -45,7 +46,7 @@ class TimestepEmbedder(nn.Module):
 
     def forward(self, t):
         half = self.freq_dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
         args = 1000.0 * t[:, None] * freqs[None]
         return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
 
@@ -111,37 +112,47 @@ class DiT(nn.Module):
 
 def main():
     args = dict(img=28, channels=1, patch=4, width=256, depth=6, heads=4, temb=256, classes=10, batch=64, warmup=2,
-                steps=10, threads=os.cpu_count())
+                steps=10, threads=os.cpu_count(), device="cpu")
     for a in sys.argv[1:]:
         key, _, value = a.partition("=")
         if key not in args:
             sys.exit(f"dit_speed_torch.py: unknown argument '{a}'")
-        args[key] = int(value)
+        args[key] = value if key == "device" else int(value)
     a = type("Args", (), args)
+    if a.device not in ("cpu", "cuda"):
+        sys.exit(f"dit_speed_torch.py: device={a.device}: expected cpu or cuda")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("dit_speed_torch.py: device=cuda but torch sees no CUDA device (a CPU-only torch build?)")
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
+    if a.device == "cuda":  # float32 GEMMs, as amd runs them unless AMD_TF32=1
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     load = os.getloadavg()
     print(f"dit_speed_torch: torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
-    model = DiT(a.img, a.channels, a.patch, a.width, a.depth, a.heads, a.temb, a.classes)
+    model = DiT(a.img, a.channels, a.patch, a.width, a.depth, a.heads, a.temb, a.classes).to(dev)
     num_params = sum(p.numel() for p in model.parameters())
     print(f"model dit: img {a.img}x{a.img}x{a.channels}, patch {a.patch}, width {a.width}, depth {a.depth}, "
           f"heads {a.heads}, temb {a.temb}, classes {a.classes}, batch {a.batch}\nnum_params {num_params}")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    x0 = torch.rand(a.batch, a.channels, a.img, a.img) * 2 - 1
-    labels = torch.arange(a.batch) % a.classes
+    x0 = (torch.rand(a.batch, a.channels, a.img, a.img) * 2 - 1).to(dev)
+    labels = (torch.arange(a.batch) % a.classes).to(dev)
 
     def train_step():
         opt.zero_grad()
-        t = torch.sigmoid(torch.randn(a.batch))
+        t = torch.sigmoid(torch.randn(a.batch, device=dev))
         e = torch.randn_like(x0)
         xt = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * e
-        y = torch.where(torch.rand(a.batch) < 0.1, torch.full_like(labels, a.classes), labels)
+        y = torch.where(torch.rand(a.batch, device=dev) < 0.1, torch.full_like(labels, a.classes), labels)
         loss = F.mse_loss(model(xt, t, y), e - x0)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sync()
 
     for _ in range(a.warmup):
         train_step()
@@ -160,7 +171,7 @@ def main():
           f"{a.warmup} warmup:\n  ms/step median {med:.1f}, min {ms[0]:.1f}, mean {sum(ms) / n:.1f}; "
           f"{a.batch / (med * 1e-3):.1f} images/s\n  CPU time {cpu_ms:.1f} ms/step\n"
           f"  load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; CPU busy {busy:.2f} of {torch.get_num_threads()} threads")
-    print(f"RESULT impl=torch threads={torch.get_num_threads()} batch={a.batch} params={num_params} ms_step={med:.2f} "
+    print(f"RESULT impl=torch device={a.device} threads={torch.get_num_threads()} batch={a.batch} params={num_params} ms_step={med:.2f} "
           f"ms_step_min={ms[0]:.2f} images_s={a.batch / (med * 1e-3):.2f} load1={load[0]:.2f} cpu_ms_step={cpu_ms:.2f} "
           f"cpu_busy={busy:.3f}", flush=True)
 
