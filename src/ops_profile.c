@@ -1,6 +1,8 @@
 /* ops_profile.c: the profiling op table. Each wrapper times one call of the real op with
- * omp_get_wtime. Ops are called from the host thread only (their OpenMP is inside them), so the
- * counters need no locking. */
+ * omp_get_wtime, between two synchronize calls: on a GPU each op is timed from the end of the one
+ * before to its own completion (the launch overlap is lost; that is the price of per-kernel times),
+ * on the CPU synchronize does nothing. Ops are called from the host thread only (their OpenMP is
+ * inside them), so the counters need no locking. */
 #include "ops_profile.h"
 
 #include <omp.h>
@@ -32,8 +34,10 @@ static void record(OpStat *s, double seconds, double flops) {
 #define TIMED(op, flops, call)                      \
   do {                                              \
     static OpStat st_ = {#op, 0, 0, 0, 0};          \
+    real->synchronize();                            \
     double t0_ = omp_get_wtime();                   \
     call;                                           \
+    real->synchronize();                            \
     record(&st_, omp_get_wtime() - t0_, (flops));   \
   } while (0)
 

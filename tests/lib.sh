@@ -2,11 +2,11 @@
 # Sourced with the scratch folder as $1; AMD is the binary under test.
 set -u
 AMD=${AMD:-$PWD/amd}
-PY=/usr/bin/python3
+PY=${PY:-/usr/bin/python3}
 SCRATCH=$1
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH"
-MPIRUN="mpirun --oversubscribe --mca btl self,vader"
+MPIRUN=${MPIRUN:-"mpirun --oversubscribe --mca btl self,vader"}
 
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }

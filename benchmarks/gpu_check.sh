@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# gpu_check.sh: the GPU checks and benchmarks of the CUDA backend (issue 6) in one run, on a GPU
+# machine, from the bundle that benchmarks/gpu_bundle.sh made here (.gpu/, carried there):
+#   1. the card (nvidia-smi) and that every library resolves;
+#   2. test_cuda: per-op conformance CUDA against CPU, identical Philox, whole DiT, mlp, classifier
+#      and AMD distillation steps;
+#   3. scenario_cuda: the CUDA binary end to end (device=cuda/auto, 2 ranks, sample, distill);
+#   4. the DiT training step on the GPU against the cuBLAS sgemm ceiling, with the per-kernel
+#      profile, at batch 64 and 256, and with TF32; sampling images/s of teacher and student step
+#      counts; PyTorch on the same card (torch's own python3 there) at the same sizes.
+# Everything goes to $OUT (the device tool's folder; /tmp/gpu_check otherwise), one file per part,
+# plus summary.txt. Each part has its own time limit so that one hang leaves the rest measured.
+#   bash benchmarks/gpu_check.sh [quick]      (quick: parts 1-3 and batch 64 only)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+G=$PWD/.gpu
+[ -d "$G/real" ] || { echo "gpu_check: no .gpu/ bundle here; run benchmarks/gpu_bundle.sh on the build machine and carry .gpu" >&2; exit 1; }
+quick=${1:-}
+t_start=$(date +%s)
+stamp() { echo "[$(($(date +%s) - t_start)) s] $*" | tee -a "$OUT/summary.txt"; }
+
+tar -xJf "$G/lib.tar.xz" -C "$G"
+tar -xJf "$G/mpi.tar.xz" -C / --skip-old-files 2>/dev/null
+# CUDA's runtime and cuBLAS of this machine: the toolkit's, else the ones pip put beside PyTorch
+cuda_dirs=""
+for so in libcudart.so.13 libcublas.so.13 libcublasLt.so.13; do
+  f=$(ls /usr/local/cuda/lib64/$so 2>/dev/null || find / -xdev -name "$so" 2>/dev/null | head -1)
+  [ -n "$f" ] && case ":$cuda_dirs:" in *":$(dirname "$f"):"*) ;; *) cuda_dirs="$cuda_dirs:$(dirname "$f")" ;; esac
+done
+libpath="$G/lib$cuda_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# wrappers: the bundle's libraries for our programs and Open MPI's, not for python3
+mkdir -p "$G/bin"
+for b in amd test_cuda dit_speed; do
+  printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$libpath" "$G/real/$b" >"$G/bin/$b"
+done
+printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec /usr/bin/orterun "$@"\n' "$libpath" >"$G/bin/mpirun"
+chmod +x "$G/bin/"*
+# one node and no ssh there: Open MPI's `isolated` launcher starts orted for singleton MPI_Init and
+# mpirun (tried in a chroot holding only glibc, libstdc++, CUDA and the bundle)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_plm=isolated
+PY=$(command -v python3)
+
+stamp "1. machine (bundle of commit $(cat "$G/commit"))"
+{ nvidia-smi; nvidia-smi -L; echo "cuda libraries from:$cuda_dirs"; echo "python3: $PY";
+  LD_LIBRARY_PATH="$libpath" ldd "$G/real/amd" "$G/real/test_cuda" | grep -E "not found|cublas|cudart" ; } \
+  >"$OUT/machine.txt" 2>&1
+grep -m1 -E "^GPU 0" "$OUT/machine.txt" | tee -a "$OUT/summary.txt"
+grep "not found" "$OUT/machine.txt" | sort -u | tee -a "$OUT/summary.txt"
+
+stamp "2. test_cuda"
+timeout 300 "$G/bin/test_cuda" >"$OUT/test_cuda.txt" 2>&1
+echo "test_cuda exit $?: $(grep -c '^PASS' "$OUT/test_cuda.txt") passed, $(grep -c '^FAIL' "$OUT/test_cuda.txt") failed," \
+  "$(grep -c '^SKIP' "$OUT/test_cuda.txt") skipped" | tee -a "$OUT/summary.txt"
+grep -E "^(FAIL|SKIP)" "$OUT/test_cuda.txt" | tee -a "$OUT/summary.txt"
+
+stamp "3. scenario_cuda"
+CUDA_AMD="$G/bin/amd" AMD="$G/bin/amd" PY="$PY" MPIRUN="$G/bin/mpirun --oversubscribe" timeout 300 bash tests/scenario_cuda.sh /tmp/gpu_scenario >"$OUT/scenario_cuda.txt" 2>&1
+echo "scenario_cuda exit $?: $(grep -c '^PASS' "$OUT/scenario_cuda.txt") passed, $(grep -c '^FAIL' "$OUT/scenario_cuda.txt") failed" |
+  tee -a "$OUT/summary.txt"
+grep -E "^FAIL" "$OUT/scenario_cuda.txt" | cut -c1-300 | tee -a "$OUT/summary.txt"
+
+batches="64 256"
+[ "$quick" = quick ] && batches=64
+for B in $batches; do
+  stamp "4. DiT step on the GPU, batch $B (C, then PyTorch)"
+  AMD_PROFILE=1 timeout 180 "$G/bin/dit_speed" device=cuda batch=$B steps=20 sample=1 >"$OUT/dit_cuda_b$B.txt" 2>&1
+  grep -E "^RESULT" "$OUT/dit_cuda_b$B.txt" | tee -a "$OUT/summary.txt"
+  AMD_TF32=1 timeout 120 "$G/bin/dit_speed" device=cuda batch=$B steps=20 ceiling=0 >"$OUT/dit_cuda_tf32_b$B.txt" 2>&1
+  grep -E "^RESULT impl" "$OUT/dit_cuda_tf32_b$B.txt" | sed 's/^RESULT/RESULT_TF32/' | tee -a "$OUT/summary.txt"
+  timeout 180 "$PY" benchmarks/dit_speed_torch.py device=cuda batch=$B steps=20 >"$OUT/dit_torch_b$B.txt" 2>&1
+  grep -E "^RESULT|Error|error" "$OUT/dit_torch_b$B.txt" | tail -3 | tee -a "$OUT/summary.txt"
+done
+stamp "done"
