@@ -18,7 +18,7 @@ OUT=${OUT:-runs/fmnist}
 N=${N:-2000}
 STEPS=${STEPS:-"1 2 4"}
 THREADS=${THREADS:-2}
-METHODS=${METHODS:-"dmd dmd2 dmdr amd"}
+METHODS=${METHODS:-"amd dmd2 dmdr dmd"}
 AMD=${AMD:-./amd}
 mkdir -p "$OUT/logs" "$OUT/samples"
 stamp() { date '+%F %T'; }
@@ -56,12 +56,15 @@ sample teacher_euler4 ckpt="$OUT/teacher" sampler=euler steps=4 cfg=2.0
 rows=("teacher, 50 Euler steps=$OUT/samples/teacher_euler50_eval.h5" "teacher, 25 Heun steps=$OUT/samples/teacher_heun25_eval.h5"
       "teacher, 4 Euler steps=$OUT/samples/teacher_euler4_eval.h5")
 # one student step count at a time: its four distillations, their samples, and the table so far
+# (trained in the order of METHODS, tabled in the order dmd, dmd2, dmdr, amd)
 for S in $STEPS; do
   for m in $METHODS; do
     train "${m}_S$S" "jobs/fmnist_$m.cfg" "$(steps_of "jobs/fmnist_$m.cfg")" distill student.steps="$S" \
       teacher="$OUT/teacher" reward.ckpt="$OUT/reward"
     sample "${m}_S$S" ckpt="$OUT/${m}_S$S"
-    rows+=("$m student, $S step(s)=$OUT/samples/${m}_S${S}_eval.h5")
+  done
+  for m in dmd dmd2 dmdr amd; do
+    [ -f "$OUT/samples/${m}_S${S}_eval.h5" ] && rows+=("$m student, $S step(s)=$OUT/samples/${m}_S${S}_eval.h5")
   done
   /usr/bin/python3 benchmarks/eval_table.py "${rows[@]}" > "$OUT/table.md"
   echo "$(stamp) table after the $S-step students: $OUT/table.md"
