@@ -25,13 +25,14 @@ stamp() { date '+%F %T'; }
 
 [ -f data/fmnist_train.h5 ] && [ -f data/fmnist_test.h5 ] || $AMD data fmnist
 
-# train NAME CFG STEPS KEY=VALUE...: runs until ckpt_<STEPS>.h5 exists (resuming when interrupted)
+# train NAME CFG STEPS COMMAND KEY=VALUE...: `amd COMMAND CFG KEY=VALUE...` until ckpt_<STEPS>.h5
+# exists (resuming when interrupted)
 train() {
-  local name=$1 cfg=$2 steps=$3; shift 3
+  local name=$1 cfg=$2 steps=$3 cmd=$4; shift 4
   local ckpt; ckpt=$(printf '%s/%s/ckpt_%08d.h5' "$OUT" "$name" "$steps")
   if [ -f "$ckpt" ]; then echo "$(stamp) $name: done ($ckpt)"; return; fi
   echo "$(stamp) $name: training ($OUT/logs/$name.log)"
-  /usr/bin/time -v "$AMD" "$@" "$cfg" run="$OUT/$name" resume=1 threads="$THREADS" >>"$OUT/logs/$name.log" 2>&1
+  /usr/bin/time -v "$AMD" "$cmd" "$cfg" "$@" run="$OUT/$name" resume=1 threads="$THREADS" >>"$OUT/logs/$name.log" 2>&1
 }
 steps_of() { awk -F' *= *' '/^\[train\]/{t=1; next} /^\[/{t=0} t && $1=="steps"{print $2}' "$1"; }
 
