@@ -15,7 +15,7 @@ TOY = [("nfe", "NFE", "{:.0f}"), ("coverage", "coverage", "{:.3f}"), ("off_manif
         ("samples_per_s", "samples/s", "{:.0f}")]
 IMAGES = [("nfe", "NFE", "{:.0f}"), ("fd", "FD", "{:.3f}"), ("precision", "precision", "{:.3f}"),
           ("recall", "recall", "{:.3f}"), ("accuracy", "evaluator accuracy", "{:.3f}"),
-          ("reward", "reward log p(c|x)", "{:.3f}"), ("samples_per_s", "images/s", "{:.1f}")]
+          ("reward", "reward log p(c\\|x)", "{:.3f}"), ("samples_per_s", "images/s", "{:.1f}")]
 
 
 def main():
