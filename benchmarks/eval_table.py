@@ -11,7 +11,7 @@ import h5py
 
 TOY = [("nfe", "NFE", "{:.0f}"), ("coverage", "coverage", "{:.3f}"), ("off_manifold", "off-manifold", "{:.4f}"),
         ("mass_error", "mass error (TV)", "{:.4f}"), ("wrong_class", "wrong class", "{:.4f}"),
-        ("sliced_w1", "sliced W1", "{:.4f}"), ("log_density", "log p(x|c)", "{:.3f}"),
+        ("sliced_w1", "sliced W1", "{:.4f}"), ("log_density", "log p(x\\|c)", "{:.3f}"),
         ("samples_per_s", "samples/s", "{:.0f}")]
 IMAGES = [("nfe", "NFE", "{:.0f}"), ("fd", "FD", "{:.3f}"), ("precision", "precision", "{:.3f}"),
           ("recall", "recall", "{:.3f}"), ("accuracy", "evaluator accuracy", "{:.3f}"),
