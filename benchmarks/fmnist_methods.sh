@@ -11,6 +11,9 @@
 # Resumable: a stage whose output exists is skipped, and an interrupted training resumes from its
 # newest checkpoint, so rerunning the script after a stop continues where it was.
 # Usage: benchmarks/fmnist_methods.sh    (env: OUT=runs/fmnist N=2000 STEPS="1 2 4" THREADS=2 METHODS=...)
+# For a quick check of the script itself (tests/scenario_images.sh): TRAIN_DATA and TEST_DATA replace
+# data/fmnist_{train,test}.h5, and TRAIN_ARGS, DISTILL_ARGS (key=value lists) go after the job
+# config of every `amd train` and `amd distill`; a train.steps there overrides the config's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -20,10 +23,14 @@ STEPS=${STEPS:-"1 2 4"}
 THREADS=${THREADS:-2}
 METHODS=${METHODS:-"amd dmd2 dmdr dmd"}
 AMD=${AMD:-./amd}
+TRAIN_DATA=${TRAIN_DATA:-data/fmnist_train.h5}
+TEST_DATA=${TEST_DATA:-data/fmnist_test.h5}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+DISTILL_ARGS=${DISTILL_ARGS:-}
 mkdir -p "$OUT/logs" "$OUT/samples"
 stamp() { date '+%F %T'; }
 
-[ -f data/fmnist_train.h5 ] && [ -f data/fmnist_test.h5 ] || $AMD data fmnist
+[ -f "$TRAIN_DATA" ] && [ -f "$TEST_DATA" ] || $AMD data fmnist out_train="$TRAIN_DATA" out_test="$TEST_DATA"
 
 # train NAME CFG STEPS COMMAND KEY=VALUE...: `amd COMMAND CFG KEY=VALUE...` until ckpt_<STEPS>.h5
 # exists (resuming when interrupted)
@@ -34,11 +41,18 @@ train() {
   echo "$(stamp) $name: training ($OUT/logs/$name.log)"
   /usr/bin/time -v "$AMD" "$cmd" "$cfg" "$@" run="$OUT/$name" resume=1 threads="$THREADS" >>"$OUT/logs/$name.log" 2>&1
 }
-steps_of() { awk -F' *= *' '/^\[train\]/{t=1; next} /^\[/{t=0} t && $1=="steps"{print $2}' "$1"; }
+# steps_of CFG [KEY=VALUE...]: the run's train.steps (the last train.steps= given, else the config's)
+steps_of() {
+  local cfg=$1 v=""; shift
+  for a in "$@"; do case "$a" in train.steps=*) v=${a#train.steps=} ;; esac; done
+  [ -n "$v" ] && echo "$v" || awk -F' *= *' '/^\[train\]/{t=1; next} /^\[/{t=0} t && $1=="steps"{print $2}' "$cfg"
+}
+# shellcheck disable=SC2206
+targs=(data="$TRAIN_DATA" $TRAIN_ARGS) cargs=(data="$TRAIN_DATA" test_data="$TEST_DATA" $TRAIN_ARGS) dargs=($DISTILL_ARGS)
 
-train reward jobs/fmnist_reward.cfg "$(steps_of jobs/fmnist_reward.cfg)" train
-train evaluator jobs/fmnist_evaluator.cfg "$(steps_of jobs/fmnist_evaluator.cfg)" train
-train teacher jobs/fmnist_teacher.cfg "$(steps_of jobs/fmnist_teacher.cfg)" train
+train reward jobs/fmnist_reward.cfg "$(steps_of jobs/fmnist_reward.cfg "${cargs[@]}")" train "${cargs[@]}"
+train evaluator jobs/fmnist_evaluator.cfg "$(steps_of jobs/fmnist_evaluator.cfg "${cargs[@]}")" train "${cargs[@]}"
+train teacher jobs/fmnist_teacher.cfg "$(steps_of jobs/fmnist_teacher.cfg "${targs[@]}")" train "${targs[@]}"
 
 # sample NAME KEY=VALUE...: samples file, grid and eval file of one model
 sample() {
@@ -47,7 +61,7 @@ sample() {
   if [ ! -f "${s%.h5}_eval.h5" ]; then
     echo "$(stamp) sample + eval $name"
     "$AMD" sample "$@" n="$N" out="$s" png="${s%.h5}.png" threads="$THREADS" batch=200 >>"$OUT/logs/sample_$name.log" 2>&1
-    "$AMD" eval samples="$s" data=data/fmnist_test.h5 evaluator="$OUT/evaluator" reward="$OUT/reward" \
+    "$AMD" eval samples="$s" data="$TEST_DATA" evaluator="$OUT/evaluator" reward="$OUT/reward" \
       threads="$THREADS" >>"$OUT/logs/sample_$name.log" 2>&1
   fi
 }
@@ -60,8 +74,8 @@ rows=("teacher, 50 Euler steps=$OUT/samples/teacher_euler50_eval.h5" "teacher, 2
 # (trained in the order of METHODS, tabled in the order dmd, dmd2, dmdr, amd)
 for S in $STEPS; do
   for m in $METHODS; do
-    train "${m}_S$S" "jobs/fmnist_$m.cfg" "$(steps_of "jobs/fmnist_$m.cfg")" distill student.steps="$S" \
-      teacher="$OUT/teacher" reward.ckpt="$OUT/reward"
+    train "${m}_S$S" "jobs/fmnist_$m.cfg" "$(steps_of "jobs/fmnist_$m.cfg" "${dargs[@]}")" distill student.steps="$S" \
+      teacher="$OUT/teacher" reward.ckpt="$OUT/reward" "${dargs[@]}"
     sample "${m}_S$S" ckpt="$OUT/${m}_S$S"
   done
   for m in dmd dmd2 dmdr amd; do

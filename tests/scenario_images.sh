@@ -6,7 +6,8 @@
 #  - amd sample writes image samples and a PNG grid with a row per class; amd eval computes the
 #    image metrics (FD, precision, recall, accuracy, reward) into an eval file;
 #  - bad settings (no test split, no reward network, no evaluator, a patch that does not divide the
-#    image, a classifier on vector data) are clear errors.
+#    image, a classifier on vector data) are clear errors;
+#  - benchmarks/fmnist_methods.sh runs every stage at toy sizes and writes its table.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 FM=/usr/share/datasets/fashion-mnist
@@ -108,3 +109,18 @@ expect_error no_evaluator "evaluator" "$AMD" eval samples="$S/student.h5" data="
 expect_error bad_patch "model.patch" "$AMD" train data="$S/train.h5" run="$S/bad3" model.patch=5
 "$AMD" data toy2d out="$S/toy.h5" n=500 >/dev/null
 expect_error classifier_on_vectors "image data" "$AMD" train task=evaluator data="$S/toy.h5" test_data="$S/toy.h5" run="$S/bad4"
+
+# benchmarks/fmnist_methods.sh end to end at toy sizes: every stage runs, in the right argument
+# order, and the table has a row per model (3 teacher samplers, 4 one-step students)
+PIPE_TRAIN="model.width=32 model.depth=1 model.heads=2 model.patch=7 model.temb_dim=32 train.steps=4 train.batch=16
+  ckpt.every=4 log.every=2 optim.warmup=0"
+PIPE_DISTILL="train.steps=2 train.prompts=2 amd.K=2 ckpt.every=2 log.every=1 log.advantage_every=1 fake_per_gen=1"
+OUT="$S/pipe" N=20 STEPS=1 THREADS=1 AMD="$AMD" TRAIN_DATA="$S/train.h5" TEST_DATA="$S/test.h5" \
+  TRAIN_ARGS="$PIPE_TRAIN" DISTILL_ARGS="$PIPE_DISTILL" bash benchmarks/fmnist_methods.sh >"$S/pipe.out" 2>&1
+rc=$?
+rows=$(grep -c "^| .* | [0-9]" "$S/pipe/table.md" 2>/dev/null)
+if [ "$rc" -eq 0 ] && [ "$rows" = 7 ] && [ -f "$S/pipe/samples/amd_S1.png" ]; then
+  pass benchmark_script_end_to_end
+else
+  fail benchmark_script_end_to_end "exit $rc, $rows table rows: $(tail -c 600 "$S/pipe.out"; tail -c 400 "$S"/pipe/logs/*.log 2>/dev/null | tail -c 600)"
+fi
