@@ -95,18 +95,8 @@ static const cfg_key train_keys[] = {
     K("log.every", CFG_INT, log_every, "100", 1, 1000000000, NULL, "steps between status lines and log flushes"),
     K("ckpt.every", CFG_INT, ckpt_every, "1000", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
     K("ckpt.keep", CFG_INT, ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept in the run folder"),
-    K("guard.spike", CFG_FLOAT, guard_spike, "0", 0, 1e9, NULL,
-      "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf"),
-    K("guard.window", CFG_INT, guard_window, "20", 1, GUARD_MAX_WINDOW, NULL, "steps in the running mean of guard.spike"),
-    K("guard.max_rollbacks", CFG_INT, guard_max_rollbacks, "3", 0, 1000000, NULL,
-      "on divergence, roll back to the newest checkpoint this many times per run, then exit 3; 0 = exit 3 at once"),
-    K("guard.lr_factor", CFG_FLOAT, guard_lr_factor, "0.5", 1e-6, 1, NULL, "learning-rate multiplier at each rollback"),
-    K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, "testing: inject a NaN gradient at this step (once)"),
-    K("fault.exit_step", CFG_INT, exit_step, "-1", -1, 1000000000, NULL, "testing: die at this step as a crash would"),
-    K("fault.signal_step", CFG_INT, signal_step, "-1", -1, 1000000000, NULL,
-      "testing: the last rank sends itself SIGUSR1 before this step"),
-    K("fault.slow_ckpt_ms", CFG_INT, slow_ckpt_ms, "0", 0, 3600000, NULL, "testing: pause inside every checkpoint write"),
-    K("fault.slow_log_ms", CFG_INT, slow_log_ms, "0", 0, 3600000, NULL, "testing: pause inside every log flush"),
+    RUNCTL_KEYS(K, "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
+                "testing: inject a NaN gradient at this step (once)"),
     CFG_END};
 #undef K
 

@@ -60,3 +60,20 @@ double guard_lr_scale(const Guard *g);
  * what: "training" or "distillation", for messages. Collective. */
 int guard_rollback(Guard *g, TrainLog *log, const char *run_dir, long step, const char *what, const char *why,
                    char *path, size_t path_n);
+
+/* The guard.* and fault.* config keys, shared by `amd train` and `amd distill`: expands to their
+ * table entries through the command's K(name, type, field, ...) macro (the config struct has the
+ * fields guard_spike, guard_window, guard_max_rollbacks, guard_lr_factor, nan_step, exit_step,
+ * signal_step, slow_ckpt_ms, slow_log_ms). spike_help and nan_help name what the command watches. */
+#define RUNCTL_KEYS(K, spike_help, nan_help)                                                                      \
+  K("guard.spike", CFG_FLOAT, guard_spike, "0", 0, 1e9, NULL, spike_help),                                       \
+  K("guard.window", CFG_INT, guard_window, "20", 1, GUARD_MAX_WINDOW, NULL, "steps in the running mean of guard.spike"), \
+  K("guard.max_rollbacks", CFG_INT, guard_max_rollbacks, "3", 0, 1000000, NULL,                                    \
+    "on divergence, roll back to the newest checkpoint this many times per run, then exit 3; 0 = exit 3 at once"),  \
+  K("guard.lr_factor", CFG_FLOAT, guard_lr_factor, "0.5", 1e-6, 1, NULL, "learning-rate multiplier at each rollback"), \
+  K("fault.nan_step", CFG_INT, nan_step, "-1", -1, 1000000000, NULL, nan_help),                                   \
+  K("fault.exit_step", CFG_INT, exit_step, "-1", -1, 1000000000, NULL, "testing: die at this step as a crash would"), \
+  K("fault.signal_step", CFG_INT, signal_step, "-1", -1, 1000000000, NULL,                                         \
+    "testing: the last rank sends itself SIGUSR1 before this step"),                                               \
+  K("fault.slow_ckpt_ms", CFG_INT, slow_ckpt_ms, "0", 0, 3600000, NULL, "testing: pause inside every checkpoint write"), \
+  K("fault.slow_log_ms", CFG_INT, slow_log_ms, "0", 0, 3600000, NULL, "testing: pause inside every log flush")
