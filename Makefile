@@ -5,6 +5,7 @@
 #   make demo         install what is missing, run the toy end-to-end job under mpirun -np 2
 #   make SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/
 #   make CUDA=1       the CUDA backend build: build-cuda/amd and build-cuda/tests/test_cuda (nvcc, cuBLAS)
+#   make CUDA_EMU=1   the same cuda/*.cu on the CPU emulator of tests/cuda_emu (g++): build-cuda-emu/
 
 CC       := mpicc
 OPT      ?= -O2
@@ -13,8 +14,9 @@ LDLIBS   :=
 
 SANITIZE ?= 0
 CUDA     ?= 0
-ifeq ($(SANITIZE)$(CUDA),11)
-  $(error SANITIZE=1 and CUDA=1 do not combine: build them one at a time)
+CUDA_EMU ?= 0
+ifneq ($(filter-out 0 1,$(words $(filter 1,$(SANITIZE) $(CUDA) $(CUDA_EMU)))),)
+  $(error SANITIZE=1, CUDA=1 and CUDA_EMU=1 do not combine: build them one at a time)
 endif
 ifeq ($(SANITIZE),1)
   BUILD  := build-san
@@ -22,6 +24,8 @@ ifeq ($(SANITIZE),1)
   LDFLAGS += -fsanitize=address,undefined
 else ifeq ($(CUDA),1)
   BUILD  := build-cuda
+else ifeq ($(CUDA_EMU),1)
+  BUILD  := build-cuda-emu
 else
   BUILD  := build
 endif
@@ -67,6 +71,23 @@ ifeq ($(CUDA),1)
   LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
   LDLIBS    += -lcublas -lcudart -lstdc++
 endif
+# The emulator build: the same cuda/*.cu, launches rewritten by tests/cuda_emu/launch_rewrite.py,
+# compiled by g++ against the CPU emulator's cuda_runtime.h and cublas_v2.h (tests/cuda_emu), so CI,
+# which has no GPU, runs the kernels through test_cuda and scenario_cuda. Not a GPU check: see
+# tests/cuda_emu/cuda_runtime.h for what it does and does not emulate.
+ifeq ($(CUDA_EMU),1)
+  CUDA_C_SRCS := $(shell grep -l AMD_CUDA $(SRCS))
+  OBJS      := $(filter-out $(CUDA_C_SRCS:%.c=build/%.o),$(SRCS:%.c=build/%.o)) $(CUDA_C_SRCS:%.c=$(BUILD)/%.o)
+  CU_SRCS   := $(wildcard cuda/*.cu)
+  CU_OBJS   := $(CU_SRCS:%.cu=$(BUILD)/%.o) $(BUILD)/tests/cuda_emu/emu_runtime.o
+  OBJS      += $(CU_OBJS)
+  TEST_BINS := $(BUILD)/tests/test_cuda $(BUILD)/tests/emu_selftest
+  BENCH_BINS :=
+  CXXFLAGS  := -std=c++17 -O2 -g -march=x86-64-v2 -fopenmp -Wall -Wextra -Werror -MMD -MP -Itests/cuda_emu -Isrc -Icuda
+  CPU_CFLAGS := $(CFLAGS)
+  CFLAGS    += -DAMD_CUDA -Icuda
+  LDLIBS    += -lstdc++
+endif
 LIB_OBJS := $(filter-out %/src/main.o,$(OBJS))
 
 ifeq ($(BUILD),build)
@@ -75,6 +96,7 @@ else
   AMD := $(BUILD)/amd
 endif
 
+.SECONDARY:
 .PHONY: all bench setup test test-unit demo clean help deps-report
 all: deps-report $(AMD) $(TEST_BINS) $(BENCH_BINS)
 bench: $(BENCH_BINS)
@@ -108,6 +130,34 @@ $(BUILD)/cuda/%.o: cuda/%.cu
 	@$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 endif
 
+ifeq ($(CUDA_EMU),1)
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CPU_CFLAGS) -c -o $@ $<
+
+$(BUILD)/cuda/%.cpp: cuda/%.cu tests/cuda_emu/launch_rewrite.py
+	@mkdir -p $(dir $@)
+	@python3 tests/cuda_emu/launch_rewrite.py $< $@
+
+$(BUILD)/cuda/%.o: $(BUILD)/cuda/%.cpp
+	@echo "  CXX $< (CUDA emulator)"
+	@g++ $(CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/cuda_emu/%.o: tests/cuda_emu/%.cpp
+	@mkdir -p $(dir $@)
+	@echo "  CXX $<"
+	@g++ $(CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/cuda_emu/emu_selftest.cpp: tests/cuda_emu/emu_selftest.cu tests/cuda_emu/launch_rewrite.py
+	@mkdir -p $(dir $@)
+	@python3 tests/cuda_emu/launch_rewrite.py $< $@
+
+$(BUILD)/tests/emu_selftest: $(BUILD)/tests/cuda_emu/emu_selftest.cpp $(BUILD)/tests/cuda_emu/emu_runtime.o
+	@echo "  CXX $< (CUDA emulator)"
+	@g++ $(CXXFLAGS) -o $@ $^
+endif
+
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	@echo "  LD $@"
@@ -125,6 +175,7 @@ test: setup
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=1 all
 	@$(if $(NVCC),$(MAKE) --no-print-directory CUDA=1 all,echo "CUDA: nvcc not found, the CUDA build and its tests are skipped")
+	@$(MAKE) --no-print-directory CUDA_EMU=1 all
 	@bash tests/run.sh
 
 demo: setup
@@ -132,7 +183,7 @@ demo: setup
 	@bash jobs/demo.sh
 
 clean:
-	rm -rf build build-san build-cuda amd
+	rm -rf build build-san build-cuda build-cuda-emu amd
 
 help:
 	@sed -n '1,9p' Makefile

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test runner behind `make test`: the C unit programs (normal build, then again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, then those the CUDA build has, as cuda:NAME, when
-# build-cuda/ exists: they skip themselves without a GPU), then the end-to-end scenario scripts
+# build-cuda/ exists: they skip themselves without a GPU; then test_cuda of the CPU emulator's build,
+# build-cuda-emu/, as cuda-emu:test_cuda), then the end-to-end scenario scripts
 # (tests/scenario_*.sh) that drive the real `amd` binary, MPI included. Every check prints one
 # line PASS/FAIL/SKIP; this script counts them and ends with "N passed, M failed, K skipped".
 # A program that dies without printing FAIL (a crash, a sanitizer report) counts as a failure.
@@ -56,6 +57,10 @@ for src in tests/test_*.c; do
   [ -n "$only" ] && [[ "$name" != *$only* ]] && continue
   run_one "cuda:$name" "$bin"
 done
+# the CUDA backend's kernels on the CPU emulator (make CUDA_EMU=1): they run everywhere
+if [ -x build-cuda-emu/tests/test_cuda ] && { [ -z "$only" ] || [[ test_cuda == *$only* ]]; }; then
+  run_one "cuda-emu:test_cuda" build-cuda-emu/tests/test_cuda
+fi
 for script in tests/scenario_*.sh; do
   name=$(basename "$script" .sh)
   [ -n "$only" ] && [[ "$name" != *$only* ]] && continue

@@ -4,7 +4,8 @@
 # says so and trains on the CPU. With a GPU: device=cuda and device=auto train on it, the losses
 # follow the CPU run's to float rounding, sampling and a distillation step run on it, and two
 # ranks (staged gradient allreduce) give the one-rank losses.
-# Without build-cuda/amd it reports itself skipped.
+# Without build-cuda/amd it reports itself skipped. tests/scenario_cuda_emu.sh runs it with CUDA_EMU=1
+# and CUDA_AMD=build-cuda-emu/amd: the GPU checks, on the CPU emulator's device.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 CUDA_AMD=${CUDA_AMD:-$PWD/build-cuda/amd}
@@ -15,7 +16,7 @@ fi
 TINY="model.width=16 model.depth=1 model.temb_dim=8 train.batch=32 train.steps=20 log.every=5 ckpt.every=20 threads=1"
 "$CUDA_AMD" data toy2d out="$S/toy.h5" n=2000 modes=4 classes=2 >/dev/null
 
-if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+if [ -z "${CUDA_EMU:-}" ] && ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
   "$CUDA_AMD" train data="$S/toy.h5" run="$S/cuda" $TINY device=cuda >"$S/cuda.out" 2>"$S/cuda.err"
   rc=$?
   if [ "$rc" -eq 2 ] && grep -q "device=cuda: no usable CUDA device: " "$S/cuda.err"; then

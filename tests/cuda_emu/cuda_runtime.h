@@ -1,0 +1,109 @@
+/* cuda_runtime.h of the CUDA emulator (tests/cuda_emu/): the part of the CUDA runtime and of the
+ * device language that the cuda/ .cu files use, implemented on the CPU so the unmodified kernels run in CI,
+ * which has no GPU. `make CUDA_EMU=1` puts this directory first on the include path and compiles the
+ * .cu files as C++ after tests/cuda_emu/launch_rewrite.py has turned each `k<<<g, b, s, st>>>(args)`
+ * into cuda_emu_launch("k", g, b, s, st, [&] { k(args); }).
+ * The execution model (emu_runtime.cpp): a launch runs its blocks one after another; the threads of a
+ * block are fibers, switched only at __syncthreads and warp shuffles, which therefore have their real
+ * meaning (a thread that reads shared memory before the barrier that orders it sees stale data, a
+ * barrier that not every live thread reaches is reported as a deadlock, a full-mask shuffle with an
+ * exited lane is reported). Device memory is guarded: each allocation ends at an inaccessible page
+ * (out-of-bounds kernel accesses fault and are named), and is inaccessible to host code outside
+ * kernels, copies and cuBLAS calls (host code that touches a device pointer is named).
+ * Not emulated: asynchrony (every call completes before it returns), races between threads of one
+ * launch, the device's libm (host libm gives the last-bit differences), timing. It is a check of
+ * the kernels' logic, not a substitute for a GPU run. */
+#pragma once
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmath>
+
+/* ---- the device language ---------------------------------------------------------------------- */
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+
+struct dim3 {
+  unsigned x, y, z;
+  dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 {
+  unsigned x, y, z;
+};
+extern uint3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
+
+void cuda_emu_syncthreads(void);
+/* lane's value exchanged through the warp: every live lane of the warp must call it */
+uint64_t cuda_emu_shfl_xor(unsigned mask, uint64_t bits, int lane_mask);
+#define __syncthreads() cuda_emu_syncthreads()
+
+template <typename T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
+  static_assert(sizeof(T) <= 8, "shuffle of more than 8 bytes");
+  uint64_t bits = 0;
+  memcpy(&bits, &v, sizeof v);
+  bits = cuda_emu_shfl_xor(mask, bits, lane_mask);
+  T out;
+  memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }
+using std::isfinite;
+
+/* ---- the runtime API -------------------------------------------------------------------------- */
+typedef enum cudaError {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidDevicePointer = 17,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidDevice = 101,
+} cudaError_t;
+
+typedef enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+} cudaMemcpyKind;
+
+typedef struct cuda_emu_stream *cudaStream_t;
+
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  int major, minor;
+};
+
+const char *cudaGetErrorString(cudaError_t err);
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaGetDeviceCount(int *count);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device);
+cudaError_t cudaStreamCreate(cudaStream_t *stream);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaMalloc(void **ptr, size_t bytes);
+cudaError_t cudaFree(void *ptr);
+cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream);
+template <typename T> static inline cudaError_t cudaMalloc(T **ptr, size_t bytes) {
+  return cudaMalloc((void **)ptr, bytes);
+}
+
+/* ---- launches --------------------------------------------------------------------------------- */
+typedef void (*cuda_emu_body)(void *closure);
+void cuda_emu_launch_erased(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
+                            cuda_emu_body body, void *closure);
+
+/* every thread of the launch runs f() with threadIdx, blockIdx, blockDim and gridDim set */
+template <typename F>
+static inline void cuda_emu_launch(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream, F f) {
+  cuda_emu_launch_erased(kernel, grid, block, shmem, stream, [](void *c) { (*(F *)c)(); }, (void *)&f);
+}

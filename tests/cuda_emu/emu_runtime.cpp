@@ -1,0 +1,530 @@
+/* emu_runtime.cpp: the CUDA emulator's runtime (see cuda_runtime.h here for what it is for and what
+ * it does not emulate): guarded device memory, the launch scheduler with fibers for the threads of
+ * a block, the runtime calls the cuda/ .cu files make, and the cuBLAS reference of cublas_v2.h.
+ * A fault the emulator detects (out-of-bounds device access, host code touching device memory, a
+ * barrier deadlock) is printed as "cuda emulator: ..." with the kernel's name, then the process
+ * aborts, as a real kernel fault ends a CUDA context.
+ * Environment: CUDA_EMU_DEVICES (default 1) is the device count it reports, 0 for "no device";
+ * CUDA_EMU_FIBERS=1 runs every launch on fibers (by default a kernel whose first launch reached no
+ * barrier runs its later launches as plain calls, and reaching a barrier there is reported). */
+#include <execinfo.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <map>
+#include <vector>
+
+#include "cublas_v2.h"
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+static const char *current_kernel = "(none)";
+
+__attribute__((noreturn, format(printf, 1, 2))) static void emu_fault(const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "cuda emulator: %s (kernel or call: %s, block (%u,%u,%u), thread (%u,%u,%u))\n", msg,
+          current_kernel, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
+  void *frames[32];
+  int n = backtrace(frames, 32);
+  backtrace_symbols_fd(frames, n, 2);
+  abort();
+}
+
+/* ---- guarded device memory ---------------------------------------------------------------------
+ * An allocation is its own mapping: a guard page, the data pages with the data flush against the
+ * end (rounded up to 4 bytes), a guard page. The data pages are PROT_NONE except inside a device
+ * section (a kernel, a copy, a memset, a cuBLAS call): there the first touch of an allocation faults
+ * into on_segv, which opens it until the section ends. */
+struct Alloc {
+  char *map;        /* the whole mapping */
+  size_t map_bytes; /* including both guard pages */
+  char *data;       /* what cudaMalloc returned */
+  size_t bytes;
+  bool open;
+};
+static std::map<uintptr_t, Alloc> allocs; /* by map address */
+static std::vector<Alloc *> opened;
+static bool in_device;
+static size_t page;
+
+static Alloc *alloc_at(const void *p) { /* the allocation whose mapping holds p, or NULL */
+  uintptr_t a = (uintptr_t)p;
+  auto it = allocs.upper_bound(a);
+  if (it == allocs.begin()) return NULL;
+  --it;
+  Alloc *al = &it->second;
+  return a < (uintptr_t)al->map + al->map_bytes ? al : NULL;
+}
+
+static char *data_pages(Alloc *a) { return a->map + page; }
+static size_t data_pages_bytes(Alloc *a) { return a->map_bytes - 2 * page; }
+
+static void open_alloc(Alloc *a) {
+  if (a->open) return;
+  if (mprotect(data_pages(a), data_pages_bytes(a), PROT_READ | PROT_WRITE) != 0) emu_fault("mprotect failed");
+  a->open = true;
+  opened.push_back(a);
+}
+
+static void begin_device(const char *what) {
+  current_kernel = what;
+  in_device = true;
+}
+
+static void end_device(void) {
+  for (Alloc *a : opened) {
+    if (mprotect(data_pages(a), data_pages_bytes(a), PROT_NONE) != 0) emu_fault("mprotect failed");
+    a->open = false;
+  }
+  opened.clear();
+  in_device = false;
+  current_kernel = "(host code)";
+}
+
+static void on_segv(int sig, siginfo_t *si, void *ctx) {
+  (void)ctx;
+  Alloc *a = alloc_at(si->si_addr);
+  if (!a) { /* not device memory: an ordinary crash */
+    signal(sig, SIG_DFL);
+    return;
+  }
+  char *p = (char *)si->si_addr;
+  unsigned long long bytes = a->bytes;
+  if (p >= a->data + a->bytes)
+    emu_fault("out-of-bounds device access %llu bytes past the end of a %llu-byte allocation",
+              (unsigned long long)(p - (a->data + a->bytes)), bytes);
+  if (p < a->data)
+    emu_fault("out-of-bounds device access %llu bytes before the start of a %llu-byte allocation",
+              (unsigned long long)(a->data - p), bytes);
+  if (!in_device)
+    emu_fault("host code touched device memory (byte %llu of a %llu-byte cudaMalloc allocation): a device pointer "
+              "dereferenced on the host",
+              (unsigned long long)(p - a->data), bytes);
+  open_alloc(a);
+}
+
+static void memory_init(void) {
+  if (page) return;
+  page = (size_t)sysconf(_SC_PAGESIZE);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_segv;
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigaction(SIGSEGV, &sa, NULL);
+}
+
+/* the allocation holding [p, p + bytes) whole, or NULL */
+static Alloc *device_range(const void *p, size_t bytes) {
+  Alloc *a = alloc_at(p);
+  if (!a || (const char *)p < a->data || (const char *)p + bytes > a->data + a->bytes) return NULL;
+  return a;
+}
+
+/* ---- errors, devices, streams ------------------------------------------------------------------ */
+static cudaError_t last_error = cudaSuccess;
+static cudaError_t fail(cudaError_t e) {
+  last_error = e;
+  return e;
+}
+
+const char *cudaGetErrorString(cudaError_t err) {
+  switch (err) {
+  case cudaSuccess: return "no error";
+  case cudaErrorInvalidValue: return "invalid argument";
+  case cudaErrorMemoryAllocation: return "out of memory";
+  case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+  case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+  case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+  case cudaErrorInvalidDevice: return "invalid device ordinal";
+  }
+  return "unknown error";
+}
+
+cudaError_t cudaGetLastError(void) {
+  cudaError_t e = last_error;
+  last_error = cudaSuccess;
+  return e;
+}
+
+static int device_count(void) {
+  const char *v = getenv("CUDA_EMU_DEVICES");
+  return v && *v ? atoi(v) : 1;
+}
+
+cudaError_t cudaGetDeviceCount(int *count) {
+  *count = device_count();
+  if (*count < 1) {
+    *count = 0;
+    return fail(cudaErrorNoDevice);
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
+  memory_init();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
+  if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
+  memset(prop, 0, sizeof *prop);
+  snprintf(prop->name, sizeof prop->name, "CUDA emulator on the CPU (tests/cuda_emu, not a GPU)");
+  prop->totalGlobalMem = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+  return cudaSuccess;
+}
+
+struct cuda_emu_stream {
+  int id;
+};
+static std::vector<cuda_emu_stream *> streams;
+
+cudaError_t cudaStreamCreate(cudaStream_t *stream) {
+  *stream = new cuda_emu_stream{(int)streams.size() + 1};
+  streams.push_back(*stream);
+  return cudaSuccess;
+}
+
+static bool valid_stream(cudaStream_t s) {
+  if (!s) return true; /* the legacy default stream */
+  for (cudaStream_t t : streams)
+    if (t == s) return true;
+  return false;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  return valid_stream(stream) ? cudaSuccess : fail(cudaErrorInvalidValue); /* every call already completed */
+}
+
+/* ---- memory calls ------------------------------------------------------------------------------ */
+cudaError_t cudaMalloc(void **ptr, size_t bytes) {
+  memory_init();
+  size_t data = (bytes + 3) & ~(size_t)3, pages = (data + page - 1) / page * page;
+  if (pages == 0) pages = page;
+  size_t total = pages + 2 * page;
+  char *m = (char *)mmap(NULL, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
+  Alloc a = {m, total, m + page + pages - data, bytes, false};
+  allocs[(uintptr_t)m] = a;
+  /* what a fresh cudaMalloc holds is unspecified: NaN bytes, so code that reads before it writes shows */
+  begin_device("cudaMalloc");
+  memset(a.data, 0xff, data);
+  end_device();
+  *ptr = a.data;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *ptr) {
+  if (!ptr) return cudaSuccess;
+  Alloc *a = alloc_at(ptr);
+  if (!a || a->data != ptr) return fail(cudaErrorInvalidDevicePointer);
+  munmap(a->map, a->map_bytes);
+  allocs.erase((uintptr_t)a->map);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream) {
+  if (!valid_stream(stream)) return fail(cudaErrorInvalidValue);
+  if (!bytes) return cudaSuccess;
+  if (!device_range(ptr, bytes)) return fail(cudaErrorInvalidValue);
+  begin_device("cudaMemsetAsync");
+  memset(ptr, value, bytes);
+  end_device();
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  if (!valid_stream(stream)) return fail(cudaErrorInvalidValue);
+  if (!bytes) return cudaSuccess;
+  bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  /* each side must be what the kind says: a whole device range, or memory outside every allocation */
+  if (dst_dev ? !device_range(dst, bytes) : alloc_at(dst) != NULL) return fail(cudaErrorInvalidValue);
+  if (src_dev ? !device_range(src, bytes) : alloc_at(src) != NULL) return fail(cudaErrorInvalidValue);
+  begin_device("cudaMemcpyAsync");
+  memmove(dst, src, bytes);
+  end_device();
+  return cudaSuccess;
+}
+
+/* ---- launches ----------------------------------------------------------------------------------
+ * Fibers: one per thread of the block, run in thread order until each has finished or waits at a
+ * barrier; then a warp whose live lanes all wait at a shuffle, or else a block whose live threads
+ * all wait at __syncthreads, is released. Nothing releasable while threads wait is a deadlock. */
+enum { MAX_THREADS = 1024, STACK_BYTES = 64 * 1024 };
+enum FiberState { RUNNABLE, AT_SYNC, AT_SHFL, DONE };
+struct Fiber {
+  ucontext_t ctx;
+  FiberState state;
+  uint3 idx;
+  unsigned shfl_count;
+};
+static Fiber fibers[MAX_THREADS];
+static char *stacks;
+static ucontext_t scheduler;
+static unsigned cur, nthreads;
+static bool on_fibers, hit_barrier;
+static uint64_t shfl_slot[2][MAX_THREADS];
+static cuda_emu_body cur_body;
+static void *cur_closure;
+
+static void fiber_main(void) {
+  cur_body(cur_closure);
+  fibers[cur].state = DONE; /* returns to uc_link, the scheduler */
+}
+
+static void wait_at(FiberState why) {
+  if (!on_fibers)
+    emu_fault("reached a barrier or shuffle in a launch run without fibers: its first launch reached none; "
+              "rerun with CUDA_EMU_FIBERS=1");
+  hit_barrier = true;
+  fibers[cur].state = why;
+  swapcontext(&fibers[cur].ctx, &scheduler);
+}
+
+void cuda_emu_syncthreads(void) { wait_at(AT_SYNC); }
+
+uint64_t cuda_emu_shfl_xor(unsigned mask, uint64_t bits, int lane_mask) {
+  if (mask != 0xffffffffu) emu_fault("only full-mask shuffles are emulated, got mask %x", mask);
+  Fiber *f = &fibers[cur];
+  unsigned t = cur, parity = f->shfl_count++ & 1;
+  shfl_slot[parity][t] = bits;
+  wait_at(AT_SHFL);
+  unsigned src = (t & ~31u) | ((t & 31u) ^ (unsigned)(lane_mask & 31));
+  if (src >= nthreads) emu_fault("shuffle reads lane %u, beyond the block's %u threads", src, nthreads);
+  return shfl_slot[parity][src];
+}
+
+static void set_thread(unsigned t) {
+  threadIdx.x = t % blockDim.x;
+  threadIdx.y = t / blockDim.x % blockDim.y;
+  threadIdx.z = t / (blockDim.x * blockDim.y);
+}
+
+static void run_block_fibers(void) {
+  if (!stacks) {
+    stacks = (char *)mmap(NULL, (size_t)MAX_THREADS * STACK_BYTES, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (stacks == MAP_FAILED) emu_fault("cannot map fiber stacks");
+  }
+  for (unsigned t = 0; t < nthreads; t++) {
+    Fiber *f = &fibers[t];
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = stacks + (size_t)t * STACK_BYTES;
+    f->ctx.uc_stack.ss_size = STACK_BYTES;
+    f->ctx.uc_link = &scheduler;
+    makecontext(&f->ctx, fiber_main, 0);
+    f->state = RUNNABLE;
+    f->shfl_count = 0;
+  }
+  for (;;) {
+    for (unsigned t = 0; t < nthreads; t++)
+      if (fibers[t].state == RUNNABLE) {
+        cur = t;
+        set_thread(t);
+        swapcontext(&scheduler, &fibers[t].ctx);
+      }
+    bool released = false;
+    unsigned live = 0, at_sync = 0;
+    for (unsigned w = 0; w < nthreads; w += 32) {
+      unsigned end = w + 32 < nthreads ? w + 32 : nthreads, wlive = 0, wshfl = 0;
+      for (unsigned t = w; t < end; t++) {
+        wlive += fibers[t].state != DONE;
+        wshfl += fibers[t].state == AT_SHFL;
+        at_sync += fibers[t].state == AT_SYNC;
+      }
+      live += wlive;
+      if (wshfl && wshfl == wlive) {
+        if (wlive != end - w) {
+          set_thread(w);
+          emu_fault("full-mask shuffle in warp %u after %u of its lanes exited", w / 32, end - w - wlive);
+        }
+        for (unsigned t = w; t < end; t++) fibers[t].state = RUNNABLE;
+        released = true;
+      }
+    }
+    if (released) continue;
+    if (live == 0) return;
+    if (at_sync == live) {
+      for (unsigned t = 0; t < nthreads; t++)
+        if (fibers[t].state == AT_SYNC) fibers[t].state = RUNNABLE;
+      continue;
+    }
+    emu_fault("deadlock: %u live threads, %u of them at __syncthreads, the rest at a shuffle their warp "
+              "does not reach",
+              live, at_sync);
+  }
+}
+
+struct KernelMode {
+  const char *name;
+  bool barrier_free;
+};
+static std::vector<KernelMode> modes;
+
+void cuda_emu_launch_erased(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
+                            cuda_emu_body body, void *closure) {
+  unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+  if (grid.x < 1 || grid.y < 1 || grid.z < 1 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 ||
+      threads < 1 || threads > MAX_THREADS || block.x > 1024 || block.y > 1024 || block.z > 64 ||
+      shmem > 48 * 1024) {
+    fail(cudaErrorInvalidConfiguration);
+    return;
+  }
+  if (!valid_stream(stream)) {
+    fail(cudaErrorInvalidValue);
+    return;
+  }
+  KernelMode *mode = NULL;
+  for (KernelMode &m : modes)
+    if (m.name == kernel) mode = &m;
+  if (!mode) {
+    modes.push_back(KernelMode{kernel, false});
+    mode = &modes.back();
+  }
+  const char *force = getenv("CUDA_EMU_FIBERS");
+  on_fibers = !mode->barrier_free || (force && *force && strcmp(force, "0") != 0);
+  hit_barrier = false;
+  gridDim = grid, blockDim = block;
+  nthreads = (unsigned)threads;
+  cur_body = body, cur_closure = closure;
+  begin_device(kernel);
+  for (unsigned z = 0; z < grid.z; z++)
+    for (unsigned y = 0; y < grid.y; y++)
+      for (unsigned x = 0; x < grid.x; x++) {
+        blockIdx.x = x, blockIdx.y = y, blockIdx.z = z;
+        if (on_fibers) {
+          run_block_fibers();
+        } else {
+          for (unsigned t = 0; t < nthreads; t++) {
+            set_thread(t);
+            body(closure);
+          }
+        }
+      }
+  end_device();
+  if (on_fibers && !hit_barrier) mode->barrier_free = true;
+}
+
+/* ---- cuBLAS ------------------------------------------------------------------------------------ */
+struct cuda_emu_cublas {
+  cudaStream_t stream;
+  cublasMath_t math;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle) {
+  *handle = new cuda_emu_cublas{NULL, CUBLAS_DEFAULT_MATH};
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (!valid_stream(stream)) return CUBLAS_STATUS_INVALID_VALUE;
+  handle->stream = stream;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  handle->math = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusString(cublasStatus_t status) {
+  switch (status) {
+  case CUBLAS_STATUS_SUCCESS: return "the operation completed successfully";
+  case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
+  case CUBLAS_STATUS_INVALID_VALUE: return "an invalid value was used as an argument";
+  }
+  return "unknown status";
+}
+
+/* x rounded to TF32 (nearest, ties to even, 10 mantissa bits kept) */
+static float to_tf32(float x) {
+  if (!std::isfinite(x)) return x;
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  u += 0xfffu + ((u >> 13) & 1u);
+  u &= ~0x1fffu;
+  memcpy(&x, &u, 4);
+  return x;
+}
+
+/* a column-major (rows, cols) matrix with leading dimension ld spans ld (cols - 1) + rows floats */
+static bool matrix_in_device(const float *p, int rows, int cols, int ld) {
+  if (rows == 0 || cols == 0) return true;
+  return device_range(p, sizeof(float) * ((size_t)ld * (size_t)(cols - 1) + (size_t)rows)) != NULL;
+}
+
+static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                   const float *alpha, const float *A, int lda, long long sA, const float *B, int ldb,
+                                   long long sB, const float *beta, float *C, int ldc, long long sC, int batch) {
+  if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+  int arows = ta == CUBLAS_OP_N ? m : k, acols = ta == CUBLAS_OP_N ? k : m;
+  int brows = tb == CUBLAS_OP_N ? k : n, bcols = tb == CUBLAS_OP_N ? n : k;
+  if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < (arows > 1 ? arows : 1) || ldb < (brows > 1 ? brows : 1) ||
+      ldc < (m > 1 ? m : 1) || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
+  if (alloc_at(alpha) || alloc_at(beta)) emu_fault("cuBLAS alpha or beta is a device pointer in host pointer mode");
+  float al = *alpha, be = *beta;
+  for (int q = 0; q < batch; q++) {
+    const float *Aq = A + q * sA, *Bq = B + q * sB;
+    float *Cq = C + q * sC;
+    bool reads_ab = k > 0 && al != 0.0f;
+    if ((reads_ab && (!matrix_in_device(Aq, arows, acols, lda) || !matrix_in_device(Bq, brows, bcols, ldb))) ||
+        !matrix_in_device(Cq, m, n, ldc))
+      emu_fault("cuBLAS gemm: matrix %llu of the batch is not inside one device allocation (as its leading "
+                "dimension places it)",
+                (unsigned long long)q);
+  }
+  bool tf32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;
+  begin_device("cublasSgemm");
+  std::vector<float> arow((size_t)k);
+  for (int q = 0; q < batch; q++) {
+    const float *Aq = A + q * sA, *Bq = B + q * sB;
+    float *Cq = C + q * sC;
+    for (int i = 0; i < m; i++) {
+      for (int l = 0; l < k; l++) {
+        float a = ta == CUBLAS_OP_N ? Aq[i + (size_t)l * lda] : Aq[l + (size_t)i * lda];
+        arow[(size_t)l] = tf32 ? to_tf32(a) : a;
+      }
+      for (int j = 0; j < n; j++) {
+        float acc = 0.0f;
+        if (al != 0.0f)
+          for (int l = 0; l < k; l++) {
+            float b = tb == CUBLAS_OP_N ? Bq[l + (size_t)j * ldb] : Bq[j + (size_t)l * ldb];
+            acc += arow[(size_t)l] * (tf32 ? to_tf32(b) : b);
+          }
+        float *c = &Cq[i + (size_t)j * ldc];
+        *c = be == 0.0f ? al * acc : al * acc + be * *c; /* beta = 0: C is not read */
+      }
+    }
+  }
+  end_device();
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                           int k, const float *alpha, const float *A, int lda, const float *B, int ldb,
+                           const float *beta, float *C, int ldc) {
+  return gemm_batched(handle, transa, transb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+}
+
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                         int m, int n, int k, const float *alpha, const float *A, int lda,
+                                         long long strideA, const float *B, int ldb, long long strideB,
+                                         const float *beta, float *C, int ldc, long long strideC, int batchCount) {
+  return gemm_batched(handle, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC,
+                      batchCount);
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The CUDA backend's own kernels (cuda/*.cu, unmodified but for the launch syntax) on the CPU
+# emulator of tests/cuda_emu (`make CUDA_EMU=1`, build-cuda-emu/), so machines without a GPU, CI
+# included, execute them. First the emulator's own checks (emu_selftest: the barrier, shuffle,
+# index and cuBLAS semantics the kernels rely on, and that each fault it claims to catch stops the
+# process with a message naming it), then the device selection without a device
+# (CUDA_EMU_DEVICES=0), then tests/scenario_cuda.sh end to end on the emulated device. test_cuda
+# itself runs as cuda-emu:test_cuda in tests/run.sh. None of this stands in for a GPU run: the
+# emulator runs every call synchronously, with the host's libm, and sees no races.
+source "$(dirname "$0")/lib.sh"
+EMU=$PWD/build-cuda-emu
+if [ ! -x "$EMU/amd" ] || [ ! -x "$EMU/tests/emu_selftest" ]; then
+  echo "SKIP cuda_emu: no emulator build (make CUDA_EMU=1 builds build-cuda-emu/)"
+  exit 0
+fi
+
+"$EMU/tests/emu_selftest" ok || fail emu_selftest_ok "exit $?"
+expect_error emu_catches_out_of_bounds "out-of-bounds device access 0 bytes past the end of a 400-byte allocation (kernel or call: write_kernel" \
+  "$EMU/tests/emu_selftest" oob
+expect_error emu_catches_host_access "host code touched device memory (byte 12 of a 400-byte" "$EMU/tests/emu_selftest" host_access
+expect_error emu_catches_deadlock "deadlock: 64 live threads, 32 of them at __syncthreads" "$EMU/tests/emu_selftest" deadlock
+expect_error emu_catches_shuffle_after_exit "full-mask shuffle in warp 0 after 1 of its lanes exited" \
+  "$EMU/tests/emu_selftest" shfl_exited
+expect_error emu_catches_gemm_past_allocation "cuBLAS gemm: matrix 0 of the batch is not inside one device allocation" \
+  "$EMU/tests/emu_selftest" gemm_ld
+
+S=$SCRATCH
+if CUDA_EMU_DEVICES=0 "$EMU/tests/test_cuda" >"$S/nodev.out" 2>&1 && grep -q "^PASS test_select_without_device" "$S/nodev.out" &&
+   grep -q "no usable CUDA device: no CUDA-capable device is detected" "$S/nodev.out"; then
+  pass emu_without_device_selection
+else
+  fail emu_without_device_selection "$(tail -c 600 "$S/nodev.out")"
+fi
+
+# scenario_cuda.sh prints its own PASS/FAIL lines; its checks are the GPU ones, on the emulated device
+CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scenario"
