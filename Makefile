@@ -155,7 +155,7 @@ $(BUILD)/tests/cuda_emu/emu_selftest.cpp: tests/cuda_emu/emu_selftest.cu tests/c
 
 $(BUILD)/tests/emu_selftest: $(BUILD)/tests/cuda_emu/emu_selftest.cpp $(BUILD)/tests/cuda_emu/emu_runtime.o
 	@echo "  CXX $< (CUDA emulator)"
-	@g++ $(CXXFLAGS) -o $@ $^
+	@g++ $(CXXFLAGS) -o $@ $(filter %.cpp %.o,$^)
 endif
 
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJS)

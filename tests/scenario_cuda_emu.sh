@@ -15,7 +15,7 @@ if [ ! -x "$EMU/amd" ] || [ ! -x "$EMU/tests/emu_selftest" ]; then
 fi
 
 "$EMU/tests/emu_selftest" ok || fail emu_selftest_ok "exit $?"
-expect_error emu_catches_out_of_bounds "out-of-bounds device access 0 bytes past the end of a 400-byte allocation (kernel or call: write_kernel" \
+expect_error emu_catches_out_of_bounds "out-of-bounds device access 0 bytes past the end of a 400-byte allocation (kernel write_kernel" \
   "$EMU/tests/emu_selftest" oob
 expect_error emu_catches_host_access "host code touched device memory (byte 12 of a 400-byte" "$EMU/tests/emu_selftest" host_access
 expect_error emu_catches_deadlock "deadlock: 64 live threads, 32 of them at __syncthreads" "$EMU/tests/emu_selftest" deadlock
@@ -31,6 +31,31 @@ if CUDA_EMU_DEVICES=0 "$EMU/tests/test_cuda" >"$S/nodev.out" 2>&1 && grep -q "^P
 else
   fail emu_without_device_selection "$(tail -c 600 "$S/nodev.out")"
 fi
+
+# Issue 6's "no allocation in the training step": the emulator counts cudaMalloc calls
+# (CUDA_EMU_STATS); a run with twice the steps must make exactly as many, and twice the step work.
+"$EMU/amd" data toy2d out="$S/toy.h5" n=2000 modes=4 classes=2 >/dev/null
+TINY="model.width=16 model.depth=1 model.temb_dim=8 train.batch=32 log.every=5 threads=1 device=cuda"
+for n in 10 20; do
+  CUDA_EMU_STATS="$S/train$n.stats" "$EMU/amd" train data="$S/toy.h5" run="$S/t$n" $TINY train.steps=$n ckpt.every=$n \
+    >"$S/train$n.out" 2>&1 || fail "emu_train_${n}_steps" "$(tail -c 400 "$S/train$n.out")"
+done
+for m in dmd2 amd; do
+  for n in 2 4; do
+    CUDA_EMU_STATS="$S/$m$n.stats" "$EMU/amd" distill teacher="$S/t20" run="$S/$m$n" method=$m train.steps=$n \
+      train.prompts=8 amd.K=4 log.every=1 device=cuda threads=1 >"$S/$m$n.out" 2>&1 ||
+      fail "emu_distill_${m}_$n" "$(tail -c 400 "$S/$m$n.out")"
+  done
+done
+py_check emu_no_device_allocation_per_step "
+def stats(p):
+    return {k: int(v) for k, v in (l.split() for l in open(p))}
+for a, b, what in (('train10', 'train20', 'train'), ('dmd22', 'dmd24', 'distill dmd2'), ('amd2', 'amd4', 'distill amd')):
+    x, y = stats('$S/' + a + '.stats'), stats('$S/' + b + '.stats')
+    assert x['cudaMalloc'] > 0 and x['cudaMalloc'] == y['cudaMalloc'], (what, 'cudaMalloc', x['cudaMalloc'], y['cudaMalloc'])
+    assert y['launch'] > 1.8 * x['launch'] and y['gemm'] > 1.8 * x['gemm'], (what, 'work did not grow', x, y)
+    print(what, 'cudaMalloc', x['cudaMalloc'], 'launches', x['launch'], '->', y['launch'])
+"
 
 # scenario_cuda.sh prints its own PASS/FAIL lines; its checks are the GPU ones, on the emulated device
 CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scenario"

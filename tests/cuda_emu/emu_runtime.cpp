@@ -6,7 +6,9 @@
  * aborts, as a real kernel fault ends a CUDA context.
  * Environment: CUDA_EMU_DEVICES (default 1) is the device count it reports, 0 for "no device";
  * CUDA_EMU_FIBERS=1 runs every launch on fibers (by default a kernel whose first launch reached no
- * barrier runs its later launches as plain calls, and reaching a barrier there is reported). */
+ * barrier runs its later launches as plain calls, and reaching a barrier there is reported);
+ * CUDA_EMU_STATS=FILE writes the counts of calls (cudaMalloc, launches, copies by direction, cuBLAS
+ * products) to FILE at exit, one "name count" per line, so a test can tell what a step costs. */
 #include <execinfo.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,7 +26,8 @@
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 
-static const char *current_kernel = "(none)";
+static const char *current_kernel = "host code"; /* or the kernel or call running */
+static bool in_kernel;
 
 __attribute__((noreturn, format(printf, 1, 2))) static void emu_fault(const char *fmt, ...) {
   char msg[512];
@@ -32,12 +35,30 @@ __attribute__((noreturn, format(printf, 1, 2))) static void emu_fault(const char
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "cuda emulator: %s (kernel or call: %s, block (%u,%u,%u), thread (%u,%u,%u))\n", msg,
-          current_kernel, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
+  if (in_kernel)
+    fprintf(stderr, "cuda emulator: %s (kernel %s, block (%u,%u,%u), thread (%u,%u,%u))\n", msg, current_kernel,
+            blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
+  else
+    fprintf(stderr, "cuda emulator: %s (in %s)\n", msg, current_kernel);
   void *frames[32];
   int n = backtrace(frames, 32);
   backtrace_symbols_fd(frames, n, 2);
   abort();
+}
+
+/* ---- call counts (CUDA_EMU_STATS) --------------------------------------------------------------- */
+static struct {
+  unsigned long long malloc, free, launch, h2d, d2h, d2d, memset, gemm;
+} stats;
+
+static void write_stats(void) {
+  const char *path = getenv("CUDA_EMU_STATS");
+  FILE *f = path && *path ? fopen(path, "w") : NULL;
+  if (!f) return;
+  fprintf(f, "cudaMalloc %llu\ncudaFree %llu\nlaunch %llu\nmemcpy_h2d %llu\nmemcpy_d2h %llu\nmemcpy_d2d %llu\n"
+             "memset %llu\ngemm %llu\n",
+          stats.malloc, stats.free, stats.launch, stats.h2d, stats.d2h, stats.d2d, stats.memset, stats.gemm);
+  fclose(f);
 }
 
 /* ---- guarded device memory ---------------------------------------------------------------------
@@ -88,7 +109,7 @@ static void end_device(void) {
   }
   opened.clear();
   in_device = false;
-  current_kernel = "(host code)";
+  current_kernel = "host code";
 }
 
 static void on_segv(int sig, siginfo_t *si, void *ctx) {
@@ -116,6 +137,7 @@ static void on_segv(int sig, siginfo_t *si, void *ctx) {
 static void memory_init(void) {
   if (page) return;
   page = (size_t)sysconf(_SC_PAGESIZE);
+  atexit(write_stats);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_segv;
@@ -216,6 +238,7 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes) {
   if (m == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
   Alloc a = {m, total, m + page + pages - data, bytes, false};
   allocs[(uintptr_t)m] = a;
+  stats.malloc++;
   /* what a fresh cudaMalloc holds is unspecified: NaN bytes, so code that reads before it writes shows */
   begin_device("cudaMalloc");
   memset(a.data, 0xff, data);
@@ -229,6 +252,7 @@ cudaError_t cudaFree(void *ptr) {
   Alloc *a = alloc_at(ptr);
   if (!a || a->data != ptr) return fail(cudaErrorInvalidDevicePointer);
   munmap(a->map, a->map_bytes);
+  stats.free++;
   allocs.erase((uintptr_t)a->map);
   return cudaSuccess;
 }
@@ -237,6 +261,7 @@ cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t str
   if (!valid_stream(stream)) return fail(cudaErrorInvalidValue);
   if (!bytes) return cudaSuccess;
   if (!device_range(ptr, bytes)) return fail(cudaErrorInvalidValue);
+  stats.memset++;
   begin_device("cudaMemsetAsync");
   memset(ptr, value, bytes);
   end_device();
@@ -251,6 +276,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
   /* each side must be what the kind says: a whole device range, or memory outside every allocation */
   if (dst_dev ? !device_range(dst, bytes) : alloc_at(dst) != NULL) return fail(cudaErrorInvalidValue);
   if (src_dev ? !device_range(src, bytes) : alloc_at(src) != NULL) return fail(cudaErrorInvalidValue);
+  (kind == cudaMemcpyHostToDevice ? stats.h2d : kind == cudaMemcpyDeviceToHost ? stats.d2h : stats.d2d)++;
   begin_device("cudaMemcpyAsync");
   memmove(dst, src, bytes);
   end_device();
@@ -385,6 +411,7 @@ void cuda_emu_launch_erased(const char *kernel, dim3 grid, dim3 block, size_t sh
     fail(cudaErrorInvalidValue);
     return;
   }
+  stats.launch++;
   KernelMode *mode = NULL;
   for (KernelMode &m : modes)
     if (m.name == kernel) mode = &m;
@@ -399,6 +426,7 @@ void cuda_emu_launch_erased(const char *kernel, dim3 grid, dim3 block, size_t sh
   nthreads = (unsigned)threads;
   cur_body = body, cur_closure = closure;
   begin_device(kernel);
+  in_kernel = true;
   for (unsigned z = 0; z < grid.z; z++)
     for (unsigned y = 0; y < grid.y; y++)
       for (unsigned x = 0; x < grid.x; x++) {
@@ -412,6 +440,7 @@ void cuda_emu_launch_erased(const char *kernel, dim3 grid, dim3 block, size_t sh
           }
         }
       }
+  in_kernel = false;
   end_device();
   if (on_fibers && !hit_barrier) mode->barrier_free = true;
 }
@@ -476,6 +505,7 @@ static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cubla
       ldc < (m > 1 ? m : 1) || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
     return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
+  current_kernel = "cublasSgemm";
   if (alloc_at(alpha) || alloc_at(beta)) emu_fault("cuBLAS alpha or beta is a device pointer in host pointer mode");
   float al = *alpha, be = *beta;
   for (int q = 0; q < batch; q++) {
@@ -489,6 +519,7 @@ static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cubla
                 (unsigned long long)q);
   }
   bool tf32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;
+  stats.gemm++;
   begin_device("cublasSgemm");
   std::vector<float> arow((size_t)k);
   for (int q = 0; q < batch; q++) {
