@@ -10,9 +10,14 @@
  * exited lane is reported). Device memory is guarded: each allocation ends at an inaccessible page
  * (out-of-bounds kernel accesses fault and are named), and is inaccessible to host code outside
  * kernels, copies and cuBLAS calls (host code that touches a device pointer is named).
- * Not emulated: asynchrony (every call completes before it returns), races between threads of one
- * launch, the device's libm (host libm gives the last-bit differences), timing. It is a check of
- * the kernels' logic, not a substitute for a GPU run. */
+ * Stream order is emulated as CUDA defines it: kernels, device-to-device and pinned-memory copies,
+ * memsets and cuBLAS products are queued and run only when the host synchronizes (a stream or device
+ * synchronization, a copy into pageable host memory, cudaFree), so host code that reads a result
+ * before waiting for it, or rewrites a pinned buffer a queued copy has not read yet, gets what a GPU
+ * could give it. Copies from pageable host memory read their source when called, as CUDA's do.
+ * Not emulated: races between threads of one launch, the device's libm (host libm gives the
+ * last-bit differences), timing. It is a check of the kernels' logic and of the host's ordering,
+ * not a substitute for a GPU run. */
 #pragma once
 #include <math.h>
 #include <stddef.h>
@@ -20,6 +25,7 @@
 #include <string.h>
 
 #include <cmath>
+#include <functional>
 
 /* ---- the device language ---------------------------------------------------------------------- */
 #define __global__
@@ -93,17 +99,18 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes);
 cudaError_t cudaFree(void *ptr);
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream);
+cudaError_t cudaMallocHost(void **ptr, size_t bytes); /* pinned: copies from or to it are asynchronous */
+cudaError_t cudaFreeHost(void *ptr);
 template <typename T> static inline cudaError_t cudaMalloc(T **ptr, size_t bytes) {
   return cudaMalloc((void **)ptr, bytes);
 }
+template <typename T> static inline cudaError_t cudaMallocHost(T **ptr, size_t bytes) {
+  return cudaMallocHost((void **)ptr, bytes);
+}
 
 /* ---- launches --------------------------------------------------------------------------------- */
-typedef void (*cuda_emu_body)(void *closure);
-void cuda_emu_launch_erased(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
-                            cuda_emu_body body, void *closure);
-
-/* every thread of the launch runs f() with threadIdx, blockIdx, blockDim and gridDim set */
-template <typename F>
-static inline void cuda_emu_launch(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream, F f) {
-  cuda_emu_launch_erased(kernel, grid, block, shmem, stream, [](void *c) { (*(F *)c)(); }, (void *)&f);
-}
+/* Checks the configuration (a bad one sets the error cudaGetLastError returns and queues nothing),
+ * then queues the launch: every thread runs body() with threadIdx, blockIdx, blockDim and gridDim
+ * set. The body holds the kernel's arguments by value, as a launch does. */
+void cuda_emu_launch(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
+                     std::function<void()> body);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "cublas_v2.h"
@@ -224,8 +225,48 @@ static bool valid_stream(cudaStream_t s) {
   return false;
 }
 
+/* The stream's queued work, run in order when the host synchronizes. One queue: amd uses one stream
+ * (the legacy default stream, 0, is the same queue here). */
+static std::vector<std::function<void()>> queued;
+
+static void flush(void) {
+  for (size_t i = 0; i < queued.size(); i++) queued[i]();
+  queued.clear();
+}
+
+static void enqueue(std::function<void()> work) { queued.push_back(std::move(work)); }
+
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  return valid_stream(stream) ? cudaSuccess : fail(cudaErrorInvalidValue); /* every call already completed */
+  if (!valid_stream(stream)) return fail(cudaErrorInvalidValue);
+  flush();
+  return cudaSuccess;
+}
+
+/* pinned host memory (cudaMallocHost): copies from or to it run in stream order */
+static std::map<uintptr_t, size_t> pinned;
+
+static bool is_pinned(const void *p, size_t bytes) {
+  auto it = pinned.upper_bound((uintptr_t)p);
+  if (it == pinned.begin()) return false;
+  --it;
+  return (uintptr_t)p + bytes <= it->first + it->second;
+}
+
+cudaError_t cudaMallocHost(void **ptr, size_t bytes) {
+  void *p = NULL;
+  if (posix_memalign(&p, 4096, bytes ? bytes : 1) != 0) return fail(cudaErrorMemoryAllocation);
+  pinned[(uintptr_t)p] = bytes ? bytes : 1;
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *ptr) {
+  if (!ptr) return cudaSuccess;
+  if (!pinned.count((uintptr_t)ptr)) return fail(cudaErrorInvalidValue);
+  flush(); /* as cudaFree, it waits for the device */
+  pinned.erase((uintptr_t)ptr);
+  free(ptr);
+  return cudaSuccess;
 }
 
 /* ---- memory calls ------------------------------------------------------------------------------ */
@@ -251,6 +292,7 @@ cudaError_t cudaFree(void *ptr) {
   if (!ptr) return cudaSuccess;
   Alloc *a = alloc_at(ptr);
   if (!a || a->data != ptr) return fail(cudaErrorInvalidDevicePointer);
+  flush(); /* cudaFree waits for the device */
   munmap(a->map, a->map_bytes);
   stats.free++;
   allocs.erase((uintptr_t)a->map);
@@ -262,9 +304,11 @@ cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t str
   if (!bytes) return cudaSuccess;
   if (!device_range(ptr, bytes)) return fail(cudaErrorInvalidValue);
   stats.memset++;
-  begin_device("cudaMemsetAsync");
-  memset(ptr, value, bytes);
-  end_device();
+  enqueue([=] {
+    begin_device("cudaMemsetAsync");
+    memset(ptr, value, bytes);
+    end_device();
+  });
   return cudaSuccess;
 }
 
@@ -277,9 +321,23 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
   if (dst_dev ? !device_range(dst, bytes) : alloc_at(dst) != NULL) return fail(cudaErrorInvalidValue);
   if (src_dev ? !device_range(src, bytes) : alloc_at(src) != NULL) return fail(cudaErrorInvalidValue);
   (kind == cudaMemcpyHostToDevice ? stats.h2d : kind == cudaMemcpyDeviceToHost ? stats.d2h : stats.d2d)++;
-  begin_device("cudaMemcpyAsync");
-  memmove(dst, src, bytes);
-  end_device();
+  if (kind == cudaMemcpyHostToDevice && !is_pinned(src, bytes)) {
+    /* pageable source: read now, as CUDA stages it before returning */
+    std::vector<char> staged((const char *)src, (const char *)src + bytes);
+    enqueue([=, staged = std::move(staged)] {
+      begin_device("cudaMemcpyAsync (host to device)");
+      memcpy(dst, staged.data(), bytes);
+      end_device();
+    });
+    return cudaSuccess;
+  }
+  enqueue([=] {
+    begin_device("cudaMemcpyAsync");
+    memmove(dst, src, bytes);
+    end_device();
+  });
+  /* into pageable memory: returns once the copy (and so all earlier work) is done */
+  if (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, bytes)) flush();
   return cudaSuccess;
 }
 
@@ -301,11 +359,10 @@ static ucontext_t scheduler;
 static unsigned cur, nthreads;
 static bool on_fibers, hit_barrier;
 static uint64_t shfl_slot[2][MAX_THREADS];
-static cuda_emu_body cur_body;
-static void *cur_closure;
+static const std::function<void()> *cur_body;
 
 static void fiber_main(void) {
-  cur_body(cur_closure);
+  (*cur_body)();
   fibers[cur].state = DONE; /* returns to uc_link, the scheduler */
 }
 
@@ -398,8 +455,42 @@ struct KernelMode {
 };
 static std::vector<KernelMode> modes;
 
-void cuda_emu_launch_erased(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
-                            cuda_emu_body body, void *closure) {
+static void run_launch(const char *kernel, dim3 grid, dim3 block, const std::function<void()> &body) {
+  KernelMode *mode = NULL;
+  for (KernelMode &m : modes)
+    if (m.name == kernel) mode = &m;
+  if (!mode) {
+    modes.push_back(KernelMode{kernel, false});
+    mode = &modes.back();
+  }
+  const char *force = getenv("CUDA_EMU_FIBERS");
+  on_fibers = !mode->barrier_free || (force && *force && strcmp(force, "0") != 0);
+  hit_barrier = false;
+  gridDim = grid, blockDim = block;
+  nthreads = block.x * block.y * block.z;
+  cur_body = &body;
+  begin_device(kernel);
+  in_kernel = true;
+  for (unsigned z = 0; z < grid.z; z++)
+    for (unsigned y = 0; y < grid.y; y++)
+      for (unsigned x = 0; x < grid.x; x++) {
+        blockIdx.x = x, blockIdx.y = y, blockIdx.z = z;
+        if (on_fibers) {
+          run_block_fibers();
+        } else {
+          for (unsigned t = 0; t < nthreads; t++) {
+            set_thread(t);
+            body();
+          }
+        }
+      }
+  in_kernel = false;
+  end_device();
+  if (on_fibers && !hit_barrier) mode->barrier_free = true;
+}
+
+void cuda_emu_launch(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
+                     std::function<void()> body) {
   unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
   if (grid.x < 1 || grid.y < 1 || grid.z < 1 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 ||
       threads < 1 || threads > MAX_THREADS || block.x > 1024 || block.y > 1024 || block.z > 64 ||
@@ -412,37 +503,7 @@ void cuda_emu_launch_erased(const char *kernel, dim3 grid, dim3 block, size_t sh
     return;
   }
   stats.launch++;
-  KernelMode *mode = NULL;
-  for (KernelMode &m : modes)
-    if (m.name == kernel) mode = &m;
-  if (!mode) {
-    modes.push_back(KernelMode{kernel, false});
-    mode = &modes.back();
-  }
-  const char *force = getenv("CUDA_EMU_FIBERS");
-  on_fibers = !mode->barrier_free || (force && *force && strcmp(force, "0") != 0);
-  hit_barrier = false;
-  gridDim = grid, blockDim = block;
-  nthreads = (unsigned)threads;
-  cur_body = body, cur_closure = closure;
-  begin_device(kernel);
-  in_kernel = true;
-  for (unsigned z = 0; z < grid.z; z++)
-    for (unsigned y = 0; y < grid.y; y++)
-      for (unsigned x = 0; x < grid.x; x++) {
-        blockIdx.x = x, blockIdx.y = y, blockIdx.z = z;
-        if (on_fibers) {
-          run_block_fibers();
-        } else {
-          for (unsigned t = 0; t < nthreads; t++) {
-            set_thread(t);
-            body(closure);
-          }
-        }
-      }
-  in_kernel = false;
-  end_device();
-  if (on_fibers && !hit_barrier) mode->barrier_free = true;
+  enqueue([=, body = std::move(body)] { run_launch(kernel, grid, block, body); });
 }
 
 /* ---- cuBLAS ------------------------------------------------------------------------------------ */
@@ -495,6 +556,11 @@ static bool matrix_in_device(const float *p, int rows, int cols, int ld) {
   return device_range(p, sizeof(float) * ((size_t)ld * (size_t)(cols - 1) + (size_t)rows)) != NULL;
 }
 
+static void gemm_run(bool tf32, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float al,
+                     const float *A, int lda, long long sA, const float *B, int ldb, long long sB, float be, float *C,
+                     int ldc, long long sC, int batch);
+
+/* checks the arguments now, as cuBLAS does, and queues the product */
 static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                    const float *alpha, const float *A, int lda, long long sA, const float *B, int ldb,
                                    long long sB, const float *beta, float *C, int ldc, long long sC, int batch) {
@@ -520,6 +586,13 @@ static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cubla
   }
   bool tf32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;
   stats.gemm++;
+  enqueue([=] { gemm_run(tf32, ta, tb, m, n, k, al, A, lda, sA, B, ldb, sB, be, C, ldc, sC, batch); });
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+static void gemm_run(bool tf32, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float al,
+                     const float *A, int lda, long long sA, const float *B, int ldb, long long sB, float be, float *C,
+                     int ldc, long long sC, int batch) {
   begin_device("cublasSgemm");
   std::vector<float> arow((size_t)k);
   for (int q = 0; q < batch; q++) {
@@ -543,7 +616,6 @@ static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cubla
     }
   }
   end_device();
-  return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,

@@ -2,7 +2,9 @@
  * through the same launch rewrite as cuda/. `emu_selftest ok` checks the semantics the backend's
  * kernels rely on and prints PASS/FAIL lines: the barrier orders shared-memory writes before reads
  * (and leaving it out is visible), the xor shuffle, 2-D thread indices, a column-major cuBLAS
- * product against numbers worked by hand, the configuration and copy-kind errors. The other modes
+ * product against numbers worked by hand, the configuration and copy-kind errors, stream order (a
+ * pinned source is read when the queued copy runs, a pageable one when it is queued; a copy into
+ * pinned memory lands only at the synchronization). The other modes
  * each commit one fault the emulator must stop with a message naming it (tests/scenario_cuda_emu.sh
  * runs them): oob, host_access, deadlock, shfl_exited, gemm_ld. */
 #include <stdio.h>
@@ -141,12 +143,35 @@ static void check_semantics(void) {
   cudaFree(a), cudaFree(b), cudaFree(c), cudaFree(d);
 }
 
+static void check_stream_order(void) {
+  float *d = (float *)dev_alloc(sizeof(float) * 4), *pin = NULL, pageable[4] = {1, 1, 1, 1}, back[4];
+  cudaMallocHost(&pin, sizeof(float) * 4);
+  for (int i = 0; i < 4; i++) pin[i] = 1;
+  cudaMemcpyAsync(d, pin, sizeof back, cudaMemcpyHostToDevice, 0);
+  pin[0] = 2; /* before the queued copy has run: a GPU may copy either value; the emulator copies 2 */
+  to_host(back, d, sizeof back);
+  expect(back[0] == 2, "pinned_source_is_read_when_the_copy_runs");
+  cudaMemcpyAsync(d, pageable, sizeof back, cudaMemcpyHostToDevice, 0);
+  pageable[0] = 3;
+  to_host(back, d, sizeof back);
+  expect(back[0] == 1, "pageable_source_is_read_when_queued");
+  write_kernel<<<1, 32, 0, 0>>>(d, 4);
+  pin[0] = 0;
+  cudaMemcpyAsync(pin, d, sizeof back, cudaMemcpyDeviceToHost, 0);
+  int before = pin[0] == 0;
+  cudaStreamSynchronize(0);
+  expect(before && pin[0] == 1.0f, "copy_into_pinned_memory_lands_at_the_synchronization");
+  cudaFreeHost(pin);
+  cudaFree(d);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "ok";
   cudaSetDevice(0);
   float *x = (float *)dev_alloc(sizeof(float) * 100);
   if (!strcmp(mode, "ok")) {
     check_semantics();
+    check_stream_order();
     return failures ? 1 : 0;
   } else if (!strcmp(mode, "oob")) {
     write_kernel<<<1, 128, 0, 0>>>(x, 101);
@@ -165,6 +190,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
   }
+  cudaStreamSynchronize(0); /* queued work runs here */
   printf("the fault was not detected\n");
   return 0;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """launch_rewrite.py IN.cu OUT.cpp: the one source change the CUDA emulator (tests/cuda_emu) needs.
 Each launch `kernel<<<grid, block[, shmem[, stream]]>>>(args)` becomes
-`cuda_emu_launch("kernel", grid, block, shmem, stream, [&] { kernel(args); })`; everything else is
+`cuda_emu_launch("kernel", grid, block, shmem, stream, [=] { kernel(args); })` (the arguments
+captured by value, as a launch copies them: it may run after the caller's variables are gone); everything else is
 kept byte for byte, newlines included, so compiler messages name the .cu file's own lines."""
 import re
 import sys
@@ -54,7 +55,7 @@ def rewrite(src, name):
         rp = close_paren(src, lp)
         kernel = m.group(1)
         out.append(src[pos:m.start()])
-        out.append(f'cuda_emu_launch("{kernel}", {", ".join(cfg)}, [&] {{ {kernel}{src[lp:rp]}; }})')
+        out.append(f'cuda_emu_launch("{kernel}", {", ".join(cfg)}, [=] {{ {kernel}{src[lp:rp]}; }})')
         pos = rp
     out.append(src[pos:])
     return f'#line 1 "{name}"\n' + "".join(out)
