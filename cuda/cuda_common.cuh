@@ -18,6 +18,10 @@ extern cudaStream_t cuda_stream;
 extern cublasHandle_t cuda_cublas;
 extern int cuda_debug_sync; /* AMD_CUDA_SYNC=1: wait after every launch, so a fault names its op */
 
+/* Waits until the stream has done everything queued so far (ops_cuda.cu). Every host wait goes
+ * through it: it is also when the staging buffer of host-to-device copies may be reused. */
+void cuda_stream_wait(void);
+
 static inline void cuda_check_at(cudaError_t err, const char *expr, const char *file, int line) {
   if (err != cudaSuccess)
     amd_fatal_at(file, line, AMD_EXIT_ERROR, "CUDA call %s failed: %s (error %d)", expr, cudaGetErrorString(err),

@@ -1,6 +1,7 @@
 /* ops_cuda.cu: the CUDA backend's op table (the interface of src/ops.h, the semantics of
  * src/ops_cpu.c), its memory ops, and binding a process to one device. Every op runs in order on one
- * stream; host transfers wait for it, so the host sees what every earlier op wrote.
+ * stream; copies to the host wait for it, so the host sees what every earlier op wrote. Copies to
+ * the device do not wait (see cuda_to_device), so the host keeps queueing work while they run.
  * The op families live beside this file: gemm.cu (cuBLAS), elementwise.cu, transformer.cu and
  * reduce.cu (reductions, AdamW, Philox, per-sample losses).
  * Not here: which device a rank uses (src/backend.c), any second stream or CUDA graph. */
@@ -15,6 +16,17 @@ cudaStream_t cuda_stream;
 cublasHandle_t cuda_cublas;
 int cuda_debug_sync;
 static int bound_device = -1;
+
+/* Pinned staging for host-to-device copies: each small copy's source is copied here at once (the
+ * caller may reuse its buffer), and the device reads it in stream order. Space is handed out
+ * front to back and reused only after a host wait, when the device has read all of it. */
+static char *staging;
+static size_t staging_bytes, staging_used;
+
+void cuda_stream_wait(void) {
+  cudaCheck(cudaStreamSynchronize(cuda_stream));
+  staging_used = 0;
+}
 
 static int env_on(const char *name) {
   const char *v = getenv(name);
@@ -43,6 +55,11 @@ extern "C" void cuda_backend_init(int device) {
   cublasCheck(cublasCreate(&cuda_cublas));
   cublasCheck(cublasSetStream(cuda_cublas, cuda_stream));
   cuda_debug_sync = env_on("AMD_CUDA_SYNC");
+  const char *sb = getenv("AMD_CUDA_STAGING");
+  long kib = sb && *sb ? strtol(sb, NULL, 10) : 8192;
+  CHECK(kib >= 4 && kib <= (1L << 22), "AMD_CUDA_STAGING=%s: expected the staging size in KiB, 4 to 4194304", sb);
+  staging_bytes = (size_t)kib << 10;
+  cudaCheck(cudaMallocHost(&staging, staging_bytes));
   bound_device = device;
   cuda_set_tf32(env_on("AMD_TF32"));
   cuda_reduce_init();
@@ -68,17 +85,28 @@ static void cuda_free(void *p) {
   if (p) cudaCheck(cudaFree(p));
 }
 
-/* Host buffers are pageable and reused by the caller right away: wait for each transfer. */
+/* Host buffers are pageable and reused by the caller right away. A copy of up to a quarter of the
+ * staging buffer (a batch, per-sample t, labels, weights) goes through staging and returns without
+ * waiting; when staging is full, the host waits for the stream first. A larger one (parameters at
+ * load) is copied from the caller's buffer and waited for. */
 static void cuda_to_device(void *dst, const void *src, size_t bytes) {
   if (!bytes) return;
-  cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
-  cudaCheck(cudaStreamSynchronize(cuda_stream));
+  if (bytes > staging_bytes / 4) {
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
+    cuda_stream_wait();
+    return;
+  }
+  if (staging_used + bytes > staging_bytes) cuda_stream_wait();
+  char *slot = staging + staging_used;
+  memcpy(slot, src, bytes);
+  cudaCheck(cudaMemcpyAsync(dst, slot, bytes, cudaMemcpyHostToDevice, cuda_stream));
+  staging_used += (bytes + 255) & ~(size_t)255;
 }
 
 static void cuda_to_host(void *dst, const void *src, size_t bytes) {
   if (!bytes) return;
   cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream));
-  cudaCheck(cudaStreamSynchronize(cuda_stream));
+  cuda_stream_wait();
 }
 
 static void cuda_copy(void *dst, const void *src, size_t bytes) {
@@ -86,7 +114,7 @@ static void cuda_copy(void *dst, const void *src, size_t bytes) {
   cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream));
 }
 
-static void cuda_synchronize(void) { cudaCheck(cudaStreamSynchronize(cuda_stream)); }
+static void cuda_synchronize(void) { cuda_stream_wait(); }
 
 /* Filled member by member: C++ before C++20 has no designated initializers, and positional ones
  * would silently shift if the struct gained a member. */

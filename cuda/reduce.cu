@@ -39,7 +39,7 @@ double cuda_sum_squares(const float *x, long n) {
   sum_squares_kernel<<<blocks, CUDA_THREADS, 0, cuda_stream>>>(partial_dev, x, n);
   launchCheck(sum_squares_kernel);
   cudaCheck(cudaMemcpyAsync(partial_host, partial_dev, sizeof(double) * blocks, cudaMemcpyDeviceToHost, cuda_stream));
-  cudaCheck(cudaStreamSynchronize(cuda_stream));
+  cuda_stream_wait();
   double s = 0;
   for (unsigned b = 0; b < blocks; b++) s += partial_host[b];
   return s;
@@ -56,7 +56,7 @@ int cuda_all_finite(const float *x, long n) {
   all_finite_kernel<<<reduce_blocks(n), CUDA_THREADS, 0, cuda_stream>>>(flag_dev, x, n);
   launchCheck(all_finite_kernel);
   cudaCheck(cudaMemcpyAsync(&bad, flag_dev, sizeof(int), cudaMemcpyDeviceToHost, cuda_stream));
-  cudaCheck(cudaStreamSynchronize(cuda_stream));
+  cuda_stream_wait();
   return !bad;
 }
 

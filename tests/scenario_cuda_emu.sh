@@ -57,5 +57,18 @@ for a, b, what in (('train10', 'train20', 'train'), ('dmd22', 'dmd24', 'distill 
     print(what, 'cudaMalloc', x['cudaMalloc'], 'launches', x['launch'], '->', y['launch'])
 "
 
+# Host-to-device copies through a 4 KiB staging buffer (a host wait every few copies) train exactly
+# as through the default 8 MiB one; a staging size out of range is refused by name.
+AMD_CUDA_STAGING=4 "$EMU/amd" train data="$S/toy.h5" run="$S/t20s" $TINY train.steps=20 ckpt.every=20 \
+  >"$S/t20s.out" 2>&1 || fail emu_small_staging_trains "$(tail -c 400 "$S/t20s.out")"
+py_check emu_small_staging_same_losses "
+import h5py, numpy as np
+a = h5py.File('$S/t20/log.h5', 'r')['train']; b = h5py.File('$S/t20s/log.h5', 'r')['train']
+for k in ('loss', 'grad_norm'):
+    assert len(a[k]) == 20 and np.array_equal(a[k][:], b[k][:]), (k, a[k][:], b[k][:])
+"
+AMD_CUDA_STAGING=1 expect_error emu_staging_out_of_range "AMD_CUDA_STAGING=1: expected the staging size in KiB, 4 to 4194304" \
+  "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2
+
 # scenario_cuda.sh prints its own PASS/FAIL lines; its checks are the GPU ones, on the emulated device
 CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scenario"
