@@ -8,7 +8,7 @@
  * CUDA_EMU_FIBERS=1 runs every launch on fibers (by default a kernel whose first launch reached no
  * barrier runs its later launches as plain calls, and reaching a barrier there is reported);
  * CUDA_EMU_STATS=FILE writes the counts of calls (cudaMalloc, launches, copies by direction, cuBLAS
- * products) to FILE at exit, one "name count" per line, so a test can tell what a step costs. */
+ * products, host waits for the stream) to FILE at exit, one "name count" per line, so a test can tell what a step costs. */
 #include <execinfo.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -49,7 +49,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void emu_fault(const char
 
 /* ---- call counts (CUDA_EMU_STATS) --------------------------------------------------------------- */
 static struct {
-  unsigned long long malloc, free, launch, h2d, d2h, d2d, memset, gemm;
+  unsigned long long malloc, free, launch, h2d, d2h, d2d, memset, gemm, host_wait;
 } stats;
 
 static void write_stats(void) {
@@ -57,8 +57,9 @@ static void write_stats(void) {
   FILE *f = path && *path ? fopen(path, "w") : NULL;
   if (!f) return;
   fprintf(f, "cudaMalloc %llu\ncudaFree %llu\nlaunch %llu\nmemcpy_h2d %llu\nmemcpy_d2h %llu\nmemcpy_d2d %llu\n"
-             "memset %llu\ngemm %llu\n",
-          stats.malloc, stats.free, stats.launch, stats.h2d, stats.d2h, stats.d2d, stats.memset, stats.gemm);
+             "memset %llu\ngemm %llu\nhost_wait %llu\n",
+          stats.malloc, stats.free, stats.launch, stats.h2d, stats.d2h, stats.d2d, stats.memset, stats.gemm,
+          stats.host_wait);
   fclose(f);
 }
 
@@ -230,6 +231,7 @@ static bool valid_stream(cudaStream_t s) {
 static std::vector<std::function<void()>> queued;
 
 static void flush(void) {
+  stats.host_wait++;
   for (size_t i = 0; i < queued.size(); i++) queued[i]();
   queued.clear();
 }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# cuda_emu_counts.sh: what one step asks of the GPU, counted on the CPU emulator of the CUDA
+# backend (make CUDA_EMU=1; CUDA_EMU_STATS): kernel launches, cuBLAS GEMMs, copies each way, host
+# waits for the stream, device allocations. Each run is made twice, with N and 2N steps, and the
+# difference divided by N is the per-step figure, so setup (loading, allocation, checkpoints) drops
+# out. Counts, not timings: the emulator says nothing about speed. Prints a Markdown table.
+#   bash benchmarks/cuda_emu_counts.sh [scratch folder]      (about 3 minutes on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${1:-benchmarks/out/cuda_emu_counts}
+E=build-cuda-emu/amd
+[ -x "$E" ] || make --no-print-directory CUDA_EMU=1 all >/dev/null
+rm -rf "$S" && mkdir -p "$S"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+TOY="model.width=16 model.depth=1 model.temb_dim=8 train.batch=32 threads=1 device=cuda"
+"$E" data toy2d out="$S/toy.h5" n=2000 modes=4 classes=2 >/dev/null
+
+run_pair() { # name N command...: runs the command with train.steps=N and 2N
+  local name=$1 n=$2; shift 2
+  for k in 1 2; do
+    local steps=$((k * n))
+    CUDA_EMU_STATS="$S/$name.$k.stats" "$@" train.steps=$steps log.every=$steps ckpt.every=$steps \
+      run="$S/$name.$k" >"$S/$name.$k.out" 2>&1 || { echo "$name failed: $(tail -c 300 "$S/$name.$k.out")"; exit 1; }
+  done
+  echo "$name $n" >>"$S/pairs"
+}
+
+run_pair toy_teacher 10 "$E" train data="$S/toy.h5" $TOY
+for m in dmd dmd2 dmdr amd; do
+  run_pair "toy_$m" 4 "$E" distill teacher="$S/toy_teacher.2" method=$m train.prompts=8 amd.K=4 threads=1 device=cuda
+done
+if [ -f data/fmnist_train.h5 ]; then
+  run_pair dit_teacher 1 "$E" train jobs/fmnist_teacher.cfg train.batch=8 threads=1 device=cuda
+fi
+
+/usr/bin/python3 - "$S" <<'PY'
+import sys
+S = sys.argv[1]
+def stats(p):
+    return {k: int(v) for k, v in (l.split() for l in open(p))}
+keys = ("launch", "gemm", "memcpy_h2d", "memcpy_d2h", "memcpy_d2d", "host_wait")
+print("| run | steps compared | " + " | ".join(k + "/step" for k in keys) + " | cudaMalloc/step | cudaMalloc total |")
+print("|---|---|" + "---|" * (len(keys) + 2))
+for line in open(S + "/pairs"):
+    name, n = line.split(); n = int(n)
+    a, b = stats(f"{S}/{name}.1.stats"), stats(f"{S}/{name}.2.stats")
+    per = [(b[k] - a[k]) / n for k in keys]
+    print(f"| {name} | {n} vs {2 * n} | " + " | ".join(f"{x:g}" for x in per)
+          + f" | {(b['cudaMalloc'] - a['cudaMalloc']) / n:g} | {a['cudaMalloc']} |")
+PY
