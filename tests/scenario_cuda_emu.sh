@@ -57,6 +57,19 @@ for a, b, what in (('train10', 'train20', 'train'), ('dmd22', 'dmd24', 'distill 
     print(what, 'cudaMalloc', x['cudaMalloc'], 'launches', x['launch'], '->', y['launch'])
 "
 
+# One device per rank, (node-local rank) mod (device count): 3 ranks on 2 emulated devices use
+# devices 0, 1, 0; on 1 device all use device 0.
+for nd in 2 1; do
+  CUDA_EMU_DEVICES=$nd CUDA_EMU_STATS="$S/ranks$nd.%r.stats" $MPIRUN -x CUDA_EMU_DEVICES -x CUDA_EMU_STATS -np 3 \
+    "$EMU/amd" train data="$S/toy.h5" run="$S/ranks$nd" $TINY train.steps=2 ckpt.every=2 >"$S/ranks$nd.out" 2>&1 ||
+    fail "emu_3_ranks_on_${nd}_devices" "$(tail -c 400 "$S/ranks$nd.out")"
+done
+py_check emu_device_per_rank "
+for nd, want in ((2, [0, 1, 0]), (1, [0, 0, 0])):
+    got = [int(open('$S/ranks%d.%d.stats' % (nd, r)).readline().split()[1]) for r in range(3)]
+    assert got == want, ('devices', nd, 'ranks got', got, 'want', want)
+"
+
 # Host-to-device copies through a 4 KiB staging buffer (a host wait every few copies) train exactly
 # as through the default 8 MiB one; a staging size out of range is refused by name.
 AMD_CUDA_STAGING=4 "$EMU/amd" train data="$S/toy.h5" run="$S/t20s" $TINY train.steps=20 ckpt.every=20 \

@@ -8,7 +8,8 @@
  * CUDA_EMU_FIBERS=1 runs every launch on fibers (by default a kernel whose first launch reached no
  * barrier runs its later launches as plain calls, and reaching a barrier there is reported);
  * CUDA_EMU_STATS=FILE writes the counts of calls (cudaMalloc, launches, copies by direction, cuBLAS
- * products, host waits for queued work) to FILE at exit, one "name count" per line, so a test can tell what a step costs. */
+ * products, host waits for queued work) and the device cudaSetDevice chose to FILE at exit (%r in
+ * FILE becomes the MPI rank), one "name count" per line, so a test can tell what a step costs. */
 #include <execinfo.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -52,10 +53,20 @@ static struct {
   unsigned long long malloc, free, launch, h2d, d2h, d2d, memset, gemm, host_wait;
 } stats;
 
+static int bound_device = -1;
+
 static void write_stats(void) {
-  const char *path = getenv("CUDA_EMU_STATS");
-  FILE *f = path && *path ? fopen(path, "w") : NULL;
+  const char *pattern = getenv("CUDA_EMU_STATS"), *rank = getenv("OMPI_COMM_WORLD_RANK");
+  if (!pattern || !*pattern) return;
+  char path[4096];
+  const char *r = strstr(pattern, "%r"); /* %r: this MPI rank, for one file per rank */
+  if (r)
+    snprintf(path, sizeof path, "%.*s%s%s", (int)(r - pattern), pattern, rank ? rank : "0", r + 2);
+  else
+    snprintf(path, sizeof path, "%s", pattern);
+  FILE *f = fopen(path, "w");
   if (!f) return;
+  fprintf(f, "device %d\n", bound_device);
   fprintf(f, "cudaMalloc %llu\ncudaFree %llu\nlaunch %llu\nmemcpy_h2d %llu\nmemcpy_d2h %llu\nmemcpy_d2d %llu\n"
              "memset %llu\ngemm %llu\nhost_wait %llu\n",
           stats.malloc, stats.free, stats.launch, stats.h2d, stats.d2h, stats.d2d, stats.memset, stats.gemm,
@@ -196,6 +207,7 @@ cudaError_t cudaGetDeviceCount(int *count) {
 
 cudaError_t cudaSetDevice(int device) {
   if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
+  bound_device = device;
   memory_init();
   return cudaSuccess;
 }
