@@ -5,8 +5,6 @@
  * barrier deadlock) is printed as "cuda emulator: ..." with the kernel's name, then the process
  * aborts, as a real kernel fault ends a CUDA context.
  * Environment: CUDA_EMU_DEVICES (default 1) is the device count it reports, 0 for "no device";
- * CUDA_EMU_FIBERS=1 runs every launch on fibers (by default a kernel whose first launch reached no
- * barrier runs its later launches as plain calls, and reaching a barrier there is reported);
  * CUDA_EMU_STATS=FILE writes the counts of calls (cudaMalloc, launches, copies by direction, cuBLAS
  * products, host waits for queued work) and the device cudaSetDevice chose to FILE at exit (%r in
  * FILE becomes the MPI rank), one "name count" per line, so a test can tell what a step costs. */
@@ -16,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#if !defined(__x86_64__)
 #include <ucontext.h>
+#endif
 #include <unistd.h>
 
 #include <map>
@@ -361,32 +361,76 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
  * all wait at __syncthreads, is released. Nothing releasable while threads wait is a deadlock. */
 enum { MAX_THREADS = 1024, STACK_BYTES = 64 * 1024 };
 enum FiberState { RUNNABLE, AT_SYNC, AT_SHFL, DONE };
+
+/* Switching between the scheduler and a fiber. On x86-64 a few instructions that save the
+ * callee-saved registers on the old stack and restore them from the new one (swapcontext would
+ * also make a system call for the signal mask at every switch, most of the emulator's time);
+ * elsewhere, ucontext. */
+#if defined(__x86_64__)
+struct Context {
+  void *sp;
+};
+extern "C" void cuda_emu_switch(void **save_sp, void *next_sp);
+asm(".text\n"
+    ".globl cuda_emu_switch\n"
+    ".type cuda_emu_switch, @function\n"
+    "cuda_emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size cuda_emu_switch, .-cuda_emu_switch\n");
+static void switch_to(Context *from, Context *to) { cuda_emu_switch(&from->sp, to->sp); }
+/* a fresh fiber's stack: six zero registers, then fiber_entry as the return address, with the
+ * alignment a call would leave (rsp = 8 mod 16 at entry) */
+static void context_init(Context *c, char *stack, size_t bytes, void (*entry)(void)) {
+  uintptr_t top = ((uintptr_t)stack + bytes) & ~(uintptr_t)15;
+  void **sp = (void **)top;
+  *--sp = NULL;            /* entry's return address: it never returns */
+  *--sp = (void *)entry;   /* where the first switch's ret goes */
+  for (int i = 0; i < 6; i++) *--sp = NULL;
+  c->sp = sp;
+}
+#else
+struct Context {
+  ucontext_t uc;
+};
+static void switch_to(Context *from, Context *to) { swapcontext(&from->uc, &to->uc); }
+static void context_init(Context *c, char *stack, size_t bytes, void (*entry)(void)) {
+  getcontext(&c->uc);
+  c->uc.uc_stack.ss_sp = stack;
+  c->uc.uc_stack.ss_size = bytes;
+  c->uc.uc_link = NULL;
+  makecontext(&c->uc, entry, 0);
+}
+#endif
+
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   FiberState state;
   uint3 idx;
   unsigned shfl_count;
 };
 static Fiber fibers[MAX_THREADS];
 static char *stacks;
-static ucontext_t scheduler;
+static Context scheduler;
 static unsigned cur, nthreads;
-static bool on_fibers, hit_barrier;
+
 static uint64_t shfl_slot[2][MAX_THREADS];
 static const std::function<void()> *cur_body;
 
+/* a fiber's whole life: the thread's body, then back to the scheduler for good */
 static void fiber_main(void) {
   (*cur_body)();
-  fibers[cur].state = DONE; /* returns to uc_link, the scheduler */
+  fibers[cur].state = DONE;
+  switch_to(&fibers[cur].ctx, &scheduler);
+  abort(); /* a finished fiber is never resumed */
 }
 
 static void wait_at(FiberState why) {
-  if (!on_fibers)
-    emu_fault("reached a barrier or shuffle in a launch run without fibers: its first launch reached none; "
-              "rerun with CUDA_EMU_FIBERS=1");
-  hit_barrier = true;
   fibers[cur].state = why;
-  swapcontext(&fibers[cur].ctx, &scheduler);
+  switch_to(&fibers[cur].ctx, &scheduler);
 }
 
 void cuda_emu_syncthreads(void) { wait_at(AT_SYNC); }
@@ -416,11 +460,7 @@ static void run_block_fibers(void) {
   }
   for (unsigned t = 0; t < nthreads; t++) {
     Fiber *f = &fibers[t];
-    getcontext(&f->ctx);
-    f->ctx.uc_stack.ss_sp = stacks + (size_t)t * STACK_BYTES;
-    f->ctx.uc_stack.ss_size = STACK_BYTES;
-    f->ctx.uc_link = &scheduler;
-    makecontext(&f->ctx, fiber_main, 0);
+    context_init(&f->ctx, stacks + (size_t)t * STACK_BYTES, STACK_BYTES, fiber_main);
     f->state = RUNNABLE;
     f->shfl_count = 0;
   }
@@ -429,7 +469,7 @@ static void run_block_fibers(void) {
       if (fibers[t].state == RUNNABLE) {
         cur = t;
         set_thread(t);
-        swapcontext(&scheduler, &fibers[t].ctx);
+        switch_to(&scheduler, &fibers[t].ctx);
       }
     bool released = false;
     unsigned live = 0, at_sync = 0;
@@ -463,23 +503,7 @@ static void run_block_fibers(void) {
   }
 }
 
-struct KernelMode {
-  const char *name;
-  bool barrier_free;
-};
-static std::vector<KernelMode> modes;
-
 static void run_launch(const char *kernel, dim3 grid, dim3 block, const std::function<void()> &body) {
-  KernelMode *mode = NULL;
-  for (KernelMode &m : modes)
-    if (m.name == kernel) mode = &m;
-  if (!mode) {
-    modes.push_back(KernelMode{kernel, false});
-    mode = &modes.back();
-  }
-  const char *force = getenv("CUDA_EMU_FIBERS");
-  on_fibers = !mode->barrier_free || (force && *force && strcmp(force, "0") != 0);
-  hit_barrier = false;
   gridDim = grid, blockDim = block;
   nthreads = block.x * block.y * block.z;
   cur_body = &body;
@@ -489,18 +513,10 @@ static void run_launch(const char *kernel, dim3 grid, dim3 block, const std::fun
     for (unsigned y = 0; y < grid.y; y++)
       for (unsigned x = 0; x < grid.x; x++) {
         blockIdx.x = x, blockIdx.y = y, blockIdx.z = z;
-        if (on_fibers) {
-          run_block_fibers();
-        } else {
-          for (unsigned t = 0; t < nthreads; t++) {
-            set_thread(t);
-            body();
-          }
-        }
+        run_block_fibers();
       }
   in_kernel = false;
   end_device();
-  if (on_fibers && !hit_barrier) mode->barrier_free = true;
 }
 
 void cuda_emu_launch(const char *kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
