@@ -4,9 +4,10 @@
 # included, execute them. First the emulator's own checks (emu_selftest: the barrier, shuffle,
 # index and cuBLAS semantics the kernels rely on, and that each fault it claims to catch stops the
 # process with a message naming it), then the device selection without a device
-# (CUDA_EMU_DEVICES=0), then tests/scenario_cuda.sh end to end on the emulated device. test_cuda
+# (CUDA_EMU_DEVICES=0), one device per rank, no allocation per step, staging, then
+# tests/scenario_cuda.sh and tests/scenario_images.sh end to end on the emulated device. test_cuda
 # itself runs as cuda-emu:test_cuda in tests/run.sh. None of this stands in for a GPU run: the
-# emulator runs every call synchronously, with the host's libm, and sees no races.
+# emulator uses the host's libm, sees no races between threads, and says nothing about speed.
 source "$(dirname "$0")/lib.sh"
 EMU=$PWD/build-cuda-emu
 if [ ! -x "$EMU/amd" ] || [ ! -x "$EMU/tests/emu_selftest" ]; then
@@ -85,3 +86,12 @@ AMD_CUDA_STAGING=1 expect_error emu_staging_out_of_range "AMD_CUDA_STAGING=1: ex
 
 # scenario_cuda.sh prints its own PASS/FAIL lines; its checks are the GPU ones, on the emulated device
 CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scenario"
+
+# the whole image pipeline on the emulated device (device=auto picks it): DiT teacher, reward and
+# evaluator classifiers, every distillation method on the DiT, sampling, PNG grids, image metrics
+AMD="$EMU/amd" bash "$(dirname "$0")/scenario_images.sh" "$S/images" >"$S/images.log" 2>&1
+sed 's/^\(PASS\|FAIL\) /\1 images_on_emu_/' "$S/images.log"
+if ! grep -q '^SKIP' "$S/images.log"; then
+  n=$(grep -l "backend cuda: rank 0 on device 0 of 1 on its node (CUDA emulator" "$S"/images/*.out 2>/dev/null | wc -l)
+  [ "$n" -ge 10 ] && pass images_ran_on_the_emulated_device || fail images_ran_on_the_emulated_device "$n runs said so"
+fi
