@@ -7,7 +7,8 @@
  * float rounding (1e-10) for pointwise maps where nvcc may fuse a multiply-add, more for GEMMs whose
  * sums run in another order. Philox normals must be bit-identical. Then whole steps on both
  * backends, compared the same way: dit and mlp teacher training steps, a classifier step and its
- * reward gradient, and an AMD distillation step (dit, GAN head, classifier reward).
+ * reward gradient, and two distillation steps of each method, dmd, dmd2, dmdr and amd (dit, the GAN
+ * head but for dmd, the classifier reward for dmdr and amd).
  * Each case prints its measured NMSE, so a GPU run shows the margins.
  * In a build without the CUDA backend, or on a machine without a usable device, it prints one
  * "SKIP cuda: reason" line and exits 0; in the latter case it still checks the device selection
@@ -734,9 +735,10 @@ static void test_classifier_step(void) {
   for (int k = 0; k < 2; k++) free(grad[k]), free(g[k]);
 }
 
-/* Two AMD distillation steps on backend o (dit networks, GAN head, classifier reward), as
- * cmd_distill runs them: real teacher, fake teacher and student from the same parameters. */
-static void distill_run_on(const amd_ops *o, DistillStats st[2], float **student, long *n) {
+/* Two distillation steps of `method` on backend o (dit networks; the GAN head for all but dmd; the
+ * classifier reward, which dmdr and amd use), as cmd_distill runs them: real teacher, fake teacher
+ * and student from the same parameters. */
+static void distill_run_on(const amd_ops *o, Method method, DistillStats st[2], float **student, long *n) {
   ops = o;
   enum { PROMPTS = 4, K = 2, B = PROMPTS * K, NDATA = 16 };
   Model *real = model_create(&dit_cfg, 2 * B), *fake = model_create(&dit_cfg, B), *stud = model_create(&dit_cfg, B);
@@ -753,10 +755,12 @@ static void distill_run_on(const amd_ops *o, DistillStats st[2], float **student
   data.x = uniform_at((long)NDATA * data.dim, -1, 1, 4, 0);
   data.labels = mallocCheck(sizeof(int) * NDATA);
   for (int i = 0; i < NDATA; i++) data.labels[i] = i % data.num_classes;
-  DistillConfig dc = {.method = METHOD_AMD, .S = 2, .w = 1.5, .t_min = 0.02, .t_max = 0.98, .fake_per_gen = 2,
+  DistillConfig dc = {.method = method, .S = 2, .w = 1.5, .t_min = 0.02, .t_max = 0.98, .fake_per_gen = 2,
                       .lambda_gan = 0.1, .disc_weight = 0.1, .s = 0.5, .lambda_rls = 0.5, .eps = 1e-6,
-                      .prompts = PROMPTS, .K = K, .seed = 5, .opt_student = step_opt, .opt_fake = step_opt};
-  Distill *d = distill_create(&dc, real, fake, stud, disc, &data, &reward);
+                      .lambda_r = 0.5, .prompts = PROMPTS, .K = K, .seed = 5, .opt_student = step_opt,
+                      .opt_fake = step_opt};
+  Distill *d = distill_create(&dc, real, fake, stud, method == METHOD_DMD ? NULL : disc, &data,
+                              method == METHOD_DMDR || method == METHOD_AMD ? &reward : NULL);
   for (int s = 0; s < 2; s++) EXPECT(distill_step(d, s, &st[s]) == 0, "distill step %d on %s not finite", s, o->name);
   *student = params_host(stud, stud->params);
   *n = stud->num_params;
@@ -767,12 +771,12 @@ static void distill_run_on(const amd_ops *o, DistillStats st[2], float **student
   ops = &ops_cpu;
 }
 
-static void test_distill_step(void) {
+static void distill_step_case(Method method, const char *name) {
   DistillStats cpu[2], gpu[2];
   float *pc, *pg;
   long n;
-  distill_run_on(&ops_cpu, cpu, &pc, &n);
-  distill_run_on(&ops_cuda, gpu, &pg, &n);
+  distill_run_on(&ops_cpu, method, cpu, &pc, &n);
+  distill_run_on(&ops_cuda, method, gpu, &pg, &n);
   for (int s = 0; s < 2; s++) {
     struct { const char *name; double cpu, gpu; } v[] = {
         {"loss_dm", cpu[s].loss_dm, gpu[s].loss_dm},
@@ -787,15 +791,25 @@ static void test_distill_step(void) {
         {"cos_real_fake", cpu[s].cos_real_fake, gpu[s].cos_real_fake}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
       char w[96];
-      snprintf(w, sizeof w, "distill step %d %s", s, v[i].name);
+      snprintf(w, sizeof w, "%s step %d %s", name, s, v[i].name);
       EXPECT_CLOSE(v[i].gpu, v[i].cpu, 1e-6, 1e-4, w);
     }
-    EXPECT(gpu[s].k_sim == cpu[s].k_sim, "distill step %d: backward-simulation step %d vs %d", s, gpu[s].k_sim,
+    EXPECT(gpu[s].k_sim == cpu[s].k_sim, "%s step %d: backward-simulation step %d vs %d", name, s, gpu[s].k_sim,
            cpu[s].k_sim);
   }
-  printf("  distill: loss_dm %.6f (cpu) vs %.6f (cuda) at step 1\n", cpu[1].loss_dm, gpu[1].loss_dm);
-  expect_nmse("distill student after 2 steps", pg, pc, n, 1e-10);
+  printf("  %s: loss_dm %.6f (cpu) vs %.6f (cuda), loss_gan_g %.6f vs %.6f, reward %.6f vs %.6f at step 1\n", name,
+         cpu[1].loss_dm, gpu[1].loss_dm, cpu[1].loss_gan_g, gpu[1].loss_gan_g, cpu[1].reward_mean, gpu[1].reward_mean);
+  char what[64];
+  snprintf(what, sizeof what, "%s student after 2 steps", name);
+  expect_nmse(what, pg, pc, n, 1e-10);
   free(pc), free(pg);
+}
+
+static void test_distill_step(void) {
+  distill_step_case(METHOD_DMD, "dmd");
+  distill_step_case(METHOD_DMD2, "dmd2");
+  distill_step_case(METHOD_DMDR, "dmdr");
+  distill_step_case(METHOD_AMD, "amd");
 }
 
 /* ---- device selection ------------------------------------------------------------------------- */
