@@ -5,7 +5,8 @@
 # index and cuBLAS semantics the kernels rely on, and that each fault it claims to catch stops the
 # process with a message naming it), then the device selection without a device
 # (CUDA_EMU_DEVICES=0), one device per rank, no allocation per step, staging, then
-# tests/scenario_cuda.sh and tests/scenario_images.sh end to end on the emulated device. test_cuda
+# tests/scenario_cuda.sh, scenario_runctl.sh, scenario_zero.sh and scenario_images.sh end to end on
+# the emulated device. test_cuda
 # itself runs as cuda-emu:test_cuda in tests/run.sh. None of this stands in for a GPU run: the
 # emulator uses the host's libm, sees no races between threads, and says nothing about speed.
 source "$(dirname "$0")/lib.sh"
@@ -86,6 +87,16 @@ AMD_CUDA_STAGING=1 expect_error emu_staging_out_of_range "AMD_CUDA_STAGING=1: ex
 
 # scenario_cuda.sh prints its own PASS/FAIL lines; its checks are the GPU ones, on the emulated device
 CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scenario"
+
+# run control and ZeRO on the emulated device: SIGUSR1/SIGTERM checkpoints and bit-identical
+# resumes, kill -9 inside checkpoint and log writes, the divergence guard's rollback; ZeRO-1/2 over
+# 1, 2 and 4 ranks bit-identical to zero=0 (device=auto picks the emulated device in every run)
+for sc in runctl zero; do
+  AMD="$EMU/amd" bash "$(dirname "$0")/scenario_$sc.sh" "$S/$sc" >"$S/$sc.log" 2>&1
+  sed "s/^\(PASS\|FAIL\) /\1 ${sc}_on_emu_/" "$S/$sc.log"
+  n=$(grep -l "backend cuda" "$S/$sc"/*.out 2>/dev/null | wc -l)
+  [ "$n" -ge 10 ] && pass "${sc}_ran_on_the_emulated_device" || fail "${sc}_ran_on_the_emulated_device" "$n runs said so"
+done
 
 # the whole image pipeline on the emulated device (device=auto picks it): DiT teacher, reward and
 # evaluator classifiers, every distillation method on the DiT, sampling, PNG grids, image metrics
