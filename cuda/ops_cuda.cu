@@ -56,8 +56,10 @@ extern "C" void cuda_backend_init(int device) {
   cublasCheck(cublasSetStream(cuda_cublas, cuda_stream));
   cuda_debug_sync = env_on("AMD_CUDA_SYNC");
   const char *sb = getenv("AMD_CUDA_STAGING");
-  long kib = sb && *sb ? strtol(sb, NULL, 10) : 8192;
-  CHECK(kib >= 4 && kib <= (1L << 22), "AMD_CUDA_STAGING=%s: expected the staging size in KiB, 4 to 4194304", sb);
+  char *end = NULL;
+  long kib = sb && *sb ? strtol(sb, &end, 10) : 8192;
+  CHECK(kib >= 4 && kib <= (1L << 22) && (!end || *end == '\0'),
+        "AMD_CUDA_STAGING=%s: expected the staging size in KiB, 4 to 4194304", sb);
   staging_bytes = (size_t)kib << 10;
   cudaCheck(cudaMallocHost(&staging, staging_bytes));
   bound_device = device;

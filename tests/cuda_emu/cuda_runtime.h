@@ -2,7 +2,7 @@
  * device language that the cuda/ .cu files use, implemented on the CPU so the unmodified kernels run in CI,
  * which has no GPU. `make CUDA_EMU=1` puts this directory first on the include path and compiles the
  * .cu files as C++ after tests/cuda_emu/launch_rewrite.py has turned each `k<<<g, b, s, st>>>(args)`
- * into cuda_emu_launch("k", g, b, s, st, [&] { k(args); }).
+ * into cuda_emu_launch("k", g, b, s, st, [=] { k(args); }).
  * The execution model (emu_runtime.cpp): a launch runs its blocks one after another; the threads of a
  * block are fibers, switched only at __syncthreads and warp shuffles, which therefore have their real
  * meaning (a thread that reads shared memory before the barrier that orders it sees stale data, a

@@ -382,7 +382,7 @@ asm(".text\n"
     "  ret\n"
     ".size cuda_emu_switch, .-cuda_emu_switch\n");
 static void switch_to(Context *from, Context *to) { cuda_emu_switch(&from->sp, to->sp); }
-/* a fresh fiber's stack: six zero registers, then fiber_entry as the return address, with the
+/* a fresh fiber's stack: six zero registers, then entry as the return address, with the
  * alignment a call would leave (rsp = 8 mod 16 at entry) */
 static void context_init(Context *c, char *stack, size_t bytes, void (*entry)(void)) {
   uintptr_t top = ((uintptr_t)stack + bytes) & ~(uintptr_t)15;
@@ -409,7 +409,6 @@ static void context_init(Context *c, char *stack, size_t bytes, void (*entry)(vo
 struct Fiber {
   Context ctx;
   FiberState state;
-  uint3 idx;
   unsigned shfl_count;
 };
 static Fiber fibers[MAX_THREADS];
