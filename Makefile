@@ -50,44 +50,41 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCH_BINS := $(BUILD)/benchmarks/dit_speed
 
-# The CUDA build: cuda/*.cu by nvcc into build-cuda/, linked with cuBLAS and the runtime. Only the C
-# files that mention AMD_CUDA (backend selection, the CUDA test) are compiled again with it defined;
-# every other object is the CPU build's own (same flags), so this build stays cheap. Its tests are
-# the ones that use the device (test_cuda); the rest run in the CPU builds.
-ifeq ($(CUDA),1)
-  ifeq ($(NVCC),)
-    $(error CUDA=1: nvcc not found (PATH or /usr/local/cuda/bin); install the CUDA toolkit)
-  endif
+# The CUDA builds: cuda/*.cu by nvcc into build-cuda/, linked with cuBLAS and the runtime, or (CUDA_EMU)
+# on the CPU emulator into build-cuda-emu/. Only the C files that mention AMD_CUDA (backend
+# selection, the CUDA test) are compiled again with it defined; every other object is the CPU
+# build's own (same flags), so these builds stay cheap. Their tests are the ones that use the device
+# (test_cuda); the rest run in the CPU builds.
+ifneq ($(filter 1,$(CUDA) $(CUDA_EMU)),)
   CUDA_C_SRCS := $(shell grep -l AMD_CUDA $(SRCS))
   OBJS      := $(filter-out $(CUDA_C_SRCS:%.c=build/%.o),$(SRCS:%.c=build/%.o)) $(CUDA_C_SRCS:%.c=$(BUILD)/%.o)
   CU_SRCS   := $(wildcard cuda/*.cu)
   CU_OBJS   := $(CU_SRCS:%.cu=$(BUILD)/%.o)
-  OBJS      += $(CU_OBJS)
   TEST_BINS := $(BUILD)/tests/test_cuda
-  CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
-  NVCCFLAGS := -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings -MMD -MP -Isrc -Icuda
   CPU_CFLAGS := $(CFLAGS)
   CFLAGS    += -DAMD_CUDA -Icuda
+endif
+ifeq ($(CUDA),1)
+  ifeq ($(NVCC),)
+    $(error CUDA=1: nvcc not found (PATH or /usr/local/cuda/bin); install the CUDA toolkit)
+  endif
+  CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+  NVCCFLAGS := -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings -MMD -MP -Isrc -Icuda
   LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
   LDLIBS    += -lcublas -lcudart -lstdc++
 endif
-# The emulator build: the same cuda/*.cu, launches rewritten by tests/cuda_emu/launch_rewrite.py,
-# compiled by g++ against the CPU emulator's cuda_runtime.h and cublas_v2.h (tests/cuda_emu), so CI,
-# which has no GPU, runs the kernels through test_cuda and scenario_cuda. Not a GPU check: see
-# tests/cuda_emu/cuda_runtime.h for what it does and does not emulate.
+# The emulator build: launches rewritten by tests/cuda_emu/launch_rewrite.py, compiled by g++ against
+# the CPU emulator's cuda_runtime.h and cublas_v2.h (tests/cuda_emu), so CI, which has no GPU, runs
+# the kernels through test_cuda and the scenarios. Not a GPU check: see tests/cuda_emu/cuda_runtime.h
+# for what it does and does not emulate.
 ifeq ($(CUDA_EMU),1)
-  CUDA_C_SRCS := $(shell grep -l AMD_CUDA $(SRCS))
-  OBJS      := $(filter-out $(CUDA_C_SRCS:%.c=build/%.o),$(SRCS:%.c=build/%.o)) $(CUDA_C_SRCS:%.c=$(BUILD)/%.o)
-  CU_SRCS   := $(wildcard cuda/*.cu)
-  CU_OBJS   := $(CU_SRCS:%.cu=$(BUILD)/%.o) $(BUILD)/tests/cuda_emu/emu_runtime.o
-  OBJS      += $(CU_OBJS)
-  TEST_BINS := $(BUILD)/tests/test_cuda $(BUILD)/tests/emu_selftest
+  CU_OBJS   += $(BUILD)/tests/cuda_emu/emu_runtime.o
+  TEST_BINS += $(BUILD)/tests/emu_selftest
   BENCH_BINS :=
-  CXXFLAGS  := -std=c++17 -O2 -g -march=x86-64-v2 -fopenmp -Wall -Wextra -Werror -MMD -MP -Itests/cuda_emu -Isrc -Icuda
-  CPU_CFLAGS := $(CFLAGS)
-  CFLAGS    += -DAMD_CUDA -Icuda
+  CXXFLAGS  := -std=c++17 -O2 -g -march=x86-64-v2 -Wall -Wextra -Werror -MMD -MP -Itests/cuda_emu -Isrc -Icuda
   LDLIBS    += -lstdc++
 endif
+OBJS += $(CU_OBJS)
 LIB_OBJS := $(filter-out %/src/main.o,$(OBJS))
 
 ifeq ($(BUILD),build)
@@ -96,7 +93,6 @@ else
   AMD := $(BUILD)/amd
 endif
 
-.SECONDARY:
 .PHONY: all bench setup test test-unit demo clean help deps-report
 all: deps-report $(AMD) $(TEST_BINS) $(BENCH_BINS)
 bench: $(BENCH_BINS)
@@ -118,12 +114,14 @@ $(BUILD)/%.o: %.c
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
-ifeq ($(CUDA),1)
+ifneq ($(filter 1,$(CUDA) $(CUDA_EMU)),)
 build/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CPU_CFLAGS) -c -o $@ $<
+endif
 
+ifeq ($(CUDA),1)
 $(BUILD)/cuda/%.o: cuda/%.cu
 	@mkdir -p $(dir $@)
 	@echo "  NVCC $<"
@@ -131,12 +129,9 @@ $(BUILD)/cuda/%.o: cuda/%.cu
 endif
 
 ifeq ($(CUDA_EMU),1)
-build/%.o: %.c
-	@mkdir -p $(dir $@)
-	@echo "  CC $<"
-	@$(CC) $(CPU_CFLAGS) -c -o $@ $<
-
-$(BUILD)/cuda/%.cpp: cuda/%.cu tests/cuda_emu/launch_rewrite.py
+# the rewritten sources are kept (compiler messages name the .cu lines through #line)
+.SECONDARY: $(CU_SRCS:%.cu=$(BUILD)/%.cpp) $(BUILD)/tests/cuda_emu/emu_selftest.cpp
+$(BUILD)/%.cpp: %.cu tests/cuda_emu/launch_rewrite.py
 	@mkdir -p $(dir $@)
 	@python3 tests/cuda_emu/launch_rewrite.py $< $@
 
@@ -148,10 +143,6 @@ $(BUILD)/tests/cuda_emu/%.o: tests/cuda_emu/%.cpp
 	@mkdir -p $(dir $@)
 	@echo "  CXX $<"
 	@g++ $(CXXFLAGS) -c -o $@ $<
-
-$(BUILD)/tests/cuda_emu/emu_selftest.cpp: tests/cuda_emu/emu_selftest.cu tests/cuda_emu/launch_rewrite.py
-	@mkdir -p $(dir $@)
-	@python3 tests/cuda_emu/launch_rewrite.py $< $@
 
 $(BUILD)/tests/emu_selftest: $(BUILD)/tests/cuda_emu/emu_selftest.cpp $(BUILD)/tests/cuda_emu/emu_runtime.o
 	@echo "  CXX $< (CUDA emulator)"

@@ -4,7 +4,7 @@
 # waits for the stream, device allocations. Each run is made twice, with N and 2N steps, and the
 # difference divided by N is the per-step figure, so setup (loading, allocation, checkpoints) drops
 # out. Counts, not timings: the emulator says nothing about speed. Prints a Markdown table.
-#   bash benchmarks/cuda_emu_counts.sh [scratch folder]      (about 3 minutes on 2 cores)
+#   bash benchmarks/cuda_emu_counts.sh [scratch folder]      (about 15 s on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${1:-benchmarks/out/cuda_emu_counts}

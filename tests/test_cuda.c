@@ -174,9 +174,9 @@ static void test_memory(void) {
 }
 
 /* Host-to-device copies return without waiting (through the pinned staging buffer, 8 MiB by
- * default): 40 copies of 256 KiB from one host buffer rewritten after each, 10 MiB in all, so the
- * staging buffer fills and is reused with no host wait in between; every device buffer must hold
- * what the host buffer held when its copy was made. */
+ * default): 40 copies of 256 KiB from one host buffer rewritten after each, 10 MiB in all, with no
+ * copy to the host in between, so only the staging buffer's own wait, when it is full, orders its
+ * reuse; every device buffer must hold what the host buffer held when its copy was made. */
 static void test_staged_copies(void) {
   const amd_ops *o = &ops_cuda;
   enum { COPIES = 40, N = 65536 };

@@ -220,13 +220,11 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
   return cudaSuccess;
 }
 
-struct cuda_emu_stream {
-  int id;
-};
+struct cuda_emu_stream {}; /* a stream is its address */
 static std::vector<cuda_emu_stream *> streams;
 
 cudaError_t cudaStreamCreate(cudaStream_t *stream) {
-  *stream = new cuda_emu_stream{(int)streams.size() + 1};
+  *stream = new cuda_emu_stream;
   streams.push_back(*stream);
   return cudaSuccess;
 }
@@ -657,7 +655,7 @@ static void gemm_run(bool tf32, cublasOperation_t ta, cublasOperation_t tb, int 
     }
     for (int j = 0; j < n; j++)
       for (int i = 0; i < m; i++) {
-        float acc = al != 0.0f ? dot(&arows[(size_t)i * k], &bcols[(size_t)j * k], k) : 0.0f;
+        float acc = al != 0.0f ? dot(arows.data() + (size_t)i * k, bcols.data() + (size_t)j * k, k) : 0.0f;
         float *c = &Cq[i + (size_t)j * ldc];
         *c = be == 0.0f ? al * acc : al * acc + be * *c; /* beta = 0: C is not read */
       }
