@@ -4,7 +4,7 @@
 # waits for the stream, device allocations. Each run is made twice, with N and 2N steps, and the
 # difference divided by N is the per-step figure, so setup (loading, allocation, checkpoints) drops
 # out. Counts, not timings: the emulator says nothing about speed. Prints a Markdown table.
-#   bash benchmarks/cuda_emu_counts.sh [scratch folder]      (about 15 s on 2 cores)
+#   bash benchmarks/cuda_emu_counts.sh [scratch folder]      (about 45 s on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${1:-benchmarks/out/cuda_emu_counts}
@@ -31,6 +31,17 @@ for m in dmd dmd2 dmdr amd; do
 done
 if [ -f data/fmnist_train.h5 ]; then
   run_pair dit_teacher 1 "$E" train jobs/fmnist_teacher.cfg train.batch=8 threads=1 device=cuda
+  # distillation of a dit, with the classifier reward for dmdr and amd: a tiny teacher and reward
+  # network of two steps each on the CPU backend (counts need no quality)
+  IMG="model.width=32 model.depth=1 model.heads=2 model.patch=7 threads=1 optim.warmup=0 device=cpu"
+  "$E" train data=data/fmnist_train.h5 run="$S/img_teacher" $IMG model.temb_dim=32 train.steps=2 train.batch=8 \
+    ckpt.every=2 >"$S/img_teacher.out" 2>&1
+  "$E" train task=reward data=data/fmnist_train.h5 test_data=data/fmnist_test.h5 run="$S/img_reward" $IMG \
+    train.steps=2 train.batch=8 ckpt.every=2 >"$S/img_reward.out" 2>&1
+  for m in dmd dmd2 dmdr amd; do
+    run_pair "dit_$m" 2 "$E" distill teacher="$S/img_teacher" reward.ckpt="$([ $m = dmdr ] || [ $m = amd ] && echo "$S/img_reward")" \
+      method=$m train.prompts=4 amd.K=2 threads=1 device=cuda
+  done
 fi
 
 /usr/bin/python3 - "$S" <<'PY'

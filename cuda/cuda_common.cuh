@@ -81,6 +81,7 @@ void cuda_embedding_backward(float *dtable, const float *dout, const int *ids, i
 void cuda_flow_interpolate(float *xt, float *v, const float *x0, const float *e, const float *t, int B, int D);
 void cuda_flow_denoise(float *d, const float *xt, const float *v, const float *t, int B, int D);
 void cuda_euler_update(float *x, const float *v, const float *h, int B, int D);
+void cuda_softplus_forward_backward(float *loss, float *dz, const float *z, float sign, float scale, int B);
 
 /* transformer.cu: row-wise and per-sample-conditioned layers */
 void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *x, int N, int C);

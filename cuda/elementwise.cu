@@ -310,3 +310,18 @@ void cuda_euler_update(float *x, const float *v, const float *h, int B, int D) {
   euler_update_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(x, v, h, n, D);
   launchCheck(euler_update_kernel);
 }
+
+/* in double, as the CPU: a handful of logits per step */
+__global__ void softplus_forward_backward_kernel(float *loss, float *dz, const float *z, float sign, float scale, int B) {
+  GRID_STRIDE(b, (long)B) {
+    double u = (double)sign * z[b];
+    if (loss) loss[b] = (float)(u > 0 ? u + log1p(exp(-u)) : log1p(exp(u)));
+    dz[b] = (float)(scale * sign / (1.0 + exp(-u)));
+  }
+}
+
+void cuda_softplus_forward_backward(float *loss, float *dz, const float *z, float sign, float scale, int B) {
+  if (B <= 0) return;
+  softplus_forward_backward_kernel<<<grid_for(B), CUDA_THREADS, 0, cuda_stream>>>(loss, dz, z, sign, scale, B);
+  launchCheck(softplus_forward_backward_kernel);
+}

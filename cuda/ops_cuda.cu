@@ -165,6 +165,7 @@ static amd_ops cuda_table(void) {
   t.randn = cuda_randn;
   t.flow_interpolate = cuda_flow_interpolate;
   t.mse_forward_backward = cuda_mse_forward_backward;
+  t.softplus_forward_backward = cuda_softplus_forward_backward;
   t.flow_denoise = cuda_flow_denoise;
   t.dmd_grad = cuda_dmd_grad;
   t.euler_update = cuda_euler_update;

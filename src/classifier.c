@@ -72,26 +72,32 @@ int argmax_row(const float *z, int K) {
   return best;
 }
 
-void classifier_log_prob(Classifier *c, double *logp, float *grad, const float *x, const int *labels, long n) {
+void classifier_log_prob_backend(Classifier *c, double *logp, float *grad, const float *x, const int *labels, int B) {
   int K = c->num_classes, D = c->dim;
+  CHECK(B <= c->max_batch, "classifier: batch %d exceeds its buffers (%d)", B, c->max_batch);
+  c->m->forward(c->m, c->logits, x, NULL, NULL, B);
+  ops->to_host(c->logits_h, c->logits, sizeof(float) * (size_t)B * K);
+  for (int i = 0; i < B; i++) {
+    int y = labels[i];
+    CHECK(y >= 0 && y < K, "classifier: label %d out of range [0, %d)", y, K);
+    /* log p = -CE; d log p / dz = onehot - softmax = -(softmax - onehot) */
+    logp[i] = -cross_entropy_row(c->logits_h + (size_t)i * K, K, y, grad ? c->dlogits_h + (size_t)i * K : NULL, -1.0f);
+  }
+  if (!grad) return;
+  ops->to_device(c->dlogits, c->dlogits_h, sizeof(float) * (size_t)B * K);
+  ops->fill(grad, 0.0f, (long)B * D);
+  c->m->frozen = 1; /* only the input gradient */
+  c->m->backward(c->m, grad, c->dlogits, NULL, B);
+  c->m->frozen = 0;
+}
+
+void classifier_log_prob(Classifier *c, double *logp, float *grad, const float *x, const int *labels, long n) {
+  int D = c->dim;
   for (long b = 0; b < n; b += c->max_batch) {
     int B = (int)(n - b < c->max_batch ? n - b : c->max_batch);
     ops->to_device(c->x, x + (size_t)b * D, sizeof(float) * (size_t)B * D);
-    c->m->forward(c->m, c->logits, c->x, NULL, NULL, B);
-    ops->to_host(c->logits_h, c->logits, sizeof(float) * (size_t)B * K);
-    for (int i = 0; i < B; i++) {
-      int y = labels[b + i];
-      CHECK(y >= 0 && y < K, "classifier: label %d out of range [0, %d)", y, K);
-      /* log p = -CE; d log p / dz = onehot - softmax = -(softmax - onehot) */
-      logp[b + i] = -cross_entropy_row(c->logits_h + (size_t)i * K, K, y, grad ? c->dlogits_h + (size_t)i * K : NULL, -1.0f);
-    }
-    if (!grad) continue;
-    ops->to_device(c->dlogits, c->dlogits_h, sizeof(float) * (size_t)B * K);
-    ops->fill(c->dx, 0.0f, (long)B * D);
-    c->m->frozen = 1; /* only the input gradient */
-    c->m->backward(c->m, c->dx, c->dlogits, NULL, B);
-    c->m->frozen = 0;
-    ops->to_host(grad + (size_t)b * D, c->dx, sizeof(float) * (size_t)B * D);
+    classifier_log_prob_backend(c, logp + b, grad ? c->dx : NULL, c->x, labels + b, B);
+    if (grad) ops->to_host(grad + (size_t)b * D, c->dx, sizeof(float) * (size_t)B * D);
   }
 }
 

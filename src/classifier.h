@@ -3,7 +3,7 @@
  * predictions the image metrics use. Both are `classifier` models (dit blocks, logits out) saved
  * as the net "classifier" by `amd train task=reward|evaluator`.
  * A Classifier wraps a loaded network with its batch buffers; inputs and outputs are host arrays
- * (batches are split into chunks of max_batch).
+ * (batches are split into chunks of max_batch) except where a function says backend memory.
  * Not here: the training loop (cmd_train.c). */
 #pragma once
 
@@ -25,6 +25,9 @@ void classifier_free(Classifier *c);
 void classifier_run(Classifier *c, float *logits, float *feat, const float *x, long n);
 /* log p(c_i | x_i) into logp (n); when grad is not NULL, its input gradient d log p / dx (n, dim) */
 void classifier_log_prob(Classifier *c, double *logp, float *grad, const float *x, const int *labels, long n);
+/* The same for one batch (B <= max_batch) whose x and grad (B, dim) are backend memory, so the
+ * samples and the gradient stay on the device: the only wait is for the logits. */
+void classifier_log_prob_backend(Classifier *c, double *logp, float *grad, const float *x, const int *labels, int B);
 
 /* One forward/backward of the softmax cross-entropy on B samples x (backend memory) with host
  * labels; gradients are added to the model's, divided by global_batch. Returns the loss sum and

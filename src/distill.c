@@ -21,6 +21,11 @@
 
 #define REG_KEY 0x7FFFFFF0u /* generator key of the regression pairs' noise */
 
+/* The layout of Distill.stats, in rows of B floats. Generator update: dmd_grad's (B, 6) statistics,
+ * the generator's GAN loss, the regression loss. Fake update: the flow loss, the discriminator's
+ * loss on real and on generated samples. */
+enum { ST_DMD = 0, ST_GAN_G = 6, ST_REG = 7, ST_FLOW = 0, ST_DISC_REAL = 1, ST_DISC_FAKE = 2, STATS_LEN = 8 };
+
 struct Distill {
   DistillConfig c;
   Model *real, *fake, *student, *disc;
@@ -34,12 +39,15 @@ struct Distill {
   /* backend memory */
   int *labels2;         /* (2B) [c; null] */
   int *labels_real;     /* (B) */
-  float *x, *e, *xt2, *t2, *vtmp, *vreal, *dreal, *vfake, *dfake, *dx, *dxt, *stats, *alpha, *beta, *fw;
+  float *x, *e, *xt2, *t2, *vtmp, *vreal, *dreal, *vfake, *dfake, *dx, *dxt, *alpha, *beta, *fw;
   float *omt, *logits, *dlogit, *dfeat, *xr, *rgrad;
+  /* (STATS_LEN B) each update's per-sample results, left on the device until the update reads them
+   * all back at once (one wait): offsets in units of B below */
+  float *stats;
   float *reg_target;    /* (B, D) */
   /* host */
   int *labels_h, *labels_real_h;
-  float *t_h, *x_h, *rgrad_h, *alpha_h, *beta_h, *fw_h, *stats_h, *logits_h, *dlogit_h, *omt_h;
+  float *t_h, *x_h, *alpha_h, *beta_h, *fw_h, *stats_h, *omt_h;
   double *r_h, *A_h;
   float *reg_x;         /* (reg_pairs, D) teacher ODE endpoints, host */
   int *reg_labels;      /* (reg_pairs) */
@@ -96,14 +104,16 @@ static int draw_k(const Distill *d, uint32_t key) {
 
 static uint32_t index0(const Distill *d) { return (uint32_t)(d->p0 * d->c.K); }
 
-/* rewards and advantages of the samples now in d->x */
+/* rewards and advantages of the samples now in d->x, and with want_grad dR/dx into d->rgrad. The
+ * samples come to the host (d->x_h) only for a reward that reads them there, the toy reward, whose
+ * mixture the generator's statistics also use; a classifier scores them on the device. */
 static void score_samples(Distill *d, int want_grad) {
-  ops->to_host(d->x_h, d->x, sizeof(float) * (size_t)d->B * d->D);
+  if (d->reward && reward_reads_host(d->reward)) ops->to_host(d->x_h, d->x, sizeof(float) * (size_t)d->B * d->D);
   if (d->reward) {
-    reward_eval(d->reward, d->r_h, want_grad ? d->rgrad_h : NULL, d->x_h, d->labels_h, d->B);
+    reward_eval(d->reward, d->r_h, want_grad ? d->rgrad : NULL, d->x, d->x_h, d->labels_h, d->B);
   } else {
     for (int i = 0; i < d->B; i++) d->r_h[i] = 0;
-    if (want_grad) memset(d->rgrad_h, 0, sizeof(float) * (size_t)d->B * d->D);
+    if (want_grad) ops->fill(d->rgrad, 0.0f, (long)d->B * d->D);
   }
   amd_advantages(d->A_h, d->r_h, d->B, d->c.K, d->c.eps);
 }
@@ -121,21 +131,21 @@ static void noise_for_dmd(Distill *d, float *xt, const float *x, uint32_t key) {
   ops->flow_interpolate(xt, d->vtmp, x, d->e, d->t2, d->B, d->D);
 }
 
+/* sum of n floats of host memory */
+static double sum_f(const float *x, int n) {
+  double s = 0;
+  for (int i = 0; i < n; i++) s += x[i];
+  return s;
+}
+
 /* GAN term through the fake teacher's last forward: loss sum_i softplus(sign * D_i) * weight / GB.
  * Without dxt (the discriminator's update) adds the parameter gradients of the disc head and, via
  * the features, of the fake teacher; with dxt (the generator's update) only d loss / d x_t, into
- * dxt. Returns the loss sum over the local batch. */
-static double gan_term(Distill *d, double sign, double weight, float *dxt) {
+ * dxt. The B unweighted per-sample losses go to loss (backend memory): nothing waits here. */
+static void gan_term(Distill *d, float sign, double weight, float *dxt, float *loss) {
   int B = d->B;
   d->disc->forward(d->disc, d->logits, d->fake->features(d->fake), NULL, NULL, B);
-  ops->to_host(d->logits_h, d->logits, sizeof(float) * (size_t)B);
-  double loss = 0;
-  for (int i = 0; i < B; i++) {
-    double z = sign * d->logits_h[i];
-    loss += z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); /* softplus(z) */
-    d->dlogit_h[i] = (float)(sign / (1.0 + exp(-z)) * weight / d->GB);
-  }
-  ops->to_device(d->dlogit, d->dlogit_h, sizeof(float) * (size_t)B);
+  ops->softplus_forward_backward(loss, d->dlogit, d->logits, sign, (float)(weight / d->GB), B);
   ops->fill(d->dfeat, 0.0f, (long)B * d->fake->feat_dim);
   /* the generator's term (dxt given) only passes gradients through the head and the fake teacher */
   d->disc->frozen = d->fake->frozen = dxt != NULL;
@@ -143,7 +153,6 @@ static double gan_term(Distill *d, double sign, double weight, float *dxt) {
   if (dxt) ops->fill(dxt, 0.0f, (long)B * d->D);
   d->fake->backward(d->fake, dxt, NULL, d->dfeat, B);
   d->disc->frozen = d->fake->frozen = 0;
-  return loss * weight;
 }
 
 static int finite_update(Model *m, ZeroOpt *opt, const AdamWConfig *oc, long step, double *norm_out) {
@@ -168,8 +177,9 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
   ops->to_device(d->fw, d->fw_h, sizeof(float) * (size_t)d->B);
   model_zero_grad(d->fake);
   FlowConfig fc = {.logit_normal = 0, .p_uncond = 0.0};
-  double loss = flow_train_batch(d->fake, d->fb, d->x, d->labels_h, d->fw, d->B, index0(d), key, d->c.seed, &fc, d->GB);
-  double gan = 0;
+  int B = d->B;
+  flow_train_batch_into(d->stats + ST_FLOW * B, d->fake, d->fb, d->x, d->labels_h, d->fw, B, index0(d), key,
+                        d->c.seed, &fc, d->GB);
   if (uses_gan(d)) {
     model_zero_grad(d->disc);
     /* real: data points picked by (key, index), noised like the generator's samples */
@@ -184,12 +194,15 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
     ops->to_device(d->labels_real, d->labels_real_h, sizeof(int) * (size_t)d->B);
     noise_for_dmd(d, d->xt2, d->xr, key);
     d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels_real, d->B);
-    gan += gan_term(d, -1.0, d->c.disc_weight, NULL);
+    gan_term(d, -1.0f, d->c.disc_weight, NULL, d->stats + ST_DISC_REAL * B);
     noise_for_dmd(d, d->xt2, d->x, key | 0x80000000u);
     d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels2, d->B);
-    gan += gan_term(d, +1.0, d->c.disc_weight, NULL);
+    gan_term(d, +1.0f, d->c.disc_weight, NULL, d->stats + ST_DISC_FAKE * B);
   }
-  double sums[2] = {loss, gan};
+  int rows = uses_gan(d) ? ST_DISC_FAKE + 1 : ST_FLOW + 1;
+  ops->to_host(d->stats_h, d->stats, sizeof(float) * (size_t)rows * B);
+  double sums[2] = {sum_f(d->stats_h + ST_FLOW * B, B), 0};
+  if (uses_gan(d)) sums[1] = d->c.disc_weight * sum_f(d->stats_h + ST_DISC_REAL * B, 2 * B);
   dist_allreduce_sum_f64v(sums, 2);
   o->loss_fake += sums[0] / d->GB;
   o->loss_gan_d += sums[1] / d->GB;
@@ -201,27 +214,26 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
 }
 
 /* DMD's regression to the teacher's ODE endpoints: lambda_reg mean ||G(e) - x*||^2 on the first
- * student step, pairs picked by (step, global index). Adds into the student's gradients. */
-static double regression_term(Distill *d, long step) {
+ * student step, pairs picked by (step, global index). Adds into the student's gradients; the
+ * per-sample losses stay in the ST_REG row of d->stats. */
+static void regression_term(Distill *d, long step) {
   long blocks = d->c.reg_pairs / d->GB;
   long base = (step % blocks) * d->GB + index0(d);
   for (int i = 0; i < d->B; i++) d->labels_h[i] = d->reg_labels[base + i];
   ops->to_device(d->labels2, d->labels_h, sizeof(int) * (size_t)d->B);
   ops->to_device(d->reg_target, d->reg_x + (size_t)base * d->D, sizeof(float) * (size_t)d->B * d->D);
   generator_run(d->gen, d->x, d->labels2, d->B, 1, d->c.seed, REG_KEY, (uint32_t)base);
-  ops->mse_forward_backward(d->stats, d->dx, d->x, d->reg_target, NULL, d->B, d->D, (float)(d->c.lambda_reg / d->GB));
+  ops->mse_forward_backward(d->stats + ST_REG * d->B, d->dx, d->x, d->reg_target, NULL, d->B, d->D,
+                            (float)(d->c.lambda_reg / d->GB));
   generator_backward(d->gen, d->dx, d->B);
-  ops->to_host(d->stats_h, d->stats, sizeof(float) * (size_t)d->B);
-  double s = 0;
-  for (int i = 0; i < d->B; i++) s += d->stats_h[i];
-  return s * d->c.lambda_reg;
 }
 
 static int generator_update(Distill *d, long step, DistillStats *o) {
   uint32_t key = 2u * (uint32_t)step;
   int B = d->B, D = d->D;
   model_zero_grad(d->student);
-  double reg = d->c.method == METHOD_DMD && d->c.lambda_reg > 0 ? regression_term(d, step) : 0.0;
+  int regress = d->c.method == METHOD_DMD && d->c.lambda_reg > 0;
+  if (regress) regression_term(d, step);
   draw_prompts(d, key);
   o->k_sim = draw_k(d, key);
   generator_run(d->gen, d->x, d->labels2, B, o->k_sim, d->c.seed, key, index0(d));
@@ -242,26 +254,23 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   ops->flow_denoise(d->dfake, d->xt2, d->vfake, d->t2, B, D);
   ops->dmd_grad(d->dx, d->stats, d->x, d->dreal, d->dreal + (size_t)B * D, d->dfake, d->alpha, d->beta,
                 (float)d->c.w, 1.0f / (float)d->GB, B, D);
-  double gan = 0;
   if (uses_gan(d)) {
-    gan = gan_term(d, -1.0, d->c.lambda_gan, d->dxt);
+    gan_term(d, -1.0f, d->c.lambda_gan, d->dxt, d->stats + ST_GAN_G * B);
     ops->euler_update(d->dx, d->dxt, d->omt, B, D); /* dx += (1 - t) dL/dx_t */
   }
   double rsum = 0;
-  if (d->c.method == METHOD_DMDR) {
-    for (int i = 0; i < B * D; i++) d->rgrad_h[i] *= (float)(-d->c.lambda_r / d->GB);
-    ops->to_device(d->rgrad, d->rgrad_h, sizeof(float) * (size_t)B * D);
-    ops->axpy(d->dx, 1.0f, d->rgrad, (long)B * D);
-  }
+  if (d->c.method == METHOD_DMDR) ops->axpy(d->dx, (float)(-d->c.lambda_r / d->GB), d->rgrad, (long)B * D);
   for (int i = 0; i < B; i++) rsum += d->r_h[i];
   generator_backward(d->gen, d->dx, B);
 
   /* statistics, summed over ranks */
-  ops->to_host(d->stats_h, d->stats, sizeof(float) * 6 * (size_t)B);
+  ops->to_host(d->stats_h, d->stats, sizeof(float) * STATS_LEN * (size_t)B);
+  double gan = uses_gan(d) ? d->c.lambda_gan * sum_f(d->stats_h + ST_GAN_G * B, B) : 0.0;
+  double reg = regress ? d->c.lambda_reg * sum_f(d->stats_h + ST_REG * B, B) : 0.0;
   double sums[19] = {0};
   const Mixture *m = d->reward ? d->reward->mix : NULL;
   for (int i = 0; i < B; i++) {
-    const float *st = d->stats_h + 6 * i;
+    const float *st = d->stats_h + ST_DMD * B + 6 * i;
     double dist = 0;
     if (m) mixture_nearest_mode(m, d->x_h + (size_t)i * D, &dist);
     double v[19] = {st[0], d->r_h[i], d->r_h[i] * d->r_h[i], d->A_h[i] < 0, dist > 3.0, d->alpha_h[i],
@@ -371,14 +380,14 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->dfake = ops->alloc(bd), d->dx = ops->alloc(bd), d->dxt = ops->alloc(bd), d->xr = ops->alloc(bd);
   d->rgrad = ops->alloc(bd), d->reg_target = ops->alloc(bd);
   d->xt2 = ops->alloc(2 * bd), d->vreal = ops->alloc(2 * bd), d->dreal = ops->alloc(2 * bd);
-  d->t2 = ops->alloc(2 * bs), d->stats = ops->alloc(6 * bs);
+  d->t2 = ops->alloc(2 * bs), d->stats = ops->alloc(STATS_LEN * bs);
   d->alpha = ops->alloc(bs), d->beta = ops->alloc(bs), d->fw = ops->alloc(bs), d->omt = ops->alloc(bs);
   d->logits = ops->alloc(bs), d->dlogit = ops->alloc(bs), d->dfeat = ops->alloc(bs * (size_t)H);
   d->labels_h = mallocCheck(sizeof(int) * 2 * (size_t)B);
   d->labels_real_h = mallocCheck(sizeof(int) * (size_t)B);
-  d->t_h = mallocCheck(2 * bs), d->x_h = mallocCheck(bd), d->rgrad_h = mallocCheck(bd);
+  d->t_h = mallocCheck(2 * bs), d->x_h = mallocCheck(bd);
   d->alpha_h = mallocCheck(bs), d->beta_h = mallocCheck(bs), d->fw_h = mallocCheck(bs), d->omt_h = mallocCheck(bs);
-  d->stats_h = mallocCheck(6 * bs), d->logits_h = mallocCheck(bs), d->dlogit_h = mallocCheck(bs);
+  d->stats_h = mallocCheck(STATS_LEN * bs);
   d->r_h = mallocCheck(sizeof(double) * (size_t)B), d->A_h = mallocCheck(sizeof(double) * (size_t)B);
   d->rec.prompt = mallocCheck(sizeof(int) * (size_t)B), d->rec.group = mallocCheck(sizeof(int) * (size_t)B);
   double **recd[] = {&d->rec.reward, &d->rec.advantage, &d->rec.alpha, &d->rec.beta, &d->rec.fake_weight};
@@ -397,9 +406,9 @@ void distill_free(Distill *d) {
                   d->xt2, d->vreal, d->dreal, d->t2, d->stats, d->alpha, d->beta, d->fw, d->omt,
                   d->logits, d->dlogit, d->dfeat};
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) ops->free(dev[i]);
-  free(d->labels_h), free(d->labels_real_h), free(d->t_h), free(d->x_h), free(d->rgrad_h);
-  free(d->alpha_h), free(d->beta_h), free(d->fw_h), free(d->omt_h), free(d->stats_h), free(d->logits_h);
-  free(d->dlogit_h), free(d->r_h), free(d->A_h), free(d->reg_x), free(d->reg_labels);
+  free(d->labels_h), free(d->labels_real_h), free(d->t_h), free(d->x_h);
+  free(d->alpha_h), free(d->beta_h), free(d->fw_h), free(d->omt_h), free(d->stats_h);
+  free(d->r_h), free(d->A_h), free(d->reg_x), free(d->reg_labels);
   free(d->rec.prompt), free(d->rec.group), free(d->rec.reward), free(d->rec.advantage);
   free(d->rec.alpha), free(d->rec.beta), free(d->rec.fake_weight);
   free(d);

@@ -38,8 +38,9 @@ double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_
   return 1.0 / (1.0 + exp(-(fc->t_mean + fc->t_std * z)));
 }
 
-double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, const float *weights, int B,
-                        uint32_t index0, uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch) {
+void flow_train_batch_into(float *loss, Model *m, FlowBatch *b, const float *x0, const int *labels,
+                           const float *weights, int B, uint32_t index0, uint32_t step, uint64_t seed,
+                           const FlowConfig *fc, long global_batch) {
   int D = b->dim;
   CHECK(B <= b->max_batch, "flow batch %d exceeds its buffers (%d)", B, b->max_batch);
   for (int i = 0; i < B; i++) {
@@ -53,8 +54,13 @@ double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labe
   ops->randn(b->e, B, D, seed, RNG_NOISE, step, index0);
   ops->flow_interpolate(b->xt, b->v, x0, b->e, b->t, B, D);
   m->forward(m, b->pred, b->xt, b->t, b->labels, B);
-  ops->mse_forward_backward(b->loss, b->dpred, b->pred, b->v, weights, B, D, 1.0f / (float)global_batch);
+  ops->mse_forward_backward(loss, b->dpred, b->pred, b->v, weights, B, D, 1.0f / (float)global_batch);
   m->backward(m, NULL, b->dpred, NULL, B);
+}
+
+double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, const float *weights, int B,
+                        uint32_t index0, uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch) {
+  flow_train_batch_into(b->loss, m, b, x0, labels, weights, B, index0, step, seed, fc, global_batch);
   ops->to_host(b->loss_host, b->loss, sizeof(float) * (size_t)B);
   double sum = 0;
   for (int i = 0; i < B; i++) sum += b->loss_host[i];

@@ -36,6 +36,11 @@ double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_
  * per-sample losses. */
 double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, const float *weights, int B,
                         uint32_t index0, uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch);
+/* The same without reading anything back (no wait for the device): the B unweighted per-sample
+ * losses are left in loss (backend memory, (B)) for the caller to read with its other results. */
+void flow_train_batch_into(float *loss, Model *m, FlowBatch *b, const float *x0, const int *labels,
+                           const float *weights, int B, uint32_t index0, uint32_t step, uint64_t seed,
+                           const FlowConfig *fc, long global_batch);
 
 /* The time grid t_0 = 1 > ... > t_N = 0 with timestep shift (shift > 1 spends more steps at high
  * noise): t = shift s / (1 + (shift - 1) s), s = 1 - i / N. grid has N + 1 entries. */

@@ -105,6 +105,9 @@ typedef struct amd_ops {
    * dpred = scale * weight[b] * 2 (pred - target) / D (weight NULL means 1); loss may be NULL */
   void (*mse_forward_backward)(float *loss /* (B) */, float *dpred, const float *pred,
                                const float *target, const float *weight, int B, int D, float scale);
+  /* the logistic (non-saturating GAN) loss of logits z (B): loss[b] = softplus(sign z_b) and its
+   * gradient dz[b] = scale sign sigmoid(sign z_b) (overwrite); sign is +1 or -1; loss may be NULL */
+  void (*softplus_forward_backward)(float *loss, float *dz, const float *z, float sign, float scale, int B);
   /* denoised (x0) prediction of a velocity network: d = xt - t v, per-sample t (B) */
   void (*flow_denoise)(float *d, const float *xt, const float *v, const float *t, int B, int D);
   /* The DMD / AMD generator gradient (DESIGN section 4), per sample i:

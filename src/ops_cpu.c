@@ -422,6 +422,14 @@ static void cpu_mse_forward_backward(float *loss, float *dpred, const float *pre
   }
 }
 
+static void cpu_softplus_forward_backward(float *loss, float *dz, const float *z, float sign, float scale, int B) {
+  for (int b = 0; b < B; b++) {
+    double u = (double)sign * z[b];
+    if (loss) loss[b] = (float)(u > 0 ? u + log1p(exp(-u)) : log1p(exp(u)));
+    dz[b] = (float)(scale * sign / (1.0 + exp(-u)));
+  }
+}
+
 static void cpu_flow_denoise(float *d, const float *xt, const float *v, const float *t, int B, int D) {
 #pragma omp parallel for schedule(static) if ((long)B * D > 65536)
   for (int b = 0; b < B; b++)
@@ -504,6 +512,7 @@ const amd_ops ops_cpu = {
     .randn = cpu_randn,
     .flow_interpolate = cpu_flow_interpolate,
     .mse_forward_backward = cpu_mse_forward_backward,
+    .softplus_forward_backward = cpu_softplus_forward_backward,
     .flow_denoise = cpu_flow_denoise,
     .dmd_grad = cpu_dmd_grad,
     .euler_update = cpu_euler_update,

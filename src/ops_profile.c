@@ -162,6 +162,9 @@ static void p_mse_forward_backward(float *loss, float *dpred, const float *pred,
 static void p_flow_denoise(float *d, const float *xt, const float *v, const float *t, int B, int D) {
   TIMED(flow_denoise, 0, real->flow_denoise(d, xt, v, t, B, D));
 }
+static void p_softplus_forward_backward(float *loss, float *dz, const float *z, float sign, float scale, int B) {
+  TIMED(softplus_forward_backward, 0, real->softplus_forward_backward(loss, dz, z, sign, scale, B));
+}
 static void p_dmd_grad(float *dx, float *stats_, const float *x, const float *d_c, const float *d_u,
                        const float *d_f, const float *alpha, const float *beta, float w, float scale, int B, int D) {
   TIMED(dmd_grad, 0, real->dmd_grad(dx, stats_, x, d_c, d_u, d_f, alpha, beta, w, scale, B, D));
@@ -214,6 +217,7 @@ static amd_ops profiled = { /* host_memory is the wrapped table's, set when enab
     .flow_interpolate = p_flow_interpolate,
     .mse_forward_backward = p_mse_forward_backward,
     .flow_denoise = p_flow_denoise,
+    .softplus_forward_backward = p_softplus_forward_backward,
     .dmd_grad = p_dmd_grad,
     .euler_update = p_euler_update,
 };

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ops.h"
 
 void reward_toy_init(ToyReward *r, const Mixture *mix, const char *pref_text, double bandwidth) {
   CHECK(bandwidth > 0, "reward.bandwidth %g must be positive", bandwidth);
@@ -79,12 +80,25 @@ void reward_init_classifier(Reward *r, const char *ckpt, int max_batch) {
   r->cls = classifier_load(ckpt, max_batch);
 }
 
-void reward_eval(Reward *r, double *reward, float *grad, const float *x, const int *labels, int B) {
-  if (r->cls) classifier_log_prob(r->cls, reward, grad, x, labels, B);
-  else reward_toy(&r->toy, reward, grad, x, labels, B);
+int reward_reads_host(const Reward *r) { return !r->cls; }
+
+void reward_eval(Reward *r, double *reward, float *grad, const float *x, const float *x_host, const int *labels, int B) {
+  if (r->cls) {
+    classifier_log_prob_backend(r->cls, reward, grad, x, labels, B);
+    return;
+  }
+  long n = 2L * B;
+  if (grad && n > r->grad_n) {
+    free(r->grad_h);
+    r->grad_h = mallocCheck(sizeof(float) * (size_t)n);
+    r->grad_n = n;
+  }
+  reward_toy(&r->toy, reward, grad ? r->grad_h : NULL, x_host, labels, B);
+  if (grad) ops->to_device(grad, r->grad_h, sizeof(float) * (size_t)n);
 }
 
 void reward_free(Reward *r) {
   classifier_free(r->cls);
-  r->cls = NULL;
+  free(r->grad_h);
+  r->cls = NULL, r->grad_h = NULL, r->grad_n = 0;
 }

@@ -1,5 +1,5 @@
 /* reward.h: the rewards of the distillation methods (DESIGN section 4, "Rewards"). A Reward is what
- * distillation sees: R(x, c) of a host batch and its input gradient, from one of
+ * distillation sees: R(x, c) of a batch in backend memory and its input gradient, from one of
  *   toy         the analytic reward below (toy 2-D data)
  *   classifier  log p(c | x) of a trained reward network (images; src/classifier.h)
  * The toy reward: 
@@ -28,11 +28,16 @@ typedef struct {
   ToyReward toy;          /* when cls is NULL */
   Classifier *cls;        /* owned */
   const Mixture *mix;     /* toy data: the true mixture (the off-manifold statistic); NULL for images */
+  float *grad_h;          /* the toy gradient's host scratch (grad_n floats), grown on demand */
+  long grad_n;
 } Reward;
 
 void reward_init_toy(Reward *r, const Mixture *mix, const char *pref_text, double bandwidth);
 /* the net "classifier" of a checkpoint (file or run folder) as R(x, c) = log p(c | x) */
 void reward_init_classifier(Reward *r, const char *ckpt, int max_batch);
-/* reward (B) and, when grad is not NULL, dR/dx (B, dim); x (B, dim) host */
-void reward_eval(Reward *r, double *reward, float *grad, const float *x, const int *labels, int B);
+/* 1 when reward_eval reads the samples' host copy (the toy reward); a classifier reads the device's */
+int reward_reads_host(const Reward *r);
+/* reward (B, host) of the samples x (B, dim) and, when grad is not NULL, dR/dx into grad (B, dim).
+ * x and grad are backend memory; x_host is x's host copy where reward_reads_host, else unused. */
+void reward_eval(Reward *r, double *reward, float *grad, const float *x, const float *x_host, const int *labels, int B);
 void reward_free(Reward *r);

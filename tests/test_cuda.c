@@ -590,6 +590,10 @@ static void op_dmd_grad(const amd_ops *o, void *const *p, const Case *c) {
   o->dmd_grad(F(0), F(1), F(2), F(3), F(3) + (long)B * D, F(4), F(5), F(6), c->f[0], c->f[1], B, D);
 }
 
+static void op_softplus(const amd_ops *o, void *const *p, const Case *c) {
+  o->softplus_forward_backward(c->s[1] ? F(0) : NULL, F(1), F(2), c->f[0], c->f[1], c->s[0]);
+}
+
 static void test_losses(void) {
   int B = 9, D = 300;
   long n = (long)B * D;
@@ -608,6 +612,12 @@ static void test_losses(void) {
   buf_f(&c, n, -1, 1, 1), buf_f(&c, 6L * B, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 2 * n, -1, 1, 0);
   buf_f(&c, n, -1, 1, 0), buf_f(&c, B, 0.5, 1.5, 0), buf_f(&c, B, 0.5, 1.5, 0);
   run_case("dmd_grad", &c, op_dmd_grad, POINTWISE);
+  /* loss, dz; logits spanning both branches and both tails */
+  for (int z = 0; z < 2; z++) {
+    c = (Case){.s = {1000, !z}, .f = {z ? -1.0f : 1.0f, 0.03f}};
+    buf_f(&c, 1000, -1, 1, !z), buf_f(&c, 1000, -1, 1, 1), buf_f(&c, 1000, -30, 30, 0);
+    run_case(z ? "softplus_forward_backward sign -1, no loss" : "softplus_forward_backward", &c, op_softplus, POINTWISE);
+  }
 }
 
 /* ---- whole steps -------------------------------------------------------------------------------- */

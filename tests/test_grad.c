@@ -238,6 +238,46 @@ static void test_mse(void) {
   ops->free(c.loss), ops->free(c.dpred), ops->free(c.pred), ops->free(c.target), ops->free(weight), ops->free(dpred);
 }
 
+typedef struct {
+  float *loss, *dz, *z; /* (B) each */
+  int B;
+  float sign, scale;
+} SoftplusCase;
+
+/* The objective whose gradient dz is: scale * sum_b loss[b]. */
+static double softplus_objective(void *ctx) {
+  SoftplusCase *c = ctx;
+  ops->softplus_forward_backward(c->loss, c->dz, c->z, c->sign, c->scale, c->B);
+  double s = 0;
+  for (int b = 0; b < c->B; b++) s += c->loss[b];
+  return c->scale * s;
+}
+
+static void test_softplus(void) {
+  enum { B = 7 };
+  /* both signs of both branches of the stable form, and logits far in each tail */
+  static const float z0[B] = {-3.0f, -0.4f, 0.0f, 0.3f, 2.5f, -40.0f, 40.0f};
+  float *dz = alloc_f(B), *dz_nullloss = alloc_f(B);
+  SoftplusCase c = {alloc_f(B), alloc_f(B), alloc_f(B), B, 1.0f, 1.0f};
+  for (int k = 0; k < 4; k++) {
+    c.sign = k % 2 ? -1.0f : 1.0f;
+    c.scale = k < 2 ? 1.0f : 0.0625f;
+    ops->to_device(c.z, z0, sizeof z0);
+    ops->fill(dz, 7.0f, B); /* dz is set, not added to */
+    ops->softplus_forward_backward(c.loss, dz, c.z, c.sign, c.scale, B);
+    for (int b = 0; b < B; b++) {
+      double u = (double)c.sign * z0[b];
+      EXPECT_CLOSE(c.loss[b], log1p(exp(u)), 1e-30, 1e-6, "softplus loss[b]");
+      EXPECT_CLOSE(dz[b], c.scale * c.sign * exp(u) / (1.0 + exp(u)), 1e-30, 1e-6, "softplus dz[b]");
+    }
+    /* the finite differences on the five moderate logits (the tails are flat to float precision) */
+    check_grad(c.sign > 0 ? "softplus d/dz" : "softplus d/dz, sign -1", c.z, dz, 5, softplus_objective, &c);
+    ops->softplus_forward_backward(NULL, dz_nullloss, c.z, c.sign, c.scale, B);
+    for (int b = 0; b < B; b++) EXPECT(dz_nullloss[b] == dz[b], "softplus dz with loss NULL [%d]", b);
+  }
+  ops->free(c.loss), ops->free(c.dz), ops->free(c.z), ops->free(dz), ops->free(dz_nullloss);
+}
+
 static void test_timestep_embedding(void) {
   enum { B = 3 };
   static const float t_values[B] = {0.0f, 0.25f, 0.731f};
@@ -450,6 +490,7 @@ int main(void) {
   TEST_RUN(test_bias);
   TEST_RUN(test_embedding);
   TEST_RUN(test_mse);
+  TEST_RUN(test_softplus);
   TEST_RUN(test_timestep_embedding);
   TEST_RUN(test_flow_interpolate);
   TEST_RUN(test_adamw_op);
