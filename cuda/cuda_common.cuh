@@ -100,6 +100,7 @@ void cuda_softmax_backward(float *dx, const float *dy, const float *y, int N, in
 /* reduce.cu: reductions to the host, AdamW, Philox, the per-sample losses */
 void cuda_reduce_init(void);
 double cuda_sum_squares(const float *x, long n);
+void cuda_sum_squares_async(double *out, const float *x, long n);
 int cuda_all_finite(const float *x, long n);
 void cuda_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float eps,
                 float wd, float grad_scale, long t);

@@ -160,6 +160,7 @@ static amd_ops cuda_table(void) {
   t.embedding_forward = cuda_embedding_forward;
   t.embedding_backward = cuda_embedding_backward;
   t.sum_squares = cuda_sum_squares;
+  t.sum_squares_async = cuda_sum_squares_async;
   t.all_finite = cuda_all_finite;
   t.adamw = cuda_adamw;
   t.randn = cuda_randn;

@@ -1,7 +1,7 @@
-/* reduce.cu: the reductions that return to the host (sum of squares, all-finite), AdamW, the Philox
- * normal draws, and the per-sample losses (mean squared error, the DMD/AMD generator gradient).
- * Reductions add in double in a fixed order that depends only on n (per-block trees, then the
- * host adds the block partials in block order), so a run repeats bit for bit.
+/* reduce.cu: the reductions (sum of squares, all-finite), AdamW, the Philox normal draws, and the
+ * per-sample losses (mean squared error, the DMD/AMD generator gradient).
+ * Reductions add in double in a fixed order that depends only on n (per-block trees, then one block
+ * adds the block partials in a fixed tree), so a run repeats bit for bit.
  * randn draws exactly the CPU's numbers: Philox4x32-10 is integer arithmetic, and the Box-Muller
  * transform runs in double as in src/philox.c before the result is rounded to float.
  * Not here: atomics, whose order would change from run to run. */
@@ -12,11 +12,12 @@
 
 #define REDUCE_BLOCKS 1024
 static double *partial_dev;   /* (REDUCE_BLOCKS) per-block sums */
+static double *sum_dev;       /* sum_squares: the total */
 static int *flag_dev;         /* all_finite: set when an element is not finite */
-static double partial_host[REDUCE_BLOCKS];
 
 void cuda_reduce_init(void) {
   cudaCheck(cudaMalloc(&partial_dev, sizeof(double) * REDUCE_BLOCKS));
+  cudaCheck(cudaMalloc(&sum_dev, sizeof(double)));
   cudaCheck(cudaMalloc(&flag_dev, sizeof(int)));
 }
 
@@ -33,15 +34,34 @@ __global__ void sum_squares_kernel(double *partial, const float *x, long n) {
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-double cuda_sum_squares(const float *x, long n) {
-  if (n <= 0) return 0.0;
+/* one block: the total of the block partials, in block_sum's fixed tree */
+__global__ void sum_partials_kernel(double *out, const double *partial, unsigned blocks) {
+  __shared__ double sh[CUDA_THREADS];
+  double s = 0;
+  for (unsigned b = threadIdx.x; b < blocks; b += blockDim.x) s += partial[b];
+  s = block_sum(s, sh);
+  if (threadIdx.x == 0) *out = s;
+}
+
+/* Both launches use partial_dev: the next sum's first kernel runs after this one's second, in
+ * stream order. */
+void cuda_sum_squares_async(double *out, const float *x, long n) {
+  if (n <= 0) {
+    cudaCheck(cudaMemsetAsync(out, 0, sizeof(double), cuda_stream));
+    return;
+  }
   unsigned blocks = reduce_blocks(n);
   sum_squares_kernel<<<blocks, CUDA_THREADS, 0, cuda_stream>>>(partial_dev, x, n);
   launchCheck(sum_squares_kernel);
-  cudaCheck(cudaMemcpyAsync(partial_host, partial_dev, sizeof(double) * blocks, cudaMemcpyDeviceToHost, cuda_stream));
-  cuda_stream_wait();
+  sum_partials_kernel<<<1, CUDA_THREADS, 0, cuda_stream>>>(out, partial_dev, blocks);
+  launchCheck(sum_partials_kernel);
+}
+
+double cuda_sum_squares(const float *x, long n) {
   double s = 0;
-  for (unsigned b = 0; b < blocks; b++) s += partial_host[b];
+  cuda_sum_squares_async(sum_dev, x, n);
+  cudaCheck(cudaMemcpyAsync(&s, sum_dev, sizeof(double), cudaMemcpyDeviceToHost, cuda_stream));
+  cuda_stream_wait();
   return s;
 }
 

@@ -31,21 +31,34 @@ ZeroOpt *zero_create(long n, int stage) {
   }
   z->begin = z->displs[rank], z->end = z->begin + z->counts[rank];
   z->opt = stage == 0 ? adamw_create(n) : adamw_create_range(z->begin, z->end - z->begin);
+  z->sumsq = ops->alloc(sizeof(double));
   return z;
 }
 
 void zero_free(ZeroOpt *z) {
   if (!z) return;
   adamw_free(z->opt);
+  ops->free(z->sumsq);
   free(z->counts), free(z->displs);
   free(z);
 }
 
-double zero_reduce_grads(ZeroOpt *z, float *grads) {
+void zero_reduce_grads_begin(ZeroOpt *z, float *grads, double *sumsq) {
   dist_reduce_scatter_f32(grads, z->n, z->counts, z->displs);
-  double sum_sq = dist_allreduce_sum_f64(ops->sum_squares(grads + z->begin, z->end - z->begin));
+  ops->sum_squares_async(sumsq, grads + z->begin, z->end - z->begin);
+}
+
+double zero_reduce_grads_end(ZeroOpt *z, float *grads, double local_sumsq) {
+  double sum_sq = dist_allreduce_sum_f64(local_sumsq);
   if (z->stage < 2) dist_allgather_f32(grads, z->n, z->counts, z->displs);
   return sqrt(sum_sq);
+}
+
+double zero_reduce_grads(ZeroOpt *z, float *grads) {
+  double local;
+  zero_reduce_grads_begin(z, grads, z->sumsq);
+  ops->to_host(&local, z->sumsq, sizeof local);
+  return zero_reduce_grads_end(z, grads, local);
 }
 
 void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm) {

@@ -22,6 +22,7 @@ typedef struct {
   long begin, end;      /* this rank's shard [begin, end) */
   int *counts, *displs; /* every rank's shard, for reduce-scatter and all-gather */
   AdamW *opt;           /* moments of the shard (stage 1, 2) or of the whole vector (stage 0) */
+  double *sumsq;        /* backend memory, one double: zero_reduce_grads' sum of squares */
 } ZeroOpt;
 
 /* Shard [begin, end) of rank `rank` out of `size` over a vector of n: contiguous, in rank order,
@@ -34,6 +35,13 @@ void zero_free(ZeroOpt *z);
  * shard at stage 2 (the rest is then undefined). Returns the global norm of the summed gradient:
  * NaN or Inf on every rank when any rank's gradient holds one. */
 double zero_reduce_grads(ZeroOpt *z, float *grads);
+/* zero_reduce_grads in two halves, so that a caller can read this rank's sum of squares back
+ * together with its other results (one wait for the device instead of two): _begin sums grads over
+ * ranks and leaves the sum of squares of this rank's part in *sumsq (backend memory, one double);
+ * _end takes that value, read back by the caller, and returns the global norm. Every rank calls
+ * both, in the same order as its other collectives. */
+void zero_reduce_grads_begin(ZeroOpt *z, float *grads, double *sumsq);
+double zero_reduce_grads_end(ZeroOpt *z, float *grads, double local_sumsq);
 /* AdamW (optim.h) on this rank's part, then the parameters all-gathered (stages 1, 2). */
 void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm);
 /* Rank 0 prints what this network's training state takes on each rank (the largest shard). */

@@ -259,6 +259,10 @@ int cmd_train(int argc, char **argv) {
   float *xb = mallocCheck(sizeof(float) * (size_t)local * mc.dim);
   float *xb_dev = ops->alloc(sizeof(float) * (size_t)local * mc.dim);
   int *lb = mallocCheck(sizeof(int) * (size_t)local);
+  /* what a step reads back, in one copy (one wait for the device): this rank's gradient sum of
+   * squares (a double, first for alignment), then the flow loss of each local sample */
+  size_t res_bytes = sizeof(double) + sizeof(float) * (size_t)local;
+  double *res_dev = ops->alloc(res_bytes), *res_h = mallocCheck(res_bytes);
 
   double t_start = amd_time(), t_last = t_start, t_eta = t_start, loss_acc = 0, acc_acc = 0, test_acc = NAN;
   long steps_acc = 0, eta_step = st.step, last_ckpt = resume_step >= 0 ? st.step : -1;
@@ -283,16 +287,21 @@ int cmd_train(int argc, char **argv) {
     }
     ops->to_device(xb_dev, xb, sizeof(float) * (size_t)local * mc.dim);
     model_zero_grad(model);
-    double loss_sum, accuracy = NAN;
+    double loss_sum = 0, accuracy = NAN;
     if (classifier) {
       int right;
       loss_sum = classifier_train_batch(cls, xb_dev, lb, local, c.batch, &right);
       accuracy = dist_allreduce_sum_f64(right) / c.batch;
     } else {
-      loss_sum = flow_train_batch(model, fb, xb_dev, lb, NULL, local, (uint32_t)b0, (uint32_t)step, st.seed, &fc, c.batch);
+      flow_train_batch_into((float *)(res_dev + 1), model, fb, xb_dev, lb, NULL, local, (uint32_t)b0, (uint32_t)step,
+                            st.seed, &fc, c.batch);
     }
     if (step == c.nan_step && !nan_done) nan_done = 1, ops->fill(model->grads, NAN, 1);
-    double grad_norm = zero_reduce_grads(zo, model->grads);
+    zero_reduce_grads_begin(zo, model->grads, res_dev);
+    ops->to_host(res_h, res_dev, classifier ? sizeof(double) : res_bytes);
+    if (!classifier)
+      for (int i = 0; i < local; i++) loss_sum += ((const float *)(res_h + 1))[i];
+    double grad_norm = zero_reduce_grads_end(zo, model->grads, res_h[0]);
     double loss = dist_allreduce_sum_f64(loss_sum) / c.batch;
     static const char *const guard_names[] = {"loss"};
     char why[512];
@@ -357,7 +366,8 @@ int cmd_train(int argc, char **argv) {
   trainlog_close(&timing);
   if (status == 0) amd_log("done: %s (log %s)\n", c.run, log_path);
 
-  ops->free(xb_dev);
+  ops->free(xb_dev), ops->free(res_dev);
+  free(res_h);
   free(xb), free(lb), free(order.perm), free(config_text);
   if (fb) flow_batch_free(fb);
   zero_free(zo);

@@ -21,10 +21,13 @@
 
 #define REG_KEY 0x7FFFFFF0u /* generator key of the regression pairs' noise */
 
-/* The layout of Distill.stats, in rows of B floats. Generator update: dmd_grad's (B, 6) statistics,
- * the generator's GAN loss, the regression loss. Fake update: the flow loss, the discriminator's
- * loss on real and on generated samples. */
+/* The layout of Distill.stats: STATS_LEN rows of B floats, then two doubles (Distill.sumsq), the
+ * gradients' sums of squares. Generator update: dmd_grad's (B, 6) statistics, the generator's GAN
+ * loss, the regression loss; the student's sum of squares. Fake update: the flow loss, the
+ * discriminator's loss on real and on generated samples; the fake teacher's and the
+ * discriminator's sums of squares. (8 B floats are a multiple of 8 bytes: the doubles are aligned.) */
 enum { ST_DMD = 0, ST_GAN_G = 6, ST_REG = 7, ST_FLOW = 0, ST_DISC_REAL = 1, ST_DISC_FAKE = 2, STATS_LEN = 8 };
+static size_t stats_bytes(int B) { return sizeof(float) * STATS_LEN * (size_t)B + 2 * sizeof(double); }
 
 struct Distill {
   DistillConfig c;
@@ -41,13 +44,15 @@ struct Distill {
   int *labels_real;     /* (B) */
   float *x, *e, *xt2, *t2, *vtmp, *vreal, *dreal, *vfake, *dfake, *dx, *dxt, *alpha, *beta, *fw;
   float *omt, *logits, *dlogit, *dfeat, *xr, *rgrad;
-  /* (STATS_LEN B) each update's per-sample results, left on the device until the update reads them
-   * all back at once (one wait): offsets in units of B below */
+  /* each update's per-sample results and sums of squares, left on the device until the update
+   * reads them all back at once (one wait); layout above. sumsq points into stats. */
   float *stats;
+  double *sumsq;
   float *reg_target;    /* (B, D) */
   /* host */
   int *labels_h, *labels_real_h;
   float *t_h, *x_h, *alpha_h, *beta_h, *fw_h, *stats_h, *omt_h;
+  double *sumsq_h;      /* points into stats_h */
   double *r_h, *A_h;
   float *reg_x;         /* (reg_pairs, D) teacher ODE endpoints, host */
   int *reg_labels;      /* (reg_pairs) */
@@ -155,8 +160,14 @@ static void gan_term(Distill *d, float sign, double weight, float *dxt, float *l
   d->disc->frozen = d->fake->frozen = 0;
 }
 
-static int finite_update(Model *m, ZeroOpt *opt, const AdamWConfig *oc, long step, double *norm_out) {
-  double norm = zero_reduce_grads(opt, m->grads);
+/* all of d->stats to the host: the update's one wait for the device */
+static void read_stats(Distill *d) { ops->to_host(d->stats_h, d->stats, stats_bytes(d->B)); }
+
+/* The second half of a network's optimizer step (zero_reduce_grads_begin came before read_stats):
+ * the global gradient norm into *norm_out, and AdamW when it is finite; returns 0 when it is not. */
+static int finite_update(Model *m, ZeroOpt *opt, const AdamWConfig *oc, long step, double local_sumsq,
+                         double *norm_out) {
+  double norm = zero_reduce_grads_end(opt, m->grads, local_sumsq);
   *norm_out = norm;
   if (!isfinite(norm)) return 0;
   zero_update(opt, m->params, m->grads, oc, step, norm);
@@ -199,17 +210,18 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
     d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels2, d->B);
     gan_term(d, +1.0f, d->c.disc_weight, NULL, d->stats + ST_DISC_FAKE * B);
   }
-  int rows = uses_gan(d) ? ST_DISC_FAKE + 1 : ST_FLOW + 1;
-  ops->to_host(d->stats_h, d->stats, sizeof(float) * (size_t)rows * B);
+  zero_reduce_grads_begin(d->opt_fake, d->fake->grads, d->sumsq);
+  if (uses_gan(d)) zero_reduce_grads_begin(d->opt_disc, d->disc->grads, d->sumsq + 1);
+  read_stats(d);
   double sums[2] = {sum_f(d->stats_h + ST_FLOW * B, B), 0};
   if (uses_gan(d)) sums[1] = d->c.disc_weight * sum_f(d->stats_h + ST_DISC_REAL * B, 2 * B);
   dist_allreduce_sum_f64v(sums, 2);
   o->loss_fake += sums[0] / d->GB;
   o->loss_gan_d += sums[1] / d->GB;
   double norm;
-  if (!finite_update(d->fake, d->opt_fake, &d->c.opt_fake, u, &norm)) return 0;
+  if (!finite_update(d->fake, d->opt_fake, &d->c.opt_fake, u, d->sumsq_h[0], &norm)) return 0;
   o->grad_norm_fake = norm;
-  if (uses_gan(d) && !finite_update(d->disc, d->opt_disc, &d->c.opt_fake, u, &norm)) return 0;
+  if (uses_gan(d) && !finite_update(d->disc, d->opt_disc, &d->c.opt_fake, u, d->sumsq_h[1], &norm)) return 0;
   return isfinite(sums[0]) && isfinite(sums[1]);
 }
 
@@ -262,9 +274,10 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   if (d->c.method == METHOD_DMDR) ops->axpy(d->dx, (float)(-d->c.lambda_r / d->GB), d->rgrad, (long)B * D);
   for (int i = 0; i < B; i++) rsum += d->r_h[i];
   generator_backward(d->gen, d->dx, B);
+  zero_reduce_grads_begin(d->opt_student, d->student->grads, d->sumsq);
 
   /* statistics, summed over ranks */
-  ops->to_host(d->stats_h, d->stats, sizeof(float) * STATS_LEN * (size_t)B);
+  read_stats(d);
   double gan = uses_gan(d) ? d->c.lambda_gan * sum_f(d->stats_h + ST_GAN_G * B, B) : 0.0;
   double reg = regress ? d->c.lambda_reg * sum_f(d->stats_h + ST_REG * B, B) : 0.0;
   double sums[19] = {0};
@@ -304,7 +317,7 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   }
   d->rec.n = B;
   double norm;
-  int ok = finite_update(d->student, d->opt_student, &d->c.opt_student, step, &norm);
+  int ok = finite_update(d->student, d->opt_student, &d->c.opt_student, step, d->sumsq_h[0], &norm);
   o->grad_norm_student = norm;
   return ok && isfinite(o->loss_dm) && isfinite(o->loss_gan_g) && isfinite(o->loss_reg);
 }
@@ -380,14 +393,16 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->dfake = ops->alloc(bd), d->dx = ops->alloc(bd), d->dxt = ops->alloc(bd), d->xr = ops->alloc(bd);
   d->rgrad = ops->alloc(bd), d->reg_target = ops->alloc(bd);
   d->xt2 = ops->alloc(2 * bd), d->vreal = ops->alloc(2 * bd), d->dreal = ops->alloc(2 * bd);
-  d->t2 = ops->alloc(2 * bs), d->stats = ops->alloc(STATS_LEN * bs);
+  d->t2 = ops->alloc(2 * bs), d->stats = ops->alloc(stats_bytes(B));
+  d->sumsq = (double *)(d->stats + STATS_LEN * (size_t)B);
   d->alpha = ops->alloc(bs), d->beta = ops->alloc(bs), d->fw = ops->alloc(bs), d->omt = ops->alloc(bs);
   d->logits = ops->alloc(bs), d->dlogit = ops->alloc(bs), d->dfeat = ops->alloc(bs * (size_t)H);
   d->labels_h = mallocCheck(sizeof(int) * 2 * (size_t)B);
   d->labels_real_h = mallocCheck(sizeof(int) * (size_t)B);
   d->t_h = mallocCheck(2 * bs), d->x_h = mallocCheck(bd);
   d->alpha_h = mallocCheck(bs), d->beta_h = mallocCheck(bs), d->fw_h = mallocCheck(bs), d->omt_h = mallocCheck(bs);
-  d->stats_h = mallocCheck(STATS_LEN * bs);
+  d->stats_h = mallocCheck(stats_bytes(B));
+  d->sumsq_h = (double *)(d->stats_h + STATS_LEN * (size_t)B);
   d->r_h = mallocCheck(sizeof(double) * (size_t)B), d->A_h = mallocCheck(sizeof(double) * (size_t)B);
   d->rec.prompt = mallocCheck(sizeof(int) * (size_t)B), d->rec.group = mallocCheck(sizeof(int) * (size_t)B);
   double **recd[] = {&d->rec.reward, &d->rec.advantage, &d->rec.alpha, &d->rec.beta, &d->rec.fake_weight};

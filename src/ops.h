@@ -89,6 +89,9 @@ typedef struct amd_ops {
 
   /* reductions: computed in double, returned to the host */
   double (*sum_squares)(const float *x, long n);
+  /* the same sum, bit for bit, left in *out (backend memory, one double) without waiting, for a
+   * caller that reads it back together with its other results */
+  void (*sum_squares_async)(double *out, const float *x, long n);
   int (*all_finite)(const float *x, long n);
 
   /* AdamW (Loshchilov and Hutter) on one flat range; step t >= 1 for bias correction; the gradient

@@ -371,6 +371,8 @@ static double cpu_sum_squares(const float *x, long n) {
   return s;
 }
 
+static void cpu_sum_squares_async(double *out, const float *x, long n) { *out = cpu_sum_squares(x, n); }
+
 static int cpu_all_finite(const float *x, long n) {
   int bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad) if (n > 65536)
@@ -507,6 +509,7 @@ const amd_ops ops_cpu = {
     .embedding_forward = cpu_embedding_forward,
     .embedding_backward = cpu_embedding_backward,
     .sum_squares = cpu_sum_squares,
+    .sum_squares_async = cpu_sum_squares_async,
     .all_finite = cpu_all_finite,
     .adamw = cpu_adamw,
     .randn = cpu_randn,

@@ -140,6 +140,9 @@ static double p_sum_squares(const float *x, long n) {
   TIMED(sum_squares, 0, s = real->sum_squares(x, n));
   return s;
 }
+static void p_sum_squares_async(double *out, const float *x, long n) {
+  TIMED(sum_squares_async, 0, real->sum_squares_async(out, x, n));
+}
 static int p_all_finite(const float *x, long n) {
   int ok;
   TIMED(all_finite, 0, ok = real->all_finite(x, n));
@@ -211,6 +214,7 @@ static amd_ops profiled = { /* host_memory is the wrapped table's, set when enab
     .embedding_forward = p_embedding_forward,
     .embedding_backward = p_embedding_backward,
     .sum_squares = p_sum_squares,
+    .sum_squares_async = p_sum_squares_async,
     .all_finite = p_all_finite,
     .adamw = p_adamw,
     .randn = p_randn,

@@ -524,6 +524,15 @@ static void test_reductions(void) {
       ops_cuda.to_device(d + at, h + at, sizeof(float));
     }
     EXPECT(ops_cuda.sum_squares(d, n) == got, "sum_squares n=%ld does not repeat bit for bit", n);
+    /* the asynchronous form: the same double, left in device memory; two in a row share the
+     * partial sums' scratch, in stream order */
+    double *out = ops_cuda.alloc(2 * sizeof(double)), async[2];
+    ops_cuda.sum_squares_async(out, d, n);
+    ops_cuda.sum_squares_async(out + 1, d, n / 2);
+    ops_cuda.to_host(async, out, sizeof async);
+    EXPECT(async[0] == got, "sum_squares_async n=%ld: %.17g, sum_squares %.17g", n, async[0], got);
+    EXPECT(async[1] == ops_cuda.sum_squares(d, n / 2), "sum_squares_async n=%ld second in a row differs", n / 2);
+    ops_cuda.free(out);
     ops_cuda.free(d);
     free(h);
   }
