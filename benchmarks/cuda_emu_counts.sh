@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # cuda_emu_counts.sh: what one step asks of the GPU, counted on the CPU emulator of the CUDA
 # backend (make CUDA_EMU=1; CUDA_EMU_STATS): kernel launches, cuBLAS GEMMs, copies each way, host
-# waits for the stream, device allocations. Each run is made twice, with N and 2N steps, and the
-# difference divided by N is the per-step figure, so setup (loading, allocation, checkpoints) drops
-# out. Counts, not timings: the emulator says nothing about speed. Prints a Markdown table.
+# waits for the stream, device allocations; then the launches of a step by kernel. Each run is made
+# twice, with N and 2N steps, and the difference divided by N is the per-step figure, so setup
+# (loading, allocation, checkpoints) drops out. Counts, not timings: the emulator says nothing about
+# speed. Prints two Markdown tables.
 #   bash benchmarks/cuda_emu_counts.sh [scratch folder]      (about 45 s on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,4 +59,17 @@ for line in open(S + "/pairs"):
     per = [(b[k] - a[k]) / n for k in keys]
     print(f"| {name} | {n} vs {2 * n} | " + " | ".join(f"{x:g}" for x in per)
           + f" | {(b['cudaMalloc'] - a['cudaMalloc']) / n:g} | {a['cudaMalloc']} |")
+# where the launches go: the kernels of one step, most launched first, for the runs that have them
+print("\n| run | launches/step by kernel (share of the step's launches) |\n|---|---|")
+for line in open(S + "/pairs"):
+    name, n = line.split(); n = int(n)
+    if name not in ("dit_teacher", "dit_amd", "toy_amd"):
+        continue
+    a, b = stats(f"{S}/{name}.1.stats"), stats(f"{S}/{name}.2.stats")
+    per = {k[len("launch."):]: (b[k] - a.get(k, 0)) / n for k in b if k.startswith("launch.")}
+    total = sum(per.values())
+    top = sorted(((v, k.replace("_kernel", "")) for k, v in per.items() if v > 0), reverse=True)[:8]
+    rest = total - sum(v for v, _ in top)
+    print(f"| {name} | " + ", ".join(f"{k} {v:g} ({100 * v / total:.0f}%)" for v, k in top)
+          + f", others {rest:g} ({100 * rest / total:.0f}%) |")
 PY

@@ -6,8 +6,9 @@
  * aborts, as a real kernel fault ends a CUDA context.
  * Environment: CUDA_EMU_DEVICES (default 1) is the device count it reports, 0 for "no device";
  * CUDA_EMU_STATS=FILE writes the counts of calls (cudaMalloc, launches, copies by direction, cuBLAS
- * products, host waits for queued work) and the device cudaSetDevice chose to FILE at exit (%r in
- * FILE becomes the MPI rank), one "name count" per line, so a test can tell what a step costs. */
+ * products, host waits for queued work, then launches per kernel as "launch.<kernel>") and the
+ * device cudaSetDevice chose to FILE at exit (%r in FILE becomes the MPI rank), one "name count"
+ * per line, so a test can tell what a step costs. */
 #include <execinfo.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -52,6 +54,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void emu_fault(const char
 static struct {
   unsigned long long malloc, free, launch, h2d, d2h, d2d, memset, gemm, host_wait;
 } stats;
+static std::map<std::string, unsigned long long> launches_by_kernel;
 
 static int bound_device = -1;
 
@@ -71,6 +74,7 @@ static void write_stats(void) {
              "memset %llu\ngemm %llu\nhost_wait %llu\n",
           stats.malloc, stats.free, stats.launch, stats.h2d, stats.d2h, stats.d2d, stats.memset, stats.gemm,
           stats.host_wait);
+  for (const auto &k : launches_by_kernel) fprintf(f, "launch.%s %llu\n", k.first.c_str(), k.second);
   fclose(f);
 }
 
@@ -530,6 +534,7 @@ void cuda_emu_launch(const char *kernel, dim3 grid, dim3 block, size_t shmem, cu
     return;
   }
   stats.launch++;
+  launches_by_kernel[kernel]++;
   enqueue([=, body = std::move(body)] { run_launch(kernel, grid, block, body); });
 }
 
