@@ -90,7 +90,7 @@ __global__ void gelu_backward_kernel(float *dx, const float *dy, const float *x,
   GRID_STRIDE(i, n) {
     float th = th_in ? th_in[i] : tanhf(GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]));
     float du = GELU_K * (1.0f + 3.0f * 0.044715f * x[i] * x[i]);
-    dx[i] += dy[i] * (0.5f * (1.0f + th) + 0.5f * x[i] * (1.0f - th * th) * du);
+    dx[i] = dy[i] * (0.5f * (1.0f + th) + 0.5f * x[i] * (1.0f - th * th) * du);
   }
 }
 
@@ -159,7 +159,7 @@ __global__ void heads_split_backward_kernel(float *dqkv, const float *dq, const 
   long C = (long)NH * hs;
   GRID_STRIDE(i, n) {
     float *dst = dqkv + token_offset(i, T, NH, hs, 3 * C);
-    dst[0] += dq[i], dst[C] += dk[i], dst[2 * C] += dv[i];
+    dst[0] = dq[i], dst[C] = dk[i], dst[2 * C] = dv[i];
   }
 }
 
@@ -168,7 +168,7 @@ __global__ void heads_merge_kernel(float *out, const float *y, long n, int T, in
 }
 
 __global__ void heads_merge_backward_kernel(float *dy, const float *dout, long n, int T, int NH, int hs) {
-  GRID_STRIDE(i, n) dy[i] += dout[token_offset(i, T, NH, hs, (long)NH * hs)];
+  GRID_STRIDE(i, n) dy[i] = dout[token_offset(i, T, NH, hs, (long)NH * hs)];
 }
 
 void cuda_heads_split(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs) {

@@ -82,7 +82,7 @@ __global__ void softmax_backward_kernel(float *dx, const float *dy, const float 
   double s = 0;
   for (int c = lane; c < C; c += 32) s += (double)dr[c] * yr[c];
   s = warp_sum(s);
-  for (int c = lane; c < C; c += 32) dx[(long)r * C + c] += yr[c] * (float)(dr[c] - s);
+  for (int c = lane; c < C; c += 32) dx[(long)r * C + c] = yr[c] * (float)(dr[c] - s);
 }
 
 void cuda_softmax_forward(float *y, const float *x, int N, int C) {
@@ -115,11 +115,11 @@ __global__ void modulate_backward_kernel(float *dx, float *dshift, float *dscale
     float k = 1.0f + scale[cb];
     for (int t = 0; t < T; t++) {
       long i = (b * T + t) * C + c;
-      dx[i] += dy[i] * k;
+      dx[i] = dy[i] * k;
       ds += dy[i], dc += (double)dy[i] * x[i];
     }
-    dshift[cb] += (float)ds;
-    dscale[cb] += (float)dc;
+    dshift[cb] = (float)ds;
+    dscale[cb] = (float)dc;
   }
 }
 
@@ -149,7 +149,7 @@ __global__ void gated_residual_forward_kernel(float *x, const float *gate, const
   }
 }
 
-/* one thread per (b, c): dy += gate dx over the tokens, dgate += sum_t dx y in double */
+/* one thread per (b, c): dy = gate dx over the tokens, dgate = sum_t dx y in double */
 __global__ void gated_residual_backward_kernel(float *dy, float *dgate, const float *dx, const float *y,
                                                const float *gate, int ld, long n, int T, int C) {
   GRID_STRIDE(bc, n) {
@@ -158,10 +158,10 @@ __global__ void gated_residual_backward_kernel(float *dy, float *dgate, const fl
     float g = gate[cb];
     for (int t = 0; t < T; t++) {
       long i = (b * T + t) * C + c;
-      dy[i] += g * dx[i];
+      dy[i] = g * dx[i];
       dg += (double)dx[i] * y[i];
     }
-    dgate[cb] += (float)dg;
+    dgate[cb] = (float)dg;
   }
 }
 

@@ -27,11 +27,9 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
   float *dy = scratch, *dq = dy + btc, *dk = dq + btc, *dv = dk + btc; /* (B, NH, T, hs) each */
   float *dprob = dv + btc, *datt = dprob + (long)n * tt;              /* (B, NH, T, T) each */
   float scale = 1.0f / sqrtf((float)hs);
-  ops->fill(dy, 0.0f, btc);
   ops->heads_merge_backward(dy, dout, B, T, NH, hs);
   ops->gemm_batched(0, 1, T, T, hs, 1.0f, dy, th, v, th, 0.0f, dprob, tt, n); /* dy v^T */
   ops->gemm_batched(1, 0, T, hs, T, 1.0f, prob, tt, dy, th, 0.0f, dv, th, n); /* prob^T dy */
-  ops->fill(datt, 0.0f, (long)n * tt);
   ops->softmax_backward(datt, dprob, prob, n * T, T);
   ops->gemm_batched(0, 0, T, hs, T, scale, datt, tt, k, th, 0.0f, dq, th, n); /* datt k */
   ops->gemm_batched(1, 0, T, hs, T, scale, datt, tt, q, th, 0.0f, dk, th, n); /* datt^T q */

@@ -11,6 +11,6 @@ long attention_scratch_floats(int B, int T, int C, int NH);
  * Caches q, k, v (B, NH, T, hs) each and prob (B, NH, T, T); y (B, NH, T, hs) is scratch. */
 void attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,
                        int B, int T, int C, int NH);
-/* dqkv (B, T, 3C) += d loss / d qkv, given dout (B, T, C) and the forward's caches */
+/* dqkv (B, T, 3C) = d loss / d qkv (overwrite), given dout (B, T, C) and the forward's caches */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
                         const float *v, const float *prob, int B, int T, int C, int NH);

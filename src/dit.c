@@ -167,8 +167,6 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   } else if (dout) {
     ops->patchify(a->dtok, dout, B, CI, S, S, p); /* the adjoint of unpatchify */
     linear_backward_overwrite(a->s1, G_(a->outw), G_(a->outb), a->dtok, a->mf, P_(a->outw), BT, C, P);
-    ops->fill(a->s2, 0.0f, BTC);
-    ops->fill(a->dmod, 0.0f, 2 * BC);
     ops->modulate_backward(a->s2, a->dmod, a->dmod + C, a->s1, a->lnf, a->fmod + C, 2 * C, B, T, C);
     ops->layernorm_backward(a->dh, a->s2, hL, a->meanf, a->rstdf, BT, C);
     linear_backward(a->dcsilu, G_(a->fadaw), G_(a->fadab), a->dmod, a->csilu, P_(a->fadaw), B, C, 2 * C);
@@ -182,27 +180,21 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
     float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
     float *f1 = a->f1 + 4 * l * hsz, *g = a->g + 4 * l * hsz;
+    /* the backward ops below overwrite s1, s2, d4b, d3 and each of dmod's six chunks once (ops.h) */
     float *dmod = a->dmod;
-    ops->fill(dmod, 0.0f, 6 * BC);
     /* MLP half: h_l+1 = hmid + gate2 f2; dh carries d hmid through the residual */
-    ops->fill(a->s1, 0.0f, BTC);
     ops->gated_residual_backward(a->s1, dmod + 5 * C, a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
     linear_backward_overwrite(a->d4a, G_(w->fc2w), G_(w->fc2b), a->s1, g, P_(w->fc2w), BT, 4 * C, C);
-    ops->fill(a->d4b, 0.0f, 4 * BTC);
     ops->gelu_backward(a->d4b, a->d4a, f1, a->gth + 4 * l * hsz, 4 * BTC);
     linear_backward_overwrite(a->s1, G_(w->fc1w), G_(w->fc1b), a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
-    ops->fill(a->s2, 0.0f, BTC);
     ops->modulate_backward(a->s2, dmod + 3 * C, dmod + 4 * C, a->s1, ln2, mod + 4 * C, 6 * C, B, T, C);
     ops->layernorm_backward(a->dh, a->s2, hmid, a->mean2 + l * rsz, a->rstd2 + l * rsz, BT, C);
     /* attention half: hmid = h + gate1 proj */
-    ops->fill(a->s1, 0.0f, BTC);
     ops->gated_residual_backward(a->s1, dmod + 2 * C, a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
     linear_backward_overwrite(a->s2, G_(w->projw), G_(w->projb), a->s1, att, P_(w->projw), BT, C, C);
-    ops->fill(a->d3, 0.0f, 3 * BTC);
     attention_backward(a->d3, a->ascratch, a->s2, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz,
                        a->prob + l * psz, B, T, C, NH);
     linear_backward_overwrite(a->s1, G_(w->qkvw), G_(w->qkvb), a->d3, m1, P_(w->qkvw), BT, C, 3 * C);
-    ops->fill(a->s2, 0.0f, BTC);
     ops->modulate_backward(a->s2, dmod, dmod + C, a->s1, ln1, mod + C, 6 * C, B, T, C);
     ops->layernorm_backward(a->dh, a->s2, h, a->mean1 + l * rsz, a->rstd1 + l * rsz, BT, C);
     linear_backward(a->dcsilu, G_(w->adaw), G_(w->adab), dmod, a->csilu, P_(w->adaw), B, C, 6 * C);

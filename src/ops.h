@@ -4,8 +4,11 @@
  * and per-sample vectors too: host code reads or writes them only through to_host / to_device.
  * Ops may run asynchronously (CUDA: in order on one stream); to_host, to_device and the reductions
  * return only when their data is there. Conventions: row-major; "backward" ops ADD into their
- * outputs (gradients accumulate), so callers zero gradient buffers once per step. Shapes are given
- * in comments as (rows, cols).
+ * outputs (gradients accumulate), so callers zero gradient buffers once per step, except the
+ * backward ops marked "overwrite": the transformer's per-token ones (gelu, modulate, gated residual,
+ * softmax, head split and merge), whose outputs each backward writes exactly once, so that a
+ * zeroing pass (and on a GPU a launch) before each is saved. Shapes are given in comments as
+ * (rows, cols).
  * Not here: anything about which model or method is running. */
 #pragma once
 #include <stddef.h>
@@ -48,27 +51,29 @@ typedef struct amd_ops {
    * The forward also stores th = tanh(sqrt(2/pi) (x + 0.044715 x^3)) when th is not NULL, so the
    * backward need not evaluate tanh again (th NULL there: computed; the same values either way). */
   void (*gelu_forward)(float *y, float *th, const float *x, long n);
-  void (*gelu_backward)(float *dx, const float *dy, const float *x, const float *th, long n); /* dx += dy gelu'(x) */
-  /* adaLN modulate: y (B, T, C) = x (1 + scale[b]) + shift[b] */
+  /* overwrite: dx = dy gelu'(x) */
+  void (*gelu_backward)(float *dx, const float *dy, const float *x, const float *th, long n);
+  /* adaLN modulate: y (B, T, C) = x (1 + scale[b]) + shift[b]; backward (overwrite):
+   * dx = dy (1 + scale[b]), dshift[b] = sum_t dy, dscale[b] = sum_t dy x */
   void (*modulate_forward)(float *y, const float *x, const float *shift, const float *scale, int ld,
                            int B, int T, int C);
   void (*modulate_backward)(float *dx, float *dshift, float *dscale, const float *dy, const float *x,
                             const float *scale, int ld, int B, int T, int C);
-  /* gated residual: x (B, T, C) += gate[b] y; backward adds dy += gate dx, dgate += sum_t dx y
-   * (dx itself passes through to the residual stream unchanged) */
+  /* gated residual: x (B, T, C) += gate[b] y; backward (overwrite): dy = gate dx, dgate[b] =
+   * sum_t dx y (dx itself passes through to the residual stream unchanged) */
   void (*gated_residual_forward)(float *x, const float *gate, const float *y, int ld, int B, int T, int C);
   void (*gated_residual_backward)(float *dy, float *dgate, const float *dx, const float *y,
                                   const float *gate, int ld, int B, int T, int C);
-  /* softmax over each row of (N, C); y may alias x. Backward: dx += y (dy - sum_c dy y) */
+  /* softmax over each row of (N, C); y may alias x. Backward (overwrite): dx = y (dy - sum_c dy y) */
   void (*softmax_forward)(float *y, const float *x, int N, int C);
   void (*softmax_backward)(float *dx, const float *dy, const float *y, int N, int C);
   /* image (B, C, H, W) <-> tokens (B, T, p*p*C), T = (H/p)(W/p) in row-major patch order, a token's
    * features ordered (py, px, c) as in DiT's unpatchify. Both overwrite; each is the other's adjoint. */
   void (*patchify)(float *tokens, const float *img, int B, int C, int H, int W, int p);
   void (*unpatchify)(float *img, const float *tokens, int B, int C, int H, int W, int p);
-  /* attention heads: qkv (B, T, 3, NH, hs) -> q, k, v (B, NH, T, hs) each (overwrite); its backward
-   * adds dq, dk, dv into dqkv. merge: y (B, NH, T, hs) -> out (B, T, NH, hs) (overwrite); its
-   * backward adds dout into dy (B, NH, T, hs). */
+  /* attention heads: qkv (B, T, 3, NH, hs) -> q, k, v (B, NH, T, hs) each; its backward writes
+   * dq, dk, dv into dqkv. merge: y (B, NH, T, hs) -> out (B, T, NH, hs); its backward writes dout
+   * into dy (B, NH, T, hs). All four overwrite. */
   void (*heads_split)(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs);
   void (*heads_split_backward)(float *dqkv, const float *dq, const float *dk, const float *dv, int B,
                                int T, int NH, int hs);

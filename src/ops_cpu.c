@@ -150,14 +150,14 @@ static inline float gelu_grad(float x, float th) {
   return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
 }
 
-/* dx += dy * gelu'(x), with tanh u from the forward (th_in) or recomputed (th_in NULL) */
+/* dx = dy * gelu'(x), with tanh u from the forward (th_in) or recomputed (th_in NULL) */
 static void cpu_gelu_backward(float *dx, const float *dy, const float *x, const float *th_in, long n) {
   if (th_in) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (long i = 0; i < n; i++) dx[i] += dy[i] * gelu_grad(x[i], th_in[i]);
+    for (long i = 0; i < n; i++) dx[i] = dy[i] * gelu_grad(x[i], th_in[i]);
   } else {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (long i = 0; i < n; i++) dx[i] += dy[i] * gelu_grad(x[i], vm_tanhf(gelu_u(x[i])));
+    for (long i = 0; i < n; i++) dx[i] = dy[i] * gelu_grad(x[i], vm_tanhf(gelu_u(x[i])));
   }
 }
 
@@ -187,13 +187,13 @@ static void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const
       for (int t = 0; t < T; t++) {
         long o = ((long)b * T + t) * C;
         for (int c = c0; c < c1; c++) {
-          dx[o + c] += dy[o + c] * (1.0f + k[c]);
+          dx[o + c] = dy[o + c] * (1.0f + k[c]);
           ds[c - c0] += dy[o + c], dc[c - c0] += (double)dy[o + c] * x[o + c];
         }
       }
       for (int c = c0; c < c1; c++) {
-        dshift[(long)b * ld + c] += (float)ds[c - c0];
-        dscale[(long)b * ld + c] += (float)dc[c - c0];
+        dshift[(long)b * ld + c] = (float)ds[c - c0];
+        dscale[(long)b * ld + c] = (float)dc[c - c0];
       }
     }
 }
@@ -219,11 +219,11 @@ static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx
       for (int t = 0; t < T; t++) {
         long o = ((long)b * T + t) * C;
         for (int c = c0; c < c1; c++) {
-          dy[o + c] += g[c] * dx[o + c];
+          dy[o + c] = g[c] * dx[o + c];
           dg[c - c0] += (double)dx[o + c] * y[o + c];
         }
       }
-      for (int c = c0; c < c1; c++) dgate[(long)b * ld + c] += (float)dg[c - c0];
+      for (int c = c0; c < c1; c++) dgate[(long)b * ld + c] = (float)dg[c - c0];
     }
 }
 
@@ -250,7 +250,7 @@ static void cpu_softmax_backward(float *dx, const float *dy, const float *y, int
     const float *dr = dy + (long)r * C, *yr = y + (long)r * C;
     double s = 0;
     for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
-    for (int c = 0; c < C; c++) dx[(long)r * C + c] += yr[c] * (float)(dr[c] - s);
+    for (int c = 0; c < C; c++) dx[(long)r * C + c] = yr[c] * (float)(dr[c] - s);
   }
 }
 
@@ -303,7 +303,7 @@ static void cpu_heads_split_backward(float *dqkv, const float *dq, const float *
       for (int t = 0; t < T; t++) {
         float *dst = dqkv + ((long)b * T + t) * 3 * C + (long)h * hs;
         long o = (((long)b * NH + h) * T + t) * hs;
-        for (int d = 0; d < hs; d++) dst[d] += dq[o + d], dst[C + d] += dk[o + d], dst[2 * C + d] += dv[o + d];
+        for (int d = 0; d < hs; d++) dst[d] = dq[o + d], dst[C + d] = dk[o + d], dst[2 * C + d] = dv[o + d];
       }
 }
 
@@ -324,7 +324,7 @@ static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T,
     for (int h = 0; h < NH; h++)
       for (int t = 0; t < T; t++)
         for (int d = 0; d < hs; d++)
-          dy[(((long)b * NH + h) * T + t) * hs + d] += dout[((long)b * T + t) * C + (long)h * hs + d];
+          dy[(((long)b * NH + h) * T + t) * hs + d] = dout[((long)b * T + t) * C + (long)h * hs + d];
 }
 
 static void cpu_add(float *y, const float *a, const float *b, long n) {

@@ -34,6 +34,14 @@ static void expect_doubled(const char *what, const float *now, const float *firs
   EXPECT(bad == 0, "%s: %d of %ld entries are not twice the first backward's (backward must add)", what, bad, n);
 }
 
+/* for the backward ops that overwrite (ops.h): a second backward into a poisoned buffer gives the
+ * first's values bit for bit */
+static void expect_overwritten(const char *what, const float *now, const float *first, long n) {
+  int bad = 0;
+  for (long i = 0; i < n; i++) bad += now[i] != first[i];
+  EXPECT(bad == 0, "%s: %d of %ld entries differ from the first backward's (backward must overwrite)", what, bad, n);
+}
+
 static void free_all(float **bufs, size_t n) {
   for (size_t i = 0; i < n; i++) ops->free(bufs[i]);
 }
@@ -110,8 +118,9 @@ static void test_gelu(void) {
   ops->gelu_backward(dx, c.R, c.x, NULL, N);
   check_grad("d/dx gelu", c.x, dx, N, gelu_loss, &c);
   float *dx1 = host_copy(dx, N);
+  ops->fill(dx, 7.0f, N);
   ops->gelu_backward(dx, c.R, c.x, NULL, N);
-  expect_doubled("d/dx gelu", dx, dx1, N);
+  expect_overwritten("d/dx gelu", dx, dx1, N);
   /* the tanh cache: the same outputs and the same gradient, bit for bit */
   float *th = alloc_f(N), *y2 = alloc_f(N), *dx2 = alloc_f(N);
   ops->gelu_forward(y2, th, c.x, N);
@@ -197,9 +206,11 @@ static void test_modulate(void) {
   check_grad("d/d(shift, scale) modulate (and 0 for the chunks it does not read)", c.cond, dcond, MB * MLD,
              modulate_loss, &c);
   float *dx1 = host_copy(dx, n), *dc1 = host_copy(dcond, MB * MLD);
+  ops->fill(dx, 7.0f, n);
+  for (int b = 0; b < MB; b++) ops->fill(dcond + b * MLD + MC, 7.0f, 2 * MC); /* the chunks it writes */
   ops->modulate_backward(dx, dcond + MC, dcond + 2 * MC, c.R, c.x, c.cond + 2 * MC, MLD, MB, MT, MC);
-  expect_doubled("d/dx modulate", dx, dx1, n);
-  expect_doubled("d/dcond modulate", dcond, dc1, MB * MLD);
+  expect_overwritten("d/dx modulate", dx, dx1, n);
+  expect_overwritten("d/dcond modulate", dcond, dc1, MB * MLD);
   free(dx1), free(dc1);
   FREE_ALL(c.y, c.x, c.cond, c.R, dx, dcond);
 }
@@ -231,10 +242,13 @@ static void test_gated_residual(void) {
   check_grad("d/dy gated residual", c.y, dy, n, gated_loss, &c);
   check_grad("d/dgate gated residual", c.cond, dcond, MB * MLD, gated_loss, &c);
   check_grad("d/dx gated residual (passes through)", c.x0, c.R, n, gated_loss, &c);
-  float *dy1 = host_copy(dy, n);
+  float *dy1 = host_copy(dy, n), *dc1 = host_copy(dcond, MB * MLD);
+  ops->fill(dy, 7.0f, n);
+  for (int b = 0; b < MB; b++) ops->fill(dcond + b * MLD + 2 * MC, 7.0f, MC);
   ops->gated_residual_backward(dy, dcond + 2 * MC, c.R, c.y, c.cond + 2 * MC, MLD, MB, MT, MC);
-  expect_doubled("d/dy gated residual", dy, dy1, n);
-  free(dy1);
+  expect_overwritten("d/dy gated residual", dy, dy1, n);
+  expect_overwritten("d/dgate gated residual", dcond, dc1, MB * MLD);
+  free(dy1), free(dc1);
   FREE_ALL(c.y, c.x, c.cond, c.R, c.x0, dy, dcond);
 }
 
@@ -269,8 +283,9 @@ static void test_softmax(void) {
   check_grad("d/dx softmax", c.x, dx, N * C, softmax_loss, &c);
   float *dx1 = host_copy(dx, N * C);
   softmax_loss(&c);
+  ops->fill(dx, 7.0f, N * C);
   ops->softmax_backward(dx, c.R, c.y, N, C);
-  expect_doubled("d/dx softmax", dx, dx1, N * C);
+  expect_overwritten("d/dx softmax", dx, dx1, N * C);
   /* in place, as attention uses it */
   memcpy(dx1, c.y, sizeof(float) * N * C);
   ops->softmax_forward(c.x, c.x, N, C);
@@ -353,8 +368,10 @@ static void test_attention(void) {
   check_grad("d/dqkv attention", c.qkv, dqkv, 3 * n, attn_loss, &c);
   float *d1 = host_copy(dqkv, 3 * n);
   attn_loss(&c);
+  ops->fill(dqkv, 7.0f, 3 * n);
+  ops->fill(scratch, 7.0f, attention_scratch_floats(B, T, C, NH)); /* no scratch is read before it is written */
   attention_backward(dqkv, scratch, c.R, c.q, c.k, c.v, c.prob, B, T, C, NH);
-  expect_doubled("d/dqkv attention", dqkv, d1, 3 * n);
+  expect_overwritten("d/dqkv attention", dqkv, d1, 3 * n);
   free(d1);
   FREE_ALL(c.out, c.q, c.k, c.v, c.prob, c.y, c.qkv, c.R, dqkv, scratch);
 }
