@@ -65,20 +65,19 @@ static void mlp_backward(Model *m, float *dx, const float *dout, const float *df
   int H = c->width, D = c->dim;
   long BH = (long)B * H;
   CHECK(B == a->B, "mlp backward: batch %d differs from the forward batch %d", B, a->B);
-  /* dh holds d loss / d h_l as l walks down */
-  ops->fill(a->dz, 0.0f, BH);
-  if (dout) linear_backward(a->dz, G(a->outw), G(a->outb), dout, a->hf, P(a->outw), B, H, D);
+  /* dh holds d loss / d h_l as l walks down; the GEMMs with beta 0 (linear_backward_overwrite)
+   * need no zeroed buffer, silu_backward adds into one */
+  if (dout) linear_backward_overwrite(a->dz, G(a->outw), G(a->outb), dout, a->hf, P(a->outw), B, H, D);
+  else ops->fill(a->dz, 0.0f, BH);
   if (dfeat) ops->axpy(a->dz, 1.0f, dfeat, BH);
   ops->fill(a->dh, 0.0f, BH);
   ops->silu_backward(a->dh, a->dz, a->h + c->depth * BH, BH);
   for (int l = c->depth - 1; l >= 0; l--) {
     float *h = a->h + l * BH, *a1 = a->a1 + l * BH, *z1 = a->z1 + l * BH, *a2 = a->a2 + l * BH;
-    ops->fill(a->da, 0.0f, BH);
-    linear_backward(a->da, G(a->w2[l]), G(a->b2[l]), a->dh, a2, P(a->w2[l]), B, H, H);
+    linear_backward_overwrite(a->da, G(a->w2[l]), G(a->b2[l]), a->dh, a2, P(a->w2[l]), B, H, H);
     ops->fill(a->dz, 0.0f, BH);
     ops->silu_backward(a->dz, a->da, z1, BH);
-    ops->fill(a->da, 0.0f, BH);
-    linear_backward(a->da, G(a->w1[l]), G(a->b1[l]), a->dz, a1, P(a->w1[l]), B, H, H);
+    linear_backward_overwrite(a->da, G(a->w1[l]), G(a->b1[l]), a->dz, a1, P(a->w1[l]), B, H, H);
     ops->silu_backward(a->dh, a->da, h, BH); /* the residual path keeps dh itself */
   }
   linear_backward(dx, G(a->inw), G(a->inb), a->dh, a->x, P(a->inw), B, D, H);
