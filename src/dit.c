@@ -161,8 +161,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     ops->fill(a->dcond, 0.0f, BC); /* d feat */
     if (dout) linear_backward(a->dcond, G_(a->headw), G_(a->headb), dout, a->feat, P_(a->headw), B, C, c->num_classes);
     if (dfeat) ops->axpy(a->dcond, 1.0f, dfeat, BC);
-    ops->fill(a->s1, 0.0f, BTC);
-    ops->gemm_batched(1, 0, T, C, 1, 1.0f / T, a->ones, 0, a->dcond, C, 1.0f, a->s1, (long)T * C, B);
+    ops->gemm_batched(1, 0, T, C, 1, 1.0f / T, a->ones, 0, a->dcond, C, 0.0f, a->s1, (long)T * C, B); /* overwrites */
     ops->layernorm_backward(a->dh, a->s1, hL, a->meanf, a->rstdf, BT, C);
   } else if (dout) {
     ops->patchify(a->dtok, dout, B, CI, S, S, p); /* the adjoint of unpatchify */
