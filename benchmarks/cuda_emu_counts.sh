@@ -40,8 +40,10 @@ if [ -f data/fmnist_train.h5 ]; then
   "$E" train task=reward data=data/fmnist_train.h5 test_data=data/fmnist_test.h5 run="$S/img_reward" $IMG \
     train.steps=2 train.batch=8 ckpt.every=2 >"$S/img_reward.out" 2>&1
   for m in dmd dmd2 dmdr amd; do
-    run_pair "dit_$m" 2 "$E" distill teacher="$S/img_teacher" reward.ckpt="$([ $m = dmdr ] || [ $m = amd ] && echo "$S/img_reward")" \
-      method=$m train.prompts=4 amd.K=2 threads=1 device=cuda
+    reward=""
+    case $m in dmdr | amd) reward="$S/img_reward" ;; esac
+    run_pair "dit_$m" 2 "$E" distill teacher="$S/img_teacher" reward.ckpt="$reward" method=$m train.prompts=4 amd.K=2 \
+      threads=1 device=cuda
   done
 fi
 

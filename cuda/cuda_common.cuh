@@ -97,7 +97,7 @@ void cuda_gated_residual_backward(float *dy, float *dgate, const float *dx, cons
 void cuda_softmax_forward(float *y, const float *x, int N, int C);
 void cuda_softmax_backward(float *dx, const float *dy, const float *y, int N, int C);
 
-/* reduce.cu: reductions to the host, AdamW, Philox, the per-sample losses */
+/* reduce.cu: reductions (to the host, or left on the device), AdamW, Philox, the per-sample losses */
 void cuda_reduce_init(void);
 double cuda_sum_squares(const float *x, long n);
 void cuda_sum_squares_async(double *out, const float *x, long n);

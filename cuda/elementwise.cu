@@ -312,7 +312,8 @@ void cuda_euler_update(float *x, const float *v, const float *h, int B, int D) {
 }
 
 /* in double, as the CPU: a handful of logits per step */
-__global__ void softplus_forward_backward_kernel(float *loss, float *dz, const float *z, float sign, float scale, int B) {
+__global__ void softplus_forward_backward_kernel(float *loss, float *dz, const float *z, float sign, float scale,
+                                                 int B) {
   GRID_STRIDE(b, (long)B) {
     double u = (double)sign * z[b];
     if (loss) loss[b] = (float)(u > 0 ? u + log1p(exp(-u)) : log1p(exp(u)));
