@@ -19,7 +19,9 @@ fi
 "$EMU/tests/emu_selftest" ok || fail emu_selftest_ok "exit $?"
 expect_error emu_catches_out_of_bounds "out-of-bounds device access 0 bytes past the end of a 400-byte allocation (kernel write_kernel" \
   "$EMU/tests/emu_selftest" oob
-expect_error emu_catches_host_access "host code touched device memory (byte 12 of a 400-byte" "$EMU/tests/emu_selftest" host_access
+expect_error emu_catches_host_access \
+  "host code touched device memory (byte 12 of a 400-byte cudaMalloc allocation): a device pointer dereferenced on the host (in host code)" \
+  "$EMU/tests/emu_selftest" host_access
 expect_error emu_catches_deadlock "deadlock: 64 live threads, 32 of them at __syncthreads" "$EMU/tests/emu_selftest" deadlock
 expect_error emu_catches_shuffle_after_exit "full-mask shuffle in warp 0 after 1 of its lanes exited" \
   "$EMU/tests/emu_selftest" shfl_exited

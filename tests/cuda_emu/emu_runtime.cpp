@@ -603,7 +603,7 @@ static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cubla
       ldc < (m > 1 ? m : 1) || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
     return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
-  current_kernel = "cublasSgemm";
+  current_kernel = "cublasSgemm"; /* for the faults below; the host's code again once they pass */
   if (alloc_at(alpha) || alloc_at(beta)) emu_fault("cuBLAS alpha or beta is a device pointer in host pointer mode");
   float al = *alpha, be = *beta;
   for (int q = 0; q < batch; q++) {
@@ -616,6 +616,7 @@ static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cubla
                 "dimension places it)",
                 (unsigned long long)q);
   }
+  current_kernel = "host code";
   bool tf32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;
   stats.gemm++;
   enqueue([=] { gemm_run(tf32, ta, tb, m, n, k, al, A, lda, sA, B, ldb, sB, be, C, ldc, sC, batch); });

@@ -175,7 +175,11 @@ int main(int argc, char **argv) {
     return failures ? 1 : 0;
   } else if (!strcmp(mode, "oob")) {
     write_kernel<<<1, 128, 0, 0>>>(x, 101);
-  } else if (!strcmp(mode, "host_access")) {
+  } else if (!strcmp(mode, "host_access")) { /* after a valid cuBLAS call: the fault names host code */
+    float one = 1, zero = 0;
+    cublasHandle_t blas;
+    cublasCreate(&blas);
+    cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, x, 1, x, 1, &zero, x + 1, 1);
     printf("%f\n", x[3]);
   } else if (!strcmp(mode, "deadlock")) {
     deadlock_kernel<<<1, 64, 0, 0>>>(x);
