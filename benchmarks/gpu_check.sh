@@ -7,7 +7,8 @@
 #   3. scenario_cuda: the CUDA binary end to end (device=cuda/auto, 2 ranks, sample, distill);
 #   4. the DiT training step on the GPU against the cuBLAS sgemm ceiling, with the per-kernel
 #      profile, at batch 64 and 256, and with TF32; sampling images/s of teacher and student step
-#      counts; PyTorch on the same card (torch's own python3 there) at the same sizes.
+#      counts; PyTorch on the same card (torch's own python3 there) at the same sizes; and, when the
+#      bundle has one (BASE=), the baseline commit's step beside this one's.
 #   5. compute-sanitizer memcheck over test_cuda, if time is left.
 # summary.txt goes to $OUT (the device tool's folder; /tmp/gpu_check otherwise), and each part's
 # whole output to detail.tar.gz beside it, packed again at each part's start (the device tool brings
@@ -48,7 +49,7 @@ done
 libpath="$G/lib$cuda_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # wrappers: the bundle's libraries for our programs and Open MPI's, not for python3
 mkdir -p "$G/bin"
-for b in amd test_cuda dit_speed; do
+for b in $(ls "$G/real"); do
   printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$libpath" "$G/real/$b" >"$G/bin/$b"
 done
 printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec /usr/bin/orterun "$@"\n' "$libpath" >"$G/bin/mpirun"
@@ -58,7 +59,7 @@ chmod +x "$G/bin/"*
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_plm=isolated
 PY=$(command -v python3)
 
-stamp "1. machine (bundle of commit $(cat "$G/commit"))"
+stamp "1. machine (bundle of commit $(cat "$G/commit")$([ -f "$G/base_commit" ] && echo ", baseline $(cat "$G/base_commit")"))"
 { nvidia-smi; nvidia-smi -L; echo "cuda libraries from:$cuda_dirs"; echo "moved aside:$moved"; echo "python3: $PY";
   LD_LIBRARY_PATH="$libpath" ldd "$G/real/amd" "$G/real/test_cuda" | grep -E "not found|cublas|cudart" ; } \
   >"$D/machine.txt" 2>&1
@@ -88,6 +89,12 @@ for B in $batches; do
   AMD_PROFILE=1 timeout 30 "$G/bin/dit_speed" device=cuda batch=$B steps=5 ceiling=0 >"$D/dit_cuda_profile_b$B.txt" 2>&1
   AMD_TF32=1 timeout 30 "$G/bin/dit_speed" device=cuda batch=$B steps=20 ceiling=0 >"$D/dit_cuda_tf32_b$B.txt" 2>&1
   grep -E "^RESULT impl" "$D/dit_cuda_tf32_b$B.txt" | sed 's/^RESULT/RESULT_TF32/' | tee -a "$SUM/summary.txt"
+  if [ -x "$G/real/dit_speed_base" ]; then # the baseline's step, then the current one's again, on this card
+    for v in dit_speed_base dit_speed; do
+      timeout 30 "$G/bin/$v" device=cuda batch=$B steps=20 ceiling=0 >"$D/${v}_again_b$B.txt" 2>&1
+      grep -E "^RESULT impl" "$D/${v}_again_b$B.txt" | sed "s/^RESULT/RESULT_$v/" | tee -a "$SUM/summary.txt"
+    done
+  fi
   timeout 60 "$PY" benchmarks/dit_speed_torch.py device=cuda batch=$B steps=20 >"$D/dit_torch_b$B.txt" 2>&1
   grep -E "^RESULT|Error|error" "$D/dit_torch_b$B.txt" | tail -3 | tee -a "$SUM/summary.txt"
 done

@@ -99,6 +99,11 @@ void cuda_softmax_backward(float *dx, const float *dy, const float *y, int N, in
 
 /* reduce.cu: reductions (to the host, or left on the device), AdamW, Philox, the per-sample losses */
 void cuda_reduce_init(void);
+void cuda_reduce_release(void); /* at exit; errors ignored */
+/* scratch of CUDA_COLUMN_PARTIALS doubles for the partial column sums of a split reduction; any op
+ * may use it, since ops run in stream order */
+#define CUDA_COLUMN_PARTIALS 65536
+double *cuda_column_partials(void);
 double cuda_sum_squares(const float *x, long n);
 void cuda_sum_squares_async(double *out, const float *x, long n);
 int cuda_all_finite(const float *x, long n);

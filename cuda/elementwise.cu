@@ -2,7 +2,8 @@
  * per-sample updates of the flow, one thread per output element (grid-stride). Formulas and float or
  * double evaluation follow src/ops_cpu.c term by term; nvcc may fuse a multiply-add where the CPU
  * rounds twice, so results agree to float rounding, and the pure copies exactly.
- * The two column sums (bias_backward, embedding_backward) add in the CPU's row order.
+ * Of the two column sums, embedding_backward adds in the CPU's row order; bias_backward adds in
+ * double in a fixed order of its own, so it rounds to the CPU's float but for a rare last bit.
  * Not here: vectorized loads or fused kernels; each op is one simple kernel. */
 #include "cuda_common.cuh"
 
@@ -16,39 +17,76 @@ void cuda_fill(float *x, float value, long n) {
   launchCheck(fill_kernel);
 }
 
-__global__ void bias_add_kernel(float *y, const float *b, long n, int N) {
-  GRID_STRIDE(i, n) y[i] += b[i % N];
+/* y (B, N) += b (N): a block row of threads per column range, grid-striding over the rows, so no
+ * thread divides its index by N */
+__global__ void bias_add_kernel(float *y, const float *b, int B, int N) {
+  int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= N) return;
+  float bj = b[j];
+  for (long r = blockIdx.y; r < B; r += gridDim.y) y[r * N + j] += bj;
 }
 
 void cuda_bias_add(float *y, const float *b, int B, int N) {
-  long n = (long)B * N;
-  if (n <= 0) return;
-  bias_add_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(y, b, n, N);
+  if (B <= 0 || N <= 0) return;
+  int threads = N >= CUDA_THREADS ? CUDA_THREADS : (N + 31) / 32 * 32;
+  unsigned rows = B < 65535 ? (unsigned)B : 65535;
+  bias_add_kernel<<<dim3((N + threads - 1) / threads, rows), threads, 0, cuda_stream>>>(y, b, B, N);
   launchCheck(bias_add_kernel);
 }
 
-/* db (N) += column sums of dy (B, N) in double. A block owns 32 columns; its BIAS_ROWS thread rows
- * take every BIAS_ROWS-th row (coalesced across the columns), then one fixed-order sum. */
+/* db (N) += column sums of dy (B, N) in double. A block owns 32 columns and one chunk of rows; its
+ * BIAS_ROWS thread rows take every BIAS_ROWS-th row of the chunk (coalesced across the columns), then
+ * one fixed-order sum. The transformer's biases see B = batch x tokens rows and only N = width
+ * columns, so the rows are split into chunks to give the GPU about BIAS_BLOCKS blocks; the chunks'
+ * sums go to the column partials and a second kernel adds them in chunk order. The split depends on
+ * B and N alone, not on the device, so every GPU adds in the same order. */
 #define BIAS_ROWS 16
-__global__ void bias_backward_kernel(float *db, const float *dy, int B, int N) {
+#define BIAS_BLOCKS 256
+#define BIAS_MIN_CHUNK 64
+__global__ void bias_backward_kernel(float *db, double *partial, const float *dy, int B, int N, int chunk) {
   __shared__ double part[BIAS_ROWS][33];
   int j = blockIdx.x * 32 + threadIdx.x;
+  int r0 = blockIdx.y * chunk, r1 = r0 + chunk < B ? r0 + chunk : B;
   double s = 0;
   if (j < N)
-    for (int i = threadIdx.y; i < B; i += BIAS_ROWS) s += dy[(long)i * N + j];
+    for (int i = r0 + threadIdx.y; i < r1; i += BIAS_ROWS) s += dy[(long)i * N + j];
   part[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y == 0 && j < N) {
     double t = 0;
     for (int r = 0; r < BIAS_ROWS; r++) t += part[r][threadIdx.x];
+    if (gridDim.y == 1)
+      db[j] += (float)t;
+    else
+      partial[(long)blockIdx.y * N + j] = t;
+  }
+}
+
+__global__ void bias_chunks_kernel(float *db, const double *partial, int chunks, int N) {
+  GRID_STRIDE(j, N) {
+    double t = 0;
+    for (int g = 0; g < chunks; g++) t += partial[(long)g * N + j];
     db[j] += (float)t;
   }
 }
 
 void cuda_bias_backward(float *db, const float *dy, int B, int N) {
   if (B <= 0 || N <= 0) return;
-  bias_backward_kernel<<<(N + 31) / 32, dim3(32, BIAS_ROWS), 0, cuda_stream>>>(db, dy, B, N);
+  int col_blocks = (N + 31) / 32;
+  long chunks = BIAS_BLOCKS / col_blocks;
+  long most = (B + BIAS_MIN_CHUNK - 1) / BIAS_MIN_CHUNK, room = CUDA_COLUMN_PARTIALS / N;
+  if (chunks > most) chunks = most;
+  if (chunks > room) chunks = room;
+  if (chunks < 1) chunks = 1;
+  int chunk = (int)((B + chunks - 1) / chunks);
+  chunks = (B + chunk - 1) / chunk; /* no empty chunk */
+  double *partial = cuda_column_partials();
+  bias_backward_kernel<<<dim3(col_blocks, (unsigned)chunks), dim3(32, BIAS_ROWS), 0, cuda_stream>>>(db, partial, dy, B,
+                                                                                                     N, chunk);
   launchCheck(bias_backward_kernel);
+  if (chunks == 1) return;
+  bias_chunks_kernel<<<grid_for(N), CUDA_THREADS, 0, cuda_stream>>>(db, partial, (int)chunks, N);
+  launchCheck(bias_chunks_kernel);
 }
 
 static __device__ inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }

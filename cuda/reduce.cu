@@ -14,11 +14,20 @@
 static double *partial_dev;   /* (REDUCE_BLOCKS) per-block sums */
 static double *sum_dev;       /* sum_squares: the total */
 static int *flag_dev;         /* all_finite: set when an element is not finite */
+static double *column_dev;    /* (CUDA_COLUMN_PARTIALS) column sums of row chunks (bias_backward) */
+
+double *cuda_column_partials(void) { return column_dev; }
 
 void cuda_reduce_init(void) {
   cudaCheck(cudaMalloc(&partial_dev, sizeof(double) * REDUCE_BLOCKS));
   cudaCheck(cudaMalloc(&sum_dev, sizeof(double)));
   cudaCheck(cudaMalloc(&flag_dev, sizeof(int)));
+  cudaCheck(cudaMalloc(&column_dev, sizeof(double) * CUDA_COLUMN_PARTIALS));
+}
+
+void cuda_reduce_release(void) {
+  cudaFree(partial_dev), cudaFree(sum_dev), cudaFree(flag_dev), cudaFree(column_dev);
+  partial_dev = sum_dev = column_dev = NULL, flag_dev = NULL;
 }
 
 static unsigned reduce_blocks(long n) {

@@ -60,6 +60,18 @@ for a, b, what in (('train10', 'train20', 'train'), ('dmd22', 'dmd24', 'distill 
     assert y['launch'] > 1.8 * x['launch'] and y['gemm'] > 1.8 * x['gemm'], (what, 'work did not grow', x, y)
     print(what, 'cudaMalloc', x['cudaMalloc'], 'launches', x['launch'], '->', y['launch'])
 "
+# ... and at exit nothing is held: every device and pinned allocation, stream and cuBLAS handle
+# that the runs made is given back (the emulator counts what is live after the exit handlers)
+py_check emu_nothing_held_at_exit "
+def stats(p):
+    return {k: int(v) for k, v in (l.split() for l in open(p))}
+for r in ('train10', 'dmd22', 'amd4'):
+    x = stats('$S/' + r + '.stats')
+    live = {k: v for k, v in x.items() if k.startswith('live_')}
+    assert len(live) == 4 and not any(live.values()), (r, live)
+    assert x['cudaMalloc'] == x['cudaFree'], (r, x['cudaMalloc'], x['cudaFree'])
+print('nothing held at exit')
+"
 # ... and the host waits for the device only where it must read (README "What the host reads"):
 # once per teacher step (losses and gradient norm together), once per fake update (its losses and
 # the fake teacher's and discriminator's gradient norms together; amd: and before it the rewards

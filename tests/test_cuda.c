@@ -293,8 +293,21 @@ static void test_pointwise(void) {
   int B = 300, N = 45, D = 77;
   c = (Case){.s = {B, N}}, buf_f(&c, (long)B * N, -1, 1, 1), buf_f(&c, N, -1, 1, 0);
   run_case("bias_add", &c, op_bias_add, POINTWISE);
+  c = (Case){.s = {70000, 3}}, buf_f(&c, 70000L * 3, -1, 1, 1), buf_f(&c, 3, -1, 1, 0); /* rows past one grid */
+  run_case("bias_add 70000x3", &c, op_bias_add, POINTWISE);
+  c = (Case){.s = {20, 1000}}, buf_f(&c, 20L * 1000, -1, 1, 1), buf_f(&c, 1000, -1, 1, 0); /* several column blocks */
+  run_case("bias_add 20x1000", &c, op_bias_add, POINTWISE);
   c = (Case){.s = {B, N}}, buf_f(&c, N, -1, 1, 1), buf_f(&c, (long)B * N, -1, 1, 0);
   run_case("bias_backward", &c, op_bias_backward, 1e-12);
+  /* rows split into chunks (a transformer's batch x tokens rows; a narrow output layer) */
+  static const int split[][2] = {{12544, 256}, {5000, 16}, {130, 1000}};
+  for (int k = 0; k < 3; k++) {
+    int Bs = split[k][0], Ns = split[k][1];
+    char name[64];
+    snprintf(name, sizeof name, "bias_backward %dx%d", Bs, Ns);
+    c = (Case){.s = {Bs, Ns}}, buf_f(&c, Ns, -1, 1, 1), buf_f(&c, (long)Bs * Ns, -1, 1, 0);
+    run_case(name, &c, op_bias_backward, 1e-12);
+  }
   c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -6, 6, 0);
   run_case("silu_forward", &c, op_silu_forward, POINTWISE);
   c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -6, 6, 0);

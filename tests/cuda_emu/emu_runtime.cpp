@@ -58,6 +58,8 @@ static std::map<std::string, unsigned long long> launches_by_kernel;
 
 static int bound_device = -1;
 
+static void write_live(FILE *f); /* at the end of this file, where every kind of object is declared */
+
 static void write_stats(void) {
   const char *pattern = getenv("CUDA_EMU_STATS"), *rank = getenv("OMPI_COMM_WORLD_RANK");
   if (!pattern || !*pattern) return;
@@ -74,6 +76,7 @@ static void write_stats(void) {
              "memset %llu\ngemm %llu\nhost_wait %llu\n",
           stats.malloc, stats.free, stats.launch, stats.h2d, stats.d2h, stats.d2d, stats.memset, stats.gemm,
           stats.host_wait);
+  write_live(f);
   for (const auto &k : launches_by_kernel) fprintf(f, "launch.%s %llu\n", k.first.c_str(), k.second);
   fclose(f);
 }
@@ -231,6 +234,16 @@ cudaError_t cudaStreamCreate(cudaStream_t *stream) {
   *stream = new cuda_emu_stream;
   streams.push_back(*stream);
   return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  for (size_t i = 0; i < streams.size(); i++)
+    if (streams[i] == stream) {
+      streams.erase(streams.begin() + (long)i);
+      delete stream;
+      return cudaSuccess;
+    }
+  return fail(cudaErrorInvalidValue);
 }
 
 static bool valid_stream(cudaStream_t s) {
@@ -544,8 +557,18 @@ struct cuda_emu_cublas {
   cublasMath_t math;
 };
 
+static unsigned long long cublas_handles; /* created and not destroyed */
+
 cublasStatus_t cublasCreate(cublasHandle_t *handle) {
   *handle = new cuda_emu_cublas{NULL, CUBLAS_DEFAULT_MATH};
+  cublas_handles++;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  delete handle;
+  cublas_handles--;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -681,4 +704,11 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
                                          const float *beta, float *C, int ldc, long long strideC, int batchCount) {
   return gemm_batched(handle, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC,
                       batchCount);
+}
+
+/* What is still held when the stats are written (at exit, after the program's own exit handlers):
+ * device and pinned allocations, streams and cuBLAS handles, the emulator's leak check. */
+static void write_live(FILE *f) {
+  fprintf(f, "live_device_allocations %zu\nlive_pinned_allocations %zu\nlive_streams %zu\nlive_cublas_handles %llu\n",
+          allocs.size(), pinned.size(), streams.size(), cublas_handles);
 }
