@@ -10,7 +10,8 @@
 #      after each S so that a stopped run leaves the table of what it finished.
 # Resumable: a stage whose output exists is skipped, and an interrupted training resumes from its
 # newest checkpoint, so rerunning the script after a stop continues where it was.
-# Usage: benchmarks/fmnist_methods.sh    (env: OUT=runs/fmnist N=2000 STEPS="1 2 4" THREADS=2 METHODS=...)
+# Usage: benchmarks/fmnist_methods.sh    (env: OUT=runs/fmnist N=2000 STEPS="1 2 4" THREADS=2 METHODS=...
+#        PY=python3 with h5py and numpy, for the table; AMD=the amd binary)
 # For a quick check of the script itself (tests/scenario_images.sh): TRAIN_DATA and TEST_DATA replace
 # data/fmnist_{train,test}.h5, and TRAIN_ARGS, DISTILL_ARGS (key=value lists) go after the job
 # config of every `amd train` and `amd distill`; a train.steps there overrides the config's.
@@ -23,6 +24,9 @@ STEPS=${STEPS:-"1 2 4"}
 THREADS=${THREADS:-2}
 METHODS=${METHODS:-"amd dmd2 dmdr dmd"}
 AMD=${AMD:-./amd}
+PY=${PY:-/usr/bin/python3}
+TIME=()
+[ -x /usr/bin/time ] && TIME=(/usr/bin/time -v) # peak memory in the logs, where the machine has it
 TRAIN_DATA=${TRAIN_DATA:-data/fmnist_train.h5}
 TEST_DATA=${TEST_DATA:-data/fmnist_test.h5}
 TRAIN_ARGS=${TRAIN_ARGS:-}
@@ -39,7 +43,7 @@ train() {
   local ckpt; ckpt=$(printf '%s/%s/ckpt_%08d.h5' "$OUT" "$name" "$steps")
   if [ -f "$ckpt" ]; then echo "$(stamp) $name: done ($ckpt)"; return; fi
   echo "$(stamp) $name: training ($OUT/logs/$name.log)"
-  /usr/bin/time -v "$AMD" "$cmd" "$cfg" "$@" run="$OUT/$name" resume=1 threads="$THREADS" >>"$OUT/logs/$name.log" 2>&1
+  "${TIME[@]}" "$AMD" "$cmd" "$cfg" "$@" run="$OUT/$name" resume=1 threads="$THREADS" >>"$OUT/logs/$name.log" 2>&1
 }
 # steps_of CFG [KEY=VALUE...]: the run's train.steps (the last train.steps= given, else the config's)
 steps_of() {
@@ -81,7 +85,7 @@ for S in $STEPS; do
   for m in dmd dmd2 dmdr amd; do
     [ -f "$OUT/samples/${m}_S${S}_eval.h5" ] && rows+=("$m student, $S step(s)=$OUT/samples/${m}_S${S}_eval.h5")
   done
-  /usr/bin/python3 benchmarks/eval_table.py "${rows[@]}" > "$OUT/table.md"
+  "$PY" benchmarks/eval_table.py "${rows[@]}" > "$OUT/table.md"
   echo "$(stamp) table after the $S-step students: $OUT/table.md"
 done
 cat "$OUT/table.md"
