@@ -27,6 +27,7 @@
  * discriminator's loss on real and on generated samples; the fake teacher's and the
  * discriminator's sums of squares. (8 B floats are a multiple of 8 bytes: the doubles are aligned.) */
 enum { ST_DMD = 0, ST_GAN_G = 6, ST_REG = 7, ST_FLOW = 0, ST_DISC_REAL = 1, ST_DISC_FAKE = 2, STATS_LEN = 8 };
+_Static_assert(ST_DISC_FAKE == ST_DISC_REAL + 1, "fake_update sums the two discriminator rows as one");
 static size_t stats_bytes(int B) { return sizeof(float) * STATS_LEN * (size_t)B + 2 * sizeof(double); }
 
 struct Distill {

@@ -87,7 +87,7 @@ void reward_eval(Reward *r, double *reward, float *grad, const float *x, const f
     classifier_log_prob_backend(r->cls, reward, grad, x, labels, B);
     return;
   }
-  long n = 2L * B;
+  long n = 2L * B; /* toy points are 2-D: grad is (B, 2) */
   if (grad && n > r->grad_n) {
     free(r->grad_h);
     r->grad_h = mallocCheck(sizeof(float) * (size_t)n);
