@@ -40,11 +40,11 @@ NVCC        := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvc
 CUDA_HOME   ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(realpath $(NVCC))),/usr/local/cuda)
 CUDA_VER    := $(if $(NVCC),$(shell $(NVCC) --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\),.*/\1/p'))
 
-CFLAGS  += -Isrc -Iio -Impi $(HDF5_CFLAGS) -I$(OPENBLAS_INC)
+CFLAGS  += -Icore -Isrc -Iio -Impi $(HDF5_CFLAGS) -I$(OPENBLAS_INC)
 LDFLAGS += -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR)
 LDLIBS  += $(HDF5_LIBS) -lopenblas $(PNG_LIBS) -lz -lm
 
-SRCS     := $(wildcard src/*.c) $(wildcard io/*.c) $(wildcard mpi/*.c)
+SRCS     := $(wildcard core/*.c) $(wildcard src/*.c) $(wildcard io/*.c) $(wildcard mpi/*.c)
 OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -69,7 +69,7 @@ ifeq ($(CUDA),1)
     $(error CUDA=1: nvcc not found (PATH or /usr/local/cuda/bin); install the CUDA toolkit)
   endif
   CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
-  NVCCFLAGS := -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings -MMD -MP -Isrc -Icuda
+  NVCCFLAGS := -O2 -g $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings -MMD -MP -Icore -Isrc -Icuda
   LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
   LDLIBS    += -lcublas -lcudart -lstdc++
 endif
@@ -81,7 +81,7 @@ ifeq ($(CUDA_EMU),1)
   CU_OBJS   += $(BUILD)/tests/cuda_emu/emu_runtime.o
   TEST_BINS += $(BUILD)/tests/emu_selftest
   BENCH_BINS :=
-  CXXFLAGS  := -std=c++17 -O2 -g -march=x86-64-v2 -Wall -Wextra -Werror -MMD -MP -Itests/cuda_emu -Isrc -Icuda
+  CXXFLAGS  := -std=c++17 -O2 -g -march=x86-64-v2 -Wall -Wextra -Werror -MMD -MP -Itests/cuda_emu -Icore -Isrc -Icuda
   LDLIBS    += -lstdc++
 endif
 OBJS += $(CU_OBJS)

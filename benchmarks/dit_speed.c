@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "common.h"
 #include "flow.h"
 #include "model.h"

@@ -1,4 +1,4 @@
-/* ops_cuda.cu: the CUDA backend's op table (the interface of src/ops.h, the semantics of
+/* ops_cuda.cu: the CUDA backend's op table (the interface of core/ops.h, the semantics of
  * src/ops_cpu.c), its memory ops, and binding a process to one device. Every op runs in order on one
  * stream; copies to the host wait for it, so the host sees what every earlier op wrote. Copies to
  * the device do not wait (see cuda_to_device), so the host keeps queueing work while they run.

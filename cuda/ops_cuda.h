@@ -1,6 +1,6 @@
 /* ops_cuda.h: the CUDA backend as C code sees it (src/backend.c, tests/test_cuda.c). Plain C types
  * only, so C files include it without the CUDA headers; built into `make CUDA=1` builds, which
- * define AMD_CUDA. The op table itself is the interface of src/ops.h.
+ * define AMD_CUDA. The op table itself is the interface of core/ops.h.
  * Not here: kernels (the .cu files beside this one) and device selection policy (src/backend.c). */
 #pragma once
 #include <stddef.h>

@@ -176,7 +176,7 @@ void cuda_mse_forward_backward(float *loss, float *dpred, const float *pred, con
   launchCheck(mse_forward_backward_kernel);
 }
 
-/* one block per sample: the DMD / AMD generator gradient of src/ops.h, sums in double */
+/* one block per sample: the DMD / AMD generator gradient of core/ops.h, sums in double */
 __global__ void dmd_grad_kernel(float *dx, float *stats, const float *x, const float *d_c, const float *d_u,
                                 const float *d_f, const float *alpha, const float *beta, float w, float scale, int D) {
   __shared__ double sh[CUDA_THREADS];

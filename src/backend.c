@@ -6,6 +6,8 @@
  * `mpirun -np 2` on two cores does not oversubscribe.
  * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
  * and rank 0 prints the per-op table to stderr when the program exits. */
+#include "backend.h"
+
 #include <cblas.h>
 #include <mpi.h>
 #include <omp.h>

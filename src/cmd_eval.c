@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "classifier.h"
 #include "commands.h"
 #include "common.h"

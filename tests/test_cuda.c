@@ -1,5 +1,5 @@
 /* test_cuda.c: the CUDA backend against the CPU backend (DESIGN section 10), in the manner of ggml's
- * test-backend-ops: every op of src/ops.h runs on the same inputs on both backends (outputs too are
+ * test-backend-ops: every op of core/ops.h runs on the same inputs on both backends (outputs too are
  * filled with random values first, so an op that must add and one that must overwrite are both
  * checked), and each output is compared by its normalized mean squared error
  *   NMSE = sum (cuda - cpu)^2 / sum cpu^2
@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "common.h"
 #include "ops.h"
 #include "test.h"

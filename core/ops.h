@@ -129,14 +129,5 @@ typedef struct amd_ops {
   void (*euler_update)(float *x, const float *v, const float *h /* (B) */, int B, int D);
 } amd_ops;
 
-/* The backend in use; set once by ops_select before any model is built. */
+/* The backend in use; set once at start-up (src/backend.h) before any model is built. */
 extern const amd_ops *ops;
-extern const amd_ops ops_cpu; /* ops_cuda (cuda/ops_cuda.h) exists in `make CUDA=1` builds */
-
-/* device: "cpu", "cuda" or "auto" (CUDA when built and a GPU is present, else the CPU). With CUDA,
- * each rank takes device (node-local rank) mod (devices on the node). `cuda` without a usable
- * device is a usage error naming the reason, never a silent fallback. */
-void ops_select(const char *device);
-/* ops_select plus the OpenMP/OpenBLAS thread count (threads <= 0: this node's cores divided among
- * its ranks); returns the thread count used. */
-int backend_init(const char *device, int threads);
