@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """same_outputs.py BEFORE AFTER: compares every HDF5 file (and every .txt eval report) of two
 golden_runs.sh folders bit for bit: every dataset's values, dtype and shape, every attribute, the
 group structure. Wall-clock measurements are skipped: the /timing table, the /train columns time
