@@ -1,4 +1,4 @@
-/* ckpt.c: writing and loading checkpoints. */
+/* ckpt.c: writing and reading checkpoint files (ckpt.h). */
 #include "ckpt.h"
 
 #include <dirent.h>
@@ -13,80 +13,72 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "dist.h"
 #include "h5.h"
-#include "ops.h"
-#include "zero.h"
-#include "runctl.h"
 
-typedef struct {
-  char name[MODEL_NAME_MAX];
-  long long offset;
-  int ndim;
-  int shape[4];
-} LayoutRow;
+/* /counters holds four values; their order in the file: */
+enum { COUNTER_FAKE_UPDATES, COUNTER_STUDENT_STEPS, COUNTER_ROLLBACKS, COUNTER_RESERVED, NCOUNTERS };
+
+static void (*pause_hook)(void);
+
+void ckpt_set_pause_hook(void (*hook)(void)) { pause_hook = hook; }
 
 static hid_t layout_type(void) {
-  hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(LayoutRow));
+  hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(CkptTensor));
   hid_t s = H5Tcopy(H5T_C_S1);
-  H5Tset_size(s, MODEL_NAME_MAX);
+  H5Tset_size(s, CKPT_NAME_MAX);
   hsize_t four = 4;
   hid_t a = H5Tarray_create2(H5T_NATIVE_INT, 1, &four);
-  H5Tinsert(t, "name", HOFFSET(LayoutRow, name), s);
-  H5Tinsert(t, "offset", HOFFSET(LayoutRow, offset), H5T_NATIVE_LLONG);
-  H5Tinsert(t, "ndim", HOFFSET(LayoutRow, ndim), H5T_NATIVE_INT);
-  H5Tinsert(t, "shape", HOFFSET(LayoutRow, shape), a);
+  H5Tinsert(t, "name", HOFFSET(CkptTensor, name), s);
+  H5Tinsert(t, "offset", HOFFSET(CkptTensor, offset), H5T_NATIVE_LLONG);
+  H5Tinsert(t, "ndim", HOFFSET(CkptTensor, ndim), H5T_NATIVE_INT);
+  H5Tinsert(t, "shape", HOFFSET(CkptTensor, shape), a);
   H5Tclose(s);
   H5Tclose(a);
   return t;
 }
 
-/* This rank's part [begin, end) of the global vector `name` of n values: values from dev, which
- * holds [dev_begin, dev_begin + dev_n) of the vector (backend memory). */
-static void write_vector(hid_t g, const char *name, const float *dev, long dev_begin, long dev_n, long n) {
-  long begin, end;
-  zero_shard(n, amd_rank(), dist_size(), &begin, &end);
-  CHECK(begin >= dev_begin && end <= dev_begin + dev_n,
-        "checkpoint: rank %d holds values %ld..%ld of '%s' but must write %ld..%ld", amd_rank(), dev_begin,
-        dev_begin + dev_n, name, begin, end);
-  float *host = mallocCheck(sizeof(float) * (size_t)(end > begin ? end - begin : 1));
-  ops->to_host(host, dev + (begin - dev_begin), sizeof(float) * (size_t)(end - begin));
-  h5_write_slab(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, host, (hsize_t)n, (hsize_t)begin, (hsize_t)(end - begin));
-  free(host);
+void ckpt_begin(CkptWriter *w, const char *run_dir, const CkptState *st, const char *config_text,
+                const char *data_path) {
+  snprintf(w->run_dir, sizeof w->run_dir, "%s", run_dir);
+  snprintf(w->path, sizeof w->path, "%s/ckpt_%08ld.h5", run_dir, st->step);
+  snprintf(w->tmp, sizeof w->tmp, "%s.tmp", w->path);
+  w->file = h5_create_parallel(w->tmp, "amd-checkpoint", config_text);
+  w->net = -1;
+  h5_attr_write_i64(w->file, "step", st->step);
+  h5_attr_write_i64(w->file, "seed", (long long)st->seed);
+  h5_attr_write_i64(w->file, "data_cursor", st->data_cursor);
+  h5_attr_write_str(w->file, "data", data_path ? data_path : "");
+  if (st->teacher[0]) h5_attr_write_str(w->file, "teacher", st->teacher);
+  double counters[NCOUNTERS] = {0};
+  counters[COUNTER_FAKE_UPDATES] = (double)st->fake_updates;
+  counters[COUNTER_STUDENT_STEPS] = (double)st->student_steps;
+  counters[COUNTER_ROLLBACKS] = (double)st->rollbacks;
+  h5_write_slab(w->file, "counters", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, counters, NCOUNTERS, 0,
+                amd_rank() == 0 ? NCOUNTERS : 0);
 }
 
-static void write_net(hid_t f, const CkptNet *net) {
-  const Model *m = net->model;
-  hid_t g = h5_group_create(f, net->name);
-  h5_attr_write_str(g, "kind", m->cfg.kind);
-  h5_attr_write_i64(g, "dim", m->cfg.dim);
-  h5_attr_write_i64(g, "num_classes", m->cfg.num_classes);
-  h5_attr_write_i64(g, "width", m->cfg.width);
-  h5_attr_write_i64(g, "depth", m->cfg.depth);
-  h5_attr_write_i64(g, "temb_dim", m->cfg.temb_dim);
-  h5_attr_write_i64(g, "img_channels", m->cfg.img_channels);
-  h5_attr_write_i64(g, "img_size", m->cfg.img_size);
-  h5_attr_write_i64(g, "patch", m->cfg.patch);
-  h5_attr_write_i64(g, "heads", m->cfg.heads);
-  h5_attr_write_i64(g, "num_params", m->num_params);
-  write_vector(g, "params", m->params, 0, m->num_params, m->num_params);
-  if (net->opt) {
-    write_vector(g, "adam_m", net->opt->m, net->opt->begin, net->opt->n, m->num_params);
-    write_vector(g, "adam_v", net->opt->v, net->opt->begin, net->opt->n, m->num_params);
-  }
-  LayoutRow *rows = callocCheck((size_t)m->num_tensors, sizeof *rows);
-  for (int i = 0; i < m->num_tensors; i++) {
-    snprintf(rows[i].name, sizeof rows[i].name, "%s", m->tensors[i].name);
-    rows[i].offset = m->tensors[i].offset;
-    rows[i].ndim = m->tensors[i].ndim;
-    memcpy(rows[i].shape, m->tensors[i].shape, sizeof rows[i].shape);
-  }
+void ckpt_begin_net(CkptWriter *w, const char *net, const char *kind, const CkptAttr *attrs, int nattrs) {
+  w->net = h5_group_create(w->file, net);
+  h5_attr_write_str(w->net, "kind", kind);
+  for (int i = 0; i < nattrs; i++) h5_attr_write_i64(w->net, attrs[i].key, attrs[i].value);
+}
+
+void ckpt_write_vector(CkptWriter *w, const char *name, const float *host, long n, long begin, long count) {
+  CHECK(begin >= 0 && count >= 0 && begin + count <= n, "checkpoint: rank %d writes values %ld..%ld of '%s' of %ld",
+        amd_rank(), begin, begin + count, name, n);
+  h5_write_slab(w->net, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, host, (hsize_t)n, (hsize_t)begin, (hsize_t)count);
+}
+
+void ckpt_write_layout(CkptWriter *w, const CkptTensor *rows, int nrows) {
   hid_t t = layout_type();
-  hsize_t nt = (hsize_t)m->num_tensors;
-  h5_write_slab(g, "layout", t, t, rows, nt, 0, amd_rank() == 0 ? nt : 0);
+  hsize_t nt = (hsize_t)nrows;
+  h5_write_slab(w->net, "layout", t, t, rows, nt, 0, amd_rank() == 0 ? nt : 0);
   H5Tclose(t);
-  free(rows);
-  H5Gclose(g);
+}
+
+void ckpt_end_net(CkptWriter *w) {
+  H5Gclose(w->net);
+  w->net = -1;
 }
 
 static void sync_file(const char *path) {
@@ -126,30 +118,16 @@ static void prune(const char *run_dir, int keep) {
   }
 }
 
-void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, int nnets,
-               const char *config_text, const char *data_path, int keep) {
-  char path[4200], tmp[4300];
-  snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", run_dir, st->step);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  hid_t f = h5_create_parallel(tmp, "amd-checkpoint", config_text);
-  h5_attr_write_i64(f, "step", st->step);
-  h5_attr_write_i64(f, "seed", (long long)st->seed);
-  h5_attr_write_i64(f, "data_cursor", st->data_cursor);
-  h5_attr_write_str(f, "data", data_path ? data_path : "");
-  if (st->teacher[0]) h5_attr_write_str(f, "teacher", st->teacher);
-  double counters[4];
-  for (int i = 0; i < 4; i++) counters[i] = (double)st->counters[i];
-  h5_write_slab(f, "counters", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, counters, 4, 0, amd_rank() == 0 ? 4 : 0);
-  for (int i = 0; i < nnets; i++) write_net(f, &nets[i]);
-  runctl_fault_pause(RUNCTL_FAULT_CKPT); /* testing: a kill -9 here must leave the previous one whole */
-  h5Check(H5Fflush(f, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (disk full?)", tmp);
-  h5_close(f);
+void ckpt_commit(CkptWriter *w, int keep) {
+  if (pause_hook) pause_hook(); /* testing: a kill -9 here must leave the previous one whole */
+  h5Check(H5Fflush(w->file, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (disk full?)", w->tmp);
+  h5_close(w->file);
   /* every rank has closed the file: it is complete, and rank 0 alone publishes it */
   MPI_Barrier(MPI_COMM_WORLD);
   if (amd_rank() == 0) {
-    sync_file(tmp);
-    if (rename(tmp, path) != 0) amd_fatal("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (keep > 0) prune(run_dir, keep);
+    sync_file(w->tmp);
+    if (rename(w->tmp, w->path) != 0) amd_fatal("cannot rename '%s' to '%s': %s", w->tmp, w->path, strerror(errno));
+    if (keep > 0) prune(w->run_dir, keep);
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }
@@ -168,60 +146,11 @@ long ckpt_latest(const char *run_dir, char *path, size_t n) {
   return best;
 }
 
-/* Values [dev_begin, dev_begin + dev_n) of the global vector `name`, which must hold n. */
-static void read_vector(hid_t g, const char *path, const char *net, const char *name, float *dev, long dev_begin,
-                        long dev_n, long n) {
-  hsize_t d = h5_len_1d(g, name);
-  if ((long)d != n)
-    amd_fatal("'%s': /%s/%s has %llu values, the model has %ld parameters", path, net, name, (unsigned long long)d, n);
-  float *host = mallocCheck(sizeof(float) * (size_t)(dev_n ? dev_n : 1));
-  h5_read_f32_range(g, name, (hsize_t)dev_begin, (hsize_t)dev_n, host);
-  ops->to_device(dev, host, sizeof(float) * (size_t)dev_n);
-  free(host);
-}
+hid_t ckpt_open(const char *path) { return h5_open(path, "amd-checkpoint", 0, NULL); }
 
-/* The image fields came later: a checkpoint without them is from before the dit and holds 0. */
-static long long attr_or_zero(hid_t g, const char *name) {
-  return h5_attr_exists(g, name) ? h5_attr_read_i64(g, name) : 0;
-}
+void ckpt_close(hid_t f) { h5_close(f); }
 
-static void check_attr(hid_t g, const char *path, const char *net, const char *name, long long want) {
-  long long have = attr_or_zero(g, name);
-  if (have != want)
-    amd_fatal("'%s': /%s has %s = %lld but this run's model has %lld (architecture mismatch)", path, net, name, have, want);
-}
-
-void ckpt_read_model_config(const char *path, const char *net, ModelConfig *c) {
-  hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
-  if (!h5_exists(f, net)) amd_fatal("'%s' holds no network '%s'", path, net);
-  hid_t g = h5_group_open(f, net);
-  char *kind = h5_attr_read_str(g, "kind");
-  memset(c, 0, sizeof *c);
-  snprintf(c->kind, sizeof c->kind, "%s", kind);
-  free(kind);
-  c->dim = (int)h5_attr_read_i64(g, "dim");
-  c->num_classes = (int)h5_attr_read_i64(g, "num_classes");
-  c->width = (int)h5_attr_read_i64(g, "width");
-  c->depth = (int)h5_attr_read_i64(g, "depth");
-  c->temb_dim = (int)h5_attr_read_i64(g, "temb_dim");
-  c->img_channels = (int)attr_or_zero(g, "img_channels");
-  c->img_size = (int)attr_or_zero(g, "img_size");
-  c->patch = (int)attr_or_zero(g, "patch");
-  c->heads = (int)attr_or_zero(g, "heads");
-  H5Gclose(g);
-  h5_close(f);
-  model_config_check(c);
-}
-
-char *ckpt_read_attr(const char *path, const char *name) {
-  hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
-  char *s = h5_attr_exists(f, name) ? h5_attr_read_str(f, name) : strdup("");
-  h5_close(f);
-  return s;
-}
-
-void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets) {
-  hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
+void ckpt_read_state(hid_t f, const char *path, CkptState *st) {
   memset(st, 0, sizeof *st);
   st->step = (long)h5_attr_read_i64(f, "step");
   st->seed = (uint64_t)h5_attr_read_i64(f, "seed");
@@ -233,46 +162,38 @@ void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets) 
   }
   hsize_t d;
   double *counters = h5_read_f64(f, "counters", 1, &d);
-  CHECK(d == 4, "'%s': /counters has %llu entries, expected 4", path, (unsigned long long)d);
-  for (int i = 0; i < 4; i++) st->counters[i] = (long)counters[i];
+  CHECK(d == NCOUNTERS, "'%s': /counters has %llu entries, expected %d", path, (unsigned long long)d, NCOUNTERS);
+  st->fake_updates = (long)counters[COUNTER_FAKE_UPDATES];
+  st->student_steps = (long)counters[COUNTER_STUDENT_STEPS];
+  st->rollbacks = (long)counters[COUNTER_ROLLBACKS];
   free(counters);
-  for (int i = 0; i < nnets; i++) {
-    const CkptNet *net = &nets[i];
-    const Model *m = net->model;
-    if (!h5_exists(f, net->name)) amd_fatal("'%s' holds no network '%s'", path, net->name);
-    hid_t g = h5_group_open(f, net->name);
-    char *kind = h5_attr_read_str(g, "kind");
-    if (strcmp(kind, m->cfg.kind) != 0) amd_fatal("'%s': /%s is a '%s' model, expected '%s'", path, net->name, kind, m->cfg.kind);
-    free(kind);
-    check_attr(g, path, net->name, "dim", m->cfg.dim);
-    check_attr(g, path, net->name, "num_classes", m->cfg.num_classes);
-    check_attr(g, path, net->name, "width", m->cfg.width);
-    check_attr(g, path, net->name, "depth", m->cfg.depth);
-    check_attr(g, path, net->name, "temb_dim", m->cfg.temb_dim);
-    check_attr(g, path, net->name, "img_channels", m->cfg.img_channels);
-    check_attr(g, path, net->name, "img_size", m->cfg.img_size);
-    check_attr(g, path, net->name, "patch", m->cfg.patch);
-    check_attr(g, path, net->name, "heads", m->cfg.heads);
-    check_attr(g, path, net->name, "num_params", m->num_params);
-    read_vector(g, path, net->name, "params", m->params, 0, m->num_params, m->num_params);
-    if (net->opt) {
-      CHECK(net->opt->begin >= 0 && net->opt->begin + net->opt->n <= m->num_params,
-            "checkpoint: Adam moments of values %ld..%ld do not fit /%s of %ld", net->opt->begin,
-            net->opt->begin + net->opt->n, net->name, m->num_params);
-      read_vector(g, path, net->name, "adam_m", net->opt->m, net->opt->begin, net->opt->n, m->num_params);
-      read_vector(g, path, net->name, "adam_v", net->opt->v, net->opt->begin, net->opt->n, m->num_params);
-    }
-    H5Gclose(g);
-  }
-  h5_close(f);
 }
 
-void ckpt_refuse_existing_run(const char *run_dir, const char *log_path) {
-  char path[4200];
-  int has_log = amd_file_exists(log_path);
-  if (ckpt_latest(run_dir, path, sizeof path) >= 0 || has_log)
-    amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
-                    run_dir, has_log ? log_path : path);
+int ckpt_file_has_net(hid_t f, const char *net) { return h5_exists(f, net); }
+
+char *ckpt_net_kind(hid_t f, const char *path, const char *net) {
+  if (!h5_exists(f, net)) amd_fatal("'%s' holds no network '%s'", path, net);
+  hid_t g = h5_group_open(f, net);
+  char *kind = h5_attr_read_str(g, "kind");
+  H5Gclose(g);
+  return kind;
+}
+
+long long ckpt_net_attr(hid_t f, const char *net, const char *key, int required) {
+  hid_t g = h5_group_open(f, net);
+  long long v = required || h5_attr_exists(g, key) ? h5_attr_read_i64(g, key) : 0;
+  H5Gclose(g);
+  return v;
+}
+
+void ckpt_read_vector(hid_t f, const char *path, const char *net, const char *name, long n, long begin, long count,
+                      float *host) {
+  hid_t g = h5_group_open(f, net);
+  hsize_t d = h5_len_1d(g, name);
+  if ((long)d != n)
+    amd_fatal("'%s': /%s/%s has %llu values, the model has %ld parameters", path, net, name, (unsigned long long)d, n);
+  h5_read_f32_range(g, name, (hsize_t)begin, (hsize_t)count, host);
+  H5Gclose(g);
 }
 
 void ckpt_resolve(const char *file_or_run, char *path, size_t n) {
@@ -287,4 +208,11 @@ int ckpt_has_net(const char *path, const char *net) {
   int has = h5_exists(f, net);
   h5_close(f);
   return has;
+}
+
+char *ckpt_read_attr(const char *path, const char *name) {
+  hid_t f = h5_open(path, "amd-checkpoint", 0, NULL);
+  char *s = h5_attr_exists(f, name) ? h5_attr_read_str(f, name) : strdup("");
+  h5_close(f);
+  return s;
 }

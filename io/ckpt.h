@@ -1,55 +1,96 @@
-/* ckpt.h: checkpoint files (DESIGN section 6). One file per saved step, run_dir/ckpt_<step>.h5,
- * holding for each network /<net>/params, /<net>/adam_m, /<net>/adam_v as 1-D global vectors, the
- * tensor layout /<net>/layout and the architecture as attributes of /<net>; and the training
- * position as attributes of the root (step, seed, data_cursor, rng counters). Every rank opens the
- * file through MPI-IO and writes its shard (zero_shard) of each vector as a hyperslab in one
+/* ckpt.h: checkpoint files (docs/DESIGN.md section 6). One file per saved step,
+ * run_dir/ckpt_<step>.h5: the training position as attributes of the root (step, seed, data_cursor,
+ * data, teacher) and /counters; for each network a group /<net> holding 1-D global vectors (params,
+ * adam_m, adam_v), the tensor layout /<net>/layout and the architecture as attributes of /<net>.
+ * Every rank opens the file through MPI-IO and writes its part of each vector as a hyperslab in one
  * collective transfer; the file is written under a .tmp name and renamed by rank 0 once every rank
- * has closed it and it is synced, so a crash at any moment leaves the previous checkpoint whole.
- * The vectors are global, so any rank count and ZeRO stage loads them: each rank reads the whole
- * parameter vector and the range of the moments its AdamW covers. Not here: which networks a
- * command saves. */
+ * has closed it and it is synced, so a crash at any moment leaves the previous checkpoint whole. The
+ * vectors are global, so any rank count and ZeRO stage loads them.
+ * This layer knows files, not models: it takes host buffers and ranges, and the caller (src/
+ * model_ckpt.c) says which networks, which part each rank writes and what their attributes are.
+ * Not here: which networks a command saves, when, or which checkpoint a run goes back to.
+ * Returns: lookups return -1 (or 0 for has_) when there is nothing; anything else that goes wrong
+ * (a missing, truncated or foreign file, a full disk) stops the program with an error naming it. */
 #pragma once
+#include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
-#include "optim.h"
+#define CKPT_NAME_MAX 48 /* a layout row's tensor name, with its terminator */
 
+/* The training position a checkpoint records (the root's attributes and /counters). */
 typedef struct {
-  const char *name; /* "teacher", "student", "fake", ... */
-  Model *model;
-  AdamW *opt;       /* NULL: parameters only; else the moments of the range it covers (all, or a
-                       ZeRO shard that contains this rank's zero_shard) */
-} CkptNet;
-
-typedef struct {
-  long step;        /* optimizer steps completed */
+  long step;          /* optimizer steps completed */
   uint64_t seed;
-  long data_cursor; /* global samples consumed */
-  long counters[4]; /* method-specific: distillation stores [fake updates, student steps S] */
+  long data_cursor;   /* global samples consumed */
+  long fake_updates;  /* distillation: fake-teacher updates done (step x fake_per_gen) */
+  long student_steps; /* distillation: S of the student */
+  long rollbacks;     /* divergence rollbacks done by the run so far (src/runctl.h) */
   char teacher[1024]; /* distillation: the teacher checkpoint the run started from ("" otherwise) */
 } CkptState;
 
-/* Called by every rank (collective); every rank returns after the file is complete. Keeps the
- * newest `keep` files. */
-void ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, int nnets,
-               const char *config_text, const char *data_path, int keep);
+/* One row of /<net>/layout: a tensor's name, offset in the flat vector and shape. */
+typedef struct {
+  char name[CKPT_NAME_MAX];
+  long long offset;
+  int ndim;
+  int shape[4];
+} CkptTensor;
+
+/* An integer attribute of a network group (its architecture). */
+typedef struct {
+  const char *key;
+  long long value;
+} CkptAttr;
+
+/* --- writing: collective, every rank calls the same functions in the same order ---------------- */
+typedef struct {
+  char path[4200], tmp[4300], run_dir[4096];
+  hid_t file, net;
+} CkptWriter;
+
+/* Creates run_dir/ckpt_<st->step>.h5.tmp with the state; data_path is the dataset the run reads. */
+void ckpt_begin(CkptWriter *w, const char *run_dir, const CkptState *st, const char *config_text,
+                const char *data_path);
+/* Opens the group of one network: its kind and architecture attributes. */
+void ckpt_begin_net(CkptWriter *w, const char *net, const char *kind, const CkptAttr *attrs, int nattrs);
+/* The global vector `name` of n values: this rank writes values [begin, begin + count) from host. */
+void ckpt_write_vector(CkptWriter *w, const char *name, const float *host, long n, long begin, long count);
+/* The network's layout; rank 0's rows are written (other ranks may pass theirs, unused). */
+void ckpt_write_layout(CkptWriter *w, const CkptTensor *rows, int nrows);
+void ckpt_end_net(CkptWriter *w);
+/* Completes the file: flush, close, sync, rename into place by rank 0, then keeps the newest `keep`
+ * checkpoints of the folder. Every rank returns after the file is complete. */
+void ckpt_commit(CkptWriter *w, int keep);
+/* Testing: a function called between the last write and the flush of every checkpoint, so a test
+ * can kill the job there (NULL: none). */
+void ckpt_set_pause_hook(void (*hook)(void));
+
+/* --- reading: any rank, no MPI ------------------------------------------------------------------ */
+/* Opens a checkpoint (fatal unless it is one). */
+hid_t ckpt_open(const char *path);
+void ckpt_close(hid_t f);
+void ckpt_read_state(hid_t f, const char *path, CkptState *st);
+/* Whether the open checkpoint holds a network of that name (1) or not (0). */
+int ckpt_file_has_net(hid_t f, const char *net);
+/* The kind of a network (caller frees); fatal when the network is missing. */
+char *ckpt_net_kind(hid_t f, const char *path, const char *net);
+/* An integer attribute of a network; when absent, fatal if `required`, else 0 (fields added
+ * later, e.g. the image ones). */
+long long ckpt_net_attr(hid_t f, const char *net, const char *key, int required);
+/* Values [begin, begin + count) of the network's global vector `name` into host; fatal unless the
+ * vector has n values. */
+void ckpt_read_vector(hid_t f, const char *path, const char *net, const char *name, long n, long begin, long count,
+                      float *host);
+
+/* --- files of a run folder ---------------------------------------------------------------------- */
 /* Newest complete checkpoint in run_dir: returns its step and fills path, or -1 when none. */
 long ckpt_latest(const char *run_dir, char *path, size_t n);
 /* A checkpoint named by the user: a file as given, or a run folder's newest checkpoint (fatal when
  * the folder holds none). */
 void ckpt_resolve(const char *file_or_run, char *path, size_t n);
-/* Loads every listed net (architecture and layout must match) and the state: the parameters whole,
- * the moments of the range each opt covers. A net whose opt is NULL loads parameters only. Needs no
- * other rank (and no MPI). */
-void ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets);
-/* Whether the checkpoint holds a network of that name. */
+/* Whether the checkpoint file holds a network of that name (1) or not (0). */
 int ckpt_has_net(const char *path, const char *net);
-/* Architecture of one net, to build the model before loading. */
-void ckpt_read_model_config(const char *path, const char *net, ModelConfig *cfg);
-/* Stops with a usage error when run_dir already holds a checkpoint or the given log file: a fresh
- * run never overwrites another; resume=1 continues it. */
-void ckpt_refuse_existing_run(const char *run_dir, const char *log_path);
 /* A string attribute of the checkpoint's root ("" when absent), e.g. "data" (the dataset the run
  * was trained on) or "teacher"; caller frees. */
 char *ckpt_read_attr(const char *path, const char *name);

@@ -107,6 +107,13 @@ void dataset_read(const char *path, const char *format, Dataset *d) {
   CHECK(bad == 0, "'%s': /x holds %ld non-finite values", path, bad);
 }
 
+void mixture_free(Mixture *m) {
+  free(m->means);
+  free(m->weights);
+  free(m->mode_class);
+  memset(m, 0, sizeof *m);
+}
+
 void dataset_free(Dataset *d) {
   free(d->x);
   free(d->labels);

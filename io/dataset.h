@@ -1,11 +1,25 @@
-/* dataset.h: dataset and samples files (DESIGN section 6): /x float32 (N, D) or (N, C, H, W),
+/* dataset.h: dataset and samples files (docs/DESIGN.md section 6): /x float32 (N, D) or (N, C, H, W),
  * /labels int32 (N), attributes num_classes, class_names, source; a toy dataset also stores its
  * mixture under /mixture (means, weights, mode_class, sigma) so metrics use the exact density.
- * Samples files have the same layout with format "amd-samples" plus what made them. */
+ * Samples files have the same layout with format "amd-samples" plus what made them.
+ * Every function stops the program with an error naming the file when it fails, but
+ * dataset_read_mixture, which returns 0 when the file holds no mixture (1 when it does). */
 #pragma once
 #include <hdf5.h>
 
-#include "toy2d.h"
+/* The class-conditional 2-D Gaussian mixture a toy dataset stores (src/toy2d.h draws from it). */
+typedef struct {
+  int dim;         /* 2 */
+  int num_modes;
+  int num_classes;
+  double sigma;    /* std of every mode */
+  float *means;    /* (num_modes, dim) */
+  float *weights;  /* (num_modes) within-class mixture weights: each class's weights sum to 1 */
+  int *mode_class; /* (num_modes) the class owning each mode */
+} Mixture;
+
+/* Frees the arrays of a mixture (made by mixture_make or read by dataset_read_mixture). */
+void mixture_free(Mixture *m);
 
 typedef struct {
   long n;

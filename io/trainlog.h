@@ -1,4 +1,4 @@
-/* trainlog.h: the training log file (DESIGN section 6): tables of extendable float64 1-D datasets,
+/* trainlog.h: the training log file (docs/DESIGN.md section 6): tables of extendable float64 1-D datasets,
  * /<table>/<column>, column "step" first: /train holds one row per optimizer step, /advantage one
  * row per sample on the steps that record them, /timing one row per rank every log interval;
  * /events holds (step, message) rows. Rows are buffered in memory and appended every log interval
@@ -8,7 +8,9 @@
  * Kill-safety: the log is kept in two copies, log.h5 and log.h5.bak, changed one after the other,
  * each inside a marker file <copy>.dirty; a kill -9 during a flush leaves one copy marked and the
  * other whole, and trainlog_recover (called by trainlog_open, so on every resume) rebuilds the
- * marked one. A reader that finds log.h5.dirty reads log.h5.bak (trainlog_whole_copy). */
+ * marked one. A reader that finds log.h5.dirty reads log.h5.bak (trainlog_whole_copy).
+ * Not here: what the tables hold (the commands and src/runloop.c), when rows are written.
+ * Every function stops the program with an error naming the file when it fails. */
 #pragma once
 #include <stddef.h>
 
@@ -42,3 +44,8 @@ void trainlog_recover(const char *path);
 /* The path of a whole copy of the log for reading: path itself, or its .bak while path is marked
  * incomplete (buf receives it then). */
 const char *trainlog_whole_copy(const char *path, char *buf, size_t n);
+/* Seconds this process has spent writing logs so far (the I/O column of /timing counts them). */
+double trainlog_io_seconds(void);
+/* Testing: a function called inside every flush, between the first column written and the next,
+ * so a test can kill the job while the file is inconsistent (NULL: none). */
+void trainlog_set_pause_hook(void (*hook)(void));

@@ -1,5 +1,5 @@
 /* dist.c: MPI setup, prompt partition and the data-parallel reductions. Every collective's wall
- * time counts as communication in the /timing table (src/timing.h), waiting for slower ranks
+ * time counts as communication (dist_comm_seconds, which the /timing table of src/timing.h reads), waiting for slower ranks
  * included. Backend buffers (gradients, parameters) reach MPI directly on the CPU backend and with a
  * CUDA-aware MPI; otherwise they go through one host staging buffer, grown to the largest size asked
  * for and kept until dist_finalize. */
@@ -10,12 +10,15 @@
 
 #include "common.h"
 #include "ops.h"
-#include "timing.h"
 #if defined(__has_include)
 #if __has_include(<mpi-ext.h>)
 #include <mpi-ext.h> /* Open MPI: MPIX_CUDA_AWARE_SUPPORT, MPIX_Query_cuda_support */
 #endif
 #endif
+
+static double comm_seconds; /* wall time inside collectives so far */
+
+double dist_comm_seconds(void) { return comm_seconds; }
 
 static float *stage; /* host copy of a device buffer on its way through MPI */
 static long stage_n;
@@ -88,7 +91,7 @@ void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *dis
   if (h != x) {
     ops->to_device(x + displs[r], h + displs[r], sizeof(float) * (size_t)counts[r]);
   }
-  timing_add(TIMING_COMM, amd_time() - t0);
+  comm_seconds += amd_time() - t0;
 }
 
 void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) {
@@ -101,27 +104,27 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) 
   if (h != x) {
     ops->to_device(x, h, sizeof(float) * (size_t)n);
   }
-  timing_add(TIMING_COMM, amd_time() - t0);
+  comm_seconds += amd_time() - t0;
 }
 
 double dist_allreduce_sum_f64(double x) {
   double t0 = amd_time();
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-  timing_add(TIMING_COMM, amd_time() - t0);
+  comm_seconds += amd_time() - t0;
   return x;
 }
 
 void dist_allreduce_sum_f64v(double *x, long n) {
   double t0 = amd_time();
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-  timing_add(TIMING_COMM, amd_time() - t0);
+  comm_seconds += amd_time() - t0;
 }
 
 int dist_allreduce_max_int(int x) {
   if (dist_size() == 1) return x;
   double t0 = amd_time();
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-  timing_add(TIMING_COMM, amd_time() - t0);
+  comm_seconds += amd_time() - t0;
   return x;
 }
 
@@ -142,7 +145,7 @@ long dist_gather_rows(const float *x, const int *labels, long count, int row_len
   mpiCheck(MPI_Gatherv(x, c * row_len, MPI_FLOAT, *x_out, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD));
   free(counts);
   free(displs);
-  timing_add(TIMING_COMM, amd_time() - t0);
+  comm_seconds += amd_time() - t0;
   return rank == 0 ? total : 0;
 }
 
@@ -157,6 +160,6 @@ long dist_gather_f64(const double *x, long n, double **out) {
   mpiCheck(MPI_Gatherv(x, c, MPI_DOUBLE, *out, counts, displs, MPI_DOUBLE, 0, MPI_COMM_WORLD));
   free(counts);
   free(displs);
-  timing_add(TIMING_COMM, amd_time() - t0);
+  comm_seconds += amd_time() - t0;
   return rank == 0 ? total : 0;
 }

@@ -34,6 +34,8 @@ double dist_allreduce_sum_f64(double x);
 void dist_allreduce_sum_f64v(double *x, long n);
 /* The largest x over ranks (flags every rank must agree on). */
 int dist_allreduce_max_int(int x);
+/* Seconds this process has spent inside the collectives above so far, waiting included. */
+double dist_comm_seconds(void);
 /* Gathers each rank's n doubles to rank 0 in rank order; returns the total there (0 elsewhere) and
  * a new buffer in *out on rank 0 (caller frees). */
 long dist_gather_f64(const double *x, long n, double **out);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt.h"
+#include "model_ckpt.h"
 #include "common.h"
 #include "ops.h"
 
@@ -27,11 +27,11 @@ Classifier *classifier_load(const char *ckpt, int max_batch) {
   if (!ckpt_has_net(path, "classifier"))
     amd_usage_error("'%s' holds no classifier: train one with amd train task=reward (or task=evaluator)", path);
   ModelConfig mc;
-  ckpt_read_model_config(path, "classifier", &mc);
+  model_ckpt_config(path, "classifier", &mc);
   Model *m = model_create(&mc, max_batch);
   CkptState st;
   CkptNet net = {"classifier", m, NULL};
-  ckpt_load(path, &st, &net, 1);
+  model_ckpt_load(path, &st, &net, 1);
   return classifier_wrap(m);
 }
 

@@ -1,24 +1,20 @@
 /* cmd_distill.c: `amd distill method=dmd|dmd2|dmdr|amd`: distills a teacher checkpoint into an
- * S-step student (DESIGN section 4). The student and the fake teacher start from the teacher's
- * weights with separate AdamW optimizers; the real teacher is frozen. Each step runs
- * `fake_per_gen` fake-teacher updates and one generator update (src/distill.c). Rank 0 prints a
- * status line and appends /train (every loss, gradient norms, reward, forbidden fraction, AMD weight
- * statistics, the DMD direction norms) every step and /advantage (per-sample records) every
- * log.advantage_every steps, and every rank's compute / communication / I/O seconds to /timing
- * every log interval; checkpoints hold both networks, both optimizers (and the GAN head). Run control
- * as in `amd train` (src/runctl.h): SIGTERM/SIGUSR1 checkpoint and exit AMD_EXIT_REQUEUE; a
- * divergence rolls back to the newest checkpoint (or to the teacher's weights when there is none)
- * with both learning rates scaled by guard.lr_factor.
+ * S-step student (docs/DESIGN.md section 4). The student and the fake teacher start from the
+ * teacher's weights with separate AdamW optimizers; the real teacher is frozen. One step
+ * (distill_step of src/distill.c) runs `fake_per_gen` fake-teacher updates and one generator
+ * update. The /train row holds every loss, gradient norms, reward, forbidden fraction, AMD weight
+ * statistics and the DMD direction norms; /advantage holds per-sample records every
+ * log.advantage_every steps; checkpoints hold both networks, both optimizers (and the GAN head).
+ * The run folder, the log, checkpoints, resume, signals and rollbacks (to the newest checkpoint,
+ * or to the teacher's weights when there is none) are the run loop's (src/runloop.h).
  * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h). */
 #include <math.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
-#include "ckpt.h"
 #include "commands.h"
 #include "common.h"
 #include "config.h"
@@ -26,16 +22,16 @@
 #include "dist.h"
 #include "distill.h"
 #include "model.h"
+#include "model_ckpt.h"
 #include "ops.h"
 #include "reward.h"
-#include "runctl.h"
-#include "timing.h"
-#include "trainlog.h"
+#include "runloop.h"
 
 typedef struct {
-  char method[CFG_STR_MAX], teacher[CFG_STR_MAX], data[CFG_STR_MAX], run[CFG_STR_MAX], device[CFG_STR_MAX];
-  int resume, seed, threads, zero;
-  int S, steps, prompts, K, fake_per_gen;
+  RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
+  char method[CFG_STR_MAX], teacher[CFG_STR_MAX], data[CFG_STR_MAX], device[CFG_STR_MAX];
+  int threads, zero;
+  int S, prompts, K, fake_per_gen;
   double w, t_min, t_max;
   double lambda_reg, lambda_gan, disc_weight, lambda_r, s, lambda_rls, eps;
   int reg_pairs, reg_steps;
@@ -43,10 +39,7 @@ typedef struct {
   double bandwidth;
   double lr_student, lr_fake, beta1, beta2, adam_eps, weight_decay, grad_clip;
   int warmup;
-  int log_every, adv_every, ckpt_every, ckpt_keep;
-  double guard_spike, guard_lr_factor;
-  int guard_window, guard_max_rollbacks;
-  int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms;
+  int adv_every;
 } DistillCmdConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
@@ -54,15 +47,15 @@ static const cfg_key distill_keys[] = {
     K("method", CFG_CHOICE, method, "amd", 0, 0, "dmd|dmd2|dmdr|amd", "distillation method"),
     K("teacher", CFG_STR, teacher, "", 0, 0, NULL, "teacher checkpoint file or run folder; required"),
     K("data", CFG_STR, data, "", 0, 0, NULL, "dataset (GAN real batches, reward mixture); default: the teacher's"),
-    K("run", CFG_STR, run, "runs/distill", 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5"),
-    K("resume", CFG_BOOL, resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),
+    K("run", CFG_STR, rl.run, "runs/distill", 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5"),
+    K("resume", CFG_BOOL, rl.resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend"),
-    K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of every draw"),
+    K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
     K("zero", CFG_INT, zero, "0", 0, 2, NULL,
       "ZeRO stage of student, fake teacher and GAN head: 0 replicated; 1 Adam moments sharded; 2 also gradients"),
     K("student.steps", CFG_INT, S, "1", 1, 8, NULL, "S: generator steps (1, 2 or 4 in the paper)"),
-    K("train.steps", CFG_INT, steps, "500", 1, 1000000000, NULL, "distillation steps (one generator update each)"),
+    K("train.steps", CFG_INT, rl.steps, "500", 1, 1000000000, NULL, "distillation steps (one generator update each)"),
     K("train.prompts", CFG_INT, prompts, "64", 1, 1 << 20, NULL, "P: prompts per global batch (split across ranks)"),
     K("amd.K", CFG_INT, K, "4", 1, 1024, NULL, "K: samples per prompt (a group); global batch = P K"),
     K("fake_per_gen", CFG_INT, fake_per_gen, "0", 0, 100, NULL, "fake-teacher updates per generator update; 0 = method default (dmd 1, others 5)"),
@@ -89,11 +82,11 @@ static const cfg_key distill_keys[] = {
     K("optim.eps", CFG_FLOAT, adam_eps, "1e-8", 0, 1, NULL, "Adam epsilon"),
     K("optim.weight_decay", CFG_FLOAT, weight_decay, "0", 0, 1, NULL, "decoupled weight decay"),
     K("optim.grad_clip", CFG_FLOAT, grad_clip, "1.0", 0, 1e9, NULL, "global gradient-norm clip; 0 = off"),
-    K("log.every", CFG_INT, log_every, "50", 1, 1000000000, NULL, "steps between status lines and log flushes"),
+    K("log.every", CFG_INT, rl.log_every, "50", 1, 1000000000, NULL, "steps between status lines and log flushes"),
     K("log.advantage_every", CFG_INT, adv_every, "10", 0, 1000000000, NULL, "steps between /advantage records; 0 = none"),
-    K("ckpt.every", CFG_INT, ckpt_every, "200", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
-    K("ckpt.keep", CFG_INT, ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept"),
-    RUNCTL_KEYS(K, "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
+    K("ckpt.every", CFG_INT, rl.ckpt_every, "200", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
+    K("ckpt.keep", CFG_INT, rl.ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept"),
+    RUNLOOP_KEYS(K, "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
                 "testing: poison the student at this step (once)"),
     CFG_END};
 #undef K
@@ -111,7 +104,8 @@ static Method parse_method(const char *s) {
   if (strcmp(s, "dmd") == 0) return METHOD_DMD;
   if (strcmp(s, "dmd2") == 0) return METHOD_DMD2;
   if (strcmp(s, "dmdr") == 0) return METHOD_DMDR;
-  return METHOD_AMD;
+  if (strcmp(s, "amd") == 0) return METHOD_AMD;
+  amd_usage_error("config key 'method': unknown method '%s' (dmd, dmd2, dmdr, amd)", s);
 }
 
 /* Gathers this step's per-sample records to rank 0 and appends them to /advantage. */
@@ -131,22 +125,84 @@ static void log_advantages(TrainLog *log, const AdvantageRecords *r, long step) 
   free(all);
 }
 
-/* The start of a distillation: student and fake teacher are the teacher, the GAN head is freshly
- * drawn, no optimizer moments. Also the target of a rollback when no checkpoint exists yet. */
-static void initial_state(const Model *real, const CkptNet *nets, int nnets, uint64_t seed) {
-  for (int i = 0; i < nnets; i++) {
-    Model *m = nets[i].model;
-    if (strcmp(nets[i].name, "disc") == 0) model_init_params(m, seed);
-    else ops->copy(m->params, real->params, sizeof(float) * (size_t)real->num_params);
-    ops->fill(nets[i].opt->m, 0.0f, nets[i].opt->n), ops->fill(nets[i].opt->v, 0.0f, nets[i].opt->n);
-  }
+/* What a distillation step works with. */
+typedef struct {
+  const DistillCmdConfig *c;
+  Distill *d;
+  Model *real, *fake, *student, *disc; /* disc: the GAN head, or NULL */
+  Method method;
+  int fpg, threads;
+  const char *teacher_path;
+  AdamWConfig os, of; /* the student's and the fake teacher's optimizers, as configured */
+  AdamWConfig os_now, of_now; /* and as in use: learning rates scaled after rollbacks */
+  DistillStats o;     /* of the last step */
+} DistillRun;
+
+static void distill_describe(void *ctx) {
+  DistillRun *R = ctx;
+  const DistillCmdConfig *c = R->c;
+  amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters), S = %d, global batch %d x %d, "
+          "%d fake updates per generator update\n", method_name(R->method), dist_size(), R->threads, ops->name,
+          R->teacher_path, R->student->num_params, c->S, c->prompts, c->K, R->fpg);
+  distill_log_memory(R->d);
 }
 
-static void save_checkpoint(const DistillCmdConfig *c, const CkptState *st, const CkptNet *nets, int nnets,
-                            const char *config_text, const char *data_path) {
-  double t0 = amd_time();
-  ckpt_save(c->run, st, nets, nnets, config_text, data_path, c->ckpt_keep);
-  timing_add(TIMING_IO, amd_time() - t0);
+/* The start of a distillation: student and fake teacher are the teacher, the GAN head is freshly
+ * drawn, no optimizer moments. Also the target of a rollback when no checkpoint exists yet. */
+static void distill_reset(void *ctx, CkptState *st) {
+  DistillRun *R = ctx;
+  long n = R->real->num_params;
+  ops->copy(R->student->params, R->real->params, sizeof(float) * (size_t)n);
+  ops->copy(R->fake->params, R->real->params, sizeof(float) * (size_t)n);
+  if (R->disc) model_init_params(R->disc, (uint64_t)R->c->rl.seed);
+  AdamW *opts[3] = {distill_opt_student(R->d), distill_opt_fake(R->d), R->disc ? distill_opt_disc(R->d) : NULL};
+  for (int i = 0; i < 3; i++)
+    if (opts[i]) ops->fill(opts[i]->m, 0.0f, opts[i]->n), ops->fill(opts[i]->v, 0.0f, opts[i]->n);
+  snprintf(st->teacher, sizeof st->teacher, "%.1023s", R->teacher_path);
+}
+
+static void distill_set_lr_scale(void *ctx, double scale) {
+  DistillRun *R = ctx;
+  AdamWConfig os = R->os, of = R->of;
+  os.lr = os.lr_min = R->c->lr_student * scale;
+  of.lr = of.lr_min = R->c->lr_fake * scale;
+  distill_set_optim(R->d, &os, &of);
+  R->os_now = os, R->of_now = of;
+}
+
+static int distill_run_step(void *ctx, long step, const RunClock *clk, double *losses) {
+  DistillRun *R = ctx;
+  if (clk->inject_nan) ops->fill(R->student->params, NAN, 1);
+  int failed = distill_step(R->d, step, &R->o);
+  losses[0] = R->o.loss_dm, losses[1] = R->o.loss_fake;
+  return failed;
+}
+
+static void distill_row(void *ctx, long step, const RunClock *clk, double *row) {
+  DistillRun *R = ctx;
+  const DistillStats *o = &R->o;
+  double r[NTRAIN] = {row[0], o->loss_dm, o->loss_fake, o->loss_gan_g, o->loss_gan_d, o->loss_reg,
+                      o->loss_reward, o->grad_norm_student, o->grad_norm_fake, adamw_lr(&R->os_now, step),
+                      adamw_lr(&R->of_now, step * R->fpg), o->reward_mean, o->reward_std, o->forbidden_frac,
+                      o->off_manifold_frac, o->alpha_mean, o->alpha_std, o->beta_mean, o->beta_std, o->fw_mean,
+                      o->fw_min, o->fw_max, o->norm_dc_x, o->norm_df_x, o->norm_dc_du, o->cos_real_fake, o->k_sim,
+                      clk->samples_per_s, clk->elapsed};
+  memcpy(row, r, sizeof r);
+}
+
+static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
+  DistillRun *R = ctx;
+  if (R->c->adv_every > 0 && step % R->c->adv_every == 0) log_advantages(adv, distill_records(R->d), step);
+}
+
+static void distill_status(void *ctx, long step, const RunClock *clk, const double *row) {
+  DistillRun *R = ctx;
+  const DistillStats *o = &R->o;
+  (void)row;
+  amd_log("step %5ld/%d | dm %.4f | fake %.4f | reward %7.3f | forbidden %.2f | off-manifold %.3f | "
+          "grad %.3f/%.3f | %6.0f samples/s | ETA %.0fs\n", step, R->c->rl.steps, o->loss_dm, o->loss_fake,
+          o->reward_mean, o->forbidden_frac, o->off_manifold_frac, o->grad_norm_student, o->grad_norm_fake,
+          clk->samples_per_s, clk->eta);
 }
 
 int cmd_distill(int argc, char **argv) {
@@ -154,8 +210,6 @@ int cmd_distill(int argc, char **argv) {
   cfg_parse_args(distill_keys, &c, argc, argv, "distill", "Distills a teacher into an S-step student (dmd, dmd2, dmdr, amd).");
   if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
-  runctl_set_fault_pause(RUNCTL_FAULT_CKPT, c.slow_ckpt_ms);
-  runctl_set_fault_pause(RUNCTL_FAULT_LOG, c.slow_log_ms);
   int threads = backend_init(c.device, c.threads);
   int size = dist_size();
   if (c.prompts < size)
@@ -169,8 +223,7 @@ int cmd_distill(int argc, char **argv) {
   char teacher_path[4200];
   ckpt_resolve(c.teacher, teacher_path, sizeof teacher_path);
   char ckpt_path[4200];
-  long resume_step = c.resume ? ckpt_latest(c.run, ckpt_path, sizeof ckpt_path) : -1;
-  if (resume_step >= 0) {
+  if (runloop_resume_point(&c.rl, ckpt_path, sizeof ckpt_path) >= 0) {
     /* a resumed run keeps the teacher it started from, even if the teacher's folder has moved on */
     char *t = ckpt_read_attr(ckpt_path, "teacher");
     if (t[0] && strcmp(t, teacher_path) != 0) {
@@ -180,7 +233,7 @@ int cmd_distill(int argc, char **argv) {
     free(t);
   }
   ModelConfig mc;
-  ckpt_read_model_config(teacher_path, "teacher", &mc);
+  model_ckpt_config(teacher_path, "teacher", &mc);
   char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_attr(teacher_path, "data");
   if (!data_path[0]) amd_usage_error("teacher '%s' names no dataset: pass data=", teacher_path);
   Dataset data;
@@ -216,9 +269,9 @@ int cmd_distill(int argc, char **argv) {
   Model *disc = gan ? model_create(&hc, B) : NULL;
   CkptState tst;
   CkptNet tnet = {"teacher", real, NULL};
-  ckpt_load(teacher_path, &tst, &tnet, 1);
+  model_ckpt_load(teacher_path, &tst, &tnet, 1);
 
-  AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.steps,
+  AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.rl.steps,
                     .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
                     .grad_clip = c.grad_clip};
   AdamWConfig of = os;
@@ -228,153 +281,27 @@ int cmd_distill(int argc, char **argv) {
                       .lambda_reg = c.lambda_reg, .lambda_gan = c.lambda_gan, .lambda_r = c.lambda_r,
                       .disc_weight = c.disc_weight, .s = c.s, .lambda_rls = c.lambda_rls, .eps = c.eps,
                       .prompts = c.prompts, .K = c.K, .reg_pairs = c.reg_pairs, .reg_steps = c.reg_steps,
-                      .seed = (uint64_t)c.seed, .opt_student = os, .opt_fake = of, .zero = c.zero};
+                      .seed = (uint64_t)c.rl.seed, .opt_student = os, .opt_fake = of, .zero = c.zero};
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
-  char log_path[4200];
-  snprintf(log_path, sizeof log_path, "%s/log.h5", c.run);
-  if (dist_rank() == 0) {
-    if (!c.resume) ckpt_refuse_existing_run(c.run, log_path);
-    amd_mkdirs(c.run);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
+  runloop_prepare(&c.rl);
+  DistillRun R = {.c = &c, .d = d, .real = real, .fake = fake, .student = student, .disc = disc, .method = method,
+                  .fpg = fpg, .threads = threads, .teacher_path = teacher_path, .os = os, .of = of};
   CkptNet nets[3] = {{"student", student, distill_opt_student(d)}, {"fake", fake, distill_opt_fake(d)},
                      {"disc", disc, distill_opt_disc(d)}};
-  int nnets = disc ? 3 : 2;
-  initial_state(real, nets, nnets, (uint64_t)c.seed);
-  CkptState st = {.seed = (uint64_t)c.seed};
-  snprintf(st.teacher, sizeof st.teacher, "%.1023s", teacher_path);
-  if (resume_step >= 0) {
-    ckpt_load(ckpt_path, &st, nets, nnets);
-    if (st.seed != (uint64_t)c.seed)
-      amd_usage_error("resume: checkpoint '%s' was made with seed %llu but seed = %d", ckpt_path, (unsigned long long)st.seed, c.seed);
-    CHECK(st.counters[0] == st.step * fpg, "resume: checkpoint '%s' has %ld fake updates for %ld steps, expected %d per step",
-          ckpt_path, st.counters[0], st.step, fpg);
-    amd_log("resuming from %s (step %ld)\n", ckpt_path, st.step);
-  } else if (c.resume) {
-    amd_log("resume=1 but '%s' holds no checkpoint: starting a new run\n", c.run);
-  }
   char *config_text = cfg_to_text(distill_keys, &c);
-  cfg_print_table(distill_keys, &c, "amd distill");
-  amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters), S = %d, global batch %d x %d, "
-          "%d fake updates per generator update\n", method_name(method), size, threads, ops->name, teacher_path,
-          student->num_params, c.S, c.prompts, c.K, fpg);
-  distill_log_memory(d);
-
-  TrainLog log, adv, timing;
-  if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);
-  trainlog_open(&log, log_path, "train", train_cols, NTRAIN, resume_step >= 0 ? st.step : -1);
-  trainlog_open(&adv, log_path, "advantage", adv_cols, NADV, resume_step >= 0 ? st.step : -1);
-  trainlog_open(&timing, log_path, "timing", timing_cols, TIMING_NCOLS, resume_step >= 0 ? st.step : -1);
-  if (resume_step >= 0) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", st.step, size);
-    trainlog_event(&log, st.step, msg);
-  }
-
-  Guard guard;
-  guard_init(&guard, c.guard_spike, c.guard_window, c.guard_max_rollbacks, c.guard_lr_factor,
-             st.counters[RUNCTL_COUNTER_ROLLBACKS]);
-  if (guard.rollbacks > 0) {
-    os.lr = os.lr_min = c.lr_student * guard_lr_scale(&guard);
-    of.lr = of.lr_min = c.lr_fake * guard_lr_scale(&guard);
-    distill_set_optim(d, &os, &of);
-    amd_log("learning rates x %g after %ld rollbacks (guard.lr_factor %g)\n", guard_lr_scale(&guard), guard.rollbacks,
-            c.guard_lr_factor);
-  }
-
-  double t_start = amd_time(), t_last = t_start, t_eta = t_start;
-  long steps_acc = 0, eta_step = st.step, last_ckpt = resume_step >= 0 ? st.step : -1;
-  int status = 0, nan_done = 0, signal_done = 0;
-  timing_start();
-  while (st.step < c.steps) {
-    long step = st.step;
-    if (step == c.signal_step && dist_rank() == size - 1 && !signal_done) signal_done = 1, raise(SIGUSR1);
-    int sig = runctl_stop_agreed();
-    if (sig) {
-      runctl_note_stop(&log, sig, step);
-      trainlog_flush(&adv);
-      trainlog_flush(&timing);
-      if (last_ckpt != step) save_checkpoint(&c, &st, nets, nnets, config_text, data_path);
-      status = AMD_EXIT_REQUEUE;
-      break;
-    }
-    if (step == c.exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
-    if (step == c.nan_step && !nan_done) nan_done = 1, ops->fill(student->params, NAN, 1);
-    DistillStats o;
-    int failed = distill_step(d, step, &o);
-    static const char *const guard_names[] = {"loss_dm", "loss_fake"};
-    double losses[2] = {o.loss_dm, o.loss_fake};
-    char why[512];
-    if (guard_check(&guard, losses, guard_names, 2, !failed, why, sizeof why)) {
-      char target[4200];
-      int r = guard_rollback(&guard, &log, c.run, step, "distillation", why, target, sizeof target);
-      if (r < 0) {
-        status = AMD_EXIT_DIVERGED;
-        break;
-      }
-      if (r > 0) {
-        ckpt_load(target, &st, nets, nnets);
-      } else {
-        initial_state(real, nets, nnets, (uint64_t)c.seed);
-        st = (CkptState){.seed = (uint64_t)c.seed, .counters = {0, c.S}};
-        snprintf(st.teacher, sizeof st.teacher, "%.1023s", teacher_path);
-      }
-      st.counters[RUNCTL_COUNTER_ROLLBACKS] = guard.rollbacks;
-      os.lr = os.lr_min = c.lr_student * guard_lr_scale(&guard);
-      of.lr = of.lr_min = c.lr_fake * guard_lr_scale(&guard);
-      distill_set_optim(d, &os, &of);
-      trainlog_rewind(&log, st.step);
-      trainlog_rewind(&adv, st.step);
-      trainlog_rewind(&timing, st.step);
-      /* the rollback target again, now counting this rollback: a resume keeps the backoff */
-      save_checkpoint(&c, &st, nets, nnets, config_text, data_path);
-      last_ckpt = st.step;
-      steps_acc = 0, eta_step = st.step, t_last = t_eta = amd_time();
-      continue;
-    }
-    st.step = step + 1;
-    st.counters[0] = st.step * fpg;
-    st.counters[1] = c.S;
-    st.counters[RUNCTL_COUNTER_ROLLBACKS] = guard.rollbacks;
-    st.data_cursor = st.step * (long)GB;
-    double now = amd_time();
-    steps_acc++;
-    int log_now = st.step % c.log_every == 0 || st.step == c.steps;
-    double rate = log_now ? (double)steps_acc * GB / (now - t_last + 1e-12) : 0.0;
-    double row[NTRAIN] = {(double)st.step, o.loss_dm, o.loss_fake, o.loss_gan_g, o.loss_gan_d, o.loss_reg,
-                          o.loss_reward, o.grad_norm_student, o.grad_norm_fake, adamw_lr(&os, step),
-                          adamw_lr(&of, step * fpg), o.reward_mean, o.reward_std, o.forbidden_frac,
-                          o.off_manifold_frac, o.alpha_mean, o.alpha_std, o.beta_mean, o.beta_std, o.fw_mean,
-                          o.fw_min, o.fw_max, o.norm_dc_x, o.norm_df_x, o.norm_dc_du, o.cos_real_fake, o.k_sim,
-                          rate, now - t_start};
-    trainlog_append(&log, row);
-    if (c.adv_every > 0 && st.step % c.adv_every == 0) log_advantages(&adv, distill_records(d), st.step);
-    if (log_now) {
-      trainlog_flush(&log);
-      trainlog_flush(&adv);
-      timing_log(&timing, st.step);
-      trainlog_flush(&timing);
-      double eta = (now - t_eta) / (double)(st.step - eta_step) * (double)(c.steps - st.step);
-      amd_log("step %5ld/%d | dm %.4f | fake %.4f | reward %7.3f | forbidden %.2f | off-manifold %.3f | "
-              "grad %.3f/%.3f | %6.0f samples/s | ETA %.0fs\n", st.step, c.steps, o.loss_dm, o.loss_fake,
-              o.reward_mean, o.forbidden_frac, o.off_manifold_frac, o.grad_norm_student, o.grad_norm_fake, rate, eta);
-      steps_acc = 0, t_last = now;
-    }
-    if (st.step % c.ckpt_every == 0 || st.step == c.steps) {
-      /* the log holds every row up to a checkpoint, so a resumed run's log has no gap */
-      trainlog_flush(&log);
-      trainlog_flush(&adv);
-      trainlog_flush(&timing);
-      save_checkpoint(&c, &st, nets, nnets, config_text, data_path);
-      last_ckpt = st.step;
-    }
-  }
-  trainlog_close(&log);
-  trainlog_close(&adv);
-  trainlog_close(&timing);
+  static const char *const loss_names[] = {"loss_dm", "loss_fake"};
+  RunTask task = {.what = "distillation", .title = "amd distill", .data_path = data_path, .config_text = config_text,
+                  .keys = distill_keys, .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB,
+                  .fake_updates_per_step = fpg, .student_steps = c.S, .cols = train_cols, .ncols = NTRAIN,
+                  .extra_table = "advantage", .extra_cols = adv_cols, .nextra = NADV, .loss_names = loss_names,
+                  .nlosses = 2, .ctx = &R, .describe = distill_describe, .reset = distill_reset,
+                  .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,
+                  .extra_rows = distill_extra_rows, .status = distill_status};
+  int status = runloop_run(&c.rl, &task);
   if (status == 0)
-    amd_log("done: %s (log %s); sample the %d-step student with: amd sample ckpt=%s\n", c.run, log_path, c.S, c.run);
+    amd_log("done: %s (log %s/log.h5); sample the %d-step student with: amd sample ckpt=%s\n", c.rl.run, c.rl.run,
+            c.S, c.rl.run);
   free(config_text), free(data_path);
   distill_free(d);
   if (reward) reward_free(reward);

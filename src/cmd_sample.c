@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "backend.h"
-#include "ckpt.h"
+#include "model_ckpt.h"
 #include "commands.h"
 #include "common.h"
 #include "config.h"
@@ -106,7 +106,7 @@ int cmd_sample(int argc, char **argv) {
   if (strcmp(c.net, "auto") == 0) snprintf(c.net, sizeof c.net, "%s", ckpt_has_net(ckpt_path, "student") ? "student" : "teacher");
   if (strcmp(c.sampler, "auto") == 0) snprintf(c.sampler, sizeof c.sampler, "%s", strcmp(c.net, "student") == 0 ? "generator" : "euler");
   ModelConfig mc;
-  ckpt_read_model_config(ckpt_path, c.net, &mc);
+  model_ckpt_config(ckpt_path, c.net, &mc);
   if (c.cls >= mc.num_classes)
     amd_usage_error("config key 'class' = %d: the model has %d classes (0..%d, or -1 for mixed)", c.cls,
                     mc.num_classes, mc.num_classes - 1);
@@ -119,8 +119,8 @@ int cmd_sample(int argc, char **argv) {
   Model *model = model_create(&mc, c.cfg != 1.0 ? 2 * per_call : per_call);
   CkptState st;
   CkptNet net = {c.net, model, NULL};
-  ckpt_load(ckpt_path, &st, &net, 1);
-  if (c.steps == 0) c.steps = !generator ? 50 : st.counters[1] > 0 ? (int)st.counters[1] : 1;
+  model_ckpt_load(ckpt_path, &st, &net, 1);
+  if (c.steps == 0) c.steps = !generator ? 50 : st.student_steps > 0 ? (int)st.student_steps : 1;
   char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_attr(ckpt_path, "data");
 
   long i0, i1;

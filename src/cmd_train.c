@@ -1,28 +1,23 @@
 /* cmd_train.c: `amd train`: trains one network as an MPI data-parallel job.
  *   task=teacher    the velocity network (mlp for vectors, dit for images) by rectified flow with
- *                   label dropout (DESIGN section 3)
+ *                   label dropout (docs/DESIGN.md section 3)
  *   task=reward     an image classifier (log p(c | x): the reward of DMDR and AMD)
  *   task=evaluator  another classifier, trained apart (other seed and size), used only by metrics
- * One step: each rank takes its contiguous share of the global batch (prompts split by rank), draws
- * t, noise and label dropout keyed by the global sample index, backpropagates the loss with gradients
- * pre-divided by the global batch; gradients are summed over ranks; the global gradient norm is
- * checked for NaN/Inf, clipped, and AdamW updates the parameters (with zero=1 or 2 each rank updates
- * its shard of the flat vector and the parameters are all-gathered: mpi/zero.h).
- * Rank 0 prints a status line and appends to the HDF5 log every log interval (with every rank's
- * compute / communication / I/O seconds in /timing) and writes a checkpoint every ckpt.every steps
- * (classifiers also measure their test accuracy there); resume=1 continues from the newest
- * checkpoint of the run. Run control (src/runctl.h): SIGTERM or SIGUSR1 stops the run at the next
- * step with a checkpoint and exit status AMD_EXIT_REQUEUE; a divergence rolls back to the newest
- * checkpoint with a lower learning rate, guard.max_rollbacks times at most. */
+ * One step (train_step, then train_apply): each rank takes its contiguous share of the global batch
+ * (prompts split by rank), draws t, noise and label dropout keyed by the global sample index,
+ * backpropagates the loss with gradients pre-divided by the global batch; gradients are summed over
+ * ranks; the run loop's guard checks the loss and the global gradient norm, then AdamW updates the
+ * parameters (clipped; with zero=1 or 2 each rank updates its shard of the flat vector and the
+ * parameters are all-gathered: mpi/zero.h). Classifiers also measure their test accuracy at every
+ * checkpoint. The run folder, the log, checkpoints, resume, signals and rollbacks are the run
+ * loop's (src/runloop.h). */
 #include <math.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
-#include "ckpt.h"
 #include "classifier.h"
 #include "commands.h"
 #include "common.h"
@@ -31,20 +26,20 @@
 #include "dist.h"
 #include "flow.h"
 #include "model.h"
+#include "model_ckpt.h"
 #include "ops.h"
 #include "optim.h"
 #include "philox.h"
-#include "runctl.h"
-#include "timing.h"
-#include "trainlog.h"
+#include "runloop.h"
 #include "zero.h"
 
 typedef struct {
-  char task[CFG_STR_MAX], data[CFG_STR_MAX], test_data[CFG_STR_MAX], run[CFG_STR_MAX], device[CFG_STR_MAX];
-  int resume, seed, threads, zero;
+  RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
+  char task[CFG_STR_MAX], data[CFG_STR_MAX], test_data[CFG_STR_MAX], device[CFG_STR_MAX];
+  int threads, zero;
   char model_kind[CFG_STR_MAX];
   int width, depth, temb_dim, patch, heads;
-  int steps, batch;
+  int batch;
   double lr, lr_min;
   char schedule[CFG_STR_MAX];
   int warmup;
@@ -52,10 +47,6 @@ typedef struct {
   double p_uncond;
   char t_dist[CFG_STR_MAX];
   double t_mean, t_std;
-  int log_every, ckpt_every, ckpt_keep;
-  double guard_spike, guard_lr_factor;
-  int guard_window, guard_max_rollbacks;
-  int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms;
 } TrainConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(TrainConfig, field), def, lo, hi, choices, help}
@@ -64,10 +55,10 @@ static const cfg_key train_keys[] = {
       "teacher: rectified-flow velocity network; reward, evaluator: image classifiers"),
     K("data", CFG_STR, data, "", 0, 0, NULL, "dataset file (amd data ...); required"),
     K("test_data", CFG_STR, test_data, "", 0, 0, NULL, "classifiers: held-out split for the test accuracy; required there"),
-    K("run", CFG_STR, run, "runs/teacher", 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5 go here"),
-    K("resume", CFG_BOOL, resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),
+    K("run", CFG_STR, rl.run, "runs/teacher", 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5 go here"),
+    K("resume", CFG_BOOL, rl.resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),
-    K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),
+    K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
     K("zero", CFG_INT, zero, "0", 0, 2, NULL,
       "ZeRO stage: 0 replicated optimizer; 1 Adam moments sharded over ranks; 2 also the summed gradient"),
@@ -78,7 +69,7 @@ static const cfg_key train_keys[] = {
     K("model.temb_dim", CFG_INT, temb_dim, "0", 0, 4096, NULL, "sinusoidal timestep features (even); 0: mlp 64, dit 256"),
     K("model.patch", CFG_INT, patch, "4", 1, 1024, NULL, "dit: patch size p (tokens are p x p pixels)"),
     K("model.heads", CFG_INT, heads, "4", 1, 1024, NULL, "dit: attention heads (divide the width)"),
-    K("train.steps", CFG_INT, steps, "4000", 1, 1000000000, NULL, "optimizer steps in total"),
+    K("train.steps", CFG_INT, rl.steps, "4000", 1, 1000000000, NULL, "optimizer steps in total"),
     K("train.batch", CFG_INT, batch, "256", 1, 1 << 24, NULL, "global batch (split across ranks)"),
     K("optim.lr", CFG_FLOAT, lr, "1e-3", 0, 10, NULL, "peak AdamW learning rate"),
     K("optim.lr_min", CFG_FLOAT, lr_min, "1e-5", 0, 10, NULL, "final learning rate of the cosine schedule"),
@@ -93,10 +84,10 @@ static const cfg_key train_keys[] = {
     K("flow.t_dist", CFG_CHOICE, t_dist, "logit_normal", 0, 0, "uniform|logit_normal", "training timestep distribution"),
     K("flow.t_mean", CFG_FLOAT, t_mean, "0", -10, 10, NULL, "logit-normal location"),
     K("flow.t_std", CFG_FLOAT, t_std, "1", 1e-3, 10, NULL, "logit-normal scale"),
-    K("log.every", CFG_INT, log_every, "100", 1, 1000000000, NULL, "steps between status lines and log flushes"),
-    K("ckpt.every", CFG_INT, ckpt_every, "1000", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
-    K("ckpt.keep", CFG_INT, ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept in the run folder"),
-    RUNCTL_KEYS(K, "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
+    K("log.every", CFG_INT, rl.log_every, "100", 1, 1000000000, NULL, "steps between status lines and log flushes"),
+    K("ckpt.every", CFG_INT, rl.ckpt_every, "1000", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
+    K("ckpt.keep", CFG_INT, rl.ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept in the run folder"),
+    RUNLOOP_KEYS(K, "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
                 "testing: inject a NaN gradient at this step (once)"),
     CFG_END};
 #undef K
@@ -156,13 +147,6 @@ static void model_config_for(const TrainConfig *c, const Dataset *d, int classif
   if (classifier) mc->temb_dim = 0;
 }
 
-static void save_checkpoint(const TrainConfig *c, const CkptState *st, const CkptNet *nets, const char *config_text) {
-  double t0 = amd_time();
-  ckpt_save(c->run, st, nets, 1, config_text, c->data, c->ckpt_keep);
-  timing_add(TIMING_IO, amd_time() - t0);
-  amd_log("checkpoint %s/ckpt_%08ld.h5\n", c->run, st->step);
-}
-
 /* test accuracy of a classifier on the held-out split, the samples split across ranks */
 static double test_accuracy(Classifier *cls, const Dataset *test) {
   long i0, i1;
@@ -171,210 +155,179 @@ static double test_accuracy(Classifier *cls, const Dataset *test) {
   return dist_allreduce_sum_f64(right) / (double)test->n;
 }
 
+/* What a training step works with: the network, its optimizer, the data and this rank's buffers. */
+typedef struct {
+  const TrainConfig *c;
+  int classifier, local;      /* local: this rank's share of the batch, from b0 */
+  long b0;
+  Model *model;
+  ZeroOpt *zo;
+  Classifier *cls;            /* classifiers: the model, wrapped */
+  FlowBatch *fb;              /* teacher: the flow loss's buffers */
+  const Dataset *data, *test;
+  const ModelConfig *mc;
+  int threads;
+  EpochOrder order;
+  AdamWConfig oc;
+  FlowConfig fc;
+  float *xb, *xb_dev;
+  int *lb;
+  /* what a step reads back, in one copy (one wait for the device): this rank's gradient sum of
+   * squares (a double, first for alignment), then the flow loss of each local sample */
+  size_t res_bytes;
+  double *res_dev, *res_h;
+  double loss, accuracy, grad_norm, test_acc; /* of the last step */
+  double loss_acc, acc_acc;   /* sums over the log interval */
+  long steps_acc;
+} Train;
+
+static void train_describe(void *ctx) {
+  Train *T = ctx;
+  amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", dist_size(),
+          T->threads, ops->name, T->mc->kind, T->model->num_params, T->c->data, T->data->n, T->data->dim);
+  zero_log_memory(T->zo, T->classifier ? "classifier" : "teacher");
+}
+
+static void train_reset(void *ctx, CkptState *st) {
+  Train *T = ctx;
+  (void)st;
+  model_init_params(T->model, (uint64_t)T->c->rl.seed);
+  ops->fill(T->zo->opt->m, 0.0f, T->zo->opt->n), ops->fill(T->zo->opt->v, 0.0f, T->zo->opt->n);
+}
+
+static void train_set_lr_scale(void *ctx, double scale) {
+  Train *T = ctx;
+  T->oc.lr = T->c->lr * scale, T->oc.lr_min = T->c->lr_min * scale;
+}
+
+static int train_step(void *ctx, long step, const RunClock *clk, double *losses) {
+  Train *T = ctx;
+  const TrainConfig *c = T->c;
+  int dim = T->mc->dim, local = T->local;
+  for (int i = 0; i < local; i++) {
+    long idx = epoch_index(&T->order, step * c->batch + T->b0 + i);
+    memcpy(T->xb + (size_t)i * dim, T->data->x + (size_t)idx * dim, sizeof(float) * (size_t)dim);
+    T->lb[i] = T->data->labels[idx];
+  }
+  ops->to_device(T->xb_dev, T->xb, sizeof(float) * (size_t)local * dim);
+  model_zero_grad(T->model);
+  double loss_sum = 0;
+  T->accuracy = NAN;
+  if (T->classifier) {
+    int right;
+    loss_sum = classifier_train_batch(T->cls, T->xb_dev, T->lb, local, c->batch, &right);
+    T->accuracy = dist_allreduce_sum_f64(right) / c->batch;
+  } else {
+    flow_train_batch_into((float *)(T->res_dev + 1), T->model, T->fb, T->xb_dev, T->lb, NULL, local, (uint32_t)T->b0,
+                          (uint32_t)step, (uint64_t)c->rl.seed, &T->fc, c->batch);
+  }
+  if (clk->inject_nan) ops->fill(T->model->grads, NAN, 1);
+  zero_reduce_grads_begin(T->zo, T->model->grads, T->res_dev);
+  ops->to_host(T->res_h, T->res_dev, T->classifier ? sizeof(double) : T->res_bytes);
+  if (!T->classifier)
+    for (int i = 0; i < local; i++) loss_sum += ((const float *)(T->res_h + 1))[i];
+  T->grad_norm = zero_reduce_grads_end(T->zo, T->model->grads, T->res_h[0]);
+  T->loss = losses[0] = dist_allreduce_sum_f64(loss_sum) / c->batch;
+  return !isfinite(T->grad_norm);
+}
+
+static void train_apply(void *ctx, long step) {
+  Train *T = ctx;
+  zero_update(T->zo, T->model->params, T->model->grads, &T->oc, step, T->grad_norm);
+}
+
+static void train_row(void *ctx, long step, const RunClock *clk, double *row) {
+  Train *T = ctx;
+  if (T->classifier && clk->ckpt_now) {
+    T->test_acc = test_accuracy(T->cls, T->test);
+    amd_log("test accuracy %.4f on %ld samples of %s\n", T->test_acc, T->test->n, T->c->test_data);
+  }
+  T->loss_acc += T->loss, T->acc_acc += T->accuracy, T->steps_acc++;
+  double r[NCOLS] = {row[0], T->loss, T->grad_norm, adamw_lr(&T->oc, step), clk->samples_per_s, clk->elapsed,
+                     T->accuracy, clk->ckpt_now ? T->test_acc : NAN};
+  memcpy(row, r, sizeof r);
+}
+
+static void train_restart_interval(void *ctx) {
+  Train *T = ctx;
+  T->loss_acc = 0, T->acc_acc = 0, T->steps_acc = 0;
+}
+
+static void train_status(void *ctx, long step, const RunClock *clk, const double *row) {
+  Train *T = ctx;
+  char eta[32], acc[64] = "";
+  format_eta(eta, sizeof eta, clk->eta);
+  if (T->classifier) snprintf(acc, sizeof acc, " | accuracy %.4f", T->acc_acc / T->steps_acc);
+  amd_log("step %6ld/%d | loss %.5f%s | grad %.4f | lr %.2e | %8.0f samples/s | ETA %s\n", step, T->c->rl.steps,
+          T->loss_acc / T->steps_acc, acc, row[2], row[3], row[4], eta);
+  train_restart_interval(T);
+}
+
 int cmd_train(int argc, char **argv) {
   TrainConfig c;
   cfg_parse_args(train_keys, &c, argc, argv, "train",
                  "Trains a network: task=teacher (rectified-flow teacher), reward or evaluator (image classifiers).");
   if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
-  runctl_set_fault_pause(RUNCTL_FAULT_CKPT, c.slow_ckpt_ms);
-  runctl_set_fault_pause(RUNCTL_FAULT_LOG, c.slow_log_ms);
-  int threads = backend_init(c.device, c.threads);
-  int rank = dist_rank(), size = dist_size();
+  Train T = {.c = &c, .classifier = strcmp(c.task, "teacher") != 0, .test_acc = NAN};
+  T.threads = backend_init(c.device, c.threads);
+  int size = dist_size();
   if (c.batch < size)
     amd_usage_error("config key 'train.batch' = %d is smaller than the rank count %d: every rank needs a prompt", c.batch, size);
-
-  int classifier = strcmp(c.task, "teacher") != 0;
-  if (classifier && !c.test_data[0])
+  if (T.classifier && !c.test_data[0])
     amd_usage_error("task=%s needs test_data=: the held-out split its test accuracy is measured on", c.task);
   Dataset data, test = {0};
   dataset_read(c.data, "amd-dataset", &data);
   ModelConfig mc;
-  model_config_for(&c, &data, classifier, &mc);
-  if (classifier) {
+  model_config_for(&c, &data, T.classifier, &mc);
+  if (T.classifier) {
     dataset_read(c.test_data, "amd-dataset", &test);
     if (test.dim != data.dim || test.num_classes != data.num_classes)
       amd_usage_error("test_data '%s' (dim %d, %d classes) does not match data '%s' (dim %d, %d classes)", c.test_data,
                       test.dim, test.num_classes, c.data, data.dim, data.num_classes);
   }
+  runloop_prepare(&c.rl);
 
-  char log_path[4200];
-  snprintf(log_path, sizeof log_path, "%s/log.h5", c.run);
-  if (rank == 0) {
-    if (!c.resume) ckpt_refuse_existing_run(c.run, log_path);
-    amd_mkdirs(c.run);
-  }
-  MPI_Barrier(MPI_COMM_WORLD);
-
-  long b0, b1;
-  dist_split(c.batch, &b0, &b1);
-  int local = (int)(b1 - b0);
-  Model *model = model_create(&mc, local);
-  ZeroOpt *zo = zero_create(model->num_params, c.zero);
-  FlowBatch *fb = classifier ? NULL : flow_batch_create(local, mc.dim);
-  Classifier *cls = classifier ? classifier_wrap(model) : NULL;
-  CkptState st = {.seed = (uint64_t)c.seed};
-  CkptNet nets[] = {{classifier ? "classifier" : "teacher", model, zo->opt}};
+  long b1;
+  dist_split(c.batch, &T.b0, &b1);
+  T.local = (int)(b1 - T.b0);
+  T.data = &data, T.test = &test, T.mc = &mc;
+  T.model = model_create(&mc, T.local);
+  T.zo = zero_create(T.model->num_params, c.zero);
+  T.fb = T.classifier ? NULL : flow_batch_create(T.local, mc.dim);
+  T.cls = T.classifier ? classifier_wrap(T.model) : NULL;
+  T.oc = (AdamWConfig){.lr = c.lr, .lr_min = c.lr_min, .warmup = c.warmup, .cosine = strcmp(c.schedule, "cosine") == 0,
+                       .total_steps = c.rl.steps, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps,
+                       .weight_decay = c.weight_decay, .grad_clip = c.grad_clip};
+  T.fc = (FlowConfig){.logit_normal = strcmp(c.t_dist, "logit_normal") == 0, .t_mean = c.t_mean, .t_std = c.t_std,
+                      .p_uncond = c.p_uncond};
+  T.order = (EpochOrder){.n = data.n, .epoch = -1, .perm = mallocCheck(sizeof(long) * (size_t)data.n),
+                         .seed = (uint64_t)c.rl.seed};
+  T.xb = mallocCheck(sizeof(float) * (size_t)T.local * mc.dim);
+  T.xb_dev = ops->alloc(sizeof(float) * (size_t)T.local * mc.dim);
+  T.lb = mallocCheck(sizeof(int) * (size_t)T.local);
+  T.res_bytes = sizeof(double) + sizeof(float) * (size_t)T.local;
+  T.res_dev = ops->alloc(T.res_bytes), T.res_h = mallocCheck(T.res_bytes);
   char *config_text = cfg_to_text(train_keys, &c);
 
-  char ckpt_path[4200];
-  long resume_step = c.resume ? ckpt_latest(c.run, ckpt_path, sizeof ckpt_path) : -1;
-  if (resume_step >= 0) {
-    ckpt_load(ckpt_path, &st, nets, 1);
-    if (st.seed != (uint64_t)c.seed)
-      amd_usage_error("resume: checkpoint '%s' was trained with seed %llu but seed = %d", ckpt_path,
-                      (unsigned long long)st.seed, c.seed);
-    amd_log("resuming from %s (step %ld)\n", ckpt_path, st.step);
-  } else {
-    if (c.resume) amd_log("resume=1 but '%s' holds no checkpoint: starting a new run\n", c.run);
-    model_init_params(model, (uint64_t)c.seed);
-  }
+  CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt}};
+  static const char *const loss_names[] = {"loss"};
+  RunTask task = {.what = "training", .title = "amd train", .data_path = c.data, .config_text = config_text,
+                  .keys = train_keys, .config = &c, .nets = nets, .nnets = 1, .samples_per_step = c.batch,
+                  .cols = log_cols, .ncols = T.classifier ? NCOLS : NCOLS_TEACHER, .loss_names = loss_names,
+                  .nlosses = 1, .ctx = &T, .describe = train_describe, .reset = train_reset,
+                  .set_lr_scale = train_set_lr_scale, .step = train_step, .apply = train_apply, .row = train_row,
+                  .status = train_status, .restart_interval = train_restart_interval};
+  int status = runloop_run(&c.rl, &task);
+  if (status == 0) amd_log("done: %s (log %s/log.h5)\n", c.rl.run, c.rl.run);
 
-  cfg_print_table(train_keys, &c, "amd train");
-  amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", size,
-          threads, ops->name, mc.kind, model->num_params, c.data, data.n, data.dim);
-  zero_log_memory(zo, nets[0].name);
-
-  TrainLog log, timing;
-  if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, config_text);
-  trainlog_open(&log, log_path, "train", log_cols, classifier ? NCOLS : NCOLS_TEACHER, resume_step >= 0 ? st.step : -1);
-  trainlog_open(&timing, log_path, "timing", timing_cols, TIMING_NCOLS, resume_step >= 0 ? st.step : -1);
-  if (resume_step >= 0) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", st.step, size);
-    trainlog_event(&log, st.step, msg);
-  }
-
-  Guard guard;
-  guard_init(&guard, c.guard_spike, c.guard_window, c.guard_max_rollbacks, c.guard_lr_factor,
-             st.counters[RUNCTL_COUNTER_ROLLBACKS]);
-  AdamWConfig oc = {.lr = c.lr * guard_lr_scale(&guard), .lr_min = c.lr_min * guard_lr_scale(&guard),
-                    .warmup = c.warmup, .cosine = strcmp(c.schedule, "cosine") == 0, .total_steps = c.steps,
-                    .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
-                    .grad_clip = c.grad_clip};
-  if (guard.rollbacks > 0)
-    amd_log("learning rate x %g after %ld rollbacks (guard.lr_factor %g)\n", guard_lr_scale(&guard), guard.rollbacks,
-            c.guard_lr_factor);
-  FlowConfig fc = {.logit_normal = strcmp(c.t_dist, "logit_normal") == 0, .t_mean = c.t_mean, .t_std = c.t_std,
-                   .p_uncond = c.p_uncond};
-  EpochOrder order = {.n = data.n, .epoch = -1, .perm = mallocCheck(sizeof(long) * (size_t)data.n), .seed = (uint64_t)c.seed};
-  float *xb = mallocCheck(sizeof(float) * (size_t)local * mc.dim);
-  float *xb_dev = ops->alloc(sizeof(float) * (size_t)local * mc.dim);
-  int *lb = mallocCheck(sizeof(int) * (size_t)local);
-  /* what a step reads back, in one copy (one wait for the device): this rank's gradient sum of
-   * squares (a double, first for alignment), then the flow loss of each local sample */
-  size_t res_bytes = sizeof(double) + sizeof(float) * (size_t)local;
-  double *res_dev = ops->alloc(res_bytes), *res_h = mallocCheck(res_bytes);
-
-  double t_start = amd_time(), t_last = t_start, t_eta = t_start, loss_acc = 0, acc_acc = 0, test_acc = NAN;
-  long steps_acc = 0, eta_step = st.step, last_ckpt = resume_step >= 0 ? st.step : -1;
-  int status = 0, nan_done = 0, signal_done = 0;
-  timing_start();
-  while (st.step < c.steps) {
-    long step = st.step;
-    if (step == c.signal_step && rank == size - 1 && !signal_done) signal_done = 1, raise(SIGUSR1);
-    int sig = runctl_stop_agreed();
-    if (sig) {
-      runctl_note_stop(&log, sig, step);
-      trainlog_flush(&timing);
-      if (last_ckpt != step) save_checkpoint(&c, &st, nets, config_text);
-      status = AMD_EXIT_REQUEUE;
-      break;
-    }
-    if (step == c.exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
-    for (int i = 0; i < local; i++) {
-      long idx = epoch_index(&order, step * c.batch + b0 + i);
-      memcpy(xb + (size_t)i * mc.dim, data.x + (size_t)idx * mc.dim, sizeof(float) * (size_t)mc.dim);
-      lb[i] = data.labels[idx];
-    }
-    ops->to_device(xb_dev, xb, sizeof(float) * (size_t)local * mc.dim);
-    model_zero_grad(model);
-    double loss_sum = 0, accuracy = NAN;
-    if (classifier) {
-      int right;
-      loss_sum = classifier_train_batch(cls, xb_dev, lb, local, c.batch, &right);
-      accuracy = dist_allreduce_sum_f64(right) / c.batch;
-    } else {
-      flow_train_batch_into((float *)(res_dev + 1), model, fb, xb_dev, lb, NULL, local, (uint32_t)b0, (uint32_t)step,
-                            st.seed, &fc, c.batch);
-    }
-    if (step == c.nan_step && !nan_done) nan_done = 1, ops->fill(model->grads, NAN, 1);
-    zero_reduce_grads_begin(zo, model->grads, res_dev);
-    ops->to_host(res_h, res_dev, classifier ? sizeof(double) : res_bytes);
-    if (!classifier)
-      for (int i = 0; i < local; i++) loss_sum += ((const float *)(res_h + 1))[i];
-    double grad_norm = zero_reduce_grads_end(zo, model->grads, res_h[0]);
-    double loss = dist_allreduce_sum_f64(loss_sum) / c.batch;
-    static const char *const guard_names[] = {"loss"};
-    char why[512];
-    if (guard_check(&guard, &loss, guard_names, 1, isfinite(grad_norm), why, sizeof why)) {
-      char target[4200];
-      int r = guard_rollback(&guard, &log, c.run, step, "training", why, target, sizeof target);
-      if (r < 0) {
-        status = AMD_EXIT_DIVERGED;
-        break;
-      }
-      if (r > 0) {
-        ckpt_load(target, &st, nets, 1);
-      } else { /* no checkpoint yet: the initial state */
-        model_init_params(model, (uint64_t)c.seed);
-        ops->fill(zo->opt->m, 0.0f, zo->opt->n), ops->fill(zo->opt->v, 0.0f, zo->opt->n);
-        st = (CkptState){.seed = (uint64_t)c.seed};
-      }
-      st.counters[RUNCTL_COUNTER_ROLLBACKS] = guard.rollbacks;
-      oc.lr = c.lr * guard_lr_scale(&guard), oc.lr_min = c.lr_min * guard_lr_scale(&guard);
-      trainlog_rewind(&log, st.step);
-      trainlog_rewind(&timing, st.step);
-      /* the rollback target again, now counting this rollback: a resume keeps the backoff */
-      save_checkpoint(&c, &st, nets, config_text);
-      last_ckpt = st.step;
-      loss_acc = 0, acc_acc = 0, steps_acc = 0, eta_step = st.step, t_last = t_eta = amd_time();
-      continue;
-    }
-    zero_update(zo, model->params, model->grads, &oc, step, grad_norm);
-    st.step = step + 1;
-    st.data_cursor = st.step * (long)c.batch;
-
-    int ckpt_now = st.step % c.ckpt_every == 0 || st.step == c.steps;
-    if (classifier && ckpt_now) test_acc = test_accuracy(cls, &test);
-    double now = amd_time();
-    loss_acc += loss, acc_acc += accuracy, steps_acc++;
-    double row[NCOLS] = {(double)st.step, loss, grad_norm, adamw_lr(&oc, step), 0.0, now - t_start, accuracy,
-                         ckpt_now ? test_acc : NAN};
-    int log_now = st.step % c.log_every == 0 || st.step == c.steps;
-    if (log_now) row[4] = (double)steps_acc * c.batch / (now - t_last + 1e-12);
-    trainlog_append(&log, row);
-    if (log_now) {
-      trainlog_flush(&log);
-      timing_log(&timing, st.step);
-      trainlog_flush(&timing);
-      char eta[32];
-      format_eta(eta, sizeof eta, (now - t_eta) / (double)(st.step - eta_step) * (double)(c.steps - st.step));
-      char acc[64] = "";
-      if (classifier) snprintf(acc, sizeof acc, " | accuracy %.4f", acc_acc / steps_acc);
-      amd_log("step %6ld/%d | loss %.5f%s | grad %.4f | lr %.2e | %8.0f samples/s | ETA %s\n", st.step, c.steps,
-              loss_acc / steps_acc, acc, grad_norm, adamw_lr(&oc, step), row[4], eta);
-      loss_acc = 0, acc_acc = 0, steps_acc = 0, t_last = now;
-    }
-    if (ckpt_now) {
-      if (classifier) amd_log("test accuracy %.4f on %ld samples of %s\n", test_acc, test.n, c.test_data);
-      trainlog_flush(&log); /* the log holds every row up to a checkpoint: a resumed run's log has no gap */
-      trainlog_flush(&timing);
-      save_checkpoint(&c, &st, nets, config_text);
-      last_ckpt = st.step;
-    }
-  }
-  trainlog_close(&log);
-  trainlog_close(&timing);
-  if (status == 0) amd_log("done: %s (log %s)\n", c.run, log_path);
-
-  ops->free(xb_dev), ops->free(res_dev);
-  free(res_h);
-  free(xb), free(lb), free(order.perm), free(config_text);
-  if (fb) flow_batch_free(fb);
-  zero_free(zo);
-  if (cls) classifier_free(cls); /* frees the model too */
-  else model_free(model);
+  ops->free(T.xb_dev), ops->free(T.res_dev);
+  free(T.res_h);
+  free(T.xb), free(T.lb), free(T.order.perm), free(config_text);
+  if (T.fb) flow_batch_free(T.fb);
+  zero_free(T.zo);
+  if (T.cls) classifier_free(T.cls); /* frees the model too */
+  else model_free(T.model);
   dataset_free(&data);
-  if (classifier) dataset_free(&test);
+  if (T.classifier) dataset_free(&test);
   return status;
 }

@@ -354,12 +354,20 @@ void cfg_print_help(const cfg_key *keys, FILE *out, const char *command, const c
     wdef = amd_max_i(wdef, (int)strlen(shown(k->def)));
   }
   fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wkey, "key", wtype, "type", wdef, "default", "meaning");
-  for (const cfg_key *k = keys; k->key; k++) {
-    type_text(k, type, sizeof type);
-    fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wkey, k->key, wtype, type, wdef, shown(k->def),
-            k->help ? k->help : "");
+  for (int testing = 0; testing < 2; testing++) {
+    int heading = 0;
+    for (const cfg_key *k = keys; k->key; k++) {
+      if (cfg_is_testing_key(k->key) != testing) continue;
+      if (testing && !heading++)
+        fprintf(out, "\ntesting keys (fault injection for the test suite; never needed in a real run):\n");
+      type_text(k, type, sizeof type);
+      fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wkey, k->key, wtype, type, wdef, shown(k->def),
+              k->help ? k->help : "");
+    }
   }
 }
+
+int cfg_is_testing_key(const char *key) { return strncmp(key, CFG_TESTING_PREFIX, strlen(CFG_TESTING_PREFIX)) == 0; }
 
 char *cfg_to_text(const cfg_key *keys, const void *src) {
   char value[VALUE_MAX];

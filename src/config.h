@@ -41,7 +41,11 @@ void cfg_load_file(const cfg_key *keys, void *dst, const char *path);
  * --help or -h prints the key table and exits 0. */
 void cfg_parse_args(const cfg_key *keys, void *dst, int argc, char **argv, const char *command,
                     const char *summary);
+/* Prints the key table; the testing keys come last, under a heading of their own. */
 void cfg_print_help(const cfg_key *keys, FILE *out, const char *command, const char *summary);
+/* Keys of the "fault." section inject faults for the test suite (src/runloop.h). */
+#define CFG_TESTING_PREFIX "fault."
+int cfg_is_testing_key(const char *key);
 /* The resolved configuration as `key = value` lines, one per key, in table order; caller frees. */
 char *cfg_to_text(const cfg_key *keys, const void *src);
 /* Rank 0 prints every key and its value as an aligned table. */

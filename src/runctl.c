@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "ckpt.h"
 #include "common.h"
 #include "dist.h"
 
@@ -39,19 +38,6 @@ void runctl_note_stop(TrainLog *log, int sig, long step) {
   trainlog_event(log, step, msg);
   amd_log("%s received: stopping at step %ld with a checkpoint, exit status %d (requeue, then resume=1)\n",
           runctl_signal_name(sig), step, AMD_EXIT_REQUEUE);
-}
-
-static int fault_ms[2];
-
-void runctl_set_fault_pause(RunctlFault where, int ms) { fault_ms[where] = ms; }
-
-int runctl_fault_armed(RunctlFault where) { return fault_ms[where] > 0; }
-
-void runctl_fault_pause(RunctlFault where) {
-  if (fault_ms[where] <= 0) return;
-  struct timespec ts = {fault_ms[where] / 1000, (long)(fault_ms[where] % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
 }
 
 void guard_init(Guard *g, double spike, int window, int max_rollbacks, double lr_factor, long rollbacks_done) {
@@ -94,10 +80,8 @@ int guard_check(Guard *g, const double *losses, const char *const *names, int n,
 
 double guard_lr_scale(const Guard *g) { return pow(g->lr_factor, (double)g->rollbacks); }
 
-int guard_rollback(Guard *g, TrainLog *log, const char *run_dir, long step, const char *what, const char *why,
-                   char *path, size_t path_n) {
+int guard_rollback(Guard *g, TrainLog *log, long step, const char *what, const char *why, const char *target) {
   char msg[768];
-  long target = ckpt_latest(run_dir, path, path_n);
   if (g->rollbacks >= g->max_rollbacks) {
     snprintf(msg, sizeof msg, "diverged: %s; giving up after %ld rollbacks (guard.max_rollbacks = %d)", why,
              g->rollbacks, g->max_rollbacks);
@@ -107,19 +91,18 @@ int guard_rollback(Guard *g, TrainLog *log, const char *run_dir, long step, cons
       fprintf(stderr, "amd: error: %s diverged at step %ld: %s; nothing was saved from this step (rollbacks used: "
                       "%ld, guard.max_rollbacks = %d). Newest checkpoint: %s. Lower the learning rate(s) or tighten "
                       "optim.grad_clip, then resume=1\n",
-              what, step, why, g->rollbacks, g->max_rollbacks, target >= 0 ? path : "none");
+              what, step, why, g->rollbacks, g->max_rollbacks, target ? target : "none");
       fflush(stderr);
     }
-    return -1;
+    return 1;
   }
   g->rollbacks++;
   g->filled = g->head = 0;
-  if (target < 0) path[0] = '\0';
+  const char *to = target ? target : "the initial state (no checkpoint yet)";
   snprintf(msg, sizeof msg, "diverged: %s; rollback %ld of %d to %s, learning rates x %g", why, g->rollbacks,
-           g->max_rollbacks, target >= 0 ? path : "the initial state (no checkpoint yet)", guard_lr_scale(g));
+           g->max_rollbacks, to, guard_lr_scale(g));
   trainlog_event(log, step, msg);
   amd_log("%s diverged at step %ld: %s\n  rollback %ld of %d to %s; learning rates now x %g\n", what, step, why,
-          g->rollbacks, g->max_rollbacks, target >= 0 ? path : "the initial state (no checkpoint yet)",
-          guard_lr_scale(g));
-  return target >= 0;
+          g->rollbacks, g->max_rollbacks, to, guard_lr_scale(g));
+  return 0;
 }

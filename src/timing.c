@@ -8,22 +8,22 @@
 
 const char *const timing_cols[5] = {"step", "rank", "compute", "comm", "io"};
 
-static double t_begin, acc[2];
+/* the interval's start: wall time, and the totals of communication and log seconds then */
+static double t_begin, comm_begin, log_begin, ckpt_io;
 
 void timing_start(void) {
   t_begin = amd_time();
-  acc[TIMING_COMM] = acc[TIMING_IO] = 0;
+  comm_begin = dist_comm_seconds(), log_begin = trainlog_io_seconds(), ckpt_io = 0;
 }
 
-void timing_add(TimingKind kind, double seconds) { acc[kind] += seconds; }
+void timing_add_io(double seconds) { ckpt_io += seconds; }
 
 void timing_take(double out[3]) {
-  double now = amd_time(), wall = now - t_begin;
-  out[1] = acc[TIMING_COMM], out[2] = acc[TIMING_IO];
-  out[0] = wall - out[1] - out[2];
+  double now = amd_time(), comm = dist_comm_seconds(), log = trainlog_io_seconds();
+  out[1] = comm - comm_begin, out[2] = log - log_begin + ckpt_io;
+  out[0] = now - t_begin - out[1] - out[2];
   if (out[0] < 0) out[0] = 0;
-  t_begin = now;
-  acc[TIMING_COMM] = acc[TIMING_IO] = 0;
+  t_begin = now, comm_begin = comm, log_begin = log, ckpt_io = 0;
 }
 
 void timing_log(TrainLog *table, long step) {

@@ -46,13 +46,6 @@ void mixture_make(Mixture *m, const char *layout, int num_modes, int num_classes
   }
 }
 
-void mixture_free(Mixture *m) {
-  free(m->means);
-  free(m->weights);
-  free(m->mode_class);
-  memset(m, 0, sizeof *m);
-}
-
 void mixture_sample(const Mixture *m, uint64_t seed, long n, float *x, int *labels) {
 #pragma omp parallel for schedule(static)
   for (long i = 0; i < n; i++) {

@@ -5,19 +5,11 @@
 #pragma once
 #include <stdint.h>
 
-typedef struct {
-  int dim;         /* 2 */
-  int num_modes;
-  int num_classes;
-  double sigma;    /* std of every mode */
-  float *means;    /* (num_modes, dim) */
-  float *weights;  /* (num_modes) within-class mixture weights: each class's weights sum to 1 */
-  int *mode_class; /* (num_modes) the class owning each mode */
-} Mixture;
+#include "dataset.h" /* Mixture: the mixture as a toy dataset stores it */
+
 
 /* layout "ring" (radius) or "grid" (square grid spanning [-radius, radius]^2). */
 void mixture_make(Mixture *m, const char *layout, int num_modes, int num_classes, double radius, double sigma);
-void mixture_free(Mixture *m);
 /* n samples, labels uniform over classes (sample i has label i mod num_classes, then a mode of that
  * class by weight); Philox stream RNG_TOYDATA keyed by (seed, index i). */
 void mixture_sample(const Mixture *m, uint64_t seed, long n, float *x, int *labels);

@@ -229,6 +229,27 @@ static void test_help(void) {
   expect_aligned(out, helps);
 }
 
+/* testing keys (fault.*) are listed last, under their own heading, wherever the table has them */
+static const cfg_key fault_keys[] = {
+    {"fault.nan_step", CFG_INT, offsetof(toy_cfg, steps), "-1", -1, 10, NULL, "testing: a NaN"},
+    {"optim.lr", CFG_FLOAT, offsetof(toy_cfg, lr), "0.001", 0, 10, NULL, "learning rate"},
+    CFG_END,
+};
+
+static void print_fault_help(void *arg) {
+  (void)arg;
+  cfg_print_help(fault_keys, stdout, "train", "");
+}
+
+static void test_help_testing_keys(void) {
+  char out[8192];
+  EXPECT(run_child(print_fault_help, NULL, 1, out, sizeof out) == 0, "status");
+  const char *lr = strstr(out, "optim.lr"), *head = strstr(out, "testing keys"), *nan = strstr(out, "fault.nan_step");
+  EXPECT(lr && head && nan && lr < head && head < nan, "optim.lr, then the heading, then fault.nan_step:\n%s", out);
+  EXPECT(cfg_is_testing_key("fault.exit_step") && !cfg_is_testing_key("faults") && !cfg_is_testing_key("optim.lr"),
+         "cfg_is_testing_key");
+}
+
 static void parse_help(void *arg) {
   char *argv[] = {"train.steps=5", arg};
   toy_cfg c;
@@ -418,6 +439,7 @@ int main(void) {
   TEST_RUN(test_comments_and_blank_lines);
   TEST_RUN(test_round_trip);
   TEST_RUN(test_help);
+  TEST_RUN(test_help_testing_keys);
   TEST_RUN(test_help_flag_exits_zero);
   TEST_RUN(test_print_table);
   TEST_RUN(test_error_unknown_key);

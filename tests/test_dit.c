@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "attention.h"
-#include "ckpt.h"
+#include "model_ckpt.h"
 #include "common.h"
 #include "h5.h"
 #include "model.h"
@@ -556,7 +556,7 @@ static char t_scratch[64], t_ckpt[4200];
 
 static const ModelConfig legacy = {.kind = "mlp", .dim = 2, .num_classes = 3, .width = 8, .depth = 1, .temb_dim = 8};
 
-/* ckpt_save ends in MPI_Barrier: save in a child that initializes MPI (see test_h5.c for why this
+/* model_ckpt_save ends in MPI_Barrier: save in a child that initializes MPI (see test_h5.c for why this
  * process never does) and leaves by _exit. */
 static int save_in_child(CkptNet *nets, int n) {
   fflush(stdout);
@@ -565,7 +565,7 @@ static int save_in_child(CkptNet *nets, int n) {
   if (pid == 0) {
     MPI_Init(NULL, NULL);
     CkptState st = {.step = 1, .seed = 5};
-    ckpt_save(t_scratch, &st, nets, n, "", "", 1);
+    model_ckpt_save(t_scratch, &st, nets, n, "", "", 1);
     MPI_Finalize();
     _exit(0);
   }
@@ -581,7 +581,7 @@ static void load_other_heads(void *arg) {
   Model *m = model_create(&c, 2);
   CkptState st;
   CkptNet net = {"student", m, NULL};
-  ckpt_load(t_ckpt, &st, &net, 1);
+  model_ckpt_load(t_ckpt, &st, &net, 1);
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -608,17 +608,17 @@ static void test_dit_checkpoint(void) {
   h5_close(f);
 
   ModelConfig c;
-  ckpt_read_model_config(t_ckpt, "student", &c);
+  model_ckpt_config(t_ckpt, "student", &c);
   EXPECT(memcmp(&c, &tiny, sizeof c) == 0, "dit config read back differs (kind %s, img %d %d, patch %d, heads %d)",
          c.kind, c.img_channels, c.img_size, c.patch, c.heads);
-  ckpt_read_model_config(t_ckpt, "legacy", &c);
+  model_ckpt_config(t_ckpt, "legacy", &c);
   EXPECT(memcmp(&c, &legacy, sizeof c) == 0, "an old mlp checkpoint reads back with image fields %d %d %d %d",
          c.img_channels, c.img_size, c.patch, c.heads);
 
   Model *d2 = model_create(&tiny, 2), *old2 = model_create(&legacy, 2);
   CkptState st;
   CkptNet back[2] = {{"student", d2, NULL}, {"legacy", old2, NULL}};
-  ckpt_load(t_ckpt, &st, back, 2);
+  model_ckpt_load(t_ckpt, &st, back, 2);
   EXPECT(memcmp(d->params, d2->params, sizeof(float) * (size_t)d->num_params) == 0, "dit params differ after load");
   EXPECT(memcmp(old->params, old2->params, sizeof(float) * (size_t)old->num_params) == 0, "old mlp params differ");
   EXPECT(expect_fatal(load_other_heads, NULL, "heads"), "a dit with other heads loaded");

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ckpt.h"
+#include "model_ckpt.h"
 #include "common.h"
 #include "dist.h"
 #include "model.h"
@@ -151,9 +151,9 @@ static void test_checkpoint_any_rank_count(void) {
     local_grads(m->grads, n, s);
     zero_update(z, m->params, m->grads, &t_oc, s, zero_reduce_grads(z, m->grads));
   }
-  CkptState st = {.step = 2, .seed = 11, .data_cursor = 5, .counters = {1, 2, 3, 4}};
+  CkptState st = {.step = 2, .seed = 11, .data_cursor = 5, .fake_updates = 1, .student_steps = 2, .rollbacks = 4};
   CkptNet net = {"student", m, z->opt};
-  ckpt_save(t_dir, &st, &net, 1, "zero = 2\n", "data.h5", 1);
+  model_ckpt_save(t_dir, &st, &net, 1, "zero = 2\n", "data.h5", 1);
   /* the global moments, gathered from the shards */
   float *gm = mallocCheck(sizeof(float) * (size_t)n), *gv = mallocCheck(sizeof(float) * (size_t)n);
   memcpy(gm + z->begin, z->opt->m, sizeof(float) * (size_t)z->opt->n);
@@ -172,11 +172,11 @@ static void test_checkpoint_any_rank_count(void) {
       AdamW *o = adamw_create_range(b, e - b);
       CkptNet back = {"student", m2, o};
       CkptState st2;
-      ckpt_load(path, &st2, &back, 1);
+      model_ckpt_load(path, &st2, &back, 1);
       EXPECT(memcmp(m2->params, m->params, sizeof(float) * (size_t)n) == 0, "params of the %d-way load differ", p);
       EXPECT(memcmp(o->m, gm + b, sizeof(float) * (size_t)(e - b)) == 0, "adam_m of shard %d of %d differs", r, p);
       EXPECT(memcmp(o->v, gv + b, sizeof(float) * (size_t)(e - b)) == 0, "adam_v of shard %d of %d differs", r, p);
-      EXPECT(st2.step == 2 && st2.seed == 11 && st2.data_cursor == 5 && st2.counters[3] == 4, "state differs");
+      EXPECT(st2.step == 2 && st2.seed == 11 && st2.data_cursor == 5 && st2.rollbacks == 4, "state differs");
       adamw_free(o);
     }
   MPI_Barrier(MPI_COMM_WORLD);

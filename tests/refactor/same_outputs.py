@@ -18,7 +18,7 @@ def walk(f):
         parts = name.split("/")
         if parts[0] in SKIP_TABLES:
             return
-        if isinstance(obj, h5py.Dataset) and parts[-1] in SKIP_COLS and parts[0] in ("train",):
+        if isinstance(obj, h5py.Dataset) and parts[-1] in SKIP_COLS and parts[0] in ("train", "eval"):
             return
         out[name] = obj
     f.visititems(visit)

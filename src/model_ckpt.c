@@ -1,0 +1,124 @@
+/* model_ckpt.c: networks to and from checkpoint files (model_ckpt.h). */
+#include "model_ckpt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "dist.h"
+#include "ops.h"
+#include "zero.h"
+
+/* The architecture attributes of /<net>, in file order (num_params last). */
+enum { NARCH = 10 };
+static void arch_attrs(const Model *m, CkptAttr a[NARCH]) {
+  const ModelConfig *c = &m->cfg;
+  CkptAttr v[NARCH] = {{"dim", c->dim},           {"num_classes", c->num_classes},   {"width", c->width},
+                       {"depth", c->depth},       {"temb_dim", c->temb_dim},         {"img_channels", c->img_channels},
+                       {"img_size", c->img_size}, {"patch", c->patch},               {"heads", c->heads},
+                       {"num_params", m->num_params}};
+  memcpy(a, v, sizeof v);
+}
+
+/* This rank's part of the global vector `name` of n values: values from dev, which holds
+ * [dev_begin, dev_begin + dev_n) of the vector (backend memory). */
+static void write_vector(CkptWriter *w, const char *name, const float *dev, long dev_begin, long dev_n, long n) {
+  long begin, end;
+  zero_shard(n, amd_rank(), dist_size(), &begin, &end);
+  CHECK(begin >= dev_begin && end <= dev_begin + dev_n,
+        "checkpoint: rank %d holds values %ld..%ld of '%s' but must write %ld..%ld", amd_rank(), dev_begin,
+        dev_begin + dev_n, name, begin, end);
+  float *host = mallocCheck(sizeof(float) * (size_t)(end > begin ? end - begin : 1));
+  ops->to_host(host, dev + (begin - dev_begin), sizeof(float) * (size_t)(end - begin));
+  ckpt_write_vector(w, name, host, n, begin, end - begin);
+  free(host);
+}
+
+static void write_net(CkptWriter *w, const CkptNet *net) {
+  const Model *m = net->model;
+  CkptAttr attrs[NARCH];
+  arch_attrs(m, attrs);
+  ckpt_begin_net(w, net->name, m->cfg.kind, attrs, NARCH);
+  write_vector(w, "params", m->params, 0, m->num_params, m->num_params);
+  if (net->opt) {
+    write_vector(w, "adam_m", net->opt->m, net->opt->begin, net->opt->n, m->num_params);
+    write_vector(w, "adam_v", net->opt->v, net->opt->begin, net->opt->n, m->num_params);
+  }
+  CkptTensor *rows = callocCheck((size_t)m->num_tensors, sizeof *rows);
+  for (int i = 0; i < m->num_tensors; i++) {
+    snprintf(rows[i].name, sizeof rows[i].name, "%s", m->tensors[i].name);
+    rows[i].offset = m->tensors[i].offset;
+    rows[i].ndim = m->tensors[i].ndim;
+    memcpy(rows[i].shape, m->tensors[i].shape, sizeof rows[i].shape);
+  }
+  ckpt_write_layout(w, rows, m->num_tensors);
+  free(rows);
+  ckpt_end_net(w);
+}
+
+void model_ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, int nnets,
+                     const char *config_text, const char *data_path, int keep) {
+  CkptWriter w;
+  ckpt_begin(&w, run_dir, st, config_text, data_path);
+  for (int i = 0; i < nnets; i++) write_net(&w, &nets[i]);
+  ckpt_commit(&w, keep);
+}
+
+/* Values [begin, begin + n) of the global vector `name` (num_params values) into dev. */
+static void read_vector(hid_t f, const char *path, const CkptNet *net, const char *name, float *dev, long begin,
+                        long n) {
+  float *host = mallocCheck(sizeof(float) * (size_t)(n ? n : 1));
+  ckpt_read_vector(f, path, net->name, name, net->model->num_params, begin, n, host);
+  ops->to_device(dev, host, sizeof(float) * (size_t)n);
+  free(host);
+}
+
+static void load_net(hid_t f, const char *path, const CkptNet *net) {
+  const Model *m = net->model;
+  char *kind = ckpt_net_kind(f, path, net->name);
+  if (strcmp(kind, m->cfg.kind) != 0) amd_fatal("'%s': /%s is a '%s' model, expected '%s'", path, net->name, kind, m->cfg.kind);
+  free(kind);
+  CkptAttr want[NARCH];
+  arch_attrs(m, want);
+  for (int k = 0; k < NARCH; k++) {
+    long long have = ckpt_net_attr(f, net->name, want[k].key, 0);
+    if (have != want[k].value)
+      amd_fatal("'%s': /%s has %s = %lld but this run's model has %lld (architecture mismatch)", path, net->name,
+                want[k].key, have, want[k].value);
+  }
+  read_vector(f, path, net, "params", m->params, 0, m->num_params);
+  if (net->opt) {
+    CHECK(net->opt->begin >= 0 && net->opt->begin + net->opt->n <= m->num_params,
+          "checkpoint: Adam moments of values %ld..%ld do not fit /%s of %ld", net->opt->begin,
+          net->opt->begin + net->opt->n, net->name, m->num_params);
+    read_vector(f, path, net, "adam_m", net->opt->m, net->opt->begin, net->opt->n);
+    read_vector(f, path, net, "adam_v", net->opt->v, net->opt->begin, net->opt->n);
+  }
+}
+
+void model_ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets) {
+  hid_t f = ckpt_open(path);
+  ckpt_read_state(f, path, st);
+  for (int i = 0; i < nnets; i++) load_net(f, path, &nets[i]);
+  ckpt_close(f);
+}
+
+void model_ckpt_config(const char *path, const char *net, ModelConfig *c) {
+  hid_t f = ckpt_open(path);
+  char *kind = ckpt_net_kind(f, path, net);
+  memset(c, 0, sizeof *c);
+  snprintf(c->kind, sizeof c->kind, "%s", kind);
+  free(kind);
+  c->dim = (int)ckpt_net_attr(f, net, "dim", 1);
+  c->num_classes = (int)ckpt_net_attr(f, net, "num_classes", 1);
+  c->width = (int)ckpt_net_attr(f, net, "width", 1);
+  c->depth = (int)ckpt_net_attr(f, net, "depth", 1);
+  c->temb_dim = (int)ckpt_net_attr(f, net, "temb_dim", 1);
+  c->img_channels = (int)ckpt_net_attr(f, net, "img_channels", 0);
+  c->img_size = (int)ckpt_net_attr(f, net, "img_size", 0);
+  c->patch = (int)ckpt_net_attr(f, net, "patch", 0);
+  c->heads = (int)ckpt_net_attr(f, net, "heads", 0);
+  ckpt_close(f);
+  model_config_check(c);
+}

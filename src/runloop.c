@@ -1,0 +1,234 @@
+/* runloop.c: the run loop of `amd train` and `amd distill` (runloop.h). */
+#include "runloop.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ckpt.h"
+#include "common.h"
+#include "dist.h"
+#include "timing.h"
+
+/* --- testing: pauses inside the checkpoint and log write windows (fault.slow_*) ----------------- */
+static int slow_ckpt_ms, slow_log_ms;
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+static void pause_ckpt(void) { sleep_ms(slow_ckpt_ms); }
+static void pause_log(void) { sleep_ms(slow_log_ms); }
+
+long runloop_resume_point(const RunSettings *rs, char *path, size_t n) {
+  return rs->resume ? ckpt_latest(rs->run, path, n) : -1;
+}
+
+void runloop_prepare(const RunSettings *rs) {
+  slow_ckpt_ms = rs->slow_ckpt_ms, slow_log_ms = rs->slow_log_ms;
+  ckpt_set_pause_hook(slow_ckpt_ms > 0 ? pause_ckpt : NULL);
+  trainlog_set_pause_hook(slow_log_ms > 0 ? pause_log : NULL);
+  if (dist_rank() == 0) {
+    char log_path[4200], path[4200];
+    snprintf(log_path, sizeof log_path, "%s/log.h5", rs->run);
+    int has_log = amd_file_exists(log_path);
+    if (!rs->resume && (ckpt_latest(rs->run, path, sizeof path) >= 0 || has_log))
+      amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
+                      rs->run, has_log ? log_path : path);
+    amd_mkdirs(rs->run);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* --- the loop's state ---------------------------------------------------------------------------- */
+typedef struct {
+  const RunSettings *rs;
+  const RunTask *task;
+  CkptState st;
+  TrainLog log, extra, timing;
+  Guard guard;
+  long last_ckpt;   /* step of the newest checkpoint this process wrote or loaded (-1: none) */
+  long steps_acc;   /* steps in the current log interval */
+  long eta_step;    /* the step the ETA's pace is measured from */
+  double t_start, t_last, t_eta;
+  int nan_done, signal_done;
+} Loop;
+
+static void save(Loop *L) {
+  const RunTask *t = L->task;
+  double t0 = amd_time();
+  model_ckpt_save(L->rs->run, &L->st, t->nets, t->nnets, t->config_text, t->data_path, L->rs->ckpt_keep);
+  timing_add_io(amd_time() - t0);
+  amd_log("checkpoint %s/ckpt_%08ld.h5\n", L->rs->run, L->st.step);
+  L->last_ckpt = L->st.step;
+}
+
+static void flush_all(Loop *L) {
+  trainlog_flush(&L->log);
+  if (L->task->extra_table) trainlog_flush(&L->extra);
+  trainlog_flush(&L->timing);
+}
+
+/* The state a run starts from: the resume checkpoint, or the task's initial state. */
+static long load_start(Loop *L) {
+  const RunSettings *rs = L->rs;
+  const RunTask *t = L->task;
+  char path[4200];
+  long resume_step = runloop_resume_point(rs, path, sizeof path);
+  L->st = (CkptState){.seed = (uint64_t)rs->seed, .student_steps = t->student_steps};
+  if (resume_step < 0) {
+    if (rs->resume) amd_log("resume=1 but '%s' holds no checkpoint: starting a new run\n", rs->run);
+    t->reset(t->ctx, &L->st);
+    return -1;
+  }
+  model_ckpt_load(path, &L->st, t->nets, t->nnets);
+  if (L->st.seed != (uint64_t)rs->seed)
+    amd_usage_error("resume: checkpoint '%s' was made with seed %llu but seed = %d", path,
+                    (unsigned long long)L->st.seed, rs->seed);
+  CHECK(L->st.fake_updates == L->st.step * t->fake_updates_per_step,
+        "resume: checkpoint '%s' has %ld fake updates for %ld steps, expected %ld per step", path, L->st.fake_updates,
+        L->st.step, t->fake_updates_per_step);
+  amd_log("resuming from %s (step %ld)\n", path, L->st.step);
+  return resume_step;
+}
+
+static void open_log(Loop *L, long resume_step) {
+  const RunTask *t = L->task;
+  char log_path[4200];
+  snprintf(log_path, sizeof log_path, "%s/log.h5", L->rs->run);
+  long keep = resume_step >= 0 ? L->st.step : -1;
+  if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, t->config_text);
+  trainlog_open(&L->log, log_path, "train", t->cols, t->ncols, keep);
+  if (t->extra_table) trainlog_open(&L->extra, log_path, t->extra_table, t->extra_cols, t->nextra, keep);
+  trainlog_open(&L->timing, log_path, "timing", timing_cols, TIMING_NCOLS, keep);
+  if (resume_step >= 0) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", L->st.step, dist_size());
+    trainlog_event(&L->log, L->st.step, msg);
+  }
+}
+
+static void restart_interval(Loop *L) {
+  L->steps_acc = 0, L->eta_step = L->st.step;
+  L->t_last = L->t_eta = amd_time();
+  if (L->task->restart_interval) L->task->restart_interval(L->task->ctx);
+}
+
+/* After the guard found a divergence at `step`: rolls back (returns 0) or gives up (returns 1). */
+static int roll_back(Loop *L, long step, const char *why) {
+  const RunTask *t = L->task;
+  char target[4200];
+  int have = ckpt_latest(L->rs->run, target, sizeof target) >= 0;
+  if (guard_rollback(&L->guard, &L->log, step, t->what, why, have ? target : NULL) != 0) return 1;
+  if (have) {
+    model_ckpt_load(target, &L->st, t->nets, t->nnets);
+  } else {
+    L->st = (CkptState){.seed = (uint64_t)L->rs->seed, .student_steps = t->student_steps};
+    t->reset(t->ctx, &L->st);
+  }
+  L->st.rollbacks = L->guard.rollbacks;
+  t->set_lr_scale(t->ctx, guard_lr_scale(&L->guard));
+  trainlog_rewind(&L->log, L->st.step);
+  if (t->extra_table) trainlog_rewind(&L->extra, L->st.step);
+  trainlog_rewind(&L->timing, L->st.step);
+  save(L); /* the rollback target again, now counting this rollback: a resume keeps the backoff */
+  restart_interval(L);
+  return 0;
+}
+
+/* A stop signal at the boundary before `step`: the log, a checkpoint, exit AMD_EXIT_REQUEUE. */
+static void stop(Loop *L, int sig, long step) {
+  runctl_note_stop(&L->log, sig, step);
+  if (L->task->extra_table) trainlog_flush(&L->extra);
+  trainlog_flush(&L->timing);
+  if (L->last_ckpt != step) save(L);
+}
+
+/* One step; returns 0 to go on, or an exit status. */
+static int one_step(Loop *L) {
+  const RunSettings *rs = L->rs;
+  const RunTask *t = L->task;
+  long step = L->st.step;
+  if (step == rs->signal_step && dist_rank() == dist_size() - 1 && !L->signal_done) L->signal_done = 1, raise(SIGUSR1);
+  int sig = runctl_stop_agreed();
+  if (sig) {
+    stop(L, sig, step);
+    return AMD_EXIT_REQUEUE;
+  }
+  if (step == rs->exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
+  RunClock clk = {.inject_nan = step == rs->nan_step && !L->nan_done};
+  if (clk.inject_nan) L->nan_done = 1;
+  double losses[GUARD_MAX_LOSSES];
+  int failed = t->step(t->ctx, step, &clk, losses);
+  char why[512];
+  if (guard_check(&L->guard, losses, t->loss_names, t->nlosses, !failed, why, sizeof why))
+    return roll_back(L, step, why) ? AMD_EXIT_DIVERGED : 0;
+  if (t->apply) t->apply(t->ctx, step);
+
+  CkptState *st = &L->st;
+  st->step = step + 1;
+  st->fake_updates = st->step * t->fake_updates_per_step;
+  st->student_steps = t->student_steps;
+  st->rollbacks = L->guard.rollbacks;
+  st->data_cursor = st->step * t->samples_per_step;
+  double now = amd_time();
+  L->steps_acc++;
+  clk.log_now = st->step % rs->log_every == 0 || st->step == rs->steps;
+  clk.ckpt_now = st->step % rs->ckpt_every == 0 || st->step == rs->steps;
+  clk.elapsed = now - L->t_start;
+  if (clk.log_now) {
+    clk.samples_per_s = (double)L->steps_acc * (double)t->samples_per_step / (now - L->t_last + 1e-12);
+    clk.eta = (now - L->t_eta) / (double)(st->step - L->eta_step) * (double)(rs->steps - st->step);
+  }
+  double row[TRAINLOG_MAX_COLS] = {(double)st->step};
+  t->row(t->ctx, step, &clk, row);
+  trainlog_append(&L->log, row);
+  if (t->extra_rows) t->extra_rows(t->ctx, st->step, &L->extra);
+  if (clk.log_now) {
+    trainlog_flush(&L->log);
+    if (t->extra_table) trainlog_flush(&L->extra);
+    timing_log(&L->timing, st->step);
+    trainlog_flush(&L->timing);
+    t->status(t->ctx, st->step, &clk, row);
+    L->steps_acc = 0, L->t_last = now;
+  }
+  if (clk.ckpt_now) {
+    flush_all(L); /* the log holds every row up to a checkpoint: a resumed run's log has no gap */
+    save(L);
+  }
+  return 0;
+}
+
+int runloop_run(const RunSettings *rs, const RunTask *t) {
+  CHECK(t->ncols <= TRAINLOG_MAX_COLS && t->nlosses <= GUARD_MAX_LOSSES, "run loop: %d columns, %d losses", t->ncols,
+        t->nlosses);
+  Loop *L = callocCheck(1, sizeof *L);
+  L->rs = rs, L->task = t;
+  long resume_step = load_start(L);
+  L->last_ckpt = resume_step >= 0 ? L->st.step : -1;
+  cfg_print_table(t->keys, t->config, t->title);
+  t->describe(t->ctx);
+  open_log(L, resume_step);
+  guard_init(&L->guard, rs->guard_spike, rs->guard_window, rs->guard_max_rollbacks, rs->guard_lr_factor,
+             L->st.rollbacks);
+  t->set_lr_scale(t->ctx, guard_lr_scale(&L->guard));
+  if (L->guard.rollbacks > 0)
+    amd_log("learning rates x %g after %ld rollbacks (guard.lr_factor %g)\n", guard_lr_scale(&L->guard),
+            L->guard.rollbacks, rs->guard_lr_factor);
+
+  L->t_start = L->t_last = L->t_eta = amd_time();
+  L->eta_step = L->st.step;
+  int status = 0;
+  timing_start();
+  while (L->st.step < rs->steps && status == 0) status = one_step(L);
+  trainlog_close(&L->log);
+  if (t->extra_table) trainlog_close(&L->extra);
+  trainlog_close(&L->timing);
+  free(L);
+  return status;
+}

@@ -1,0 +1,110 @@
+/* runloop.h: the run loop shared by `amd train` and `amd distill` (docs/DESIGN.md section 8).
+ * The loop owns what every run has: the run folder (a fresh run refuses a folder that holds a run;
+ * resume=1 continues from its newest complete checkpoint), the log file and its tables (/train,
+ * /timing, the /events rows, and any table of the command's), the stop signals (SIGTERM/SIGUSR1:
+ * checkpoint and exit AMD_EXIT_REQUEUE), the divergence guard and its rollbacks (to the newest
+ * checkpoint, or to the initial state, with the learning rates scaled), the cadence of log rows,
+ * status lines and checkpoints, the checkpoints themselves (src/model_ckpt.h), and the testing
+ * `fault.*` keys. The command owns its config, its models and its step, and hands the loop a
+ * RunTask: the networks a checkpoint holds and callbacks for its step, its initial state, its
+ * learning rates, its log row and its status line.
+ * One step of the loop: stop signal? -> task.step (losses, gradients) -> guard -> task.apply (the
+ * optimizer) -> the state's counters -> task.row (the /train row) -> task.extra_rows -> every
+ * log.every steps a flush, a /timing row and task.status -> every ckpt.every steps a checkpoint.
+ * Return convention: runloop_run returns the command's exit status (0, AMD_EXIT_REQUEUE or
+ * AMD_EXIT_DIVERGED); every other failure stops the program with an error naming its cause. */
+#pragma once
+
+#include "config.h"
+#include "model_ckpt.h"
+#include "runctl.h"
+#include "trainlog.h"
+
+/* The settings every run has. A command's config struct embeds one as its member `rl`; its key
+ * table names the fields (run, resume, seed, train.steps, log.every, ckpt.*) and ends with
+ * RUNLOOP_KEYS (guard.* and fault.*). */
+typedef struct {
+  char run[CFG_STR_MAX];
+  int resume, seed, steps;
+  int log_every, ckpt_every, ckpt_keep;
+  double guard_spike, guard_lr_factor;
+  int guard_window, guard_max_rollbacks;
+  int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms; /* testing: fault injection */
+} RunSettings;
+
+/* The guard.* and fault.* config keys, through the command's K(name, type, field, ...) macro over a
+ * struct whose RunSettings member is `rl`. spike_help and nan_help name what the command watches.
+ * The fault.* keys are for the test suite: `--help` lists them apart (src/config.h). */
+#define RUNLOOP_KEYS(K, spike_help, nan_help)                                                                     \
+  K("guard.spike", CFG_FLOAT, rl.guard_spike, "0", 0, 1e9, NULL, spike_help),                                    \
+  K("guard.window", CFG_INT, rl.guard_window, "20", 1, GUARD_MAX_WINDOW, NULL, "steps in the running mean of guard.spike"), \
+  K("guard.max_rollbacks", CFG_INT, rl.guard_max_rollbacks, "3", 0, 1000000, NULL,                                 \
+    "on divergence, roll back to the newest checkpoint this many times per run, then exit 3; 0 = exit 3 at once"),  \
+  K("guard.lr_factor", CFG_FLOAT, rl.guard_lr_factor, "0.5", 1e-6, 1, NULL, "learning-rate multiplier at each rollback"), \
+  K("fault.nan_step", CFG_INT, rl.nan_step, "-1", -1, 1000000000, NULL, nan_help),                                \
+  K("fault.exit_step", CFG_INT, rl.exit_step, "-1", -1, 1000000000, NULL, "testing: die at this step as a crash would"), \
+  K("fault.signal_step", CFG_INT, rl.signal_step, "-1", -1, 1000000000, NULL,                                      \
+    "testing: the last rank sends itself SIGUSR1 before this step"),                                               \
+  K("fault.slow_ckpt_ms", CFG_INT, rl.slow_ckpt_ms, "0", 0, 3600000, NULL, "testing: pause inside every checkpoint write"), \
+  K("fault.slow_log_ms", CFG_INT, rl.slow_log_ms, "0", 0, 3600000, NULL, "testing: pause inside every log flush")
+
+/* What the loop tells the step and the row about the moment. */
+typedef struct {
+  int inject_nan; /* testing (fault.nan_step): this step poisons what the command's nan_help says */
+  int log_now;    /* this step ends a log interval: a flush, a status line */
+  int ckpt_now;   /* this step ends with a checkpoint */
+  double samples_per_s; /* over the log interval (log_now only; else 0) */
+  double elapsed;       /* seconds since the loop started */
+  double eta;           /* seconds to the last step at the interval's pace (log_now only) */
+} RunClock;
+
+typedef struct {
+  const char *what;   /* "training" or "distillation", for messages */
+  const char *title;  /* "amd train": the config table's title */
+  const char *data_path, *config_text; /* recorded in every checkpoint */
+  const cfg_key *keys; const void *config; /* printed as a table once the state is loaded */
+  CkptNet *nets;
+  int nnets;
+  long samples_per_step;      /* the global batch: data_cursor = step x this */
+  long fake_updates_per_step; /* distillation: fake-teacher updates per step (0 for training) */
+  long student_steps;         /* distillation: S (0 for training) */
+  const char *const *cols;    /* the /train columns, "step" first */
+  int ncols;
+  const char *extra_table;    /* another per-step table (distillation: "advantage"), or NULL */
+  const char *const *extra_cols;
+  int nextra;
+  const char *const *loss_names; /* the losses the guard watches */
+  int nlosses;
+  void *ctx;
+  /* Called once the state is loaded (or initial): prints what the run is (ranks, backend, model). */
+  void (*describe)(void *ctx);
+  /* The initial state (no checkpoint to start or roll back from): parameters and optimizer moments
+   * of every net as at the start; st holds the seed; the task may fill its fields (teacher). */
+  void (*reset)(void *ctx, CkptState *st);
+  /* Learning rates = configured x scale (guard.lr_factor ^ rollbacks). */
+  void (*set_lr_scale)(void *ctx, double scale);
+  /* One step's forward, backward and reductions: the guard's losses (global, agreed by all ranks).
+   * Returns 0, or nonzero when its gradients or update were non-finite (a divergence). */
+  int (*step)(void *ctx, long step, const RunClock *clk, double *losses);
+  /* Applies the update the guard accepted (NULL: step applied it already). */
+  void (*apply)(void *ctx, long step);
+  /* The /train row of the step just completed (row[0] is filled: the step count). Collective. */
+  void (*row)(void *ctx, long step, const RunClock *clk, double *row);
+  /* Rows of extra_table after a completed step (may add none). Collective. */
+  void (*extra_rows)(void *ctx, long step, TrainLog *table);
+  /* The status line of a log interval, from the last row. */
+  void (*status)(void *ctx, long step, const RunClock *clk, const double *row);
+  /* Forgets what the task accumulated over a log interval (after a rollback). */
+  void (*restart_interval)(void *ctx);
+} RunTask;
+
+/* The newest complete checkpoint a run with these settings resumes from: its step and path, or -1
+ * when it starts afresh (resume=0, or resume=1 on a folder without one). Any rank. */
+long runloop_resume_point(const RunSettings *rs, char *path, size_t n);
+/* Collective: a fresh run refuses a folder that holds a run (a checkpoint or a log); the folder is
+ * made. Also installs the testing pauses of fault.slow_*. Call before anything is written. */
+void runloop_prepare(const RunSettings *rs);
+/* Collective: loads the resume checkpoint (or the initial state), then runs steps until
+ * rs->steps, a stop signal or a divergence beyond guard.max_rollbacks; closes the log. Returns 0,
+ * AMD_EXIT_REQUEUE or AMD_EXIT_DIVERGED. */
+int runloop_run(const RunSettings *rs, const RunTask *task);
