@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "batches.h"
 #include "classifier.h"
 #include "commands.h"
 #include "common.h"
@@ -29,7 +30,6 @@
 #include "model_ckpt.h"
 #include "ops.h"
 #include "optim.h"
-#include "philox.h"
 #include "runloop.h"
 #include "zero.h"
 
@@ -95,31 +95,6 @@ static const cfg_key train_keys[] = {
 static const char *const log_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time", "accuracy", "test_accuracy"};
 enum { NCOLS = sizeof log_cols / sizeof log_cols[0], NCOLS_TEACHER = 6 };
 
-/* Data order: each epoch is a Philox-keyed Fisher-Yates permutation that every rank computes alike,
- * so sample g of the run is the same data point at any rank count and after a resume. */
-typedef struct {
-  long n, epoch;
-  long *perm;
-  uint64_t seed;
-} EpochOrder;
-
-static long epoch_index(EpochOrder *o, long g) {
-  long epoch = g / o->n;
-  if (epoch != o->epoch) {
-    for (long i = 0; i < o->n; i++) o->perm[i] = i;
-    for (long i = o->n - 1; i > 0; i--) {
-      uint32_t w[4];
-      rng_u32x4(o->seed, RNG_SHUFFLE, (uint32_t)epoch, (uint32_t)i, 0, w);
-      uint64_t r = ((uint64_t)w[0] << 32) | w[1];
-      long j = (long)(r % (uint64_t)(i + 1));
-      long tmp = o->perm[i];
-      o->perm[i] = o->perm[j], o->perm[j] = tmp;
-    }
-    o->epoch = epoch;
-  }
-  return o->perm[g % o->n];
-}
-
 static void format_eta(char *buf, size_t n, double seconds) {
   long s = (long)(seconds + 0.5);
   snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
@@ -158,8 +133,7 @@ static double test_accuracy(Classifier *cls, const Dataset *test) {
 /* What a training step works with: the network, its optimizer, the data and this rank's buffers. */
 typedef struct {
   const TrainConfig *c;
-  int classifier, local;      /* local: this rank's share of the batch, from b0 */
-  long b0;
+  int classifier;
   Model *model;
   ZeroOpt *zo;
   Classifier *cls;            /* classifiers: the model, wrapped */
@@ -167,11 +141,9 @@ typedef struct {
   const Dataset *data, *test;
   const ModelConfig *mc;
   int threads;
-  EpochOrder order;
+  Batches batches;            /* this rank's share of each step's batch */
   AdamWConfig oc;
   FlowConfig fc;
-  float *xb, *xb_dev;
-  int *lb;
   /* what a step reads back, in one copy (one wait for the device): this rank's gradient sum of
    * squares (a double, first for alignment), then the flow loss of each local sample */
   size_t res_bytes;
@@ -203,22 +175,18 @@ static void train_set_lr_scale(void *ctx, double scale) {
 static int train_step(void *ctx, long step, const RunClock *clk, double *losses) {
   Train *T = ctx;
   const TrainConfig *c = T->c;
-  int dim = T->mc->dim, local = T->local;
-  for (int i = 0; i < local; i++) {
-    long idx = epoch_index(&T->order, step * c->batch + T->b0 + i);
-    memcpy(T->xb + (size_t)i * dim, T->data->x + (size_t)idx * dim, sizeof(float) * (size_t)dim);
-    T->lb[i] = T->data->labels[idx];
-  }
-  ops->to_device(T->xb_dev, T->xb, sizeof(float) * (size_t)local * dim);
+  Batches *b = &T->batches;
+  int local = b->local;
+  batches_get(b, step);
   model_zero_grad(T->model);
   double loss_sum = 0;
   T->accuracy = NAN;
   if (T->classifier) {
     int right;
-    loss_sum = classifier_train_batch(T->cls, T->xb_dev, T->lb, local, c->batch, &right);
+    loss_sum = classifier_train_batch(T->cls, b->x, b->labels, local, c->batch, &right);
     T->accuracy = dist_allreduce_sum_f64(right) / c->batch;
   } else {
-    flow_train_batch_into((float *)(T->res_dev + 1), T->model, T->fb, T->xb_dev, T->lb, NULL, local, (uint32_t)T->b0,
+    flow_train_batch_into((float *)(T->res_dev + 1), T->model, T->fb, b->x, b->labels, NULL, local, (uint32_t)b->begin,
                           (uint32_t)step, (uint64_t)c->rl.seed, &T->fc, c->batch);
   }
   if (clk->inject_nan) ops->fill(T->model->grads, NAN, 1);
@@ -287,25 +255,19 @@ int cmd_train(int argc, char **argv) {
   }
   runloop_prepare(&c.rl);
 
-  long b1;
-  dist_split(c.batch, &T.b0, &b1);
-  T.local = (int)(b1 - T.b0);
+  batches_init(&T.batches, &data, c.batch, (uint64_t)c.rl.seed);
+  int local = T.batches.local;
   T.data = &data, T.test = &test, T.mc = &mc;
-  T.model = model_create(&mc, T.local);
+  T.model = model_create(&mc, local);
   T.zo = zero_create(T.model->num_params, c.zero);
-  T.fb = T.classifier ? NULL : flow_batch_create(T.local, mc.dim);
+  T.fb = T.classifier ? NULL : flow_batch_create(local, mc.dim);
   T.cls = T.classifier ? classifier_wrap(T.model) : NULL;
   T.oc = (AdamWConfig){.lr = c.lr, .lr_min = c.lr_min, .warmup = c.warmup, .cosine = strcmp(c.schedule, "cosine") == 0,
                        .total_steps = c.rl.steps, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps,
                        .weight_decay = c.weight_decay, .grad_clip = c.grad_clip};
   T.fc = (FlowConfig){.logit_normal = strcmp(c.t_dist, "logit_normal") == 0, .t_mean = c.t_mean, .t_std = c.t_std,
                       .p_uncond = c.p_uncond};
-  T.order = (EpochOrder){.n = data.n, .epoch = -1, .perm = mallocCheck(sizeof(long) * (size_t)data.n),
-                         .seed = (uint64_t)c.rl.seed};
-  T.xb = mallocCheck(sizeof(float) * (size_t)T.local * mc.dim);
-  T.xb_dev = ops->alloc(sizeof(float) * (size_t)T.local * mc.dim);
-  T.lb = mallocCheck(sizeof(int) * (size_t)T.local);
-  T.res_bytes = sizeof(double) + sizeof(float) * (size_t)T.local;
+  T.res_bytes = sizeof(double) + sizeof(float) * (size_t)local;
   T.res_dev = ops->alloc(T.res_bytes), T.res_h = mallocCheck(T.res_bytes);
   char *config_text = cfg_to_text(train_keys, &c);
 
@@ -320,9 +282,9 @@ int cmd_train(int argc, char **argv) {
   int status = runloop_run(&c.rl, &task);
   if (status == 0) amd_log("done: %s (log %s/log.h5)\n", c.rl.run, c.rl.run);
 
-  ops->free(T.xb_dev), ops->free(T.res_dev);
-  free(T.res_h);
-  free(T.xb), free(T.lb), free(T.order.perm), free(config_text);
+  ops->free(T.res_dev);
+  free(T.res_h), free(config_text);
+  batches_free(&T.batches);
   if (T.fb) flow_batch_free(T.fb);
   zero_free(T.zo);
   if (T.cls) classifier_free(T.cls); /* frees the model too */
