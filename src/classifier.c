@@ -3,14 +3,13 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "model_ckpt.h"
 #include "common.h"
 #include "ops.h"
 
 Classifier *classifier_wrap(Model *m) {
-  CHECK(strcmp(m->cfg.kind, "classifier") == 0, "a '%s' model is not a classifier", m->cfg.kind);
+  CHECK(m->kind->classifier, "a '%s' model is not a classifier", m->cfg.kind);
   Classifier *c = callocCheck(1, sizeof *c);
   c->m = m;
   c->max_batch = m->max_batch, c->num_classes = m->cfg.num_classes, c->dim = m->cfg.dim, c->feat_dim = m->feat_dim;

@@ -7,11 +7,11 @@
 void cond_embed_create(CondEmbed *e, Model *m, int width, int temb_dim, int num_classes) {
   int H = width;
   e->width = width, e->temb_dim = temb_dim;
-  e->t1w = model_add_tensor(m, "time.fc1.w", 2, (int[]){H, temb_dim});
-  e->t1b = model_add_tensor(m, "time.fc1.b", 1, (int[]){H});
-  e->t2w = model_add_tensor(m, "time.fc2.w", 2, (int[]){H, H});
-  e->t2b = model_add_tensor(m, "time.fc2.b", 1, (int[]){H});
-  e->cemb = model_add_tensor(m, "class.emb", 2, (int[]){num_classes + 1, H});
+  e->t1w = model_add_matrix(m, "time.fc1.w", H, temb_dim, INIT_FAN_IN);
+  e->t1b = model_add_vector(m, "time.fc1.b", H, INIT_ZERO);
+  e->t2w = model_add_matrix(m, "time.fc2.w", H, H, INIT_FAN_IN);
+  e->t2b = model_add_vector(m, "time.fc2.b", H, INIT_ZERO);
+  e->cemb = model_add_matrix(m, "class.emb", num_classes + 1, H, INIT_NORMAL);
   size_t f = sizeof(float), BH = (size_t)m->max_batch * H;
   e->labels = ops->alloc(sizeof(int) * (size_t)m->max_batch);
   e->tfeat = ops->alloc(f * (size_t)m->max_batch * temb_dim);

@@ -1,7 +1,8 @@
 /* cond_embed.h: the conditioning embedding that the velocity networks (mlp, dit) share:
  *   cond = Linear(SiLU(Linear(sinusoidal(1000 t)))) + class_emb[label]      (B, width)
  * label num_classes is the null class of classifier-free guidance. Tensors time.fc1.{w,b},
- * time.fc2.{w,b} and class.emb, registered in that order where the model calls create. */
+ * time.fc2.{w,b} (fan-in weights, zero biases) and class.emb (normal), registered in that order
+ * where the model calls create. */
 #pragma once
 #include "model.h"
 

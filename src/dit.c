@@ -6,17 +6,16 @@
  *          h += gate1 * proj(attention(qkv(LN(h) (1 + scale1) + shift1)))
  *          h += gate2 * fc2(GELU(fc1(LN(h) (1 + scale2) + shift2)))                (MLP ratio 4)
  *   v     = unpatchify(Linear(LN(h_L) (1 + scale) + shift)), shift, scale = Linear(SiLU(c))
- * LayerNorms have no affine. The modulation and output weights are named ".zero.w" so
- * model_init_params starts them at zero (each block starts as the identity, the output at 0).
+ * LayerNorms have no affine. The modulation and output weights are INIT_ZERO (each block starts as
+ * the identity, the output at 0); their names end in ".zero.w", as checkpoints have them.
  * Features for a GAN head: the mean over tokens of h_L, (B, C).
- * The `classifier` kind (the reward and evaluator networks, DESIGN section 5) uses the same blocks
+ * The `classifier` kind (ModelKind.classifier: the reward and evaluator networks, DESIGN section 5) uses the same blocks
  * without time or class conditioning: c is one learned vector (the single row of cond.emb), and
  *   feat  = mean over tokens of LN(h_L)          (B, C), also the Frechet-distance features
  *   out   = logits = Linear(feat)                (B, num_classes); t and labels are ignored
  * Not here: any fused or flash attention. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "attention.h"
 #include "common.h"
@@ -229,18 +228,16 @@ static void dit_free(Model *m) {
   free(a);
 }
 
-static long add2(Model *m, const char *name, int r, int c) { return model_add_tensor(m, name, 2, (int[]){r, c}); }
-static long add1(Model *m, const char *name, int n) { return model_add_tensor(m, name, 1, (int[]){n}); }
-
-static long add2l(Model *m, int l, const char *what, int r, int c) {
+/* a matrix (r, c) and a vector (n) of block l, named "block<l>.<what>" */
+static long add2l(Model *m, int l, const char *what, int r, int c, InitKind init) {
   char name[MODEL_NAME_MAX];
   snprintf(name, sizeof name, "block%d.%s", l, what);
-  return add2(m, name, r, c);
+  return model_add_matrix(m, name, r, c, init);
 }
-static long add1l(Model *m, int l, const char *what, int n) {
+static long add1l(Model *m, int l, const char *what, int n, InitKind init) {
   char name[MODEL_NAME_MAX];
   snprintf(name, sizeof name, "block%d.%s", l, what);
-  return add1(m, name, n);
+  return model_add_vector(m, name, n, init);
 }
 
 Model *dit_create(Model *m) {
@@ -251,30 +248,30 @@ Model *dit_create(Model *m) {
   a->P = c->patch * c->patch * c->img_channels;
   int T = a->T, P = a->P;
   a->blk = callocCheck((size_t)L + 1, sizeof *a->blk);
-  a->classifier = strcmp(c->kind, "classifier") == 0;
-  a->patchw = add2(m, "patch.w", C, P);
-  a->patchb = add1(m, "patch.b", C);
+  a->classifier = m->kind->classifier;
+  a->patchw = model_add_matrix(m, "patch.w", C, P, INIT_FAN_IN);
+  a->patchb = model_add_vector(m, "patch.b", C, INIT_ZERO);
   if (a->classifier) {
-    a->cemb = add2(m, "cond.emb", 1, C);
+    a->cemb = model_add_matrix(m, "cond.emb", 1, C, INIT_NORMAL);
   } else {
     cond_embed_create(&a->ce, m, C, c->temb_dim, c->num_classes);
   }
   for (int l = 0; l < L; l++) {
     DitBlockParams *w = &a->blk[l];
-    w->adaw = add2l(m, l, "ada.zero.w", 6 * C, C), w->adab = add1l(m, l, "ada.b", 6 * C);
-    w->qkvw = add2l(m, l, "qkv.w", 3 * C, C), w->qkvb = add1l(m, l, "qkv.b", 3 * C);
-    w->projw = add2l(m, l, "proj.w", C, C), w->projb = add1l(m, l, "proj.b", C);
-    w->fc1w = add2l(m, l, "fc1.w", 4 * C, C), w->fc1b = add1l(m, l, "fc1.b", 4 * C);
-    w->fc2w = add2l(m, l, "fc2.w", C, 4 * C), w->fc2b = add1l(m, l, "fc2.b", C);
+    w->adaw = add2l(m, l, "ada.zero.w", 6 * C, C, INIT_ZERO), w->adab = add1l(m, l, "ada.b", 6 * C, INIT_ZERO);
+    w->qkvw = add2l(m, l, "qkv.w", 3 * C, C, INIT_FAN_IN), w->qkvb = add1l(m, l, "qkv.b", 3 * C, INIT_ZERO);
+    w->projw = add2l(m, l, "proj.w", C, C, INIT_FAN_IN), w->projb = add1l(m, l, "proj.b", C, INIT_ZERO);
+    w->fc1w = add2l(m, l, "fc1.w", 4 * C, C, INIT_FAN_IN), w->fc1b = add1l(m, l, "fc1.b", 4 * C, INIT_ZERO);
+    w->fc2w = add2l(m, l, "fc2.w", C, 4 * C, INIT_FAN_IN), w->fc2b = add1l(m, l, "fc2.b", C, INIT_ZERO);
   }
   if (a->classifier) {
-    a->headw = add2(m, "head.w", c->num_classes, C);
-    a->headb = add1(m, "head.b", c->num_classes);
+    a->headw = model_add_matrix(m, "head.w", c->num_classes, C, INIT_FAN_IN);
+    a->headb = model_add_vector(m, "head.b", c->num_classes, INIT_ZERO);
   } else {
-    a->fadaw = add2(m, "final.ada.zero.w", 2 * C, C);
-    a->fadab = add1(m, "final.ada.b", 2 * C);
-    a->outw = add2(m, "final.out.zero.w", P, C);
-    a->outb = add1(m, "final.out.b", P);
+    a->fadaw = model_add_matrix(m, "final.ada.zero.w", 2 * C, C, INIT_ZERO);
+    a->fadab = model_add_vector(m, "final.ada.b", 2 * C, INIT_ZERO);
+    a->outw = model_add_matrix(m, "final.out.zero.w", P, C, INIT_ZERO);
+    a->outb = model_add_vector(m, "final.out.b", P, INIT_ZERO);
   }
 
   size_t f = sizeof(float), BC = (size_t)B * C, BTC = BC * (size_t)T, BT = (size_t)B * T, Ls = (size_t)(L ? L : 1);

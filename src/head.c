@@ -40,8 +40,8 @@ static void head_free(Model *m) {
 
 Model *head_create(Model *m) {
   Head *h = callocCheck(1, sizeof *h);
-  h->w = model_add_tensor(m, "head.w", 2, (int[]){1, m->cfg.dim});
-  h->b = model_add_tensor(m, "head.b", 1, (int[]){1});
+  h->w = model_add_matrix(m, "head.w", 1, m->cfg.dim, INIT_FAN_IN);
+  h->b = model_add_vector(m, "head.b", 1, INIT_ZERO);
   m->params = ops->alloc(sizeof(float) * (size_t)m->num_params);
   m->grads = ops->alloc(sizeof(float) * (size_t)m->num_params);
   h->x = ops->alloc(sizeof(float) * (size_t)m->max_batch * m->cfg.dim);

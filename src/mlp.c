@@ -93,9 +93,6 @@ static void mlp_free(Model *m) {
   free(a);
 }
 
-static long add2(Model *m, const char *name, int r, int c) { return model_add_tensor(m, name, 2, (int[]){r, c}); }
-static long add1(Model *m, const char *name, int n) { return model_add_tensor(m, name, 1, (int[]){n}); }
-
 Model *mlp_create(Model *m) {
   const ModelConfig *c = &m->cfg;
   int H = c->width, D = c->dim, L = c->depth, B = m->max_batch;
@@ -105,17 +102,17 @@ Model *mlp_create(Model *m) {
   a->w2 = callocCheck((size_t)L + 1, sizeof(long));
   a->b2 = callocCheck((size_t)L + 1, sizeof(long));
   cond_embed_create(&a->ce, m, H, c->temb_dim, c->num_classes);
-  a->inw = add2(m, "in.w", H, D);
-  a->inb = add1(m, "in.b", H);
+  a->inw = model_add_matrix(m, "in.w", H, D, INIT_FAN_IN);
+  a->inb = model_add_vector(m, "in.b", H, INIT_ZERO);
   for (int l = 0; l < L; l++) {
     char name[MODEL_NAME_MAX];
-    snprintf(name, sizeof name, "block%d.fc1.w", l), a->w1[l] = add2(m, name, H, H);
-    snprintf(name, sizeof name, "block%d.fc1.b", l), a->b1[l] = add1(m, name, H);
-    snprintf(name, sizeof name, "block%d.fc2.w", l), a->w2[l] = add2(m, name, H, H);
-    snprintf(name, sizeof name, "block%d.fc2.b", l), a->b2[l] = add1(m, name, H);
+    snprintf(name, sizeof name, "block%d.fc1.w", l), a->w1[l] = model_add_matrix(m, name, H, H, INIT_FAN_IN);
+    snprintf(name, sizeof name, "block%d.fc1.b", l), a->b1[l] = model_add_vector(m, name, H, INIT_ZERO);
+    snprintf(name, sizeof name, "block%d.fc2.w", l), a->w2[l] = model_add_matrix(m, name, H, H, INIT_FAN_IN);
+    snprintf(name, sizeof name, "block%d.fc2.b", l), a->b2[l] = model_add_vector(m, name, H, INIT_ZERO);
   }
-  a->outw = add2(m, "out.w", D, H);
-  a->outb = add1(m, "out.b", D);
+  a->outw = model_add_matrix(m, "out.w", D, H, INIT_FAN_IN);
+  a->outb = model_add_vector(m, "out.b", D, INIT_ZERO);
 
   size_t f = sizeof(float), BH = (size_t)B * H;
   m->params = ops->alloc(f * (size_t)m->num_params);

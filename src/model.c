@@ -1,5 +1,6 @@
-/* model.c: the parts of a model that do not depend on its architecture: the tensor layout,
- * allocation, initialization and the builder table. */
+/* model.c: the parts of a model that do not depend on its architecture: the registry of model
+ * kinds, the tensor layout, the config check, allocation and initialization. Not here: the
+ * architectures themselves (mlp.c, dit.c, head.c). */
 #include "model.h"
 
 #include <math.h>
@@ -12,14 +13,43 @@
 
 Model *mlp_create(Model *m);  /* mlp.c */
 Model *head_create(Model *m); /* head.c */
-Model *dit_create(Model *m);  /* dit.c */
+Model *dit_create(Model *m);  /* dit.c, also the classifier */
 
-long model_add_tensor(Model *m, const char *name, int ndim, const int *shape) {
+/* The registry: one entry per kind, in the order the unknown-kind error lists them. */
+static const ModelKind kinds[] = {
+    {.name = "mlp", .create = mlp_create, .hidden = 1, .temb = 1, .default_depth = 3, .default_temb_dim = 64},
+    {.name = "dit", .create = dit_create, .hidden = 1, .temb = 1, .images = 1, .default_depth = 6,
+     .default_temb_dim = 256},
+    {.name = "classifier", .create = dit_create, .hidden = 1, .images = 1, .classifier = 1, .default_depth = 6},
+    {.name = "head", .create = head_create},
+};
+#define NUM_KINDS ((int)(sizeof kinds / sizeof kinds[0]))
+
+const ModelKind *model_kind_at(int i) { return i >= 0 && i < NUM_KINDS ? &kinds[i] : NULL; }
+
+const ModelKind *model_kind_find(const char *name) {
+  for (int i = 0; i < NUM_KINDS; i++)
+    if (strcmp(kinds[i].name, name) == 0) return &kinds[i];
+  return NULL;
+}
+
+const ModelKind *model_kind_get(const char *name) {
+  const ModelKind *k = model_kind_find(name);
+  if (k) return k;
+  char known[256] = "";
+  for (int i = 0; i < NUM_KINDS; i++)
+    snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", kinds[i].name);
+  amd_fatal("model kind '%s' is unknown (this amd has: %s)", name, known);
+}
+
+long model_add_tensor(Model *m, const char *name, int ndim, const int *shape, InitKind init) {
   CHECK(m->num_tensors < MODEL_MAX_TENSORS, "model has more than %d tensors", MODEL_MAX_TENSORS);
+  CHECK(init != INIT_UNSET, "model tensor '%s' has no init kind", name);
   TensorInfo *t = &m->tensors[m->num_tensors++];
   snprintf(t->name, sizeof t->name, "%s", name);
   t->offset = m->num_params;
   t->ndim = ndim;
+  t->init = init;
   long n = 1;
   for (int i = 0; i < 4; i++) {
     t->shape[i] = i < ndim ? shape[i] : 1;
@@ -29,19 +59,24 @@ long model_add_tensor(Model *m, const char *name, int ndim, const int *shape) {
   return t->offset;
 }
 
+long model_add_matrix(Model *m, const char *name, int rows, int cols, InitKind init) {
+  return model_add_tensor(m, name, 2, (int[]){rows, cols}, init);
+}
+
+long model_add_vector(Model *m, const char *name, int n, InitKind init) {
+  return model_add_tensor(m, name, 1, (int[]){n}, init);
+}
+
 void model_config_check(const ModelConfig *c) {
-  int head = strcmp(c->kind, "head") == 0, cls = strcmp(c->kind, "classifier") == 0;
-  int dit = strcmp(c->kind, "dit") == 0 || cls;
-  CHECK(strcmp(c->kind, "mlp") == 0 || head || dit,
-        "model kind '%s' is unknown (this amd has: mlp, dit, classifier, head)", c->kind);
+  const ModelKind *k = model_kind_get(c->kind);
   CHECK(c->dim >= 1 && c->dim <= 1 << 20, "model dim %d out of range [1, 2^20]", c->dim);
-  if (head) return;
+  if (!k->hidden) return;
   CHECK(c->num_classes >= 1 && c->num_classes <= 100000, "model num_classes %d out of range", c->num_classes);
   CHECK(c->width >= 1 && c->width <= 65536, "model width %d out of range [1, 65536]", c->width);
   CHECK(c->depth >= 0 && c->depth <= 1000, "model depth %d out of range [0, 1000]", c->depth);
-  CHECK(cls || (c->temb_dim >= 2 && c->temb_dim % 2 == 0 && c->temb_dim <= 4096),
+  CHECK(!k->temb || (c->temb_dim >= 2 && c->temb_dim % 2 == 0 && c->temb_dim <= 4096),
         "model temb_dim %d must be even and in [2, 4096]", c->temb_dim);
-  if (!dit) return;
+  if (!k->images) return;
   CHECK(c->img_channels >= 1 && c->img_channels <= 64, "model img_channels %d out of range [1, 64]", c->img_channels);
   CHECK(c->patch >= 1 && c->img_size >= c->patch && c->img_size % c->patch == 0,
         "model img_size %d must be a positive multiple of patch %d", c->img_size, c->patch);
@@ -57,9 +92,8 @@ Model *model_create(const ModelConfig *cfg, int max_batch) {
   Model *m = callocCheck(1, sizeof *m);
   m->cfg = *cfg;
   m->max_batch = max_batch;
-  if (strcmp(cfg->kind, "head") == 0) head_create(m);
-  else if (strcmp(cfg->kind, "dit") == 0 || strcmp(cfg->kind, "classifier") == 0) dit_create(m);
-  else mlp_create(m);
+  m->kind = model_kind_get(cfg->kind);
+  m->kind->create(m);
   return m;
 }
 
@@ -73,29 +107,30 @@ void model_free(Model *m) {
 
 void model_zero_grad(Model *m) { ops->fill(m->grads, 0.0f, m->num_params); }
 
-/* Weights ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as in torch.nn.Linear, biases (".b") zero, tables
- * ("...emb") N(0, 1) as in torch.nn.Embedding, and weights named "....zero.w" zero (adaLN-Zero:
- * the DiT modulation and output layers start at zero, so every block starts as the identity).
- * Each tensor draws from its own Philox index, so adding a tensor does not shift the others. */
+/* Each tensor as its InitKind says (model.h). Each tensor draws from its own Philox index, its
+ * place in the layout, so adding a tensor does not shift the others. */
 void model_init_params(Model *m, uint64_t seed) {
   float *host = mallocCheck(sizeof(float) * (size_t)m->num_params);
   for (int k = 0; k < m->num_tensors; k++) {
     const TensorInfo *t = &m->tensors[k];
     long n = (long)t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
     float *p = host + t->offset;
-    size_t len = strlen(t->name);
-    int is_bias = len >= 2 && strcmp(t->name + len - 2, ".b") == 0;
-    int is_emb = len >= 3 && strcmp(t->name + len - 3, "emb") == 0;
-    int is_zero = len >= 7 && strcmp(t->name + len - 7, ".zero.w") == 0;
-    if (is_bias || is_zero) {
-      memset(p, 0, sizeof(float) * (size_t)n);
-    } else if (is_emb) {
-      rng_normal(p, n, seed, RNG_INIT, 0, (uint32_t)k);
-    } else {
-      long fan_in = n / t->shape[0];
-      double bound = 1.0 / sqrt((double)fan_in);
-      for (long i = 0; i < n; i++)
-        p[i] = (float)((2.0 * rng_uniform(seed, RNG_INIT, 0, (uint32_t)k, (uint32_t)i) - 1.0) * bound);
+    switch (t->init) {
+      case INIT_ZERO:
+        memset(p, 0, sizeof(float) * (size_t)n);
+        break;
+      case INIT_NORMAL:
+        rng_normal(p, n, seed, RNG_INIT, 0, (uint32_t)k);
+        break;
+      case INIT_FAN_IN: {
+        long fan_in = n / t->shape[0];
+        double bound = 1.0 / sqrt((double)fan_in);
+        for (long i = 0; i < n; i++)
+          p[i] = (float)((2.0 * rng_uniform(seed, RNG_INIT, 0, (uint32_t)k, (uint32_t)i) - 1.0) * bound);
+        break;
+      }
+      default:
+        amd_fatal("model tensor '%s' has no init kind", t->name);
     }
   }
   ops->to_device(m->params, host, sizeof(float) * (size_t)m->num_params);

@@ -1,8 +1,10 @@
 /* model.h: what every network looks like to training, sampling, checkpoints and distillation.
  * A model owns one flat parameter buffer and one gradient buffer of the same layout (backend
  * memory); `tensors` names the views into it. forward caches what backward needs for the batch it
- * was last called with. Methods never look past this interface, so they drive an `mlp` or, later,
- * a `dit` the same way. */
+ * was last called with. Methods never look past this interface, so they drive an `mlp` or a `dit`
+ * the same way. A ModelKind, looked up by name in the registry, says what a kind reads and builds;
+ * each tensor says how it is initialized (InitKind). Not here: the architectures (mlp.c, dit.c,
+ * head.c), checkpoints (io/ckpt.h). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -10,18 +12,27 @@
 #define MODEL_MAX_TENSORS 256
 #define MODEL_NAME_MAX 48
 
+/* How model_init_params fills a tensor; every tensor names one where its model declares it. */
+typedef enum {
+  INIT_UNSET = 0, /* never valid: model_add_tensor refuses it, so no tensor keeps a default */
+  INIT_ZERO,      /* all zero: biases, and the adaLN-Zero modulation and output weights of the dit */
+  INIT_NORMAL,    /* N(0, 1) as torch.nn.Embedding: the class and conditioning tables */
+  INIT_FAN_IN,    /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = size / shape[0], as torch.nn.Linear */
+} InitKind;
+
 typedef struct {
   char name[MODEL_NAME_MAX];
   long offset; /* into the flat buffer, in floats */
   int ndim;
   int shape[4];
+  InitKind init;
 } TensorInfo;
 
 /* Architecture hyperparameters; stored with every checkpoint so a model can be rebuilt from it. */
 typedef struct {
-  char kind[16];    /* "mlp", "dit", "classifier" (dit blocks, logits out: the reward and evaluator
-                       networks; out is (B, num_classes), t and labels ignored), or "head" (a linear
-                       scorer on features, dim = feature width) */
+  char kind[16];    /* a registered ModelKind's name: "mlp", "dit", "classifier" (dit blocks, logits
+                       out: the reward and evaluator networks; out is (B, num_classes), t and labels
+                       ignored), or "head" (a linear scorer on features, dim = feature width) */
   int dim;          /* elements per sample (2 for toy 2-D data; img_channels img_size^2 for dit) */
   int num_classes;  /* the null class for guidance is row num_classes of the class table */
   int width;        /* hidden width (dit: token width) */
@@ -33,8 +44,29 @@ typedef struct {
 } ModelConfig;
 
 typedef struct Model Model;
+
+/* A model kind: what the code asks of one, an entry of the registry in model.c. Its name is what
+ * ModelConfig.kind and checkpoints store (attribute "kind" of each network group). */
+typedef struct {
+  const char *name;
+  Model *(*create)(Model *m); /* registers the tensors, allocates, sets the methods (cfg checked) */
+  int hidden;     /* 1: reads num_classes, width and depth; 0: a linear map of dim alone ("head") */
+  int temb;       /* 1: conditioned on t and labels, reads temb_dim */
+  int images;     /* 1: reads square images: img_channels, img_size, patch, heads (needs image data) */
+  int classifier; /* 1: logits out (B, num_classes), t and labels ignored */
+  int default_depth, default_temb_dim; /* what training uses when its config leaves them unset */
+} ModelKind;
+
+/* The registered kind named name; NULL when there is none. */
+const ModelKind *model_kind_find(const char *name);
+/* The same, but an unknown name is fatal with the known kinds listed. */
+const ModelKind *model_kind_get(const char *name);
+/* The i-th registered kind in registry order, i from 0; NULL past the last. */
+const ModelKind *model_kind_at(int i);
+
 struct Model {
   ModelConfig cfg;
+  const ModelKind *kind; /* the registry entry of cfg.kind */
   long num_params;
   float *params; /* (num_params) backend memory */
   float *grads;  /* (num_params) backend memory, same layout */
@@ -57,7 +89,7 @@ struct Model {
   void (*free_impl)(Model *m);
 };
 
-/* Builds a model of cfg->kind with zeroed parameters and room for batches up to max_batch. */
+/* Builds a model of cfg->kind (fatal when unknown) with zeroed parameters and room for batches up to max_batch. */
 Model *model_create(const ModelConfig *cfg, int max_batch);
 void model_free(Model *m);
 /* Fills parameters from the Philox stream RNG_INIT keyed by seed (host-side, then uploaded). */
@@ -65,7 +97,11 @@ void model_init_params(Model *m, uint64_t seed);
 void model_zero_grad(Model *m);
 /* where a backward adds the gradient of the tensor at offset off: NULL when the model is frozen */
 static inline float *model_grad(const Model *m, long off) { return m->frozen ? NULL : m->grads + off; }
-/* Registers a tensor in the layout; returns its offset. Used by model builders. */
-long model_add_tensor(Model *m, const char *name, int ndim, const int *shape);
+/* Registers a tensor in the layout, filled as init says by model_init_params; returns its offset.
+ * Used by model builders; fatal on INIT_UNSET or past MODEL_MAX_TENSORS. */
+long model_add_tensor(Model *m, const char *name, int ndim, const int *shape, InitKind init);
+/* the same for a matrix (rows, cols) and for a vector (n) */
+long model_add_matrix(Model *m, const char *name, int rows, int cols, InitKind init);
+long model_add_vector(Model *m, const char *name, int n, InitKind init);
 /* Checks cfg values and that the kind exists; fatal with the field named otherwise. */
 void model_config_check(const ModelConfig *cfg);

@@ -3,7 +3,8 @@
  * attention, patchify), finite-difference gradients of every op with a backward, of attention, and
  * of the whole tiny DiT (every entry of every tensor, x, and the features path), the adaLN-Zero
  * start (output exactly zero), that backward adds, and checkpoints of a dit (the image fields are
- * stored and checked; a checkpoint written before they existed still loads).
+ * stored and checked; a checkpoint written before they existed still loads). The registry of model
+ * kinds (every kind found, an unknown one refused) and the init kind of every tensor of every kind.
  * Losses are L = sum(out * R) for a fixed random R, as in test_grad.c.
  * Not here: training runs, CUDA conformance. */
 #include <ftw.h>
@@ -417,7 +418,7 @@ typedef struct {
 static double dit_loss(void *ctx) {
   DitCase *c = ctx;
   c->m->forward(c->m, c->out, c->x, c->t, c->labels, c->B);
-  int cls = strcmp(c->m->cfg.kind, "classifier") == 0;
+  int cls = c->m->kind->classifier;
   return dot(c->out, c->R, (long)c->B * (cls ? c->m->cfg.num_classes : c->m->cfg.dim)) + dot(c->m->features(c->m), c->Rf, (long)c->B * c->m->feat_dim);
 }
 
@@ -465,6 +466,96 @@ static void test_dit_config(void) {
   EXPECT(expect_fatal(config_check, &bad, "dim"), "dim != C H W");
 }
 
+/* ---- the registry of model kinds and the init kind of each tensor ------------------------------ */
+
+static void kind_get(void *name) { model_kind_get(name); }
+
+static void test_model_kinds(void) {
+  /* the kinds checkpoints name, with what training and the config check ask of each */
+  static const struct {
+    const char *name;
+    int hidden, temb, images, classifier, depth, temb_dim;
+  } want[] = {{"mlp", 1, 1, 0, 0, 3, 64}, {"dit", 1, 1, 1, 0, 6, 256}, {"classifier", 1, 0, 1, 1, 6, 0},
+              {"head", 0, 0, 0, 0, 0, 0}};
+  int n = 0;
+  while (model_kind_at(n)) n++;
+  EXPECT(n == (int)(sizeof want / sizeof want[0]), "%d registered kinds", n);
+  EXPECT(model_kind_at(-1) == NULL, "model_kind_at(-1) is not NULL");
+  for (int i = 0; i < n; i++) {
+    const ModelKind *k = model_kind_at(i);
+    EXPECT(model_kind_find(k->name) == k && model_kind_get(k->name) == k, "kind '%s' is not found by name", k->name);
+    EXPECT(k->create != NULL, "kind '%s' has no create", k->name);
+    EXPECT(strlen(k->name) < sizeof((ModelConfig *)0)->kind, "kind '%s' does not fit ModelConfig.kind", k->name);
+  }
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    const ModelKind *k = model_kind_find(want[i].name);
+    EXPECT(k != NULL, "kind '%s' is not registered", want[i].name);
+    if (!k) continue;
+    EXPECT(k->hidden == want[i].hidden && k->temb == want[i].temb && k->images == want[i].images &&
+               k->classifier == want[i].classifier,
+           "kind '%s': hidden %d temb %d images %d classifier %d", k->name, k->hidden, k->temb, k->images,
+           k->classifier);
+    EXPECT(k->default_depth == want[i].depth && k->default_temb_dim == want[i].temb_dim,
+           "kind '%s': default depth %d, temb_dim %d", k->name, k->default_depth, k->default_temb_dim);
+  }
+  const char *unknown[] = {"", "MLP", "dit ", "transformer", "auto"};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+    EXPECT(model_kind_find(unknown[i]) == NULL, "'%s' is found", unknown[i]);
+  EXPECT(expect_fatal(kind_get, "transformer", "model kind 'transformer' is unknown (this amd has: mlp, dit, classifier, head)"),
+         "an unknown kind is not fatal with the known kinds named");
+  ModelConfig bad = tiny;
+  snprintf(bad.kind, sizeof bad.kind, "unet");
+  EXPECT(expect_fatal(config_check, &bad, "model kind 'unet' is unknown"), "model_config_check took kind 'unet'");
+}
+
+/* a small valid config of kind k, built from what the registry says the kind reads */
+static ModelConfig config_of_kind(const ModelKind *k) {
+  ModelConfig c = tiny;
+  snprintf(c.kind, sizeof c.kind, "%s", k->name);
+  if (!k->temb) c.temb_dim = 0;
+  if (!k->images) c.dim = 2, c.img_channels = c.img_size = c.patch = c.heads = 0;
+  if (!k->hidden) c = (ModelConfig){.dim = 16}, snprintf(c.kind, sizeof c.kind, "%s", k->name);
+  return c;
+}
+
+static void add_unset(void *m) { model_add_vector(m, "x.b", 3, INIT_UNSET); }
+
+/* Every tensor of every kind declares its init kind, and model_init_params follows it. The kinds
+ * also agree with the naming rule that chose them before they were explicit (".b" and ".zero.w"
+ * zero, "emb" normal, the rest fan-in uniform), which is what keeps old seeds' parameters. */
+static void test_init_kinds(void) {
+  for (int i = 0; model_kind_at(i); i++) {
+    const ModelKind *k = model_kind_at(i);
+    ModelConfig c = config_of_kind(k);
+    Model *m = model_create(&c, 2);
+    model_init_params(m, 9);
+    EXPECT(m->kind == k, "kind '%s': model->kind is '%s'", k->name, m->kind->name);
+    EXPECT(m->num_tensors > 0, "kind '%s' has no tensors", k->name);
+    float *host = host_copy(m->params, m->num_params);
+    for (int t = 0; t < m->num_tensors; t++) {
+      const TensorInfo *ti = &m->tensors[t];
+      long size = (long)ti->shape[0] * ti->shape[1] * ti->shape[2] * ti->shape[3];
+      const float *p = host + ti->offset;
+      InitKind by_name = name_ends(ti->name, ".b") || name_ends(ti->name, ".zero.w") ? INIT_ZERO
+                         : name_ends(ti->name, "emb")                                ? INIT_NORMAL
+                                                                                     : INIT_FAN_IN;
+      EXPECT(ti->init == INIT_ZERO || ti->init == INIT_NORMAL || ti->init == INIT_FAN_IN, "%s %s: init kind %d",
+             k->name, ti->name, (int)ti->init);
+      EXPECT(ti->init == by_name, "%s %s: init kind %d, its name says %d", k->name, ti->name, (int)ti->init,
+             (int)by_name);
+      double bound = 1.0 / sqrt((double)(size / ti->shape[0]));
+      int zeros = 0, out = 0;
+      for (long j = 0; j < size; j++) zeros += p[j] == 0.0f, out += fabs(p[j]) > bound;
+      if (ti->init == INIT_ZERO) EXPECT(zeros == size, "%s %s: %ld nonzero", k->name, ti->name, size - zeros);
+      if (ti->init != INIT_ZERO) EXPECT(zeros < size, "%s %s: all zero", k->name, ti->name);
+      if (ti->init == INIT_FAN_IN) EXPECT(out == 0, "%s %s: %d values past the fan-in bound", k->name, ti->name, out);
+    }
+    free(host);
+    EXPECT(expect_fatal(add_unset, m, "has no init kind"), "kind '%s': a tensor without an init kind was taken", k->name);
+    model_free(m);
+  }
+}
+
 /* Every entry of every tensor and of x; the zero-initialized tensors and the biases get small
  * random values first, since at zero the gates block every gradient behind them. */
 static void check_dit(const ModelConfig *cfg) {
@@ -475,10 +566,10 @@ static void check_dit(const ModelConfig *cfg) {
   model_init_params(m, 11);
   for (int k = 0; k < m->num_tensors; k++) {
     const TensorInfo *ti = &m->tensors[k];
-    if (name_ends(ti->name, ".b") || name_ends(ti->name, ".zero.w"))
+    if (ti->init == INIT_ZERO)
       fill_uniform(m->params + ti->offset, (long)ti->shape[0] * ti->shape[1], -0.3, 0.3);
   }
-  int cls = strcmp(cfg->kind, "classifier") == 0;
+  int cls = model_kind_get(cfg->kind)->classifier;
   long n = (long)B * cfg->dim, nf = (long)B * cfg->width, no = (long)B * (cls ? cfg->num_classes : cfg->dim);
   DitCase c = {m, alloc_f(no), alloc_f(n), alloc_f(B), alloc_f(no), alloc_f(nf), ops->alloc(sizeof(int) * B), B};
   ops->to_device(c.labels, label_values, sizeof label_values);
@@ -638,6 +729,8 @@ int main(void) {
   TEST_RUN(test_attention);
   TEST_RUN(test_patchify);
   TEST_RUN(test_dit_config);
+  TEST_RUN(test_model_kinds);
+  TEST_RUN(test_init_kinds);
   TEST_RUN(test_dit_init);
   TEST_RUN(test_dit_grad);
   TEST_RUN(test_dit_grad_shapes);

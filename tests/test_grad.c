@@ -436,8 +436,7 @@ static void check_mlp(int depth, int B) {
   /* biases start at zero; give them values so the check runs at a generic point */
   for (int k = 0; k < m->num_tensors; k++) {
     const TensorInfo *ti = &m->tensors[k];
-    size_t len = strlen(ti->name);
-    if (len >= 2 && strcmp(ti->name + len - 2, ".b") == 0) fill_uniform(m->params + ti->offset, ti->shape[0], -0.3, 0.3);
+    if (ti->init == INIT_ZERO) fill_uniform(m->params + ti->offset, ti->shape[0], -0.3, 0.3);
   }
   long n = (long)B * cfg.dim;
   ModelCase c = {m, alloc_f(n), alloc_f(n), alloc_f(B), alloc_f(n), ops->alloc(sizeof(int) * (size_t)B), B};
