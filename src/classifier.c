@@ -4,8 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "model_ckpt.h"
 #include "common.h"
+#include "dist.h"
+#include "model_ckpt.h"
 #include "ops.h"
 
 Classifier *classifier_wrap(Model *m) {
@@ -129,4 +130,11 @@ long classifier_count_correct(Classifier *c, const float *x, const int *labels, 
   }
   free(logits);
   return right;
+}
+
+double classifier_test_accuracy(Classifier *c, const Dataset *test) {
+  long i0, i1;
+  dist_split(test->n, &i0, &i1);
+  double right = (double)classifier_count_correct(c, test->x + (size_t)i0 * test->dim, test->labels + i0, i1 - i0);
+  return dist_allreduce_sum_f64(right) / (double)test->n;
 }

@@ -7,6 +7,7 @@
  * Not here: the training loop (cmd_train.c). */
 #pragma once
 
+#include "dataset.h"
 #include "model.h"
 
 typedef struct {
@@ -35,6 +36,8 @@ void classifier_log_prob_backend(Classifier *c, double *logp, float *grad, const
 double classifier_train_batch(Classifier *c, const float *x, const int *labels, int B, long global_batch, int *correct);
 /* correct argmax predictions among n host samples */
 long classifier_count_correct(Classifier *c, const float *x, const int *labels, long n);
+/* Collective: the share of a dataset's samples classified right, the samples split across ranks. */
+double classifier_test_accuracy(Classifier *c, const Dataset *test);
 
 /* Host softmax cross-entropy of one row of K logits: returns -log softmax(z)_label and, when dz is
  * not NULL, writes scale (softmax(z) - onehot(label)) into dz. */

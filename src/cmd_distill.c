@@ -126,33 +126,22 @@ typedef struct {
   Distill *d;
   Model *real, *fake, *student, *disc; /* disc: the GAN head, or NULL */
   Method method;
-  int fpg, threads;
+  int fpg;
   const char *teacher_path;
   AdamWConfig os, of; /* the student's and the fake teacher's optimizers, as configured */
   AdamWConfig os_now, of_now; /* and as in use: learning rates scaled after rollbacks */
   DistillStats o;     /* of the last step */
 } DistillRun;
 
-static void distill_describe(void *ctx) {
-  DistillRun *R = ctx;
-  const DistillCmdConfig *c = R->c;
-  amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters), S = %d, global batch %d x %d, "
-          "%d fake updates per generator update\n", method_name(R->method), dist_size(), R->threads, ops->name,
-          R->teacher_path, R->student->num_params, c->S, c->prompts, c->K, R->fpg);
-  distill_log_memory(R->d);
-}
-
 /* The start of a distillation: student and fake teacher are the teacher, the GAN head is freshly
- * drawn, no optimizer moments. Also the target of a rollback when no checkpoint exists yet. */
+ * drawn (the run loop zeroes the optimizer moments). Also the target of a rollback when no
+ * checkpoint exists yet. */
 static void distill_reset(void *ctx, CkptState *st) {
   DistillRun *R = ctx;
   long n = R->real->num_params;
   ops->copy(R->student->params, R->real->params, sizeof(float) * (size_t)n);
   ops->copy(R->fake->params, R->real->params, sizeof(float) * (size_t)n);
   if (R->disc) model_init_params(R->disc, (uint64_t)R->c->rl.seed);
-  AdamW *opts[3] = {distill_opt_student(R->d), distill_opt_fake(R->d), R->disc ? distill_opt_disc(R->d) : NULL};
-  for (int i = 0; i < 3; i++)
-    if (opts[i]) ops->fill(opts[i]->m, 0.0f, opts[i]->n), ops->fill(opts[i]->v, 0.0f, opts[i]->n);
   snprintf(st->teacher, sizeof st->teacher, "%.1023s", R->teacher_path);
 }
 
@@ -281,23 +270,24 @@ int cmd_distill(int argc, char **argv) {
 
   runloop_prepare(&c.rl);
   DistillRun R = {.c = &c, .d = d, .real = real, .fake = fake, .student = student, .disc = disc, .method = method,
-                  .fpg = fpg, .threads = threads, .teacher_path = teacher_path, .os = os, .of = of};
+                  .fpg = fpg, .teacher_path = teacher_path, .os = os, .of = of};
   CkptNet nets[3] = {{"student", student, distill_opt_student(d)}, {"fake", fake, distill_opt_fake(d)},
                      {"disc", disc, distill_opt_disc(d)}};
-  char *config_text = cfg_to_text(distill_keys, &c);
+  cfg_print_table(distill_keys, &c, "amd distill");
+  amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters), S = %d, global batch %d x %d, "
+          "%d fake updates per generator update\n", method_name(method), size, threads, ops->name, teacher_path,
+          student->num_params, c.S, c.prompts, c.K, fpg);
+  distill_log_memory(d);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
-  RunTask task = {.what = "distillation", .title = "amd distill", .data_path = data_path, .config_text = config_text,
-                  .keys = distill_keys, .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB,
+  RunTask task = {.what = "distillation", .data_path = data_path, .keys = distill_keys, .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB,
                   .fake_updates_per_step = fpg, .student_steps = c.S, .cols = train_cols, .ncols = NTRAIN,
                   .extra_table = "advantage", .extra_cols = adv_cols, .nextra = NADV, .loss_names = loss_names,
-                  .nlosses = 2, .ctx = &R, .describe = distill_describe, .reset = distill_reset,
+                  .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,
                   .extra_rows = distill_extra_rows, .status = distill_status};
   int status = runloop_run(&c.rl, &task);
-  if (status == 0)
-    amd_log("done: %s (log %s/log.h5); sample the %d-step student with: amd sample ckpt=%s\n", c.rl.run, c.rl.run,
-            c.S, c.rl.run);
-  free(config_text), free(data_path);
+  if (status == 0) amd_log("sample the %d-step student with: amd sample ckpt=%s\n", c.S, c.rl.run);
+  free(data_path);
   distill_free(d);
   if (reward) reward_free(reward);
   model_free(real), model_free(fake), model_free(student), model_free(disc);

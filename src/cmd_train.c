@@ -90,20 +90,16 @@ static const cfg_key train_keys[] = {
 static const char *const log_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time", "accuracy", "test_accuracy"};
 enum { NCOLS = sizeof log_cols / sizeof log_cols[0], NCOLS_TEACHER = 6 };
 
-static void format_eta(char *buf, size_t n, double seconds) {
-  long s = (long)(seconds + 0.5);
-  snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-}
-
 /* The architecture from the keys and the data: teacher mlp or dit, classifiers on dit blocks. */
 static void model_config_for(const TrainConfig *c, const Dataset *d, int classifier, ModelConfig *mc) {
   int images = d->ndim == 3;
   const char *kind = classifier ? "classifier" : strcmp(c->model_kind, "auto") != 0 ? c->model_kind : images ? "dit" : "mlp";
-  int dit = strcmp(kind, "mlp") != 0;
+  const ModelKind *k = model_kind_get(kind);
   *mc = (ModelConfig){.dim = d->dim, .num_classes = d->num_classes, .width = c->width,
-                      .depth = c->depth >= 0 ? c->depth : dit ? 6 : 3, .temb_dim = c->temb_dim ? c->temb_dim : dit ? 256 : 64};
-  snprintf(mc->kind, sizeof mc->kind, "%.15s", kind);
-  if (!dit) return;
+                      .depth = c->depth >= 0 ? c->depth : k->default_depth,
+                      .temb_dim = !k->temb ? 0 : c->temb_dim ? c->temb_dim : k->default_temb_dim};
+  snprintf(mc->kind, sizeof mc->kind, "%.15s", k->name);
+  if (!k->images) return;
   if (!images)
     amd_usage_error("%s needs image data (N, C, H, W); '%s' holds vectors of %d (use model.kind=mlp)",
                     classifier ? "a classifier" : "model.kind=dit", c->data, d->dim);
@@ -114,15 +110,6 @@ static void model_config_for(const TrainConfig *c, const Dataset *d, int classif
   if (c->width % c->heads != 0 || c->width % 4 != 0)
     amd_usage_error("config key 'model.width' = %d must be a multiple of 4 and of model.heads = %d", c->width, c->heads);
   mc->img_channels = d->shape[0], mc->img_size = d->shape[1], mc->patch = c->patch, mc->heads = c->heads;
-  if (classifier) mc->temb_dim = 0;
-}
-
-/* test accuracy of a classifier on the held-out split, the samples split across ranks */
-static double test_accuracy(Classifier *cls, const Dataset *test) {
-  long i0, i1;
-  dist_split(test->n, &i0, &i1);
-  double right = (double)classifier_count_correct(cls, test->x + (size_t)i0 * test->dim, test->labels + i0, i1 - i0);
-  return dist_allreduce_sum_f64(right) / (double)test->n;
 }
 
 /* What a training step works with: the network, its optimizer, the data and this rank's buffers. */
@@ -133,9 +120,7 @@ typedef struct {
   ZeroOpt *zo;
   Classifier *cls;            /* classifiers: the model, wrapped */
   FlowBatch *fb;              /* teacher: the flow loss's buffers */
-  const Dataset *data, *test;
-  const ModelConfig *mc;
-  int threads;
+  const Dataset *test;
   Batches batches;            /* this rank's share of each step's batch */
   AdamWConfig oc;
   FlowConfig fc;
@@ -145,21 +130,12 @@ typedef struct {
   double *res_dev, *res_h;
   double loss, accuracy, grad_norm, test_acc; /* of the last step */
   double loss_acc, acc_acc;   /* sums over the log interval */
-  long steps_acc;
 } Train;
-
-static void train_describe(void *ctx) {
-  Train *T = ctx;
-  amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", dist_size(),
-          T->threads, ops->name, T->mc->kind, T->model->num_params, T->c->data, T->data->n, T->data->dim);
-  zero_log_memory(T->zo, T->classifier ? "classifier" : "teacher");
-}
 
 static void train_reset(void *ctx, CkptState *st) {
   Train *T = ctx;
   (void)st;
   model_init_params(T->model, (uint64_t)T->c->rl.seed);
-  ops->fill(T->zo->opt->m, 0.0f, T->zo->opt->n), ops->fill(T->zo->opt->v, 0.0f, T->zo->opt->n);
 }
 
 static void train_set_lr_scale(void *ctx, double scale) {
@@ -202,28 +178,23 @@ static void train_apply(void *ctx, long step) {
 static void train_row(void *ctx, long step, const RunClock *clk, double *row) {
   Train *T = ctx;
   if (T->classifier && clk->ckpt_now) {
-    T->test_acc = test_accuracy(T->cls, T->test);
+    T->test_acc = classifier_test_accuracy(T->cls, T->test);
     amd_log("test accuracy %.4f on %ld samples of %s\n", T->test_acc, T->test->n, T->c->test_data);
   }
-  T->loss_acc += T->loss, T->acc_acc += T->accuracy, T->steps_acc++;
+  if (clk->interval_steps == 1) T->loss_acc = T->acc_acc = 0;
+  T->loss_acc += T->loss, T->acc_acc += T->accuracy;
   double r[NCOLS] = {row[0], T->loss, T->grad_norm, adamw_lr(&T->oc, step), clk->samples_per_s, clk->elapsed,
                      T->accuracy, clk->ckpt_now ? T->test_acc : NAN};
   memcpy(row, r, sizeof r);
 }
 
-static void train_restart_interval(void *ctx) {
-  Train *T = ctx;
-  T->loss_acc = 0, T->acc_acc = 0, T->steps_acc = 0;
-}
-
 static void train_status(void *ctx, long step, const RunClock *clk, const double *row) {
   Train *T = ctx;
-  char eta[32], acc[64] = "";
-  format_eta(eta, sizeof eta, clk->eta);
-  if (T->classifier) snprintf(acc, sizeof acc, " | accuracy %.4f", T->acc_acc / T->steps_acc);
+  char acc[64] = "";
+  double n = (double)clk->interval_steps;
+  if (T->classifier) snprintf(acc, sizeof acc, " | accuracy %.4f", T->acc_acc / n);
   amd_log("step %6ld/%d | loss %.5f%s | grad %.4f | lr %.2e | %8.0f samples/s | ETA %s\n", step, T->c->rl.steps,
-          T->loss_acc / T->steps_acc, acc, row[2], row[3], row[4], eta);
-  train_restart_interval(T);
+          T->loss_acc / n, acc, row[2], row[3], row[4], clk->eta_hms);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -232,10 +203,10 @@ int cmd_train(int argc, char **argv) {
                  "Trains a network: task=teacher (rectified-flow teacher), reward or evaluator (image classifiers).");
   if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
   Train T = {.c = &c, .classifier = strcmp(c.task, "teacher") != 0, .test_acc = NAN};
-  T.threads = backend_init(c.device, c.threads);
-  int size = dist_size();
-  if (c.batch < size)
-    amd_usage_error("config key 'train.batch' = %d is smaller than the rank count %d: every rank needs a prompt", c.batch, size);
+  int threads = backend_init(c.device, c.threads);
+  if (c.batch < dist_size())
+    amd_usage_error("config key 'train.batch' = %d is smaller than the rank count %d: every rank needs a prompt", c.batch,
+                    dist_size());
   if (T.classifier && !c.test_data[0])
     amd_usage_error("task=%s needs test_data=: the held-out split its test accuracy is measured on", c.task);
   Dataset data, test = {0};
@@ -252,7 +223,7 @@ int cmd_train(int argc, char **argv) {
 
   batches_init(&T.batches, &data, c.batch, (uint64_t)c.rl.seed);
   int local = T.batches.local;
-  T.data = &data, T.test = &test, T.mc = &mc;
+  T.test = &test;
   T.model = model_create(&mc, local);
   T.zo = zero_create(T.model->num_params, c.zero);
   T.fb = T.classifier ? NULL : flow_batch_create(local, mc.dim);
@@ -264,21 +235,22 @@ int cmd_train(int argc, char **argv) {
                       .p_uncond = c.p_uncond};
   T.res_bytes = sizeof(double) + sizeof(float) * (size_t)local;
   T.res_dev = ops->alloc(T.res_bytes), T.res_h = mallocCheck(T.res_bytes);
-  char *config_text = cfg_to_text(train_keys, &c);
+  cfg_print_table(train_keys, &c, "amd train");
+  amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", dist_size(),
+          threads, ops->name, mc.kind, T.model->num_params, c.data, data.n, data.dim);
+  zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher");
 
   CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt}};
   static const char *const loss_names[] = {"loss"};
-  RunTask task = {.what = "training", .title = "amd train", .data_path = c.data, .config_text = config_text,
-                  .keys = train_keys, .config = &c, .nets = nets, .nnets = 1, .samples_per_step = c.batch,
-                  .cols = log_cols, .ncols = T.classifier ? NCOLS : NCOLS_TEACHER, .loss_names = loss_names,
-                  .nlosses = 1, .ctx = &T, .describe = train_describe, .reset = train_reset,
+  RunTask task = {.what = "training", .data_path = c.data, .keys = train_keys, .config = &c, .nets = nets, .nnets = 1,
+                  .samples_per_step = c.batch, .cols = log_cols, .ncols = T.classifier ? NCOLS : NCOLS_TEACHER,
+                  .loss_names = loss_names, .nlosses = 1, .ctx = &T, .reset = train_reset,
                   .set_lr_scale = train_set_lr_scale, .step = train_step, .apply = train_apply, .row = train_row,
-                  .status = train_status, .restart_interval = train_restart_interval};
+                  .status = train_status};
   int status = runloop_run(&c.rl, &task);
-  if (status == 0) amd_log("done: %s (log %s/log.h5)\n", c.rl.run, c.rl.run);
 
   ops->free(T.res_dev);
-  free(T.res_h), free(config_text);
+  free(T.res_h);
   batches_free(&T.batches);
   if (T.fb) flow_batch_free(T.fb);
   zero_free(T.zo);

@@ -12,6 +12,7 @@
 #include "ckpt.h"
 #include "common.h"
 #include "dist.h"
+#include "ops.h"
 #include "timing.h"
 
 /* --- testing: pauses inside the checkpoint and log write windows (fault.slow_*) ----------------- */
@@ -50,6 +51,7 @@ typedef struct {
   const RunSettings *rs;
   const RunTask *task;
   CkptState st;
+  char *config_text; /* of the command's keys: in every file the run writes */
   TrainLog log, extra, timing;
   Guard guard;
   long last_ckpt;   /* step of the newest checkpoint this process wrote or loaded (-1: none) */
@@ -62,7 +64,7 @@ typedef struct {
 static void save(Loop *L) {
   const RunTask *t = L->task;
   double t0 = amd_time();
-  model_ckpt_save(L->rs->run, &L->st, t->nets, t->nnets, t->config_text, t->data_path, L->rs->ckpt_keep);
+  model_ckpt_save(L->rs->run, &L->st, t->nets, t->nnets, L->config_text, t->data_path, L->rs->ckpt_keep);
   timing_add_io(amd_time() - t0);
   amd_log("checkpoint %s/ckpt_%08ld.h5\n", L->rs->run, L->st.step);
   L->last_ckpt = L->st.step;
@@ -74,16 +76,26 @@ static void flush_all(Loop *L) {
   trainlog_flush(&L->timing);
 }
 
-/* The state a run starts from: the resume checkpoint, or the task's initial state. */
+/* The initial state: the task's parameters, no optimizer moments. */
+static void reset(Loop *L) {
+  const RunTask *t = L->task;
+  L->st = (CkptState){.seed = (uint64_t)L->rs->seed, .student_steps = t->student_steps};
+  for (int i = 0; i < t->nnets; i++) {
+    AdamW *o = t->nets[i].opt;
+    if (o) ops->fill(o->m, 0.0f, o->n), ops->fill(o->v, 0.0f, o->n);
+  }
+  t->reset(t->ctx, &L->st);
+}
+
+/* The state a run starts from: the resume checkpoint, or the initial state. */
 static long load_start(Loop *L) {
   const RunSettings *rs = L->rs;
   const RunTask *t = L->task;
   char path[4200];
   long resume_step = runloop_resume_point(rs, path, sizeof path);
-  L->st = (CkptState){.seed = (uint64_t)rs->seed, .student_steps = t->student_steps};
   if (resume_step < 0) {
     if (rs->resume) amd_log("resume=1 but '%s' holds no checkpoint: starting a new run\n", rs->run);
-    t->reset(t->ctx, &L->st);
+    reset(L);
     return -1;
   }
   model_ckpt_load(path, &L->st, t->nets, t->nnets);
@@ -102,7 +114,7 @@ static void open_log(Loop *L, long resume_step) {
   char log_path[4200];
   snprintf(log_path, sizeof log_path, "%s/log.h5", L->rs->run);
   long keep = resume_step >= 0 ? L->st.step : -1;
-  if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, t->config_text);
+  if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, L->config_text);
   trainlog_open(&L->log, log_path, "train", t->cols, t->ncols, keep);
   if (t->extra_table) trainlog_open(&L->extra, log_path, t->extra_table, t->extra_cols, t->nextra, keep);
   trainlog_open(&L->timing, log_path, "timing", timing_cols, TIMING_NCOLS, keep);
@@ -116,7 +128,6 @@ static void open_log(Loop *L, long resume_step) {
 static void restart_interval(Loop *L) {
   L->steps_acc = 0, L->eta_step = L->st.step;
   L->t_last = L->t_eta = amd_time();
-  if (L->task->restart_interval) L->task->restart_interval(L->task->ctx);
 }
 
 /* After the guard found a divergence at `step`: rolls back (returns 0) or gives up (returns 1). */
@@ -128,8 +139,7 @@ static int roll_back(Loop *L, long step, const char *why) {
   if (have) {
     model_ckpt_load(target, &L->st, t->nets, t->nnets);
   } else {
-    L->st = (CkptState){.seed = (uint64_t)L->rs->seed, .student_steps = t->student_steps};
-    t->reset(t->ctx, &L->st);
+    reset(L);
   }
   L->st.rollbacks = L->guard.rollbacks;
   t->set_lr_scale(t->ctx, guard_lr_scale(&L->guard));
@@ -177,13 +187,15 @@ static int one_step(Loop *L) {
   st->rollbacks = L->guard.rollbacks;
   st->data_cursor = st->step * t->samples_per_step;
   double now = amd_time();
-  L->steps_acc++;
+  clk.interval_steps = ++L->steps_acc;
   clk.log_now = st->step % rs->log_every == 0 || st->step == rs->steps;
   clk.ckpt_now = st->step % rs->ckpt_every == 0 || st->step == rs->steps;
   clk.elapsed = now - L->t_start;
   if (clk.log_now) {
     clk.samples_per_s = (double)L->steps_acc * (double)t->samples_per_step / (now - L->t_last + 1e-12);
     clk.eta = (now - L->t_eta) / (double)(st->step - L->eta_step) * (double)(rs->steps - st->step);
+    long e = (long)(clk.eta + 0.5);
+    snprintf(clk.eta_hms, sizeof clk.eta_hms, "%ld:%02ld:%02ld", e / 3600, (e / 60) % 60, e % 60);
   }
   double row[TRAINLOG_MAX_COLS] = {(double)st->step};
   t->row(t->ctx, step, &clk, row);
@@ -208,11 +220,9 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
   CHECK(t->ncols <= TRAINLOG_MAX_COLS && t->nlosses <= GUARD_MAX_LOSSES, "run loop: %d columns, %d losses", t->ncols,
         t->nlosses);
   Loop *L = callocCheck(1, sizeof *L);
-  L->rs = rs, L->task = t;
+  L->rs = rs, L->task = t, L->config_text = cfg_to_text(t->keys, t->config);
   long resume_step = load_start(L);
   L->last_ckpt = resume_step >= 0 ? L->st.step : -1;
-  cfg_print_table(t->keys, t->config, t->title);
-  t->describe(t->ctx);
   open_log(L, resume_step);
   guard_init(&L->guard, rs->guard_spike, rs->guard_window, rs->guard_max_rollbacks, rs->guard_lr_factor,
              L->st.rollbacks);
@@ -229,6 +239,8 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
   trainlog_close(&L->log);
   if (t->extra_table) trainlog_close(&L->extra);
   trainlog_close(&L->timing);
+  if (status == 0) amd_log("done: %s (log %s/log.h5)\n", rs->run, rs->run);
+  free(L->config_text);
   free(L);
   return status;
 }

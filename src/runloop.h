@@ -64,17 +64,19 @@ typedef struct {
 typedef struct {
   int inject_nan; /* testing (fault.nan_step): this step poisons what the command's nan_help says */
   int log_now;    /* this step ends a log interval: a flush, a status line */
+  long interval_steps;  /* steps of the log interval so far, this one included (row, status) */
   int ckpt_now;   /* this step ends with a checkpoint */
   double samples_per_s; /* over the log interval (log_now only; else 0) */
   double elapsed;       /* seconds since the loop started */
   double eta;           /* seconds to the last step at the interval's pace (log_now only) */
+  char eta_hms[32];     /* the same as h:mm:ss */
 } RunClock;
 
 typedef struct {
   const char *what;   /* "training" or "distillation", for messages */
-  const char *title;  /* "amd train": the config table's title */
-  const char *data_path, *config_text; /* recorded in every checkpoint */
-  const cfg_key *keys; const void *config; /* printed as a table once the state is loaded */
+  const char *data_path; /* recorded in every checkpoint */
+  const cfg_key *keys;   /* the command's key table and config: their text goes into every file */
+  const void *config;
   CkptNet *nets;
   int nnets;
   long samples_per_step;      /* the global batch: data_cursor = step x this */
@@ -88,10 +90,9 @@ typedef struct {
   const char *const *loss_names; /* the losses the guard watches */
   int nlosses;
   void *ctx;
-  /* Called once the state is loaded (or initial): prints what the run is (ranks, backend, model). */
-  void (*describe)(void *ctx);
-  /* The initial state (no checkpoint to start or roll back from): parameters and optimizer moments
-   * of every net as at the start; st holds the seed; the task may fill its fields (teacher). */
+  /* The initial state (no checkpoint to start or roll back from): the parameters of every net as at
+   * the start (the loop zeroes the optimizer moments); st holds the seed and the task may fill its
+   * other fields (teacher). */
   void (*reset)(void *ctx, CkptState *st);
   /* Learning rates = configured x scale (guard.lr_factor ^ rollbacks). */
   void (*set_lr_scale)(void *ctx, double scale);
@@ -106,8 +107,6 @@ typedef struct {
   void (*extra_rows)(void *ctx, long step, TrainLog *table);
   /* The status line of a log interval, from the last row. */
   void (*status)(void *ctx, long step, const RunClock *clk, const double *row);
-  /* Forgets what the task accumulated over a log interval (after a rollback). */
-  void (*restart_interval)(void *ctx);
 } RunTask;
 
 /* The newest complete checkpoint a run with these settings resumes from: its step and path, or -1
