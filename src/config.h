@@ -2,7 +2,9 @@
  * Each command describes its settings as a table of cfg_key over its own struct; the parser fills
  * the struct from defaults, then an optional FILE.cfg, then key=value arguments, in that order.
  * Unknown keys, malformed values and out-of-range values are fatal errors naming the key and where
- * it came from. Not here: what any key means to the program. */
+ * it came from. Not here: what any key means to the program.
+ * Return convention: errors stop the program (amd_usage_error for a setting, amd_fatal for a table);
+ * functions return void or their result. */
 #pragma once
 #include <stddef.h>
 #include <stdio.h>

@@ -21,14 +21,45 @@
 
 #define REG_KEY 0x7FFFFFF0u /* generator key of the regression pairs' noise */
 
-/* The layout of Distill.stats: STATS_LEN rows of B floats, then two doubles (Distill.sumsq), the
- * gradients' sums of squares. Generator update: dmd_grad's (B, 6) statistics, the generator's GAN
- * loss, the regression loss; the student's sum of squares. Fake update: the flow loss, the
- * discriminator's loss on real and on generated samples; the fake teacher's and the
- * discriminator's sums of squares. (8 B floats are a multiple of 8 bytes: the doubles are aligned.) */
-enum { ST_DMD = 0, ST_GAN_G = 6, ST_REG = 7, ST_FLOW = 0, ST_DISC_REAL = 1, ST_DISC_FAKE = 2, STATS_LEN = 8 };
+/* Columns of dmd_grad's per-sample statistics, a (B, DMD_NSTATS) block (core/ops.h): the loss, the
+ * normalizer n, ||d_c - x||, ||d_f - x||, ||d_c - d_u|| and the cosine between d_c - x and d_f - x. */
+enum { DMD_STAT_LOSS, DMD_STAT_NORM, DMD_STAT_DC_X, DMD_STAT_DF_X, DMD_STAT_DC_DU, DMD_STAT_COS, DMD_NSTATS };
+
+/* The layout of Distill.stats: STATS_LEN rows of B floats, then a SumSq. A generator update writes
+ * dmd_grad's statistics (DMD_NSTATS rows), the generator's GAN loss and the regression loss; a fake
+ * update the flow loss and the discriminator's loss on real and on generated samples. */
+enum {
+  ST_DMD = 0, ST_GAN_G = ST_DMD + DMD_NSTATS, ST_REG, STATS_LEN, /* generator update */
+  ST_FLOW = 0, ST_DISC_REAL, ST_DISC_FAKE, ST_FAKE_ROWS          /* fake update */
+};
+_Static_assert(ST_FAKE_ROWS <= STATS_LEN, "a fake update's rows fit in Distill.stats");
+_Static_assert(STATS_LEN % 2 == 0, "STATS_LEN B floats are a multiple of 8 bytes: the SumSq is aligned");
 _Static_assert(ST_DISC_FAKE == ST_DISC_REAL + 1, "fake_update sums the two discriminator rows as one");
-static size_t stats_bytes(int B) { return sizeof(float) * STATS_LEN * (size_t)B + 2 * sizeof(double); }
+
+/* The gradients' local sums of squares of one update (zero_reduce_grads_begin): the network being
+ * trained (the student, or the fake teacher) and the GAN head. */
+typedef struct {
+  double net, disc;
+} SumSq;
+static size_t stats_bytes(int B) { return sizeof(float) * STATS_LEN * (size_t)B + sizeof(SumSq); }
+
+/* Sums over the global batch, each reduced over ranks in one call as the array of its fields
+ * (ALLREDUCE_SUM_FIELDS): doubles only, checked by a static assert next to each. A fake update's
+ * flow loss and discriminator loss: */
+typedef struct {
+  double loss_flow, loss_disc;
+} FakeSums;
+_Static_assert(sizeof(FakeSums) == 2 * sizeof(double), "FakeSums is reduced as an array of doubles");
+/* A generator update's: per-sample terms (forbidden: samples with a negative advantage; off_manifold:
+ * beyond 3 sigma of every mode; the last four from dmd_grad), then the GAN and regression losses. */
+typedef struct {
+  double loss_dm, reward, reward_sq, forbidden, off_manifold;
+  double alpha, alpha_sq, beta, beta_sq, fake_weight;
+  double norm_dc_x, norm_df_x, norm_dc_du, cos_real_fake;
+  double loss_gan, loss_reg;
+} GenSums;
+_Static_assert(sizeof(GenSums) == 16 * sizeof(double), "GenSums is reduced as an array of doubles");
+#define ALLREDUCE_SUM_FIELDS(s) dist_allreduce_sum_f64v((double *)(s), (long)(sizeof *(s) / sizeof(double)))
 
 struct Distill {
   DistillConfig c;
@@ -48,21 +79,32 @@ struct Distill {
   /* each update's per-sample results and sums of squares, left on the device until the update
    * reads them all back at once (one wait); layout above. sumsq points into stats. */
   float *stats;
-  double *sumsq;
+  SumSq *sumsq;
   float *reg_target;    /* (B, D) */
   /* host */
   int *labels_h, *labels_real_h;
   float *t_h, *x_h, *alpha_h, *beta_h, *fw_h, *stats_h, *omt_h;
-  double *sumsq_h;      /* points into stats_h */
+  SumSq *sumsq_h;       /* points into stats_h */
   double *r_h, *A_h;
   float *reg_x;         /* (reg_pairs, D) teacher ODE endpoints, host */
   int *reg_labels;      /* (reg_pairs) */
   AdvantageRecords rec;
 };
 
+static const char *const method_names[METHOD_COUNT] = {"dmd", "dmd2", "dmdr", "amd"};
+
 const char *method_name(Method m) {
-  static const char *names[] = {"dmd", "dmd2", "dmdr", "amd"};
-  return names[m];
+  CHECK((unsigned)m < METHOD_COUNT, "method_name: %d is not a method", (int)m);
+  return method_names[m];
+}
+
+int method_from_name(const char *name, Method *out) {
+  for (int m = 0; m < METHOD_COUNT; m++)
+    if (strcmp(name, method_names[m]) == 0) {
+      *out = (Method)m;
+      return 0;
+    }
+  return 1;
 }
 
 void amd_advantages(double *A, const double *r, int n, int K, double eps) {
@@ -165,17 +207,19 @@ static void gan_term(Distill *d, float sign, double weight, float *dxt, float *l
 static void read_stats(Distill *d) { ops->to_host(d->stats_h, d->stats, stats_bytes(d->B)); }
 
 /* The second half of a network's optimizer step (zero_reduce_grads_begin came before read_stats):
- * the global gradient norm into *norm_out, and AdamW when it is finite; returns 0 when it is not. */
-static int finite_update(Model *m, ZeroOpt *opt, const AdamWConfig *oc, long step, double local_sumsq,
+ * the global gradient norm into *norm_out, then AdamW. Returns 0, or nonzero when the norm is not
+ * finite: then the update is skipped (the network and its optimizer are left as they were). */
+static int finish_update(Model *m, ZeroOpt *opt, const AdamWConfig *oc, long step, double local_sumsq,
                          double *norm_out) {
   double norm = zero_reduce_grads_end(opt, m->grads, local_sumsq);
   *norm_out = norm;
-  if (!isfinite(norm)) return 0;
+  if (!isfinite(norm)) return 1;
   zero_update(opt, m->params, m->grads, oc, step, norm);
-  return 1;
+  return 0;
 }
 
-/* One fake-teacher update (and its discriminator) on fresh, detached student samples. */
+/* One fake-teacher update (and its discriminator) on fresh, detached student samples. Returns 0,
+ * or nonzero when a gradient norm (then that network's update was skipped) or a loss was not finite. */
 static int fake_update(Distill *d, long u, DistillStats *o) {
   uint32_t key = 2u * (uint32_t)u + 1u;
   draw_prompts(d, key);
@@ -211,19 +255,19 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
     d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels2, d->B);
     gan_term(d, +1.0f, d->c.disc_weight, NULL, d->stats + ST_DISC_FAKE * B);
   }
-  zero_reduce_grads_begin(d->opt_fake, d->fake->grads, d->sumsq);
-  if (uses_gan(d)) zero_reduce_grads_begin(d->opt_disc, d->disc->grads, d->sumsq + 1);
+  zero_reduce_grads_begin(d->opt_fake, d->fake->grads, &d->sumsq->net);
+  if (uses_gan(d)) zero_reduce_grads_begin(d->opt_disc, d->disc->grads, &d->sumsq->disc);
   read_stats(d);
-  double sums[2] = {sum_f(d->stats_h + ST_FLOW * B, B), 0};
-  if (uses_gan(d)) sums[1] = d->c.disc_weight * sum_f(d->stats_h + ST_DISC_REAL * B, 2 * B);
-  dist_allreduce_sum_f64v(sums, 2);
-  o->loss_fake += sums[0] / d->GB;
-  o->loss_gan_d += sums[1] / d->GB;
+  FakeSums sums = {.loss_flow = sum_f(d->stats_h + ST_FLOW * B, B), .loss_disc = 0};
+  if (uses_gan(d)) sums.loss_disc = d->c.disc_weight * sum_f(d->stats_h + ST_DISC_REAL * B, 2 * B);
+  ALLREDUCE_SUM_FIELDS(&sums);
+  o->loss_fake += sums.loss_flow / d->GB;
+  o->loss_gan_d += sums.loss_disc / d->GB;
   double norm;
-  if (!finite_update(d->fake, d->opt_fake, &d->c.opt_fake, u, d->sumsq_h[0], &norm)) return 0;
+  if (finish_update(d->fake, d->opt_fake, &d->c.opt_fake, u, d->sumsq_h->net, &norm)) return 1;
   o->grad_norm_fake = norm;
-  if (uses_gan(d) && !finite_update(d->disc, d->opt_disc, &d->c.opt_fake, u, d->sumsq_h[1], &norm)) return 0;
-  return isfinite(sums[0]) && isfinite(sums[1]);
+  if (uses_gan(d) && finish_update(d->disc, d->opt_disc, &d->c.opt_fake, u, d->sumsq_h->disc, &norm)) return 1;
+  return !isfinite(sums.loss_flow) || !isfinite(sums.loss_disc);
 }
 
 /* DMD's regression to the teacher's ODE endpoints: lambda_reg mean ||G(e) - x*||^2 on the first
@@ -241,6 +285,8 @@ static void regression_term(Distill *d, long step) {
   generator_backward(d->gen, d->dx, d->B);
 }
 
+/* One generator update. Returns 0, or nonzero when the student's gradient norm (then its update was
+ * skipped) or a loss was not finite. */
 static int generator_update(Distill *d, long step, DistillStats *o) {
   uint32_t key = 2u * (uint32_t)step;
   int B = d->B, D = d->D;
@@ -271,40 +317,44 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
     gan_term(d, -1.0f, d->c.lambda_gan, d->dxt, d->stats + ST_GAN_G * B);
     ops->euler_update(d->dx, d->dxt, d->omt, B, D); /* dx += (1 - t) dL/dx_t */
   }
-  double rsum = 0;
   if (d->c.method == METHOD_DMDR) ops->axpy(d->dx, (float)(-d->c.lambda_r / d->GB), d->rgrad, (long)B * D);
-  for (int i = 0; i < B; i++) rsum += d->r_h[i];
   generator_backward(d->gen, d->dx, B);
-  zero_reduce_grads_begin(d->opt_student, d->student->grads, d->sumsq);
+  zero_reduce_grads_begin(d->opt_student, d->student->grads, &d->sumsq->net);
 
   /* statistics, summed over ranks */
   read_stats(d);
-  double gan = uses_gan(d) ? d->c.lambda_gan * sum_f(d->stats_h + ST_GAN_G * B, B) : 0.0;
-  double reg = regress ? d->c.lambda_reg * sum_f(d->stats_h + ST_REG * B, B) : 0.0;
-  double sums[19] = {0};
+  GenSums sums = {0};
   const Mixture *m = d->reward ? d->reward->mix : NULL;
   for (int i = 0; i < B; i++) {
-    const float *st = d->stats_h + ST_DMD * B + 6 * i;
+    const float *st = d->stats_h + ST_DMD * B + DMD_NSTATS * i;
     double dist = 0;
     if (m) mixture_nearest_mode(m, d->x_h + (size_t)i * D, &dist);
-    double v[19] = {st[0], d->r_h[i], d->r_h[i] * d->r_h[i], d->A_h[i] < 0, dist > 3.0, d->alpha_h[i],
-                    (double)d->alpha_h[i] * d->alpha_h[i], d->beta_h[i], (double)d->beta_h[i] * d->beta_h[i],
-                    d->fw_h[i], st[2], st[3], st[4], st[5], 0, 0, 0, 0, 0};
-    for (int k = 0; k < 14; k++) sums[k] += v[k];
+    double r = d->r_h[i], alpha = d->alpha_h[i], beta = d->beta_h[i];
+    sums.loss_dm += st[DMD_STAT_LOSS];
+    sums.reward += r, sums.reward_sq += r * r;
+    sums.forbidden += d->A_h[i] < 0, sums.off_manifold += dist > 3.0;
+    sums.alpha += alpha, sums.alpha_sq += alpha * alpha;
+    sums.beta += beta, sums.beta_sq += beta * beta;
+    sums.fake_weight += d->fw_h[i];
+    sums.norm_dc_x += st[DMD_STAT_DC_X], sums.norm_df_x += st[DMD_STAT_DF_X];
+    sums.norm_dc_du += st[DMD_STAT_DC_DU], sums.cos_real_fake += st[DMD_STAT_COS];
   }
-  sums[14] = gan, sums[15] = reg, sums[16] = rsum;
-  dist_allreduce_sum_f64v(sums, 17);
+  if (uses_gan(d)) sums.loss_gan = d->c.lambda_gan * sum_f(d->stats_h + ST_GAN_G * B, B);
+  if (regress) sums.loss_reg = d->c.lambda_reg * sum_f(d->stats_h + ST_REG * B, B);
+  ALLREDUCE_SUM_FIELDS(&sums);
   double n = d->GB;
-  o->loss_dm = sums[0] / n;
-  o->reward_mean = sums[1] / n;
-  o->reward_std = sqrt(fmax(0.0, sums[2] / n - o->reward_mean * o->reward_mean));
-  o->forbidden_frac = sums[3] / n;
-  o->off_manifold_frac = m ? sums[4] / n : NAN; /* only measurable where the density is known */
-  o->alpha_mean = sums[5] / n, o->alpha_std = sqrt(fmax(0.0, sums[6] / n - o->alpha_mean * o->alpha_mean));
-  o->beta_mean = sums[7] / n, o->beta_std = sqrt(fmax(0.0, sums[8] / n - o->beta_mean * o->beta_mean));
-  o->fw_mean = sums[9] / n;
-  o->norm_dc_x = sums[10] / n, o->norm_df_x = sums[11] / n, o->norm_dc_du = sums[12] / n, o->cos_real_fake = sums[13] / n;
-  o->loss_gan_g = sums[14] / n, o->loss_reg = sums[15] / n, o->loss_reward = -d->c.lambda_r * sums[16] / n;
+  o->loss_dm = sums.loss_dm / n;
+  o->reward_mean = sums.reward / n;
+  o->reward_std = sqrt(fmax(0.0, sums.reward_sq / n - o->reward_mean * o->reward_mean));
+  o->forbidden_frac = sums.forbidden / n;
+  o->off_manifold_frac = m ? sums.off_manifold / n : NAN; /* only measurable where the density is known */
+  o->alpha_mean = sums.alpha / n, o->alpha_std = sqrt(fmax(0.0, sums.alpha_sq / n - o->alpha_mean * o->alpha_mean));
+  o->beta_mean = sums.beta / n, o->beta_std = sqrt(fmax(0.0, sums.beta_sq / n - o->beta_mean * o->beta_mean));
+  o->fw_mean = sums.fake_weight / n;
+  o->norm_dc_x = sums.norm_dc_x / n, o->norm_df_x = sums.norm_df_x / n;
+  o->norm_dc_du = sums.norm_dc_du / n, o->cos_real_fake = sums.cos_real_fake / n;
+  o->loss_gan_g = sums.loss_gan / n, o->loss_reg = sums.loss_reg / n;
+  o->loss_reward = -d->c.lambda_r * sums.reward / n;
   double mn = INFINITY, mx = -INFINITY;
   for (int i = 0; i < B; i++) mn = fmin(mn, d->fw_h[i]), mx = fmax(mx, d->fw_h[i]);
   MPI_Allreduce(&mn, &o->fw_min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
@@ -318,18 +368,18 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   }
   d->rec.n = B;
   double norm;
-  int ok = finite_update(d->student, d->opt_student, &d->c.opt_student, step, d->sumsq_h[0], &norm);
+  int failed = finish_update(d->student, d->opt_student, &d->c.opt_student, step, d->sumsq_h->net, &norm);
   o->grad_norm_student = norm;
-  return ok && isfinite(o->loss_dm) && isfinite(o->loss_gan_g) && isfinite(o->loss_reg);
+  return failed || !isfinite(o->loss_dm) || !isfinite(o->loss_gan_g) || !isfinite(o->loss_reg);
 }
 
 int distill_step(Distill *d, long step, DistillStats *o) {
   memset(o, 0, sizeof *o);
   for (int f = 0; f < d->c.fake_per_gen; f++)
-    if (!fake_update(d, step * d->c.fake_per_gen + f, o)) return 1;
+    if (fake_update(d, step * d->c.fake_per_gen + f, o)) return 1;
   o->loss_fake /= d->c.fake_per_gen;
   o->loss_gan_d /= d->c.fake_per_gen;
-  return generator_update(d, step, o) ? 0 : 1;
+  return generator_update(d, step, o);
 }
 
 const AdvantageRecords *distill_records(const Distill *d) { return &d->rec; }
@@ -395,7 +445,7 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->rgrad = ops->alloc(bd), d->reg_target = ops->alloc(bd);
   d->xt2 = ops->alloc(2 * bd), d->vreal = ops->alloc(2 * bd), d->dreal = ops->alloc(2 * bd);
   d->t2 = ops->alloc(2 * bs), d->stats = ops->alloc(stats_bytes(B));
-  d->sumsq = (double *)(d->stats + STATS_LEN * (size_t)B);
+  d->sumsq = (SumSq *)(d->stats + STATS_LEN * (size_t)B);
   d->alpha = ops->alloc(bs), d->beta = ops->alloc(bs), d->fw = ops->alloc(bs), d->omt = ops->alloc(bs);
   d->logits = ops->alloc(bs), d->dlogit = ops->alloc(bs), d->dfeat = ops->alloc(bs * (size_t)H);
   d->labels_h = mallocCheck(sizeof(int) * 2 * (size_t)B);
@@ -403,11 +453,11 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->t_h = mallocCheck(2 * bs), d->x_h = mallocCheck(bd);
   d->alpha_h = mallocCheck(bs), d->beta_h = mallocCheck(bs), d->fw_h = mallocCheck(bs), d->omt_h = mallocCheck(bs);
   d->stats_h = mallocCheck(stats_bytes(B));
-  d->sumsq_h = (double *)(d->stats_h + STATS_LEN * (size_t)B);
+  d->sumsq_h = (SumSq *)(d->stats_h + STATS_LEN * (size_t)B);
   d->r_h = mallocCheck(sizeof(double) * (size_t)B), d->A_h = mallocCheck(sizeof(double) * (size_t)B);
   d->rec.prompt = mallocCheck(sizeof(int) * (size_t)B), d->rec.group = mallocCheck(sizeof(int) * (size_t)B);
   double **recd[] = {&d->rec.reward, &d->rec.advantage, &d->rec.alpha, &d->rec.beta, &d->rec.fake_weight};
-  for (int i = 0; i < 5; i++) *recd[i] = mallocCheck(sizeof(double) * (size_t)B);
+  for (size_t i = 0; i < sizeof recd / sizeof recd[0]; i++) *recd[i] = mallocCheck(sizeof(double) * (size_t)B);
   if (c->method == METHOD_DMD && c->lambda_reg > 0) make_regression_pairs(d);
   return d;
 }

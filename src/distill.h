@@ -4,7 +4,9 @@
  * DMD2, DMDR and AMD add a GAN head on the fake teacher's features. One distillation step is
  * `fake_per_gen` fake-teacher updates followed by one generator update. The global batch is
  * P prompts x K group members; ranks split the prompts, so a group never spans ranks.
- * Not here: the command line, logging and checkpoints (cmd_distill.c). */
+ * Return convention: distill_step and method_from_name return 0 on success, nonzero on failure;
+ * every other error stops the program (amd_fatal). Not here: the command line, logging and
+ * checkpoints (cmd_distill.c). */
 #pragma once
 #include <stdint.h>
 
@@ -15,7 +17,9 @@
 #include "optim.h"
 #include "reward.h"
 
-typedef enum { METHOD_DMD, METHOD_DMD2, METHOD_DMDR, METHOD_AMD } Method;
+typedef enum { METHOD_DMD, METHOD_DMD2, METHOD_DMDR, METHOD_AMD, METHOD_COUNT } Method;
+/* Every method_name in Method's order, as a cfg_key choices string (config.h). */
+#define METHOD_CHOICES "dmd|dmd2|dmdr|amd"
 
 typedef struct {
   Method method;
@@ -65,8 +69,10 @@ void distill_log_memory(const Distill *d);
 /* Replaces the student's and the fake teacher's (and GAN head's) optimizer settings, e.g. the
  * learning rates scaled down after a rollback. */
 void distill_set_optim(Distill *d, const AdamWConfig *student, const AdamWConfig *fake);
-/* One step `step` (0-based): fake updates then a generator update. Returns 0, or 1 when a loss or
- * gradient was not finite (nothing was updated by the failing update). */
+/* One step `step` (0-based): fake updates then a generator update. Returns 0, or nonzero when a loss
+ * or a gradient norm was not finite. The step then ends after the update that saw it (a non-finite
+ * norm skipped that network's AdamW step; the updates before it stand) with *out partly filled: the
+ * caller must not go on from these weights but roll back to a checkpoint (cmd_distill's guard). */
 int distill_step(Distill *d, long step, DistillStats *out);
 const AdvantageRecords *distill_records(const Distill *d);
 
@@ -76,4 +82,8 @@ void amd_advantages(double *A, const double *r, int n, int K, double eps);
 /* Dynamic Score Adaptation alpha = 1 + s A, beta = 1 - s A, and Repulsive Landscape Sharpening
  * weight W = exp(-lambda_rls A). Any output may be NULL. */
 void amd_weights(float *alpha, float *beta, float *fake_weight, const double *A, int n, double s, double lambda_rls);
+/* "dmd", "dmd2", "dmdr" or "amd"; fatal for anything but a Method below METHOD_COUNT. */
 const char *method_name(Method m);
+/* The method whose method_name is `name` into *out: returns 0, or nonzero (*out untouched) when
+ * there is none; the caller reports the error, naming METHOD_CHOICES. */
+int method_from_name(const char *name, Method *out);

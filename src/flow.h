@@ -2,7 +2,8 @@
  * samplers that integrate dx/dt = v from t = 1 (noise) to t = 0 (data).
  *   x_t = (1 - t) x0 + t e,  v target = e - x0,  loss = E || v_theta(x_t, t, c) - (e - x0) ||^2
  *   v_cfg = v(x, t, null) + w (v(x, t, c) - v(x, t, null))
- * All draws are keyed by (seed, step, global sample index), never by rank. */
+ * All draws are keyed by (seed, step, global sample index), never by rank.
+ * Return convention: errors stop the program (amd_fatal); functions return void or their result. */
 #pragma once
 #include <stdint.h>
 

@@ -4,7 +4,8 @@
  * simulation (DMD2): run k - 1 steps without gradient and the k-th with it; generator_backward then
  * takes dL/dx0_k into the student's gradients. Inference runs all S steps.
  * Draws: the starting noise is keyed (seed, RNG_GEN, key, index), the re-noising of step j by
- * (seed, RNG_RENOISE, key * 8 + j, index), so a batch is the same at any rank count. */
+ * (seed, RNG_RENOISE, key * 8 + j, index), so a batch is the same at any rank count.
+ * Return convention: errors stop the program (amd_fatal); functions return void or their result. */
 #pragma once
 #include <stdint.h>
 

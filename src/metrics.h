@@ -7,7 +7,8 @@
  *   wrong class    share of on-manifold samples whose nearest mode belongs to another class
  *   sliced W1      sliced 1-Wasserstein distance to the data, over random directions
  *   log density    mean log p(x | c) under the true mixture (for samples with a real label)
- * Not here: image metrics (metrics_img.h). */
+ * Not here: image metrics (metrics_img.h).
+ * Return convention: errors stop the program (amd_fatal); functions return void or their result. */
 #pragma once
 #include <stdint.h>
 

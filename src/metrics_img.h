@@ -6,7 +6,8 @@
  *   classifier_accuracy   share of predictions equal to their label (prompt adherence)
  * Features are row-major float (n, d); statistics are double. Matrix square roots go through
  * LAPACK's symmetric eigensolver (dsyevd in OpenBLAS); distances through blocked sgemm.
- * Not here: running the evaluator network, reading sample files, MPI (see cmd_eval.c). */
+ * Not here: running the evaluator network, reading sample files, MPI (see cmd_eval.c).
+ * Return convention: errors stop the program (amd_fatal); functions return void or their result. */
 #pragma once
 
 /* mu (d) = mean of the rows of feat (n, d); cov (d, d) = sum_i (x_i - mu)(x_i - mu)^T / (n - 1).

@@ -3,7 +3,8 @@
  * (seed, stream, step, index, element): no generator state travels between ranks or through
  * checkpoints, so results do not depend on the rank count and resume exactly.
  * Counter words: c0 = index (global sample index), c1 = step, c2 = element block (4 per block),
- * c3 = stream. Key: the 64-bit seed split in two words. */
+ * c3 = stream. Key: the 64-bit seed split in two words.
+ * Return convention: nothing here can fail; functions return void or their result. */
 #pragma once
 #include <stdint.h>
 

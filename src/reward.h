@@ -7,7 +7,9 @@
  * the log-density of the class-c mixture, each mode's weight scaled by a preference p_k (a run can
  * ask for a subset of modes: p = 1 for wanted modes, small for the rest) and the kernel widened by
  * the bandwidth b (1: the exact density). Its gradient in x is what DMDR adds to the generator.
- * Evaluated on the host: toy batches are tiny. */
+ * Evaluated on the host: toy batches are tiny.
+ * Return convention: errors stop the program (amd_fatal); functions return void or their result,
+ * the predicate reward_reads_host 1 for true. */
 #pragma once
 
 #include "classifier.h"

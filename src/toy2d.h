@@ -1,7 +1,8 @@
 /* toy2d.h: the class-conditional 2-D Gaussian mixture of the toy experiments.
  * Modes sit on a ring or a grid; every mode has the same isotropic sigma; class k owns the modes
  * whose number is k modulo num_classes, so every class has modes in several places and a sample
- * stuck between modes (a Forbidden Zone) is measurable exactly. Not here: files or metrics. */
+ * stuck between modes (a Forbidden Zone) is measurable exactly. Not here: files or metrics.
+ * Return convention: errors stop the program (amd_fatal); functions return void or their result. */
 #pragma once
 #include <stdint.h>
 

@@ -10,6 +10,7 @@
 //                 put into the exponent bits (|u| is clamped at 9, where tanh is 1 in float).
 // Max absolute error against the double tanh: 9e-8 (1.5 ulp of 1); NaN in, NaN out. test_ops checks
 // both over a dense grid. The CUDA backend uses the device tanhf; the conformance tolerance covers it.
+// Return convention: nothing here can fail; functions return their result.
 #pragma once
 #include <stdint.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * CPU backend: AMD's group-relative advantages and its alpha/beta/fake-weight maps against hand
  * values; the DMD/AMD generator gradient op against a double-precision reference written here from
  * the equations; the toy reward's value and input gradient; the GAN term's gradient through the
- * head and the fake teacher; the generator's backward simulation; the denoiser op.
+ * head and the fake teacher; the generator's backward simulation; the denoiser op; the method names.
  * Gradients are checked against central differences of a loss summed in double, as in test_grad.c.
  * Not here: distill_create / distill_step (they need MPI and run in tests/scenario_distill.sh). */
 #include <math.h>
@@ -311,6 +311,32 @@ static void test_reward_toy_errors(void) {
            cases[k].a.pref, cases[k].a.bandwidth);
 }
 
+/* ---- method names ------------------------------------------------------------------------------ */
+
+static void method_name_child(void *arg) { method_name(*(const Method *)arg); }
+
+/* Every name round-trips through method_from_name, METHOD_CHOICES lists them in order, and an
+ * unknown name (or Method) is an error, never a fallback. */
+static void test_method_names(void) {
+  char choices[64] = "";
+  for (int m = 0; m < METHOD_COUNT; m++) {
+    Method got = METHOD_COUNT;
+    EXPECT(method_from_name(method_name((Method)m), &got) == 0 && got == (Method)m, "'%s' looks up as %d, not %d",
+           method_name((Method)m), (int)got, m);
+    if (m) strcat(choices, "|");
+    strcat(choices, method_name((Method)m));
+  }
+  EXPECT(strcmp(choices, METHOD_CHOICES) == 0, "METHOD_CHOICES is '%s', the names are '%s'", METHOD_CHOICES, choices);
+  static const char *const unknown[] = {"", "DMD", "dmd3", "am", "amd ", " amd", "dmd|dmd2", "sid"};
+  for (size_t k = 0; k < sizeof unknown / sizeof unknown[0]; k++) {
+    Method got = METHOD_COUNT;
+    EXPECT(method_from_name(unknown[k], &got) != 0, "'%s' was taken for a method", unknown[k]);
+    EXPECT(got == METHOD_COUNT, "'%s': the failed lookup wrote %d", unknown[k], (int)got);
+  }
+  static const Method bad = METHOD_COUNT;
+  EXPECT(expect_fatal(method_name_child, (void *)&bad, "is not a method"), "method_name(METHOD_COUNT)");
+}
+
 /* ---- GAN head on the fake teacher's features ------------------------------------------------- */
 
 typedef struct {
@@ -560,6 +586,7 @@ int main(void) {
   TEST_RUN(test_flow_denoise);
   TEST_RUN(test_reward_toy);
   TEST_RUN(test_reward_toy_errors);
+  TEST_RUN(test_method_names);
   TEST_RUN(test_gan_head_grad);
   TEST_RUN(test_generator_backward);
   TEST_RUN(test_generator_steps);
