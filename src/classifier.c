@@ -29,9 +29,7 @@ Classifier *classifier_load(const char *ckpt, int max_batch) {
   ModelConfig mc;
   model_ckpt_config(path, "classifier", &mc);
   Model *m = model_create(&mc, max_batch);
-  CkptState st;
-  CkptNet net = {"classifier", m, NULL};
-  model_ckpt_load(path, &st, &net, 1);
+  model_ckpt_load_params(path, "classifier", m);
   return classifier_wrap(m);
 }
 

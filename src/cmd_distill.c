@@ -44,7 +44,7 @@ typedef struct {
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
 static const cfg_key distill_keys[] = {
-    K("method", CFG_CHOICE, method, "amd", 0, 0, "dmd|dmd2|dmdr|amd", "distillation method"),
+    K("method", CFG_CHOICE, method, "amd", 0, 0, METHOD_CHOICES, "distillation method"),
     K("teacher", CFG_STR, teacher, "", 0, 0, NULL, "teacher checkpoint file or run folder; required"),
     K("data", CFG_STR, data, "", 0, 0, NULL, "dataset (GAN real batches, reward mixture); default: the teacher's"),
     RUNLOOP_RUN_KEYS(K, "runs/distill",
@@ -92,44 +92,22 @@ static const char *const train_cols[] = {
     "alpha_mean", "alpha_std", "beta_mean", "beta_std", "fake_weight_mean", "fake_weight_min", "fake_weight_max",
     "norm_dc_x", "norm_df_x", "norm_dc_du", "cos_real_fake", "k_sim", "samples_per_s", "time"};
 enum { NTRAIN = sizeof train_cols / sizeof train_cols[0] };
-static const char *const adv_cols[] = {"step", "prompt", "group", "rank", "reward", "advantage", "alpha", "beta", "fake_weight"};
-enum { NADV = sizeof adv_cols / sizeof adv_cols[0] };
+static const char *const adv_cols[] = {DISTILL_ADVANTAGE_COLS};
 
+/* An unknown name is a usage error (the key table's choices reject one first; never a fallback). */
 static Method parse_method(const char *s) {
-  if (strcmp(s, "dmd") == 0) return METHOD_DMD;
-  if (strcmp(s, "dmd2") == 0) return METHOD_DMD2;
-  if (strcmp(s, "dmdr") == 0) return METHOD_DMDR;
-  if (strcmp(s, "amd") == 0) return METHOD_AMD;
-  amd_usage_error("config key 'method': unknown method '%s' (dmd, dmd2, dmdr, amd)", s);
-}
-
-/* Gathers this step's per-sample records to rank 0 and appends them to /advantage. */
-static void log_advantages(TrainLog *log, const AdvantageRecords *r, long step) {
-  int n = r->n;
-  double *local = mallocCheck(sizeof(double) * (size_t)n * NADV);
-  for (int i = 0; i < n; i++) {
-    double *row = local + (size_t)NADV * i;
-    double v[NADV] = {(double)step, r->prompt[i], r->group[i], dist_rank(), r->reward[i], r->advantage[i],
-                      r->alpha[i], r->beta[i], r->fake_weight[i]};
-    memcpy(row, v, sizeof v);
-  }
-  double *all;
-  long total = dist_gather_f64(local, (long)n * NADV, &all);
-  for (long i = 0; i < total / NADV; i++) trainlog_append(log, all + (size_t)NADV * i);
-  free(local);
-  free(all);
+  Method m;
+  if (method_from_name(s, &m)) amd_usage_error("config key 'method' = '%s' is not one of %s", s, METHOD_CHOICES);
+  return m;
 }
 
 /* What a distillation step works with. */
 typedef struct {
   const DistillCmdConfig *c;
   Distill *d;
-  Model *real, *fake, *student, *disc; /* disc: the GAN head, or NULL */
-  Method method;
-  int fpg;
+  Model *student;
   const char *teacher_path;
-  AdamWConfig os, of; /* the student's and the fake teacher's optimizers, as configured */
-  AdamWConfig os_now, of_now; /* and as in use: learning rates scaled after rollbacks */
+  double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
 } DistillRun;
 
@@ -138,21 +116,11 @@ typedef struct {
  * checkpoint exists yet. */
 static void distill_reset(void *ctx, CkptState *st) {
   DistillRun *R = ctx;
-  long n = R->real->num_params;
-  ops->copy(R->student->params, R->real->params, sizeof(float) * (size_t)n);
-  ops->copy(R->fake->params, R->real->params, sizeof(float) * (size_t)n);
-  if (R->disc) model_init_params(R->disc, (uint64_t)R->c->rl.seed);
+  distill_initial_state(R->d);
   snprintf(st->teacher, sizeof st->teacher, "%.1023s", R->teacher_path);
 }
 
-static void distill_set_lr_scale(void *ctx, double scale) {
-  DistillRun *R = ctx;
-  AdamWConfig os = R->os, of = R->of;
-  os.lr = os.lr_min = R->c->lr_student * scale;
-  of.lr = of.lr_min = R->c->lr_fake * scale;
-  distill_set_optim(R->d, &os, &of);
-  R->os_now = os, R->of_now = of;
-}
+static void distill_set_lr_scale(void *ctx, double scale) { distill_scale_lr(((DistillRun *)ctx)->d, scale); }
 
 static int distill_run_step(void *ctx, long step, const RunClock *clk, double *losses) {
   DistillRun *R = ctx;
@@ -165,9 +133,11 @@ static int distill_run_step(void *ctx, long step, const RunClock *clk, double *l
 static void distill_row(void *ctx, long step, const RunClock *clk, double *row) {
   DistillRun *R = ctx;
   const DistillStats *o = &R->o;
+  double lr_student, lr_fake;
+  distill_lr(R->d, step, &lr_student, &lr_fake);
   double r[NTRAIN] = {row[0], o->loss_dm, o->loss_fake, o->loss_gan_g, o->loss_gan_d, o->loss_reg,
-                      o->loss_reward, o->grad_norm_student, o->grad_norm_fake, adamw_lr(&R->os_now, step),
-                      adamw_lr(&R->of_now, step * R->fpg), o->reward_mean, o->reward_std, o->forbidden_frac,
+                      o->loss_reward, o->grad_norm_student, o->grad_norm_fake, lr_student,
+                      lr_fake, o->reward_mean, o->reward_std, o->forbidden_frac,
                       o->off_manifold_frac, o->alpha_mean, o->alpha_std, o->beta_mean, o->beta_std, o->fw_mean,
                       o->fw_min, o->fw_max, o->norm_dc_x, o->norm_df_x, o->norm_dc_du, o->cos_real_fake, o->k_sim,
                       clk->samples_per_s, clk->elapsed};
@@ -176,7 +146,8 @@ static void distill_row(void *ctx, long step, const RunClock *clk, double *row) 
 
 static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
   DistillRun *R = ctx;
-  if (R->c->adv_every > 0 && step % R->c->adv_every == 0) log_advantages(adv, distill_records(R->d), step);
+  if (R->c->adv_every > 0 && step % R->c->adv_every == 0)
+    runloop_append_all_ranks(adv, R->adv_rows, distill_advantage_rows(R->d, step, R->adv_rows), DISTILL_NADV);
 }
 
 static void distill_status(void *ctx, long step, const RunClock *clk, const double *row) {
@@ -195,9 +166,9 @@ int cmd_distill(int argc, char **argv) {
   if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
   int threads = backend_init(c.device, c.threads);
-  int size = dist_size();
-  if (c.prompts < size)
-    amd_usage_error("config key 'train.prompts' = %d is smaller than the rank count %d: every rank needs a prompt", c.prompts, size);
+  if (c.prompts < dist_size())
+    amd_usage_error("config key 'train.prompts' = %d is smaller than the rank count %d: every rank needs a prompt",
+                    c.prompts, dist_size());
   Method method = parse_method(c.method);
   int fpg = c.fake_per_gen ? c.fake_per_gen : (method == METHOD_DMD ? 1 : 5);
   int GB = c.prompts * c.K;
@@ -230,30 +201,14 @@ int cmd_distill(int argc, char **argv) {
   dist_split(c.prompts, &p0, &p1);
   int B = (int)(p1 - p0) * c.K;
   /* the reward: analytic on toy data, a trained classifier on images, none for dmd/dmd2 without one */
-  Reward reward_store, *reward = &reward_store;
-  if (data.has_mixture) {
-    if (c.reward_ckpt[0])
-      amd_usage_error("config key 'reward.ckpt': '%s' is a toy dataset, whose reward is analytic; leave it empty", data_path);
-    reward_init_toy(reward, &data.mix, c.preference, c.bandwidth);
-  } else if (c.reward_ckpt[0]) {
-    if (c.preference[0]) amd_usage_error("config key 'reward.preference' applies to toy data only");
-    reward_init_classifier(reward, c.reward_ckpt, B);
-    CHECK(reward->cls->dim == mc.dim && reward->cls->num_classes == mc.num_classes,
-          "reward classifier '%s' (dim %d, %d classes) does not match the teacher (dim %d, %d classes)",
-          c.reward_ckpt, reward->cls->dim, reward->cls->num_classes, mc.dim, mc.num_classes);
-  } else if (method == METHOD_DMDR || method == METHOD_AMD) {
-    amd_usage_error("method=%s on '%s' (no toy mixture) needs a reward network: reward.ckpt=<run of amd train "
-                    "task=reward>", c.method, data_path);
-  } else {
-    reward = NULL;
-  }
+  Reward reward_store;
+  Reward *reward = reward_select(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
+                                 method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
   Model *real = model_create(&mc, 2 * B), *fake = model_create(&mc, B), *student = model_create(&mc, B);
   ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
   Model *disc = gan ? model_create(&hc, B) : NULL;
-  CkptState tst;
-  CkptNet tnet = {"teacher", real, NULL};
-  model_ckpt_load(teacher_path, &tst, &tnet, 1);
+  model_ckpt_load_params(teacher_path, "teacher", real);
 
   AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.rl.steps,
                     .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
@@ -269,25 +224,25 @@ int cmd_distill(int argc, char **argv) {
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
   runloop_prepare(&c.rl);
-  DistillRun R = {.c = &c, .d = d, .real = real, .fake = fake, .student = student, .disc = disc, .method = method,
-                  .fpg = fpg, .teacher_path = teacher_path, .os = os, .of = of};
+  DistillRun R = {.c = &c, .d = d, .student = student, .teacher_path = teacher_path,
+                  .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B)};
   CkptNet nets[3] = {{"student", student, distill_opt_student(d)}, {"fake", fake, distill_opt_fake(d)},
                      {"disc", disc, distill_opt_disc(d)}};
   cfg_print_table(distill_keys, &c, "amd distill");
   amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters), S = %d, global batch %d x %d, "
-          "%d fake updates per generator update\n", method_name(method), size, threads, ops->name, teacher_path,
+          "%d fake updates per generator update\n", method_name(method), dist_size(), threads, ops->name, teacher_path,
           student->num_params, c.S, c.prompts, c.K, fpg);
   distill_log_memory(d);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
   RunTask task = {.what = "distillation", .data_path = data_path, .keys = distill_keys, .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB,
                   .fake_updates_per_step = fpg, .student_steps = c.S, .cols = train_cols, .ncols = NTRAIN,
-                  .extra_table = "advantage", .extra_cols = adv_cols, .nextra = NADV, .loss_names = loss_names,
+                  .extra_table = "advantage", .extra_cols = adv_cols, .nextra = DISTILL_NADV, .loss_names = loss_names,
                   .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,
                   .extra_rows = distill_extra_rows, .status = distill_status};
   int status = runloop_run(&c.rl, &task);
   if (status == 0) amd_log("sample the %d-step student with: amd sample ckpt=%s\n", c.S, c.rl.run);
-  free(data_path);
+  free(data_path), free(R.adv_rows);
   distill_free(d);
   if (reward) reward_free(reward);
   model_free(real), model_free(fake), model_free(student), model_free(disc);

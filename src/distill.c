@@ -65,6 +65,7 @@ struct Distill {
   DistillConfig c;
   Model *real, *fake, *student, *disc;
   ZeroOpt *opt_student, *opt_fake, *opt_disc;
+  AdamWConfig base_student, base_fake; /* as configured; c.opt_* are scaled after rollbacks */
   Generator *gen;
   FlowBatch *fb;
   const Dataset *data;
@@ -382,7 +383,24 @@ int distill_step(Distill *d, long step, DistillStats *o) {
   return generator_update(d, step, o);
 }
 
+void distill_initial_state(Distill *d) {
+  long n = d->real->num_params;
+  ops->copy(d->student->params, d->real->params, sizeof(float) * (size_t)n);
+  ops->copy(d->fake->params, d->real->params, sizeof(float) * (size_t)n);
+  if (d->disc) model_init_params(d->disc, d->c.seed);
+}
+
 const AdvantageRecords *distill_records(const Distill *d) { return &d->rec; }
+
+int distill_advantage_rows(const Distill *d, long step, double *rows) {
+  const AdvantageRecords *r = &d->rec;
+  for (int i = 0; i < r->n; i++) {
+    double v[DISTILL_NADV] = {(double)step, r->prompt[i], r->group[i], dist_rank(), r->reward[i], r->advantage[i],
+                              r->alpha[i], r->beta[i], r->fake_weight[i]};
+    memcpy(rows + (size_t)DISTILL_NADV * i, v, sizeof v);
+  }
+  return r->n;
+}
 AdamW *distill_opt_student(Distill *d) { return d->opt_student->opt; }
 AdamW *distill_opt_fake(Distill *d) { return d->opt_fake->opt; }
 AdamW *distill_opt_disc(Distill *d) { return d->opt_disc ? d->opt_disc->opt : NULL; }
@@ -393,9 +411,15 @@ void distill_log_memory(const Distill *d) {
   if (d->opt_disc) zero_log_memory(d->opt_disc, "disc");
 }
 
-void distill_set_optim(Distill *d, const AdamWConfig *student, const AdamWConfig *fake) {
-  d->c.opt_student = *student;
-  d->c.opt_fake = *fake;
+void distill_scale_lr(Distill *d, double scale) {
+  AdamWConfig *s = &d->c.opt_student, *f = &d->c.opt_fake;
+  s->lr = d->base_student.lr * scale, s->lr_min = d->base_student.lr_min * scale;
+  f->lr = d->base_fake.lr * scale, f->lr_min = d->base_fake.lr_min * scale;
+}
+
+void distill_lr(const Distill *d, long step, double *lr_student, double *lr_fake) {
+  *lr_student = adamw_lr(&d->c.opt_student, step);
+  *lr_fake = adamw_lr(&d->c.opt_fake, step * d->c.fake_per_gen);
 }
 
 /* Teacher ODE endpoints for DMD's regression: pair n starts from the generator's noise of key
@@ -422,6 +446,7 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
                         const Dataset *data, Reward *reward) {
   Distill *d = callocCheck(1, sizeof *d);
   d->c = *c;
+  d->base_student = c->opt_student, d->base_fake = c->opt_fake;
   d->real = real, d->fake = fake, d->student = student, d->disc = disc;
   d->data = data, d->reward = reward;
   long p1;

@@ -66,15 +66,28 @@ AdamW *distill_opt_fake(Distill *d);
 AdamW *distill_opt_disc(Distill *d);
 /* Rank 0 prints the per-rank memory of each trainable network's training state. */
 void distill_log_memory(const Distill *d);
-/* Replaces the student's and the fake teacher's (and GAN head's) optimizer settings, e.g. the
- * learning rates scaled down after a rollback. */
-void distill_set_optim(Distill *d, const AdamWConfig *student, const AdamWConfig *fake);
+/* The learning rates of the student and of the fake teacher (and GAN head): as configured, times
+ * scale (the divergence guard's backoff after rollbacks). */
+void distill_scale_lr(Distill *d, double scale);
+/* The learning rates of step `step`: the student's, and the fake teacher's at its own update count
+ * (step x fake_per_gen). */
+void distill_lr(const Distill *d, long step, double *lr_student, double *lr_fake);
 /* One step `step` (0-based): fake updates then a generator update. Returns 0, or nonzero when a loss
  * or a gradient norm was not finite. The step then ends after the update that saw it (a non-finite
  * norm skipped that network's AdamW step; the updates before it stand) with *out partly filled: the
  * caller must not go on from these weights but roll back to a checkpoint (cmd_distill's guard). */
 int distill_step(Distill *d, long step, DistillStats *out);
+/* The start of a distillation (and the target of a rollback without a checkpoint): the student and
+ * the fake teacher are the real teacher, the GAN head is drawn from the seed. Optimizer moments are
+ * the caller's (src/runloop.c zeroes them). */
+void distill_initial_state(Distill *d);
 const AdvantageRecords *distill_records(const Distill *d);
+/* The /advantage table: one row per sample, these columns. */
+#define DISTILL_ADVANTAGE_COLS "step", "prompt", "group", "rank", "reward", "advantage", "alpha", "beta", "fake_weight"
+enum { DISTILL_NADV = 9 };
+/* This rank's records of the last step as /advantage rows of `step` (rows has room for
+ * distill_records(d)->n of them); returns their count. */
+int distill_advantage_rows(const Distill *d, long step, double *rows);
 
 /* Group-relative advantage (AMD eq.): over consecutive groups of K rewards,
  * A_i = clip((r_i - mean_g) / (std_g + eps), -1, 1), std the population standard deviation. */

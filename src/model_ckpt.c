@@ -104,6 +104,12 @@ void model_ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int n
   ckpt_close(f);
 }
 
+void model_ckpt_load_params(const char *path, const char *net, Model *m) {
+  CkptState st;
+  CkptNet n = {net, m, NULL};
+  model_ckpt_load(path, &st, &n, 1);
+}
+
 void model_ckpt_config(const char *path, const char *net, ModelConfig *c) {
   hid_t f = ckpt_open(path);
   char *kind = ckpt_net_kind(f, path, net);

@@ -26,5 +26,7 @@ void model_ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *ne
  * the moments of the range each opt covers. A net whose opt is NULL loads parameters only. Needs no
  * other rank (and no MPI). */
 void model_ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int nnets);
+/* The parameters of one net alone into m (a frozen teacher, a reward classifier, a sampler). */
+void model_ckpt_load_params(const char *path, const char *net, Model *m);
 /* Architecture of one net, to build the model before loading. */
 void model_ckpt_config(const char *path, const char *net, ModelConfig *cfg);

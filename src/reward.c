@@ -102,3 +102,25 @@ void reward_free(Reward *r) {
   free(r->grad_h);
   r->cls = NULL, r->grad_h = NULL, r->grad_n = 0;
 }
+
+Reward *reward_select(Reward *r, const Dataset *data, const char *data_path, const char *ckpt, const char *pref_text,
+                      double bandwidth, int max_batch, const char *needed_by) {
+  if (data->has_mixture) {
+    if (ckpt[0])
+      amd_usage_error("config key 'reward.ckpt': '%s' is a toy dataset, whose reward is analytic; leave it empty", data_path);
+    reward_init_toy(r, &data->mix, pref_text, bandwidth);
+    return r;
+  }
+  if (ckpt[0]) {
+    if (pref_text[0]) amd_usage_error("config key 'reward.preference' applies to toy data only");
+    reward_init_classifier(r, ckpt, max_batch);
+    CHECK(r->cls->dim == data->dim && r->cls->num_classes == data->num_classes,
+          "reward classifier '%s' (dim %d, %d classes) does not match the data '%s' and its teacher (dim %d, %d "
+          "classes)", ckpt, r->cls->dim, r->cls->num_classes, data_path, data->dim, data->num_classes);
+    return r;
+  }
+  if (needed_by)
+    amd_usage_error("method=%s on '%s' (no toy mixture) needs a reward network: reward.ckpt=<run of amd train "
+                    "task=reward>", needed_by, data_path);
+  return NULL;
+}

@@ -37,6 +37,12 @@ typedef struct {
 void reward_init_toy(Reward *r, const Mixture *mix, const char *pref_text, double bandwidth);
 /* the net "classifier" of a checkpoint (file or run folder) as R(x, c) = log p(c | x) */
 void reward_init_classifier(Reward *r, const char *ckpt, int max_batch);
+/* The reward of a distillation on `data` (the file data_path), initialized in r: the toy reward
+ * (pref_text, bandwidth) when the data holds a mixture, else the classifier of checkpoint ckpt
+ * (batches up to max_batch; it must fit the data). With neither, NULL, unless needed_by names the
+ * method that needs a reward: then a usage error. The errors name the config key at fault. */
+Reward *reward_select(Reward *r, const Dataset *data, const char *data_path, const char *ckpt, const char *pref_text,
+                      double bandwidth, int max_batch, const char *needed_by);
 /* 1 when reward_eval reads the samples' host copy (the toy reward); a classifier reads the device's */
 int reward_reads_host(const Reward *r);
 /* reward (B, host) of the samples x (B, dim) and, when grad is not NULL, dR/dx into grad (B, dim).

@@ -46,6 +46,13 @@ void runloop_prepare(const RunSettings *rs) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
+void runloop_append_all_ranks(TrainLog *table, const double *rows, long nrows, int ncols) {
+  double *all;
+  long total = dist_gather_f64(rows, nrows * ncols, &all);
+  for (long i = 0; i < total / ncols; i++) trainlog_append(table, all + (size_t)ncols * i);
+  free(all);
+}
+
 /* --- the loop's state ---------------------------------------------------------------------------- */
 typedef struct {
   const RunSettings *rs;

@@ -109,6 +109,9 @@ typedef struct {
   void (*status)(void *ctx, long step, const RunClock *clk, const double *row);
 } RunTask;
 
+/* Collective: gathers every rank's nrows rows of ncols values to rank 0, in rank order, and
+ * appends them to the table there (a helper for extra_rows). */
+void runloop_append_all_ranks(TrainLog *table, const double *rows, long nrows, int ncols);
 /* The newest complete checkpoint a run with these settings resumes from: its step and path, or -1
  * when it starts afresh (resume=0, or resume=1 on a folder without one). Any rank. */
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n);
