@@ -107,6 +107,13 @@ void dataset_read(const char *path, const char *format, Dataset *d) {
   CHECK(bad == 0, "'%s': /x holds %ld non-finite values", path, bad);
 }
 
+void dataset_read_split(const char *path, Dataset *d, const char *key, const Dataset *like, const char *like_path) {
+  dataset_read(path, "amd-dataset", d);
+  if (d->dim != like->dim || d->num_classes != like->num_classes)
+    amd_usage_error("%s '%s' (dim %d, %d classes) does not match data '%s' (dim %d, %d classes)", key, path, d->dim,
+                    d->num_classes, like_path, like->dim, like->num_classes);
+}
+
 void mixture_free(Mixture *m) {
   free(m->means);
   free(m->weights);

@@ -41,6 +41,9 @@ void dataset_write(const char *path, const Dataset *d, const char *format, const
                    void (*extra)(hid_t file, const void *ctx), const void *ctx);
 /* Reads and checks a file of the given format (shapes agree, labels in range, x finite). */
 void dataset_read(const char *path, const char *format, Dataset *d);
+/* Reads another split of `like` (the file like_path): the dataset at path, given by config key
+ * `key`, which must have the same sample size and classes (a usage error otherwise). */
+void dataset_read_split(const char *path, Dataset *d, const char *key, const Dataset *like, const char *like_path);
 void dataset_free(Dataset *d);
 /* Reads only the mixture of a toy dataset; returns 0 when the file has none. */
 int dataset_read_mixture(hid_t file, Mixture *m);

@@ -166,9 +166,7 @@ int cmd_distill(int argc, char **argv) {
   if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
   int threads = backend_init(c.device, c.threads);
-  if (c.prompts < dist_size())
-    amd_usage_error("config key 'train.prompts' = %d is smaller than the rank count %d: every rank needs a prompt",
-                    c.prompts, dist_size());
+  runloop_check_split("train.prompts", c.prompts);
   Method method = parse_method(c.method);
   int fpg = c.fake_per_gen ? c.fake_per_gen : (method == METHOD_DMD ? 1 : 5);
   int GB = c.prompts * c.K;

@@ -133,9 +133,8 @@ typedef struct {
 } Train;
 
 static void train_reset(void *ctx, CkptState *st) {
-  Train *T = ctx;
-  (void)st;
-  model_init_params(T->model, (uint64_t)T->c->rl.seed);
+  (void)st; /* a training checkpoint holds nothing of the task's */
+  model_init_params(((Train *)ctx)->model, (uint64_t)((Train *)ctx)->c->rl.seed);
 }
 
 static void train_set_lr_scale(void *ctx, double scale) {
@@ -204,21 +203,14 @@ int cmd_train(int argc, char **argv) {
   if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
   Train T = {.c = &c, .classifier = strcmp(c.task, "teacher") != 0, .test_acc = NAN};
   int threads = backend_init(c.device, c.threads);
-  if (c.batch < dist_size())
-    amd_usage_error("config key 'train.batch' = %d is smaller than the rank count %d: every rank needs a prompt", c.batch,
-                    dist_size());
+  runloop_check_split("train.batch", c.batch);
   if (T.classifier && !c.test_data[0])
     amd_usage_error("task=%s needs test_data=: the held-out split its test accuracy is measured on", c.task);
   Dataset data, test = {0};
   dataset_read(c.data, "amd-dataset", &data);
   ModelConfig mc;
   model_config_for(&c, &data, T.classifier, &mc);
-  if (T.classifier) {
-    dataset_read(c.test_data, "amd-dataset", &test);
-    if (test.dim != data.dim || test.num_classes != data.num_classes)
-      amd_usage_error("test_data '%s' (dim %d, %d classes) does not match data '%s' (dim %d, %d classes)", c.test_data,
-                      test.dim, test.num_classes, c.data, data.dim, data.num_classes);
-  }
+  if (T.classifier) dataset_read_split(c.test_data, &test, "test_data", &data, c.data);
   runloop_prepare(&c.rl);
 
   batches_init(&T.batches, &data, c.batch, (uint64_t)c.rl.seed);
@@ -249,9 +241,7 @@ int cmd_train(int argc, char **argv) {
                   .status = train_status};
   int status = runloop_run(&c.rl, &task);
 
-  ops->free(T.res_dev);
-  free(T.res_h);
-  batches_free(&T.batches);
+  ops->free(T.res_dev), free(T.res_h), batches_free(&T.batches);
   if (T.fb) flow_batch_free(T.fb);
   zero_free(T.zo);
   if (T.cls) classifier_free(T.cls); /* frees the model too */

@@ -26,6 +26,12 @@ static void sleep_ms(int ms) {
 static void pause_ckpt(void) { sleep_ms(slow_ckpt_ms); }
 static void pause_log(void) { sleep_ms(slow_log_ms); }
 
+void runloop_check_split(const char *key, int n) {
+  if (n < dist_size())
+    amd_usage_error("config key '%s' = %d is smaller than the rank count %d: every rank needs a prompt", key, n,
+                    dist_size());
+}
+
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n) {
   return rs->resume ? ckpt_latest(rs->run, path, n) : -1;
 }

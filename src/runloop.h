@@ -112,6 +112,9 @@ typedef struct {
 /* Collective: gathers every rank's nrows rows of ncols values to rank 0, in rank order, and
  * appends them to the table there (a helper for extra_rows). */
 void runloop_append_all_ranks(TrainLog *table, const double *rows, long nrows, int ncols);
+/* Stops with a usage error when n, the value of config key `key` (the prompts of a global
+ * batch), is smaller than the rank count: every rank needs a prompt. */
+void runloop_check_split(const char *key, int n);
 /* The newest complete checkpoint a run with these settings resumes from: its step and path, or -1
  * when it starts afresh (resume=0, or resume=1 on a folder without one). Any rank. */
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n);
