@@ -1,4 +1,4 @@
-/* zero.h: ZeRO sharding of a network's optimizer over the ranks (DESIGN section 7). The flat
+/* zero.h: ZeRO sharding of a network's optimizer over the ranks (docs/DESIGN.md section 7). The flat
  * parameter vector of n floats is cut into one contiguous shard per rank (zero_shard); a ZeroOpt
  * owns the AdamW moments of this rank's shard and does the data-parallel half of an optimizer step:
  *   stage 0  moments of the whole vector on every rank; the summed gradient on every rank

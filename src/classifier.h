@@ -1,5 +1,5 @@
-/* classifier.h: the image classifiers (DESIGN section 5): the reward network R(x, c) = log p(c | x)
- * that DMDR and AMD score samples with, and the separately trained evaluator whose features and
+/* classifier.h: the image classifiers (docs/DESIGN.md section 5): the reward network
+ * R(x, c) = log p(c | x) that DMDR and AMD score samples with, and the separately trained evaluator whose features and
  * predictions the image metrics use. Both are `classifier` models (dit blocks, logits out) saved
  * as the net "classifier" by `amd train task=reward|evaluator`.
  * A Classifier wraps a loaded network with its batch buffers; inputs and outputs are host arrays

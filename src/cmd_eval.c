@@ -1,4 +1,4 @@
-/* cmd_eval.c: `amd eval`: the metrics of a samples file against a dataset (DESIGN section 9),
+/* cmd_eval.c: `amd eval`: the metrics of a samples file against a dataset (docs/DESIGN.md section 9),
  * printed as a table and stored in an HDF5 eval file (/eval/<metric>). Rank 0 computes.
  *   toy 2-D data  exact metrics from the mixture (src/metrics.h)
  *   images        Frechet distance and k-NN precision/recall in evaluator features against the

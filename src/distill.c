@@ -1,4 +1,4 @@
-/* distill.c: one distillation step of DMD, DMD2, DMDR or AMD (DESIGN section 4).
+/* distill.c: one distillation step of DMD, DMD2, DMDR or AMD (docs/DESIGN.md section 4).
  * Method differences are a handful of switches on one path:
  *   dmd   loss_dm (+ lambda_reg regression to teacher ODE pairs); fake_per_gen = 1 by default
  *   dmd2  loss_dm + lambda_gan softplus(-D(x_t)); fake loss + disc_weight discriminator loss

@@ -1,4 +1,5 @@
-/* distill.h: the distillation methods on one code path (DESIGN section 4): DMD, DMD2, DMDR and AMD.
+/* distill.h: the distillation methods on one code path (docs/DESIGN.md section 4): DMD, DMD2, DMDR
+ * and AMD.
  * Networks: the real teacher (frozen), the fake teacher (learns the student's distribution by flow
  * matching) and the student (an S-step generator), both trainable ones starting from the teacher;
  * DMD2, DMDR and AMD add a GAN head on the fake teacher's features. One distillation step is

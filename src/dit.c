@@ -1,5 +1,5 @@
 /* dit.c: the `dit` velocity network for images, a scaled-down Diffusion Transformer (Peebles and
- * Xie, "Scalable Diffusion Models with Transformers"), DESIGN section 5:
+ * Xie, "Scalable Diffusion Models with Transformers"), docs/DESIGN.md section 5:
  *   h_0   = Linear(patchify(x)) + pos                       pos: fixed 2-D sin-cos, (T, C)
  *   c     = Linear(SiLU(Linear(sinusoidal(1000 t)))) + class_emb[label]   (label num_classes = null)
  *   block: shift1, scale1, gate1, shift2, scale2, gate2 = Linear(SiLU(c))           (adaLN-Zero)
@@ -9,8 +9,8 @@
  * LayerNorms have no affine. The modulation and output weights are INIT_ZERO (each block starts as
  * the identity, the output at 0); their names end in ".zero.w", as checkpoints have them.
  * Features for a GAN head: the mean over tokens of h_L, (B, C).
- * The `classifier` kind (ModelKind.classifier: the reward and evaluator networks, DESIGN section 5) uses the same blocks
- * without time or class conditioning: c is one learned vector (the single row of cond.emb), and
+ * The `classifier` kind (ModelKind.classifier: the reward and evaluator networks, docs/DESIGN.md
+ * section 5) uses the same blocks without time or class conditioning: c is one learned vector (the single row of cond.emb), and
  *   feat  = mean over tokens of LN(h_L)          (B, C), also the Frechet-distance features
  *   out   = logits = Linear(feat)                (B, num_classes); t and labels are ignored
  * Not here: any fused or flash attention. */

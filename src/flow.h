@@ -1,4 +1,4 @@
-/* flow.h: rectified flow (DESIGN section 3): the training loss of a velocity network and the
+/* flow.h: rectified flow (docs/DESIGN.md section 3): the training loss of a velocity network and the
  * samplers that integrate dx/dt = v from t = 1 (noise) to t = 0 (data).
  *   x_t = (1 - t) x0 + t e,  v target = e - x0,  loss = E || v_theta(x_t, t, c) - (e - x0) ||^2
  *   v_cfg = v(x, t, null) + w (v(x, t, c) - v(x, t, null))

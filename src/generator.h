@@ -1,4 +1,4 @@
-/* generator.h: the few-step student (DESIGN section 4). With S steps on the grid
+/* generator.h: the few-step student (docs/DESIGN.md section 4). With S steps on the grid
  * t_k = 1 - (k - 1) / S, k = 1..S:  x0_k = D_theta(x_{t_k}, t_k, c) = x_{t_k} - t_k v_theta(...),
  * then x_{t_{k+1}} = (1 - t_{k+1}) x0_k + t_{k+1} e_k with fresh noise e_k. Training uses backward
  * simulation (DMD2): run k - 1 steps without gradient and the k-th with it; generator_backward then

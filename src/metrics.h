@@ -1,4 +1,4 @@
-/* metrics.h: toy-data metrics (DESIGN section 9), exact because the mixture is known.
+/* metrics.h: toy-data metrics (docs/DESIGN.md section 9), exact because the mixture is known.
  *   mode mass      share of samples whose nearest mode is k (on-manifold samples only)
  *   target mass    share mode k should have given the samples' labels and the mixture weights
  *   mass error     total variation between the two: 0.5 sum_k |mass_k - target_k|

@@ -1,4 +1,4 @@
-/* metrics_img.h: image metrics over evaluator features (DESIGN section 9), pure host-side C.
+/* metrics_img.h: image metrics over evaluator features (docs/DESIGN.md section 9), pure host-side C.
  *   feature_stats         mean and unbiased covariance of an (n, d) feature set
  *   frechet_distance      Frechet distance between two Gaussians (FID when the features are
  *                         Inception's; here, whatever evaluator the caller ran)

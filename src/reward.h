@@ -1,5 +1,5 @@
-/* reward.h: the rewards of the distillation methods (DESIGN section 4, "Rewards"). A Reward is what
- * distillation sees: R(x, c) of a batch in backend memory and its input gradient, from one of
+/* reward.h: the rewards of the distillation methods (docs/DESIGN.md section 4.8, "Rewards"). A
+ * Reward is what distillation sees: R(x, c) of a batch in backend memory and its input gradient, from one of
  *   toy         the analytic reward below (toy 2-D data)
  *   classifier  log p(c | x) of a trained reward network (images; src/classifier.h)
  * The toy reward: 

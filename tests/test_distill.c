@@ -1,5 +1,5 @@
-/* test_distill.c: the pieces of the distillation methods (DESIGN section 4), each on its own, on the
- * CPU backend: AMD's group-relative advantages and its alpha/beta/fake-weight maps against hand
+/* test_distill.c: the pieces of the distillation methods (docs/DESIGN.md section 4), each on its
+ * own, on the CPU backend: AMD's group-relative advantages and its alpha/beta/fake-weight maps against hand
  * values; the DMD/AMD generator gradient op against a double-precision reference written here from
  * the equations; the toy reward's value and input gradient; the GAN term's gradient through the
  * head and the fake teacher; the generator's backward simulation; the denoiser op; the method names.
@@ -135,7 +135,7 @@ static void test_amd_weights(void) {
 
 /* ---- the DMD / AMD generator gradient op ----------------------------------------------------- */
 
-/* DESIGN section 4 in double for one sample: d_cfg = d_u + w (d_c - d_u);
+/* docs/DESIGN.md section 4 in double for one sample: d_cfg = d_u + w (d_c - d_u);
  * H = beta (d_c - d_f) + alpha (w - 1)(d_c - d_u); n = mean |x - d_cfg|; loss = 0.5 ||H / n||^2;
  * dx = -scale H / n; stats as in ops.h. */
 static void ref_dmd_grad(double *dx, double st[6], const float *x, const float *dc, const float *du, const float *df,
