@@ -71,7 +71,7 @@ for r in ('train10', 'dmd22', 'amd4'):
     assert len(live) == 4 and not any(live.values()), (r, live)
 print('nothing held at exit')
 "
-# ... and the host waits for the device only where it must read (README "What the host reads"):
+# ... and the host waits for the device only where it must read (docs/cuda.md, "What the host reads"):
 # once per teacher step (losses and gradient norm together), once per fake update (its losses and
 # the fake teacher's and discriminator's gradient norms together; amd: and before it the rewards
 # that weight it), twice per generator update (the rewards; then statistics and gradient norm).
