@@ -22,8 +22,8 @@
  * transformer.cu, reduce.cu), with the same parameters. The tables, declarations and profiling
  * wrapper follow; a missing CPU or CUDA function is a compile error, and a table that still lacks
  * an op stops the program at start-up naming it. Then a conformance case in tests/test_cuda.c (and
- * a gradient check in tests/test_grad.c for a backward). If its FLOPs are worth counting (as the GEMMs'), a
- * FLOPS_<op> line in src/ops_profile.c.
+ * a gradient check in tests/test_grad.c for a backward). If its FLOPs are worth counting (as the
+ * GEMMs'), a FLOPS_<op> line in src/ops_profile.c.
  * Not here: the op implementations, which backend runs (src/backend.c), anything about models. */
 #pragma once
 #include <stddef.h>

@@ -59,8 +59,7 @@ static const amd_ops *select_cuda(int required) {
 #endif
 
 const char *ops_missing(const amd_ops *t) {
-#define OP_MISSING(ret, op, params, args, rv) \
-  if (!t->op) return #op;
+#define OP_MISSING(ret, op, params, args, rv) if (!t->op) return #op;
   AMD_OPS(OP_MISSING)
 #undef OP_MISSING
   return NULL;

@@ -497,7 +497,8 @@ static void test_op_tables(void) {
   EXPECT(missing == NULL, "the CPU table lacks %s", missing);
   int enabled = ops_profile_enable();
   missing = ops_missing(ops);
-  EXPECT(enabled && missing == NULL, "the profiling table lacks %s", missing ? missing : "nothing, but was not enabled");
+  EXPECT(enabled && missing == NULL, "the profiling table lacks %s",
+         missing ? missing : "nothing, but was not enabled");
   ops_profile_disable();
   int count = 0;
 #define EXPECT_NAMED_WHEN_NULL(ret, op, params, args, rv)                                           \
