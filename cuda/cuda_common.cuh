@@ -1,7 +1,7 @@
 /* cuda_common.cuh: what every .cu file of the CUDA backend shares: the error-checking macros (they
  * end the job through amd_fatal with file, line and the CUDA or cuBLAS error string), the one
- * stream and cuBLAS handle, launch sizes, and the declarations of each op family's launchers
- * (gemm.cu, elementwise.cu, transformer.cu, reduce.cu) that ops_cuda.cu puts in the table.
+ * stream and cuBLAS handle, launch sizes, and the declarations of the op functions (generated from
+ * core/ops_list.h) that ops_cuda.cu puts in the table.
  * Every launcher queues its kernel on cuda_stream and checks the launch; kernels are named
  * foo_kernel after the op foo. */
 #pragma once
@@ -51,69 +51,21 @@ static inline unsigned grid_for(long n) {
 }
 #define GRID_STRIDE(i, n) for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n); i += (long)gridDim.x * blockDim.x)
 
-/* gemm.cu */
-void cuda_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B, float beta,
-               float *C);
-void cuda_gemm_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A, long strideA,
-                       const float *B, long strideB, float beta, float *C, long strideC, int batch);
+/* The op functions, cuda_<op> for every op of core/ops_list.h, with the parameters listed there:
+ * gemm.cu (cuBLAS), elementwise.cu (pointwise maps, data movement, conditioning, the fused flow,
+ * Euler and softplus ops), transformer.cu (row-wise and per-sample-conditioned layers), reduce.cu
+ * (reductions, AdamW, Philox, the MSE loss and the DMD gradient) and ops_cuda.cu (memory), which
+ * puts them all in the table. */
+#define CUDA_OP_DECLARATION(ret, op, params, args, rv) ret cuda_##op params;
+AMD_OPS(CUDA_OP_DECLARATION)
 
-/* elementwise.cu: pointwise maps, data movement, conditioning */
-void cuda_fill(float *x, float value, long n);
-void cuda_bias_add(float *y, const float *b, int B, int N);
-void cuda_bias_backward(float *db, const float *dy, int B, int N);
-void cuda_silu_forward(float *y, const float *x, long n);
-void cuda_silu_backward(float *dx, const float *dy, const float *x, long n);
-void cuda_gelu_forward(float *y, float *th, const float *x, long n);
-void cuda_gelu_backward(float *dx, const float *dy, const float *x, const float *th, long n);
-void cuda_patchify(float *tokens, const float *img, int B, int C, int H, int W, int p);
-void cuda_unpatchify(float *img, const float *tokens, int B, int C, int H, int W, int p);
-void cuda_heads_split(float *q, float *k, float *v, const float *qkv, int B, int T, int NH, int hs);
-void cuda_heads_split_backward(float *dqkv, const float *dq, const float *dk, const float *dv, int B, int T, int NH,
-                               int hs);
-void cuda_heads_merge(float *out, const float *y, int B, int T, int NH, int hs);
-void cuda_heads_merge_backward(float *dy, const float *dout, int B, int T, int NH, int hs);
-void cuda_add(float *y, const float *a, const float *b, long n);
-void cuda_axpy(float *y, float a, const float *x, long n);
-void cuda_scale(float *x, float a, long n);
-void cuda_timestep_embedding(float *out, const float *t, int B, int dim, float scale, float max_period);
-void cuda_embedding_forward(float *out, const float *table, const int *ids, int B, int dim);
-void cuda_embedding_backward(float *dtable, const float *dout, const int *ids, int B, int dim);
-void cuda_flow_interpolate(float *xt, float *v, const float *x0, const float *e, const float *t, int B, int D);
-void cuda_flow_denoise(float *d, const float *xt, const float *v, const float *t, int B, int D);
-void cuda_euler_update(float *x, const float *v, const float *h, int B, int D);
-void cuda_softplus_forward_backward(float *loss, float *dz, const float *z, float sign, float scale, int B);
-
-/* transformer.cu: row-wise and per-sample-conditioned layers */
-void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *x, int N, int C);
-void cuda_layernorm_backward(float *dx, const float *dout, const float *x, const float *mean, const float *rstd,
-                             int N, int C);
-void cuda_modulate_forward(float *y, const float *x, const float *shift, const float *scale, int ld, int B, int T,
-                           int C);
-void cuda_modulate_backward(float *dx, float *dshift, float *dscale, const float *dy, const float *x,
-                            const float *scale, int ld, int B, int T, int C);
-void cuda_gated_residual_forward(float *x, const float *gate, const float *y, int ld, int B, int T, int C);
-void cuda_gated_residual_backward(float *dy, float *dgate, const float *dx, const float *y, const float *gate, int ld,
-                                  int B, int T, int C);
-void cuda_softmax_forward(float *y, const float *x, int N, int C);
-void cuda_softmax_backward(float *dx, const float *dy, const float *y, int N, int C);
-
-/* reduce.cu: reductions (to the host, or left on the device), AdamW, Philox, the per-sample losses */
+/* reduce.cu: its scratch, made and given back with the backend */
 void cuda_reduce_init(void);
 void cuda_reduce_release(void); /* at exit; errors ignored */
 /* scratch of CUDA_COLUMN_PARTIALS doubles for the partial column sums of a split reduction; any op
  * may use it, since ops run in stream order */
 #define CUDA_COLUMN_PARTIALS 65536
 double *cuda_column_partials(void);
-double cuda_sum_squares(const float *x, long n);
-void cuda_sum_squares_async(double *out, const float *x, long n);
-int cuda_all_finite(const float *x, long n);
-void cuda_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2, float eps,
-                float wd, float grad_scale, long t);
-void cuda_randn(float *out, int B, int D, uint64_t seed, uint32_t stream, uint32_t step, uint32_t index0);
-void cuda_mse_forward_backward(float *loss, float *dpred, const float *pred, const float *target, const float *weight,
-                               int B, int D, float scale);
-void cuda_dmd_grad(float *dx, float *stats, const float *x, const float *d_c, const float *d_u, const float *d_f,
-                   const float *alpha, const float *beta, float w, float scale, int B, int D);
 
 /* Sum of v over the block (blockDim.x a power of two <= 1024, every thread calling), in a fixed
  * tree order so results repeat bit for bit; every thread gets the total. sh holds blockDim.x. */

@@ -88,7 +88,7 @@ extern "C" void cuda_device_describe(char *out, size_t out_len) {
   snprintf(out, out_len, "%s, sm_%d%d, %.1f GiB", p.name, p.major, p.minor, (double)p.totalGlobalMem / (1 << 30));
 }
 
-static void *cuda_alloc(size_t bytes) {
+void *cuda_alloc(size_t bytes) {
   void *p = NULL;
   size_t n = bytes ? bytes : 1;
   cudaError_t err = cudaMalloc(&p, n);
@@ -98,7 +98,7 @@ static void *cuda_alloc(size_t bytes) {
   return p;
 }
 
-static void cuda_free(void *p) {
+void cuda_free(void *p) {
   if (p) cudaCheck(cudaFree(p));
 }
 
@@ -106,7 +106,7 @@ static void cuda_free(void *p) {
  * staging buffer (a batch, per-sample t, labels, weights) goes through staging and returns without
  * waiting; when staging is full, the host waits for the stream first. A larger one (parameters at
  * load) is copied from the caller's buffer and waited for. */
-static void cuda_to_device(void *dst, const void *src, size_t bytes) {
+void cuda_to_device(void *dst, const void *src, size_t bytes) {
   if (!bytes) return;
   if (bytes > staging_bytes / 4) {
     cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
@@ -120,71 +120,28 @@ static void cuda_to_device(void *dst, const void *src, size_t bytes) {
   staging_used += (bytes + 255) & ~(size_t)255;
 }
 
-static void cuda_to_host(void *dst, const void *src, size_t bytes) {
+void cuda_to_host(void *dst, const void *src, size_t bytes) {
   if (!bytes) return;
   cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream));
   cuda_stream_wait();
 }
 
-static void cuda_copy(void *dst, const void *src, size_t bytes) {
+void cuda_copy(void *dst, const void *src, size_t bytes) {
   if (!bytes) return;
   cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream));
 }
 
-static void cuda_synchronize(void) { cuda_stream_wait(); }
+void cuda_synchronize(void) { cuda_stream_wait(); }
 
-/* Filled member by member: C++ before C++20 has no designated initializers, and positional ones
- * would silently shift if the struct gained a member. */
+/* Filled member by member from the op list: C++ before C++20 has no designated initializers, and
+ * positional ones would silently shift if the struct gained a member. */
 static amd_ops cuda_table(void) {
   amd_ops t;
   memset(&t, 0, sizeof t);
   t.name = "cuda";
-  t.alloc = cuda_alloc;
-  t.free = cuda_free;
-  t.to_device = cuda_to_device;
-  t.to_host = cuda_to_host;
-  t.copy = cuda_copy;
-  t.fill = cuda_fill;
-  t.synchronize = cuda_synchronize;
-  t.gemm = cuda_gemm;
-  t.gemm_batched = cuda_gemm_batched;
-  t.bias_add = cuda_bias_add;
-  t.bias_backward = cuda_bias_backward;
-  t.silu_forward = cuda_silu_forward;
-  t.silu_backward = cuda_silu_backward;
-  t.layernorm_forward = cuda_layernorm_forward;
-  t.layernorm_backward = cuda_layernorm_backward;
-  t.gelu_forward = cuda_gelu_forward;
-  t.gelu_backward = cuda_gelu_backward;
-  t.modulate_forward = cuda_modulate_forward;
-  t.modulate_backward = cuda_modulate_backward;
-  t.gated_residual_forward = cuda_gated_residual_forward;
-  t.gated_residual_backward = cuda_gated_residual_backward;
-  t.softmax_forward = cuda_softmax_forward;
-  t.softmax_backward = cuda_softmax_backward;
-  t.patchify = cuda_patchify;
-  t.unpatchify = cuda_unpatchify;
-  t.heads_split = cuda_heads_split;
-  t.heads_split_backward = cuda_heads_split_backward;
-  t.heads_merge = cuda_heads_merge;
-  t.heads_merge_backward = cuda_heads_merge_backward;
-  t.add = cuda_add;
-  t.axpy = cuda_axpy;
-  t.scale = cuda_scale;
-  t.timestep_embedding = cuda_timestep_embedding;
-  t.embedding_forward = cuda_embedding_forward;
-  t.embedding_backward = cuda_embedding_backward;
-  t.sum_squares = cuda_sum_squares;
-  t.sum_squares_async = cuda_sum_squares_async;
-  t.all_finite = cuda_all_finite;
-  t.adamw = cuda_adamw;
-  t.randn = cuda_randn;
-  t.flow_interpolate = cuda_flow_interpolate;
-  t.mse_forward_backward = cuda_mse_forward_backward;
-  t.softplus_forward_backward = cuda_softplus_forward_backward;
-  t.flow_denoise = cuda_flow_denoise;
-  t.dmd_grad = cuda_dmd_grad;
-  t.euler_update = cuda_euler_update;
+#define CUDA_ENTRY(ret, op, params, args, rv) t.op = cuda_##op;
+  AMD_OPS(CUDA_ENTRY)
+#undef CUDA_ENTRY
   return t;
 }
 

@@ -5,7 +5,9 @@
  * silent fallback. OpenMP threads default to the cores of this node shared among its ranks, so
  * `mpirun -np 2` on two cores does not oversubscribe.
  * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
- * and rank 0 prints the per-op table to stderr when the program exits. */
+ * and rank 0 prints the per-op table to stderr when the program exits.
+ * Every table installed (the CPU's, the CUDA one, the profiling one) is first checked for a NULL
+ * op (ops_check), so a table that misses an op stops the program at start-up, naming it. */
 #include "backend.h"
 
 #include <cblas.h>
@@ -56,21 +58,38 @@ static const amd_ops *select_cuda(int required) {
 }
 #endif
 
-void ops_select(const char *device) {
+const char *ops_missing(const amd_ops *t) {
+#define OP_MISSING(ret, op, params, args, rv) if (!t->op) return #op;
+  AMD_OPS(OP_MISSING)
+#undef OP_MISSING
+  return NULL;
+}
+
+void ops_check(const amd_ops *t) {
+  const char *op = ops_missing(t);
+  if (op)
+    amd_fatal("backend %s: its op table has no %s (every op of core/ops_list.h needs an implementation in "
+              "each backend)", t->name, op);
+}
+
+static const amd_ops *choose(const char *device) {
   int is_auto = strcmp(device, "auto") == 0, is_cuda = strcmp(device, "cuda") == 0;
-  if (strcmp(device, "cpu") == 0) {
-    ops = &ops_cpu;
-    return;
-  }
+  if (strcmp(device, "cpu") == 0) return &ops_cpu;
   if (!is_auto && !is_cuda) amd_usage_error("device='%s': expected auto, cpu or cuda", device);
 #ifdef AMD_CUDA
-  ops = select_cuda(is_cuda);
+  return select_cuda(is_cuda);
 #else
   if (is_cuda)
     amd_usage_error("device=cuda: this amd was built without the CUDA backend (build with `make CUDA=1` "
                     "on a machine with the CUDA toolkit), use device=cpu or device=auto");
-  ops = &ops_cpu;
+  return &ops_cpu;
 #endif
+}
+
+void ops_select(const char *device) {
+  const amd_ops *t = choose(device);
+  ops_check(t);
+  ops = t;
 }
 
 static int profile_rank = -1; /* the rank, noted while MPI still runs (exit comes after MPI_Finalize) */
@@ -85,6 +104,7 @@ int backend_init(const char *device, int threads) {
   if (profile && strcmp(profile, "1") == 0 && profile_rank < 0) {
     profile_rank = amd_rank();
     ops_profile_enable();
+    ops_check(ops);
     atexit(profile_report_at_exit);
   }
   if (threads <= 0) {

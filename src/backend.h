@@ -13,3 +13,9 @@ void ops_select(const char *device);
 /* ops_select plus the OpenMP/OpenBLAS thread count (threads <= 0: this node's cores divided among
  * its ranks); returns the thread count used. */
 int backend_init(const char *device, int threads);
+/* The name of the first op of core/ops_list.h that table t leaves NULL, or NULL when it has them
+ * all. */
+const char *ops_missing(const amd_ops *t);
+/* Stops the program (amd_fatal, naming the backend and the op) when t lacks an op; ops_select and
+ * backend_init check every table they install, so a half-filled table never runs. */
+void ops_check(const amd_ops *t);

@@ -1,5 +1,7 @@
 /* ops_cpu.c: the CPU backend: OpenBLAS sgemm for every matmul, OpenMP loops for the rest.
- * Reductions accumulate in double in a fixed order per thread count, so a run is repeatable. */
+ * Reductions accumulate in double in a fixed order per thread count, so a run is repeatable.
+ * Each op of core/ops_list.h is the function cpu_<op> here; the table at the end is generated from
+ * that list, so a missing function is a compile error. Not here: the op documentation (the list). */
 #include "ops.h"
 
 #include <cblas.h>
@@ -23,9 +25,12 @@ static void *cpu_alloc(size_t bytes) {
   return p;
 }
 static void cpu_free(void *p) { free(p); }
-static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
   if (bytes) memcpy(dst, src, bytes);
 }
+/* backend memory is host memory: both directions are the same copy */
+#define cpu_to_device cpu_copy
+#define cpu_to_host cpu_copy
 
 static void cpu_synchronize(void) {}
 
@@ -471,53 +476,6 @@ static void cpu_euler_update(float *x, const float *v, const float *h, int B, in
     for (int d = 0; d < D; d++) x[(long)b * D + d] += h[b] * v[(long)b * D + d];
 }
 
-const amd_ops ops_cpu = {
-    .name = "cpu",
-    .host_memory = 1,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .to_device = cpu_memcpy,
-    .to_host = cpu_memcpy,
-    .copy = cpu_memcpy,
-    .fill = cpu_fill,
-    .synchronize = cpu_synchronize,
-    .gemm = cpu_gemm,
-    .gemm_batched = cpu_gemm_batched,
-    .bias_add = cpu_bias_add,
-    .bias_backward = cpu_bias_backward,
-    .silu_forward = cpu_silu_forward,
-    .silu_backward = cpu_silu_backward,
-    .layernorm_forward = cpu_layernorm_forward,
-    .layernorm_backward = cpu_layernorm_backward,
-    .gelu_forward = cpu_gelu_forward,
-    .gelu_backward = cpu_gelu_backward,
-    .modulate_forward = cpu_modulate_forward,
-    .modulate_backward = cpu_modulate_backward,
-    .gated_residual_forward = cpu_gated_residual_forward,
-    .gated_residual_backward = cpu_gated_residual_backward,
-    .softmax_forward = cpu_softmax_forward,
-    .softmax_backward = cpu_softmax_backward,
-    .patchify = cpu_patchify,
-    .unpatchify = cpu_unpatchify,
-    .heads_split = cpu_heads_split,
-    .heads_split_backward = cpu_heads_split_backward,
-    .heads_merge = cpu_heads_merge,
-    .heads_merge_backward = cpu_heads_merge_backward,
-    .add = cpu_add,
-    .axpy = cpu_axpy,
-    .scale = cpu_scale,
-    .timestep_embedding = cpu_timestep_embedding,
-    .embedding_forward = cpu_embedding_forward,
-    .embedding_backward = cpu_embedding_backward,
-    .sum_squares = cpu_sum_squares,
-    .sum_squares_async = cpu_sum_squares_async,
-    .all_finite = cpu_all_finite,
-    .adamw = cpu_adamw,
-    .randn = cpu_randn,
-    .flow_interpolate = cpu_flow_interpolate,
-    .mse_forward_backward = cpu_mse_forward_backward,
-    .softplus_forward_backward = cpu_softplus_forward_backward,
-    .flow_denoise = cpu_flow_denoise,
-    .dmd_grad = cpu_dmd_grad,
-    .euler_update = cpu_euler_update,
-};
+/* the table: every op of core/ops_list.h as its cpu_<op> above */
+#define CPU_ENTRY(ret, op, params, args, rv) .op = cpu_##op,
+const amd_ops ops_cpu = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};

@@ -149,6 +149,15 @@ static void run_case(const char *name, Case *c, op_fn op, double bound) {
 #define POINTWISE 1e-10 /* float rounding, fused multiply-adds */
 #define GEMM 1e-9       /* float32 sums in another order */
 
+/* ---- the table -------------------------------------------------------------------------------- */
+
+/* every op of core/ops_list.h is in the CUDA table (the start-up check; tests/test_grad.c shows it
+ * names an op that is missing) */
+static void test_table_complete(void) {
+  const char *missing = ops_missing(&ops_cuda);
+  EXPECT(missing == NULL, "the CUDA table lacks %s", missing);
+}
+
 /* ---- memory ----------------------------------------------------------------------------------- */
 
 static void test_memory(void) {
@@ -878,6 +887,7 @@ int main(int argc, char **argv) {
   dist_init(&argc, &argv);
   TEST_RUN(test_select_with_device);
   ops = &ops_cpu;
+  TEST_RUN(test_table_complete);
   TEST_RUN(test_memory);
   TEST_RUN(test_staged_copies);
   TEST_RUN(test_gemm);

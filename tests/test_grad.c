@@ -1,7 +1,9 @@
 /* test_grad.c: finite-difference gradient checks of every layer and op that has a backward, and of
  * the whole `mlp` model, on the CPU backend; plus value checks of the ops that only run forward
  * (timestep features, flow interpolation) and of AdamW, its schedule and clipping, against
- * double-precision references written here from the formulas in the headers.
+ * double-precision references written here from the formulas in the headers. Also the start-up
+ * check of the op tables (ops_missing, ops_check): every op of core/ops_list.h, set NULL in a copy
+ * of the CPU table, is the one it names; the real CPU and profiling tables pass.
  * Each gradient is checked against a central difference of a scalar loss L = sum(out * R) for a
  * fixed random R (so dout = R), with L summed in double. On the CPU backend, backend memory is host
  * memory, so the checks perturb parameters and inputs in place.
@@ -11,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "common.h"
 #include "layers.h"
 #include "model.h"
 #include "ops.h"
+#include "ops_profile.h"
 #include "optim.h"
 #include "philox.h"
 #include "test.h"
@@ -483,7 +487,39 @@ static void check_mlp(int depth, int B) {
 static void test_mlp(void) { check_mlp(2, 4); }
 static void test_mlp_depth0(void) { check_mlp(0, 3); }
 
+/* ---- the op tables' start-up check ------------------------------------------------------------ */
+
+static void check_table(void *t) { ops_check(t); }
+
+static void test_op_tables(void) {
+  const char *missing = ops_missing(&ops_cpu);
+  EXPECT(missing == NULL, "the CPU table lacks %s", missing);
+  int enabled = ops_profile_enable();
+  missing = ops_missing(ops);
+  EXPECT(enabled && missing == NULL, "the profiling table lacks %s",
+         missing ? missing : "nothing, but was not enabled");
+  ops_profile_disable();
+  int count = 0;
+#define EXPECT_NAMED_WHEN_NULL(ret, op, params, args, rv)                                           \
+  {                                                                                                 \
+    amd_ops t = ops_cpu;                                                                            \
+    t.op = NULL;                                                                                    \
+    missing = ops_missing(&t);                                                                      \
+    EXPECT(missing && strcmp(missing, #op) == 0, "%s set NULL: ops_missing names %s", #op,          \
+           missing ? missing : "none");                                                             \
+    count++;                                                                                        \
+  }
+  AMD_OPS(EXPECT_NAMED_WHEN_NULL)
+#undef EXPECT_NAMED_WHEN_NULL
+  printf("  %d ops: each one set NULL is named by ops_missing\n", count);
+  amd_ops t = ops_cpu;
+  t.dmd_grad = NULL;
+  EXPECT(expect_fatal(check_table, &t, "backend cpu: its op table has no dmd_grad"),
+         "ops_check of a table without dmd_grad must stop the program naming it");
+}
+
 int main(void) {
+  TEST_RUN(test_op_tables);
   TEST_RUN(test_linear);
   TEST_RUN(test_silu);
   TEST_RUN(test_bias);
