@@ -158,7 +158,7 @@
   /* denoised (x0) prediction of a velocity network: d = xt - t v, per-sample t (B) */                                \
   X(void, flow_denoise, (float *d, const float *xt, const float *v, const float *t, int B, int D),                    \
     (d, xt, v, t, B, D), )                                                                                            \
-  /* The DMD / AMD generator gradient (DESIGN section 4), per sample i:                                               \
+  /* The DMD / AMD generator gradient (docs/DESIGN.md section 4.3), per sample i:                                     \
    *   d_cfg = d_u + w (d_c - d_u),  H = beta_i (d_c - d_f) + alpha_i (w - 1)(d_c - d_u)                              \
    *   n = mean_d |x - d_cfg|,  loss_i = 0.5 || H / n ||^2,  dx = -scale H / n                                        \
    * stats (B, 6) receives per sample: loss_i, n, ||d_c - x||, ||d_f - x||, ||d_c - d_u||, and the                    \

@@ -1,5 +1,5 @@
-/* test_cuda.c: the CUDA backend against the CPU backend (DESIGN section 10), in the manner of ggml's
- * test-backend-ops: every op of core/ops.h runs on the same inputs on both backends (outputs too are
+/* test_cuda.c: the CUDA backend against the CPU backend (docs/DESIGN.md section 10), in the manner
+ * of ggml's test-backend-ops: every op of core/ops.h runs on the same inputs on both backends (outputs too are
  * filled with random values first, so an op that must add and one that must overwrite are both
  * checked), and each output is compared by its normalized mean squared error
  *   NMSE = sum (cuda - cpu)^2 / sum cpu^2
@@ -584,7 +584,7 @@ static long ulps(float a, float b) {
   return labs((long)ia - (long)ib);
 }
 
-/* Exact equality is the contract (DESIGN section 2). Both sides compute Box-Muller in double and
+/* Exact equality is the contract (docs/DESIGN.md section 2.4). Both sides compute Box-Muller in double and
  * round to float; libm and CUDA differ by an ulp of double at most in log, sin and cos, which changes
  * the float only when the double lands within that of a rounding midpoint (about 1e-8 per draw):
  * a mismatch of 1 float ulp in a handful of a million draws would be that, anything else a bug. */
