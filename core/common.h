@@ -1,7 +1,11 @@
 /* common.h: error checking, allocation and small helpers shared by every file.
  * Every failure goes through amd_fatal: it names the file, line and reason, then ends the whole job
  * (MPI_Abort when more than one rank runs) so no rank is left waiting in a collective.
- * Not here: anything about models, files or parallelism beyond "stop everything, loudly". */
+ * Not here: anything about models, files or parallelism beyond "stop everything, loudly".
+ * Return convention (the project's; docs/DESIGN.md section 2.3): a function that can fail
+ * without stopping the program returns 0 on success and nonzero on failure (NULL for a lookup that
+ * finds nothing); a predicate returns 1 for true (amd_file_exists here); any other failure stops
+ * the program through amd_fatal or amd_usage_error, defined here. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

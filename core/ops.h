@@ -16,7 +16,9 @@
  * generator gradient, denoising and the Euler step), each the formula of a loss, method or sampler
  * computed in one pass, kept in the backend for speed.
  * Not here: which model runs, or when a method calls its fused ops (src/flow.c,
- * src/distill.c, src/generator.c). */
+ * src/distill.c, src/generator.c).
+ * Return convention: ops do not fail, but alloc, which stops the program when it cannot;
+ * all_finite is a predicate (1: every value finite); sum_squares returns its sum. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,8 @@
 /* optim.h: AdamW over a network's flat parameter vector, with global-norm gradient clipping and the
  * learning-rate schedule. The moments share the parameter layout, so a checkpoint or a ZeRO shard
- * is one (offset, length) range of each. */
+ * is one (offset, length) range of each.
+ * Return convention: nothing here fails but allocation, which stops the program; functions
+ * return void or their result. */
 #pragma once
 
 typedef struct {

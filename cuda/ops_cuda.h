@@ -1,7 +1,9 @@
 /* ops_cuda.h: the CUDA backend as C code sees it (src/backend.c, tests/test_cuda.c). Plain C types
  * only, so C files include it without the CUDA headers; built into `make CUDA=1` builds, which
  * define AMD_CUDA. The op table itself is the interface of core/ops.h.
- * Not here: kernels (the .cu files beside this one) and device selection policy (src/backend.c). */
+ * Not here: kernels (the .cu files beside this one) and device selection policy (src/backend.c).
+ * Return convention: cuda_device_count returns a count (0 with the reason in why) and
+ * cuda_tf32 is a predicate; every other CUDA or cuBLAS error stops the program. */
 #pragma once
 #include <stddef.h>
 

@@ -3,7 +3,9 @@
  * "amd-samples", "amd-eval"), `format_version`, `created_by` and `config`. h5_open refuses a missing,
  * unreadable, foreign, wrong-kind or newer file with a message that says which. Every HDF5 call is
  * checked; the library's own error stack printing is turned off so our messages stay readable.
- * Not here: the layout of any particular kind of file. */
+ * Not here: the layout of any particular kind of file.
+ * Return convention: h5_attr_exists and h5_exists are predicates (1 when present); every other
+ * function stops the program with an error naming the file and object when HDF5 fails. */
 #pragma once
 #include <hdf5.h>
 

@@ -4,7 +4,8 @@
  * through unchanged. Only the two kinds amd imports: idx3 images of unsigned bytes (N, H, W) and
  * idx1 labels of unsigned bytes (N). A missing file, a wrong magic, sizes beyond the limits below,
  * fewer or more bytes than the header promises: each is a fatal error naming the file.
- * Not here: scaling pixels, or checking that labels match images (the caller knows both). */
+ * Not here: scaling pixels, or checking that labels match images (the caller knows both).
+ * Return convention: every function returns its result or stops the program. */
 #pragma once
 #include <stdint.h>
 

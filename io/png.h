@@ -1,7 +1,8 @@
 /* png.h: writes PNG pictures for looking at runs: raw RGB images, scatter plots of 2-D toy samples,
  * and grids of generated images.
  * Not here: reading PNGs, text or axis labels, or anything that needs MPI; call these on one rank.
- * Every failure (bad arguments, unwritable path, libpng error) is fatal and names the path. */
+ * Every failure (bad arguments, unwritable path, libpng error) is fatal and names the path.
+ * Return convention: every function writes its file or stops the program with an error naming it. */
 #pragma once
 #include <stdint.h>
 

@@ -2,7 +2,9 @@
  * mpirun is a one-rank job. The float vectors of reduce_scatter and allgather are backend memory (a
  * CUDA device buffer goes through a host staging buffer unless MPI is CUDA-aware); every other
  * buffer here is host memory. Not here: which rank owns which shard of a network and the optimizer
- * step over it (zero.h). */
+ * step over it (zero.h).
+ * Return convention: an MPI error stops the program (mpiCheck); functions return void or their
+ * result. */
 #pragma once
 #include <mpi.h>
 

@@ -8,7 +8,9 @@
  * the same reduce-scatter (stages 0 and 1 then all-gather it: together an allreduce) and takes the
  * global norm from the shards' sums of squares, so all stages give bit-identical parameters at a
  * given rank count. Not here: backward (the gradient buffer stays full-size: backward accumulates
- * the local gradient of every tensor before any reduction), checkpoint files (io/ckpt.c). */
+ * the local gradient of every tensor before any reduction), checkpoint files (io/ckpt.c).
+ * Return convention: an MPI error or a bad shard stops the program; functions return void or
+ * their result. */
 #pragma once
 #include "optim.h"
 

@@ -1,7 +1,8 @@
 /* attention.h: multi-head self-attention (Vaswani et al.) as a forward/backward pair over the op
  * interface: the score and value matmuls go through gemm_batched, one batch entry per (sample,
  * head). No causal mask (DiT tokens attend to every token); no projections (the caller's linears
- * make qkv and project the output). */
+ * make qkv and project the output).
+ * Return convention: nothing here fails; functions return void or their result. */
 #pragma once
 
 /* floats of the scratch buffer attention_backward needs */

@@ -4,7 +4,9 @@
  * as the net "classifier" by `amd train task=reward|evaluator`.
  * A Classifier wraps a loaded network with its batch buffers; inputs and outputs are host arrays
  * (batches are split into chunks of max_batch) except where a function says backend memory.
- * Not here: the training loop (cmd_train.c). */
+ * Not here: the training loop (cmd_train.c).
+ * Return convention: errors (a missing, foreign or mismatched checkpoint) stop the program;
+ * functions return void or their result. */
 #pragma once
 
 #include "dataset.h"

@@ -2,7 +2,8 @@
  *   cond = Linear(SiLU(Linear(sinusoidal(1000 t)))) + class_emb[label]      (B, width)
  * label num_classes is the null class of classifier-free guidance. Tensors time.fc1.{w,b},
  * time.fc2.{w,b} (fan-in weights, zero biases) and class.emb (normal), registered in that order
- * where the model calls create. */
+ * where the model calls create.
+ * Return convention: nothing here fails but allocation, which stops the program. */
 #pragma once
 #include "model.h"
 

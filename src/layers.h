@@ -1,6 +1,7 @@
 /* layers.h: layers shared by models, as forward/backward pairs over flat backend pointers.
  * Argument order: outputs, then inputs, then weights, then sizes. Backward adds into every gradient
- * it is given (NULL skips that gradient). Linear weights are (out, in) as in torch.nn.Linear. */
+ * it is given (NULL skips that gradient). Linear weights are (out, in) as in torch.nn.Linear.
+ * Return convention: nothing here fails; functions return void. */
 #pragma once
 
 /* out (B, O) = inp (B, I) W^T + b;  W (O, I), b (O) or NULL */

@@ -4,7 +4,9 @@
  * was last called with. Methods never look past this interface, so they drive an `mlp` or a `dit`
  * the same way. A ModelKind, looked up by name in the registry, says what a kind reads and builds;
  * each tensor says how it is initialized (InitKind). Not here: the architectures (mlp.c, dit.c,
- * head.c), checkpoints (io/ckpt.h). */
+ * head.c), checkpoints (io/ckpt.h).
+ * Return convention: model_kind_find and model_kind_at return NULL when there is no such
+ * kind; every other error stops the program (amd_fatal) and functions return void or their result. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

@@ -3,7 +3,9 @@
  * (2 M N K batch) per op name, then calls the real op. Any command can be profiled: AMD_PROFILE=1
  * in the environment makes backend_init enable it and print the table on exit (rank 0, stderr).
  * Times are exact for the CPU backend, whose ops return when done; a GPU backend would need a
- * synchronize in the wrapper. Not here: per-call traces, shapes, or anything about models. */
+ * synchronize in the wrapper. Not here: per-call traces, shapes, or anything about models.
+ * Return convention: ops_profile_enable returns 1, or 0 when the profiler was on already;
+ * nothing else here fails. */
 #pragma once
 #include <stdio.h>
 

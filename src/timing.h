@@ -4,7 +4,8 @@
  * compute is the rest of the wall time since the previous row. Every log interval the training loops call timing_log:
  * rank 0 gathers each rank's seconds of the interval and appends rows (step, rank, compute, comm,
  * io) to /timing, so a slow rank, a communication-bound step or a slow file system shows.
- * Not here: throughput (samples/s is a /train column) or profiling of single ops. */
+ * Not here: throughput (samples/s is a /train column) or profiling of single ops.
+ * Return convention: nothing here fails but an MPI call, which stops the program. */
 #pragma once
 
 #include "trainlog.h"
