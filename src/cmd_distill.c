@@ -79,10 +79,10 @@ static const cfg_key distill_keys[] = {
     K("optim.grad_clip", CFG_FLOAT, grad_clip, "1.0", 0, 1e9, NULL, "global gradient-norm clip; 0 = off"),
     K("log.every", CFG_INT, rl.log_every, "50", 1, 1000000000, NULL, "steps between status lines and log flushes"),
     K("log.advantage_every", CFG_INT, adv_every, "10", 0, 1000000000, NULL, "steps between /advantage records; 0 = none"),
-    K("ckpt.every", CFG_INT, rl.ckpt_every, "200", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
-    K("ckpt.keep", CFG_INT, rl.ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept"),
-    RUNLOOP_KEYS(K, "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
-                "testing: poison the student at this step (once)"),
+    RUNLOOP_KEYS(K, "200",
+                 "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; "
+                 "0 = only NaN/Inf",
+                 "testing: poison the student at this step (once)"),
     CFG_END};
 #undef K
 

@@ -80,10 +80,9 @@ static const cfg_key train_keys[] = {
     K("flow.t_mean", CFG_FLOAT, t_mean, "0", -10, 10, NULL, "logit-normal location"),
     K("flow.t_std", CFG_FLOAT, t_std, "1", 1e-3, 10, NULL, "logit-normal scale"),
     K("log.every", CFG_INT, rl.log_every, "100", 1, 1000000000, NULL, "steps between status lines and log flushes"),
-    K("ckpt.every", CFG_INT, rl.ckpt_every, "1000", 1, 1000000000, NULL, "steps between checkpoints (and at the end)"),
-    K("ckpt.keep", CFG_INT, rl.ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept in the run folder"),
-    RUNLOOP_KEYS(K, "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
-                "testing: inject a NaN gradient at this step (once)"),
+    RUNLOOP_KEYS(K, "1000",
+                 "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
+                 "testing: inject a NaN gradient at this step (once)"),
     CFG_END};
 #undef K
 

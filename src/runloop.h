@@ -21,8 +21,8 @@
 #include "trainlog.h"
 
 /* The settings every run has. A command's config struct embeds one as its member `rl`; its key
- * table names the fields (run, resume, seed, train.steps, log.every, ckpt.*) and ends with
- * RUNLOOP_KEYS (guard.* and fault.*). */
+ * table names them through RUNLOOP_RUN_KEYS (run, resume, seed), its own train.steps and log.every
+ * keys, and RUNLOOP_KEYS (ckpt.*, guard.*, fault.*), which ends it. */
 typedef struct {
   char run[CFG_STR_MAX];
   int resume, seed, steps;
@@ -44,10 +44,13 @@ typedef struct {
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
   K("zero", CFG_INT, zero, "0", 0, 2, NULL, zero_help)
 
-/* The guard.* and fault.* config keys, through the command's K(name, type, field, ...) macro over a
- * struct whose RunSettings member is `rl`. spike_help and nan_help name what the command watches.
- * The fault.* keys are for the test suite: `--help` lists them apart (src/config.h). */
-#define RUNLOOP_KEYS(K, spike_help, nan_help)                                                                     \
+/* The ckpt.every, ckpt.keep, guard.* and fault.* config keys, in this order, through the command's
+ * K(name, type, field, ...) macro over a struct whose RunSettings member is `rl`. every_default
+ * is ckpt.every's default; spike_help and nan_help name what the command watches. The fault.* keys are for the
+ * test suite: `--help` lists them apart (src/config.h). */
+#define RUNLOOP_KEYS(K, every_default, spike_help, nan_help)                                                      \
+  K("ckpt.every", CFG_INT, rl.ckpt_every, every_default, 1, 1000000000, NULL, "steps between checkpoints (and at the end)"), \
+  K("ckpt.keep", CFG_INT, rl.ckpt_keep, "3", 1, 1000000, NULL, "checkpoints kept in the run folder"),             \
   K("guard.spike", CFG_FLOAT, rl.guard_spike, "0", 0, 1e9, NULL, spike_help),                                    \
   K("guard.window", CFG_INT, rl.guard_window, "20", 1, GUARD_MAX_WINDOW, NULL, "steps in the running mean of guard.spike"), \
   K("guard.max_rollbacks", CFG_INT, rl.guard_max_rollbacks, "3", 0, 1000000, NULL,                                 \

@@ -141,7 +141,7 @@ else fail info_reads_the_whole_copy "$(head -3 "$S/kill_in_log_main_info_reads.o
 expect_ok rollback_ref "$AMD" train $CFG run="$S/rb" fault.nan_step=25
 expect_error rollback_crash "simulated crash at step 35" "$AMD" train $CFG run="$S/rbc" fault.nan_step=25 fault.exit_step=35
 expect_ok rollback_resume "$AMD" train $CFG run="$S/rbc" resume=1
-if grep -q "learning rate x 0.5 after 1 rollbacks" "$S/rollback_resume.out"; then pass rollback_backoff_resumed
+if grep -q "learning rates x 0.5 after 1 rollbacks" "$S/rollback_resume.out"; then pass rollback_backoff_resumed
 else fail rollback_backoff_resumed "$(grep -i 'learning\|resum' "$S/rollback_resume.out")"; fi
 same_run rollback_resume_bit_identical rb rbc
 
