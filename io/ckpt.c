@@ -169,8 +169,6 @@ void ckpt_read_state(hid_t f, const char *path, CkptState *st) {
   free(counters);
 }
 
-int ckpt_file_has_net(hid_t f, const char *net) { return h5_exists(f, net); }
-
 char *ckpt_net_kind(hid_t f, const char *path, const char *net) {
   if (!h5_exists(f, net)) amd_fatal("'%s' holds no network '%s'", path, net);
   hid_t g = h5_group_open(f, net);

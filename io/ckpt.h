@@ -71,8 +71,6 @@ void ckpt_set_pause_hook(void (*hook)(void));
 hid_t ckpt_open(const char *path);
 void ckpt_close(hid_t f);
 void ckpt_read_state(hid_t f, const char *path, CkptState *st);
-/* Whether the open checkpoint holds a network of that name (1) or not (0). */
-int ckpt_file_has_net(hid_t f, const char *net);
 /* The kind of a network (caller frees); fatal when the network is missing. */
 char *ckpt_net_kind(hid_t f, const char *path, const char *net);
 /* An integer attribute of a network; when absent, fatal if `required`, else 0 (fields added

@@ -135,12 +135,11 @@ static void distill_row(void *ctx, long step, const RunClock *clk, double *row) 
   const DistillStats *o = &R->o;
   double lr_student, lr_fake;
   distill_lr(R->d, step, &lr_student, &lr_fake);
-  double r[NTRAIN] = {row[0], o->loss_dm, o->loss_fake, o->loss_gan_g, o->loss_gan_d, o->loss_reg,
-                      o->loss_reward, o->grad_norm_student, o->grad_norm_fake, lr_student,
-                      lr_fake, o->reward_mean, o->reward_std, o->forbidden_frac,
-                      o->off_manifold_frac, o->alpha_mean, o->alpha_std, o->beta_mean, o->beta_std, o->fw_mean,
-                      o->fw_min, o->fw_max, o->norm_dc_x, o->norm_df_x, o->norm_dc_du, o->cos_real_fake, o->k_sim,
-                      clk->samples_per_s, clk->elapsed};
+  double r[NTRAIN] = {row[0], o->loss_dm, o->loss_fake, o->loss_gan_g, o->loss_gan_d, o->loss_reg, o->loss_reward,
+                      o->grad_norm_student, o->grad_norm_fake, lr_student, lr_fake, o->reward_mean, o->reward_std,
+                      o->forbidden_frac, o->off_manifold_frac, o->alpha_mean, o->alpha_std, o->beta_mean, o->beta_std,
+                      o->fw_mean, o->fw_min, o->fw_max, o->norm_dc_x, o->norm_df_x, o->norm_dc_du, o->cos_real_fake,
+                      o->k_sim, clk->samples_per_s, clk->elapsed};
   memcpy(row, r, sizeof r);
 }
 
@@ -232,10 +231,10 @@ int cmd_distill(int argc, char **argv) {
           student->num_params, c.S, c.prompts, c.K, fpg);
   distill_log_memory(d);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
-  RunTask task = {.what = "distillation", .data_path = data_path, .keys = distill_keys, .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB,
-                  .fake_updates_per_step = fpg, .student_steps = c.S, .cols = train_cols, .ncols = NTRAIN,
-                  .extra_table = "advantage", .extra_cols = adv_cols, .nextra = DISTILL_NADV, .loss_names = loss_names,
-                  .nlosses = 2, .ctx = &R, .reset = distill_reset,
+  RunTask task = {.what = "distillation", .data_path = data_path, .keys = distill_keys, .config = &c, .nets = nets,
+                  .nnets = disc ? 3 : 2, .samples_per_step = GB, .fake_updates_per_step = fpg, .student_steps = c.S,
+                  .cols = train_cols, .ncols = NTRAIN, .extra_table = "advantage", .extra_cols = adv_cols,
+                  .nextra = DISTILL_NADV, .loss_names = loss_names, .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,
                   .extra_rows = distill_extra_rows, .status = distill_status};
   int status = runloop_run(&c.rl, &task);
