@@ -17,6 +17,10 @@ int amd_rank(void) {
   return rank;
 }
 
+static void (*fatal_hook)(void);
+
+void amd_at_fatal(void (*hook)(void)) { fatal_hook = hook; }
+
 void amd_fatal_at(const char *file, int line, int status, const char *fmt, ...) {
   char msg[2048];
   va_list ap;
@@ -26,6 +30,9 @@ void amd_fatal_at(const char *file, int line, int status, const char *fmt, ...) 
   fflush(stdout);
   fprintf(stderr, "amd: error: %s\n  (rank %d, %s:%d)\n", msg, amd_rank(), file, line);
   fflush(stderr);
+  void (*hook)(void) = fatal_hook;
+  fatal_hook = NULL; /* once: a failure inside the hook ends the program without it */
+  if (hook) hook();
   int init = 0, fin = 0, size = 1;
   MPI_Initialized(&init);
   MPI_Finalized(&fin);

@@ -22,6 +22,8 @@ enum { AMD_EXIT_ERROR = 1, AMD_EXIT_USAGE = 2, AMD_EXIT_DIVERGED = 3, AMD_EXIT_R
 
 void amd_fatal_at(const char *file, int line, int status, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 4, 5)));
+/* A function amd_fatal_at calls once, before the program ends (releasing a lock, say); NULL: none. */
+void amd_at_fatal(void (*hook)(void));
 #define amd_fatal(...) amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_ERROR, __VA_ARGS__)
 #define amd_usage_error(...) amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_USAGE, __VA_ARGS__)
 

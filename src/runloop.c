@@ -12,6 +12,7 @@
 #include "common.h"
 #include "dist.h"
 #include "ops.h"
+#include "runlock.h"
 #include "timing.h"
 
 /* --- testing: pauses inside the checkpoint and log write windows (fault.slow_*) ----------------- */
@@ -40,13 +41,15 @@ void runloop_prepare(const RunSettings *rs) {
   ckpt_set_pause_hook(slow_ckpt_ms > 0 ? pause_ckpt : NULL);
   trainlog_set_pause_hook(slow_log_ms > 0 ? pause_log : NULL);
   if (dist_rank() == 0) {
+    amd_mkdirs(rs->run);
+    runlock_take(rs->run); /* before anything is read or written: one job per folder */
+    amd_at_fatal(runlock_release);
     char log_path[4200], path[4200];
     snprintf(log_path, sizeof log_path, "%s/log.h5", rs->run);
     int has_log = amd_file_exists(log_path);
     if (!rs->resume && (ckpt_latest(rs->run, path, sizeof path) >= 0 || has_log))
       amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
                       rs->run, has_log ? log_path : path);
-    amd_mkdirs(rs->run);
   }
   MPI_Barrier(MPI_COMM_WORLD);
 }
@@ -252,6 +255,9 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
   if (t->extra_table) trainlog_close(&L->extra);
   trainlog_close(&L->timing);
   if (status == 0) amd_log("done: %s (log %s/log.h5)\n", rs->run, rs->run);
+  MPI_Barrier(MPI_COMM_WORLD); /* every rank is done with the folder */
+  amd_at_fatal(NULL);
+  runlock_release();
   free(L->config_text);
   free(L);
   return status;

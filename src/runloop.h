@@ -121,8 +121,9 @@ void runloop_check_split(const char *key, int n);
 /* The newest complete checkpoint a run with these settings resumes from: its step and path, or -1
  * when it starts afresh (resume=0, or resume=1 on a folder without one). Any rank. */
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n);
-/* Collective: a fresh run refuses a folder that holds a run (a checkpoint or a log); the folder is
- * made. Also installs the testing pauses of fault.slow_*. Call before anything is written. */
+/* Collective: the folder is made and locked (src/runlock.h: another job holding it is a usage
+ * error); a fresh run refuses a folder that holds a run (a checkpoint or a log). Also installs the
+ * testing pauses of fault.slow_*. Call before anything is written; runloop_run gives the lock back. */
 void runloop_prepare(const RunSettings *rs);
 /* Collective: loads the resume checkpoint (or the initial state), then runs steps until
  * rs->steps, a stop signal or a divergence beyond guard.max_rollbacks; closes the log. Returns 0,

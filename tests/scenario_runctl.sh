@@ -9,7 +9,8 @@
 #  - kill -9 inside a log flush (fault.slow_log_ms), in the log itself and in its .bak copy: `amd
 #    info` still reads the log, resume=1 repairs it and finishes bit-identically, no marker stays;
 #  - a rollback's learning-rate backoff survives a crash and resume;
-#  - `amd info` on a log: the run summary, /timing per rank, the events with their steps.
+#  - `amd info` on a log: the run summary, /timing per rank, the events with their steps;
+#  - the run folder's lock: one job per folder, stale locks removed, live ones refused.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 "$AMD" data toy2d out="$S/toy.h5" n=2000 modes=4 classes=2 >/dev/null
@@ -164,3 +165,40 @@ for k in ('compute', 'comm', 'io'):
     assert np.isfinite(v).all() and (v >= 0).all(), k
 assert t['comm'][:].sum() > 0 and t['io'][::2].sum() > 0 and t['compute'][:].sum() > 0
 "
+
+# the run folder's lock (src/runlock.h): a second job on a folder in use is refused and the first
+# finishes a whole run; no lock stays after a run, a refused fresh run or a divergence; a stale lock
+# (its process gone, or an earlier run of this same Slurm job) is removed with a message; a lock of
+# a live process, or of another host, is refused naming its owner
+"$AMD" train $CFG run="$S/locked" fault.slow_log_ms=100 >"$S/locked.out" 2>&1 &
+pid=$!
+if wait_for lock_held $pid "$S/locked/ckpt_00000010.h5"; then
+  expect_error lock_refuses_second_job "is in use by process $pid on host" "$AMD" train $CFG run="$S/locked" resume=1
+  wait $pid
+  rc=$?
+  py_check lock_first_job_whole "
+import h5py, numpy as np
+assert $rc == 0, 'first job exit $rc'
+s = h5py.File('$S/locked/log.h5', 'r')['train/step'][:]
+assert np.array_equal(s, np.arange(1, 41)), s
+"
+fi
+if [ -e "$S/locked/amd.lock" ]; then fail lock_released_after_run "$(cat "$S/locked/amd.lock")"; else pass lock_released_after_run; fi
+expect_error lock_fresh_run_refused "already holds a run" "$AMD" train $CFG run="$S/locked"
+if [ -e "$S/locked/amd.lock" ]; then fail lock_released_after_error "left behind"; else pass lock_released_after_error; fi
+"$AMD" train $CFG run="$S/lock_nan" fault.nan_step=5 guard.max_rollbacks=0 >/dev/null 2>&1
+if [ -e "$S/lock_nan/amd.lock" ]; then fail lock_released_after_divergence "left behind"; else pass lock_released_after_divergence; fi
+( : ) & dead=$!
+wait $dead
+echo "host $(hostname) pid $dead job -" >"$S/locked/amd.lock"
+expect_ok lock_stale_process_removed "$AMD" train $CFG run="$S/locked" resume=1 train.steps=50
+if grep -q "removing the stale lock of process $dead" "$S/lock_stale_process_removed.out"; then pass lock_stale_process_says_so
+else fail lock_stale_process_says_so "$(head -3 "$S/lock_stale_process_removed.out")"; fi
+echo "host node-elsewhere pid 1 job 4242" >"$S/locked/amd.lock"
+expect_ok lock_stale_same_slurm_job env SLURM_JOB_ID=4242 "$AMD" train $CFG run="$S/locked" resume=1 train.steps=60
+echo "host node-elsewhere pid 1 job 4242" >"$S/locked/amd.lock"
+expect_error lock_other_host_refused "in use by process 1 on host node-elsewhere, Slurm job 4242" \
+  "$AMD" train $CFG run="$S/locked" resume=1 train.steps=70
+echo "host $(hostname) pid 1 job -" >"$S/locked/amd.lock"
+expect_error lock_live_process_refused "in use by process 1 on host" "$AMD" train $CFG run="$S/locked" resume=1 train.steps=70
+rm -f "$S/locked/amd.lock"
