@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,18 +100,23 @@ static int cmp_long(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static void prune(const char *run_dir, int keep) {
+int ckpt_list(const char *run_dir, long *steps, int max) {
   DIR *dir = opendir(run_dir);
-  if (!dir) return;
-  long steps[4096];
+  if (!dir) return 0;
   int n = 0;
   struct dirent *e;
-  while ((e = readdir(dir)) && n < 4096) {
+  while ((e = readdir(dir)) && n < max) {
     long s;
     if (parse_step(e->d_name, &s)) steps[n++] = s;
   }
   closedir(dir);
   qsort(steps, (size_t)n, sizeof(long), cmp_long);
+  return n;
+}
+
+static void prune(const char *run_dir, int keep) {
+  long steps[4096];
+  int n = ckpt_list(run_dir, steps, 4096);
   for (int i = 0; i + keep < n; i++) {
     char path[4200];
     snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", run_dir, steps[i]);
@@ -213,4 +219,114 @@ char *ckpt_read_attr(const char *path, const char *name) {
   char *s = h5_attr_exists(f, name) ? h5_attr_read_str(f, name) : strdup("");
   h5_close(f);
   return s;
+}
+
+/* --- validation: every failure is a reason in why, never fatal ---------------------------------- */
+static int read_i64(hid_t obj, const char *name, long long *v) {
+  if (H5Aexists(obj, name) <= 0) return 1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  int bad = a < 0 || H5Aread(a, H5T_NATIVE_LLONG, v) < 0;
+  if (a >= 0) H5Aclose(a);
+  return bad;
+}
+
+/* A 1-D float dataset of n finite values (and none negative when nonneg): 0, or 1 with why. */
+static int check_vector(hid_t g, const char *net, const char *name, long long n, int nonneg, char *why, size_t wn) {
+  hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+  if (d < 0) return snprintf(why, wn, "/%s/%s cannot be opened", net, name), 1;
+  hid_t fs = H5Dget_space(d);
+  hsize_t len = 0;
+  int bad = H5Sget_simple_extent_ndims(fs) != 1 || H5Sget_simple_extent_dims(fs, &len, NULL) != 1 ||
+            (long long)len != n;
+  if (bad) snprintf(why, wn, "/%s/%s has %llu values, not the %lld of num_params", net, name, (unsigned long long)len, n);
+  enum { CHUNK = 1 << 20 };
+  float *buf = bad ? NULL : mallocCheck(sizeof(float) * CHUNK);
+  for (hsize_t at = 0; !bad && at < len; at += CHUNK) {
+    hsize_t count = len - at < CHUNK ? len - at : CHUNK;
+    hid_t ms = H5Screate_simple(1, &count, NULL);
+    if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &at, NULL, &count, NULL) < 0 ||
+        H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) < 0) {
+      bad = 1;
+      snprintf(why, wn, "/%s/%s cannot be read (truncated or damaged)", net, name);
+    }
+    for (hsize_t i = 0; !bad && i < count; i++)
+      if (!isfinite(buf[i]) || (nonneg && buf[i] < 0)) {
+        bad = 1;
+        snprintf(why, wn, "/%s/%s[%llu] = %g", net, name, (unsigned long long)(at + i), buf[i]);
+      }
+    H5Sclose(ms);
+  }
+  free(buf);
+  H5Sclose(fs);
+  H5Dclose(d);
+  return bad;
+}
+
+/* /counters: NCOUNTERS doubles; 0, or 1 when missing or unreadable. */
+static int read_counters(hid_t f, double *out) {
+  if (H5Lexists(f, "counters", H5P_DEFAULT) <= 0) return 1;
+  hid_t d = H5Dopen2(f, "counters", H5P_DEFAULT);
+  if (d < 0) return 1;
+  hid_t fs = H5Dget_space(d);
+  hsize_t len = 0;
+  int bad = H5Sget_simple_extent_ndims(fs) != 1 || H5Sget_simple_extent_dims(fs, &len, NULL) != 1 ||
+            len != NCOUNTERS || H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0;
+  H5Sclose(fs);
+  H5Dclose(d);
+  return bad;
+}
+
+typedef struct {
+  char *why;
+  size_t n;
+  int bad;
+} NetCheck;
+
+/* H5Literate's visit of a root member: a group is a network (datasets such as /counters pass). */
+static herr_t check_net(hid_t root, const char *net, const H5L_info_t *info, void *arg) {
+  (void)info;
+  NetCheck *c = arg;
+  if (H5Lexists(root, net, H5P_DEFAULT) <= 0 || H5Oexists_by_name(root, net, H5P_DEFAULT) <= 0) return 0;
+  hid_t g = H5Gopen2(root, net, H5P_DEFAULT);
+  if (g < 0) return 0; /* not a group */
+  long long np = 0;
+  if (read_i64(g, "num_params", &np) || np <= 0) {
+    c->bad = 1;
+    snprintf(c->why, c->n, "/%s has no valid num_params", net);
+  }
+  static const char *const vecs[] = {"params", "adam_m", "adam_v"};
+  for (int i = 0; i < 3 && !c->bad; i++)
+    if (i == 0 || H5Lexists(g, vecs[i], H5P_DEFAULT) > 0) c->bad = check_vector(g, net, vecs[i], np, i == 2, c->why, c->n);
+  H5Gclose(g);
+  return c->bad; /* nonzero stops the iteration */
+}
+
+int ckpt_validate(const char *path, long step, char *why, size_t n) {
+  h5_fapl(); /* quiets HDF5's own error printing */
+  if (H5Fis_hdf5(path) <= 0) return snprintf(why, n, "not an HDF5 file, or truncated"), 1;
+  hid_t fapl = h5_fapl(), f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
+  if (f < 0) return snprintf(why, n, "cannot be opened (truncated or damaged)"), 1;
+  long long st = -1;
+  double counters[NCOUNTERS];
+  int bad = 1;
+  if (read_i64(f, "step", &st) || st != step) {
+    snprintf(why, n, "its step attribute (%lld) is not the step %ld of its name", st, step);
+  } else if (read_counters(f, counters)) {
+    snprintf(why, n, "/counters is missing or damaged");
+  } else {
+    bad = 0;
+    for (int i = 0; i < NCOUNTERS && !bad; i++)
+      if (!isfinite(counters[i]) || counters[i] < 0 || counters[i] != floor(counters[i]) || counters[i] > 9.0e15)
+        bad = 1, snprintf(why, n, "/counters[%d] = %g is not a count", i, counters[i]);
+  }
+  if (!bad) {
+    NetCheck c = {why, n, 0};
+    hsize_t idx = 0;
+    if (H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, check_net, &c) < 0) bad = 1;
+    else bad = c.bad;
+    if (bad && !c.bad) snprintf(why, n, "its networks cannot be listed");
+  }
+  H5Fclose(f);
+  return bad;
 }

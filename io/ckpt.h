@@ -84,6 +84,13 @@ void ckpt_read_vector(hid_t f, const char *path, const char *net, const char *na
 /* --- files of a run folder ---------------------------------------------------------------------- */
 /* Newest complete checkpoint in run_dir: returns its step and fills path, or -1 when none. */
 long ckpt_latest(const char *run_dir, char *path, size_t n);
+/* The steps of run_dir's checkpoints (by file name), ascending, at most max; returns their count. */
+int ckpt_list(const char *run_dir, long *steps, int max);
+/* Whether a checkpoint file can be trusted: 0 when it opens, its step attribute is `step` (the one
+ * in its name), its counters are counts, and every network's vectors have num_params finite values
+ * (adam_v none negative); else nonzero, with the first problem in why. Never fatal. Reads every
+ * vector whole: a resume or rollback pays one more read of the checkpoint. */
+int ckpt_validate(const char *path, long step, char *why, size_t n);
 /* A checkpoint named by the user: a file as given, or a run folder's newest checkpoint (fatal when
  * the folder holds none). */
 void ckpt_resolve(const char *file_or_run, char *path, size_t n);

@@ -32,8 +32,41 @@ void runloop_check_split(const char *key, int n) {
                     dist_size());
 }
 
+/* What newest_good passed over, for the log's /events once it is open (resume), or at once. */
+static char passed_over[2048];
+
+/* The newest checkpoint of run_dir that ckpt_validate trusts: its step, with its path; -1 when the
+ * folder holds none. A damaged newer one is passed over with a message (and an event at `step`
+ * when log is not NULL); when every one is damaged the run stops with an error naming the newest. */
+static long newest_good(const char *run_dir, char *path, size_t n, TrainLog *log, long step) {
+  long steps[4096];
+  int k = ckpt_list(run_dir, steps, 4096);
+  char why[512], msg[1024];
+  for (int i = k - 1; i >= 0; i--) {
+    snprintf(path, n, "%s/ckpt_%08ld.h5", run_dir, steps[i]);
+    if (ckpt_validate(path, steps[i], why, sizeof why) == 0) return steps[i];
+    snprintf(msg, sizeof msg, "checkpoint %s is damaged (%s): passed over", path, why);
+    amd_log("%s\n", msg);
+    if (log) trainlog_event(log, step, msg);
+    else if (strlen(passed_over) + strlen(msg) + 2 < sizeof passed_over)
+      strcat(strcat(passed_over, passed_over[0] ? "; " : ""), msg);
+    if (i == 0)
+      amd_fatal("run folder '%s': no checkpoint can be trusted; the oldest, %s, is damaged (%s)", run_dir, path, why);
+  }
+  return -1;
+}
+
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n) {
-  return rs->resume ? ckpt_latest(rs->run, path, n) : -1;
+  static char cached_run[CFG_STR_MAX], cached_path[4200];
+  static long cached_step = -1;
+  if (!rs->resume) return -1;
+  if (strcmp(cached_run, rs->run) != 0) { /* each damaged checkpoint is read and reported once */
+    passed_over[0] = '\0';
+    cached_step = newest_good(rs->run, cached_path, sizeof cached_path, NULL, 0);
+    snprintf(cached_run, sizeof cached_run, "%s", rs->run);
+  }
+  snprintf(path, n, "%s", cached_path);
+  return cached_step;
 }
 
 void runloop_prepare(const RunSettings *rs) {
@@ -134,6 +167,7 @@ static void open_log(Loop *L, long resume_step) {
   if (t->extra_table) trainlog_open(&L->extra, log_path, t->extra_table, t->extra_cols, t->nextra, keep);
   trainlog_open(&L->timing, log_path, "timing", timing_cols, TIMING_NCOLS, keep);
   if (resume_step >= 0) {
+    if (passed_over[0]) trainlog_event(&L->log, L->st.step, passed_over);
     char msg[128];
     snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", L->st.step, dist_size());
     trainlog_event(&L->log, L->st.step, msg);
@@ -149,7 +183,7 @@ static void restart_interval(Loop *L) {
 static int roll_back(Loop *L, long step, const char *why) {
   const RunTask *t = L->task;
   char target[4200];
-  int have = ckpt_latest(L->rs->run, target, sizeof target) >= 0;
+  int have = newest_good(L->rs->run, target, sizeof target, &L->log, step) >= 0;
   if (guard_rollback(&L->guard, &L->log, step, t->what, why, have ? target : NULL) != 0) return 1;
   if (have) {
     model_ckpt_load(target, &L->st, t->nets, t->nnets);
