@@ -286,9 +286,8 @@ typedef struct {
 static herr_t check_net(hid_t root, const char *net, const H5L_info_t *info, void *arg) {
   (void)info;
   NetCheck *c = arg;
-  if (H5Lexists(root, net, H5P_DEFAULT) <= 0 || H5Oexists_by_name(root, net, H5P_DEFAULT) <= 0) return 0;
   hid_t g = H5Gopen2(root, net, H5P_DEFAULT);
-  if (g < 0) return 0; /* not a group */
+  if (g < 0) return 0; /* not a group: /counters, say */
   long long np = 0;
   if (read_i64(g, "num_params", &np) || np <= 0) {
     c->bad = 1;
@@ -302,11 +301,10 @@ static herr_t check_net(hid_t root, const char *net, const H5L_info_t *info, voi
 }
 
 int ckpt_validate(const char *path, long step, char *why, size_t n) {
-  h5_fapl(); /* quiets HDF5's own error printing */
-  if (H5Fis_hdf5(path) <= 0) return snprintf(why, n, "not an HDF5 file, or truncated"), 1;
-  hid_t fapl = h5_fapl(), f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  hid_t fapl = h5_fapl(); /* also quiets HDF5's own error printing */
+  hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;
   H5Pclose(fapl);
-  if (f < 0) return snprintf(why, n, "cannot be opened (truncated or damaged)"), 1;
+  if (f < 0) return snprintf(why, n, "not an HDF5 file that opens (truncated or damaged)"), 1;
   long long st = -1;
   double counters[NCOUNTERS];
   int bad = 1;

@@ -82,6 +82,12 @@ void ops_profile_reset(void) {
   for (int i = 0; i < num_stats; i++) op_stats[i]->calls = 0, op_stats[i]->seconds = 0, op_stats[i]->flops = 0;
 }
 
+long ops_profile_calls(const char *op) {
+  for (int i = 0; i < num_stats; i++)
+    if (strcmp(op_stats[i]->name, op) == 0) return op_stats[i]->calls;
+  return 0;
+}
+
 double ops_profile_gemm_flops(void) {
   double f = 0;
   for (int i = 0; i < num_stats; i++) f += op_stats[i]->flops;

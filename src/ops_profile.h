@@ -16,6 +16,8 @@ int ops_profile_enable(void);
 void ops_profile_disable(void);
 /* Zeroes every counter (e.g. after warmup steps). */
 void ops_profile_reset(void);
+/* Calls of the op named op since the last reset (0 for one never called). */
+long ops_profile_calls(const char *op);
 /* FLOPs counted by the GEMM ops since the last reset. */
 double ops_profile_gemm_flops(void);
 /* The table, sorted by time: op, calls, seconds, % of the profiled total, GFLOP/s for GEMMs. */

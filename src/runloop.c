@@ -37,8 +37,8 @@ static char passed_over[2048];
 
 /* The newest checkpoint of run_dir that ckpt_validate trusts: its step, with its path; -1 when the
  * folder holds none. A damaged newer one is passed over with a message (and an event at `step`
- * when log is not NULL); when every one is damaged the run stops with an error naming the newest. */
-static long newest_good(const char *run_dir, char *path, size_t n, TrainLog *log, long step) {
+ * when log is not NULL); when every one is damaged the run stops with an error naming the oldest. */
+static long newest_good_here(const char *run_dir, char *path, size_t n, TrainLog *log, long step) {
   long steps[4096];
   int k = ckpt_list(run_dir, steps, 4096);
   char why[512], msg[1024];
@@ -54,6 +54,15 @@ static long newest_good(const char *run_dir, char *path, size_t n, TrainLog *log
       amd_fatal("run folder '%s': no checkpoint can be trusted; the oldest, %s, is damaged (%s)", run_dir, path, why);
   }
   return -1;
+}
+
+/* Collective: rank 0 reads the files (newest_good_here); the others learn what it found. */
+static long newest_good(const char *run_dir, char *path, size_t n, TrainLog *log, long step) {
+  long good = -1;
+  if (dist_rank() == 0) good = newest_good_here(run_dir, path, n, log, step);
+  mpiCheck(MPI_Bcast(&good, 1, MPI_LONG, 0, MPI_COMM_WORLD));
+  if (good >= 0) snprintf(path, n, "%s/ckpt_%08ld.h5", run_dir, good);
+  return good;
 }
 
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n) {

@@ -121,7 +121,8 @@ void runloop_check_split(const char *key, int n);
 /* The checkpoint a run with these settings resumes from: the newest complete one that
  * ckpt_validate trusts (damaged newer ones are passed over with a message, and an event once the
  * log is open): its step and path, or -1 when it starts afresh (resume=0, or a folder without
- * checkpoints). Every checkpoint damaged is an error. Any rank; the answer is kept per run folder. */
+ * checkpoints). Every checkpoint damaged is an error. Collective: rank 0 reads the files; the
+ * answer is kept per run folder. */
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n);
 /* Collective: the folder is made and locked (src/runlock.h: another job holding it is a usage
  * error); a fresh run refuses a folder that holds a run (a checkpoint or a log). Also installs the

@@ -38,6 +38,7 @@ int main(void) {
 #include "flow.h"
 #include "model.h"
 #include "ops_cuda.h"
+#include "ops_profile.h"
 #include "optim.h"
 #include "philox.h"
 #include "reward.h"
@@ -91,36 +92,20 @@ struct Case {
   float f[4];         /* scalars */
 };
 
-/* The op-level cases run the CUDA table through a counting wrapper generated from core/ops_list.h,
- * so test_every_op_has_a_case can check that no op of the list goes without a conformance case. */
-enum {
-#define OP_INDEX(ret, op, params, args, rv) OPI_##op,
-  AMD_OPS(OP_INDEX) NOPS
-#undef OP_INDEX
-};
-static const char *const op_names[NOPS] = {
-#define OP_NAME(ret, op, params, args, rv) #op,
-    AMD_OPS(OP_NAME)
-#undef OP_NAME
-};
-static long op_calls[NOPS];
-#define OP_COUNTED(ret, op, params, args, rv) \
-  static ret counted_##op params {           \
-    op_calls[OPI_##op]++;                     \
-    rv ops_cuda.op args;                      \
-  }
-AMD_OPS(OP_COUNTED)
-#undef OP_COUNTED
-static amd_ops cuda_counted;
+/* The op-level cases run the CUDA table through the op profiler (src/ops_profile.h), whose wrappers
+ * are generated from core/ops_list.h and count each op's calls, so test_every_op_has_a_case can
+ * check that no op of the list goes without a conformance case. */
+static const amd_ops *cuda_counted = &ops_cuda;
 
 static void counted_init(void) {
-  cuda_counted = ops_cuda;
-#define OP_SET(ret, op, params, args, rv) cuda_counted.op = counted_##op;
-  AMD_OPS(OP_SET)
-#undef OP_SET
+  const amd_ops *was = ops;
+  ops = &ops_cuda;
+  CHECK(ops_profile_enable(), "the op profiler is on already (AMD_PROFILE?)");
+  cuda_counted = ops;
+  ops = was;
 }
 
-static const amd_ops *const backend[2] = {&ops_cpu, &cuda_counted};
+static const amd_ops *backend[2] = {&ops_cpu, &ops_cuda};
 
 /* a float buffer of n values in [lo, hi); compare = 1 marks an output */
 static int buf_f(Case *c, long n, double lo, double hi, int compare) {
@@ -190,7 +175,7 @@ static void test_table_complete(void) {
 /* ---- memory ----------------------------------------------------------------------------------- */
 
 static void test_memory(void) {
-  const amd_ops *o = &cuda_counted;
+  const amd_ops *o = cuda_counted;
   enum { N = 1000 };
   float *h = host_uniform(N, -1, 1), back[N];
   float *a = o->alloc(sizeof back), *b = o->alloc(sizeof back);
@@ -217,7 +202,7 @@ static void test_memory(void) {
  * copy to the host in between, so only the staging buffer's own wait, when it is full, orders its
  * reuse; every device buffer must hold what the host buffer held when its copy was made. */
 static void test_staged_copies(void) {
-  const amd_ops *o = &cuda_counted;
+  const amd_ops *o = cuda_counted;
   enum { COPIES = 40, N = 65536 };
   float *host = mallocCheck(sizeof(float) * N), *back = mallocCheck(sizeof(float) * N), *dev[COPIES];
   for (int c = 0; c < COPIES; c++) {
@@ -560,32 +545,32 @@ static void test_reductions(void) {
   const long sizes[] = {1, 1000, 300001};
   for (int z = 0; z < 3; z++) {
     long n = sizes[z];
-    float *h = host_uniform(n, -3, 3), *d = cuda_counted.alloc(sizeof(float) * (size_t)n);
-    cuda_counted.to_device(d, h, sizeof(float) * (size_t)n);
-    double want = ops_cpu.sum_squares(h, n), got = cuda_counted.sum_squares(d, n);
+    float *h = host_uniform(n, -3, 3), *d = cuda_counted->alloc(sizeof(float) * (size_t)n);
+    cuda_counted->to_device(d, h, sizeof(float) * (size_t)n);
+    double want = ops_cpu.sum_squares(h, n), got = cuda_counted->sum_squares(d, n);
     char what[64];
     snprintf(what, sizeof what, "sum_squares n=%ld", n);
     EXPECT_CLOSE(got, want, 0, 1e-12, what);
-    EXPECT(cuda_counted.all_finite(d, n) == 1, "all_finite of finite values n=%ld", n);
+    EXPECT(cuda_counted->all_finite(d, n) == 1, "all_finite of finite values n=%ld", n);
     const float bad[] = {NAN, INFINITY, -INFINITY};
     for (int k = 0; k < 3; k++) {
       long at = k == 0 ? n - 1 : k == 1 ? 0 : n / 2;
-      cuda_counted.to_device(d + at, &bad[k], sizeof(float));
-      EXPECT(cuda_counted.all_finite(d, n) == 0 && ops_cpu.all_finite(h, n) == 1, "all_finite misses %g at %ld of %ld",
+      cuda_counted->to_device(d + at, &bad[k], sizeof(float));
+      EXPECT(cuda_counted->all_finite(d, n) == 0 && ops_cpu.all_finite(h, n) == 1, "all_finite misses %g at %ld of %ld",
              bad[k], at, n);
-      cuda_counted.to_device(d + at, h + at, sizeof(float));
+      cuda_counted->to_device(d + at, h + at, sizeof(float));
     }
-    EXPECT(cuda_counted.sum_squares(d, n) == got, "sum_squares n=%ld does not repeat bit for bit", n);
+    EXPECT(cuda_counted->sum_squares(d, n) == got, "sum_squares n=%ld does not repeat bit for bit", n);
     /* the asynchronous form: the same double, left in device memory; two in a row share the
      * partial sums' scratch, in stream order */
-    double *out = cuda_counted.alloc(2 * sizeof(double)), async[2];
-    cuda_counted.sum_squares_async(out, d, n);
-    cuda_counted.sum_squares_async(out + 1, d, n / 2);
-    cuda_counted.to_host(async, out, sizeof async);
+    double *out = cuda_counted->alloc(2 * sizeof(double)), async[2];
+    cuda_counted->sum_squares_async(out, d, n);
+    cuda_counted->sum_squares_async(out + 1, d, n / 2);
+    cuda_counted->to_host(async, out, sizeof async);
     EXPECT(async[0] == got, "sum_squares_async n=%ld: %.17g, sum_squares %.17g", n, async[0], got);
-    EXPECT(async[1] == cuda_counted.sum_squares(d, n / 2), "sum_squares_async n=%ld second in a row differs", n / 2);
-    cuda_counted.free(out);
-    cuda_counted.free(d);
+    EXPECT(async[1] == cuda_counted->sum_squares(d, n / 2), "sum_squares_async n=%ld second in a row differs", n / 2);
+    cuda_counted->free(out);
+    cuda_counted->free(d);
     free(h);
   }
 }
@@ -624,17 +609,17 @@ static void test_randn_identical(void) {
   for (size_t z = 0; z < sizeof k / sizeof k[0]; z++) {
     long n = (long)k[z].B * k[z].D;
     float *want = mallocCheck(sizeof(float) * (size_t)n), *got = mallocCheck(sizeof(float) * (size_t)n);
-    float *d = cuda_counted.alloc(sizeof(float) * (size_t)n);
+    float *d = cuda_counted->alloc(sizeof(float) * (size_t)n);
     ops_cpu.randn(want, k[z].B, k[z].D, k[z].seed, k[z].stream, k[z].step, k[z].index0);
-    cuda_counted.randn(d, k[z].B, k[z].D, k[z].seed, k[z].stream, k[z].step, k[z].index0);
-    cuda_counted.to_host(got, d, sizeof(float) * (size_t)n);
+    cuda_counted->randn(d, k[z].B, k[z].D, k[z].seed, k[z].stream, k[z].step, k[z].index0);
+    cuda_counted->to_host(got, d, sizeof(float) * (size_t)n);
     long differ = 0, worst = 0;
     for (long i = 0; i < n; i++)
       if (memcmp(&got[i], &want[i], 4) != 0) differ++, worst = ulps(got[i], want[i]) > worst ? ulps(got[i], want[i]) : worst;
     printf("  randn %dx%d stream %u: %ld of %ld differ (worst %ld ulp)\n", k[z].B, k[z].D, k[z].stream, differ, n, worst);
     EXPECT(differ == 0, "randn %dx%d seed %llu stream %u: %ld of %ld draws differ from the CPU's, worst by %ld ulp",
            k[z].B, k[z].D, (unsigned long long)k[z].seed, k[z].stream, differ, n, worst);
-    cuda_counted.free(d);
+    cuda_counted->free(d);
     free(want), free(got);
   }
 }
@@ -760,7 +745,10 @@ static void compare_runs(const char *what, const Run *cpu, const Run *gpu) {
 
 /* every op of core/ops_list.h went through at least one of the cases above */
 static void test_every_op_has_a_case(void) {
-  for (int i = 0; i < NOPS; i++) EXPECT(op_calls[i] > 0, "op %s has no conformance case", op_names[i]);
+#define OP_HAS_A_CASE(ret, op, params, args, rv) \
+  EXPECT(ops_profile_calls(#op) > 0, "op %s has no conformance case", #op);
+  AMD_OPS(OP_HAS_A_CASE)
+#undef OP_HAS_A_CASE
 }
 
 static void test_dit_training_step(void) {
@@ -923,6 +911,7 @@ int main(int argc, char **argv) {
   ops = &ops_cpu;
   TEST_RUN(test_table_complete);
   counted_init();
+  backend[1] = cuda_counted;
   TEST_RUN(test_memory);
   TEST_RUN(test_staged_copies);
   TEST_RUN(test_gemm);
