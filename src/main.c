@@ -18,7 +18,8 @@ static const struct {
     {"distill", cmd_distill, "distill a teacher into an S-step student (method=dmd|dmd2|dmdr|amd)"},
     {"sample", cmd_sample, "sample a trained network (Euler or Heun, N steps, CFG) to a samples file"},
     {"eval", cmd_eval, "metrics of a samples file against its dataset"},
-    {"info", cmd_info, "summarize any amd file (dataset, checkpoint, log, samples, eval)"},
+    {"info", cmd_info, "summarize any amd file (dataset, checkpoint, log, samples, eval) or run folder"},
+    {"export", cmd_export, "write the tables of any amd file as CSV or JSON (for pandas, spreadsheets)"},
 };
 
 static void usage(FILE *out) {
