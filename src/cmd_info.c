@@ -1,5 +1,7 @@
-/* cmd_info.c: `amd info FILE.h5`: says what any amd file holds (dataset, samples, checkpoint, log,
- * eval) without the user reaching for h5dump. On a log, a run summary: last step, last and mean
+/* cmd_info.c: `amd info FILE.h5|RUN`: says what any amd file holds (dataset, samples, checkpoint, log,
+ * eval) without the user reaching for h5dump. On a run folder, its summary: the lock holder, the
+ * log's tables with their row counts and last step, the checkpoints with their steps (each
+ * validated: a damaged one says why), and what resume=1 would continue from. On a log, a run summary: last step, last and mean
  * losses, samples/s, elapsed time, every rank's compute / communication / I/O seconds (/timing)
  * and the events (resume, stop signals, divergence and rollbacks) with their steps. Unknown or
  * damaged files get the same clear errors as every reader. */
@@ -7,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "ckpt.h"
 #include "commands.h"
 #include "common.h"
 #include "dataset.h"
@@ -207,13 +211,82 @@ static herr_t print_scalar(hid_t loc, const char *name, const H5L_info_t *info, 
   return 0;
 }
 
+static herr_t print_table_rows(hid_t loc, const char *name, const H5L_info_t *info, void *op) {
+  (void)info, (void)op;
+  char step[300];
+  snprintf(step, sizeof step, "%s/step", name);
+  if (!h5_exists(loc, step)) return 0;
+  hid_t g = h5_group_open(loc, name);
+  hsize_t n = h5_len_1d(g, "step");
+  printf("    /%-10s %llu rows", name, (unsigned long long)n);
+  if (n) {
+    double *v = h5_read_f64(g, "step", 1, &n);
+    printf(", steps %.0f to %.0f", v[0], v[n - 1]);
+    free(v);
+  }
+  printf("\n");
+  H5Gclose(g);
+  return 0;
+}
+
+/* A run folder: the lock, the log's tables, the checkpoints and the resume point. */
+static void info_run(const char *run) {
+  char path[4200], whole[4200], line[512] = "";
+  long steps[4096], good = -1;
+  int k = ckpt_list(run, steps, 4096);
+  snprintf(path, sizeof path, "%s/log.h5", run);
+  int has_log = amd_file_exists(path);
+  if (!has_log && !k) amd_usage_error("'%s' is a folder but holds no run (no log.h5, no checkpoint)", run);
+  printf("%s: run folder\n", run);
+  snprintf(path, sizeof path, "%s/amd.lock", run);
+  FILE *lock = fopen(path, "r");
+  if (lock) {
+    if (!fgets(line, sizeof line, lock)) line[0] = '\0';
+    line[strcspn(line, "\n")] = '\0';
+    fclose(lock);
+    printf("  locked: %s (a job is writing it; a lock whose process is gone is removed by the next run)\n",
+           line[0] ? line : "(being written)");
+  } else {
+    printf("  not locked (no job is writing it)\n");
+  }
+  snprintf(path, sizeof path, "%s/log.h5", run);
+  if (has_log) {
+    const char *log = trainlog_whole_copy(path, whole, sizeof whole);
+    printf("  log %s%s:\n", log, log != path ? " (log.h5 is marked incomplete: its whole copy)" : "");
+    hid_t f = h5_open(log, "amd-log", 0, NULL);
+    h5Check(H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_table_rows, NULL), "cannot list the tables of '%s'", log);
+    h5_close(f);
+  } else {
+    printf("  no log.h5\n");
+  }
+  printf("  %d checkpoint%s%s\n", k, k == 1 ? "" : "s", k ? ":" : "");
+  for (int i = 0; i < k; i++) {
+    char why[512];
+    snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", run, steps[i]);
+    if (ckpt_validate(path, steps[i], why, sizeof why) == 0) {
+      printf("    %s  step %ld\n", path, steps[i]);
+      good = steps[i];
+    } else {
+      printf("    %s  damaged: %s\n", path, why);
+    }
+  }
+  if (good >= 0) printf("  resume=1 continues from step %ld\n", good);
+  else printf("  resume=1 starts afresh (no checkpoint to continue from)\n");
+}
+
 int cmd_info(int argc, char **argv) {
   if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-    if (dist_rank() == 0) printf("usage: amd info FILE.h5 [FILE.h5 ...]\n  summarizes amd datasets, samples, checkpoints, logs and eval files\n");
+    if (dist_rank() == 0) printf("usage: amd info FILE.h5|RUN [...]\n  summarizes amd datasets, samples, checkpoints, logs and eval "
+                                 "files, and run folders (lock, log tables, checkpoints)\n");
     return argc < 1 ? AMD_EXIT_USAGE : 0;
   }
   if (dist_rank() != 0) return 0;
   for (int i = 0; i < argc; i++) {
+    struct stat sb;
+    if (stat(argv[i], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+      info_run(argv[i]);
+      continue;
+    }
     char kind[32], whole[4200];
     const char *path = trainlog_whole_copy(argv[i], whole, sizeof whole);
     if (path != argv[i])
