@@ -26,6 +26,7 @@
 #include "ops.h"
 #include "reward.h"
 #include "runloop.h"
+#include "snapshot.h"
 
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
@@ -40,6 +41,7 @@ typedef struct {
   double lr_student, lr_fake, beta1, beta2, adam_eps, weight_decay, grad_clip;
   int warmup;
   int adv_every;
+  int sample_every;
 } DistillCmdConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
@@ -79,6 +81,8 @@ static const cfg_key distill_keys[] = {
     K("optim.grad_clip", CFG_FLOAT, grad_clip, "1.0", 0, 1e9, NULL, "global gradient-norm clip; 0 = off"),
     K("log.every", CFG_INT, rl.log_every, "50", 1, 1000000000, NULL, "steps between status lines and log flushes"),
     K("log.advantage_every", CFG_INT, adv_every, "10", 0, 1000000000, NULL, "steps between /advantage records; 0 = none"),
+    K("sample.every", CFG_INT, sample_every, "0", 0, 1000000000, NULL,
+      "steps between pictures of the student's samples, <run>/samples_<step>.png; 0 = none"),
     RUNLOOP_KEYS(K, "200",
                  "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; "
                  "0 = only NaN/Inf",
@@ -109,6 +113,7 @@ typedef struct {
   const char *teacher_path;
   double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
+  Snapshot *snap;     /* sample.every: rank 0's pictures */
 } DistillRun;
 
 /* The start of a distillation: student and fake teacher are the teacher, the GAN head is freshly
@@ -148,6 +153,8 @@ static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
   if (R->c->adv_every > 0 && step % R->c->adv_every == 0)
     runloop_append_all_ranks(adv, R->adv_rows, distill_advantage_rows(R->d, step, R->adv_rows), DISTILL_NADV);
 }
+
+static void distill_snapshot(void *ctx, long step) { snapshot_take(((DistillRun *)ctx)->snap, step); }
 
 static void distill_status(void *ctx, long step, const RunClock *clk, const double *row) {
   DistillRun *R = ctx;
@@ -220,9 +227,12 @@ int cmd_distill(int argc, char **argv) {
                       .seed = (uint64_t)c.rl.seed, .opt_student = os, .opt_fake = of, .zero = c.zero};
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
+  if (c.sample_every > 0) snapshot_check(&data, "sample.every");
   runloop_prepare(&c.rl);
   DistillRun R = {.c = &c, .d = d, .student = student, .teacher_path = teacher_path,
                   .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B)};
+  if (c.sample_every > 0)
+    R.snap = snapshot_create(student, "generator", c.S, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
   CkptNet nets[3] = {{"student", student, distill_opt_student(d)}, {"fake", fake, distill_opt_fake(d)},
                      {"disc", disc, distill_opt_disc(d)}};
   cfg_print_table(distill_keys, &c, "amd distill");
@@ -236,9 +246,11 @@ int cmd_distill(int argc, char **argv) {
                   .cols = train_cols, .ncols = NTRAIN, .extra_table = "advantage", .extra_cols = adv_cols,
                   .nextra = DISTILL_NADV, .loss_names = loss_names, .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,
-                  .extra_rows = distill_extra_rows, .status = distill_status};
+                  .extra_rows = distill_extra_rows, .status = distill_status, .snapshot_every = c.sample_every,
+                  .snapshot = distill_snapshot};
   int status = runloop_run(&c.rl, &task);
   if (status == 0) amd_log("sample the %d-step student with: amd sample ckpt=%s\n", c.S, c.rl.run);
+  snapshot_free(R.snap);
   free(data_path), free(R.adv_rows);
   distill_free(d);
   if (reward) reward_free(reward);

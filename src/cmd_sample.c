@@ -16,13 +16,9 @@
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
-#include "flow.h"
-#include "generator.h"
 #include "h5.h"
 #include "model.h"
-#include "ops.h"
-#include "philox.h"
-#include "png.h"
+#include "sampling.h"
 
 typedef struct {
   char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX], png[CFG_STR_MAX];
@@ -77,24 +73,6 @@ static void write_sample_attrs(hid_t f, const void *ctx) {
   h5_attr_write_f64(f, "samples_per_s", s->seconds > 0 ? (double)s->c->n / s->seconds : 0.0);
 }
 
-/* a row per class present, the first `cols` samples of each, in class order */
-static void write_grid(const char *path, const Dataset *d, int cols) {
-  int K = d->num_classes, rows = 0;
-  float *grid = mallocCheck(sizeof(float) * (size_t)K * cols * d->dim);
-  for (int k = 0; k < K; k++) {
-    int got = 0;
-    for (long i = 0; i < d->n && got < cols; i++)
-      if (d->labels[i] == k) memcpy(grid + ((size_t)rows * cols + got++) * d->dim, d->x + (size_t)i * d->dim, sizeof(float) * (size_t)d->dim);
-    if (!got) continue;
-    for (; got < cols; got++) /* a short row: blank (black) cells */
-      for (int j = 0; j < d->dim; j++) grid[((size_t)rows * cols + got) * d->dim + j] = -1.0f;
-    rows++;
-  }
-  CHECK(rows > 0, "png grid: no samples");
-  png_image_grid(path, grid, rows * cols, d->shape[0], d->shape[1], d->shape[2], cols);
-  free(grid);
-}
-
 int cmd_sample(int argc, char **argv) {
   SampleConfig c;
   cfg_parse_args(sample_keys, &c, argc, argv, "sample", "Samples a trained network to a samples file.");
@@ -131,28 +109,10 @@ int cmd_sample(int argc, char **argv) {
   int *labels = mallocCheck(sizeof(int) * (size_t)(local ? local : 1));
   for (long i = 0; i < local; i++) labels[i] = c.cls >= 0 ? c.cls : (int)((i0 + i) % mc.num_classes);
 
-  Sampler *s = sampler_create(model, c.cfg, per_call);
-  Generator *gen = generator ? generator_create(model, c.steps, per_call) : NULL;
-  int *labels_dev = ops->alloc(sizeof(int) * (size_t)per_call);
-  float *x = ops->alloc(sizeof(float) * (size_t)per_call * D);
-  double *grid = mallocCheck(sizeof(double) * (size_t)(c.steps + 1));
-  flow_time_grid(grid, c.steps, c.shift);
-  int nfe = 0;
+  SampleDraw *draw = sample_draw_create(model, c.sampler, c.steps, c.cfg, c.shift, per_call);
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = amd_time();
-  for (long b = 0; b < local; b += per_call) {
-    int B = (int)(local - b < per_call ? local - b : per_call);
-    if (gen) {
-      ops->to_device(labels_dev, labels + b, sizeof(int) * (size_t)B);
-      generator_run(gen, x, labels_dev, B, c.steps, (uint64_t)c.seed, 0, (uint32_t)(i0 + b));
-      nfe = c.steps;
-    } else {
-      ops->randn(x, B, D, (uint64_t)c.seed, RNG_SAMPLE, 0, (uint32_t)(i0 + b));
-      nfe = strcmp(c.sampler, "heun") == 0 ? sample_heun(s, x, labels + b, B, grid, c.steps)
-                                           : sample_euler(s, x, labels + b, B, grid, c.steps);
-    }
-    ops->to_host(x_host + (size_t)b * D, x, sizeof(float) * (size_t)B * D);
-  }
+  int nfe = sample_draw(draw, x_host, labels, local, (uint64_t)c.seed, i0);
   MPI_Barrier(MPI_COMM_WORLD);
   double seconds = amd_time() - t0;
   MPI_Bcast(&nfe, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -175,32 +135,22 @@ int cmd_sample(int argc, char **argv) {
     free(text);
     printf("wrote %s: %ld samples, %s %d steps, cfg %g, NFE %d, %.3f s (%.0f samples/s)\n", c.out, total,
            c.sampler, c.steps, c.cfg, nfe, seconds, total / (seconds + 1e-12));
-    if (c.png[0] && mc.img_size > 0) {
-      amd_mkdirs_parent(c.png);
-      write_grid(c.png, &out, c.png_cols);
-      printf("wrote %s\n", c.png);
-    } else if (c.png[0]) {
-      CHECK(D == 2, "png= draws 2-D data or images; these samples are vectors of %d", D);
+    if (c.png[0]) {
       Mixture mix;
       int have_mix = 0;
-      if (data_path[0] && amd_file_exists(data_path)) {
+      if (mc.img_size == 0 && data_path[0] && amd_file_exists(data_path)) {
         hid_t f = h5_open(data_path, "amd-dataset", 0, NULL);
         have_mix = dataset_read_mixture(f, &mix);
         h5_close(f);
       }
-      amd_mkdirs_parent(c.png);
-      png_scatter(c.png, all_x, all_labels, total, mc.num_classes, have_mix ? mix.means : NULL,
-                  have_mix ? mix.num_modes : 0, (float)-c.plot_range, (float)c.plot_range, 640);
+      samples_png(c.png, &out, c.png_cols, have_mix ? &mix : NULL, c.plot_range);
       printf("wrote %s\n", c.png);
       if (have_mix) mixture_free(&mix);
     }
     free(all_x), free(all_labels);
   }
-  free(grid), free(x_host), free(labels), free(data_path);
-  ops->free(x);
-  ops->free(labels_dev);
-  generator_free(gen);
-  sampler_free(s);
+  free(x_host), free(labels), free(data_path);
+  sample_draw_free(draw);
   model_free(model);
   return 0;
 }

@@ -31,6 +31,7 @@
 #include "ops.h"
 #include "optim.h"
 #include "runloop.h"
+#include "snapshot.h"
 #include "zero.h"
 
 typedef struct {
@@ -47,6 +48,7 @@ typedef struct {
   double p_uncond;
   char t_dist[CFG_STR_MAX];
   double t_mean, t_std;
+  int sample_every, sample_steps;
 } TrainConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(TrainConfig, field), def, lo, hi, choices, help}
@@ -80,6 +82,9 @@ static const cfg_key train_keys[] = {
     K("flow.t_mean", CFG_FLOAT, t_mean, "0", -10, 10, NULL, "logit-normal location"),
     K("flow.t_std", CFG_FLOAT, t_std, "1", 1e-3, 10, NULL, "logit-normal scale"),
     K("log.every", CFG_INT, rl.log_every, "100", 1, 1000000000, NULL, "steps between status lines and log flushes"),
+    K("sample.every", CFG_INT, sample_every, "0", 0, 1000000000, NULL,
+      "teacher: steps between pictures of samples, <run>/samples_<step>.png; 0 = none"),
+    K("sample.steps", CFG_INT, sample_steps, "16", 1, 1000, NULL, "teacher: Euler steps of those samples"),
     RUNLOOP_KEYS(K, "1000",
                  "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
                  "testing: inject a NaN gradient at this step (once)"),
@@ -129,6 +134,7 @@ typedef struct {
   double *res_dev, *res_h;
   double loss, accuracy, grad_norm, test_acc; /* of the last step */
   double loss_acc, acc_acc;   /* sums over the log interval */
+  Snapshot *snap;             /* teacher, sample.every: rank 0's pictures */
 } Train;
 
 static void train_reset(void *ctx, CkptState *st) {
@@ -186,6 +192,8 @@ static void train_row(void *ctx, long step, const RunClock *clk, double *row) {
   memcpy(row, r, sizeof r);
 }
 
+static void train_snapshot(void *ctx, long step) { snapshot_take(((Train *)ctx)->snap, step); }
+
 static void train_status(void *ctx, long step, const RunClock *clk, const double *row) {
   Train *T = ctx;
   char acc[64] = "";
@@ -210,6 +218,10 @@ int cmd_train(int argc, char **argv) {
   ModelConfig mc;
   model_config_for(&c, &data, T.classifier, &mc);
   if (T.classifier) dataset_read_split(c.test_data, &test, "test_data", &data, c.data);
+  if (T.classifier && c.sample_every > 0)
+    amd_usage_error("config key 'sample.every' = %d: pictures of samples are for task=teacher, not %s", c.sample_every,
+                    c.task);
+  if (c.sample_every > 0) snapshot_check(&data, "sample.every");
   runloop_prepare(&c.rl);
 
   batches_init(&T.batches, &data, c.batch, (uint64_t)c.rl.seed);
@@ -224,6 +236,8 @@ int cmd_train(int argc, char **argv) {
                        .weight_decay = c.weight_decay, .grad_clip = c.grad_clip};
   T.fc = (FlowConfig){.logit_normal = strcmp(c.t_dist, "logit_normal") == 0, .t_mean = c.t_mean, .t_std = c.t_std,
                       .p_uncond = c.p_uncond};
+  if (c.sample_every > 0)
+    T.snap = snapshot_create(T.model, "euler", c.sample_steps, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
   T.res_bytes = sizeof(double) + sizeof(float) * (size_t)local;
   T.res_dev = ops->alloc(T.res_bytes), T.res_h = mallocCheck(T.res_bytes);
   cfg_print_table(train_keys, &c, "amd train");
@@ -237,9 +251,10 @@ int cmd_train(int argc, char **argv) {
                   .samples_per_step = c.batch, .cols = log_cols, .ncols = T.classifier ? NCOLS : NCOLS_TEACHER,
                   .loss_names = loss_names, .nlosses = 1, .ctx = &T, .reset = train_reset,
                   .set_lr_scale = train_set_lr_scale, .step = train_step, .apply = train_apply, .row = train_row,
-                  .status = train_status};
+                  .status = train_status, .snapshot_every = c.sample_every, .snapshot = train_snapshot};
   int status = runloop_run(&c.rl, &task);
 
+  snapshot_free(T.snap);
   ops->free(T.res_dev), free(T.res_h), batches_free(&T.batches);
   if (T.fb) flow_batch_free(T.fb);
   zero_free(T.zo);

@@ -271,6 +271,12 @@ static int one_step(Loop *L) {
     flush_all(L); /* the log holds every row up to a checkpoint: a resumed run's log has no gap */
     save(L);
   }
+  if (t->snapshot && t->snapshot_every > 0 && st->step % t->snapshot_every == 0) {
+    double t0 = amd_time();
+    t->snapshot(t->ctx, st->step);
+    double spent = amd_time() - t0; /* not training: kept out of samples/s and the ETA */
+    L->t_last += spent, L->t_eta += spent;
+  }
   return 0;
 }
 

@@ -10,7 +10,8 @@
  * learning rates, its log row and its status line.
  * One step of the loop: stop signal? -> task.step (losses, gradients) -> guard -> task.apply (the
  * optimizer) -> the state's counters -> task.row (the /train row) -> task.extra_rows -> every
- * log.every steps a flush, a /timing row and task.status -> every ckpt.every steps a checkpoint.
+ * log.every steps a flush, a /timing row and task.status -> every ckpt.every steps a checkpoint ->
+ * every snapshot_every steps task.snapshot.
  * Return convention: runloop_run returns the command's exit status (0, AMD_EXIT_REQUEUE or
  * AMD_EXIT_DIVERGED); every other failure stops the program with an error naming its cause. */
 #pragma once
@@ -110,6 +111,10 @@ typedef struct {
   void (*extra_rows)(void *ctx, long step, TrainLog *table);
   /* The status line of a log interval, from the last row. */
   void (*status)(void *ctx, long step, const RunClock *clk, const double *row);
+  /* Every snapshot_every steps (0: never), after the step's row and checkpoint: a picture of the
+   * model (src/snapshot.h). It must leave the run's state and draws as they were. */
+  long snapshot_every;
+  void (*snapshot)(void *ctx, long step);
 } RunTask;
 
 /* Collective: gathers every rank's nrows rows of ncols values to rank 0, in rank order, and
