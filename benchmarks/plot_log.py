@@ -1,13 +1,17 @@
 #!/usr/bin/python3
-"""Turns an amd distillation (or teacher) log into PNG plots: losses, reward, forbidden fraction and
-the AMD weight distributions against step.
+"""Turns amd training logs into PNG plots against step.
 
 usage: /usr/bin/python3 benchmarks/plot_log.py runs/amd/log.h5 [more logs ...] [-o OUT_PREFIX]
 
-Several logs are overlaid (one line each, labelled by their run folder), so methods can be compared
-on one figure. Writes OUT_PREFIX_losses.png, _reward.png, _forbidden.png, _weights.png (the last
-from the /advantage records of the first log that has them). Reads with locking=False, so it works
-on the log of a running job.
+Several logs of one kind are overlaid (one line each, labelled by their run folder), so methods or
+settings can be compared on one figure.
+  distillation logs: OUT_PREFIX_losses.png (loss_dm, fake-teacher loss, the GAN losses, both grad
+    norms; panels of losses a method does not have are left out), _reward.png, _forbidden.png,
+    _weights.png (from the /advantage records of the first log that has them);
+  teacher and classifier logs (amd train): OUT_PREFIX_losses.png with loss, grad norm, learning rate,
+    samples/s, and for classifiers the training and test accuracy.
+NaN entries (rows without a rate, steps without a test accuracy) are left out of each line. Reads
+with locking=False, so it works on the log of a running job.
 """
 import argparse
 import os
@@ -29,31 +33,67 @@ def smooth(y, n):
 
 def load(path):
     with h5py.File(path, "r", locking=False) as f:
-        if f.attrs.get("format") != "amd-log":
-            raise SystemExit(f"{path}: not an amd log (format {f.attrs.get('format')!r})")
-        train = {k: f["train"][k][:] for k in f["train"]}
+        fmt = f.attrs.get("format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode()
+        if fmt != "amd-log":
+            raise SystemExit(f"{path}: not an amd log (format {fmt!r})")
+        train = {k: f["train"][k][:].astype(float) for k in f["train"]}
         adv = {k: f["advantage"][k][:] for k in f["advantage"]} if "advantage" in f else None
     return train, adv
+
+
+def kind_of(train):
+    return "distillation" if "loss_dm" in train else "classifier" if "accuracy" in train else "teacher"
 
 
 def label_of(path):
     return os.path.basename(os.path.dirname(os.path.abspath(path))) or path
 
 
-def panel(ax, runs, key, title, n):
+def panel(ax, runs, key, title, n, positive=False, sparse=False, log=False):
+    """One quantity of every run; NaN rows (and with positive=True, non-positive ones: rows of a log
+    written before rates were NaN hold 0) are left out; sparse ones are drawn as points."""
     drawn = False
     for name, (train, _) in runs:
-        if key in train and len(train[key]):
-            y = smooth(train[key], n)
-            x = train["step"][len(train["step"]) - len(y):]
-            ax.plot(x, y, label=name, lw=1.2)
-            drawn = True
+        if key not in train:
+            continue
+        y, x = train[key], train["step"]
+        keep = np.isfinite(y) & ((y > 0) if positive else True)
+        y, x = y[keep], x[keep]
+        if not len(y):
+            continue
+        if sparse:
+            ax.plot(x, y, "o-", label=name, lw=1.0, ms=3)
+        else:
+            y = smooth(y, n)
+            ax.plot(x[len(x) - len(y):], y, label=name, lw=1.2)
+        drawn = True
+    if drawn and log:
+        ax.set_yscale("log")
     ax.set_title(title)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(fontsize=7)
     return drawn
+
+
+def plot_train(runs, out, n, classifier):
+    """amd train logs (teacher, reward or evaluator): one figure of the panels they have."""
+    panels = [("loss", "loss", {"log": True}), ("grad_norm", "grad norm (before clipping)", {}),
+              ("lr", "learning rate", {}), ("samples_per_s", "samples/s (per log interval)", {"positive": True})]
+    if classifier:
+        panels += [("accuracy", "training accuracy", {}), ("test_accuracy", "test accuracy", {"sparse": True})]
+    cols = 3 if classifier else 2
+    fig, axs = plt.subplots(2, cols, figsize=(5 * cols, 7))
+    for ax, (key, title, opts) in zip(axs.flat, panels):
+        if not panel(ax, runs, key, title, 1 if key == "samples_per_s" else n, **opts):
+            ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(out + "_losses.png", dpi=90)
+    plt.close(fig)
+    print("wrote " + out + "_losses.png")
 
 
 def main():
@@ -65,11 +105,18 @@ def main():
     runs = [(label_of(p), load(p)) for p in a.logs]
     out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.logs[0])), "plot")
     n = a.smooth
+    kinds = {kind_of(train) for _, (train, _) in runs}
+    if "distillation" in kinds and len(kinds) > 1:
+        raise SystemExit("cannot overlay distillation logs and amd train logs on one figure: plot them apart")
+    if "distillation" not in kinds:
+        plot_train(runs, out, n, "classifier" in kinds)
+        return
 
     fig, axs = plt.subplots(2, 3, figsize=(14, 7))
     for ax, (key, title) in zip(axs.flat, [("loss_dm", "generator loss_dm"), ("loss_fake", "fake-teacher loss"),
                                            ("loss_gan_g", "GAN (generator)"), ("loss_gan_d", "GAN (discriminator)"),
-                                           ("grad_norm_student", "student grad norm"), ("loss", "teacher loss")]):
+                                           ("grad_norm_student", "student grad norm"),
+                                           ("grad_norm_fake", "fake-teacher grad norm")]):
         if not panel(ax, runs, key, title, n):
             ax.set_visible(False)
     fig.tight_layout()
