@@ -28,7 +28,14 @@ for split in train test; do
 done
 TINY="model.width=32 model.depth=1 model.heads=2 model.patch=7 threads=1 optim.warmup=0 log.every=20"
 
-expect_ok teacher "$AMD" train data="$S/train.h5" run="$S/teacher" $TINY model.temb_dim=32 train.steps=30 train.batch=32 ckpt.every=30
+expect_ok teacher "$AMD" train data="$S/train.h5" run="$S/teacher" $TINY model.temb_dim=32 train.steps=30 train.batch=32 ckpt.every=30 \
+  sample.every=30 sample.steps=4
+py_check teacher_sample_grid "
+import matplotlib.image as mpimg, numpy as np
+img = mpimg.imread('$S/teacher/samples_00000030.png')
+assert img.shape[:2] == (10 * 30 + 2, 8 * 30 + 2), img.shape  # a row per class, 8 samples of 28 x 28
+assert len(np.unique(img[2:30, 2:30])) > 10, 'blank sample'
+"
 expect_ok reward "$AMD" train task=reward data="$S/train.h5" test_data="$S/test.h5" run="$S/reward" $TINY train.steps=80 \
   train.batch=64 ckpt.every=40 optim.lr=2e-3
 expect_ok evaluator "$AMD" train task=evaluator data="$S/train.h5" test_data="$S/test.h5" run="$S/evaluator" $TINY \
