@@ -81,6 +81,9 @@ with h5py.File(sys.argv[1], "a") as f:
         e[k].resize((1,))
     e["step"][0] = 7
     e["message"][0] = 'odd, "quoted"\nsecond line \\ tab\t'
+    f["train/loss"].attrs["units"] = "1"
+    f["train/loss"].attrs["window"] = [3, 4]
+    f["train"].attrs["note"] = "a group attribute"
 PYEOF
 cat >"$S/check_export.py" <<'PYEOF'
 # check_export.py H5 csv|json EXPORTED [GROUP]: the export equals h5py's reading of the file.
@@ -176,12 +179,20 @@ if fmt == "csv":
 else:
     doc = json.load(open(exported))
     assert doc["format"] == f.attrs["format"], doc["format"]
+    def plain(x):  # an h5py attribute as JSON holds it
+        if isinstance(x, np.ndarray):
+            return [plain(e) for e in x.tolist()]
+        if isinstance(x, (list, tuple)):
+            return [plain(e) for e in x]
+        if isinstance(x, np.generic):
+            x = x.item()
+        if isinstance(x, bytes):
+            return x.decode()
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        return x
     for k, v in f.attrs.items():
-        got = doc["attributes"][k]
-        if isinstance(v, (bytes, str)):
-            assert got == (v.decode() if isinstance(v, bytes) else v), k
-        else:
-            assert np.all(np.asarray(got) == v), (k, got, v)
+        assert plain(doc["attributes"][k]) == plain(v), (k, doc["attributes"][k], v)
     assert sorted(doc["tables"]) == sorted(want), (sorted(doc["tables"]), sorted(want))
     for path, cols in want.items():
         t = doc["tables"][path]
@@ -191,6 +202,12 @@ else:
             j = t["columns"].index(name)
             for r, row in enumerate(t["rows"]):
                 check(row[j], v[r], dt, (path, name, r))
+        for name, attrs in t.get("attributes", {}).items():
+            obj = f[path] if name == "" or isinstance(f[path], h5py.Dataset) else f[path][name]
+            assert plain(attrs) == {k: plain(v) for k, v in obj.attrs.items()}, (path, name, attrs)
+    if h5.endswith("odd_log.h5"):
+        a = doc["tables"]["/train"]["attributes"]
+        assert a["loss"] == {"units": "1", "window": [3, 4]} and a[""] == {"note": "a group attribute"}, a
 PYEOF
 # export_check NAME FILE FORMAT [GROUP]: exports to a file and checks it against h5py
 export_check() {
