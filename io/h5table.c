@@ -178,7 +178,9 @@ static int add_dataset(hid_t g, const char *name, int alone, H5Table *t, const c
 
 /* The first dimension of a dataset (1 for a scalar). */
 static long rows_of(hid_t g, const char *name) {
-  hid_t d = H5Dopen2(g, name, H5P_DEFAULT), space = H5Dget_space(d);
+  hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+  h5Check(d, "cannot open dataset '%s'", name);
+  hid_t space = H5Dget_space(d);
   hsize_t dims[H5S_MAX_RANK];
   int rank = H5Sget_simple_extent_dims(space, dims, NULL);
   H5Sclose(space), H5Dclose(d);

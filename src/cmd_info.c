@@ -277,9 +277,12 @@ static void info_run(const char *run) {
 int cmd_info(int argc, char **argv) {
   if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
     if (dist_rank() == 0) printf("usage: amd info FILE.h5|RUN [...]\n  summarizes amd datasets, samples, checkpoints, logs and eval "
-                                 "files, and run folders (lock, log tables, checkpoints)\n");
+                                 "files, and run folders (lock, log tables, checkpoints)\n"
+                                 "       amd info FILE.h5 --csv|--json [GROUP]: the same as amd export\n");
     return argc < 1 ? AMD_EXIT_USAGE : 0;
   }
+  for (int i = 0; i < argc; i++) /* amd info FILE --csv|--json [GROUP]: the same as amd export */
+    if (strcmp(argv[i], "--csv") == 0 || strcmp(argv[i], "--json") == 0) return cmd_export(argc, argv);
   if (dist_rank() != 0) return 0;
   for (int i = 0; i < argc; i++) {
     struct stat sb;

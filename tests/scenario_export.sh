@@ -243,8 +243,10 @@ assert open('$S/export_log_train_csv.csv').read().split('\n')[0].startswith('ste
 "
 "$AMD" export "$S/plain/log.h5" --csv >"$S/default.csv" 2>/dev/null
 "$AMD" export "$S/plain/log.h5" --csv /train out="$S/out_dir/train.csv" 2>/dev/null
-if [ -s "$S/default.csv" ] && cmp -s "$S/default.csv" "$S/out_dir/train.csv"; then pass export_default_train_and_out
-else fail export_default_train_and_out "the log's default CSV is not /train, or out= differs from stdout"; fi
+"$AMD" info "$S/plain/log.h5" --csv >"$S/info.csv" 2>/dev/null
+if [ -s "$S/default.csv" ] && cmp -s "$S/default.csv" "$S/out_dir/train.csv" && cmp -s "$S/default.csv" "$S/info.csv"
+then pass export_default_train_and_out
+else fail export_default_train_and_out "the log's default CSV is not /train, or out= or info --csv differ from stdout"; fi
 
 # --- amd export: errors, and no file left behind ---------------------------------------------------------
 expect_error export_missing_file "does not exist" "$AMD" export "$S/nope.h5" --csv out="$S/e1.csv"
