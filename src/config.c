@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "common.h"
+#include "origin.h"
 
 /* Room for any formatted value: a string field, or a double at 17 significant digits. */
 #define VALUE_MAX (CFG_STR_MAX + 64)
@@ -314,6 +315,7 @@ void cfg_parse_args(const cfg_key *keys, void *dst, int argc, char **argv, const
     cfg_set(keys, dst, key, eq + 1, "command line");
     free(key);
   }
+  origin_inputs(keys, dst, first ? argv[0] : NULL); /* every file written records its inputs */
 }
 
 /* The value as a config file line holds it: ints in decimal, bools as words, doubles in the fewest
