@@ -8,7 +8,6 @@
 
 #include "common.h"
 #include "provenance.h"
-#include "schema.h"
 
 static void h5_quiet(void) {
   static int done = 0;
@@ -39,7 +38,12 @@ static hid_t create_with(const char *path, const char *format, const char *confi
   h5_attr_write_i64(f, "format_version", AMD_FORMAT_VERSION);
   h5_attr_write_str(f, "created_by", "amd " AMD_VERSION);
   h5_attr_write_str(f, "config", config_text ? config_text : "");
-  provenance_write(f, parallel);
+  if (parallel) provenance_share();
+  for (int i = 0; i < provenance_size(); i++) {
+    const ProvenanceAttr *a = provenance_at(i);
+    if (a->is_int) h5_attr_write_i64(f, a->key, a->i);
+    else h5_attr_write_str(f, a->key, a->s);
+  }
   return f;
 }
 
@@ -169,12 +173,34 @@ double h5_attr_read_f64(hid_t obj, const char *name) {
   return v;
 }
 
+const SchemaEntry *h5_schema(hid_t loc, const char *name) {
+  char fn[1024], group[512], path[1024];
+  h5_filename(loc, fn, sizeof fn);
+  hid_t file = H5Iget_file_id(loc);
+  h5Check(file, "HDF5: cannot find the file of '%s'", name);
+  char *kind = h5_attr_exists(file, "format") ? h5_attr_read_str(file, "format") : strdup("");
+  H5Fclose(file);
+  if (H5Iget_name(loc, group, sizeof group) < 0) amd_fatal("'%s': cannot name the group of '%s'", fn, name);
+  snprintf(path, sizeof path, "%s/%s", strcmp(group, "/") == 0 ? "" : group, name);
+  const SchemaEntry *e = schema_find(kind, path);
+  if (!e)
+    amd_fatal("'%s': dataset '%s' of a %s file is not described in io/schema.c (every dataset needs its units and "
+              "description there)", fn, path, kind[0] ? kind : "kindless");
+  free(kind);
+  return e;
+}
+
+void h5_describe(hid_t dset, const SchemaEntry *e) {
+  h5_attr_write_str(dset, "units", e->units);
+  h5_attr_write_str(dset, "description", e->description);
+}
+
 /* The schema's entry of a dataset about to be written with file type `file_type` (io/schema.h):
  * fatal when it is undescribed or of another type. A count written from doubles (an eval file's
  * scalars) is stored as int64: *file_type changes then. */
 static const SchemaEntry *described(hid_t loc, const char *name, hid_t *file_type) {
   char fn[1024];
-  const SchemaEntry *e = schema_for(loc, name);
+  const SchemaEntry *e = h5_schema(loc, name);
   SchemaType t = schema_type_of(*file_type);
   if (e->type == SCHEMA_INT && t == SCHEMA_FLOAT) *file_type = H5T_STD_I64LE;
   else if (e->type != t)
@@ -191,7 +217,7 @@ static void write_any(hid_t loc, const char *name, hid_t file_type, hid_t mem_ty
   h5Check(space, "HDF5: cannot make a dataspace for '%s'", name);
   hid_t d = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (d < 0) amd_fatal("HDF5: cannot create dataset '%s' in '%s'", name, h5_filename(loc, fn, sizeof fn));
-  schema_attach(d, e);
+  h5_describe(d, e);
   h5Check(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "HDF5: cannot write dataset '%s' in '%s'",
           name, h5_filename(loc, fn, sizeof fn));
   H5Dclose(d);
@@ -256,7 +282,7 @@ void h5_write_slab(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
   }
   hid_t d = H5Dcreate2(loc, name, file_type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (d < 0) amd_fatal("HDF5: cannot create dataset '%s' in '%s'", name, fn);
-  schema_attach(d, e);
+  h5_describe(d, e);
   hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
   h5Check(xfer, "HDF5: cannot create a transfer property list");
   h5Check(H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE), "HDF5: cannot request a collective transfer");

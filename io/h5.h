@@ -9,6 +9,8 @@
 #pragma once
 #include <hdf5.h>
 
+#include "schema.h"
+
 #define AMD_FORMAT_VERSION 1
 
 /* Creates (truncating) `path` and writes the standard attributes. */
@@ -52,6 +54,11 @@ void h5_read_f32_range(hid_t loc, const char *name, hsize_t begin, hsize_t count
 int h5_exists(hid_t loc, const char *path);
 hid_t h5_group_create(hid_t loc, const char *name);
 hid_t h5_group_open(hid_t loc, const char *name);
+/* The io/schema.c entry of dataset `name` about to be created in loc (a file or group), found by
+ * the file's kind and the dataset's path; fatal when the schema does not describe it. */
+const SchemaEntry *h5_schema(hid_t loc, const char *name);
+/* Attaches an entry's `units` and `description` attributes to a dataset. */
+void h5_describe(hid_t dset, const SchemaEntry *e);
 /* Path of the file an object lives in, for messages. */
 const char *h5_filename(hid_t obj, char *buf, size_t n);
 

@@ -3,11 +3,7 @@
 #include "schema.h"
 
 #include <fnmatch.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include "common.h"
-#include "h5.h"
 
 #define DS "amd-dataset"
 #define SA "amd-samples"
@@ -135,23 +131,6 @@ const SchemaEntry *schema_find(const char *kind, const char *path) {
   return NULL;
 }
 
-const SchemaEntry *schema_for(hid_t loc, const char *name) {
-  char fn[1024], group[512], path[1024];
-  h5_filename(loc, fn, sizeof fn);
-  hid_t file = H5Iget_file_id(loc);
-  h5Check(file, "HDF5: cannot find the file of '%s'", name);
-  char *kind = h5_attr_exists(file, "format") ? h5_attr_read_str(file, "format") : strdup("");
-  H5Fclose(file);
-  if (H5Iget_name(loc, group, sizeof group) < 0) amd_fatal("'%s': cannot name the group of '%s'", fn, name);
-  snprintf(path, sizeof path, "%s/%s", strcmp(group, "/") == 0 ? "" : group, name);
-  const SchemaEntry *e = schema_find(kind, path);
-  if (!e)
-    amd_fatal("'%s': dataset '%s' of a %s file is not described in io/schema.c (every dataset needs its units and "
-              "description there)", fn, path, kind[0] ? kind : "(kindless)");
-  free(kind);
-  return e;
-}
-
 SchemaType schema_type_of(hid_t file_type) {
   switch (H5Tget_class(file_type)) {
     case H5T_INTEGER: return SCHEMA_INT;
@@ -164,9 +143,4 @@ SchemaType schema_type_of(hid_t file_type) {
 const char *schema_type_name(SchemaType t) {
   static const char *names[] = {"float", "int", "text", "record"};
   return names[t];
-}
-
-void schema_attach(hid_t dset, const SchemaEntry *e) {
-  h5_attr_write_str(dset, "units", e->units);
-  h5_attr_write_str(dset, "description", e->description);
 }

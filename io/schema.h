@@ -6,8 +6,8 @@
  * cannot be added undescribed. Units follow UDUNITS spelling ("s", "samples/s"); "1" is a plain
  * number (a ratio, a loss, a coordinate) and "count" an integer count.
  * Not here: the layout of a file (which datasets it holds), or writing them.
- * Return convention: schema_find returns NULL for an undescribed dataset; schema_for stops the
- * program with an error naming the file and the dataset. */
+ * The lookup by a file's kind and path and the attributes are io/h5.c's (h5_schema, h5_describe).
+ * Return convention: schema_find returns NULL for an undescribed dataset. */
 #pragma once
 #include <hdf5.h>
 
@@ -28,11 +28,7 @@ typedef struct {
 
 /* The entry of dataset `path` ("/train/loss") in a file of kind `kind`, or NULL. */
 const SchemaEntry *schema_find(const char *kind, const char *path);
-/* The entry of dataset `name` about to be created in loc (a file or group); fatal when none. */
-const SchemaEntry *schema_for(hid_t loc, const char *name);
 /* The type class of a file type as the schema names it (a float, an int, text or a record). */
 SchemaType schema_type_of(hid_t file_type);
-/* Attaches the entry's units and description to a dataset. */
-void schema_attach(hid_t dset, const SchemaEntry *e);
 /* The entry's type name, for messages ("float", "int", "text", "record"). */
 const char *schema_type_name(SchemaType t);

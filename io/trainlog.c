@@ -17,7 +17,6 @@
 
 #include "common.h"
 #include "h5.h"
-#include "schema.h"
 
 #define CHUNK 1024
 
@@ -30,7 +29,7 @@ static hid_t str_type(void) {
 /* A column of the type, units and description io/schema.c gives it: counts are int64 (converted
  * from the rows' doubles when appended), measurements float64, messages text. */
 static void create_column(hid_t g, const char *name) {
-  const SchemaEntry *e = schema_for(g, name);
+  const SchemaEntry *e = h5_schema(g, name);
   hid_t type = e->type == SCHEMA_INT ? H5T_STD_I64LE : e->type == SCHEMA_FLOAT ? H5T_IEEE_F64LE : -1;
   hid_t text = -1;
   if (e->type == SCHEMA_TEXT) type = text = str_type();
@@ -41,7 +40,7 @@ static void create_column(hid_t g, const char *name) {
   H5Pset_chunk(dcpl, 1, &chunk);
   hid_t d = H5Dcreate2(g, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   h5Check(d, "HDF5: cannot create log column '%s'", name);
-  schema_attach(d, e);
+  h5_describe(d, e);
   H5Dclose(d);
   H5Pclose(dcpl);
   H5Sclose(space);

@@ -34,6 +34,7 @@ void origin_init(void) {
   provenance_set_i64("threads", omp_get_max_threads());
   provenance_set_str("backend", "none");
   provenance_set_str("device", "none");
+  cfg_set_parsed_hook(origin_inputs);
 }
 
 /* The CPU's model name from /proc/cpuinfo, or "cpu". */

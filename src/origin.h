@@ -3,7 +3,7 @@
  * Makefile's generated build/gen/commit.c), the host, the Slurm job, array and restart ids, the rank
  * count (origin_init, at start-up); the backend, device and threads (origin_backend, from
  * backend_init); and the absolute path of every input file a command's config names
- * (origin_inputs, from cfg_parse_args).
+ * (origin_inputs, which origin_init installs as cfg_parse_args's hook).
  * Not here: writing the attributes (io/h5.c does, through io/provenance.c).
  * Return convention: nothing here fails; a value that cannot be found is recorded as "". */
 #pragma once
@@ -14,7 +14,7 @@
 extern const char amd_commit[];
 
 /* After MPI is up: commit, host, Slurm ids, ranks, and the defaults backend "none" (the command
- * runs no network), device "none", threads = OpenMP's default. */
+ * runs no network), device "none", threads = OpenMP's default; installs origin_inputs. */
 void origin_init(void);
 /* The backend chosen ("cpu", "cuda"), its device description (NULL: the CPU's model) and the
  * OpenMP threads per rank. */
