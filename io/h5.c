@@ -196,13 +196,13 @@ void h5_describe(hid_t dset, const SchemaEntry *e) {
 }
 
 /* The schema's entry of a dataset about to be written with file type `file_type` (io/schema.h):
- * fatal when it is undescribed or of another type. A count written from doubles (an eval file's
- * scalars) is stored as int64: *file_type changes then. */
+ * fatal when it is undescribed or of another type. A count written as float64 (an eval file's
+ * scalars are doubles) is stored as int64: *file_type changes then. */
 static const SchemaEntry *described(hid_t loc, const char *name, hid_t *file_type) {
   char fn[1024];
   const SchemaEntry *e = h5_schema(loc, name);
   SchemaType t = schema_type_of(*file_type);
-  if (e->type == SCHEMA_INT && t == SCHEMA_FLOAT) *file_type = H5T_STD_I64LE;
+  if (e->type == SCHEMA_INT && H5Tequal(*file_type, H5T_IEEE_F64LE) > 0) *file_type = H5T_STD_I64LE;
   else if (e->type != t)
     amd_fatal("'%s': dataset '%s' is written as %s, but io/schema.c describes it as %s", h5_filename(loc, fn, sizeof fn),
               name, schema_type_name(t), schema_type_name(e->type));
