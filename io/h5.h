@@ -1,6 +1,8 @@
 /* h5.h: checked HDF5 helpers and the rules every amd file follows.
  * Each file carries the attributes `format` ("amd-dataset", "amd-checkpoint", "amd-log",
- * "amd-samples", "amd-eval"), `format_version`, `created_by` and `config`. h5_open refuses a missing,
+ * "amd-samples", "amd-eval"), `format_version`, `created_by` and `config`, and the provenance record
+ * of io/provenance.h (h5_create writes it); every dataset the writers here create carries the
+ * `units` and `description` io/schema.c gives it (an undescribed one is fatal). h5_open refuses a missing,
  * unreadable, foreign, wrong-kind or newer file with a message that says which. Every HDF5 call is
  * checked; the library's own error stack printing is turned off so our messages stay readable.
  * Not here: the layout of any particular kind of file.
