@@ -152,3 +152,20 @@ if grep -q "on host $(hostname): 2 ranks x 1 thread, backend cpu" "$S/info.out" 
 else
   fail info_prints_provenance "$(head -c 1500 "$S/info.out")"
 fi
+
+# a rollback: the clock goes on from the target's time, so time never goes back and every
+# checkpoint (the target rewritten, the newer ones) holds its row's time
+expect_ok rollback "$AMD" train data="$S/toy.h5" run="$S/rb" $TINY train.steps=20 log.every=5 ckpt.every=10 \
+  fault.nan_step=15
+py_check time_consistent_over_a_rollback "
+import h5py, numpy as np
+f = h5py.File('$S/rb/log.h5', 'r')
+step, time = f['train/step'][:], f['train/time'][:]
+assert np.array_equal(step, np.arange(1, 21)), step
+assert (np.diff(time) > 0).all(), time
+msgs = [m.decode() if isinstance(m, bytes) else m for m in f['events/message'][:]]
+assert any('rollback' in m for m in msgs), msgs
+for s in (10, 20):
+    c = h5py.File('$S/rb/ckpt_%08d.h5' % s, 'r').attrs['time']
+    assert c == time[s - 1], (s, c, time[s - 1])
+"
