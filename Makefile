@@ -85,6 +85,12 @@ ifeq ($(CUDA_EMU),1)
   LDLIBS    += -lstdc++
 endif
 OBJS += $(CU_OBJS)
+# The commit the binary is built from, for the provenance of every file it writes (src/origin.h):
+# a generated source rewritten only when `git describe` changes, so a new commit recompiles one
+# file and relinks, and an unchanged one rebuilds nothing.
+AMD_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+COMMIT_OBJ := $(BUILD)/gen/commit.o
+OBJS += $(COMMIT_OBJ)
 LIB_OBJS := $(filter-out %/src/main.o,$(OBJS))
 
 ifeq ($(BUILD),build)
@@ -93,7 +99,7 @@ else
   AMD := $(BUILD)/amd
 endif
 
-.PHONY: all bench setup test test-unit demo clean help deps-report
+.PHONY: all bench setup test test-unit demo clean help deps-report FORCE
 all: deps-report $(AMD) $(TEST_BINS) $(BENCH_BINS)
 bench: $(BENCH_BINS)
 
@@ -111,6 +117,15 @@ $(AMD): $(OBJS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/commit.c: FORCE
+	@mkdir -p $(dir $@)
+	@echo 'const char amd_commit[] = "$(AMD_COMMIT)";' >$@.new
+	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; echo "  commit $(AMD_COMMIT)"; fi
+
+$(COMMIT_OBJ): $(BUILD)/gen/commit.c
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 

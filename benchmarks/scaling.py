@@ -34,7 +34,7 @@ def run(out, name, np_, batch, steps, extra=()):
         split = {k: float(np.mean([t[k][:][keep & (rank == r)].sum() for r in range(np_)])) for k in ("compute", "comm", "io")}
         tr = f["train"]
         rate = tr["samples_per_s"][:]
-        rate = float(np.median(rate[(tr["step"][:] > 25) & (rate > 0)]))
+        rate = float(np.median(rate[(tr["step"][:] > 25) & ~np.isnan(rate)]))  # NaN: rows inside a log interval
     mem = re.search(r"teacher params (\d+), gradients (\d+), Adam moments (\d+)", p.stdout + p.stderr)
     return dict(name=name, np=np_, batch=batch, wall=wall, rate=rate, mem=tuple(int(x) for x in mem.groups()) if mem else None, **split)
 

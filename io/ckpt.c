@@ -48,6 +48,7 @@ void ckpt_begin(CkptWriter *w, const char *run_dir, const CkptState *st, const c
   h5_attr_write_i64(w->file, "step", st->step);
   h5_attr_write_i64(w->file, "seed", (long long)st->seed);
   h5_attr_write_i64(w->file, "data_cursor", st->data_cursor);
+  h5_attr_write_f64(w->file, "time", st->time);
   h5_attr_write_str(w->file, "data", data_path ? data_path : "");
   if (st->teacher[0]) h5_attr_write_str(w->file, "teacher", st->teacher);
   double counters[NCOUNTERS] = {0};
@@ -161,6 +162,10 @@ void ckpt_read_state(hid_t f, const char *path, CkptState *st) {
   st->step = (long)h5_attr_read_i64(f, "step");
   st->seed = (uint64_t)h5_attr_read_i64(f, "seed");
   st->data_cursor = (long)h5_attr_read_i64(f, "data_cursor");
+  /* the training clock feeds only the log's time column: absent (an older file) or damaged, it
+   * restarts at 0 rather than refusing the checkpoint */
+  double t = h5_attr_exists(f, "time") ? h5_attr_read_f64(f, "time") : 0;
+  st->time = isfinite(t) && t >= 0 ? t : 0;
   if (h5_attr_exists(f, "teacher")) {
     char *t = h5_attr_read_str(f, "teacher");
     snprintf(st->teacher, sizeof st->teacher, "%s", t);

@@ -1,6 +1,6 @@
 /* ckpt.h: checkpoint files (docs/DESIGN.md section 6). One file per saved step,
  * run_dir/ckpt_<step>.h5: the training position as attributes of the root (step, seed, data_cursor,
- * data, teacher) and /counters; for each network a group /<net> holding 1-D global vectors (params,
+ * data, teacher, time) and /counters; for each network a group /<net> holding 1-D global vectors (params,
  * adam_m, adam_v), the tensor layout /<net>/layout and the architecture as attributes of /<net>.
  * Every rank opens the file through MPI-IO and writes its part of each vector as a hyperslab in one
  * collective transfer; the file is written under a .tmp name and renamed by rank 0 once every rank
@@ -26,6 +26,7 @@ typedef struct {
   long fake_updates;  /* distillation: fake-teacher updates done (step x fake_per_gen) */
   long student_steps; /* distillation: S of the student */
   long rollbacks;     /* divergence rollbacks done by the run so far (src/runctl.h) */
+  double time;        /* seconds of training so far, summed over resumes (the log's time column) */
   char teacher[1024]; /* distillation: the teacher checkpoint the run started from ("" otherwise) */
 } CkptState;
 

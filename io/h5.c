@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "common.h"
+#include "provenance.h"
 
 static void h5_quiet(void) {
   static int done = 0;
@@ -29,7 +30,7 @@ const char *h5_filename(hid_t obj, char *buf, size_t n) {
   return buf;
 }
 
-static hid_t create_with(const char *path, const char *format, const char *config_text, hid_t fapl) {
+static hid_t create_with(const char *path, const char *format, const char *config_text, hid_t fapl, int parallel) {
   hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
   if (f < 0) amd_fatal("cannot create HDF5 file '%s': %s", path, errno ? strerror(errno) : "HDF5 error");
@@ -37,11 +38,17 @@ static hid_t create_with(const char *path, const char *format, const char *confi
   h5_attr_write_i64(f, "format_version", AMD_FORMAT_VERSION);
   h5_attr_write_str(f, "created_by", "amd " AMD_VERSION);
   h5_attr_write_str(f, "config", config_text ? config_text : "");
+  if (parallel) provenance_share();
+  for (int i = 0; i < provenance_size(); i++) {
+    const ProvenanceAttr *a = provenance_at(i);
+    if (a->is_int) h5_attr_write_i64(f, a->key, a->i);
+    else h5_attr_write_str(f, a->key, a->s);
+  }
   return f;
 }
 
 hid_t h5_create(const char *path, const char *format, const char *config_text) {
-  return create_with(path, format, config_text, h5_fapl());
+  return create_with(path, format, config_text, h5_fapl(), 0);
 }
 
 hid_t h5_create_parallel(const char *path, const char *format, const char *config_text) {
@@ -49,7 +56,7 @@ hid_t h5_create_parallel(const char *path, const char *format, const char *confi
   h5Check(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL), "HDF5: cannot select the MPI-IO driver");
   /* metadata written once, collectively, instead of by every rank */
   h5Check(H5Pset_coll_metadata_write(fapl, 1), "HDF5: cannot request collective metadata writes");
-  return create_with(path, format, config_text, fapl);
+  return create_with(path, format, config_text, fapl, 1);
 }
 
 hid_t h5_open(const char *path, const char *format, int rw, char *kind_out) {
@@ -166,13 +173,51 @@ double h5_attr_read_f64(hid_t obj, const char *name) {
   return v;
 }
 
+const SchemaEntry *h5_schema(hid_t loc, const char *name) {
+  char fn[1024], group[512], path[1024];
+  h5_filename(loc, fn, sizeof fn);
+  hid_t file = H5Iget_file_id(loc);
+  h5Check(file, "HDF5: cannot find the file of '%s'", name);
+  char *kind = h5_attr_exists(file, "format") ? h5_attr_read_str(file, "format") : strdup("");
+  H5Fclose(file);
+  if (H5Iget_name(loc, group, sizeof group) < 0) amd_fatal("'%s': cannot name the group of '%s'", fn, name);
+  snprintf(path, sizeof path, "%s/%s", strcmp(group, "/") == 0 ? "" : group, name);
+  const SchemaEntry *e = schema_find(kind, path);
+  if (!e)
+    amd_fatal("'%s': dataset '%s' of a %s file is not described in io/schema.c (every dataset needs its units and "
+              "description there)", fn, path, kind[0] ? kind : "kindless");
+  free(kind);
+  return e;
+}
+
+void h5_describe(hid_t dset, const SchemaEntry *e) {
+  h5_attr_write_str(dset, "units", e->units);
+  h5_attr_write_str(dset, "description", e->description);
+}
+
+/* The schema's entry of a dataset about to be written with file type `file_type` (io/schema.h):
+ * fatal when it is undescribed or of another type. A count written as float64 (an eval file's
+ * scalars are doubles) is stored as int64: *file_type changes then. */
+static const SchemaEntry *described(hid_t loc, const char *name, hid_t *file_type) {
+  char fn[1024];
+  const SchemaEntry *e = h5_schema(loc, name);
+  SchemaType t = schema_type_of(*file_type);
+  if (e->type == SCHEMA_INT && H5Tequal(*file_type, H5T_IEEE_F64LE) > 0) *file_type = H5T_STD_I64LE;
+  else if (e->type != t)
+    amd_fatal("'%s': dataset '%s' is written as %s, but io/schema.c describes it as %s", h5_filename(loc, fn, sizeof fn),
+              name, schema_type_name(t), schema_type_name(e->type));
+  return e;
+}
+
 static void write_any(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *data, int rank,
                       const hsize_t *dims) {
   char fn[1024];
+  const SchemaEntry *e = described(loc, name, &file_type);
   hid_t space = H5Screate_simple(rank, dims, NULL);
   h5Check(space, "HDF5: cannot make a dataspace for '%s'", name);
   hid_t d = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (d < 0) amd_fatal("HDF5: cannot create dataset '%s' in '%s'", name, h5_filename(loc, fn, sizeof fn));
+  h5_describe(d, e);
   h5Check(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "HDF5: cannot write dataset '%s' in '%s'",
           name, h5_filename(loc, fn, sizeof fn));
   H5Dclose(d);
@@ -221,6 +266,7 @@ void h5_write_slab(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
                    hsize_t begin, hsize_t count) {
   char fn[1024];
   h5_filename(loc, fn, sizeof fn);
+  const SchemaEntry *e = described(loc, name, &file_type);
   hid_t fspace = H5Screate_simple(1, &total, NULL);
   hsize_t mdim = count ? count : 1;
   hid_t mspace = H5Screate_simple(1, &mdim, NULL);
@@ -236,6 +282,7 @@ void h5_write_slab(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
   }
   hid_t d = H5Dcreate2(loc, name, file_type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (d < 0) amd_fatal("HDF5: cannot create dataset '%s' in '%s'", name, fn);
+  h5_describe(d, e);
   hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
   h5Check(xfer, "HDF5: cannot create a transfer property list");
   h5Check(H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE), "HDF5: cannot request a collective transfer");

@@ -1,6 +1,8 @@
 /* h5.h: checked HDF5 helpers and the rules every amd file follows.
  * Each file carries the attributes `format` ("amd-dataset", "amd-checkpoint", "amd-log",
- * "amd-samples", "amd-eval"), `format_version`, `created_by` and `config`. h5_open refuses a missing,
+ * "amd-samples", "amd-eval"), `format_version`, `created_by` and `config`, and the provenance record
+ * of io/provenance.h (h5_create writes it); every dataset the writers here create carries the
+ * `units` and `description` io/schema.c gives it (an undescribed one is fatal). h5_open refuses a missing,
  * unreadable, foreign, wrong-kind or newer file with a message that says which. Every HDF5 call is
  * checked; the library's own error stack printing is turned off so our messages stay readable.
  * Not here: the layout of any particular kind of file.
@@ -8,6 +10,8 @@
  * function stops the program with an error naming the file and object when HDF5 fails. */
 #pragma once
 #include <hdf5.h>
+
+#include "schema.h"
 
 #define AMD_FORMAT_VERSION 1
 
@@ -52,6 +56,11 @@ void h5_read_f32_range(hid_t loc, const char *name, hsize_t begin, hsize_t count
 int h5_exists(hid_t loc, const char *path);
 hid_t h5_group_create(hid_t loc, const char *name);
 hid_t h5_group_open(hid_t loc, const char *name);
+/* The io/schema.c entry of dataset `name` about to be created in loc (a file or group), found by
+ * the file's kind and the dataset's path; fatal when the schema does not describe it. */
+const SchemaEntry *h5_schema(hid_t loc, const char *name);
+/* Attaches an entry's `units` and `description` attributes to a dataset. */
+void h5_describe(hid_t dset, const SchemaEntry *e);
 /* Path of the file an object lives in, for messages. */
 const char *h5_filename(hid_t obj, char *buf, size_t n);
 

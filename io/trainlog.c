@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,16 +20,31 @@
 
 #define CHUNK 1024
 
-static void create_column(hid_t g, const char *name, hid_t type) {
+static hid_t str_type(void) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  return t;
+}
+
+/* A column of the type, units and description io/schema.c gives it: counts are int64 (converted
+ * from the rows' doubles when appended), measurements float64, messages text. */
+static void create_column(hid_t g, const char *name) {
+  const SchemaEntry *e = h5_schema(g, name);
+  hid_t type = e->type == SCHEMA_INT ? H5T_STD_I64LE : e->type == SCHEMA_FLOAT ? H5T_IEEE_F64LE : -1;
+  hid_t text = -1;
+  if (e->type == SCHEMA_TEXT) type = text = str_type();
+  CHECK(type >= 0, "log column '%s': io/schema.c describes it as %s", name, schema_type_name(e->type));
   hsize_t zero = 0, unlim = H5S_UNLIMITED, chunk = CHUNK;
   hid_t space = H5Screate_simple(1, &zero, &unlim);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   H5Pset_chunk(dcpl, 1, &chunk);
   hid_t d = H5Dcreate2(g, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   h5Check(d, "HDF5: cannot create log column '%s'", name);
+  h5_describe(d, e);
   H5Dclose(d);
   H5Pclose(dcpl);
   H5Sclose(space);
+  if (text >= 0) H5Tclose(text);
 }
 
 static hsize_t column_length(hid_t d) {
@@ -37,6 +53,13 @@ static hsize_t column_length(hid_t d) {
   H5Sget_simple_extent_dims(s, &n, NULL);
   H5Sclose(s);
   return n;
+}
+
+static int is_integer(hid_t d) {
+  hid_t t = H5Dget_type(d);
+  int yes = H5Tget_class(t) == H5T_INTEGER;
+  H5Tclose(t);
+  return yes;
 }
 
 /* Appends n values (of memory type mtype) to a 1-D extendable dataset. */
@@ -49,12 +72,6 @@ static void append(hid_t d, hid_t mtype, const void *vals, hsize_t n, const char
   h5Check(H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, vals), "HDF5: cannot append to log column '%s'", what);
   H5Sclose(ms);
   H5Sclose(fs);
-}
-
-static hid_t str_type(void) {
-  hid_t t = H5Tcopy(H5T_C_S1);
-  H5Tset_size(t, H5T_VARIABLE);
-  return t;
 }
 
 /* --- the two copies --------------------------------------------------------------------------- */
@@ -144,10 +161,8 @@ static void apply(const char *path, LogOp op, const void *arg, int create, const
 static void op_create(hid_t f, const void *arg) {
   (void)arg;
   hid_t g = h5_group_create(f, "events");
-  create_column(g, "step", H5T_STD_I64LE);
-  hid_t st = str_type();
-  create_column(g, "message", st);
-  H5Tclose(st);
+  create_column(g, "step");
+  create_column(g, "message");
   H5Gclose(g);
 }
 
@@ -179,7 +194,7 @@ static void op_open_table(hid_t f, const void *arg) {
   const TrainLog *l = a->l;
   if (!h5_exists(f, l->table)) {
     hid_t g = h5_group_create(f, l->table);
-    for (int i = 0; i < l->ncols; i++) create_column(g, l->cols[i], H5T_IEEE_F64LE);
+    for (int i = 0; i < l->ncols; i++) create_column(g, l->cols[i]);
     H5Gclose(g);
     return;
   }
@@ -197,11 +212,20 @@ static void op_append_rows(hid_t f, const void *arg) {
   const TrainLog *l = arg;
   hid_t g = h5_group_open(f, l->table);
   double *col = mallocCheck(sizeof(double) * (size_t)l->nbuf);
+  long long *counts = mallocCheck(sizeof(long long) * (size_t)l->nbuf);
   for (int c = 0; c < l->ncols; c++) {
     for (long r = 0; r < l->nbuf; r++) col[r] = l->buf[r * l->ncols + c];
     hid_t d = H5Dopen2(g, l->cols[c], H5P_DEFAULT);
     h5Check(d, "log '%s': column '%s' is missing", l->path, l->cols[c]);
-    append(d, H5T_NATIVE_DOUBLE, col, (hsize_t)l->nbuf, l->cols[c]);
+    if (is_integer(d)) { /* a count column (a log written before counts were integers is float64) */
+      for (long r = 0; r < l->nbuf; r++) {
+        CHECK(isfinite(col[r]), "log '%s': count column '%s/%s' got %g", l->path, l->table, l->cols[c], col[r]);
+        counts[r] = llround(col[r]);
+      }
+      append(d, H5T_NATIVE_LLONG, counts, (hsize_t)l->nbuf, l->cols[c]);
+    } else {
+      append(d, H5T_NATIVE_DOUBLE, col, (hsize_t)l->nbuf, l->cols[c]);
+    }
     H5Dclose(d);
     if (c == 0 && pause_hook) {
       /* testing: the file on disk now has a longer step column than the others */
@@ -210,6 +234,7 @@ static void op_append_rows(hid_t f, const void *arg) {
     }
   }
   free(col);
+  free(counts);
   H5Gclose(g);
 }
 

@@ -1,5 +1,7 @@
-/* trainlog.h: the training log file (docs/DESIGN.md section 6): tables of extendable float64 1-D datasets,
- * /<table>/<column>, column "step" first: /train holds one row per optimizer step, /advantage one
+/* trainlog.h: the training log file (docs/DESIGN.md section 6): tables of extendable 1-D datasets,
+ * /<table>/<column>, column "step" first, each with the type, units and description io/schema.c
+ * gives it (counts int64, measurements float64; rows are doubles in memory, converted when
+ * written): /train holds one row per optimizer step, /advantage one
  * row per sample on the steps that record them, /timing one row per rank every log interval;
  * /events holds (step, message) rows. Rows are buffered in memory and appended every log interval
  * by opening the file, extending, writing and closing it again, so between flushes the file is

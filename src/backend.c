@@ -23,6 +23,7 @@
 #include "ops_cuda.h"
 #endif
 #include "ops_profile.h"
+#include "origin.h"
 
 /* this rank's index among the ranks of its node, and their count */
 static void node_local_rank(int *rank, int *size) {
@@ -38,6 +39,8 @@ static void node_local_rank(int *rank, int *size) {
   }
 }
 
+static char device_desc[256]; /* the CUDA device chosen, for the provenance record ("" on the CPU) */
+
 #ifdef AMD_CUDA
 static const amd_ops *select_cuda(int required) {
   char why[256] = "";
@@ -52,6 +55,7 @@ static const amd_ops *select_cuda(int required) {
   cuda_backend_init(rank % count);
   char desc[256];
   cuda_device_describe(desc, sizeof desc);
+  snprintf(device_desc, sizeof device_desc, "%s", desc);
   amd_log("backend cuda: rank 0 on device %d of %d on its node (%s)%s\n", rank % count, count, desc,
           cuda_tf32() ? ", TF32 GEMMs (AMD_TF32)" : "");
   return &ops_cuda;
@@ -100,6 +104,7 @@ static void profile_report_at_exit(void) {
 
 int backend_init(const char *device, int threads) {
   ops_select(device);
+  const char *backend = ops->name; /* before profiling wraps the table */
   const char *profile = getenv("AMD_PROFILE");
   if (profile && strcmp(profile, "1") == 0 && profile_rank < 0) {
     profile_rank = amd_rank();
@@ -116,5 +121,6 @@ int backend_init(const char *device, int threads) {
   }
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
+  origin_backend(backend, device_desc[0] ? device_desc : NULL, threads);
   return threads;
 }

@@ -19,10 +19,57 @@
 #include "h5.h"
 #include "trainlog.h"
 
+/* A root attribute as text ("" when absent: files of an older amd carry no provenance). */
+static void root_attr(hid_t f, const char *name, char *out, size_t n) {
+  out[0] = '\0';
+  if (!h5_attr_exists(f, name)) return;
+  hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Aget_type(a);
+  int is_int = H5Tget_class(t) == H5T_INTEGER;
+  H5Tclose(t);
+  H5Aclose(a);
+  if (is_int) {
+    snprintf(out, n, "%lld", h5_attr_read_i64(f, name));
+  } else {
+    char *v = h5_attr_read_str(f, name);
+    snprintf(out, n, "%s", v);
+    free(v);
+  }
+}
+
+static herr_t print_input(hid_t loc, const char *name, const H5A_info_t *info, void *op) {
+  (void)info, (void)op;
+  char v[4200];
+  if (strncmp(name, "input.", 6) != 0) return 0;
+  root_attr(loc, name, v, sizeof v);
+  printf("  input %s: %s\n", name + 6, v);
+  return 0;
+}
+
+/* Where the file comes from (docs/DESIGN.md section 6.1). */
+static void print_provenance(hid_t f) {
+  char commit[256], host[256], ranks[32], threads[32], backend[64], device[256], job[64], ajob[64], task[64], restart[64];
+  root_attr(f, "commit", commit, sizeof commit);
+  if (!commit[0]) return;
+  root_attr(f, "host", host, sizeof host), root_attr(f, "ranks", ranks, sizeof ranks);
+  root_attr(f, "threads", threads, sizeof threads), root_attr(f, "backend", backend, sizeof backend);
+  root_attr(f, "device", device, sizeof device), root_attr(f, "slurm_job_id", job, sizeof job);
+  root_attr(f, "slurm_array_job_id", ajob, sizeof ajob), root_attr(f, "slurm_array_task_id", task, sizeof task);
+  root_attr(f, "slurm_restart_count", restart, sizeof restart);
+  printf("  commit %s on host %s: %s rank%s x %s thread%s, backend %s (%s)\n", commit, host, ranks,
+         strcmp(ranks, "1") ? "s" : "", threads, strcmp(threads, "1") ? "s" : "", backend, device);
+  if (job[0]) {
+    printf("  Slurm job %s", job);
+    if (ajob[0]) printf(" (array job %s, task %s)", ajob, task);
+    printf(", restart count %s\n", restart[0] ? restart : "0");
+  }
+  h5Check(H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_input, NULL), "cannot list the file's attributes");
+}
+
 static void print_common(hid_t f, const char *path, const char *kind) {
   char *by = h5_attr_read_str(f, "created_by");
   printf("%s: %s, format_version %lld, created by %s\n", path, kind, h5_attr_read_i64(f, "format_version"), by);
   free(by);
+  print_provenance(f);
 }
 
 static void info_dataset(const char *path, const char *kind) {
@@ -104,8 +151,8 @@ static herr_t print_loss(hid_t loc, const char *name, const H5L_info_t *info, vo
   return 0;
 }
 
-/* Summary of /train: steps, losses, throughput and wall time (the time column restarts at every
- * resume, so elapsed adds up the segments). */
+/* Summary of /train: steps, losses, throughput and training time (the time column runs on over
+ * resumes; in a log of an older amd it restarted at each resume, so restarts add up segments). */
 static void log_summary(hid_t g) {
   hsize_t n = 0;
   double *steps = h5_read_f64(g, "step", 1, &n);
@@ -121,8 +168,9 @@ static void log_summary(hid_t g) {
     for (hsize_t i = 1; i < n; i++)
       if (t[i] < t[i - 1]) elapsed += t[i - 1], segments++;
     elapsed += t[n - 1];
-    printf("  elapsed %.3f s of training steps in %d segment%s (each resume starts one)\n", elapsed,
-           segments, segments > 1 ? "s" : "");
+    if (segments == 1) printf("  elapsed %.3f s of training steps\n", elapsed);
+    else printf("  elapsed %.3f s of training steps in %d segments (a log of an older amd: its time restarted at "
+                "each resume)\n", elapsed, segments);
     free(t);
   }
   if (h5_exists(g, "samples_per_s")) {

@@ -277,6 +277,12 @@ void cfg_load_file(const cfg_key *keys, void *dst, const char *path) {
   free(text);
 }
 
+static void (*parsed_hook)(const cfg_key *keys, const void *cfg, const char *config_file);
+
+void cfg_set_parsed_hook(void (*hook)(const cfg_key *keys, const void *cfg, const char *config_file)) {
+  parsed_hook = hook;
+}
+
 static int is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
 
 void cfg_parse_args(const cfg_key *keys, void *dst, int argc, char **argv, const char *command,
@@ -314,6 +320,7 @@ void cfg_parse_args(const cfg_key *keys, void *dst, int argc, char **argv, const
     cfg_set(keys, dst, key, eq + 1, "command line");
     free(key);
   }
+  if (parsed_hook) parsed_hook(keys, dst, first ? argv[0] : NULL);
 }
 
 /* The value as a config file line holds it: ints in decimal, bools as words, doubles in the fewest

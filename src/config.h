@@ -43,6 +43,9 @@ void cfg_load_file(const cfg_key *keys, void *dst, const char *path);
  * --help or -h prints the key table and exits 0. */
 void cfg_parse_args(const cfg_key *keys, void *dst, int argc, char **argv, const char *command,
                     const char *summary);
+/* A function called at the end of every cfg_parse_args with the table, the parsed struct and the
+ * config file (NULL: none); src/origin.c installs one that records the input paths (NULL: none). */
+void cfg_set_parsed_hook(void (*hook)(const cfg_key *keys, const void *cfg, const char *config_file));
 /* Prints the key table; the testing keys come last, under a heading of their own. */
 void cfg_print_help(const cfg_key *keys, FILE *out, const char *command, const char *summary);
 /* Keys of the "fault." section inject faults for the test suite (src/runloop.h). */

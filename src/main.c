@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "common.h"
 #include "dist.h"
+#include "origin.h"
 #include "runctl.h"
 
 static const struct {
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
    * starts, so a signal during start-up is not lost. Other commands keep the default actions. */
   if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "distill") == 0)) runctl_install_signals();
   dist_init(&argc, &argv);
+  origin_init(); /* the provenance every file written carries (io/provenance.h) */
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     if (dist_rank() == 0) usage(argc < 2 ? stderr : stdout);
     dist_finalize();

@@ -2,6 +2,7 @@
 #include "runloop.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,7 @@ typedef struct {
   long steps_acc;   /* steps in the current log interval */
   long eta_step;    /* the step the ETA's pace is measured from */
   double t_start, t_last, t_eta;
+  double time_base; /* the training clock at t_start: the time of the checkpoint loaded (0 fresh) */
   int nan_done, signal_done;
 } Loop;
 
@@ -199,6 +201,7 @@ static int roll_back(Loop *L, long step, const char *why) {
   } else {
     reset(L);
   }
+  L->time_base = L->st.time, L->t_start = amd_time(); /* the clock goes on from the target's time */
   L->st.rollbacks = L->guard.rollbacks;
   t->set_lr_scale(t->ctx, guard_lr_scale(&L->guard));
   trainlog_rewind(&L->log, L->st.step);
@@ -229,7 +232,7 @@ static int one_step(Loop *L) {
     return AMD_EXIT_REQUEUE;
   }
   if (step == rs->exit_step) amd_fatal("fault.exit_step: simulated crash at step %ld", step);
-  RunClock clk = {.inject_nan = step == rs->nan_step && !L->nan_done};
+  RunClock clk = {.inject_nan = step == rs->nan_step && !L->nan_done, .samples_per_s = NAN, .eta = NAN};
   if (clk.inject_nan) L->nan_done = 1;
   double losses[GUARD_MAX_LOSSES];
   int failed = t->step(t->ctx, step, &clk, losses);
@@ -248,7 +251,7 @@ static int one_step(Loop *L) {
   clk.interval_steps = ++L->steps_acc;
   clk.log_now = st->step % rs->log_every == 0 || st->step == rs->steps;
   clk.ckpt_now = st->step % rs->ckpt_every == 0 || st->step == rs->steps;
-  clk.elapsed = now - L->t_start;
+  clk.elapsed = st->time = L->time_base + (now - L->t_start);
   if (clk.log_now) {
     clk.samples_per_s = (double)L->steps_acc * (double)t->samples_per_step / (now - L->t_last + 1e-12);
     clk.eta = (now - L->t_eta) / (double)(st->step - L->eta_step) * (double)(rs->steps - st->step);
@@ -296,6 +299,7 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
             L->guard.rollbacks, rs->guard_lr_factor);
 
   L->t_start = L->t_last = L->t_eta = amd_time();
+  L->time_base = L->st.time;
   L->eta_step = L->st.step;
   int status = 0;
   timing_start();

@@ -70,9 +70,9 @@ typedef struct {
   int log_now;    /* this step ends a log interval: a flush, a status line */
   long interval_steps;  /* steps of the log interval so far, this one included (row, status) */
   int ckpt_now;   /* this step ends with a checkpoint */
-  double samples_per_s; /* over the log interval (log_now only; else 0) */
-  double elapsed;       /* seconds since the loop started */
-  double eta;           /* seconds to the last step at the interval's pace (log_now only) */
+  double samples_per_s; /* over the log interval (log_now only; else NaN: no rate) */
+  double elapsed;       /* seconds of training: the checkpoint's time (resume, rollback) + since loaded */
+  double eta;           /* seconds to the last step at the interval's pace (log_now only; else NaN) */
   char eta_hms[32];     /* the same as h:mm:ss */
 } RunClock;
 

@@ -23,6 +23,7 @@
 #include "model.h"
 #include "ops.h"
 #include "optim.h"
+#include "provenance.h"
 #include "test.h"
 #include "toy2d.h"
 #include "trainlog.h"
@@ -514,6 +515,94 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
   return remove(path);
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* the vocabulary (io/schema.c) and the provenance record (io/provenance.h) */
+
+static char *str_attr(hid_t obj, const char *name) { return h5_attr_exists(obj, name) ? h5_attr_read_str(obj, name) : strdup(""); }
+
+static void write_undescribed(void *path) {
+  float x[2] = {0};
+  hsize_t d[1] = {2};
+  hid_t f = h5_create(path, "amd-dataset", "");
+  h5_write_f32(f, "x_extra", x, 1, d);
+}
+
+static void write_labels_as_float(void *path) {
+  float x[2] = {0};
+  hsize_t d[1] = {2};
+  hid_t f = h5_create(path, "amd-dataset", "");
+  h5_write_f32(f, "labels", x, 1, d);
+}
+
+static void log_undescribed_column(void *path) {
+  const char *const cols[2] = {"step", "loss_new"};
+  TrainLog l;
+  trainlog_create(path, "");
+  trainlog_open(&l, path, "train", cols, 2, -1);
+}
+
+static void log_nan_count(void *path) {
+  const char *const cols[2] = {"step", "loss"};
+  TrainLog l;
+  trainlog_create(path, "");
+  trainlog_open(&l, path, "train", cols, 2, -1);
+  double row[2] = {NAN, 1.0};
+  trainlog_append(&l, row);
+  trainlog_close(&l);
+}
+
+/* Every dataset written carries units and description; counts of a log are int64; a dataset the
+ * schema does not describe, or of another type, is refused; the provenance record is at the root. */
+static void test_schema_and_provenance(void) {
+  char path[4096];
+  EXPECT(schema_find("amd-log", "/train/step") && schema_find("amd-log", "/train/step")->type == SCHEMA_INT, "step");
+  EXPECT(schema_find("amd-checkpoint", "/student/params") != NULL, "a network's params");
+  EXPECT(schema_find("amd-checkpoint", "/a/b/params") == NULL, "* is one path component");
+  EXPECT(schema_find("amd-dataset", "/train/step") == NULL, "a log column in a dataset");
+  EXPECT(schema_find("amd-samples", "/labels") != NULL && schema_find("amd-dataset", "/labels") != NULL, "labels");
+  EXPECT(expect_fatal(write_undescribed, t_file(path, "undescribed.h5"), "'/x_extra' of a amd-dataset file is not described"),
+         "an undescribed dataset");
+  EXPECT(expect_fatal(write_labels_as_float, t_file(path, "labels_float.h5"), "describes it as int"), "labels as float");
+  EXPECT(expect_fatal(log_undescribed_column, t_file(path, "log_new.h5"), "'/train/loss_new' of a amd-log file"),
+         "an undescribed log column");
+  EXPECT(expect_fatal(log_nan_count, t_file(path, "log_nan.h5"), "count column 'train/step' got nan"), "a NaN step");
+
+  provenance_set_str("host", "test-host");
+  provenance_set_i64("ranks", 3);
+  provenance_set_str("host", "test-host-2"); /* replaced, not repeated */
+  const char *const cols[3] = {"step", "loss", "samples_per_s"};
+  TrainLog l;
+  t_file(path, "described_log.h5");
+  trainlog_create(path, "");
+  trainlog_open(&l, path, "train", cols, 3, -1);
+  for (int s = 1; s <= 3; s++) {
+    double row[3] = {s, 0.5, s == 3 ? 100.0 : NAN};
+    trainlog_append(&l, row);
+  }
+  trainlog_close(&l);
+  hid_t f = h5_open(path, "amd-log", 0, NULL);
+  char *host = str_attr(f, "host");
+  EXPECT(strcmp(host, "test-host-2") == 0 && h5_attr_read_i64(f, "ranks") == 3, "provenance host '%s'", host);
+  free(host);
+  const char *paths[] = {"/train/step", "/train/loss", "/train/samples_per_s", "/events/step", "/events/message"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    hid_t d = H5Dopen2(f, paths[i], H5P_DEFAULT);
+    char *units = str_attr(d, "units"), *desc = str_attr(d, "description");
+    EXPECT(units[0] && desc[0], "%s: units '%s', description '%s'", paths[i], units, desc);
+    hid_t t = H5Dget_type(d);
+    int is_int = H5Tget_class(t) == H5T_INTEGER;
+    EXPECT(is_int == (strstr(paths[i], "step") != NULL), "%s: integer %d", paths[i], is_int);
+    free(units), free(desc);
+    H5Tclose(t);
+    H5Dclose(d);
+  }
+  hsize_t n;
+  double *steps = h5_read_f64(f, "/train/step", 1, &n); /* readers of doubles still read counts */
+  EXPECT(n == 3 && steps[2] == 3.0, "%llu steps", (unsigned long long)n);
+  free(steps);
+  h5_close(f);
+}
+
 int main(void) {
   snprintf(scratch, sizeof scratch, "/tmp/amd_test_h5_XXXXXX");
   CHECK(mkdtemp(scratch), "cannot create a scratch folder under /tmp");
@@ -530,6 +619,7 @@ int main(void) {
   TEST_RUN(test_bad_labels_length);
   TEST_RUN(test_bad_label_range);
   TEST_RUN(test_bad_nan);
+  TEST_RUN(test_schema_and_provenance);
   if (t_failed == 0) nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   else printf("  files kept in %s\n", scratch);
   return t_finish();

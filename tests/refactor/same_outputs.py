@@ -2,14 +2,17 @@
 """same_outputs.py BEFORE AFTER: compares every HDF5 file (and every .txt eval report) of two
 golden_runs.sh folders bit for bit: every dataset's values, dtype and shape, every attribute, the
 group structure. Wall-clock measurements are skipped: the /timing table, the /train columns time
-and samples_per_s, timing lines of eval reports, and the samples/s attribute of sample files.
+and samples_per_s, timing lines of eval reports, the samples/s attribute of sample files and the
+time attribute of checkpoints; so is the provenance that names the build, the machine or the folder
+(commit, host, device, the Slurm ids, the input.* paths).
 Prints each difference; exits 1 when there is one."""
 import os, sys
 import h5py, numpy as np
 
 SKIP_TABLES = {"timing"}
 SKIP_COLS = {"time", "samples_per_s"}
-SKIP_ATTRS = {"samples_per_s", "seconds", "wall_s", "created"}
+SKIP_ATTRS = {"samples_per_s", "seconds", "wall_s", "created", "time", "commit", "host", "device", "slurm_job_id",
+              "slurm_array_job_id", "slurm_array_task_id", "slurm_restart_count"}
 
 
 def walk(f):
@@ -27,7 +30,7 @@ def walk(f):
 
 
 def attrs(obj):
-    return {k: obj.attrs[k] for k in obj.attrs if k not in SKIP_ATTRS}
+    return {k: obj.attrs[k] for k in obj.attrs if k not in SKIP_ATTRS and not k.startswith("input.")}
 
 
 def same(a, b):
