@@ -207,7 +207,9 @@ else:
             assert plain(attrs) == {k: plain(v) for k, v in obj.attrs.items()}, (path, name, attrs)
     if h5.endswith("odd_log.h5"):
         a = doc["tables"]["/train"]["attributes"]
-        assert a["loss"] == {"units": "1", "window": [3, 4]} and a[""] == {"note": "a group attribute"}, a
+        assert a["loss"]["units"] == "1" and a["loss"]["window"] == [3, 4], a
+        assert a["loss"]["description"] == f["train/loss"].attrs["description"], a
+        assert a[""] == {"note": "a group attribute"}, a
 PYEOF
 # export_check NAME FILE FORMAT [GROUP]: exports to a file and checks it against h5py
 export_check() {
