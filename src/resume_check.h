@@ -1,4 +1,4 @@
-/* resume_check.h: what a resume may change (docs/DESIGN.md section 8.1). A resumed run must go on
+/* resume_check.h: what a resume may change (docs/DESIGN.md section 8.8). A resumed run must go on
  * as the run its checkpoint recorded: the new configuration is compared key by key with the
  * checkpoint's config text, and the dataset it reads with the checkpoint's data_fingerprint. Keys
  * that cannot change the trajectory (where and on what it runs, how often it logs and checkpoints,
