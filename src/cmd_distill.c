@@ -171,6 +171,7 @@ int cmd_distill(int argc, char **argv) {
   DistillCmdConfig c;
   cfg_parse_args(distill_keys, &c, argc, argv, "distill", "Distills a teacher into an S-step student (dmd, dmd2, dmdr, amd).");
   if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
+  runloop_check_settings(&c.rl);
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
   int threads = backend_init(c.device, c.threads);
   runloop_check_split("train.prompts", c.prompts);

@@ -200,6 +200,7 @@ int cmd_train(int argc, char **argv) {
   cfg_parse_args(train_keys, &c, argc, argv, "train",
                  "Trains a network: task=teacher (rectified-flow teacher), reward or evaluator (image classifiers).");
   if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
+  runloop_check_settings(&c.rl);
   Train T = {.c = &c, .classifier = strcmp(c.task, "teacher") != 0, .test_acc = NAN};
   int threads = backend_init(c.device, c.threads);
   runloop_check_split("train.batch", c.batch);

@@ -67,8 +67,8 @@ static long newest_good(const char *run_dir, char *path, size_t n, TrainLog *log
   return good;
 }
 
-/* run= must name a folder that can hold a run. */
-static void check_run_folder(const char *run) {
+void runloop_check_settings(const RunSettings *rs) {
+  const char *run = rs->run;
   struct stat sb;
   char real[4096];
   if (!run[0]) amd_usage_error("config key 'run' is empty: name the run folder (e.g. run=runs/<name>)");
@@ -82,7 +82,7 @@ static void check_run_folder(const char *run) {
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n) {
   static char cached_run[CFG_STR_MAX], cached_path[4200];
   static long cached_step = -1;
-  check_run_folder(rs->run);
+  runloop_check_settings(rs);
   if (!rs->resume) return -1;
   if (strcmp(cached_run, rs->run) != 0) { /* each damaged checkpoint is read and reported once */
     passed_over[0] = '\0';
@@ -94,7 +94,7 @@ long runloop_resume_point(const RunSettings *rs, char *path, size_t n) {
 }
 
 void runloop_prepare(const RunSettings *rs) {
-  check_run_folder(rs->run);
+  runloop_check_settings(rs);
   slow_ckpt_ms = rs->slow_ckpt_ms, slow_log_ms = rs->slow_log_ms;
   ckpt_set_pause_hook(slow_ckpt_ms > 0 ? pause_ckpt : NULL);
   trainlog_set_pause_hook(slow_log_ms > 0 ? pause_log : NULL);

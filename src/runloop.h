@@ -119,6 +119,10 @@ typedef struct {
 /* Collective: gathers every rank's nrows rows of ncols values to rank 0, in rank order, and
  * appends them to the table there (a helper for extra_rows). */
 void runloop_append_all_ranks(TrainLog *table, const double *rows, long nrows, int ncols);
+/* Stops with a usage error when run= cannot name a run folder: empty, the root folder, or an
+ * existing file. Commands call it right after parsing, before reading anything; runloop_prepare
+ * and runloop_resume_point call it too. */
+void runloop_check_settings(const RunSettings *rs);
 /* Stops with a usage error when n, the value of config key `key` (the prompts of a global
  * batch), is smaller than the rank count: every rank needs a prompt. */
 void runloop_check_split(const char *key, int n);

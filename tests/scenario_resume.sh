@@ -17,7 +17,7 @@ A=$S/a
 B=$S/b
 mkdir -p "$A" "$B"
 "$AMD" data toy2d out="$A/toy.h5" n=2000 modes=4 classes=2 >/dev/null
-"$AMD" data toy2d out="$B/toy.h5" n=2000 modes=4 classes=2 seed=7 >/dev/null
+"$AMD" data toy2d out="$B/toy.h5" n=2000 modes=8 classes=2 seed=7 >/dev/null
 TINY="model.width=16 model.depth=1 model.temb_dim=8 train.batch=32 log.every=5 threads=1"
 DIST="train.prompts=8 amd.K=2 fake_per_gen=1 train.steps=4 log.every=2 ckpt.every=2 threads=1"
 
@@ -154,10 +154,10 @@ expect_usage distill_resume_replaced_data_refused "is not the one" \
 cp "$S/toy_orig.h5" "$A/toy.h5"
 expect_ok distill_resume "$AMD" distill teacher="$A/teacher" $DIST run="$S/dist_r" resume=1
 
-# run= that cannot hold a run
-expect_usage run_root_refused "is the root folder" "$AMD" train $R run=/ train.steps=2
-expect_usage run_root_dotdot_refused "is the root folder" "$AMD" train $R run=/tmp/.. train.steps=2
-expect_usage run_empty_refused "config key 'run' is empty" "$AMD" train $R run= train.steps=2
-expect_usage run_file_refused "is an existing file, not a folder" "$AMD" train $R run="$A/toy.h5" train.steps=2
-expect_usage distill_run_root_refused "is the root folder" "$AMD" distill teacher="$A/teacher" $DIST run=/
-if [ -e /amd.lock ] || [ -e /log.h5 ]; then fail root_untouched "$(ls -la /amd.lock /log.h5 2>&1)"; else pass root_untouched; fi
+# run= that cannot hold a run (data= a missing file: an amd that took run= would stop there, writing nothing)
+N="data=$S/none.h5 $TINY"
+expect_usage run_root_refused "is the root folder" "$AMD" train $N run=/ train.steps=2
+expect_usage run_root_dotdot_refused "is the root folder" "$AMD" train $N run=/tmp/.. train.steps=2
+expect_usage run_empty_refused "config key 'run' is empty" "$AMD" train $N run= train.steps=2
+expect_usage run_file_refused "is an existing file, not a folder" "$AMD" train $N run="$A/toy.h5" train.steps=2
+expect_usage distill_run_root_refused "is the root folder" "$AMD" distill teacher="$S/none" $DIST run=/
