@@ -248,7 +248,8 @@ int cmd_distill(int argc, char **argv) {
   distill_log_memory(d);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
   RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint, .keys = distill_keys,
-                  .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB, .fake_updates_per_step = fpg, .student_steps = c.S,
+                  .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB,
+                  .fake_updates_per_step = fpg, .student_steps = c.S,
                   .cols = train_cols, .ncols = NTRAIN, .extra_table = "advantage", .extra_cols = adv_cols,
                   .nextra = DISTILL_NADV, .loss_names = loss_names, .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,

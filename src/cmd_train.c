@@ -236,7 +236,8 @@ int cmd_train(int argc, char **argv) {
   char fingerprint[DATASET_FINGERPRINT_MAX];
   dataset_fingerprint(&data, fingerprint, sizeof fingerprint);
   static const char *const loss_names[] = {"loss"};
-  RunTask task = {.what = "training", .data_path = c.data, .data_fingerprint = fingerprint, .keys = train_keys, .config = &c, .nets = nets, .nnets = 1,
+  RunTask task = {.what = "training", .data_path = c.data, .data_fingerprint = fingerprint, .keys = train_keys,
+                  .config = &c, .nets = nets, .nnets = 1,
                   .samples_per_step = c.batch, .cols = log_cols, .ncols = T.classifier ? NCOLS : NCOLS_TEACHER,
                   .loss_names = loss_names, .nlosses = 1, .ctx = &T, .reset = train_reset,
                   .set_lr_scale = train_set_lr_scale, .step = train_step, .apply = train_apply, .row = train_row,

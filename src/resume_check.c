@@ -14,10 +14,12 @@
  * checkpoints, and when the guard calls a step a divergence (not what a rollback then does:
  * guard.lr_factor scales the learning rate of every step after one, so it is not free). The
  * testing keys fault.* are free too (cfg_is_testing_key). Every other key changes the run. */
-static const char *const free_keys[] = {"run",       "resume",     "resume.allow",        "device",
-                                        "threads",   "zero",       "log.every",           "log.advantage_every",
-                                        "ckpt.every", "ckpt.keep", "guard.spike",         "guard.window",
-                                        "guard.max_rollbacks", NULL};
+static const char *const free_keys[] = {
+    "run",         "resume",     "resume.allow",                            /* where the run goes */
+    "device",      "threads",    "zero",                                    /* on what it runs */
+    "log.every",   "log.advantage_every", "ckpt.every", "ckpt.keep",        /* what it records, how often */
+    "guard.spike", "guard.window",        "guard.max_rollbacks",            /* when a step is a divergence */
+    NULL};
 
 int resume_free_key(const char *key) {
   if (cfg_is_testing_key(key)) return 1;
@@ -44,7 +46,8 @@ static void check_allow(const char *allow, const cfg_key *keys) {
     const char *comma = strchr(p, ',');
     int len = (int)(comma ? (size_t)(comma - p) : strlen(p));
     int known = 0;
-    for (const cfg_key *k = keys; k->key && !known; k++) known = (int)strlen(k->key) == len && strncmp(k->key, p, (size_t)len) == 0;
+    for (const cfg_key *k = keys; k->key && !known; k++)
+      known = (int)strlen(k->key) == len && strncmp(k->key, p, (size_t)len) == 0;
     if (!known)
       amd_usage_error("config key 'resume.allow' = '%s': '%.*s' is not a key of this command (a comma-separated list of "
                       "keys, e.g. resume.allow=train.steps,optim.lr)", allow, len, p);
