@@ -5,7 +5,7 @@
 #    matches the same distillation started beside the teacher bit for bit; sample and eval from
 #    another folder use the recorded dataset too; a replaced dataset is refused naming both files
 #    and what differs, a missing one is a clear error; an older checkpoint (a relative data path,
-#    no fingerprint) still works from its folder;
+#    no fingerprint) still works from its folder, as a teacher and for a resume;
 #  - a resume refuses changed settings (train.steps, optim.lr, model.width: exit 2, each key with
 #    its old and new value) and a replaced dataset, unless resume.allow= names them, which the
 #    log's /events then records; keys that do not change the run (log.every, ckpt.every,
@@ -129,6 +129,25 @@ assert c['train.steps'] == '30' and c['optim.lr'] == '0.005', c
 "
 if grep -q "resume: train.steps 20 -> 30 (resume.allow)" "$S/resume_allowed.out"; then pass resume_allowed_says_so
 else fail resume_allowed_says_so "$(grep -i resum "$S/resume_allowed.out")"; fi
+
+# an older run's checkpoint (relative data path in its config, no resume.allow key, no fingerprint)
+# resumes from its folder with the same settings, and still refuses other ones
+(cd "$A" && "$AMD" train data=toy.h5 run=old_run $TINY train.steps=10 ckpt.every=10 >"$S/old_run.out" 2>&1)
+py_check old_run_made "
+import h5py
+f = h5py.File('$A/old_run/ckpt_00000010.h5', 'r+')
+c = f.attrs['config'].replace('data = $A/toy.h5', 'data = toy.h5').replace('resume.allow = \\n', '')
+assert 'data = toy.h5' in c and 'resume.allow' not in c, c
+f.attrs['config'] = c
+f.attrs['data'] = 'toy.h5'
+del f.attrs['data_fingerprint']
+"
+(cd "$A" && "$AMD" train data=toy.h5 run=old_run $TINY train.steps=10 ckpt.every=10 resume=1 >"$S/old_resume.out" 2>&1)
+if [ $? -eq 0 ] && grep -q "resuming from old_run/ckpt_00000010.h5" "$S/old_resume.out"; then pass old_checkpoint_resumes
+else fail old_checkpoint_resumes "$(tail -3 "$S/old_resume.out")"; fi
+(cd "$A" && exec "$AMD" train data=toy.h5 run=old_run $TINY train.steps=20 ckpt.every=10 resume=1) >"$S/old_changed.out" 2>&1
+if [ $? -eq 2 ] && grep -q "train.steps: 10 -> 20" "$S/old_changed.out"; then pass old_checkpoint_refuses_changes
+else fail old_checkpoint_refuses_changes "$(tail -3 "$S/old_changed.out")"; fi
 
 # the dataset replaced between a run and its resume
 cp "$B/toy.h5" "$A/toy.h5"
