@@ -24,10 +24,10 @@
 #                       the checkpoint. 75 after SIGTERM (scancel, the time limit itself, preemption):
 #                       no requeue, since a cancelled job should stay cancelled (preemption with
 #                       PreemptMode=REQUEUE requeues by itself); it prints the command that continues
-#                       the run: RESUME=1 RUN=<folder>, the settings of the list below the job was
-#                       submitted with, sbatch, the script and its key=value overrides (a resume
-#                       refuses other settings unless resume.allow= names them). Any other status
-#                       ends the job with it
+#                       the run: RESUME=1 RUN=<folder>, the environment settings (AMD_SUBMIT_ENV
+#                       below) the job was submitted with, sbatch, the script and its key=value
+#                       overrides (a resume refuses other settings unless resume.allow= names
+#                       them). Any other status ends the job with it
 #
 # Settings (environment, all optional): AMD_ROOT (the repository; default the submit folder), AMD
 # (the binary; default $AMD_ROOT/amd), THREADS (OpenMP threads per rank; default
@@ -38,7 +38,7 @@
 AMD_SUBMIT_ENV=""
 for _v in CONFIG DATA TEACHER METHOD METHODS SEEDS SWEEP STEPS BATCH BATCH_PER_RANK RANKS THREADS AMD_LAUNCHER \
   AMD_NTASKS AMD_ROOT AMD; do
-  [ -n "${!_v+x}" ] && AMD_SUBMIT_ENV+="$_v=$(printf %q "${!_v}") "
+  if [ -n "${!_v+x}" ]; then AMD_SUBMIT_ENV+="$_v=$(printf %q "${!_v}") "; fi
 done
 unset _v
 AMD_ROOT=${AMD_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
@@ -112,7 +112,7 @@ amd_resubmit_command() {
     array=" --array=$SLURM_ARRAY_TASK_ID"
   fi
   printf 'RESUME=1 %s %ssbatch%s %s' "$where" "$AMD_SUBMIT_ENV" "$array" "$AMD_JOB_SCRIPT"
-  [ ${#AMD_JOB_ARGS[@]} -gt 0 ] && printf ' %q' "${AMD_JOB_ARGS[@]}"
+  if [ ${#AMD_JOB_ARGS[@]} -gt 0 ]; then printf ' %q' "${AMD_JOB_ARGS[@]}"; fi
   echo
 }
 
