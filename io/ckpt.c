@@ -51,6 +51,7 @@ void ckpt_begin(CkptWriter *w, const char *run_dir, const CkptState *st, const c
   h5_attr_write_f64(w->file, "time", st->time);
   h5_attr_write_str(w->file, "data", data_path ? data_path : "");
   if (st->teacher[0]) h5_attr_write_str(w->file, "teacher", st->teacher);
+  if (st->data_fingerprint[0]) h5_attr_write_str(w->file, "data_fingerprint", st->data_fingerprint);
   double counters[NCOUNTERS] = {0};
   counters[COUNTER_FAKE_UPDATES] = (double)st->fake_updates;
   counters[COUNTER_STUDENT_STEPS] = (double)st->student_steps;
@@ -169,6 +170,11 @@ void ckpt_read_state(hid_t f, const char *path, CkptState *st) {
   if (h5_attr_exists(f, "teacher")) {
     char *t = h5_attr_read_str(f, "teacher");
     snprintf(st->teacher, sizeof st->teacher, "%s", t);
+    free(t);
+  }
+  if (h5_attr_exists(f, "data_fingerprint")) {
+    char *t = h5_attr_read_str(f, "data_fingerprint");
+    snprintf(st->data_fingerprint, sizeof st->data_fingerprint, "%s", t);
     free(t);
   }
   hsize_t d;

@@ -1,7 +1,8 @@
 /* ckpt.h: checkpoint files (docs/DESIGN.md section 6). One file per saved step,
  * run_dir/ckpt_<step>.h5: the training position as attributes of the root (step, seed, data_cursor,
- * data, teacher, time) and /counters; for each network a group /<net> holding 1-D global vectors (params,
- * adam_m, adam_v), the tensor layout /<net>/layout and the architecture as attributes of /<net>.
+ * data, data_fingerprint, teacher, time) and /counters; for each network a group /<net> holding 1-D
+ * global vectors (params, adam_m, adam_v), the tensor layout /<net>/layout and the architecture as
+ * attributes of /<net>.
  * Every rank opens the file through MPI-IO and writes its part of each vector as a hyperslab in one
  * collective transfer; the file is written under a .tmp name and renamed by rank 0 once every rank
  * has closed it and it is synced, so a crash at any moment leaves the previous checkpoint whole. The
@@ -28,6 +29,7 @@ typedef struct {
   long rollbacks;     /* divergence rollbacks done by the run so far (src/runctl.h) */
   double time;        /* seconds of training so far, summed over resumes (the log's time column) */
   char teacher[1024]; /* distillation: the teacher checkpoint the run started from ("" otherwise) */
+  char data_fingerprint[128]; /* of the dataset the run reads (io/dataset.h; "" in older files) */
 } CkptState;
 
 /* One row of /<net>/layout: a tensor's name, offset in the flat vector and shape. */

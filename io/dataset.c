@@ -10,6 +10,19 @@
 #include "common.h"
 #include "h5.h"
 
+/* A 64-bit checksum of n bytes, continuing from h: eight bytes at a time, each mixed in by a
+ * multiply and a shift, so any changed value, or the same values in another order, changes it. */
+static uint64_t checksum64(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t w = 0;
+    memcpy(&w, p + i, n - i < 8 ? n - i : 8);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+  }
+  return h ^ (uint64_t)n;
+}
+
 void dataset_write(const char *path, const Dataset *d, const char *format, const char *config_text,
                    void (*extra)(hid_t file, const void *ctx), const void *ctx) {
   char tmp[4200];
@@ -105,6 +118,50 @@ void dataset_read(const char *path, const char *format, Dataset *d) {
   long bad = 0;
   for (long i = 0; i < d->n * d->dim; i++) bad += !isfinite(d->x[i]);
   CHECK(bad == 0, "'%s': /x holds %ld non-finite values", path, bad);
+  uint64_t h = 0x243f6a8885a308d3ULL; /* any fixed start */
+  long long head[6] = {d->n, d->ndim, d->shape[0], d->shape[1], d->shape[2], d->num_classes};
+  h = checksum64(h, head, sizeof head);
+  h = checksum64(h, d->x, sizeof(float) * (size_t)d->n * (size_t)d->dim);
+  d->checksum = checksum64(h, d->labels, sizeof(int) * (size_t)d->n);
+}
+
+void dataset_fingerprint(const Dataset *d, char *out, size_t n) {
+  char shape[64] = "";
+  for (int i = 0; i < d->ndim; i++)
+    snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%d", i ? "x" : "", d->shape[i]);
+  snprintf(out, n, "%ld samples of %s, %d classes, checksum %016llx", d->n, shape, d->num_classes,
+           (unsigned long long)d->checksum);
+}
+
+int dataset_fingerprint_differs(const char *now, const char *recorded, char *why, size_t n) {
+  if (strcmp(now, recorded) == 0) return 0;
+  const char *a = strstr(now, ", checksum "), *b = strstr(recorded, ", checksum ");
+  if (a && b && a - now == b - recorded && strncmp(now, recorded, (size_t)(a - now)) == 0)
+    snprintf(why, n, "the same shape and classes (%.*s) but other values (checksum %s, recorded %s)", (int)(a - now), now,
+             a + 11, b + 11);
+  else
+    snprintf(why, n, "it holds %s; recorded: %s", now, recorded);
+  return 1;
+}
+
+char *dataset_read_recorded(const char *owner_path, const char *owner_format, Dataset *d, const char *hint) {
+  hid_t f = h5_open(owner_path, owner_format, 0, NULL);
+  char *path = h5_attr_exists(f, "data") ? h5_attr_read_str(f, "data") : strdup("");
+  char *recorded = h5_attr_exists(f, "data_fingerprint") ? h5_attr_read_str(f, "data_fingerprint") : NULL;
+  h5_close(f);
+  if (path[0]) {
+    if (!amd_file_exists(path))
+      amd_usage_error("the dataset '%s' that '%s' records does not exist (moved or deleted?): %s", path, owner_path,
+                      hint);
+    dataset_read(path, "amd-dataset", d);
+    char now[DATASET_FINGERPRINT_MAX], why[512];
+    dataset_fingerprint(d, now, sizeof now);
+    if (recorded && dataset_fingerprint_differs(now, recorded, why, sizeof why))
+      amd_usage_error("the dataset '%s' is not the one '%s' records: %s. The file was replaced or changed since; %s",
+                      path, owner_path, why, hint);
+  }
+  free(recorded);
+  return path;
 }
 
 void dataset_read_split(const char *path, Dataset *d, const char *key, const Dataset *like, const char *like_path) {

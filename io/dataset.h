@@ -6,6 +6,8 @@
  * dataset_read_mixture, which returns 0 when the file holds no mixture (1 when it does). */
 #pragma once
 #include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* The class-conditional 2-D Gaussian mixture a toy dataset stores (src/toy2d.h draws from it). */
 typedef struct {
@@ -33,7 +35,11 @@ typedef struct {
   char class_names[1024]; /* comma-separated */
   int has_mixture;
   Mixture mix;
+  uint64_t checksum; /* of what dataset_read loaded: shape, classes, /x and /labels */
 } Dataset;
+
+/* Room for a fingerprint: "<n> samples of <shape>, <k> classes, checksum <16 hex digits>". */
+#define DATASET_FINGERPRINT_MAX 128
 
 /* Writes `path` through "<path>.tmp" and a rename, so a crash leaves no half file. `format` is
  * "amd-dataset" or "amd-samples"; extra(file, ctx), when given, adds attributes before closing. */
@@ -45,5 +51,19 @@ void dataset_read(const char *path, const char *format, Dataset *d);
  * `key`, which must have the same sample size and classes (a usage error otherwise). */
 void dataset_read_split(const char *path, Dataset *d, const char *key, const Dataset *like, const char *like_path);
 void dataset_free(Dataset *d);
+/* The content fingerprint of a loaded dataset, as checkpoints and samples files record it (root
+ * attribute data_fingerprint): it follows the values, not the file's name, date or layout. */
+void dataset_fingerprint(const Dataset *d, char *out, size_t n);
+/* Whether the fingerprint `now` differs from `recorded`: 0 when the same; else 1, with what
+ * differs in why ("holds 2000 samples of 2, 2 classes, not 4000 samples ..." or "the same shape
+ * and classes but other values (checksum a, not b)"). */
+int dataset_fingerprint_differs(const char *now, const char *recorded, char *why, size_t n);
+/* The dataset the file owner_path (of format owner_format: a checkpoint or a samples file) records
+ * in its root attributes `data` and `data_fingerprint`, read into d: the path as recorded (absolute
+ * since the fingerprint came in; an older relative one is looked up from the working directory, as
+ * before). A missing file, or one whose content is not the recorded fingerprint, is a usage error
+ * naming both files and what differs, and that `hint` (e.g. "pass data= to use another") is the
+ * way out. Returns the path (caller frees); "" with d untouched when owner_path records none. */
+char *dataset_read_recorded(const char *owner_path, const char *owner_format, Dataset *d, const char *hint);
 /* Reads only the mixture of a toy dataset; returns 0 when the file has none. */
 int dataset_read_mixture(hid_t file, Mixture *m);

@@ -1,9 +1,12 @@
 # slurm_lib.sh: what the jobs/*.sbatch scripts share; sourced by them, never run by itself.
 #
-#   amd_setup_run DIR   makes the run folder DIR, appends the rest of the job's output to
+#   amd_setup_run DIR SCRIPT ARGS...
+#                       makes the run folder DIR, appends the rest of the job's output to
 #                       DIR/slurm-<jobid>.out (so everything a job writes is in its run folder),
 #                       records the job, and sets RESUME: 1 when Slurm restarted the job
-#                       (SLURM_RESTART_COUNT > 0, e.g. after our own requeue), else $RESUME or 0
+#                       (SLURM_RESTART_COUNT > 0, e.g. after our own requeue), else $RESUME or 0.
+#                       SCRIPT (jobs/<name>.sbatch) and ARGS (the job's key=value overrides) are
+#                       kept for the resubmission hint of amd_finish
 #   amd_launch ARGS...  runs `$AMD ARGS...` on the allocation's tasks (AMD_NTASKS of them when set)
 #                       and returns its exit status. Launcher: `srun --mpi=pmix` where Slurm has the
 #                       PMIx plugin (`srun --mpi=list`), else `mpirun` inside the allocation (Debian's
@@ -20,13 +23,24 @@
 #                       must be submitted with --requeue), so it starts again, with resume=1, from
 #                       the checkpoint. 75 after SIGTERM (scancel, the time limit itself, preemption):
 #                       no requeue, since a cancelled job should stay cancelled (preemption with
-#                       PreemptMode=REQUEUE requeues by itself); resubmit with RESUME=1 RUN=<folder>.
-#                       Any other status ends the job with it
+#                       PreemptMode=REQUEUE requeues by itself); it prints the command that continues
+#                       the run: RESUME=1 RUN=<folder>, the environment settings (AMD_SUBMIT_ENV
+#                       below) the job was submitted with, sbatch, the script and its key=value
+#                       overrides (a resume refuses other settings unless resume.allow= names
+#                       them). Any other status ends the job with it
 #
 # Settings (environment, all optional): AMD_ROOT (the repository; default the submit folder), AMD
 # (the binary; default $AMD_ROOT/amd), THREADS (OpenMP threads per rank; default
 # SLURM_CPUS_PER_TASK, else 0 = amd's own choice), AMD_LAUNCHER (auto|srun|mpirun), AMD_NTASKS.
 
+# The settings of the scripts' environment this job was submitted with (before any default is
+# filled in), repeated by amd_finish's resubmission hint.
+AMD_SUBMIT_ENV=""
+for _v in CONFIG DATA TEACHER METHOD METHODS SEEDS SWEEP STEPS BATCH BATCH_PER_RANK RANKS THREADS AMD_LAUNCHER \
+  AMD_NTASKS AMD_ROOT AMD; do
+  if [ -n "${!_v+x}" ]; then AMD_SUBMIT_ENV+="$_v=$(printf %q "${!_v}") "; fi
+done
+unset _v
 AMD_ROOT=${AMD_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
 AMD=${AMD:-$AMD_ROOT/amd}
 THREADS=${THREADS:-${SLURM_CPUS_PER_TASK:-0}}
@@ -35,6 +49,8 @@ AMD_EXIT_REQUEUE=75
 
 amd_setup_run() {
   RUN=$1
+  AMD_JOB_SCRIPT=${2:-jobs/<script>.sbatch}
+  AMD_JOB_ARGS=("${@:3}")
   mkdir -p "$RUN" || exit 1
   exec >>"$RUN/slurm-${SLURM_JOB_ID:-nojob}.out" 2>&1
   if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then RESUME=1; else RESUME=${RESUME:-0}; fi
@@ -87,15 +103,28 @@ amd_launch() {
   return "$rc"
 }
 
+# The command that continues this job's run: the same script, settings and overrides, resume=1 (an
+# array task: its own index, into the same sweep folder).
+amd_resubmit_command() {
+  local where="RUN=$(printf %q "$RUN")" array=""
+  if [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then
+    where="SWEEP=$(printf %q "$(dirname "$RUN")")"
+    array=" --array=$SLURM_ARRAY_TASK_ID"
+  fi
+  printf 'RESUME=1 %s %ssbatch%s %s' "$where" "$AMD_SUBMIT_ENV" "$array" "$AMD_JOB_SCRIPT"
+  if [ ${#AMD_JOB_ARGS[@]} -gt 0 ]; then printf ' %q' "${AMD_JOB_ARGS[@]}"; fi
+  echo
+}
+
 amd_finish() {
   local rc=$1
   if [ "$rc" -eq "$AMD_EXIT_REQUEUE" ] && [ "${AMD_GOT_TERM:-0}" = 1 ]; then
     echo "=== $(date '+%F %T') amd checkpointed on SIGTERM (cancelled, time limit or preempted): not requeueing;" \
-      "continue with: RESUME=1 RUN=$RUN sbatch ..."
+      "continue with: $(amd_resubmit_command)"
   elif [ "$rc" -eq "$AMD_EXIT_REQUEUE" ] && [ -n "${SLURM_JOB_ID:-}" ]; then
     echo "=== $(date '+%F %T') amd checkpointed and exited $rc: requeueing job $SLURM_JOB_ID"
     scontrol requeue "$SLURM_JOB_ID" && exit 0
-    echo "scontrol requeue failed: resubmit with RESUME=1 RUN=$RUN"
+    echo "scontrol requeue failed: resubmit with: $(amd_resubmit_command)"
   fi
   echo "=== $(date '+%F %T') finished with status $rc"
   exit "$rc"

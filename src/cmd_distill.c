@@ -47,8 +47,8 @@ typedef struct {
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
 static const cfg_key distill_keys[] = {
     K("method", CFG_CHOICE, method, "amd", 0, 0, METHOD_CHOICES, "distillation method"),
-    K("teacher", CFG_STR, teacher, "", 0, 0, NULL, "teacher checkpoint file or run folder; required"),
-    K("data", CFG_STR, data, "", 0, 0, NULL, "dataset (GAN real batches, reward mixture); default: the teacher's"),
+    K("teacher", CFG_PATH, teacher, "", 0, 0, NULL, "teacher checkpoint file or run folder; required"),
+    K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset (GAN real batches, reward mixture); default: the teacher's"),
     RUNLOOP_RUN_KEYS(K, "runs/distill",
                      "ZeRO stage of student, fake teacher and GAN head: 0 replicated; 1 Adam moments sharded; 2 also gradients"),
     K("student.steps", CFG_INT, S, "1", 1, 8, NULL, "S: generator steps (1, 2 or 4 in the paper)"),
@@ -68,7 +68,7 @@ static const cfg_key distill_keys[] = {
     K("amd.s", CFG_FLOAT, s, "0.5", 0, 1, NULL, "s: Dynamic Score Adaptation sensitivity"),
     K("amd.lambda_rls", CFG_FLOAT, lambda_rls, "1.0", 0, 100, NULL, "lambda_rls: Repulsive Landscape Sharpening strength"),
     K("amd.eps", CFG_FLOAT, eps, "1e-6", 1e-12, 1, NULL, "eps of the advantage's standard deviation"),
-    K("reward.ckpt", CFG_STR, reward_ckpt, "", 0, 0, NULL, "images: reward classifier checkpoint (amd train task=reward); needed by dmdr and amd"),
+    K("reward.ckpt", CFG_PATH, reward_ckpt, "", 0, 0, NULL, "images: reward classifier checkpoint (amd train task=reward); needed by dmdr and amd"),
     K("reward.preference", CFG_STR, preference, "", 0, 0, NULL, "per-mode preference p_k, comma-separated; empty = all 1"),
     K("reward.bandwidth", CFG_FLOAT, bandwidth, "1.0", 0.01, 100, NULL, "reward kernel width in units of the mode sigma"),
     K("optim.lr_student", CFG_FLOAT, lr_student, "5e-4", 0, 10, NULL, "student AdamW learning rate"),
@@ -166,10 +166,19 @@ static void distill_status(void *ctx, long step, const RunClock *clk, const doub
           clk->samples_per_s, clk->eta);
 }
 
+/* A path read from a file, made absolute (as this run records it) when it fits. */
+static void absolute_in_place(char **path) {
+  size_t n = strlen(*path) + 4200;
+  char *abs = mallocCheck(n);
+  if ((*path)[0] && cfg_absolute_path(*path, abs, n) == 0) free(*path), *path = abs;
+  else free(abs);
+}
+
 int cmd_distill(int argc, char **argv) {
   DistillCmdConfig c;
   cfg_parse_args(distill_keys, &c, argc, argv, "distill", "Distills a teacher into an S-step student (dmd, dmd2, dmdr, amd).");
   if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
+  runloop_check_settings(&c.rl);
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
   int threads = backend_init(c.device, c.threads);
   runloop_check_split("train.prompts", c.prompts);
@@ -185,6 +194,7 @@ int cmd_distill(int argc, char **argv) {
   if (runloop_resume_point(&c.rl, ckpt_path, sizeof ckpt_path) >= 0) {
     /* a resumed run keeps the teacher it started from, even if the teacher's folder has moved on */
     char *t = ckpt_read_attr(ckpt_path, "teacher");
+    absolute_in_place(&t); /* an older run's may be relative */
     if (t[0] && strcmp(t, teacher_path) != 0) {
       amd_log("resume: distilling from %s, the teacher this run started from (the newest is now %s)\n", t, teacher_path);
       snprintf(teacher_path, sizeof teacher_path, "%s", t);
@@ -193,10 +203,16 @@ int cmd_distill(int argc, char **argv) {
   }
   ModelConfig mc;
   model_ckpt_config(teacher_path, "teacher", &mc);
-  char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_attr(teacher_path, "data");
-  if (!data_path[0]) amd_usage_error("teacher '%s' names no dataset: pass data=", teacher_path);
+  /* the teacher's dataset where its checkpoint says, checked by content; data= names another */
   Dataset data;
-  dataset_read(data_path, "amd-dataset", &data);
+  char *data_path = c.data[0] ? strdup(c.data)
+                              : dataset_read_recorded(teacher_path, "amd-checkpoint", &data,
+                                                      "pass data= to distill on another dataset on purpose");
+  if (!data_path[0]) amd_usage_error("teacher '%s' names no dataset: pass data=", teacher_path);
+  if (c.data[0]) dataset_read(data_path, "amd-dataset", &data);
+  absolute_in_place(&data_path); /* an older teacher's may be relative */
+  char fingerprint[DATASET_FINGERPRINT_MAX];
+  dataset_fingerprint(&data, fingerprint, sizeof fingerprint);
   CHECK(data.dim == mc.dim && data.num_classes == mc.num_classes,
         "dataset '%s' (dim %d, %d classes) does not match the teacher (dim %d, %d classes)", data_path, data.dim,
         data.num_classes, mc.dim, mc.num_classes);
@@ -241,8 +257,9 @@ int cmd_distill(int argc, char **argv) {
           student->num_params, c.S, c.prompts, c.K, fpg);
   distill_log_memory(d);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
-  RunTask task = {.what = "distillation", .data_path = data_path, .keys = distill_keys, .config = &c, .nets = nets,
-                  .nnets = disc ? 3 : 2, .samples_per_step = GB, .fake_updates_per_step = fpg, .student_steps = c.S,
+  RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint, .keys = distill_keys,
+                  .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB,
+                  .fake_updates_per_step = fpg, .student_steps = c.S,
                   .cols = train_cols, .ncols = NTRAIN, .extra_table = "advantage", .extra_cols = adv_cols,
                   .nextra = DISTILL_NADV, .loss_names = loss_names, .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,

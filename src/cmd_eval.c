@@ -29,14 +29,14 @@ typedef struct {
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(EvalConfig, field), def, lo, hi, choices, help}
 static const cfg_key eval_keys[] = {
-    K("samples", CFG_STR, samples, "", 0, 0, NULL, "samples file (amd sample); required"),
-    K("data", CFG_STR, data, "", 0, 0, NULL, "dataset to compare with; default: the one the samples name"),
+    K("samples", CFG_PATH, samples, "", 0, 0, NULL, "samples file (amd sample); required"),
+    K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset to compare with; default: the one the samples name"),
     K("out", CFG_STR, out, "", 0, 0, NULL, "eval file to write; default: <samples>_eval.h5"),
     K("sw.projections", CFG_INT, projections, "128", 1, 100000, NULL, "directions of the sliced Wasserstein distance"),
     K("sw.max_ref", CFG_INT, max_ref, "20000", 1, 100000000, NULL, "data points used as the reference set"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the projections"),
-    K("evaluator", CFG_STR, evaluator, "", 0, 0, NULL, "images: evaluator classifier checkpoint (amd train task=evaluator); required"),
-    K("reward", CFG_STR, reward, "", 0, 0, NULL, "images: reward classifier checkpoint, for the training-reward mean; optional"),
+    K("evaluator", CFG_PATH, evaluator, "", 0, 0, NULL, "images: evaluator classifier checkpoint (amd train task=evaluator); required"),
+    K("reward", CFG_PATH, reward, "", 0, 0, NULL, "images: reward classifier checkpoint, for the training-reward mean; optional"),
     K("pr.k", CFG_INT, pr_k, "5", 1, 1000, NULL, "images: k of the k-NN precision and recall"),
     K("pr.max", CFG_INT, pr_max, "10000", 10, 100000000, NULL, "images: at most this many samples and reference images in precision/recall"),
     K("batch", CFG_INT, batch, "200", 1, 1 << 20, NULL, "images: classifier batch"),
@@ -153,12 +153,15 @@ int cmd_eval(int argc, char **argv) {
   Dataset s, d;
   dataset_read(c.samples, "amd-samples", &s);
   hid_t sf = h5_open(c.samples, "amd-samples", 0, NULL);
-  char *data_path = c.data[0] ? strdup(c.data) : h5_attr_read_str(sf, "data");
   long long nfe = h5_attr_exists(sf, "nfe") ? h5_attr_read_i64(sf, "nfe") : 0;
   double rate = h5_attr_exists(sf, "samples_per_s") ? h5_attr_read_f64(sf, "samples_per_s") : 0;
   h5_close(sf);
+  /* the dataset the samples name, checked by content (io/dataset.h), or data= */
+  char *data_path = c.data[0] ? strdup(c.data)
+                              : dataset_read_recorded(c.samples, "amd-samples", &d,
+                                                      "pass data= to compare with another dataset on purpose");
   if (!data_path[0]) amd_usage_error("samples '%s' name no dataset: pass data=", c.samples);
-  dataset_read(data_path, "amd-dataset", &d);
+  if (c.data[0]) dataset_read(data_path, "amd-dataset", &d);
   char out[4200];
   if (c.out[0]) {
     snprintf(out, sizeof out, "%s", c.out);

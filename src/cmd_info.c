@@ -86,7 +86,7 @@ static void info_dataset(const char *path, const char *kind) {
 }
 
 static void info_samples(hid_t f) {
-  const char *str_attrs[] = {"checkpoint", "net", "data", "sampler"};
+  const char *str_attrs[] = {"checkpoint", "net", "data", "data_fingerprint", "sampler"};
   for (size_t i = 0; i < 4; i++) {
     if (!h5_attr_exists(f, str_attrs[i])) continue;
     char *v = h5_attr_read_str(f, str_attrs[i]);
@@ -123,6 +123,11 @@ static void info_checkpoint(hid_t f) {
   printf("  step %lld, seed %lld, data cursor %lld, data %s\n", h5_attr_read_i64(f, "step"),
          h5_attr_read_i64(f, "seed"), h5_attr_read_i64(f, "data_cursor"), data);
   free(data);
+  if (h5_attr_exists(f, "data_fingerprint")) {
+    char *fp = h5_attr_read_str(f, "data_fingerprint");
+    printf("  data fingerprint: %s\n", fp);
+    free(fp);
+  }
   h5Check(H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_net, NULL), "cannot list the checkpoint's networks");
 }
 

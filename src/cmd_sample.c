@@ -29,7 +29,7 @@ typedef struct {
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(SampleConfig, field), def, lo, hi, choices, help}
 static const cfg_key sample_keys[] = {
-    K("ckpt", CFG_STR, ckpt, "", 0, 0, NULL, "checkpoint file, or a run folder (its newest checkpoint); required"),
+    K("ckpt", CFG_PATH, ckpt, "", 0, 0, NULL, "checkpoint file, or a run folder (its newest checkpoint); required"),
     K("net", CFG_STR, net, "auto", 0, 0, NULL, "network to sample; auto: student if the checkpoint has one, else teacher"),
     K("out", CFG_STR, out, "samples.h5", 0, 0, NULL, "samples file to write"),
     K("n", CFG_INT, n, "4096", 1, 100000000, NULL, "number of samples"),
@@ -45,7 +45,7 @@ static const cfg_key sample_keys[] = {
     K("png", CFG_STR, png, "", 0, 0, NULL, "also write a picture here: 2-D data a scatter plot, images a grid (a row per class)"),
     K("png.cols", CFG_INT, png_cols, "10", 1, 1000, NULL, "images: samples per class in the grid"),
     K("plot.range", CFG_FLOAT, plot_range, "1.2", 1e-3, 1e6, NULL, "scatter plot shows [-range, range]^2"),
-    K("data", CFG_STR, data, "", 0, 0, NULL, "dataset for the plot's mode centres; default: the checkpoint's"),
+    K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset for the plot's mode centres; default: the checkpoint's"),
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
     CFG_END};
@@ -53,7 +53,7 @@ static const cfg_key sample_keys[] = {
 
 typedef struct {
   const SampleConfig *c;
-  const char *ckpt_path, *data_path;
+  const char *ckpt_path, *data_path, *data_fingerprint;
   int nfe;
   double seconds;
 } SampleInfo;
@@ -63,6 +63,7 @@ static void write_sample_attrs(hid_t f, const void *ctx) {
   h5_attr_write_str(f, "checkpoint", s->ckpt_path);
   h5_attr_write_str(f, "net", s->c->net);
   h5_attr_write_str(f, "data", s->data_path);
+  if (s->data_fingerprint[0]) h5_attr_write_str(f, "data_fingerprint", s->data_fingerprint);
   h5_attr_write_str(f, "sampler", s->c->sampler);
   h5_attr_write_i64(f, "steps", s->c->steps);
   h5_attr_write_f64(f, "cfg", s->c->cfg);
@@ -92,6 +93,8 @@ int cmd_sample(int argc, char **argv) {
   if (generator && c.cfg != 1.0)
     amd_usage_error("config key 'cfg' = %g: a distilled student samples without guidance (its teacher's guidance is "
                     "built in); leave cfg = 1 with sampler=generator", c.cfg);
+  if (c.png[0] && mc.img_size == 0 && mc.dim != 2)
+    amd_usage_error("config key 'png': png= draws 2-D data or images; net '%s' makes vectors of %d", c.net, mc.dim);
   if (c.batch == 0) c.batch = mc.img_size > 0 ? 100 : 1024;
   int per_call = c.batch < c.n ? c.batch : c.n;
   Model *model = model_create(&mc, c.cfg != 1.0 ? 2 * per_call : per_call);
@@ -99,7 +102,26 @@ int cmd_sample(int argc, char **argv) {
   CkptNet net = {c.net, model, NULL};
   model_ckpt_load(ckpt_path, &st, &net, 1);
   if (c.steps == 0) c.steps = !generator ? 50 : st.student_steps > 0 ? (int)st.student_steps : 1;
+  /* the checkpoint's dataset (checked by content when the scatter plot draws its mode centres), or data= */
   char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_attr(ckpt_path, "data");
+  char *fingerprint = c.data[0] ? strdup("") : ckpt_read_attr(ckpt_path, "data_fingerprint");
+  Dataset plot_data = {0};
+  int have_mix = 0;
+  if (c.png[0] && mc.img_size == 0 && data_path[0]) {
+    if (!c.data[0]) {
+      free(data_path);
+      data_path = dataset_read_recorded(ckpt_path, "amd-checkpoint", &plot_data,
+                                        "pass data= to plot over another dataset, or leave out png=");
+    } else {
+      dataset_read(data_path, "amd-dataset", &plot_data);
+    }
+    have_mix = plot_data.has_mixture;
+  }
+  char data_abs[CFG_STR_MAX + 4200];
+  if (data_path[0] && cfg_absolute_path(data_path, data_abs, sizeof data_abs) == 0) {
+    free(data_path);
+    data_path = strdup(data_abs);
+  }
 
   long i0, i1;
   dist_split(c.n, &i0, &i1);
@@ -128,7 +150,7 @@ int cmd_sample(int argc, char **argv) {
                    .labels = all_labels};
     if (mc.img_size > 0) out.ndim = 3, out.shape[0] = mc.img_channels, out.shape[1] = out.shape[2] = mc.img_size;
     snprintf(out.source, sizeof out.source, "amd sample %.16s %d steps", c.sampler, c.steps);
-    SampleInfo info = {&c, ckpt_path, data_path, nfe, seconds};
+    SampleInfo info = {&c, ckpt_path, data_path, fingerprint, nfe, seconds};
     char *text = cfg_to_text(sample_keys, &c);
     amd_mkdirs_parent(c.out);
     dataset_write(c.out, &out, "amd-samples", text, write_sample_attrs, &info);
@@ -136,20 +158,13 @@ int cmd_sample(int argc, char **argv) {
     printf("wrote %s: %ld samples, %s %d steps, cfg %g, NFE %d, %.3f s (%.0f samples/s)\n", c.out, total,
            c.sampler, c.steps, c.cfg, nfe, seconds, total / (seconds + 1e-12));
     if (c.png[0]) {
-      Mixture mix;
-      int have_mix = 0;
-      if (mc.img_size == 0 && data_path[0] && amd_file_exists(data_path)) {
-        hid_t f = h5_open(data_path, "amd-dataset", 0, NULL);
-        have_mix = dataset_read_mixture(f, &mix);
-        h5_close(f);
-      }
-      samples_png(c.png, &out, c.png_cols, have_mix ? &mix : NULL, c.plot_range);
+      samples_png(c.png, &out, c.png_cols, have_mix ? &plot_data.mix : NULL, c.plot_range);
       printf("wrote %s\n", c.png);
-      if (have_mix) mixture_free(&mix);
     }
     free(all_x), free(all_labels);
   }
-  free(x_host), free(labels), free(data_path);
+  free(x_host), free(labels), free(data_path), free(fingerprint);
+  if (plot_data.x) dataset_free(&plot_data);
   sample_draw_free(draw);
   model_free(model);
   return 0;

@@ -55,8 +55,8 @@ typedef struct {
 static const cfg_key train_keys[] = {
     K("task", CFG_CHOICE, task, "teacher", 0, 0, "teacher|reward|evaluator",
       "teacher: rectified-flow velocity network; reward, evaluator: image classifiers"),
-    K("data", CFG_STR, data, "", 0, 0, NULL, "dataset file (amd data ...); required"),
-    K("test_data", CFG_STR, test_data, "", 0, 0, NULL, "classifiers: held-out split for the test accuracy; required there"),
+    K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset file (amd data ...); required"),
+    K("test_data", CFG_PATH, test_data, "", 0, 0, NULL, "classifiers: held-out split for the test accuracy; required there"),
     RUNLOOP_RUN_KEYS(K, "runs/teacher",
                      "ZeRO stage: 0 replicated optimizer; 1 Adam moments sharded over ranks; 2 also the summed gradient"),
     K("model.kind", CFG_CHOICE, model_kind, "auto", 0, 0, "auto|mlp|dit",
@@ -208,6 +208,7 @@ int cmd_train(int argc, char **argv) {
   cfg_parse_args(train_keys, &c, argc, argv, "train",
                  "Trains a network: task=teacher (rectified-flow teacher), reward or evaluator (image classifiers).");
   if (!c.data[0]) amd_usage_error("config key 'data' is required: the dataset file to train on (amd data toy2d)");
+  runloop_check_settings(&c.rl);
   Train T = {.c = &c, .classifier = strcmp(c.task, "teacher") != 0, .test_acc = NAN};
   int threads = backend_init(c.device, c.threads);
   runloop_check_split("train.batch", c.batch);
@@ -246,8 +247,11 @@ int cmd_train(int argc, char **argv) {
   zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher");
 
   CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt}};
+  char fingerprint[DATASET_FINGERPRINT_MAX];
+  dataset_fingerprint(&data, fingerprint, sizeof fingerprint);
   static const char *const loss_names[] = {"loss"};
-  RunTask task = {.what = "training", .data_path = c.data, .keys = train_keys, .config = &c, .nets = nets, .nnets = 1,
+  RunTask task = {.what = "training", .data_path = c.data, .data_fingerprint = fingerprint, .keys = train_keys,
+                  .config = &c, .nets = nets, .nnets = 1,
                   .samples_per_step = c.batch, .cols = log_cols, .ncols = T.classifier ? NCOLS : NCOLS_TEACHER,
                   .loss_names = loss_names, .nlosses = 1, .ctx = &T, .reset = train_reset,
                   .set_lr_scale = train_set_lr_scale, .step = train_step, .apply = train_apply, .row = train_row,

@@ -13,11 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common.h"
 
 /* Room for any formatted value: a string field, or a double at 17 significant digits. */
-#define VALUE_MAX (CFG_STR_MAX + 64)
+#define VALUE_MAX CFG_VALUE_MAX
 
 static const cfg_key *find_key(const cfg_key *keys, const char *key) {
   for (const cfg_key *k = keys; k->key; k++)
@@ -40,6 +41,7 @@ static void type_text(const cfg_key *k, char *buf, size_t size) {
     case CFG_BOOL: snprintf(buf, size, "bool"); break;
     case CFG_STR: snprintf(buf, size, "string"); break;
     case CFG_CHOICE: snprintf(buf, size, "%s", k->choices); break;
+    case CFG_PATH: snprintf(buf, size, "path"); break;
     default: amd_fatal("config key '%s' has unknown type %d", k->key, (int)k->type);
   }
 }
@@ -168,9 +170,46 @@ static void set_text(const cfg_key *k, char *field, const char *value, const cha
       bad_value(k, value, origin, "a string may not contain '#' or control characters");
   if (starts_or_ends_with_space(value))
     bad_value(k, value, origin, "a string may not start or end with a space");
+  char abs[CFG_STR_MAX];
+  if (k->type == CFG_PATH && value[0]) {
+    if (cfg_absolute_path(value, abs, sizeof abs) != 0)
+      bad_value(k, value, origin, "too long once made absolute (at most %d characters) or no working directory",
+                CFG_STR_MAX - 1);
+    if (strchr(abs, '#')) bad_value(k, value, origin, "made absolute it holds '#' ('%s'): a config line cannot", abs);
+    value = abs, len = strlen(abs);
+  }
   /* Zero the tail so two structs holding the same settings compare equal byte for byte. */
   memset(field, 0, CFG_STR_MAX);
   memcpy(field, value, len);
+}
+
+int cfg_absolute_path(const char *path, char *out, size_t n) {
+  char joined[2 * 4096 + 2], cwd[4096];
+  if (path[0] == '/') snprintf(joined, sizeof joined, "%s", path);
+  else if (getcwd(cwd, sizeof cwd)) snprintf(joined, sizeof joined, "%s/%s", cwd, path);
+  else return 1;
+  /* "." and empty parts dropped, ".." takes the part before it away, as os.path.abspath does */
+  size_t len = 0;
+  char *save = NULL;
+  for (char *part = strtok_r(joined, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+    if (strcmp(part, ".") == 0) continue;
+    if (strcmp(part, "..") == 0) {
+      while (len > 0 && out[--len] != '/') {
+      }
+      continue;
+    }
+    size_t m = strlen(part);
+    if (len + 1 + m + 1 > n) return 1;
+    out[len++] = '/';
+    memcpy(out + len, part, m);
+    len += m;
+  }
+  if (len == 0) {
+    if (n < 2) return 1;
+    out[len++] = '/';
+  }
+  out[len] = '\0';
+  return 0;
 }
 
 void cfg_set(const cfg_key *keys, void *dst, const char *key, const char *value, const char *origin) {
@@ -187,7 +226,8 @@ void cfg_set(const cfg_key *keys, void *dst, const char *key, const char *value,
     case CFG_FLOAT: *(double *)field = parse_float(k, value, origin); break;
     case CFG_BOOL: *(int *)field = parse_bool(k, value, origin); break;
     case CFG_STR:
-    case CFG_CHOICE: set_text(k, field, value, origin); break;
+    case CFG_CHOICE:
+    case CFG_PATH: set_text(k, field, value, origin); break;
     default: amd_fatal("config key '%s' has unknown type %d", k->key, (int)k->type);
   }
 }
@@ -339,7 +379,8 @@ static void format_value(const cfg_key *k, const void *src, char *buf, size_t si
     }
     case CFG_BOOL: snprintf(buf, size, "%s", *(const int *)field ? "true" : "false"); break;
     case CFG_STR:
-    case CFG_CHOICE: snprintf(buf, size, "%.*s", (int)strnlen(field, CFG_STR_MAX - 1), field); break;
+    case CFG_CHOICE:
+    case CFG_PATH: snprintf(buf, size, "%.*s", (int)strnlen(field, CFG_STR_MAX - 1), field); break;
     default: amd_fatal("config key '%s' has unknown type %d", k->key, (int)k->type);
   }
 }
@@ -390,6 +431,64 @@ char *cfg_to_text(const cfg_key *keys, const void *src) {
     p += sprintf(p, "%s = %s\n", k->key, value);
   }
   return text;
+}
+
+/* The value `key = ` holds in a config text (the rest of its line), or NULL when absent. */
+static const char *text_value(const char *text, const char *key, char *buf, size_t n) {
+  size_t klen = strlen(key);
+  for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    if (strncmp(line, key, klen) != 0 || strncmp(line + klen, " = ", 3) != 0) continue;
+    const char *v = line + klen + 3, *end = strchr(v, '\n');
+    size_t len = end ? (size_t)(end - v) : strlen(v);
+    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), v);
+    return buf;
+  }
+  return NULL;
+}
+
+/* Whether `was` (a config text's value) reads as the value of k in src. Never fatal: a value
+ * that no longer parses (its range changed since) is simply different. */
+static int same_value(const cfg_key *k, const void *src, const char *was) {
+  const char *field = (const char *)src + k->offset;
+  char *end, abs[CFG_STR_MAX];
+  switch (k->type) {
+    case CFG_INT: {
+      long v = strtol(was, &end, 10);
+      return end != was && *end == '\0' && v == *(const int *)field;
+    }
+    case CFG_FLOAT: {
+      double v = strtod(was, &end);
+      return end != was && *end == '\0' && v == *(const double *)field;
+    }
+    case CFG_BOOL: {
+      static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
+      for (int i = 0; i < 4; i++)
+        if (strcasecmp(was, yes[i]) == 0 || strcasecmp(was, no[i]) == 0)
+          return (strcasecmp(was, yes[i]) == 0) == (*(const int *)field != 0);
+      return 0;
+    }
+    case CFG_PATH:
+      if (was[0] && cfg_absolute_path(was, abs, sizeof abs) == 0) was = abs;
+      return strcmp(was, field) == 0;
+    default: return strcmp(was, field) == 0;
+  }
+}
+
+int cfg_diff(const cfg_key *keys, const void *src, const char *text, CfgChange *out, int max) {
+  int n = 0;
+  char was[VALUE_MAX];
+  for (const cfg_key *k = keys; k->key; k++) {
+    if (!text_value(text, k->key, was, sizeof was)) snprintf(was, sizeof was, "%s", k->def);
+    if (same_value(k, src, was)) continue;
+    if (n < max) {
+      out[n].key = k->key;
+      snprintf(out[n].was, sizeof out[n].was, "%s", shown(was));
+      format_value(k, src, out[n].now, sizeof out[n].now);
+      if (!out[n].now[0]) snprintf(out[n].now, sizeof out[n].now, "%s", shown(""));
+    }
+    n++;
+  }
+  return n;
 }
 
 void cfg_print_table(const cfg_key *keys, const void *src, const char *title) {

@@ -17,6 +17,9 @@ typedef enum {
   CFG_BOOL,   /* int field, 0 or 1; accepts true/false/yes/no/on/off/1/0 */
   CFG_STR,    /* char[CFG_STR_MAX] field */
   CFG_CHOICE, /* char[CFG_STR_MAX] field; value must be one of `choices`, "a|b|c" */
+  CFG_PATH,   /* char[CFG_STR_MAX] field: an input file or folder; a relative path is made absolute
+                 (against the working directory) when set, so whatever records it names the same
+                 file from any folder */
 } cfg_type;
 
 typedef struct {
@@ -53,5 +56,23 @@ void cfg_print_help(const cfg_key *keys, FILE *out, const char *command, const c
 int cfg_is_testing_key(const char *key);
 /* The resolved configuration as `key = value` lines, one per key, in table order; caller frees. */
 char *cfg_to_text(const cfg_key *keys, const void *src);
+/* A path made absolute against the working directory, "." and ".." parts resolved by name (as
+ * Python's os.path.abspath; links are not followed); 0, or nonzero when it does not fit in n
+ * bytes or the working directory is unknown. */
+int cfg_absolute_path(const char *path, char *out, size_t n);
+
+/* One key whose value differs between an earlier configuration and the present one. */
+#define CFG_VALUE_MAX (CFG_STR_MAX + 64)
+typedef struct {
+  const char *key;
+  char was[CFG_VALUE_MAX], now[CFG_VALUE_MAX]; /* as config lines hold them ("" shown as "") */
+} CfgChange;
+/* The keys of the table whose value in src differs from the one in `text` (cfg_to_text of an
+ * earlier run, e.g. a checkpoint's config), in table order, at most max into out; returns how
+ * many differ. Values compare as their type reads them (1e-3 equals 0.001). A key the text lacks
+ * (added to amd since) counts as its default; a relative CFG_PATH in the text (written before
+ * paths were made absolute) counts as made absolute now; keys of the text the table lacks are
+ * ignored. */
+int cfg_diff(const cfg_key *keys, const void *src, const char *text, CfgChange *out, int max);
 /* Rank 0 prints every key and its value as an aligned table. */
 void cfg_print_table(const cfg_key *keys, const void *src, const char *title);

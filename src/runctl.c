@@ -90,7 +90,7 @@ int guard_rollback(Guard *g, TrainLog *log, long step, const char *what, const c
       fflush(stdout);
       fprintf(stderr, "amd: error: %s diverged at step %ld: %s; nothing was saved from this step (rollbacks used: "
                       "%ld, guard.max_rollbacks = %d). Newest checkpoint: %s. Lower the learning rate(s) or tighten "
-                      "optim.grad_clip, then resume=1\n",
+                      "optim.grad_clip, then resume=1 with resume.allow= naming the keys changed\n",
               what, step, why, g->rollbacks, g->max_rollbacks, target ? target : "none");
       fflush(stderr);
     }

@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "ckpt.h"
 #include "common.h"
 #include "dist.h"
 #include "ops.h"
+#include "resume_check.h"
 #include "runlock.h"
 #include "timing.h"
 
@@ -66,9 +68,22 @@ static long newest_good(const char *run_dir, char *path, size_t n, TrainLog *log
   return good;
 }
 
+void runloop_check_settings(const RunSettings *rs) {
+  const char *run = rs->run;
+  struct stat sb;
+  char real[4096];
+  if (!run[0]) amd_usage_error("config key 'run' is empty: name the run folder (e.g. run=runs/<name>)");
+  if (stat(run, &sb) == 0 && !S_ISDIR(sb.st_mode))
+    amd_usage_error("config key 'run' = '%s' is an existing file, not a folder: name the run folder", run);
+  if (run[strspn(run, "/")] == '\0' || (realpath(run, real) && strcmp(real, "/") == 0))
+    amd_usage_error("config key 'run' = '%s' is the root folder: name a run folder of its own (e.g. run=runs/<name>)",
+                    run);
+}
+
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n) {
   static char cached_run[CFG_STR_MAX], cached_path[4200];
   static long cached_step = -1;
+  runloop_check_settings(rs);
   if (!rs->resume) return -1;
   if (strcmp(cached_run, rs->run) != 0) { /* each damaged checkpoint is read and reported once */
     passed_over[0] = '\0';
@@ -80,6 +95,7 @@ long runloop_resume_point(const RunSettings *rs, char *path, size_t n) {
 }
 
 void runloop_prepare(const RunSettings *rs) {
+  runloop_check_settings(rs);
   slow_ckpt_ms = rs->slow_ckpt_ms, slow_log_ms = rs->slow_log_ms;
   ckpt_set_pause_hook(slow_ckpt_ms > 0 ? pause_ckpt : NULL);
   trainlog_set_pause_hook(slow_log_ms > 0 ? pause_log : NULL);
@@ -110,6 +126,7 @@ typedef struct {
   const RunTask *task;
   CkptState st;
   char *config_text; /* of the command's keys: in every file the run writes */
+  char *resume_events; /* the changes resume.allow let through, a line each, for /events */
   TrainLog log, extra, timing;
   Guard guard;
   long last_ckpt;   /* step of the newest checkpoint this process wrote or loaded (-1: none) */
@@ -123,6 +140,7 @@ typedef struct {
 static void save(Loop *L) {
   const RunTask *t = L->task;
   double t0 = amd_time();
+  snprintf(L->st.data_fingerprint, sizeof L->st.data_fingerprint, "%s", t->data_fingerprint ? t->data_fingerprint : "");
   model_ckpt_save(L->rs->run, &L->st, t->nets, t->nnets, L->config_text, t->data_path, L->rs->ckpt_keep);
   timing_add_io(amd_time() - t0);
   amd_log("checkpoint %s/ckpt_%08ld.h5\n", L->rs->run, L->st.step);
@@ -157,6 +175,7 @@ static long load_start(Loop *L) {
     reset(L);
     return -1;
   }
+  L->resume_events = resume_check(path, rs->allow, t->keys, t->config, t->data_path, t->data_fingerprint);
   model_ckpt_load(path, &L->st, t->nets, t->nnets);
   if (L->st.seed != (uint64_t)rs->seed)
     amd_usage_error("resume: checkpoint '%s' was made with seed %llu but seed = %d", path,
@@ -179,6 +198,11 @@ static void open_log(Loop *L, long resume_step) {
   trainlog_open(&L->timing, log_path, "timing", timing_cols, TIMING_NCOLS, keep);
   if (resume_step >= 0) {
     if (passed_over[0]) trainlog_event(&L->log, L->st.step, passed_over);
+    for (char *line = L->resume_events, *end; line && (end = strchr(line, '\n')); line = end + 1) {
+      *end = '\0';
+      amd_log("%s\n", line);
+      trainlog_event(&L->log, L->st.step, line);
+    }
     char msg[128];
     snprintf(msg, sizeof msg, "resume from step %ld at %d ranks", L->st.step, dist_size());
     trainlog_event(&L->log, L->st.step, msg);
@@ -311,7 +335,7 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
   MPI_Barrier(MPI_COMM_WORLD); /* every rank is done with the folder */
   amd_at_fatal(NULL);
   runlock_release();
-  free(L->config_text);
+  free(L->config_text), free(L->resume_events);
   free(L);
   return status;
 }

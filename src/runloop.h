@@ -26,6 +26,7 @@
  * keys, and RUNLOOP_KEYS (ckpt.*, guard.*, fault.*), which ends it. */
 typedef struct {
   char run[CFG_STR_MAX];
+  char allow[CFG_STR_MAX]; /* resume.allow: keys a resume may change (src/resume_check.h) */
   int resume, seed, steps;
   int log_every, ckpt_every, ckpt_keep;
   double guard_spike, guard_lr_factor;
@@ -33,13 +34,15 @@ typedef struct {
   int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms; /* testing: fault injection */
 } RunSettings;
 
-/* The keys run, resume, device, seed, threads and zero, in this order, through the command's
- * K(name, type, field, ...) macro over a struct with members rl (RunSettings), device, threads and
+/* The keys run, resume, resume.allow, device, seed, threads and zero, in this order, through the
+ * command's K(name, type, field, ...) macro over a struct with members rl (RunSettings), device, threads and
  * zero: every run has them; run_default is the run folder's default, zero_help names the networks
  * the ZeRO stage shards. */
 #define RUNLOOP_RUN_KEYS(K, run_default, zero_help)                                                            \
   K("run", CFG_STR, rl.run, run_default, 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5 go here"),             \
   K("resume", CFG_BOOL, rl.resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),  \
+  K("resume.allow", CFG_STR, rl.allow, "", 0, 0, NULL,                                                              \
+    "keys a resume may change although they change the run, comma-separated (e.g. train.steps,optim.lr)"),          \
   K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),         \
   K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),  \
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
@@ -78,7 +81,8 @@ typedef struct {
 
 typedef struct {
   const char *what;   /* "training" or "distillation", for messages */
-  const char *data_path; /* recorded in every checkpoint */
+  const char *data_path; /* recorded in every checkpoint (absolute), with data_fingerprint */
+  const char *data_fingerprint; /* of the dataset read (io/dataset.h); a resume checks it */
   const cfg_key *keys;   /* the command's key table and config: their text goes into every file */
   const void *config;
   CkptNet *nets;
@@ -120,6 +124,10 @@ typedef struct {
 /* Collective: gathers every rank's nrows rows of ncols values to rank 0, in rank order, and
  * appends them to the table there (a helper for extra_rows). */
 void runloop_append_all_ranks(TrainLog *table, const double *rows, long nrows, int ncols);
+/* Stops with a usage error when run= cannot name a run folder: empty, the root folder, or an
+ * existing file. Commands call it right after parsing, before reading anything; runloop_prepare
+ * and runloop_resume_point call it too. */
+void runloop_check_settings(const RunSettings *rs);
 /* Stops with a usage error when n, the value of config key `key` (the prompts of a global
  * batch), is smaller than the rank count: every rank needs a prompt. */
 void runloop_check_split(const char *key, int n);
@@ -129,11 +137,13 @@ void runloop_check_split(const char *key, int n);
  * checkpoints). Every checkpoint damaged is an error. Collective: rank 0 reads the files; the
  * answer is kept per run folder. */
 long runloop_resume_point(const RunSettings *rs, char *path, size_t n);
-/* Collective: the folder is made and locked (src/runlock.h: another job holding it is a usage
+/* Collective: the folder is checked (an empty run=, the root folder or an existing file is a
+ * usage error), made and locked (src/runlock.h: another job holding it is a usage
  * error); a fresh run refuses a folder that holds a run (a checkpoint or a log). Also installs the
  * testing pauses of fault.slow_*. Call before anything is written; runloop_run gives the lock back. */
 void runloop_prepare(const RunSettings *rs);
-/* Collective: loads the resume checkpoint (or the initial state), then runs steps until
- * rs->steps, a stop signal or a divergence beyond guard.max_rollbacks; closes the log. Returns 0,
- * AMD_EXIT_REQUEUE or AMD_EXIT_DIVERGED. */
+/* Collective: loads the resume checkpoint (a resume refuses settings or data that differ from the
+ * checkpoint's unless resume.allow names them: src/resume_check.h) or the initial state, then runs
+ * steps until rs->steps, a stop signal or a divergence beyond guard.max_rollbacks; closes the log.
+ * Returns 0, AMD_EXIT_REQUEUE or AMD_EXIT_DIVERGED. */
 int runloop_run(const RunSettings *rs, const RunTask *task);

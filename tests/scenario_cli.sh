@@ -100,9 +100,10 @@ cp "$S/run/ckpt_00000020.h5" "$S/trunc_ckpt.h5"
 truncate -s 2000 "$S/trunc_ckpt.h5"
 expect_error truncated_checkpoint "truncated" "$AMD" sample ckpt="$S/trunc_ckpt.h5" out="$S/x.h5"
 head -c 5000 "$S/run/ckpt_00000020.h5" >"$S/run/ckpt_00000030.h5.tmp"
-expect_ok resume_ignores_tmp "$AMD" train data="$S/toy.h5" run="$S/run" $TINY train.steps=30 ckpt.every=10 resume=1
+expect_ok resume_ignores_tmp "$AMD" train data="$S/toy.h5" run="$S/run" $TINY train.steps=30 ckpt.every=10 resume=1 \
+  resume.allow=train.steps
 if grep -q "resuming from $S/run/ckpt_00000020.h5" "$SCRATCH/resume_ignores_tmp.out"; then pass resume_picks_newest_complete; else fail resume_picks_newest_complete "$(head -3 "$SCRATCH/resume_ignores_tmp.out")"; fi
-expect_error resume_other_architecture "architecture mismatch" "$AMD" train data="$S/toy.h5" run="$S/run" $TINY model.width=32 train.steps=40 resume=1
+expect_error resume_other_architecture "model.width: 16 -> 32" "$AMD" train data="$S/toy.h5" run="$S/run" $TINY model.width=32 train.steps=40 resume=1
 
 # sample, eval and info on every kind of file
 expect_ok sample_png "$AMD" sample ckpt="$S/run" out="$S/samples.h5" n=200 steps=8 sampler=heun cfg=2 png="$S/samples.png"

@@ -191,11 +191,12 @@ if [ -e "$S/lock_nan/amd.lock" ]; then fail lock_released_after_divergence "left
 ( : ) & dead=$!
 wait $dead
 echo "host $(hostname) pid $dead job -" >"$S/locked/amd.lock"
-expect_ok lock_stale_process_removed "$AMD" train $CFG run="$S/locked" resume=1 train.steps=50
+expect_ok lock_stale_process_removed "$AMD" train $CFG run="$S/locked" resume=1 train.steps=50 resume.allow=train.steps
 if grep -q "removing the stale lock of process $dead" "$S/lock_stale_process_removed.out"; then pass lock_stale_process_says_so
 else fail lock_stale_process_says_so "$(head -3 "$S/lock_stale_process_removed.out")"; fi
 echo "host node-elsewhere pid 1 job 4242" >"$S/locked/amd.lock"
-expect_ok lock_stale_same_slurm_job env SLURM_JOB_ID=4242 "$AMD" train $CFG run="$S/locked" resume=1 train.steps=60
+expect_ok lock_stale_same_slurm_job env SLURM_JOB_ID=4242 "$AMD" train $CFG run="$S/locked" resume=1 train.steps=60 \
+  resume.allow=train.steps
 echo "host node-elsewhere pid 1 job 4242" >"$S/locked/amd.lock"
 expect_error lock_other_host_refused "in use by process 1 on host node-elsewhere, Slurm job 4242" \
   "$AMD" train $CFG run="$S/locked" resume=1 train.steps=70

@@ -10,8 +10,26 @@
 #    `#SBATCH --signal=B:USR1@<seconds>` delivers) checkpoints, exits 75, requeues itself, resumes
 #    and finishes with losses bit-identical to the uninterrupted job;
 #  - the mpirun fallback of jobs/slurm_lib.sh (AMD_LAUNCHER=mpirun) runs too.
-# Skipped when slurm-wlm or munge are missing (jobs/setup.sh installs them).
+# Skipped when slurm-wlm or munge are missing (jobs/setup.sh installs them), except the first check,
+# which needs no cluster: the resubmission hint of a job stopped by SIGTERM repeats its settings.
 source "$(dirname "$0")/lib.sh"
+
+# Without a cluster: a job stopped by SIGTERM (no requeue) prints the command that continues it,
+# with the settings and key=value overrides it was submitted with. A stand-in mpirun signals the
+# batch shell as Slurm would and exits 75 as amd does after its checkpoint.
+H=$(cd "$SCRATCH" && pwd)/hint
+mkdir -p "$H/bin"
+printf '#!/bin/bash\nkill -TERM $PPID\nsleep 0.3\nexit 75\n' >"$H/bin/mpirun"
+chmod +x "$H/bin/mpirun"
+env -u SLURM_JOB_ID -u SLURM_ARRAY_TASK_ID -u CONFIG -u TEACHER -u METHOD PATH="$H/bin:$PATH" AMD_ROOT="$PWD" \
+  AMD_LAUNCHER=mpirun RUN="$H/run" DATA="$H/my data.h5" bash jobs/teacher.sbatch train.steps=400 optim.lr=5e-3 >/dev/null 2>&1
+rc=$?
+want="continue with: RESUME=1 RUN=$H/run DATA=$H/my\\ data.h5 AMD_LAUNCHER=mpirun AMD_ROOT=$PWD"
+if [ "$rc" -eq 75 ] && grep -qF -- "$want" "$H/run/slurm-nojob.out" &&
+  grep -qF "sbatch jobs/teacher.sbatch train.steps=400 optim.lr=5e-3" "$H/run/slurm-nojob.out"; then
+  pass slurm_hint_repeats_overrides
+else fail slurm_hint_repeats_overrides "rc $rc: $(grep -a 'continue with' "$H/run/slurm-nojob.out" 2>&1)"; fi
+
 for b in munged slurmctld slurmd sbatch srun; do
   if ! command -v $b >/dev/null; then echo "SKIP slurm: $b is not installed (bash jobs/setup.sh installs slurm-wlm and munge)"; exit 0; fi
 done

@@ -1,6 +1,7 @@
 /* test_config.c: tests config.c on a small table holding one key of every type.
  * Covers defaults, file-then-command-line precedence, sections, comments, the cfg_to_text round
- * trip, help and table output, and every user error, each in a forked child through expect_fatal.
+ * trip, help and table output, every user error (each in a forked child through expect_fatal), and
+ * for resume checks: CFG_PATH values made absolute and cfg_diff against an earlier config text.
  * Not here: any real command's keys. */
 #include <stddef.h>
 #include <stdlib.h>
@@ -431,6 +432,69 @@ static void test_error_missing_file(void) {
   unlink(path);
 }
 
+/* A table with an input path, for CFG_PATH and cfg_diff. */
+typedef struct {
+  char data[CFG_STR_MAX], method[CFG_STR_MAX];
+  int steps, ema;
+  double lr;
+} run_cfg;
+static const cfg_key run_keys[] = {
+    {"data", CFG_PATH, offsetof(run_cfg, data), "", 0, 0, NULL, "dataset file"},
+    {"train.steps", CFG_INT, offsetof(run_cfg, steps), "100", 1, 1000000, NULL, "optimizer steps"},
+    {"optim.lr", CFG_FLOAT, offsetof(run_cfg, lr), "1e-3", 0, 10, NULL, "learning rate"},
+    {"ema.enabled", CFG_BOOL, offsetof(run_cfg, ema), "yes", 0, 0, NULL, "keep an EMA of the weights"},
+    {"sample.method", CFG_CHOICE, offsetof(run_cfg, method), "heun", 0, 0, "euler|heun", "sampler"},
+    CFG_END,
+};
+
+static void test_path_made_absolute(void) {
+  char cwd[4096], want[4200], out[64];
+  CHECK(getcwd(cwd, sizeof cwd), "getcwd");
+  run_cfg c;
+  cfg_defaults(run_keys, &c);
+  EXPECT(c.data[0] == '\0', "an empty path stays empty, got '%s'", c.data);
+  cfg_set(run_keys, &c, "data", "./data/../data//toy.h5", "test");
+  snprintf(want, sizeof want, "%s/data/toy.h5", strcmp(cwd, "/") == 0 ? "" : cwd);
+  EXPECT(strcmp(c.data, want) == 0, "relative path '%s', want '%s'", c.data, want);
+  cfg_set(run_keys, &c, "data", "/a/./b/../toy.h5", "test");
+  EXPECT(strcmp(c.data, "/a/toy.h5") == 0, "absolute path '%s'", c.data);
+  EXPECT(cfg_absolute_path("/..", out, sizeof out) == 0 && strcmp(out, "/") == 0, "'/..' gave '%s'", out);
+  EXPECT(cfg_absolute_path("/0123456789/0123456789/0123456789/0123456789/0123456789/0123456789/x", out, sizeof out) != 0,
+         "a path longer than the buffer must fail");
+  char *text = cfg_to_text(run_keys, &c);
+  EXPECT(strstr(text, "data = /a/toy.h5\n") != NULL, "config text: %s", text);
+  free(text);
+}
+
+static void test_diff(void) {
+  run_cfg c;
+  cfg_defaults(run_keys, &c);
+  cfg_set(run_keys, &c, "data", "toy.h5", "test");
+  char *text = cfg_to_text(run_keys, &c);
+  CfgChange ch[8];
+  EXPECT(cfg_diff(run_keys, &c, text, ch, 8) == 0, "a config equals its own text");
+  /* written by an older amd: a relative path, 1e-3 spelled otherwise, a key it did not have */
+  const char *old = "data = toy.h5\ntrain.steps = 100\noptim.lr = 0.001\nema.enabled = yes\nremoved.key = 4\n";
+  EXPECT(cfg_diff(run_keys, &c, old, ch, 8) == 0, "an older text of the same settings differs in %s",
+         cfg_diff(run_keys, &c, old, ch, 8) ? ch[0].key : "-");
+  cfg_set(run_keys, &c, "train.steps", "400", "test");
+  cfg_set(run_keys, &c, "optim.lr", "5e-3", "test");
+  cfg_set(run_keys, &c, "sample.method", "euler", "test");
+  int n = cfg_diff(run_keys, &c, text, ch, 8);
+  EXPECT(n == 3, "3 changes, got %d", n);
+  if (n == 3) {
+    EXPECT(strcmp(ch[0].key, "train.steps") == 0 && strcmp(ch[0].was, "100") == 0 && strcmp(ch[0].now, "400") == 0,
+           "change 0: %s %s -> %s", ch[0].key, ch[0].was, ch[0].now);
+    EXPECT(strcmp(ch[1].key, "optim.lr") == 0 && strcmp(ch[1].was, "0.001") == 0 && strcmp(ch[1].now, "0.005") == 0,
+           "change 1: %s %s -> %s", ch[1].key, ch[1].was, ch[1].now);
+    EXPECT(strcmp(ch[2].key, "sample.method") == 0, "change 2: %s", ch[2].key);
+  }
+  EXPECT(cfg_diff(run_keys, &c, text, ch, 1) == 3, "the count goes past max");
+  cfg_set(run_keys, &c, "data", "other.h5", "test");
+  EXPECT(cfg_diff(run_keys, &c, text, ch, 8) == 4 && strcmp(ch[0].key, "data") == 0, "another data file is a change");
+  free(text);
+}
+
 int main(void) {
   TEST_RUN(test_defaults);
   TEST_RUN(test_values);
@@ -453,5 +517,7 @@ int main(void) {
   TEST_RUN(test_error_bad_string);
   TEST_RUN(test_error_bad_lines);
   TEST_RUN(test_error_missing_file);
+  TEST_RUN(test_path_made_absolute);
+  TEST_RUN(test_diff);
   return t_finish();
 }
