@@ -11,7 +11,8 @@
 #include "dist.h"
 #include "provenance.h"
 
-/* The config keys that name an input file or folder. Outputs (out, png, run) are not inputs. */
+/* The config keys that name an input file or folder besides the CFG_PATH ones (amd data's inputs are
+ * plain strings). Outputs (out, png, run) are not inputs. */
 static const char *const input_keys[] = {"data", "test_data", "teacher", "ckpt", "samples", "evaluator",
                                          "reward", "reward.ckpt", "dir", "in", "labels"};
 
@@ -71,12 +72,11 @@ static void input(const char *key, const char *value) {
 void origin_inputs(const cfg_key *keys, const void *cfg, const char *config_file) {
   if (config_file) input("config", config_file);
   for (const cfg_key *k = keys; k->key; k++) {
-    if (k->type != CFG_STR) continue;
-    for (size_t i = 0; i < sizeof input_keys / sizeof input_keys[0]; i++) {
-      if (strcmp(k->key, input_keys[i]) != 0) continue;
-      const char *value = (const char *)cfg + k->offset;
-      if (value[0]) input(k->key, value);
-      break;
-    }
+    if (k->type != CFG_STR && k->type != CFG_PATH) continue;
+    int is_input = k->type == CFG_PATH; /* every path key is an input (src/config.h) */
+    for (size_t i = 0; !is_input && i < sizeof input_keys / sizeof input_keys[0]; i++)
+      is_input = strcmp(k->key, input_keys[i]) == 0;
+    const char *value = (const char *)cfg + k->offset;
+    if (is_input && value[0]) input(k->key, value);
   }
 }
