@@ -8,6 +8,7 @@
  * The run folder, the log, checkpoints, resume, signals and rollbacks (to the newest checkpoint,
  * or to the teacher's weights when there is none) are the run loop's (src/runloop.h).
  * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h). */
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -168,6 +169,8 @@ int cmd_distill(int argc, char **argv) {
   runloop_check_split("train.prompts", c.prompts);
   Method method = parse_method(c.method);
   int fpg = c.fake_per_gen ? c.fake_per_gen : (method == METHOD_DMD ? 1 : 5);
+  /* the real teacher runs the conditional and unconditional pass of every sample in one int batch */
+  amd_mul_checked(2L * c.prompts, c.K, INT_MAX, "2 x train.prompts x amd.K (the real teacher's batch)");
   int GB = c.prompts * c.K;
   if (method == METHOD_DMD && c.lambda_reg > 0 && c.reg_pairs % GB != 0)
     amd_usage_error("config key 'dmd.reg_pairs' = %d must be a multiple of the global batch %d (train.prompts x amd.K)", c.reg_pairs, GB);
@@ -190,9 +193,14 @@ int cmd_distill(int argc, char **argv) {
   if (!data_path[0]) amd_usage_error("teacher '%s' names no dataset: pass data=", teacher_path);
   Dataset data;
   dataset_read(data_path, "amd-dataset", &data);
-  CHECK(data.dim == mc.dim && data.num_classes == mc.num_classes,
-        "dataset '%s' (dim %d, %d classes) does not match the teacher (dim %d, %d classes)", data_path, data.dim,
-        data.num_classes, mc.dim, mc.num_classes);
+  char what[4300];
+  snprintf(what, sizeof what, "the teacher '%s'", teacher_path);
+  dataset_check_fits(&data, "data", data_path, mc.dim, mc.num_classes, what);
+  if (c.data[0]) {
+    char *trained = ckpt_read_attr(teacher_path, "data");
+    dataset_check_same_target(&data, "data", data_path, trained, "the teacher");
+    free(trained);
+  }
 
   long p0, p1;
   dist_split(c.prompts, &p0, &p1);

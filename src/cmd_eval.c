@@ -153,12 +153,18 @@ int cmd_eval(int argc, char **argv) {
   Dataset s, d;
   dataset_read(c.samples, "amd-samples", &s);
   hid_t sf = h5_open(c.samples, "amd-samples", 0, NULL);
-  char *data_path = c.data[0] ? strdup(c.data) : h5_attr_read_str(sf, "data");
+  char *trained = h5_attr_read_str(sf, "data"); /* the dataset of the samples' model */
+  char *data_path = c.data[0] ? strdup(c.data) : strdup(trained);
   long long nfe = h5_attr_exists(sf, "nfe") ? h5_attr_read_i64(sf, "nfe") : 0;
   double rate = h5_attr_exists(sf, "samples_per_s") ? h5_attr_read_f64(sf, "samples_per_s") : 0;
   h5_close(sf);
   if (!data_path[0]) amd_usage_error("samples '%s' name no dataset: pass data=", c.samples);
   dataset_read(data_path, "amd-dataset", &d);
+  char what[4300];
+  snprintf(what, sizeof what, "the samples '%s'", c.samples);
+  dataset_check_fits(&d, c.data[0] ? "data" : "the samples' dataset", data_path, s.dim, s.num_classes, what);
+  dataset_check_same_target(&d, "data", data_path, trained, "the samples' model");
+  free(trained);
   char out[4200];
   if (c.out[0]) {
     snprintf(out, sizeof out, "%s", c.out);
