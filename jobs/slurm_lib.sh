@@ -1,8 +1,11 @@
 # slurm_lib.sh: what the jobs/*.sbatch scripts share; sourced by them, never run by itself.
 #
 #   amd_setup_run DIR   makes the run folder DIR, appends the rest of the job's output to
-#                       DIR/slurm-<jobid>.out (so everything a job writes is in its run folder),
-#                       records the job, and sets RESUME: 1 when Slurm restarted the job
+#                       DIR/slurm-<jobid>.out (an array task's DIR/slurm-<arrayjobid>_<taskid>.out),
+#                       so everything a job writes is in its run folder; the `--output` file
+#                       (logs/slurm-<name>-<jobid>.out in the submit folder) gets one line that
+#                       points there, and whatever Slurm itself reports (cancellation, time limit).
+#                       Records the job, and sets RESUME: 1 when Slurm restarted the job
 #                       (SLURM_RESTART_COUNT > 0, e.g. after our own requeue), else $RESUME or 0
 #   amd_launch ARGS...  runs `$AMD ARGS...` on the allocation's tasks (AMD_NTASKS of them when set)
 #                       and returns its exit status. Launcher: `srun --mpi=pmix` where Slurm has the
@@ -36,7 +39,10 @@ AMD_EXIT_REQUEUE=75
 amd_setup_run() {
   RUN=$1
   mkdir -p "$RUN" || exit 1
-  exec >>"$RUN/slurm-${SLURM_JOB_ID:-nojob}.out" 2>&1
+  local out=$RUN/slurm-${SLURM_JOB_ID:-nojob}.out
+  [ -n "${SLURM_ARRAY_TASK_ID:-}" ] && out=$RUN/slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.out
+  echo "$(date '+%F %T') job ${SLURM_JOB_ID:-none} restart ${SLURM_RESTART_COUNT:-0}: output continues in $out"
+  exec >>"$out" 2>&1
   if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then RESUME=1; else RESUME=${RESUME:-0}; fi
   # a signal before amd runs is kept and handed to it when it starts
   AMD_PENDING_SIGNAL=""

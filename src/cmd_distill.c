@@ -110,6 +110,7 @@ typedef struct {
   const char *teacher_path;
   double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
+  double dm_acc, fake_acc, reward_acc; /* sums over the log interval, for the status line */
 } DistillRun;
 
 /* The start of a distillation: student and fake teacher are the teacher, the GAN head is freshly
@@ -142,6 +143,8 @@ static void distill_row(void *ctx, long step, const RunClock *clk, double *row) 
                       o->fw_mean, o->fw_min, o->fw_max, o->norm_dc_x, o->norm_df_x, o->norm_dc_du, o->cos_real_fake,
                       o->k_sim, clk->samples_per_s, clk->elapsed};
   memcpy(row, r, sizeof r);
+  if (clk->interval_steps == 1) R->dm_acc = R->fake_acc = R->reward_acc = 0;
+  R->dm_acc += o->loss_dm, R->fake_acc += o->loss_fake, R->reward_acc += o->reward_mean;
 }
 
 static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
@@ -154,10 +157,11 @@ static void distill_status(void *ctx, long step, const RunClock *clk, const doub
   DistillRun *R = ctx;
   const DistillStats *o = &R->o;
   (void)row;
-  amd_log("step %5ld/%d | dm %.4f | fake %.4f | reward %7.3f | forbidden %.2f | off-manifold %.3f | "
-          "grad %.3f/%.3f | %6.0f samples/s | ETA %.0fs\n", step, R->c->rl.steps, o->loss_dm, o->loss_fake,
-          o->reward_mean, o->forbidden_frac, o->off_manifold_frac, o->grad_norm_student, o->grad_norm_fake,
-          clk->samples_per_s, clk->eta);
+  double n = (double)clk->interval_steps;
+  amd_log("step %6ld/%d | avg %ld: dm %.4f, fake %.4f, reward %.3f | last: forbidden %.2f, off-manifold %.3f, "
+          "grad %.3f/%.3f | %8.0f samples/s | elapsed %s | ETA %s\n", step, R->c->rl.steps, clk->interval_steps,
+          R->dm_acc / n, R->fake_acc / n, R->reward_acc / n, o->forbidden_frac, o->off_manifold_frac,
+          o->grad_norm_student, o->grad_norm_fake, clk->samples_per_s, clk->elapsed_hms, clk->eta_hms);
 }
 
 int cmd_distill(int argc, char **argv) {
