@@ -2,6 +2,7 @@
 #include "dataset.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,8 +142,12 @@ void dataset_read(const char *path, const char *format, Dataset *d) {
   d->labels = h5_read_i32(f, "labels", 1, ld);
   d->n = (long)dims[0];
   d->ndim = rank - 1;
-  d->dim = 1;
-  for (int i = 0; i < d->ndim; i++) d->shape[i] = (int)dims[1 + i], d->dim *= d->shape[i];
+  long dim = 1; /* counted in long: the shape comes from the file, and a sample's size is an int */
+  for (int i = 0; i < d->ndim && dim <= INT_MAX; i++)
+    dim = dims[1 + i] > (hsize_t)INT_MAX ? (long)INT_MAX + 1 : dim * (long)dims[1 + i];
+  if (dim > INT_MAX) amd_input_error("'%s': /x holds samples of more than %d values", path, INT_MAX);
+  for (int i = 0; i < d->ndim; i++) d->shape[i] = (int)dims[1 + i];
+  d->dim = (int)dim;
   if (ld[0] != dims[0])
     amd_input_error("'%s': /labels has %llu entries but /x has %llu samples", path, (unsigned long long)ld[0],
                     (unsigned long long)dims[0]);

@@ -38,8 +38,9 @@ static const cfg_key toy_keys[] = {
 static int data_toy2d(int argc, char **argv) {
   ToyConfig c;
   cfg_parse_args(toy_keys, &c, argc, argv, "data toy2d", "Writes a class-conditional 2-D Gaussian mixture dataset.");
-  CHECK(c.classes <= c.modes, "classes (%d) must not exceed modes (%d): every class owns at least one mode",
-        c.classes, c.modes);
+  if (c.classes > c.modes)
+    amd_usage_error("config keys 'classes' (%d) and 'modes' (%d): classes must not exceed modes, every class owns at "
+                    "least one mode", c.classes, c.modes);
   if (dist_rank() == 0) {
     Dataset d;
     memset(&d, 0, sizeof d);

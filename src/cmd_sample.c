@@ -200,7 +200,7 @@ int cmd_sample(int argc, char **argv) {
       write_grid(c.png, &out, c.png_cols);
       printf("wrote %s\n", c.png);
     } else if (c.png[0]) {
-      CHECK(D == 2, "png= draws 2-D data or images; these samples are vectors of %d", D);
+      if (D != 2) amd_usage_error("png= draws 2-D data or images; these samples are vectors of %d", D);
       Mixture mix;
       int have_mix = 0;
       if (data_path[0] && amd_file_exists(data_path)) {
