@@ -192,8 +192,10 @@ static int parse_float(Problems *p, const cfg_key *k, const char *value, const c
 static int parse_bool(Problems *p, const cfg_key *k, const char *value, const char *origin, int *out) {
   static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
   for (int i = 0; i < 4; i++) {
-    if (strcasecmp(value, yes[i]) == 0) return *out = 1, 0;
-    if (strcasecmp(value, no[i]) == 0) return *out = 0, 0;
+    if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+      *out = strcasecmp(value, yes[i]) == 0;
+      return 0;
+    }
   }
   return bad_value(p, k, value, origin, "not a bool; expected true/false, yes/no, on/off or 1/0");
 }
