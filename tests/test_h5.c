@@ -1,6 +1,7 @@
 /* test_h5.c: round trips of every amd HDF5 file kind (io/dataset.c, io/ckpt.c, io/trainlog.c) and
  * the errors io/h5.c and the readers give for bad input: missing, truncated, foreign, wrong-kind and
- * newer files, inconsistent shapes, labels out of range, NaN. Each bad input runs in a forked child
+ * newer files, inconsistent shapes, labels out of range, NaN, values out of range and damaged toy
+ * mixtures; the dataset checks distill and eval share. Each bad input runs in a forked child
  * through expect_fatal. Files go to a scratch folder /tmp/amd_test_h5_XXXXXX, removed when every
  * case passed (kept otherwise, to look at).
  * Serial paths only: one rank, and MPI only in the child that saves checkpoints (see t_save_three).
