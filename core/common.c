@@ -22,27 +22,37 @@ static void (*fatal_hook)(void);
 void amd_at_fatal(void (*hook)(void)) { fatal_hook = hook; }
 
 void amd_fatal_at(const char *file, int line, int status, const char *fmt, ...) {
-  char msg[2048];
+  char msg[8192];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  int init = 0, fin = 0, size = 1;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (init && !fin) MPI_Comm_size(MPI_COMM_WORLD, &size);
   fflush(stdout);
-  fprintf(stderr, "amd: error: %s\n  (rank %d, %s:%d)\n", msg, amd_rank(), file, line);
+  if (file) fprintf(stderr, "amd: error: %s\n  (rank %d, %s:%d)\n", msg, amd_rank(), file, line);
+  else if (size > 1) fprintf(stderr, "amd: error: %s\n  (rank %d)\n", msg, amd_rank());
+  else fprintf(stderr, "amd: error: %s\n", msg);
   fflush(stderr);
   void (*hook)(void) = fatal_hook;
   fatal_hook = NULL; /* once: a failure inside the hook ends the program without it */
   if (hook) hook();
-  int init = 0, fin = 0, size = 1;
-  MPI_Initialized(&init);
   MPI_Finalized(&fin);
   if (init && !fin) {
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
     /* One rank: leave cleanly, so the exit status is ours. Several: take every rank down. */
     if (size > 1) MPI_Abort(MPI_COMM_WORLD, status);
     MPI_Finalize();
   }
   exit(status);
+}
+
+long amd_mul_checked(long a, long b, long limit, const char *what) {
+  if (a < 0 || b < 0) amd_fatal("amd_mul_checked: negative factor %ld or %ld of %s", a, b, what);
+  if (a != 0 && b > limit / a)
+    amd_usage_error("%s is too large: %ld x %ld exceeds %ld; choose smaller values", what, a, b, limit);
+  return a * b;
 }
 
 void *amd_malloc_at(size_t bytes, const char *file, int line) {

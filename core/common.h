@@ -1,6 +1,8 @@
 /* common.h: error checking, allocation and small helpers shared by every file.
- * Every failure goes through amd_fatal: it names the file, line and reason, then ends the whole job
- * (MPI_Abort when more than one rank runs) so no rank is left waiting in a collective.
+ * Every failure goes through amd_fatal_at, which ends the whole job (MPI_Abort when more than one
+ * rank runs) so no rank is left waiting in a collective. An internal error (amd_fatal, CHECK) names
+ * the source file and line; a user's mistake (amd_usage_error: a setting, exit 2; amd_input_error:
+ * an input file that cannot be right, exit 1) names only the problem, and the rank when several run.
  * Not here: anything about models, files or parallelism beyond "stop everything, loudly".
  * Return convention (the project's; docs/DESIGN.md section 2.3): a function that can fail
  * without stopping the program returns 0 on success and nonzero on failure (NULL for a lookup that
@@ -20,12 +22,14 @@
  *      (EX_TEMPFAIL of sysexits.h; jobs/slurm_lib.sh calls scontrol requeue on it). */
 enum { AMD_EXIT_ERROR = 1, AMD_EXIT_USAGE = 2, AMD_EXIT_DIVERGED = 3, AMD_EXIT_REQUEUE = 75 };
 
+/* file NULL: a user's mistake, reported without a source location. */
 void amd_fatal_at(const char *file, int line, int status, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 4, 5)));
 /* A function amd_fatal_at calls once, before the program ends (releasing a lock, say); NULL: none. */
 void amd_at_fatal(void (*hook)(void));
 #define amd_fatal(...) amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_ERROR, __VA_ARGS__)
-#define amd_usage_error(...) amd_fatal_at(__FILE__, __LINE__, AMD_EXIT_USAGE, __VA_ARGS__)
+#define amd_usage_error(...) amd_fatal_at(NULL, 0, AMD_EXIT_USAGE, __VA_ARGS__)
+#define amd_input_error(...) amd_fatal_at(NULL, 0, AMD_EXIT_ERROR, __VA_ARGS__)
 
 /* Usage: CHECK(cond, "message %d", x): aborts with the message when cond is false. */
 #define CHECK(cond, ...) do { if (!(cond)) amd_fatal(__VA_ARGS__); } while (0)
@@ -50,6 +54,11 @@ void amd_mkdirs(const char *path);
 /* Creates the directory that will hold file_path, if any. */
 void amd_mkdirs_parent(const char *file_path);
 int amd_file_exists(const char *path);
+
+/* a x b for a size made of settings (a, b >= 0): a usage error naming `what` (the keys, e.g.
+ * "2 x train.prompts x amd.K, the real teacher's batch") when it exceeds `limit` (INT_MAX for a
+ * count held in an int), before the product is used anywhere. */
+long amd_mul_checked(long a, long b, long limit, const char *what);
 
 static inline int amd_min_i(int a, int b) { return a < b ? a : b; }
 static inline int amd_max_i(int a, int b) { return a > b ? a : b; }

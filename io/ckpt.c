@@ -187,7 +187,7 @@ void ckpt_read_state(hid_t f, const char *path, CkptState *st) {
 }
 
 char *ckpt_net_kind(hid_t f, const char *path, const char *net) {
-  if (!h5_exists(f, net)) amd_fatal("'%s' holds no network '%s'", path, net);
+  if (!h5_exists(f, net)) amd_input_error("'%s' holds no network '%s'", path, net);
   hid_t g = h5_group_open(f, net);
   char *kind = h5_attr_read_str(g, "kind");
   H5Gclose(g);
@@ -215,7 +215,7 @@ void ckpt_resolve(const char *file_or_run, char *path, size_t n) {
   struct stat st;
   snprintf(path, n, "%s", file_or_run);
   if (stat(file_or_run, &st) == 0 && S_ISDIR(st.st_mode) && ckpt_latest(file_or_run, path, n) < 0)
-    amd_fatal("run folder '%s' holds no checkpoint", file_or_run);
+    amd_input_error("run folder '%s' holds no checkpoint", file_or_run);
 }
 
 int ckpt_has_net(const char *path, const char *net) {

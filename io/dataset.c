@@ -2,6 +2,7 @@
 #include "dataset.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,41 @@ void dataset_write(const char *path, const Dataset *d, const char *format, const
   if (rename(tmp, path) != 0) amd_fatal("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
 }
 
+/* Stops with an input error unless the mixture m (read from file fn) is a density: consistent
+ * shapes, finite means, a positive sigma, non-negative weights that sum to 1 over each class's
+ * modes, and every class owning a mode. */
+static void mixture_check(const Mixture *m, const char *fn, hsize_t nw, hsize_t nc) {
+  if (m->dim != 2 || nw != (hsize_t)m->num_modes || nc != (hsize_t)m->num_modes || m->num_modes < 1 ||
+      m->num_modes > 1024)
+    amd_input_error("'%s': /mixture has inconsistent shapes (means %d x %d, weights %llu, mode_class %llu; at most "
+                    "1024 modes of 2-D points)", fn, m->num_modes, m->dim, (unsigned long long)nw, (unsigned long long)nc);
+  if (!(m->sigma > 0) || !isfinite(m->sigma))
+    amd_input_error("'%s': /mixture sigma %g is not a positive number", fn, m->sigma);
+  for (int i = 0; i < 2 * m->num_modes; i++)
+    if (!isfinite(m->means[i]) || fabsf(m->means[i]) > DATASET_TOY_MAX_ABS)
+      amd_input_error("'%s': /mixture/means[%d, %d] = %g is not a finite number within +-%g: the file is damaged", fn,
+                      i / 2, i % 2, m->means[i], DATASET_TOY_MAX_ABS);
+  for (int k = 0; k < m->num_modes; k++) {
+    if (!(m->weights[k] >= 0) || !isfinite(m->weights[k]))
+      amd_input_error("'%s': /mixture/weights[%d] = %g is not a non-negative number: the file is damaged", fn, k,
+                      m->weights[k]);
+    if (m->mode_class[k] < 0 || m->mode_class[k] >= m->num_modes)
+      amd_input_error("'%s': /mixture/mode_class[%d] = %d is outside [0, %d)", fn, k, m->mode_class[k], m->num_modes);
+  }
+  for (int c = 0; c < m->num_classes; c++) {
+    int owned = 0;
+    double sum = 0;
+    for (int k = 0; k < m->num_modes; k++)
+      if (m->mode_class[k] == c) owned++, sum += m->weights[k];
+    if (!owned) amd_input_error("'%s': /mixture: class %d owns no mode", fn, c);
+    /* float32 weights of 1/owned sum to 1 within a few ulps; 1e-4 is far above that and far below
+     * any real change of the target */
+    if (fabs(sum - 1.0) > 1e-4)
+      amd_input_error("'%s': /mixture: the weights of class %d's modes sum to %.6g, not 1: the file is damaged", fn, c,
+                      sum);
+  }
+}
+
 int dataset_read_mixture(hid_t f, Mixture *m) {
   char fn[1024];
   if (!h5_exists(f, "mixture")) return 0;
@@ -60,24 +96,47 @@ int dataset_read_mixture(hid_t f, Mixture *m) {
   m->weights = h5_read_f32(g, "weights", 1, wd);
   m->mode_class = h5_read_i32(g, "mode_class", 1, cd);
   m->sigma = h5_attr_read_f64(g, "sigma");
-  m->num_modes = (int)md[0];
+  m->num_modes = md[0] <= 1024 ? (int)md[0] : 0;
   m->dim = (int)md[1];
   H5Gclose(g);
   h5_filename(f, fn, sizeof fn);
-  CHECK(m->dim == 2 && wd[0] == md[0] && cd[0] == md[0] && md[0] >= 1 && md[0] <= 1024,
-        "'%s': /mixture has inconsistent shapes", fn);
-  CHECK(m->sigma > 0 && isfinite(m->sigma), "'%s': /mixture sigma %g is not positive", fn, m->sigma);
   m->num_classes = 0;
-  for (int k = 0; k < m->num_modes; k++) {
-    CHECK(m->mode_class[k] >= 0, "'%s': /mixture/mode_class has a negative class", fn);
-    m->num_classes = amd_max_i(m->num_classes, m->mode_class[k] + 1);
-  }
-  for (int c = 0; c < m->num_classes; c++) {
-    int owned = 0;
-    for (int k = 0; k < m->num_modes; k++) owned += m->mode_class[k] == c;
-    CHECK(owned > 0, "'%s': /mixture: class %d owns no mode", fn, c);
-  }
+  for (int k = 0; k < m->num_modes && wd[0] == md[0] && cd[0] == md[0]; k++)
+    if (m->mode_class[k] >= 0 && m->mode_class[k] < m->num_modes)
+      m->num_classes = amd_max_i(m->num_classes, m->mode_class[k] + 1);
+  mixture_check(m, fn, wd[0], cd[0]);
   return 1;
+}
+
+/* Stops with an input error naming the first value of /x that no dataset of this kind can hold:
+ * a non-finite one in any file; in a dataset, an image value outside [-1, 1] (what amd data
+ * stores) or a toy point beyond the bound of dataset.h (DATASET_TOY_SIGMAS). */
+static void check_values(const char *path, const char *format, const Dataset *d) {
+  long first = -1, nonfinite = 0;
+  for (long i = 0; i < d->n * d->dim; i++)
+    if (!isfinite(d->x[i]) && nonfinite++ == 0) first = i;
+  if (nonfinite)
+    amd_input_error("'%s': /x[%ld, %ld] is %g, not a finite number; /x holds %ld non-finite values: the file is "
+                    "damaged", path, first / d->dim, first % d->dim, d->x[first], nonfinite);
+  if (strcmp(format, "amd-dataset") != 0) return;
+  double bound = DATASET_TOY_MAX_ABS;
+  char why[256];
+  if (d->ndim == 3) {
+    bound = 1.0;
+    snprintf(why, sizeof why, "images are stored in [-1, 1]");
+  } else if (d->has_mixture) {
+    double far = 0;
+    for (int i = 0; i < 2 * d->mix.num_modes; i++) far = fmax(far, fabs(d->mix.means[i]));
+    bound = fmin(bound, far + DATASET_TOY_SIGMAS * d->mix.sigma);
+    snprintf(why, sizeof why, "%g sigma beyond the farthest mode of its /mixture, a draw that never happens",
+             DATASET_TOY_SIGMAS);
+  } else {
+    snprintf(why, sizeof why, "the bound of toy points without a mixture");
+  }
+  for (long i = 0; i < d->n * d->dim; i++)
+    if (fabs(d->x[i]) > bound)
+      amd_input_error("'%s': /x[%ld, %ld] = %g is outside [-%g, %g] (%s): the file is damaged", path, i / d->dim,
+                      i % d->dim, d->x[i], bound, bound, why);
 }
 
 void dataset_read(const char *path, const char *format, Dataset *d) {
@@ -85,23 +144,29 @@ void dataset_read(const char *path, const char *format, Dataset *d) {
   hid_t f = h5_open(path, format, 0, NULL);
   hsize_t dims[4], ld[1];
   hid_t dset = H5Dopen2(f, "x", H5P_DEFAULT);
-  if (dset < 0) amd_fatal("'%s': dataset '/x' is missing", path);
+  if (dset < 0) amd_input_error("'%s': dataset '/x' is missing", path);
   hid_t space = H5Dget_space(dset);
   int rank = H5Sget_simple_extent_ndims(space);
   H5Sclose(space);
   H5Dclose(dset);
-  CHECK(rank == 2 || rank == 4, "'%s': /x has %d dimensions, expected 2 (N, D) or 4 (N, C, H, W)", path, rank);
+  if (rank != 2 && rank != 4)
+    amd_input_error("'%s': /x has %d dimensions, expected 2 (N, D) or 4 (N, C, H, W)", path, rank);
   d->x = h5_read_f32(f, "x", rank, dims);
   d->labels = h5_read_i32(f, "labels", 1, ld);
   d->n = (long)dims[0];
   d->ndim = rank - 1;
-  d->dim = 1;
-  for (int i = 0; i < d->ndim; i++) d->shape[i] = (int)dims[1 + i], d->dim *= d->shape[i];
-  CHECK(ld[0] == dims[0], "'%s': /labels has %llu entries but /x has %llu samples", path,
-        (unsigned long long)ld[0], (unsigned long long)dims[0]);
-  CHECK(d->n >= 1 && d->dim >= 1, "'%s': /x is empty", path);
+  long dim = 1; /* counted in long: the shape comes from the file, and a sample's size is an int */
+  for (int i = 0; i < d->ndim && dim <= INT_MAX; i++)
+    dim = dims[1 + i] > (hsize_t)INT_MAX ? (long)INT_MAX + 1 : dim * (long)dims[1 + i];
+  if (dim > INT_MAX) amd_input_error("'%s': /x holds samples of more than %d values", path, INT_MAX);
+  for (int i = 0; i < d->ndim; i++) d->shape[i] = (int)dims[1 + i];
+  d->dim = (int)dim;
+  if (ld[0] != dims[0])
+    amd_input_error("'%s': /labels has %llu entries but /x has %llu samples", path, (unsigned long long)ld[0],
+                    (unsigned long long)dims[0]);
+  if (d->n < 1 || d->dim < 1) amd_input_error("'%s': /x is empty", path);
   d->num_classes = (int)h5_attr_read_i64(f, "num_classes");
-  CHECK(d->num_classes >= 1, "'%s': num_classes %d must be at least 1", path, d->num_classes);
+  if (d->num_classes < 1) amd_input_error("'%s': num_classes %d must be at least 1", path, d->num_classes);
   char *s = h5_attr_read_str(f, "source");
   snprintf(d->source, sizeof d->source, "%s", s);
   free(s);
@@ -112,12 +177,13 @@ void dataset_read(const char *path, const char *format, Dataset *d) {
   }
   d->has_mixture = dataset_read_mixture(f, &d->mix);
   h5_close(f);
+  if (d->has_mixture && (d->mix.num_classes != d->num_classes || d->dim != 2))
+    amd_input_error("'%s': /mixture has %d classes of 2-D points but the file holds %d classes of %d values", path,
+                    d->mix.num_classes, d->num_classes, d->dim);
   for (long i = 0; i < d->n; i++)
     if (d->labels[i] < 0 || d->labels[i] >= d->num_classes)
-      amd_fatal("'%s': label %d of sample %ld is outside [0, %d)", path, d->labels[i], i, d->num_classes);
-  long bad = 0;
-  for (long i = 0; i < d->n * d->dim; i++) bad += !isfinite(d->x[i]);
-  CHECK(bad == 0, "'%s': /x holds %ld non-finite values", path, bad);
+      amd_input_error("'%s': /labels[%ld] = %d is outside [0, %d)", path, i, d->labels[i], d->num_classes);
+  check_values(path, format, d);
   uint64_t h = 0x243f6a8885a308d3ULL; /* any fixed start */
   long long head[6] = {d->n, d->ndim, d->shape[0], d->shape[1], d->shape[2], d->num_classes};
   h = checksum64(h, head, sizeof head);
@@ -164,11 +230,45 @@ char *dataset_read_recorded(const char *owner_path, const char *owner_format, Da
   return path;
 }
 
+void dataset_check_fits(const Dataset *d, const char *key, const char *path, int dim, int num_classes,
+                        const char *what) {
+  if (d->dim != dim || d->num_classes != num_classes)
+    amd_usage_error("%s '%s' (dim %d, %d classes) does not match %s (dim %d, %d classes)", key, path, d->dim,
+                    d->num_classes, what, dim, num_classes);
+}
+
+/* Same target: modes, their classes, means, weights and sigma, as stored (float32). */
+static int mixture_same(const Mixture *a, const Mixture *b) {
+  if (a->num_modes != b->num_modes || a->num_classes != b->num_classes || (float)a->sigma != (float)b->sigma) return 0;
+  for (int k = 0; k < a->num_modes; k++)
+    if (a->mode_class[k] != b->mode_class[k] || a->weights[k] != b->weights[k] ||
+        a->means[2 * k] != b->means[2 * k] || a->means[2 * k + 1] != b->means[2 * k + 1])
+      return 0;
+  return 1;
+}
+
+void dataset_check_same_target(const Dataset *d, const char *key, const char *path, const char *trained_path,
+                               const char *what) {
+  if (!d->has_mixture || !trained_path[0] || strcmp(trained_path, path) == 0 || !amd_file_exists(trained_path)) return;
+  Mixture m;
+  hid_t f = h5_open(trained_path, "amd-dataset", 0, NULL);
+  int has = dataset_read_mixture(f, &m);
+  h5_close(f);
+  if (!has) return;
+  int same = mixture_same(&d->mix, &m);
+  int modes = m.num_modes;
+  mixture_free(&m);
+  if (!same)
+    amd_usage_error("%s '%s' (%d modes) is another toy mixture than '%s' (%d modes), the dataset %s was trained on: "
+                    "its metrics and rewards would measure another target; pass that dataset, or leave %s empty",
+                    key, path, d->mix.num_modes, trained_path, modes, what, key);
+}
+
 void dataset_read_split(const char *path, Dataset *d, const char *key, const Dataset *like, const char *like_path) {
   dataset_read(path, "amd-dataset", d);
-  if (d->dim != like->dim || d->num_classes != like->num_classes)
-    amd_usage_error("%s '%s' (dim %d, %d classes) does not match data '%s' (dim %d, %d classes)", key, path, d->dim,
-                    d->num_classes, like_path, like->dim, like->num_classes);
+  char what[1200];
+  snprintf(what, sizeof what, "data '%s'", like_path);
+  dataset_check_fits(d, key, path, like->dim, like->num_classes, what);
 }
 
 void mixture_free(Mixture *m) {

@@ -61,28 +61,28 @@ hid_t h5_create_parallel(const char *path, const char *format, const char *confi
 
 hid_t h5_open(const char *path, const char *format, int rw, char *kind_out) {
   struct stat st;
-  if (stat(path, &st) != 0) amd_fatal("file '%s' does not exist", path);
-  if (!S_ISREG(st.st_mode)) amd_fatal("'%s' is not a regular file", path);
+  if (stat(path, &st) != 0) amd_input_error("file '%s' does not exist", path);
+  if (!S_ISREG(st.st_mode)) amd_input_error("'%s' is not a regular file", path);
   hid_t fapl = h5_fapl();
   htri_t is = H5Fis_hdf5(path);
   if (is <= 0) {
     H5Pclose(fapl);
-    amd_fatal("'%s' is not an HDF5 file, or it is truncated or damaged (%lld bytes)", path, (long long)st.st_size);
+    amd_input_error("'%s' is not an HDF5 file, or it is truncated or damaged (%lld bytes)", path, (long long)st.st_size);
   }
   hid_t f = H5Fopen(path, rw ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
-  if (f < 0) amd_fatal("cannot open HDF5 file '%s' (truncated or damaged?)", path);
+  if (f < 0) amd_input_error("cannot open HDF5 file '%s' (truncated or damaged?)", path);
   if (!h5_attr_exists(f, "format"))
-    amd_fatal("'%s' is an HDF5 file but not an amd file (no 'format' attribute)", path);
+    amd_input_error("'%s' is an HDF5 file but not an amd file (no 'format' attribute)", path);
   char *kind = h5_attr_read_str(f, "format");
   if (format && strcmp(kind, format) != 0)
-    amd_fatal("'%s' is an %s file, expected %s", path, kind, format);
-  if (strncmp(kind, "amd-", 4) != 0) amd_fatal("'%s' has format '%s', which is not an amd file", path, kind);
+    amd_input_error("'%s' is an %s file, expected %s", path, kind, format);
+  if (strncmp(kind, "amd-", 4) != 0) amd_input_error("'%s' has format '%s', which is not an amd file", path, kind);
   long long v = h5_attr_exists(f, "format_version") ? h5_attr_read_i64(f, "format_version") : -1;
   if (v > AMD_FORMAT_VERSION)
-    amd_fatal("'%s' has format_version %lld, newer than this amd (%s) reads (%d): use a newer amd",
+    amd_input_error("'%s' has format_version %lld, newer than this amd (%s) reads (%d): use a newer amd",
               path, v, AMD_VERSION, AMD_FORMAT_VERSION);
-  if (v < 1) amd_fatal("'%s' has an invalid format_version %lld", path, v);
+  if (v < 1) amd_input_error("'%s' has an invalid format_version %lld", path, v);
   if (kind_out) snprintf(kind_out, 32, "%s", kind);
   free(kind);
   return f;
@@ -120,7 +120,7 @@ int h5_attr_exists(hid_t obj, const char *name) { return H5Aexists(obj, name) > 
 static hid_t attr_open(hid_t obj, const char *name) {
   char fn[1024];
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) amd_fatal("'%s': attribute '%s' is missing", h5_filename(obj, fn, sizeof fn), name);
+  if (a < 0) amd_input_error("'%s': attribute '%s' is missing", h5_filename(obj, fn, sizeof fn), name);
   return a;
 }
 
@@ -128,7 +128,7 @@ char *h5_attr_read_str(hid_t obj, const char *name) {
   char fn[1024];
   hid_t a = attr_open(obj, name);
   hid_t t = H5Aget_type(a);
-  if (H5Tget_class(t) != H5T_STRING) amd_fatal("'%s': attribute '%s' is not a string", h5_filename(obj, fn, sizeof fn), name);
+  if (H5Tget_class(t) != H5T_STRING) amd_input_error("'%s': attribute '%s' is not a string", h5_filename(obj, fn, sizeof fn), name);
   char *out;
   if (H5Tis_variable_str(t) > 0) {
     char *v = NULL;
@@ -238,12 +238,12 @@ void h5_write_f64(hid_t loc, const char *name, const double *data, int rank, con
  * go to dims and the file's name to fn, for messages. The caller closes the dataset. */
 static hid_t open_dataset(hid_t loc, const char *name, int rank, hsize_t *dims, char *fn, size_t fn_size) {
   h5_filename(loc, fn, fn_size);
-  if (!h5_exists(loc, name)) amd_fatal("'%s': dataset '%s' is missing", fn, name);
+  if (!h5_exists(loc, name)) amd_input_error("'%s': dataset '%s' is missing", fn, name);
   hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-  if (d < 0) amd_fatal("'%s': cannot open dataset '%s'", fn, name);
+  if (d < 0) amd_input_error("'%s': cannot open dataset '%s'", fn, name);
   hid_t space = H5Dget_space(d);
   int r = H5Sget_simple_extent_ndims(space);
-  if (r != rank) amd_fatal("'%s': dataset '%s' has %d dimensions, expected %d", fn, name, r, rank);
+  if (r != rank) amd_input_error("'%s': dataset '%s' has %d dimensions, expected %d", fn, name, r, rank);
   H5Sget_simple_extent_dims(space, dims, NULL);
   H5Sclose(space);
   return d;
@@ -257,7 +257,7 @@ static void *read_any(hid_t loc, const char *name, hid_t mem_type, size_t elem, 
   for (int i = 0; i < rank; i++) n *= dims[i], dims_out[i] = dims[i];
   void *buf = mallocCheck(n * elem);
   if (n > 0 && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-    amd_fatal("'%s': cannot read dataset '%s' (truncated or damaged file, or wrong type)", fn, name);
+    amd_input_error("'%s': cannot read dataset '%s' (truncated or damaged file, or wrong type)", fn, name);
   H5Dclose(d);
   return buf;
 }
@@ -305,7 +305,7 @@ void h5_read_f32_range(hid_t loc, const char *name, hsize_t begin, hsize_t count
   hsize_t n = 0;
   hid_t d = open_dataset(loc, name, 1, &n, fn, sizeof fn);
   if (begin + count > n)
-    amd_fatal("'%s': dataset '%s' has %llu values, cannot read %llu..%llu", fn, name, (unsigned long long)n,
+    amd_input_error("'%s': dataset '%s' has %llu values, cannot read %llu..%llu", fn, name, (unsigned long long)n,
               (unsigned long long)begin, (unsigned long long)(begin + count));
   if (count == 0) {
     H5Dclose(d);
@@ -316,7 +316,7 @@ void h5_read_f32_range(hid_t loc, const char *name, hsize_t begin, hsize_t count
           "'%s': cannot select values %llu..%llu of '%s'", fn, (unsigned long long)begin,
           (unsigned long long)(begin + count), name);
   if (H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, out) < 0)
-    amd_fatal("'%s': cannot read dataset '%s' (truncated or damaged file, or wrong type)", fn, name);
+    amd_input_error("'%s': cannot read dataset '%s' (truncated or damaged file, or wrong type)", fn, name);
   H5Sclose(mspace);
   H5Sclose(fspace);
   H5Dclose(d);
@@ -356,8 +356,8 @@ hid_t h5_group_create(hid_t loc, const char *name) {
 
 hid_t h5_group_open(hid_t loc, const char *name) {
   char fn[1024];
-  if (!h5_exists(loc, name)) amd_fatal("'%s': group '%s' is missing", h5_filename(loc, fn, sizeof fn), name);
+  if (!h5_exists(loc, name)) amd_input_error("'%s': group '%s' is missing", h5_filename(loc, fn, sizeof fn), name);
   hid_t g = H5Gopen2(loc, name, H5P_DEFAULT);
-  if (g < 0) amd_fatal("'%s': cannot open group '%s'", h5_filename(loc, fn, sizeof fn), name);
+  if (g < 0) amd_input_error("'%s': cannot open group '%s'", h5_filename(loc, fn, sizeof fn), name);
   return g;
 }

@@ -7,7 +7,8 @@
  * checked; the library's own error stack printing is turned off so our messages stay readable.
  * Not here: the layout of any particular kind of file.
  * Return convention: h5_attr_exists and h5_exists are predicates (1 when present); every other
- * function stops the program with an error naming the file and object when HDF5 fails. */
+ * function stops the program with an error naming the file and object when HDF5 fails (a file
+ * that cannot be read as asked is the user's input: amd_input_error, without a source line). */
 #pragma once
 #include <hdf5.h>
 

@@ -2,8 +2,11 @@
 #
 #   amd_setup_run DIR SCRIPT ARGS...
 #                       makes the run folder DIR, appends the rest of the job's output to
-#                       DIR/slurm-<jobid>.out (so everything a job writes is in its run folder),
-#                       records the job, and sets RESUME: 1 when Slurm restarted the job
+#                       DIR/slurm-<jobid>.out (an array task's DIR/slurm-<arrayjobid>_<taskid>.out),
+#                       so everything a job writes is in its run folder; the `--output` file
+#                       (logs/slurm-<name>-<jobid>.out in the submit folder) gets one line that
+#                       points there, and whatever Slurm itself reports (cancellation, time limit).
+#                       Records the job, and sets RESUME: 1 when Slurm restarted the job
 #                       (SLURM_RESTART_COUNT > 0, e.g. after our own requeue), else $RESUME or 0.
 #                       SCRIPT (jobs/<name>.sbatch) and ARGS (the job's key=value overrides) are
 #                       kept for the resubmission hint of amd_finish
@@ -52,7 +55,10 @@ amd_setup_run() {
   AMD_JOB_SCRIPT=${2:-jobs/<script>.sbatch}
   AMD_JOB_ARGS=("${@:3}")
   mkdir -p "$RUN" || exit 1
-  exec >>"$RUN/slurm-${SLURM_JOB_ID:-nojob}.out" 2>&1
+  local out=$RUN/slurm-${SLURM_JOB_ID:-nojob}.out
+  [ -n "${SLURM_ARRAY_TASK_ID:-}" ] && out=$RUN/slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}.out
+  echo "$(date '+%F %T') job ${SLURM_JOB_ID:-none} restart ${SLURM_RESTART_COUNT:-0}: output continues in $out"
+  exec >>"$out" 2>&1
   if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then RESUME=1; else RESUME=${RESUME:-0}; fi
   # a signal before amd runs is kept and handed to it when it starts
   AMD_PENDING_SIGNAL=""

@@ -23,7 +23,7 @@ typedef struct {
 } ToyConfig;
 
 static const cfg_key toy_keys[] = {
-    {"out", CFG_STR, offsetof(ToyConfig, out), "data/toy2d.h5", 0, 0, NULL, "dataset file to write"},
+    {"out", CFG_STR, offsetof(ToyConfig, out), "data/toy.h5", 0, 0, NULL, "dataset file to write"},
     {"n", CFG_INT, offsetof(ToyConfig, n), "50000", 1, 100000000, NULL, "number of samples"},
     {"modes", CFG_INT, offsetof(ToyConfig, modes), "8", 1, 1024, NULL, "number of Gaussian modes"},
     {"classes", CFG_INT, offsetof(ToyConfig, classes), "4", 1, 1024, NULL,
@@ -38,8 +38,9 @@ static const cfg_key toy_keys[] = {
 static int data_toy2d(int argc, char **argv) {
   ToyConfig c;
   cfg_parse_args(toy_keys, &c, argc, argv, "data toy2d", "Writes a class-conditional 2-D Gaussian mixture dataset.");
-  CHECK(c.classes <= c.modes, "classes (%d) must not exceed modes (%d): every class owns at least one mode",
-        c.classes, c.modes);
+  if (c.classes > c.modes)
+    amd_usage_error("config keys 'classes' (%d) and 'modes' (%d): classes must not exceed modes, every class owns at "
+                    "least one mode", c.classes, c.modes);
   if (dist_rank() == 0) {
     Dataset d;
     memset(&d, 0, sizeof d);
@@ -77,5 +78,8 @@ int cmd_data(int argc, char **argv) {
   if (strcmp(argv[0], "toy2d") == 0) return data_toy2d(argc - 1, argv + 1);
   if (strcmp(argv[0], "fmnist") == 0) return data_fmnist(argc - 1, argv + 1);
   if (strcmp(argv[0], "import") == 0) return data_import(argc - 1, argv + 1);
+  static const char *const kinds[] = {"toy2d", "fmnist", "import"};
+  const char *hint = cfg_nearest(argv[0], kinds, 3);
+  if (hint) amd_usage_error("unknown dataset kind '%s'; did you mean '%s'? (this amd has: toy2d, fmnist, import)", argv[0], hint);
   amd_usage_error("unknown dataset kind '%s' (this amd has: toy2d, fmnist, import)", argv[0]);
 }

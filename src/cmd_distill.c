@@ -8,6 +8,7 @@
  * The run folder, the log, checkpoints, resume, signals and rollbacks (to the newest checkpoint,
  * or to the teacher's weights when there is none) are the run loop's (src/runloop.h).
  * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h). */
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -114,6 +115,7 @@ typedef struct {
   double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
   Snapshot *snap;     /* sample.every: rank 0's pictures */
+  double dm_acc, fake_acc, reward_acc; /* sums over the log interval, for the status line */
 } DistillRun;
 
 /* The start of a distillation: student and fake teacher are the teacher, the GAN head is freshly
@@ -146,6 +148,8 @@ static void distill_row(void *ctx, long step, const RunClock *clk, double *row) 
                       o->fw_mean, o->fw_min, o->fw_max, o->norm_dc_x, o->norm_df_x, o->norm_dc_du, o->cos_real_fake,
                       o->k_sim, clk->samples_per_s, clk->elapsed};
   memcpy(row, r, sizeof r);
+  if (clk->interval_steps == 1) R->dm_acc = R->fake_acc = R->reward_acc = 0;
+  R->dm_acc += o->loss_dm, R->fake_acc += o->loss_fake, R->reward_acc += o->reward_mean;
 }
 
 static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
@@ -160,10 +164,11 @@ static void distill_status(void *ctx, long step, const RunClock *clk, const doub
   DistillRun *R = ctx;
   const DistillStats *o = &R->o;
   (void)row;
-  amd_log("step %5ld/%d | dm %.4f | fake %.4f | reward %7.3f | forbidden %.2f | off-manifold %.3f | "
-          "grad %.3f/%.3f | %6.0f samples/s | ETA %.0fs\n", step, R->c->rl.steps, o->loss_dm, o->loss_fake,
-          o->reward_mean, o->forbidden_frac, o->off_manifold_frac, o->grad_norm_student, o->grad_norm_fake,
-          clk->samples_per_s, clk->eta);
+  double n = (double)clk->interval_steps;
+  amd_log("step %6ld/%d | avg %ld: dm %.4f, fake %.4f, reward %.3f | last: forbidden %.2f, off-manifold %.3f, "
+          "grad %.3f/%.3f | %8.0f samples/s | elapsed %s | ETA %s\n", step, R->c->rl.steps, clk->interval_steps,
+          R->dm_acc / n, R->fake_acc / n, R->reward_acc / n, o->forbidden_frac, o->off_manifold_frac,
+          o->grad_norm_student, o->grad_norm_fake, clk->samples_per_s, clk->elapsed_hms, clk->eta_hms);
 }
 
 /* A path read from a file, made absolute (as this run records it) when it fits. */
@@ -184,6 +189,8 @@ int cmd_distill(int argc, char **argv) {
   runloop_check_split("train.prompts", c.prompts);
   Method method = parse_method(c.method);
   int fpg = c.fake_per_gen ? c.fake_per_gen : (method == METHOD_DMD ? 1 : 5);
+  /* the real teacher runs the conditional and unconditional pass of every sample in one int batch */
+  amd_mul_checked(2L * c.prompts, c.K, INT_MAX, "2 x train.prompts x amd.K (the real teacher's batch)");
   int GB = c.prompts * c.K;
   if (method == METHOD_DMD && c.lambda_reg > 0 && c.reg_pairs % GB != 0)
     amd_usage_error("config key 'dmd.reg_pairs' = %d must be a multiple of the global batch %d (train.prompts x amd.K)", c.reg_pairs, GB);
@@ -213,9 +220,14 @@ int cmd_distill(int argc, char **argv) {
   absolute_in_place(&data_path); /* an older teacher's may be relative */
   char fingerprint[DATASET_FINGERPRINT_MAX];
   dataset_fingerprint(&data, fingerprint, sizeof fingerprint);
-  CHECK(data.dim == mc.dim && data.num_classes == mc.num_classes,
-        "dataset '%s' (dim %d, %d classes) does not match the teacher (dim %d, %d classes)", data_path, data.dim,
-        data.num_classes, mc.dim, mc.num_classes);
+  char what[4300];
+  snprintf(what, sizeof what, "the teacher '%s'", teacher_path);
+  dataset_check_fits(&data, "data", data_path, mc.dim, mc.num_classes, what);
+  if (c.data[0]) {
+    char *trained = ckpt_read_attr(teacher_path, "data");
+    dataset_check_same_target(&data, "data", data_path, trained, "the teacher");
+    free(trained);
+  }
 
   long p0, p1;
   dist_split(c.prompts, &p0, &p1);

@@ -57,12 +57,10 @@ typedef struct {
 /* Image metrics into m[]; returns their count. s: samples, d: the reference (test) images. */
 static int image_metrics(Metric *m, const EvalConfig *c, const Dataset *s, const Dataset *d) {
   if (!c->evaluator[0]) amd_usage_error("image metrics need evaluator=<run of amd train task=evaluator>");
-  CHECK(s->dim == d->dim && s->num_classes == d->num_classes,
-        "samples (dim %d, %d classes) and dataset (dim %d, %d classes) differ", s->dim, s->num_classes, d->dim, d->num_classes);
   Classifier *ev = classifier_load(c->evaluator, c->batch);
-  CHECK(ev->dim == s->dim && ev->num_classes == s->num_classes,
-        "evaluator '%s' (dim %d, %d classes) does not match the samples (dim %d, %d classes)", c->evaluator, ev->dim,
-        ev->num_classes, s->dim, s->num_classes);
+  if (ev->dim != s->dim || ev->num_classes != s->num_classes)
+    amd_usage_error("evaluator '%s' (dim %d, %d classes) does not match the samples (dim %d, %d classes)", c->evaluator,
+                    ev->dim, ev->num_classes, s->dim, s->num_classes);
   int F = ev->feat_dim, K = ev->num_classes;
   float *fs = mallocCheck(sizeof(float) * (size_t)s->n * F), *fd = mallocCheck(sizeof(float) * (size_t)d->n * F);
   float *ls = mallocCheck(sizeof(float) * (size_t)s->n * K), *ld = mallocCheck(sizeof(float) * (size_t)d->n * K);
@@ -86,7 +84,9 @@ static int image_metrics(Metric *m, const EvalConfig *c, const Dataset *s, const
   m[n++] = (Metric){"accuracy_of_data", (double)right_ref / (double)d->n};
   if (c->reward[0]) {
     Classifier *rw = classifier_load(c->reward, c->batch);
-    CHECK(rw->dim == s->dim && rw->num_classes == s->num_classes, "reward '%s' does not match the samples", c->reward);
+    if (rw->dim != s->dim || rw->num_classes != s->num_classes)
+      amd_usage_error("reward '%s' (dim %d, %d classes) does not match the samples (dim %d, %d classes)", c->reward,
+                      rw->dim, rw->num_classes, s->dim, s->num_classes);
     double *r = mallocCheck(sizeof(double) * (size_t)s->n), sum = 0;
     classifier_log_prob(rw, r, NULL, s->x, s->labels, s->n);
     for (long i = 0; i < s->n; i++) sum += r[i];
@@ -153,6 +153,7 @@ int cmd_eval(int argc, char **argv) {
   Dataset s, d;
   dataset_read(c.samples, "amd-samples", &s);
   hid_t sf = h5_open(c.samples, "amd-samples", 0, NULL);
+  char *trained = h5_attr_exists(sf, "data") ? h5_attr_read_str(sf, "data") : strdup(""); /* the samples' model's */
   long long nfe = h5_attr_exists(sf, "nfe") ? h5_attr_read_i64(sf, "nfe") : 0;
   double rate = h5_attr_exists(sf, "samples_per_s") ? h5_attr_read_f64(sf, "samples_per_s") : 0;
   h5_close(sf);
@@ -162,6 +163,11 @@ int cmd_eval(int argc, char **argv) {
                                                       "pass data= to compare with another dataset on purpose");
   if (!data_path[0]) amd_usage_error("samples '%s' name no dataset: pass data=", c.samples);
   if (c.data[0]) dataset_read(data_path, "amd-dataset", &d);
+  char what[4300];
+  snprintf(what, sizeof what, "the samples '%s'", c.samples);
+  dataset_check_fits(&d, c.data[0] ? "data" : "the samples' dataset", data_path, s.dim, s.num_classes, what);
+  dataset_check_same_target(&d, "data", data_path, trained, "the samples' model");
+  free(trained);
   char out[4200];
   if (c.out[0]) {
     snprintf(out, sizeof out, "%s", c.out);
@@ -185,7 +191,7 @@ int cmd_eval(int argc, char **argv) {
   } else {
     if (!d.has_mixture)
       amd_usage_error("dataset '%s' has no /mixture: toy metrics need a toy2d dataset", data_path);
-    CHECK(s.dim == 2 && d.dim == 2, "toy metrics need 2-D samples and data (got %d and %d)", s.dim, d.dim);
+    if (s.dim != 2) amd_usage_error("toy metrics need 2-D samples; '%s' holds vectors of %d", c.samples, s.dim);
     /* reference: data points of the classes present in the samples, at most max_ref of them */
     present = callocCheck((size_t)d.num_classes + 1, sizeof(int));
     for (long i = 0; i < s.n; i++)

@@ -362,7 +362,7 @@ int cmd_info(int argc, char **argv) {
       h5Check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, print_scalar, NULL), "cannot list the eval metrics");
       H5Gclose(g);
     } else {
-      amd_fatal("'%s' has format '%s', which this amd does not know", argv[i], kind);
+      amd_input_error("'%s' has format '%s', which this amd does not know", argv[i], kind);
     }
     h5_close(f);
   }

@@ -74,6 +74,13 @@ static void write_sample_attrs(hid_t f, const void *ctx) {
   h5_attr_write_f64(f, "samples_per_s", s->seconds > 0 ? (double)s->c->n / s->seconds : 0.0);
 }
 
+/* A network the samplers can integrate: a velocity network conditioned on t and the class (a
+ * teacher, a student, a fake teacher), not a classifier or the GAN head. */
+static int can_sample(const ModelConfig *mc) {
+  const ModelKind *k = model_kind_find(mc->kind);
+  return k && k->temb && !k->classifier;
+}
+
 int cmd_sample(int argc, char **argv) {
   SampleConfig c;
   cfg_parse_args(sample_keys, &c, argc, argv, "sample", "Samples a trained network to a samples file.");
@@ -86,6 +93,19 @@ int cmd_sample(int argc, char **argv) {
   if (strcmp(c.sampler, "auto") == 0) snprintf(c.sampler, sizeof c.sampler, "%s", strcmp(c.net, "student") == 0 ? "generator" : "euler");
   ModelConfig mc;
   model_ckpt_config(ckpt_path, c.net, &mc);
+  if (!can_sample(&mc)) {
+    char nets[128] = "";
+    static const char *const candidates[] = {"student", "teacher", "fake"};
+    for (int i = 0; i < 3; i++) {
+      ModelConfig other;
+      if (!ckpt_has_net(ckpt_path, candidates[i])) continue;
+      model_ckpt_config(ckpt_path, candidates[i], &other);
+      if (can_sample(&other)) strcat(strcat(nets, nets[0] ? ", " : ""), candidates[i]);
+    }
+    amd_usage_error("config key 'net' = '%s': in '%s' it is a %s network (%s), not a velocity network a sampler can "
+                    "integrate; the networks of this checkpoint that can be sampled: %s", c.net, ckpt_path, mc.kind,
+                    strcmp(mc.kind, "head") == 0 ? "the GAN discriminator's head" : "a classifier", nets[0] ? nets : "none");
+  }
   if (c.cls >= mc.num_classes)
     amd_usage_error("config key 'class' = %d: the model has %d classes (0..%d, or -1 for mixed)", c.cls,
                     mc.num_classes, mc.num_classes - 1);

@@ -198,9 +198,10 @@ static void train_status(void *ctx, long step, const RunClock *clk, const double
   Train *T = ctx;
   char acc[64] = "";
   double n = (double)clk->interval_steps;
-  if (T->classifier) snprintf(acc, sizeof acc, " | accuracy %.4f", T->acc_acc / n);
-  amd_log("step %6ld/%d | loss %.5f%s | grad %.4f | lr %.2e | %8.0f samples/s | ETA %s\n", step, T->c->rl.steps,
-          T->loss_acc / n, acc, row[2], row[3], row[4], clk->eta_hms);
+  if (T->classifier) snprintf(acc, sizeof acc, ", accuracy %.4f", T->acc_acc / n);
+  amd_log("step %6ld/%d | avg %ld: loss %.5f%s | last: grad %.4f, lr %.2e | %8.0f samples/s | elapsed %s | ETA %s\n",
+          step, T->c->rl.steps, clk->interval_steps, T->loss_acc / n, acc, row[2], row[3], row[4], clk->elapsed_hms,
+          clk->eta_hms);
 }
 
 int cmd_train(int argc, char **argv) {

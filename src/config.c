@@ -46,9 +46,50 @@ static void type_text(const cfg_key *k, char *buf, size_t size) {
   }
 }
 
-static void bad_value(const cfg_key *k, const char *value, const char *origin, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-static void bad_value(const cfg_key *k, const char *value, const char *origin, const char *fmt, ...) {
+/* The problems of one command line or config file: every bad key and value is collected, then
+ * reported in one usage error, each on its own line (report). */
+typedef struct {
+  char *text; /* "\n  "-separated messages */
+  size_t len, cap;
+  int count;
+} Problems;
+
+/* At most this many are listed; a pasted file of junk would bury the first ones. */
+#define PROBLEMS_SHOWN 20
+
+static int problem(Problems *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int problem(Problems *p, const char *fmt, ...) {
+  char msg[1200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (p->count++ >= PROBLEMS_SHOWN) return 1;
+  size_t need = p->len + strlen(msg) + 4;
+  if (need > p->cap) {
+    size_t cap = need * 2;
+    char *bigger = realloc(p->text, cap);
+    CHECK(bigger, "out of memory collecting config errors");
+    p->text = bigger, p->cap = cap;
+  }
+  p->len += (size_t)sprintf(p->text + p->len, "%s%s", p->count > 1 ? "\n  " : "", msg);
+  return 1;
+}
+
+/* Stops with every problem collected (a usage error), or returns when there is none. */
+static void report(Problems *p) {
+  if (p->count == 0) return;
+  char msg[8000], more[64] = "";
+  if (p->count > PROBLEMS_SHOWN) snprintf(more, sizeof more, "\n  ... and %d more", p->count - PROBLEMS_SHOWN);
+  if (p->count == 1) snprintf(msg, sizeof msg, "%s", p->text);
+  else snprintf(msg, sizeof msg, "%d problems in the settings:\n  %s%s", p->count, p->text, more);
+  free(p->text);
+  amd_usage_error("%s", msg);
+}
+
+static int bad_value(Problems *p, const cfg_key *k, const char *value, const char *origin, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bad_value(Problems *p, const cfg_key *k, const char *value, const char *origin, const char *fmt, ...) {
   char why[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -57,8 +98,7 @@ static void bad_value(const cfg_key *k, const char *value, const char *origin, c
   /* A pasted megabyte of junk would bury the reason; its start is enough to recognise it. */
   size_t len = strlen(value);
   int shown = len > 80 ? 60 : (int)len;
-  amd_usage_error("config key '%s' = '%.*s%s' (%s): %s", k->key, shown, value, len > 80 ? "..." : "",
-                  origin, why);
+  return problem(p, "config key '%s' = '%.*s%s' (%s): %s", k->key, shown, value, len > 80 ? "..." : "", origin, why);
 }
 
 /* Levenshtein distance, to suggest the key the user probably meant. */
@@ -81,6 +121,16 @@ static size_t edit_distance(const char *a, const char *b) {
   free(prev);
   free(cur);
   return d;
+}
+
+const char *cfg_nearest(const char *word, const char *const *names, int n) {
+  const char *best = NULL;
+  size_t best_d = 3;
+  for (int i = 0; i < n; i++) {
+    size_t d = edit_distance(word, names[i]);
+    if (d < best_d) best = names[i], best_d = d;
+  }
+  return best;
 }
 
 static const char *last_part(const char *key) {
@@ -111,7 +161,8 @@ static int starts_or_ends_with_space(const char *s) {
   return n > 0 && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]));
 }
 
-static int parse_int(const cfg_key *k, const char *value, const char *origin) {
+/* The parse_* functions store the value and return 0, or record a problem and return 1. */
+static int parse_int(Problems *p, const cfg_key *k, const char *value, const char *origin, int *out) {
   char range[96];
   range_text(k, range, sizeof range);
   char *end;
@@ -119,32 +170,36 @@ static int parse_int(const cfg_key *k, const char *value, const char *origin) {
   long v = strtol(value, &end, 10);
   /* strtol skips leading spaces and stops at junk; the whole text must be the number. */
   if (end == value || *end != '\0' || isspace((unsigned char)value[0]))
-    bad_value(k, value, origin, "not an integer; expected a whole number in %s", range);
+    return bad_value(p, k, value, origin, "not an integer; expected a whole number in %s", range);
   if (errno == ERANGE || v < INT_MIN || v > INT_MAX || (double)v < k->lo || (double)v > k->hi)
-    bad_value(k, value, origin, "out of range %s", range);
-  return (int)v;
+    return bad_value(p, k, value, origin, "out of range %s", range);
+  *out = (int)v;
+  return 0;
 }
 
-static double parse_float(const cfg_key *k, const char *value, const char *origin) {
+static int parse_float(Problems *p, const cfg_key *k, const char *value, const char *origin, double *out) {
   char range[96];
   range_text(k, range, sizeof range);
   char *end;
   double v = strtod(value, &end);
   if (end == value || *end != '\0' || isspace((unsigned char)value[0]))
-    bad_value(k, value, origin, "not a number; expected a number in %s", range);
+    return bad_value(p, k, value, origin, "not a number; expected a number in %s", range);
   /* strtod accepts "nan" and "inf", and overflows to inf: none of them is a setting. */
-  if (!isfinite(v)) bad_value(k, value, origin, "not a finite number; expected a number in %s", range);
-  if (v < k->lo || v > k->hi) bad_value(k, value, origin, "out of range %s", range);
-  return v;
+  if (!isfinite(v)) return bad_value(p, k, value, origin, "not a finite number; expected a number in %s", range);
+  if (v < k->lo || v > k->hi) return bad_value(p, k, value, origin, "out of range %s", range);
+  *out = v;
+  return 0;
 }
 
-static int parse_bool(const cfg_key *k, const char *value, const char *origin) {
+static int parse_bool(Problems *p, const cfg_key *k, const char *value, const char *origin, int *out) {
   static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
   for (int i = 0; i < 4; i++) {
-    if (strcasecmp(value, yes[i]) == 0) return 1;
-    if (strcasecmp(value, no[i]) == 0) return 0;
+    if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+      *out = strcasecmp(value, yes[i]) == 0;
+      return 0;
+    }
   }
-  bad_value(k, value, origin, "not a bool; expected true/false, yes/no, on/off or 1/0");
+  return bad_value(p, k, value, origin, "not a bool; expected true/false, yes/no, on/off or 1/0");
 }
 
 static int is_choice(const char *choices, const char *value) {
@@ -158,29 +213,31 @@ static int is_choice(const char *choices, const char *value) {
   return 0;
 }
 
-static void set_text(const cfg_key *k, char *field, const char *value, const char *origin) {
+static int set_text(Problems *p, const cfg_key *k, char *field, const char *value, const char *origin) {
   size_t len = strlen(value);
   if (len >= CFG_STR_MAX)
-    bad_value(k, value, origin, "too long (%zu characters; at most %d)", len, CFG_STR_MAX - 1);
+    return bad_value(p, k, value, origin, "too long (%zu characters; at most %d)", len, CFG_STR_MAX - 1);
   if (k->type == CFG_CHOICE && !is_choice(k->choices, value))
-    bad_value(k, value, origin, "not one of %s", k->choices);
+    return bad_value(p, k, value, origin, "not one of %s", k->choices);
   /* cfg_to_text must reparse to the same struct, and a config file line cannot hold these. */
   for (const char *c = value; *c; c++)
     if (*c == '#' || (iscntrl((unsigned char)*c) && *c != '\t'))
-      bad_value(k, value, origin, "a string may not contain '#' or control characters");
+      return bad_value(p, k, value, origin, "a string may not contain '#' or control characters");
   if (starts_or_ends_with_space(value))
-    bad_value(k, value, origin, "a string may not start or end with a space");
+    return bad_value(p, k, value, origin, "a string may not start or end with a space");
   char abs[CFG_STR_MAX];
   if (k->type == CFG_PATH && value[0]) {
     if (cfg_absolute_path(value, abs, sizeof abs) != 0)
-      bad_value(k, value, origin, "too long once made absolute (at most %d characters) or no working directory",
-                CFG_STR_MAX - 1);
-    if (strchr(abs, '#')) bad_value(k, value, origin, "made absolute it holds '#' ('%s'): a config line cannot", abs);
+      return bad_value(p, k, value, origin,
+                       "too long once made absolute (at most %d characters) or no working directory", CFG_STR_MAX - 1);
+    if (strchr(abs, '#'))
+      return bad_value(p, k, value, origin, "made absolute it holds '#' ('%s'): a config line cannot", abs);
     value = abs, len = strlen(abs);
   }
   /* Zero the tail so two structs holding the same settings compare equal byte for byte. */
   memset(field, 0, CFG_STR_MAX);
   memcpy(field, value, len);
+  return 0;
 }
 
 int cfg_absolute_path(const char *path, char *out, size_t n) {
@@ -212,24 +269,32 @@ int cfg_absolute_path(const char *path, char *out, size_t n) {
   return 0;
 }
 
-void cfg_set(const cfg_key *keys, void *dst, const char *key, const char *value, const char *origin) {
+/* Sets one key, or records why not. */
+static void set_key(Problems *p, const cfg_key *keys, void *dst, const char *key, const char *value,
+                    const char *origin) {
   const cfg_key *k = find_key(keys, key);
   if (!k) {
     const char *hint = suggest_key(keys, key);
-    if (hint)
-      amd_usage_error("unknown config key '%s' (%s); did you mean '%s'?", key, origin, hint);
-    amd_usage_error("unknown config key '%s' (%s); --help lists every key", key, origin);
+    if (hint) problem(p, "unknown config key '%s' (%s); did you mean '%s'?", key, origin, hint);
+    else problem(p, "unknown config key '%s' (%s); --help lists every key", key, origin);
+    return;
   }
   char *field = (char *)dst + k->offset;
   switch (k->type) {
-    case CFG_INT: *(int *)field = parse_int(k, value, origin); break;
-    case CFG_FLOAT: *(double *)field = parse_float(k, value, origin); break;
-    case CFG_BOOL: *(int *)field = parse_bool(k, value, origin); break;
+    case CFG_INT: parse_int(p, k, value, origin, (int *)field); break;
+    case CFG_FLOAT: parse_float(p, k, value, origin, (double *)field); break;
+    case CFG_BOOL: parse_bool(p, k, value, origin, (int *)field); break;
     case CFG_STR:
     case CFG_CHOICE:
-    case CFG_PATH: set_text(k, field, value, origin); break;
+    case CFG_PATH: set_text(p, k, field, value, origin); break;
     default: amd_fatal("config key '%s' has unknown type %d", k->key, (int)k->type);
   }
+}
+
+void cfg_set(const cfg_key *keys, void *dst, const char *key, const char *value, const char *origin) {
+  Problems p = {0};
+  set_key(&p, keys, dst, key, value, origin);
+  report(&p);
 }
 
 void cfg_defaults(const cfg_key *keys, void *dst) {
@@ -249,7 +314,7 @@ static char *trim(char *s) {
   return s;
 }
 
-void cfg_load_text(const cfg_key *keys, void *dst, const char *text, const char *origin) {
+static void load_text(Problems *p, const cfg_key *keys, void *dst, const char *text, const char *origin) {
   size_t n = strlen(text);
   char *buf = mallocCheck(n + 1);
   memcpy(buf, text, n + 1);
@@ -269,28 +334,49 @@ void cfg_load_text(const cfg_key *keys, void *dst, const char *text, const char 
     snprintf(where, where_size, "%s:%d", origin, lineno);
     if (*s == '[') {
       size_t len = strlen(s);
-      if (s[len - 1] != ']') amd_usage_error("%s: section line '%s' has no closing ']'", where, s);
+      if (s[len - 1] != ']') {
+        problem(p, "%s: section line '%s' has no closing ']'", where, s);
+        continue;
+      }
       s[len - 1] = '\0';
-      section = trim(s + 1);
-      if (*section == '\0') amd_usage_error("%s: empty section name '[]'", where);
+      char *name = trim(s + 1);
+      if (*name == '\0') problem(p, "%s: empty section name '[]'", where);
+      else section = name;
       continue;
     }
     char *eq = strchr(s, '=');
-    if (!eq) amd_usage_error("%s: expected 'key = value' or '[section]', got '%s'", where, s);
+    if (!eq) {
+      problem(p, "%s: expected 'key = value' or '[section]', got '%s'", where, s);
+      continue;
+    }
     *eq = '\0';
     char *name = trim(s), *value = trim(eq + 1);
-    if (*name == '\0') amd_usage_error("%s: no key before '=' (value '%s')", where, value);
+    if (*name == '\0') {
+      problem(p, "%s: no key before '=' (value '%s')", where, value);
+      continue;
+    }
     if (section) snprintf(key, n + 2, "%s.%s", section, name);
     else snprintf(key, n + 2, "%s", name);
-    cfg_set(keys, dst, key, value, where);
+    set_key(p, keys, dst, key, value, where);
   }
   free(where);
   free(key);
   free(buf);
 }
 
-static char *read_all(const char *path, size_t *size) {
-  FILE *f = fopenCheck(path, "rb");
+void cfg_load_text(const cfg_key *keys, void *dst, const char *text, const char *origin) {
+  Problems p = {0};
+  load_text(&p, keys, dst, text, origin);
+  report(&p);
+}
+
+/* The whole file, or NULL (a problem recorded) when it cannot be opened. */
+static char *read_all(Problems *p, const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    problem(p, "config file '%s': cannot open '%s': %s", path, path, strerror(errno));
+    return NULL;
+  }
   size_t cap = 4096, n = 0;
   char *buf = mallocCheck(cap);
   for (;;) {
@@ -308,12 +394,13 @@ static char *read_all(const char *path, size_t *size) {
   return buf;
 }
 
-void cfg_load_file(const cfg_key *keys, void *dst, const char *path) {
+static void load_file(Problems *p, const cfg_key *keys, void *dst, const char *path) {
   size_t size;
-  char *text = read_all(path, &size);
+  char *text = read_all(p, path, &size);
+  if (!text) return;
   /* A NUL would silently end the text early: this is not a config file. */
-  if (strlen(text) != size) amd_usage_error("config file '%s' contains a NUL byte; is it text?", path);
-  cfg_load_text(keys, dst, text, path);
+  if (strlen(text) != size) problem(p, "config file '%s' contains a NUL byte; is it text?", path);
+  else load_text(p, keys, dst, text, path);
   free(text);
 }
 
@@ -321,6 +408,12 @@ static void (*parsed_hook)(const cfg_key *keys, const void *cfg, const char *con
 
 void cfg_set_parsed_hook(void (*hook)(const cfg_key *keys, const void *cfg, const char *config_file)) {
   parsed_hook = hook;
+}
+
+void cfg_load_file(const cfg_key *keys, void *dst, const char *path) {
+  Problems p = {0};
+  load_file(&p, keys, dst, path);
+  report(&p);
 }
 
 static int is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
@@ -338,28 +431,33 @@ void cfg_parse_args(const cfg_key *keys, void *dst, int argc, char **argv, const
     if (init && !fin) MPI_Finalize();
     exit(0);
   }
-  /* Check the shape of every argument before acting on any, so a typo is reported first. */
+  /* Every mistake of the file and the arguments is reported at once (report), each on its line. */
+  Problems p = {0};
   int first = argc > 0 && !strchr(argv[0], '=') && argv[0][0] != '-';
-  for (int i = first; i < argc; i++) {
-    if (argv[i][0] == '-')
-      amd_usage_error("unknown option '%s'; settings are key=value (amd %s --help lists them)", argv[i],
-                      command);
-    if (!strchr(argv[i], '='))
-      amd_usage_error("expected key=value, got '%s' (only the first argument may be a config file)",
-                      argv[i]);
-    if (argv[i][0] == '=') amd_usage_error("expected key=value, got '%s' (no key)", argv[i]);
-  }
   cfg_defaults(keys, dst);
-  if (first) cfg_load_file(keys, dst, argv[0]);
+  if (first) load_file(&p, keys, dst, argv[0]);
   for (int i = first; i < argc; i++) {
+    if (argv[i][0] == '-') {
+      problem(&p, "unknown option '%s'; settings are key=value (amd %s --help lists them)", argv[i], command);
+      continue;
+    }
+    if (!strchr(argv[i], '=')) {
+      problem(&p, "expected key=value, got '%s' (only the first argument may be a config file)", argv[i]);
+      continue;
+    }
+    if (argv[i][0] == '=') {
+      problem(&p, "expected key=value, got '%s' (no key)", argv[i]);
+      continue;
+    }
     const char *eq = strchr(argv[i], '=');
     size_t len = (size_t)(eq - argv[i]);
     char *key = mallocCheck(len + 1);
     memcpy(key, argv[i], len);
     key[len] = '\0';
-    cfg_set(keys, dst, key, eq + 1, "command line");
+    set_key(&p, keys, dst, key, eq + 1, "command line");
     free(key);
   }
+  report(&p);
   if (parsed_hook) parsed_hook(keys, dst, first ? argv[0] : NULL);
 }
 

@@ -1,8 +1,9 @@
 /* config.h: `key = value` configuration with command-line overrides, typed and range-checked.
  * Each command describes its settings as a table of cfg_key over its own struct; the parser fills
  * the struct from defaults, then an optional FILE.cfg, then key=value arguments, in that order.
- * Unknown keys, malformed values and out-of-range values are fatal errors naming the key and where
- * it came from. Not here: what any key means to the program.
+ * Unknown keys (with the nearest key as a suggestion), malformed values and out-of-range values are
+ * usage errors naming the key and where it came from; every one of a command line and its config
+ * file is reported in one message, a line each. Not here: what any key means to the program.
  * Return convention: errors stop the program (amd_usage_error for a setting, amd_fatal for a table);
  * functions return void or their result. */
 #pragma once
@@ -49,6 +50,9 @@ void cfg_parse_args(const cfg_key *keys, void *dst, int argc, char **argv, const
 /* A function called at the end of every cfg_parse_args with the table, the parsed struct and the
  * config file (NULL: none); src/origin.c installs one that records the input paths (NULL: none). */
 void cfg_set_parsed_hook(void (*hook)(const cfg_key *keys, const void *cfg, const char *config_file));
+/* The name of names[0..n) nearest to `word` by edit distance, if at most 2 edits away (a typo);
+ * else NULL. For "did you mean" hints of commands and kinds. */
+const char *cfg_nearest(const char *word, const char *const *names, int n);
 /* Prints the key table; the testing keys come last, under a heading of their own. */
 void cfg_print_help(const cfg_key *keys, FILE *out, const char *command, const char *summary);
 /* Keys of the "fault." section inject faults for the test suite (src/runloop.h). */

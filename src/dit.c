@@ -14,6 +14,7 @@
  *   feat  = mean over tokens of LN(h_L)          (B, C), also the Frechet-distance features
  *   out   = logits = Linear(feat)                (B, num_classes); t and labels are ignored
  * Not here: any fused or flash attention. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -247,6 +248,9 @@ Model *dit_create(Model *m) {
   a->T = grid * grid;
   a->P = c->patch * c->patch * c->img_channels;
   int T = a->T, P = a->P;
+  /* the GEMMs and the attention count their rows in int */
+  amd_mul_checked(B, T, INT_MAX, "the batch x tokens per image ((image size / model.patch)^2) of a dit");
+  amd_mul_checked(B, NH, INT_MAX, "the batch x model.heads of a dit");
   a->blk = callocCheck((size_t)L + 1, sizeof *a->blk);
   a->classifier = m->kind->classifier;
   a->patchw = model_add_matrix(m, "patch.w", C, P, INIT_FAN_IN);

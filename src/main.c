@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "config.h"
 #include "dist.h"
 #include "origin.h"
 #include "runctl.h"
@@ -54,6 +55,10 @@ int main(int argc, char **argv) {
       return status;
     }
   }
+  const char *names[sizeof commands / sizeof commands[0]];
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) names[i] = commands[i].name;
+  const char *hint = cfg_nearest(argv[1], names, (int)(sizeof names / sizeof names[0]));
+  if (hint) amd_usage_error("unknown command '%s'; did you mean '%s'? (amd --help lists the commands)", argv[1], hint);
   if (dist_rank() == 0) usage(stderr);
   amd_usage_error("unknown command '%s'", argv[1]);
 }

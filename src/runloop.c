@@ -135,7 +135,35 @@ typedef struct {
   double t_start, t_last, t_eta;
   double time_base; /* the training clock at t_start: the time of the checkpoint loaded (0 fresh) */
   int nan_done, signal_done;
+  long first_step;                    /* the step this process started from */
+  double losses[GUARD_MAX_LOSSES];    /* of the last step the guard accepted */
+  int have_losses;
 } Loop;
+
+static void format_hms(double seconds, char *buf, size_t n) {
+  long e = (long)(seconds + 0.5);
+  snprintf(buf, n, "%ld:%02ld:%02ld", e / 3600, (e / 60) % 60, e % 60);
+}
+
+/* Rank 0: what this run did, and where its log and newest checkpoint are. */
+static void summary(const Loop *L, int status) {
+  const RunSettings *rs = L->rs;
+  const RunTask *t = L->task;
+  double wall = amd_time() - L->t_start;
+  long steps = L->st.step - L->first_step;
+  char hms[32], losses[256] = "", ckpt[4200] = "none";
+  format_hms(wall, hms, sizeof hms);
+  for (int i = 0; i < t->nlosses && L->have_losses; i++)
+    snprintf(losses + strlen(losses), sizeof losses - strlen(losses), "%s%s %.6g", i ? ", " : "", t->loss_names[i],
+             L->losses[i]);
+  if (L->last_ckpt >= 0) snprintf(ckpt, sizeof ckpt, "%s/ckpt_%08ld.h5", rs->run, L->last_ckpt);
+  amd_log("%s: %s of %s, steps %ld to %ld of %d (%ld this run) in %s (%.1f s), %.0f samples/s\n"
+          "  last step's losses: %s\n  log %s/log.h5, last checkpoint %s\n",
+          status == 0 ? "done" : status == AMD_EXIT_REQUEUE ? "stopped (resume=1 continues)" : "diverged", t->what,
+          rs->run, L->first_step, L->st.step, rs->steps, steps, hms, wall,
+          wall > 0 ? (double)steps * (double)t->samples_per_step / wall : 0.0, L->have_losses ? losses : "none",
+          rs->run, ckpt);
+}
 
 static void save(Loop *L) {
   const RunTask *t = L->task;
@@ -263,6 +291,8 @@ static int one_step(Loop *L) {
   char why[512];
   if (guard_check(&L->guard, losses, t->loss_names, t->nlosses, !failed, why, sizeof why))
     return roll_back(L, step, why) ? AMD_EXIT_DIVERGED : 0;
+  memcpy(L->losses, losses, sizeof L->losses);
+  L->have_losses = 1;
   if (t->apply) t->apply(t->ctx, step);
 
   CkptState *st = &L->st;
@@ -279,8 +309,8 @@ static int one_step(Loop *L) {
   if (clk.log_now) {
     clk.samples_per_s = (double)L->steps_acc * (double)t->samples_per_step / (now - L->t_last + 1e-12);
     clk.eta = (now - L->t_eta) / (double)(st->step - L->eta_step) * (double)(rs->steps - st->step);
-    long e = (long)(clk.eta + 0.5);
-    snprintf(clk.eta_hms, sizeof clk.eta_hms, "%ld:%02ld:%02ld", e / 3600, (e / 60) % 60, e % 60);
+    format_hms(clk.eta, clk.eta_hms, sizeof clk.eta_hms);
+    format_hms(clk.elapsed, clk.elapsed_hms, sizeof clk.elapsed_hms);
   }
   double row[TRAINLOG_MAX_COLS] = {(double)st->step};
   t->row(t->ctx, step, &clk, row);
@@ -324,14 +354,14 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
 
   L->t_start = L->t_last = L->t_eta = amd_time();
   L->time_base = L->st.time;
-  L->eta_step = L->st.step;
+  L->eta_step = L->first_step = L->st.step;
   int status = 0;
   timing_start();
   while (L->st.step < rs->steps && status == 0) status = one_step(L);
   trainlog_close(&L->log);
   if (t->extra_table) trainlog_close(&L->extra);
   trainlog_close(&L->timing);
-  if (status == 0) amd_log("done: %s (log %s/log.h5)\n", rs->run, rs->run);
+  summary(L, status);
   MPI_Barrier(MPI_COMM_WORLD); /* every rank is done with the folder */
   amd_at_fatal(NULL);
   runlock_release();

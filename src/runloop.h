@@ -77,6 +77,7 @@ typedef struct {
   double elapsed;       /* seconds of training: the checkpoint's time (resume, rollback) + since loaded */
   double eta;           /* seconds to the last step at the interval's pace (log_now only; else NaN) */
   char eta_hms[32];     /* the same as h:mm:ss */
+  char elapsed_hms[32]; /* elapsed as h:mm:ss (log_now only) */
 } RunClock;
 
 typedef struct {
@@ -144,6 +145,7 @@ long runloop_resume_point(const RunSettings *rs, char *path, size_t n);
 void runloop_prepare(const RunSettings *rs);
 /* Collective: loads the resume checkpoint (a resume refuses settings or data that differ from the
  * checkpoint's unless resume.allow names them: src/resume_check.h) or the initial state, then runs
- * steps until rs->steps, a stop signal or a divergence beyond guard.max_rollbacks; closes the log.
- * Returns 0, AMD_EXIT_REQUEUE or AMD_EXIT_DIVERGED. */
+ * steps until rs->steps, a stop signal or a divergence beyond guard.max_rollbacks; closes the log;
+ * rank 0 prints a summary (steps, wall time, samples/s, the last step's losses, the log and the
+ * newest checkpoint). Returns 0, AMD_EXIT_REQUEUE or AMD_EXIT_DIVERGED. */
 int runloop_run(const RunSettings *rs, const RunTask *task);

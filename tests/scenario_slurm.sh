@@ -9,7 +9,9 @@
 #  - a teacher job signalled before its time limit (scancel --signal=USR1 --batch: the signal
 #    `#SBATCH --signal=B:USR1@<seconds>` delivers) checkpoints, exits 75, requeues itself, resumes
 #    and finishes with losses bit-identical to the uninterrupted job;
-#  - the mpirun fallback of jobs/slurm_lib.sh (AMD_LAUNCHER=mpirun) runs too.
+#  - the mpirun fallback of jobs/slurm_lib.sh (AMD_LAUNCHER=mpirun) runs too;
+#  - the sweep keeps the scripts' own --output: each task's logs/slurm-amd-sweep-<id>_<task>.out
+#    (removed after the check) points to its run folder's slurm-<id>_<task>.out.
 # Skipped when slurm-wlm or munge are missing (jobs/setup.sh installs them), except the first check,
 # which needs no cluster: the resubmission hint of a job stopped by SIGTERM repeats its settings.
 source "$(dirname "$0")/lib.sh"
@@ -49,8 +51,9 @@ sub() { sbatch --parsable -o "$S/%x-%j.out" "$@"; }
 t=$(RUN=$S/teacher DATA=$S/toy.h5 sub jobs/teacher.sbatch $TEACH)
 sig=$(RUN=$S/sig DATA=$S/toy.h5 sub jobs/teacher.sbatch $TEACH fault.slow_log_ms=25)
 d=$(METHOD=dmd2 TEACHER=$S/teacher RUN=$S/dmd2 sub --dependency=afterok:$t jobs/distill.sbatch $DIST)
-a=$(SEEDS="0 1" METHODS="dmd2 amd" TEACHER=$S/teacher SWEEP=$S/sweep sub --array=0-3 --dependency=afterok:$t \
-  jobs/sweep_array.sbatch $DIST)
+# the sweep keeps its own --output (logs/ of the repository, removed below): one line per task there
+a=$(SEEDS="0 1" METHODS="dmd2 amd" TEACHER=$S/teacher SWEEP=$S/sweep sbatch --parsable --array=0-3 \
+  --dependency=afterok:$t jobs/sweep_array.sbatch $DIST)
 w=$(RUN=$S/weak DATA=$S/toy.h5 STEPS=20 BATCH_PER_RANK=16 THREADS=1 sub --overcommit jobs/scaling_weak.sbatch $MODEL)
 st=$(RUN=$S/strong DATA=$S/toy.h5 STEPS=20 BATCH=64 THREADS=1 sub --overcommit jobs/scaling_strong.sbatch $MODEL)
 m=$(RUN=$S/mpirun DATA=$S/toy.h5 AMD_LAUNCHER=mpirun sub jobs/teacher.sbatch $MODEL train.batch=32 train.steps=20 ckpt.every=10)
@@ -97,6 +100,19 @@ if grep -q "finished with status 0" "$S/teacher/slurm-$t.out" && grep -q "^+ sru
 then pass teacher_ran_under_srun_pmix; else fail teacher_ran_under_srun_pmix "$(head -5 "$S/teacher/slurm-$t.out")"; fi
 if grep -q "^+ mpirun" "$S/mpirun/slurm-$m.out"; then pass mpirun_fallback_used
 else fail mpirun_fallback_used "$(head -5 "$S/mpirun/slurm-$m.out")"; fi
+# issue 16, item 12: an array task's output names its task, in the run folder and in logs/, which
+# points to the run folder; nothing lands in the submit folder itself
+ok=1
+for i in 0 1 2 3; do
+  meth=(dmd2 amd); run=$S/sweep/${meth[$((i % 2))]}_seed$((i / 2))
+  [ -s "$run/slurm-${a}_$i.out" ] || { fail array_task_output_named "missing $run/slurm-${a}_$i.out: $(ls "$run")"; ok=0; }
+  grep -q "output continues in $run/slurm-${a}_$i.out" "logs/slurm-amd-sweep-${a}_$i.out" 2>/dev/null ||
+    { fail array_task_output_named "logs/slurm-amd-sweep-${a}_$i.out: $(cat "logs/slurm-amd-sweep-${a}_$i.out" 2>&1)"; ok=0; }
+done
+[ $ok = 1 ] && pass array_task_output_named
+if ls slurm-*"$a"*.out >/dev/null 2>&1; then fail no_output_in_submit_folder "$(ls slurm-*"$a"*.out)"
+else pass no_output_in_submit_folder; fi
+rm -f logs/slurm-amd-sweep-"${a}"_*.out
 py_check distill_and_sweep_settings "
 import h5py
 def cfg(run):

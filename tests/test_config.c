@@ -414,6 +414,45 @@ static void test_error_bad_lines(void) {
     EXPECT(expect_fatal(load_text, (void *)cases[i].text, cases[i].needle), "case %zu", i);
 }
 
+/* Every problem of a command line and its config file, in one message, a line each (issue 16). */
+static void parse_many(void *arg) {
+  toy_cfg c;
+  char **argv = arg;
+  cfg_parse_args(toy_keys, &c, 5, argv, "train", "Trains a toy model.");
+}
+
+static void test_error_every_problem(void) {
+  char path[64];
+  write_temp("optim.lr = 11\nbogus line\n", path);
+  char *argv[] = {path, "optim.lrr=1", "train.steps=0", "x", "sample.method=rk4"};
+  char err[8192];
+  int status = run_child(parse_many, argv, 2, err, sizeof err);
+  EXPECT(status == AMD_EXIT_USAGE, "status %d", status);
+  char line[160];
+  snprintf(line, sizeof line, "\n  config key 'optim.lr' = '11' (%s:1): out of range [0, 10]\n", path);
+  EXPECT(strstr(err, "amd: error: 6 problems in the settings:\n"), "a count first:\n%s", err);
+  EXPECT(strstr(err, line), "the file's bad value on its own line:\n%s", err);
+  snprintf(line, sizeof line, "\n  %s:2: expected 'key = value' or '[section]', got 'bogus line'\n", path);
+  EXPECT(strstr(err, line), "the file's bad line:\n%s", err);
+  EXPECT(strstr(err, "\n  unknown config key 'optim.lrr' (command line); did you mean 'optim.lr'?\n"), "%s", err);
+  EXPECT(strstr(err, "\n  config key 'train.steps' = '0' (command line): out of range [1, 1000000]\n"), "%s", err);
+  EXPECT(strstr(err, "\n  expected key=value, got 'x'"), "%s", err);
+  EXPECT(strstr(err, "\n  config key 'sample.method' = 'rk4' (command line): not one of euler|heun"), "%s", err);
+  EXPECT(!strstr(err, "config.c:"), "a user's mistake names no source line:\n%s", err);
+  unlink(path);
+  const char *text = "[optim]\nlrr = 1\nbeta = 2\n";
+  status = run_child(load_text, (void *)text, 2, err, sizeof err);
+  EXPECT(status == AMD_EXIT_USAGE && strstr(err, "2 problems") && strstr(err, "(run.cfg:2)") && strstr(err, "(run.cfg:3)"),
+         "both lines of a file: status %d\n%s", status, err);
+}
+
+static void test_nearest_name(void) {
+  const char *const names[] = {"data", "train", "distill", "sample", "eval", "info"};
+  EXPECT(cfg_nearest("trian", names, 6) && strcmp(cfg_nearest("trian", names, 6), "train") == 0, "trian");
+  EXPECT(cfg_nearest("distil", names, 6) && strcmp(cfg_nearest("distil", names, 6), "distill") == 0, "distil");
+  EXPECT(cfg_nearest("export", names, 6) == NULL, "nothing near 'export'");
+}
+
 static void load_file(void *arg) {
   toy_cfg c;
   cfg_load_file(toy_keys, &c, arg);
@@ -519,5 +558,7 @@ int main(void) {
   TEST_RUN(test_error_missing_file);
   TEST_RUN(test_path_made_absolute);
   TEST_RUN(test_diff);
+  TEST_RUN(test_error_every_problem);
+  TEST_RUN(test_nearest_name);
   return t_finish();
 }

@@ -1,6 +1,7 @@
 /* test_h5.c: round trips of every amd HDF5 file kind (io/dataset.c, io/ckpt.c, io/trainlog.c) and
  * the errors io/h5.c and the readers give for bad input: missing, truncated, foreign, wrong-kind and
- * newer files, inconsistent shapes, labels out of range, NaN. Each bad input runs in a forked child
+ * newer files, inconsistent shapes, labels out of range, NaN, values out of range and damaged toy
+ * mixtures; the dataset checks distill and eval share. Each bad input runs in a forked child
  * through expect_fatal. Files go to a scratch folder /tmp/amd_test_h5_XXXXXX, removed when every
  * case passed (kept otherwise, to look at).
  * Serial paths only: one rank, and MPI only in the child that saves checkpoints (see t_save_three).
@@ -508,6 +509,106 @@ static void test_bad_nan(void) {
   EXPECT(expect_fatal(read_dataset, path, "2 non-finite"), "NaN and Inf in /x");
 }
 
+/* Impossible values (issue 16, item 7): a bit flip in a toy point, an image value outside [-1, 1],
+ * a damaged mixture; each error names the file, the dataset and the index. */
+static void write_toy_with(const char *name, char *path, void (*damage)(Dataset *)) {
+  Dataset w;
+  make_toy(&w, 10);
+  damage(&w);
+  dataset_write(t_file(path, name), &w, "amd-dataset", "", NULL, NULL);
+  dataset_free(&w);
+}
+static void flip_x(Dataset *d) { d->x[7] = 3.0e9f; }
+static void far_x(Dataset *d) { d->x[6] = 179.0f; }
+static void nan_mean(Dataset *d) { d->mix.means[5] = NAN; }
+static void negative_weight(Dataset *d) { d->mix.weights[2] = -d->mix.weights[2]; }
+static void heavy_weight(Dataset *d) { d->mix.weights[1] *= 1.5f; }
+static void zero_sigma(Dataset *d) { d->mix.sigma = 0; }
+
+static void test_bad_values(void) {
+  char path[4096];
+  write_toy_with("flip.h5", path, flip_x);
+  EXPECT(expect_fatal(read_dataset, path, "flip.h5': /x[3, 1] = 3e+09 is outside [-"), "a bit flip: x = 3e9");
+  write_toy_with("far.h5", path, far_x);
+  EXPECT(expect_fatal(read_dataset, path, "/x[3, 0] = 179 is outside [-3.3, 3.3] (50 sigma beyond the farthest mode"),
+         "x = 179, 50 sigma = 2.5 beyond modes at radius 0.8");
+  write_toy_with("nan_mean.h5", path, nan_mean);
+  EXPECT(expect_fatal(read_dataset, path, "/mixture/means[2, 1] = nan is not a finite number"), "NaN mean");
+  write_toy_with("neg_weight.h5", path, negative_weight);
+  EXPECT(expect_fatal(read_dataset, path, "/mixture/weights[2] = -0.5 is not a non-negative number"),
+         "negative weight");
+  write_toy_with("heavy_weight.h5", path, heavy_weight);
+  EXPECT(expect_fatal(read_dataset, path, "the weights of class 1's modes sum to 1.16667, not 1"), "weights sum");
+  write_toy_with("zero_sigma.h5", path, zero_sigma);
+  EXPECT(expect_fatal(read_dataset, path, "/mixture sigma 0 is not a positive number"), "sigma 0");
+  /* images: amd data stores [-1, 1]; a samples file may hold anything finite */
+  Dataset w;
+  memset(&w, 0, sizeof w);
+  w.n = 2, w.ndim = 3, w.shape[0] = 1, w.shape[1] = 2, w.shape[2] = 2, w.dim = 4, w.num_classes = 2;
+  float x[8] = {-1, 1, 0, 0.5f, 0, 0, 1.5f, 0};
+  int labels[2] = {0, 1};
+  w.x = x, w.labels = labels;
+  dataset_write(t_file(path, "img_range.h5"), &w, "amd-dataset", "", NULL, NULL);
+  EXPECT(expect_fatal(read_dataset, path, "/x[1, 2] = 1.5 is outside [-1, 1] (images are stored in [-1, 1])"),
+         "an image value 1.5");
+  dataset_write(t_file(path, "img_samples.h5"), &w, "amd-samples", "", NULL, NULL);
+  Dataset r;
+  dataset_read(path, "amd-samples", &r);
+  EXPECT(r.n == 2 && r.x[6] == 1.5f, "a samples file may leave [-1, 1]");
+  dataset_free(&r);
+}
+
+/* dataset_check_fits and dataset_check_same_target: the checks distill and eval share. */
+typedef struct {
+  const char *path, *trained;
+  int dim, classes;
+} FitCase;
+
+static void check_fits(void *arg) {
+  const FitCase *c = arg;
+  Dataset d;
+  dataset_read(c->path, "amd-dataset", &d);
+  dataset_check_fits(&d, "data", c->path, c->dim, c->classes, "the samples 's.h5'");
+  dataset_check_same_target(&d, "data", c->path, c->trained, "their model");
+  dataset_free(&d);
+}
+
+/* Runs fn(arg) in a child, its stderr discarded: 1 when it exited 0. */
+static int runs_clean(void (*fn)(void *), void *arg) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stderr)) _exit(99);
+    fn(arg);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void other_modes(Dataset *d) {
+  mixture_free(&d->mix);
+  mixture_make(&d->mix, "ring", 6, 3, 0.8, 0.05);
+}
+static void no_change(Dataset *d) { (void)d; }
+
+static void test_dataset_fits(void) {
+  char a[4096], b[4096], same[4096];
+  write_toy_with("fit_a.h5", a, no_change);
+  write_toy_with("fit_same.h5", same, no_change);
+  write_toy_with("fit_b.h5", b, other_modes);
+  FitCase classes = {a, "", 2, 4};
+  EXPECT(expect_fatal(check_fits, &classes, "data '"), "other classes");
+  EXPECT(expect_fatal(check_fits, &classes, "(dim 2, 3 classes) does not match the samples 's.h5' (dim 2, 4 classes)"),
+         "other classes: both named");
+  FitCase modes = {b, a, 2, 3};
+  EXPECT(expect_fatal(check_fits, &modes, "(6 modes) is another toy mixture than"), "other modes");
+  FitCase fine[] = {{a, same, 2, 3}, {a, a, 2, 3}, {a, "", 2, 3}, {a, "/nonexistent/gone.h5", 2, 3}};
+  for (int i = 0; i < 4; i++) EXPECT(runs_clean(check_fits, &fine[i]), "case %d fits", i);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -620,6 +721,8 @@ int main(void) {
   TEST_RUN(test_bad_label_range);
   TEST_RUN(test_bad_nan);
   TEST_RUN(test_schema_and_provenance);
+  TEST_RUN(test_bad_values);
+  TEST_RUN(test_dataset_fits);
   if (t_failed == 0) nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   else printf("  files kept in %s\n", scratch);
   return t_finish();
