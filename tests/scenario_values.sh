@@ -67,11 +67,11 @@ for out, what, run, last, losses in ((t, 'training', '$S/t', 20, 'loss '), (d, '
 "
 
 # item 7 (c): eval against a dataset of other classes or modes than the samples' model (as distill)
-expect_status eval_other_classes 2 "data '$S/toy3.h5' (dim 2, 3 classes) does not match the samples" \
+expect_status eval_other_classes 2 "data '$PWD/$S/toy3.h5' (dim 2, 3 classes) does not match the samples" \
   "$AMD" eval samples="$S/s.h5" data="$S/toy3.h5" out="$S/e3.h5"
-expect_status eval_other_modes 2 "(6 modes) is another toy mixture than '$S/toy.h5' (4 modes)" \
+expect_status eval_other_modes 2 "(6 modes) is another toy mixture than '$PWD/$S/toy.h5' (4 modes)" \
   "$AMD" eval samples="$S/s.h5" data="$S/toy6.h5" out="$S/e6.h5"
-expect_status distill_other_modes 2 "(6 modes) is another toy mixture than '$S/toy.h5' (4 modes)" \
+expect_status distill_other_modes 2 "(6 modes) is another toy mixture than '$PWD/$S/toy.h5' (4 modes)" \
   "$AMD" distill teacher="$S/t" data="$S/toy6.h5" run="$S/d6" train.prompts=8 amd.K=2 train.steps=2 threads=1
 "$AMD" data toy2d out="$S/toy_again.h5" n=500 modes=4 classes=2 seed=7 >/dev/null
 expect_ok eval_same_mixture_other_draw "$AMD" eval samples="$S/s.h5" data="$S/toy_again.h5" out="$S/e_again.h5"
