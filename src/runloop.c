@@ -35,25 +35,31 @@ void runloop_check_split(const char *key, int n) {
 /* What newest_good passed over, for the log's /events once it is open (resume), or at once. */
 static char passed_over[2048];
 
-/* The newest checkpoint of run_dir that ckpt_validate trusts: its step, with its path; -1 when the
- * folder holds none. A damaged newer one is passed over with a message (and an event at `step`
- * when log is not NULL); when every one is damaged the run stops with an error naming the oldest. */
+typedef struct {
+  TrainLog *log;
+  long step;
+} PassedOver;
+
+/* A damaged checkpoint newest_good_here passes over: a message, and an event at `step` once the
+ * log is open (else kept for it). */
+static void note_passed_over(void *ctx, const char *path, const char *why) {
+  const PassedOver *p = ctx;
+  char msg[1024];
+  snprintf(msg, sizeof msg, "checkpoint %s is damaged (%s): passed over", path, why);
+  amd_log("%s\n", msg);
+  if (p->log) trainlog_event(p->log, p->step, msg);
+  else if (strlen(passed_over) + strlen(msg) + 2 < sizeof passed_over)
+    strcat(strcat(passed_over, passed_over[0] ? "; " : ""), msg);
+}
+
+/* The newest checkpoint of run_dir that ckpt_validate trusts (ckpt_newest_good): its step, with its
+ * path; -1 when the folder holds none. When every one is damaged the run stops with an error. */
 static long newest_good_here(const char *run_dir, char *path, size_t n, TrainLog *log, long step) {
-  long steps[4096];
-  int k = ckpt_list(run_dir, steps, 4096);
-  char why[512], msg[1024];
-  for (int i = k - 1; i >= 0; i--) {
-    snprintf(path, n, "%s/ckpt_%08ld.h5", run_dir, steps[i]);
-    if (ckpt_validate(path, steps[i], why, sizeof why) == 0) return steps[i];
-    snprintf(msg, sizeof msg, "checkpoint %s is damaged (%s): passed over", path, why);
-    amd_log("%s\n", msg);
-    if (log) trainlog_event(log, step, msg);
-    else if (strlen(passed_over) + strlen(msg) + 2 < sizeof passed_over)
-      strcat(strcat(passed_over, passed_over[0] ? "; " : ""), msg);
-    if (i == 0)
-      amd_fatal("run folder '%s': no checkpoint can be trusted; the oldest, %s, is damaged (%s)", run_dir, path, why);
-  }
-  return -1;
+  PassedOver p = {log, step};
+  long good = ckpt_newest_good(run_dir, path, n, note_passed_over, &p);
+  if (good == -2)
+    amd_fatal("run folder '%s': no checkpoint can be trusted; the oldest, %s, is damaged (see above)", run_dir, path);
+  return good;
 }
 
 /* Collective: rank 0 reads the files (newest_good_here); the others learn what it found. */
@@ -89,7 +95,10 @@ void runloop_prepare(const RunSettings *rs) {
     char log_path[4200], path[4200];
     snprintf(log_path, sizeof log_path, "%s/log.h5", rs->run);
     int has_log = amd_file_exists(log_path);
-    if (!rs->resume && (ckpt_latest(rs->run, path, sizeof path) >= 0 || has_log))
+    long first;
+    int has_ckpt = ckpt_list(rs->run, &first, 1) > 0; /* any, damaged or not */
+    if (has_ckpt) snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", rs->run, first);
+    if (!rs->resume && (has_ckpt || has_log))
       amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
                       rs->run, has_log ? log_path : path);
   }
