@@ -240,7 +240,10 @@ static void prune(const char *run_dir, long now, int keep) {
 
 void ckpt_commit(CkptWriter *w, int keep) {
   if (pause_hook) pause_hook(); /* testing: a kill -9 here must leave the previous one whole */
-  h5Check(H5Fflush(w->file, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (disk full?)", w->tmp);
+  char why[128];
+  errno = 0;
+  h5Check(H5Fflush(w->file, H5F_SCOPE_GLOBAL), "HDF5: flushing '%s' failed (%s)", w->tmp,
+          h5_write_failure(w->tmp, why, sizeof why));
   h5_close(w->file);
   /* every rank has closed the file: it is complete, and rank 0 alone publishes it */
   MPI_Barrier(MPI_COMM_WORLD);

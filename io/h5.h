@@ -52,6 +52,10 @@ void h5_read_f32_range(hid_t loc, const char *name, hsize_t begin, hsize_t count
 int h5_exists(hid_t loc, const char *path);
 hid_t h5_group_create(hid_t loc, const char *name);
 hid_t h5_group_open(hid_t loc, const char *name);
+/* Why a write, flush or close of the file at path failed, for messages (errno is cleared before
+ * the call): the system's reason (no space, file too large, ...) when it set one, else what the disk
+ * and the file-size limit (ulimit -f) say, else "HDF5 error". Returns buf or a static string. */
+const char *h5_write_failure(const char *path, char *buf, size_t n);
 /* Path of the file an object lives in, for messages. */
 const char *h5_filename(hid_t obj, char *buf, size_t n);
 

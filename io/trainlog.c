@@ -42,11 +42,17 @@ static hsize_t column_length(hid_t d) {
 /* Appends n values (of memory type mtype) to a 1-D extendable dataset. */
 static void append(hid_t d, hid_t mtype, const void *vals, hsize_t n, const char *what) {
   hsize_t old = column_length(d), total = old + n;
-  h5Check(H5Dset_extent(d, &total), "HDF5: cannot extend log column '%s'", what);
+  char fn[1024];
+  h5Check(H5Dset_extent(d, &total), "HDF5: cannot extend log column '%s' of '%s'", what, h5_filename(d, fn, sizeof fn));
   hid_t fs = H5Dget_space(d);
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, &old, NULL, &n, NULL);
   hid_t ms = H5Screate_simple(1, &n, NULL);
-  h5Check(H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, vals), "HDF5: cannot append to log column '%s'", what);
+  errno = 0;
+  if (H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, vals) < 0) {
+    char why[128];
+    h5_filename(d, fn, sizeof fn);
+    amd_fatal("HDF5: cannot append to log column '%s' of '%s' (%s)", what, fn, h5_write_failure(fn, why, sizeof why));
+  }
   H5Sclose(ms);
   H5Sclose(fs);
 }
