@@ -342,3 +342,23 @@ hid_t h5_group_open(hid_t loc, const char *name) {
   if (g < 0) amd_fatal("'%s': cannot open group '%s'", h5_filename(loc, fn, sizeof fn), name);
   return g;
 }
+
+void h5_check_replaceable(const char *path, const char *format, const char *key) {
+  struct stat st;
+  if (stat(path, &st) != 0) return;
+  if (!S_ISREG(st.st_mode)) amd_usage_error("%s='%s' is a folder or not a regular file: name a file", key, path);
+  char kind[64] = "";
+  hid_t fapl = h5_fapl();
+  hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;
+  H5Pclose(fapl);
+  if (f >= 0 && H5Aexists(f, "format") > 0) {
+    char *k = h5_attr_read_str(f, "format");
+    snprintf(kind, sizeof kind, "%s", k);
+    free(k);
+  }
+  if (f >= 0) H5Fclose(f);
+  if (strcmp(kind, format) != 0)
+    amd_usage_error("%s='%s' exists and is %s%s%s: writing there would replace it; choose another %s=", key, path,
+                    kind[0] ? "an " : "not an amd file", kind, kind[0] ? " file, not an output of this command" : "",
+                    key);
+}

@@ -17,6 +17,10 @@ hid_t h5_create(const char *path, const char *format, const char *config_text);
  * that changes its structure (groups, datasets, attributes) must be made by all ranks alike, and
  * raw data is written by hyperslab (h5_write_f32_slab). */
 hid_t h5_create_parallel(const char *path, const char *format, const char *config_text);
+/* Before a command writes `path` (config key `key`): a usage error unless the path is free or holds
+ * an amd file of `format`, which may be replaced. So out= naming a checkpoint, a dataset, a folder or
+ * a foreign file never replaces it. */
+void h5_check_replaceable(const char *path, const char *format, const char *key);
 /* Opens an amd file read-only (rw = 0) or read-write; format NULL accepts any amd kind.
  * The kind found is copied to kind_out (may be NULL, size >= 32). */
 hid_t h5_open(const char *path, const char *format, int rw, char *kind_out);

@@ -108,6 +108,13 @@ void trainlog_recover(const char *path) {
   } else if (amd_file_exists(path) && (amd_file_exists(mark_bak) || !amd_file_exists(bak))) {
     copy_file(path, bak);
     unmark(mark_bak);
+  } else if (!amd_file_exists(path) && amd_file_exists(bak)) {
+    /* the log itself was lost (deleted, say): its copy is the log, and is never overwritten */
+    if (amd_file_exists(mark_bak))
+      amd_fatal("log '%s' is missing and its copy '%s' is incomplete (a kill during its last change): move the copy "
+                "away to start a new log", path, bak);
+    copy_file(bak, path);
+    amd_log("log: %s was missing; restored it from %s\n", path, bak);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
+#include "h5.h"
 #include "dist.h"
 #include "toy2d.h"
 
@@ -41,6 +42,7 @@ static int data_toy2d(int argc, char **argv) {
   CHECK(c.classes <= c.modes, "classes (%d) must not exceed modes (%d): every class owns at least one mode",
         c.classes, c.modes);
   if (dist_rank() == 0) {
+    h5_check_replaceable(c.out, "amd-dataset", "out");
     Dataset d;
     memset(&d, 0, sizeof d);
     mixture_make(&d.mix, c.layout, c.modes, c.classes, c.radius, c.sigma);

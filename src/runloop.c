@@ -95,6 +95,7 @@ void runloop_prepare(const RunSettings *rs) {
     char log_path[4200], path[4200];
     snprintf(log_path, sizeof log_path, "%s/log.h5", rs->run);
     int has_log = amd_file_exists(log_path);
+    if (!has_log) snprintf(log_path, sizeof log_path, "%s/log.h5.bak", rs->run), has_log = amd_file_exists(log_path);
     long first;
     int has_ckpt = ckpt_list(rs->run, &first, 1) > 0; /* any, damaged or not */
     if (has_ckpt) snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", rs->run, first);
@@ -180,6 +181,7 @@ static void open_log(Loop *L, long resume_step) {
   char log_path[4200];
   snprintf(log_path, sizeof log_path, "%s/log.h5", L->rs->run);
   long keep = resume_step >= 0 ? L->st.step : -1;
+  if (resume_step >= 0 && dist_rank() == 0) trainlog_recover(log_path); /* a lost log.h5 comes back from its copy */
   if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, L->config_text);
   trainlog_open(&L->log, log_path, "train", t->cols, t->ncols, keep);
   if (t->extra_table) trainlog_open(&L->extra, log_path, t->extra_table, t->extra_cols, t->nextra, keep);
@@ -231,6 +233,7 @@ static int one_step(Loop *L) {
   const RunSettings *rs = L->rs;
   const RunTask *t = L->task;
   long step = L->st.step;
+  runctl_watchdog_arm(rs->watchdog_s, step + 1, "step");
   if (step == rs->signal_step && dist_rank() == dist_size() - 1 && !L->signal_done) L->signal_done = 1, raise(SIGUSR1);
   int sig = runctl_stop_agreed();
   if (sig) {
@@ -286,6 +289,7 @@ static int one_step(Loop *L) {
 int runloop_run(const RunSettings *rs, const RunTask *t) {
   CHECK(t->ncols <= TRAINLOG_MAX_COLS && t->nlosses <= GUARD_MAX_LOSSES, "run loop: %d columns, %d losses", t->ncols,
         t->nlosses);
+  runctl_watchdog_arm(rs->watchdog_s, -1, "the start of the run (its checkpoint, its log)");
   Loop *L = callocCheck(1, sizeof *L);
   L->rs = rs, L->task = t, L->config_text = cfg_to_text(t->keys, t->config);
   long resume_step = load_start(L);
@@ -307,6 +311,7 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
   if (t->extra_table) trainlog_close(&L->extra);
   trainlog_close(&L->timing);
   if (status == 0) amd_log("done: %s (log %s/log.h5)\n", rs->run, rs->run);
+  runctl_watchdog_arm(rs->watchdog_s, L->st.step, "the end of the run after step"); /* armed until the process exits */
   MPI_Barrier(MPI_COMM_WORLD); /* every rank is done with the folder */
   amd_at_fatal(NULL);
   runlock_release();
