@@ -325,8 +325,7 @@ void ckpt_read_vector(hid_t f, const char *path, const char *net, const char *na
   H5Gclose(g);
 }
 
-/* ckpt_resolve on one rank: fatal unless the answer can be trusted. */
-static void resolve_here(const char *file_or_run, char *path, size_t n) {
+void ckpt_resolve(const char *file_or_run, char *path, size_t n) {
   struct stat st;
   char why[512];
   snprintf(path, n, "%s", file_or_run);
@@ -340,17 +339,17 @@ static void resolve_here(const char *file_or_run, char *path, size_t n) {
   if (ckpt_validate(path, -1, why, sizeof why) != 0) amd_fatal("checkpoint '%s' is damaged: %s", path, why);
 }
 
-void ckpt_resolve(const char *file_or_run, char *path, size_t n) {
+void ckpt_resolve_shared(const char *file_or_run, char *path, size_t n) {
   int init = 0, size = 1;
   MPI_Initialized(&init);
   if (init) MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (size == 1) {
-    resolve_here(file_or_run, path, n);
+    ckpt_resolve(file_or_run, path, n);
     return;
   }
   /* rank 0 reads the files; the others take its answer (a failure there ends every rank) */
   char buf[4200] = "";
-  if (amd_rank() == 0) resolve_here(file_or_run, buf, sizeof buf);
+  if (amd_rank() == 0) ckpt_resolve(file_or_run, buf, sizeof buf);
   if (MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
     amd_fatal("checkpoint: broadcasting the path of '%s' failed", file_or_run);
   snprintf(path, n, "%s", buf);

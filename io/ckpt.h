@@ -109,9 +109,10 @@ long ckpt_newest_good(const char *run_dir, char *path, size_t n, CkptPassedOver 
 long ckpt_latest(const char *run_dir, char *path, size_t n);
 /* A checkpoint named by the user: a file as given, or a run folder's newest trusted checkpoint
  * (ckpt_latest: a damaged newer one is passed over with a message). Fatal when the file is damaged
- * (ckpt_validate) or the folder holds none to trust. Collective when several ranks run: rank 0
- * reads the files and broadcasts the path. */
+ * (ckpt_validate) or the folder holds none to trust. Any rank, no MPI: this rank reads the files. */
 void ckpt_resolve(const char *file_or_run, char *path, size_t n);
+/* The same, collective: rank 0 reads the files and broadcasts the path (every rank calls it). */
+void ckpt_resolve_shared(const char *file_or_run, char *path, size_t n);
 /* Whether the checkpoint file holds a network of that name (1) or not (0). */
 int ckpt_has_net(const char *path, const char *net);
 /* A string attribute of the checkpoint's root ("" when absent), e.g. "data" (the dataset the run
