@@ -223,6 +223,7 @@ static void prune(const char *run_dir, long now, int keep) {
   static int noted;
   long steps[4096];
   int n = ckpt_list(run_dir, steps, 4096), kept = 0;
+  if (n <= keep) return; /* nothing to remove: no file need be opened */
   for (int i = n - 1; i >= 0; i--) {
     char path[4200];
     snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", run_dir, steps[i]);
