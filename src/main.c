@@ -34,8 +34,9 @@ int main(int argc, char **argv) {
   /* beyond a file-size limit (ulimit -f) a write fails (EFBIG) and is reported naming the file,
    * instead of SIGXFSZ killing the process */
   signal(SIGXFSZ, SIG_IGN);
-  /* the training loops stop cleanly on SIGTERM/SIGUSR1 (runctl.h); the handlers go in before MPI
-   * starts, so a signal during start-up is not lost. Other commands keep the default actions. */
+  /* the training loops stop cleanly on SIGUSR1, SIGTERM, SIGINT and SIGHUP (runctl.h); the handlers
+   * go in before MPI starts, so a signal during start-up is not lost. Other commands keep the default
+   * actions. */
   if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "distill") == 0)) runctl_install_signals();
   dist_init(&argc, &argv);
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
