@@ -18,8 +18,8 @@
 /* Exit statuses a wrapper script can tell apart:
  *   1 error (a message says what), 2 bad configuration or command line,
  *   3 training diverged (NaN/Inf or a loss spike) and the divergence guard's rollbacks are used up,
- *   75 stopped by SIGTERM or SIGUSR1 after writing a checkpoint: requeue the job with resume=1
- *      (EX_TEMPFAIL of sysexits.h; jobs/slurm_lib.sh calls scontrol requeue on it). */
+ *   75 stopped by a signal (SIGUSR1, SIGTERM, SIGINT, SIGHUP) after writing a checkpoint: continue
+ *      with resume=1 (EX_TEMPFAIL of sysexits.h; jobs/slurm_lib.sh requeues the job after SIGUSR1). */
 enum { AMD_EXIT_ERROR = 1, AMD_EXIT_USAGE = 2, AMD_EXIT_DIVERGED = 3, AMD_EXIT_REQUEUE = 75 };
 
 /* file NULL: a user's mistake, reported without a source location. */

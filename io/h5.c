@@ -2,9 +2,12 @@
 #include "h5.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "common.h"
 #include "provenance.h"
@@ -23,6 +26,24 @@ hid_t h5_fapl(void) {
   h5Check(fapl, "HDF5: cannot create a file access property list");
   h5Check(H5Pset_file_locking(fapl, 0, 1), "HDF5: cannot turn file locking off");
   return fapl;
+}
+
+const char *h5_write_failure(const char *path, char *buf, size_t n) {
+  if (errno == ENOSPC || errno == EFBIG || errno == EDQUOT || errno == EIO || errno == EROFS) return strerror(errno);
+  /* MPI-IO does not keep errno: look at the disk and the limit */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  struct statvfs fs;
+  struct rlimit lim;
+  if (statvfs(slash ? dir : ".", &fs) == 0 && (double)fs.f_bavail * (double)fs.f_frsize < 64.0 * 1024 * 1024)
+    snprintf(buf, n, "the disk is full: %.0f bytes free", (double)fs.f_bavail * (double)fs.f_frsize);
+  else if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+    snprintf(buf, n, "a file-size limit (ulimit -f) of %.0f bytes is in force", (double)lim.rlim_cur);
+  else
+    snprintf(buf, n, "HDF5 error");
+  return buf;
 }
 
 const char *h5_filename(hid_t obj, char *buf, size_t n) {
@@ -91,7 +112,9 @@ hid_t h5_open(const char *path, const char *format, int rw, char *kind_out) {
 void h5_close(hid_t file) {
   char name[1024];
   h5_filename(file, name, sizeof name);
-  h5Check(H5Fclose(file), "HDF5: closing '%s' failed (disk full?)", name);
+  char why[128];
+  errno = 0;
+  h5Check(H5Fclose(file), "HDF5: closing '%s' failed (%s)", name, h5_write_failure(name, why, sizeof why));
 }
 
 static void attr_write(hid_t obj, const char *name, hid_t type, const void *value) {
@@ -218,8 +241,10 @@ static void write_any(hid_t loc, const char *name, hid_t file_type, hid_t mem_ty
   hid_t d = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (d < 0) amd_fatal("HDF5: cannot create dataset '%s' in '%s'", name, h5_filename(loc, fn, sizeof fn));
   h5_describe(d, e);
-  h5Check(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "HDF5: cannot write dataset '%s' in '%s'",
-          name, h5_filename(loc, fn, sizeof fn));
+  char why[128];
+  errno = 0;
+  h5Check(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "HDF5: cannot write dataset '%s' in '%s' (%s)",
+          name, h5_filename(loc, fn, sizeof fn), h5_write_failure(fn, why, sizeof why));
   H5Dclose(d);
   H5Sclose(space);
 }
@@ -286,7 +311,10 @@ void h5_write_slab(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
   hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
   h5Check(xfer, "HDF5: cannot create a transfer property list");
   h5Check(H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE), "HDF5: cannot request a collective transfer");
-  h5Check(H5Dwrite(d, mem_type, mspace, fspace, xfer, data), "HDF5: cannot write dataset '%s' in '%s'", name, fn);
+  char why[128];
+  errno = 0;
+  h5Check(H5Dwrite(d, mem_type, mspace, fspace, xfer, data), "HDF5: cannot write dataset '%s' in '%s' (%s)", name, fn,
+          h5_write_failure(fn, why, sizeof why));
   H5Pclose(xfer);
   H5Dclose(d);
   H5Sclose(mspace);
@@ -360,4 +388,24 @@ hid_t h5_group_open(hid_t loc, const char *name) {
   hid_t g = H5Gopen2(loc, name, H5P_DEFAULT);
   if (g < 0) amd_input_error("'%s': cannot open group '%s'", h5_filename(loc, fn, sizeof fn), name);
   return g;
+}
+
+void h5_check_replaceable(const char *path, const char *format, const char *key) {
+  struct stat st;
+  if (stat(path, &st) != 0) return;
+  if (!S_ISREG(st.st_mode)) amd_usage_error("%s='%s' is a folder or not a regular file: name a file", key, path);
+  char kind[64] = "";
+  hid_t fapl = h5_fapl();
+  hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;
+  H5Pclose(fapl);
+  if (f >= 0 && H5Aexists(f, "format") > 0) {
+    char *k = h5_attr_read_str(f, "format");
+    snprintf(kind, sizeof kind, "%s", k);
+    free(k);
+  }
+  if (f >= 0) H5Fclose(f);
+  if (strcmp(kind, format) != 0)
+    amd_usage_error("%s='%s' exists and is %s%s%s: writing there would replace it; choose another %s=", key, path,
+                    kind[0] ? "an " : "not an amd file", kind, kind[0] ? " file, not an output of this command" : "",
+                    key);
 }

@@ -22,6 +22,10 @@ hid_t h5_create(const char *path, const char *format, const char *config_text);
  * that changes its structure (groups, datasets, attributes) must be made by all ranks alike, and
  * raw data is written by hyperslab (h5_write_f32_slab). */
 hid_t h5_create_parallel(const char *path, const char *format, const char *config_text);
+/* Before a command writes `path` (config key `key`): a usage error unless the path is free or holds
+ * an amd file of `format`, which may be replaced. So out= naming a checkpoint, a dataset, a folder or
+ * a foreign file never replaces it. */
+void h5_check_replaceable(const char *path, const char *format, const char *key);
 /* Opens an amd file read-only (rw = 0) or read-write; format NULL accepts any amd kind.
  * The kind found is copied to kind_out (may be NULL, size >= 32). */
 hid_t h5_open(const char *path, const char *format, int rw, char *kind_out);
@@ -62,6 +66,10 @@ hid_t h5_group_open(hid_t loc, const char *name);
 const SchemaEntry *h5_schema(hid_t loc, const char *name);
 /* Attaches an entry's `units` and `description` attributes to a dataset. */
 void h5_describe(hid_t dset, const SchemaEntry *e);
+/* Why a write, flush or close of the file at path failed, for messages (errno is cleared before
+ * the call): the system's reason (no space, file too large, ...) when it set one, else what the disk
+ * and the file-size limit (ulimit -f) say, else "HDF5 error". Returns buf or a static string. */
+const char *h5_write_failure(const char *path, char *buf, size_t n);
 /* Path of the file an object lives in, for messages. */
 const char *h5_filename(hid_t obj, char *buf, size_t n);
 

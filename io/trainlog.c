@@ -65,11 +65,17 @@ static int is_integer(hid_t d) {
 /* Appends n values (of memory type mtype) to a 1-D extendable dataset. */
 static void append(hid_t d, hid_t mtype, const void *vals, hsize_t n, const char *what) {
   hsize_t old = column_length(d), total = old + n;
-  h5Check(H5Dset_extent(d, &total), "HDF5: cannot extend log column '%s'", what);
+  char fn[1024];
+  h5Check(H5Dset_extent(d, &total), "HDF5: cannot extend log column '%s' of '%s'", what, h5_filename(d, fn, sizeof fn));
   hid_t fs = H5Dget_space(d);
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, &old, NULL, &n, NULL);
   hid_t ms = H5Screate_simple(1, &n, NULL);
-  h5Check(H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, vals), "HDF5: cannot append to log column '%s'", what);
+  errno = 0;
+  if (H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, vals) < 0) {
+    char why[128];
+    h5_filename(d, fn, sizeof fn);
+    amd_fatal("HDF5: cannot append to log column '%s' of '%s' (%s)", what, fn, h5_write_failure(fn, why, sizeof why));
+  }
   H5Sclose(ms);
   H5Sclose(fs);
 }
@@ -119,6 +125,13 @@ void trainlog_recover(const char *path) {
   } else if (amd_file_exists(path) && (amd_file_exists(mark_bak) || !amd_file_exists(bak))) {
     copy_file(path, bak);
     unmark(mark_bak);
+  } else if (!amd_file_exists(path) && amd_file_exists(bak)) {
+    /* the log itself was lost (deleted, say): its copy is the log, and is never overwritten */
+    if (amd_file_exists(mark_bak))
+      amd_fatal("log '%s' is missing and its copy '%s' is incomplete (a kill during its last change): move the copy "
+                "away to start a new log", path, bak);
+    copy_file(bak, path);
+    amd_log("log: %s was missing; restored it from %s\n", path, bak);
   }
 }
 

@@ -41,7 +41,8 @@ void trainlog_close(TrainLog *l);
 void trainlog_event(TrainLog *l, long step, const char *message);
 /* Drops every row of the table whose step is beyond `step`, buffered or written (a rollback). */
 void trainlog_rewind(TrainLog *l, long step);
-/* Rebuilds a copy of the log that a kill left marked incomplete from the other one. */
+/* Rebuilds a copy of the log that a kill left marked incomplete, or that is missing, from the other
+ * one (a missing log.h5 comes back from a whole log.h5.bak; fatal when that copy is marked too). */
 void trainlog_recover(const char *path);
 /* The path of a whole copy of the log for reading: path itself, or its .bak while path is marked
  * incomplete (buf receives it then). */

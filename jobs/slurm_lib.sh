@@ -24,13 +24,16 @@
 #                       then races srun's kill and is best effort, while SIGUSR1 is reliable
 #   amd_finish STATUS   75 after SIGUSR1 (the time-limit warning): `scontrol requeue` this job (it
 #                       must be submitted with --requeue), so it starts again, with resume=1, from
-#                       the checkpoint. 75 after SIGTERM (scancel, the time limit itself, preemption):
-#                       no requeue, since a cancelled job should stay cancelled (preemption with
-#                       PreemptMode=REQUEUE requeues by itself); it prints the command that continues
-#                       the run: RESUME=1 RUN=<folder>, the environment settings (AMD_SUBMIT_ENV
-#                       below) the job was submitted with, sbatch, the script and its key=value
-#                       overrides (a resume refuses other settings unless resume.allow= names
-#                       them). Any other status ends the job with it
+#                       the checkpoint (amd's stop event says "the jobs/ scripts requeue the job").
+#                       After SIGTERM (scancel, the time limit itself, preemption), whatever the
+#                       status: no requeue, since a cancelled job should stay cancelled (preemption
+#                       with PreemptMode=REQUEUE requeues by itself); it prints the command that
+#                       continues the run: RESUME=1 RUN=<folder>, the environment settings
+#                       (AMD_SUBMIT_ENV below) the job was submitted with, sbatch, the script and its
+#                       key=value overrides (a resume refuses other settings unless resume.allow=
+#                       names them). amd's stop event says "not requeued"; mpirun's status is then 1
+#                       even when the ranks stopped with a checkpoint and 75. Any other status ends
+#                       the job with it
 #
 # Settings (environment, all optional): AMD_ROOT (the repository; default the submit folder), AMD
 # (the binary; default $AMD_ROOT/amd), THREADS (OpenMP threads per rank; default
@@ -124,9 +127,11 @@ amd_resubmit_command() {
 
 amd_finish() {
   local rc=$1
-  if [ "$rc" -eq "$AMD_EXIT_REQUEUE" ] && [ "${AMD_GOT_TERM:-0}" = 1 ]; then
-    echo "=== $(date '+%F %T') amd checkpointed on SIGTERM (cancelled, time limit or preempted): not requeueing;" \
-      "continue with: $(amd_resubmit_command)"
+  if [ "${AMD_GOT_TERM:-0}" = 1 ]; then
+    # mpirun returns 1 for a job it was itself told to end, whatever the ranks returned: the run's log
+    # (`amd info RUN/log.h5`, its last "stop:" event) says whether they checkpointed
+    echo "=== $(date '+%F %T') SIGTERM (cancelled, time limit or preempted), amd exit $rc (75: stopped with a" \
+      "checkpoint): not requeueing; continue with: $(amd_resubmit_command)"
   elif [ "$rc" -eq "$AMD_EXIT_REQUEUE" ] && [ -n "${SLURM_JOB_ID:-}" ]; then
     echo "=== $(date '+%F %T') amd checkpointed and exited $rc: requeueing job $SLURM_JOB_ID"
     scontrol requeue "$SLURM_JOB_ID" && exit 0

@@ -5,6 +5,7 @@
  * for and kept until dist_finalize. */
 #include "dist.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,21 @@
 #endif
 
 static double comm_seconds; /* wall time inside collectives so far */
+
+/* The collective this rank is inside (an index into collective_names; 0: none), read by the
+ * watchdog's signal handler, hence a sig_atomic_t. */
+static const char *const collective_names[] = {NULL, "MPI_Reduce_scatter", "MPI_Allgatherv", "MPI_Allreduce",
+                                               "MPI_Gather"};
+enum { IN_NONE, IN_REDUCE_SCATTER, IN_ALLGATHERV, IN_ALLREDUCE, IN_GATHER };
+static volatile sig_atomic_t in_collective;
+#define COLLECTIVE(which, call)   \
+  do {                            \
+    in_collective = (which);      \
+    mpiCheck(call);               \
+    in_collective = IN_NONE;      \
+  } while (0)
+
+const char *dist_current_collective(void) { return collective_names[in_collective]; }
 
 double dist_comm_seconds(void) { return comm_seconds; }
 
@@ -86,7 +102,7 @@ void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *dis
   int r = dist_rank();
   float *h = host_view(x, n, 1);
   /* in place: the input is all of h, the result lands at its start */
-  mpiCheck(MPI_Reduce_scatter(MPI_IN_PLACE, h, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+  COLLECTIVE(IN_REDUCE_SCATTER, MPI_Reduce_scatter(MPI_IN_PLACE, h, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
   memmove(h + displs[r], h, sizeof(float) * (size_t)counts[r]);
   if (h != x) {
     ops->to_device(x + displs[r], h + displs[r], sizeof(float) * (size_t)counts[r]);
@@ -100,7 +116,7 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) 
   int r = dist_rank();
   float *h = host_view(x, n, 0);
   if (h != x) ops->to_host(h + displs[r], x + displs[r], sizeof(float) * (size_t)counts[r]);
-  mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
+  COLLECTIVE(IN_ALLGATHERV, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
   if (h != x) {
     ops->to_device(x, h, sizeof(float) * (size_t)n);
   }
@@ -109,21 +125,21 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) 
 
 double dist_allreduce_sum_f64(double x) {
   double t0 = amd_time();
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  COLLECTIVE(IN_ALLREDUCE, MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
   comm_seconds += amd_time() - t0;
   return x;
 }
 
 void dist_allreduce_sum_f64v(double *x, long n) {
   double t0 = amd_time();
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+  COLLECTIVE(IN_ALLREDUCE, MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
   comm_seconds += amd_time() - t0;
 }
 
 int dist_allreduce_max_int(int x) {
   if (dist_size() == 1) return x;
   double t0 = amd_time();
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  COLLECTIVE(IN_ALLREDUCE, MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
   comm_seconds += amd_time() - t0;
   return x;
 }
@@ -132,7 +148,7 @@ long dist_gather_rows(const float *x, const int *labels, long count, int row_len
   double t0 = amd_time();
   int size = dist_size(), rank = dist_rank(), c = (int)count;
   int *counts = callocCheck((size_t)size, sizeof(int)), *displs = callocCheck((size_t)size, sizeof(int));
-  mpiCheck(MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  COLLECTIVE(IN_GATHER, MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
   long total = 0;
   for (int r = 0; r < size; r++) displs[r] = (int)total, total += counts[r];
   *x_out = NULL, *labels_out = NULL;
@@ -140,9 +156,9 @@ long dist_gather_rows(const float *x, const int *labels, long count, int row_len
     *x_out = mallocCheck(sizeof(float) * (size_t)(total * row_len));
     *labels_out = mallocCheck(sizeof(int) * (size_t)total);
   }
-  mpiCheck(MPI_Gatherv(labels, c, MPI_INT, *labels_out, counts, displs, MPI_INT, 0, MPI_COMM_WORLD));
+  COLLECTIVE(IN_GATHER, MPI_Gatherv(labels, c, MPI_INT, *labels_out, counts, displs, MPI_INT, 0, MPI_COMM_WORLD));
   for (int r = 0; r < size; r++) counts[r] *= row_len, displs[r] *= row_len;
-  mpiCheck(MPI_Gatherv(x, c * row_len, MPI_FLOAT, *x_out, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD));
+  COLLECTIVE(IN_GATHER, MPI_Gatherv(x, c * row_len, MPI_FLOAT, *x_out, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD));
   free(counts);
   free(displs);
   comm_seconds += amd_time() - t0;
@@ -153,11 +169,11 @@ long dist_gather_f64(const double *x, long n, double **out) {
   double t0 = amd_time();
   int size = dist_size(), rank = dist_rank(), c = (int)n;
   int *counts = callocCheck((size_t)size, sizeof(int)), *displs = callocCheck((size_t)size, sizeof(int));
-  mpiCheck(MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  COLLECTIVE(IN_GATHER, MPI_Gather(&c, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
   long total = 0;
   for (int r = 0; r < size; r++) displs[r] = (int)total, total += counts[r];
   *out = rank == 0 ? mallocCheck(sizeof(double) * (size_t)(total ? total : 1)) : NULL;
-  mpiCheck(MPI_Gatherv(x, c, MPI_DOUBLE, *out, counts, displs, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+  COLLECTIVE(IN_GATHER, MPI_Gatherv(x, c, MPI_DOUBLE, *out, counts, displs, MPI_DOUBLE, 0, MPI_COMM_WORLD));
   free(counts);
   free(displs);
   comm_seconds += amd_time() - t0;

@@ -36,6 +36,9 @@ double dist_allreduce_sum_f64(double x);
 void dist_allreduce_sum_f64v(double *x, long n);
 /* The largest x over ranks (flags every rank must agree on). */
 int dist_allreduce_max_int(int x);
+/* The MPI collective of the functions above this rank is inside now (e.g. "MPI_Allreduce"), or
+ * NULL: async-signal-safe, for the watchdog's message (src/runctl.h). */
+const char *dist_current_collective(void);
 /* Seconds this process has spent inside the collectives above so far, waiting included. */
 double dist_comm_seconds(void);
 /* Gathers each rank's n doubles to rank 0 in rank order; returns the total there (0 elsewhere) and

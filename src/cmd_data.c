@@ -12,6 +12,7 @@
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
+#include "h5.h"
 #include "dist.h"
 #include "toy2d.h"
 
@@ -42,6 +43,7 @@ static int data_toy2d(int argc, char **argv) {
     amd_usage_error("config keys 'classes' (%d) and 'modes' (%d): classes must not exceed modes, every class owns at "
                     "least one mode", c.classes, c.modes);
   if (dist_rank() == 0) {
+    h5_check_replaceable(c.out, "amd-dataset", "out");
     Dataset d;
     memset(&d, 0, sizeof d);
     mixture_make(&d.mix, c.layout, c.modes, c.classes, c.radius, c.sigma);

@@ -196,7 +196,7 @@ int cmd_distill(int argc, char **argv) {
     amd_usage_error("config key 'dmd.reg_pairs' = %d must be a multiple of the global batch %d (train.prompts x amd.K)", c.reg_pairs, GB);
 
   char teacher_path[4200];
-  ckpt_resolve(c.teacher, teacher_path, sizeof teacher_path);
+  ckpt_resolve_shared(c.teacher, teacher_path, sizeof teacher_path);
   char ckpt_path[4200];
   if (runloop_resume_point(&c.rl, ckpt_path, sizeof ckpt_path) >= 0) {
     /* a resumed run keeps the teacher it started from, even if the teacher's folder has moved on */

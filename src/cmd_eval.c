@@ -176,6 +176,7 @@ int cmd_eval(int argc, char **argv) {
     int h5 = n > 3 && strcmp(c.samples + n - 3, ".h5") == 0;
     snprintf(out, sizeof out, "%.*s_eval.h5", (int)(h5 ? n - 3 : n), c.samples);
   }
+  h5_check_replaceable(out, "amd-eval", "out");
   Metric m[24];
   int nm;
   ToyMetrics toy;

@@ -85,9 +85,10 @@ int cmd_sample(int argc, char **argv) {
   SampleConfig c;
   cfg_parse_args(sample_keys, &c, argc, argv, "sample", "Samples a trained network to a samples file.");
   if (!c.ckpt[0]) amd_usage_error("config key 'ckpt' is required: a checkpoint file or run folder");
+  h5_check_replaceable(c.out, "amd-samples", "out");
   backend_init(c.device, c.threads);
   char ckpt_path[4200];
-  ckpt_resolve(c.ckpt, ckpt_path, sizeof ckpt_path);
+  ckpt_resolve_shared(c.ckpt, ckpt_path, sizeof ckpt_path);
 
   if (strcmp(c.net, "auto") == 0) snprintf(c.net, sizeof c.net, "%s", ckpt_has_net(ckpt_path, "student") ? "student" : "teacher");
   if (strcmp(c.sampler, "auto") == 0) snprintf(c.sampler, sizeof c.sampler, "%s", strcmp(c.net, "student") == 0 ? "generator" : "euler");

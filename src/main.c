@@ -1,5 +1,6 @@
 /* main.c: the `amd` program: MPI setup and the subcommand table. Start reading here; each command
  * lives in src/cmd_<name>.c and names the pieces it uses. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,8 +34,12 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
-  /* the training loops stop cleanly on SIGTERM/SIGUSR1 (runctl.h); the handlers go in before MPI
-   * starts, so a signal during start-up is not lost. Other commands keep the default actions. */
+  /* beyond a file-size limit (ulimit -f) a write fails (EFBIG) and is reported naming the file,
+   * instead of SIGXFSZ killing the process */
+  signal(SIGXFSZ, SIG_IGN);
+  /* the training loops stop cleanly on SIGUSR1, SIGTERM, SIGINT and SIGHUP (runctl.h); the handlers
+   * go in before MPI starts, so a signal during start-up is not lost. Other commands keep the default
+   * actions. */
   if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "distill") == 0)) runctl_install_signals();
   dist_init(&argc, &argv);
   origin_init(); /* the provenance every file written carries (io/provenance.h) */

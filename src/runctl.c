@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "dist.h"
@@ -15,29 +17,114 @@ static volatile sig_atomic_t pending_signal;
 
 static void on_stop_signal(int sig) { pending_signal = sig; }
 
+/* The stop signals, weakest first: ranks agree on the strongest any of them received. SIGUSR1 asks
+ * for a requeue (jobs/slurm_lib.sh), the others for a stop that stays stopped. */
+static const int stop_signals[] = {SIGUSR1, SIGHUP, SIGINT, SIGTERM};
+enum { NSTOP = sizeof stop_signals / sizeof stop_signals[0] };
+
 void runctl_install_signals(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART; /* file and MPI calls go on; the flag is looked at between steps */
-  CHECK(sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0,
-        "cannot install the SIGTERM/SIGUSR1 handlers: %s", strerror(errno));
+  for (int i = 0; i < NSTOP; i++)
+    CHECK(sigaction(stop_signals[i], &sa, NULL) == 0, "cannot install the %s handler: %s",
+          runctl_signal_name(stop_signals[i]), strerror(errno));
 }
 
-int runctl_stop_agreed(void) { return dist_allreduce_max_int((int)pending_signal); }
+int runctl_stop_agreed(void) {
+  int rank = 0, sig = pending_signal;
+  for (int i = 0; i < NSTOP; i++)
+    if (stop_signals[i] == sig) rank = i + 1;
+  rank = dist_allreduce_max_int(rank);
+  return rank ? stop_signals[rank - 1] : 0;
+}
 
 const char *runctl_signal_name(int sig) {
-  return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+  return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP"
+                                                                                                            : "a signal";
 }
 
 void runctl_note_stop(TrainLog *log, int sig, long step) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "stop: %s at step %ld; checkpoint and exit %d (requeue)", runctl_signal_name(sig), step,
-           AMD_EXIT_REQUEUE);
+  /* what follows the exit: jobs/slurm_lib.sh requeues after SIGUSR1 only (a SIGTERM means scancel, the
+   * time limit or preemption, whose job should stay ended; SIGINT and SIGHUP come from a terminal) */
+  int requeue = sig == SIGUSR1;
+  char msg[200];
+  snprintf(msg, sizeof msg, "stop: %s at step %ld; checkpoint and exit %d (%s)", runctl_signal_name(sig), step,
+           AMD_EXIT_REQUEUE, requeue ? "the jobs/ scripts requeue the job" : "not requeued: continue with resume=1");
   trainlog_event(log, step, msg);
-  amd_log("%s received: stopping at step %ld with a checkpoint, exit status %d (requeue, then resume=1)\n",
-          runctl_signal_name(sig), step, AMD_EXIT_REQUEUE);
+  amd_log("%s received: stopping at step %ld with a checkpoint, exit status %d (%s)\n", runctl_signal_name(sig), step,
+          AMD_EXIT_REQUEUE,
+          requeue ? "the jobs/ scripts requeue the job, which resumes; by hand: resume=1" : "continue with resume=1");
+}
+
+/* --- the watchdog: a timer per step; its signal handler may only use async-signal-safe calls ---- */
+static double wd_seconds;
+static volatile sig_atomic_t wd_rank, wd_size;
+static volatile long wd_step;
+static const char *volatile wd_what;
+
+static void put_str(char *buf, size_t *at, size_t n, const char *s) {
+  while (*s && *at + 1 < n) buf[(*at)++] = *s++;
+}
+
+static void put_long(char *buf, size_t *at, size_t n, long v) {
+  char digits[24];
+  int k = 0;
+  unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+  do digits[k++] = (char)('0' + u % 10); while ((u /= 10) > 0);
+  if (v < 0) digits[k++] = '-';
+  while (k > 0 && *at + 1 < n) buf[(*at)++] = digits[--k];
+}
+
+static void on_watchdog(int sig) {
+  (void)sig;
+  char msg[640];
+  size_t at = 0, n = sizeof msg;
+  const char *coll = dist_current_collective();
+  put_str(msg, &at, n, "amd: error: watchdog: rank ");
+  put_long(msg, &at, n, wd_rank);
+  put_str(msg, &at, n, " has spent more than ");
+  put_long(msg, &at, n, (long)wd_seconds);
+  put_str(msg, &at, n, " s (watchdog.seconds) on ");
+  put_str(msg, &at, n, wd_what);
+  if (wd_step >= 0) put_str(msg, &at, n, " "), put_long(msg, &at, n, wd_step);
+  if (coll) {
+    put_str(msg, &at, n, ", waiting in ");
+    put_str(msg, &at, n, coll);
+    put_str(msg, &at, n, " for ");
+    if (wd_size == 2) put_str(msg, &at, n, "rank "), put_long(msg, &at, n, 1 - wd_rank);
+    else put_str(msg, &at, n, "another rank");
+    put_str(msg, &at, n, ", which is stopped, hung or far slower");
+  } else {
+    put_str(msg, &at, n, ": this rank, or another it waits for inside a checkpoint or log write, is stopped, hung or "
+                         "far slower");
+  }
+  put_str(msg, &at, n, ". Ending this rank (exit 1), so that the launcher ends the others; resume=1 continues from the "
+                       "newest checkpoint\n");
+  ssize_t unused = write(2, msg, at);
+  (void)unused;
+  _exit(AMD_EXIT_ERROR);
+}
+
+void runctl_watchdog_arm(double seconds, long step, const char *what) {
+  static int installed;
+  if (!installed) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_watchdog;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "cannot install the watchdog's SIGALRM handler: %s", strerror(errno));
+    wd_rank = dist_rank(), wd_size = dist_size();
+    installed = 1;
+  }
+  wd_seconds = seconds, wd_step = step, wd_what = what;
+  struct itimerval t;
+  memset(&t, 0, sizeof t); /* seconds 0: disarmed */
+  t.it_value.tv_sec = (time_t)seconds;
+  t.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
+  CHECK(setitimer(ITIMER_REAL, &t, NULL) == 0, "cannot set the watchdog's timer: %s", strerror(errno));
 }
 
 void guard_init(Guard *g, double spike, int window, int max_rollbacks, double lr_factor, long rollbacks_done) {

@@ -1,9 +1,12 @@
 /* runctl.h: run control for the run loop (src/runloop.h) of `amd train` and `amd distill`.
- *  - Stop signals. SIGTERM and SIGUSR1 (what Slurm sends before a time limit with --signal, and
- *    SIGTERM on scancel or preemption) only set a flag, in an async-signal-safe handler. At every
- *    step boundary runctl_stop_agreed() takes the largest flag over ranks (MPI_Allreduce), so ranks
- *    that got the signal at different moments stop at the same step: the loop flushes the log,
- *    writes a checkpoint and returns AMD_EXIT_REQUEUE, which the jobs/ sbatch scripts turn into a requeue.
+ *  - Stop signals. SIGUSR1 (what the jobs/ scripts ask Slurm to send before a time limit), SIGTERM
+ *    (scancel, the time limit, preemption), SIGINT (Ctrl-C) and SIGHUP (a closed terminal) only set a
+ *    flag, in an async-signal-safe handler. At every step boundary runctl_stop_agreed() takes the
+ *    strongest flag over ranks (MPI_Allreduce), so ranks that got a signal at different moments stop
+ *    at the same step: the loop flushes the log, writes a checkpoint and returns AMD_EXIT_REQUEUE;
+ *    the jobs/ sbatch scripts requeue the job after SIGUSR1 only.
+ *  - The watchdog (watchdog.seconds): a timer armed at every step; a step that outlasts it (a rank
+ *    waiting in a collective for a stopped or hung one) ends the rank with exit 1 and a message.
  *  - The divergence guard. A non-finite loss or gradient, or (guard.spike > 0) a loss above
  *    spike x the mean of the previous guard.window losses, is a divergence; every rank agrees on
  *    it (MPI_Allreduce). The loop then rolls back to the newest complete checkpoint (the initial
@@ -20,11 +23,17 @@
 #include "trainlog.h"
 
 void runctl_install_signals(void);
-/* Collective, at a step boundary: the signal any rank received (SIGTERM wins over SIGUSR1), or 0. */
+/* Collective, at a step boundary: the strongest stop signal any rank received (SIGTERM, then SIGINT,
+ * SIGHUP, SIGUSR1), or 0. */
 int runctl_stop_agreed(void);
 /* Records the stop in the log's /events and says what happens next (rank 0). */
 void runctl_note_stop(TrainLog *log, int sig, long step);
 const char *runctl_signal_name(int sig);
+/* (Re)starts the watchdog: unless it is armed again (or off, seconds = 0) within `seconds`, the rank
+ * ends with exit 1 (no MPI_Abort: it may be stuck inside MPI) and a message naming the rank, `what`
+ * and `step` (e.g. "step", 41; step < 0: none), and the collective it waits in (dist_current_collective) with the
+ * rank it waits for when that is known (2 ranks); the launcher then ends the other ranks. */
+void runctl_watchdog_arm(double seconds, long step, const char *what);
 
 #define GUARD_MAX_LOSSES 4
 #define GUARD_MAX_WINDOW 1000

@@ -38,25 +38,31 @@ void runloop_check_split(const char *key, int n) {
 /* What newest_good passed over, for the log's /events once it is open (resume), or at once. */
 static char passed_over[2048];
 
-/* The newest checkpoint of run_dir that ckpt_validate trusts: its step, with its path; -1 when the
- * folder holds none. A damaged newer one is passed over with a message (and an event at `step`
- * when log is not NULL); when every one is damaged the run stops with an error naming the oldest. */
+typedef struct {
+  TrainLog *log;
+  long step;
+} PassedOver;
+
+/* A damaged checkpoint newest_good_here passes over: a message, and an event at `step` once the
+ * log is open (else kept for it). */
+static void note_passed_over(void *ctx, const char *path, const char *why) {
+  const PassedOver *p = ctx;
+  char msg[1024];
+  snprintf(msg, sizeof msg, "checkpoint %s is damaged (%s): passed over", path, why);
+  amd_log("%s\n", msg);
+  if (p->log) trainlog_event(p->log, p->step, msg);
+  else if (strlen(passed_over) + strlen(msg) + 2 < sizeof passed_over)
+    strcat(strcat(passed_over, passed_over[0] ? "; " : ""), msg);
+}
+
+/* The newest checkpoint of run_dir that ckpt_validate trusts (ckpt_newest_good): its step, with its
+ * path; -1 when the folder holds none. When every one is damaged the run stops with an error. */
 static long newest_good_here(const char *run_dir, char *path, size_t n, TrainLog *log, long step) {
-  long steps[4096];
-  int k = ckpt_list(run_dir, steps, 4096);
-  char why[512], msg[1024];
-  for (int i = k - 1; i >= 0; i--) {
-    snprintf(path, n, "%s/ckpt_%08ld.h5", run_dir, steps[i]);
-    if (ckpt_validate(path, steps[i], why, sizeof why) == 0) return steps[i];
-    snprintf(msg, sizeof msg, "checkpoint %s is damaged (%s): passed over", path, why);
-    amd_log("%s\n", msg);
-    if (log) trainlog_event(log, step, msg);
-    else if (strlen(passed_over) + strlen(msg) + 2 < sizeof passed_over)
-      strcat(strcat(passed_over, passed_over[0] ? "; " : ""), msg);
-    if (i == 0)
-      amd_fatal("run folder '%s': no checkpoint can be trusted; the oldest, %s, is damaged (%s)", run_dir, path, why);
-  }
-  return -1;
+  PassedOver p = {log, step};
+  long good = ckpt_newest_good(run_dir, path, n, note_passed_over, &p);
+  if (good == -2)
+    amd_fatal("run folder '%s': no checkpoint can be trusted; the oldest, %s, is damaged (see above)", run_dir, path);
+  return good;
 }
 
 /* Collective: rank 0 reads the files (newest_good_here); the others learn what it found. */
@@ -106,7 +112,11 @@ void runloop_prepare(const RunSettings *rs) {
     char log_path[4200], path[4200];
     snprintf(log_path, sizeof log_path, "%s/log.h5", rs->run);
     int has_log = amd_file_exists(log_path);
-    if (!rs->resume && (ckpt_latest(rs->run, path, sizeof path) >= 0 || has_log))
+    if (!has_log) snprintf(log_path, sizeof log_path, "%s/log.h5.bak", rs->run), has_log = amd_file_exists(log_path);
+    long first;
+    int has_ckpt = ckpt_list(rs->run, &first, 1) > 0; /* any, damaged or not */
+    if (has_ckpt) snprintf(path, sizeof path, "%s/ckpt_%08ld.h5", rs->run, first);
+    if (!rs->resume && (has_ckpt || has_log))
       amd_usage_error("run folder '%s' already holds a run (%s): pass resume=1 to continue it, or choose another run=",
                       rs->run, has_log ? log_path : path);
   }
@@ -220,6 +230,7 @@ static void open_log(Loop *L, long resume_step) {
   char log_path[4200];
   snprintf(log_path, sizeof log_path, "%s/log.h5", L->rs->run);
   long keep = resume_step >= 0 ? L->st.step : -1;
+  if (resume_step >= 0 && dist_rank() == 0) trainlog_recover(log_path); /* a lost log.h5 comes back from its copy */
   if (resume_step < 0 || !amd_file_exists(log_path)) trainlog_create(log_path, L->config_text);
   trainlog_open(&L->log, log_path, "train", t->cols, t->ncols, keep);
   if (t->extra_table) trainlog_open(&L->extra, log_path, t->extra_table, t->extra_cols, t->nextra, keep);
@@ -277,6 +288,7 @@ static int one_step(Loop *L) {
   const RunSettings *rs = L->rs;
   const RunTask *t = L->task;
   long step = L->st.step;
+  runctl_watchdog_arm(rs->watchdog_s, step + 1, "step");
   if (step == rs->signal_step && dist_rank() == dist_size() - 1 && !L->signal_done) L->signal_done = 1, raise(SIGUSR1);
   int sig = runctl_stop_agreed();
   if (sig) {
@@ -340,6 +352,7 @@ static int one_step(Loop *L) {
 int runloop_run(const RunSettings *rs, const RunTask *t) {
   CHECK(t->ncols <= TRAINLOG_MAX_COLS && t->nlosses <= GUARD_MAX_LOSSES, "run loop: %d columns, %d losses", t->ncols,
         t->nlosses);
+  runctl_watchdog_arm(rs->watchdog_s, -1, "the start of the run (its checkpoint, its log)");
   Loop *L = callocCheck(1, sizeof *L);
   L->rs = rs, L->task = t, L->config_text = cfg_to_text(t->keys, t->config);
   long resume_step = load_start(L);
@@ -362,6 +375,7 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
   if (t->extra_table) trainlog_close(&L->extra);
   trainlog_close(&L->timing);
   summary(L, status);
+  runctl_watchdog_arm(rs->watchdog_s, L->st.step, "the end of the run after step"); /* armed until the process exits */
   MPI_Barrier(MPI_COMM_WORLD); /* every rank is done with the folder */
   amd_at_fatal(NULL);
   runlock_release();

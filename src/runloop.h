@@ -1,9 +1,10 @@
 /* runloop.h: the run loop shared by `amd train` and `amd distill` (docs/DESIGN.md section 8).
  * The loop owns what every run has: the run folder (a fresh run refuses a folder that holds a run;
  * resume=1 continues from its newest complete checkpoint), the log file and its tables (/train,
- * /timing, the /events rows, and any table of the command's), the stop signals (SIGTERM/SIGUSR1:
- * checkpoint and exit AMD_EXIT_REQUEUE), the divergence guard and its rollbacks (to the newest
- * checkpoint, or to the initial state, with the learning rates scaled), the cadence of log rows,
+ * /timing, the /events rows, and any table of the command's), the stop signals (SIGUSR1, SIGTERM,
+ * SIGINT, SIGHUP: checkpoint and exit AMD_EXIT_REQUEUE), the watchdog (watchdog.seconds), the
+ * divergence guard and its rollbacks (to the newest checkpoint, or to the initial state, with the
+ * learning rates scaled), the cadence of log rows,
  * status lines and checkpoints, the checkpoints themselves (src/model_ckpt.h), and the testing
  * `fault.*` keys. The command owns its config, its models and its step, and hands the loop a
  * RunTask: the networks a checkpoint holds and callbacks for its step, its initial state, its
@@ -30,6 +31,7 @@ typedef struct {
   int resume, seed, steps;
   int log_every, ckpt_every, ckpt_keep;
   double guard_spike, guard_lr_factor;
+  double watchdog_s; /* seconds a step may take (0: no watchdog) */
   int guard_window, guard_max_rollbacks;
   int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms; /* testing: fault injection */
 } RunSettings;
@@ -48,7 +50,7 @@ typedef struct {
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
   K("zero", CFG_INT, zero, "0", 0, 2, NULL, zero_help)
 
-/* The ckpt.every, ckpt.keep, guard.* and fault.* config keys, in this order, through the command's
+/* The ckpt.every, ckpt.keep, guard.*, watchdog.seconds and fault.* config keys, in this order, through the command's
  * K(name, type, field, ...) macro over a struct whose RunSettings member is `rl`. every_default
  * is ckpt.every's default; spike_help and nan_help name what the command watches. The fault.* keys are for the
  * test suite: `--help` lists them apart (src/config.h). */
@@ -60,6 +62,8 @@ typedef struct {
   K("guard.max_rollbacks", CFG_INT, rl.guard_max_rollbacks, "3", 0, 1000000, NULL,                                 \
     "on divergence, roll back to the newest checkpoint this many times per run, then exit 3; 0 = exit 3 at once"),  \
   K("guard.lr_factor", CFG_FLOAT, rl.guard_lr_factor, "0.5", 1e-6, 1, NULL, "learning-rate multiplier at each rollback"), \
+  K("watchdog.seconds", CFG_FLOAT, rl.watchdog_s, "600", 0, 1e7, NULL,                                            \
+    "a step (checkpoint included) that takes longer ends the rank with an error, so a stopped or hung rank never leaves the others waiting; 0 = off"), \
   K("fault.nan_step", CFG_INT, rl.nan_step, "-1", -1, 1000000000, NULL, nan_help),                                \
   K("fault.exit_step", CFG_INT, rl.exit_step, "-1", -1, 1000000000, NULL, "testing: die at this step as a crash would"), \
   K("fault.signal_step", CFG_INT, rl.signal_step, "-1", -1, 1000000000, NULL,                                      \

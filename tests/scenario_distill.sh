@@ -135,6 +135,11 @@ assert len(a) == len(set(a)) * 64 and a.max() == 10, a  # the rolled-back record
 # newer checkpoint
 expect_error teacher_pinned_first "simulated crash at step 4" "$AMD" distill $SMALL method=dmd train.steps=6 ckpt.every=3 fault.exit_step=4 run="$S/pin"
 cp "$S/teacher/ckpt_00002000.h5" "$S/teacher/ckpt_00009999.h5"
+# (its step attribute too: a copy whose step is not its name's is passed over as misnamed)
+$PY -c "
+import h5py, numpy as np
+with h5py.File('$S/teacher/ckpt_00009999.h5', 'r+') as f: f.attrs['step'] = np.int64(9999)
+"
 expect_ok teacher_pinned_resume "$AMD" distill $SMALL method=dmd train.steps=6 ckpt.every=3 resume=1 run="$S/pin"
 if grep -q "the teacher this run started from" "$SCRATCH/teacher_pinned_resume.out"; then pass teacher_pinned_on_resume; else fail teacher_pinned_on_resume "$(grep -i teacher "$SCRATCH/teacher_pinned_resume.out" | head -3)"; fi
 rm -f "$S/teacher/ckpt_00009999.h5"

@@ -10,7 +10,11 @@
 #    info` still reads the log, resume=1 repairs it and finishes bit-identically, no marker stays;
 #  - a rollback's learning-rate backoff survives a crash and resume;
 #  - `amd info` on a log: the run summary, /timing per rank, the events with their steps;
-#  - the run folder's lock: one job per folder, stale locks removed, live ones refused.
+#  - the run folder's lock: one job per folder, stale locks removed, live ones refused;
+#  - SIGINT and SIGHUP stop like SIGTERM; the stop event says whether the scripts requeue; SIGTERM to
+#    the ranks of an mpirun job makes mpirun return 75 (to mpirun itself: Open MPI's rule, 1);
+#  - the watchdog ends a job one of whose ranks is stopped (SIGSTOP);
+#  - a lost log.h5 comes back from log.h5.bak; sample/eval out= never replaces another kind of file.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 "$AMD" data toy2d out="$S/toy.h5" n=2000 modes=4 classes=2 >/dev/null
@@ -63,22 +67,31 @@ assert list(f['events/step'][:]) == [17, 17], f['events/step'][:]
 assert m[0].startswith('stop: SIGUSR1 at step 17') and m[1].startswith('resume from step 17'), m
 "
 
-# from outside, at whatever step the signal lands: SIGUSR1 to the process, SIGTERM to the process,
-# SIGUSR1 to mpirun (which forwards it to every rank); the slow log flushes keep the run going
-for kind in usr1_proc term_proc usr1_mpirun; do
-  sig=USR1; [ "$kind" = term_proc ] && sig=TERM
+# from outside, at whatever step the signal lands: SIGUSR1 to the process, SIGTERM, SIGINT and
+# SIGHUP to the process (each stops like SIGTERM: a checkpoint, exit 75), SIGUSR1 to mpirun (which
+# forwards it to every rank), SIGTERM to both ranks of an mpirun job (as Slurm signals every
+# process): mpirun's own status is 75 too; the slow log flushes keep the run going
+for kind in usr1_proc term_proc int_proc hup_proc usr1_mpirun term_ranks; do
+  sig=USR1
+  case $kind in term_*) sig=TERM ;; int_proc) sig=INT ;; hup_proc) sig=HUP ;; esac
   launch=("$AMD"); ref=ref1
-  [ "$kind" = usr1_mpirun ] && launch=($MPIRUN -np 2 "$AMD") && ref=ref2
+  case $kind in *_mpirun | term_ranks) launch=($MPIRUN -np 2 "$AMD"); ref=ref2 ;; esac
   "${launch[@]}" train $CFG run="$S/$kind" fault.slow_log_ms=40 >"$S/$kind.out" 2>&1 &
   pid=$!
   wait_for "$kind" $pid "$S/$kind/ckpt_00000010.h5"
-  kill -$sig $pid
+  if [ $kind = term_ranks ]; then kill -TERM $(pgrep -P $pid); else kill -$sig $pid; fi
   wait $pid
   rc=$?
   stop=$(sed -n 's/.*stopping at step \([0-9]*\).*/\1/p' "$S/$kind.out")
   if [ "$rc" -eq 75 ] && [ -n "$stop" ] && [ -f "$S/$kind/$(printf 'ckpt_%08d.h5' "$stop")" ]; then
     pass "${kind}_stops_with_checkpoint"
   else fail "${kind}_stops_with_checkpoint" "rc $rc, stop step '$stop': $(tail -c 400 "$S/$kind.out")"; fi
+  if [ $sig = USR1 ]; then what="the jobs/ scripts requeue the job"; else what="not requeued: continue with resume=1"; fi
+  py_check "${kind}_event_says_what_follows" "
+import h5py
+m = [x.decode() for x in h5py.File('$S/$kind/log.h5', 'r')['events/message'][:]]
+assert m[-1] == 'stop: SIG$sig at step $stop; checkpoint and exit 75 ($what)', m
+"
   expect_ok "${kind}_resume" "${launch[@]}" train $CFG run="$S/$kind" resume=1
   same_run "${kind}_resume_bit_identical" $ref $kind
 done
@@ -203,3 +216,75 @@ expect_error lock_other_host_refused "in use by process 1 on host node-elsewhere
 echo "host $(hostname) pid 1 job -" >"$S/locked/amd.lock"
 expect_error lock_live_process_refused "in use by process 1 on host" "$AMD" train $CFG run="$S/locked" resume=1 train.steps=70
 rm -f "$S/locked/amd.lock"
+
+# SIGTERM to mpirun itself: Open MPI's mpirun (4.1) answers it by aborting the job (SIGTERM to the
+# ranks, SIGKILL after odls_base_sigkill_timeout) and returns 1 whatever the ranks return
+# (docs/slurm.md); within that second the ranks still stop together with a checkpoint and exit 75
+$MPIRUN -np 2 "$AMD" train $CFG run="$S/term_mpirun" train.steps=100000 fault.slow_log_ms=20 >"$S/term_mpirun.out" 2>&1 &
+pid=$!
+if wait_for term_mpirun $pid "$S/term_mpirun/ckpt_00000010.h5"; then
+  kill -TERM $pid
+  wait $pid
+  py_check term_mpirun_ranks_checkpoint "
+import h5py, os
+m = [x.decode() for x in h5py.File('$S/term_mpirun/log.h5', 'r')['events/message'][:]]
+assert m and m[-1].startswith('stop: SIGTERM at step '), m
+step = int(m[-1].split()[4].rstrip(';'))
+assert os.path.exists('$S/term_mpirun/ckpt_%08d.h5' % step), step
+"
+fi
+
+# a stopped rank (SIGSTOP) no longer leaves the other waiting forever: the watchdog ends it with a
+# message naming the step and the rank it waits for, and mpirun ends the job with a non-zero status
+$MPIRUN -np 2 "$AMD" train $CFG run="$S/watchdog" train.steps=1000000 watchdog.seconds=2 fault.slow_log_ms=20 \
+  >"$S/watchdog.out" 2>&1 &
+pid=$!
+if wait_for watchdog $pid "$S/watchdog/ckpt_00000010.h5"; then
+  stopped=$(pgrep -P $pid | head -1)
+  kill -STOP "$stopped"
+  t0=$SECONDS
+  for i in $(seq 1 300); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+  if kill -0 $pid 2>/dev/null; then
+    fail watchdog_ends_the_job "mpirun still runs 15 s after SIGSTOP of one rank"
+    kill -9 $pid
+  fi
+  wait $pid
+  rc=$?
+  if [ $rc -ne 0 ] && grep -q "amd: error: watchdog: rank [01] has spent more than 2 s (watchdog.seconds) on step [0-9]*, waiting in MPI_[A-Za-z]* for rank [01], which is stopped" "$S/watchdog.out"
+  then pass watchdog_ends_the_job; else fail watchdog_ends_the_job "rc $rc after $((SECONDS - t0)) s: $(grep -v '^step' "$S/watchdog.out" | tail -c 500)"; fi
+  for i in $(seq 1 100); do kill -0 "$stopped" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$stopped" 2>/dev/null && kill -CONT "$stopped" && kill -9 "$stopped"
+fi
+
+# log.h5 lost: a resume restores it from log.h5.bak (its rows up to the checkpoint stay), never the
+# other way round; with log.h5.bak marked incomplete too it is an error; a fresh run refuses a
+# folder that holds only log.h5.bak
+rm -rf "$S/lostlog" && cp -r "$S/ref1" "$S/lostlog" && rm "$S/lostlog/log.h5" "$S/lostlog/ckpt_00000040.h5"
+expect_ok lost_log_resume "$AMD" train $CFG run="$S/lostlog" resume=1
+py_check lost_log_restored_from_bak "
+import h5py, numpy as np
+out = open('$S/lost_log_resume.out').read()
+assert 'log: $S/lostlog/log.h5 was missing; restored it from $S/lostlog/log.h5.bak' in out, out[-400:]
+for name in ('log.h5', 'log.h5.bak'):
+    s = h5py.File('$S/lostlog/' + name, 'r')['train/step'][:]
+    assert np.array_equal(s, np.arange(1, 41)), (name, s)
+"
+same_run lost_log_bit_identical ref1 lostlog
+rm "$S/lostlog/log.h5" && touch "$S/lostlog/log.h5.bak.dirty"
+expect_error lost_log_bak_incomplete "is missing and its copy '$S/lostlog/log.h5.bak' is incomplete" \
+  "$AMD" train $CFG run="$S/lostlog" resume=1 train.steps=50
+rm -rf "$S/onlybak" && mkdir "$S/onlybak" && cp "$S/ref1/log.h5.bak" "$S/onlybak/"
+expect_error fresh_run_refuses_bak "already holds a run ($S/onlybak/log.h5.bak)" "$AMD" train $CFG run="$S/onlybak"
+
+# amd sample out= never replaces a file that is not a samples file: the run's own checkpoint, the
+# dataset, a foreign file; an earlier samples file is replaced
+cp "$S/ref1/ckpt_00000040.h5" "$S/ckpt_before.h5"
+expect_error sample_out_own_checkpoint "exists and is an amd-checkpoint file" \
+  "$AMD" sample ckpt="$S/ref1" n=16 out="$S/ref1/ckpt_00000040.h5"
+if cmp -s "$S/ckpt_before.h5" "$S/ref1/ckpt_00000040.h5"; then pass sample_out_checkpoint_untouched
+else fail sample_out_checkpoint_untouched "the checkpoint changed"; fi
+expect_error sample_out_dataset "exists and is an amd-dataset file" "$AMD" sample ckpt="$S/ref1" n=16 out="$S/toy.h5"
+echo "notes" >"$S/notes.h5"
+expect_error sample_out_foreign "exists and is not an amd file" "$AMD" sample ckpt="$S/ref1" n=16 out="$S/notes.h5"
+expect_ok sample_out_twice sh -c "'$AMD' sample ckpt='$S/ref1' n=16 out='$S/s.h5' && '$AMD' sample ckpt='$S/ref1' n=16 out='$S/s.h5'"
+expect_error eval_out_checkpoint "exists and is an amd-checkpoint file" "$AMD" eval samples="$S/s.h5" out="$S/ckpt_before.h5"

@@ -302,6 +302,64 @@ static void test_checkpoint_round_trip(void) {
   adamw_free(o), adamw_free(o2);
 }
 
+/* A copy of the step-30 checkpoint with one change (kind: params, counters, layout, none = the
+ * checksum attributes removed); returns ckpt_validate's answer, why receives the reason. */
+static int t_validate_changed(const char *kind, char *why, size_t n) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/changed_%s.h5", t_run_dir, kind);
+  FILE *a = fopenCheck(t_ckpt_path, "rb"), *b = fopenCheck(path, "wb");
+  char buf[65536];
+  size_t k;
+  while ((k = fread(buf, 1, sizeof buf, a)) > 0) CHECK(fwrite(buf, 1, k, b) == k, "cannot write '%s'", path);
+  fclose(a), fclose(b);
+  hid_t f = h5_open(path, "amd-checkpoint", 1, NULL);
+  if (strcmp(kind, "params") == 0) { /* the lowest bit of one parameter: finite, a tiny change */
+    hid_t d = H5Dopen2(f, "student/params", H5P_DEFAULT);
+    hsize_t len = h5_len_1d(f, "student/params");
+    float *v = h5_read_f32(f, "student/params", 1, &len);
+    uint32_t bits;
+    memcpy(&bits, v + 3, 4), bits ^= 1u, memcpy(v + 3, &bits, 4);
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    free(v), H5Dclose(d);
+  } else if (strcmp(kind, "counters") == 0) { /* still counts: only the checksum tells */
+    hsize_t len;
+    double *c = h5_read_f64(f, "counters", 1, &len);
+    c[0] += 1;
+    hid_t d = H5Dopen2(f, "counters", H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c);
+    free(c), H5Dclose(d);
+  } else if (strcmp(kind, "layout") == 0) { /* one tensor's offset, through that member alone */
+    hid_t d = H5Dopen2(f, "student/layout", H5P_DEFAULT), t = H5Tcreate(H5T_COMPOUND, sizeof(long long));
+    H5Tinsert(t, "offset", 0, H5T_NATIVE_LLONG);
+    long long off[256];
+    H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, off);
+    off[1] += 4;
+    H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, off);
+    H5Tclose(t), H5Dclose(d);
+  } else {
+    const char *const all[] = {"counters", "student/params", "student/adam_m", "student/adam_v", "student/layout"};
+    for (int i = 0; i < 5; i++) H5Adelete_by_name(f, all[i], "checksum", H5P_DEFAULT);
+  }
+  h5_close(f);
+  return ckpt_validate(path, 30, why, n);
+}
+
+/* Every array carries a checksum that ckpt_validate checks: a change that leaves the values
+ * plausible is found; a file without checksums (written before them) passes. */
+static void test_checkpoint_checksums(void) {
+  char why[512] = "";
+  EXPECT(ckpt_validate(t_ckpt_path, 30, why, sizeof why) == 0, "the saved checkpoint fails: %s", why);
+  EXPECT(ckpt_validate(t_ckpt_path, -1, why, sizeof why) == 0, "any step: %s", why);
+  EXPECT(ckpt_validate(t_ckpt_path, 20, why, sizeof why) != 0 && strstr(why, "not the step 20"), "step 20: %s", why);
+  EXPECT(t_validate_changed("params", why, sizeof why) != 0 && strstr(why, "/student/params does not match its checksum"),
+         "a flipped bit: %s", why);
+  EXPECT(t_validate_changed("counters", why, sizeof why) != 0 && strstr(why, "/counters does not match its checksum"),
+         "a changed counter: %s", why);
+  EXPECT(t_validate_changed("layout", why, sizeof why) != 0 && strstr(why, "/student/layout does not match its checksum"),
+         "a changed layout row: %s", why);
+  EXPECT(t_validate_changed("none", why, sizeof why) == 0, "a checkpoint without checksums: %s", why);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* logs */
 
@@ -710,6 +768,7 @@ int main(void) {
   TEST_RUN(test_dataset_toy_round_trip);
   TEST_RUN(test_dataset_image_round_trip);
   TEST_RUN(test_checkpoint_round_trip);
+  TEST_RUN(test_checkpoint_checksums);
   TEST_RUN(test_log_round_trip);
   TEST_RUN(test_bad_missing);
   TEST_RUN(test_bad_truncated);
