@@ -21,6 +21,8 @@ static herr_t read_attribute(hid_t a, hid_t t, void *buf) { return H5Aread(a, t,
 /* The memory type a value of file type `ft` is read as, and its kind; -1 for types not read. */
 static hid_t native_of(hid_t ft, H5ValueKind *kind) {
   H5T_class_t c = H5Tget_class(ft);
+  if (c == H5T_INTEGER && H5Tget_sign(ft) == H5T_SGN_NONE && H5Tget_size(ft) == 8)
+    return *kind = H5V_UINT, H5Tcopy(H5T_NATIVE_ULLONG);
   if (c == H5T_INTEGER) return *kind = H5V_INT, H5Tcopy(H5T_NATIVE_LLONG);
   if (c == H5T_FLOAT) return *kind = H5Tget_size(ft) <= 4 ? H5V_F32 : H5V_F64, H5Tcopy(H5T_NATIVE_DOUBLE);
   if (c != H5T_STRING) return -1;
@@ -72,11 +74,11 @@ static void values_free(H5Values *v) {
 static H5Values column_of(void *flat, H5ValueKind kind, long n, long k, long j, const char *name) {
   H5Values v = {.kind = kind, .n = n};
   snprintf(v.name, sizeof v.name, "%s", name);
-  size_t el = kind == H5V_INT ? sizeof(long long) : kind == H5V_STR ? sizeof(char *) : sizeof(double);
+  size_t el = kind == H5V_INT || kind == H5V_UINT ? sizeof(long long) : kind == H5V_STR ? sizeof(char *) : sizeof(double);
   char *col = k == 1 ? flat : mallocCheck(el * (size_t)(n ? n : 1));
   if (k > 1)
     for (long r = 0; r < n; r++) memcpy(col + el * (size_t)r, (char *)flat + el * (size_t)(r * k + j), el);
-  if (kind == H5V_INT) v.i = (long long *)col;
+  if (kind == H5V_INT || kind == H5V_UINT) v.i = (long long *)col;
   else if (kind == H5V_STR) v.s = (char **)col;
   else v.d = (double *)col;
   return v;

@@ -17,7 +17,7 @@
 #pragma once
 #include <hdf5.h>
 
-typedef enum { H5V_INT, H5V_F64, H5V_F32, H5V_STR } H5ValueKind;
+typedef enum { H5V_INT, H5V_UINT, H5V_F64, H5V_F32, H5V_STR } H5ValueKind;
 
 /* n values of one kind: a column, or an attribute (scalar: one value that is not an array). */
 typedef struct {
@@ -25,7 +25,7 @@ typedef struct {
   H5ValueKind kind;
   long n;
   int scalar;
-  long long *i; /* H5V_INT */
+  long long *i; /* H5V_INT, H5V_UINT (the unsigned 64-bit values' bits, e.g. a checksum) */
   double *d;    /* H5V_F64, H5V_F32 (the float32 values, exactly) */
   char **s;     /* H5V_STR, never NULL entries */
 } H5Values;

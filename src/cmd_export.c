@@ -37,8 +37,9 @@ static const char *export_usage =
 
 /* --- values -------------------------------------------------------------------------------------- */
 static void put_number(FILE *o, const H5Values *v, long r, int json) {
-  if (v->kind == H5V_INT) {
-    fprintf(o, "%lld", v->i[r]);
+  if (v->kind == H5V_INT || v->kind == H5V_UINT) {
+    if (v->kind == H5V_UINT) fprintf(o, "%llu", (unsigned long long)v->i[r]);
+    else fprintf(o, "%lld", v->i[r]);
     return;
   }
   double x = v->d[r];

@@ -143,7 +143,8 @@ typedef struct {
   long steps_acc;   /* steps in the current log interval */
   long eta_step;    /* the step the ETA's pace is measured from */
   double t_start, t_last, t_eta;
-  double time_base; /* the training clock at t_start: the time of the checkpoint loaded (0 fresh) */
+  double time_base; /* the training clock at t_start: the time of the checkpoint loaded (0 fresh), less
+                     * the wall time since t_start at a rollback (time = time_base + now - t_start) */
   int nan_done, signal_done;
   long first_step;                    /* the step this process started from */
   double losses[GUARD_MAX_LOSSES];    /* of the last step the guard accepted */
@@ -264,7 +265,7 @@ static int roll_back(Loop *L, long step, const char *why) {
   } else {
     reset(L);
   }
-  L->time_base = L->st.time, L->t_start = amd_time(); /* the clock goes on from the target's time */
+  L->time_base = L->st.time - (amd_time() - L->t_start); /* the clock goes on from the target's time */
   L->st.rollbacks = L->guard.rollbacks;
   t->set_lr_scale(t->ctx, guard_lr_scale(&L->guard));
   trainlog_rewind(&L->log, L->st.step);

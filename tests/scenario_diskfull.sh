@@ -15,7 +15,7 @@ for np in 1 2; do
   rm -rf "$S/np$np"
   cp -r "$S/base" "$S/np$np"
   launch=("$AMD"); [ $np = 2 ] && launch=($MPIRUN -np 2 "$AMD")
-  (ulimit -f 10000; "${launch[@]}" train $CFG run="$S/np$np" resume=1 train.steps=20) >"$S/np$np.out" 2>&1
+  (ulimit -f 10000; "${launch[@]}" train $CFG run="$S/np$np" resume=1 train.steps=20 resume.allow=train.steps) >"$S/np$np.out" 2>&1
   rc=$?
   if [ $rc -eq 1 ] && grep -q "cannot write dataset '[a-z_]*' in '$S/np$np/ckpt_00000020.h5.tmp' (.*file-size limit" "$S/np$np.out" &&
      ! grep -q "Segmentation fault\|Signal: \|File size limit exceeded" "$S/np$np.out"; then pass "size_limit_np${np}_exit_1_naming_the_file"
@@ -23,7 +23,7 @@ for np in 1 2; do
   # mpirun may return while a rank it killed is still going away: wait for the lock's owner
   owner=$(awk '{print $4}' "$S/np$np/amd.lock" 2>/dev/null)
   for i in $(seq 1 100); do [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null || break; sleep 0.1; done
-  expect_ok "size_limit_np${np}_resume" "$AMD" train $CFG run="$S/np$np" resume=1 train.steps=20
+  expect_ok "size_limit_np${np}_resume" "$AMD" train $CFG run="$S/np$np" resume=1 train.steps=20 resume.allow=train.steps
   if grep -q "resuming from $S/np$np/ckpt_00000010.h5" "$S/size_limit_np${np}_resume.out"; then pass "size_limit_np${np}_checkpoint_whole"
   else fail "size_limit_np${np}_checkpoint_whole" "$(grep -i 'resum\|damaged' "$S/size_limit_np${np}_resume.out")"; fi
 done

@@ -91,7 +91,7 @@ with open(path, 'r+b') as fh:
 PYEOF
 expect_error sample_refuses_a_damaged_file "does not match its checksum" \
   "$AMD" sample ckpt="$S/flipped_bit/ckpt_00000030.h5" n=16 out="$S/x.h5"
-expect_ok resume_past_flipped_bit "$AMD" train $CFG run="$S/flipped_bit" resume=1 train.steps=40
+expect_ok resume_past_flipped_bit "$AMD" train $CFG run="$S/flipped_bit" resume=1 train.steps=40 resume.allow=train.steps
 if grep -q "ckpt_00000030.h5 is damaged (/teacher/params does not match its checksum" "$S/resume_past_flipped_bit.out" &&
    grep -q "resuming from $S/flipped_bit/ckpt_00000020.h5" "$S/resume_past_flipped_bit.out"; then pass flipped_bit_found_by_checksum
 else fail flipped_bit_found_by_checksum "$(grep -i 'damaged\|resum' "$S/resume_past_flipped_bit.out" | head -3)"; fi
@@ -102,7 +102,7 @@ import h5py
 with h5py.File('$S/no_checksums/ckpt_00000030.h5', 'r+') as f:
     for d in ('counters', 'teacher/params', 'teacher/adam_m', 'teacher/adam_v', 'teacher/layout'): del f[d].attrs['checksum']
 "
-expect_ok resume_without_checksums "$AMD" train $CFG run="$S/no_checksums" resume=1 train.steps=40
+expect_ok resume_without_checksums "$AMD" train $CFG run="$S/no_checksums" resume=1 train.steps=40 resume.allow=train.steps
 if grep -q "resuming from $S/no_checksums/ckpt_00000030.h5" "$S/resume_without_checksums.out"; then pass old_checkpoint_loads
 else fail old_checkpoint_loads "$(grep -i 'damaged\|resum' "$S/resume_without_checksums.out" | head -3)"; fi
 
@@ -113,11 +113,11 @@ expect_ok sample_past_truncated "$AMD" sample ckpt="$S/truncated2" n=64 out="$S/
 if grep -q "ckpt_00000030.h5 is damaged (.*): passed over" "$S/sample_past_truncated.out" &&
    $PY -c "
 import h5py, sys
-sys.exit(h5py.File('$S/truncated2_samples.h5', 'r').attrs['checkpoint'] != '$S/truncated2/ckpt_00000020.h5')"
+sys.exit(h5py.File('$S/truncated2_samples.h5', 'r').attrs['checkpoint'] != '$PWD/$S/truncated2/ckpt_00000020.h5')"
 then pass sample_falls_back_to_20; else fail sample_falls_back_to_20 "$(head -3 "$S/sample_past_truncated.out")"; fi
 expect_ok distill_teacher_past_truncated "$AMD" distill teacher="$S/truncated2" run="$S/dist_tr" train.prompts=4 amd.K=2 \
   fake_per_gen=1 train.steps=2 log.every=1 ckpt.every=2 threads=1
-if grep -q "teacher $S/truncated2/ckpt_00000020.h5" "$S/distill_teacher_past_truncated.out"; then pass distill_teacher_falls_back_to_20
+if grep -q "teacher $PWD/$S/truncated2/ckpt_00000020.h5" "$S/distill_teacher_past_truncated.out"; then pass distill_teacher_falls_back_to_20
 else fail distill_teacher_falls_back_to_20 "$(grep -i 'teacher\|damaged' "$S/distill_teacher_past_truncated.out" | head -3)"; fi
 expect_error sample_all_damaged "no checkpoint can be trusted" "$AMD" sample ckpt="$S/allbad" n=16 out="$S/y.h5"
 
@@ -129,7 +129,7 @@ cp "$S/misnamed2/ckpt_00000030.h5" "$S/misnamed2/ckpt_00000001.h5"
 expect_ok sample_past_misnamed "$AMD" sample ckpt="$S/misnamed2" n=16 out="$S/misnamed2_samples.h5"
 if grep -q "ckpt_99999999.h5 is damaged (its step attribute (30) is not the step 99999999 of its name): passed over" \
    "$S/sample_past_misnamed.out"; then pass sample_passes_over_misnamed; else fail sample_passes_over_misnamed "$(head -3 "$S/sample_past_misnamed.out")"; fi
-expect_ok resume_with_misnamed "$AMD" train $CFG run="$S/misnamed2" resume=1 train.steps=50 ckpt.keep=2
+expect_ok resume_with_misnamed "$AMD" train $CFG run="$S/misnamed2" resume=1 train.steps=50 ckpt.keep=2 resume.allow=train.steps
 got=$(cd "$S/misnamed2" && echo ckpt_*.h5)
 if [ "$got" = "ckpt_00000001.h5 ckpt_00000040.h5 ckpt_00000050.h5 ckpt_99999999.h5" ] &&
    grep -q "resuming from $S/misnamed2/ckpt_00000030.h5" "$S/resume_with_misnamed.out" &&

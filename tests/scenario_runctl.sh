@@ -272,7 +272,7 @@ for name in ('log.h5', 'log.h5.bak'):
 same_run lost_log_bit_identical ref1 lostlog
 rm "$S/lostlog/log.h5" && touch "$S/lostlog/log.h5.bak.dirty"
 expect_error lost_log_bak_incomplete "is missing and its copy '$S/lostlog/log.h5.bak' is incomplete" \
-  "$AMD" train $CFG run="$S/lostlog" resume=1 train.steps=50
+  "$AMD" train $CFG run="$S/lostlog" resume=1 train.steps=50 resume.allow=train.steps
 rm -rf "$S/onlybak" && mkdir "$S/onlybak" && cp "$S/ref1/log.h5.bak" "$S/onlybak/"
 expect_error fresh_run_refuses_bak "already holds a run ($S/onlybak/log.h5.bak)" "$AMD" train $CFG run="$S/onlybak"
 
