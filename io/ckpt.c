@@ -133,6 +133,7 @@ void ckpt_begin(CkptWriter *w, const char *run_dir, const CkptState *st, const c
   h5_attr_write_str(w->file, "data", data_path ? data_path : "");
   if (st->teacher[0]) h5_attr_write_str(w->file, "teacher", st->teacher);
   if (st->data_fingerprint[0]) h5_attr_write_str(w->file, "data_fingerprint", st->data_fingerprint);
+  if (st->teacher_fingerprint[0]) h5_attr_write_str(w->file, "teacher_fingerprint", st->teacher_fingerprint);
   double counters[NCOUNTERS] = {0};
   counters[COUNTER_FAKE_UPDATES] = (double)st->fake_updates;
   counters[COUNTER_STUDENT_STEPS] = (double)st->student_steps;
@@ -301,6 +302,11 @@ void ckpt_read_state(hid_t f, const char *path, CkptState *st) {
   if (h5_attr_exists(f, "data_fingerprint")) {
     char *t = h5_attr_read_str(f, "data_fingerprint");
     snprintf(st->data_fingerprint, sizeof st->data_fingerprint, "%s", t);
+    free(t);
+  }
+  if (h5_attr_exists(f, "teacher_fingerprint")) {
+    char *t = h5_attr_read_str(f, "teacher_fingerprint");
+    snprintf(st->teacher_fingerprint, sizeof st->teacher_fingerprint, "%s", t);
     free(t);
   }
   hsize_t d;
@@ -532,4 +538,19 @@ int ckpt_validate(const char *path, long step, char *why, size_t n) {
   }
   H5Fclose(f);
   return bad;
+}
+
+void ckpt_net_fingerprint(const char *path, const char *net, char *out, size_t n) {
+  char name[CKPT_NAME_MAX + 16];
+  snprintf(name, sizeof name, "%s/params", net);
+  out[0] = '\0';
+  hid_t f = ckpt_open(path);
+  if (!h5_exists(f, name)) amd_input_error("checkpoint '%s' holds no network '%s'", path, net);
+  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+  if (d < 0) amd_input_error("checkpoint '%s': cannot open /%s", path, name);
+  uint64_t sum;
+  if (read_checksum(d, &sum) == 1) snprintf(out, n, "%llu params, checksum %016llx", (unsigned long long)h5_len_1d(f, name),
+                                            (unsigned long long)sum);
+  H5Dclose(d);
+  ckpt_close(f);
 }

@@ -1,6 +1,6 @@
 /* ckpt.h: checkpoint files (docs/DESIGN.md section 6). One file per saved step,
  * run_dir/ckpt_<step>.h5: the training position as attributes of the root (step, seed, data_cursor,
- * data, data_fingerprint, teacher, time) and /counters; for each network a group /<net> holding 1-D
+ * data, data_fingerprint, teacher, teacher_fingerprint, time) and /counters; for each network a group /<net> holding 1-D
  * global vectors (params, adam_m, adam_v), the tensor layout /<net>/layout and the architecture as
  * attributes of /<net>.
  * Every rank opens the file through MPI-IO and writes its part of each vector as a hyperslab in one
@@ -33,6 +33,7 @@ typedef struct {
   double time;        /* seconds of training so far, summed over resumes (the log's time column) */
   char teacher[1024]; /* distillation: the teacher checkpoint the run started from ("" otherwise) */
   char data_fingerprint[128]; /* of the dataset the run reads (io/dataset.h; "" in older files) */
+  char teacher_fingerprint[64]; /* distillation: ckpt_net_fingerprint of the teacher ("" in older files) */
 } CkptState;
 
 /* One row of /<net>/layout: a tensor's name, offset in the flat vector and shape. */
@@ -121,3 +122,7 @@ int ckpt_has_net(const char *path, const char *net);
 /* A string attribute of the checkpoint's root ("" when absent), e.g. "data" (the dataset the run
  * was trained on) or "teacher"; caller frees. */
 char *ckpt_read_attr(const char *path, const char *name);
+/* The content of network `net` of a checkpoint file, as text: "<num_params> params, checksum <hex>"
+ * from the checksum attribute of /<net>/params; "" for a checkpoint written before checksums. A
+ * distillation records its teacher's, so a resume can tell a replaced teacher file. */
+void ckpt_net_fingerprint(const char *path, const char *net, char *out, size_t n);

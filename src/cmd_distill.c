@@ -208,6 +208,8 @@ int cmd_distill(int argc, char **argv) {
     }
     free(t);
   }
+  char teacher_fingerprint[64]; /* its content: a resume refuses a teacher file replaced since */
+  ckpt_net_fingerprint(teacher_path, "teacher", teacher_fingerprint, sizeof teacher_fingerprint);
   ModelConfig mc;
   model_ckpt_config(teacher_path, "teacher", &mc);
   /* the teacher's dataset where its checkpoint says, checked by content; data= names another */
@@ -269,7 +271,8 @@ int cmd_distill(int argc, char **argv) {
           student->num_params, c.S, c.prompts, c.K, fpg);
   distill_log_memory(d);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
-  RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint, .keys = distill_keys,
+  RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint,
+                  .teacher_path = teacher_path, .teacher_fingerprint = teacher_fingerprint, .keys = distill_keys,
                   .config = &c, .nets = nets, .nnets = disc ? 3 : 2, .samples_per_step = GB,
                   .fake_updates_per_step = fpg, .student_steps = c.S,
                   .cols = train_cols, .ncols = NTRAIN, .extra_table = "advantage", .extra_cols = adv_cols,

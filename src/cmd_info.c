@@ -123,10 +123,13 @@ static void info_checkpoint(hid_t f) {
   printf("  step %lld, seed %lld, data cursor %lld, data %s\n", h5_attr_read_i64(f, "step"),
          h5_attr_read_i64(f, "seed"), h5_attr_read_i64(f, "data_cursor"), data);
   free(data);
-  if (h5_attr_exists(f, "data_fingerprint")) {
-    char *fp = h5_attr_read_str(f, "data_fingerprint");
-    printf("  data fingerprint: %s\n", fp);
-    free(fp);
+  static const char *const text_attrs[][2] = {{"data_fingerprint", "data fingerprint"}, {"teacher", "teacher"},
+                                               {"teacher_fingerprint", "teacher fingerprint"}};
+  for (int i = 0; i < 3; i++) {
+    if (!h5_attr_exists(f, text_attrs[i][0])) continue;
+    char *v = h5_attr_read_str(f, text_attrs[i][0]);
+    printf("  %s: %s\n", text_attrs[i][1], v);
+    free(v);
   }
   h5Check(H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_net, NULL), "cannot list the checkpoint's networks");
 }

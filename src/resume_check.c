@@ -70,8 +70,45 @@ static void add_line(char **text, size_t *len, const char *line) {
   add_text(text, len, "\n");
 }
 
+/* The texts resume_check grows: allowed changes (events), refused ones, and the keys to allow. */
+typedef struct {
+  char **events;
+  size_t *nevents;
+  char **refused;
+  size_t *nrefused;
+  char **names;
+  size_t *nnames;
+} Texts;
+
+/* The content of an input (key `key`, a `what` at path) against the checkpoint's attribute
+ * `attr`: an event when resume.allow names the key, else a refused change. Not compared when
+ * either side has no fingerprint (an older file, or now NULL). */
+static void compare_content(Texts *t, const char *ckpt_path, const char *allow, const char *key, const char *what,
+                            const char *path, const char *now, const char *attr) {
+  char *recorded = ckpt_read_attr(ckpt_path, attr);
+  char why[512], line[5200];
+  int differs = now && now[0] && recorded[0] && strcmp(now, recorded) != 0;
+  if (differs && strcmp(key, "data") == 0) dataset_fingerprint_differs(now, recorded, why, sizeof why);
+  else if (differs) snprintf(why, sizeof why, "it holds %s; recorded: %s", now, recorded);
+  if (differs) {
+    if (listed(allow, key)) {
+      snprintf(line, sizeof line, "resume: %s '%s': %s (resume.allow)", key, path, why);
+      add_line(t->events, t->nevents, line);
+    } else {
+      snprintf(line, sizeof line, "  the %s '%s' is not the one the checkpoint records: %s", what, path, why);
+      add_line(t->refused, t->nrefused, line);
+      if (!listed(*t->names, key)) {
+        if (*t->nnames) add_text(t->names, t->nnames, ",");
+        add_text(t->names, t->nnames, key);
+      }
+    }
+  }
+  free(recorded);
+}
+
 char *resume_check(const char *ckpt_path, const char *allow, const cfg_key *keys, const void *config,
-                   const char *data_path, const char *data_fingerprint) {
+                   const char *data_path, const char *data_fingerprint, const char *teacher_path,
+                   const char *teacher_fingerprint) {
   check_allow(allow, keys);
   char *events = callocCheck(1, 1), *refused = callocCheck(1, 1), *names = callocCheck(1, 1);
   size_t nevents = 0, nrefused = 0, nnames = 0;
@@ -92,26 +129,15 @@ char *resume_check(const char *ckpt_path, const char *allow, const cfg_key *keys
       add_text(&names, &nnames, ch[i].key);
     }
   }
-  char *recorded = ckpt_read_attr(ckpt_path, "data_fingerprint");
-  char why[512];
-  if (data_fingerprint && recorded[0] && dataset_fingerprint_differs(data_fingerprint, recorded, why, sizeof why)) {
-    if (listed(allow, "data")) {
-      snprintf(line, sizeof line, "resume: data '%s': %s (resume.allow)", data_path, why);
-      add_line(&events, &nevents, line);
-    } else {
-      snprintf(line, sizeof line, "  the dataset '%s' is not the one the checkpoint records: %s", data_path, why);
-      add_line(&refused, &nrefused, line);
-      if (!listed(names, "data")) {
-        if (nnames) add_text(&names, &nnames, ",");
-        add_text(&names, &nnames, "data");
-      }
-    }
-  }
+  Texts t = {&events, &nevents, &refused, &nrefused, &names, &nnames};
+  compare_content(&t, ckpt_path, allow, "data", "dataset", data_path, data_fingerprint, "data_fingerprint");
+  compare_content(&t, ckpt_path, allow, "teacher", "teacher checkpoint", teacher_path, teacher_fingerprint,
+                  "teacher_fingerprint");
   if (nrefused)
     amd_usage_error("resume=1: these settings differ from the run that checkpoint '%s' records, and would change it:\n%s"
                     "Resume with the run's own settings, pass resume.allow=%s to change them on purpose (the log's "
                     "/events records it), or start a new run=",
                     ckpt_path, refused, names);
-  free(recorded), free(ch), free(text), free(refused), free(names);
+  free(ch), free(text), free(refused), free(names);
   return events;
 }

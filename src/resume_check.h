@@ -13,10 +13,13 @@
 
 /* 1 when a change of this key cannot alter a run's trajectory, so a resume may change it. */
 int resume_free_key(const char *key);
-/* Compares checkpoint ckpt_path's config text and data_fingerprint with the present keys and
- * config and with data_fingerprint (of data_path; NULL: not compared). allow: resume.allow's
+/* Compares checkpoint ckpt_path's config text, data_fingerprint and teacher_fingerprint with the
+ * present keys and config, with data_fingerprint (of data_path) and with teacher_fingerprint (of
+ * teacher_path, distillation: io/ckpt.h ckpt_net_fingerprint; NULL: not compared; "teacher" in
+ * resume.allow lets another teacher content through). allow: resume.allow's
  * value, comma-separated keys of the table. Returns the allowed changes, one line each,
  * "resume: <key> <old> -> <new> (resume.allow)", for the log's /events (caller frees; "" when
  * none); refuses every other change. Needs no MPI: every rank comes to the same answer. */
 char *resume_check(const char *ckpt_path, const char *allow, const cfg_key *keys, const void *config,
-                   const char *data_path, const char *data_fingerprint);
+                   const char *data_path, const char *data_fingerprint, const char *teacher_path,
+                   const char *teacher_fingerprint);

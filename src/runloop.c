@@ -180,6 +180,8 @@ static void save(Loop *L) {
   const RunTask *t = L->task;
   double t0 = amd_time();
   snprintf(L->st.data_fingerprint, sizeof L->st.data_fingerprint, "%s", t->data_fingerprint ? t->data_fingerprint : "");
+  snprintf(L->st.teacher_fingerprint, sizeof L->st.teacher_fingerprint, "%s",
+           t->teacher_fingerprint ? t->teacher_fingerprint : "");
   model_ckpt_save(L->rs->run, &L->st, t->nets, t->nnets, L->config_text, t->data_path, L->rs->ckpt_keep);
   timing_add_io(amd_time() - t0);
   amd_log("checkpoint %s/ckpt_%08ld.h5\n", L->rs->run, L->st.step);
@@ -214,7 +216,8 @@ static long load_start(Loop *L) {
     reset(L);
     return -1;
   }
-  L->resume_events = resume_check(path, rs->allow, t->keys, t->config, t->data_path, t->data_fingerprint);
+  L->resume_events = resume_check(path, rs->allow, t->keys, t->config, t->data_path, t->data_fingerprint,
+                                  t->teacher_path, t->teacher_fingerprint);
   model_ckpt_load(path, &L->st, t->nets, t->nnets);
   if (L->st.seed != (uint64_t)rs->seed)
     amd_usage_error("resume: checkpoint '%s' was made with seed %llu but seed = %d", path,

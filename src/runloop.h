@@ -88,6 +88,8 @@ typedef struct {
   const char *what;   /* "training" or "distillation", for messages */
   const char *data_path; /* recorded in every checkpoint (absolute), with data_fingerprint */
   const char *data_fingerprint; /* of the dataset read (io/dataset.h); a resume checks it */
+  const char *teacher_path;        /* distillation: the teacher checkpoint (NULL for training) */
+  const char *teacher_fingerprint; /* its ckpt_net_fingerprint, recorded and checked like the data's */
   const cfg_key *keys;   /* the command's key table and config: their text goes into every file */
   const void *config;
   CkptNet *nets;

@@ -7,7 +7,8 @@
 #    and what differs, a missing one is a clear error; an older checkpoint (a relative data path,
 #    no fingerprint) still works from its folder, as a teacher and for a resume;
 #  - a resume refuses changed settings (train.steps, optim.lr, model.width: exit 2, each key with
-#    its old and new value) and a replaced dataset, unless resume.allow= names them, which the
+#    its old and new value), a replaced dataset and, for a distillation, a replaced teacher
+#    checkpoint (its teacher_fingerprint), unless resume.allow= names them, which the
 #    log's /events then records; keys that do not change the run (log.every, ckpt.every,
 #    threads) may change; a typo in resume.allow= is refused;
 #  - run= empty, the root folder or an existing file is a usage error.
@@ -172,6 +173,26 @@ expect_usage distill_resume_replaced_data_refused "is not the one" \
   "$AMD" distill teacher="$A/teacher" $DIST run="$S/dist_r" resume=1
 cp "$S/toy_orig.h5" "$A/toy.h5"
 expect_ok distill_resume "$AMD" distill teacher="$A/teacher" $DIST run="$S/dist_r" resume=1
+py_check distill_records_teacher_fingerprint "
+import h5py
+t = h5py.File('$A/teacher/ckpt_00000020.h5', 'r')['teacher/params']
+c = h5py.File('$S/dist_r/ckpt_00000004.h5', 'r').attrs
+assert c['teacher_fingerprint'] == '%d params, checksum %016x' % (t.shape[0], t.attrs['checksum']), dict(c)
+"
+
+# ... and after its teacher checkpoint was replaced by another teacher's (same path, same data)
+(cd "$A" && "$AMD" train data=toy.h5 run=teacher2 $TINY train.steps=20 ckpt.every=10 seed=1 >/dev/null 2>&1)
+cp "$A/teacher/ckpt_00000020.h5" "$S/teacher_orig.h5"
+expect_error dist_crash2 "simulated crash" "$AMD" distill teacher="$A/teacher" $DIST run="$S/dist_t" fault.exit_step=3
+cp "$A/teacher2/ckpt_00000020.h5" "$A/teacher/ckpt_00000020.h5"
+expect_usage distill_resume_replaced_teacher_refused "resume.allow=teacher" \
+  "$AMD" distill teacher="$A/teacher" $DIST run="$S/dist_t" resume=1
+if grep -qF "the teacher checkpoint '$A/teacher/ckpt_00000020.h5' is not the one the checkpoint records" \
+  "$S/distill_resume_replaced_teacher_refused.err"; then pass distill_resume_replaced_teacher_names_it
+else fail distill_resume_replaced_teacher_names_it "$(head -c 600 "$S/distill_resume_replaced_teacher_refused.err")"; fi
+expect_ok distill_resume_teacher_allowed "$AMD" distill teacher="$A/teacher" $DIST run="$S/dist_t" resume=1 \
+  resume.allow=teacher
+cp "$S/teacher_orig.h5" "$A/teacher/ckpt_00000020.h5"
 
 # run= that cannot hold a run (data= a missing file: an amd that took run= would stop there, writing nothing)
 N="data=$S/none.h5 $TINY"
