@@ -158,13 +158,14 @@
   /* denoised (x0) prediction of a velocity network: d = xt - t v, per-sample t (B) */                                \
   X(void, flow_denoise, (float *d, const float *xt, const float *v, const float *t, int B, int D),                    \
     (d, xt, v, t, B, D), )                                                                                            \
-  /* The DMD / AMD generator gradient (docs/DESIGN.md section 4.3), per sample i:                                     \
-   *   d_cfg = d_u + w (d_c - d_u),  H = beta_i (d_c - d_f) + alpha_i (w - 1)(d_c - d_u)                              \
+  /* The DMD / AMD generator gradient (docs/DESIGN.md sections 4.3, 4.7), per sample i:                              \
+   *   d_cfg = d_u + w (d_c - d_u),  H = beta_i (d_c - d_f) + alpha_i (w - 1)(d_c - d_u)   (beta_fake 0, Eq. 10)      \
+   *                                 H = alpha_i (d_cfg - x) - beta_i (d_f - x)            (beta_fake 1)              \
    *   n = mean_d |x - d_cfg|,  loss_i = 0.5 || H / n ||^2,  dx = -scale H / n                                        \
    * stats (B, 6) receives per sample: loss_i, n, ||d_c - x||, ||d_f - x||, ||d_c - d_u||, and the                    \
    * cosine between (d_c - x) and (d_f - x). alpha, beta (B). */                                                      \
   X(void, dmd_grad, (float *dx, float *stats, const float *x, const float *d_c, const float *d_u, const float *d_f,   \
-                     const float *alpha, const float *beta, float w, float scale, int B, int D),                      \
-    (dx, stats, x, d_c, d_u, d_f, alpha, beta, w, scale, B, D), )                                                     \
+                     const float *alpha, const float *beta, float w, float scale, int beta_fake, int B, int D),       \
+    (dx, stats, x, d_c, d_u, d_f, alpha, beta, w, scale, beta_fake, B, D), )                                          \
   /* x += h (B) * v, per-sample step size: one Euler update of a sampler */                                           \
   X(void, euler_update, (float *x, const float *v, const float *h, int B, int D), (x, v, h, B, D), )

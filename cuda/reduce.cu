@@ -178,7 +178,8 @@ void cuda_mse_forward_backward(float *loss, float *dpred, const float *pred, con
 
 /* one block per sample: the DMD / AMD generator gradient of core/ops.h, sums in double */
 __global__ void dmd_grad_kernel(float *dx, float *stats, const float *x, const float *d_c, const float *d_u,
-                                const float *d_f, const float *alpha, const float *beta, float w, float scale, int D) {
+                                const float *d_f, const float *alpha, const float *beta, float w, float scale,
+                                int beta_fake, int D) {
   __shared__ double sh[CUDA_THREADS];
   const int b = blockIdx.x;
   const long o = (long)b * D;
@@ -194,7 +195,13 @@ __global__ void dmd_grad_kernel(float *dx, float *stats, const float *x, const f
   n = n / D + 1e-12;
   double loss = 0;
   for (int j = threadIdx.x; j < D; j += blockDim.x) {
-    float h = beta[b] * (d_c[o + j] - d_f[o + j]) + alpha[b] * (w - 1.0f) * (d_c[o + j] - d_u[o + j]);
+    float h;
+    if (beta_fake) {
+      float cfg = d_u[o + j] + w * (d_c[o + j] - d_u[o + j]);
+      h = alpha[b] * (cfg - x[o + j]) - beta[b] * (d_f[o + j] - x[o + j]);
+    } else {
+      h = beta[b] * (d_c[o + j] - d_f[o + j]) + alpha[b] * (w - 1.0f) * (d_c[o + j] - d_u[o + j]);
+    }
     float g = h / (float)n;
     loss += 0.5 * (double)g * g;
     dx[o + j] = -scale * g;
@@ -208,8 +215,8 @@ __global__ void dmd_grad_kernel(float *dx, float *stats, const float *x, const f
 }
 
 void cuda_dmd_grad(float *dx, float *stats, const float *x, const float *d_c, const float *d_u, const float *d_f,
-                   const float *alpha, const float *beta, float w, float scale, int B, int D) {
+                   const float *alpha, const float *beta, float w, float scale, int beta_fake, int B, int D) {
   if (B <= 0 || D <= 0) return;
-  dmd_grad_kernel<<<B, CUDA_THREADS, 0, cuda_stream>>>(dx, stats, x, d_c, d_u, d_f, alpha, beta, w, scale, D);
+  dmd_grad_kernel<<<B, CUDA_THREADS, 0, cuda_stream>>>(dx, stats, x, d_c, d_u, d_f, alpha, beta, w, scale, beta_fake, D);
   launchCheck(dmd_grad_kernel);
 }

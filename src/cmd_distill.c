@@ -36,6 +36,8 @@ typedef struct {
   int S, prompts, K, fake_per_gen;
   double w, t_min, t_max;
   double lambda_reg, lambda_gan, disc_weight, lambda_r, s, lambda_rls, eps;
+  char beta_on[CFG_STR_MAX], rls_norm[CFG_STR_MAX];
+  double spread_floor;
   int reg_pairs, reg_steps;
   char preference[CFG_STR_MAX], reward_ckpt[CFG_STR_MAX];
   double bandwidth;
@@ -69,6 +71,12 @@ static const cfg_key distill_keys[] = {
     K("amd.s", CFG_FLOAT, s, "0.5", 0, 1, NULL, "s: Dynamic Score Adaptation sensitivity"),
     K("amd.lambda_rls", CFG_FLOAT, lambda_rls, "1.0", 0, 100, NULL, "lambda_rls: Repulsive Landscape Sharpening strength"),
     K("amd.eps", CFG_FLOAT, eps, "1e-6", 1e-12, 1, NULL, "eps of the advantage's standard deviation"),
+    K("amd.beta_on", CFG_CHOICE, beta_on, "dm", 0, 0, AMD_BETA_ON_CHOICES,
+      "where beta acts: dm = the whole distribution-matching term (Eq. 10); fake = only the fake teacher's repulsion"),
+    K("amd.rls_norm", CFG_CHOICE, rls_norm, "raw", 0, 0, AMD_RLS_NORM_CHOICES,
+      "sharpening weights exp(-lambda_rls A): raw, or mean1 = divided by their mean over each group"),
+    K("amd.spread_floor", CFG_FLOAT, spread_floor, "0", 0, 100, NULL,
+      "f: a group's reward std counts as at least f x the global batch's reward std; 0 = off"),
     K("reward.ckpt", CFG_PATH, reward_ckpt, "", 0, 0, NULL, "images: reward classifier checkpoint (amd train task=reward); needed by dmdr and amd"),
     K("reward.preference", CFG_STR, preference, "", 0, 0, NULL, "per-mode preference p_k, comma-separated; empty = all 1"),
     K("reward.bandwidth", CFG_FLOAT, bandwidth, "1.0", 0.01, 100, NULL, "reward kernel width in units of the mode sigma"),
@@ -253,6 +261,9 @@ int cmd_distill(int argc, char **argv) {
   DistillConfig dc = {.method = method, .S = c.S, .w = c.w, .t_min = c.t_min, .t_max = c.t_max, .fake_per_gen = fpg,
                       .lambda_reg = c.lambda_reg, .lambda_gan = c.lambda_gan, .lambda_r = c.lambda_r,
                       .disc_weight = c.disc_weight, .s = c.s, .lambda_rls = c.lambda_rls, .eps = c.eps,
+                      .beta_on = strcmp(c.beta_on, "fake") == 0 ? AMD_BETA_ON_FAKE : AMD_BETA_ON_DM,
+                      .rls_norm = strcmp(c.rls_norm, "mean1") == 0 ? AMD_RLS_MEAN1 : AMD_RLS_RAW,
+                      .spread_floor = c.spread_floor,
                       .prompts = c.prompts, .K = c.K, .reg_pairs = c.reg_pairs, .reg_steps = c.reg_steps,
                       .seed = (uint64_t)c.rl.seed, .opt_student = os, .opt_fake = of, .zero = c.zero};
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);

@@ -4,6 +4,7 @@
  *   dmd2  loss_dm + lambda_gan softplus(-D(x_t)); fake loss + disc_weight discriminator loss
  *   dmdr  dmd2 - lambda_r R(x, c) with the reward's input gradient
  *   amd   dmd2 with H_i = beta_i DM + alpha_i CA and fake-loss weights exp(-lambda_rls A_i)
+ *         (amd.beta_on, amd.rls_norm and amd.spread_floor pick the variants of section 4.7)
  * Every draw is keyed by (seed, stream, key, global sample index): generator updates use key
  * 2 step, fake updates 2 (step fake_per_gen + f) + 1, so no two updates share numbers. */
 #include "distill.h"
@@ -108,7 +109,7 @@ int method_from_name(const char *name, Method *out) {
   return 1;
 }
 
-void amd_advantages(double *A, const double *r, int n, int K, double eps) {
+void amd_advantages(double *A, const double *r, int n, int K, double eps, double std_floor) {
   CHECK(K >= 1 && n % K == 0, "advantages: %d samples do not form groups of %d", n, K);
   for (int g = 0; g + K <= n; g += K) {
     double mean = 0, var = 0;
@@ -116,6 +117,7 @@ void amd_advantages(double *A, const double *r, int n, int K, double eps) {
     mean /= K;
     for (int i = 0; i < K; i++) var += (r[g + i] - mean) * (r[g + i] - mean);
     double sd = sqrt(var / K);
+    if (sd < std_floor) sd = std_floor;
     for (int i = 0; i < K; i++) {
       double a = (r[g + i] - mean) / (sd + eps);
       A[g + i] = a < -1 ? -1 : a > 1 ? 1 : a;
@@ -128,6 +130,16 @@ void amd_weights(float *alpha, float *beta, float *fake_weight, const double *A,
     if (alpha) alpha[i] = (float)(1.0 + s * A[i]);
     if (beta) beta[i] = (float)(1.0 - s * A[i]);
     if (fake_weight) fake_weight[i] = (float)exp(-lambda_rls * A[i]);
+  }
+}
+
+void amd_weights_mean1(float *fake_weight, const double *A, int n, int K, double lambda_rls) {
+  CHECK(K >= 1 && n % K == 0, "sharpening weights: %d samples do not form groups of %d", n, K);
+  for (int g = 0; g + K <= n; g += K) {
+    double mean = 0;
+    for (int i = 0; i < K; i++) mean += exp(-lambda_rls * A[g + i]);
+    mean /= K;
+    for (int i = 0; i < K; i++) fake_weight[g + i] = (float)(exp(-lambda_rls * A[g + i]) / mean);
   }
 }
 
@@ -153,6 +165,19 @@ static int draw_k(const Distill *d, uint32_t key) {
 
 static uint32_t index0(const Distill *d) { return (uint32_t)(d->p0 * d->c.K); }
 
+/* The scale of amd.spread_floor: the population standard deviation of the rewards d->r_h over the
+ * global batch (every group, every rank), in two passes (a mean, then squared deviations: rewards
+ * such as log-densities sit far from 0). */
+static double reward_scale(const Distill *d) {
+  double sum[2] = {0, 0};
+  for (int i = 0; i < d->B; i++) sum[0] += d->r_h[i];
+  dist_allreduce_sum_f64v(sum, 1);
+  double mean = sum[0] / d->GB;
+  for (int i = 0; i < d->B; i++) sum[1] += (d->r_h[i] - mean) * (d->r_h[i] - mean);
+  dist_allreduce_sum_f64v(sum + 1, 1);
+  return sqrt(sum[1] / d->GB);
+}
+
 /* rewards and advantages of the samples now in d->x, and with want_grad dR/dx into d->rgrad. The
  * samples come to the host (d->x_h) only for a reward that reads them there, the toy reward, whose
  * mixture the generator's statistics also use; a classifier scores them on the device. */
@@ -164,7 +189,13 @@ static void score_samples(Distill *d, int want_grad) {
     for (int i = 0; i < d->B; i++) d->r_h[i] = 0;
     if (want_grad) ops->fill(d->rgrad, 0.0f, (long)d->B * d->D);
   }
-  amd_advantages(d->A_h, d->r_h, d->B, d->c.K, d->c.eps);
+  amd_advantages(d->A_h, d->r_h, d->B, d->c.K, d->c.eps, d->c.spread_floor > 0 ? d->c.spread_floor * reward_scale(d) : 0);
+}
+
+/* AMD's sharpening weights W of the advantages d->A_h into d->fw_h: raw or mean 1 per group. */
+static void fake_weights(Distill *d, double lambda_rls) {
+  if (d->c.rls_norm == AMD_RLS_MEAN1) amd_weights_mean1(d->fw_h, d->A_h, d->B, d->c.K, lambda_rls);
+  else amd_weights(NULL, NULL, d->fw_h, d->A_h, d->B, 0.0, lambda_rls);
 }
 
 /* x_t = (1 - t) x + t e for t ~ U[t_min, t_max] and e ~ N(0, I) keyed by (key, index) */
@@ -227,7 +258,7 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
   generator_run(d->gen, d->x, d->labels2, d->B, draw_k(d, key), d->c.seed, key, index0(d));
   if (d->c.method == METHOD_AMD) {
     score_samples(d, 0);
-    amd_weights(NULL, NULL, d->fw_h, d->A_h, d->B, d->c.s, d->c.lambda_rls);
+    fake_weights(d, d->c.lambda_rls);
   } else {
     for (int i = 0; i < d->B; i++) d->fw_h[i] = 1.0f;
   }
@@ -300,7 +331,8 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   score_samples(d, d->c.method == METHOD_DMDR);
   double s = d->c.method == METHOD_AMD ? d->c.s : 0.0;
   double lrls = d->c.method == METHOD_AMD ? d->c.lambda_rls : 0.0;
-  amd_weights(d->alpha_h, d->beta_h, d->fw_h, d->A_h, B, s, lrls);
+  amd_weights(d->alpha_h, d->beta_h, NULL, d->A_h, B, s, lrls);
+  fake_weights(d, lrls);
   ops->to_device(d->alpha, d->alpha_h, sizeof(float) * (size_t)B);
   ops->to_device(d->beta, d->beta_h, sizeof(float) * (size_t)B);
 
@@ -312,8 +344,9 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   ops->flow_denoise(d->dreal, d->xt2, d->vreal, d->t2, 2 * B, D);
   d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels2, B);
   ops->flow_denoise(d->dfake, d->xt2, d->vfake, d->t2, B, D);
+  int beta_fake = d->c.method == METHOD_AMD && d->c.beta_on == AMD_BETA_ON_FAKE;
   ops->dmd_grad(d->dx, d->stats, d->x, d->dreal, d->dreal + (size_t)B * D, d->dfake, d->alpha, d->beta,
-                (float)d->c.w, 1.0f / (float)d->GB, B, D);
+                (float)d->c.w, 1.0f / (float)d->GB, beta_fake, B, D);
   if (uses_gan(d)) {
     gan_term(d, -1.0f, d->c.lambda_gan, d->dxt, d->stats + ST_GAN_G * B);
     ops->euler_update(d->dx, d->dxt, d->omt, B, D); /* dx += (1 - t) dL/dx_t */

@@ -22,6 +22,14 @@ typedef enum { METHOD_DMD, METHOD_DMD2, METHOD_DMDR, METHOD_AMD, METHOD_COUNT } 
 /* Every method_name in Method's order, as a cfg_key choices string (config.h). */
 #define METHOD_CHOICES "dmd|dmd2|dmdr|amd"
 
+/* AMD's variants (docs/DESIGN.md section 4.7): where beta acts, on the whole distribution-matching
+ * term (Eq. 10) or only on the fake teacher's repulsion; and whether the Repulsive Landscape
+ * Sharpening weights are raw or normalized to mean 1 over each group. Choices strings in order. */
+typedef enum { AMD_BETA_ON_DM, AMD_BETA_ON_FAKE } AmdBetaOn;
+#define AMD_BETA_ON_CHOICES "dm|fake"
+typedef enum { AMD_RLS_RAW, AMD_RLS_MEAN1 } AmdRlsNorm;
+#define AMD_RLS_NORM_CHOICES "raw|mean1"
+
 typedef struct {
   Method method;
   int S;               /* student steps */
@@ -30,6 +38,9 @@ typedef struct {
   int fake_per_gen;    /* fake-teacher updates per generator update */
   double lambda_reg, lambda_gan, lambda_r, disc_weight;
   double s, lambda_rls, eps; /* AMD: sensitivity, repulsive sharpening, advantage epsilon */
+  AmdBetaOn beta_on;         /* AMD: where beta acts */
+  AmdRlsNorm rls_norm;       /* AMD: raw or group-normalized sharpening weights */
+  double spread_floor;       /* f: a group's reward std counts as at least f x the global batch's */
   int prompts, K;      /* global batch = prompts x K */
   int reg_pairs, reg_steps; /* DMD regression: teacher ODE pairs and their Euler steps */
   uint64_t seed;
@@ -91,11 +102,15 @@ enum { DISTILL_NADV = 9 };
 int distill_advantage_rows(const Distill *d, long step, double *rows);
 
 /* Group-relative advantage (AMD eq.): over consecutive groups of K rewards,
- * A_i = clip((r_i - mean_g) / (std_g + eps), -1, 1), std the population standard deviation. */
-void amd_advantages(double *A, const double *r, int n, int K, double eps);
+ * A_i = clip((r_i - mean_g) / (max(std_g, std_floor) + eps), -1, 1), std the population standard
+ * deviation; std_floor >= 0 is absolute (amd.spread_floor times the batch's reward std: distill.c). */
+void amd_advantages(double *A, const double *r, int n, int K, double eps, double std_floor);
 /* Dynamic Score Adaptation alpha = 1 + s A, beta = 1 - s A, and Repulsive Landscape Sharpening
  * weight W = exp(-lambda_rls A). Any output may be NULL. */
 void amd_weights(float *alpha, float *beta, float *fake_weight, const double *A, int n, double s, double lambda_rls);
+/* The sharpening weights of amd.rls_norm=mean1: W_i = exp(-lambda_rls A_i) / mean_g exp(-lambda_rls A_j)
+ * over each consecutive group of K, so every group's weights sum to K. */
+void amd_weights_mean1(float *fake_weight, const double *A, int n, int K, double lambda_rls);
 /* "dmd", "dmd2", "dmdr" or "amd"; fatal for anything but a Method below METHOD_COUNT. */
 const char *method_name(Method m);
 /* The method whose method_name is `name` into *out: returns 0, or nonzero (*out untouched) when

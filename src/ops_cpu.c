@@ -445,7 +445,8 @@ static void cpu_flow_denoise(float *d, const float *xt, const float *v, const fl
 }
 
 static void cpu_dmd_grad(float *dx, float *stats, const float *x, const float *d_c, const float *d_u,
-                         const float *d_f, const float *alpha, const float *beta, float w, float scale, int B, int D) {
+                         const float *d_f, const float *alpha, const float *beta, float w, float scale, int beta_fake,
+                         int B, int D) {
 #pragma omp parallel for schedule(static) if ((long)B * D > 16384)
   for (int b = 0; b < B; b++) {
     const long o = (long)b * D;
@@ -459,7 +460,13 @@ static void cpu_dmd_grad(float *dx, float *stats, const float *x, const float *d
     n = n / D + 1e-12;
     double loss = 0;
     for (int j = 0; j < D; j++) {
-      float h = beta[b] * (d_c[o + j] - d_f[o + j]) + alpha[b] * (w - 1.0f) * (d_c[o + j] - d_u[o + j]);
+      float h;
+      if (beta_fake) {
+        float cfg = d_u[o + j] + w * (d_c[o + j] - d_u[o + j]);
+        h = alpha[b] * (cfg - x[o + j]) - beta[b] * (d_f[o + j] - x[o + j]);
+      } else {
+        h = beta[b] * (d_c[o + j] - d_f[o + j]) + alpha[b] * (w - 1.0f) * (d_c[o + j] - d_u[o + j]);
+      }
       float g = h / (float)n;
       loss += 0.5 * (double)g * g;
       dx[o + j] = -scale * g;

@@ -633,7 +633,7 @@ static void op_mse(const amd_ops *o, void *const *p, const Case *c) {
 
 static void op_dmd_grad(const amd_ops *o, void *const *p, const Case *c) {
   int B = c->s[0], D = c->s[1];
-  o->dmd_grad(F(0), F(1), F(2), F(3), F(3) + (long)B * D, F(4), F(5), F(6), c->f[0], c->f[1], B, D);
+  o->dmd_grad(F(0), F(1), F(2), F(3), F(3) + (long)B * D, F(4), F(5), F(6), c->f[0], c->f[1], c->s[2], B, D);
 }
 
 static void op_softplus(const amd_ops *o, void *const *p, const Case *c) {
@@ -653,11 +653,14 @@ static void test_losses(void) {
              variants[z][2]);
     run_case(name, &c, op_mse, POINTWISE);
   }
-  /* dx, stats; x; [d_c; d_u]; d_f; alpha; beta */
-  Case c = {.s = {B, D}, .f = {1.5f, 1.0f / 64}};
-  buf_f(&c, n, -1, 1, 1), buf_f(&c, 6L * B, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 2 * n, -1, 1, 0);
-  buf_f(&c, n, -1, 1, 0), buf_f(&c, B, 0.5, 1.5, 0), buf_f(&c, B, 0.5, 1.5, 0);
-  run_case("dmd_grad", &c, op_dmd_grad, POINTWISE);
+  /* dx, stats; x; [d_c; d_u]; d_f; alpha; beta; s[2]: beta on the DM term (Eq. 10) or the fake teacher */
+  Case c;
+  for (int beta_fake = 0; beta_fake < 2; beta_fake++) {
+    c = (Case){.s = {B, D, beta_fake}, .f = {1.5f, 1.0f / 64}};
+    buf_f(&c, n, -1, 1, 1), buf_f(&c, 6L * B, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 2 * n, -1, 1, 0);
+    buf_f(&c, n, -1, 1, 0), buf_f(&c, B, 0.5, 1.5, 0), buf_f(&c, B, 0.5, 1.5, 0);
+    run_case(beta_fake ? "dmd_grad beta_on=fake" : "dmd_grad", &c, op_dmd_grad, POINTWISE);
+  }
   /* loss, dz; logits spanning both branches and both tails */
   for (int z = 0; z < 2; z++) {
     c = (Case){.s = {1000, !z}, .f = {z ? -1.0f : 1.0f, 0.03f}};

@@ -75,7 +75,7 @@ static void test_amd_advantages(void) {
   const double want[3 * K] = {-1 / (1 + 1e-6), -1 / (1 + 1e-6), 1 / (1 + 1e-6), 1 / (1 + 1e-6),
                               -1, -0.447213195500316, 0.447213195500316, 1,
                               -0.577350135856323, -0.577350135856323, -0.577350135856323, 1};
-  amd_advantages(A, r, 3 * K, K, 1e-6);
+  amd_advantages(A, r, 3 * K, K, 1e-6, 0);
   expect_all("A of three groups", A, want, 3 * K, 1e-12);
   for (int i = 0; i < 3 * K; i++) EXPECT(A[i] >= -1 && A[i] <= 1, "A[%d] = %g outside [-1, 1]", i, A[i]);
 
@@ -83,25 +83,86 @@ static void test_amd_advantages(void) {
   const double tiny[K] = {1, 1, 1, 1 + 1e-4};
   const double want_small_eps[K] = {-0.564317905404588, -0.564317905404588, -0.564317905404588, 1};
   const double want_eps1[K] = {-2.499891751506e-05, -2.499891751506e-05, -2.499891751506e-05, 7.4996752545402e-05};
-  amd_advantages(A, tiny, K, K, 1e-6);
+  amd_advantages(A, tiny, K, K, 1e-6, 0);
   expect_all("A, tiny spread, eps 1e-6", A, want_small_eps, K, 1e-9);
-  amd_advantages(A, tiny, K, K, 1.0);
+  amd_advantages(A, tiny, K, K, 1.0, 0);
   expect_all("A, tiny spread, eps 1", A, want_eps1, K, 1e-9);
 
   /* equal rewards: exactly 0, not NaN */
   const double equal[K] = {-3.5, -3.5, -3.5, -3.5};
-  amd_advantages(A, equal, K, K, 1e-6);
+  amd_advantages(A, equal, K, K, 1e-6, 0);
   for (int i = 0; i < K; i++) EXPECT(A[i] == 0.0, "equal rewards: A[%d] = %g, want exactly 0", i, A[i]);
 
   /* K = 1: every sample is its own group */
-  amd_advantages(A, r, 3 * K, 1, 1e-6);
+  amd_advantages(A, r, 3 * K, 1, 1e-6, 0);
   for (int i = 0; i < 3 * K; i++) EXPECT(A[i] == 0.0, "K = 1: A[%d] = %g, want exactly 0", i, A[i]);
 
   /* groups are consecutive runs of K: permuting within each group permutes its A */
   const double swapped[2 * K] = {2, 0, 2, 0, 4, 3, 2, 1};
-  amd_advantages(A, swapped, 2 * K, K, 1e-6);
+  amd_advantages(A, swapped, 2 * K, K, 1e-6, 0);
   const double want_swapped[2 * K] = {want[2], want[0], want[3], want[1], want[7], want[6], want[5], want[4]};
   expect_all("A of permuted groups", A, want_swapped, 2 * K, 1e-12);
+}
+
+/* amd.spread_floor: the group's std counts as at least std_floor (f x the batch's reward std, given
+ * here as the absolute floor), so near-equal rewards give near-zero advantages; 0 is today's A, bit
+ * for bit. */
+static void test_amd_spread_floor(void) {
+  enum { K = 4 };
+  double A[2 * K], B0[2 * K];
+  const double r[2 * K] = {0, 0, 2, 2, 1, 2, 3, 4};
+  /* floor 0: today's formula, written out here, bit for bit */
+  amd_advantages(A, r, 2 * K, K, 1e-6, 0);
+  for (int g = 0; g < 2 * K; g += K) {
+    double mean = (r[g] + r[g + 1] + r[g + 2] + r[g + 3]) / K, var = 0;
+    for (int i = 0; i < K; i++) var += (r[g + i] - mean) * (r[g + i] - mean);
+    for (int i = 0; i < K; i++) {
+      double a = (r[g + i] - mean) / (sqrt(var / K) + 1e-6);
+      B0[g + i] = a < -1 ? -1 : a > 1 ? 1 : a;
+    }
+  }
+  EXPECT(memcmp(A, B0, sizeof A) == 0, "spread_floor 0 changed the advantages' bits");
+  /* a floor below both stds (1 and 1.118) changes nothing, bit for bit */
+  amd_advantages(B0, r, 2 * K, K, 1e-6, 0.5);
+  EXPECT(memcmp(A, B0, sizeof A) == 0, "a floor below the groups' std changed the advantages");
+  /* floor 4 on {0, 0, 2, 2} (deviations -1, 1): +-1 / (4 + eps); floor 10 on {1, 2, 3, 4} */
+  const double want4[K] = {-0.249999937500016, -0.249999937500016, 0.249999937500016, 0.249999937500016};
+  const double want10[K] = {-0.149999985000002, -0.049999995000001, 0.049999995000001, 0.149999985000002};
+  amd_advantages(A, r, K, K, 1e-6, 4.0);
+  expect_all("A, floor 4", A, want4, K, 1e-12);
+  amd_advantages(A, r + K, K, K, 1e-6, 10.0);
+  expect_all("A, floor 10", A, want10, K, 1e-12);
+  /* near-equal rewards (std 4.33e-5), floor 0.1: near zero, where without it they were -0.56 and +1 */
+  const double tiny[K] = {1, 1, 1, 1 + 1e-4};
+  const double want_tiny[K] = {-0.000249997500024, -0.000249997500024, -0.000249997500024, 0.000749992500075};
+  amd_advantages(A, tiny, K, K, 1e-6, 0.1);
+  expect_all("A, tiny spread, floor 0.1", A, want_tiny, K, 1e-9);
+  /* equal rewards stay exactly 0 */
+  const double equal[K] = {-3.5, -3.5, -3.5, -3.5};
+  amd_advantages(A, equal, K, K, 1e-6, 0.1);
+  for (int i = 0; i < K; i++) EXPECT(A[i] == 0.0, "equal rewards, floor 0.1: A[%d] = %g, want exactly 0", i, A[i]);
+}
+
+/* amd.rls_norm=mean1: W_i = exp(-lambda A_i) / mean over the group of K */
+static void test_amd_weights_mean1(void) {
+  enum { K = 4, N = 3 * K };
+  const double A[N] = {-1, -0.5, 0.5, 1, 0, 0, 0, 0, -0.3, 0.2, 0.9, -0.8};
+  const double want[N] = {2.035627446636808, 1.234670458137767, 0.45420987817061, 0.275492217054815, 1, 1, 1, 1,
+                          1.124718283343684, 0.682176122387305, 0.338758636974946, 1.854346957294065};
+  const double want_l2[K] = {2.785549948778104, 1.024746558511629, 0.138684365741915, 0.051019126968352};
+  float w[N];
+  amd_weights_mean1(w, A, N, K, 1.0);
+  for (int i = 0; i < N; i++) EXPECT_CLOSE(w[i], want[i], 0, 1e-7, "W = exp(-A) / group mean");
+  for (int g = 0; g < N; g += K)
+    EXPECT_CLOSE((double)w[g] + w[g + 1] + w[g + 2] + w[g + 3], K, 0, 1e-6, "mean1: a group's weights sum to K");
+  amd_weights_mean1(w, A, K, K, 2.0);
+  for (int i = 0; i < K; i++) EXPECT_CLOSE(w[i], want_l2[i], 0, 1e-7, "W = exp(-2 A) / group mean");
+  /* lambda_rls = 0, or K = 1 (A = 0): exactly 1 */
+  amd_weights_mean1(w, A, N, K, 0.0);
+  for (int i = 0; i < N; i++) EXPECT(w[i] == 1.0f, "mean1, lambda_rls 0: W[%d] = %g, want exactly 1", i, w[i]);
+  const double zero[3] = {0, 0, 0};
+  amd_weights_mean1(w, zero, 3, 1, 1.0);
+  for (int i = 0; i < 3; i++) EXPECT(w[i] == 1.0f, "mean1, K = 1: W[%d] = %g, want exactly 1", i, w[i]);
 }
 
 static void test_amd_weights(void) {
@@ -136,15 +197,18 @@ static void test_amd_weights(void) {
 /* ---- the DMD / AMD generator gradient op ----------------------------------------------------- */
 
 /* docs/DESIGN.md section 4 in double for one sample: d_cfg = d_u + w (d_c - d_u);
- * H = beta (d_c - d_f) + alpha (w - 1)(d_c - d_u); n = mean |x - d_cfg|; loss = 0.5 ||H / n||^2;
+ * H = beta (d_c - d_f) + alpha (w - 1)(d_c - d_u) (Eq. 10), or with beta_fake (amd.beta_on=fake)
+ * H = alpha (d_cfg - x) - beta (d_f - x); n = mean |x - d_cfg|; loss = 0.5 ||H / n||^2;
  * dx = -scale H / n; stats as in ops.h. */
 static void ref_dmd_grad(double *dx, double st[6], const float *x, const float *dc, const float *du, const float *df,
-                         double alpha, double beta, double w, double scale, int D) {
+                         double alpha, double beta, double w, double scale, int beta_fake, int D) {
   double n = 0, rr = 0, ff = 0, cu = 0, rf = 0, loss = 0;
   for (int j = 0; j < D; j++) n += fabs(x[j] - (du[j] + w * ((double)dc[j] - du[j])));
   n /= D;
   for (int j = 0; j < D; j++) {
-    double h = beta * ((double)dc[j] - df[j]) + alpha * (w - 1) * ((double)dc[j] - du[j]);
+    double cfg = du[j] + w * ((double)dc[j] - du[j]);
+    double h = beta_fake ? alpha * (cfg - x[j]) - beta * ((double)df[j] - x[j])
+                         : beta * ((double)dc[j] - df[j]) + alpha * (w - 1) * ((double)dc[j] - du[j]);
     loss += 0.5 * (h / n) * (h / n);
     dx[j] = -scale * h / n;
     double r = (double)dc[j] - x[j], f = (double)df[j] - x[j], g = (double)dc[j] - du[j];
@@ -168,30 +232,48 @@ static void test_dmd_grad(void) {
   /* dx and stats are set, not added to: distill.c adds the GAN term into dx right after */
   ops->fill(dx, 7.0f, B * D);
   ops->fill(stats, 7.0f, B * 6);
-  ops->dmd_grad(dx, stats, x, dc, du, df, alpha, beta, w, scale, B, D);
+  ops->dmd_grad(dx, stats, x, dc, du, df, alpha, beta, w, scale, 0, B, D);
   for (int b = 0; b < B; b++) {
     double rdx[D], rst[6];
-    ref_dmd_grad(rdx, rst, x + b * D, dc + b * D, du + b * D, df + b * D, alpha[b], beta[b], w, scale, D);
+    ref_dmd_grad(rdx, rst, x + b * D, dc + b * D, du + b * D, df + b * D, alpha[b], beta[b], w, scale, 0, D);
     for (int j = 0; j < D; j++) EXPECT_CLOSE(dx[b * D + j], rdx[j], 1e-6, 1e-5, "dx = -scale H / n");
     for (int k = 0; k < 6; k++) EXPECT_CLOSE(stats[b * 6 + k], rst[k], 1e-6, 1e-5, stat_names[k]);
   }
+  /* amd.beta_on=fake: H = alpha (d_cfg - x) - beta (d_f - x), against the same reference; it must
+   * differ from Eq. 10 at these alpha, beta (the test above could not pass by ignoring the flag) */
+  float *dx_eq10 = host_copy(dx, B * D);
+  ops->dmd_grad(dx, stats, x, dc, du, df, alpha, beta, w, scale, 1, B, D);
+  double moved = 0;
+  for (int b = 0; b < B; b++) {
+    double rdx[D], rst[6];
+    ref_dmd_grad(rdx, rst, x + b * D, dc + b * D, du + b * D, df + b * D, alpha[b], beta[b], w, scale, 1, D);
+    for (int j = 0; j < D; j++) EXPECT_CLOSE(dx[b * D + j], rdx[j], 1e-6, 1e-5, "beta_on=fake: dx = -scale H / n");
+    for (int k = 0; k < 6; k++) EXPECT_CLOSE(stats[b * 6 + k], rst[k], 1e-6, 1e-5, stat_names[k]);
+    for (int j = 0; j < D; j++) moved = fmax(moved, fabs(dx[b * D + j] - dx_eq10[b * D + j]));
+  }
+  EXPECT(moved > 1e-3, "beta_on=fake gives Eq. 10's dx (largest difference %g)", moved);
+  free(dx_eq10);
 
-  /* alpha = beta = 1 is plain DMD: H = d_cfg - d_f */
+  /* alpha = beta = 1 is plain DMD: H = d_cfg - d_f, with beta on the DM term and on the fake teacher */
   ops->fill(alpha, 1.0f, B);
   ops->fill(beta, 1.0f, B);
-  ops->dmd_grad(dx, stats, x, dc, du, df, alpha, beta, w, scale, B, D);
-  for (int b = 0; b < B; b++) {
-    double n = 0, loss = 0, H[D];
-    for (int j = 0; j < D; j++) {
-      double cfg = du[b * D + j] + (double)w * ((double)dc[b * D + j] - du[b * D + j]);
-      n += fabs(x[b * D + j] - cfg) / D;
-      H[j] = cfg - df[b * D + j];
+  for (int beta_fake = 0; beta_fake < 2; beta_fake++) {
+    ops->dmd_grad(dx, stats, x, dc, du, df, alpha, beta, w, scale, beta_fake, B, D);
+    for (int b = 0; b < B; b++) {
+      double n = 0, loss = 0, H[D];
+      for (int j = 0; j < D; j++) {
+        double cfg = du[b * D + j] + (double)w * ((double)dc[b * D + j] - du[b * D + j]);
+        n += fabs(x[b * D + j] - cfg) / D;
+        H[j] = cfg - df[b * D + j];
+      }
+      for (int j = 0; j < D; j++) {
+        EXPECT_CLOSE(dx[b * D + j], -scale * H[j] / n, 1e-6, 1e-5,
+                     beta_fake ? "DMD, beta_on=fake: dx = -scale (d_cfg - d_f) / n" : "DMD: dx = -scale (d_cfg - d_f) / n");
+        loss += 0.5 * (H[j] / n) * (H[j] / n);
+      }
+      EXPECT_CLOSE(stats[b * 6], loss, 1e-6, 1e-5,
+                   beta_fake ? "DMD, beta_on=fake: loss = 0.5 ||(d_cfg - d_f) / n||^2" : "DMD: loss = 0.5 ||(d_cfg - d_f) / n||^2");
     }
-    for (int j = 0; j < D; j++) {
-      EXPECT_CLOSE(dx[b * D + j], -scale * H[j] / n, 1e-6, 1e-5, "DMD: dx = -scale (d_cfg - d_f) / n");
-      loss += 0.5 * (H[j] / n) * (H[j] / n);
-    }
-    EXPECT_CLOSE(stats[b * 6], loss, 1e-6, 1e-5, "DMD: loss = 0.5 ||(d_cfg - d_f) / n||^2");
   }
   float *bufs[] = {x, dc, du, df, alpha, beta, dx, stats};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
@@ -581,7 +663,9 @@ static void test_generator_keys(void) {
 
 int main(void) {
   TEST_RUN(test_amd_advantages);
+  TEST_RUN(test_amd_spread_floor);
   TEST_RUN(test_amd_weights);
+  TEST_RUN(test_amd_weights_mean1);
   TEST_RUN(test_dmd_grad);
   TEST_RUN(test_flow_denoise);
   TEST_RUN(test_reward_toy);
