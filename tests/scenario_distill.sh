@@ -7,7 +7,9 @@
 #  - -np 1 and -np 2 give the same losses up to float reduction order; a crashed run resumes
 #    bit-identically (student, fake teacher, GAN head, both optimizers, the update-ratio counter);
 #  - logs carry every loss and the /advantage records; the NaN guard (exit 3 without rollbacks; by
-#    default a rollback with lower learning rates that finishes); every method runs.
+#    default a rollback with lower learning rates that finishes); every method runs;
+#  - AMD's variants (amd.beta_on=fake, amd.rls_norm=mean1, amd.spread_floor) run, their /advantage
+#    records follow the hand formulas, each moves the run, and a resume may not change one.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 "$AMD" data toy2d out="$S/toy.h5" n=8000 >/dev/null
@@ -58,6 +60,54 @@ g = a['group'][:].astype(int)
 for grp in np.unique(g):  # group-relative: advantages of a group average to about zero
     assert abs(adv[g == grp].mean()) < 0.3 or np.all(np.abs(adv[g == grp]) == 1)
 "
+
+# AMD's variants (docs/DESIGN.md section 4.7) end to end: the /advantage records follow the hand
+# formulas (advantages with the floor at 0.1 x the batch's reward std, mean-1 weights per group);
+# each variant alone moves the trajectory off the default's; a resume may not change one
+V="amd.beta_on=fake amd.rls_norm=mean1 amd.spread_floor=0.1"
+expect_ok amd_variants "$AMD" distill $SMALL method=amd $V train.steps=5 ckpt.every=5 run="$S/amd_variants"
+for v in amd.beta_on=fake amd.rls_norm=mean1 amd.spread_floor=0.5; do
+  expect_ok "amd_variant_$v" "$AMD" distill $SMALL method=amd gan.lambda=0 $v train.steps=5 run="$S/variant_$v"
+done
+# the floor's scale is the global batch's: at -np 2 each rank's groups see both ranks' rewards
+expect_ok amd_variant_floor_np2 $MPIRUN -np 2 "$AMD" distill $SMALL method=amd gan.lambda=0 amd.spread_floor=0.5 \
+  train.steps=5 run="$S/variant_floor_np2"
+py_check amd_variants_records "
+import h5py, numpy as np
+def check(run, f, mean1, floor_acts):
+    a = h5py.File('$S/' + run + '/log.h5', 'r')['advantage']
+    r = a['reward'][:]; adv = a['advantage'][:]; g = a['group'][:].astype(int)
+    assert len(r) == 64 and set(a['step'][:]) == {5.0}
+    want = np.zeros_like(r); acts = 0
+    for grp in np.unique(g):
+        m = g == grp
+        acts += r[m].std() < f * r.std()
+        want[m] = np.clip((r[m] - r[m].mean()) / (max(r[m].std(), f * r.std()) + 1e-6), -1, 1)
+    assert np.allclose(adv, want, rtol=1e-9, atol=1e-12), (run, np.abs(adv - want).max())
+    assert acts > 0 if floor_acts else True, (run, 'the floor acts in no group')
+    assert np.allclose(a['alpha'][:], 1 + 0.5 * adv, atol=1e-6) and np.allclose(a['beta'][:], 1 - 0.5 * adv, atol=1e-6)
+    w = a['fake_weight'][:]
+    for grp in np.unique(g):
+        m = g == grp
+        e = np.exp(-adv[m])
+        assert np.allclose(w[m], e / e.mean() if mean1 else e, rtol=1e-6), (run, grp)
+check('amd_variants', 0.1, True, False)
+check('variant_amd.spread_floor=0.5', 0.5, False, True)
+check('variant_amd.rls_norm=mean1', 0, True, False)
+check('variant_floor_np2', 0.5, False, True)
+"
+py_check amd_each_variant_moves_the_run "
+import h5py, numpy as np
+ref = h5py.File('$S/amd_default/log.h5', 'r')['train']
+for v in ('amd.beta_on=fake', 'amd.rls_norm=mean1', 'amd.spread_floor=0.5'):
+    t = h5py.File('$S/variant_' + v + '/log.h5', 'r')['train']
+    assert not np.array_equal(t['loss_dm'][:], ref['loss_dm'][:5]), v
+    assert np.isfinite(t['loss_dm'][:]).all() and np.isfinite(t['loss_fake'][:]).all(), v
+"
+expect_error amd_variant_not_free_on_resume "amd.beta_on: fake -> dm" "$AMD" distill $SMALL method=amd \
+  amd.rls_norm=mean1 amd.spread_floor=0.1 train.steps=6 ckpt.every=5 resume=1 resume.allow=train.steps run="$S/amd_variants"
+expect_error amd_beta_on_unknown "dm|fake" "$AMD" distill $SMALL method=amd amd.beta_on=real run="$S/bad_beta_on"
+expect_error amd_spread_floor_negative "amd.spread_floor" "$AMD" distill $SMALL method=amd amd.spread_floor=-0.1 run="$S/bad_floor"
 
 # dmd moves the 1-step student out of the Forbidden Zone
 expect_ok init_1step "$AMD" sample ckpt="$S/teacher" net=teacher sampler=generator steps=1 n=2048 out="$S/init.h5"
