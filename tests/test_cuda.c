@@ -804,8 +804,10 @@ static void test_classifier_step(void) {
 
 /* Two distillation steps of `method` on backend o (dit networks; the GAN head for all but dmd; the
  * classifier reward, which dmdr and amd use), as cmd_distill runs them: real teacher, fake teacher
- * and student from the same parameters. */
-static void distill_run_on(const amd_ops *o, Method method, DistillStats st[2], float **student, long *n) {
+ * and student from the same parameters. variants: AMD's amd.beta_on=fake, amd.rls_norm=mean1 and
+ * amd.spread_floor=0.1 (docs/DESIGN.md section 4.7). */
+static void distill_run_on(const amd_ops *o, Method method, int variants, DistillStats st[2], float **student,
+                           long *n) {
   ops = o;
   enum { PROMPTS = 4, K = 2, B = PROMPTS * K, NDATA = 16 };
   Model *real = model_create(&dit_cfg, 2 * B), *fake = model_create(&dit_cfg, B), *stud = model_create(&dit_cfg, B);
@@ -826,6 +828,7 @@ static void distill_run_on(const amd_ops *o, Method method, DistillStats st[2], 
                       .lambda_gan = 0.1, .disc_weight = 0.1, .s = 0.5, .lambda_rls = 0.5, .eps = 1e-6,
                       .lambda_r = 0.5, .prompts = PROMPTS, .K = K, .seed = 5, .opt_student = step_opt,
                       .opt_fake = step_opt};
+  if (variants) dc.beta_on = AMD_BETA_ON_FAKE, dc.rls_norm = AMD_RLS_MEAN1, dc.spread_floor = 0.1;
   Distill *d = distill_create(&dc, real, fake, stud, method == METHOD_DMD ? NULL : disc, &data,
                               method == METHOD_DMDR || method == METHOD_AMD ? &reward : NULL);
   for (int s = 0; s < 2; s++) EXPECT(distill_step(d, s, &st[s]) == 0, "distill step %d on %s not finite", s, o->name);
@@ -838,12 +841,12 @@ static void distill_run_on(const amd_ops *o, Method method, DistillStats st[2], 
   ops = &ops_cpu;
 }
 
-static void distill_step_case(Method method, const char *name) {
+static void distill_step_case(Method method, int variants, const char *name) {
   DistillStats cpu[2], gpu[2];
   float *pc, *pg;
   long n;
-  distill_run_on(&ops_cpu, method, cpu, &pc, &n);
-  distill_run_on(&ops_cuda, method, gpu, &pg, &n);
+  distill_run_on(&ops_cpu, method, variants, cpu, &pc, &n);
+  distill_run_on(&ops_cuda, method, variants, gpu, &pg, &n);
   for (int s = 0; s < 2; s++) {
     struct { const char *name; double cpu, gpu; } v[] = {
         {"loss_dm", cpu[s].loss_dm, gpu[s].loss_dm},
@@ -873,10 +876,11 @@ static void distill_step_case(Method method, const char *name) {
 }
 
 static void test_distill_step(void) {
-  distill_step_case(METHOD_DMD, "dmd");
-  distill_step_case(METHOD_DMD2, "dmd2");
-  distill_step_case(METHOD_DMDR, "dmdr");
-  distill_step_case(METHOD_AMD, "amd");
+  distill_step_case(METHOD_DMD, 0, "dmd");
+  distill_step_case(METHOD_DMD2, 0, "dmd2");
+  distill_step_case(METHOD_DMDR, 0, "dmdr");
+  distill_step_case(METHOD_AMD, 0, "amd");
+  distill_step_case(METHOD_AMD, 1, "amd variants"); /* beta_on=fake, rls_norm=mean1, spread_floor 0.1 */
 }
 
 /* ---- device selection ------------------------------------------------------------------------- */
