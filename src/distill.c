@@ -169,13 +169,13 @@ static uint32_t index0(const Distill *d) { return (uint32_t)(d->p0 * d->c.K); }
  * global batch (every group, every rank), in two passes (a mean, then squared deviations: rewards
  * such as log-densities sit far from 0). */
 static double reward_scale(const Distill *d) {
-  double sum[2] = {0, 0};
-  for (int i = 0; i < d->B; i++) sum[0] += d->r_h[i];
-  dist_allreduce_sum_f64v(sum, 1);
-  double mean = sum[0] / d->GB;
-  for (int i = 0; i < d->B; i++) sum[1] += (d->r_h[i] - mean) * (d->r_h[i] - mean);
-  dist_allreduce_sum_f64v(sum + 1, 1);
-  return sqrt(sum[1] / d->GB);
+  double sum = 0, sq = 0;
+  for (int i = 0; i < d->B; i++) sum += d->r_h[i];
+  dist_allreduce_sum_f64v(&sum, 1);
+  double mean = sum / d->GB;
+  for (int i = 0; i < d->B; i++) sq += (d->r_h[i] - mean) * (d->r_h[i] - mean);
+  dist_allreduce_sum_f64v(&sq, 1);
+  return sqrt(sq / d->GB);
 }
 
 /* rewards and advantages of the samples now in d->x, and with want_grad dR/dx into d->rgrad. The
@@ -189,7 +189,8 @@ static void score_samples(Distill *d, int want_grad) {
     for (int i = 0; i < d->B; i++) d->r_h[i] = 0;
     if (want_grad) ops->fill(d->rgrad, 0.0f, (long)d->B * d->D);
   }
-  amd_advantages(d->A_h, d->r_h, d->B, d->c.K, d->c.eps, d->c.spread_floor > 0 ? d->c.spread_floor * reward_scale(d) : 0);
+  double std_floor = d->c.spread_floor > 0 ? d->c.spread_floor * reward_scale(d) : 0; /* 0: no sums over ranks */
+  amd_advantages(d->A_h, d->r_h, d->B, d->c.K, d->c.eps, std_floor);
 }
 
 /* AMD's sharpening weights W of the advantages d->A_h into d->fw_h: raw or mean 1 per group. */
