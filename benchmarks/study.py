@@ -445,8 +445,9 @@ class Study:
         cmd = ["sbatch", f"--array=0-{len(lines) - 1}{limit}", "jobs/sweep_array.sbatch"]
         text = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(cmd)
         print(f"study: {len(lines)} cells in {cells}\nsubmit from {ROOT}:\n  {text}\n"
-              f"when the array is done, collect with: {shlex.join([sys.argv[0]] + sys.argv[1:2])} --report"
-              " (or rerun without --slurm: it does what is missing locally)")
+              "when the array is done, collect with: "
+              f"{shlex.join(['benchmarks/study.py', self.spec['path'], '--out', self.out, '--report'])}"
+              " (or rerun without --slurm: it does locally what is missing)")
         if submit:
             return subprocess.run(cmd, env=dict(ENV, **env), cwd=ROOT).returncode == 0
         return True
