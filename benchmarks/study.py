@@ -373,6 +373,34 @@ class Study:
     def eval_complete(self, cell):
         return read_eval(self.path("evals", cell + "_eval.h5"), self.spec["metrics"]) is not None
 
+    def check_record(self):
+        """Refuses a study folder whose cells ran with other arguments than the spec gives them now (its
+        table would mix the two); records the arguments of every cell of the spec. New cells (more
+        seeds, budgets or methods) are welcome."""
+        record = self.path("cells.json")
+        old = json.load(open(record)) if os.path.exists(record) else {}
+        now = {}
+        for m, b, s in cells_of(self.spec):
+            cell = cell_name(m, b, s)
+            now[cell] = {"distill": self.distill_args(m, b, s), "sample": self.sample_args(cell, b, s),
+                         "eval": self.eval_args(cell)}
+        changed = []
+        for cell in sorted(set(old) & set(now)):
+            for cmd in ("distill", "sample", "eval"):
+                if old[cell][cmd] != now[cell][cmd]:
+                    gone = [a for a in old[cell][cmd] if a not in now[cell][cmd]]
+                    new = [a for a in now[cell][cmd] if a not in old[cell][cmd]]
+                    changed.append(f"{cell} ({cmd}: {' '.join(gone) or '-'} -> {' '.join(new) or '-'})")
+        if changed:
+            raise SpecError(f"the study folder {self.out} holds cells run with other settings than the spec gives "
+                            f"them now: {'; '.join(changed[:6])}{' ...' if len(changed) > 6 else ''} ({len(changed)} "
+                            "in all); choose another --out, or remove those cells' runs/ and evals/ files and their "
+                            "entries in cells.json")
+        old.update(now)
+        with open(record + ".tmp", "w") as f:
+            json.dump(old, f, indent=1)
+        os.replace(record + ".tmp", record)
+
     def run_cell(self, method, budget, seed):
         cell = cell_name(method, budget, seed)
         if self.eval_complete(cell):
@@ -404,6 +432,7 @@ class Study:
     def run_all(self, jobs):
         for d in ("runs", "evals", "logs"):
             os.makedirs(self.path(d), exist_ok=True)
+        self.check_record()
         if not self.prepare_teacher():
             return False
         ex = ThreadPoolExecutor(max_workers=jobs)
@@ -422,6 +451,7 @@ class Study:
         its sbatch command. Line i (task i): NAME, then tab-separated distill, sample and eval arguments."""
         for d in ("runs", "evals", "logs"):
             os.makedirs(self.path(d), exist_ok=True)
+        self.check_record()
         if not self.prepare_teacher():
             return False
         lines = []
@@ -644,6 +674,8 @@ def main():
     print(f"study: {len(cells_of(spec))} cells into {out}, {a.jobs} at a time, {threads} threads each")
     try:
         ok = study.run_all(a.jobs)
+    except SpecError as e:
+        sys.exit(f"study: {e}")
     except KeyboardInterrupt:
         study.stop()
         sys.exit(f"study: interrupted; the running commands were told to checkpoint; rerun the same command to "

@@ -3,7 +3,8 @@
 # spec benchmarks/study_ci.json (a tiny toy teacher, dmd2 and amd, 10 and 20 steps, 3 seeds):
 #  - its statistics against known values and hand-made inputs (--self-test: t quantiles, intervals,
 #    paired differences, verdicts);
-#  - bad specs are refused naming the problem, before anything runs;
+#  - bad specs are refused naming the problem, before anything runs, and so is a rerun whose spec gives
+#    cells that already ran other settings (the table would mix them);
 #  - a study stopped by SIGTERM (the running amd checkpoints), then killed with kill -9 (the whole
 #    process group), then rerun, completes: every cell distilled from scratch exactly once, the
 #    interrupted ones continued with resume=1, a log row per step in every run folder;
@@ -126,6 +127,9 @@ for c in {r['cell'] for r in rows if r['action'] == 'resume'}:
     assert cmds[-1][:-len(' resume=1')] == cmds[0], (c, cmds)
     assert 'resume' in log and 'refus' not in log, c
 "
+mkspec "$S/changed.json" "s['distill']['settings']['fault.slow_ckpt_ms'] = 150; s['methods']['amd']['amd.s'] = 0.25"
+expect_error study_changed_settings_refused "amd_steps10_seed0 (distill: amd.s=0.5 -> amd.s=0.25)" $STUDY "$S/changed.json" --out "$S/ci"
+if grep -q "amd.s=0.25" "$S/ci/cells.json"; then fail study_changed_settings_not_recorded "cells.json took them"; else pass study_changed_settings_not_recorded; fi
 
 # --- the table against the eval files ----------------------------------------------------------------------
 py_check study_table_numbers "
