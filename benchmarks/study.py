@@ -512,6 +512,8 @@ def read_eval(path, metrics, log=None):
         with h5py.File(log, "r", locking=False) as f:
             for m in metrics:
                 if m.startswith("log:"):
+                    if m[4:] not in f["train"]:
+                        raise SpecError(f"metric {m!r}: the log {log} has no column /train/{m[4:]}")
                     out[m] = float(f["train"][m[4:]][-1])
     return out
 
@@ -633,7 +635,8 @@ def plot(spec, out, rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("spec", nargs="?", help="the study's spec (JSON; docs/study.md)")
-    ap.add_argument("--out", help="study folder (default: the spec's \"out\", else runs/study/<spec name>)")
+    ap.add_argument("--out", help="study folder (default: the spec's \"out\" under the repository, else "
+                    "runs/study/<spec name>)")
     ap.add_argument("--jobs", type=int, default=1, help="cells run at a time (local); each gets cores / jobs threads")
     ap.add_argument("--threads", type=int, default=0, help="threads per cell (default cores / jobs)")
     ap.add_argument("--nice", type=int, default=10, help="niceness of the commands (0: none)")
@@ -653,13 +656,16 @@ def main():
         spec = load_spec(a.spec)
     except SpecError as e:
         sys.exit(f"study: {e}")
-    out = os.path.abspath(os.path.join(ROOT, a.out or spec["out"]))
+    out = os.path.abspath(a.out) if a.out else os.path.abspath(os.path.join(ROOT, spec["out"]))
     os.makedirs(out, exist_ok=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = a.threads or max(1, cores // a.jobs)
     study = Study(spec, out, threads, a.nice)
     if a.report:
-        sys.exit(0 if report(spec, out) else 1)
+        try:
+            sys.exit(0 if report(spec, out) else 1)
+        except SpecError as e:
+            sys.exit(f"study: {e}")
     if a.slurm:
         try:
             ok = study.slurm(a.submit, a.jobs if a.jobs > 1 else 0)
@@ -680,7 +686,10 @@ def main():
         study.stop()
         sys.exit(f"study: interrupted; the running commands were told to checkpoint; rerun the same command to "
                  f"continue (journal: {os.path.join(out, 'journal.csv')})")
-    complete = report(spec, out)
+    try:
+        complete = report(spec, out)
+    except SpecError as e:
+        sys.exit(f"study: {e}")
     if not ok:
         sys.exit("study: some cells failed (journal.csv names them and their logs); rerun to retry them")
     sys.exit(0 if complete else 1)

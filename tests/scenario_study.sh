@@ -9,7 +9,8 @@
 #    process group), then rerun, completes: every cell distilled from scratch exactly once, the
 #    interrupted ones continued with resume=1, a log row per step in every run folder;
 #  - the table's means, 95% t intervals, paired differences and verdicts equal those recomputed here
-#    from the eval files (h5py, the t quantile of df 2 from a table), and the PNG is written;
+#    from the eval files (h5py, the t quantile of df 2 from a table), and the PNG is written; a
+#    `log:COLUMN` metric is the last row of each run's /train/COLUMN, a missing column an error;
 #  - --slurm writes the pending cells and the sbatch command of jobs/sweep_array.sbatch; two array
 #    tasks run through that script (without a cluster: SLURM_ARRAY_TASK_ID set by hand, mpirun -np 1)
 #    and give the local cells' numbers bit for bit, and the next --slurm lists only the other cells.
@@ -217,3 +218,20 @@ else
   fail study_slurm_pending_only "$(cat "$S/slurm2.out")"
 fi
 expect_error study_report_incomplete "Not evaluated yet (10 cells)" bash -c "$STUDY $S/slurm.json --out $S/sl --report 1>&2"
+
+# --- a metric from the logs: the last row of /train/<column> ------------------------------------------------
+mkspec "$S/logmetric.json" "s['metrics'] = {'log:loss_dm': 'lower', 'coverage': 'higher'}"
+expect_ok study_log_metric_report $STUDY "$S/logmetric.json" --out "$S/ci" --report
+py_check study_log_metric_values "
+import csv, h5py
+rows = [r for r in csv.DictReader(open('$S/ci/results.csv')) if r['metric'] == 'log:loss_dm' and r['table'] == 'mean']
+assert len(rows) == 4, rows
+for r in rows:
+    v = []
+    for s in (0, 1, 2):
+        with h5py.File(f\"$S/ci/runs/{r['method']}_steps{r['steps']}_seed{s}/log.h5\", 'r') as f:
+            v.append(float(f['train/loss_dm'][-1]))
+    assert abs(float(r['mean']) - sum(v) / 3) <= 1e-12 * max(1, abs(sum(v))), (r, v)
+"
+mkspec "$S/logmissing.json" "s['metrics'] = {'log:no_such_column': 'lower'}"
+expect_error study_log_metric_missing "has no column /train/no_such_column" $STUDY "$S/logmissing.json" --out "$S/ci" --report
