@@ -479,7 +479,12 @@ class Study:
               f"{shlex.join(['benchmarks/study.py', self.spec['path'], '--out', self.out, '--report'])}"
               " (or rerun without --slurm: it does locally what is missing)")
         if submit:
-            return subprocess.run(cmd, env=dict(ENV, **env), cwd=ROOT).returncode == 0
+            r = subprocess.run(cmd[:1] + ["--parsable"] + cmd[1:], env=dict(ENV, **env), cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                print(f"study: sbatch failed (exit {r.returncode})", file=sys.stderr)
+                return False
+            print(f"study: submitted array job {r.stdout.strip().split(';')[0]}")
         return True
 
 
