@@ -58,7 +58,9 @@ def _betacf(a, b, x):
     h = d
     for m in range(1, 400):
         m2 = 2 * m
-        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)), -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+        even = m * (b - m) * x / ((a + m2 - 1) * (a + m2))
+        odd = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))
+        for num in (even, odd):
             d = 1.0 + num * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + num / c
@@ -223,9 +225,11 @@ def load_spec(path):
     if isinstance(t, str):
         t = {"ckpt": t}
     if not isinstance(t, dict) or not isinstance(t.get("ckpt"), str) or set(t) - {"ckpt", "commands"}:
-        raise SpecError(f"{path}: 'teacher' must be a checkpoint path or {{\"ckpt\": PATH, \"commands\": [[ARG, ...], ...]}}")
+        raise SpecError(f"{path}: 'teacher' must be a checkpoint path or "
+                        "{\"ckpt\": PATH, \"commands\": [[ARG, ...], ...]}")
     cmds = t.get("commands", [])
-    if not isinstance(cmds, list) or not all(isinstance(c, list) and c and all(isinstance(a, str) for a in c) for c in cmds):
+    if not isinstance(cmds, list) or not all(isinstance(c, list) and c and all(isinstance(a, str) for a in c)
+                                             for c in cmds):
         raise SpecError(f"{path}: 'teacher.commands' must be a list of argument lists")
     d = spec.get("distill", {})
     if not isinstance(d, dict) or set(d) - {"config", "settings"}:
@@ -238,8 +242,8 @@ def load_spec(path):
             raise SpecError(f"{path}: method name {name!r} must be letters, digits, '_', '.', '-'")
     budgets, seeds = spec["budgets"], spec["seeds"]
     for key, vals, least in (("budgets", budgets, 1), ("seeds", seeds, 0)):
-        if (not isinstance(vals, list) or not vals or not all(isinstance(v, int) and not isinstance(v, bool) and v >= least
-                                                              for v in vals) or len(set(vals)) != len(vals)):
+        good = isinstance(vals, list) and vals and len(set(vals)) == len(vals)
+        if not good or not all(isinstance(v, int) and not isinstance(v, bool) and v >= least for v in vals):
             raise SpecError(f"{path}: {key!r} must be a non-empty list of distinct integers >= {least}")
     if spec["baseline"] not in methods:
         raise SpecError(f"{path}: the baseline {spec['baseline']!r} is not one of the methods ({', '.join(methods)})")
@@ -247,10 +251,12 @@ def load_spec(path):
     if isinstance(metrics, list):
         unknown = [m for m in metrics if m not in DIRECTIONS]
         if unknown:
-            raise SpecError(f"{path}: metrics {unknown} have no known direction: give them as {{\"name\": \"lower\"|\"higher\"}}")
+            raise SpecError(f"{path}: metrics {unknown} have no known direction: give them as "
+                            "{\"name\": \"lower\"|\"higher\"}")
         metrics = {m: DIRECTIONS[m] for m in metrics}
     if not isinstance(metrics, dict) or not metrics or any(v not in ("lower", "higher") for v in metrics.values()):
-        raise SpecError(f"{path}: 'metrics' must be a list of known metrics or an object {{name: \"lower\"|\"higher\"}}")
+        raise SpecError(f"{path}: 'metrics' must be a list of known metrics or an object "
+                        "{name: \"lower\"|\"higher\"}")
     launcher = spec.get("launcher", [])
     if not isinstance(launcher, list) or not all(isinstance(a, str) for a in launcher):
         raise SpecError(f"{path}: 'launcher' must be a list of strings (e.g. [\"mpirun\", \"-np\", \"2\"])")
@@ -417,7 +423,8 @@ class Study:
                 args.append("resume=1")
             rc = self.run(self.spec["launcher"] + [self.amd, "distill"] + args, log)
             if rc != 0 or not os.path.exists(final):
-                self.journal(cell, "stopped" if rc == 75 or self.stopping else "failed", f"distill exit {rc}; see {log}")
+                word = "stopped" if rc == 75 or self.stopping else "failed"
+                self.journal(cell, word, f"distill exit {rc}; see {log}")
                 return False
             self.journal(cell, "distilled")
         rc = self.run([self.amd, "sample"] + self.sample_args(cell, budget, seed) + [f"threads={self.threads}"], log)
@@ -637,6 +644,12 @@ def plot(spec, out, rows):
     print(f"wrote {os.path.join(out, 'results.png')}")
 
 
+def usage_error(e):
+    """A mistake in the spec or its use: the message, exit status 2 (as amd's usage errors)."""
+    print(f"study: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("spec", nargs="?", help="the study's spec (JSON; docs/study.md)")
@@ -660,7 +673,7 @@ def main():
     try:
         spec = load_spec(a.spec)
     except SpecError as e:
-        sys.exit(f"study: {e}")
+        usage_error(e)
     out = os.path.abspath(a.out) if a.out else os.path.abspath(os.path.join(ROOT, spec["out"]))
     os.makedirs(out, exist_ok=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -670,12 +683,12 @@ def main():
         try:
             sys.exit(0 if report(spec, out) else 1)
         except SpecError as e:
-            sys.exit(f"study: {e}")
+            usage_error(e)
     if a.slurm:
         try:
             ok = study.slurm(a.submit, a.jobs if a.jobs > 1 else 0)
         except SpecError as e:
-            sys.exit(f"study: {e}")
+            usage_error(e)
         sys.exit(0 if ok else 1)
 
     def on_term(signum, frame):
@@ -686,7 +699,7 @@ def main():
     try:
         ok = study.run_all(a.jobs)
     except SpecError as e:
-        sys.exit(f"study: {e}")
+        usage_error(e)
     except KeyboardInterrupt:
         study.stop()
         sys.exit(f"study: interrupted; the running commands were told to checkpoint; rerun the same command to "
@@ -694,7 +707,7 @@ def main():
     try:
         complete = report(spec, out)
     except SpecError as e:
-        sys.exit(f"study: {e}")
+        usage_error(e)
     if not ok:
         sys.exit("study: some cells failed (journal.csv names them and their logs); rerun to retry them")
     sys.exit(0 if complete else 1)
