@@ -205,6 +205,15 @@ def _args_of(settings, where):
     return out
 
 
+def _method_of(settings, where):
+    """A method's arguments: {"distill": [...], "sample": [...], "eval": [...]}, from its `amd distill`
+    overrides, or from an object with any of "distill", "sample" and "eval" (each overrides of that
+    command, after the spec's own: e.g. sampling EMA or raw weights of the same kind of run)."""
+    if isinstance(settings, dict) and settings and set(settings) <= {"distill", "sample", "eval"}:
+        return {k: _args_of(settings.get(k, {}), f"{where}.{k}") for k in ("distill", "sample", "eval")}
+    return {"distill": _args_of(settings, where), "sample": [], "eval": []}
+
+
 def load_spec(path):
     try:
         with open(path) as f:
@@ -266,7 +275,7 @@ def load_spec(path):
         "amd": spec.get("amd", "amd"),
         "teacher": t["ckpt"], "teacher_commands": cmds,
         "config": d.get("config", ""), "common": _args_of(d.get("settings", {}), "distill.settings"),
-        "methods": {n: _args_of(s, f"methods.{n}") for n, s in methods.items()},
+        "methods": {n: _method_of(s, f"methods.{n}") for n, s in methods.items()},
         "budgets": budgets, "seeds": seeds,
         "sample": _args_of(spec.get("sample", {}), "sample"), "eval": _args_of(spec.get("eval", {}), "eval"),
         "baseline": spec["baseline"], "metrics": metrics, "launcher": launcher,
@@ -362,19 +371,22 @@ class Study:
     # passes the settings it started with (amd refuses changed ones: docs/DESIGN.md section 8.8)
     def distill_args(self, method, budget, seed):
         cfg = [self.fill(self.spec["config"])] if self.spec["config"] else []
-        return (cfg + [self.fill(a) for a in self.spec["common"] + self.spec["methods"][method]]
+        return (cfg + [self.fill(a) for a in self.spec["common"] + self.spec["methods"][method]["distill"]]
                 + [f"teacher={self.teacher}", f"seed={seed}", f"train.steps={budget}"])
 
-    def sample_args(self, cell, budget, seed):
-        args = [self.fill(a) for a in self.spec["sample"]]
+    def sample_args(self, method, budget, seed):
+        cell = cell_name(method, budget, seed)
+        args = [self.fill(a) for a in self.spec["sample"] + self.spec["methods"][method]["sample"]]
         if not any(a.startswith("seed=") for a in args):
             args.append(f"seed={seed}")
         return args + [f"ckpt={self.path('runs', cell, f'ckpt_{budget:08d}.h5')}",
                        f"out={self.path('evals', cell + '_samples.h5')}"]
 
-    def eval_args(self, cell):
-        return [self.fill(a) for a in self.spec["eval"]] + [f"samples={self.path('evals', cell + '_samples.h5')}",
-                                                            f"out={self.path('evals', cell + '_eval.h5')}"]
+    def eval_args(self, method, budget, seed):
+        cell = cell_name(method, budget, seed)
+        return ([self.fill(a) for a in self.spec["eval"] + self.spec["methods"][method]["eval"]]
+                + [f"samples={self.path('evals', cell + '_samples.h5')}",
+                   f"out={self.path('evals', cell + '_eval.h5')}"])
 
     def eval_complete(self, cell):
         return read_eval(self.path("evals", cell + "_eval.h5"), self.spec["metrics"]) is not None
@@ -388,8 +400,8 @@ class Study:
         now = {}
         for m, b, s in cells_of(self.spec):
             cell = cell_name(m, b, s)
-            now[cell] = {"distill": self.distill_args(m, b, s), "sample": self.sample_args(cell, b, s),
-                         "eval": self.eval_args(cell)}
+            now[cell] = {"distill": self.distill_args(m, b, s), "sample": self.sample_args(m, b, s),
+                         "eval": self.eval_args(m, b, s)}
         changed = []
         for cell in sorted(set(old) & set(now)):
             for cmd in ("distill", "sample", "eval"):
@@ -427,9 +439,9 @@ class Study:
                 self.journal(cell, word, f"distill exit {rc}; see {log}")
                 return False
             self.journal(cell, "distilled")
-        rc = self.run([self.amd, "sample"] + self.sample_args(cell, budget, seed) + [f"threads={self.threads}"], log)
+        rc = self.run([self.amd, "sample"] + self.sample_args(method, budget, seed) + [f"threads={self.threads}"], log)
         if rc == 0:
-            rc = self.run([self.amd, "eval"] + self.eval_args(cell) + [f"threads={self.threads}"], log)
+            rc = self.run([self.amd, "eval"] + self.eval_args(method, budget, seed) + [f"threads={self.threads}"], log)
         if rc != 0 or not self.eval_complete(cell):
             self.journal(cell, "stopped" if self.stopping else "failed", f"sample/eval exit {rc}; see {log}")
             return False
@@ -466,7 +478,7 @@ class Study:
             cell = cell_name(m, b, s)
             if self.eval_complete(cell):
                 continue
-            parts = [self.distill_args(m, b, s), self.sample_args(cell, b, s), self.eval_args(cell)]
+            parts = [self.distill_args(m, b, s), self.sample_args(m, b, s), self.eval_args(m, b, s)]
             for a in (x for p in parts for x in p):
                 if any(ch.isspace() for ch in a):
                     raise SpecError(f"cell {cell}: argument {a!r} holds white space, which a CELLS line cannot carry")
