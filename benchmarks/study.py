@@ -465,7 +465,7 @@ class Study:
         ex.shutdown()
         return all(results)
 
-    def slurm(self, submit, jobs):
+    def slurm(self, submit, jobs, cpus):
         """Writes the cells not yet evaluated as a CELLS file for jobs/sweep_array.sbatch and prints (or runs)
         its sbatch command. Line i (task i): NAME, then tab-separated distill, sample and eval arguments."""
         for d in ("runs", "evals", "logs"):
@@ -486,12 +486,17 @@ class Study:
         if not lines:
             print("study: every cell is evaluated; nothing to submit")
             return True
-        cells = self.path(f"slurm_cells_{time.strftime('%Y%m%d-%H%M%S')}.txt")
-        with open(cells, "w") as f:
+        stamp, k = time.strftime('%Y%m%d-%H%M%S'), 1
+        cells = self.path(f"slurm_cells_{stamp}.txt")
+        while os.path.exists(cells):  # an earlier array may still read it
+            k += 1
+            cells = self.path(f"slurm_cells_{stamp}-{k}.txt")
+        with open(cells, "x") as f:
             f.write("\n".join(lines) + "\n")
         env = {"CELLS": cells, "SWEEP": self.path("runs"), "AMD": self.amd}
         limit = f"%{jobs}" if jobs else ""
-        cmd = ["sbatch", f"--array=0-{len(lines) - 1}{limit}", "jobs/sweep_array.sbatch"]
+        cmd = (["sbatch", f"--array=0-{len(lines) - 1}{limit}"] + ([f"--cpus-per-task={cpus}"] if cpus else [])
+               + ["jobs/sweep_array.sbatch"])
         text = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(cmd)
         print(f"study: {len(lines)} cells in {cells}\nsubmit from {ROOT}:\n  {text}\n"
               "when the array is done, collect with: "
@@ -668,7 +673,8 @@ def main():
     ap.add_argument("--out", help="study folder (default: the spec's \"out\" under the repository, else "
                     "runs/study/<spec name>)")
     ap.add_argument("--jobs", type=int, default=1, help="cells run at a time (local); each gets cores / jobs threads")
-    ap.add_argument("--threads", type=int, default=0, help="threads per cell (default cores / jobs)")
+    ap.add_argument("--threads", type=int, default=0, help="threads per cell (default cores / jobs; "
+                    "with --slurm: --cpus-per-task, default the script's 1)")
     ap.add_argument("--nice", type=int, default=10, help="niceness of the commands (0: none)")
     ap.add_argument("--slurm", action="store_true", help="write the pending cells for jobs/sweep_array.sbatch and "
                     "print its sbatch command (--jobs N: at most N tasks at a time)")
@@ -698,7 +704,7 @@ def main():
             usage_error(e)
     if a.slurm:
         try:
-            ok = study.slurm(a.submit, a.jobs if a.jobs > 1 else 0)
+            ok = study.slurm(a.submit, a.jobs if a.jobs > 1 else 0, a.threads)
         except SpecError as e:
             usage_error(e)
         sys.exit(0 if ok else 1)

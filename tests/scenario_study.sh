@@ -215,7 +215,6 @@ for c in ('dmd2_steps10_seed0', 'amd_steps10_seed0'):
         for k in ('off_manifold', 'coverage', 'sliced_w1', 'log_density'):
             assert f['eval'][k][0] == g['eval'][k][0], (c, k, f['eval'][k][0], g['eval'][k][0])
 "
-sleep 1  # the next cells file has another name (its time to the second)
 $STUDY "$S/slurm.json" --out "$S/sl" --slurm >"$S/slurm2.out" 2>&1
 cells2=$(ls "$S"/sl/slurm_cells_*.txt | grep -v "$cells" | head -1)
 if [ -n "$cells2" ] && [ "$(wc -l <"$cells2")" -eq 10 ] && ! grep -q "_steps10_seed0	" "$cells2"; then
