@@ -367,6 +367,12 @@ class Study:
         self.journal("teacher", "prepared", self.teacher)
         return True
 
+    def check_teacher(self):
+        if not os.path.exists(os.path.join(ROOT, self.teacher)):
+            raise SpecError(f"the teacher '{self.teacher}' does not exist"
+                            + (" after its commands ran" if self.spec["teacher_commands"] else
+                               " (train it first, or give teacher.commands that make it)"))
+
     # the arguments of a cell's three commands: the same on every run of the study, so a resume
     # passes the settings it started with (amd refuses changed ones: docs/DESIGN.md section 8.8)
     def distill_args(self, method, budget, seed):
@@ -454,6 +460,7 @@ class Study:
         self.check_record()
         if not self.prepare_teacher():
             return False
+        self.check_teacher()
         ex = ThreadPoolExecutor(max_workers=jobs)
         futures = [ex.submit(self.run_cell, *c) for c in cells_of(self.spec)]
         try:
@@ -473,6 +480,7 @@ class Study:
         self.check_record()
         if not self.prepare_teacher():
             return False
+        self.check_teacher()
         lines = []
         for m, b, s in cells_of(self.spec):
             cell = cell_name(m, b, s)

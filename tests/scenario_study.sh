@@ -39,7 +39,9 @@ mkspec "$S/bad_metric.json" "s['metrics'] = ['off_manifold', 'fidelity']"
 expect_error spec_metric_direction "metrics ['fidelity'] have no known direction" $STUDY "$S/bad_metric.json" --out "$S/bad"
 mkspec "$S/bad_seeds.json" "s['seeds'] = [0, 0, 1]"
 expect_error spec_repeated_seed "'seeds' must be a non-empty list of distinct integers" $STUDY "$S/bad_seeds.json" --out "$S/bad"
-if [ -e "$S/bad/runs" ]; then fail spec_errors_run_nothing "$S/bad/runs exists"; else pass spec_errors_run_nothing; fi
+mkspec "$S/no_teacher.json" "s['teacher'] = '$S/nowhere'"
+expect_error spec_missing_teacher "the teacher '$S/nowhere' does not exist (train it first" $STUDY "$S/no_teacher.json" --out "$S/bad"
+if [ -e "$S/bad/runs" ] && [ -n "$(ls "$S/bad/runs")" ]; then fail spec_errors_run_nothing "$S/bad/runs exists"; else pass spec_errors_run_nothing; fi
 
 # --- interrupted twice, then completed -------------------------------------------------------------------
 # slow checkpoints (a free key: a resume passes it again) leave time to stop a cell midway
