@@ -42,7 +42,7 @@
 # The settings of the scripts' environment this job was submitted with (before any default is
 # filled in), repeated by amd_finish's resubmission hint.
 AMD_SUBMIT_ENV=""
-for _v in CONFIG DATA TEACHER METHOD METHODS SEEDS SWEEP STEPS BATCH BATCH_PER_RANK RANKS THREADS AMD_LAUNCHER \
+for _v in CONFIG DATA TEACHER METHOD METHODS SEEDS SWEEP CELLS STEPS BATCH BATCH_PER_RANK RANKS THREADS AMD_LAUNCHER \
   AMD_NTASKS AMD_ROOT AMD; do
   if [ -n "${!_v+x}" ]; then AMD_SUBMIT_ENV+="$_v=$(printf %q "${!_v}") "; fi
 done

@@ -11,7 +11,9 @@
 #    and finishes with losses bit-identical to the uninterrupted job;
 #  - the mpirun fallback of jobs/slurm_lib.sh (AMD_LAUNCHER=mpirun) runs too;
 #  - the sweep keeps the scripts' own --output: each task's logs/slurm-amd-sweep-<id>_<task>.out
-#    (removed after the check) points to its run folder's slurm-<id>_<task>.out.
+#    (removed after the check) points to its run folder's slurm-<id>_<task>.out;
+#  - a study's cells (benchmarks/study.py --slurm --submit: CELLS= of sweep_array.sbatch) distill,
+#    sample and evaluate under srun, and the study's table then finds every cell.
 # Skipped when slurm-wlm or munge are missing (jobs/setup.sh installs them), except the first check,
 # which needs no cluster: the resubmission hint of a job stopped by SIGTERM repeats its settings.
 source "$(dirname "$0")/lib.sh"
@@ -153,3 +155,28 @@ pa = h5py.File('$S/teacher/ckpt_00000150.h5', 'r')['teacher']; pb = h5py.File('$
 for k in ('params', 'adam_m', 'adam_v'):
     assert np.array_equal(pa[k][:], pb[k][:]), k
 "
+
+# a study's cells as an array of sweep_array.sbatch (benchmarks/study.py --slurm --submit, docs/study.md):
+# each task distills, samples and evaluates its cell under srun, and the study's table then finds them all
+$PY -c "
+import json
+s = json.load(open('benchmarks/study_ci.json'))
+s.update(teacher='$S/teacher', budgets=[6], seeds=[0], sample={'n': 256},
+         distill={'settings': {'train.prompts': 8, 'amd.K': 2, 'fake_per_gen': 1, 'log.every': 2, 'ckpt.every': 3}})
+json.dump(s, open('$S/study.json', 'w'))"
+$PY benchmarks/study.py "$S/study.json" --out "$S/study" --slurm --submit >"$S/study_submit.out" 2>&1
+sa=$(sed -n 's/^study: submitted array job \([0-9]*\)$/\1/p' "$S/study_submit.out")
+if [ -n "$sa" ] && slurm_wait "$sa" 240; then
+  ok=1
+  for i in 0 1; do
+    c=$(sed -n "$((i + 1))p" "$S"/study/slurm_cells_*.txt | cut -f1)
+    grep -q "^+ srun --mpi=pmix .* eval " "$S/study/runs/$c/slurm-${sa}_$i.out" &&
+      grep -q "finished with status 0" "$S/study/runs/$c/slurm-${sa}_$i.out" ||
+      { fail study_array_tasks "task $i ($c): $(tail -5 "$S/study/runs/$c/slurm-${sa}_$i.out" 2>&1)"; ok=0; }
+  done
+  [ $ok = 1 ] && pass study_array_tasks
+  expect_ok study_array_report $PY benchmarks/study.py "$S/study.json" --out "$S/study" --report
+else
+  fail study_array_tasks "no array job, or still queued after 240 s: $(cat "$S/study_submit.out"; squeue 2>&1)"
+fi
+rm -f logs/slurm-amd-sweep-"${sa:-none}"_*.out

@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# The study runner, benchmarks/study.py (issue 17, item 3; docs/study.md), end to end on the CI-sized
+# spec benchmarks/study_ci.json (a tiny toy teacher, dmd2 and amd, 10 and 20 steps, 3 seeds):
+#  - its statistics against known values and hand-made inputs (--self-test: t quantiles, intervals,
+#    paired differences, verdicts);
+#  - bad specs are refused naming the problem, before anything runs, and so is a rerun whose spec gives
+#    cells that already ran other settings (the table would mix them);
+#  - a study stopped by SIGTERM (the running amd checkpoints), then killed with kill -9 (the whole
+#    process group), then rerun, completes: no cell distilled from scratch twice (a second fresh start
+#    only where the first was cut off before it made its run folder), the interrupted ones continued
+#    with resume=1 and their first settings, a log row per step in every run folder;
+#  - the table's means, 95% t intervals, paired differences and verdicts equal those recomputed here
+#    from the eval files (h5py, the t quantile of df 2 from a table), and the PNG is written; a
+#    `log:COLUMN` metric is the last row of each run's /train/COLUMN, a missing column an error;
+#  - --slurm writes the pending cells and the sbatch command of jobs/sweep_array.sbatch; two array
+#    tasks run through that script (without a cluster: SLURM_ARRAY_TASK_ID set by hand, mpirun -np 1)
+#    and give the local cells' numbers bit for bit, and the next --slurm lists only the other cells.
+source "$(dirname "$0")/lib.sh"
+S=$(cd "$SCRATCH" && pwd)
+STUDY="$PY benchmarks/study.py"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+# --- the statistics ------------------------------------------------------------------------------------
+$STUDY --self-test 2>&1 || fail self_test "exit $?"
+
+# --- bad specs ------------------------------------------------------------------------------------------
+mkspec() { # OUT PYTHON-EXPRESSION-ON-s: a copy of the CI spec changed by the expression
+  $PY -c "
+import json, sys
+s = json.load(open('benchmarks/study_ci.json'))
+$2
+json.dump(s, open('$1', 'w'), indent=1)"
+}
+mkspec "$S/bad_baseline.json" "s['baseline'] = 'dmd'"
+expect_error spec_bad_baseline "the baseline 'dmd' is not one of the methods (dmd2, amd)" $STUDY "$S/bad_baseline.json" --out "$S/bad"
+mkspec "$S/bad_key.json" "s['seed'] = [0]"
+expect_error spec_unknown_key "unknown key 'seed'" $STUDY "$S/bad_key.json" --out "$S/bad"
+mkspec "$S/bad_metric.json" "s['metrics'] = ['off_manifold', 'fidelity']"
+expect_error spec_metric_direction "metrics ['fidelity'] have no known direction" $STUDY "$S/bad_metric.json" --out "$S/bad"
+mkspec "$S/bad_seeds.json" "s['seeds'] = [0, 0, 1]"
+expect_error spec_repeated_seed "'seeds' must be a non-empty list of distinct integers" $STUDY "$S/bad_seeds.json" --out "$S/bad"
+mkspec "$S/no_teacher.json" "s['teacher'] = '$S/nowhere'"
+expect_error spec_missing_teacher "the teacher '$S/nowhere' does not exist (train it first" $STUDY "$S/no_teacher.json" --out "$S/bad"
+if [ -e "$S/bad/runs" ] && [ -n "$(ls "$S/bad/runs")" ]; then fail spec_errors_run_nothing "$S/bad/runs exists"; else pass spec_errors_run_nothing; fi
+
+# --- interrupted twice, then completed -------------------------------------------------------------------
+# slow checkpoints (a free key: a resume passes it again) leave time to stop a cell midway
+mkspec "$S/ci.json" "s['distill']['settings']['fault.slow_ckpt_ms'] = 150"
+# waits until MIN eval files exist and a cell is inside its distillation with a checkpoint but not its last
+wait_midway() {
+  $PY -c "
+import csv, glob, os, sys, time
+out, least = '$S/ci', int(sys.argv[1])
+t0 = time.time()
+while time.time() - t0 < 60:
+    time.sleep(0.03)
+    if len(glob.glob(out + '/evals/*_eval.h5')) < least or not os.path.exists(out + '/journal.csv'):
+        continue
+    last = {}
+    for r in csv.DictReader(open(out + '/journal.csv')):
+        last[r['cell']] = r['action']
+    for cell, action in last.items():
+        if action in ('distill', 'resume'):
+            steps = int(cell.split('_steps')[1].split('_')[0])
+            ck = glob.glob(f'{out}/runs/{cell}/ckpt_*.h5')
+            if ck and not os.path.exists(f'{out}/runs/{cell}/ckpt_{steps:08d}.h5'):
+                sys.exit(0)
+sys.exit('no cell midway within 60 s')" "$1"
+}
+setsid $STUDY "$S/ci.json" --out "$S/ci" --jobs 2 >"$S/run1.out" 2>&1 &
+pid=$!
+if wait_midway 2; then
+  kill -TERM "$pid"
+  wait "$pid"
+  rc=$?
+  if [ "$rc" -ne 0 ] && grep -q "interrupted; the running commands were told to checkpoint" "$S/run1.out" &&
+    ! pgrep -g "$pid" >/dev/null && grep -q ',stopped,' "$S/ci/journal.csv"; then
+    pass study_sigterm_stops_cells
+  else
+    fail study_sigterm_stops_cells "exit $rc, processes left: $(pgrep -g "$pid" | tr '\n' ' '); $(tail -3 "$S/run1.out")"
+  fi
+else
+  fail study_sigterm_stops_cells "the study did not reach a cell midway"
+  kill -TERM "$pid"; wait "$pid"
+fi
+n1=$(ls "$S"/ci/evals/*_eval.h5 | wc -l)
+setsid $STUDY "$S/ci.json" --out "$S/ci" --jobs 2 >"$S/run2.out" 2>&1 &
+pid=$!
+if wait_midway $((n1 + 2)); then
+  kill -KILL -- -"$pid"
+  wait "$pid" 2>/dev/null
+  # the killed amd processes linger a moment as zombies, and their run folders' locks with them
+  for _ in $(seq 100); do pgrep -g "$pid" >/dev/null || break; sleep 0.1; done
+  if pgrep -g "$pid" >/dev/null; then fail study_killed "processes left: $(pgrep -g "$pid" | tr '\n' ' ')"; else pass study_killed; fi
+else
+  fail study_killed "the study did not reach a cell midway; $(tail -3 "$S/run2.out")"
+  kill -KILL -- -"$pid"; wait "$pid" 2>/dev/null
+fi
+t0=$SECONDS
+expect_ok study_rerun_completes $STUDY "$S/ci.json" --out "$S/ci" --jobs 2
+echo "  (rerun: $((SECONDS - t0)) s)"
+py_check study_no_cell_twice "
+import csv, glob, os, h5py, numpy as np
+rows = list(csv.DictReader(open('$S/ci/journal.csv')))
+cells = [f'{m}_steps{b}_seed{s}' for b in (10, 20) for s in (0, 1, 2) for m in ('dmd2', 'amd')]
+runs = sorted(os.path.basename(p) for p in glob.glob('$S/ci/runs/*'))
+assert runs == sorted(cells), runs
+for c in cells:
+    acts = [r['action'] for r in rows if r['cell'] == c]
+    # a second fresh start only when the first was cut off before amd made the run folder: then it
+    # had written nothing (a run folder is always resumed, and amd refuses a fresh run in one)
+    fresh = [b for b in ('\n' + open(f'$S/ci/logs/{c}.log').read()).split('\n+ ')[1:]
+             if ' distill ' in b.split('\n')[0] and not b.split('\n')[0].endswith('resume=1')]
+    assert acts.count('distill') == len(fresh) and 1 <= len(fresh) <= 2, (c, acts, len(fresh))
+    assert all('checkpoint ' not in b for b in fresh[:-1]), (c, 'a fresh start after a checkpoint')
+    assert acts.count('distilled') <= 1 and acts.count('evaluated') <= 1, (c, acts)
+    steps = int(c.split('_steps')[1].split('_')[0])
+    with h5py.File(f'$S/ci/runs/{c}/log.h5', 'r') as f:
+        st = f['train/step'][:]
+    assert list(st) == list(range(1, steps + 1)), (c, list(st))
+    assert os.path.exists(f'$S/ci/evals/{c}_eval.h5'), c
+resumed = [r['cell'] for r in rows if r['action'] == 'resume']
+assert resumed, 'no cell was resumed'
+skipped = [r['cell'] for r in rows if r['action'] == 'skip']
+assert len(skipped) >= 4, skipped
+print(len(resumed), 'resumed,', len(skipped), 'skipped')
+"
+# every resumed cell passed resume=1 with its first settings, and amd went on from a checkpoint
+py_check study_resume_same_settings "
+import csv, re
+rows = list(csv.DictReader(open('$S/ci/journal.csv')))
+for c in {r['cell'] for r in rows if r['action'] == 'resume'}:
+    log = open(f'$S/ci/logs/{c}.log').read()
+    cmds = [l for l in log.splitlines() if l.startswith('+ ') and ' distill ' in l]
+    assert len(cmds) >= 2 and cmds[-1].endswith(' resume=1'), (c, cmds)
+    assert cmds[-1][:-len(' resume=1')] == cmds[0], (c, cmds)
+    assert 'resume' in log and 'refus' not in log, c
+"
+mkspec "$S/changed.json" "s['distill']['settings']['fault.slow_ckpt_ms'] = 150; s['methods']['amd']['amd.s'] = 0.25"
+expect_error study_changed_settings_refused "amd_steps10_seed0 (distill: amd.s=0.5 -> amd.s=0.25)" $STUDY "$S/changed.json" --out "$S/ci"
+if grep -q "amd.s=0.25" "$S/ci/cells.json"; then fail study_changed_settings_not_recorded "cells.json took them"; else pass study_changed_settings_not_recorded; fi
+
+# --- the table against the eval files ----------------------------------------------------------------------
+py_check study_table_numbers "
+import csv, math, h5py
+T975_DF2 = 4.302652730  # Student t, 0.975 quantile, 2 degrees of freedom (3 seeds)
+metrics = {'off_manifold': 'lower', 'coverage': 'higher', 'mass_error': 'lower', 'wrong_class': 'lower',
+           'sliced_w1': 'lower', 'log_density': 'higher'}
+def val(m, b, s, k):
+    with h5py.File(f'$S/ci/evals/{m}_steps{b}_seed{s}_eval.h5', 'r') as f:
+        return float(f['eval'][k][0])
+def ci(v):
+    n = len(v); mean = sum(v) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
+    h = T975_DF2 * sd / math.sqrt(n)
+    return mean, mean - h, mean + h
+def close(a, b):
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+rows = list(csv.DictReader(open('$S/ci/results.csv')))
+assert len(rows) == 2 * 2 * 6 + 2 * 6, len(rows)
+verdicts = set()
+for r in rows:
+    m, b, k = r['method'], int(r['steps']), r['metric']
+    assert r['direction'] == metrics[k] and r['n'] == '3', r
+    if r['table'] == 'mean':
+        want = ci([val(m, b, s, k) for s in (0, 1, 2)])
+    else:
+        assert m == 'amd' and r['baseline'] == 'dmd2', r
+        want = ci([val(m, b, s, k) - val('dmd2', b, s, k) for s in (0, 1, 2)])
+        lo, hi = want[1], want[2]
+        v = 'not separable at 95%' if lo <= 0 <= hi else ('better' if (hi < 0) == (metrics[k] == 'lower') else 'worse')
+        assert r['verdict'] == v, (r, v)
+        verdicts.add(v)
+    got = (float(r['mean']), float(r['ci_low']), float(r['ci_high']))
+    assert all(close(a, b) for a, b in zip(got, want)), (r, want)
+md = open('$S/ci/results.md').read()
+for m in ('dmd2', 'amd'):
+    for b in (10, 20):
+        assert f'| {m} | {b} | 3 |' in md, (m, b)
+assert '## Paired differences against dmd2' in md and 'Not evaluated' not in md
+print('verdicts seen:', sorted(verdicts))
+"
+py_check study_png "
+import matplotlib.image as mpimg
+b = open('$S/ci/results.png', 'rb').read()
+assert b[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
+im = mpimg.imread('$S/ci/results.png')
+assert im.shape[0] > 200 and im.shape[1] > 600 and im[..., :3].std() > 0.05, im.shape
+"
+cp "$S/ci/results.csv" "$S/results_first.csv"
+expect_ok study_report_only $STUDY "$S/ci.json" --out "$S/ci" --report
+if cmp -s "$S/ci/results.csv" "$S/results_first.csv" && grep -q "wrote $S/ci/results.md" "$S/study_report_only.out"; then
+  pass study_report_rewrites_table
+else
+  fail study_report_rewrites_table "$(tail -3 "$S/study_report_only.out")"
+fi
+
+# --- Slurm: the cells as an array of jobs/sweep_array.sbatch -----------------------------------------------
+mkspec "$S/slurm.json" "s['teacher'] = '$S/ci/teacher/run'"
+expect_ok study_slurm_cells $STUDY "$S/slurm.json" --out "$S/sl" --slurm --jobs 4
+cells=$(ls "$S"/sl/slurm_cells_*.txt 2>/dev/null | head -1)
+if [ -n "$cells" ] && [ "$(wc -l <"$cells")" -eq 12 ] &&
+  grep -qF "CELLS=$cells SWEEP=$S/sl/runs AMD=$PWD/amd sbatch --array=0-11%4 jobs/sweep_array.sbatch" "$S/study_slurm_cells.out"; then
+  pass study_slurm_command
+else
+  fail study_slurm_command "$(cat "$S/study_slurm_cells.out")"
+fi
+for i in 0 1; do
+  SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_JOB_ID=7 SLURM_JOB_ID=$((8 + i)) AMD_ROOT=$PWD CELLS=$cells SWEEP=$S/sl/runs \
+    AMD=$PWD/amd AMD_LAUNCHER=mpirun AMD_NTASKS=1 THREADS=1 bash jobs/sweep_array.sbatch >"$S/task$i.out" 2>&1 ||
+    fail "study_slurm_task$i" "exit $?: $(tail -5 "$S/sl/runs/"*"/slurm-7_$i.out")"
+done
+py_check study_slurm_tasks "
+import h5py
+for c in ('dmd2_steps10_seed0', 'amd_steps10_seed0'):
+    with h5py.File('$S/sl/evals/' + c + '_eval.h5', 'r') as f, h5py.File('$S/ci/evals/' + c + '_eval.h5', 'r') as g:
+        for k in ('off_manifold', 'coverage', 'sliced_w1', 'log_density'):
+            assert f['eval'][k][0] == g['eval'][k][0], (c, k, f['eval'][k][0], g['eval'][k][0])
+"
+$STUDY "$S/slurm.json" --out "$S/sl" --slurm >"$S/slurm2.out" 2>&1
+cells2=$(ls "$S"/sl/slurm_cells_*.txt | grep -v "$cells" | head -1)
+if [ -n "$cells2" ] && [ "$(wc -l <"$cells2")" -eq 10 ] && ! grep -q "_steps10_seed0	" "$cells2"; then
+  pass study_slurm_pending_only
+else
+  fail study_slurm_pending_only "$(cat "$S/slurm2.out")"
+fi
+expect_error study_report_incomplete "Not evaluated yet (10 cells)" bash -c "$STUDY $S/slurm.json --out $S/sl --report 1>&2"
+
+# a method may also override `amd sample` and `amd eval` (e.g. EMA or raw weights), after the spec's own
+mkspec "$S/nested.json" "s['teacher'] = '$S/ci/teacher/run'; s['methods']['amd_small'] = {'distill': {'method': 'amd'}, 'sample': {'n': 512}, 'eval': {'sw.projections': 16}}"
+expect_ok study_method_sample_eval $STUDY "$S/nested.json" --out "$S/nested" --slurm
+py_check study_method_sample_eval_args "
+import glob
+lines = [l.rstrip('\n').split('\t') for l in open(glob.glob('$S/nested/slurm_cells_*.txt')[0])]
+small = [l for l in lines if l[0].startswith('amd_small_')]
+other = [l for l in lines if not l[0].startswith('amd_small_')]
+assert len(small) == 6 and len(other) == 12, (len(small), len(other))
+for l in small:
+    assert ' method=amd ' in l[1] + ' ' and l[2].startswith('n=1024 n=512 ') and l[3].startswith('sw.projections=32 sw.projections=16 '), l
+for l in other:
+    assert 'n=512' not in l[2] and 'sw.projections=16' not in l[3], l
+"
+
+# --- a metric from the logs: the last row of /train/<column> ------------------------------------------------
+mkspec "$S/logmetric.json" "s['metrics'] = {'log:loss_dm': 'lower', 'coverage': 'higher'}"
+expect_ok study_log_metric_report $STUDY "$S/logmetric.json" --out "$S/ci" --report
+py_check study_log_metric_values "
+import csv, h5py
+rows = [r for r in csv.DictReader(open('$S/ci/results.csv')) if r['metric'] == 'log:loss_dm' and r['table'] == 'mean']
+assert len(rows) == 4, rows
+for r in rows:
+    v = []
+    for s in (0, 1, 2):
+        with h5py.File(f\"$S/ci/runs/{r['method']}_steps{r['steps']}_seed{s}/log.h5\", 'r') as f:
+            v.append(float(f['train/loss_dm'][-1]))
+    assert abs(float(r['mean']) - sum(v) / 3) <= 1e-12 * max(1, abs(sum(v))), (r, v)
+"
+mkspec "$S/logmissing.json" "s['metrics'] = {'log:no_such_column': 'lower'}"
+expect_error study_log_metric_missing "has no column /train/no_such_column" $STUDY "$S/logmissing.json" --out "$S/ci" --report
