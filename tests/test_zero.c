@@ -152,7 +152,7 @@ static void test_checkpoint_any_rank_count(void) {
     zero_update(z, m->params, m->grads, &t_oc, s, zero_reduce_grads(z, m->grads));
   }
   CkptState st = {.step = 2, .seed = 11, .data_cursor = 5, .fake_updates = 1, .student_steps = 2, .rollbacks = 4};
-  CkptNet net = {"student", m, z->opt};
+  CkptNet net = {"student", m, z->opt, NULL};
   model_ckpt_save(t_dir, &st, &net, 1, "zero = 2\n", "data.h5", 1);
   /* the global moments, gathered from the shards */
   float *gm = mallocCheck(sizeof(float) * (size_t)n), *gv = mallocCheck(sizeof(float) * (size_t)n);
@@ -170,7 +170,7 @@ static void test_checkpoint_any_rank_count(void) {
       long b = 0, e = n;
       if (p) zero_shard(n, r, p, &b, &e);
       AdamW *o = adamw_create_range(b, e - b);
-      CkptNet back = {"student", m2, o};
+      CkptNet back = {"student", m2, o, NULL};
       CkptState st2;
       model_ckpt_load(path, &st2, &back, 1);
       EXPECT(memcmp(m2->params, m->params, sizeof(float) * (size_t)n) == 0, "params of the %d-way load differ", p);
