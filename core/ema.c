@@ -1,6 +1,4 @@
-/* ema.c: the exponential moving average of parameters (ema.h) on the backend's scale and axpy ops:
- * two passes over the range instead of a fused op, which costs nothing next to a step's forward and
- * backward and needs no kernel of its own on either backend. */
+/* ema.c: the exponential moving average of parameters (ema.h) on the backend's ema_update op. */
 #include "ema.h"
 
 #include <math.h>
@@ -35,6 +33,5 @@ void ema_update(Ema *e, const float *params, double decay) {
     ema_copy_from(e, params);
     return;
   }
-  ops->scale(e->w, (float)decay, e->n);
-  ops->axpy(e->w, (float)(1.0 - decay), params + e->begin, e->n);
+  ops->ema_update(e->w, params + e->begin, e->n, (float)(1.0 - decay));
 }
