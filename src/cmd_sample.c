@@ -22,7 +22,8 @@
 #include "sampling.h"
 
 typedef struct {
-  char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], weights[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX], png[CFG_STR_MAX];
+  char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], weights[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX];
+  char png[CFG_STR_MAX];
   char data[CFG_STR_MAX], device[CFG_STR_MAX];
   int n, cls, steps, seed, batch, threads, png_cols;
   double cfg, shift, plot_range;

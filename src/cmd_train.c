@@ -10,8 +10,8 @@
  * parameters (clipped; with zero=1 or 2 each rank updates its shard of the flat vector and the
  * parameters are all-gathered: mpi/zero.h). Classifiers also measure their test accuracy at every
  * checkpoint. With ema.decay > 0 the run loop keeps an EMA of the weights (core/ema.h; each rank
- * its shard under ZeRO), saved as /teacher_ema (or /classifier_ema). The run folder, the log, checkpoints, resume, signals and rollbacks are the run
- * loop's (src/runloop.h). */
+ * its shard under ZeRO), saved as /teacher_ema (or /classifier_ema). The run folder, the log,
+ * checkpoints, resume, signals and rollbacks are the run loop's (src/runloop.h). */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>

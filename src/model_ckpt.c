@@ -117,8 +117,9 @@ static void load_net(hid_t f, const char *path, const CkptNet *net) {
   }
   if (net->ema) {
     const Ema *e = net->ema;
-    CHECK(e->begin >= 0 && e->begin + e->n <= m->num_params, "checkpoint: an EMA of values %ld..%ld does not fit /%s of %ld",
-          e->begin, e->begin + e->n, net->name, m->num_params);
+    CHECK(e->begin >= 0 && e->begin + e->n <= m->num_params,
+          "checkpoint: an EMA of values %ld..%ld does not fit /%s of %ld", e->begin, e->begin + e->n, net->name,
+          m->num_params);
     char name[CKPT_NAME_MAX + 8];
     ema_name(net->name, name, sizeof name);
     if (h5_exists(f, name)) {

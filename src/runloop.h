@@ -10,9 +10,9 @@
  * RunTask: the networks a checkpoint holds and callbacks for its step, its initial state, its
  * learning rates, its log row and its status line.
  * One step of the loop: stop signal? -> task.step (losses, gradients) -> guard -> task.apply (the
- * optimizer) -> the EMA of each net that keeps one (ema.*) -> the state's counters -> task.row (the /train row) -> task.extra_rows -> every
- * log.every steps a flush, a /timing row and task.status -> every ckpt.every steps a checkpoint ->
- * every snapshot_every steps task.snapshot.
+ * optimizer) -> the EMA of each net that keeps one (ema.*) -> the state's counters -> task.row (the
+ * /train row) -> task.extra_rows -> every log.every steps a flush, a /timing row and task.status ->
+ * every ckpt.every steps a checkpoint -> every snapshot_every steps task.snapshot.
  * Return convention: runloop_run returns the command's exit status (0, AMD_EXIT_REQUEUE or
  * AMD_EXIT_DIVERGED); every other failure stops the program with an error naming its cause. */
 #pragma once
