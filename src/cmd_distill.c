@@ -130,6 +130,7 @@ typedef struct {
   double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
   Snapshot *snap;     /* sample.every: rank 0's pictures */
+  Ema *ema;           /* the student's EMA (NULL: ema.decay = 0); whole: zero_ema_gather */
   double dm_acc, fake_acc, reward_acc; /* sums over the log interval, for the status line */
 } DistillRun;
 
@@ -280,8 +281,8 @@ int cmd_distill(int argc, char **argv) {
   if (c.sample_every > 0)
     R.snap = snapshot_create(student, "generator", c.S, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
   const AdamW *os_range = distill_opt_student(d);
-  Ema *ema = c.rl.ema_decay > 0 ? ema_create_range(os_range->begin, os_range->n) : NULL; /* like its moments */
-  CkptNet nets[3] = {{"student", student, distill_opt_student(d), ema}, {"fake", fake, distill_opt_fake(d), NULL},
+  R.ema = c.rl.ema_decay > 0 ? ema_create_range(os_range->begin, os_range->n) : NULL; /* like its moments */
+  CkptNet nets[3] = {{"student", student, distill_opt_student(d), R.ema}, {"fake", fake, distill_opt_fake(d), NULL},
                      {"disc", disc, distill_opt_disc(d), NULL}};
   cfg_print_table(distill_keys, &c, "amd distill");
   amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters, %s weights), S = %d, global batch "
@@ -304,7 +305,7 @@ int cmd_distill(int argc, char **argv) {
   snapshot_free(R.snap);
   free(data_path), free(R.adv_rows);
   distill_free(d);
-  ema_free(ema);
+  ema_free(R.ema);
   if (reward) reward_free(reward);
   model_free(real), model_free(fake), model_free(student), model_free(disc);
   dataset_free(&data);

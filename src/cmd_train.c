@@ -137,6 +137,7 @@ typedef struct {
   double loss, accuracy, grad_norm, test_acc; /* of the last step */
   double loss_acc, acc_acc;   /* sums over the log interval */
   Snapshot *snap;             /* teacher, sample.every: rank 0's pictures */
+  Ema *ema;                   /* the EMA of the weights (NULL: ema.decay = 0); whole: zero_ema_gather */
 } Train;
 
 static void train_reset(void *ctx, CkptState *st) {
@@ -249,8 +250,8 @@ int cmd_train(int argc, char **argv) {
           threads, ops->name, mc.kind, T.model->num_params, c.data, data.n, data.dim);
   zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher");
 
-  Ema *ema = c.rl.ema_decay > 0 ? zero_ema_create(T.zo) : NULL;
-  CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt, ema}};
+  T.ema = c.rl.ema_decay > 0 ? zero_ema_create(T.zo) : NULL;
+  CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt, T.ema}};
   char fingerprint[DATASET_FINGERPRINT_MAX];
   dataset_fingerprint(&data, fingerprint, sizeof fingerprint);
   static const char *const loss_names[] = {"loss"};
@@ -266,7 +267,7 @@ int cmd_train(int argc, char **argv) {
   ops->free(T.res_dev), free(T.res_h), batches_free(&T.batches);
   if (T.fb) flow_batch_free(T.fb);
   zero_free(T.zo);
-  ema_free(ema);
+  ema_free(T.ema);
   if (T.cls) classifier_free(T.cls); /* frees the model too */
   else model_free(T.model);
   dataset_free(&data);
