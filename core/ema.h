@@ -1,5 +1,5 @@
 /* ema.h: an exponential moving average of a network's flat parameter vector (docs/DESIGN.md
- * section 6.3): after each optimizer update, ema = decay ema + (1 - decay) params. Like the AdamW
+ * section 2.6): after each optimizer update, ema = decay ema + (1 - decay) params. Like the AdamW
  * moments (optim.h), an Ema holds one range of the vector: all of it, or this rank's ZeRO shard
  * (mpi/zero.h, which also gathers the shards back into a whole vector).
  * The decay follows k-diffusion's EMAWarmup: decay(step) = min(ema.decay, 1 - (1 + step)^-power),
