@@ -11,7 +11,7 @@
  * forwards a call as `rv real->op args;`.
  * Two groups:
  *   AMD_OPS_KERNELS  general tensor ops: memory, GEMM, layers, elementwise, conditioning,
- *                    reductions, AdamW, Philox draws; nothing in them knows a model or a method;
+ *                    reductions, AdamW and the EMA, Philox draws; nothing in them knows a model or a method;
  *   AMD_OPS_FUSED    the fused ops of the flow losses, the distillation methods and the samplers
  *                    (each a few elementwise steps in one pass, kept in the backend for speed: one
  *                    launch instead of several on a GPU); they know the formulas of their method.
@@ -137,6 +137,9 @@
   X(void, adamw, (float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2,           \
                   float eps, float wd, float grad_scale, long t),                                                     \
     (p, g, m, v, n, lr, beta1, beta2, eps, wd, grad_scale, t), )                                                      \
+  /* exponential moving average (core/ema.h) in lerp form, ema += w (p - ema) with w = 1 - decay: its                 \
+   * fixed point is p exactly, which decay ema + w p with float decay and w (not summing to 1) is not */              \
+  X(void, ema_update, (float *ema, const float *p, long n, float w), (ema, p, n, w), )                                \
                                                                                                                       \
   /* Philox draws: row b of out (B, D) is keyed by index = index0 + b (see philox.h) */                               \
   X(void, randn, (float *out, int B, int D, uint64_t seed, uint32_t stream, uint32_t step, uint32_t index0),          \

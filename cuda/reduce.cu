@@ -110,6 +110,16 @@ void cuda_adamw(float *p, const float *g, float *m, float *v, long n, float lr, 
   launchCheck(adamw_kernel);
 }
 
+__global__ void ema_update_kernel(float *ema, const float *p, long n, float w) {
+  GRID_STRIDE(i, n) { ema[i] += w * (p[i] - ema[i]); }
+}
+
+void cuda_ema_update(float *ema, const float *p, long n, float w) {
+  if (n <= 0) return;
+  ema_update_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(ema, p, n, w);
+  launchCheck(ema_update_kernel);
+}
+
 /* Philox4x32-10 as philox4x32_10 in src/philox.c: counter (index, step, block, stream), key = seed */
 static __device__ inline void philox_device(uint32_t c[4], uint32_t k0, uint32_t k1) {
   for (int r = 0; r < 10; r++) {

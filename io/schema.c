@@ -32,6 +32,9 @@ static const SchemaEntry table[] = {
     {CK, "/counters", F, "count",
      "[0] fake-teacher updates done, [1] S, the student's steps (distillation; 0 for training), [2] divergence "
      "rollbacks so far, [3] reserved (0)"},
+    {CK, "/*_ema/params", F, "1",
+     "exponential moving average of /<net>/params (ema.decay, ema.power; docs/DESIGN.md section 2.6), laid out as "
+     "/<net>_ema/layout says: the weights amd sample and amd distill teacher= use by default"},
     {CK, "/*/params", F, "1", "the network's parameters: one flat vector, each tensor placed as /<net>/layout says"},
     {CK, "/*/adam_m", F, "1", "AdamW first moment of every parameter (running mean of the gradient)"},
     {CK, "/*/adam_v", F, "1", "AdamW second moment of every parameter (running mean of the squared gradient)"},

@@ -7,7 +7,9 @@
  * log.advantage_every steps; checkpoints hold both networks, both optimizers (and the GAN head).
  * The run folder, the log, checkpoints, resume, signals and rollbacks (to the newest checkpoint,
  * or to the teacher's weights when there is none) are the run loop's (src/runloop.h).
- * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h). */
+ * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h). The real teacher is the teacher
+ * checkpoint's EMA weights when it has them (teacher.weights); with ema.decay > 0 the run loop keeps
+ * an EMA of the student (core/ema.h), saved as /student_ema. */
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -31,7 +33,7 @@
 
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
-  char method[CFG_STR_MAX], teacher[CFG_STR_MAX], data[CFG_STR_MAX], device[CFG_STR_MAX];
+  char method[CFG_STR_MAX], teacher[CFG_STR_MAX], teacher_weights[CFG_STR_MAX], data[CFG_STR_MAX], device[CFG_STR_MAX];
   int threads, zero;
   int S, prompts, K, fake_per_gen;
   double w, t_min, t_max;
@@ -51,6 +53,8 @@ typedef struct {
 static const cfg_key distill_keys[] = {
     K("method", CFG_CHOICE, method, "amd", 0, 0, METHOD_CHOICES, "distillation method"),
     K("teacher", CFG_PATH, teacher, "", 0, 0, NULL, "teacher checkpoint file or run folder; required"),
+    K("teacher.weights", CFG_CHOICE, teacher_weights, "auto", 0, 0, "auto|ema|raw",
+      "the teacher's weights: ema its EMA (/teacher_ema), raw its last iterate (/teacher); auto: ema when it has one"),
     K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset (GAN real batches, reward mixture); default: the teacher's"),
     RUNLOOP_RUN_KEYS(K, "runs/distill",
                      "ZeRO stage of student, fake teacher and GAN head: 0 replicated; 1 Adam moments sharded; 2 also gradients"),
@@ -88,6 +92,7 @@ static const cfg_key distill_keys[] = {
     K("optim.eps", CFG_FLOAT, adam_eps, "1e-8", 0, 1, NULL, "Adam epsilon"),
     K("optim.weight_decay", CFG_FLOAT, weight_decay, "0", 0, 1, NULL, "decoupled weight decay"),
     K("optim.grad_clip", CFG_FLOAT, grad_clip, "1.0", 0, 1e9, NULL, "global gradient-norm clip; 0 = off"),
+    RUNLOOP_EMA_KEYS(K, "student"),
     K("log.every", CFG_INT, rl.log_every, "50", 1, 1000000000, NULL, "steps between status lines and log flushes"),
     K("log.advantage_every", CFG_INT, adv_every, "10", 0, 1000000000, NULL, "steps between /advantage records; 0 = none"),
     K("sample.every", CFG_INT, sample_every, "0", 0, 1000000000, NULL,
@@ -114,6 +119,16 @@ static Method parse_method(const char *s) {
   return m;
 }
 
+/* The network of the teacher checkpoint that the real teacher (and so the start of the student and
+ * the fake teacher) is read from (teacher.weights): its EMA, /teacher_ema, or /teacher. */
+static const char *teacher_net(const DistillCmdConfig *c, const char *path) {
+  int has_ema = ckpt_has_net(path, "teacher" EMA_SUFFIX);
+  if (strcmp(c->teacher_weights, "ema") == 0 && !has_ema)
+    amd_usage_error("config key 'teacher.weights' = ema: the teacher '%s' holds no EMA weights (/teacher" EMA_SUFFIX
+                    ": trained before them, or with ema.decay=0); pass teacher.weights=raw or auto", path);
+  return strcmp(c->teacher_weights, "raw") != 0 && has_ema ? "teacher" EMA_SUFFIX : "teacher";
+}
+
 /* What a distillation step works with. */
 typedef struct {
   const DistillCmdConfig *c;
@@ -123,6 +138,7 @@ typedef struct {
   double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
   Snapshot *snap;     /* sample.every: rank 0's pictures */
+  Ema *ema;           /* the student's EMA (NULL: ema.decay = 0); whole: zero_ema_gather */
   double dm_acc, fake_acc, reward_acc; /* sums over the log interval, for the status line */
 } DistillRun;
 
@@ -250,7 +266,8 @@ int cmd_distill(int argc, char **argv) {
   ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
   Model *disc = gan ? model_create(&hc, B) : NULL;
-  model_ckpt_load_params(teacher_path, "teacher", real);
+  const char *real_net = teacher_net(&c, teacher_path);
+  model_ckpt_load_params(teacher_path, real_net, real);
 
   AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.rl.steps,
                     .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
@@ -274,12 +291,15 @@ int cmd_distill(int argc, char **argv) {
                   .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B)};
   if (c.sample_every > 0)
     R.snap = snapshot_create(student, "generator", c.S, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
-  CkptNet nets[3] = {{"student", student, distill_opt_student(d)}, {"fake", fake, distill_opt_fake(d)},
-                     {"disc", disc, distill_opt_disc(d)}};
+  const AdamW *os_range = distill_opt_student(d);
+  R.ema = c.rl.ema_decay > 0 ? ema_create_range(os_range->begin, os_range->n) : NULL; /* like its moments */
+  CkptNet nets[3] = {{"student", student, distill_opt_student(d), R.ema}, {"fake", fake, distill_opt_fake(d), NULL},
+                     {"disc", disc, distill_opt_disc(d), NULL}};
   cfg_print_table(distill_keys, &c, "amd distill");
-  amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters), S = %d, global batch %d x %d, "
-          "%d fake updates per generator update\n", method_name(method), dist_size(), threads, ops->name, teacher_path,
-          student->num_params, c.S, c.prompts, c.K, fpg);
+  amd_log("%s: ranks %d x %d threads, backend %s, teacher %s (%ld parameters, %s weights), S = %d, global batch "
+          "%d x %d, %d fake updates per generator update\n", method_name(method), dist_size(), threads, ops->name,
+          teacher_path, student->num_params, strcmp(real_net, "teacher") == 0 ? "raw" : "EMA", c.S, c.prompts, c.K,
+          fpg);
   distill_log_memory(d);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
   RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint,
@@ -296,6 +316,7 @@ int cmd_distill(int argc, char **argv) {
   snapshot_free(R.snap);
   free(data_path), free(R.adv_rows);
   distill_free(d);
+  ema_free(R.ema);
   if (reward) reward_free(reward);
   model_free(real), model_free(fake), model_free(student), model_free(disc);
   dataset_free(&data);

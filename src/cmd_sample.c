@@ -1,5 +1,6 @@
-/* cmd_sample.c: `amd sample`: draws samples from a trained velocity network with the Euler or Heun
- * sampler (N steps, classifier-free guidance, timestep shift) and writes a samples file; for 2-D
+/* cmd_sample.c: `amd sample`: draws samples from a trained velocity network (its EMA weights when
+ * the checkpoint has them, unless weights=raw; the file's `weights` attribute says which) with the
+ * Euler or Heun sampler (N steps, classifier-free guidance, timestep shift) and writes a samples file; for 2-D
  * data also a PNG scatter plot coloured by class over the true mode centres. Ranks split the
  * samples; noise is keyed by the global sample index, so the file is the same at any rank count.
  * For images, png= writes a grid with a row per class (the first png.cols samples of each). */
@@ -21,7 +22,8 @@
 #include "sampling.h"
 
 typedef struct {
-  char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX], png[CFG_STR_MAX];
+  char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], weights[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX];
+  char png[CFG_STR_MAX];
   char data[CFG_STR_MAX], device[CFG_STR_MAX];
   int n, cls, steps, seed, batch, threads, png_cols;
   double cfg, shift, plot_range;
@@ -31,6 +33,8 @@ typedef struct {
 static const cfg_key sample_keys[] = {
     K("ckpt", CFG_PATH, ckpt, "", 0, 0, NULL, "checkpoint file, or a run folder (its newest checkpoint); required"),
     K("net", CFG_STR, net, "auto", 0, 0, NULL, "network to sample; auto: student if the checkpoint has one, else teacher"),
+    K("weights", CFG_CHOICE, weights, "auto", 0, 0, "auto|ema|raw",
+      "ema: the network's EMA weights (/<net>_ema); raw: its last iterate; auto: ema when the checkpoint has them"),
     K("out", CFG_STR, out, "samples.h5", 0, 0, NULL, "samples file to write"),
     K("n", CFG_INT, n, "4096", 1, 100000000, NULL, "number of samples"),
     K("class", CFG_INT, cls, "-1", -1, 1000000, NULL, "class of every sample; -1 = classes in turn (mixed)"),
@@ -54,6 +58,7 @@ static const cfg_key sample_keys[] = {
 typedef struct {
   const SampleConfig *c;
   const char *ckpt_path, *data_path, *data_fingerprint;
+  const char *weights; /* "ema" or "raw": the weights sampled */
   int nfe;
   double seconds;
 } SampleInfo;
@@ -62,6 +67,7 @@ static void write_sample_attrs(hid_t f, const void *ctx) {
   const SampleInfo *s = ctx;
   h5_attr_write_str(f, "checkpoint", s->ckpt_path);
   h5_attr_write_str(f, "net", s->c->net);
+  h5_attr_write_str(f, "weights", s->weights);
   h5_attr_write_str(f, "data", s->data_path);
   if (s->data_fingerprint[0]) h5_attr_write_str(f, "data_fingerprint", s->data_fingerprint);
   h5_attr_write_str(f, "sampler", s->c->sampler);
@@ -72,6 +78,18 @@ static void write_sample_attrs(hid_t f, const void *ctx) {
   h5_attr_write_i64(f, "nfe", s->nfe);
   h5_attr_write_f64(f, "seconds", s->seconds);
   h5_attr_write_f64(f, "samples_per_s", s->seconds > 0 ? (double)s->c->n / s->seconds : 0.0);
+}
+
+/* The network of the checkpoint whose parameters are sampled (weights=): /<net>_ema or /<net>
+ * itself, written into buf. A net named with its _ema suffix is sampled as named. */
+static const char *weights_net(const SampleConfig *c, const char *path, char *buf, size_t n) {
+  snprintf(buf, n, "%s" EMA_SUFFIX, c->net);
+  int has_ema = ckpt_has_net(path, buf);
+  if (strcmp(c->weights, "ema") == 0 && !has_ema)
+    amd_usage_error("config key 'weights' = ema: '%s' holds no EMA weights of '%s' (/%s: written before them, or "
+                    "with ema.decay=0); pass weights=raw or auto", path, c->net, buf);
+  if (strcmp(c->weights, "raw") == 0 || !has_ema) snprintf(buf, n, "%s", c->net);
+  return buf;
 }
 
 /* A network the samplers can integrate: a velocity network conditioned on t and the class (a
@@ -119,9 +137,12 @@ int cmd_sample(int argc, char **argv) {
   if (c.batch == 0) c.batch = mc.img_size > 0 ? 100 : 1024;
   int per_call = c.batch < c.n ? c.batch : c.n;
   Model *model = model_create(&mc, c.cfg != 1.0 ? 2 * per_call : per_call);
+  char load_name[CFG_STR_MAX + 8];
   CkptState st;
-  CkptNet net = {c.net, model, NULL};
+  CkptNet net = {weights_net(&c, ckpt_path, load_name, sizeof load_name), model, NULL, NULL};
   model_ckpt_load(ckpt_path, &st, &net, 1);
+  size_t len = strlen(net.name), suffix = strlen(EMA_SUFFIX);
+  const char *weights = len > suffix && strcmp(net.name + len - suffix, EMA_SUFFIX) == 0 ? "ema" : "raw";
   if (c.steps == 0) c.steps = !generator ? 50 : st.student_steps > 0 ? (int)st.student_steps : 1;
   /* the checkpoint's dataset (checked by content when the scatter plot draws its mode centres), or data= */
   char *data_path = c.data[0] ? strdup(c.data) : ckpt_read_attr(ckpt_path, "data");
@@ -171,13 +192,13 @@ int cmd_sample(int argc, char **argv) {
                    .labels = all_labels};
     if (mc.img_size > 0) out.ndim = 3, out.shape[0] = mc.img_channels, out.shape[1] = out.shape[2] = mc.img_size;
     snprintf(out.source, sizeof out.source, "amd sample %.16s %d steps", c.sampler, c.steps);
-    SampleInfo info = {&c, ckpt_path, data_path, fingerprint, nfe, seconds};
+    SampleInfo info = {&c, ckpt_path, data_path, fingerprint, weights, nfe, seconds};
     char *text = cfg_to_text(sample_keys, &c);
     amd_mkdirs_parent(c.out);
     dataset_write(c.out, &out, "amd-samples", text, write_sample_attrs, &info);
     free(text);
-    printf("wrote %s: %ld samples, %s %d steps, cfg %g, NFE %d, %.3f s (%.0f samples/s)\n", c.out, total,
-           c.sampler, c.steps, c.cfg, nfe, seconds, total / (seconds + 1e-12));
+    printf("wrote %s: %ld samples, %s %d steps, cfg %g, NFE %d, %.3f s (%.0f samples/s), %s weights of /%s\n", c.out,
+           total, c.sampler, c.steps, c.cfg, nfe, seconds, total / (seconds + 1e-12), weights, net.name);
     if (c.png[0]) {
       samples_png(c.png, &out, c.png_cols, have_mix ? &plot_data.mix : NULL, c.plot_range);
       printf("wrote %s\n", c.png);

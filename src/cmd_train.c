@@ -9,8 +9,9 @@
  * ranks; the run loop's guard checks the loss and the global gradient norm, then AdamW updates the
  * parameters (clipped; with zero=1 or 2 each rank updates its shard of the flat vector and the
  * parameters are all-gathered: mpi/zero.h). Classifiers also measure their test accuracy at every
- * checkpoint. The run folder, the log, checkpoints, resume, signals and rollbacks are the run
- * loop's (src/runloop.h). */
+ * checkpoint. With ema.decay > 0 the run loop keeps an EMA of the weights (core/ema.h; each rank
+ * its shard under ZeRO), saved as /teacher_ema (or /classifier_ema). The run folder, the log,
+ * checkpoints, resume, signals and rollbacks are the run loop's (src/runloop.h). */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -81,6 +82,7 @@ static const cfg_key train_keys[] = {
     K("flow.t_dist", CFG_CHOICE, t_dist, "logit_normal", 0, 0, "uniform|logit_normal", "training timestep distribution"),
     K("flow.t_mean", CFG_FLOAT, t_mean, "0", -10, 10, NULL, "logit-normal location"),
     K("flow.t_std", CFG_FLOAT, t_std, "1", 1e-3, 10, NULL, "logit-normal scale"),
+    RUNLOOP_EMA_KEYS(K, "network"),
     K("log.every", CFG_INT, rl.log_every, "100", 1, 1000000000, NULL, "steps between status lines and log flushes"),
     K("sample.every", CFG_INT, sample_every, "0", 0, 1000000000, NULL,
       "teacher: steps between pictures of samples, <run>/samples_<step>.png; 0 = none"),
@@ -135,6 +137,7 @@ typedef struct {
   double loss, accuracy, grad_norm, test_acc; /* of the last step */
   double loss_acc, acc_acc;   /* sums over the log interval */
   Snapshot *snap;             /* teacher, sample.every: rank 0's pictures */
+  Ema *ema;                   /* the EMA of the weights (NULL: ema.decay = 0); whole: zero_ema_gather */
 } Train;
 
 static void train_reset(void *ctx, CkptState *st) {
@@ -247,7 +250,8 @@ int cmd_train(int argc, char **argv) {
           threads, ops->name, mc.kind, T.model->num_params, c.data, data.n, data.dim);
   zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher");
 
-  CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt}};
+  T.ema = c.rl.ema_decay > 0 ? zero_ema_create(T.zo) : NULL;
+  CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt, T.ema}};
   char fingerprint[DATASET_FINGERPRINT_MAX];
   dataset_fingerprint(&data, fingerprint, sizeof fingerprint);
   static const char *const loss_names[] = {"loss"};
@@ -263,6 +267,7 @@ int cmd_train(int argc, char **argv) {
   ops->free(T.res_dev), free(T.res_h), batches_free(&T.batches);
   if (T.fb) flow_batch_free(T.fb);
   zero_free(T.zo);
+  ema_free(T.ema);
   if (T.cls) classifier_free(T.cls); /* frees the model too */
   else model_free(T.model);
   dataset_free(&data);

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "dist.h"
+#include "h5.h"
 #include "ops.h"
 #include "zero.h"
 
@@ -35,15 +36,17 @@ static void write_vector(CkptWriter *w, const char *name, const float *dev, long
   free(host);
 }
 
-static void write_net(CkptWriter *w, const CkptNet *net) {
-  const Model *m = net->model;
+/* One network group: its architecture, the vector `params` (values [begin, begin + n) of it in
+ * dev), the moments when opt is not NULL, and the layout. */
+static void write_group(CkptWriter *w, const char *name, const Model *m, const float *dev, long begin, long n,
+                        const AdamW *opt) {
   CkptAttr attrs[NARCH];
   arch_attrs(m, attrs);
-  ckpt_begin_net(w, net->name, m->cfg.kind, attrs, NARCH);
-  write_vector(w, "params", m->params, 0, m->num_params, m->num_params);
-  if (net->opt) {
-    write_vector(w, "adam_m", net->opt->m, net->opt->begin, net->opt->n, m->num_params);
-    write_vector(w, "adam_v", net->opt->v, net->opt->begin, net->opt->n, m->num_params);
+  ckpt_begin_net(w, name, m->cfg.kind, attrs, NARCH);
+  write_vector(w, "params", dev, begin, n, m->num_params);
+  if (opt) {
+    write_vector(w, "adam_m", opt->m, opt->begin, opt->n, m->num_params);
+    write_vector(w, "adam_v", opt->v, opt->begin, opt->n, m->num_params);
   }
   CkptTensor *rows = callocCheck((size_t)m->num_tensors, sizeof *rows);
   for (int i = 0; i < m->num_tensors; i++) {
@@ -55,6 +58,18 @@ static void write_net(CkptWriter *w, const CkptNet *net) {
   ckpt_write_layout(w, rows, m->num_tensors);
   free(rows);
   ckpt_end_net(w);
+}
+
+static void ema_name(const char *net, char *out, size_t n) { snprintf(out, n, "%s" EMA_SUFFIX, net); }
+
+static void write_net(CkptWriter *w, const CkptNet *net) {
+  const Model *m = net->model;
+  write_group(w, net->name, m, m->params, 0, m->num_params, net->opt);
+  if (net->ema) {
+    char name[CKPT_NAME_MAX + 8];
+    ema_name(net->name, name, sizeof name);
+    write_group(w, name, m, net->ema->w, net->ema->begin, net->ema->n, NULL);
+  }
 }
 
 void model_ckpt_save(const char *run_dir, const CkptState *st, const CkptNet *nets, int nnets,
@@ -74,19 +89,24 @@ static void read_vector(hid_t f, const char *path, const CkptNet *net, const cha
   free(host);
 }
 
-static void load_net(hid_t f, const char *path, const CkptNet *net) {
-  const Model *m = net->model;
-  char *kind = ckpt_net_kind(f, path, net->name);
-  if (strcmp(kind, m->cfg.kind) != 0) amd_fatal("'%s': /%s is a '%s' model, expected '%s'", path, net->name, kind, m->cfg.kind);
+/* The kind and architecture of /<name> must be those of m. */
+static void check_arch(hid_t f, const char *path, const char *name, const Model *m) {
+  char *kind = ckpt_net_kind(f, path, name);
+  if (strcmp(kind, m->cfg.kind) != 0) amd_fatal("'%s': /%s is a '%s' model, expected '%s'", path, name, kind, m->cfg.kind);
   free(kind);
   CkptAttr want[NARCH];
   arch_attrs(m, want);
   for (int k = 0; k < NARCH; k++) {
-    long long have = ckpt_net_attr(f, net->name, want[k].key, 0);
+    long long have = ckpt_net_attr(f, name, want[k].key, 0);
     if (have != want[k].value)
-      amd_fatal("'%s': /%s has %s = %lld but this run's model has %lld (architecture mismatch)", path, net->name,
+      amd_fatal("'%s': /%s has %s = %lld but this run's model has %lld (architecture mismatch)", path, name,
                 want[k].key, have, want[k].value);
   }
+}
+
+static void load_net(hid_t f, const char *path, const CkptNet *net) {
+  const Model *m = net->model;
+  check_arch(f, path, net->name, m);
   read_vector(f, path, net, "params", m->params, 0, m->num_params);
   if (net->opt) {
     CHECK(net->opt->begin >= 0 && net->opt->begin + net->opt->n <= m->num_params,
@@ -94,6 +114,23 @@ static void load_net(hid_t f, const char *path, const CkptNet *net) {
           net->opt->begin + net->opt->n, net->name, m->num_params);
     read_vector(f, path, net, "adam_m", net->opt->m, net->opt->begin, net->opt->n);
     read_vector(f, path, net, "adam_v", net->opt->v, net->opt->begin, net->opt->n);
+  }
+  if (net->ema) {
+    const Ema *e = net->ema;
+    CHECK(e->begin >= 0 && e->begin + e->n <= m->num_params,
+          "checkpoint: an EMA of values %ld..%ld does not fit /%s of %ld", e->begin, e->begin + e->n, net->name,
+          m->num_params);
+    char name[CKPT_NAME_MAX + 8];
+    ema_name(net->name, name, sizeof name);
+    if (h5_exists(f, name)) {
+      check_arch(f, path, name, m);
+      CkptNet ema_net = {name, net->model, NULL, NULL};
+      read_vector(f, path, &ema_net, "params", e->w, e->begin, e->n);
+    } else {
+      amd_log("'%s' holds no /%s (written before EMA weights, or with ema.decay=0): the EMA of %s starts from its "
+              "weights\n", path, name, net->name);
+      ema_copy_from(net->ema, m->params);
+    }
   }
 }
 
@@ -106,7 +143,7 @@ void model_ckpt_load(const char *path, CkptState *st, const CkptNet *nets, int n
 
 void model_ckpt_load_params(const char *path, const char *net, Model *m) {
   CkptState st;
-  CkptNet n = {net, m, NULL};
+  CkptNet n = {net, m, NULL, NULL};
   model_ckpt_load(path, &st, &n, 1);
 }
 

@@ -348,6 +348,11 @@ static void cpu_scale(float *x, float a, long n) {
   for (long i = 0; i < n; i++) x[i] *= a;
 }
 
+static void cpu_ema_update(float *ema, const float *p, long n, float w) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (long i = 0; i < n; i++) ema[i] += w * (p[i] - ema[i]);
+}
+
 static void cpu_timestep_embedding(float *out, const float *t, int B, int dim, float scale, float max_period) {
   int half = dim / 2;
 #pragma omp parallel for schedule(static) if ((long)B * dim > 65536)

@@ -194,7 +194,7 @@ static void flush_all(Loop *L) {
   trainlog_flush(&L->timing);
 }
 
-/* The initial state: the task's parameters, no optimizer moments. */
+/* The initial state: the task's parameters, no optimizer moments, EMAs equal to the parameters. */
 static void reset(Loop *L) {
   const RunTask *t = L->task;
   L->st = (CkptState){.seed = (uint64_t)L->rs->seed, .student_steps = t->student_steps};
@@ -203,6 +203,16 @@ static void reset(Loop *L) {
     if (o) ops->fill(o->m, 0.0f, o->n), ops->fill(o->v, 0.0f, o->n);
   }
   t->reset(t->ctx, &L->st);
+  for (int i = 0; i < t->nnets; i++)
+    if (t->nets[i].ema) ema_copy_from(t->nets[i].ema, t->nets[i].model->params);
+}
+
+/* After the update of `step`: the EMA of every net that keeps one (core/ema.h). */
+static void update_emas(const Loop *L, long step) {
+  const RunTask *t = L->task;
+  EmaConfig ec = {L->rs->ema_decay, L->rs->ema_power};
+  for (int i = 0; i < t->nnets; i++)
+    if (t->nets[i].ema) ema_update(t->nets[i].ema, t->nets[i].model->params, ema_decay(&ec, step));
 }
 
 /* The state a run starts from: the resume checkpoint, or the initial state. */
@@ -310,6 +320,7 @@ static int one_step(Loop *L) {
   memcpy(L->losses, losses, sizeof L->losses);
   L->have_losses = 1;
   if (t->apply) t->apply(t->ctx, step);
+  update_emas(L, step);
 
   CkptState *st = &L->st;
   st->step = step + 1;

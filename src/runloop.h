@@ -10,9 +10,9 @@
  * RunTask: the networks a checkpoint holds and callbacks for its step, its initial state, its
  * learning rates, its log row and its status line.
  * One step of the loop: stop signal? -> task.step (losses, gradients) -> guard -> task.apply (the
- * optimizer) -> the state's counters -> task.row (the /train row) -> task.extra_rows -> every
- * log.every steps a flush, a /timing row and task.status -> every ckpt.every steps a checkpoint ->
- * every snapshot_every steps task.snapshot.
+ * optimizer) -> the EMA of each net that keeps one (ema.*) -> the state's counters -> task.row (the
+ * /train row) -> task.extra_rows -> every log.every steps a flush, a /timing row and task.status ->
+ * every ckpt.every steps a checkpoint -> every snapshot_every steps task.snapshot.
  * Return convention: runloop_run returns the command's exit status (0, AMD_EXIT_REQUEUE or
  * AMD_EXIT_DIVERGED); every other failure stops the program with an error naming its cause. */
 #pragma once
@@ -32,6 +32,7 @@ typedef struct {
   int log_every, ckpt_every, ckpt_keep;
   double guard_spike, guard_lr_factor;
   double watchdog_s; /* seconds a step may take (0: no watchdog) */
+  double ema_decay, ema_power; /* the EMA of the weights (core/ema.h; ema.decay 0: none) */
   int guard_window, guard_max_rollbacks;
   int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms; /* testing: fault injection */
 } RunSettings;
@@ -49,6 +50,19 @@ typedef struct {
   K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),  \
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
   K("zero", CFG_INT, zero, "0", 0, 2, NULL, zero_help)
+
+/* The ema.decay and ema.power keys through the command's K(name, type, field, ...) macro over a
+ * struct whose RunSettings member is `rl`; `nets` names the networks averaged. The defaults: a cap
+ * of 0.999 (an average over the last ~1000 updates once warmed up) with k-diffusion's warm-up power
+ * 3/4, which reaches the cap at 10K steps, so that a short run (a few hundred steps) averages a
+ * window that grows with it instead of being held back by its first weights. */
+#define RUNLOOP_EMA_KEYS(K, nets)                                                                                 \
+  K("ema.decay", CFG_FLOAT, rl.ema_decay, "0.999", 0, 0.999999999, NULL,                                          \
+    "cap of the decay of the EMA of the " nets "'s weights, kept in checkpoints as /<net>_ema and sampled by "   \
+    "default; 0 = no EMA"),                                                                                       \
+  K("ema.power", CFG_FLOAT, rl.ema_power, "0.75", 0, 10, NULL,                                                    \
+    "EMA warm-up: decay = min(ema.decay, 1 - (1 + step)^-power), so the average spans ~(1 + step)^power updates; " \
+    "0 = the cap from the first update")
 
 /* The ckpt.every, ckpt.keep, guard.*, watchdog.seconds and fault.* config keys, in this order, through the command's
  * K(name, type, field, ...) macro over a struct whose RunSettings member is `rl`. every_default
@@ -92,7 +106,7 @@ typedef struct {
   const char *teacher_fingerprint; /* its ckpt_net_fingerprint, recorded and checked like the data's */
   const cfg_key *keys;   /* the command's key table and config: their text goes into every file */
   const void *config;
-  CkptNet *nets;
+  CkptNet *nets;  /* after each accepted step the loop updates the EMA of those that keep one */
   int nnets;
   long samples_per_step;      /* the global batch: data_cursor = step x this */
   long fake_updates_per_step; /* distillation: fake-teacher updates per step (0 for training) */

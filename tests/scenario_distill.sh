@@ -113,7 +113,9 @@ expect_error amd_spread_floor_negative "amd.spread_floor" "$AMD" distill $SMALL 
 expect_ok init_1step "$AMD" sample ckpt="$S/teacher" net=teacher sampler=generator steps=1 n=2048 out="$S/init.h5"
 expect_ok init_eval "$AMD" eval samples="$S/init.h5"
 expect_ok dmd_run "$AMD" distill teacher="$S/teacher" method=dmd fake_per_gen=5 guidance=1 optim.lr_student=5e-4 optim.lr_fake=1e-3 train.steps=200 log.every=50 run="$S/dmd"
-expect_ok dmd_sample "$AMD" sample ckpt="$S/dmd" net=student sampler=generator steps=1 n=2048 out="$S/dmd1.h5"
+# the last iterate: 200 steps are still falling fast, and the EMA, averaging about the last 50,
+# lags them (measured: off-manifold 0.44 raw, 0.51 EMA)
+expect_ok dmd_sample "$AMD" sample ckpt="$S/dmd" net=student sampler=generator steps=1 n=2048 out="$S/dmd1.h5" weights=raw
 expect_ok dmd_eval "$AMD" eval samples="$S/dmd1.h5"
 py_check dmd_lowers_off_manifold "
 import h5py

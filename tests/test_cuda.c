@@ -591,6 +591,20 @@ static void test_adamw(void) {
   }
 }
 
+static void op_ema_update(const amd_ops *o, void *const *p, const Case *c) { o->ema_update(F(0), F(1), c->s[0], c->f[0]); }
+
+static void test_ema_update(void) {
+  const float ws[] = {1e-3f, 0.25f};
+  for (int z = 0; z < 2; z++) {
+    long n = 5000;
+    char name[64];
+    Case c = {.s = {(int)n}, .f = {ws[z]}};
+    buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
+    snprintf(name, sizeof name, "ema_update w=%g", ws[z]);
+    run_case(name, &c, op_ema_update, POINTWISE);
+  }
+}
+
 /* float ulps between a and b (same sign assumed; 0 when equal) */
 static long ulps(float a, float b) {
   int32_t ia, ib;
@@ -933,6 +947,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_embeddings);
   TEST_RUN(test_reductions);
   TEST_RUN(test_adamw);
+  TEST_RUN(test_ema_update);
   TEST_RUN(test_randn_identical);
   TEST_RUN(test_losses);
   TEST_RUN(test_every_op_has_a_case);

@@ -671,7 +671,7 @@ static void load_other_heads(void *arg) {
   c.heads = 4; /* same parameter count: only the heads attribute tells them apart */
   Model *m = model_create(&c, 2);
   CkptState st;
-  CkptNet net = {"student", m, NULL};
+  CkptNet net = {"student", m, NULL, NULL};
   model_ckpt_load(t_ckpt, &st, &net, 1);
 }
 
@@ -686,7 +686,7 @@ static void test_dit_checkpoint(void) {
   Model *d = model_create(&tiny, 2), *old = model_create(&legacy, 2);
   model_init_params(d, 5), model_init_params(old, 6);
   fill_uniform(d->params, d->num_params, -1, 1); /* no zero tensors: every value must come back */
-  CkptNet nets[2] = {{"student", d, NULL}, {"legacy", old, NULL}};
+  CkptNet nets[2] = {{"student", d, NULL, NULL}, {"legacy", old, NULL, NULL}};
   EXPECT(save_in_child(nets, 2), "saving in a child process failed");
   EXPECT(ckpt_latest(t_scratch, t_ckpt, sizeof t_ckpt) == 1, "no checkpoint of step 1 in %s", t_scratch);
 
@@ -708,7 +708,7 @@ static void test_dit_checkpoint(void) {
 
   Model *d2 = model_create(&tiny, 2), *old2 = model_create(&legacy, 2);
   CkptState st;
-  CkptNet back[2] = {{"student", d2, NULL}, {"legacy", old2, NULL}};
+  CkptNet back[2] = {{"student", d2, NULL, NULL}, {"legacy", old2, NULL, NULL}};
   model_ckpt_load(t_ckpt, &st, back, 2);
   EXPECT(memcmp(d->params, d2->params, sizeof(float) * (size_t)d->num_params) == 0, "dit params differ after load");
   EXPECT(memcmp(old->params, old2->params, sizeof(float) * (size_t)old->num_params) == 0, "old mlp params differ");

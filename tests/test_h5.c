@@ -187,7 +187,7 @@ static void load_other_width(void *arg) {
   c.width = 16;
   Model *m = model_create(&c, 4);
   CkptState st;
-  CkptNet net = {"student", m, NULL};
+  CkptNet net = {"student", m, NULL, NULL};
   model_ckpt_load(t_ckpt_path, &st, &net, 1);
 }
 
@@ -195,7 +195,7 @@ static void load_missing_net(void *arg) {
   (void)arg;
   Model *m = model_create(&t_cfg, 4);
   CkptState st;
-  CkptNet net = {"teacher", m, NULL};
+  CkptNet net = {"teacher", m, NULL, NULL};
   model_ckpt_load(t_ckpt_path, &st, &net, 1);
 }
 
@@ -223,7 +223,7 @@ static int t_save_three(Model *m, AdamW *o) {
   pid_t pid = fork();
   if (pid == 0) {
     MPI_Init(NULL, NULL);
-    CkptNet net = {"student", m, o};
+    CkptNet net = {"student", m, o, NULL};
     CkptState st;
     for (int s = 0; s < 3; s++) {
       t_ckpt_contents(m, o, &st, s);
@@ -263,7 +263,7 @@ static void test_checkpoint_round_trip(void) {
 
   Model *m2 = model_create(&t_cfg, 4);
   AdamW *o2 = adamw_create(m2->num_params);
-  CkptNet net2 = {"student", m2, o2};
+  CkptNet net2 = {"student", m2, o2, NULL};
   CkptState st2;
   model_ckpt_load(t_ckpt_path, &st2, &net2, 1);
   long n = m->num_params;
@@ -280,7 +280,7 @@ static void test_checkpoint_round_trip(void) {
 
   /* parameters only */
   Model *m3 = model_create(&t_cfg, 4);
-  CkptNet net3 = {"student", m3, NULL};
+  CkptNet net3 = {"student", m3, NULL, NULL};
   model_ckpt_load(t_ckpt_path, &st2, &net3, 1);
   float *p3 = t_host(m3->params, n);
   EXPECT(memcmp(p1, p3, sizeof(float) * (size_t)n) == 0, "params differ after a parameters-only load");

@@ -5,8 +5,11 @@
  *  - stages 0, 1 and 2 leave bit-identical parameters on every rank after a few steps, the global
  *    gradient norm matches a double-precision reference, and one rank holds exactly adamw_update;
  *  - a NaN in one rank's gradient, in another rank's shard, makes the norm NaN on every rank;
- *  - a checkpoint saved with sharded moments holds the global vectors, and loads into the whole
- *    range (as one rank would) and into the shards of other rank counts.
+ *  - the EMA of the weights (core/ema.h) kept by each rank on its shard and gathered
+ *    (zero_ema_gather) is bit for bit the EMA of the whole vector, at every stage;
+ *  - a checkpoint saved with sharded moments and a sharded EMA holds the global vectors (the EMA as
+ *    /student_ema), and loads into the whole range (as one rank would) and into the shards of
+ *    other rank counts; one without an EMA starts the EMA from its parameters.
  * MPI is initialized for the whole program, so no case forks (see test_h5.c). */
 #include <mpi.h>
 #include <stdlib.h>
@@ -135,6 +138,33 @@ static void test_nan_reaches_every_rank(void) {
   model_free(m);
 }
 
+static void test_ema_sharded(void) {
+  Model *m = model_create(&t_cfg, 4);
+  long n = m->num_params;
+  EmaConfig ec = {0.9, 0.75};
+  float *whole = mallocCheck(sizeof(float) * (size_t)n);
+  for (int stage = 0; stage < 3; stage++) {
+    model_init_params(m, 3);
+    ZeroOpt *z = zero_create(n, stage);
+    Ema *e = zero_ema_create(z), *full = ema_create_range(0, n);
+    EXPECT(e->begin == z->opt->begin && e->n == z->opt->n, "stage %d: the EMA's range is not the moments'", stage);
+    ema_copy_from(e, m->params), ema_copy_from(full, m->params);
+    for (int s = 0; s < 4; s++) {
+      local_grads(m->grads, n, s);
+      zero_update(z, m->params, m->grads, &t_oc, s, zero_reduce_grads(z, m->grads));
+      ema_update(e, m->params, ema_decay(&ec, s)), ema_update(full, m->params, ema_decay(&ec, s));
+    }
+    zero_ema_gather(e, n, whole);
+    EXPECT(memcmp(whole, full->w, sizeof(float) * (size_t)n) == 0, "stage %d rank %d: the gathered EMA differs", stage,
+           dist_rank());
+    EXPECT(memcmp(whole, m->params, sizeof(float) * (size_t)n) != 0, "stage %d: the EMA is the parameters", stage);
+    ema_free(e), ema_free(full);
+    zero_free(z);
+  }
+  free(whole);
+  model_free(m);
+}
+
 static char t_dir[64];
 
 static void test_checkpoint_any_rank_count(void) {
@@ -147,12 +177,18 @@ static void test_checkpoint_any_rank_count(void) {
   long n = m->num_params;
   model_init_params(m, 3);
   ZeroOpt *z = zero_create(n, 2);
+  Ema *ema = zero_ema_create(z);
+  ema_copy_from(ema, m->params);
+  EmaConfig ec = {0.9, 0};
   for (int s = 0; s < 2; s++) {
     local_grads(m->grads, n, s);
     zero_update(z, m->params, m->grads, &t_oc, s, zero_reduce_grads(z, m->grads));
+    ema_update(ema, m->params, ema_decay(&ec, s));
   }
+  float *gema = mallocCheck(sizeof(float) * (size_t)n);
+  zero_ema_gather(ema, n, gema);
   CkptState st = {.step = 2, .seed = 11, .data_cursor = 5, .fake_updates = 1, .student_steps = 2, .rollbacks = 4};
-  CkptNet net = {"student", m, z->opt};
+  CkptNet net = {"student", m, z->opt, ema};
   model_ckpt_save(t_dir, &st, &net, 1, "zero = 2\n", "data.h5", 1);
   /* the global moments, gathered from the shards */
   float *gm = mallocCheck(sizeof(float) * (size_t)n), *gv = mallocCheck(sizeof(float) * (size_t)n);
@@ -170,21 +206,38 @@ static void test_checkpoint_any_rank_count(void) {
       long b = 0, e = n;
       if (p) zero_shard(n, r, p, &b, &e);
       AdamW *o = adamw_create_range(b, e - b);
-      CkptNet back = {"student", m2, o};
+      Ema *ema2 = ema_create_range(b, e - b);
+      CkptNet back = {"student", m2, o, ema2};
       CkptState st2;
       model_ckpt_load(path, &st2, &back, 1);
+      EXPECT(memcmp(ema2->w, gema + b, sizeof(float) * (size_t)(e - b)) == 0, "the EMA of shard %d of %d differs", r, p);
+      ema_free(ema2);
       EXPECT(memcmp(m2->params, m->params, sizeof(float) * (size_t)n) == 0, "params of the %d-way load differ", p);
       EXPECT(memcmp(o->m, gm + b, sizeof(float) * (size_t)(e - b)) == 0, "adam_m of shard %d of %d differs", r, p);
       EXPECT(memcmp(o->v, gv + b, sizeof(float) * (size_t)(e - b)) == 0, "adam_v of shard %d of %d differs", r, p);
       EXPECT(st2.step == 2 && st2.seed == 11 && st2.data_cursor == 5 && st2.rollbacks == 4, "state differs");
       adamw_free(o);
     }
+  /* a checkpoint without an EMA (older, or ema.decay=0): the EMA starts from its parameters */
+  MPI_Barrier(MPI_COMM_WORLD);
+  st.step = 3;
+  CkptNet plain = {"student", m, z->opt, NULL};
+  model_ckpt_save(t_dir, &st, &plain, 1, "zero = 2\n", "data.h5", 2);
+  char path3[4200];
+  snprintf(path3, sizeof path3, "%s/ckpt_00000003.h5", t_dir);
+  Ema *ema3 = ema_create_range(0, n);
+  CkptNet back3 = {"student", m2, NULL, ema3};
+  CkptState st3;
+  model_ckpt_load(path3, &st3, &back3, 1);
+  EXPECT(memcmp(ema3->w, m->params, sizeof(float) * (size_t)n) == 0, "an EMA missing from the file: not the parameters");
+  ema_free(ema3);
   MPI_Barrier(MPI_COMM_WORLD);
   if (dist_rank() == 0 && t_case_failures == 0) {
-    unlink(path);
+    unlink(path), unlink(path3);
     rmdir(t_dir);
   }
-  free(gm), free(gv);
+  free(gm), free(gv), free(gema);
+  ema_free(ema);
   zero_free(z);
   model_free(m), model_free(m2);
 }
@@ -207,6 +260,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_shard_ranges);
   TEST_RUN(test_stages_agree);
   TEST_RUN(test_nan_reaches_every_rank);
+  TEST_RUN(test_ema_sharded);
   TEST_RUN(test_checkpoint_any_rank_count);
 #ifdef __SANITIZE_ADDRESS__
   TEST_RUN(test_no_leaks);
