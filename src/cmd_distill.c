@@ -21,6 +21,7 @@
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
+#include "evalrun.h"
 #include "distill.h"
 #include "model.h"
 #include "model_ckpt.h"
@@ -43,6 +44,7 @@ typedef struct {
   int warmup;
   int adv_every;
   int sample_every;
+  EvalSettings ev; /* eval.*: held-out metrics of the student while it trains */
 } DistillCmdConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
@@ -84,6 +86,7 @@ static const cfg_key distill_keys[] = {
     K("log.advantage_every", CFG_INT, adv_every, "10", 0, 1000000000, NULL, "steps between /advantage records; 0 = none"),
     K("sample.every", CFG_INT, sample_every, "0", 0, 1000000000, NULL,
       "steps between pictures of the student's samples, <run>/samples_<step>.png; 0 = none"),
+    EVALRUN_KEYS(K),
     RUNLOOP_KEYS(K, "200",
                  "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; "
                  "0 = only NaN/Inf",
@@ -115,6 +118,7 @@ typedef struct {
   double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
   Snapshot *snap;     /* sample.every: rank 0's pictures */
+  EvalRun *eval;      /* eval.every: held-out metrics of the student */
   double dm_acc, fake_acc, reward_acc; /* sums over the log interval, for the status line */
 } DistillRun;
 
@@ -159,6 +163,12 @@ static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
 }
 
 static void distill_snapshot(void *ctx, long step) { snapshot_take(((DistillRun *)ctx)->snap, step); }
+
+/* The student's raw weights; a run that keeps an EMA of them adds its row here with EVAL_WEIGHTS_EMA. */
+static void distill_eval(void *ctx, long step, TrainLog *table) {
+  DistillRun *R = ctx;
+  evalrun_measure(R->eval, R->student->params, EVAL_WEIGHTS_RAW, step, table);
+}
 
 static void distill_status(void *ctx, long step, const RunClock *clk, const double *row) {
   DistillRun *R = ctx;
@@ -258,9 +268,10 @@ int cmd_distill(int argc, char **argv) {
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
   if (c.sample_every > 0) snapshot_check(&data, "sample.every");
+  EvalRun *eval = evalrun_create(&c.ev, &mc, "generator", c.S, &data, data_path, (uint64_t)c.rl.seed);
   runloop_prepare(&c.rl);
   DistillRun R = {.c = &c, .d = d, .student = student, .teacher_path = teacher_path,
-                  .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B)};
+                  .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B), .eval = eval};
   if (c.sample_every > 0)
     R.snap = snapshot_create(student, "generator", c.S, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
   CkptNet nets[3] = {{"student", student, distill_opt_student(d)}, {"fake", fake, distill_opt_fake(d)},
@@ -270,6 +281,7 @@ int cmd_distill(int argc, char **argv) {
           "%d fake updates per generator update\n", method_name(method), dist_size(), threads, ops->name, teacher_path,
           student->num_params, c.S, c.prompts, c.K, fpg);
   distill_log_memory(d);
+  evalrun_print(eval);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
   RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint,
                   .teacher_path = teacher_path, .teacher_fingerprint = teacher_fingerprint, .keys = distill_keys,
@@ -279,10 +291,12 @@ int cmd_distill(int argc, char **argv) {
                   .nextra = DISTILL_NADV, .loss_names = loss_names, .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,
                   .extra_rows = distill_extra_rows, .status = distill_status, .snapshot_every = c.sample_every,
-                  .snapshot = distill_snapshot};
+                  .snapshot = distill_snapshot, .eval_every = eval ? c.ev.every : 0, .eval = distill_eval};
+  if (eval) task.neval = evalrun_cols(eval, &task.eval_cols);
   int status = runloop_run(&c.rl, &task);
   if (status == 0) amd_log("sample the %d-step student with: amd sample ckpt=%s\n", c.S, c.rl.run);
   snapshot_free(R.snap);
+  evalrun_free(eval);
   free(data_path), free(R.adv_rows);
   distill_free(d);
   if (reward) reward_free(reward);
