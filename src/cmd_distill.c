@@ -40,7 +40,8 @@ typedef struct {
   int reg_pairs, reg_steps;
   char preference[CFG_STR_MAX], reward_ckpt[CFG_STR_MAX];
   double bandwidth;
-  double lr_student, lr_fake, beta1, beta2, adam_eps, weight_decay, grad_clip;
+  double lr_student, lr_fake, lr_min_ratio, beta1, beta2, adam_eps, weight_decay, grad_clip;
+  char schedule[CFG_STR_MAX];
   int warmup;
   int adv_every;
   int sample_every;
@@ -77,6 +78,10 @@ static const cfg_key distill_keys[] = {
     K("optim.lr_student", CFG_FLOAT, lr_student, "5e-4", 0, 10, NULL, "student AdamW learning rate"),
     K("optim.lr_fake", CFG_FLOAT, lr_fake, "1e-3", 0, 10, NULL, "fake-teacher (and GAN head) AdamW learning rate"),
     K("optim.warmup", CFG_INT, warmup, "0", 0, 1000000000, NULL, "linear warmup steps of both"),
+    K("optim.schedule", CFG_CHOICE, schedule, "constant", 0, 0, "constant|cosine",
+      "learning rates after the warmup: constant, or a cosine decay over train.steps to optim.lr_min_ratio x each"),
+    K("optim.lr_min_ratio", CFG_FLOAT, lr_min_ratio, "0.1", 0, 1, NULL,
+      "cosine: the final learning rates as a share of optim.lr_student and optim.lr_fake"),
     K("optim.beta1", CFG_FLOAT, beta1, "0.9", 0, 0.999999, NULL, "Adam beta1"),
     K("optim.beta2", CFG_FLOAT, beta2, "0.999", 0, 0.999999999, NULL, "Adam beta2"),
     K("optim.eps", CFG_FLOAT, adam_eps, "1e-8", 0, 1, NULL, "Adam epsilon"),
@@ -254,12 +259,17 @@ int cmd_distill(int argc, char **argv) {
   Model *disc = gan ? model_create(&hc, B) : NULL;
   model_ckpt_load_params(teacher_path, "teacher", real);
 
-  AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.rl.steps,
+  /* the fake teacher and the GAN head count their updates, fake_per_gen per step: their schedule spans
+   * train.steps x fake_per_gen of them */
+  int cosine = strcmp(c.schedule, "cosine") == 0;
+  double lr_min_ratio = cosine ? c.lr_min_ratio : 1.0;
+  AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student * lr_min_ratio, .warmup = c.warmup, .cosine = cosine,
+                    .total_steps = c.rl.steps,
                     .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
                     .grad_clip = c.grad_clip};
   AdamWConfig of = os;
-  of.lr = of.lr_min = c.lr_fake;
-  of.warmup = (long)c.warmup * fpg;
+  of.lr = c.lr_fake, of.lr_min = c.lr_fake * lr_min_ratio;
+  of.warmup = (long)c.warmup * fpg, of.total_steps = (long)c.rl.steps * fpg;
   DistillConfig dc = {.method = method, .S = c.S, .w = c.w, .t_min = c.t_min, .t_max = c.t_max, .fake_per_gen = fpg,
                       .lambda_reg = c.lambda_reg, .lambda_gan = c.lambda_gan, .lambda_r = c.lambda_r,
                       .disc_weight = c.disc_weight, .s = c.s, .lambda_rls = c.lambda_rls, .eps = c.eps,
