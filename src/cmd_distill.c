@@ -21,8 +21,8 @@
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
-#include "evalrun.h"
 #include "distill.h"
+#include "evalrun.h"
 #include "model.h"
 #include "model_ckpt.h"
 #include "ops.h"
@@ -253,6 +253,7 @@ int cmd_distill(int argc, char **argv) {
   Reward reward_store;
   Reward *reward = reward_select(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
                                  method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
+  EvalRun *eval = evalrun_create(&c.ev, &mc, "generator", c.S, &data, data_path, (uint64_t)c.rl.seed);
   Model *real = model_create(&mc, 2 * B), *fake = model_create(&mc, B), *student = model_create(&mc, B);
   ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
@@ -278,7 +279,6 @@ int cmd_distill(int argc, char **argv) {
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
   if (c.sample_every > 0) snapshot_check(&data, "sample.every");
-  EvalRun *eval = evalrun_create(&c.ev, &mc, "generator", c.S, &data, data_path, (uint64_t)c.rl.seed);
   runloop_prepare(&c.rl);
   DistillRun R = {.c = &c, .d = d, .student = student, .teacher_path = teacher_path,
                   .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B), .eval = eval};

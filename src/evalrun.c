@@ -152,8 +152,12 @@ void evalrun_measure(EvalRun *e, const float *params, int weights, long step, Tr
     row[0] = (double)step, row[1] = weights, row[2] = (double)n, row[3] = nfe;
     long bad = 0;
     for (long i = 0; i < n * e->D; i++) bad += !isfinite(x[i]);
-    if (bad) snprintf(msg, sizeof msg, "%ld non-finite sample values: metrics NaN", bad);
-    else metrics_of(e, x, labels, n, row, msg, sizeof msg);
+    if (bad) { /* no metric of such samples; a count column holds no NaN */
+      snprintf(msg, sizeof msg, "%ld non-finite sample values: metrics NaN", bad);
+      if (!e->images) row[5] = 0;
+    } else {
+      metrics_of(e, x, labels, n, row, msg, sizeof msg);
+    }
     row[ncols - 1] = amd_time() - t0;
     free(x), free(labels);
   }

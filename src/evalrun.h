@@ -67,6 +67,6 @@ void evalrun_print(const EvalRun *e);
 int evalrun_cols(const EvalRun *e, const char *const **cols);
 /* Collective: the metrics of the network with parameters `params` (backend memory, the model's
  * num_params floats) as a row of table (rank 0): step, weights (EVAL_WEIGHTS_*), then the metrics;
- * rank 0 prints them. Non-finite samples give NaN metrics and a message. */
+ * rank 0 prints them. Non-finite samples give NaN metrics (modes_covered 0) and a message. */
 void evalrun_measure(EvalRun *e, const float *params, int weights, long step, TrainLog *table);
 void evalrun_free(EvalRun *e);

@@ -252,6 +252,7 @@ static void open_log(Loop *L, long resume_step) {
   if (t->extra_table) trainlog_open(&L->extra, log_path, t->extra_table, t->extra_cols, t->nextra, keep);
   trainlog_open(&L->timing, log_path, "timing", timing_cols, TIMING_NCOLS, keep);
   if (eval_on(t)) trainlog_open(&L->eval, log_path, "eval", t->eval_cols, t->neval, keep);
+  else if (resume_step >= 0) trainlog_drop_beyond(log_path, "eval", keep); /* eval.every switched off */
   if (resume_step >= 0) {
     if (passed_over[0]) trainlog_event(&L->log, L->st.step, passed_over);
     for (char *line = L->resume_events, *end; line && (end = strchr(line, '\n')); line = end + 1) {

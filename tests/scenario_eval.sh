@@ -6,7 +6,8 @@
 #    (teacher and student, -np 1 and -np 2);
 #  - checkpoints and /train bit-identical to the same runs without eval.every;
 #  - a crash and resume continues the table without duplicates and with the same values, a
-#    rollback rewinds it, a resume may switch eval.every on;
+#    rollback rewinds it, a resume may switch eval.every on, and one that switches it off still
+#    drops the rows beyond its checkpoint;
 #  - amd info shows the table, benchmarks/plot_log.py draws it;
 #  - data it cannot evaluate and an evaluator on toy data are usage errors that write nothing.
 # Images (FD, precision, recall, accuracy rows; no evaluator: no rows, a message): scenario_images.
@@ -84,6 +85,9 @@ expect_status() { # name, status, command...
 }
 expect_status student_crash 1 "$AMD" distill teacher="$S/plain" run="$S/dres" $D eval.every=5 eval.n=300 fault.exit_step=7
 expect_ok student_resume "$AMD" distill teacher="$S/plain" run="$S/dres" $D eval.every=5 eval.n=300 resume=1
+D1="${D/log.every=5/log.every=1}"
+expect_status student_crash_flushed 1 "$AMD" distill teacher="$S/plain" run="$S/doff" $D1 eval.every=2 eval.n=100 fault.exit_step=7
+expect_ok resume_switches_eval_off "$AMD" distill teacher="$S/plain" run="$S/doff" $D1 resume=1
 expect_ok teacher_rollback "$AMD" train data="$S/toy.h5" run="$S/tnan" $T eval.every=5 eval.n=256 eval.steps=4 fault.nan_step=15
 cp -r "$S/plain" "$S/plain_on"
 expect_ok resume_switches_eval_on "$AMD" train data="$S/toy.h5" run="$S/plain_on" $T train.steps=40 resume=1 \
@@ -97,6 +101,9 @@ for k in a:
 r = h5py.File('$S/tnan/log.h5', 'r')
 assert list(r['eval']['step'][:]) == [0, 5, 10, 15, 20, 25, 30], r['eval']['step'][:]
 assert any(b'rollback' in m for m in r['events']['message'][:]), 'no rollback happened'
+o = h5py.File('$S/doff/log.h5', 'r')
+assert list(o['eval']['step'][:]) == [0, 2, 4] and len(o['eval']['off_manifold']) == 3, o['eval']['step'][:]
+assert list(o['train']['step'][:]) == list(range(1, 11))
 p = h5py.File('$S/plain_on/log.h5', 'r')['eval']
 assert list(p['step'][:]) == [40], p['step'][:]
 "
