@@ -9,7 +9,10 @@ settings can be compared on one figure.
     norms; panels of losses a method does not have are left out), _reward.png, _forbidden.png,
     _weights.png (from the /advantage records of the first log that has them);
   teacher and classifier logs (amd train): OUT_PREFIX_losses.png with loss, grad norm, learning rate,
-    samples/s, and for classifiers the training and test accuracy.
+    samples/s, and for classifiers the training and test accuracy;
+  logs with held-out evaluations (eval.every, the /eval table): OUT_PREFIX_eval.png, the metrics
+    against step (toy data: off-manifold fraction, coverage, mass error, sliced W1; images: FD,
+    precision, recall, accuracy), a line per run and weights (raw solid, EMA dashed).
 NaN entries (rows without a rate, steps without a test accuracy) are left out of each line. Reads
 with locking=False, so it works on the log of a running job.
 """
@@ -40,7 +43,8 @@ def load(path):
             raise SystemExit(f"{path}: not an amd log (format {fmt!r})")
         train = {k: f["train"][k][:].astype(float) for k in f["train"]}
         adv = {k: f["advantage"][k][:] for k in f["advantage"]} if "advantage" in f else None
-    return train, adv
+        ev = {k: f["eval"][k][:].astype(float) for k in f["eval"]} if "eval" in f else None
+    return train, adv, ev
 
 
 def kind_of(train):
@@ -55,7 +59,7 @@ def panel(ax, runs, key, title, n, positive=False, sparse=False, log=False):
     """One quantity of every run; NaN rows (and with positive=True, non-positive ones: rows of a log
     written before rates were NaN hold 0) are left out; sparse ones are drawn as points."""
     drawn = False
-    for name, (train, _) in runs:
+    for name, (train, _, _) in runs:
         if key not in train:
             continue
         y, x = train[key], train["step"]
@@ -96,6 +100,36 @@ def plot_train(runs, out, n, classifier):
     print("wrote " + out + "_losses.png")
 
 
+def plot_eval(runs, out):
+    """The /eval tables (eval.every): each metric against step, a line per run and weights."""
+    evs = [(name, ev) for name, (_, _, ev) in runs if ev is not None and len(ev.get("step", []))]
+    if not evs:
+        return
+    images = any("fd" in ev for _, ev in evs)
+    panels = ([("fd", "Frechet distance (evaluator features)"), ("precision", "precision"), ("recall", "recall"),
+               ("accuracy", "evaluator accuracy")] if images else
+              [("off_manifold", "off-manifold fraction (beyond 3 sigma)"), ("coverage", "coverage"),
+               ("mass_error", "mass error (TV)"), ("sliced_w1", "sliced W1")])
+    fig, axs = plt.subplots(2, 2, figsize=(10, 7))
+    for ax, (key, title) in zip(axs.flat, panels):
+        for name, ev in evs:
+            if key not in ev:
+                continue
+            for w, style in ((0, "o-"), (1, "s--")):
+                keep = (ev["weights"] == w) & np.isfinite(ev[key])
+                if keep.any():
+                    ax.plot(ev["step"][keep], ev[key][keep], style, lw=1.2, ms=3,
+                            label=name + (" (EMA)" if w else ""))
+        ax.set_title("held-out " + title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out + "_eval.png", dpi=90)
+    plt.close(fig)
+    print("wrote " + out + "_eval.png")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("logs", nargs="+")
@@ -105,9 +139,10 @@ def main():
     runs = [(label_of(p), load(p)) for p in a.logs]
     out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.logs[0])), "plot")
     n = a.smooth
-    kinds = {kind_of(train) for _, (train, _) in runs}
+    kinds = {kind_of(train) for _, (train, _, _) in runs}
     if "distillation" in kinds and len(kinds) > 1:
         raise SystemExit("cannot overlay distillation logs and amd train logs on one figure: plot them apart")
+    plot_eval(runs, out)
     if "distillation" not in kinds:
         plot_train(runs, out, n, "classifier" in kinds)
         return
@@ -137,7 +172,7 @@ def main():
     fig.savefig(out + "_forbidden.png", dpi=90)
     plt.close(fig)
 
-    adv = next((adv for _, (_, adv) in runs if adv is not None and len(adv.get("step", []))), None)
+    adv = next((adv for _, (_, adv, _) in runs if adv is not None and len(adv.get("step", []))), None)
     if adv is not None:
         fig, axs = plt.subplots(1, 4, figsize=(16, 3.8))
         steps = adv["step"]

@@ -216,6 +216,34 @@ static void op_open_table(hid_t f, const void *arg) {
   truncate_table(f, l, a->step);
 }
 
+typedef struct {
+  const char *table;
+  long step;
+} DropArg;
+
+/* Keeps the rows of every column of a table, when the log has it, whose step is at most `step`. */
+static void op_drop_beyond(hid_t f, const void *arg) {
+  const DropArg *a = arg;
+  if (!h5_exists(f, a->table)) return;
+  hid_t g = h5_group_open(f, a->table);
+  hsize_t dims;
+  double *steps = h5_read_f64(g, "step", 1, &dims);
+  hsize_t keep = 0;
+  while (keep < dims && steps[keep] <= (double)a->step) keep++;
+  free(steps);
+  H5G_info_t info;
+  h5Check(H5Gget_info(g, &info), "HDF5: cannot list log table '%s'", a->table);
+  for (hsize_t i = 0; i < info.nlinks; i++) {
+    char name[256];
+    h5Check(H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) > 0 ? 0 : -1,
+            "HDF5: cannot list log table '%s'", a->table);
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    h5Check(H5Dset_extent(d, &keep), "HDF5: cannot truncate log column '%s/%s'", a->table, name);
+    H5Dclose(d);
+  }
+  H5Gclose(g);
+}
+
 static void op_rewind(hid_t f, const void *arg) {
   const TableArg *a = arg;
   truncate_table(f, a->l, a->step);
@@ -321,6 +349,12 @@ void trainlog_rewind(TrainLog *l, long step) {
   TableArg a = {l, step};
   apply(l->path, op_rewind, &a, 0, NULL);
   trainlog_flush(l);
+}
+
+void trainlog_drop_beyond(const char *path, const char *table, long step) {
+  if (amd_rank() != 0) return;
+  DropArg a = {table, step};
+  apply(path, op_drop_beyond, &a, 0, NULL);
 }
 
 void trainlog_event(TrainLog *l, long step, const char *message) {

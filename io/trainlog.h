@@ -41,6 +41,10 @@ void trainlog_close(TrainLog *l);
 void trainlog_event(TrainLog *l, long step, const char *message);
 /* Drops every row of the table whose step is beyond `step`, buffered or written (a rollback). */
 void trainlog_rewind(TrainLog *l, long step);
+/* Drops the rows of table `table` whose step is beyond `step`, when the log has the table: a resumed
+ * run that no longer writes it (the /eval rows of a run resumed without eval.every) still drops what
+ * was logged after its checkpoint. Rank 0; a no-op elsewhere. */
+void trainlog_drop_beyond(const char *path, const char *table, long step);
 /* Rebuilds a copy of the log that a kill left marked incomplete, or that is missing, from the other
  * one (a missing log.h5 comes back from a whole log.h5.bak; fatal when that copy is marked too). */
 void trainlog_recover(const char *path);

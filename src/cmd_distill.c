@@ -24,12 +24,14 @@
 #include "dataset.h"
 #include "dist.h"
 #include "distill.h"
+#include "evalrun.h"
 #include "model.h"
 #include "model_ckpt.h"
 #include "ops.h"
 #include "reward.h"
 #include "runloop.h"
 #include "snapshot.h"
+#include "zero.h"
 
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
@@ -43,10 +45,12 @@ typedef struct {
   int reg_pairs, reg_steps;
   char preference[CFG_STR_MAX], reward_ckpt[CFG_STR_MAX];
   double bandwidth;
-  double lr_student, lr_fake, beta1, beta2, adam_eps, weight_decay, grad_clip;
+  double lr_student, lr_fake, lr_min_ratio, beta1, beta2, adam_eps, weight_decay, grad_clip;
+  char schedule[CFG_STR_MAX];
   int warmup;
   int adv_every;
   int sample_every;
+  EvalSettings ev; /* eval.*: held-out metrics of the student while it trains */
 } DistillCmdConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
@@ -87,6 +91,10 @@ static const cfg_key distill_keys[] = {
     K("optim.lr_student", CFG_FLOAT, lr_student, "5e-4", 0, 10, NULL, "student AdamW learning rate"),
     K("optim.lr_fake", CFG_FLOAT, lr_fake, "1e-3", 0, 10, NULL, "fake-teacher (and GAN head) AdamW learning rate"),
     K("optim.warmup", CFG_INT, warmup, "0", 0, 1000000000, NULL, "linear warmup steps of both"),
+    K("optim.schedule", CFG_CHOICE, schedule, "constant", 0, 0, "constant|cosine",
+      "learning rates after the warmup: constant, or a cosine decay over train.steps to optim.lr_min_ratio x each"),
+    K("optim.lr_min_ratio", CFG_FLOAT, lr_min_ratio, "0.1", 0, 1, NULL,
+      "cosine: the final learning rates as a share of optim.lr_student and optim.lr_fake"),
     K("optim.beta1", CFG_FLOAT, beta1, "0.9", 0, 0.999999, NULL, "Adam beta1"),
     K("optim.beta2", CFG_FLOAT, beta2, "0.999", 0, 0.999999999, NULL, "Adam beta2"),
     K("optim.eps", CFG_FLOAT, adam_eps, "1e-8", 0, 1, NULL, "Adam epsilon"),
@@ -97,6 +105,7 @@ static const cfg_key distill_keys[] = {
     K("log.advantage_every", CFG_INT, adv_every, "10", 0, 1000000000, NULL, "steps between /advantage records; 0 = none"),
     K("sample.every", CFG_INT, sample_every, "0", 0, 1000000000, NULL,
       "steps between pictures of the student's samples, <run>/samples_<step>.png; 0 = none"),
+    EVALRUN_KEYS(K),
     RUNLOOP_KEYS(K, "200",
                  "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; "
                  "0 = only NaN/Inf",
@@ -139,6 +148,7 @@ typedef struct {
   DistillStats o;     /* of the last step */
   Snapshot *snap;     /* sample.every: rank 0's pictures */
   Ema *ema;           /* the student's EMA (NULL: ema.decay = 0); whole: zero_ema_gather */
+  EvalRun *eval;      /* eval.every: held-out metrics of the student */
   double dm_acc, fake_acc, reward_acc; /* sums over the log interval, for the status line */
 } DistillRun;
 
@@ -183,6 +193,15 @@ static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
 }
 
 static void distill_snapshot(void *ctx, long step) { snapshot_take(((DistillRun *)ctx)->snap, step); }
+
+/* The student's raw weights, then its EMA's (gathered into the evaluation's own network) when kept. */
+static void distill_eval(void *ctx, long step, TrainLog *table) {
+  DistillRun *R = ctx;
+  evalrun_measure(R->eval, R->student->params, EVAL_WEIGHTS_RAW, step, table);
+  if (!R->ema) return;
+  zero_ema_gather(R->ema, R->student->num_params, evalrun_params(R->eval));
+  evalrun_measure(R->eval, evalrun_params(R->eval), EVAL_WEIGHTS_EMA, step, table);
+}
 
 static void distill_status(void *ctx, long step, const RunClock *clk, const double *row) {
   DistillRun *R = ctx;
@@ -262,6 +281,7 @@ int cmd_distill(int argc, char **argv) {
   Reward reward_store;
   Reward *reward = reward_select(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
                                  method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
+  EvalRun *eval = evalrun_create(&c.ev, &mc, "generator", c.S, &data, data_path, (uint64_t)c.rl.seed);
   Model *real = model_create(&mc, 2 * B), *fake = model_create(&mc, B), *student = model_create(&mc, B);
   ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
@@ -269,12 +289,17 @@ int cmd_distill(int argc, char **argv) {
   const char *real_net = teacher_net(&c, teacher_path);
   model_ckpt_load_params(teacher_path, real_net, real);
 
-  AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student, .warmup = c.warmup, .cosine = 0, .total_steps = c.rl.steps,
+  /* the fake teacher and the GAN head count their updates, fake_per_gen per step: their schedule spans
+   * train.steps x fake_per_gen of them */
+  int cosine = strcmp(c.schedule, "cosine") == 0;
+  double lr_min_ratio = cosine ? c.lr_min_ratio : 1.0;
+  AdamWConfig os = {.lr = c.lr_student, .lr_min = c.lr_student * lr_min_ratio, .warmup = c.warmup, .cosine = cosine,
+                    .total_steps = c.rl.steps,
                     .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps, .weight_decay = c.weight_decay,
                     .grad_clip = c.grad_clip};
   AdamWConfig of = os;
-  of.lr = of.lr_min = c.lr_fake;
-  of.warmup = (long)c.warmup * fpg;
+  of.lr = c.lr_fake, of.lr_min = c.lr_fake * lr_min_ratio;
+  of.warmup = (long)c.warmup * fpg, of.total_steps = (long)c.rl.steps * fpg;
   DistillConfig dc = {.method = method, .S = c.S, .w = c.w, .t_min = c.t_min, .t_max = c.t_max, .fake_per_gen = fpg,
                       .lambda_reg = c.lambda_reg, .lambda_gan = c.lambda_gan, .lambda_r = c.lambda_r,
                       .disc_weight = c.disc_weight, .s = c.s, .lambda_rls = c.lambda_rls, .eps = c.eps,
@@ -288,7 +313,7 @@ int cmd_distill(int argc, char **argv) {
   if (c.sample_every > 0) snapshot_check(&data, "sample.every");
   runloop_prepare(&c.rl);
   DistillRun R = {.c = &c, .d = d, .student = student, .teacher_path = teacher_path,
-                  .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B)};
+                  .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B), .eval = eval};
   if (c.sample_every > 0)
     R.snap = snapshot_create(student, "generator", c.S, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
   const AdamW *os_range = distill_opt_student(d);
@@ -301,6 +326,7 @@ int cmd_distill(int argc, char **argv) {
           teacher_path, student->num_params, strcmp(real_net, "teacher") == 0 ? "raw" : "EMA", c.S, c.prompts, c.K,
           fpg);
   distill_log_memory(d);
+  evalrun_print(eval);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
   RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint,
                   .teacher_path = teacher_path, .teacher_fingerprint = teacher_fingerprint, .keys = distill_keys,
@@ -310,10 +336,12 @@ int cmd_distill(int argc, char **argv) {
                   .nextra = DISTILL_NADV, .loss_names = loss_names, .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,
                   .extra_rows = distill_extra_rows, .status = distill_status, .snapshot_every = c.sample_every,
-                  .snapshot = distill_snapshot};
+                  .snapshot = distill_snapshot, .eval_every = eval ? c.ev.every : 0, .eval = distill_eval};
+  if (eval) task.neval = evalrun_cols(eval, &task.eval_cols);
   int status = runloop_run(&c.rl, &task);
   if (status == 0) amd_log("sample the %d-step student with: amd sample ckpt=%s\n", c.S, c.rl.run);
   snapshot_free(R.snap);
+  evalrun_free(eval);
   free(data_path), free(R.adv_rows);
   distill_free(d);
   ema_free(R.ema);

@@ -17,9 +17,8 @@
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
+#include "eval_metrics.h"
 #include "h5.h"
-#include "metrics.h"
-#include "metrics_img.h"
 #include "ops.h"
 
 typedef struct {
@@ -32,14 +31,14 @@ static const cfg_key eval_keys[] = {
     K("samples", CFG_PATH, samples, "", 0, 0, NULL, "samples file (amd sample); required"),
     K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset to compare with; default: the one the samples name"),
     K("out", CFG_STR, out, "", 0, 0, NULL, "eval file to write; default: <samples>_eval.h5"),
-    K("sw.projections", CFG_INT, projections, "128", 1, 100000, NULL, "directions of the sliced Wasserstein distance"),
-    K("sw.max_ref", CFG_INT, max_ref, "20000", 1, 100000000, NULL, "data points used as the reference set"),
+    K("sw.projections", CFG_INT, projections, EVAL_STR(EVAL_SW_PROJECTIONS), 1, 100000, NULL, "directions of the sliced Wasserstein distance"),
+    K("sw.max_ref", CFG_INT, max_ref, EVAL_STR(EVAL_SW_MAX_REF), 1, 100000000, NULL, "data points used as the reference set"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the projections"),
     K("evaluator", CFG_PATH, evaluator, "", 0, 0, NULL, "images: evaluator classifier checkpoint (amd train task=evaluator); required"),
     K("reward", CFG_PATH, reward, "", 0, 0, NULL, "images: reward classifier checkpoint, for the training-reward mean; optional"),
-    K("pr.k", CFG_INT, pr_k, "5", 1, 1000, NULL, "images: k of the k-NN precision and recall"),
+    K("pr.k", CFG_INT, pr_k, EVAL_STR(EVAL_PR_K), 1, 1000, NULL, "images: k of the k-NN precision and recall"),
     K("pr.max", CFG_INT, pr_max, "10000", 10, 100000000, NULL, "images: at most this many samples and reference images in precision/recall"),
-    K("batch", CFG_INT, batch, "200", 1, 1 << 20, NULL, "images: classifier batch"),
+    K("batch", CFG_INT, batch, EVAL_STR(EVAL_BATCH), 1, 1 << 20, NULL, "images: classifier batch"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads; 0 = node cores"),
     CFG_END};
 #undef K
@@ -55,33 +54,17 @@ typedef struct {
 } Metric;
 
 /* Image metrics into m[]; returns their count. s: samples, d: the reference (test) images. */
-static int image_metrics(Metric *m, const EvalConfig *c, const Dataset *s, const Dataset *d) {
+static int image_metrics_of(Metric *m, const EvalConfig *c, const Dataset *s, const Dataset *d) {
   if (!c->evaluator[0]) amd_usage_error("image metrics need evaluator=<run of amd train task=evaluator>");
-  Classifier *ev = classifier_load(c->evaluator, c->batch);
-  if (ev->dim != s->dim || ev->num_classes != s->num_classes)
-    amd_usage_error("evaluator '%s' (dim %d, %d classes) does not match the samples (dim %d, %d classes)", c->evaluator,
-                    ev->dim, ev->num_classes, s->dim, s->num_classes);
-  int F = ev->feat_dim, K = ev->num_classes;
-  float *fs = mallocCheck(sizeof(float) * (size_t)s->n * F), *fd = mallocCheck(sizeof(float) * (size_t)d->n * F);
-  float *ls = mallocCheck(sizeof(float) * (size_t)s->n * K), *ld = mallocCheck(sizeof(float) * (size_t)d->n * K);
-  classifier_run(ev, ls, fs, s->x, s->n);
-  classifier_run(ev, ld, fd, d->x, d->n);
-  double *mu1 = mallocCheck(sizeof(double) * (size_t)F), *mu2 = mallocCheck(sizeof(double) * (size_t)F);
-  double *c1 = mallocCheck(sizeof(double) * (size_t)F * F), *c2 = mallocCheck(sizeof(double) * (size_t)F * F);
-  feature_stats(fs, s->n, F, mu1, c1);
-  feature_stats(fd, d->n, F, mu2, c2);
+  ImageReference *ref = image_reference_create(c->evaluator, "evaluator", c->batch, d, "the samples");
+  ImageMetrics im;
+  image_metrics(&im, ref, s->x, s->labels, s->n, c->pr_k, c->pr_max);
   int n = 0;
-  m[n++] = (Metric){"fd", frechet_distance(mu1, c1, mu2, c2, F)};
-  double precision, recall;
-  long ns = s->n < c->pr_max ? s->n : c->pr_max, nd = d->n < c->pr_max ? d->n : c->pr_max;
-  knn_precision_recall(fd, nd, fs, ns, F, c->pr_k, &precision, &recall);
-  m[n++] = (Metric){"precision", precision};
-  m[n++] = (Metric){"recall", recall};
-  long right = 0, right_ref = 0;
-  for (long i = 0; i < s->n; i++) right += argmax_row(ls + (size_t)i * K, K) == s->labels[i];
-  for (long i = 0; i < d->n; i++) right_ref += argmax_row(ld + (size_t)i * K, K) == d->labels[i];
-  m[n++] = (Metric){"accuracy", (double)right / (double)s->n};
-  m[n++] = (Metric){"accuracy_of_data", (double)right_ref / (double)d->n};
+  m[n++] = (Metric){"fd", im.fd};
+  m[n++] = (Metric){"precision", im.precision};
+  m[n++] = (Metric){"recall", im.recall};
+  m[n++] = (Metric){"accuracy", im.accuracy};
+  m[n++] = (Metric){"accuracy_of_data", ref->accuracy};
   if (c->reward[0]) {
     Classifier *rw = classifier_load(c->reward, c->batch);
     if (rw->dim != s->dim || rw->num_classes != s->num_classes)
@@ -96,8 +79,7 @@ static int image_metrics(Metric *m, const EvalConfig *c, const Dataset *s, const
   }
   m[n++] = (Metric){"samples", (double)s->n};
   m[n++] = (Metric){"reference", (double)d->n};
-  free(fs), free(fd), free(ls), free(ld), free(mu1), free(mu2), free(c1), free(c2);
-  classifier_free(ev);
+  image_reference_free(ref);
   return n;
 }
 
@@ -181,10 +163,9 @@ int cmd_eval(int argc, char **argv) {
   int nm;
   ToyMetrics toy;
   float *ref = NULL;
-  int *present = NULL;
   if (s.ndim == 3) {
     backend_init("auto", c.threads);
-    nm = image_metrics(m, &c, &s, &d);
+    nm = image_metrics_of(m, &c, &s, &d);
     m[nm++] = (Metric){"nfe", (double)nfe};
     m[nm++] = (Metric){"samples_per_s", rate};
     printf("eval of %s against %s (evaluator %s)\n", c.samples, data_path, c.evaluator);
@@ -193,14 +174,7 @@ int cmd_eval(int argc, char **argv) {
     if (!d.has_mixture)
       amd_usage_error("dataset '%s' has no /mixture: toy metrics need a toy2d dataset", data_path);
     if (s.dim != 2) amd_usage_error("toy metrics need 2-D samples; '%s' holds vectors of %d", c.samples, s.dim);
-    /* reference: data points of the classes present in the samples, at most max_ref of them */
-    present = callocCheck((size_t)d.num_classes + 1, sizeof(int));
-    for (long i = 0; i < s.n; i++)
-      if (s.labels[i] >= 0 && s.labels[i] < d.num_classes) present[s.labels[i]] = 1;
-    ref = mallocCheck(sizeof(float) * 2 * (size_t)d.n);
-    long nref = 0;
-    for (long i = 0; i < d.n && nref < c.max_ref; i++)
-      if (present[d.labels[i]]) memcpy(ref + 2 * nref++, d.x + 2 * i, 2 * sizeof(float));
+    long nref = eval_toy_reference(&d, s.labels, s.n, c.max_ref, &ref);
     toy_metrics(&toy, &d.mix, s.x, s.labels, s.n, nref ? ref : NULL, nref, c.projections, (uint64_t)c.seed);
     print_toy(&toy, &d.mix, c.samples, data_path, nfe, rate);
     Metric t[] = {{"n", (double)toy.n}, {"coverage", toy.coverage}, {"modes_covered", toy.modes_covered},
@@ -212,7 +186,7 @@ int cmd_eval(int argc, char **argv) {
   }
   write_eval(out, &c, data_path, m, nm, s.ndim == 3 ? NULL : &toy);
   printf("wrote %s\n", out);
-  free(ref), free(present), free(data_path);
+  free(ref), free(data_path);
   dataset_free(&s);
   dataset_free(&d);
   return 0;

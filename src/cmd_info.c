@@ -2,8 +2,8 @@
  * eval) without the user reaching for h5dump. On a run folder, its summary: the lock holder, the
  * log's tables with their row counts and last step, the checkpoints with their steps (each
  * validated: a damaged one says why), and what resume=1 would continue from. On a log, a run summary: last step, last and mean
- * losses, samples/s, elapsed time, every rank's compute / communication / I/O seconds (/timing)
- * and the events (resume, stop signals, divergence and rollbacks) with their steps. Unknown or
+ * losses, samples/s, elapsed time, every rank's compute / communication / I/O seconds (/timing),
+ * the last held-out metrics (/eval) and the events (resume, stop signals, divergence and rollbacks) with their steps. Unknown or
  * damaged files get the same clear errors as every reader. */
 #include <math.h>
 #include <stdio.h>
@@ -216,6 +216,35 @@ static void log_timing(hid_t f) {
   H5Gclose(g);
 }
 
+/* /eval: its rows and, for each kind of weights, the metrics of the last evaluation. */
+static void log_eval(hid_t f) {
+  if (!h5_exists(f, "eval/step")) return;
+  static const char *const shown[] = {"samples", "nfe", "off_manifold", "coverage", "mass_error", "wrong_class",
+                                      "sliced_w1", "log_density", "fd", "precision", "recall", "accuracy", "seconds"};
+  hid_t g = h5_group_open(f, "eval");
+  hsize_t n;
+  double *st = h5_read_f64(g, "step", 1, &n), *w = h5_read_f64(g, "weights", 1, &n);
+  printf("  /eval: %llu held-out evaluations", (unsigned long long)n);
+  if (n) printf(" from step %.0f to %.0f", st[0], st[n - 1]);
+  printf(" (amd export <log> --csv /eval)\n");
+  for (int kind = 0; kind <= 1; kind++) {
+    long last = -1;
+    for (hsize_t i = 0; i < n; i++)
+      if ((int)w[i] == kind) last = (long)i;
+    if (last < 0) continue;
+    printf("    last, %s weights (step %.0f):", kind ? "EMA" : "raw", st[last]);
+    for (size_t c = 0; c < sizeof shown / sizeof shown[0]; c++) {
+      if (!h5_exists(g, shown[c])) continue;
+      double *v = h5_read_f64(g, shown[c], 1, &n);
+      printf(" %s %.5g", shown[c], v[last]);
+      free(v);
+    }
+    printf("\n");
+  }
+  free(st), free(w);
+  H5Gclose(g);
+}
+
 static void info_log(hid_t f) {
   hid_t g = h5_group_open(f, "train");
   log_summary(g);
@@ -223,6 +252,7 @@ static void info_log(hid_t f) {
   h5Check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, print_column, NULL), "cannot list the log columns");
   H5Gclose(g);
   log_timing(f);
+  log_eval(f);
   if (h5_exists(f, "advantage/step")) {
     hid_t a = h5_group_open(f, "advantage");
     hsize_t na;

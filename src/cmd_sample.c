@@ -3,7 +3,9 @@
  * Euler or Heun sampler (N steps, classifier-free guidance, timestep shift) and writes a samples file; for 2-D
  * data also a PNG scatter plot coloured by class over the true mode centres. Ranks split the
  * samples; noise is keyed by the global sample index, so the file is the same at any rank count.
- * For images, png= writes a grid with a row per class (the first png.cols samples of each). */
+ * For images, png= writes a grid with a row per class (the first png.cols samples of each).
+ * noise=eval draws the fixed noise set on which a run of the same seed evaluates (src/evalrun.h), so
+ * the samples behind a row of its log's /eval table can be drawn from the checkpoint of that step. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
+#include "evalrun.h"
 #include "h5.h"
 #include "model.h"
 #include "sampling.h"
@@ -24,7 +27,7 @@
 typedef struct {
   char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], weights[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX];
   char png[CFG_STR_MAX];
-  char data[CFG_STR_MAX], device[CFG_STR_MAX];
+  char data[CFG_STR_MAX], device[CFG_STR_MAX], noise[CFG_STR_MAX];
   int n, cls, steps, seed, batch, threads, png_cols;
   double cfg, shift, plot_range;
 } SampleConfig;
@@ -44,6 +47,9 @@ static const cfg_key sample_keys[] = {
     K("cfg", CFG_FLOAT, cfg, "1.0", 0, 100, NULL, "classifier-free guidance scale w (1 = conditional only)"),
     K("shift", CFG_FLOAT, shift, "1.0", 0.01, 100, NULL, "timestep shift (>1 spends more steps at high noise)"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the starting noise"),
+    K("noise", CFG_CHOICE, noise, "sample", 0, 0, "sample|eval",
+      "sample: noise keyed by seed; eval: the held-out noise set a run of this seed evaluates on (eval.every), "
+      "to draw the samples of its /eval rows"),
     K("batch", CFG_INT, batch, "0", 0, 1 << 20, NULL,
       "samples per forward pass on each rank; 0: 1024 for vectors, 100 for images (a dit keeps its activations)"),
     K("png", CFG_STR, png, "", 0, 0, NULL, "also write a picture here: 2-D data a scatter plot, images a grid (a row per class)"),
@@ -176,7 +182,8 @@ int cmd_sample(int argc, char **argv) {
   SampleDraw *draw = sample_draw_create(model, c.sampler, c.steps, c.cfg, c.shift, per_call);
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = amd_time();
-  int nfe = sample_draw(draw, x_host, labels, local, (uint64_t)c.seed, i0);
+  uint64_t seed = strcmp(c.noise, "eval") == 0 ? evalrun_noise_seed((uint64_t)c.seed) : (uint64_t)c.seed;
+  int nfe = sample_draw(draw, x_host, labels, local, seed, i0);
   MPI_Barrier(MPI_COMM_WORLD);
   double seconds = amd_time() - t0;
   MPI_Bcast(&nfe, 1, MPI_INT, 0, MPI_COMM_WORLD);

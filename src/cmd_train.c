@@ -26,6 +26,7 @@
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
+#include "evalrun.h"
 #include "flow.h"
 #include "model.h"
 #include "model_ckpt.h"
@@ -50,6 +51,7 @@ typedef struct {
   char t_dist[CFG_STR_MAX];
   double t_mean, t_std;
   int sample_every, sample_steps;
+  EvalSettings ev; /* eval.*: held-out metrics while training (teacher) */
 } TrainConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(TrainConfig, field), def, lo, hi, choices, help}
@@ -87,6 +89,8 @@ static const cfg_key train_keys[] = {
     K("sample.every", CFG_INT, sample_every, "0", 0, 1000000000, NULL,
       "teacher: steps between pictures of samples, <run>/samples_<step>.png; 0 = none"),
     K("sample.steps", CFG_INT, sample_steps, "16", 1, 1000, NULL, "teacher: Euler steps of those samples"),
+    EVALRUN_KEYS(K),
+    K("eval.steps", CFG_INT, ev.steps, "50", 1, 100000, NULL, "teacher: Euler steps of the evaluation's samples (no guidance)"),
     RUNLOOP_KEYS(K, "1000",
                  "divergence: a loss above spike x its mean over the previous guard.window steps; 0 = only NaN/Inf",
                  "testing: inject a NaN gradient at this step (once)"),
@@ -138,6 +142,7 @@ typedef struct {
   double loss_acc, acc_acc;   /* sums over the log interval */
   Snapshot *snap;             /* teacher, sample.every: rank 0's pictures */
   Ema *ema;                   /* the EMA of the weights (NULL: ema.decay = 0); whole: zero_ema_gather */
+  EvalRun *eval;              /* teacher, eval.every: held-out metrics */
 } Train;
 
 static void train_reset(void *ctx, CkptState *st) {
@@ -197,6 +202,15 @@ static void train_row(void *ctx, long step, const RunClock *clk, double *row) {
 
 static void train_snapshot(void *ctx, long step) { snapshot_take(((Train *)ctx)->snap, step); }
 
+/* The raw weights, then the EMA's (gathered into the evaluation's own network) when the run keeps one. */
+static void train_eval(void *ctx, long step, TrainLog *table) {
+  Train *T = ctx;
+  evalrun_measure(T->eval, T->model->params, EVAL_WEIGHTS_RAW, step, table);
+  if (!T->ema) return;
+  zero_ema_gather(T->ema, T->model->num_params, evalrun_params(T->eval));
+  evalrun_measure(T->eval, evalrun_params(T->eval), EVAL_WEIGHTS_EMA, step, table);
+}
+
 static void train_status(void *ctx, long step, const RunClock *clk, const double *row) {
   Train *T = ctx;
   char acc[64] = "";
@@ -227,6 +241,10 @@ int cmd_train(int argc, char **argv) {
     amd_usage_error("config key 'sample.every' = %d: pictures of samples are for task=teacher, not %s", c.sample_every,
                     c.task);
   if (c.sample_every > 0) snapshot_check(&data, "sample.every");
+  if (T.classifier && c.ev.every > 0)
+    amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for task=teacher, not %s (a classifier "
+                    "logs its test accuracy at every checkpoint)", c.ev.every, c.task);
+  T.eval = evalrun_create(&c.ev, &mc, "euler", c.ev.steps, &data, c.data, (uint64_t)c.rl.seed);
   runloop_prepare(&c.rl);
 
   batches_init(&T.batches, &data, c.batch, (uint64_t)c.rl.seed);
@@ -249,6 +267,7 @@ int cmd_train(int argc, char **argv) {
   amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", dist_size(),
           threads, ops->name, mc.kind, T.model->num_params, c.data, data.n, data.dim);
   zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher");
+  evalrun_print(T.eval);
 
   T.ema = c.rl.ema_decay > 0 ? zero_ema_create(T.zo) : NULL;
   CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt, T.ema}};
@@ -260,10 +279,13 @@ int cmd_train(int argc, char **argv) {
                   .samples_per_step = c.batch, .cols = log_cols, .ncols = T.classifier ? NCOLS : NCOLS_TEACHER,
                   .loss_names = loss_names, .nlosses = 1, .ctx = &T, .reset = train_reset,
                   .set_lr_scale = train_set_lr_scale, .step = train_step, .apply = train_apply, .row = train_row,
-                  .status = train_status, .snapshot_every = c.sample_every, .snapshot = train_snapshot};
+                  .status = train_status, .snapshot_every = c.sample_every, .snapshot = train_snapshot,
+                  .eval_every = T.eval ? c.ev.every : 0, .eval = train_eval};
+  if (T.eval) task.neval = evalrun_cols(T.eval, &task.eval_cols);
   int status = runloop_run(&c.rl, &task);
 
   snapshot_free(T.snap);
+  evalrun_free(T.eval);
   ops->free(T.res_dev), free(T.res_h), batches_free(&T.batches);
   if (T.fb) flow_batch_free(T.fb);
   zero_free(T.zo);

@@ -20,6 +20,7 @@ static const char *const free_keys[] = {
     "log.every",   "log.advantage_every", "ckpt.every", "ckpt.keep",        /* what it records, how often */
     "guard.spike", "guard.window",        "guard.max_rollbacks",            /* when a step is a divergence */
     "sample.every", "sample.steps",                                         /* its pictures (own Philox key) */
+    "eval.every",  "eval.n",     "eval.steps", "eval.data", "eval.evaluator", /* its held-out metrics (own key) */
     "watchdog.seconds",                                                     /* when a hung rank ends the job */
     NULL};
 

@@ -137,7 +137,7 @@ typedef struct {
   CkptState st;
   char *config_text; /* of the command's keys: in every file the run writes */
   char *resume_events; /* the changes resume.allow let through, a line each, for /events */
-  TrainLog log, extra, timing;
+  TrainLog log, extra, timing, eval; /* eval: the /eval rows (task.eval) */
   Guard guard;
   long last_ckpt;   /* step of the newest checkpoint this process wrote or loaded (-1: none) */
   long steps_acc;   /* steps in the current log interval */
@@ -192,6 +192,18 @@ static void flush_all(Loop *L) {
   trainlog_flush(&L->log);
   if (L->task->extra_table) trainlog_flush(&L->extra);
   trainlog_flush(&L->timing);
+  trainlog_flush(&L->eval);
+}
+
+static int eval_on(const RunTask *t) { return t->eval && t->eval_every > 0; }
+
+/* The held-out evaluation after `step` (task.eval) under a watchdog window of its own; returns its
+ * seconds, which the caller keeps out of samples/s and the ETA. */
+static double evaluate(Loop *L, long step) {
+  runctl_watchdog_arm(L->rs->watchdog_s, step, "the evaluation after step");
+  double t0 = amd_time();
+  L->task->eval(L->task->ctx, step, &L->eval);
+  return amd_time() - t0;
 }
 
 /* The initial state: the task's parameters, no optimizer moments, EMAs equal to the parameters. */
@@ -249,6 +261,8 @@ static void open_log(Loop *L, long resume_step) {
   trainlog_open(&L->log, log_path, "train", t->cols, t->ncols, keep);
   if (t->extra_table) trainlog_open(&L->extra, log_path, t->extra_table, t->extra_cols, t->nextra, keep);
   trainlog_open(&L->timing, log_path, "timing", timing_cols, TIMING_NCOLS, keep);
+  if (eval_on(t)) trainlog_open(&L->eval, log_path, "eval", t->eval_cols, t->neval, keep);
+  else if (resume_step >= 0) trainlog_drop_beyond(log_path, "eval", keep); /* eval.every switched off */
   if (resume_step >= 0) {
     if (passed_over[0]) trainlog_event(&L->log, L->st.step, passed_over);
     for (char *line = L->resume_events, *end; line && (end = strchr(line, '\n')); line = end + 1) {
@@ -284,6 +298,7 @@ static int roll_back(Loop *L, long step, const char *why) {
   trainlog_rewind(&L->log, L->st.step);
   if (t->extra_table) trainlog_rewind(&L->extra, L->st.step);
   trainlog_rewind(&L->timing, L->st.step);
+  if (eval_on(t)) trainlog_rewind(&L->eval, L->st.step);
   save(L); /* the rollback target again, now counting this rollback: a resume keeps the backoff */
   restart_interval(L);
   return 0;
@@ -294,6 +309,7 @@ static void stop(Loop *L, int sig, long step) {
   runctl_note_stop(&L->log, sig, step);
   if (L->task->extra_table) trainlog_flush(&L->extra);
   trainlog_flush(&L->timing);
+  trainlog_flush(&L->eval);
   if (L->last_ckpt != step) save(L);
 }
 
@@ -343,9 +359,14 @@ static int one_step(Loop *L) {
   t->row(t->ctx, step, &clk, row);
   trainlog_append(&L->log, row);
   if (t->extra_rows) t->extra_rows(t->ctx, st->step, &L->extra);
+  if (eval_on(t) && (st->step % t->eval_every == 0 || st->step == rs->steps)) {
+    double spent = evaluate(L, st->step); /* not training: kept out of samples/s and the ETA */
+    L->t_last += spent, L->t_eta += spent, now += spent;
+  }
   if (clk.log_now) {
     trainlog_flush(&L->log);
     if (t->extra_table) trainlog_flush(&L->extra);
+    trainlog_flush(&L->eval);
     timing_log(&L->timing, st->step);
     trainlog_flush(&L->timing);
     t->status(t->ctx, st->step, &clk, row);
@@ -376,6 +397,7 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
   guard_init(&L->guard, rs->guard_spike, rs->guard_window, rs->guard_max_rollbacks, rs->guard_lr_factor,
              L->st.rollbacks);
   t->set_lr_scale(t->ctx, guard_lr_scale(&L->guard));
+  if (eval_on(t) && resume_step < 0) evaluate(L, 0); /* where training starts from */
   if (L->guard.rollbacks > 0)
     amd_log("learning rates x %g after %ld rollbacks (guard.lr_factor %g)\n", guard_lr_scale(&L->guard),
             L->guard.rollbacks, rs->guard_lr_factor);
@@ -389,6 +411,7 @@ int runloop_run(const RunSettings *rs, const RunTask *t) {
   trainlog_close(&L->log);
   if (t->extra_table) trainlog_close(&L->extra);
   trainlog_close(&L->timing);
+  trainlog_close(&L->eval);
   summary(L, status);
   runctl_watchdog_arm(rs->watchdog_s, L->st.step, "the end of the run after step"); /* armed until the process exits */
   MPI_Barrier(MPI_COMM_WORLD); /* every rank is done with the folder */

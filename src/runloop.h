@@ -1,7 +1,7 @@
 /* runloop.h: the run loop shared by `amd train` and `amd distill` (docs/DESIGN.md section 8).
  * The loop owns what every run has: the run folder (a fresh run refuses a folder that holds a run;
  * resume=1 continues from its newest complete checkpoint), the log file and its tables (/train,
- * /timing, the /events rows, and any table of the command's), the stop signals (SIGUSR1, SIGTERM,
+ * /timing, the /events rows, /eval, and any table of the command's), the stop signals (SIGUSR1, SIGTERM,
  * SIGINT, SIGHUP: checkpoint and exit AMD_EXIT_REQUEUE), the watchdog (watchdog.seconds), the
  * divergence guard and its rollbacks (to the newest checkpoint, or to the initial state, with the
  * learning rates scaled), the cadence of log rows,
@@ -11,8 +11,9 @@
  * learning rates, its log row and its status line.
  * One step of the loop: stop signal? -> task.step (losses, gradients) -> guard -> task.apply (the
  * optimizer) -> the EMA of each net that keeps one (ema.*) -> the state's counters -> task.row (the
- * /train row) -> task.extra_rows -> every log.every steps a flush, a /timing row and task.status ->
- * every ckpt.every steps a checkpoint -> every snapshot_every steps task.snapshot.
+ * /train row) -> task.extra_rows -> every eval_every steps task.eval (the /eval rows) -> every
+ * log.every steps a flush, a /timing row and task.status -> every ckpt.every steps a checkpoint ->
+ * every snapshot_every steps task.snapshot.
  * Return convention: runloop_run returns the command's exit status (0, AMD_EXIT_REQUEUE or
  * AMD_EXIT_DIVERGED); every other failure stops the program with an error naming its cause. */
 #pragma once
@@ -140,6 +141,15 @@ typedef struct {
    * model (src/snapshot.h). It must leave the run's state and draws as they were. */
   long snapshot_every;
   void (*snapshot)(void *ctx, long step);
+  /* Held-out metrics (src/evalrun.h) as rows of the log's /eval table, columns eval_cols ("step"
+   * first): at step 0 of a fresh run, every eval_every steps (0: never) and at the last step, after
+   * the step's rows and before its checkpoint (so a resume neither repeats nor misses one), under a
+   * watchdog window of their own and kept out of samples/s and the ETA. Collective. It must leave
+   * the run's state and draws as they were. */
+  long eval_every;
+  const char *const *eval_cols;
+  int neval;
+  void (*eval)(void *ctx, long step, TrainLog *table);
 } RunTask;
 
 /* Collective: gathers every rank's nrows rows of ncols values to rank 0, in rank order, and

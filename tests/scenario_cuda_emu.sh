@@ -120,8 +120,9 @@ CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scena
 # run): SIGUSR1/SIGTERM checkpoints and bit-identical resumes, kill -9 inside checkpoint and log
 # writes, the divergence guard's rollback; ZeRO-1/2 over 1, 2 and 4 ranks bit-identical to zero=0;
 # the DiT teacher, reward and evaluator classifiers, every distillation method on the DiT,
-# sampling, PNG grids, image metrics. Each script's checks are passed on, renamed NAME_on_emu_*.
-for sc in runctl zero images; do
+# sampling, PNG grids, image metrics; the held-out evaluation while training (eval.every) equal to
+# amd sample + amd eval. Each script's checks are passed on, renamed NAME_on_emu_*.
+for sc in runctl zero images eval; do
   AMD="$EMU/amd" bash "$(dirname "$0")/scenario_$sc.sh" "$S/$sc" >"$S/$sc.log" 2>&1
   rc=$?
   sed "s/^\(PASS\|FAIL\) /\1 ${sc}_on_emu_/" "$S/$sc.log"

@@ -5,6 +5,7 @@
 #  - every distillation method runs on the dit; dmdr and amd use the classifier reward;
 #  - amd sample writes image samples and a PNG grid with a row per class; amd eval computes the
 #    image metrics (FD, precision, recall, accuracy, reward) into an eval file;
+#  - eval.every writes FD, precision, recall and accuracy rows equal to amd sample + amd eval;
 #  - bad settings (no test split, no reward network, no evaluator, a patch that does not divide the
 #    image, a classifier on vector data) are clear errors;
 #  - benchmarks/fmnist_methods.sh runs every stage at toy sizes and writes its table.
@@ -70,6 +71,40 @@ assert a['alpha_std'][-1] > 0
 d = h5py.File('$S/dmd/log.h5', 'r')['train']
 assert (d['reward_mean'][:] == 0).all(), 'no reward network: rewards are 0'
 "
+# eval.every on images: FD, precision, recall and accuracy rows (step 0, every 2 steps, the last), each
+# equal to amd sample noise=eval + amd eval (pr.max = eval.n) of its checkpoint; no evaluator: none
+EV="eval.evaluator=$S/evaluator eval.data=$S/test.h5"
+expect_ok distill_eval "$AMD" distill $D method=dmd2 run="$S/dev" eval.every=2 eval.n=40 $EV
+expect_ok teacher_eval "$AMD" train data="$S/train.h5" run="$S/tev" $TINY model.temb_dim=32 train.steps=4 train.batch=32 \
+  eval.every=2 eval.n=20 eval.steps=2 $EV
+expect_ok distill_eval_sample "$AMD" sample ckpt="$S/dev" noise=eval n=40 out="$S/dev3.h5" threads=1
+expect_ok distill_eval_eval "$AMD" eval samples="$S/dev3.h5" data="$S/test.h5" evaluator="$S/evaluator" pr.max=40 \
+  out="$S/dev3_eval.h5" threads=1
+py_check eval_rows_images "
+import h5py, numpy as np
+for run, steps, n, nfe in (('dev', [0, 2, 3], 40, 1), ('tev', [0, 2, 4], 20, 2)):
+    e = h5py.File('$S/' + run + '/log.h5', 'r')['eval']
+    assert list(e['step'][:]) == steps and (e['samples'][:] == n).all() and (e['nfe'][:] == nfe).all(), run
+    assert set(e) == {'step', 'weights', 'samples', 'nfe', 'fd', 'precision', 'recall', 'accuracy', 'seconds'}, set(e)
+    for k in e: assert np.isfinite(e[k][:]).all(), (run, k)
+    assert (e['fd'][:] > 0).all()
+    for k in ('precision', 'recall', 'accuracy'): assert ((e[k][:] >= 0) & (e[k][:] <= 1)).all(), (run, k)
+e = h5py.File('$S/dev/log.h5', 'r')['eval']
+g = h5py.File('$S/dev3_eval.h5', 'r')['eval']
+for k in ('fd', 'precision', 'recall', 'accuracy'):
+    assert e[k][2] == g[k][()].item(), (k, e[k][2], g[k][()])
+"
+expect_ok distill_eval_no_evaluator "$AMD" distill $D method=dmd2 run="$S/dnoev" eval.every=2
+if grep -q "image metrics need an evaluator (eval.evaluator=" "$S/distill_eval_no_evaluator.out" &&
+   $PY -c "import h5py, sys; sys.exit('eval' in h5py.File('$S/dnoev/log.h5', 'r'))"; then
+  pass eval_without_evaluator_says_so
+else
+  fail eval_without_evaluator_says_so "$(grep eval "$S/distill_eval_no_evaluator.out" | tail -3)"
+fi
+expect_error eval_classifier "held-out sample metrics are for task=teacher" "$AMD" train task=evaluator data="$S/train.h5" \
+  test_data="$S/test.h5" run="$S/bad5" $TINY eval.every=2
+expect_error eval_too_few_images "image metrics need at least 10 samples" "$AMD" distill $D method=dmd2 run="$S/bad6" \
+  eval.every=2 eval.n=5 $EV
 expect_ok sample_student "$AMD" sample ckpt="$S/amd" n=40 out="$S/student.h5" png="$S/student.png" png.cols=4 threads=1
 expect_ok sample_teacher "$AMD" sample ckpt="$S/teacher" n=20 steps=4 cfg=1.5 out="$S/teacher4.h5" threads=1
 py_check sample_files "
