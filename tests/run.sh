@@ -28,12 +28,14 @@ run_one() { # name, command...
   local rc=$?
   # LeakSanitizer's own tracer sometimes crashes while it stops the threads ("Tracer caught signal
   # 11"), in bursts, on binaries it reads cleanly otherwise: that is no finding about our code, so
-  # the program runs once more (a real leak report is never retried)
-  if [ "$rc" -ne 0 ] && grep -q "LeakSanitizer has encountered a fatal error" "$log"; then
-    echo "  $name: LeakSanitizer's tracer crashed; running it again"
+  # the program runs again, at most twice (a real leak report is never retried)
+  local try
+  for try in 2 3; do # at most twice more: the crashes come in bursts
+    [ "$rc" -ne 0 ] && grep -q "LeakSanitizer has encountered a fatal error" "$log" || break
+    echo "  $name: LeakSanitizer's tracer crashed; running it again (try $try)"
     "$@" >"$log" 2>&1
     rc=$?
-  fi
+  done
   local p f s
   p=$(grep -c '^PASS ' "$log"); f=$(grep -c '^FAIL ' "$log"); s=$(grep -c '^SKIP ' "$log")
   grep -E '^(FAIL|SKIP) ' "$log" | sed "s/^/  $name: /"

@@ -71,8 +71,9 @@ assert a['alpha_std'][-1] > 0
 d = h5py.File('$S/dmd/log.h5', 'r')['train']
 assert (d['reward_mean'][:] == 0).all(), 'no reward network: rewards are 0'
 "
-# eval.every on images: FD, precision, recall and accuracy rows (step 0, every 2 steps, the last), each
-# equal to amd sample noise=eval + amd eval (pr.max = eval.n) of its checkpoint; no evaluator: none
+# eval.every on images: FD, precision, recall and accuracy rows (step 0, every 2 steps, the last; raw
+# and EMA weights), the EMA row equal to amd sample noise=eval + amd eval (pr.max = eval.n) of its
+# checkpoint; no evaluator: none
 EV="eval.evaluator=$S/evaluator eval.data=$S/test.h5"
 expect_ok distill_eval "$AMD" distill $D method=dmd2 run="$S/dev" eval.every=2 eval.n=40 $EV
 expect_ok teacher_eval "$AMD" train data="$S/train.h5" run="$S/tev" $TINY model.temb_dim=32 train.steps=4 train.batch=32 \
@@ -84,15 +85,17 @@ py_check eval_rows_images "
 import h5py, numpy as np
 for run, steps, n, nfe in (('dev', [0, 2, 3], 40, 1), ('tev', [0, 2, 4], 20, 2)):
     e = h5py.File('$S/' + run + '/log.h5', 'r')['eval']
-    assert list(e['step'][:]) == steps and (e['samples'][:] == n).all() and (e['nfe'][:] == nfe).all(), run
+    assert list(e['step'][:]) == [s for s in steps for w in (0, 1)], (run, e['step'][:])  # raw, then EMA
+    assert list(e['weights'][:]) == [0, 1] * len(steps), (run, e['weights'][:])
+    assert (e['samples'][:] == n).all() and (e['nfe'][:] == nfe).all(), run
     assert set(e) == {'step', 'weights', 'samples', 'nfe', 'fd', 'precision', 'recall', 'accuracy', 'seconds'}, set(e)
     for k in e: assert np.isfinite(e[k][:]).all(), (run, k)
     assert (e['fd'][:] > 0).all()
     for k in ('precision', 'recall', 'accuracy'): assert ((e[k][:] >= 0) & (e[k][:] <= 1)).all(), (run, k)
 e = h5py.File('$S/dev/log.h5', 'r')['eval']
 g = h5py.File('$S/dev3_eval.h5', 'r')['eval']
-for k in ('fd', 'precision', 'recall', 'accuracy'):
-    assert e[k][2] == g[k][()].item(), (k, e[k][2], g[k][()])
+for k in ('fd', 'precision', 'recall', 'accuracy'):  # the last EMA row: amd sample draws the EMA by default
+    assert e[k][5] == g[k][()].item(), (k, e[k][5], g[k][()])
 "
 expect_ok distill_eval_no_evaluator "$AMD" distill $D method=dmd2 run="$S/dnoev" eval.every=2
 if grep -q "image metrics need an evaluator (eval.evaluator=" "$S/distill_eval_no_evaluator.out" &&
