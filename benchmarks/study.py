@@ -454,13 +454,19 @@ class Study:
         self.journal(cell, "evaluated")
         return True
 
-    def run_all(self, jobs):
+    def prepare(self):
+        """The study folder, the record of its cells and the teacher: False when the teacher could not be made."""
         for d in ("runs", "evals", "logs"):
             os.makedirs(self.path(d), exist_ok=True)
         self.check_record()
         if not self.prepare_teacher():
             return False
         self.check_teacher()
+        return True
+
+    def run_all(self, jobs):
+        if not self.prepare():
+            return False
         ex = ThreadPoolExecutor(max_workers=jobs)
         futures = [ex.submit(self.run_cell, *c) for c in cells_of(self.spec)]
         try:
@@ -475,12 +481,8 @@ class Study:
     def slurm(self, submit, jobs, cpus):
         """Writes the cells not yet evaluated as a CELLS file for jobs/sweep_array.sbatch and prints (or runs)
         its sbatch command. Line i (task i): NAME, then tab-separated distill, sample and eval arguments."""
-        for d in ("runs", "evals", "logs"):
-            os.makedirs(self.path(d), exist_ok=True)
-        self.check_record()
-        if not self.prepare_teacher():
+        if not self.prepare():
             return False
-        self.check_teacher()
         lines = []
         for m, b, s in cells_of(self.spec):
             cell = cell_name(m, b, s)
