@@ -35,3 +35,7 @@ void ema_update(Ema *e, const float *params, double decay) {
   }
   ops->ema_update(e->w, params + e->begin, e->n, (float)(1.0 - decay));
 }
+
+void ema_log_memory(const Ema *e, const char *net) {
+  amd_log("EMA of %s, bytes per rank: %ld (%ld values)\n", net, (long)sizeof(float) * e->n, e->n);
+}

@@ -31,3 +31,5 @@ double ema_decay(const EmaConfig *c, long step);
 void ema_update(Ema *e, const float *params, double decay);
 /* e = params[begin, begin + n): the start of a run, or a checkpoint without an EMA. */
 void ema_copy_from(Ema *e, const float *params);
+/* Rank 0 prints the bytes the EMA of network `net` takes on it (its shard under ZeRO). */
+void ema_log_memory(const Ema *e, const char *net);

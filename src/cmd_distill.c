@@ -326,6 +326,7 @@ int cmd_distill(int argc, char **argv) {
           teacher_path, student->num_params, strcmp(real_net, "teacher") == 0 ? "raw" : "EMA", c.S, c.prompts, c.K,
           fpg);
   distill_log_memory(d);
+  if (R.ema) ema_log_memory(R.ema, "student");
   evalrun_print(eval);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
   RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint,

@@ -270,6 +270,7 @@ int cmd_train(int argc, char **argv) {
   evalrun_print(T.eval);
 
   T.ema = c.rl.ema_decay > 0 ? zero_ema_create(T.zo) : NULL;
+  if (T.ema) ema_log_memory(T.ema, T.classifier ? "classifier" : "teacher");
   CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt, T.ema}};
   char fingerprint[DATASET_FINGERPRINT_MAX];
   dataset_fingerprint(&data, fingerprint, sizeof fingerprint);
