@@ -133,6 +133,30 @@ for r in range(2):
         assert (np.abs(cell - cell[0, 0]).sum(axis=2) > 0.3).mean() > 0.01, ('blank panel', r, c)
 "
 
+# benchmarks/eval_curves.py: per step, the mean of the runs' EMA rows (dev, dev2, dres: not every run
+# has every step), with its interval where two runs or more have the step
+$PY benchmarks/eval_curves.py --metric off_manifold one="$S/dev" all="$S/d[er][ve]*" >"$S/curves.out" 2>&1
+py_check eval_curves_means "
+import h5py, glob, os
+rows = [l.split('|')[1:-1] for l in open('$S/curves.out') if l.startswith('| ') and not l.startswith('| step')]
+def by_step(runs):
+    v = {}
+    for run in runs:
+        e = h5py.File(run + '/log.h5', 'r')['eval']
+        for s, w, x in zip(e['step'][:], e['weights'][:], e['off_manifold'][:]):
+            if w == 1: v.setdefault(int(s), []).append(x)
+    return v
+one, all_ = by_step(['$S/dev']), by_step(sorted(glob.glob('$S/d[er][ve]*')))
+assert sorted(os.path.basename(r) for r in glob.glob('$S/d[er][ve]*')) == ['dev', 'dev2', 'dres']
+assert [int(r[0]) for r in rows] == sorted(all_), rows
+for r in rows:
+    s = int(r[0])
+    for cell, v in ((r[1], one.get(s)), (r[2], all_[s])):
+        if not v: assert cell.strip() == '', r; continue
+        assert abs(float(cell.split()[0]) - sum(v) / len(v)) < 1e-4, (r, v)
+        assert ('[' in cell) == (len(v) > 1), (r, v)
+"
+
 # --- what it cannot evaluate ----------------------------------------------------------------------------
 "$AMD" data toy2d out="$S/nomix.h5" n=300 >/dev/null
 $PY -c "import h5py; del h5py.File('$S/nomix.h5', 'r+')['mixture']"
