@@ -36,6 +36,15 @@ run_one() { # name, command...
     "$@" >"$log" 2>&1
     rc=$?
   done
+  # three crashes in a row (seen on asan+ubsan:test_zero since its EMA cases, on a clean clone): the
+  # program runs once more with AddressSanitizer and UBSan but without the leak check, and the
+  # missing leak check counts as a SKIP, so it stays in sight
+  if [ "$rc" -ne 0 ] && grep -q "LeakSanitizer has encountered a fatal error" "$log"; then
+    echo "  $name: LeakSanitizer's tracer crashed 3 times; running it without the leak check"
+    ASAN_OPTIONS=${ASAN_OPTIONS/detect_leaks=1/detect_leaks=0} "$@" >"$log" 2>&1
+    rc=$?
+    echo "SKIP leak_check: LeakSanitizer's tracer crashed 3 times (ASan and UBSan ran)" >>"$log"
+  fi
   local p f s
   p=$(grep -c '^PASS ' "$log"); f=$(grep -c '^FAIL ' "$log"); s=$(grep -c '^SKIP ' "$log")
   grep -E '^(FAIL|SKIP) ' "$log" | sed "s/^/  $name: /"
