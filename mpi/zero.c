@@ -66,27 +66,25 @@ void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfi
   if (z->stage > 0) dist_allgather_f32(params, z->n, z->counts, z->displs);
 }
 
-Ema *zero_ema_create(const ZeroOpt *z) { return ema_create_range(z->opt->begin, z->opt->n); }
-
-void zero_ema_gather(const Ema *e, long n, float *out) {
+void zero_gather_parts(const float *part, long begin, long count, long n, float *out) {
   int size = dist_size();
-  int all = e->begin == 0 && e->n == n;
+  int all = begin == 0 && count == n;
   if (dist_allreduce_max_int(!all)) { /* some rank holds a shard: every rank joins the all-gather */
     long b, en;
     zero_shard(n, dist_rank(), size, &b, &en);
-    CHECK(e->begin == b && e->n == en - b, "EMA gather: rank %d holds values %ld..%ld, its shard is %ld..%ld",
-          dist_rank(), e->begin, e->begin + e->n, b, en);
+    CHECK(begin == b && count == en - b, "gather: rank %d holds values %ld..%ld, its shard is %ld..%ld", dist_rank(),
+          begin, begin + count, b, en);
     int *counts = callocCheck((size_t)size, sizeof(int)), *displs = callocCheck((size_t)size, sizeof(int));
     for (int r = 0; r < size; r++) {
       zero_shard(n, r, size, &b, &en);
       displs[r] = (int)b, counts[r] = (int)(en - b);
     }
-    ops->copy(out + e->begin, e->w, sizeof(float) * (size_t)e->n);
+    ops->copy(out + begin, part, sizeof(float) * (size_t)count);
     dist_allgather_f32(out, n, counts, displs);
     free(counts), free(displs);
     return;
   }
-  ops->copy(out, e->w, sizeof(float) * (size_t)n);
+  ops->copy(out, part, sizeof(float) * (size_t)n);
 }
 
 void zero_log_memory(const ZeroOpt *z, const char *net) {

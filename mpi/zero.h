@@ -12,7 +12,6 @@
  * Return convention: an MPI error or a bad shard stops the program; functions return void or
  * their result. */
 #pragma once
-#include "ema.h"
 #include "optim.h"
 
 /* Shard boundaries fall on multiples of this many floats (64 bytes), so each shard starts aligned
@@ -47,13 +46,11 @@ void zero_reduce_grads_begin(ZeroOpt *z, float *grads, double *sumsq);
 double zero_reduce_grads_end(ZeroOpt *z, float *grads, double local_sumsq);
 /* AdamW (optim.h) on this rank's part, then the parameters all-gathered (stages 1, 2). */
 void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm);
-/* The EMA (core/ema.h) of this rank's part: the range of its moments (the whole vector at stage 0,
- * the shard at stages 1 and 2), updated by each rank on that range only, like the moments. */
-Ema *zero_ema_create(const ZeroOpt *z);
-/* Collective: the whole EMA vector of n values into out (n floats, backend memory; e.g. the
- * parameters of a scratch Model, to evaluate or sample the EMA weights while training): a copy when
- * e holds the whole vector, else each rank's shard (e's range must be this rank's zero_shard)
- * all-gathered. Every rank calls it. */
-void zero_ema_gather(const Ema *e, long n, float *out);
+/* Collective: a vector of n values held in parts into out (n floats, backend memory; e.g. an EMA
+ * kept on the range of this rank's moments, z->opt->begin and ->n, gathered into the parameters of
+ * a scratch Model to evaluate it while training): a copy when this rank's part [begin, begin +
+ * count) is the whole vector, else every rank's part (its zero_shard) all-gathered. Every rank
+ * calls it. */
+void zero_gather_parts(const float *part, long begin, long count, long n, float *out);
 /* Rank 0 prints what this network's training state takes on each rank (the largest shard). */
 void zero_log_memory(const ZeroOpt *z, const char *net);

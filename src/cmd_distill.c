@@ -31,7 +31,6 @@
 #include "reward.h"
 #include "runloop.h"
 #include "snapshot.h"
-#include "zero.h"
 
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
@@ -147,7 +146,7 @@ typedef struct {
   double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
   Snapshot *snap;     /* sample.every: rank 0's pictures */
-  Ema *ema;           /* the student's EMA (NULL: ema.decay = 0); whole: zero_ema_gather */
+  Ema *ema;           /* the student's EMA (NULL: ema.decay = 0); whole: zero_gather_parts */
   EvalRun *eval;      /* eval.every: held-out metrics of the student */
   double dm_acc, fake_acc, reward_acc; /* sums over the log interval, for the status line */
 } DistillRun;
@@ -194,13 +193,10 @@ static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
 
 static void distill_snapshot(void *ctx, long step) { snapshot_take(((DistillRun *)ctx)->snap, step); }
 
-/* The student's raw weights, then its EMA's (gathered into the evaluation's own network) when kept. */
+/* The student's raw weights, then its EMA's when kept. */
 static void distill_eval(void *ctx, long step, TrainLog *table) {
   DistillRun *R = ctx;
-  evalrun_measure(R->eval, R->student->params, EVAL_WEIGHTS_RAW, step, table);
-  if (!R->ema) return;
-  zero_ema_gather(R->ema, R->student->num_params, evalrun_params(R->eval));
-  evalrun_measure(R->eval, evalrun_params(R->eval), EVAL_WEIGHTS_EMA, step, table);
+  evalrun_measure_weights(R->eval, R->student->params, R->ema, step, table);
 }
 
 static void distill_status(void *ctx, long step, const RunClock *clk, const double *row) {

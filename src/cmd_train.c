@@ -141,7 +141,7 @@ typedef struct {
   double loss, accuracy, grad_norm, test_acc; /* of the last step */
   double loss_acc, acc_acc;   /* sums over the log interval */
   Snapshot *snap;             /* teacher, sample.every: rank 0's pictures */
-  Ema *ema;                   /* the EMA of the weights (NULL: ema.decay = 0); whole: zero_ema_gather */
+  Ema *ema;                   /* the EMA of the weights (NULL: ema.decay = 0); whole: zero_gather_parts */
   EvalRun *eval;              /* teacher, eval.every: held-out metrics */
 } Train;
 
@@ -202,13 +202,10 @@ static void train_row(void *ctx, long step, const RunClock *clk, double *row) {
 
 static void train_snapshot(void *ctx, long step) { snapshot_take(((Train *)ctx)->snap, step); }
 
-/* The raw weights, then the EMA's (gathered into the evaluation's own network) when the run keeps one. */
+/* The raw weights, then the EMA's when the run keeps one. */
 static void train_eval(void *ctx, long step, TrainLog *table) {
   Train *T = ctx;
-  evalrun_measure(T->eval, T->model->params, EVAL_WEIGHTS_RAW, step, table);
-  if (!T->ema) return;
-  zero_ema_gather(T->ema, T->model->num_params, evalrun_params(T->eval));
-  evalrun_measure(T->eval, evalrun_params(T->eval), EVAL_WEIGHTS_EMA, step, table);
+  evalrun_measure_weights(T->eval, T->model->params, T->ema, step, table);
 }
 
 static void train_status(void *ctx, long step, const RunClock *clk, const double *row) {
@@ -269,7 +266,7 @@ int cmd_train(int argc, char **argv) {
   zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher");
   evalrun_print(T.eval);
 
-  T.ema = c.rl.ema_decay > 0 ? zero_ema_create(T.zo) : NULL;
+  T.ema = c.rl.ema_decay > 0 ? ema_create_range(T.zo->opt->begin, T.zo->opt->n) : NULL;
   if (T.ema) ema_log_memory(T.ema, T.classifier ? "classifier" : "teacher");
   CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt, T.ema}};
   char fingerprint[DATASET_FINGERPRINT_MAX];

@@ -11,6 +11,7 @@
 #include "eval_metrics.h"
 #include "ops.h"
 #include "sampling.h"
+#include "zero.h"
 
 enum { TOY_N = 4096, IMAGE_N = 1000, MIN_IMAGES = 10 };
 enum { TOY_BATCH = 1024, IMAGE_BATCH = 100 }; /* amd sample's batch=0: the same batches, the same numbers */
@@ -167,7 +168,12 @@ void evalrun_measure(EvalRun *e, const float *params, int weights, long step, Tr
           msg, e->n, row[ncols - 1]);
 }
 
-float *evalrun_params(EvalRun *e) { return e->net->params; }
+void evalrun_measure_weights(EvalRun *e, const float *params, const Ema *ema, long step, TrainLog *table) {
+  evalrun_measure(e, params, EVAL_WEIGHTS_RAW, step, table);
+  if (!ema) return;
+  zero_gather_parts(ema->w, ema->begin, ema->n, e->net->num_params, e->net->params);
+  evalrun_measure(e, e->net->params, EVAL_WEIGHTS_EMA, step, table);
+}
 
 void evalrun_free(EvalRun *e) {
   if (!e) return;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ema.h"
 #include "dataset.h"
 #include "model.h"
 #include "trainlog.h"
@@ -69,7 +70,7 @@ int evalrun_cols(const EvalRun *e, const char *const **cols);
  * num_params floats) as a row of table (rank 0): step, weights (EVAL_WEIGHTS_*), then the metrics;
  * rank 0 prints them. Non-finite samples give NaN metrics (modes_covered 0) and a message. */
 void evalrun_measure(EvalRun *e, const float *params, int weights, long step, TrainLog *table);
-/* The evaluation network's own parameter buffer (device memory, num_params floats): a vector
- * gathered there (e.g. the EMA: zero_ema_gather) is measured without a copy. */
-float *evalrun_params(EvalRun *e);
+/* Collective: the rows of a network's raw weights `params`, then, when ema is not NULL, of its EMA
+ * (each rank's part gathered into the evaluation's own network: zero_gather_parts). */
+void evalrun_measure_weights(EvalRun *e, const float *params, const Ema *ema, long step, TrainLog *table);
 void evalrun_free(EvalRun *e);

@@ -4,7 +4,7 @@
 file's folder, then -Icore -Isrc -Iio -Impi -Icuda). Rules:
   - core/ (the shared base) includes only core/;
   - io/ includes only io/ and core/common.h (it reads and writes host buffers);
-  - mpi/ includes only mpi/ and core/ (common.h, ops.h, optim.h, ema.h);
+  - mpi/ includes only mpi/ and core/ (common.h, ops.h, optim.h);
   - cuda/ includes only cuda/ and core/;
   - src/ includes anything but tests/;
   - no cycle between modules (x.c with x.h: an edge when either includes the other's header) and

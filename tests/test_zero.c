@@ -6,7 +6,7 @@
  *    gradient norm matches a double-precision reference, and one rank holds exactly adamw_update;
  *  - a NaN in one rank's gradient, in another rank's shard, makes the norm NaN on every rank;
  *  - the EMA of the weights (core/ema.h) kept by each rank on its shard and gathered
- *    (zero_ema_gather) is bit for bit the EMA of the whole vector, at every stage;
+ *    (zero_gather_parts) is bit for bit the EMA of the whole vector, at every stage;
  *  - a checkpoint saved with sharded moments and a sharded EMA holds the global vectors (the EMA as
  *    /student_ema), and loads into the whole range (as one rank would) and into the shards of
  *    other rank counts; one without an EMA starts the EMA from its parameters.
@@ -146,7 +146,7 @@ static void test_ema_sharded(void) {
   for (int stage = 0; stage < 3; stage++) {
     model_init_params(m, 3);
     ZeroOpt *z = zero_create(n, stage);
-    Ema *e = zero_ema_create(z), *full = ema_create_range(0, n);
+    Ema *e = ema_create_range(z->opt->begin, z->opt->n), *full = ema_create_range(0, n);
     EXPECT(e->begin == z->opt->begin && e->n == z->opt->n, "stage %d: the EMA's range is not the moments'", stage);
     ema_copy_from(e, m->params), ema_copy_from(full, m->params);
     for (int s = 0; s < 4; s++) {
@@ -154,7 +154,7 @@ static void test_ema_sharded(void) {
       zero_update(z, m->params, m->grads, &t_oc, s, zero_reduce_grads(z, m->grads));
       ema_update(e, m->params, ema_decay(&ec, s)), ema_update(full, m->params, ema_decay(&ec, s));
     }
-    zero_ema_gather(e, n, whole);
+    zero_gather_parts(e->w, e->begin, e->n, n, whole);
     EXPECT(memcmp(whole, full->w, sizeof(float) * (size_t)n) == 0, "stage %d rank %d: the gathered EMA differs", stage,
            dist_rank());
     EXPECT(memcmp(whole, m->params, sizeof(float) * (size_t)n) != 0, "stage %d: the EMA is the parameters", stage);
@@ -177,7 +177,7 @@ static void test_checkpoint_any_rank_count(void) {
   long n = m->num_params;
   model_init_params(m, 3);
   ZeroOpt *z = zero_create(n, 2);
-  Ema *ema = zero_ema_create(z);
+  Ema *ema = ema_create_range(z->opt->begin, z->opt->n);
   ema_copy_from(ema, m->params);
   EmaConfig ec = {0.9, 0};
   for (int s = 0; s < 2; s++) {
@@ -186,7 +186,7 @@ static void test_checkpoint_any_rank_count(void) {
     ema_update(ema, m->params, ema_decay(&ec, s));
   }
   float *gema = mallocCheck(sizeof(float) * (size_t)n);
-  zero_ema_gather(ema, n, gema);
+  zero_gather_parts(ema->w, ema->begin, ema->n, n, gema);
   CkptState st = {.step = 2, .seed = 11, .data_cursor = 5, .fake_updates = 1, .student_steps = 2, .rollbacks = 4};
   CkptNet net = {"student", m, z->opt, ema};
   model_ckpt_save(t_dir, &st, &net, 1, "zero = 2\n", "data.h5", 1);
