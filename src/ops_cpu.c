@@ -81,17 +81,15 @@ static void cpu_bias_backward(float *db, const float *dy, int B, int N) {
   }
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 static void cpu_silu_forward(float *y, const float *x, long n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (long i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
+  for (long i = 0; i < n; i++) y[i] = x[i] * vm_sigmoidf(x[i]);
 }
 
 static void cpu_silu_backward(float *dx, const float *dy, const float *x, long n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (long i = 0; i < n; i++) {
-    float s = sigmoidf(x[i]);
+    float s = vm_sigmoidf(x[i]);
     dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
   }
 }
@@ -139,14 +137,14 @@ static inline float gelu_u(float x) { return GELU_K * (x + 0.044715f * x * x * x
  * branch-free so that `omp simd` vectorizes them with vm_tanhf. */
 static void cpu_gelu_forward(float *y, float *th_out, const float *x, long n) {
   if (th_out) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (long i = 0; i < n; i++) {
       float th = vm_tanhf(gelu_u(x[i]));
       y[i] = 0.5f * x[i] * (1.0f + th);
       th_out[i] = th;
     }
   } else {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (long i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + vm_tanhf(gelu_u(x[i])));
   }
 }
@@ -159,10 +157,10 @@ static inline float gelu_grad(float x, float th) {
 /* dx = dy * gelu'(x), with tanh u from the forward (th_in) or recomputed (th_in NULL) */
 static void cpu_gelu_backward(float *dx, const float *dy, const float *x, const float *th_in, long n) {
   if (th_in) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (long i = 0; i < n; i++) dx[i] = dy[i] * gelu_grad(x[i], th_in[i]);
   } else {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (long i = 0; i < n; i++) dx[i] = dy[i] * gelu_grad(x[i], vm_tanhf(gelu_u(x[i])));
   }
 }
