@@ -39,7 +39,11 @@ DIRECTIONS = {"off_manifold": "lower", "mass_error": "lower", "wrong_class": "lo
               "precision": "higher", "recall": "higher", "accuracy": "higher", "reward": "higher",
               "samples_per_s": "higher"}
 SPEC_KEYS = {"description", "out", "amd", "teacher", "distill", "methods", "budgets", "seeds", "sample", "eval",
-             "baseline", "metrics", "launcher"}
+             "baseline", "metrics", "launcher", "failure"}
+# `mode_share:I,J,...`: the share of the on-manifold samples whose nearest mode is one of modes I, J, ...
+# (from /eval/mode_mass of a toy eval file); higher is better (the preferred modes of a preference reward)
+MODE_SHARE_RE = re.compile(r"^mode_share:(\d+(,\d+)*)$")
+DIVERGED_EXIT = 3  # amd distill's exit status after a divergence it could not roll back (docs/DESIGN.md 8.3)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -136,6 +140,17 @@ def paired(method_values, baseline_values, direction):
     return n, m, lo, hi, verdict(lo, hi, direction)
 
 
+def wilson(k, n, z=1.959963985):
+    """(share, low, high): k of n with the 95% Wilson score interval (sound at k = 0 and k = n)."""
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    p = k / n
+    den = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return p, max(0.0, center - half), min(1.0, center + half)
+
+
 def self_test():
     """Known values: t quantiles from tables (to 1e-8), an interval and verdicts on hand-made inputs."""
     ok = True
@@ -180,6 +195,10 @@ def self_test():
           and abs(hi - (-0.1 + half)) < 1e-8, repr((n, m, lo, hi)))
     n = paired({0: 0.45, 1: 0.55, 5: 0.0}, base, "lower")[0]
     check("paired_common_seeds_only", n == 2, repr(n))
+    # Wilson intervals: 0 of 10 -> [0, 0.2775], 5 of 10 -> [0.2366, 0.7634], 10 of 10 -> [0.7225, 1]
+    for k, want in ((0, (0.0, 0.0, 0.27753)), (5, (0.5, 0.23659, 0.76341)), (10, (1.0, 0.72247, 1.0))):
+        got = wilson(k, 10)
+        check(f"wilson_{k}_of_10", all(abs(g - w) < 1e-4 for g, w in zip(got, want)), repr(got))
     return ok
 
 
@@ -258,14 +277,22 @@ def load_spec(path):
         raise SpecError(f"{path}: the baseline {spec['baseline']!r} is not one of the methods ({', '.join(methods)})")
     metrics = spec["metrics"]
     if isinstance(metrics, list):
-        unknown = [m for m in metrics if m not in DIRECTIONS]
+        unknown = [m for m in metrics if m not in DIRECTIONS and not m.startswith("mode_share")]
         if unknown:
             raise SpecError(f"{path}: metrics {unknown} have no known direction: give them as "
                             "{\"name\": \"lower\"|\"higher\"}")
-        metrics = {m: DIRECTIONS[m] for m in metrics}
+        metrics = {m: DIRECTIONS.get(m, "higher") for m in metrics}
     if not isinstance(metrics, dict) or not metrics or any(v not in ("lower", "higher") for v in metrics.values()):
         raise SpecError(f"{path}: 'metrics' must be a list of known metrics or an object "
                         "{name: \"lower\"|\"higher\"}")
+    for m in metrics:
+        if m.startswith("mode_share") and not MODE_SHARE_RE.match(m):
+            raise SpecError(f"{path}: metric {m!r}: write mode_share:I,J,... with the mode indices")
+    failure = spec.get("failure", {})
+    if not isinstance(failure, dict) or any(k not in metrics or isinstance(v, bool) or not isinstance(v, (int, float))
+                                            for k, v in failure.items()):
+        raise SpecError(f"{path}: 'failure' must be an object {{metric: threshold}} over the spec's metrics "
+                        "(a cell fails when a metric is beyond its threshold on the bad side)")
     launcher = spec.get("launcher", [])
     if not isinstance(launcher, list) or not all(isinstance(a, str) for a in launcher):
         raise SpecError(f"{path}: 'launcher' must be a list of strings (e.g. [\"mpirun\", \"-np\", \"2\"])")
@@ -279,6 +306,7 @@ def load_spec(path):
         "budgets": budgets, "seeds": seeds,
         "sample": _args_of(spec.get("sample", {}), "sample"), "eval": _args_of(spec.get("eval", {}), "eval"),
         "baseline": spec["baseline"], "metrics": metrics, "launcher": launcher,
+        "failure": {k: float(v) for k, v in failure.items()}, "record_divergence": "failure" in spec,
     }
 
 
@@ -395,7 +423,8 @@ class Study:
                    f"out={self.path('evals', cell + '_eval.h5')}"])
 
     def eval_complete(self, cell):
-        return read_eval(self.path("evals", cell + "_eval.h5"), self.spec["metrics"]) is not None
+        return (read_eval(self.path("evals", cell + "_eval.h5"), self.spec["metrics"]) is not None
+                or os.path.exists(self.path("evals", cell + "_diverged")))
 
     def check_record(self):
         """Refuses a study folder whose cells ran with other arguments than the spec gives them now (its
@@ -440,6 +469,12 @@ class Study:
             if resume:
                 args.append("resume=1")
             rc = self.run(self.spec["launcher"] + [self.amd, "distill"] + args, log)
+            if rc == DIVERGED_EXIT and self.spec["record_divergence"] and not self.stopping:
+                # with a "failure" criterion a divergence is a result (the share of seeds that diverge)
+                with open(self.path("evals", cell + "_diverged"), "w") as f:
+                    f.write(f"amd distill exit {rc}: diverged; see {log}\n")
+                self.journal(cell, "diverged", f"distill exit {rc}; see {log}")
+                return True
             if rc != 0 or not os.path.exists(final):
                 word = "stopped" if rc == 75 or self.stopping else "failed"
                 self.journal(cell, word, f"distill exit {rc}; see {log}")
@@ -542,6 +577,17 @@ def read_eval(path, metrics, log=None):
             for m in metrics:
                 if m.startswith("log:"):
                     continue
+                share = MODE_SHARE_RE.match(m)
+                if share:
+                    if "mode_mass" not in f["eval"]:
+                        return None
+                    mass = [float(x) for x in f["eval"]["mode_mass"][:]]
+                    idx = [int(i) for i in share.group(1).split(",")]
+                    if any(i >= len(mass) for i in idx):
+                        raise SpecError(f"metric {m!r}: {path} has {len(mass)} modes (0 to {len(mass) - 1})")
+                    total = sum(mass)
+                    out[m] = sum(mass[i] for i in set(idx)) / total if total > 0 else math.nan
+                    continue
                 if m not in f["eval"]:
                     return None
                 out[m] = float(f["eval"][m][0])
@@ -559,6 +605,36 @@ def read_eval(path, metrics, log=None):
 
 def fmt(v):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+def diverged_cells(spec, out):
+    """{(method, budget): set of seeds} whose distillation diverged (recorded with a "failure" spec)."""
+    div = {}
+    for m, b, s in cells_of(spec):
+        if os.path.exists(os.path.join(out, "evals", cell_name(m, b, s) + "_diverged")):
+            div.setdefault((m, b), set()).add(s)
+    return div
+
+
+def failure_rows(spec, values, div):
+    """The "failure" table: per (method, budget), cells finished, diverged, collapsed (an evaluated cell with a
+    metric beyond its threshold on the bad side) and the failed share with its 95% Wilson interval."""
+    rows = []
+    for b in spec["budgets"]:
+        for m in spec["methods"]:
+            v = values.get((m, b), {})
+            seeds = set().union(*[set(v.get(k, {})) for k in spec["metrics"]]) if v else set()
+            collapsed = set()
+            for s in seeds:
+                for k, thr in spec["failure"].items():
+                    x = v.get(k, {}).get(s)
+                    bad = x is None or math.isnan(x) or (x > thr if spec["metrics"][k] == "lower" else x < thr)
+                    if bad:
+                        collapsed.add(s)
+            d = div.get((m, b), set())
+            n = len(seeds | d)
+            rows.append((m, b, n, len(d), len(collapsed), *wilson(len(d) + len(collapsed), n)))
+    return rows
 
 
 def collect(spec, out):
@@ -610,8 +686,19 @@ def report(spec, out):
                 cells.append(f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}] {word}" if n else "-")
                 rows.append(["paired", m, b, k, d, n, mean, lo, hi, base, word if n else ""])
             md.append(f"| {m} | {b} | {npairs} | " + " | ".join(cells) + " |")
+    div = diverged_cells(spec, out)
+    if spec["failure"]:
+        crit = "; ".join(f"{k} {'above' if metrics[k] == 'lower' else 'below'} {v:g}" for k, v in spec["failure"].items())
+        md += ["", "## Failures", "",
+               f"A cell fails when its distillation diverges (amd distill exit {DIVERGED_EXIT}: NaN or a loss spike its "
+               f"rollbacks could not cure) or collapses ({crit}). Diverged cells have no metrics: the means above "
+               "are over the other cells. Failed share with its 95% Wilson interval.", "",
+               "| method | steps | cells | diverged | collapsed | failed share [95%] |", "|---|---|---|---|---|---|"]
+        for m, b, n, nd, nc, p, lo, hi in failure_rows(spec, values, div):
+            md.append(f"| {m} | {b} | {n} | {nd} | {nc} | " + (f"{p:.2f} [{lo:.2f}, {hi:.2f}]" if n else "-") + " |")
+            rows.append(["failure", m, b, "failed_share", "lower", n, p, lo, hi, "", f"{nd} diverged, {nc} collapsed"])
     missing = [cell_name(m, b, s) for m, b, s in cells_of(spec)
-               if s not in values.get((m, b), {}).get(next(iter(metrics)), {})]
+               if s not in values.get((m, b), {}).get(next(iter(metrics)), {}) and s not in div.get((m, b), set())]
     if missing:
         md += ["", f"Not evaluated yet ({len(missing)} cells): " + ", ".join(missing) + "."]
     with open(os.path.join(out, "results.md"), "w") as f:

@@ -14,7 +14,10 @@
 #    `log:COLUMN` metric is the last row of each run's /train/COLUMN, a missing column an error;
 #  - --slurm writes the pending cells and the sbatch command of jobs/sweep_array.sbatch; two array
 #    tasks run through that script (without a cluster: SLURM_ARRAY_TASK_ID set by hand, mpirun -np 1)
-#    and give the local cells' numbers bit for bit, and the next --slurm lists only the other cells.
+#    and give the local cells' numbers bit for bit, and the next --slurm lists only the other cells;
+#  - with a "failure" criterion a diverged distillation (exit 3) is recorded as a result, not an error:
+#    the Failures table counts diverged and collapsed cells with Wilson intervals, a rerun skips them;
+#    a `mode_share:I,J,...` metric equals the share recomputed from /eval/mode_mass.
 source "$(dirname "$0")/lib.sh"
 S=$(cd "$SCRATCH" && pwd)
 STUDY="$PY benchmarks/study.py"
@@ -257,3 +260,50 @@ for r in rows:
 "
 mkspec "$S/logmissing.json" "s['metrics'] = {'log:no_such_column': 'lower'}"
 expect_error study_log_metric_missing "has no column /train/no_such_column" $STUDY "$S/logmissing.json" --out "$S/ci" --report
+
+# --- failures as results (the stability claim): a diverged distillation is recorded, not an error ----------
+# method "nan" poisons its student at step 3 with no rollback allowed: amd distill exits 3 on every seed
+mkspec "$S/fail.json" "s['teacher'] = '$S/ci/teacher/run'; s['budgets'] = [10]; s['seeds'] = [0, 1]; \
+s['methods'] = {'dmd2': {'method': 'dmd2'}, 'nan': {'method': 'dmd2', 'fault.nan_step': 3, 'guard.max_rollbacks': 0}}; \
+s['metrics'] = ['off_manifold', 'coverage', 'mode_share:0,2,4,6']; s['failure'] = {'coverage': 0.0}"
+expect_ok study_failure_recorded $STUDY "$S/fail.json" --out "$S/fail" --jobs 2 --threads 1
+py_check study_failure_table "
+import csv, h5py
+rows = {(r['table'], r['method'], r['metric']): r for r in csv.DictReader(open('$S/fail/results.csv'))}
+f = rows[('failure', 'nan', 'failed_share')]
+assert f['n'] == '2' and float(f['mean']) == 1.0 and f['verdict'] == '2 diverged, 0 collapsed', f
+assert abs(float(f['ci_low']) - 0.34238) < 1e-4 and float(f['ci_high']) == 1.0, f   # Wilson, 2 of 2
+g = rows[('failure', 'dmd2', 'failed_share')]
+assert g['n'] == '2' and float(g['mean']) == 0.0 and g['verdict'] == '0 diverged, 0 collapsed', g
+assert rows[('mean', 'nan', 'off_manifold')]['n'] == '0'
+# mode_share: the share of on-manifold mass on modes 0, 2, 4, 6, recomputed from /eval/mode_mass
+v = []
+for s in (0, 1):
+    with h5py.File(f'$S/fail/evals/dmd2_steps10_seed{s}_eval.h5', 'r') as e:
+        m = e['eval/mode_mass'][:]
+        v.append(sum(m[[0, 2, 4, 6]]) / sum(m))
+r = rows[('mean', 'dmd2', 'mode_share:0,2,4,6')]
+assert abs(float(r['mean']) - sum(v) / 2) < 1e-12 and r['direction'] == 'higher', (r, v)
+md = open('$S/fail/results.md').read()
+assert '## Failures' in md and 'Not evaluated' not in md, md
+"
+grep -q "nan_steps10_seed0: diverged" "$S/study_failure_recorded.out" && pass study_failure_journal ||
+  fail study_failure_journal "$(tail -5 "$S/study_failure_recorded.out")"
+# a rerun runs nothing again; a collapse threshold every evaluated cell crosses counts them
+mkspec "$S/fail2.json" "s['teacher'] = '$S/ci/teacher/run'; s['budgets'] = [10]; s['seeds'] = [0, 1]; \
+s['methods'] = {'dmd2': {'method': 'dmd2'}, 'nan': {'method': 'dmd2', 'fault.nan_step': 3, 'guard.max_rollbacks': 0}}; \
+s['metrics'] = ['off_manifold', 'coverage', 'mode_share:0,2,4,6']; s['failure'] = {'off_manifold': -1}"
+expect_ok study_failure_rerun $STUDY "$S/fail2.json" --out "$S/fail" --jobs 2 --threads 1
+if [ "$(grep -c ': distill ' "$S/study_failure_rerun.out")" = 0 ] && [ "$(grep -c ',skip,' "$S/fail/journal.csv")" = 4 ]; then
+  pass study_failure_rerun_skips
+else
+  fail study_failure_rerun_skips "$(cat "$S/study_failure_rerun.out" | head -8)"
+fi
+grep -q "| dmd2 | 10 | 2 | 0 | 2 | 1.00 \[0.34, 1.00\] |" "$S/fail/results.md" && pass study_failure_collapsed ||
+  fail study_failure_collapsed "$(grep -A6 '## Failures' "$S/fail/results.md")"
+mkspec "$S/fail_bad.json" "s['failure'] = {'fd': 1.0}"
+expect_error study_failure_unknown_metric "'failure' must be an object {metric: threshold} over the spec's metrics" \
+  $STUDY "$S/fail_bad.json" --out "$S/bad"
+mkspec "$S/share_bad.json" "s['metrics'] = ['mode_share:a']"
+expect_error study_mode_share_syntax "metric 'mode_share:a': write mode_share:I,J,... with the mode indices" \
+  $STUDY "$S/share_bad.json" --out "$S/bad"
