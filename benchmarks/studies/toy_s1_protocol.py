@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""The protocol of the tuned toy study at S = 1 (issue 17), as code: it writes each stage's spec from
+the results of the stage before, so the whole chain can be rerun and checked.
+
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py tune1                 # writes toy_s1_tune1.json
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py tune2 STUDY1          # from STUDY1/results.csv
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py test STUDY1 STUDY2    # the winners, test seeds
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py stability STUDY1 STUDY2
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py preference STUDY1 STUDY2
+
+Fair tuning: every method gets the same number of settings, 9, each run on the same 2 validation
+seeds (900, 901; never a test seed) at 1600 steps:
+  stage 1 (tune1), the same 4-point grid for every method: optim.lr_student 5e-4 or 1.5e-3 (with
+    optim.lr_fake twice it) x fake_per_gen 2 or 5;
+  stage 2 (tune2), 5 points around each method's stage-1 winner: guidance 2 and 3 (the same for
+    every method) and 3 points of the method's own settings (dmd: its regression weight; dmd2: the
+    GAN weight; dmdr: the reward weight; amd: s, lambda_rls and where beta acts).
+Selection (`select`): the lowest mean off-manifold fraction (EMA weights, 8192 samples) among the
+settings whose mean coverage is at least 0.99 (a setting that drops a mode is not chosen however
+sharp it is); among the 9 of a method. The test stage runs each winner on 10 fresh seeds (100-109)
+at 3200 steps with held-out curves every 400 steps, EMA and raw.
+"""
+import csv
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+METHODS = ["dmd", "dmd2", "dmdr", "amd"]
+TEACHER_CMDS = [["{amd}", "data", "toy2d", "out={prep}/toy.h5"],
+                ["{amd}", "train", "jobs/toy_teacher.cfg", "data={prep}/toy.h5", "run={prep}/run", "threads={threads}"]]
+METRICS = ["off_manifold", "coverage", "mass_error", "wrong_class", "sliced_w1", "log_density"]
+VALIDATION = [900, 901]
+TEST = list(range(100, 110))
+STAGE2 = {  # name suffix -> settings, on top of the stage-1 winner
+    "dmd": {"g2": {"guidance": 2.0}, "g3": {"guidance": 3.0}, "reg0.25": {"dmd.lambda_reg": 0.25},
+            "reg1": {"dmd.lambda_reg": 1.0}, "g2_reg0.25": {"guidance": 2.0, "dmd.lambda_reg": 0.25}},
+    "dmd2": {"g2": {"guidance": 2.0}, "g3": {"guidance": 3.0}, "gan1e-2": {"gan.lambda": 1e-2},
+             "gan1e-4": {"gan.lambda": 1e-4}, "g2_gan1e-2": {"guidance": 2.0, "gan.lambda": 1e-2}},
+    "dmdr": {"g2": {"guidance": 2.0}, "g3": {"guidance": 3.0}, "r0.01": {"dmdr.lambda_r": 0.01},
+             "r0.2": {"dmdr.lambda_r": 0.2}, "g2_r0.01": {"guidance": 2.0, "dmdr.lambda_r": 0.01}},
+    "amd": {"g2": {"guidance": 2.0}, "g3": {"guidance": 3.0}, "s1": {"amd.s": 1.0},
+            "rls0.25": {"amd.lambda_rls": 0.25}, "betafake": {"amd.beta_on": "fake"}},
+}
+
+
+def spec(description, out, teacher, methods, budgets, seeds, baseline, settings, metrics=METRICS, **extra):
+    s = {"description": description, "out": out, "teacher": teacher,
+         "distill": {"config": "jobs/toy_amd.cfg", "settings": settings},
+         "methods": methods, "budgets": budgets, "seeds": seeds, "sample": {"n": 8192},
+         "baseline": baseline, "metrics": metrics}
+    s.update(extra)
+    return s
+
+
+def settings_of(study):
+    """{method name: its amd distill settings} from a study folder's spec (cells.json keeps arguments; the
+    spec is read back from the protocol's own file)."""
+    name = os.path.basename(os.path.normpath(study))
+    with open(os.path.join(HERE, name + ".json")) as f:
+        return json.load(f)["methods"]
+
+
+def means(study):
+    """{method: {metric: mean}} of a study's results.csv (its only budget)."""
+    out = {}
+    with open(os.path.join(study, "results.csv")) as f:
+        for r in csv.DictReader(f):
+            if r["table"] == "mean" and r["n"] not in ("", "0"):
+                out.setdefault(r["method"], {})[r["metric"]] = float(r["mean"])
+    return out
+
+
+def select(studies, family):
+    """The winner of a method family over the given studies: (name, settings, its means)."""
+    cands = []
+    for st in studies:
+        m, sets = means(st), settings_of(st)
+        for name, v in m.items():
+            if sets[name]["method"] == family and len(v) == len(METRICS):
+                cands.append((name, sets[name], v))
+    ok = [c for c in cands if c[2]["coverage"] >= 0.99]
+    pool = ok or cands
+    if not pool:
+        sys.exit(f"toy_s1_protocol: no evaluated setting of {family} in {studies}")
+    return min(pool, key=lambda c: c[2]["off_manifold"])
+
+
+def write(name, s):
+    path = os.path.join(HERE, name + ".json")
+    with open(path, "w") as f:
+        json.dump(s, f, indent=1)
+        f.write("\n")
+    print(f"wrote {path}")
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    stage, studies = sys.argv[1], sys.argv[2:]
+    tune_settings = {"log.every": 200, "log.advantage_every": 200, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}
+    teacher1 = {"ckpt": "{prep}/run", "commands": TEACHER_CMDS}
+    shared_teacher = "runs/study/toy_s1_tune1/teacher/run"
+    if stage == "tune1":
+        methods = {}
+        for m in METHODS:
+            for lr, lrn in ((5e-4, "lr5e-4"), (1.5e-3, "lr1.5e-3")):
+                for f in (2, 5):
+                    methods[f"{m}_{lrn}_f{f}"] = {"method": m, "optim.lr_student": lr, "optim.lr_fake": 2 * lr,
+                                                  "fake_per_gen": f}
+        write("toy_s1_tune1", spec(
+            "Tuning, stage 1 of 2, toy data, S = 1 (issue 17; benchmarks/studies/toy_s1_protocol.py): the same 4-point "
+            "grid for every method (optim.lr_student 5e-4 or 1.5e-3 with optim.lr_fake twice it, fake_per_gen 2 or 5), "
+            "other settings those of jobs/toy_amd.cfg, EMA weights, 1600 steps, validation seeds 900 and 901.",
+            "runs/study/toy_s1_tune1", teacher1, methods, [1600], VALIDATION, "dmd2_lr5e-4_f5", tune_settings))
+    elif stage == "tune2":
+        methods = {}
+        for m in METHODS:
+            name, base, _ = select(studies, m)
+            for suffix, extra in STAGE2[m].items():
+                methods[f"{name}_{suffix}"] = dict(base, **extra)
+        write("toy_s1_tune2", spec(
+            "Tuning, stage 2 of 2, toy data, S = 1 (issue 17; benchmarks/studies/toy_s1_protocol.py): 5 points around "
+            "each method's stage-1 winner (guidance 2 and 3 for every method, 3 of the method's own settings), "
+            "1600 steps, validation seeds 900 and 901.",
+            "runs/study/toy_s1_tune2", shared_teacher, methods, [1600], VALIDATION,
+            next(k for k in methods if k.startswith("dmd2_")), tune_settings))
+    elif stage in ("test", "stability", "preference"):
+        win = {m: select(studies, m) for m in METHODS}
+        for m, (name, sets, v) in win.items():
+            print(f"{m}: {name} (validation off_manifold {v['off_manifold']:.4f}, coverage {v['coverage']:.3f})")
+        if stage == "test":
+            write("toy_s1_test", spec(
+                "The tuned toy study at S = 1 (issue 17; benchmarks/studies/toy_s1_protocol.py): each method's winner of "
+                "the two tuning stages (9 settings each, validation seeds 900 and 901), 10 fresh test seeds, 3200 steps, "
+                "held-out curves every 400 steps (raw and EMA rows), the EMA student sampled.",
+                "runs/study/toy_s1_test", shared_teacher, {m: win[m][1] for m in METHODS}, [3200], TEST, "dmd2",
+                {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 1600, "eval.every": 400, "eval.n": 4096}))
+        elif stage == "stability":
+            methods = {}
+            for m in METHODS:
+                for x in (1, 2, 4):
+                    s = dict(win[m][1])
+                    s["optim.lr_student"] = x * s["optim.lr_student"]
+                    s["optim.lr_fake"] = x * s["optim.lr_fake"]
+                    methods[f"{m}_lr{x}x"] = s
+            write("toy_s1_stability", spec(
+                "Stability (issue 17, claim b; benchmarks/studies/toy_s1_protocol.py): each method's tuned setting at 1x, "
+                "2x and 4x its tuned learning rates (student and fake teacher), 1600 steps, 6 test seeds. A cell fails "
+                "when it diverges (exit 3 after its rollbacks) or collapses: coverage below 0.75 (two of the 8 modes "
+                "lost) or off-manifold above 0.9.",
+                "runs/study/toy_s1_stability", shared_teacher, methods, [1600], TEST[:6], "dmd2_lr1x",
+                {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 400, "guard.spike": 100.0},
+                failure={"coverage": 0.75, "off_manifold": 0.9}))
+        else:
+            pref = "4,4,4,4,1,1,1,1"  # modes 0-3 preferred: one of the two modes of each class
+            methods = {}
+            for m in ("dmd2", "dmdr", "amd"):
+                methods[m] = dict(win[m][1], **{"reward.preference": pref})
+            methods["rls_only"] = dict(win["amd"][1], **{"reward.preference": pref, "amd.s": 0.0})
+            write("toy_s1_preference", spec(
+                "Selective learning (issue 17, claim c; benchmarks/studies/toy_s1_protocol.py): a preference reward that "
+                "weights modes 0-3 (one of each class's two modes) 4 times the others (reward.preference "
+                f"{pref}); dmd2 (which ignores the reward), dmdr, amd and RLS alone (amd with s = 0: no Dynamic Score "
+                "Adaptation), each at its tuned setting, 1600 steps, 6 test seeds. mode_share:0,1,2,3 is the share of "
+                "on-manifold mass on the preferred modes (0.5 without preference), coverage whether the others survive.",
+                "runs/study/toy_s1_preference", shared_teacher, methods, [1600], TEST[:6], "dmd2",
+                {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 400},
+                metrics=["mode_share:0,1,2,3", "coverage", "off_manifold", "wrong_class", "sliced_w1"]))
+    else:
+        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference)")
+
+
+if __name__ == "__main__":
+    main()
