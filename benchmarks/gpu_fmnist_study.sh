@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# gpu_fmnist_study.sh: the Fashion-MNIST method study of issue 17 on a GPU machine, as one prepared
+# command of at most 10 minutes: the data, the reward and evaluator classifiers and the DiT teacher
+# (jobs/fmnist_*.cfg), then benchmarks/study.py on the 1-step students of dmd2 and amd (then dmd and
+# dmdr, if time is left), SEEDS paired seeds at BUDGET distillation steps, EMA weights, held-out FD,
+# precision, recall and evaluator accuracy every EVAL_EVERY steps on 1000 fixed-noise samples.
+# JOBS cells share the GPU at a time (a 1.3 M-parameter DiT leaves an H100 mostly idle). At LIMIT
+# seconds the study is stopped (its runs checkpoint) and the table of what finished is written.
+# Brings back $OUT/fmnist_study.tar.gz: the study folder without checkpoints (results.md/.csv/.png,
+# journal, cells.json, eval files, every run's log.h5 with its /eval curve), the teacher's log.
+#   here:  bash benchmarks/gpu_bundle.sh; mkdir -p .fm; cp /usr/share/datasets/fashion-mnist/*.gz .fm/
+#   there: bash benchmarks/gpu_fmnist_study.sh          (carry .gpu and .fm)
+#   a plumbing check on the CPU, in a minute: TINY=1 bash benchmarks/gpu_fmnist_study.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu_fmnist_study}
+LIMIT=${LIMIT:-540}
+BUDGET=${BUDGET:-2000}
+SEEDS=${SEEDS:-"0 1 2 3 4"}
+JOBS=${JOBS:-4}
+THREADS=${THREADS:-4}
+EVAL_EVERY=${EVAL_EVERY:-500}
+W=${W:-/tmp/fmnist_study}
+t0=$(date +%s)
+mkdir -p "$OUT" "$W"
+if [ -n "${TINY:-}" ]; then
+  # the same pipeline at toy sizes with ./amd on the CPU: small data, networks and budgets
+  AMD=$PWD/amd PY=/usr/bin/python3 BUDGET=${TINY_BUDGET:-6} SEEDS="0 1" JOBS=2 THREADS=1 EVAL_EVERY=3
+  TRAIN_X="train.steps=30 log.every=10 ckpt.every=30 model.width=32 model.depth=1"
+  SAMPLE_N=64 FM_DIR=/usr/share/datasets/fashion-mnist
+else
+  source benchmarks/gpu_env.sh
+  nvidia-smi -L
+  AMD=$G/bin/amd TRAIN_X="" SAMPLE_N=1000 FM_DIR=$PWD/.fm
+fi
+# the spec of each part of the study, written here with this machine's paths and binary
+spec() { # NAME PREPARE(1: the study makes the data, classifiers and teacher) METHODS...
+  local name=$1 prepare=$2; shift 2
+  "$PY" - "$name" "$prepare" "$W" "$AMD" "$BUDGET" "$SEEDS" "$EVAL_EVERY" "$SAMPLE_N" "$FM_DIR" "$TRAIN_X" "$@" <<'PY'
+import json, sys
+name, prepare, w, amd, budget, seeds, every, n, fm, trainx = sys.argv[1:11]
+methods = sys.argv[11:]
+p = w + "/prep"
+tx = trainx.split()
+cmds = [["mkdir", "-p", p], [amd, "data", "fmnist", f"dir={fm}", f"out_train={p}/train.h5", f"out_test={p}/test.h5"]]
+for task in ("reward", "evaluator"):
+    cmds.append([amd, "train", f"jobs/fmnist_{task}.cfg", f"data={p}/train.h5", f"test_data={p}/test.h5",
+                 f"run={p}/{task}", "threads={threads}"] + tx)
+cmds.append([amd, "train", "jobs/fmnist_teacher.cfg", f"data={p}/train.h5", f"run={p}/teacher", "threads={threads}"] + tx)
+spec = {
+    "description": f"Fashion-MNIST, 1-step students, EMA weights, {budget} steps, seeds {seeds} (issue 17; "
+                   "benchmarks/gpu_fmnist_study.sh)",
+    "amd": amd,
+    "teacher": {"ckpt": f"{p}/teacher", "commands": cmds} if prepare == "1" else f"{p}/teacher",
+    "distill": {"config": "jobs/fmnist_amd.cfg",
+                "settings": {"reward.ckpt": f"{p}/reward", "eval.every": int(every), "eval.n": int(n),
+                             "eval.evaluator": f"{p}/evaluator", "eval.data": f"{p}/test.h5",
+                             "log.every": 100, "log.advantage_every": 100, "ckpt.every": 500}},
+    "methods": {m: {"method": m} for m in methods},
+    "budgets": [int(budget)], "seeds": [int(s) for s in seeds.split()],
+    "sample": {"n": int(n), "batch": 200},
+    "eval": {"evaluator": f"{p}/evaluator", "reward": f"{p}/reward", "data": f"{p}/test.h5"},
+    "baseline": "dmd2",
+    "metrics": ["fd", "precision", "recall", "accuracy", "reward"],
+}
+json.dump(spec, open(f"{w}/{name}.json", "w"), indent=1)
+PY
+}
+# the first pass makes the data, the classifiers and the teacher in $W/prep and runs dmd2 and amd; the
+# second, in the same study folder, adds dmd and dmdr (the runner skips the cells already evaluated)
+spec fmnist_s1_main 1 dmd2 amd
+spec fmnist_s1_all 0 dmd2 amd dmd dmdr
+left() { echo $((LIMIT - ($(date +%s) - t0))); }
+for name in fmnist_s1_main fmnist_s1_all; do
+  [ "$(left)" -gt 30 ] || break
+  echo "== $name ($(left) s left)"
+  timeout -s TERM "$(left)" "$PY" benchmarks/study.py "$W/$name.json" --out "$W/study" --jobs "$JOBS" \
+    --threads "$THREADS" --nice 0 >"$W/$name.log" 2>&1
+  echo "   study.py exit $? after $(($(date +%s) - t0)) s"
+  "$PY" benchmarks/study.py "$W/$name.json" --out "$W/study" --report >"$W/$name.report" 2>&1
+  tail -n 25 "$W/$name.report"
+done
+cd "$W" && tar -czf "$OUT/fmnist_study.tar.gz" --exclude='ckpt_*.h5' --exclude='*_samples.h5' --exclude='*.h5.bak' \
+  --exclude=prep/train.h5 --exclude=prep/test.h5 ./*.json ./*.log ./*.report study prep/teacher/log.h5 2>/dev/null
+echo "gpu_fmnist_study: $OUT/fmnist_study.tar.gz after $(($(date +%s) - t0)) s"
