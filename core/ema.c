@@ -26,15 +26,19 @@ double ema_decay(const EmaConfig *c, long step) {
   return warm < c->decay ? warm : c->decay;
 }
 
-void ema_copy_from(Ema *e, const float *params) { ops->copy(e->w, params + e->begin, sizeof(float) * (size_t)e->n); }
+void ema_copy_from_part(Ema *e, const float *part) { ops->copy(e->w, part, sizeof(float) * (size_t)e->n); }
 
-void ema_update(Ema *e, const float *params, double decay) {
+void ema_copy_from(Ema *e, const float *params) { ema_copy_from_part(e, params + e->begin); }
+
+void ema_update_part(Ema *e, const float *part, double decay) {
   if (decay <= 0) {
-    ema_copy_from(e, params);
+    ema_copy_from_part(e, part);
     return;
   }
-  ops->ema_update(e->w, params + e->begin, e->n, (float)(1.0 - decay));
+  ops->ema_update(e->w, part, e->n, (float)(1.0 - decay));
 }
+
+void ema_update(Ema *e, const float *params, double decay) { ema_update_part(e, params + e->begin, decay); }
 
 void ema_log_memory(const Ema *e, const char *net) {
   amd_log("EMA of %s, bytes per rank: %ld (%ld values)\n", net, (long)sizeof(float) * e->n, e->n);

@@ -31,5 +31,9 @@ double ema_decay(const EmaConfig *c, long step);
 void ema_update(Ema *e, const float *params, double decay);
 /* e = params[begin, begin + n): the start of a run, or a checkpoint without an EMA. */
 void ema_copy_from(Ema *e, const float *params);
+/* ema_update and ema_copy_from with part holding the range alone (n values, value begin first):
+ * a network that stores only its ZeRO shard (stage 3). */
+void ema_update_part(Ema *e, const float *part, double decay);
+void ema_copy_from_part(Ema *e, const float *part);
 /* Rank 0 prints the bytes the EMA of network `net` takes on it (its shard under ZeRO). */
 void ema_log_memory(const Ema *e, const char *net);

@@ -33,9 +33,14 @@ double adamw_lr(const AdamWConfig *c, long step) {
 }
 
 double adamw_update(AdamW *o, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm) {
+  return adamw_update_part(o, params + o->begin, grads + o->begin, c, step, grad_norm);
+}
+
+double adamw_update_part(AdamW *o, float *params, const float *grads, const AdamWConfig *c, long step,
+                         double grad_norm) {
   double scale = 1.0;
   if (c->grad_clip > 0 && grad_norm > c->grad_clip) scale = c->grad_clip / (grad_norm + 1e-12);
-  ops->adamw(params + o->begin, grads + o->begin, o->m, o->v, o->n, (float)adamw_lr(c, step), (float)c->beta1, (float)c->beta2,
+  ops->adamw(params, grads, o->m, o->v, o->n, (float)adamw_lr(c, step), (float)c->beta1, (float)c->beta2,
              (float)c->eps, (float)c->weight_decay, (float)scale, step + 1);
   return scale;
 }

@@ -29,3 +29,7 @@ double adamw_lr(const AdamWConfig *c, long step);
  * vectors), the gradient's global norm being grad_norm; returns the clip scale applied (1 when not
  * clipped). */
 double adamw_update(AdamW *o, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm);
+/* The same with params and grads holding the range alone (n values each, value begin first): a
+ * network that stores only its ZeRO shard (stage 3). */
+double adamw_update_part(AdamW *o, float *params, const float *grads, const AdamWConfig *c, long step,
+                         double grad_norm);

@@ -22,8 +22,8 @@ static double comm_seconds; /* wall time inside collectives so far */
 /* The collective this rank is inside (an index into collective_names; 0: none), read by the
  * watchdog's signal handler, hence a sig_atomic_t. */
 static const char *const collective_names[] = {NULL, "MPI_Reduce_scatter", "MPI_Allgatherv", "MPI_Allreduce",
-                                               "MPI_Gather"};
-enum { IN_NONE, IN_REDUCE_SCATTER, IN_ALLGATHERV, IN_ALLREDUCE, IN_GATHER };
+                                               "MPI_Gather", "MPI_Iallgatherv", "MPI_Wait (MPI_Iallgatherv)"};
+enum { IN_NONE, IN_REDUCE_SCATTER, IN_ALLGATHERV, IN_ALLREDUCE, IN_GATHER, IN_IALLGATHERV, IN_WAIT };
 static volatile sig_atomic_t in_collective;
 #define COLLECTIVE(which, call)   \
   do {                            \
@@ -119,6 +119,67 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) 
   COLLECTIVE(IN_ALLGATHERV, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
   if (h != x) {
     ops->to_device(x, h, sizeof(float) * (size_t)n);
+  }
+  comm_seconds += amd_time() - t0;
+}
+
+/* A host buffer of at least n floats in *buf (of *cap floats so far). */
+static float *grow(float **buf, long *cap, long n) {
+  if (n > *cap) {
+    free(*buf);
+    *buf = mallocCheck(sizeof(float) * (size_t)(n ? n : 1));
+    *cap = n;
+  }
+  return *buf;
+}
+
+void dist_gather_start(DistGather *g, const float *part, float *out, long n, const int *counts, const int *displs) {
+  CHECK(!g->active, "dist_gather_start: the previous gather of this buffer was not waited for");
+  double t0 = amd_time();
+  int r = dist_rank();
+  float *h = out;
+  if (ops->host_memory || mpi_cuda_aware()) {
+    ops->synchronize(); /* every op that writes part has finished before MPI reads it */
+  } else {
+    h = grow(&g->host, &g->host_n, n);
+    ops->to_host(h + displs[r], part, sizeof(float) * (size_t)counts[r]);
+  }
+  /* this rank's part goes in place first, so the send side is MPI_IN_PLACE and part may be freed */
+  if (h == out) ops->copy(out + displs[r], part, sizeof(float) * (size_t)counts[r]), ops->synchronize();
+  g->out = out, g->n = n, g->active = 1;
+  COLLECTIVE(IN_IALLGATHERV, MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, counts, displs, MPI_FLOAT,
+                                             MPI_COMM_WORLD, &g->req));
+  comm_seconds += amd_time() - t0;
+}
+
+void dist_gather_wait(DistGather *g) {
+  if (!g->active) return;
+  double t0 = amd_time();
+  COLLECTIVE(IN_WAIT, MPI_Wait(&g->req, MPI_STATUS_IGNORE));
+  if (!(ops->host_memory || mpi_cuda_aware())) ops->to_device(g->out, g->host, sizeof(float) * (size_t)g->n);
+  g->active = 0;
+  comm_seconds += amd_time() - t0;
+}
+
+void dist_gather_free(DistGather *g) {
+  dist_gather_wait(g);
+  free(g->host);
+  g->host = NULL, g->host_n = 0;
+}
+
+void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts, const int *displs) {
+  (void)displs; /* the parts follow each other in rank order: MPI_Reduce_scatter needs only the counts */
+  double t0 = amd_time();
+  int r = dist_rank();
+  if (ops->host_memory || mpi_cuda_aware()) {
+    ops->synchronize();
+    COLLECTIVE(IN_REDUCE_SCATTER, MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+  } else {
+    float *h = host_view((float *)x, n, 1); /* the staging buffer: n floats in, this rank's part out */
+    float *part = mallocCheck(sizeof(float) * (size_t)(counts[r] ? counts[r] : 1));
+    COLLECTIVE(IN_REDUCE_SCATTER, MPI_Reduce_scatter(h, part, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    ops->to_device(out, part, sizeof(float) * (size_t)counts[r]);
+    free(part);
   }
   comm_seconds += amd_time() - t0;
 }

@@ -31,6 +31,26 @@ void dist_split(long n, long *begin, long *end);
  * afterwards every rank holds every rank's shard. Both stage through the host for a device buffer. */
 void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs);
 void dist_allgather_f32(float *x, long n, const int *counts, const int *displs);
+/* ZeRO stage 3's collectives over one unit of a network (src/model.h): a vector of n floats of
+ * which rank r holds the part at displs[r], counts[r] values long (counts may be 0).
+ * dist_gather_start begins a non-blocking all-gather (MPI_Iallgatherv) of every rank's part into
+ * out (n floats, backend memory), part being this rank's counts[rank] values (backend memory, not
+ * inside out); dist_gather_wait completes it (out is not to be read before). A DistGather holds
+ * the request and, for device buffers, its host staging; one gather at a time per DistGather.
+ * dist_reduce_scatter_part sums x (n floats, backend memory) over ranks and writes this rank's part
+ * of the sum into out (counts[rank] floats, backend memory), blocking. */
+typedef struct {
+  MPI_Request req;
+  int active;
+  float *out;         /* where a staged gather lands on wait */
+  long n;
+  float *host;        /* staging for device buffers (NULL on the CPU backend) */
+  long host_n;
+} DistGather;
+void dist_gather_start(DistGather *g, const float *part, float *out, long n, const int *counts, const int *displs);
+void dist_gather_wait(DistGather *g);
+void dist_gather_free(DistGather *g);
+void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts, const int *displs);
 /* In-place sums over ranks. */
 double dist_allreduce_sum_f64(double x);
 void dist_allreduce_sum_f64v(double *x, long n);

@@ -17,7 +17,7 @@ void zero_shard(long n, int rank, int size, long *begin, long *end) {
 }
 
 ZeroOpt *zero_create(long n, int stage) {
-  CHECK(stage >= 0 && stage <= 2, "ZeRO stage %d: expected 0, 1 or 2", stage);
+  CHECK(stage >= 0 && stage <= 3, "ZeRO stage %d: expected 0, 1, 2 or 3", stage);
   CHECK(n > 0 && n <= INT_MAX, "ZeRO: %ld parameters do not fit MPI's int counts", n);
   int size = dist_size(), rank = dist_rank();
   ZeroOpt *z = callocCheck(1, sizeof *z);
@@ -43,9 +43,12 @@ void zero_free(ZeroOpt *z) {
   free(z);
 }
 
+/* Where grads holds value begin of the vector: a stage-3 network stores its shard alone. */
+static long base(const ZeroOpt *z) { return z->stage == 3 ? z->begin : 0; }
+
 void zero_reduce_grads_begin(ZeroOpt *z, float *grads, double *sumsq) {
-  dist_reduce_scatter_f32(grads, z->n, z->counts, z->displs);
-  ops->sum_squares_async(sumsq, grads + z->begin, z->end - z->begin);
+  if (z->stage < 3) dist_reduce_scatter_f32(grads, z->n, z->counts, z->displs);
+  ops->sum_squares_async(sumsq, grads + (z->begin - base(z)), z->end - z->begin);
 }
 
 double zero_reduce_grads_end(ZeroOpt *z, float *grads, double local_sumsq) {
@@ -62,6 +65,10 @@ double zero_reduce_grads(ZeroOpt *z, float *grads) {
 }
 
 void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm) {
+  if (z->stage == 3) {
+    adamw_update_part(z->opt, params, grads, c, step, grad_norm);
+    return;
+  }
   adamw_update(z->opt, params, grads, c, step, grad_norm);
   if (z->stage > 0) dist_allgather_f32(params, z->n, z->counts, z->displs);
 }
@@ -87,12 +94,13 @@ void zero_gather_parts(const float *part, long begin, long count, long n, float 
   ops->copy(out, part, sizeof(float) * (size_t)n);
 }
 
-void zero_log_memory(const ZeroOpt *z, const char *net) {
+void zero_log_memory(const ZeroOpt *z, const char *net, long gathered_bytes) {
   int size = dist_size();
   long shard = 0;
   for (int r = 0; r < size; r++) shard = z->counts[r] > shard ? z->counts[r] : shard;
-  long moments = z->stage == 0 ? z->n : shard;
+  long moments = z->stage == 0 ? z->n : shard, stored = z->stage == 3 ? shard : z->n;
   long f = (long)sizeof(float);
   amd_log("zero=%d over %d ranks, bytes per rank: %s params %ld, gradients %ld, Adam moments %ld "
-          "(%ld of %ld values)\n", z->stage, size, net, f * z->n, f * z->n, 2 * f * moments, moments, z->n);
+          "(%ld of %ld values), gathered buffers %ld\n", z->stage, size, net, f * stored, f * stored, 2 * f * moments,
+          moments, z->n, gathered_bytes);
 }

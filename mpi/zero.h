@@ -4,11 +4,16 @@
  *   stage 0  moments of the whole vector on every rank; the summed gradient on every rank
  *   stage 1  moments of the shard only; the summed gradient still on every rank
  *   stage 2  moments of the shard only; the gradient summed over this rank's shard only
- * Stages 1 and 2 update their shard and all-gather the parameters. Every stage sums the gradient by
+ *   stage 3  the network itself stores only the shard of parameters and gradient (src/model.h:
+ *            backward reduce-scatters each unit's gradient into it); moments of the shard
+ * Stages 1 and 2 update their shard and all-gather the parameters; stage 3 updates its shard and
+ * gathers nothing (the network gathers each unit when it runs). Every stage sums the gradient by
  * the same reduce-scatter (stages 0 and 1 then all-gather it: together an allreduce) and takes the
  * global norm from the shards' sums of squares, so all stages give bit-identical parameters at a
- * given rank count. Not here: backward (the gradient buffer stays full-size: backward accumulates
- * the local gradient of every tensor before any reduction), checkpoint files (io/ckpt.c).
+ * given rank count (stage 3 too at 2 ranks, where a sum over ranks has one order; at more ranks
+ * its per-unit reductions may add in another order). Not here: backward (below stage 3 the
+ * gradient buffer stays full-size: backward accumulates the local gradient of every tensor before
+ * any reduction), checkpoint files (io/ckpt.c).
  * Return convention: an MPI error or a bad shard stops the program; functions return void or
  * their result. */
 #pragma once
@@ -19,7 +24,7 @@
 #define ZERO_ALIGN 16
 
 typedef struct {
-  int stage;            /* 0, 1 or 2 */
+  int stage;            /* 0, 1, 2 or 3 */
   long n;               /* floats in the flat vector */
   long begin, end;      /* this rank's shard [begin, end) */
   int *counts, *displs; /* every rank's shard, for reduce-scatter and all-gather */
@@ -34,7 +39,8 @@ void zero_shard(long n, int rank, int size, long *begin, long *end);
 ZeroOpt *zero_create(long n, int stage);
 void zero_free(ZeroOpt *z);
 /* Sums grads (n floats, backend memory) over ranks: the whole vector at stages 0 and 1, this rank's
- * shard at stage 2 (the rest is then undefined). Returns the global norm of the summed gradient:
+ * shard at stage 2 (the rest is then undefined). At stage 3 grads is this rank's shard alone
+ * (end - begin floats), already summed: only the norm is taken. Returns the global norm of the summed gradient:
  * NaN or Inf on every rank when any rank's gradient holds one. */
 double zero_reduce_grads(ZeroOpt *z, float *grads);
 /* zero_reduce_grads in two halves, so that a caller can read this rank's sum of squares back
@@ -44,7 +50,8 @@ double zero_reduce_grads(ZeroOpt *z, float *grads);
  * both, in the same order as its other collectives. */
 void zero_reduce_grads_begin(ZeroOpt *z, float *grads, double *sumsq);
 double zero_reduce_grads_end(ZeroOpt *z, float *grads, double local_sumsq);
-/* AdamW (optim.h) on this rank's part, then the parameters all-gathered (stages 1, 2). */
+/* AdamW (optim.h) on this rank's part, then the parameters all-gathered (stages 1, 2). At stage 3
+ * params and grads are this rank's shard alone. */
 void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfig *c, long step, double grad_norm);
 /* Collective: a vector of n values held in parts into out (n floats, backend memory; e.g. an EMA
  * kept on the range of this rank's moments, z->opt->begin and ->n, gathered into the parameters of
@@ -52,5 +59,7 @@ void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfi
  * count) is the whole vector, else every rank's part (its zero_shard) all-gathered. Every rank
  * calls it. */
 void zero_gather_parts(const float *part, long begin, long count, long n, float *out);
-/* Rank 0 prints what this network's training state takes on each rank (the largest shard). */
-void zero_log_memory(const ZeroOpt *z, const char *net);
+/* Rank 0 prints what this network's training state takes on each rank (the largest shard):
+ * parameters, gradients, moments and the gathered buffers (stage 3: gathered_bytes, what the
+ * network's units take, src/model.h; 0 below). */
+void zero_log_memory(const ZeroOpt *z, const char *net, long gathered_bytes);

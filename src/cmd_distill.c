@@ -59,7 +59,7 @@ static const cfg_key distill_keys[] = {
     K("teacher.weights", CFG_CHOICE, teacher_weights, "auto", 0, 0, "auto|ema|raw",
       "the teacher's weights: ema its EMA (/teacher_ema), raw its last iterate (/teacher); auto: ema when it has one"),
     K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset (GAN real batches, reward mixture); default: the teacher's"),
-    RUNLOOP_RUN_KEYS(K, "runs/distill",
+    RUNLOOP_RUN_KEYS(K, "runs/distill", 2,
                      "ZeRO stage of student, fake teacher and GAN head: 0 replicated; 1 Adam moments sharded; 2 also gradients"),
     K("student.steps", CFG_INT, S, "1", 1, 8, NULL, "S: generator steps (1, 2 or 4 in the paper)"),
     K("train.steps", CFG_INT, rl.steps, "500", 1, 1000000000, NULL, "distillation steps (one generator update each)"),
@@ -196,7 +196,7 @@ static void distill_snapshot(void *ctx, long step) { snapshot_take(((DistillRun 
 /* The student's raw weights, then its EMA's when kept. */
 static void distill_eval(void *ctx, long step, TrainLog *table) {
   DistillRun *R = ctx;
-  evalrun_measure_weights(R->eval, R->student->params, R->ema, step, table);
+  evalrun_measure_weights(R->eval, R->student, R->ema, step, table);
 }
 
 static void distill_status(void *ctx, long step, const RunClock *clk, const double *row) {

@@ -8,7 +8,8 @@
  * backpropagates the loss with gradients pre-divided by the global batch; gradients are summed over
  * ranks; the run loop's guard checks the loss and the global gradient norm, then AdamW updates the
  * parameters (clipped; with zero=1 or 2 each rank updates its shard of the flat vector and the
- * parameters are all-gathered: mpi/zero.h). Classifiers also measure their test accuracy at every
+ * parameters are all-gathered: mpi/zero.h; with zero=3 each rank stores only its shard and the
+ * network gathers each block as it runs: src/model.h). Classifiers also measure their test accuracy at every
  * checkpoint. With ema.decay > 0 the run loop keeps an EMA of the weights (core/ema.h; each rank
  * its shard under ZeRO), saved as /teacher_ema (or /classifier_ema). The run folder, the log,
  * checkpoints, resume, signals and rollbacks are the run loop's (src/runloop.h). */
@@ -60,8 +61,10 @@ static const cfg_key train_keys[] = {
       "teacher: rectified-flow velocity network; reward, evaluator: image classifiers"),
     K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset file (amd data ...); required"),
     K("test_data", CFG_PATH, test_data, "", 0, 0, NULL, "classifiers: held-out split for the test accuracy; required there"),
-    RUNLOOP_RUN_KEYS(K, "runs/teacher",
-                     "ZeRO stage: 0 replicated optimizer; 1 Adam moments sharded over ranks; 2 also the summed gradient"),
+    RUNLOOP_RUN_KEYS(K, "runs/teacher", 3,
+                     "ZeRO stage: 0 replicated optimizer; 1 Adam moments sharded over ranks; 2 also the summed "
+                     "gradient; 3 also the parameters and the gradient buffer (task=teacher; each block gathered "
+                     "when it runs)"),
     K("model.kind", CFG_CHOICE, model_kind, "auto", 0, 0, "auto|mlp|dit",
       "teacher architecture; auto: dit for images, mlp for vectors (classifiers are always dit blocks)"),
     K("model.width", CFG_INT, width, "256", 1, 65536, NULL, "hidden width (dit: token width)"),
@@ -172,7 +175,7 @@ static int train_step(void *ctx, long step, const RunClock *clk, double *losses)
     flow_train_batch_into((float *)(T->res_dev + 1), T->model, T->fb, b->x, b->labels, NULL, local, (uint32_t)b->begin,
                           (uint32_t)step, (uint64_t)c->rl.seed, &T->fc, c->batch);
   }
-  if (clk->inject_nan) ops->fill(T->model->grads, NAN, 1);
+  if (clk->inject_nan && model_stored_n(T->model) > 0) ops->fill(T->model->grads, NAN, 1);
   zero_reduce_grads_begin(T->zo, T->model->grads, T->res_dev);
   ops->to_host(T->res_h, T->res_dev, T->classifier ? sizeof(double) : T->res_bytes);
   if (!T->classifier)
@@ -205,7 +208,7 @@ static void train_snapshot(void *ctx, long step) { snapshot_take(((Train *)ctx)-
 /* The raw weights, then the EMA's when the run keeps one. */
 static void train_eval(void *ctx, long step, TrainLog *table) {
   Train *T = ctx;
-  evalrun_measure_weights(T->eval, T->model->params, T->ema, step, table);
+  evalrun_measure_weights(T->eval, T->model, T->ema, step, table);
 }
 
 static void train_status(void *ctx, long step, const RunClock *clk, const double *row) {
@@ -238,6 +241,11 @@ int cmd_train(int argc, char **argv) {
     amd_usage_error("config key 'sample.every' = %d: pictures of samples are for task=teacher, not %s", c.sample_every,
                     c.task);
   if (c.sample_every > 0) snapshot_check(&data, "sample.every");
+  if (c.zero == 3 && T.classifier)
+    amd_usage_error("config key 'zero' = 3 is for task=teacher in this version, not %s (use zero=2)", c.task);
+  if (c.zero == 3 && c.sample_every > 0)
+    amd_usage_error("config key 'sample.every' = %d needs the whole network on rank 0, which zero=3 does not keep "
+                    "(use eval.every, or zero=2)", c.sample_every);
   if (T.classifier && c.ev.every > 0)
     amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for task=teacher, not %s (a classifier "
                     "logs its test accuracy at every checkpoint)", c.ev.every, c.task);
@@ -247,7 +255,7 @@ int cmd_train(int argc, char **argv) {
   batches_init(&T.batches, &data, c.batch, (uint64_t)c.rl.seed);
   int local = T.batches.local;
   T.test = &test;
-  T.model = model_create(&mc, local);
+  T.model = c.zero == 3 ? model_create_sharded(&mc, local) : model_create(&mc, local);
   T.zo = zero_create(T.model->num_params, c.zero);
   T.fb = T.classifier ? NULL : flow_batch_create(local, mc.dim);
   T.cls = T.classifier ? classifier_wrap(T.model) : NULL;
@@ -263,7 +271,7 @@ int cmd_train(int argc, char **argv) {
   cfg_print_table(train_keys, &c, "amd train");
   amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", dist_size(),
           threads, ops->name, mc.kind, T.model->num_params, c.data, data.n, data.dim);
-  zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher");
+  zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher", model_gathered_bytes(T.model));
   evalrun_print(T.eval);
 
   T.ema = c.rl.ema_decay > 0 ? ema_create_range(T.zo->opt->begin, T.zo->opt->n) : NULL;

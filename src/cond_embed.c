@@ -27,23 +27,23 @@ void cond_embed_free(CondEmbed *e) {
 
 void cond_embed_forward(CondEmbed *e, float *cond, const Model *m, const float *t, const int *labels, int B) {
   int H = e->width;
-  const float *P = m->params;
   ops->copy(e->labels, labels, sizeof(int) * (size_t)B);
   ops->timestep_embedding(e->tfeat, t, B, e->temb_dim, 1000.0f, 10000.0f);
-  linear_forward(e->tpre, e->tfeat, P + e->t1w, P + e->t1b, B, e->temb_dim, H);
+  linear_forward(e->tpre, e->tfeat, model_param(m, e->t1w), model_param(m, e->t1b), B, e->temb_dim, H);
   ops->silu_forward(e->tact, e->tpre, (long)B * H);
-  linear_forward(cond, e->tact, P + e->t2w, P + e->t2b, B, H, H);
-  ops->embedding_forward(e->emb, P + e->cemb, labels, B, H);
+  linear_forward(cond, e->tact, model_param(m, e->t2w), model_param(m, e->t2b), B, H, H);
+  ops->embedding_forward(e->emb, model_param(m, e->cemb), labels, B, H);
   ops->axpy(cond, 1.0f, e->emb, (long)B * H);
 }
 
 void cond_embed_backward(CondEmbed *e, Model *m, const float *dcond, int B) {
   if (m->frozen) return;
   int H = e->width;
-  const float *P = m->params;
-  ops->embedding_backward(m->grads + e->cemb, dcond, e->labels, B, H);
-  linear_backward_overwrite(e->dtact, m->grads + e->t2w, m->grads + e->t2b, dcond, e->tact, P + e->t2w, B, H, H);
+  ops->embedding_backward(model_grad(m, e->cemb), dcond, e->labels, B, H);
+  linear_backward_overwrite(e->dtact, model_grad(m, e->t2w), model_grad(m, e->t2b), dcond, e->tact,
+                            model_param(m, e->t2w), B, H, H);
   ops->fill(e->dtpre, 0.0f, (long)B * H);
   ops->silu_backward(e->dtpre, e->dtact, e->tpre, (long)B * H);
-  linear_backward(NULL, m->grads + e->t1w, m->grads + e->t1b, e->dtpre, e->tfeat, P + e->t1w, B, e->temb_dim, H);
+  linear_backward(NULL, model_grad(m, e->t1w), model_grad(m, e->t1b), e->dtpre, e->tfeat, model_param(m, e->t1w), B,
+                  e->temb_dim, H);
 }

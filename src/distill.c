@@ -440,9 +440,9 @@ AdamW *distill_opt_fake(Distill *d) { return d->opt_fake->opt; }
 AdamW *distill_opt_disc(Distill *d) { return d->opt_disc ? d->opt_disc->opt : NULL; }
 
 void distill_log_memory(const Distill *d) {
-  zero_log_memory(d->opt_student, "student");
-  zero_log_memory(d->opt_fake, "fake");
-  if (d->opt_disc) zero_log_memory(d->opt_disc, "disc");
+  zero_log_memory(d->opt_student, "student", model_gathered_bytes(d->student));
+  zero_log_memory(d->opt_fake, "fake", model_gathered_bytes(d->fake));
+  if (d->opt_disc) zero_log_memory(d->opt_disc, "disc", model_gathered_bytes(d->disc));
 }
 
 void distill_scale_lr(Distill *d, double scale) {

@@ -69,7 +69,9 @@ typedef struct {
   int B;
 } Dit;
 
-#define P_(off) (m->params + (off))
+/* Units (model.h): 0 the patch embedding and the conditioning, 1 + l block l, depth + 1 the final
+ * layer (the classifier's head). */
+#define P_(off) model_param(m, off)
 #define G_(off) model_grad(m, off)
 
 /* DiT's get_2d_sincos_pos_embed: the first C/2 features encode the patch column, the rest its row,
@@ -97,6 +99,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   CHECK(B <= m->max_batch, "dit forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
   a->B = B;
   ops->patchify(a->tokens, x, B, CI, S, S, p);
+  model_unit_enter(m, 0, MODEL_FORWARD);
   linear_forward(a->h, a->tokens, P_(a->patchw), P_(a->patchb), BT, P, C);
   ops->bias_add(a->h, a->pos, B, T * C);
   if (a->classifier) { /* labels stay all 0: every sample reads the one row of cond.emb */
@@ -104,9 +107,11 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   } else {
     cond_embed_forward(&a->ce, a->cond, m, t, labels, B);
   }
+  model_unit_leave(m, 0);
   ops->silu_forward(a->csilu, a->cond, BC);
   for (int l = 0; l < L; l++) {
     const DitBlockParams *w = &a->blk[l];
+    model_unit_enter(m, 1 + l, MODEL_FORWARD);
     float *h = a->h + l * hsz, *hn = h + hsz, *hmid = a->hmid + l * hsz;
     float *mod = a->mod + (long)l * m->max_batch * 6 * C;
     float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
@@ -128,12 +133,15 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
     linear_forward(f2, g, P_(w->fc2w), P_(w->fc2b), BT, 4 * C, C);
     ops->copy(hn, hmid, sizeof(float) * (size_t)BTC);
     ops->gated_residual_forward(hn, mod + 5 * C, f2, 6 * C, B, T, C);
+    model_unit_leave(m, 1 + l);
   }
   const float *hL = a->h + L * hsz;
+  model_unit_enter(m, L + 1, MODEL_FORWARD);
   if (a->classifier) {
     ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
     ops->gemm_batched(0, 0, 1, C, T, 1.0f / T, a->ones, 0, a->lnf, (long)T * C, 0.0f, a->feat, C, B);
     linear_forward(out, a->feat, P_(a->headw), P_(a->headb), B, C, c->num_classes);
+    model_unit_leave(m, L + 1);
     return;
   }
   ops->gemm_batched(0, 0, 1, C, T, 1.0f / T, a->ones, 0, hL, (long)T * C, 0.0f, a->feat, C, B); /* token mean */
@@ -141,6 +149,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
   ops->modulate_forward(a->mf, a->lnf, a->fmod, a->fmod + C, 2 * C, B, T, C);
   linear_forward(a->otok, a->mf, P_(a->outw), P_(a->outb), BT, C, P);
+  model_unit_leave(m, L + 1);
   ops->unpatchify(out, a->otok, B, CI, S, S, p);
 }
 
@@ -157,6 +166,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   const float *hL = a->h + L * hsz;
   ops->fill(a->dh, 0.0f, BTC);
   ops->fill(a->dcsilu, 0.0f, BC);
+  model_unit_enter(m, L + 1, MODEL_BACKWARD);
   if (a->classifier) { /* feat = mean_t LN(h_L), logits = Linear(feat) */
     ops->fill(a->dcond, 0.0f, BC); /* d feat */
     if (dout) linear_backward(a->dcond, G_(a->headw), G_(a->headb), dout, a->feat, P_(a->headw), B, C, c->num_classes);
@@ -170,6 +180,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     ops->layernorm_backward(a->dh, a->s2, hL, a->meanf, a->rstdf, BT, C);
     linear_backward(a->dcsilu, G_(a->fadaw), G_(a->fadab), a->dmod, a->csilu, P_(a->fadaw), B, C, 2 * C);
   }
+  model_unit_leave(m, L + 1);
   if (dfeat && !a->classifier) /* dh (T, C) += ones (T, 1) dfeat (1, C) / T per sample */
     ops->gemm_batched(1, 0, T, C, 1, 1.0f / T, a->ones, 0, dfeat, C, 1.0f, a->dh, (long)T * C, B);
   for (int l = L - 1; l >= 0; l--) {
@@ -179,6 +190,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
     float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
     float *f1 = a->f1 + 4 * l * hsz, *g = a->g + 4 * l * hsz;
+    model_unit_enter(m, 1 + l, MODEL_BACKWARD);
     /* the backward ops below overwrite s1, s2, d4b, d3 and each of dmod's six chunks once (ops.h) */
     float *dmod = a->dmod;
     /* MLP half: h_l+1 = hmid + gate2 f2; dh carries d hmid through the residual */
@@ -197,20 +209,24 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     ops->modulate_backward(a->s2, dmod, dmod + C, a->s1, ln1, mod + C, 6 * C, B, T, C);
     ops->layernorm_backward(a->dh, a->s2, h, a->mean1 + l * rsz, a->rstd1 + l * rsz, BT, C);
     linear_backward(a->dcsilu, G_(w->adaw), G_(w->adab), dmod, a->csilu, P_(w->adaw), B, C, 6 * C);
+    model_unit_leave(m, 1 + l);
   }
   /* h_0 = Linear(tokens) + pos */
+  model_unit_enter(m, 0, MODEL_BACKWARD);
   linear_backward_overwrite(dx ? a->dtok : NULL, G_(a->patchw), G_(a->patchb), a->dh, a->tokens, P_(a->patchw), BT, P, C);
   if (dx) {
     ops->unpatchify(a->dimg, a->dtok, B, CI, S, S, p);
     ops->axpy(dx, 1.0f, a->dimg, (long)B * c->dim);
   }
-  if (m->frozen) return; /* what follows only feeds parameter gradients */
-  ops->fill(a->dcond, 0.0f, BC);
-  ops->silu_backward(a->dcond, a->dcsilu, a->cond, BC);
-  if (a->classifier)
-    ops->embedding_backward(G_(a->cemb), a->dcond, a->labels, B, C);
-  else
-    cond_embed_backward(&a->ce, m, a->dcond, B);
+  if (!m->frozen) { /* what follows only feeds parameter gradients */
+    ops->fill(a->dcond, 0.0f, BC);
+    ops->silu_backward(a->dcond, a->dcsilu, a->cond, BC);
+    if (a->classifier)
+      ops->embedding_backward(G_(a->cemb), a->dcond, a->labels, B, C);
+    else
+      cond_embed_backward(&a->ce, m, a->dcond, B);
+  }
+  model_unit_leave(m, 0);
 }
 
 #define DIT_BUFFERS(a)                                                                                    \
@@ -262,12 +278,14 @@ Model *dit_create(Model *m) {
   }
   for (int l = 0; l < L; l++) {
     DitBlockParams *w = &a->blk[l];
+    model_begin_unit(m);
     w->adaw = add2l(m, l, "ada.zero.w", 6 * C, C, INIT_ZERO), w->adab = add1l(m, l, "ada.b", 6 * C, INIT_ZERO);
     w->qkvw = add2l(m, l, "qkv.w", 3 * C, C, INIT_FAN_IN), w->qkvb = add1l(m, l, "qkv.b", 3 * C, INIT_ZERO);
     w->projw = add2l(m, l, "proj.w", C, C, INIT_FAN_IN), w->projb = add1l(m, l, "proj.b", C, INIT_ZERO);
     w->fc1w = add2l(m, l, "fc1.w", 4 * C, C, INIT_FAN_IN), w->fc1b = add1l(m, l, "fc1.b", 4 * C, INIT_ZERO);
     w->fc2w = add2l(m, l, "fc2.w", C, 4 * C, INIT_FAN_IN), w->fc2b = add1l(m, l, "fc2.b", C, INIT_ZERO);
   }
+  model_begin_unit(m);
   if (a->classifier) {
     a->headw = model_add_matrix(m, "head.w", c->num_classes, C, INIT_FAN_IN);
     a->headb = model_add_vector(m, "head.b", c->num_classes, INIT_ZERO);
@@ -279,8 +297,6 @@ Model *dit_create(Model *m) {
   }
 
   size_t f = sizeof(float), BC = (size_t)B * C, BTC = BC * (size_t)T, BT = (size_t)B * T, Ls = (size_t)(L ? L : 1);
-  m->params = ops->alloc(f * (size_t)m->num_params);
-  m->grads = ops->alloc(f * (size_t)m->num_params);
   float *host = mallocCheck(f * (size_t)T * C);
   sincos_2d(host, grid, C);
   a->pos = ops->alloc(f * (size_t)T * C);

@@ -168,8 +168,13 @@ void evalrun_measure(EvalRun *e, const float *params, int weights, long step, Tr
           msg, e->n, row[ncols - 1]);
 }
 
-void evalrun_measure_weights(EvalRun *e, const float *params, const Ema *ema, long step, TrainLog *table) {
-  evalrun_measure(e, params, EVAL_WEIGHTS_RAW, step, table);
+void evalrun_measure_weights(EvalRun *e, const Model *m, const Ema *ema, long step, TrainLog *table) {
+  if (m->shard) { /* stage 3: each rank stores its shard alone */
+    zero_gather_parts(m->params, m->p_begin, model_stored_n(m), e->net->num_params, e->net->params);
+    evalrun_measure(e, e->net->params, EVAL_WEIGHTS_RAW, step, table);
+  } else {
+    evalrun_measure(e, m->params, EVAL_WEIGHTS_RAW, step, table);
+  }
   if (!ema) return;
   zero_gather_parts(ema->w, ema->begin, ema->n, e->net->num_params, e->net->params);
   evalrun_measure(e, e->net->params, EVAL_WEIGHTS_EMA, step, table);

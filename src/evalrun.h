@@ -70,7 +70,8 @@ int evalrun_cols(const EvalRun *e, const char *const **cols);
  * num_params floats) as a row of table (rank 0): step, weights (EVAL_WEIGHTS_*), then the metrics;
  * rank 0 prints them. Non-finite samples give NaN metrics (modes_covered 0) and a message. */
 void evalrun_measure(EvalRun *e, const float *params, int weights, long step, TrainLog *table);
-/* Collective: the rows of a network's raw weights `params`, then, when ema is not NULL, of its EMA
- * (each rank's part gathered into the evaluation's own network: zero_gather_parts). */
-void evalrun_measure_weights(EvalRun *e, const float *params, const Ema *ema, long step, TrainLog *table);
+/* Collective: the rows of the raw weights of network m, then, when ema is not NULL, of its EMA
+ * (each rank's part, its stored range of m at ZeRO stage 3, gathered into the evaluation's own
+ * network, which is whole: zero_gather_parts). */
+void evalrun_measure_weights(EvalRun *e, const Model *m, const Ema *ema, long step, TrainLog *table);
 void evalrun_free(EvalRun *e);

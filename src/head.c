@@ -20,14 +20,18 @@ static void head_forward(Model *m, float *out, const float *x, const float *t, c
   CHECK(B <= m->max_batch, "head forward: batch %d exceeds %d", B, m->max_batch);
   ops->copy(h->x, x, sizeof(float) * (size_t)B * m->cfg.dim);
   h->B = B;
-  linear_forward(out, x, m->params + h->w, m->params + h->b, B, m->cfg.dim, 1);
+  model_unit_enter(m, 0, MODEL_FORWARD);
+  linear_forward(out, x, model_param(m, h->w), model_param(m, h->b), B, m->cfg.dim, 1);
+  model_unit_leave(m, 0);
 }
 
 static void head_backward(Model *m, float *dx, const float *dout, const float *dfeat, int B) {
   (void)dfeat;
   Head *h = m->impl;
   CHECK(B == h->B, "head backward: batch %d differs from the forward batch %d", B, h->B);
-  linear_backward(dx, model_grad(m, h->w), model_grad(m, h->b), dout, h->x, m->params + h->w, B, m->cfg.dim, 1);
+  model_unit_enter(m, 0, MODEL_BACKWARD);
+  linear_backward(dx, model_grad(m, h->w), model_grad(m, h->b), dout, h->x, model_param(m, h->w), B, m->cfg.dim, 1);
+  model_unit_leave(m, 0);
 }
 
 static const float *head_features(const Model *m) { return ((const Head *)m->impl)->x; }
@@ -42,8 +46,6 @@ Model *head_create(Model *m) {
   Head *h = callocCheck(1, sizeof *h);
   h->w = model_add_matrix(m, "head.w", 1, m->cfg.dim, INIT_FAN_IN);
   h->b = model_add_vector(m, "head.b", 1, INIT_ZERO);
-  m->params = ops->alloc(sizeof(float) * (size_t)m->num_params);
-  m->grads = ops->alloc(sizeof(float) * (size_t)m->num_params);
   h->x = ops->alloc(sizeof(float) * (size_t)m->max_batch * m->cfg.dim);
   m->impl = h;
   m->forward = head_forward;

@@ -30,7 +30,8 @@ typedef struct {
   int B;
 } Mlp;
 
-#define P(off) (m->params + (off))
+/* Units (model.h): 0 the conditioning and the input layer, 1 + l block l, depth + 1 the output. */
+#define P(off) model_param(m, off)
 #define G(off) model_grad(m, off)
 
 static void mlp_forward(Model *m, float *out, const float *x, const float *t, const int *labels, int B) {
@@ -41,20 +42,26 @@ static void mlp_forward(Model *m, float *out, const float *x, const float *t, co
   CHECK(B <= m->max_batch, "mlp forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
   a->B = B;
   ops->copy(a->x, x, sizeof(float) * (size_t)B * D);
+  model_unit_enter(m, 0, MODEL_FORWARD);
   cond_embed_forward(&a->ce, a->cond, m, t, labels, B);
   linear_forward(a->h, x, P(a->inw), P(a->inb), B, D, H);
+  model_unit_leave(m, 0);
   ops->axpy(a->h, 1.0f, a->cond, BH);
   for (int l = 0; l < c->depth; l++) {
+    model_unit_enter(m, 1 + l, MODEL_FORWARD);
     float *h = a->h + l * BH, *hn = h + BH;
     float *a1 = a->a1 + l * BH, *z1 = a->z1 + l * BH, *a2 = a->a2 + l * BH;
     ops->silu_forward(a1, h, BH);
     linear_forward(z1, a1, P(a->w1[l]), P(a->b1[l]), B, H, H);
     ops->silu_forward(a2, z1, BH);
     linear_forward(hn, a2, P(a->w2[l]), P(a->b2[l]), B, H, H);
+    model_unit_leave(m, 1 + l);
     ops->axpy(hn, 1.0f, h, BH);
   }
   ops->silu_forward(a->hf, a->h + c->depth * BH, BH);
+  model_unit_enter(m, c->depth + 1, MODEL_FORWARD);
   linear_forward(out, a->hf, P(a->outw), P(a->outb), B, H, D);
+  model_unit_leave(m, c->depth + 1);
 }
 
 static const float *mlp_features(const Model *m) { return ((const Mlp *)m->impl)->hf; }
@@ -67,21 +74,27 @@ static void mlp_backward(Model *m, float *dx, const float *dout, const float *df
   CHECK(B == a->B, "mlp backward: batch %d differs from the forward batch %d", B, a->B);
   /* dh holds d loss / d h_l as l walks down; the GEMMs with beta 0 (linear_backward_overwrite)
    * need no zeroed buffer, silu_backward adds into one */
+  model_unit_enter(m, c->depth + 1, MODEL_BACKWARD);
   if (dout) linear_backward_overwrite(a->dz, G(a->outw), G(a->outb), dout, a->hf, P(a->outw), B, H, D);
   else ops->fill(a->dz, 0.0f, BH);
+  model_unit_leave(m, c->depth + 1);
   if (dfeat) ops->axpy(a->dz, 1.0f, dfeat, BH);
   ops->fill(a->dh, 0.0f, BH);
   ops->silu_backward(a->dh, a->dz, a->h + c->depth * BH, BH);
   for (int l = c->depth - 1; l >= 0; l--) {
     float *h = a->h + l * BH, *a1 = a->a1 + l * BH, *z1 = a->z1 + l * BH, *a2 = a->a2 + l * BH;
+    model_unit_enter(m, 1 + l, MODEL_BACKWARD);
     linear_backward_overwrite(a->da, G(a->w2[l]), G(a->b2[l]), a->dh, a2, P(a->w2[l]), B, H, H);
     ops->fill(a->dz, 0.0f, BH);
     ops->silu_backward(a->dz, a->da, z1, BH);
     linear_backward_overwrite(a->da, G(a->w1[l]), G(a->b1[l]), a->dz, a1, P(a->w1[l]), B, H, H);
+    model_unit_leave(m, 1 + l);
     ops->silu_backward(a->dh, a->da, h, BH); /* the residual path keeps dh itself */
   }
+  model_unit_enter(m, 0, MODEL_BACKWARD);
   linear_backward(dx, G(a->inw), G(a->inb), a->dh, a->x, P(a->inw), B, D, H);
   cond_embed_backward(&a->ce, m, a->dh, B); /* d cond = d h_0 */
+  model_unit_leave(m, 0);
 }
 
 static void mlp_free(Model *m) {
@@ -106,17 +119,17 @@ Model *mlp_create(Model *m) {
   a->inb = model_add_vector(m, "in.b", H, INIT_ZERO);
   for (int l = 0; l < L; l++) {
     char name[MODEL_NAME_MAX];
+    model_begin_unit(m);
     snprintf(name, sizeof name, "block%d.fc1.w", l), a->w1[l] = model_add_matrix(m, name, H, H, INIT_FAN_IN);
     snprintf(name, sizeof name, "block%d.fc1.b", l), a->b1[l] = model_add_vector(m, name, H, INIT_ZERO);
     snprintf(name, sizeof name, "block%d.fc2.w", l), a->w2[l] = model_add_matrix(m, name, H, H, INIT_FAN_IN);
     snprintf(name, sizeof name, "block%d.fc2.b", l), a->b2[l] = model_add_vector(m, name, H, INIT_ZERO);
   }
+  model_begin_unit(m);
   a->outw = model_add_matrix(m, "out.w", D, H, INIT_FAN_IN);
   a->outb = model_add_vector(m, "out.b", D, INIT_ZERO);
 
   size_t f = sizeof(float), BH = (size_t)B * H;
-  m->params = ops->alloc(f * (size_t)m->num_params);
-  m->grads = ops->alloc(f * (size_t)m->num_params);
   a->x = ops->alloc(f * (size_t)B * D);
   a->cond = ops->alloc(f * BH);
   a->h = ops->alloc(f * BH * (size_t)(L + 1));

@@ -1,6 +1,7 @@
 /* model.c: the parts of a model that do not depend on its architecture: the registry of model
- * kinds, the tensor layout, the config check, allocation and initialization. Not here: the
- * architectures themselves (mlp.c, dit.c, head.c). */
+ * kinds, the tensor layout and its units, the config check, allocation of the stored range and
+ * initialization. Not here: the architectures themselves (mlp.c, dit.c, head.c), stage 3's gathers
+ * (model_shard.c). */
 #include "model.h"
 
 #include <math.h>
@@ -8,8 +9,13 @@
 #include <string.h>
 
 #include "common.h"
+#include "dist.h"
 #include "ops.h"
 #include "philox.h"
+#include "zero.h"
+
+void model_shard_create(Model *m); /* model_shard.c */
+void model_shard_free(Model *m);
 
 Model *mlp_create(Model *m);  /* mlp.c */
 Model *head_create(Model *m); /* head.c */
@@ -86,26 +92,62 @@ void model_config_check(const ModelConfig *c) {
   CHECK(c->width % 4 == 0, "model width %d must be a multiple of 4 (2-D sin-cos positions)", c->width);
 }
 
-Model *model_create(const ModelConfig *cfg, int max_batch) {
+void model_begin_unit(Model *m) {
+  if (m->num_params == m->unit_begin[m->num_units - 1]) return; /* the current unit is still empty */
+  CHECK(m->num_units < MODEL_MAX_UNITS, "model has more than %d units", MODEL_MAX_UNITS);
+  m->unit_begin[m->num_units++] = m->num_params;
+}
+
+static Model *create(const ModelConfig *cfg, int max_batch, int sharded) {
   model_config_check(cfg);
   CHECK(max_batch >= 1, "model batch %d must be at least 1", max_batch);
   Model *m = callocCheck(1, sizeof *m);
   m->cfg = *cfg;
   m->max_batch = max_batch;
   m->kind = model_kind_get(cfg->kind);
+  m->num_units = 1;
   m->kind->create(m);
+  if (m->num_units > 1 && m->unit_begin[m->num_units - 1] == m->num_params) m->num_units--; /* empty last unit */
+  m->unit_begin[m->num_units] = m->num_params;
+  m->p_begin = 0, m->p_end = m->num_params;
+  if (sharded) zero_shard(m->num_params, dist_rank(), dist_size(), &m->p_begin, &m->p_end);
+  size_t bytes = sizeof(float) * (size_t)(model_stored_n(m) > 0 ? model_stored_n(m) : 1);
+  m->params = ops->alloc(bytes);
+  m->grads = ops->alloc(bytes);
+  if (sharded) model_shard_create(m);
   return m;
 }
 
+Model *model_create(const ModelConfig *cfg, int max_batch) { return create(cfg, max_batch, 0); }
+
+Model *model_create_sharded(const ModelConfig *cfg, int max_batch) { return create(cfg, max_batch, 1); }
+
 void model_free(Model *m) {
   if (!m) return;
+  if (m->shard) model_shard_free(m);
   if (m->free_impl) m->free_impl(m);
   ops->free(m->params);
   ops->free(m->grads);
   free(m);
 }
 
-void model_zero_grad(Model *m) { ops->fill(m->grads, 0.0f, m->num_params); }
+void model_zero_grad(Model *m) { ops->fill(m->grads, 0.0f, model_stored_n(m)); }
+
+static void check_stored(const Model *m, long begin, long n) {
+  CHECK(begin >= m->p_begin && n >= 0 && begin + n <= m->p_end,
+        "model: values %ld..%ld of the flat vector asked for, this rank stores %ld..%ld", begin, begin + n, m->p_begin,
+        m->p_end);
+}
+
+float *model_stored(const Model *m, long begin, long n) {
+  check_stored(m, begin, n);
+  return m->params + (begin - m->p_begin);
+}
+
+float *model_stored_grad(const Model *m, long begin, long n) {
+  check_stored(m, begin, n);
+  return m->grads + (begin - m->p_begin);
+}
 
 /* Each tensor as its InitKind says (model.h). Each tensor draws from its own Philox index, its
  * place in the layout, so adding a tensor does not shift the others. */
@@ -133,6 +175,6 @@ void model_init_params(Model *m, uint64_t seed) {
         amd_fatal("model tensor '%s' has no init kind", t->name);
     }
   }
-  ops->to_device(m->params, host, sizeof(float) * (size_t)m->num_params);
+  ops->to_device(m->params, host + m->p_begin, sizeof(float) * (size_t)model_stored_n(m));
   free(host);
 }

@@ -3,8 +3,16 @@
  * memory); `tensors` names the views into it. forward caches what backward needs for the batch it
  * was last called with. Methods never look past this interface, so they drive an `mlp` or a `dit`
  * the same way. A ModelKind, looked up by name in the registry, says what a kind reads and builds;
- * each tensor says how it is initialized (InitKind). Not here: the architectures (mlp.c, dit.c,
- * head.c), checkpoints (io/ckpt.h).
+ * each tensor says how it is initialized (InitKind).
+ * ZeRO stage 3 (model_create_sharded, docs/DESIGN.md section 7.2): the model stores only its range
+ * [p_begin, p_end) of the flat vector (this rank's zero_shard) in params and grads. Its tensors are
+ * grouped into units (model_begin_unit: contiguous ranges in forward order); forward and backward
+ * bracket each unit with model_unit_enter / model_unit_leave, which all-gather the unit into one of
+ * two reusable buffers (prefetching the next unit) and, after a backward, reduce-scatter its
+ * gradient into this rank's range of grads. Below stage 3 the model stores everything, its units
+ * are never gathered, enter and leave do nothing, and model_param is m->params + off.
+ * Not here: the architectures (mlp.c, dit.c, head.c), checkpoints (io/ckpt.h), the gather and
+ * reduction of a unit (model_shard.c).
  * Return convention: model_kind_find and model_kind_at return NULL when there is no such
  * kind; every other error stops the program (amd_fatal) and functions return void or their result. */
 #pragma once
@@ -12,6 +20,7 @@
 #include <stdint.h>
 
 #define MODEL_MAX_TENSORS 256
+#define MODEL_MAX_UNITS MODEL_MAX_TENSORS
 #define MODEL_NAME_MAX 48
 
 /* How model_init_params fills a tensor; every tensor names one where its model declares it. */
@@ -46,6 +55,11 @@ typedef struct {
 } ModelConfig;
 
 typedef struct Model Model;
+typedef struct ModelShard ModelShard; /* model_shard.c: stage 3's gathered buffers and requests */
+
+/* The pass a unit is entered for: a forward only reads it; a backward also accumulates its
+ * gradient (unless the model is frozen) and reduces it on leave. */
+typedef enum { MODEL_FORWARD, MODEL_BACKWARD } ModelPass;
 
 /* A model kind: what the code asks of one, an entry of the registry in model.c. Its name is what
  * ModelConfig.kind and checkpoints store (attribute "kind" of each network group). */
@@ -70,10 +84,15 @@ struct Model {
   ModelConfig cfg;
   const ModelKind *kind; /* the registry entry of cfg.kind */
   long num_params;
-  float *params; /* (num_params) backend memory */
-  float *grads;  /* (num_params) backend memory, same layout */
+  long p_begin, p_end; /* the range of the flat vector params and grads store: [0, num_params) below
+                          ZeRO stage 3, this rank's zero_shard at stage 3 */
+  float *params; /* (p_end - p_begin) backend memory: values p_begin.. of the flat vector */
+  float *grads;  /* (p_end - p_begin) backend memory, same range */
   int num_tensors;
   TensorInfo tensors[MODEL_MAX_TENSORS];
+  int num_units;                         /* at least 1 */
+  long unit_begin[MODEL_MAX_UNITS + 1];  /* unit u is [unit_begin[u], unit_begin[u + 1]) */
+  ModelShard *shard;                     /* stage 3's state; NULL below stage 3 */
   int max_batch;
   /* 1: backward computes only the gradients into dx and dfeat, no parameter gradient (a network
    * that only passes gradients through: the reward classifier in distillation, the fake teacher
@@ -93,12 +112,44 @@ struct Model {
 
 /* Builds a model of cfg->kind (fatal when unknown) with zeroed parameters and room for batches up to max_batch. */
 Model *model_create(const ModelConfig *cfg, int max_batch);
+/* The same at ZeRO stage 3: this rank stores its zero_shard of the parameters and gradient, and
+ * gathers units per pass (collective: every rank builds the same model and runs the same passes). */
+Model *model_create_sharded(const ModelConfig *cfg, int max_batch);
 void model_free(Model *m);
-/* Fills parameters from the Philox stream RNG_INIT keyed by seed (host-side, then uploaded). */
+/* Fills parameters from the Philox stream RNG_INIT keyed by seed (host-side, then uploaded: the
+ * stored range only). */
 void model_init_params(Model *m, uint64_t seed);
 void model_zero_grad(Model *m);
+/* Values stored (p_end - p_begin). */
+static inline long model_stored_n(const Model *m) { return m->p_end - m->p_begin; }
+/* The stored values [begin, begin + n) of the flat vector (params, or grads with model_stored_grad);
+ * fatal when the model does not store all of them. */
+float *model_stored(const Model *m, long begin, long n);
+float *model_stored_grad(const Model *m, long begin, long n);
+/* Stage 3 (model_shard.c): where the parameter at flat offset off is read while its unit is
+ * gathered, and where a backward adds its gradient; fatal when the unit is not gathered. */
+float *model_shard_param(const Model *m, long off);
+float *model_shard_grad(const Model *m, long off);
+/* The parameters of the tensor at offset off, as forward and backward read them. */
+static inline float *model_param(const Model *m, long off) {
+  return m->shard ? model_shard_param(m, off) : m->params + off;
+}
 /* where a backward adds the gradient of the tensor at offset off: NULL when the model is frozen */
-static inline float *model_grad(const Model *m, long off) { return m->frozen ? NULL : m->grads + off; }
+static inline float *model_grad(const Model *m, long off) {
+  return m->frozen ? NULL : m->shard ? model_shard_grad(m, off) : m->grads + off;
+}
+/* Called by a builder before it registers the tensors of a new unit (a layer group in forward
+ * order: mlp and dit call it per block); a model that never calls it is one unit. */
+void model_begin_unit(Model *m);
+/* Collective at stage 3 (every rank, same order), no-ops below: enter makes unit u's parameters
+ * readable (all-gathered, the next unit of the pass prefetched), and for a backward of a trained
+ * model zeroes the unit's gradient buffer; leave releases the unit, after a backward reducing its
+ * gradient (summed over ranks) into this rank's range of grads. Units are entered one at a time. */
+void model_unit_enter(Model *m, int u, ModelPass pass);
+void model_unit_leave(Model *m, int u);
+/* Stage 3: bytes per rank of the gathered buffers (two units' parameters, one unit's gradient and
+ * its reduced part); 0 below stage 3. */
+long model_gathered_bytes(const Model *m);
 /* Registers a tensor in the layout, filled as init says by model_init_params; returns its offset.
  * Used by model builders; fatal on INIT_UNSET or past MODEL_MAX_TENSORS. */
 long model_add_tensor(Model *m, const char *name, int ndim, const int *shape, InitKind init);

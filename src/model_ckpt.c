@@ -64,7 +64,7 @@ static void ema_name(const char *net, char *out, size_t n) { snprintf(out, n, "%
 
 static void write_net(CkptWriter *w, const CkptNet *net) {
   const Model *m = net->model;
-  write_group(w, net->name, m, m->params, 0, m->num_params, net->opt);
+  write_group(w, net->name, m, m->params, m->p_begin, model_stored_n(m), net->opt);
   if (net->ema) {
     char name[CKPT_NAME_MAX + 8];
     ema_name(net->name, name, sizeof name);
@@ -107,7 +107,7 @@ static void check_arch(hid_t f, const char *path, const char *name, const Model 
 static void load_net(hid_t f, const char *path, const CkptNet *net) {
   const Model *m = net->model;
   check_arch(f, path, net->name, m);
-  read_vector(f, path, net, "params", m->params, 0, m->num_params);
+  read_vector(f, path, net, "params", m->params, m->p_begin, model_stored_n(m));
   if (net->opt) {
     CHECK(net->opt->begin >= 0 && net->opt->begin + net->opt->n <= m->num_params,
           "checkpoint: Adam moments of values %ld..%ld do not fit /%s of %ld", net->opt->begin,
@@ -129,7 +129,7 @@ static void load_net(hid_t f, const char *path, const CkptNet *net) {
     } else {
       amd_log("'%s' holds no /%s (written before EMA weights, or with ema.decay=0): the EMA of %s starts from its "
               "weights\n", path, name, net->name);
-      ema_copy_from(net->ema, m->params);
+      ema_copy_from_part(net->ema, model_stored(m, e->begin, e->n));
     }
   }
 }

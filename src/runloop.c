@@ -206,6 +206,9 @@ static double evaluate(Loop *L, long step) {
   return amd_time() - t0;
 }
 
+/* The parameters an EMA averages, from the model's stored range (all of it below ZeRO stage 3). */
+static const float *stored_range(const Model *m, const Ema *e) { return model_stored(m, e->begin, e->n); }
+
 /* The initial state: the task's parameters, no optimizer moments, EMAs equal to the parameters. */
 static void reset(Loop *L) {
   const RunTask *t = L->task;
@@ -216,7 +219,7 @@ static void reset(Loop *L) {
   }
   t->reset(t->ctx, &L->st);
   for (int i = 0; i < t->nnets; i++)
-    if (t->nets[i].ema) ema_copy_from(t->nets[i].ema, t->nets[i].model->params);
+    if (t->nets[i].ema) ema_copy_from_part(t->nets[i].ema, stored_range(t->nets[i].model, t->nets[i].ema));
 }
 
 /* After the update of `step`: the EMA of every net that keeps one (core/ema.h). */
@@ -224,7 +227,8 @@ static void update_emas(const Loop *L, long step) {
   const RunTask *t = L->task;
   EmaConfig ec = {L->rs->ema_decay, L->rs->ema_power};
   for (int i = 0; i < t->nnets; i++)
-    if (t->nets[i].ema) ema_update(t->nets[i].ema, t->nets[i].model->params, ema_decay(&ec, step));
+    if (t->nets[i].ema)
+      ema_update_part(t->nets[i].ema, stored_range(t->nets[i].model, t->nets[i].ema), ema_decay(&ec, step));
 }
 
 /* The state a run starts from: the resume checkpoint, or the initial state. */

@@ -40,9 +40,9 @@ typedef struct {
 
 /* The keys run, resume, resume.allow, device, seed, threads and zero, in this order, through the
  * command's K(name, type, field, ...) macro over a struct with members rl (RunSettings), device, threads and
- * zero: every run has them; run_default is the run folder's default, zero_help names the networks
- * the ZeRO stage shards. */
-#define RUNLOOP_RUN_KEYS(K, run_default, zero_help)                                                            \
+ * zero: every run has them; run_default is the run folder's default, zero_max the highest ZeRO
+ * stage the command supports, zero_help names the networks the stage shards. */
+#define RUNLOOP_RUN_KEYS(K, run_default, zero_max, zero_help)                                                            \
   K("run", CFG_STR, rl.run, run_default, 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5 go here"),             \
   K("resume", CFG_BOOL, rl.resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),  \
   K("resume.allow", CFG_STR, rl.allow, "", 0, 0, NULL,                                                              \
@@ -50,7 +50,7 @@ typedef struct {
   K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),         \
   K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),  \
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
-  K("zero", CFG_INT, zero, "0", 0, 2, NULL, zero_help)
+  K("zero", CFG_INT, zero, "0", 0, zero_max, NULL, zero_help)
 
 /* The ema.decay and ema.power keys through the command's K(name, type, field, ...) macro over a
  * struct whose RunSettings member is `rl`; `nets` names the networks averaged. The defaults: a cap
