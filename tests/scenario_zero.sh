@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ZeRO sharding (zero = 0 | 1 | 2) and sharded checkpoints, through the real binary:
+# ZeRO sharding (zero = 0 | 1 | 2 | 3) and sharded checkpoints, through the real binary:
 #  - the shard arithmetic, stage agreement and sharded checkpoint loads at 3 uneven ranks (test_zero);
 #  - teacher training: zero 0, 1 and 2 give bit-identical losses, gradient norms, parameters and
 #    Adam moments at the same rank count (every stage sums gradients by the same reduce-scatter),
@@ -8,7 +8,14 @@
 #    to reduction order) and at -np 2 with zero=0 (bit-identical);
 #  - the checkpoint holds the global 1-D vectors, no .tmp stays, ckpt.keep still prunes, and the
 #    startup line reports the per-rank memory of the moments shrinking with the stage;
-#  - AMD distillation with zero=2 at -np 2 is bit-identical to zero=0, and resumes at -np 1 and -np 4.
+#  - AMD distillation with zero=2 at -np 2 is bit-identical to zero=0, and resumes at -np 1 and -np 4;
+#  - zero=3 (each rank stores its shard of the parameters and gradient; src/model.h): at -np 2 an
+#    mlp and a dit teacher are bit-identical to zero=0 (losses, gradient norms, parameters, moments,
+#    EMA, /eval rows: a sum over two ranks has one order); a zero=3 -np 2 checkpoint resumes at
+#    -np 1 and -np 3 (zero=3: the losses' tolerance above) and at -np 2 with zero=0 (bit for bit);
+#    kill -9 of the ranks inside a checkpoint write, then resume, is bit-identical; the memory line
+#    shows the shard and the gathered buffers; a read of a released unit stops the program
+#    (test_zero read_after_release); distillation and classifiers refuse zero=3 with a message.
 # Tolerances: at a different rank count the float32 gradient sums round differently (a few ulp per
 # element); measured, the teacher's losses then differ by at most 3e-8 relative over 30 steps and
 # the distillation losses by at most 5e-6 over 8 steps. A resume that loads a wrong part of the
@@ -112,6 +119,107 @@ ca = h5py.File('$S/resume_np2_z0/ckpt_00000030.h5', 'r')['teacher']; cb = h5py.F
 for k in ('params', 'adam_m', 'adam_v'):
     assert np.array_equal(ca[k][:], cb[k][:]), k
 "
+
+# zero=3: the mlp teacher at -np 2 is zero=0's bit for bit, EMA and /eval rows included
+train np2_z3 2 3
+E="eval.every=15 eval.n=64 eval.steps=4"
+train np2_z0_eval 2 0 $E
+train np2_z3_eval 2 3 $E
+py_check stage3_mlp_bit_identical "
+import h5py, numpy as np
+for ref, run in (('np2_z0', 'np2_z3'), ('np2_z0_eval', 'np2_z3_eval')):
+    a = h5py.File('$S/%s/log.h5' % ref, 'r'); b = h5py.File('$S/%s/log.h5' % run, 'r')
+    for k in ('loss', 'grad_norm'):
+        assert len(b['train'][k]) == 30 and np.array_equal(a['train'][k][:], b['train'][k][:]), (run, k)
+    ca = h5py.File('$S/%s/ckpt_00000030.h5' % ref, 'r'); cb = h5py.File('$S/%s/ckpt_00000030.h5' % run, 'r')
+    for k in ('teacher/params', 'teacher/adam_m', 'teacher/adam_v', 'teacher_ema/params'):
+        assert np.array_equal(ca[k][:], cb[k][:]), (run, k)
+a = h5py.File('$S/np2_z0_eval/log.h5', 'r')['eval']; b = h5py.File('$S/np2_z3_eval/log.h5', 'r')['eval']
+assert len(a['step']) >= 4 and len(b['step']) == len(a['step']), (len(a['step']), len(b['step']))  # raw and EMA rows
+for k in a.keys():
+    if k != 'seconds':
+        assert np.array_equal(a[k][:], b[k][:], equal_nan=True), ('eval', k)
+"
+py_check stage3_memory_line "
+import re
+def line(name):
+    l = [l for l in open('$SCRATCH/' + name + '.out') if 'bytes per rank:' in l and 'gathered' in l][0]
+    return [int(v) for v in re.search(r'params (\d+), gradients (\d+), Adam moments (\d+) \((\d+) of (\d+) values\), gathered buffers (\d+)', l).groups()]
+p, g, m, shard, n, gb = line('np2_z3')
+assert n / 2 <= shard < n / 2 + 32 and p == g == 4 * shard and m == 8 * shard and gb > 0, (p, g, m, shard, n, gb)
+assert line('np2_z0')[5] == 0 and line('np2_z0')[0] == 4 * n
+"
+# the dit teacher, on 256 random 8 x 8 images
+$PY - "$S" <<'PYEOF'
+import sys, h5py, numpy as np
+r = np.random.default_rng(0)
+with h5py.File(sys.argv[1] + "/img_raw.h5", "w") as g:
+    g["images"] = (r.random((256, 1, 8, 8)) * 255).astype(np.uint8)
+    g["labels"] = r.integers(0, 4, 256).astype(np.uint8)
+PYEOF
+"$AMD" data import in="$S/img_raw.h5" out="$S/img.h5" dataset=/images labels_dataset=/labels classes=4 >/dev/null
+DIT="data=$S/img.h5 model.width=16 model.depth=2 model.heads=2 model.patch=4 model.temb_dim=8 train.steps=12
+     train.batch=16 optim.warmup=2 log.every=4 ckpt.every=4 threads=1"
+for z in 0 3; do expect_ok "dit_np2_z$z" $MPIRUN -np 2 "$AMD" train $DIT run="$S/dit_z$z" zero=$z; done
+py_check stage3_dit_bit_identical "
+import h5py, numpy as np
+a = h5py.File('$S/dit_z0/log.h5', 'r')['train']; b = h5py.File('$S/dit_z3/log.h5', 'r')['train']
+for k in ('loss', 'grad_norm'):
+    assert len(b[k]) == 12 and np.array_equal(a[k][:], b[k][:]), k
+ca = h5py.File('$S/dit_z0/ckpt_00000012.h5', 'r'); cb = h5py.File('$S/dit_z3/ckpt_00000012.h5', 'r')
+assert ca['teacher'].attrs['kind'] == 'dit'
+for k in ('teacher/params', 'teacher/adam_m', 'teacher/adam_v', 'teacher_ema/params'):
+    assert np.array_equal(ca[k][:], cb[k][:]), k
+"
+# a zero=3 -np 2 checkpoint resumed at -np 1 and -np 3 with zero=3, and at -np 2 with zero=0
+expect_error crash_np2_z3 "simulated crash at step 25" $MPIRUN -np 2 "$AMD" train $CFG data="$S/toy.h5" run="$S/crash3" zero=3 fault.exit_step=25
+for t in "1 3" "3 3" "2 0"; do
+  set -- $t
+  cp -r "$S/crash3" "$S/resume3_np$1_z$2"
+  train "resume3_np$1_z$2" $1 $2 resume=1
+done
+py_check stage3_resumes "
+import h5py, numpy as np
+for run in ('resume3_np1_z3', 'resume3_np3_z3'):
+    a = h5py.File('$S/%s/log.h5' % run, 'r')['train/loss'][:]
+    b = h5py.File('$S/np1_z0/log.h5', 'r')['train/loss'][:]
+    assert len(a) == 30, (run, len(a))
+    rel = (np.abs(a - b) / np.abs(b)).max()
+    assert rel < 1e-5, (run, rel)
+    print(run, 'max relative difference to the uninterrupted -np 1 run:', rel)
+a = h5py.File('$S/resume3_np2_z0/log.h5', 'r')['train']; b = h5py.File('$S/np2_z0/log.h5', 'r')['train']
+for k in ('loss', 'grad_norm'):
+    assert np.array_equal(a[k][:], b[k][:]), k
+ca = h5py.File('$S/resume3_np2_z0/ckpt_00000030.h5', 'r'); cb = h5py.File('$S/np2_z0/ckpt_00000030.h5', 'r')
+for k in ('teacher/params', 'teacher/adam_m', 'teacher/adam_v', 'teacher_ema/params'):
+    assert np.array_equal(ca[k][:], cb[k][:]), k
+"
+# kill -9 of both ranks inside the write of the step-20 checkpoint, then resume from step 10
+$MPIRUN -np 2 "$AMD" train $CFG data="$S/toy.h5" run="$S/kill3" zero=3 fault.slow_ckpt_ms=1500 >"$S/kill3.out" 2>&1 &
+pid=$!
+for i in $(seq 1 400); do [ -e "$S/kill3/ckpt_00000020.h5.tmp" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.025; done
+if [ -e "$S/kill3/ckpt_00000020.h5.tmp" ]; then
+  kill -9 $(pgrep -P $pid) 2>/dev/null
+  wait $pid 2>/dev/null
+  expect_ok kill3_resume $MPIRUN -np 2 "$AMD" train $CFG data="$S/toy.h5" run="$S/kill3" zero=3 resume=1
+  if grep -q "resuming from $S/kill3/ckpt_00000010.h5" "$S/kill3_resume.out"; then pass stage3_kill9_resumes_at_10
+  else fail stage3_kill9_resumes_at_10 "$(grep -m2 resum "$S/kill3_resume.out")"; fi
+  py_check stage3_kill9_bit_identical "
+import h5py, numpy as np
+a = h5py.File('$S/kill3/log.h5', 'r')['train']; b = h5py.File('$S/np2_z3/log.h5', 'r')['train']
+for k in ('loss', 'grad_norm'):
+    assert len(a[k]) == 30 and np.array_equal(a[k][:], b[k][:]), k
+ca = h5py.File('$S/kill3/ckpt_00000030.h5', 'r'); cb = h5py.File('$S/np2_z3/ckpt_00000030.h5', 'r')
+for k in ('teacher/params', 'teacher/adam_m', 'teacher/adam_v', 'teacher_ema/params'):
+    assert np.array_equal(ca[k][:], cb[k][:]), k
+"
+else
+  wait $pid 2>/dev/null
+  fail stage3_kill9_resumes_at_10 "no step-20 checkpoint write to kill: $(tail -3 "$S/kill3.out")"
+fi
+expect_error stage3_read_after_release "read while its unit is not gathered" $MPIRUN -np 2 "$PWD/build/tests/test_zero" read_after_release
+expect_error stage3_classifier_refused "zero' = 3 is for task=teacher" "$AMD" train task=reward data="$S/img.h5" test_data="$S/img.h5" run="$S/cls3" zero=3
+expect_error stage3_distill_refused "'zero' = '3' (command line): out of range [0, 2]" "$AMD" distill teacher="$S/np1_z0" run="$S/d3" zero=3
 
 # AMD distillation of the np1_z0 teacher: student, fake teacher and GAN head sharded
 D="teacher=$S/np1_z0 method=amd train.prompts=8 amd.K=4 fake_per_gen=2 train.steps=8 log.every=4 ckpt.every=4 threads=1"

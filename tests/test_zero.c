@@ -9,12 +9,22 @@
  *    (zero_gather_parts) is bit for bit the EMA of the whole vector, at every stage;
  *  - a checkpoint saved with sharded moments and a sharded EMA holds the global vectors (the EMA as
  *    /student_ema), and loads into the whole range (as one rank would) and into the shards of
- *    other rank counts; one without an EMA starts the EMA from its parameters.
- * MPI is initialized for the whole program, so no case forks (see test_h5.c). */
+ *    other rank counts; one without an EMA starts the EMA from its parameters;
+ *  - stage 3 (a model storing its shard, gathering each unit, src/model.h): units as the builders
+ *    declare them; for an mlp and a dit, forward outputs, dx, gradient norms and parameters after
+ *    three optimizer steps equal those of the whole model at stage 0 (bit for bit at 1 and 2 ranks,
+ *    where each element's sum over ranks has one order; at 3 ranks within 1e-6 relative for the
+ *    norms and 1e-5 absolute for the parameters: a few float32 roundings of the same sum, while a
+ *    wrong part or offset moves them by the size of an update, about the learning rate 1e-2); a
+ *    frozen sharded model gives dx and leaves its gradient untouched.
+ * MPI is initialized for the whole program, so no case forks (see test_h5.c); a read of a released
+ * unit, which must stop the program, runs as `test_zero read_after_release` (tests/scenario_zero.sh). */
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <math.h>
 
 #include "model_ckpt.h"
 #include "common.h"
@@ -242,6 +252,112 @@ static void test_checkpoint_any_rank_count(void) {
   model_free(m), model_free(m2);
 }
 
+static const ModelConfig t_dit = {.kind = "dit", .dim = 64, .num_classes = 3, .width = 8, .depth = 2, .temb_dim = 8,
+                                  .img_channels = 1, .img_size = 8, .patch = 4, .heads = 2};
+
+static void test_units(void) {
+  Model *m = model_create(&t_cfg, 4), *d = model_create(&t_dit, 2);
+  ModelConfig hc = {.kind = "head", .dim = 5};
+  Model *h = model_create(&hc, 2);
+  EXPECT(m->num_units == t_cfg.depth + 2, "mlp of depth %d: %d units", t_cfg.depth, m->num_units);
+  EXPECT(d->num_units == t_dit.depth + 2, "dit of depth %d: %d units", t_dit.depth, d->num_units);
+  EXPECT(h->num_units == 1, "head: %d units", h->num_units);
+  Model *all[] = {m, d, h};
+  for (int k = 0; k < 3; k++) {
+    const Model *x = all[k];
+    EXPECT(x->unit_begin[0] == 0 && x->unit_begin[x->num_units] == x->num_params, "%s: units do not cover the vector",
+           x->cfg.kind);
+    for (int u = 0; u < x->num_units; u++)
+      EXPECT(x->unit_begin[u] < x->unit_begin[u + 1], "%s: unit %d is empty", x->cfg.kind, u);
+    EXPECT(x->p_begin == 0 && x->p_end == x->num_params && !x->shard && model_gathered_bytes(x) == 0,
+           "%s: a whole model stores a part", x->cfg.kind);
+  }
+  model_free(m), model_free(d), model_free(h);
+}
+
+/* Per-rank inputs of step s: x (B, dim), t (B), labels (B), dout (B, dim). */
+static void stage3_inputs(const ModelConfig *c, int B, int s, float *x, float *t, int *labels, float *dout) {
+  uint32_t r = (uint32_t)dist_rank();
+  rng_normal(x, (long)B * c->dim, 5, RNG_METRIC, (uint32_t)s, r);
+  rng_normal(dout, (long)B * c->dim, 6, RNG_METRIC, (uint32_t)s, r);
+  for (int i = 0; i < B; i++) {
+    t[i] = (float)rng_uniform(8, RNG_METRIC, (uint32_t)s, r, (uint32_t)i);
+    labels[i] = (int)((r + (uint32_t)i + (uint32_t)s) % (uint32_t)(c->num_classes + 1));
+  }
+}
+
+static void stage3_agrees(const ModelConfig *c, int B) {
+  Model *w = model_create(c, B), *m = model_create_sharded(c, B);
+  long n = w->num_params;
+  model_init_params(w, 3), model_init_params(m, 3);
+  long b, e;
+  zero_shard(n, dist_rank(), dist_size(), &b, &e);
+  EXPECT(m->p_begin == b && m->p_end == e && m->shard && model_gathered_bytes(m) > 0,
+         "%s: the sharded model stores %ld..%ld, its shard is %ld..%ld", c->kind, m->p_begin, m->p_end, b, e);
+  ZeroOpt *zw = zero_create(n, 0), *z3 = zero_create(n, 3);
+  size_t xb = sizeof(float) * (size_t)B * (size_t)c->dim;
+  float *x = mallocCheck(xb), *dout = mallocCheck(xb), *t = mallocCheck(sizeof(float) * (size_t)B);
+  float *ow = mallocCheck(xb), *o3 = mallocCheck(xb), *dxw = mallocCheck(xb), *dx3 = mallocCheck(xb);
+  int *labels = mallocCheck(sizeof(int) * (size_t)B);
+  float *whole = mallocCheck(sizeof(float) * (size_t)n);
+  int exact = dist_size() <= 2;
+  for (int s = 0; s < 3; s++) {
+    stage3_inputs(c, B, s, x, t, labels, dout);
+    model_zero_grad(w), model_zero_grad(m);
+    memset(dxw, 0, xb), memset(dx3, 0, xb);
+    w->forward(w, ow, x, t, labels, B), m->forward(m, o3, x, t, labels, B);
+    w->backward(w, dxw, dout, NULL, B), m->backward(m, dx3, dout, NULL, B);
+    if (exact || s == 0) {
+      EXPECT(memcmp(ow, o3, xb) == 0, "%s step %d: the sharded forward differs", c->kind, s);
+      EXPECT(memcmp(dxw, dx3, xb) == 0, "%s step %d: the sharded dx differs", c->kind, s);
+    }
+    double nw = zero_reduce_grads(zw, w->grads), n3 = zero_reduce_grads(z3, m->grads);
+    if (exact) EXPECT(nw == n3, "%s step %d: norm %.17g at stage 3, %.17g at stage 0", c->kind, s, n3, nw);
+    else EXPECT_CLOSE(n3, nw, 0, 1e-6, "the stage-3 gradient norm against stage 0's");
+    zero_update(zw, w->params, w->grads, &t_oc, s, nw), zero_update(z3, m->params, m->grads, &t_oc, s, n3);
+  }
+  zero_gather_parts(m->params, m->p_begin, model_stored_n(m), n, whole);
+  double worst = 0;
+  for (long i = 0; i < n; i++) worst = fmax(worst, fabs((double)whole[i] - (double)w->params[i]));
+  if (exact) EXPECT(memcmp(whole, w->params, sizeof(float) * (size_t)n) == 0, "%s: stage-3 parameters differ by %g",
+                    c->kind, worst);
+  else EXPECT(worst < 1e-5, "%s: stage-3 parameters differ by %g at %d ranks", c->kind, worst, dist_size());
+  /* frozen: dx as the whole frozen model's, the stored gradient untouched */
+  w->frozen = m->frozen = 1;
+  model_zero_grad(m);
+  memset(dxw, 0, xb), memset(dx3, 0, xb);
+  memcpy(w->params, whole, sizeof(float) * (size_t)n); /* the same weights in both */
+  w->forward(w, ow, x, t, labels, B), m->forward(m, o3, x, t, labels, B);
+  w->backward(w, dxw, dout, NULL, B), m->backward(m, dx3, dout, NULL, B);
+  EXPECT(memcmp(dxw, dx3, xb) == 0, "%s frozen: the sharded dx differs", c->kind);
+  for (long i = 0; i < model_stored_n(m); i++)
+    if (m->grads[i] != 0.0f) {
+      EXPECT(0, "%s frozen: stored gradient %ld is %g", c->kind, i, m->grads[i]);
+      break;
+    }
+  free(x), free(dout), free(t), free(ow), free(o3), free(dxw), free(dx3), free(labels), free(whole);
+  zero_free(zw), zero_free(z3);
+  model_free(w), model_free(m);
+}
+
+static void test_stage3_agrees(void) {
+  stage3_agrees(&t_cfg, 4);
+  stage3_agrees(&t_dit, 2);
+}
+
+/* Runs a forward of unit 1 of a sharded mlp, then reads it again after its release: must stop. */
+static int read_after_release(void) {
+  Model *m = model_create_sharded(&t_cfg, 4);
+  model_init_params(m, 3);
+  model_unit_enter(m, 1, MODEL_FORWARD);
+  float first = *model_param(m, m->unit_begin[1]);
+  model_unit_leave(m, 1);
+  printf("read %g while gathered; now after the release:\n", first);
+  float again = *model_param(m, m->unit_begin[1]);
+  printf("FAIL read_after_release: read %g from a released unit\n", again);
+  return 0;
+}
+
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
 /* Our leaks, looked for before MPI_Finalize, which leaves allocations of unloaded Open MPI
@@ -257,11 +373,18 @@ int main(int argc, char **argv) {
 #ifdef __SANITIZE_ADDRESS__
   __lsan_enable();
 #endif
+  if (argc > 1 && strcmp(argv[1], "read_after_release") == 0) {
+    int rc = read_after_release();
+    MPI_Finalize();
+    return rc;
+  }
   TEST_RUN(test_shard_ranges);
   TEST_RUN(test_stages_agree);
   TEST_RUN(test_nan_reaches_every_rank);
   TEST_RUN(test_ema_sharded);
   TEST_RUN(test_checkpoint_any_rank_count);
+  TEST_RUN(test_units);
+  TEST_RUN(test_stage3_agrees);
 #ifdef __SANITIZE_ADDRESS__
   TEST_RUN(test_no_leaks);
 #endif
