@@ -38,6 +38,8 @@ double dist_comm_seconds(void) { return comm_seconds; }
 
 static float *stage; /* host copy of a device buffer on its way through MPI */
 static long stage_n;
+static float *stage_part; /* host result of dist_reduce_scatter_part for a device buffer */
+static long stage_part_n;
 
 /* 1 when this MPI reads and writes CUDA device memory itself: built CUDA-aware and, asked at run
  * time, so configured. Debian's Open MPI is not, so device buffers are staged there. */
@@ -59,6 +61,8 @@ void dist_init(int *argc, char ***argv) {
 void dist_finalize(void) {
   free(stage);
   stage = NULL, stage_n = 0;
+  free(stage_part);
+  stage_part = NULL, stage_part_n = 0;
   MPI_Finalize();
 }
 
@@ -144,8 +148,10 @@ void dist_gather_start(DistGather *g, const float *part, float *out, long n, con
     h = grow(&g->host, &g->host_n, n);
     ops->to_host(h + displs[r], part, sizeof(float) * (size_t)counts[r]);
   }
-  /* this rank's part goes in place first, so the send side is MPI_IN_PLACE and part may be freed */
-  if (h == out) ops->copy(out + displs[r], part, sizeof(float) * (size_t)counts[r]), ops->synchronize();
+  if (h == out) { /* this rank's part goes in place first: the send side is MPI_IN_PLACE */
+    ops->copy(out + displs[r], part, sizeof(float) * (size_t)counts[r]);
+    ops->synchronize();
+  }
   g->out = out, g->n = n, g->active = 1;
   COLLECTIVE(IN_IALLGATHERV, MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, counts, displs, MPI_FLOAT,
                                              MPI_COMM_WORLD, &g->req));
@@ -167,8 +173,7 @@ void dist_gather_free(DistGather *g) {
   g->host = NULL, g->host_n = 0;
 }
 
-void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts, const int *displs) {
-  (void)displs; /* the parts follow each other in rank order: MPI_Reduce_scatter needs only the counts */
+void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts) {
   double t0 = amd_time();
   int r = dist_rank();
   if (ops->host_memory || mpi_cuda_aware()) {
@@ -176,10 +181,9 @@ void dist_reduce_scatter_part(const float *x, float *out, long n, const int *cou
     COLLECTIVE(IN_REDUCE_SCATTER, MPI_Reduce_scatter(x, out, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
   } else {
     float *h = host_view((float *)x, n, 1); /* the staging buffer: n floats in, this rank's part out */
-    float *part = mallocCheck(sizeof(float) * (size_t)(counts[r] ? counts[r] : 1));
+    float *part = grow(&stage_part, &stage_part_n, counts[r]);
     COLLECTIVE(IN_REDUCE_SCATTER, MPI_Reduce_scatter(h, part, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     ops->to_device(out, part, sizeof(float) * (size_t)counts[r]);
-    free(part);
   }
   comm_seconds += amd_time() - t0;
 }

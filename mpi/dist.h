@@ -38,7 +38,9 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs);
  * inside out); dist_gather_wait completes it (out is not to be read before). A DistGather holds
  * the request and, for device buffers, its host staging; one gather at a time per DistGather.
  * dist_reduce_scatter_part sums x (n floats, backend memory) over ranks and writes this rank's part
- * of the sum into out (counts[rank] floats, backend memory), blocking. */
+ * of the sum into out (counts[rank] floats, backend memory), blocking; the parts follow each other
+ * in rank order, so the counts place them. Device buffers stage through host buffers kept until
+ * dist_finalize (a DistGather's until dist_gather_free). */
 typedef struct {
   MPI_Request req;
   int active;
@@ -50,7 +52,7 @@ typedef struct {
 void dist_gather_start(DistGather *g, const float *part, float *out, long n, const int *counts, const int *displs);
 void dist_gather_wait(DistGather *g);
 void dist_gather_free(DistGather *g);
-void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts, const int *displs);
+void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts);
 /* In-place sums over ranks. */
 double dist_allreduce_sum_f64(double x);
 void dist_allreduce_sum_f64v(double *x, long n);

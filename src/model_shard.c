@@ -114,8 +114,7 @@ void model_unit_leave(Model *m, int u) {
   sh->current = -1;
   if (sh->pass != MODEL_BACKWARD || m->frozen) return;
   int n = part_count(m, u, sh->rank);
-  dist_reduce_scatter_part(sh->gbuf, sh->part, m->unit_begin[u + 1] - m->unit_begin[u], sh->counts + u * sh->size,
-                           sh->displs + u * sh->size);
+  dist_reduce_scatter_part(sh->gbuf, sh->part, m->unit_begin[u + 1] - m->unit_begin[u], sh->counts + u * sh->size);
   if (n) ops->axpy(model_stored_grad(m, part_begin(m, u, sh->rank), n), 1.0f, sh->part, n);
 }
 

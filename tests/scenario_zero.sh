@@ -199,8 +199,12 @@ $MPIRUN -np 2 "$AMD" train $CFG data="$S/toy.h5" run="$S/kill3" zero=3 fault.slo
 pid=$!
 for i in $(seq 1 400); do [ -e "$S/kill3/ckpt_00000020.h5.tmp" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.025; done
 if [ -e "$S/kill3/ckpt_00000020.h5.tmp" ]; then
-  kill -9 $(pgrep -P $pid) 2>/dev/null
+  ranks=$(pgrep -P $pid)
+  kill -9 $ranks 2>/dev/null
   wait $pid 2>/dev/null
+  # mpirun may exit before it reaps the killed ranks, which then stay zombies (alive to kill -0,
+  # so to the run lock) until the container's init reaps them: wait for that
+  for r in $ranks; do for i in $(seq 1 400); do kill -0 $r 2>/dev/null || break; sleep 0.025; done; done
   expect_ok kill3_resume $MPIRUN -np 2 "$AMD" train $CFG data="$S/toy.h5" run="$S/kill3" zero=3 resume=1
   if grep -q "resuming from $S/kill3/ckpt_00000010.h5" "$S/kill3_resume.out"; then pass stage3_kill9_resumes_at_10
   else fail stage3_kill9_resumes_at_10 "$(grep -m2 resum "$S/kill3_resume.out")"; fi
