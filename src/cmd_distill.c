@@ -7,7 +7,8 @@
  * log.advantage_every steps; checkpoints hold both networks, both optimizers (and the GAN head).
  * The run folder, the log, checkpoints, resume, signals and rollbacks (to the newest checkpoint,
  * or to the teacher's weights when there is none) are the run loop's (src/runloop.h).
- * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h). The real teacher is the teacher
+ * zero=1 or 2 shards the optimizers over the ranks (mpi/zero.h); zero=3 also the parameters and
+ * gradients of every network, the frozen real teacher's included (src/model.h). The real teacher is the teacher
  * checkpoint's EMA weights when it has them (teacher.weights); with ema.decay > 0 the run loop keeps
  * an EMA of the student (core/ema.h), saved as /student_ema. */
 #include <limits.h>
@@ -59,8 +60,10 @@ static const cfg_key distill_keys[] = {
     K("teacher.weights", CFG_CHOICE, teacher_weights, "auto", 0, 0, "auto|ema|raw",
       "the teacher's weights: ema its EMA (/teacher_ema), raw its last iterate (/teacher); auto: ema when it has one"),
     K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset (GAN real batches, reward mixture); default: the teacher's"),
-    RUNLOOP_RUN_KEYS(K, "runs/distill", 2,
-                     "ZeRO stage of student, fake teacher and GAN head: 0 replicated; 1 Adam moments sharded; 2 also gradients"),
+    RUNLOOP_RUN_KEYS(K, "runs/distill", 3,
+                     "ZeRO stage of student, fake teacher and GAN head: 0 replicated; 1 Adam moments sharded; 2 also "
+                     "gradients; 3 also their parameters and gradient buffers, and the real teacher's parameters (each "
+                     "block gathered when it runs)"),
     K("student.steps", CFG_INT, S, "1", 1, 8, NULL, "S: generator steps (1, 2 or 4 in the paper)"),
     K("train.steps", CFG_INT, rl.steps, "500", 1, 1000000000, NULL, "distillation steps (one generator update each)"),
     K("train.prompts", CFG_INT, prompts, "64", 1, 1 << 20, NULL, "P: prompts per global batch (split across ranks)"),
@@ -164,7 +167,7 @@ static void distill_set_lr_scale(void *ctx, double scale) { distill_scale_lr(((D
 
 static int distill_run_step(void *ctx, long step, const RunClock *clk, double *losses) {
   DistillRun *R = ctx;
-  if (clk->inject_nan) ops->fill(R->student->params, NAN, 1);
+  if (clk->inject_nan && model_stored_n(R->student) > 0) ops->fill(R->student->params, NAN, 1);
   int failed = distill_step(R->d, step, &R->o);
   losses[0] = R->o.loss_dm, losses[1] = R->o.loss_fake;
   return failed;
@@ -278,10 +281,11 @@ int cmd_distill(int argc, char **argv) {
   Reward *reward = reward_select(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
                                  method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
   EvalRun *eval = evalrun_create(&c.ev, &mc, "generator", c.S, &data, data_path, (uint64_t)c.rl.seed);
-  Model *real = model_create(&mc, 2 * B), *fake = model_create(&mc, B), *student = model_create(&mc, B);
+  Model *(*create)(const ModelConfig *, int) = c.zero == 3 ? model_create_sharded : model_create;
+  Model *real = create(&mc, 2 * B), *fake = create(&mc, B), *student = create(&mc, B);
   ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
-  Model *disc = gan ? model_create(&hc, B) : NULL;
+  Model *disc = gan ? create(&hc, B) : NULL;
   const char *real_net = teacher_net(&c, teacher_path);
   model_ckpt_load_params(teacher_path, real_net, real);
 
@@ -307,6 +311,9 @@ int cmd_distill(int argc, char **argv) {
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
   if (c.sample_every > 0) snapshot_check(&data, "sample.every");
+  if (c.zero == 3 && c.sample_every > 0)
+    amd_usage_error("config key 'sample.every' = %d needs the whole student on rank 0, which zero=3 does not keep "
+                    "(use eval.every, or zero=2)", c.sample_every);
   runloop_prepare(&c.rl);
   DistillRun R = {.c = &c, .d = d, .student = student, .teacher_path = teacher_path,
                   .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B), .eval = eval};

@@ -418,7 +418,7 @@ int distill_step(Distill *d, long step, DistillStats *o) {
 }
 
 void distill_initial_state(Distill *d) {
-  long n = d->real->num_params;
+  long n = model_stored_n(d->real); /* the three store the same range (all of it below ZeRO stage 3) */
   ops->copy(d->student->params, d->real->params, sizeof(float) * (size_t)n);
   ops->copy(d->fake->params, d->real->params, sizeof(float) * (size_t)n);
   if (d->disc) model_init_params(d->disc, d->c.seed);
@@ -443,6 +443,9 @@ void distill_log_memory(const Distill *d) {
   zero_log_memory(d->opt_student, "student", model_gathered_bytes(d->student));
   zero_log_memory(d->opt_fake, "fake", model_gathered_bytes(d->fake));
   if (d->opt_disc) zero_log_memory(d->opt_disc, "disc", model_gathered_bytes(d->disc));
+  const Model *r = d->real;
+  amd_log("real teacher (frozen), bytes on rank 0: params %ld (%ld of %ld values), gathered buffers %ld\n",
+          (long)sizeof(float) * model_stored_n(r), model_stored_n(r), r->num_params, model_gathered_bytes(r));
 }
 
 void distill_scale_lr(Distill *d, double scale) {
