@@ -20,7 +20,8 @@ seeds (900, 901; never a test seed) at 1600 steps:
 Selection (`select`): the lowest mean off-manifold fraction (EMA weights, 8192 samples) among the
 settings whose mean coverage is at least 0.99 (a setting that drops a mode is not chosen however
 sharp it is); among the 9 of a method. The test stage runs each winner on 10 fresh seeds (100-109)
-at 3200 steps with held-out curves every 400 steps, EMA and raw.
+at 1600 steps, the tuning budget (3200 did not fit the session's 2 cores: 40 runs of about 5 min
+each), with held-out curves every 400 steps, EMA and raw.
 """
 import csv
 import json
@@ -139,10 +140,11 @@ def main():
         if stage == "test":
             write("toy_s1_test", spec(
                 "The tuned toy study at S = 1 (issue 17; benchmarks/studies/toy_s1_protocol.py): each method's winner of "
-                "the two tuning stages (9 settings each, validation seeds 900 and 901), 10 fresh test seeds, 3200 steps, "
+                "the two tuning stages (9 settings each, validation seeds 900 and 901), 10 fresh test seeds, 1600 steps "
+                "(the tuning budget), "
                 "held-out curves every 400 steps (raw and EMA rows), the EMA student sampled.",
-                "runs/study/toy_s1_test", shared_teacher, {m: win[m][1] for m in METHODS}, [3200], TEST, "dmd2",
-                {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 1600, "eval.every": 400, "eval.n": 4096}))
+                "runs/study/toy_s1_test", shared_teacher, {m: win[m][1] for m in METHODS}, [1600], TEST, "dmd2",
+                {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}))
         elif stage == "stability":
             methods = {}
             for m in METHODS:
