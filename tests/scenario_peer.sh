@@ -2,7 +2,7 @@
 # amd's distillation step against its PyTorch peer (benchmarks/distill_torch.py) on the same inputs,
 # seconds on tiny networks (a 2-block DiT on 8 x 8 images, 16 samples a step):
 #  - `amd distill fault.dump_step=1 fault.dump=FILE` writes step 1's inputs and per-sample losses,
-#    every dataset described (units, description);
+#    every dataset described (units, description), and the run is bit-identical to one without it;
 #  - `distill_torch.py check` replays step 1 of dmd2, amd and amd's variants from the step-1
 #    checkpoint and matches every loss, sample, reward, advantage, weight and gradient norm, and the
 #    weights after the step (the step-2 checkpoint), within its tolerances;
@@ -47,6 +47,19 @@ for run in dmd2 amd amd_variants; do
   fi
 done
 
+# the dump only reads: the run without it is the same bit for bit
+expect_ok nodump_amd "$AMD" distill ${D/fault.dump_step=1/} ${extra[amd]} run="$S/amd_nodump"
+py_check dump_changes_nothing "
+import h5py, numpy as np
+a, b = h5py.File('$S/amd/ckpt_00000002.h5', 'r'), h5py.File('$S/amd_nodump/ckpt_00000002.h5', 'r')
+for net in ('student', 'fake', 'disc'):
+    for v in ('params', 'adam_m', 'adam_v'):
+        assert np.array_equal(a[net][v][:], b[net][v][:]), (net, v)
+ta, tb = h5py.File('$S/amd/log.h5', 'r')['train'], h5py.File('$S/amd_nodump/log.h5', 'r')['train']
+for col in ta:
+    if col not in ('samples_per_s', 'time'):
+        assert np.array_equal(ta[col][:], tb[col][:], equal_nan=True), col
+"
 py_check dump_described "
 import h5py
 f = h5py.File('$S/dump_amd.h5', 'r')
