@@ -295,9 +295,11 @@ static int finish_update(Model *m, ZeroOpt *opt, const AdamWConfig *oc, long ste
  * or nonzero when a gradient norm (then that network's update was skipped) or a loss was not finite. */
 static int fake_update(Distill *d, long u, DistillStats *o) {
   uint32_t key = 2u * (uint32_t)u + 1u;
-  char group[32];
-  snprintf(group, sizeof group, "fake%ld", u % d->c.fake_per_gen);
-  step_dump_group(d->dump, group);
+  if (d->dump) {
+    char group[32];
+    snprintf(group, sizeof group, "fake%ld", u % d->c.fake_per_gen);
+    step_dump_group(d->dump, group);
+  }
   draw_prompts(d, key);
   generator_run(d->gen, d->x, d->labels2, d->B, draw_k(d, key), d->c.seed, key, index0(d));
   if (d->c.method == METHOD_AMD) {
