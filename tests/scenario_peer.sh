@@ -3,6 +3,7 @@
 # seconds on tiny networks (a 2-block DiT on 8 x 8 images, 16 samples a step):
 #  - `amd distill fault.dump_step=1 fault.dump=FILE` writes step 1's inputs and per-sample losses,
 #    every dataset described (units, description), and the run is bit-identical to one without it;
+#    `amd info` summarizes the dump;
 #  - `distill_torch.py check` replays step 1 of dmd2, amd and amd's variants from the step-1
 #    checkpoint and matches every loss, sample, reward, advantage, weight and gradient norm, and the
 #    weights after the step (the step-2 checkpoint), within its tolerances;
@@ -71,6 +72,9 @@ for name in n:
     assert 'units' in f[name].attrs and 'description' in f[name].attrs, name
 assert f['generator/dmd_stats'].shape == (16, 6) and f['fake0/flow_noise'].shape == (16, 64)
 "
+
+if "$AMD" info "$S/dump_amd.h5" >"$S/info.out" 2>&1 && grep -q "distillation step 1: real teacher /teacher_ema" "$S/info.out" \
+   && grep -q "updates: /fake0 /fake1 /generator" "$S/info.out"; then pass info_dump; else fail info_dump "$(cat "$S/info.out")"; fi
 
 # the check can fail: one per-sample flow loss of the amd dump moved by 1%
 cp "$S/dump_amd.h5" "$S/dump_bad.h5"
