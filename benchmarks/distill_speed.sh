@@ -70,7 +70,7 @@ for threads in ${threads_list//,/ }; do
     c_ms=$("$python" -c "import h5py, numpy as np, sys
 t = h5py.File(sys.argv[1], 'r')['train/time'][:]
 print('%.2f' % (1e3 * np.median(np.diff(t)[max(int(sys.argv[2]) - 1, 0):])))" "$run/log.h5" "$warmup")
-    peak "$python" benchmarks/distill_torch.py time "$teacher" "$reward" method="$m" threads="$threads" steps="$steps" \
+    peak "$python" benchmarks/distill_torch.py --time "$teacher" "$reward" method="$m" threads="$threads" steps="$steps" \
       warmup="$warmup" >"$out/torch_$m.log" 2>"$out/torch_$m.err" || { cat "$out/torch_$m.err" >&2; exit 1; }
     t_peak=$(sed -n 's/^peak_rss_mb //p' "$out/torch_$m.err")
     t_ms=$(grep '^RESULT' "$out/torch_$m.log" | tr ' ' '\n' | sed -n 's/^ms_step=//p')

@@ -10,12 +10,12 @@ with the guided real score as the stop-gradient loss 0.5 ||x - sg(x + H / n)||^2
 through the frozen fake teacher and head, amd's advantage-weighted H_i and W_i of section 4.7).
 Only S = 1 students are timed; --check replays any S (the dump gives the last step's input).
 
-  python3 distill_torch.py time TEACHER_CKPT [REWARD_CKPT] [method=amd prompts=16 K=4 fake_per_gen=2
+  python3 distill_torch.py --time TEACHER_CKPT [REWARD_CKPT] [method=amd prompts=16 K=4 fake_per_gen=2
         guidance=2 steps=10 warmup=2 threads=CORES seed=0]
       times steps (after warmup ones) from the teacher's weights, inputs drawn by torch; prints
       `RESULT impl=torch ...` with ms per generator update (its fake updates included), images/s
       (the global batch P K per step) and the peak resident memory.
-  python3 distill_torch.py check DUMP CKPT [NEXT_CKPT]
+  python3 distill_torch.py --check DUMP CKPT [NEXT_CKPT]
       DUMP: the file `amd distill fault.dump_step=N fault.dump=DUMP` wrote (io/stepdump.h); CKPT:
       that run's checkpoint of step N (its state before step N); NEXT_CKPT (default: the run's
       checkpoint N + 1 beside CKPT, when present). Loads every network and the Adam moments, replays
@@ -102,8 +102,9 @@ def build(f, net, kind):
     return nn.Linear(a["dim"], 1)
 
 
-def tensors(f, net, vector="params"):
-    """{torch name: tensor in the module's shape} of /net/<vector> laid out by /net/layout."""
+def tensors(f, net, vector="params", module=None):
+    """{parameter name: tensor in the module's shape} of /net/<vector> laid out by /net/layout; for a
+    GAN head (module an nn.Linear) the names are the Linear's own (weight, bias)."""
     flat = f[net][vector][:]
     out = {}
     for row in f[net]["layout"][:]:
@@ -111,36 +112,28 @@ def tensors(f, net, vector="params"):
         shape = tuple(int(s) for s in row["shape"][:int(row["ndim"])])
         v = torch.from_numpy(flat[int(row["offset"]):int(row["offset"]) + int(np.prod(shape))].reshape(shape).copy())
         if name == "patch.w":  # (C, p p c) with features (py, px, c): the convolution's (C, c, p, p)
-            C, P = shape
-            ch = f[net].attrs["img_channels"]
-            p = f[net].attrs["patch"]
-            v = v.reshape(C, p, p, ch).permute(0, 3, 1, 2).contiguous()
-        out[torch_name(name)] = v.float()
+            ch, p = int(f[net].attrs["img_channels"]), int(f[net].attrs["patch"])
+            v = v.reshape(shape[0], p, p, ch).permute(0, 3, 1, 2).contiguous()
+        key = torch_name(name)
+        out[key.split(".", 1)[1] if isinstance(module, nn.Linear) else key] = v.float()
     return out
 
 
 def load(module, f, net, where):
-    state = tensors(f, net)
-    if isinstance(module, nn.Linear):  # the GAN head: head.w, head.b
-        state = {k.split(".", 1)[1]: v for k, v in state.items()}
-    buffers = {k for k, _ in module.named_buffers()}
-    missing = set(module.state_dict()) - buffers - set(state)
-    if missing or set(state) - set(module.state_dict()):
-        sys.exit(f"distill_torch.py: {where}:/{net} does not match the module: {sorted(missing)[:5]} "
-                 f"{sorted(set(state) - set(module.state_dict()))[:5]}")
+    state = tensors(f, net, module=module)
+    expected = set(module.state_dict()) - {k for k, _ in module.named_buffers()}
+    if expected != set(state):
+        sys.exit(f"distill_torch.py: {where}:/{net} does not match the module: missing {sorted(expected - set(state))[:5]}, "
+                 f"unknown {sorted(set(state) - expected)[:5]}")
     module.load_state_dict(state, strict=False)
     return module
 
 
 def load_moments(opt, module, f, net, updates_done):
     """AdamW's state of module's parameters from /net/adam_m and /net/adam_v."""
-    m, v = tensors(f, net, "adam_m"), tensors(f, net, "adam_v")
-    if isinstance(module, nn.Linear):
-        m = {k.split(".", 1)[1]: x for k, x in m.items()}
-        v = {k.split(".", 1)[1]: x for k, x in v.items()}
+    m, v = tensors(f, net, "adam_m", module), tensors(f, net, "adam_v", module)
     for name, p in module.named_parameters():
-        opt.state[p] = {"step": torch.tensor(float(updates_done)), "exp_avg": m[name].clone(),
-                        "exp_avg_sq": v[name].clone()}
+        opt.state[p] = {"step": torch.tensor(float(updates_done)), "exp_avg": m[name], "exp_avg_sq": v[name]}
 
 
 def pick_net(f, net, weights="auto"):
@@ -408,11 +401,7 @@ def check(dump_path, ckpt_path, next_path=None):
         # the step's change of each network against amd's: |ours - amd's| / |amd's - before|
         nx = h5py.File(next_path, "r")
         for net, module in (("student", student), ("fake", fake), ("disc", disc)):
-            after = {k: v for k, v in tensors(nx, net).items()}
-            before = {k: v for k, v in tensors(ck, net).items()}
-            if isinstance(module, nn.Linear):
-                after = {k.split(".", 1)[1]: v for k, v in after.items()}
-                before = {k.split(".", 1)[1]: v for k, v in before.items()}
+            after, before = tensors(nx, net, module=module), tensors(ck, net, module=module)
             ours = dict(module.named_parameters())
             diff = math.sqrt(sum(((ours[k].detach() - after[k]) ** 2).sum().item() for k in after))
             moved = math.sqrt(sum(((after[k] - before[k]) ** 2).sum().item() for k in after))
@@ -482,9 +471,9 @@ def time_steps(teacher_path, reward_path, args):
 
 def main():
     argv = sys.argv[1:]
-    if len(argv) >= 3 and argv[0] == "check" and len(argv) <= 4:
+    if 3 <= len(argv) <= 4 and argv[0] == "--check":
         sys.exit(check(argv[1], argv[2], argv[3] if len(argv) == 4 else None))
-    if len(argv) >= 2 and argv[0] == "time":
+    if len(argv) >= 2 and argv[0] == "--time":
         paths = [a for a in argv[1:] if "=" not in a]
         args = dict(method="amd", prompts=16, K=4, fake_per_gen=2, guidance=2.0, steps=10, warmup=2,
                     threads=os.cpu_count(), seed=0)

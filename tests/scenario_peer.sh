@@ -4,9 +4,9 @@
 #  - `amd distill fault.dump_step=1 fault.dump=FILE` writes step 1's inputs and per-sample losses,
 #    every dataset described (units, description), and the run is bit-identical to one without it;
 #    `amd info` summarizes the dump;
-#  - `distill_torch.py check` replays step 1 of dmd2, amd and amd's variants from the step-1
-#    checkpoint and matches every loss, sample, reward, advantage, weight and gradient norm, and the
-#    weights after the step (the step-2 checkpoint), within its tolerances;
+#  - `distill_torch.py --check` replays step 1 of dmd2, amd, amd's variants and a 2-step amd student
+#    from the step-1 checkpoint and matches every loss, sample, reward, advantage, weight and gradient
+#    norm, and the weights after the step (the step-2 checkpoint), within its tolerances;
 #  - a dump with one loss moved by 1% fails the check, so the check can fail;
 #  - fault.dump_step without fault.dump, and at -np 2, are usage errors.
 # Skipped when /usr/bin/python3 has no torch (Debian: python3-torch).
@@ -38,10 +38,11 @@ expect_ok reward "$AMD" train task=reward data="$S/data.h5" test_data="$S/data.h
 D="teacher=$S/teacher reward.ckpt=$S/reward train.prompts=4 amd.K=4 train.steps=2 log.every=1 threads=1 ckpt.every=1
    fake_per_gen=2 guidance=2 optim.warmup=3 fault.dump_step=1"
 declare -A extra=([dmd2]="method=dmd2" [amd]="method=amd"
-                  [amd_variants]="method=amd amd.beta_on=fake amd.rls_norm=mean1 amd.spread_floor=0.1 amd.s=0.1")
-for run in dmd2 amd amd_variants; do
+                  [amd_variants]="method=amd amd.beta_on=fake amd.rls_norm=mean1 amd.spread_floor=0.1 amd.s=0.1"
+                  [amd_s2]="method=amd student.steps=2")
+for run in dmd2 amd amd_variants amd_s2; do
   expect_ok "dump_$run" "$AMD" distill $D ${extra[$run]} run="$S/$run" fault.dump="$S/dump_$run.h5"
-  if "$PY" "$PEER" check "$S/dump_$run.h5" "$S/$run/ckpt_00000001.h5" >"$S/peer_$run.out" 2>&1; then
+  if "$PY" "$PEER" --check "$S/dump_$run.h5" "$S/$run/ckpt_00000001.h5" >"$S/peer_$run.out" 2>&1; then
     pass "peer_$run"
   else
     fail "peer_$run" "$(grep -E '^FAIL|Error|error' "$S/peer_$run.out" | head -5) (all in $S/peer_$run.out)"
@@ -83,7 +84,7 @@ import h5py
 with h5py.File('$S/dump_bad.h5', 'r+') as f:
     f['fake1/loss_flow'][3] *= 1.01
 "
-if "$PY" "$PEER" check "$S/dump_bad.h5" "$S/amd/ckpt_00000001.h5" >"$S/peer_bad.out" 2>&1; then
+if "$PY" "$PEER" --check "$S/dump_bad.h5" "$S/amd/ckpt_00000001.h5" >"$S/peer_bad.out" 2>&1; then
   fail peer_detects_difference "a flow loss moved by 1% passed the check"
 elif grep -q "^FAIL fake update 1 flow loss per sample" "$S/peer_bad.out"; then
   pass peer_detects_difference
