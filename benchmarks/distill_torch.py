@@ -123,8 +123,8 @@ def load(module, f, net, where):
     state = tensors(f, net, module=module)
     expected = set(module.state_dict()) - {k for k, _ in module.named_buffers()}
     if expected != set(state):
-        sys.exit(f"distill_torch.py: {where}:/{net} does not match the module: missing {sorted(expected - set(state))[:5]}, "
-                 f"unknown {sorted(set(state) - expected)[:5]}")
+        sys.exit(f"distill_torch.py: {where}:/{net} does not match the module: missing "
+                 f"{sorted(expected - set(state))[:5]}, unknown {sorted(set(state) - expected)[:5]}")
     module.load_state_dict(state, strict=False)
     return module
 
@@ -280,7 +280,8 @@ class Peer:
         xt = (1 - bc(t)) * x + bc(t) * e  # the GAN term's gradient reaches x through it
         xd = xt.detach()
         with torch.no_grad():
-            v = self.real(torch.cat([xd, xd]), torch.cat([t, t]), torch.cat([labels, torch.full_like(labels, self.null)]))
+            null = torch.full_like(labels, self.null)
+            v = self.real(torch.cat([xd, xd]), torch.cat([t, t]), torch.cat([labels, null]))
             d_c, d_u = (torch.cat([xd, xd]) - bc(torch.cat([t, t])) * v).chunk(2)
         for p in list(self.fake.parameters()) + list(self.disc.parameters()):
             p.requires_grad_(False)  # frozen in this backward: only the input gradient
@@ -409,7 +410,8 @@ def check(dump_path, ckpt_path, next_path=None):
                     max(moved, 1e-30))
     else:
         print(f"SKIP weights after the step: no checkpoint of step {step + 1}")
-    print(f"{cfg.method} step {step}: {'every quantity within its tolerance' if not failures else 'FAILED: ' + ', '.join(failures)}")
+    verdict = "FAILED: " + ", ".join(failures) if failures else "every quantity within its tolerance"
+    print(f"{cfg.method} step {step}: {verdict}")
     return 1 if failures else 0
 
 
@@ -430,18 +432,19 @@ def time_steps(teacher_path, reward_path, args):
     data = torch.rand(1024, C, S, S) * 2 - 1  # the discriminator's real points: the speed does not read them
     data_labels = torch.randint(0, classes, (1024,))
 
+    def dmd_t():
+        return cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(B)
+
     def draw(fake_update):
         labels = torch.randint(0, classes, (cfg.prompts,)).repeat_interleave(cfg.K)
         d = {"labels": labels, "gen_xt": torch.randn(B, C, S, S), "gen_t": torch.ones(B)}
         if fake_update:
             pick = torch.randint(0, data.shape[0], (B,))
             d.update(flow_t=torch.rand(B), flow_noise=torch.randn(B, C, S, S), disc_real_x=data[pick],
-                     disc_real_labels=data_labels[pick], disc_real_t=cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(B),
-                     disc_real_noise=torch.randn(B, C, S, S),
-                     disc_gen_t=cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(B),
-                     disc_gen_noise=torch.randn(B, C, S, S))
+                     disc_real_labels=data_labels[pick], disc_real_t=dmd_t(), disc_real_noise=torch.randn(B, C, S, S),
+                     disc_gen_t=dmd_t(), disc_gen_noise=torch.randn(B, C, S, S))
         else:
-            d.update(dmd_t=cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(B), dmd_noise=torch.randn(B, C, S, S))
+            d.update(dmd_t=dmd_t(), dmd_noise=torch.randn(B, C, S, S))
         return d
 
     def one_step(s):
