@@ -136,11 +136,9 @@ def load_moments(opt, module, f, net, updates_done):
         opt.state[p] = {"step": torch.tensor(float(updates_done)), "exp_avg": m[name], "exp_avg_sq": v[name]}
 
 
-def pick_net(f, net, weights="auto"):
-    """net or its EMA: amd distill's teacher.weights rule."""
-    if weights == "raw" or net + "_ema" not in f:
-        return net
-    return net + "_ema"
+def pick_net(f, net):
+    """net's EMA when the checkpoint has one, as amd distill's teacher.weights=auto."""
+    return net + "_ema" if net + "_ema" in f else net
 
 
 # --- the step ------------------------------------------------------------------------------------
@@ -168,7 +166,6 @@ class Settings:
         self.lr_min_ratio, self.steps = g("optim.lr_min_ratio", 0.1), g("train.steps", 400)
         self.beta1, self.beta2, self.adam_eps = g("optim.beta1", 0.9), g("optim.beta2", 0.999), g("optim.eps", 1e-8)
         self.weight_decay, self.grad_clip = g("optim.weight_decay", 0.0), g("optim.grad_clip", 1.0)
-        self.teacher_weights = g("teacher.weights", "auto")
         if self.method not in ("dmd2", "amd") or self.lambda_gan <= 0:
             sys.exit(f"distill_torch.py: method={self.method}, gan.lambda={self.lambda_gan}: the peer has dmd2 and amd "
                      "with their GAN term")
@@ -193,6 +190,9 @@ def advantages(r, K, eps, std_floor=0.0):
 
 
 class Peer:
+    """The networks, their optimizers and the two kinds of update; each update takes its draws as a
+    dict (torch's own in --time, amd's dumped ones in --check) and returns what --check compares."""
+
     def __init__(self, cfg, real, fake, student, disc, reward):
         self.c, self.real, self.fake, self.student, self.disc, self.reward = cfg, real, fake, student, disc, reward
         for p in real.parameters():
