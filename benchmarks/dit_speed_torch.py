@@ -98,7 +98,9 @@ class DiT(nn.Module):
             nn.init.zeros_(m.weight)  # adaLN-Zero
             nn.init.zeros_(m.bias)
 
-    def forward(self, x, t, y):
+    def forward(self, x, t, y, features=False):
+        """v (B, channels, img, img); with features=True also the token mean of the last residual
+        stream, (B, width): what a GAN head reads (benchmarks/distill_torch.py)."""
         h = self.x_embedder(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, T, C)
         c = self.t_embedder(t) + self.y_embedder(y)
         for block in self.blocks:
@@ -106,8 +108,8 @@ class DiT(nn.Module):
         shift, scale = self.final_modulation(c).chunk(2, dim=1)
         out = self.final_linear(modulate(self.norm_final(h), shift, scale))  # (B, T, p p C)
         B, g, p, C = x.shape[0], self.grid, self.patch, self.channels
-        out = out.reshape(B, g, g, p, p, C).permute(0, 5, 1, 3, 2, 4)
-        return out.reshape(B, C, g * p, g * p)
+        out = out.reshape(B, g, g, p, p, C).permute(0, 5, 1, 3, 2, 4).reshape(B, C, g * p, g * p)
+        return (out, h.mean(dim=1)) if features else out
 
 
 def main():

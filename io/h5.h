@@ -1,6 +1,6 @@
 /* h5.h: checked HDF5 helpers and the rules every amd file follows.
  * Each file carries the attributes `format` ("amd-dataset", "amd-checkpoint", "amd-log",
- * "amd-samples", "amd-eval"), `format_version`, `created_by` and `config`, and the provenance record
+ * "amd-samples", "amd-eval", the testing "amd-step-dump"), `format_version`, `created_by` and `config`, and the provenance record
  * of io/provenance.h (h5_create writes it); every dataset the writers here create carries the
  * `units` and `description` io/schema.c gives it (an undescribed one is fatal). h5_open refuses a missing,
  * unreadable, foreign, wrong-kind or newer file with a message that says which. Every HDF5 call is

@@ -10,6 +10,7 @@
 #define CK "amd-checkpoint"
 #define LG "amd-log"
 #define EV "amd-eval"
+#define SD "amd-step-dump"
 #define F SCHEMA_FLOAT
 #define I SCHEMA_INT
 #define T SCHEMA_TEXT
@@ -132,6 +133,35 @@ static const SchemaEntry table[] = {
     {EV, "/eval/reference", I, "count", "reference images compared with"},
     {EV, "/eval/nfe", I, "count", "network evaluations per sample (from the samples file)"},
     {EV, "/eval/samples_per_s", F, "samples/s", "sampling throughput of amd sample (from the samples file)"},
+    /* the testing dump of one distillation step (io/stepdump.h, src/distill.c; fault.dump_step): groups
+     * /fake<f> (the step's fake-teacher update f) and /generator (its generator update) */
+    {SD, "/*/labels", I, "index", "the class of each sample's prompt (K samples a prompt)"},
+    {SD, "/*/gen_t", F, "1", "t of the student step that made the samples (the step with gradient in the generator update)"},
+    {SD, "/*/gen_xt", F, "1", "the input x_t of that student step, (B, D): the starting noise when S = 1"},
+    {SD, "/*/x", F, "1", "the student's samples x = x_t - t v(x_t, t, c), (B, D)"},
+    {SD, "/*/reward", F, "1", "R(x, c) of each sample (0 without a reward)"},
+    {SD, "/*/advantage", F, "1", "group-relative advantage A of each sample"},
+    {SD, "/*/fake_weight", F, "1", "W of each sample: its weight in the fake teacher's flow loss (1 unless amd)"},
+    {SD, "/*/alpha", F, "1", "alpha = 1 + s A of each sample (1 unless amd)"},
+    {SD, "/*/beta", F, "1", "beta = 1 - s A of each sample (1 unless amd)"},
+    {SD, "/*/flow_t", F, "1", "t of the fake teacher's flow loss, per sample"},
+    {SD, "/*/flow_noise", F, "1", "noise e of the fake teacher's flow loss, (B, D)"},
+    {SD, "/*/loss_flow", F, "1", "unweighted flow loss of each sample, mean over D of (v_fake - (e - x))^2"},
+    {SD, "/*/disc_real_x", F, "1", "the data points the discriminator sees as real, (B, D)"},
+    {SD, "/*/disc_real_labels", I, "index", "their classes"},
+    {SD, "/*/disc_real_t", F, "1", "t of the real points' noising"},
+    {SD, "/*/disc_real_noise", F, "1", "noise of the real points' noising, (B, D)"},
+    {SD, "/*/disc_gen_t", F, "1", "t of the generated samples' noising for the discriminator"},
+    {SD, "/*/disc_gen_noise", F, "1", "noise of the generated samples' noising for the discriminator, (B, D)"},
+    {SD, "/*/loss_disc_real", F, "1", "softplus(-D(x_t)) of each real point, unweighted"},
+    {SD, "/*/loss_disc_gen", F, "1", "softplus(D(x_t)) of each generated sample, unweighted"},
+    {SD, "/*/dmd_t", F, "1", "t of the distribution-matching loss and the generator's GAN term, per sample"},
+    {SD, "/*/dmd_noise", F, "1", "noise of the distribution-matching loss and the generator's GAN term, (B, D)"},
+    {SD, "/*/dmd_stats", F, "1",
+     "per sample: loss_dm, the normalizer n, |d_c - x|, |d_f - x|, |d_c - d_u| and the cosine of d_c - x and d_f - x, (B, 6)"},
+    {SD, "/*/loss_gan", F, "1", "softplus(-D(x_t)) of each sample in the generator's GAN term, unweighted"},
+    {SD, "/*/grad_norm", F, "1", "global L2 norm of the update's gradient (fake teacher, or student), before clipping"},
+    {SD, "/*/grad_norm_disc", F, "1", "global L2 norm of the GAN head's gradient in a fake update, before clipping"},
 };
 
 static int kind_listed(const char *kinds, const char *kind) {

@@ -32,6 +32,7 @@
 #include "reward.h"
 #include "runloop.h"
 #include "snapshot.h"
+#include "stepdump.h"
 
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
@@ -51,6 +52,8 @@ typedef struct {
   int adv_every;
   int sample_every;
   EvalSettings ev; /* eval.*: held-out metrics of the student while it trains */
+  int dump_step;              /* testing: fault.dump_step, fault.dump */
+  char dump[CFG_STR_MAX];
 } DistillCmdConfig;
 
 #define K(name, type, field, def, lo, hi, choices, help) {name, type, offsetof(DistillCmdConfig, field), def, lo, hi, choices, help}
@@ -112,6 +115,9 @@ static const cfg_key distill_keys[] = {
                  "divergence: loss_dm or loss_fake above spike x its mean over the previous guard.window steps; "
                  "0 = only NaN/Inf",
                  "testing: poison the student at this step (once)"),
+    K("fault.dump_step", CFG_INT, dump_step, "-1", -1, 1000000000, NULL,
+      "testing: write the inputs and per-sample losses of this step to fault.dump (one rank)"),
+    K("fault.dump", CFG_STR, dump, "", 0, 0, NULL, "testing: the step dump's file (an amd-step-dump HDF5 file)"),
     CFG_END};
 #undef K
 
@@ -146,6 +152,8 @@ typedef struct {
   Distill *d;
   Model *student;
   const char *teacher_path;
+  const char *real_net;     /* the teacher checkpoint's net the real teacher is */
+  const char *reward_path;  /* the reward classifier's checkpoint file, or "" */
   double *adv_rows;   /* this rank's /advantage rows of a step */
   DistillStats o;     /* of the last step */
   Snapshot *snap;     /* sample.every: rank 0's pictures */
@@ -165,10 +173,27 @@ static void distill_reset(void *ctx, CkptState *st) {
 
 static void distill_set_lr_scale(void *ctx, double scale) { distill_scale_lr(((DistillRun *)ctx)->d, scale); }
 
+/* Testing (fault.dump_step): the dump of step `step`, with what a reader needs to rebuild the networks
+ * around it: the real teacher's checkpoint and net, the reward's checkpoint, the run's config. */
+static StepDump *dump_begin(const DistillRun *R, long step) {
+  char *text = cfg_to_text(distill_keys, R->c);
+  StepDump *dump = step_dump_create(R->c->dump, text, "fault.dump");
+  free(text);
+  step_dump_attr_i64(dump, "step", step);
+  step_dump_attr_str(dump, "teacher", R->teacher_path);
+  step_dump_attr_str(dump, "teacher_net", R->real_net);
+  step_dump_attr_str(dump, "reward", R->reward_path);
+  return dump;
+}
+
 static int distill_run_step(void *ctx, long step, const RunClock *clk, double *losses) {
   DistillRun *R = ctx;
   if (clk->inject_nan && model_stored_n(R->student) > 0) ops->fill(R->student->params, NAN, 1);
+  StepDump *dump = step == R->c->dump_step ? dump_begin(R, step) : NULL;
+  distill_set_dump(R->d, dump);
   int failed = distill_step(R->d, step, &R->o);
+  distill_set_dump(R->d, NULL);
+  step_dump_close(dump);
   losses[0] = R->o.loss_dm, losses[1] = R->o.loss_fake;
   return failed;
 }
@@ -226,6 +251,8 @@ int cmd_distill(int argc, char **argv) {
   cfg_parse_args(distill_keys, &c, argc, argv, "distill", "Distills a teacher into an S-step student (dmd, dmd2, dmdr, amd).");
   if (!c.teacher[0]) amd_usage_error("config key 'teacher' is required: the teacher checkpoint or run folder");
   runloop_check_settings(&c.rl);
+  if (c.dump_step >= 0 && !c.dump[0]) amd_usage_error("config key 'fault.dump_step' needs fault.dump=FILE.h5");
+  if (c.dump_step >= 0 && dist_size() > 1) amd_usage_error("config key 'fault.dump_step' runs on one rank only");
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
   int threads = backend_init(c.device, c.threads);
   runloop_check_split("train.prompts", c.prompts);
@@ -315,7 +342,10 @@ int cmd_distill(int argc, char **argv) {
     amd_usage_error("config key 'sample.every' = %d needs the whole student on rank 0, which zero=3 does not keep "
                     "(use eval.every, or zero=2)", c.sample_every);
   runloop_prepare(&c.rl);
-  DistillRun R = {.c = &c, .d = d, .student = student, .teacher_path = teacher_path,
+  char reward_path[4200] = ""; /* the dump records it; only a dump resolves it a second time */
+  if (c.dump_step >= 0 && reward && reward->cls) ckpt_resolve(c.reward_ckpt, reward_path, sizeof reward_path);
+  DistillRun R = {.c = &c, .d = d, .student = student, .teacher_path = teacher_path, .real_net = real_net,
+                  .reward_path = reward_path,
                   .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B), .eval = eval};
   if (c.sample_every > 0)
     R.snap = snapshot_create(student, "generator", c.S, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");

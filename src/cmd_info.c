@@ -1,5 +1,5 @@
 /* cmd_info.c: `amd info FILE.h5|RUN`: says what any amd file holds (dataset, samples, checkpoint, log,
- * eval) without the user reaching for h5dump. On a run folder, its summary: the lock holder, the
+ * eval, a step dump) without the user reaching for h5dump. On a run folder, its summary: the lock holder, the
  * log's tables with their row counts and last step, the checkpoints with their steps (each
  * validated: a damaged one says why), and what resume=1 would continue from. On a log, a run summary: last step, last and mean
  * losses, samples/s, elapsed time, every rank's compute / communication / I/O seconds (/timing),
@@ -17,6 +17,7 @@
 #include "dataset.h"
 #include "dist.h"
 #include "h5.h"
+#include "stepdump.h"
 #include "trainlog.h"
 
 /* A root attribute as text ("" when absent: files of an older amd carry no provenance). */
@@ -315,6 +316,23 @@ static herr_t print_table_rows(hid_t loc, const char *name, const H5L_info_t *in
   return 0;
 }
 
+static herr_t print_group_name(hid_t loc, const char *name, const H5L_info_t *info, void *op) {
+  (void)loc, (void)info, (void)op;
+  printf(" /%s", name);
+  return 0;
+}
+
+/* A step dump (testing: fault.dump_step): its step, the networks it names and its updates. */
+static void info_step_dump(hid_t f) {
+  char *teacher = h5_attr_read_str(f, "teacher"), *net = h5_attr_read_str(f, "teacher_net");
+  char *reward = h5_attr_read_str(f, "reward");
+  printf("  distillation step %lld: real teacher /%s of %s, reward %s\n  updates:", h5_attr_read_i64(f, "step"), net,
+         teacher, reward[0] ? reward : "none");
+  h5Check(H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_group_name, NULL), "cannot list the updates");
+  printf("\n");
+  free(teacher), free(net), free(reward);
+}
+
 /* A run folder: the lock, the log's tables, the checkpoints and the resume point. */
 static void info_run(const char *run) {
   char path[4200], whole[4200], line[512] = "";
@@ -362,8 +380,8 @@ static void info_run(const char *run) {
 
 int cmd_info(int argc, char **argv) {
   if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-    if (dist_rank() == 0) printf("usage: amd info FILE.h5|RUN [...]\n  summarizes amd datasets, samples, checkpoints, logs and eval "
-                                 "files, and run folders (lock, log tables, checkpoints)\n"
+    if (dist_rank() == 0) printf("usage: amd info FILE.h5|RUN [...]\n  summarizes amd datasets, samples, checkpoints, logs, eval "
+                                 "files and step dumps, and run folders (lock, log tables, checkpoints)\n"
                                  "       amd info FILE.h5 --csv|--json [GROUP]: the same as amd export\n");
     return argc < 1 ? AMD_EXIT_USAGE : 0;
   }
@@ -394,6 +412,8 @@ int cmd_info(int argc, char **argv) {
       hid_t g = h5_group_open(f, "eval");
       h5Check(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, print_scalar, NULL), "cannot list the eval metrics");
       H5Gclose(g);
+    } else if (strcmp(kind, STEP_DUMP_FORMAT) == 0) {
+      info_step_dump(f);
     } else {
       amd_input_error("'%s' has format '%s', which this amd does not know", argv[i], kind);
     }

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 #include "dist.h"
 #include "ops.h"
 #include "philox.h"
+#include "stepdump.h"
 #include "zero.h"
 
 #define REG_KEY 0x7FFFFFF0u /* generator key of the regression pairs' noise */
@@ -91,6 +93,7 @@ struct Distill {
   float *reg_x;         /* (reg_pairs, D) teacher ODE endpoints, host */
   int *reg_labels;      /* (reg_pairs) */
   AdvantageRecords rec;
+  StepDump *dump;       /* testing: this step's dump (fault.dump_step), else NULL */
 };
 
 static const char *const method_names[METHOD_COUNT] = {"dmd", "dmd2", "dmdr", "amd"};
@@ -212,6 +215,43 @@ static void noise_for_dmd(Distill *d, float *xt, const float *x, uint32_t key) {
   ops->flow_interpolate(xt, d->vtmp, x, d->e, d->t2, d->B, d->D);
 }
 
+/* --- testing (fault.dump_step): the inputs and per-sample losses of an update into d->dump ------
+ * Each helper does nothing without a dump. */
+
+/* a backend array of rows x cols floats (cols 0: a vector) */
+static void dump_backend(const Distill *d, const char *name, const float *x, int rows, int cols) {
+  if (!d->dump) return;
+  size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
+  float *h = mallocCheck(sizeof(float) * n);
+  ops->to_host(h, x, sizeof(float) * n);
+  step_dump_f32(d->dump, name, h, rows, cols);
+  free(h);
+}
+
+/* the samples of the update: prompts, the student step that made them (its t and input) and the
+ * samples, then their rewards, advantages and sharpening weights */
+static void dump_samples(const Distill *d) {
+  step_dump_i32(d->dump, "labels", d->labels_h, d->B, 0);
+  dump_backend(d, "gen_t", d->gen->t, d->B, 0);
+  dump_backend(d, "gen_xt", d->gen->xt, d->B, d->D);
+  dump_backend(d, "x", d->x, d->B, d->D);
+  step_dump_f64(d->dump, "reward", d->r_h, d->B, 0);
+  step_dump_f64(d->dump, "advantage", d->A_h, d->B, 0);
+  step_dump_f32(d->dump, "fake_weight", d->fw_h, d->B, 0);
+}
+
+/* the t and noise of the last noise_for_dmd as <what>_t and <what>_noise */
+static void dump_noising(const Distill *d, const char *what) {
+  if (!d->dump) return;
+  char name[64];
+  snprintf(name, sizeof name, "%s_t", what);
+  step_dump_f32(d->dump, name, d->t_h, d->B, 0);
+  snprintf(name, sizeof name, "%s_noise", what);
+  dump_backend(d, name, d->e, d->B, d->D);
+}
+
+void distill_set_dump(Distill *d, StepDump *dump) { d->dump = dump; }
+
 /* sum of n floats of host memory */
 static double sum_f(const float *x, int n) {
   double s = 0;
@@ -255,20 +295,30 @@ static int finish_update(Model *m, ZeroOpt *opt, const AdamWConfig *oc, long ste
  * or nonzero when a gradient norm (then that network's update was skipped) or a loss was not finite. */
 static int fake_update(Distill *d, long u, DistillStats *o) {
   uint32_t key = 2u * (uint32_t)u + 1u;
+  if (d->dump) {
+    char group[32];
+    snprintf(group, sizeof group, "fake%ld", u % d->c.fake_per_gen);
+    step_dump_group(d->dump, group);
+  }
   draw_prompts(d, key);
   generator_run(d->gen, d->x, d->labels2, d->B, draw_k(d, key), d->c.seed, key, index0(d));
   if (d->c.method == METHOD_AMD) {
     score_samples(d, 0);
     fake_weights(d, d->c.lambda_rls);
   } else {
-    for (int i = 0; i < d->B; i++) d->fw_h[i] = 1.0f;
+    for (int i = 0; i < d->B; i++) d->r_h[i] = d->A_h[i] = 0, d->fw_h[i] = 1.0f;
   }
+  dump_samples(d);
   ops->to_device(d->fw, d->fw_h, sizeof(float) * (size_t)d->B);
   model_zero_grad(d->fake);
   FlowConfig fc = {.logit_normal = 0, .p_uncond = 0.0};
   int B = d->B;
   flow_train_batch_into(d->stats + ST_FLOW * B, d->fake, d->fb, d->x, d->labels_h, d->fw, B, index0(d), key,
                         d->c.seed, &fc, d->GB);
+  if (d->dump) {
+    step_dump_f32(d->dump, "flow_t", d->fb->t_host, B, 0);
+    dump_backend(d, "flow_noise", d->fb->e, B, d->D);
+  }
   if (uses_gan(d)) {
     model_zero_grad(d->disc);
     /* real: data points picked by (key, index), noised like the generator's samples */
@@ -282,15 +332,24 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
     ops->to_device(d->xr, d->x_h, sizeof(float) * (size_t)d->B * d->D);
     ops->to_device(d->labels_real, d->labels_real_h, sizeof(int) * (size_t)d->B);
     noise_for_dmd(d, d->xt2, d->xr, key);
+    step_dump_i32(d->dump, "disc_real_labels", d->labels_real_h, B, 0);
+    step_dump_f32(d->dump, "disc_real_x", d->x_h, B, d->D);
+    dump_noising(d, "disc_real");
     d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels_real, d->B);
     gan_term(d, -1.0f, d->c.disc_weight, NULL, d->stats + ST_DISC_REAL * B);
     noise_for_dmd(d, d->xt2, d->x, key | 0x80000000u);
+    dump_noising(d, "disc_gen");
     d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels2, d->B);
     gan_term(d, +1.0f, d->c.disc_weight, NULL, d->stats + ST_DISC_FAKE * B);
   }
   zero_reduce_grads_begin(d->opt_fake, d->fake->grads, &d->sumsq->net);
   if (uses_gan(d)) zero_reduce_grads_begin(d->opt_disc, d->disc->grads, &d->sumsq->disc);
   read_stats(d);
+  step_dump_f32(d->dump, "loss_flow", d->stats_h + ST_FLOW * B, B, 0);
+  if (uses_gan(d)) {
+    step_dump_f32(d->dump, "loss_disc_real", d->stats_h + ST_DISC_REAL * B, B, 0);
+    step_dump_f32(d->dump, "loss_disc_gen", d->stats_h + ST_DISC_FAKE * B, B, 0);
+  }
   FakeSums sums = {.loss_flow = sum_f(d->stats_h + ST_FLOW * B, B), .loss_disc = 0};
   if (uses_gan(d)) sums.loss_disc = d->c.disc_weight * sum_f(d->stats_h + ST_DISC_REAL * B, 2 * B);
   ALLREDUCE_SUM_FIELDS(&sums);
@@ -299,7 +358,9 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
   double norm;
   if (finish_update(d->fake, d->opt_fake, &d->c.opt_fake, u, d->sumsq_h->net, &norm)) return 1;
   o->grad_norm_fake = norm;
+  step_dump_f64(d->dump, "grad_norm", &norm, 1, 0);
   if (uses_gan(d) && finish_update(d->disc, d->opt_disc, &d->c.opt_fake, u, d->sumsq_h->disc, &norm)) return 1;
+  if (uses_gan(d)) step_dump_f64(d->dump, "grad_norm_disc", &norm, 1, 0);
   return !isfinite(sums.loss_flow) || !isfinite(sums.loss_disc);
 }
 
@@ -336,9 +397,14 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   fake_weights(d, lrls);
   ops->to_device(d->alpha, d->alpha_h, sizeof(float) * (size_t)B);
   ops->to_device(d->beta, d->beta_h, sizeof(float) * (size_t)B);
+  step_dump_group(d->dump, "generator");
+  dump_samples(d);
+  step_dump_f32(d->dump, "alpha", d->alpha_h, B, 0);
+  step_dump_f32(d->dump, "beta", d->beta_h, B, 0);
 
   /* real teacher on [x_t; x_t] with labels [c; null], fake teacher on x_t with c */
   noise_for_dmd(d, d->xt2, d->x, key);
+  dump_noising(d, "dmd");
   ops->copy(d->xt2 + (size_t)B * D, d->xt2, sizeof(float) * (size_t)B * D);
   ops->copy(d->t2 + B, d->t2, sizeof(float) * (size_t)B);
   d->real->forward(d->real, d->vreal, d->xt2, d->t2, d->labels2, 2 * B);
@@ -358,6 +424,8 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
 
   /* statistics, summed over ranks */
   read_stats(d);
+  step_dump_f32(d->dump, "dmd_stats", d->stats_h + ST_DMD * B, B, DMD_NSTATS);
+  if (uses_gan(d)) step_dump_f32(d->dump, "loss_gan", d->stats_h + ST_GAN_G * B, B, 0);
   GenSums sums = {0};
   const Mixture *m = d->reward ? d->reward->mix : NULL;
   for (int i = 0; i < B; i++) {
@@ -405,6 +473,7 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   double norm;
   int failed = finish_update(d->student, d->opt_student, &d->c.opt_student, step, d->sumsq_h->net, &norm);
   o->grad_norm_student = norm;
+  step_dump_f64(d->dump, "grad_norm", &norm, 1, 0);
   return failed || !isfinite(o->loss_dm) || !isfinite(o->loss_gan_g) || !isfinite(o->loss_reg);
 }
 

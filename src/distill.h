@@ -17,6 +17,7 @@
 #include "model.h"
 #include "optim.h"
 #include "reward.h"
+#include "stepdump.h"
 
 typedef enum { METHOD_DMD, METHOD_DMD2, METHOD_DMDR, METHOD_AMD, METHOD_COUNT } Method;
 /* Every method_name in Method's order, as a cfg_key choices string (config.h). */
@@ -94,6 +95,9 @@ int distill_step(Distill *d, long step, DistillStats *out);
  * the caller's (src/runloop.c zeroes them). */
 void distill_initial_state(Distill *d);
 const AdvantageRecords *distill_records(const Distill *d);
+/* Testing (fault.dump_step): the steps that follow write what each update drew and its per-sample
+ * losses into dump (io/stepdump.h; groups /fake<f> and /generator) until it is set back to NULL. */
+void distill_set_dump(Distill *d, StepDump *dump);
 /* The /advantage table: one row per sample, these columns. */
 #define DISTILL_ADVANTAGE_COLS "step", "prompt", "group", "rank", "reward", "advantage", "alpha", "beta", "fake_weight"
 enum { DISTILL_NADV = 9 };

@@ -157,6 +157,36 @@ for r in rows:
         assert ('[' in cell) == (len(v) > 1), (r, v)
 "
 
+# --baseline: paired differences per step over the seeds both groups have (the seed is the folder
+# name's _seed<N>: links name the runs here), against values recomputed from the logs; --png draws
+mkdir -p "$S/pair"
+SA=$(cd "$S" && pwd)
+ln -sfn "$SA/dev" "$S/pair/a_seed0"; ln -sfn "$SA/dev2" "$S/pair/a_seed1"
+ln -sfn "$SA/dres" "$S/pair/b_seed0"; ln -sfn "$SA/dev" "$S/pair/b_seed1"
+$PY benchmarks/eval_curves.py --metric off_manifold --baseline b --png "$S/curves.png" \
+  a="$S/pair/a_seed*" b="$S/pair/b_seed*" >"$S/curves_paired.out" 2>&1
+py_check eval_curves_paired "
+import h5py
+lines = open('$S/curves_paired.out').read().split('paired difference against b')[1].splitlines()
+rows = [l.split('|')[1:-1] for l in lines if l.startswith('| ') and not l.startswith('| step')]
+def ema(run):
+    e = h5py.File(run + '/log.h5', 'r')['eval']
+    return {int(s): x for s, w, x in zip(e['step'][:], e['weights'][:], e['off_manifold'][:]) if w == 1}
+a = [ema('$S/dev'), ema('$S/dev2')]
+b = [ema('$S/dres'), ema('$S/dev')]
+checked = 0
+for r in rows:
+    s = int(r[0])
+    d = [a[i][s] - b[i][s] for i in (0, 1) if s in a[i] and s in b[i]]
+    if len(d) < 2: assert r[1].strip() == '', r; continue
+    assert abs(float(r[1].split()[0]) - sum(d) / 2) < 1e-4 and '(2 pairs)' in r[1], (r, d)
+    checked += 1
+assert checked >= 1, rows
+assert open('$S/curves.png', 'rb').read(8) == b'\\x89PNG\\r\\n\\x1a\\n'
+"
+expect_error eval_curves_baseline_needs_seeds "has no _seed<N> at the end of its folder name" \
+  $PY benchmarks/eval_curves.py --baseline one one="$S/dev" two="$S/dev2"
+
 # --- what it cannot evaluate ----------------------------------------------------------------------------
 "$AMD" data toy2d out="$S/nomix.h5" n=300 >/dev/null
 $PY -c "import h5py; del h5py.File('$S/nomix.h5', 'r+')['mixture']"
