@@ -13,7 +13,8 @@
 #    mlp and a dit teacher are bit-identical to zero=0 (losses, gradient norms, parameters, moments,
 #    EMA, /eval rows: a sum over two ranks has one order); a zero=3 -np 2 checkpoint resumes at
 #    -np 1 and -np 3 (zero=3: the losses' tolerance above) and at -np 2 with zero=0 (bit for bit);
-#    kill -9 of the ranks inside a checkpoint write, then resume, is bit-identical; the memory line
+#    kill -9 of the ranks inside a checkpoint write, then resume, and a rollback after a NaN
+#    gradient (guard.lr_factor=1) are bit-identical to the uninterrupted run; the memory line
 #    shows the shard and the gathered buffers; a read of a released unit stops the program
 #    (test_zero read_after_release); classifiers refuse zero=3 with a message;
 #  - distillation at zero=3 (student, fake teacher, GAN head and the frozen real teacher sharded) at
@@ -227,6 +228,20 @@ else
   wait $pid 2>/dev/null
   fail stage3_kill9_resumes_at_10 "no step-20 checkpoint write to kill: $(tail -3 "$S/kill3.out")"
 fi
+# a NaN gradient at step 15: the guard rolls back to the step-10 checkpoint and redoes the steps
+# (guard.lr_factor=1, so the same ones): the end is the uninterrupted zero=3 run's, bit for bit
+train rollback3 2 3 fault.nan_step=15 guard.lr_factor=1
+py_check stage3_rollback_bit_identical "
+import h5py, numpy as np
+m = [x.decode() for x in h5py.File('$S/rollback3/log.h5', 'r')['events/message'][:]]
+assert any('roll' in x for x in m), m
+a = h5py.File('$S/rollback3/log.h5', 'r')['train']; b = h5py.File('$S/np2_z3/log.h5', 'r')['train']
+for k in ('loss', 'grad_norm'):
+    assert len(a[k]) == 30 and np.array_equal(a[k][:], b[k][:]), k
+ca = h5py.File('$S/rollback3/ckpt_00000030.h5', 'r'); cb = h5py.File('$S/np2_z3/ckpt_00000030.h5', 'r')
+for k in ('teacher/params', 'teacher/adam_m', 'teacher/adam_v', 'teacher_ema/params'):
+    assert np.array_equal(ca[k][:], cb[k][:]), k
+"
 expect_error stage3_read_after_release "read while its unit is not gathered" $MPIRUN -np 2 "$PWD/build/tests/test_zero" read_after_release
 expect_error stage3_classifier_refused "zero' = 3 is for task=teacher" "$AMD" train task=reward data="$S/img.h5" test_data="$S/img.h5" run="$S/cls3" zero=3
 
