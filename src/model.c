@@ -149,32 +149,54 @@ float *model_stored_grad(const Model *m, long begin, long n) {
   return m->grads + (begin - m->p_begin);
 }
 
-/* Each tensor as its InitKind says (model.h). Each tensor draws from its own Philox index, its
- * place in the layout, so adding a tensor does not shift the others. */
+/* Tensor k's n values as its InitKind says (model.h) into p (host). Each tensor draws from its own
+ * Philox index, its place in the layout, so adding a tensor does not shift the others, and a tensor
+ * is drawn alike whether or not the others are. */
+static void init_tensor(const TensorInfo *t, int k, long n, uint64_t seed, float *p) {
+  switch (t->init) {
+    case INIT_ZERO:
+      memset(p, 0, sizeof(float) * (size_t)n);
+      break;
+    case INIT_NORMAL:
+      rng_normal(p, n, seed, RNG_INIT, 0, (uint32_t)k);
+      break;
+    case INIT_FAN_IN: {
+      long fan_in = n / t->shape[0];
+      double bound = 1.0 / sqrt((double)fan_in);
+      for (long i = 0; i < n; i++)
+        p[i] = (float)((2.0 * rng_uniform(seed, RNG_INIT, 0, (uint32_t)k, (uint32_t)i) - 1.0) * bound);
+      break;
+    }
+    default:
+      amd_fatal("model tensor '%s' has no init kind", t->name);
+  }
+}
+
+/* Only the tensors that meet the stored range are drawn, those inside it straight into the host
+ * copy of the range, one that straddles its edge into a scratch buffer: at ZeRO stage 3 the host
+ * holds the shard and at most one tensor more, never the whole vector. */
 void model_init_params(Model *m, uint64_t seed) {
-  float *host = mallocCheck(sizeof(float) * (size_t)m->num_params);
+  long sn = model_stored_n(m);
+  float *host = mallocCheck(sizeof(float) * (size_t)(sn > 0 ? sn : 1)), *scratch = NULL;
+  long scratch_n = 0;
   for (int k = 0; k < m->num_tensors; k++) {
     const TensorInfo *t = &m->tensors[k];
     long n = (long)t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
-    float *p = host + t->offset;
-    switch (t->init) {
-      case INIT_ZERO:
-        memset(p, 0, sizeof(float) * (size_t)n);
-        break;
-      case INIT_NORMAL:
-        rng_normal(p, n, seed, RNG_INIT, 0, (uint32_t)k);
-        break;
-      case INIT_FAN_IN: {
-        long fan_in = n / t->shape[0];
-        double bound = 1.0 / sqrt((double)fan_in);
-        for (long i = 0; i < n; i++)
-          p[i] = (float)((2.0 * rng_uniform(seed, RNG_INIT, 0, (uint32_t)k, (uint32_t)i) - 1.0) * bound);
-        break;
-      }
-      default:
-        amd_fatal("model tensor '%s' has no init kind", t->name);
+    long b = t->offset > m->p_begin ? t->offset : m->p_begin;
+    long e = t->offset + n < m->p_end ? t->offset + n : m->p_end;
+    if (e <= b) continue; /* not stored on this rank */
+    if (b == t->offset && e == t->offset + n) {
+      init_tensor(t, k, n, seed, host + (t->offset - m->p_begin));
+      continue;
     }
+    if (n > scratch_n) {
+      free(scratch);
+      scratch = mallocCheck(sizeof(float) * (size_t)n);
+      scratch_n = n;
+    }
+    init_tensor(t, k, n, seed, scratch);
+    memcpy(host + (b - m->p_begin), scratch + (b - t->offset), sizeof(float) * (size_t)(e - b));
   }
-  ops->to_device(m->params, host + m->p_begin, sizeof(float) * (size_t)model_stored_n(m));
-  free(host);
+  ops->to_device(m->params, host, sizeof(float) * (size_t)sn);
+  free(host), free(scratch);
 }

@@ -116,8 +116,8 @@ Model *model_create(const ModelConfig *cfg, int max_batch);
  * gathers units per pass (collective: every rank builds the same model and runs the same passes). */
 Model *model_create_sharded(const ModelConfig *cfg, int max_batch);
 void model_free(Model *m);
-/* Fills parameters from the Philox stream RNG_INIT keyed by seed (host-side, then uploaded: the
- * stored range only). */
+/* Fills parameters from the Philox stream RNG_INIT keyed by seed (host-side, then uploaded): the
+ * stored range only, drawing only the tensors that meet it (the same values as the whole model's). */
 void model_init_params(Model *m, uint64_t seed);
 void model_zero_grad(Model *m);
 /* Values stored (p_end - p_begin). */
