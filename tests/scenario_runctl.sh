@@ -252,7 +252,7 @@ if wait_for watchdog $pid "$S/watchdog/ckpt_00000010.h5"; then
   rc=$?
   # the waiting rank names the collective and the rank it waits for, or, when it waits inside a
   # checkpoint's collective MPI-IO write (not one of mpi/dist.c's), says so
-  if [ $rc -ne 0 ] && grep -Eq "amd: error: watchdog: rank [01] has spent more than 2 s \(watchdog.seconds\) on step [0-9]*(, waiting in MPI_[A-Za-z]* for rank [01], which is stopped|: this rank, or another it waits for inside a checkpoint or log write, is stopped)" "$S/watchdog.out"
+  if [ $rc -ne 0 ] && grep -Eq "amd: error: watchdog: rank [01] has spent more than 2 s \(watchdog.seconds\) on step [0-9]*(, waiting in MPI_[A-Za-z_]*( \(MPI_[A-Za-z_]*\))? for rank [01], which is stopped|: this rank, or another it waits for inside a checkpoint or log write, is stopped)" "$S/watchdog.out"
   then pass watchdog_ends_the_job; else fail watchdog_ends_the_job "rc $rc after $((SECONDS - t0)) s: $(grep -v '^step' "$S/watchdog.out" | tail -c 500)"; fi
   for i in $(seq 1 100); do kill -0 "$stopped" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$stopped" 2>/dev/null && kill -CONT "$stopped" && kill -9 "$stopped"
