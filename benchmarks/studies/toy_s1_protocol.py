@@ -13,13 +13,14 @@ seeds (900, 901; never a test seed) at 1600 steps:
   stage 1 (tune1), the same 4-point grid for every method: optim.lr_student 5e-4 or 1.5e-3 (with
     optim.lr_fake twice it) x fake_per_gen 2 or 5;
   stage 2 (tune2), 5 points around each method's stage-1 winner: guidance 2 and 3 and a cosine
-    learning-rate decay (optim.schedule=cosine; the same 3 for every method) and 2 points of the method's own settings (dmd: its regression weight 0.25 and 1;
-    dmd2: the GAN weight 1e-2 and 1e-4; dmdr: the reward weight 0.01 and 0.2; amd: s = 1, and beta
+    learning-rate decay (optim.schedule=cosine; the same 3 for every method) and 2 points of the
+    method's own settings (dmd: its regression weight 0.25 and 1; dmd2: the GAN weight 1e-2 and 1e-4; dmdr: the reward weight 0.01 and 0.2; amd: s = 1, and beta
     on the fake teacher's repulsion only). Left at their defaults for want of time on 2 cores:
     amd.lambda_rls (1), amd.rls_norm (raw), amd.spread_floor (0).
 Selection (`select`): the lowest mean off-manifold fraction (EMA weights, 8192 samples) among the
 settings whose mean coverage is at least 0.99 (a setting that drops a mode is not chosen however
-sharp it is); among the 9 of a method. The test stage runs each winner on 10 fresh seeds (100-109)
+sharp it is; when none passes, as for dmdr in stage 1, the lowest off-manifold of all); among the
+9 of a method. The test stage runs each winner on 10 fresh seeds (100-109)
 at 1600 steps, the tuning budget (3200 did not fit the session's 2 cores: 40 runs of about 5 min
 each), with held-out curves every 400 steps, EMA and raw.
 """
