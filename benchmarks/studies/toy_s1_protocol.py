@@ -14,7 +14,8 @@ seeds (900, 901; never a test seed) at 1600 steps:
     optim.lr_fake twice it) x fake_per_gen 2 or 5;
   stage 2 (tune2), 5 points around each method's stage-1 winner: guidance 2 and 3 and a cosine
     learning-rate decay (optim.schedule=cosine; the same 3 for every method) and 2 points of the
-    method's own settings (dmd: its regression weight 0.25 and 1; dmd2: the GAN weight 1e-2 and 1e-4; dmdr: the reward weight 0.01 and 0.2; amd: s = 1, and beta
+    method's own settings (dmd: its regression weight 0.25 and 1; dmd2: the GAN weight 1e-2 and
+    1e-4; dmdr: the reward weight 0.01 and 0.2; amd: s = 1, and beta
     on the fake teacher's repulsion only). Left at their defaults for want of time on 2 cores:
     amd.lambda_rls (1), amd.rls_norm (raw), amd.spread_floor (0).
 Selection (`select`): the lowest mean off-manifold fraction (EMA weights, 8192 samples) among the
