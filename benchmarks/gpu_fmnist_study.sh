@@ -11,6 +11,9 @@
 #   here:  bash benchmarks/gpu_bundle.sh; mkdir -p .fm; cp /usr/share/datasets/fashion-mnist/*.gz .fm/
 #   there: bash benchmarks/gpu_fmnist_study.sh          (carry .gpu and .fm)
 #   a plumbing check on the CPU, in a minute: TINY=1 bash benchmarks/gpu_fmnist_study.sh
+#   PASSES=fmnist_s1_main: dmd2 and amd only (rerun without it for dmd and dmdr: finished cells are skipped)
+#   the 2-core CPU variant (no time limit, about 1.5 hours; a smaller teacher, DiT width 64, depth 2,
+#   8000 steps; 3 seeds at 1000 steps): CPU=1 OUT=/tmp/fm W=/tmp/fm bash benchmarks/gpu_fmnist_study.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_fmnist_study}
@@ -28,6 +31,10 @@ if [ -n "${TINY:-}" ]; then
   AMD=$PWD/amd PY=/usr/bin/python3 BUDGET=${TINY_BUDGET:-6} SEEDS="0 1" JOBS=2 THREADS=1 EVAL_EVERY=3
   TRAIN_X="train.steps=30 log.every=10 ckpt.every=30 model.width=32 model.depth=1"
   SAMPLE_N=64 FM_DIR=/usr/share/datasets/fashion-mnist
+elif [ -n "${CPU:-}" ]; then
+  AMD=$PWD/amd PY=/usr/bin/python3 LIMIT=${CPU_LIMIT:-100000} BUDGET=${CPU_BUDGET:-1000} SEEDS=${CPU_SEEDS:-"0 1 2"}
+  JOBS=2 THREADS=1 EVAL_EVERY=250 TRAIN_X="threads=2" SAMPLE_N=1000 FM_DIR=/usr/share/datasets/fashion-mnist
+  TEACHER_X="model.width=64 model.depth=2"
 else
   source benchmarks/gpu_env.sh
   nvidia-smi -L
@@ -36,19 +43,21 @@ fi
 # the spec of each part of the study, written here with this machine's paths and binary
 spec() { # NAME PREPARE(1: the study makes the data, classifiers and teacher) METHODS...
   local name=$1 prepare=$2; shift 2
-  "$PY" - "$name" "$prepare" "$W" "$AMD" "$BUDGET" "$SEEDS" "$EVAL_EVERY" "$SAMPLE_N" "$FM_DIR" "$TRAIN_X" "$@" <<'PY'
+  "$PY" - "$name" "$prepare" "$W" "$AMD" "$BUDGET" "$SEEDS" "$EVAL_EVERY" "$SAMPLE_N" "$FM_DIR" "$TRAIN_X" "${TEACHER_X:-}" "$@" <<'PY'
 import json, sys
-name, prepare, w, amd, budget, seeds, every, n, fm, trainx = sys.argv[1:11]
-methods = sys.argv[11:]
+name, prepare, w, amd, budget, seeds, every, n, fm, trainx, teacherx = sys.argv[1:12]
+methods = sys.argv[12:]
 p = w + "/prep"
 tx = trainx.split()
 cmds = [["mkdir", "-p", p], [amd, "data", "fmnist", f"dir={fm}", f"out_train={p}/train.h5", f"out_test={p}/test.h5"]]
 for task in ("reward", "evaluator"):
     cmds.append([amd, "train", f"jobs/fmnist_{task}.cfg", f"data={p}/train.h5", f"test_data={p}/test.h5",
                  f"run={p}/{task}", "threads={threads}"] + tx)
-cmds.append([amd, "train", "jobs/fmnist_teacher.cfg", f"data={p}/train.h5", f"run={p}/teacher", "threads={threads}"] + tx)
+cmds.append([amd, "train", "jobs/fmnist_teacher.cfg", f"data={p}/train.h5", f"run={p}/teacher", "threads={threads}"]
+            + tx + teacherx.split())
 spec = {
-    "description": f"Fashion-MNIST, 1-step students, EMA weights, {budget} steps, seeds {seeds} (issue 17; "
+    "description": f"Fashion-MNIST, 1-step students, EMA weights, {budget} steps, seeds {seeds}"
+                   + (f", teacher {teacherx}" if teacherx else "") + " (issue 17; "
                    "benchmarks/gpu_fmnist_study.sh)",
     "amd": amd,
     "teacher": {"ckpt": f"{p}/teacher", "commands": cmds} if prepare == "1" else f"{p}/teacher",
@@ -71,7 +80,7 @@ PY
 spec fmnist_s1_main 1 dmd2 amd
 spec fmnist_s1_all 0 dmd2 amd dmd dmdr
 left() { echo $((LIMIT - ($(date +%s) - t0))); }
-for name in fmnist_s1_main fmnist_s1_all; do
+for name in ${PASSES:-fmnist_s1_main fmnist_s1_all}; do
   [ "$(left)" -gt 30 ] || break
   echo "== $name ($(left) s left)"
   timeout -s TERM "$(left)" "$PY" benchmarks/study.py "$W/$name.json" --out "$W/study" --jobs "$JOBS" \

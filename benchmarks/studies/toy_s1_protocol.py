@@ -7,6 +7,8 @@ the results of the stage before, so the whole chain can be rerun and checked.
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py test STUDY1 STUDY2    # the winners, test seeds
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py stability STUDY1 STUDY2
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py preference STUDY1 STUDY2
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py multistep STUDY1 STUDY2  # toy_s2_test, toy_s4_test
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py extend STUDY1 STUDY2 TEST  # toy_s1_test3200
 
 Fair tuning: every method gets the same number of settings, 9, each run on the same 2 validation
 seeds (900, 901; never a test seed) at 1600 steps:
@@ -24,10 +26,19 @@ sharp it is; when none passes, as for dmdr in stage 1, the lowest off-manifold o
 9 of a method. The test stage runs each winner on 10 fresh seeds (100-109)
 at 1600 steps, the tuning budget (3200 did not fit the session's 2 cores: 40 runs of about 5 min
 each), with held-out curves every 400 steps, EMA and raw.
+The multistep stage runs the same S = 1 winners as 2- and 4-step students (student.steps 2 and 4) on
+the same 10 test seeds: the settings are not retuned per S (no method gets tuning at S = 2 or 4, so
+the budget stays equal; a method whose best setting moves with S is at a disadvantage there).
+The extend stage continues every run of the test study (TEST, its folder) from 1600 to 3200 steps,
+to see whether the verdict holds where the EMA curves flatten: it copies each run's last checkpoint
+and log into the new study's run folder, which the runner then resumes with resume.allow=train.steps.
+With the constant learning rate and the step-based EMA warm-up that is the same computation as a
+3200-step run from the start (checked bit for bit on a 10 + 10 step run: checkpoint and /eval rows).
 """
 import csv
 import json
 import os
+import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -135,7 +146,7 @@ def main():
             "1600 steps, validation seeds 900 and 901.",
             "runs/study/toy_s1_tune2", shared_teacher, methods, [1600], VALIDATION,
             next(k for k in methods if k.startswith("dmd2_")), tune_settings))
-    elif stage in ("test", "stability", "preference"):
+    elif stage in ("test", "stability", "preference", "multistep", "extend"):
         win = {m: select(studies, m) for m in METHODS}
         for m, (name, sets, v) in win.items():
             print(f"{m}: {name} (validation off_manifold {v['off_manifold']:.4f}, coverage {v['coverage']:.3f})")
@@ -147,6 +158,40 @@ def main():
                 "held-out curves every 400 steps (raw and EMA rows), the EMA student sampled.",
                 "runs/study/toy_s1_test", shared_teacher, {m: win[m][1] for m in METHODS}, [1600], TEST, "dmd2",
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}))
+        elif stage == "extend":
+            if len(studies) != 3:
+                sys.exit("toy_s1_protocol: extend takes STUDY1 STUDY2 TEST (the test study's folder)")
+            test, out = studies[2], "runs/study/toy_s1_test3200"
+            for m in METHODS:
+                for seed in TEST:
+                    src = os.path.join(test, "runs", f"{m}_steps1600_seed{seed}")
+                    dst = os.path.join(out, "runs", f"{m}_steps3200_seed{seed}")
+                    if os.path.exists(dst):
+                        continue
+                    if not os.path.exists(os.path.join(src, "ckpt_00001600.h5")):
+                        sys.exit(f"toy_s1_protocol: {src} has no ckpt_00001600.h5 (run the test study first)")
+                    os.makedirs(dst + ".tmp", exist_ok=True)
+                    for f in ("ckpt_00001600.h5", "log.h5"):
+                        shutil.copy2(os.path.join(src, f), os.path.join(dst + ".tmp", f))
+                    os.replace(dst + ".tmp", dst)
+            print(f"copied the 1600-step runs of {test} into {out}/runs")
+            write("toy_s1_test3200", spec(
+                "The tuned toy study at S = 1 continued to 3200 steps (issue 17; benchmarks/studies/toy_s1_protocol.py "
+                "extend): every run of toy_s1_test resumed from its 1600-step checkpoint (resume.allow=train.steps; the "
+                "same computation as a 3200-step run), the same 10 test seeds, held-out curves every 400 steps.",
+                out, shared_teacher, {m: win[m][1] for m in METHODS}, [3200], TEST, "dmd2",
+                {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096,
+                 "resume.allow": "train.steps"}))
+        elif stage == "multistep":
+            for S in (2, 4):
+                write(f"toy_s{S}_test", spec(
+                    f"The toy study at S = {S} (issue 17; benchmarks/studies/toy_s1_protocol.py): each method's S = 1 "
+                    f"winner (not retuned) as a {S}-step student, the 10 test seeds of the S = 1 study, 1600 steps, "
+                    "held-out curves every 400 steps (raw and EMA rows), the EMA student sampled.",
+                    f"runs/study/toy_s{S}_test", shared_teacher,
+                    {m: dict(win[m][1], **{"student.steps": S}) for m in METHODS}, [1600], TEST, "dmd2",
+                    {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400,
+                     "eval.n": 4096}))
         elif stage == "stability":
             methods = {}
             for m in METHODS:
@@ -180,7 +225,7 @@ def main():
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 400},
                 metrics=["mode_share:0,1,2,3", "coverage", "off_manifold", "wrong_class", "sliced_w1"]))
     else:
-        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference)")
+        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference, multistep, extend)")
 
 
 if __name__ == "__main__":
