@@ -39,7 +39,7 @@ DIRECTIONS = {"off_manifold": "lower", "mass_error": "lower", "wrong_class": "lo
               "precision": "higher", "recall": "higher", "accuracy": "higher", "reward": "higher",
               "samples_per_s": "higher"}
 SPEC_KEYS = {"description", "out", "amd", "teacher", "distill", "methods", "budgets", "seeds", "sample", "eval",
-             "baseline", "metrics", "launcher", "failure"}
+             "baseline", "metrics", "launcher", "failure", "contrasts"}
 # `mode_share:I,J,...`: the share of the on-manifold samples whose nearest mode is one of modes I, J, ...
 # (from /eval/mode_mass of a toy eval file); higher is better (the preferred modes of a preference reward)
 MODE_SHARE_RE = re.compile(r"^mode_share:(\d+(,\d+)*)$")
@@ -293,6 +293,12 @@ def load_spec(path):
                                             for k, v in failure.items()):
         raise SpecError(f"{path}: 'failure' must be an object {{metric: threshold}} over the spec's metrics "
                         "(a cell fails when a metric is beyond its threshold on the bad side)")
+    contrasts = spec.get("contrasts", [])
+    if not isinstance(contrasts, list) or not all(
+            isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) and x in methods for x in c) and c[0] != c[1]
+            for c in contrasts):
+        raise SpecError(f"{path}: 'contrasts' must be a list of [METHOD, REFERENCE] pairs of two different methods "
+                        f"of the spec ({', '.join(methods)})")
     launcher = spec.get("launcher", [])
     if not isinstance(launcher, list) or not all(isinstance(a, str) for a in launcher):
         raise SpecError(f"{path}: 'launcher' must be a list of strings (e.g. [\"mpirun\", \"-np\", \"2\"])")
@@ -306,6 +312,7 @@ def load_spec(path):
         "budgets": budgets, "seeds": seeds,
         "sample": _args_of(spec.get("sample", {}), "sample"), "eval": _args_of(spec.get("eval", {}), "eval"),
         "baseline": spec["baseline"], "metrics": metrics, "launcher": launcher,
+        "contrasts": [tuple(c) for c in contrasts],
         "failure": {k: float(v) for k, v in failure.items()}, "record_divergence": "failure" in spec,
     }
 
@@ -651,6 +658,26 @@ def collect(spec, out):
     return values
 
 
+def paired_table(spec, values, pairs, rows, table, with_reference=False):
+    """The markdown lines of a table of paired differences, method minus reference per (method, reference)
+    pair and budget; appends the CSV rows (table `table`, the reference in the baseline column)."""
+    metrics = spec["metrics"]
+    head = "| method | " + ("reference | " if with_reference else "") + "steps | pairs | "
+    md = [head + " | ".join(metrics) + " |", "|---" * (len(metrics) + 3 + with_reference) + "|"]
+    for b in spec["budgets"]:
+        for m, ref in pairs:
+            v, vb = values.get((m, b), {}), values.get((ref, b), {})
+            cells, npairs = [], 0
+            for k, d in metrics.items():
+                n, mean, lo, hi, word = paired(v.get(k, {}), vb.get(k, {}), d)
+                npairs = max(npairs, n)
+                cells.append(f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}] {word}" if n else "-")
+                rows.append([table, m, b, k, d, n, mean, lo, hi, ref, word if n else ""])
+            md.append(f"| {m} | " + (f"{ref} | " if with_reference else "") + f"{b} | {npairs} | "
+                      + " | ".join(cells) + " |")
+    return md
+
+
 def report(spec, out):
     values = collect(spec, out)
     metrics, base = spec["metrics"], spec["baseline"]
@@ -672,20 +699,12 @@ def report(spec, out):
                 cells.append(f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]" if n else "-")
                 rows.append(["mean", m, b, k, d, n, mean, lo, hi, "", ""])
             md.append(f"| {m} | {b} | {nseeds} | " + " | ".join(cells) + " |")
-    md += ["", f"## Paired differences against {base}", "",
-           "| method | steps | pairs | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 3) + "|"]
-    for b in spec["budgets"]:
-        for m in spec["methods"]:
-            if m == base:
-                continue
-            v, vb = values.get((m, b), {}), values.get((base, b), {})
-            cells, npairs = [], 0
-            for k, d in metrics.items():
-                n, mean, lo, hi, word = paired(v.get(k, {}), vb.get(k, {}), d)
-                npairs = max(npairs, n)
-                cells.append(f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}] {word}" if n else "-")
-                rows.append(["paired", m, b, k, d, n, mean, lo, hi, base, word if n else ""])
-            md.append(f"| {m} | {b} | {npairs} | " + " | ".join(cells) + " |")
+    md += ["", f"## Paired differences against {base}", ""]
+    md += paired_table(spec, values, [(m, base) for m in spec["methods"] if m != base], rows, "paired")
+    if spec["contrasts"]:
+        md += ["", "## Contrasts", "", "Paired differences of the spec's `contrasts`, method minus reference on "
+               "the seeds both have.", ""]
+        md += paired_table(spec, values, spec["contrasts"], rows, "contrast", with_reference=True)
     div = diverged_cells(spec, out)
     if spec["failure"]:
         crit = "; ".join(f"{k} {'above' if metrics[k] == 'lower' else 'below'} {v:g}" for k, v in spec["failure"].items())

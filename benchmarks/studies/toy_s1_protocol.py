@@ -208,7 +208,10 @@ def main():
                 "lost) or off-manifold above 0.9.",
                 "runs/study/toy_s1_stability", shared_teacher, methods, [1600], TEST[:4], "dmd2_lr1x",
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 400, "guard.max_rollbacks": 0},
-                failure={"coverage": 0.75, "off_manifold": 0.9}))
+                failure={"coverage": 0.75, "off_manifold": 0.9},
+                # how much each method loses at 2x and 4x (paired by seed), and AMD against DMD2 at each rate
+                contrasts=[[f"{m}_lr{x}x", f"{m}_lr1x"] for m in METHODS for x in (2, 4)]
+                + [[f"amd_lr{x}x", f"dmd2_lr{x}x"] for x in (1, 2, 4)]))
         else:
             pref = "4,4,4,4,1,1,1,1"  # modes 0-3 preferred: one of the two modes of each class
             methods = {}
