@@ -195,14 +195,14 @@ def main():
         elif stage == "stability":
             methods = {}
             for m in METHODS:
-                for x in (1, 2, 4):
+                for x in (1, 2, 4, 8, 16):
                     s = dict(win[m][1])
                     s["optim.lr_student"] = x * s["optim.lr_student"]
                     s["optim.lr_fake"] = x * s["optim.lr_fake"]
                     methods[f"{m}_lr{x}x"] = s
             write("toy_s1_stability", spec(
                 "Stability (issue 17, claim b; benchmarks/studies/toy_s1_protocol.py): each method's tuned setting at 1x, "
-                "2x and 4x its tuned learning rates (student and fake teacher), 1600 steps, 4 test seeds. A cell fails "
+                "2x, 4x, 8x and 16x its tuned learning rates (student and fake teacher), 1600 steps, 4 test seeds. A cell fails "
                 "when it diverges (a non-finite loss or gradient; no rollback, which would halve the learning rate under "
                 "test: exit 3; a loss-spike criterion is no use here, loss_dm jumps 100-fold in healthy runs) or collapses: coverage below 0.75 (two of the 8 modes "
                 "lost) or off-manifold above 0.9.",
@@ -210,8 +210,8 @@ def main():
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 400, "guard.max_rollbacks": 0},
                 failure={"coverage": 0.75, "off_manifold": 0.9},
                 # how much each method loses at 2x and 4x (paired by seed), and AMD against DMD2 at each rate
-                contrasts=[[f"{m}_lr{x}x", f"{m}_lr1x"] for m in METHODS for x in (2, 4)]
-                + [[f"amd_lr{x}x", f"dmd2_lr{x}x"] for x in (1, 2, 4)]))
+                contrasts=[[f"{m}_lr{x}x", f"{m}_lr1x"] for m in METHODS for x in (2, 4, 8, 16)]
+                + [[f"amd_lr{x}x", f"dmd2_lr{x}x"] for x in (1, 2, 4, 8, 16)]))
         else:
             pref = "4,4,4,4,1,1,1,1"  # modes 0-3 preferred: one of the two modes of each class
             methods = {}
