@@ -295,10 +295,11 @@ def load_spec(path):
                         "(a cell fails when a metric is beyond its threshold on the bad side)")
     contrasts = spec.get("contrasts", [])
     if not isinstance(contrasts, list) or not all(
-            isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) and x in methods for x in c) and c[0] != c[1]
-            for c in contrasts):
+            isinstance(c, list) and len(c) in (2, 4) and all(isinstance(x, str) and x in methods for x in c)
+            and c[0] != c[1] and (len(c) == 2 or c[2] != c[3]) for c in contrasts):
         raise SpecError(f"{path}: 'contrasts' must be a list of [METHOD, REFERENCE] pairs of two different methods "
-                        f"of the spec ({', '.join(methods)})")
+                        f"of the spec ({', '.join(methods)}), or of [A, B, C, D] (the difference in differences "
+                        "(A - B) - (C - D))")
     launcher = spec.get("launcher", [])
     if not isinstance(launcher, list) or not all(isinstance(a, str) for a in launcher):
         raise SpecError(f"{path}: 'launcher' must be a list of strings (e.g. [\"mpirun\", \"-np\", \"2\"])")
@@ -660,16 +661,26 @@ def collect(spec, out):
 
 def paired_table(spec, values, pairs, rows, table, with_reference=False):
     """The markdown lines of a table of paired differences, method minus reference per (method, reference)
-    pair and budget; appends the CSV rows (table `table`, the reference in the baseline column)."""
+    pair and budget, or (A - B) - (C - D) per (A, B, C, D); appends the CSV rows (table `table`, the
+    reference, "C - D" for a difference in differences, in the baseline column, the method "A - B")."""
     metrics = spec["metrics"]
     head = "| method | " + ("reference | " if with_reference else "") + "steps | pairs | "
     md = [head + " | ".join(metrics) + " |", "|---" * (len(metrics) + 3 + with_reference) + "|"]
+
+    def per_seed(b, names, k):
+        """{seed: value} of one method, or of A - B over the seeds both have."""
+        vals = [values.get((x, b), {}).get(k, {}) for x in names]
+        if len(vals) == 1:
+            return vals[0]
+        return {s: vals[0][s] - vals[1][s] for s in set(vals[0]) & set(vals[1])}
+
     for b in spec["budgets"]:
-        for m, ref in pairs:
-            v, vb = values.get((m, b), {}), values.get((ref, b), {})
+        for pair in pairs:
+            half = len(pair) // 2
+            m, ref = " - ".join(pair[:half]), " - ".join(pair[half:])
             cells, npairs = [], 0
             for k, d in metrics.items():
-                n, mean, lo, hi, word = paired(v.get(k, {}), vb.get(k, {}), d)
+                n, mean, lo, hi, word = paired(per_seed(b, pair[:half], k), per_seed(b, pair[half:], k), d)
                 npairs = max(npairs, n)
                 cells.append(f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}] {word}" if n else "-")
                 rows.append([table, m, b, k, d, n, mean, lo, hi, ref, word if n else ""])

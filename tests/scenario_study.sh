@@ -18,7 +18,8 @@
 #  - with a "failure" criterion a diverged distillation (exit 3) is recorded as a result, not an error:
 #    the Failures table counts diverged and collapsed cells with Wilson intervals, a rerun skips them;
 #    a `mode_share:I,J,...` metric equals the share recomputed from /eval/mode_mass;
-#  - `contrasts` add paired tables of chosen pairs (checked against the baseline table, negated).
+#  - `contrasts` add paired tables of chosen pairs (checked against the baseline table, negated) and
+#    differences in differences (twice the baseline table when the pairs are mirrored).
 source "$(dirname "$0")/lib.sh"
 S=$(cd "$SCRATCH" && pwd)
 STUDY="$PY benchmarks/study.py"
@@ -260,12 +261,14 @@ for r in rows:
     assert abs(float(r['mean']) - sum(v) / 3) <= 1e-12 * max(1, abs(sum(v))), (r, v)
 "
 # contrasts: extra paired tables; dmd2 minus amd is the baseline table's amd minus dmd2, negated
-mkspec "$S/contrast.json" "s['contrasts'] = [['dmd2', 'amd']]"
+mkspec "$S/contrast.json" "s['contrasts'] = [['dmd2', 'amd'], ['amd', 'dmd2', 'dmd2', 'amd']]"
 expect_ok study_contrasts_report $STUDY "$S/contrast.json" --out "$S/ci" --report
 py_check study_contrasts_values "
 import csv
 rows = list(csv.DictReader(open('$S/ci/results.csv')))
-con = {(r['steps'], r['metric']): r for r in rows if r['table'] == 'contrast'}
+con = {(r['steps'], r['metric']): r for r in rows if r['table'] == 'contrast' and r['method'] == 'dmd2'}
+# (amd - dmd2) - (dmd2 - amd): twice the paired difference, its interval twice as wide
+did = {(r['steps'], r['metric']): r for r in rows if r['table'] == 'contrast' and r['method'] == 'amd - dmd2'}
 par = {(r['steps'], r['metric']): r for r in rows if r['table'] == 'paired'}
 assert len(con) == 2 * 6 and set(con) == set(par), (len(con), sorted(con))
 flip = {'better': 'worse', 'worse': 'better', 'not separable at 95%': 'not separable at 95%'}
@@ -275,8 +278,12 @@ for key, c in con.items():
     assert abs(float(c['mean']) + float(p['mean'])) <= 1e-12 * max(1.0, abs(float(p['mean']))), (c, p)
     assert abs(float(c['ci_low']) + float(p['ci_high'])) <= 1e-9 and abs(float(c['ci_high']) + float(p['ci_low'])) <= 1e-9, (c, p)
     assert c['verdict'] == flip[p['verdict']], (c, p)
+    q = did[key]
+    assert q['baseline'] == 'dmd2 - amd' and q['n'] == '3' and q['verdict'] == p['verdict'], (q, p)
+    for f in ('mean', 'ci_low', 'ci_high'):
+        assert abs(float(q[f]) - 2 * float(p[f])) <= 1e-9 * max(1.0, abs(float(p[f]))), (f, q, p)
 md = open('$S/ci/results.md').read()
-assert '## Contrasts' in md and '| dmd2 | amd | 10 | 3 |' in md, md
+assert '## Contrasts' in md and '| dmd2 | amd | 10 | 3 |' in md and '| amd - dmd2 | dmd2 - amd | 20 | 3 |' in md, md
 "
 mkspec "$S/contrast_bad.json" "s['contrasts'] = [['amd', 'nosuch']]"
 expect_error study_contrasts_unknown "'contrasts' must be a list of [METHOD, REFERENCE] pairs of two different methods" \

@@ -211,7 +211,9 @@ def main():
                 failure={"coverage": 0.75, "off_manifold": 0.9},
                 # how much each method loses at 2x and 4x (paired by seed), and AMD against DMD2 at each rate
                 contrasts=[[f"{m}_lr{x}x", f"{m}_lr1x"] for m in METHODS for x in (2, 4, 8, 16)]
-                + [[f"amd_lr{x}x", f"dmd2_lr{x}x"] for x in (1, 2, 4, 8, 16)]))
+                + [[f"amd_lr{x}x", f"dmd2_lr{x}x"] for x in (1, 2, 4, 8, 16)]
+                # AMD's loss from 1x against each baseline's (a difference in differences)
+                + [[f"amd_lr{x}x", "amd_lr1x", f"{m}_lr{x}x", f"{m}_lr1x"] for m in METHODS[:3] for x in (2, 4, 8, 16)]))
         else:
             pref = "4,4,4,4,1,1,1,1"  # modes 0-3 preferred: one of the two modes of each class
             methods = {}
