@@ -27,11 +27,12 @@ for c in $CASES; do
   IFS=: read -r p z pf w <<<"$c"
   name="np${p}_z${z}_pf${pf}_w$w" prefetch=true
   [ "$pf" = 0 ] && prefetch=false
-  mpirun -np "$p" --oversubscribe --mca btl self,vader /usr/bin/time -f "peak_rss_kb %M" "$AMD" train \
+  # each rank appends its own line (O_APPEND: whole lines, where a shared stdout interleaves them)
+  mpirun -np "$p" --oversubscribe --mca btl self,vader /usr/bin/time -a -o "$OUT/$name.rss" -f "peak_rss_kb %M" "$AMD" train \
     jobs/fmnist_teacher.cfg data="$DATA" run="$OUT/$name" model.width="$w" model.depth="$DEPTH" model.heads="$HEADS" \
     train.steps="$STEPS" train.batch="$BATCH" log.every=1 ckpt.every=1000000 zero="$z" zero.prefetch=$prefetch \
     threads=1 >"$OUT/$name.log" 2>&1 || { echo "zero_comm: the run failed, see $OUT/$name.log" >&2; exit 1; }
-  rss=$(awk '/^peak_rss_kb/{if ($2 > m) m = $2} END {printf "%.0f", m / 1024}' "$OUT/$name.log")
+  rss=$(awk '/^peak_rss_kb/{if ($2 > m) m = $2; k++} END {printf "%.0f", k == p ? m / 1024 : -1}' p="$p" "$OUT/$name.rss")
   gathers=$(sed -n 's/.*unit gathers \([0-9.]*\) s in flight, \([0-9.]*\) s waited for.*/\1 \/ \2/p' "$OUT/$name.log")
   row=$("$PY" - "$OUT/$name/log.h5" "$OUT/$name.log" "$p" "$z" <<'EOF'
 import re, sys, h5py, numpy as np

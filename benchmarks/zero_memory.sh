@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Peak resident memory per rank at each ZeRO stage (issue 18), for every "RANKS:ZERO" pair of CASES,
-# each rank under /usr/bin/time; prints a markdown table of the largest rank's peak RSS beside amd's
-# own start-up lines (its bytes per rank of parameters, gradients, moments and gathered buffers), to
-# compare with DESIGN.md 7.2.1's model, and the log's per-step communication (comm_bytes, comm_s,
-# when the binary logs them).
+# each rank under /usr/bin/time (-1 MB: a rank's line is missing); prints a markdown table of the
+# largest rank's peak RSS beside amd's own start-up lines (its bytes per rank of parameters,
+# gradients, moments and gathered buffers), to compare with DESIGN.md 7.2.1's model, and the log's
+# per-step communication (comm_bytes, comm_s, when the binary logs them).
 #   CMD=train: `amd train` of a DiT teacher of WIDTH x DEPTH (default 512 x 12, about 58 M
 #     parameters) on Fashion-MNIST, STEPS steps of BATCH images.
 #   CMD=distill: `amd distill` of TEACHER (a checkpoint of such a DiT, e.g. 2 steps of CMD=train)
@@ -40,11 +40,13 @@ for c in $CASES; do
   p=${c%%:*} z=${c##*:}
   run="$OUT/np${p}_z$z" log="$OUT/np${p}_z$z.log"
   # shellcheck disable=SC2086 # EXTRA is a list of key=value words
-  mpirun -np "$p" --oversubscribe --mca btl self,vader /usr/bin/time -f "peak_rss_kb %M" "$AMD" "${args[@]}" \
+  # each rank appends its own line (O_APPEND: whole lines, where a shared stdout interleaves them)
+  mpirun -np "$p" --oversubscribe --mca btl self,vader /usr/bin/time -a -o "$OUT/np${p}_z$z.rss" -f "peak_rss_kb %M" \
+    "$AMD" "${args[@]}" \
     run="$run" train.steps="$STEPS" log.every=1 ckpt.every=1000000 zero="$z" threads=1 $EXTRA >"$log" 2>&1 ||
     { echo "zero_memory: the run failed, see $log" >&2; exit 1; }
-  rss=$(awk '/^peak_rss_kb/{if ($2 > m) m = $2} END {printf "%.0f", m / 1024}' "$log")
-  lines=$(grep "bytes per rank" "$log" | sed 's/^ *//' | paste -sd ';' | sed 's/;/; /g')
+  rss=$(awk '/^peak_rss_kb/{if ($2 > m) m = $2; k++} END {printf "%.0f", k == p ? m / 1024 : -1}' p="$p" "$OUT/np${p}_z$z.rss")
+  lines=$(grep "bytes per rank\|bytes on rank" "$log" | sed 's/^ *//' | paste -sd ';' | sed 's/;/; /g')
   comm=$("${PY:-/usr/bin/python3}" - "$run/log.h5" <<'EOF'
 import sys, h5py
 t = h5py.File(sys.argv[1], "r")["train"]
