@@ -85,13 +85,15 @@ static const SchemaEntry table[] = {
      "bytes rank 0 sent plus received in the step's ZeRO collectives of every network (gradient reduce-scatter and "
      "all-gathers, stage 3's unit gathers and reduce-scatters; payload as a direct exchange would move it, "
      "mpi/dist.h); NaN on rows logged before amd counted them"},
-    {LG, "/train/comm_bytes_*", F, "bytes", "the same for one network: student, fake (teacher), disc (GAN head), real (teacher)"},
+    {LG, "/train/comm_bytes_*", F, "bytes",
+     "the same for one network: student, fake (teacher), disc (GAN head), real (teacher)"},
     {LG, "/train/comm_s", F, "s",
      "seconds rank 0 spent inside those collectives in the step (staging and waiting for other ranks included)"},
     {LG, "/memory/step", I, "steps", "optimizer steps done when the run started (0) or resumed: one row per start"},
     {LG, "/memory/ranks", I, "count", "MPI ranks of that start"},
     {LG, "/memory/zero", I, "index", "its ZeRO stage (config key zero)"},
-    {LG, "/memory/*_params", I, "bytes", "bytes per rank of the network's stored parameters (the largest rank's shard)"},
+    {LG, "/memory/*_params", I, "bytes",
+     "bytes per rank of the network's stored parameters (the largest rank's shard)"},
     {LG, "/memory/*_gradients", I, "bytes", "bytes per rank of its gradient buffer (0 for the frozen real teacher)"},
     {LG, "/memory/*_moments", I, "bytes", "bytes per rank of its AdamW moments, m and v (0 when frozen)"},
     {LG, "/memory/*_ema", I, "bytes", "bytes per rank of the EMA of its weights (0 when it keeps none)"},

@@ -1,9 +1,9 @@
 /* dist.c: MPI setup, prompt partition and the data-parallel reductions. Every collective's wall
- * time counts as communication (dist_comm_seconds, which the /timing table of src/timing.h reads), waiting for slower ranks
- * included; the vector collectives of ZeRO also add their bytes and seconds to the caller's
- * DistTraffic (count). Backend buffers (gradients, parameters) reach MPI directly on the CPU backend and with a
- * CUDA-aware MPI; otherwise they go through one host staging buffer, grown to the largest size asked
- * for and kept until dist_finalize. */
+ * time counts as communication (dist_comm_seconds, which the /timing table of src/timing.h reads),
+ * waiting for slower ranks included; the vector collectives of ZeRO also add their bytes and
+ * seconds to the caller's DistTraffic (count). Backend buffers (gradients, parameters) reach MPI
+ * directly on the CPU backend and with a CUDA-aware MPI; otherwise they go through one host staging
+ * buffer, grown to the largest size asked for and kept until dist_finalize. */
 #include "dist.h"
 
 #include <signal.h>
@@ -18,7 +18,7 @@
 #endif
 #endif
 
-static double comm_seconds; /* wall time inside collectives so far (every collective; a DistTraffic counts its own) */
+static double comm_seconds; /* wall time inside every collective so far (a DistTraffic counts its own) */
 
 /* The collective this rank is inside (an index into collective_names; 0: none), read by the
  * watchdog's signal handler, hence a sig_atomic_t. */
@@ -183,7 +183,8 @@ void dist_gather_wait(DistGather *g) {
   g->active = 0;
   double t1 = amd_time();
   comm_seconds += t1 - t0;
-  if (g->traffic) g->traffic->seconds += t1 - t0, g->traffic->gather_wait += t1 - t0, g->traffic->gather_span += t1 - g->started;
+  DistTraffic *t = g->traffic;
+  if (t) t->seconds += t1 - t0, t->gather_wait += t1 - t0, t->gather_span += t1 - g->started;
 }
 
 void dist_gather_free(DistGather *g) {

@@ -207,7 +207,8 @@ static void distill_row(void *ctx, long step, const RunClock *clk, double *row) 
   const DistillStats *o = &R->o;
   double lr_student, lr_fake;
   distill_lr(R->d, step, &lr_student, &lr_fake);
-  double r[NTRAIN - NCOMM] = {row[0], o->loss_dm, o->loss_fake, o->loss_gan_g, o->loss_gan_d, o->loss_reg, o->loss_reward,
+  double r[NTRAIN - NCOMM] = {row[0], o->loss_dm, o->loss_fake, o->loss_gan_g, o->loss_gan_d, o->loss_reg,
+                              o->loss_reward,
                       o->grad_norm_student, o->grad_norm_fake, lr_student, lr_fake, o->reward_mean, o->reward_std,
                       o->forbidden_frac, o->off_manifold_frac, o->alpha_mean, o->alpha_std, o->beta_mean, o->beta_std,
                       o->fw_mean, o->fw_min, o->fw_max, o->norm_dc_x, o->norm_df_x, o->norm_dc_du, o->cos_real_fake,

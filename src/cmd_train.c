@@ -102,10 +102,14 @@ static const cfg_key train_keys[] = {
 #undef K
 
 /* the /train columns: the teacher's, the classifiers' (two more), then the step's communication */
-static const char *const teacher_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time", "comm_bytes", "comm_s"};
+static const char *const teacher_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time",
+                                           "comm_bytes", "comm_s"};
 static const char *const classifier_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time", "accuracy",
                                               "test_accuracy", "comm_bytes", "comm_s"};
-enum { NCOLS_TEACHER = sizeof teacher_cols / sizeof teacher_cols[0], NCOLS = sizeof classifier_cols / sizeof classifier_cols[0] };
+enum {
+  NCOLS_TEACHER = sizeof teacher_cols / sizeof teacher_cols[0],
+  NCOLS = sizeof classifier_cols / sizeof classifier_cols[0]
+};
 
 /* The architecture from the keys and the data: teacher mlp or dit, classifiers on dit blocks. */
 static void model_config_for(const TrainConfig *c, const Dataset *d, int classifier, ModelConfig *mc) {

@@ -40,8 +40,9 @@ typedef struct {
 
 /* The keys run, resume, resume.allow, device, seed, threads, zero and zero.prefetch, in this order,
  * through the command's K(name, type, field, ...) macro over a struct with members rl (RunSettings),
- * device, threads, zero and zero_prefetch: every run has them; run_default is the run folder's default, zero_max the highest ZeRO
- * stage the command supports, zero_help names the networks the stage shards. */
+ * device, threads, zero and zero_prefetch: every run has them; run_default is the run folder's
+ * default, zero_max the highest ZeRO stage the command supports, zero_help names the networks the
+ * stage shards. */
 #define RUNLOOP_RUN_KEYS(K, run_default, zero_max, zero_help)                                                            \
   K("run", CFG_STR, rl.run, run_default, 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5 go here"),             \
   K("resume", CFG_BOOL, rl.resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),  \

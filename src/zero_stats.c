@@ -57,7 +57,8 @@ int zero_stats_step_end(ZeroStats *s, double *out) {
     bytes += (double)b, seconds += now.seconds - then->seconds;
     s->run.sent += now.sent - then->sent, s->run.received += now.received - then->received;
     s->run.seconds += now.seconds - then->seconds;
-    s->run.gather_wait += now.gather_wait - then->gather_wait, s->run.gather_span += now.gather_span - then->gather_span;
+    s->run.gather_wait += now.gather_wait - then->gather_wait;
+    s->run.gather_span += now.gather_span - then->gather_span;
     if (s->nnets > 1) out[k++] = (double)b;
   }
   out[0] = bytes, out[k++] = seconds;

@@ -406,7 +406,8 @@ static void traffic_matches_model(const ModelConfig *c, int B) {
       EXPECT((stage == 3) == (units != NULL), "%s stage %d: model_traffic is %p", c->kind, stage, (const void *)units);
       if (units) {
         got.sent += units->sent, got.received += units->received, got.seconds += units->seconds;
-        EXPECT(units->gather_span >= units->gather_wait && units->gather_wait >= 0 && units->seconds >= units->gather_wait,
+        EXPECT(units->gather_span >= units->gather_wait && units->gather_wait >= 0 &&
+                   units->seconds >= units->gather_wait,
                "%s: gathers in flight %g s, waited %g s, in the calls %g s", c->kind, units->gather_span,
                units->gather_wait, units->seconds);
       }
@@ -415,7 +416,8 @@ static void traffic_matches_model(const ModelConfig *c, int B) {
              "says %ld, %ld", c->kind, stage, prefetch, p, r, got.sent, got.received, sent, received);
       EXPECT(got.seconds >= 0, "%s stage %d: %g s", c->kind, stage, got.seconds);
       if (stage == 3 && prefetch) memcpy(out_prefetched, out, xb);
-      if (stage == 3 && !prefetch) EXPECT(memcmp(out, out_prefetched, xb) == 0, "%s: the prefetch changes the forward", c->kind);
+      if (stage == 3 && !prefetch)
+        EXPECT(memcmp(out, out_prefetched, xb) == 0, "%s: the prefetch changes the forward", c->kind);
       if (prefetch) moved[stage] = got.sent + got.received;
       zero_free(z);
       model_free(m);
