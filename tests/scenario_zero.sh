@@ -22,7 +22,12 @@
 #    distillation above (a GAN method's fake teacher takes two backward passes per update, the flow
 #    loss and the GAN term: zero=3 sums each over ranks, zero=0 their local sum, so they round
 #    differently; measured 4e-7 relative); a zero=3 -np 2 distillation resumed at -np 1 (zero=3)
-#    and at -np 2 with zero=0.
+#    and at -np 2 with zero=0;
+#  - communication and memory in the log: test_zero also at -np 2; each step's comm_bytes equals the
+#    cost model computed from n and p (zero 0 to 3, -np 1, 2, 4; zero=3 1.5 times zero=2), the
+#    /memory row equals the start-up line (a resume at another rank count adds one), a log of an
+#    older amd without these columns resumes with NaN on its earlier rows; in distillation
+#    comm_bytes is the sum of the four networks' columns.
 # Tolerances: at a different rank count the float32 gradient sums round differently (a few ulp per
 # element); measured, the teacher's losses then differ by at most 3e-8 relative over 30 steps and
 # the distillation losses by at most 5e-6 over 8 steps. A resume that loads a wrong part of the
@@ -196,6 +201,22 @@ for run, p, z in (('np2_z3', 2, 3), ('np4_z2', 4, 2), ('np1_z0', 1, 0)):
     assert m['teacher_params'].attrs['units'] == 'bytes'
 m = h5py.File('$S/resume_np4_z2/log.h5', 'r')['memory']
 assert m['step'][:].tolist() == [0, 20] and m['ranks'][:].tolist() == [2, 4] and m['zero'][:].tolist() == [2, 2], m['ranks'][:]
+"
+# a log of an older amd (no comm_* columns, no /memory) resumed: the columns come with NaN rows
+cp -r "$S/np2_z3" "$S/oldlog"
+$PY -c "
+import h5py
+for p in ('$S/oldlog/log.h5', '$S/oldlog/log.h5.bak'):
+    with h5py.File(p, 'a') as f:
+        del f['train/comm_bytes'], f['train/comm_s'], f['memory']
+"
+train oldlog 2 3 train.steps=33 resume=1 resume.allow=train.steps
+py_check old_log_resumed "
+import h5py, numpy as np
+f = h5py.File('$S/oldlog/log.h5', 'r')
+b, ref = f['train/comm_bytes'][:], h5py.File('$S/np2_z3/log.h5', 'r')['train/comm_bytes'][0]
+assert len(b) == 33 and np.isnan(b[:30]).all() and (b[30:] == ref).all(), b
+assert len(f['train/comm_s']) == 33 and f['memory/step'][:].tolist() == [30], f['memory/step'][:]
 "
 # the dit teacher, on 256 random 8 x 8 images
 $PY - "$S" <<'PYEOF'
