@@ -108,6 +108,11 @@ ZeroMemory zero_memory(const ZeroOpt *z, long gathered_bytes, int ema) {
                       .ema = ema ? f * moments : 0, .gathered = gathered_bytes};
 }
 
+long zero_step_bytes(const ZeroOpt *z) {
+  long s = z->end - z->begin, one = 4 * (z->n - s) + 4 * s * (dist_size() - 1);
+  return (z->stage == 1 || z->stage == 3 ? 3 : 2) * one;
+}
+
 void zero_log_memory(const ZeroOpt *z, const char *net, long gathered_bytes) {
   ZeroMemory b = zero_memory(z, gathered_bytes, 0);
   long moments = z->stage == 0 ? z->n : largest_shard(z);

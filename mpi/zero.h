@@ -70,6 +70,12 @@ typedef struct {
 /* z's network at its stage: gathered_bytes is what its units take (stage 3, src/model.h; 0 below),
  * ema whether it keeps an EMA of the weights (over the moments' range). */
 ZeroMemory zero_memory(const ZeroOpt *z, long gathered_bytes, int ema);
+/* The bytes this rank sends plus receives in the ZeRO collectives of one optimizer step with one
+ * forward and one backward of z's network (the cost model of docs/DESIGN.md section 7.2.1, in
+ * mpi/dist.h's DistTraffic terms): per all-gather or reduce-scatter of the vector 4 (n - s) + 4 s
+ * (p - 1) for this rank's shard s; 2 of them at stages 0 and 2, 3 at stages 1 and 3 (stage 3: each
+ * unit gathered in the forward and in the backward, then reduce-scattered). 0 at one rank. */
+long zero_step_bytes(const ZeroOpt *z);
 /* Rank 0 prints what this network's training state takes on each rank (the largest shard):
  * parameters, gradients, moments and the gathered buffers (stage 3: gathered_bytes, what the
  * network's units take, src/model.h; 0 below). */

@@ -287,6 +287,8 @@ int cmd_train(int argc, char **argv) {
   amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", dist_size(),
           threads, ops->name, mc.kind, T.model->num_params, c.data, data.n, data.dim);
   zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher", model_gathered_bytes(T.model));
+  amd_log("zero=%d: a step moves %ld bytes (sent plus received by rank 0; the cost model, DESIGN.md 7.2.1)\n",
+          c.zero, zero_step_bytes(T.zo));
   evalrun_print(T.eval);
 
   T.ema = c.rl.ema_decay > 0 ? ema_create_range(T.zo->opt->begin, T.zo->opt->n) : NULL;

@@ -24,7 +24,8 @@
 #    differently; measured 4e-7 relative); a zero=3 -np 2 distillation resumed at -np 1 (zero=3)
 #    and at -np 2 with zero=0;
 #  - communication and memory in the log: test_zero also at -np 2; each step's comm_bytes equals the
-#    cost model computed from n and p (zero 0 to 3, -np 1, 2, 4; zero=3 1.5 times zero=2), the
+#    cost model computed from n and p (zero 0 to 3, -np 1, 2, 4; zero=3 1.5 times zero=2), as the
+#    start-up line says, the
 #    /memory row equals the start-up line (a resume at another rank count adds one), a log of an
 #    older amd without these columns resumes with NaN on its earlier rows; in distillation
 #    comm_bytes is the sum of the four networks' columns.
@@ -168,7 +169,7 @@ assert line('np2_z0')[5] == 0 and line('np2_z0')[0] == 4 * n
 # or reduce-scatter moves 4 (n - s) + 4 s (p - 1) bytes (in plus out); a teacher step is 2 of them
 # at zero=0 and 2, 3 at zero=1 and 3 (forward gather, backward gather, reduce-scatter)
 py_check comm_bytes_cost_model "
-import h5py, numpy as np
+import h5py, re, numpy as np
 n = int(h5py.File('$S/np1_z0/ckpt_00000030.h5', 'r')['teacher'].attrs['num_params'])
 def expected(p, z):
     s = min((n + 15) // 16 // p * 16, n)
@@ -178,6 +179,8 @@ for run, p, z in (('np1_z0', 1, 0), ('np2_z0', 2, 0), ('np2_z1', 2, 1), ('np2_z2
     t = h5py.File('$S/%s/log.h5' % run, 'r')['train']
     b, sec = t['comm_bytes'][:], t['comm_s'][:]
     assert len(b) == 30 and (b == expected(p, z)).all(), (run, b[:3], expected(p, z))
+    said = [l for l in open('$SCRATCH/%s.out' % run) if 'a step moves' in l][0]  # amd's start-up line
+    assert int(re.search(r'moves (\d+) bytes', said).group(1)) == expected(p, z), (run, said)
     assert np.isfinite(sec).all() and (sec >= 0).all() and (sec[b == 0] < 1e-3).all(), (run, sec[:3])
     assert t['comm_bytes'].attrs['units'] == 'bytes'
 b2 = h5py.File('$S/np2_z2/log.h5', 'r')['train/comm_bytes'][0]
