@@ -184,6 +184,21 @@ typedef struct {
   long step; /* open: resume step (-1 fresh); rewind: last step kept */
 } TableArg;
 
+/* A float column that a log of an older amd lacks (comm_s, say), when a run resumes it: made, with
+ * NaN on the rows kept. Any other missing column means the log is of another kind of run. */
+static void add_missing_column(hid_t g, const TrainLog *l, const char *name, hsize_t rows) {
+  if (h5_schema(g, name)->type != SCHEMA_FLOAT)
+    amd_fatal("log '%s' has no column '%s/%s': it was written by another kind of run", l->path, l->table, name);
+  create_column(g, name);
+  if (rows == 0) return;
+  double *nan = mallocCheck(sizeof(double) * (size_t)rows);
+  for (hsize_t r = 0; r < rows; r++) nan[r] = NAN;
+  hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+  append(d, H5T_NATIVE_DOUBLE, nan, rows, name);
+  H5Dclose(d);
+  free(nan);
+}
+
 /* Keeps the rows of a table whose step is at most `step`. */
 static void truncate_table(hid_t f, const TrainLog *l, long step) {
   hid_t g = h5_group_open(f, l->table);
@@ -193,8 +208,7 @@ static void truncate_table(hid_t f, const TrainLog *l, long step) {
   while (keep < dims && steps[keep] <= (double)step) keep++;
   free(steps);
   for (int i = 0; i < l->ncols; i++) {
-    if (!h5_exists(g, l->cols[i]))
-      amd_fatal("log '%s' has no column '%s/%s': it was written by another kind of run", l->path, l->table, l->cols[i]);
+    if (!h5_exists(g, l->cols[i])) add_missing_column(g, l, l->cols[i], keep);
     hid_t d = H5Dopen2(g, l->cols[i], H5P_DEFAULT);
     h5Check(H5Dset_extent(d, &keep), "HDF5: cannot truncate log column '%s'", l->cols[i]);
     H5Dclose(d);

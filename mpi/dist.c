@@ -1,8 +1,9 @@
 /* dist.c: MPI setup, prompt partition and the data-parallel reductions. Every collective's wall
- * time counts as communication (dist_comm_seconds, which the /timing table of src/timing.h reads), waiting for slower ranks
- * included. Backend buffers (gradients, parameters) reach MPI directly on the CPU backend and with a
- * CUDA-aware MPI; otherwise they go through one host staging buffer, grown to the largest size asked
- * for and kept until dist_finalize. */
+ * time counts as communication (dist_comm_seconds, which the /timing table of src/timing.h reads),
+ * waiting for slower ranks included; the vector collectives of ZeRO also add their bytes and
+ * seconds to the caller's DistTraffic (count). Backend buffers (gradients, parameters) reach MPI
+ * directly on the CPU backend and with a CUDA-aware MPI; otherwise they go through one host staging
+ * buffer, grown to the largest size asked for and kept until dist_finalize. */
 #include "dist.h"
 
 #include <signal.h>
@@ -17,7 +18,7 @@
 #endif
 #endif
 
-static double comm_seconds; /* wall time inside collectives so far */
+static double comm_seconds; /* wall time inside every collective so far (a DistTraffic counts its own) */
 
 /* The collective this rank is inside (an index into collective_names; 0: none), read by the
  * watchdog's signal handler, hence a sig_atomic_t. */
@@ -33,6 +34,15 @@ static volatile sig_atomic_t in_collective;
   } while (0)
 
 const char *dist_current_collective(void) { return collective_names[in_collective]; }
+
+/* Adds one collective over n floats, this rank's part `mine` of them, to t (dist.h: DistTraffic). */
+static void count(DistTraffic *t, int gather, long n, long mine, double seconds) {
+  if (!t) return;
+  long spread = 4 * mine * (dist_size() - 1), rest = 4 * (n - mine);
+  t->sent += gather ? spread : rest;
+  t->received += gather ? rest : spread;
+  t->seconds += seconds;
+}
 
 double dist_comm_seconds(void) { return comm_seconds; }
 
@@ -100,7 +110,7 @@ static float *host_view(float *x, long n, int copy_in) {
   return stage;
 }
 
-void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs) {
+void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs, DistTraffic *t) {
   if (dist_size() == 1) return;
   double t0 = amd_time();
   int r = dist_rank();
@@ -111,10 +121,12 @@ void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *dis
   if (h != x) {
     ops->to_device(x + displs[r], h + displs[r], sizeof(float) * (size_t)counts[r]);
   }
-  comm_seconds += amd_time() - t0;
+  double dt = amd_time() - t0;
+  comm_seconds += dt;
+  count(t, 0, n, counts[r], dt);
 }
 
-void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) {
+void dist_allgather_f32(float *x, long n, const int *counts, const int *displs, DistTraffic *t) {
   if (dist_size() == 1) return;
   double t0 = amd_time();
   int r = dist_rank();
@@ -124,7 +136,9 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs) 
   if (h != x) {
     ops->to_device(x, h, sizeof(float) * (size_t)n);
   }
-  comm_seconds += amd_time() - t0;
+  double dt = amd_time() - t0;
+  comm_seconds += dt;
+  count(t, 1, n, counts[r], dt);
 }
 
 /* A host buffer of at least n floats in *buf (of *cap floats so far). */
@@ -137,7 +151,8 @@ static float *grow(float **buf, long *cap, long n) {
   return *buf;
 }
 
-void dist_gather_start(DistGather *g, const float *part, float *out, long n, const int *counts, const int *displs) {
+void dist_gather_start(DistGather *g, const float *part, float *out, long n, const int *counts, const int *displs,
+                       DistTraffic *t) {
   CHECK(!g->active, "dist_gather_start: the previous gather of this buffer was not waited for");
   double t0 = amd_time();
   int r = dist_rank();
@@ -152,10 +167,12 @@ void dist_gather_start(DistGather *g, const float *part, float *out, long n, con
     ops->copy(out + displs[r], part, sizeof(float) * (size_t)counts[r]);
     ops->synchronize();
   }
-  g->out = out, g->n = n, g->active = 1;
+  g->out = out, g->n = n, g->active = 1, g->traffic = t, g->started = t0;
   COLLECTIVE(IN_IALLGATHERV, MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, counts, displs, MPI_FLOAT,
                                              MPI_COMM_WORLD, &g->req));
-  comm_seconds += amd_time() - t0;
+  double dt = amd_time() - t0;
+  comm_seconds += dt;
+  count(t, 1, n, counts[r], dt);
 }
 
 void dist_gather_wait(DistGather *g) {
@@ -164,7 +181,10 @@ void dist_gather_wait(DistGather *g) {
   COLLECTIVE(IN_WAIT, MPI_Wait(&g->req, MPI_STATUS_IGNORE));
   if (!(ops->host_memory || mpi_cuda_aware())) ops->to_device(g->out, g->host, sizeof(float) * (size_t)g->n);
   g->active = 0;
-  comm_seconds += amd_time() - t0;
+  double t1 = amd_time();
+  comm_seconds += t1 - t0;
+  DistTraffic *t = g->traffic;
+  if (t) t->seconds += t1 - t0, t->gather_wait += t1 - t0, t->gather_span += t1 - g->started;
 }
 
 void dist_gather_free(DistGather *g) {
@@ -173,7 +193,7 @@ void dist_gather_free(DistGather *g) {
   g->host = NULL, g->host_n = 0;
 }
 
-void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts) {
+void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts, DistTraffic *t) {
   double t0 = amd_time();
   int r = dist_rank();
   if (ops->host_memory || mpi_cuda_aware()) {
@@ -185,7 +205,9 @@ void dist_reduce_scatter_part(const float *x, float *out, long n, const int *cou
     COLLECTIVE(IN_REDUCE_SCATTER, MPI_Reduce_scatter(h, part, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     ops->to_device(out, part, sizeof(float) * (size_t)counts[r]);
   }
-  comm_seconds += amd_time() - t0;
+  double dt = amd_time() - t0;
+  comm_seconds += dt;
+  count(t, 0, n, counts[r], dt);
 }
 
 double dist_allreduce_sum_f64(double x) {

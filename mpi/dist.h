@@ -25,12 +25,28 @@ int dist_rank(void);
 int dist_size(void);
 /* This rank's contiguous share [begin, end) of n items (prompts), as even as possible. */
 void dist_split(long n, long *begin, long *end);
+/* What the collectives of one owner (a network's ZeroOpt, a stage-3 network's units) moved and
+ * waited for on this rank. Bytes are the payload, counted as if each rank exchanged its part
+ * directly with every other rank: in an all-gather of parts counts[q] over n floats this rank sends
+ * its part to the p - 1 others (4 counts[r] (p - 1) bytes out) and receives the rest (4 (n -
+ * counts[r]) in); a reduce-scatter is the reverse (4 (n - counts[r]) out, 4 counts[r] (p - 1) in).
+ * With equal parts either is 4n (p - 1) / p each way, the bandwidth term of the usual cost model;
+ * what the MPI library's algorithm puts on the wire may differ. Seconds are wall time inside the
+ * calls (staging copies and waiting for slower ranks included). The functions below add into the
+ * DistTraffic they are given (NULL: not counted). */
+typedef struct DistTraffic {
+  long sent, received;  /* bytes */
+  double seconds;       /* inside the calls, a non-blocking gather's start and wait included */
+  double gather_wait;   /* of seconds: inside dist_gather_wait */
+  double gather_span;   /* non-blocking gathers: from the start of dist_gather_start to the end of its wait */
+} DistTraffic;
+
 /* The two halves of an allreduce over a vector x (n floats, backend memory) cut into one shard per
  * rank, shard r being x[displs[r], displs[r] + counts[r]). reduce_scatter: afterwards this rank's
  * shard holds the sum over ranks of that range (the rest of x is left undefined). allgather:
  * afterwards every rank holds every rank's shard. Both stage through the host for a device buffer. */
-void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs);
-void dist_allgather_f32(float *x, long n, const int *counts, const int *displs);
+void dist_reduce_scatter_f32(float *x, long n, const int *counts, const int *displs, DistTraffic *t);
+void dist_allgather_f32(float *x, long n, const int *counts, const int *displs, DistTraffic *t);
 /* ZeRO stage 3's collectives over one unit of a network (src/model.h): a vector of n floats of
  * which rank r holds the part at displs[r], counts[r] values long (counts may be 0).
  * dist_gather_start begins a non-blocking all-gather (MPI_Iallgatherv) of every rank's part into
@@ -44,15 +60,18 @@ void dist_allgather_f32(float *x, long n, const int *counts, const int *displs);
 typedef struct {
   MPI_Request req;
   int active;
+  DistTraffic *traffic; /* of the gather in flight (NULL: not counted) */
+  double started;       /* when it was started (amd_time) */
   float *out;         /* where a staged gather lands on wait */
   long n;
   float *host;        /* staging for device buffers (NULL on the CPU backend) */
   long host_n;
 } DistGather;
-void dist_gather_start(DistGather *g, const float *part, float *out, long n, const int *counts, const int *displs);
+void dist_gather_start(DistGather *g, const float *part, float *out, long n, const int *counts, const int *displs,
+                       DistTraffic *t);
 void dist_gather_wait(DistGather *g);
 void dist_gather_free(DistGather *g);
-void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts);
+void dist_reduce_scatter_part(const float *x, float *out, long n, const int *counts, DistTraffic *t);
 /* In-place sums over ranks. */
 double dist_allreduce_sum_f64(double x);
 void dist_allreduce_sum_f64v(double *x, long n);

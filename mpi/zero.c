@@ -47,13 +47,13 @@ void zero_free(ZeroOpt *z) {
 static long base(const ZeroOpt *z) { return z->stage == 3 ? z->begin : 0; }
 
 void zero_reduce_grads_begin(ZeroOpt *z, float *grads, double *sumsq) {
-  if (z->stage < 3) dist_reduce_scatter_f32(grads, z->n, z->counts, z->displs);
+  if (z->stage < 3) dist_reduce_scatter_f32(grads, z->n, z->counts, z->displs, &z->traffic);
   ops->sum_squares_async(sumsq, grads + (z->begin - base(z)), z->end - z->begin);
 }
 
 double zero_reduce_grads_end(ZeroOpt *z, float *grads, double local_sumsq) {
   double sum_sq = dist_allreduce_sum_f64(local_sumsq);
-  if (z->stage < 2) dist_allgather_f32(grads, z->n, z->counts, z->displs);
+  if (z->stage < 2) dist_allgather_f32(grads, z->n, z->counts, z->displs, &z->traffic);
   return sqrt(sum_sq);
 }
 
@@ -70,7 +70,7 @@ void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfi
     return;
   }
   adamw_update(z->opt, params, grads, c, step, grad_norm);
-  if (z->stage > 0) dist_allgather_f32(params, z->n, z->counts, z->displs);
+  if (z->stage > 0) dist_allgather_f32(params, z->n, z->counts, z->displs, &z->traffic);
 }
 
 void zero_gather_parts(const float *part, long begin, long count, long n, float *out) {
@@ -87,20 +87,36 @@ void zero_gather_parts(const float *part, long begin, long count, long n, float 
       displs[r] = (int)b, counts[r] = (int)(en - b);
     }
     ops->copy(out + begin, part, sizeof(float) * (size_t)count);
-    dist_allgather_f32(out, n, counts, displs);
+    dist_allgather_f32(out, n, counts, displs, NULL);
     free(counts), free(displs);
     return;
   }
   ops->copy(out, part, sizeof(float) * (size_t)n);
 }
 
-void zero_log_memory(const ZeroOpt *z, const char *net, long gathered_bytes) {
-  int size = dist_size();
+/* The largest rank's shard, in floats. */
+static long largest_shard(const ZeroOpt *z) {
   long shard = 0;
-  for (int r = 0; r < size; r++) shard = z->counts[r] > shard ? z->counts[r] : shard;
+  for (int r = 0; r < dist_size(); r++) shard = z->counts[r] > shard ? z->counts[r] : shard;
+  return shard;
+}
+
+ZeroMemory zero_memory(const ZeroOpt *z, long gathered_bytes, int ema) {
+  long shard = largest_shard(z), f = (long)sizeof(float);
   long moments = z->stage == 0 ? z->n : shard, stored = z->stage == 3 ? shard : z->n;
-  long f = (long)sizeof(float);
+  return (ZeroMemory){.params = f * stored, .gradients = f * stored, .moments = 2 * f * moments,
+                      .ema = ema ? f * moments : 0, .gathered = gathered_bytes};
+}
+
+long zero_step_bytes(const ZeroOpt *z) {
+  long s = z->end - z->begin, one = 4 * (z->n - s) + 4 * s * (dist_size() - 1);
+  return (z->stage == 1 || z->stage == 3 ? 3 : 2) * one;
+}
+
+void zero_log_memory(const ZeroOpt *z, const char *net, long gathered_bytes) {
+  ZeroMemory b = zero_memory(z, gathered_bytes, 0);
+  long moments = z->stage == 0 ? z->n : largest_shard(z);
   amd_log("zero=%d over %d ranks, bytes per rank: %s params %ld, gradients %ld, Adam moments %ld "
-          "(%ld of %ld values), gathered buffers %ld\n", z->stage, size, net, f * stored, f * stored, 2 * f * moments,
-          moments, z->n, gathered_bytes);
+          "(%ld of %ld values), gathered buffers %ld\n", z->stage, dist_size(), net, b.params, b.gradients, b.moments,
+          moments, z->n, b.gathered);
 }

@@ -14,9 +14,11 @@
  * its per-unit reductions may add in another order). Not here: backward (below stage 3 the
  * gradient buffer stays full-size: backward accumulates the local gradient of every tensor before
  * any reduction), checkpoint files (io/ckpt.c).
+ * Each ZeroOpt counts what its collectives move (traffic; src/zero_stats.h logs it per step).
  * Return convention: an MPI error or a bad shard stops the program; functions return void or
  * their result. */
 #pragma once
+#include "dist.h"
 #include "optim.h"
 
 /* Shard boundaries fall on multiples of this many floats (64 bytes), so each shard starts aligned
@@ -30,6 +32,7 @@ typedef struct {
   int *counts, *displs; /* every rank's shard, for reduce-scatter and all-gather */
   AdamW *opt;           /* moments of the shard (stage 1, 2) or of the whole vector (stage 0) */
   double *sumsq;        /* backend memory, one double: zero_reduce_grads' sum of squares */
+  DistTraffic traffic;  /* what its reduce-scatters and all-gathers of the gradient and the parameters moved */
 } ZeroOpt;
 
 /* Shard [begin, end) of rank `rank` out of `size` over a vector of n: contiguous, in rank order,
@@ -59,6 +62,20 @@ void zero_update(ZeroOpt *z, float *params, const float *grads, const AdamWConfi
  * count) is the whole vector, else every rank's part (its zero_shard) all-gathered. Every rank
  * calls it. */
 void zero_gather_parts(const float *part, long begin, long count, long n, float *out);
+/* Bytes per rank of a network's training state, for the largest shard: what the start-up line
+ * prints and the log's /memory table holds (docs/DESIGN.md section 7.2.1). */
+typedef struct {
+  long params, gradients, moments, ema, gathered;
+} ZeroMemory;
+/* z's network at its stage: gathered_bytes is what its units take (stage 3, src/model.h; 0 below),
+ * ema whether it keeps an EMA of the weights (over the moments' range). */
+ZeroMemory zero_memory(const ZeroOpt *z, long gathered_bytes, int ema);
+/* The bytes this rank sends plus receives in the ZeRO collectives of one optimizer step with one
+ * forward and one backward of z's network (the cost model of docs/DESIGN.md section 7.2.1, in
+ * mpi/dist.h's DistTraffic terms): per all-gather or reduce-scatter of the vector 4 (n - s) + 4 s
+ * (p - 1) for this rank's shard s; 2 of them at stages 0 and 2, 3 at stages 1 and 3 (stage 3: each
+ * unit gathered in the forward and in the backward, then reduce-scattered). 0 at one rank. */
+long zero_step_bytes(const ZeroOpt *z);
 /* Rank 0 prints what this network's training state takes on each rank (the largest shard):
  * parameters, gradients, moments and the gathered buffers (stage 3: gathered_bytes, what the
  * network's units take, src/model.h; 0 below). */

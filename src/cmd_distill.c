@@ -37,7 +37,7 @@
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
   char method[CFG_STR_MAX], teacher[CFG_STR_MAX], teacher_weights[CFG_STR_MAX], data[CFG_STR_MAX], device[CFG_STR_MAX];
-  int threads, zero;
+  int threads, zero, zero_prefetch;
   int S, prompts, K, fake_per_gen;
   double w, t_min, t_max;
   double lambda_reg, lambda_gan, disc_weight, lambda_r, s, lambda_rls, eps;
@@ -125,8 +125,10 @@ static const char *const train_cols[] = {
     "step", "loss_dm", "loss_fake", "loss_gan_g", "loss_gan_d", "loss_reg", "loss_reward", "grad_norm_student",
     "grad_norm_fake", "lr_student", "lr_fake", "reward_mean", "reward_std", "forbidden_frac", "off_manifold_frac",
     "alpha_mean", "alpha_std", "beta_mean", "beta_std", "fake_weight_mean", "fake_weight_min", "fake_weight_max",
-    "norm_dc_x", "norm_df_x", "norm_dc_du", "cos_real_fake", "k_sim", "samples_per_s", "time"};
-enum { NTRAIN = sizeof train_cols / sizeof train_cols[0] };
+    "norm_dc_x", "norm_df_x", "norm_dc_du", "cos_real_fake", "k_sim", "samples_per_s", "time",
+    /* the step's communication (src/zero_stats.h): every network, then each, then seconds */
+    "comm_bytes", "comm_bytes_student", "comm_bytes_fake", "comm_bytes_disc", "comm_bytes_real", "comm_s"};
+enum { NTRAIN = sizeof train_cols / sizeof train_cols[0], NCOMM = 6 };
 static const char *const adv_cols[] = {DISTILL_ADVANTAGE_COLS};
 
 /* An unknown name is a usage error (the key table's choices reject one first; never a fallback). */
@@ -160,6 +162,7 @@ typedef struct {
   Ema *ema;           /* the student's EMA (NULL: ema.decay = 0); whole: zero_gather_parts */
   EvalRun *eval;      /* eval.every: held-out metrics of the student */
   double dm_acc, fake_acc, reward_acc; /* sums over the log interval, for the status line */
+  ZeroStats stats;    /* communication per step, memory per rank (the log's comm_* and /memory) */
 } DistillRun;
 
 /* The start of a distillation: student and fake teacher are the teacher, the GAN head is freshly
@@ -189,6 +192,7 @@ static StepDump *dump_begin(const DistillRun *R, long step) {
 static int distill_run_step(void *ctx, long step, const RunClock *clk, double *losses) {
   DistillRun *R = ctx;
   if (clk->inject_nan && model_stored_n(R->student) > 0) ops->fill(R->student->params, NAN, 1);
+  zero_stats_step_begin(&R->stats);
   StepDump *dump = step == R->c->dump_step ? dump_begin(R, step) : NULL;
   distill_set_dump(R->d, dump);
   int failed = distill_step(R->d, step, &R->o);
@@ -203,12 +207,14 @@ static void distill_row(void *ctx, long step, const RunClock *clk, double *row) 
   const DistillStats *o = &R->o;
   double lr_student, lr_fake;
   distill_lr(R->d, step, &lr_student, &lr_fake);
-  double r[NTRAIN] = {row[0], o->loss_dm, o->loss_fake, o->loss_gan_g, o->loss_gan_d, o->loss_reg, o->loss_reward,
+  double r[NTRAIN - NCOMM] = {row[0], o->loss_dm, o->loss_fake, o->loss_gan_g, o->loss_gan_d, o->loss_reg,
+                              o->loss_reward,
                       o->grad_norm_student, o->grad_norm_fake, lr_student, lr_fake, o->reward_mean, o->reward_std,
                       o->forbidden_frac, o->off_manifold_frac, o->alpha_mean, o->alpha_std, o->beta_mean, o->beta_std,
                       o->fw_mean, o->fw_min, o->fw_max, o->norm_dc_x, o->norm_df_x, o->norm_dc_du, o->cos_real_fake,
                       o->k_sim, clk->samples_per_s, clk->elapsed};
   memcpy(row, r, sizeof r);
+  zero_stats_step_end(&R->stats, row + (NTRAIN - NCOMM));
   if (clk->interval_steps == 1) R->dm_acc = R->fake_acc = R->reward_acc = 0;
   R->dm_acc += o->loss_dm, R->fake_acc += o->loss_fake, R->reward_acc += o->reward_mean;
 }
@@ -218,6 +224,8 @@ static void distill_extra_rows(void *ctx, long step, TrainLog *adv) {
   if (R->c->adv_every > 0 && step % R->c->adv_every == 0)
     runloop_append_all_ranks(adv, R->adv_rows, distill_advantage_rows(R->d, step, R->adv_rows), DISTILL_NADV);
 }
+
+static void distill_summary(void *ctx, double wall) { zero_stats_summary(&((DistillRun *)ctx)->stats, wall); }
 
 static void distill_snapshot(void *ctx, long step) { snapshot_take(((DistillRun *)ctx)->snap, step); }
 
@@ -313,6 +321,8 @@ int cmd_distill(int argc, char **argv) {
   ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
   Model *disc = gan ? create(&hc, B) : NULL;
+  Model *sharded[] = {real, fake, student, disc};
+  for (int i = 0; i < 4; i++) model_set_prefetch(sharded[i], c.zero_prefetch);
   const char *real_net = teacher_net(&c, teacher_path);
   model_ckpt_load_params(teacher_path, real_net, real);
 
@@ -360,6 +370,8 @@ int cmd_distill(int argc, char **argv) {
           fpg);
   distill_log_memory(d);
   if (R.ema) ema_log_memory(R.ema, "student");
+  ZeroNet znets[ZERO_STATS_MAX_NETS];
+  zero_stats_init(&R.stats, znets, distill_zero_nets(d, R.ema != NULL, znets), c.zero);
   evalrun_print(eval);
   static const char *const loss_names[] = {"loss_dm", "loss_fake"};
   RunTask task = {.what = "distillation", .data_path = data_path, .data_fingerprint = fingerprint,
@@ -370,7 +382,9 @@ int cmd_distill(int argc, char **argv) {
                   .nextra = DISTILL_NADV, .loss_names = loss_names, .nlosses = 2, .ctx = &R, .reset = distill_reset,
                   .set_lr_scale = distill_set_lr_scale, .step = distill_run_step, .row = distill_row,
                   .extra_rows = distill_extra_rows, .status = distill_status, .snapshot_every = c.sample_every,
-                  .snapshot = distill_snapshot, .eval_every = eval ? c.ev.every : 0, .eval = distill_eval};
+                  .snapshot = distill_snapshot, .eval_every = eval ? c.ev.every : 0, .eval = distill_eval,
+                  .memory_cols = R.stats.memory_cols, .nmemory = R.stats.nmemory, .memory_row = R.stats.memory_row,
+                  .summary = distill_summary};
   if (eval) task.neval = evalrun_cols(eval, &task.eval_cols);
   int status = runloop_run(&c.rl, &task);
   if (status == 0) amd_log("sample the %d-step student with: amd sample ckpt=%s\n", c.S, c.rl.run);

@@ -36,11 +36,12 @@
 #include "runloop.h"
 #include "snapshot.h"
 #include "zero.h"
+#include "zero_stats.h"
 
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
   char task[CFG_STR_MAX], data[CFG_STR_MAX], test_data[CFG_STR_MAX], device[CFG_STR_MAX];
-  int threads, zero;
+  int threads, zero, zero_prefetch;
   char model_kind[CFG_STR_MAX];
   int width, depth, temb_dim, patch, heads;
   int batch;
@@ -100,8 +101,15 @@ static const cfg_key train_keys[] = {
     CFG_END};
 #undef K
 
-static const char *const log_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time", "accuracy", "test_accuracy"};
-enum { NCOLS = sizeof log_cols / sizeof log_cols[0], NCOLS_TEACHER = 6 };
+/* the /train columns: the teacher's, the classifiers' (two more), then the step's communication */
+static const char *const teacher_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time",
+                                           "comm_bytes", "comm_s"};
+static const char *const classifier_cols[] = {"step", "loss", "grad_norm", "lr", "samples_per_s", "time", "accuracy",
+                                              "test_accuracy", "comm_bytes", "comm_s"};
+enum {
+  NCOLS_TEACHER = sizeof teacher_cols / sizeof teacher_cols[0],
+  NCOLS = sizeof classifier_cols / sizeof classifier_cols[0]
+};
 
 /* The architecture from the keys and the data: teacher mlp or dit, classifiers on dit blocks. */
 static void model_config_for(const TrainConfig *c, const Dataset *d, int classifier, ModelConfig *mc) {
@@ -146,6 +154,7 @@ typedef struct {
   Snapshot *snap;             /* teacher, sample.every: rank 0's pictures */
   Ema *ema;                   /* the EMA of the weights (NULL: ema.decay = 0); whole: zero_gather_parts */
   EvalRun *eval;              /* teacher, eval.every: held-out metrics */
+  ZeroStats stats;            /* communication per step, memory per rank (the log's comm_* and /memory) */
 } Train;
 
 static void train_reset(void *ctx, CkptState *st) {
@@ -163,6 +172,7 @@ static int train_step(void *ctx, long step, const RunClock *clk, double *losses)
   const TrainConfig *c = T->c;
   Batches *b = &T->batches;
   int local = b->local;
+  zero_stats_step_begin(&T->stats);
   batches_get(b, step);
   model_zero_grad(T->model);
   double loss_sum = 0;
@@ -200,8 +210,12 @@ static void train_row(void *ctx, long step, const RunClock *clk, double *row) {
   T->loss_acc += T->loss, T->acc_acc += T->accuracy;
   double r[NCOLS] = {row[0], T->loss, T->grad_norm, adamw_lr(&T->oc, step), clk->samples_per_s, clk->elapsed,
                      T->accuracy, clk->ckpt_now ? T->test_acc : NAN};
-  memcpy(row, r, sizeof r);
+  int n = T->classifier ? NCOLS - 2 : NCOLS_TEACHER - 2;
+  memcpy(row, r, sizeof(double) * (size_t)n);
+  zero_stats_step_end(&T->stats, row + n);
 }
+
+static void train_summary(void *ctx, double wall) { zero_stats_summary(&((Train *)ctx)->stats, wall); }
 
 static void train_snapshot(void *ctx, long step) { snapshot_take(((Train *)ctx)->snap, step); }
 
@@ -257,6 +271,7 @@ int cmd_train(int argc, char **argv) {
   T.test = &test;
   T.model = c.zero == 3 ? model_create_sharded(&mc, local) : model_create(&mc, local);
   T.zo = zero_create(T.model->num_params, c.zero);
+  model_set_prefetch(T.model, c.zero_prefetch);
   T.fb = T.classifier ? NULL : flow_batch_create(local, mc.dim);
   T.cls = T.classifier ? classifier_wrap(T.model) : NULL;
   T.oc = (AdamWConfig){.lr = c.lr, .lr_min = c.lr_min, .warmup = c.warmup, .cosine = strcmp(c.schedule, "cosine") == 0,
@@ -272,21 +287,27 @@ int cmd_train(int argc, char **argv) {
   amd_log("ranks %d x %d threads, backend %s, model %s: %ld parameters, data %s: %ld samples of %d\n", dist_size(),
           threads, ops->name, mc.kind, T.model->num_params, c.data, data.n, data.dim);
   zero_log_memory(T.zo, T.classifier ? "classifier" : "teacher", model_gathered_bytes(T.model));
+  amd_log("zero=%d: a step moves %ld bytes (sent plus received by rank 0; the cost model, DESIGN.md 7.2.1)\n",
+          c.zero, zero_step_bytes(T.zo));
   evalrun_print(T.eval);
 
   T.ema = c.rl.ema_decay > 0 ? ema_create_range(T.zo->opt->begin, T.zo->opt->n) : NULL;
   if (T.ema) ema_log_memory(T.ema, T.classifier ? "classifier" : "teacher");
+  ZeroNet znet = {T.classifier ? "classifier" : "teacher", T.model, T.zo, T.ema != NULL};
+  zero_stats_init(&T.stats, &znet, 1, c.zero);
   CkptNet nets[] = {{T.classifier ? "classifier" : "teacher", T.model, T.zo->opt, T.ema}};
   char fingerprint[DATASET_FINGERPRINT_MAX];
   dataset_fingerprint(&data, fingerprint, sizeof fingerprint);
   static const char *const loss_names[] = {"loss"};
   RunTask task = {.what = "training", .data_path = c.data, .data_fingerprint = fingerprint, .keys = train_keys,
                   .config = &c, .nets = nets, .nnets = 1,
-                  .samples_per_step = c.batch, .cols = log_cols, .ncols = T.classifier ? NCOLS : NCOLS_TEACHER,
+                  .samples_per_step = c.batch, .cols = T.classifier ? classifier_cols : teacher_cols,
+                  .ncols = T.classifier ? NCOLS : NCOLS_TEACHER,
                   .loss_names = loss_names, .nlosses = 1, .ctx = &T, .reset = train_reset,
                   .set_lr_scale = train_set_lr_scale, .step = train_step, .apply = train_apply, .row = train_row,
                   .status = train_status, .snapshot_every = c.sample_every, .snapshot = train_snapshot,
-                  .eval_every = T.eval ? c.ev.every : 0, .eval = train_eval};
+                  .eval_every = T.eval ? c.ev.every : 0, .eval = train_eval, .memory_cols = T.stats.memory_cols,
+                  .nmemory = T.stats.nmemory, .memory_row = T.stats.memory_row, .summary = train_summary};
   if (T.eval) task.neval = evalrun_cols(T.eval, &task.eval_cols);
   int status = runloop_run(&c.rl, &task);
 

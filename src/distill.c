@@ -517,6 +517,14 @@ void distill_log_memory(const Distill *d) {
           (long)sizeof(float) * model_stored_n(r), model_stored_n(r), r->num_params, model_gathered_bytes(r));
 }
 
+int distill_zero_nets(const Distill *d, int student_ema, ZeroNet out[ZERO_STATS_MAX_NETS]) {
+  out[0] = (ZeroNet){"student", d->student, d->opt_student, student_ema};
+  out[1] = (ZeroNet){"fake", d->fake, d->opt_fake, 0};
+  out[2] = (ZeroNet){"disc", d->disc, d->opt_disc, 0};
+  out[3] = (ZeroNet){"real", d->real, NULL, 0};
+  return 4;
+}
+
 void distill_scale_lr(Distill *d, double scale) {
   AdamWConfig *s = &d->c.opt_student, *f = &d->c.opt_fake;
   s->lr = d->base_student.lr * scale, s->lr_min = d->base_student.lr_min * scale;

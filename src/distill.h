@@ -18,6 +18,7 @@
 #include "optim.h"
 #include "reward.h"
 #include "stepdump.h"
+#include "zero_stats.h"
 
 typedef enum { METHOD_DMD, METHOD_DMD2, METHOD_DMDR, METHOD_AMD, METHOD_COUNT } Method;
 /* Every method_name in Method's order, as a cfg_key choices string (config.h). */
@@ -79,6 +80,10 @@ AdamW *distill_opt_fake(Distill *d);
 AdamW *distill_opt_disc(Distill *d);
 /* Rank 0 prints the per-rank memory of each trainable network's training state. */
 void distill_log_memory(const Distill *d);
+/* The four networks as the log's communication and memory columns name them, into out: student
+ * (student_ema: it keeps an EMA), fake, disc (model NULL without a GAN head) and real (frozen: no
+ * optimizer). Returns 4. */
+int distill_zero_nets(const Distill *d, int student_ema, ZeroNet out[ZERO_STATS_MAX_NETS]);
 /* The learning rates of the student and of the fake teacher (and GAN head): as configured, times
  * scale (the divergence guard's backoff after rollbacks). */
 void distill_scale_lr(Distill *d, double scale);

@@ -150,6 +150,14 @@ void model_unit_leave(Model *m, int u);
 /* Stage 3: bytes per rank of the gathered buffers (two units' parameters, one unit's gradient and
  * its reduced part); 0 below stage 3. */
 long model_gathered_bytes(const Model *m);
+/* Stage 3: what the unit gathers and reductions of this rank moved and waited for so far
+ * (mpi/dist.h: DistTraffic); NULL below stage 3. */
+struct DistTraffic;
+const struct DistTraffic *model_traffic(const Model *m);
+/* Stage 3: whether entering a unit starts the gather of the next unit of the pass (on by default;
+ * off, each unit is gathered when entered: the zero.prefetch key, to measure what the prefetch
+ * hides). Results are the same either way. A no-op below stage 3 and for NULL. */
+void model_set_prefetch(Model *m, int on);
 /* Registers a tensor in the layout, filled as init says by model_init_params; returns its offset.
  * Used by model builders; fatal on INIT_UNSET or past MODEL_MAX_TENSORS. */
 long model_add_tensor(Model *m, const char *name, int ndim, const int *shape, InitKind init);

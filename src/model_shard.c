@@ -26,7 +26,9 @@ struct ModelShard {
   float *gbuf;          /* (max_unit) the entered unit's local gradient in a backward */
   float *part;          /* (max_part) this rank's part of its sum over ranks */
   int current;          /* the unit entered (-1: none) */
+  int prefetch;         /* start the next unit's gather on enter (model_set_prefetch) */
   ModelPass pass;
+  DistTraffic traffic;  /* what its gathers and reduce-scatters moved */
 };
 
 void model_shard_create(Model *m) {
@@ -52,7 +54,7 @@ void model_shard_create(Model *m) {
   for (int s = 0; s < 2; s++) sh->buf[s] = ops->alloc(f * (size_t)sh->max_unit), sh->held[s] = sh->pending[s] = -1;
   sh->gbuf = ops->alloc(f * (size_t)sh->max_unit);
   sh->part = ops->alloc(f * (size_t)(sh->max_part ? sh->max_part : 1));
-  sh->current = -1;
+  sh->current = -1, sh->prefetch = 1;
   m->shard = sh;
 }
 
@@ -70,6 +72,12 @@ long model_gathered_bytes(const Model *m) {
   return sh ? (long)sizeof(float) * (3 * sh->max_unit + sh->max_part) : 0;
 }
 
+const DistTraffic *model_traffic(const Model *m) { return m->shard ? &m->shard->traffic : NULL; }
+
+void model_set_prefetch(Model *m, int on) {
+  if (m && m->shard) m->shard->prefetch = on;
+}
+
 /* Rank r's part of unit u: where it starts in the flat vector, and its length. */
 static long part_begin(const Model *m, int u, int r) { return m->unit_begin[u] + m->shard->displs[u * m->shard->size + r]; }
 static int part_count(const Model *m, int u, int r) { return m->shard->counts[u * m->shard->size + r]; }
@@ -82,7 +90,7 @@ static void gather_start(Model *m, int u) {
   sh->held[s] = -1;
   const float *mine = n ? model_stored(m, part_begin(m, u, sh->rank), n) : m->params;
   dist_gather_start(&sh->gather[s], mine, sh->buf[s], m->unit_begin[u + 1] - m->unit_begin[u],
-                    sh->counts + u * sh->size, sh->displs + u * sh->size);
+                    sh->counts + u * sh->size, sh->displs + u * sh->size, &sh->traffic);
   sh->pending[s] = u;
 }
 
@@ -100,7 +108,7 @@ void model_unit_enter(Model *m, int u, ModelPass pass) {
   if (sh->pending[u % 2] != u) gather_start(m, u);
   gather_finish(sh, u);
   int next = pass == MODEL_FORWARD ? u + 1 : u - 1;
-  if (next >= 0 && next < m->num_units && sh->pending[next % 2] != next) gather_start(m, next);
+  if (sh->prefetch && next >= 0 && next < m->num_units && sh->pending[next % 2] != next) gather_start(m, next);
   sh->current = u, sh->pass = pass;
   if (pass == MODEL_BACKWARD && !m->frozen)
     ops->fill(sh->gbuf, 0.0f, m->unit_begin[u + 1] - m->unit_begin[u]);
@@ -114,7 +122,8 @@ void model_unit_leave(Model *m, int u) {
   sh->current = -1;
   if (sh->pass != MODEL_BACKWARD || m->frozen) return;
   int n = part_count(m, u, sh->rank);
-  dist_reduce_scatter_part(sh->gbuf, sh->part, m->unit_begin[u + 1] - m->unit_begin[u], sh->counts + u * sh->size);
+  dist_reduce_scatter_part(sh->gbuf, sh->part, m->unit_begin[u + 1] - m->unit_begin[u], sh->counts + u * sh->size,
+                           &sh->traffic);
   if (n) ops->axpy(model_stored_grad(m, part_begin(m, u, sh->rank), n), 1.0f, sh->part, n);
 }
 

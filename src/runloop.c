@@ -174,6 +174,7 @@ static void summary(const Loop *L, int status) {
           rs->run, L->first_step, L->st.step, rs->steps, steps, hms, wall,
           wall > 0 ? (double)steps * (double)t->samples_per_step / wall : 0.0, L->have_losses ? losses : "none",
           rs->run, ckpt);
+  if (t->summary) t->summary(t->ctx, wall);
 }
 
 static void save(Loop *L) {
@@ -267,6 +268,15 @@ static void open_log(Loop *L, long resume_step) {
   trainlog_open(&L->timing, log_path, "timing", timing_cols, TIMING_NCOLS, keep);
   if (eval_on(t)) trainlog_open(&L->eval, log_path, "eval", t->eval_cols, t->neval, keep);
   else if (resume_step >= 0) trainlog_drop_beyond(log_path, "eval", keep); /* eval.every switched off */
+  if (t->nmemory > 0) { /* this start's bytes per rank: a resume may run at another rank count or stage */
+    double row[TRAINLOG_MAX_COLS];
+    memcpy(row, t->memory_row, sizeof(double) * (size_t)t->nmemory);
+    row[0] = (double)L->st.step;
+    TrainLog memory;
+    trainlog_open(&memory, log_path, "memory", t->memory_cols, t->nmemory, keep);
+    trainlog_append(&memory, row);
+    trainlog_close(&memory);
+  }
   if (resume_step >= 0) {
     if (passed_over[0]) trainlog_event(&L->log, L->st.step, passed_over);
     for (char *line = L->resume_events, *end; line && (end = strchr(line, '\n')); line = end + 1) {
@@ -390,8 +400,8 @@ static int one_step(Loop *L) {
 }
 
 int runloop_run(const RunSettings *rs, const RunTask *t) {
-  CHECK(t->ncols <= TRAINLOG_MAX_COLS && t->nlosses <= GUARD_MAX_LOSSES, "run loop: %d columns, %d losses", t->ncols,
-        t->nlosses);
+  CHECK(t->ncols <= TRAINLOG_MAX_COLS && t->nmemory <= TRAINLOG_MAX_COLS && t->nlosses <= GUARD_MAX_LOSSES,
+        "run loop: %d columns, %d memory columns, %d losses", t->ncols, t->nmemory, t->nlosses);
   runctl_watchdog_arm(rs->watchdog_s, -1, "the start of the run (its checkpoint, its log)");
   Loop *L = callocCheck(1, sizeof *L);
   L->rs = rs, L->task = t, L->config_text = cfg_to_text(t->keys, t->config);

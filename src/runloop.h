@@ -1,7 +1,7 @@
 /* runloop.h: the run loop shared by `amd train` and `amd distill` (docs/DESIGN.md section 8).
  * The loop owns what every run has: the run folder (a fresh run refuses a folder that holds a run;
  * resume=1 continues from its newest complete checkpoint), the log file and its tables (/train,
- * /timing, the /events rows, /eval, and any table of the command's), the stop signals (SIGUSR1, SIGTERM,
+ * /timing, the /events rows, /eval, /memory, and any table of the command's), the stop signals (SIGUSR1, SIGTERM,
  * SIGINT, SIGHUP: checkpoint and exit AMD_EXIT_REQUEUE), the watchdog (watchdog.seconds), the
  * divergence guard and its rollbacks (to the newest checkpoint, or to the initial state, with the
  * learning rates scaled), the cadence of log rows,
@@ -38,10 +38,11 @@ typedef struct {
   int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms; /* testing: fault injection */
 } RunSettings;
 
-/* The keys run, resume, resume.allow, device, seed, threads and zero, in this order, through the
- * command's K(name, type, field, ...) macro over a struct with members rl (RunSettings), device, threads and
- * zero: every run has them; run_default is the run folder's default, zero_max the highest ZeRO
- * stage the command supports, zero_help names the networks the stage shards. */
+/* The keys run, resume, resume.allow, device, seed, threads, zero and zero.prefetch, in this order,
+ * through the command's K(name, type, field, ...) macro over a struct with members rl (RunSettings),
+ * device, threads, zero and zero_prefetch: every run has them; run_default is the run folder's
+ * default, zero_max the highest ZeRO stage the command supports, zero_help names the networks the
+ * stage shards. */
 #define RUNLOOP_RUN_KEYS(K, run_default, zero_max, zero_help)                                                            \
   K("run", CFG_STR, rl.run, run_default, 0, 0, NULL, "run folder: log.h5 and ckpt_<step>.h5 go here"),             \
   K("resume", CFG_BOOL, rl.resume, "false", 0, 0, NULL, "continue from the newest checkpoint in the run folder"),  \
@@ -50,7 +51,10 @@ typedef struct {
   K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),         \
   K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),  \
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
-  K("zero", CFG_INT, zero, "0", 0, zero_max, NULL, zero_help)
+  K("zero", CFG_INT, zero, "0", 0, zero_max, NULL, zero_help),                                                  \
+  K("zero.prefetch", CFG_BOOL, zero_prefetch, "true", 0, 0, NULL,                                                 \
+    "zero=3: start the gather of the next block while one computes; false gathers each when it runs (to measure " \
+    "what the prefetch hides; same results)")
 
 /* The ema.decay and ema.power keys through the command's K(name, type, field, ...) macro over a
  * struct whose RunSettings member is `rl`; `nets` names the networks averaged. The defaults: a cap
@@ -150,6 +154,13 @@ typedef struct {
   const char *const *eval_cols;
   int neval;
   void (*eval)(void *ctx, long step, TrainLog *table);
+  /* The /memory table (src/zero_stats.h): columns ("step" first) and the row appended once at each
+   * start of the run (fresh or resumed), its step filled in by the loop; nmemory 0: none. */
+  const char *const *memory_cols;
+  int nmemory;
+  const double *memory_row;
+  /* Lines of the task's own after the summary (NULL: none); wall is this run's seconds. Rank 0. */
+  void (*summary)(void *ctx, double wall);
 } RunTask;
 
 /* Collective: gathers every rank's nrows rows of ncols values to rank 0, in rank order, and

@@ -47,7 +47,7 @@ for x, y, steps in (('plain', 'pics', (10, 20, 30)), ('dplain', 'dpics', (5, 10)
         same(h5py.File('$S/%s/ckpt_%08d.h5' % (x, s), 'r'), h5py.File('$S/%s/ckpt_%08d.h5' % (y, s), 'r'), x)
     a, b = h5py.File('$S/%s/log.h5' % x, 'r')['train'], h5py.File('$S/%s/log.h5' % y, 'r')['train']
     for k in a:
-        if k not in ('time', 'samples_per_s'): assert a[k][()].tobytes() == b[k][()].tobytes(), (x, k)
+        if k not in ('time', 'samples_per_s', 'comm_s'): assert a[k][()].tobytes() == b[k][()].tobytes(), (x, k)
 "
 
 # --- plot_log.py on both kinds of log --------------------------------------------------------------------
@@ -256,7 +256,7 @@ printf 'not hdf5 at all' >"$S/text.h5"
 expect_error export_not_hdf5 "not an HDF5 file" "$AMD" export "$S/text.h5" --json out="$S/e2.json"
 $PY -c "import h5py; h5py.File('$S/foreign.h5', 'w')['x'] = [1, 2]"
 expect_error export_foreign "not an amd file" "$AMD" export "$S/foreign.h5" --csv out="$S/e3.csv"
-expect_error export_unknown_group "its groups: /, /events, /timing, /train" "$AMD" export "$S/plain/log.h5" --csv /nope out="$S/e4.csv"
+expect_error export_unknown_group "its groups: /, /events, /memory, /timing, /train" "$AMD" export "$S/plain/log.h5" --csv /nope out="$S/e4.csv"
 expect_error export_both_formats "exactly one of --csv and --json (got both)" "$AMD" export "$S/plain/log.h5" --csv --json
 expect_error export_no_format "exactly one of --csv and --json (got neither)" "$AMD" export "$S/plain/log.h5"
 expect_error export_several_tables "CSV writes one: name one of" "$AMD" export "$S/plain/log.h5" --csv / out="$S/e5.csv"

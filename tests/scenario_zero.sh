@@ -22,7 +22,13 @@
 #    distillation above (a GAN method's fake teacher takes two backward passes per update, the flow
 #    loss and the GAN term: zero=3 sums each over ranks, zero=0 their local sum, so they round
 #    differently; measured 4e-7 relative); a zero=3 -np 2 distillation resumed at -np 1 (zero=3)
-#    and at -np 2 with zero=0.
+#    and at -np 2 with zero=0;
+#  - communication and memory in the log: test_zero also at -np 2; each step's comm_bytes equals the
+#    cost model computed from n and p (zero 0 to 3, -np 1, 2, 4; zero=3 1.5 times zero=2), as the
+#    start-up line says, the
+#    /memory row equals the start-up line (a resume at another rank count adds one), a log of an
+#    older amd without these columns resumes with NaN on its earlier rows; in distillation
+#    comm_bytes is the sum of the four networks' columns.
 # Tolerances: at a different rank count the float32 gradient sums round differently (a few ulp per
 # element); measured, the teacher's losses then differ by at most 3e-8 relative over 30 steps and
 # the distillation losses by at most 5e-6 over 8 steps. A resume that loads a wrong part of the
@@ -38,8 +44,10 @@ train() { # name np zero [key=value ...]
   expect_ok "$name" $MPIRUN -np "$np" "$AMD" train $CFG data="$S/toy.h5" run="$S/$name" zero="$zero" "$@"
 }
 
-if $MPIRUN -np 3 "$PWD/build/tests/test_zero" >"$S/test_zero_np3.out" 2>&1 && ! grep -q '^FAIL' "$S/test_zero_np3.out"; then
-  pass test_zero_np3; else fail test_zero_np3 "$(grep -v '^PASS' "$S/test_zero_np3.out" | head -20)"; fi
+for np in 2 3; do
+  if $MPIRUN -np $np "$PWD/build/tests/test_zero" >"$S/test_zero_np$np.out" 2>&1 && ! grep -q '^FAIL' "$S/test_zero_np$np.out"; then
+    pass test_zero_np$np; else fail test_zero_np$np "$(grep -v '^PASS' "$S/test_zero_np$np.out" | head -20)"; fi
+done
 
 for np in 1 2 4; do
   for z in 0 1 2; do train "np${np}_z$z" $np $z; done
@@ -155,6 +163,63 @@ def line(name):
 p, g, m, shard, n, gb = line('np2_z3')
 assert n / 2 <= shard < n / 2 + 32 and p == g == 4 * shard and m == 8 * shard and gb > 0, (p, g, m, shard, n, gb)
 assert line('np2_z0')[5] == 0 and line('np2_z0')[0] == 4 * n
+"
+# the log's bytes per step against the cost model (DESIGN.md 7.2.1), from n and p alone (the unit
+# intersections add up to the shard): rank 0 holds shard s of the 16-aligned split; one all-gather
+# or reduce-scatter moves 4 (n - s) + 4 s (p - 1) bytes (in plus out); a teacher step is 2 of them
+# at zero=0 and 2, 3 at zero=1 and 3 (forward gather, backward gather, reduce-scatter)
+py_check comm_bytes_cost_model "
+import h5py, re, numpy as np
+n = int(h5py.File('$S/np1_z0/ckpt_00000030.h5', 'r')['teacher'].attrs['num_params'])
+def expected(p, z):
+    s = min((n + 15) // 16 // p * 16, n)
+    return {0: 2, 1: 3, 2: 2, 3: 3}[z] * (4 * (n - s) + 4 * s * (p - 1))
+for run, p, z in (('np1_z0', 1, 0), ('np2_z0', 2, 0), ('np2_z1', 2, 1), ('np2_z2', 2, 2), ('np4_z1', 4, 1),
+                  ('np4_z2', 4, 2), ('np2_z3', 2, 3)):
+    t = h5py.File('$S/%s/log.h5' % run, 'r')['train']
+    b, sec = t['comm_bytes'][:], t['comm_s'][:]
+    assert len(b) == 30 and (b == expected(p, z)).all(), (run, b[:3], expected(p, z))
+    said = [l for l in open('$SCRATCH/%s.out' % run) if 'a step moves' in l][0]  # amd's start-up line
+    assert int(re.search(r'moves (\d+) bytes', said).group(1)) == expected(p, z), (run, said)
+    assert np.isfinite(sec).all() and (sec >= 0).all() and (sec[b == 0] < 1e-3).all(), (run, sec[:3])
+    assert t['comm_bytes'].attrs['units'] == 'bytes'
+b2 = h5py.File('$S/np2_z2/log.h5', 'r')['train/comm_bytes'][0]
+b3 = h5py.File('$S/np2_z3/log.h5', 'r')['train/comm_bytes'][0]
+assert b3 == 1.5 * b2, (b3, b2)
+print('n', n, 'bytes per step at 2 ranks: zero=2', b2, 'zero=3', b3)
+"
+# the start-up line's bytes per rank, in the log's /memory table (one row per start)
+py_check memory_table "
+import h5py, re
+def line(name):
+    l = [l for l in open('$SCRATCH/' + name + '.out') if 'bytes per rank:' in l and 'gathered' in l][0]
+    return [int(v) for v in re.search(r'params (\d+), gradients (\d+), Adam moments (\d+) \((\d+) of (\d+) values\), gathered buffers (\d+)', l).groups()]
+for run, p, z in (('np2_z3', 2, 3), ('np4_z2', 4, 2), ('np1_z0', 1, 0)):
+    m = h5py.File('$S/%s/log.h5' % run, 'r')['memory']
+    par, grad, mom, values, n, gath = line(run)
+    row = {k: m[k][:].tolist() for k in m}
+    assert row['step'] == [0] and row['ranks'] == [p] and row['zero'] == [z], (run, row)
+    assert (row['teacher_params'], row['teacher_gradients'], row['teacher_moments'], row['teacher_gathered']) == ([par], [grad], [mom], [gath]), (run, row)
+    assert row['teacher_ema'] == [4 * values], (run, row)
+    assert m['teacher_params'].attrs['units'] == 'bytes'
+m = h5py.File('$S/resume_np4_z2/log.h5', 'r')['memory']
+assert m['step'][:].tolist() == [0, 20] and m['ranks'][:].tolist() == [2, 4] and m['zero'][:].tolist() == [2, 2], m['ranks'][:]
+"
+# a log of an older amd (no comm_* columns, no /memory) resumed: the columns come with NaN rows
+cp -r "$S/np2_z3" "$S/oldlog"
+$PY -c "
+import h5py
+for p in ('$S/oldlog/log.h5', '$S/oldlog/log.h5.bak'):
+    with h5py.File(p, 'a') as f:
+        del f['train/comm_bytes'], f['train/comm_s'], f['memory']
+"
+train oldlog 2 3 train.steps=33 resume=1 resume.allow=train.steps
+py_check old_log_resumed "
+import h5py, numpy as np
+f = h5py.File('$S/oldlog/log.h5', 'r')
+b, ref = f['train/comm_bytes'][:], h5py.File('$S/np2_z3/log.h5', 'r')['train/comm_bytes'][0]
+assert len(b) == 33 and np.isnan(b[:30]).all() and (b[30:] == ref).all(), b
+assert len(f['train/comm_s']) == 33 and f['memory/step'][:].tolist() == [30], f['memory/step'][:]
 "
 # the dit teacher, on 256 random 8 x 8 images
 $PY - "$S" <<'PYEOF'
@@ -317,5 +382,18 @@ assert any('zero=3' in l and ' fake params' in l for l in lines), lines
 assert any('zero=3' in l and ' disc params' in l for l in lines), lines
 real = [l for l in lines if l.startswith('real teacher')]
 assert real and 'gathered buffers 0' not in real[0], real
+"
+py_check distill_comm_and_memory "
+import h5py, numpy as np
+f = h5py.File('$S/d_np2_z3/log.h5', 'r')
+t, m = f['train'], f['memory']
+nets = ('student', 'fake', 'disc', 'real')
+total = sum(t['comm_bytes_' + k][:] for k in nets)
+assert len(total) == 8 and (t['comm_bytes'][:] == total).all() and (t['comm_bytes_real'][:] > 0).all(), t['comm_bytes'][:]
+assert (m['real_params'][:] > 0).all() and (m['real_gathered'][:] > 0).all() and (m['real_moments'][:] == 0).all()
+assert m['zero'][:].tolist() == [3] and (m['student_ema'][:] > 0).all() and (m['fake_ema'][:] == 0).all()
+z0 = h5py.File('$S/d_np2_z0/log.h5', 'r')['train']
+assert (z0['comm_bytes_real'][:] == 0).all() and (z0['comm_bytes'][:] > 0).all()
+print('distillation bytes per step at 2 ranks: zero=0', z0['comm_bytes'][0], 'zero=3', t['comm_bytes'][0])
 "
 expect_error distill_stage3_no_pictures "needs the whole student on rank 0" "$AMD" distill $D run="$S/d_pic3" zero=3 sample.every=2

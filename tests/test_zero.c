@@ -16,7 +16,10 @@
  *    where each element's sum over ranks has one order; at 3 ranks within 1e-6 relative for the
  *    norms and 1e-5 absolute for the parameters: a few float32 roundings of the same sum, while a
  *    wrong part or offset moves them by the size of an update, about the learning rate 1e-2); a
- *    frozen sharded model gives dx and leaves its gradient untouched.
+ *    frozen sharded model gives dx and leaves its gradient untouched;
+ *  - the bytes each rank's ZeRO collectives count (mpi/dist.h: DistTraffic) at every stage equal the
+ *    cost model computed from n, p and the unit layout (docs/DESIGN.md section 7.2.1), stage 3
+ *    moving 1.5 times stage 2, with the prefetch on or off (same outputs).
  * MPI is initialized for the whole program, so no case forks (see test_h5.c); a read of a released
  * unit, which must stop the program, runs as `test_zero read_after_release` (tests/scenario_zero.sh). */
 #include <mpi.h>
@@ -204,8 +207,8 @@ static void test_checkpoint_any_rank_count(void) {
   float *gm = mallocCheck(sizeof(float) * (size_t)n), *gv = mallocCheck(sizeof(float) * (size_t)n);
   memcpy(gm + z->begin, z->opt->m, sizeof(float) * (size_t)z->opt->n);
   memcpy(gv + z->begin, z->opt->v, sizeof(float) * (size_t)z->opt->n);
-  dist_allgather_f32(gm, n, z->counts, z->displs);
-  dist_allgather_f32(gv, n, z->counts, z->displs);
+  dist_allgather_f32(gm, n, z->counts, z->displs, NULL);
+  dist_allgather_f32(gv, n, z->counts, z->displs, NULL);
   char path[4200];
   EXPECT(ckpt_latest(t_dir, path, sizeof path) == 2, "no checkpoint of step 2 in %s", t_dir);
 
@@ -345,6 +348,95 @@ static void test_stage3_agrees(void) {
   stage3_agrees(&t_dit, 2);
 }
 
+/* The bytes this rank sends and receives (mpi/dist.h: the payload of a direct exchange) in an
+ * all-gather (gather = 1) or a reduce-scatter of a vector of n floats of which it holds k, at p
+ * ranks: the cost model, written out here independently of mpi/dist.c. */
+static void expect_collective(long *sent, long *received, int gather, long n, long k, int p) {
+  long own = 4 * k * (p - 1), others = 4 * (n - k);
+  *sent += gather ? own : others;
+  *received += gather ? others : own;
+}
+
+/* One optimizer step of model config c at each stage, from a forward and a backward at stage 3
+ * (prefetch on, then off): the bytes counted (the ZeroOpt's plus, at stage 3, the model's units')
+ * are the cost model's exactly, computed from n, p and the layout: stage 0 reduce-scatters and
+ * all-gathers the gradient, stage 1 also all-gathers the parameters, stage 2 reduce-scatters the
+ * gradient and all-gathers the parameters; stage 3 gathers every unit in the forward and again in
+ * the backward and reduce-scatters it, each rank holding the intersection of its shard with the
+ * unit. Stage 3 then moves 1.5 times stage 2 (exactly, as the intersections add up to the shard).
+ * The prefetch changes neither the bytes nor the outputs. */
+static void traffic_matches_model(const ModelConfig *c, int B) {
+  int p = dist_size(), r = dist_rank();
+  long moved[4] = {0};
+  size_t xb = sizeof(float) * (size_t)B * (size_t)c->dim;
+  float *x = mallocCheck(xb), *dout = mallocCheck(xb), *t = mallocCheck(sizeof(float) * (size_t)B);
+  float *out = mallocCheck(xb), *dx = mallocCheck(xb), *out_prefetched = mallocCheck(xb);
+  int *labels = mallocCheck(sizeof(int) * (size_t)B);
+  stage3_inputs(c, B, 0, x, t, labels, dout);
+  for (int stage = 0; stage <= 3; stage++)
+    for (int prefetch = 1; prefetch >= (stage == 3 ? 0 : 1); prefetch--) {
+      Model *m = stage == 3 ? model_create_sharded(c, B) : model_create(c, B);
+      model_set_prefetch(m, prefetch);
+      model_init_params(m, 3);
+      long n = m->num_params, sb, se;
+      zero_shard(n, r, p, &sb, &se);
+      ZeroOpt *z = zero_create(n, stage);
+      model_zero_grad(m);
+      memset(dx, 0, xb);
+      m->forward(m, out, x, t, labels, B);
+      m->backward(m, dx, dout, NULL, B);
+      double norm = zero_reduce_grads(z, m->grads);
+      zero_update(z, m->params, m->grads, &t_oc, 0, norm);
+      long sent = 0, received = 0;
+      if (p > 1 && stage < 3) {
+        expect_collective(&sent, &received, 0, n, se - sb, p);                   /* gradient reduce-scatter */
+        if (stage < 2) expect_collective(&sent, &received, 1, n, se - sb, p);    /* gradient all-gather */
+        if (stage > 0) expect_collective(&sent, &received, 1, n, se - sb, p);    /* parameter all-gather */
+      }
+      for (int u = 0; stage == 3 && u < m->num_units; u++) {
+        long ub = m->unit_begin[u], ue = m->unit_begin[u + 1];
+        long k = (se < ue ? se : ue) - (sb > ub ? sb : ub);
+        if (k < 0) k = 0;
+        expect_collective(&sent, &received, 1, ue - ub, k, p); /* forward gather */
+        expect_collective(&sent, &received, 1, ue - ub, k, p); /* backward gather */
+        expect_collective(&sent, &received, 0, ue - ub, k, p); /* gradient reduce-scatter */
+      }
+      DistTraffic got = z->traffic;
+      const DistTraffic *units = model_traffic(m);
+      EXPECT((stage == 3) == (units != NULL), "%s stage %d: model_traffic is %p", c->kind, stage, (const void *)units);
+      if (units) {
+        got.sent += units->sent, got.received += units->received, got.seconds += units->seconds;
+        EXPECT(units->gather_span >= units->gather_wait && units->gather_wait >= 0 &&
+                   units->seconds >= units->gather_wait,
+               "%s: gathers in flight %g s, waited %g s, in the calls %g s", c->kind, units->gather_span,
+               units->gather_wait, units->seconds);
+      }
+      EXPECT(got.sent == sent && got.received == received,
+             "%s stage %d (prefetch %d) at %d ranks, rank %d: counted %ld bytes sent, %ld received; the cost model "
+             "says %ld, %ld", c->kind, stage, prefetch, p, r, got.sent, got.received, sent, received);
+      EXPECT(got.seconds >= 0, "%s stage %d: %g s", c->kind, stage, got.seconds);
+      if (stage == 3 && prefetch) memcpy(out_prefetched, out, xb);
+      if (stage == 3 && !prefetch)
+        EXPECT(memcmp(out, out_prefetched, xb) == 0, "%s: the prefetch changes the forward", c->kind);
+      if (prefetch) moved[stage] = got.sent + got.received;
+      zero_free(z);
+      model_free(m);
+    }
+  if (p > 1)
+    EXPECT(moved[3] * 2 == moved[2] * 3 && moved[0] == moved[2] && moved[1] * 2 == moved[2] * 3,
+           "%s at %d ranks: bytes moved by stages 0..3: %ld %ld %ld %ld (expected 1 : 1.5 : 1 : 1.5)", c->kind, p,
+           moved[0], moved[1], moved[2], moved[3]);
+  else
+    EXPECT(moved[0] + moved[1] + moved[2] + moved[3] == 0, "%s at one rank: %ld bytes moved", c->kind,
+           moved[0] + moved[1] + moved[2] + moved[3]);
+  free(x), free(dout), free(t), free(out), free(dx), free(out_prefetched), free(labels);
+}
+
+static void test_traffic(void) {
+  traffic_matches_model(&t_cfg, 4);
+  traffic_matches_model(&t_dit, 2);
+}
+
 /* Runs a forward of unit 1 of a sharded mlp, then reads it again after its release: must stop. */
 static int read_after_release(void) {
   Model *m = model_create_sharded(&t_cfg, 4);
@@ -385,6 +477,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_checkpoint_any_rank_count);
   TEST_RUN(test_units);
   TEST_RUN(test_stage3_agrees);
+  TEST_RUN(test_traffic);
 #ifdef __SANITIZE_ADDRESS__
   TEST_RUN(test_no_leaks);
 #endif
