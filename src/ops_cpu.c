@@ -61,8 +61,11 @@ static void cpu_gemm_batched(int transA, int transB, int M, int N, int K, float 
 
 static void cpu_bias_add(float *y, const float *b, int B, int N) {
 #pragma omp parallel for schedule(static) if ((long)B * N > 65536)
-  for (int i = 0; i < B; i++)
-    for (int j = 0; j < N; j++) y[(long)i * N + j] += b[j];
+  for (int i = 0; i < B; i++) {
+    float *yi = y + (long)i * N;
+#pragma omp simd
+    for (int j = 0; j < N; j++) yi[j] += b[j];
+  }
 }
 
 /* Each column sums its rows in order, in double; rows are read along cache lines, a block of
@@ -75,8 +78,11 @@ static void cpu_bias_backward(float *db, const float *dy, int B, int N) {
   for (int blk = 0; blk < blocks; blk++) {
     int j0 = blk * width, j1 = amd_min_i(N, j0 + width);
     double s[BIAS_BLOCK] = {0};
-    for (int i = 0; i < B; i++)
-      for (int j = j0; j < j1; j++) s[j - j0] += dy[(long)i * N + j];
+    for (int i = 0; i < B; i++) {
+      const float *dyi = dy + (long)i * N;
+#pragma omp simd
+      for (int j = j0; j < j1; j++) s[j - j0] += dyi[j];
+    }
     for (int j = j0; j < j1; j++) db[j] += (float)s[j - j0];
   }
 }
@@ -105,7 +111,9 @@ static void cpu_layernorm_forward(float *out, float *mean, float *rstd, const fl
     double mu = s / C;
     for (int c = 0; c < C; c++) ss += (xr[c] - mu) * (xr[c] - mu);
     double rs = 1.0 / sqrt(ss / C + LN_EPS);
-    for (int c = 0; c < C; c++) out[(long)r * C + c] = (float)((xr[c] - mu) * rs);
+    float *orow = out + (long)r * C;
+#pragma omp simd
+    for (int c = 0; c < C; c++) orow[c] = (float)((xr[c] - mu) * rs);
     mean[r] = (float)mu, rstd[r] = (float)rs;
   }
 }
@@ -122,9 +130,11 @@ static void cpu_layernorm_backward(float *dx, const float *dout, const float *x,
       sd += dr[c], sdx += dr[c] * xh;
     }
     sd /= C, sdx /= C;
+    float *dxr = dx + (long)r * C;
+#pragma omp simd
     for (int c = 0; c < C; c++) {
       double xh = (xr[c] - mean[r]) * rstd[r];
-      dx[(long)r * C + c] += (float)(rstd[r] * (dr[c] - sd - xh * sdx));
+      dxr[c] += (float)(rstd[r] * (dr[c] - sd - xh * sdx));
     }
   }
 }
@@ -171,7 +181,10 @@ static void cpu_modulate_forward(float *y, const float *x, const float *shift, c
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       long o = ((long)b * T + t) * C;
-      for (int c = 0; c < C; c++) y[o + c] = x[o + c] * (1.0f + scale[(long)b * ld + c]) + shift[(long)b * ld + c];
+      const float *k = scale + (long)b * ld, *s = shift + (long)b * ld, *xr = x + o;
+      float *yr = y + o;
+#pragma omp simd
+      for (int c = 0; c < C; c++) yr[c] = xr[c] * (1.0f + k[c]) + s[c];
     }
 }
 
@@ -190,9 +203,12 @@ static void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const
       double ds[ROW_BLOCK] = {0}, dc[ROW_BLOCK] = {0};
       for (int t = 0; t < T; t++) {
         long o = ((long)b * T + t) * C;
+        const float *dyr = dy + o, *xr = x + o;
+        float *dxr = dx + o;
+#pragma omp simd
         for (int c = c0; c < c1; c++) {
-          dx[o + c] = dy[o + c] * (1.0f + k[c]);
-          ds[c - c0] += dy[o + c], dc[c - c0] += (double)dy[o + c] * x[o + c];
+          dxr[c] = dyr[c] * (1.0f + k[c]);
+          ds[c - c0] += dyr[c], dc[c - c0] += (double)dyr[c] * xr[c];
         }
       }
       for (int c = c0; c < c1; c++) {
@@ -207,7 +223,10 @@ static void cpu_gated_residual_forward(float *x, const float *gate, const float 
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       long o = ((long)b * T + t) * C;
-      for (int c = 0; c < C; c++) x[o + c] += gate[(long)b * ld + c] * y[o + c];
+      const float *g = gate + (long)b * ld, *yr = y + o;
+      float *xr = x + o;
+#pragma omp simd
+      for (int c = 0; c < C; c++) xr[c] += g[c] * yr[c];
     }
 }
 
@@ -222,9 +241,12 @@ static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx
       double dg[ROW_BLOCK] = {0};
       for (int t = 0; t < T; t++) {
         long o = ((long)b * T + t) * C;
+        const float *dxr = dx + o, *yr = y + o;
+        float *dyr = dy + o;
+#pragma omp simd
         for (int c = c0; c < c1; c++) {
-          dy[o + c] = g[c] * dx[o + c];
-          dg[c - c0] += (double)dx[o + c] * y[o + c];
+          dyr[c] = g[c] * dxr[c];
+          dg[c - c0] += (double)dxr[c] * yr[c];
         }
       }
       for (int c = c0; c < c1; c++) dgate[(long)b * ld + c] = (float)dg[c - c0];
@@ -294,7 +316,9 @@ static void cpu_heads_split(float *q, float *k, float *v, const float *qkv, int 
       for (int t = 0; t < T; t++) {
         const float *src = qkv + ((long)b * T + t) * 3 * C + (long)h * hs;
         long o = (((long)b * NH + h) * T + t) * hs;
-        for (int d = 0; d < hs; d++) q[o + d] = src[d], k[o + d] = src[C + d], v[o + d] = src[2 * C + d];
+        memcpy(q + o, src, sizeof(float) * (size_t)hs);
+        memcpy(k + o, src + C, sizeof(float) * (size_t)hs);
+        memcpy(v + o, src + 2 * C, sizeof(float) * (size_t)hs);
       }
 }
 
@@ -307,7 +331,9 @@ static void cpu_heads_split_backward(float *dqkv, const float *dq, const float *
       for (int t = 0; t < T; t++) {
         float *dst = dqkv + ((long)b * T + t) * 3 * C + (long)h * hs;
         long o = (((long)b * NH + h) * T + t) * hs;
-        for (int d = 0; d < hs; d++) dst[d] = dq[o + d], dst[C + d] = dk[o + d], dst[2 * C + d] = dv[o + d];
+        memcpy(dst, dq + o, sizeof(float) * (size_t)hs);
+        memcpy(dst + C, dk + o, sizeof(float) * (size_t)hs);
+        memcpy(dst + 2 * C, dv + o, sizeof(float) * (size_t)hs);
       }
 }
 
@@ -317,8 +343,7 @@ static void cpu_heads_merge(float *out, const float *y, int B, int T, int NH, in
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++)
       for (int t = 0; t < T; t++)
-        for (int d = 0; d < hs; d++)
-          out[((long)b * T + t) * C + (long)h * hs + d] = y[(((long)b * NH + h) * T + t) * hs + d];
+        memcpy(out + ((long)b * T + t) * C + (long)h * hs, y + (((long)b * NH + h) * T + t) * hs, sizeof(float) * (size_t)hs);
 }
 
 static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T, int NH, int hs) {
@@ -327,8 +352,7 @@ static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T,
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++)
       for (int t = 0; t < T; t++)
-        for (int d = 0; d < hs; d++)
-          dy[(((long)b * NH + h) * T + t) * hs + d] = dout[((long)b * T + t) * C + (long)h * hs + d];
+        memcpy(dy + (((long)b * NH + h) * T + t) * hs, dout + ((long)b * T + t) * C + (long)h * hs, sizeof(float) * (size_t)hs);
 }
 
 static void cpu_add(float *y, const float *a, const float *b, long n) {
