@@ -89,6 +89,22 @@
   X(void, gated_residual_backward, (float *dy, float *dgate, const float *dx, const float *y, const float *gate,      \
                                     int ld, int B, int T, int C),                                                     \
     (dy, dgate, dx, y, gate, ld, B, T, C), )                                                                          \
+  /* fused linear layers: z (N, O) = x (N, K) W^T + b (W (O, K) as in torch.nn.Linear, b (O) or NULL)                 \
+   * and the pointwise step that follows it, in one pass over blocks of rows while each block's z is                  \
+   * in cache; each gives bit for bit what gemm, bias_add and the unfused step give (the CPU backend's                \
+   * sums; a GPU's as its gemm). All overwrite their outputs.                                                         \
+   *   linear_forward:          y = z                                                                                 \
+   *   linear_gelu_forward:     pre = z, y = GELU(pre) with th as gelu_forward keeps it (th may be NULL)              \
+   *   linear_residual_forward: rows (B, T); y = z, h_out = h_in + gate[b] y (gate rows of stride ld;                 \
+   *                            h_out may be h_in), the adaLN-Zero gated residual */                                  \
+  X(void, linear_forward, (float *y, const float *x, const float *W, const float *b, int N, int K, int O),            \
+    (y, x, W, b, N, K, O), )                                                                                          \
+  X(void, linear_gelu_forward, (float *y, float *th, float *pre, const float *x, const float *W, const float *b,      \
+                                int N, int K, int O),                                                                 \
+    (y, th, pre, x, W, b, N, K, O), )                                                                                 \
+  X(void, linear_residual_forward, (float *h_out, float *y, const float *h_in, const float *gate, int ld,             \
+                                    const float *x, const float *W, const float *b, int B, int T, int K, int O),      \
+    (h_out, y, h_in, gate, ld, x, W, b, B, T, K, O), )                                                                \
   /* softmax over each row of (N, C); y may alias x. Backward (overwrite): dx = y (dy - sum_c dy y) */                \
   X(void, softmax_forward, (float *y, const float *x, int N, int C), (y, x, N, C), )                                  \
   X(void, softmax_backward, (float *dx, const float *dy, const float *y, int N, int C), (dx, dy, y, N, C), )          \
@@ -161,7 +177,7 @@
   /* denoised (x0) prediction of a velocity network: d = xt - t v, per-sample t (B) */                                \
   X(void, flow_denoise, (float *d, const float *xt, const float *v, const float *t, int B, int D),                    \
     (d, xt, v, t, B, D), )                                                                                            \
-  /* The DMD / AMD generator gradient (docs/DESIGN.md sections 4.3, 4.7), per sample i:                              \
+  /* The DMD / AMD generator gradient (docs/DESIGN.md sections 4.3, 4.7), per sample i:                               \
    *   d_cfg = d_u + w (d_c - d_u),  H = beta_i (d_c - d_f) + alpha_i (w - 1)(d_c - d_u)   (beta_fake 0, Eq. 10)      \
    *                                 H = alpha_i (d_cfg - x) - beta_i (d_f - x)            (beta_fake 1)              \
    *   n = mean_d |x - d_cfg|,  loss_i = 0.5 || H / n ||^2,  dx = -scale H / n                                        \

@@ -94,7 +94,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   const ModelConfig *c = &m->cfg;
   int C = c->width, T = a->T, P = a->P, L = c->depth, NH = c->heads, BT = B * T;
   int S = c->img_size, CI = c->img_channels, p = c->patch;
-  long BC = (long)B * C, BTC = (long)BT * C, hsz = (long)m->max_batch * T * C;
+  long BC = (long)B * C, hsz = (long)m->max_batch * T * C;
   long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B <= m->max_batch, "dit forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
   a->B = B;
@@ -123,16 +123,11 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
     linear_forward(qkv, m1, P_(w->qkvw), P_(w->qkvb), BT, C, 3 * C);
     attention_forward(att, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz, a->prob + l * psz, a->ay, qkv, B, T,
                       C, NH);
-    linear_forward(proj, att, P_(w->projw), P_(w->projb), BT, C, C);
-    ops->copy(hmid, h, sizeof(float) * (size_t)BTC);
-    ops->gated_residual_forward(hmid, mod + 2 * C, proj, 6 * C, B, T, C);
+    ops->linear_residual_forward(hmid, proj, h, mod + 2 * C, 6 * C, att, P_(w->projw), P_(w->projb), B, T, C, C);
     ops->layernorm_forward(ln2, a->mean2 + l * rsz, a->rstd2 + l * rsz, hmid, BT, C);
     ops->modulate_forward(m2, ln2, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
-    linear_forward(f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
-    ops->gelu_forward(g, a->gth + 4 * l * hsz, f1, 4 * BTC);
-    linear_forward(f2, g, P_(w->fc2w), P_(w->fc2b), BT, 4 * C, C);
-    ops->copy(hn, hmid, sizeof(float) * (size_t)BTC);
-    ops->gated_residual_forward(hn, mod + 5 * C, f2, 6 * C, B, T, C);
+    ops->linear_gelu_forward(g, a->gth + 4 * l * hsz, f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
+    ops->linear_residual_forward(hn, f2, hmid, mod + 5 * C, 6 * C, g, P_(w->fc2w), P_(w->fc2b), B, T, 4 * C, C);
     model_unit_leave(m, 1 + l);
   }
   const float *hL = a->h + L * hsz;

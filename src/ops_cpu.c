@@ -253,6 +253,87 @@ static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx
     }
 }
 
+/* The fused linear layers. The rows are cut into blocks of LINEAR_ROWS; a thread takes a block,
+ * runs its GEMM (OpenBLAS is single-threaded inside a parallel region) and the pointwise step while
+ * the block's z (at most LINEAR_ROWS x O floats, 256 KiB at O = 512) is in its core's cache, so z
+ * is written once and read back from cache instead of by a second pass over the whole output. A
+ * layer with too few rows to give each thread two blocks (the adaLN GEMMs: one row per sample)
+ * runs as one block on OpenBLAS's own threads. Each element of z is the same sum either way (the
+ * split is over rows; every row sums over K in the same order), and the steps after it are the
+ * expressions of bias_add, gelu_forward and gated_residual_forward, so the results are bit for bit
+ * those of the unfused ops (test_dit's test_linear_fused). */
+#define LINEAR_ROWS 128
+typedef enum { LINEAR_PLAIN, LINEAR_GELU, LINEAR_RESIDUAL } LinearStep;
+
+typedef struct {
+  LinearStep step;
+  float *z;           /* (N, O) the GEMM's output: y, or pre for GELU */
+  float *y, *th;      /* GELU: its output and tanh (th may be NULL) */
+  float *h_out;       /* residual: h_out = h_in + gate[row / T] z */
+  const float *h_in, *gate;
+  int ld, T;
+} LinearOut;
+
+static void linear_rows(const LinearOut *o, const float *x, const float *W, const float *b, int r0, int r1, int K,
+                        int O) {
+  cpu_gemm(0, 1, r1 - r0, O, K, 1.0f, x + (long)r0 * K, W, 0.0f, o->z + (long)r0 * O);
+  for (int r = r0; r < r1; r++) {
+    long off = (long)r * O;
+    float *z = o->z + off;
+    if (b) {
+#pragma omp simd
+      for (int j = 0; j < O; j++) z[j] += b[j];
+    }
+    if (o->step == LINEAR_GELU) {
+      float *y = o->y + off;
+      if (o->th) {
+        float *th = o->th + off;
+#pragma omp simd
+        for (int j = 0; j < O; j++) {
+          float t = vm_tanhf(gelu_u(z[j]));
+          y[j] = 0.5f * z[j] * (1.0f + t);
+          th[j] = t;
+        }
+      } else {
+#pragma omp simd
+        for (int j = 0; j < O; j++) y[j] = 0.5f * z[j] * (1.0f + vm_tanhf(gelu_u(z[j])));
+      }
+    } else if (o->step == LINEAR_RESIDUAL) {
+      const float *g = o->gate + (long)(r / o->T) * o->ld, *hi = o->h_in + off;
+      float *ho = o->h_out + off;
+#pragma omp simd
+      for (int j = 0; j < O; j++) ho[j] = hi[j] + g[j] * z[j];
+    }
+  }
+}
+
+static void linear_blocks(const LinearOut *o, const float *x, const float *W, const float *b, int N, int K, int O) {
+  int blocks = (N + LINEAR_ROWS - 1) / LINEAR_ROWS;
+  if (blocks < 2 * omp_get_max_threads()) {
+    linear_rows(o, x, W, b, 0, N, K, O);
+    return;
+  }
+#pragma omp parallel for schedule(dynamic)
+  for (int k = 0; k < blocks; k++) linear_rows(o, x, W, b, k * LINEAR_ROWS, amd_min_i(N, (k + 1) * LINEAR_ROWS), K, O);
+}
+
+static void cpu_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int K, int O) {
+  LinearOut o = {.step = LINEAR_PLAIN, .z = y};
+  linear_blocks(&o, x, W, b, N, K, O);
+}
+
+static void cpu_linear_gelu_forward(float *y, float *th, float *pre, const float *x, const float *W, const float *b,
+                                    int N, int K, int O) {
+  LinearOut o = {.step = LINEAR_GELU, .z = pre, .y = y, .th = th};
+  linear_blocks(&o, x, W, b, N, K, O);
+}
+
+static void cpu_linear_residual_forward(float *h_out, float *y, const float *h_in, const float *gate, int ld,
+                                        const float *x, const float *W, const float *b, int B, int T, int K, int O) {
+  LinearOut o = {.step = LINEAR_RESIDUAL, .z = y, .h_out = h_out, .h_in = h_in, .gate = gate, .ld = ld, .T = T};
+  linear_blocks(&o, x, W, b, B * T, K, O);
+}
+
 static void cpu_softmax_forward(float *y, const float *x, int N, int C) {
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
   for (int r = 0; r < N; r++) {

@@ -457,6 +457,45 @@ static void test_adaln(void) {
   run_case("gated_residual_backward", &c, op_gated_residual_backward, POINTWISE);
 }
 
+/* the fused linear layers: x (N, K), W (O, K), b (O); s = {B, T, K, O, with bias} */
+static void op_linear_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->linear_forward(F(0), F(1), F(2), c->s[4] ? F(3) : NULL, c->s[0] * c->s[1], c->s[2], c->s[3]);
+}
+static void op_linear_gelu_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->linear_gelu_forward(F(4), F(5), F(0), F(1), F(2), c->s[4] ? F(3) : NULL, c->s[0] * c->s[1], c->s[2], c->s[3]);
+}
+/* the gate: chunk 5 of a (B, 6O) adaLN output */
+static void op_linear_residual_forward(const amd_ops *o, void *const *p, const Case *c) {
+  int O = c->s[3];
+  o->linear_residual_forward(F(4), F(0), F(5), F(6) + 5 * O, 6 * O, F(1), F(2), c->s[4] ? F(3) : NULL, c->s[0],
+                             c->s[1], c->s[2], O);
+}
+
+static void test_linear_fused(void) {
+  const int shapes[][4] = {{3, 17, 24, 40}, {4, 150, 32, 48}}; /* B, T, K, O; the second in row blocks */
+  for (int z = 0; z < 2; z++)
+    for (int bias = 0; bias < 2; bias++) {
+      int B = shapes[z][0], T = shapes[z][1], K = shapes[z][2], O = shapes[z][3];
+      long n = (long)B * T * O;
+      char name[64];
+      Case c = {.s = {B, T, K, O, bias}};
+      buf_f(&c, n, -1, 1, 1), buf_f(&c, (long)B * T * K, -1, 1, 0), buf_f(&c, (long)O * K, -1, 1, 0);
+      buf_f(&c, O, -1, 1, 0);
+      snprintf(name, sizeof name, "linear_forward %dx%dx%d%s", B * T, K, O, bias ? " bias" : "");
+      run_case(name, &c, op_linear_forward, GEMM);
+      c = (Case){.s = {B, T, K, O, bias}};
+      buf_f(&c, n, -1, 1, 1), buf_f(&c, (long)B * T * K, -1, 1, 0), buf_f(&c, (long)O * K, -1, 1, 0);
+      buf_f(&c, O, -1, 1, 0), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1);
+      snprintf(name, sizeof name, "linear_gelu_forward %dx%dx%d%s", B * T, K, O, bias ? " bias" : "");
+      run_case(name, &c, op_linear_gelu_forward, GEMM);
+      c = (Case){.s = {B, T, K, O, bias}};
+      buf_f(&c, n, -1, 1, 1), buf_f(&c, (long)B * T * K, -1, 1, 0), buf_f(&c, (long)O * K, -1, 1, 0);
+      buf_f(&c, O, -1, 1, 0), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -2, 2, 0), buf_f(&c, 6L * B * O, -1, 1, 0);
+      snprintf(name, sizeof name, "linear_residual_forward %dx%dx%d%s", B * T, K, O, bias ? " bias" : "");
+      run_case(name, &c, op_linear_residual_forward, GEMM);
+    }
+}
+
 static void op_patchify(const amd_ops *o, void *const *p, const Case *c) {
   o->patchify(F(0), F(1), c->s[0], c->s[1], c->s[2], c->s[3], c->s[4]);
 }
@@ -942,6 +981,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_layernorm);
   TEST_RUN(test_softmax);
   TEST_RUN(test_adaln);
+  TEST_RUN(test_linear_fused);
   TEST_RUN(test_patches);
   TEST_RUN(test_heads);
   TEST_RUN(test_embeddings);
