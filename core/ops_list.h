@@ -68,6 +68,12 @@
   X(void, layernorm_backward, (float *dx, const float *dout, const float *x, const float *mean, const float *rstd,    \
                                int N, int C),                                                                         \
     (dx, dout, x, mean, rstd, N, C), )                                                                                \
+  /* adaLN's normalization and modulation in one pass per row, rows (B, T): ln = LN(x) as layernorm_forward           \
+   * keeps it, with mean and rstd, and y = ln (1 + scale[b]) + shift[b] as modulate_forward, bit for bit              \
+   * those ops' results; ln, mean and rstd may each be NULL (not kept: a forward without a backward) */               \
+  X(void, layernorm_modulate_forward, (float *y, float *ln, float *mean, float *rstd, const float *x,                 \
+                                       const float *shift, const float *scale, int ld, int B, int T, int C),          \
+    (y, ln, mean, rstd, x, shift, scale, ld, B, T, C), )                                                              \
   /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).                                       \
    * The forward also stores th = tanh(sqrt(2/pi) (x + 0.044715 x^3)) when th is not NULL, so the                     \
    * backward need not evaluate tanh again (th NULL there: computed; the same values either way). */                  \

@@ -1,7 +1,8 @@
 /* transformer.cu: the DiT's row-wise layers (layernorm, softmax: one warp per row, sums in double
  * in a fixed lane order) and the adaLN conditioning (modulate, gated residual: pointwise forward,
  * one thread per (sample, channel) summing over tokens in order for the backward), with the CPU's
- * formulas and precision (src/ops_cpu.c).
+ * formulas and precision (src/ops_cpu.c); layernorm_modulate_forward is the two forwards in one
+ * kernel.
  * Not here: fused or flash attention (attention is src/attention.c on these ops and cuBLAS). */
 #include "cuda_common.cuh"
 
@@ -21,6 +22,27 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
   double rs = 1.0 / sqrt(warp_sum(ss) / C + LN_EPS);
   for (int c = lane; c < C; c += 32) out[(long)r * C + c] = (float)((xr[c] - mu) * rs);
   if (lane == 0) mean[r] = (float)mu, rstd[r] = (float)rs;
+}
+
+/* layernorm_forward_kernel's row, then modulate_forward_kernel's map on it; rows (B, T) */
+__global__ void layernorm_modulate_forward_kernel(float *y, float *ln, float *mean, float *rstd, const float *x,
+                                                  const float *shift, const float *scale, int ld, int N, int T,
+                                                  int C) {
+  int r = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= N) return;
+  const float *xr = x + (long)r * C, *k = scale + (long)(r / T) * ld, *sh = shift + (long)(r / T) * ld;
+  double s = 0, ss = 0;
+  for (int c = lane; c < C; c += 32) s += xr[c];
+  double mu = warp_sum(s) / C;
+  for (int c = lane; c < C; c += 32) ss += (xr[c] - mu) * (xr[c] - mu);
+  double rs = 1.0 / sqrt(warp_sum(ss) / C + LN_EPS);
+  for (int c = lane; c < C; c += 32) {
+    float l = (float)((xr[c] - mu) * rs);
+    if (ln) ln[(long)r * C + c] = l;
+    y[(long)r * C + c] = l * (1.0f + k[c]) + sh[c];
+  }
+  if (lane == 0 && mean) mean[r] = (float)mu;
+  if (lane == 0 && rstd) rstd[r] = (float)rs;
 }
 
 /* dx += rstd (dout - mean(dout) - xhat mean(dout xhat)), xhat in float as on the CPU */
@@ -53,6 +75,15 @@ void cuda_layernorm_backward(float *dx, const float *dout, const float *x, const
   if (N <= 0 || C <= 0) return;
   layernorm_backward_kernel<<<row_blocks(N), CUDA_THREADS, 0, cuda_stream>>>(dx, dout, x, mean, rstd, N, C);
   launchCheck(layernorm_backward_kernel);
+}
+
+void cuda_layernorm_modulate_forward(float *y, float *ln, float *mean, float *rstd, const float *x, const float *shift,
+                                     const float *scale, int ld, int B, int T, int C) {
+  int N = B * T;
+  if (N <= 0 || C <= 0) return;
+  layernorm_modulate_forward_kernel<<<row_blocks(N), CUDA_THREADS, 0, cuda_stream>>>(y, ln, mean, rstd, x, shift,
+                                                                                       scale, ld, N, T, C);
+  launchCheck(layernorm_modulate_forward_kernel);
 }
 
 /* y may alias x: each lane reads its elements for the max before any lane writes, and then rewrites

@@ -118,14 +118,13 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
     float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
     float *qkv = a->qkv + 3 * l * hsz, *f1 = a->f1 + 4 * l * hsz, *g = a->g + 4 * l * hsz;
     linear_forward(mod, a->csilu, P_(w->adaw), P_(w->adab), B, C, 6 * C);
-    ops->layernorm_forward(ln1, a->mean1 + l * rsz, a->rstd1 + l * rsz, h, BT, C);
-    ops->modulate_forward(m1, ln1, mod, mod + C, 6 * C, B, T, C);
+    ops->layernorm_modulate_forward(m1, ln1, a->mean1 + l * rsz, a->rstd1 + l * rsz, h, mod, mod + C, 6 * C, B, T, C);
     linear_forward(qkv, m1, P_(w->qkvw), P_(w->qkvb), BT, C, 3 * C);
     attention_forward(att, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz, a->prob + l * psz, a->ay, qkv, B, T,
                       C, NH);
     ops->linear_residual_forward(hmid, proj, h, mod + 2 * C, 6 * C, att, P_(w->projw), P_(w->projb), B, T, C, C);
-    ops->layernorm_forward(ln2, a->mean2 + l * rsz, a->rstd2 + l * rsz, hmid, BT, C);
-    ops->modulate_forward(m2, ln2, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
+    ops->layernorm_modulate_forward(m2, ln2, a->mean2 + l * rsz, a->rstd2 + l * rsz, hmid, mod + 3 * C, mod + 4 * C,
+                                    6 * C, B, T, C);
     ops->linear_gelu_forward(g, a->gth + 4 * l * hsz, f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
     ops->linear_residual_forward(hn, f2, hmid, mod + 5 * C, 6 * C, g, P_(w->fc2w), P_(w->fc2b), B, T, 4 * C, C);
     model_unit_leave(m, 1 + l);
@@ -141,8 +140,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   }
   ops->gemm_batched(0, 0, 1, C, T, 1.0f / T, a->ones, 0, hL, (long)T * C, 0.0f, a->feat, C, B); /* token mean */
   linear_forward(a->fmod, a->csilu, P_(a->fadaw), P_(a->fadab), B, C, 2 * C);
-  ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
-  ops->modulate_forward(a->mf, a->lnf, a->fmod, a->fmod + C, 2 * C, B, T, C);
+  ops->layernorm_modulate_forward(a->mf, a->lnf, a->meanf, a->rstdf, hL, a->fmod, a->fmod + C, 2 * C, B, T, C);
   linear_forward(a->otok, a->mf, P_(a->outw), P_(a->outb), BT, C, P);
   model_unit_leave(m, L + 1);
   ops->unpatchify(out, a->otok, B, CI, S, S, p);

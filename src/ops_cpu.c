@@ -118,6 +118,37 @@ static void cpu_layernorm_forward(float *out, float *mean, float *rstd, const fl
   }
 }
 
+/* layernorm_forward's sums and normalization, then modulate_forward's map on the row while it is
+ * in L1, instead of a second pass over the whole (B, T, C) */
+static void cpu_layernorm_modulate_forward(float *y, float *ln, float *mean, float *rstd, const float *x,
+                                           const float *shift, const float *scale, int ld, int B, int T, int C) {
+  int N = B * T;
+#pragma omp parallel for schedule(static) if ((long)N * C > 65536)
+  for (int r = 0; r < N; r++) {
+    const float *xr = x + (long)r * C, *k = scale + (long)(r / T) * ld, *sh = shift + (long)(r / T) * ld;
+    double s = 0, ss = 0;
+    for (int c = 0; c < C; c++) s += xr[c];
+    double mu = s / C;
+    for (int c = 0; c < C; c++) ss += (xr[c] - mu) * (xr[c] - mu);
+    double rs = 1.0 / sqrt(ss / C + LN_EPS);
+    float *yr = y + (long)r * C;
+    if (ln) {
+      float *lr = ln + (long)r * C;
+#pragma omp simd
+      for (int c = 0; c < C; c++) {
+        float l = (float)((xr[c] - mu) * rs);
+        lr[c] = l;
+        yr[c] = l * (1.0f + k[c]) + sh[c];
+      }
+    } else {
+#pragma omp simd
+      for (int c = 0; c < C; c++) yr[c] = (float)((xr[c] - mu) * rs) * (1.0f + k[c]) + sh[c];
+    }
+    if (mean) mean[r] = (float)mu;
+    if (rstd) rstd[r] = (float)rs;
+  }
+}
+
 /* dx = rstd (dout - mean(dout) - xhat mean(dout xhat)) */
 static void cpu_layernorm_backward(float *dx, const float *dout, const float *x, const float *mean,
                                    const float *rstd, int N, int C) {
@@ -253,16 +284,19 @@ static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx
     }
 }
 
-/* The fused linear layers. The rows are cut into blocks of LINEAR_ROWS; a thread takes a block,
- * runs its GEMM (OpenBLAS is single-threaded inside a parallel region) and the pointwise step while
- * the block's z (at most LINEAR_ROWS x O floats, 256 KiB at O = 512) is in its core's cache, so z
- * is written once and read back from cache instead of by a second pass over the whole output. A
- * layer with too few rows to give each thread two blocks (the adaLN GEMMs: one row per sample)
- * runs as one block on OpenBLAS's own threads. Each element of z is the same sum either way (the
- * split is over rows; every row sums over K in the same order), and the steps after it are the
- * expressions of bias_add, gelu_forward and gated_residual_forward, so the results are bit for bit
- * those of the unfused ops (test_dit's test_linear_fused). */
+/* The fused linear layers. The rows are cut into blocks of LINEAR_ROWS (the last block takes the
+ * remainder too); a thread takes a block, runs its GEMM (OpenBLAS is single-threaded inside a
+ * parallel region) and the pointwise step while the block's z (about LINEAR_ROWS x O floats, 256 KiB
+ * at O = 512) is in its core's cache, so z is written once and read back from cache instead of by a
+ * second pass over the whole output. Each element of z is the same sum as in one GEMM over all rows
+ * (OpenBLAS splits a product over rows and columns, never over K) as long as every block is a
+ * product OpenBLAS runs in its regular kernels: its small-matrix kernels (0.3.21, SkylakeX: M N K
+ * <= 100^3) sum in another order, so layers whose blocks would be that small (the patch embedding,
+ * the output layer, the adaLN GEMMs of one row per sample) run as one GEMM on OpenBLAS's threads.
+ * The steps after z are the expressions of bias_add, gelu_forward and gated_residual_forward, so
+ * the results are bit for bit those of the unfused ops (tests/test_fused.c, on the dit's shapes). */
 #define LINEAR_ROWS 128
+#define LINEAR_BLOCK_MNK (1L << 21)
 typedef enum { LINEAR_PLAIN, LINEAR_GELU, LINEAR_RESIDUAL } LinearStep;
 
 typedef struct {
@@ -308,13 +342,14 @@ static void linear_rows(const LinearOut *o, const float *x, const float *W, cons
 }
 
 static void linear_blocks(const LinearOut *o, const float *x, const float *W, const float *b, int N, int K, int O) {
-  int blocks = (N + LINEAR_ROWS - 1) / LINEAR_ROWS;
-  if (blocks < 2 * omp_get_max_threads()) {
+  int blocks = N / LINEAR_ROWS;
+  if (blocks < 2 * omp_get_max_threads() || (long)LINEAR_ROWS * O * K < LINEAR_BLOCK_MNK) {
     linear_rows(o, x, W, b, 0, N, K, O);
     return;
   }
 #pragma omp parallel for schedule(dynamic)
-  for (int k = 0; k < blocks; k++) linear_rows(o, x, W, b, k * LINEAR_ROWS, amd_min_i(N, (k + 1) * LINEAR_ROWS), K, O);
+  for (int k = 0; k < blocks; k++)
+    linear_rows(o, x, W, b, k * LINEAR_ROWS, k == blocks - 1 ? N : (k + 1) * LINEAR_ROWS, K, O);
 }
 
 static void cpu_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int K, int O) {

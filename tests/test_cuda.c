@@ -440,6 +440,16 @@ static void op_gated_residual_backward(const amd_ops *o, void *const *p, const C
   o->gated_residual_backward(F(0), F(1) + 2 * C, F(2), F(3), F(4) + 2 * C, 6 * C, c->s[0], c->s[1], C);
 }
 
+/* x (B, T, C), cond (B, 6C): shift and scale are its chunks 0 and 1; outputs y, ln, mean, rstd */
+static void op_layernorm_modulate_forward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->layernorm_modulate_forward(F(0), F(1), F(2), F(3), F(4), F(5), F(5) + C, 6 * C, c->s[0], c->s[1], C);
+}
+static void op_layernorm_modulate_forward_y(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->layernorm_modulate_forward(F(0), NULL, NULL, NULL, F(1), F(2), F(2) + C, 6 * C, c->s[0], c->s[1], C);
+}
+
 static void test_adaln(void) {
   int B = 3, T = 17, C = 24;
   long n = (long)B * T * C, m = 6L * B * C;
@@ -455,6 +465,20 @@ static void test_adaln(void) {
   c = (Case){.s = {B, T, C}};
   buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, m, -1, 1, 0);
   run_case("gated_residual_backward", &c, op_gated_residual_backward, POINTWISE);
+  for (int k = 0; k < 2; k++) { /* C 24 and 200: a warp's lanes with one and with several columns */
+    int Cn = k ? 200 : C;
+    long nn = (long)B * T * Cn, mm = 6L * B * Cn;
+    c = (Case){.s = {B, T, Cn}};
+    buf_f(&c, nn, -1, 1, 1), buf_f(&c, nn, -1, 1, 1), buf_f(&c, (long)B * T, -1, 1, 1), buf_f(&c, (long)B * T, -1, 1, 1);
+    buf_f(&c, nn, -3, 3, 0), buf_f(&c, mm, -1, 1, 0);
+    char name[64];
+    snprintf(name, sizeof name, "layernorm_modulate_forward C=%d", Cn);
+    run_case(name, &c, op_layernorm_modulate_forward, POINTWISE);
+    c = (Case){.s = {B, T, Cn}};
+    buf_f(&c, nn, -1, 1, 1), buf_f(&c, nn, -3, 3, 0), buf_f(&c, mm, -1, 1, 0);
+    snprintf(name, sizeof name, "layernorm_modulate_forward C=%d, y only", Cn);
+    run_case(name, &c, op_layernorm_modulate_forward_y, POINTWISE);
+  }
 }
 
 /* the fused linear layers: x (N, K), W (O, K), b (O); s = {B, T, K, O, with bias} */

@@ -2,7 +2,10 @@
  * same inputs, bit for bit (the fused ops keep the order of every float operation; core/ops_list.h):
  * the fused linear layers against gemm + bias_add (+ gelu_forward, or copy + gated_residual_forward),
  * with and without a bias, at 1 to 3 threads, with row counts that run as one block and in row
- * blocks with a short last block, and the gated residual in place (h_out = h_in).
+ * blocks with a long last block, and the gated residual in place (h_out = h_in); adaLN's
+ * layernorm_modulate_forward against layernorm_forward + modulate_forward, with and without keeping
+ * LN(x), mean and rstd; and the whole Fashion-MNIST dit and reward classifier, forward and
+ * backward, with the fused ops and with each replaced by its unfused composition.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
  * dit against PyTorch), CUDA conformance (test_cuda). */
 #include <omp.h>
@@ -10,6 +13,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "model.h"
 #include "ops.h"
 #include "test.h"
 
@@ -24,9 +28,13 @@ static void expect_same(const char *what, const float *got, const float *want, l
          first, bad ? got[first] : 0.0, bad ? want[first] : 0.0);
 }
 
-/* B, T (rows B T), K inputs, O outputs: one block (51 rows), blocks with a short last one (1000), the
- * dit's MLP widths at 4 x 49 tokens */
-static const int shapes[][4] = {{3, 17, 24, 40}, {8, 125, 37, 19}, {4, 49, 128, 512}, {4, 49, 512, 128}};
+/* B, T (rows B T), K inputs, O outputs: small layers (one GEMM; one in blocks but for OpenBLAS's
+ * small-matrix kernels), blocks with a long last one (1000 rows), and every linear layer of the
+ * Fashion-MNIST dit (width 128, 49 tokens, patch 16 features) and of its reward classifier (width 64)
+ * at the distillation's batch of 64 */
+static const int shapes[][4] = {{3, 17, 24, 40}, {8, 125, 37, 19}, {8, 125, 64, 256}, {64, 49, 16, 128},
+                                {64, 49, 128, 384}, {64, 49, 128, 128}, {64, 49, 128, 512}, {64, 49, 512, 128},
+                                {64, 49, 128, 16}, {64, 1, 128, 768}, {64, 49, 64, 192}, {64, 49, 64, 64}};
 
 typedef struct {
   int B, T, K, O, N;
@@ -114,7 +122,143 @@ static void test_linear_fused(void) {
   omp_set_num_threads(threads);
 }
 
+/* adaLN: layernorm_modulate_forward against layernorm_forward + modulate_forward, the conditioning
+ * chunks 3 and 4 of a (B, 6C) adaLN output as the dit's MLP half reads them */
+static void test_layernorm_modulate(void) {
+  static const int ln_shapes[][3] = {{3, 17, 24}, {4, 49, 128}, {64, 49, 128}}; /* B, T, C; the last threaded */
+  for (size_t z = 0; z < sizeof ln_shapes / sizeof ln_shapes[0]; z++) {
+    int B = ln_shapes[z][0], T = ln_shapes[z][1], C = ln_shapes[z][2], N = B * T, ld = 6 * C;
+    long n = (long)N * C;
+    float *x = alloc_f(n), *cond = alloc_f((long)B * ld);
+    fill_uniform(x, n, -3, 3), fill_uniform(cond, (long)B * ld, -1, 1);
+    const float *shift = cond + 3 * C, *scale = cond + 4 * C;
+    float *want_ln = alloc_f(n), *want_y = alloc_f(n), *want_mean = alloc_f(N), *want_rstd = alloc_f(N);
+    float *ln = alloc_f(n), *y = alloc_f(n), *mean = alloc_f(N), *rstd = alloc_f(N);
+    ops->layernorm_forward(want_ln, want_mean, want_rstd, x, N, C);
+    ops->modulate_forward(want_y, want_ln, shift, scale, ld, B, T, C);
+    ops->fill(ln, 7.0f, n), ops->fill(y, 7.0f, n), ops->fill(mean, 7.0f, N), ops->fill(rstd, 7.0f, N);
+    ops->layernorm_modulate_forward(y, ln, mean, rstd, x, shift, scale, ld, B, T, C);
+    char what[96];
+    snprintf(what, sizeof what, "layernorm_modulate_forward y %dx%dx%d", B, T, C);
+    expect_same(what, y, want_y, n);
+    snprintf(what, sizeof what, "layernorm_modulate_forward ln %dx%dx%d", B, T, C);
+    expect_same(what, ln, want_ln, n);
+    snprintf(what, sizeof what, "layernorm_modulate_forward mean %dx%dx%d", B, T, C);
+    expect_same(what, mean, want_mean, N);
+    snprintf(what, sizeof what, "layernorm_modulate_forward rstd %dx%dx%d", B, T, C);
+    expect_same(what, rstd, want_rstd, N);
+    ops->fill(y, 7.0f, n);
+    ops->layernorm_modulate_forward(y, NULL, NULL, NULL, x, shift, scale, ld, B, T, C);
+    snprintf(what, sizeof what, "layernorm_modulate_forward y, nothing kept, %dx%dx%d", B, T, C);
+    expect_same(what, y, want_y, n);
+    float *bufs[] = {x, cond, want_ln, want_y, want_mean, want_rstd, ln, y, mean, rstd};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  }
+}
+
+/* ---- the whole dit: the fused ops against a table in which each is its unfused composition ----- */
+
+static const amd_ops *backend_ops; /* the CPU table the unfused compositions call */
+
+static void unfused_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int K, int O) {
+  backend_ops->gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, y);
+  if (b) backend_ops->bias_add(y, b, N, O);
+}
+static void unfused_linear_gelu_forward(float *y, float *th, float *pre, const float *x, const float *W,
+                                        const float *b, int N, int K, int O) {
+  unfused_linear_forward(pre, x, W, b, N, K, O);
+  backend_ops->gelu_forward(y, th, pre, (long)N * O);
+}
+static void unfused_linear_residual_forward(float *h_out, float *y, const float *h_in, const float *gate, int ld,
+                                            const float *x, const float *W, const float *b, int B, int T, int K,
+                                            int O) {
+  unfused_linear_forward(y, x, W, b, B * T, K, O);
+  if (h_out != h_in) backend_ops->copy(h_out, h_in, sizeof(float) * (size_t)B * T * O);
+  backend_ops->gated_residual_forward(h_out, gate, y, ld, B, T, O);
+}
+static void unfused_layernorm_modulate_forward(float *y, float *ln, float *mean, float *rstd, const float *x,
+                                               const float *shift, const float *scale, int ld, int B, int T, int C) {
+  long N = (long)B * T;
+  float *l = ln ? ln : backend_ops->alloc(sizeof(float) * (size_t)N * C);
+  float *mu = mean ? mean : backend_ops->alloc(sizeof(float) * (size_t)N);
+  float *rs = rstd ? rstd : backend_ops->alloc(sizeof(float) * (size_t)N);
+  backend_ops->layernorm_forward(l, mu, rs, x, (int)N, C);
+  backend_ops->modulate_forward(y, l, shift, scale, ld, B, T, C);
+  if (!ln) backend_ops->free(l);
+  if (!mean) backend_ops->free(mu);
+  if (!rstd) backend_ops->free(rs);
+}
+
+typedef struct {
+  float *out, *feat, *grads, *dx;
+} DitRun;
+
+/* forward and backward of m under the op table `table`, from the same inputs each time */
+static DitRun dit_run(Model *m, const amd_ops *table, const float *x, const float *t, const int *labels,
+                      const float *R, const float *Rf, int B) {
+  const amd_ops *was = ops;
+  ops = table;
+  long n = (long)B * m->cfg.dim, no = (long)B * (model_kind_get(m->cfg.kind)->classifier ? m->cfg.num_classes : m->cfg.dim);
+  float *out = alloc_f(no), *dx = alloc_f(n);
+  model_zero_grad(m);
+  m->forward(m, out, x, t, labels, B);
+  m->backward(m, dx, R, Rf, B);
+  DitRun r = {host_copy(out, no), host_copy(m->features(m), (long)B * m->feat_dim), host_copy(m->grads, m->num_params),
+              host_copy(dx, n)};
+  ops->free(out), ops->free(dx);
+  ops = was;
+  return r;
+}
+
+/* The Fashion-MNIST dit (width 128, depth 4, 4 heads, 4 x 4 patches: 49 tokens) and its reward
+ * classifier (width 64, depth 2) at the distillation's batch of 64, every tensor random (the
+ * zero-initialized ones too, so no gate hides a difference): output, features, every parameter
+ * gradient and the input gradient, bit for bit. */
+static void test_dit_fused_unfused(void) {
+  static const ModelConfig cfgs[2] = {
+      {.kind = "dit", .dim = 784, .num_classes = 10, .width = 128, .depth = 4, .temb_dim = 128, .img_channels = 1,
+       .img_size = 28, .patch = 4, .heads = 4},
+      {.kind = "classifier", .dim = 784, .num_classes = 10, .width = 64, .depth = 2, .temb_dim = 0,
+       .img_channels = 1, .img_size = 28, .patch = 4, .heads = 4}};
+  enum { B = 64 };
+  backend_ops = ops;
+  amd_ops unfused = *ops;
+  unfused.linear_forward = unfused_linear_forward;
+  unfused.linear_gelu_forward = unfused_linear_gelu_forward;
+  unfused.linear_residual_forward = unfused_linear_residual_forward;
+  unfused.layernorm_modulate_forward = unfused_layernorm_modulate_forward;
+  for (int k = 0; k < 2; k++) {
+    const ModelConfig *cfg = &cfgs[k];
+    Model *m = model_create(cfg, B);
+    for (int j = 0; j < m->num_tensors; j++) {
+      const TensorInfo *ti = &m->tensors[j];
+      fill_uniform(m->params + ti->offset, (long)ti->shape[0] * ti->shape[1] * ti->shape[2] * ti->shape[3], -0.2, 0.2);
+    }
+    long n = (long)B * cfg->dim, no = (long)B * (k ? cfg->num_classes : cfg->dim), nf = (long)B * m->feat_dim;
+    float *x = alloc_f(n), *t = alloc_f(B), *R = alloc_f(no), *Rf = alloc_f(nf);
+    int *labels = ops->alloc(sizeof(int) * B), labels_h[B];
+    for (int i = 0; i < B; i++) labels_h[i] = i % (cfg->num_classes + 1); /* num_classes: the null label */
+    ops->to_device(labels, labels_h, sizeof labels_h);
+    fill_uniform(x, n, -1.5, 1.5), fill_uniform(t, B, 0, 1), fill_uniform(R, no, -1, 1), fill_uniform(Rf, nf, -1, 1);
+    DitRun f = dit_run(m, ops, x, t, labels, R, Rf, B), u = dit_run(m, &unfused, x, t, labels, R, Rf, B);
+    char what[160];
+    snprintf(what, sizeof what, "%s output", cfg->kind);
+    expect_same(what, f.out, u.out, no);
+    snprintf(what, sizeof what, "%s features", cfg->kind);
+    expect_same(what, f.feat, u.feat, nf);
+    snprintf(what, sizeof what, "%s parameter gradients", cfg->kind);
+    expect_same(what, f.grads, u.grads, m->num_params);
+    snprintf(what, sizeof what, "%s input gradient", cfg->kind);
+    expect_same(what, f.dx, u.dx, n);
+    free(f.out), free(f.feat), free(f.grads), free(f.dx), free(u.out), free(u.feat), free(u.grads), free(u.dx);
+    ops->free(x), ops->free(t), ops->free(R), ops->free(Rf), ops->free(labels);
+    model_free(m);
+  }
+}
+
 int main(void) {
   TEST_RUN(test_linear_fused);
+  TEST_RUN(test_layernorm_modulate);
+  TEST_RUN(test_dit_fused_unfused);
   return t_finish();
 }
