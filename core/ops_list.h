@@ -132,6 +132,14 @@
   X(void, heads_merge_backward, (float *dy, const float *dout, int B, int T, int NH, int hs),                         \
     (dy, dout, B, T, NH, hs), )                                                                                       \
                                                                                                                       \
+  /* attention forward fused per (sample, head), while the head's T x T scores are in cache:                          \
+   * q, k, v (B, NH, T, hs) = its columns of qkv (B, T, 3 NH hs) as heads_split gives them,                           \
+   * prob (B, NH, T, T) = softmax(q k^T / sqrt(hs)) as gemm_batched and softmax_forward give it, and                  \
+   * out (B, T, NH hs) = prob v merged as heads_merge places it; the CPU backend's results are bit                    \
+   * for bit those ops'. y (B, NH, T, hs) is scratch for a backend that merges in a second pass */                    \
+  X(void, attention_forward, (float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,      \
+                              int B, int T, int NH, int hs),                                                          \
+    (out, q, k, v, prob, y, qkv, B, T, NH, hs), )                                                                     \
   /* elementwise */                                                                                                   \
   X(void, add, (float *y, const float *a, const float *b, long n), (y, a, b, n), ) /* y = a + b */                    \
   X(void, axpy, (float *y, float a, const float *x, long n), (y, a, x, n), )       /* y += a x */                     \

@@ -3,7 +3,10 @@
  * one thread per (sample, channel) summing over tokens in order for the backward), with the CPU's
  * formulas and precision (src/ops_cpu.c); layernorm_modulate_forward is the two forwards in one
  * kernel.
- * Not here: fused or flash attention (attention is src/attention.c on these ops and cuBLAS). */
+ * attention_forward is here the unfused sequence (heads_split, the score GEMMs, softmax, the value
+ * GEMMs, heads_merge) on the existing kernels and cuBLAS, so that the CPU's fused op has its
+ * conformance pair.
+ * Not here: a fused or flash attention kernel. */
 #include "cuda_common.cuh"
 
 #define LN_EPS 1e-6
@@ -209,4 +212,15 @@ void cuda_gated_residual_backward(float *dy, float *dgate, const float *dx, cons
   if (n <= 0) return;
   gated_residual_backward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(dy, dgate, dx, y, gate, ld, n, T, C);
   launchCheck(gated_residual_backward_kernel);
+}
+
+void cuda_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv, int B,
+                            int T, int NH, int hs) {
+  int n = B * NH;
+  long th = (long)T * hs, tt = (long)T * T;
+  cuda_heads_split(q, k, v, qkv, B, T, NH, hs);
+  cuda_gemm_batched(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), q, th, k, th, 0.0f, prob, tt, n); /* scores */
+  cuda_softmax_forward(prob, prob, n * T, T);
+  cuda_gemm_batched(0, 0, T, hs, T, 1.0f, prob, tt, v, th, 0.0f, y, th, n);
+  cuda_heads_merge(out, y, B, T, NH, hs);
 }

@@ -1,4 +1,5 @@
-/* attention.c: multi-head self-attention on gemm_batched and the softmax op. */
+/* attention.c: multi-head self-attention: the fused attention_forward op, and the backward on
+ * gemm_batched and the softmax op. */
 #include "attention.h"
 
 #include <math.h>
@@ -11,13 +12,7 @@ long attention_scratch_floats(int B, int T, int C, int NH) {
 
 void attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,
                        int B, int T, int C, int NH) {
-  int hs = C / NH, n = B * NH;
-  long th = (long)T * hs, tt = (long)T * T;
-  ops->heads_split(q, k, v, qkv, B, T, NH, hs);
-  ops->gemm_batched(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), q, th, k, th, 0.0f, prob, tt, n); /* scores */
-  ops->softmax_forward(prob, prob, n * T, T);
-  ops->gemm_batched(0, 0, T, hs, T, 1.0f, prob, tt, v, th, 0.0f, y, th, n);
-  ops->heads_merge(out, y, B, T, NH, hs);
+  ops->attention_forward(out, q, k, v, prob, y, qkv, B, T, NH, C / NH); /* fused per (sample, head) */
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,

@@ -67,6 +67,7 @@ typedef struct {
   float *dmod;          /* (B, 6C) */
   float *dcsilu, *dcond; /* (B, C) */
   int B;
+  int kept; /* 1: the last forward kept its activations (not an inference forward) */
 } Dit;
 
 /* Units (model.h): 0 the patch embedding and the conditioning, 1 + l block l, depth + 1 the final
@@ -98,6 +99,10 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B <= m->max_batch, "dit forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
   a->B = B;
+  /* an inference forward (model.h) keeps nothing for a backward: the residual stream is updated in
+   * place in h's first slot, every block works in block 0's buffers, and LN(x), its statistics and
+   * GELU's tanh are not stored; the same operations on the same values otherwise */
+  int keep = a->kept = !m->inference;
   ops->patchify(a->tokens, x, B, CI, S, S, p);
   model_unit_enter(m, 0, MODEL_FORWARD);
   linear_forward(a->h, a->tokens, P_(a->patchw), P_(a->patchb), BT, P, C);
@@ -112,24 +117,28 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   for (int l = 0; l < L; l++) {
     const DitBlockParams *w = &a->blk[l];
     model_unit_enter(m, 1 + l, MODEL_FORWARD);
-    float *h = a->h + l * hsz, *hn = h + hsz, *hmid = a->hmid + l * hsz;
-    float *mod = a->mod + (long)l * m->max_batch * 6 * C;
-    float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
-    float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
-    float *qkv = a->qkv + 3 * l * hsz, *f1 = a->f1 + 4 * l * hsz, *g = a->g + 4 * l * hsz;
+    long s = keep ? l : 0; /* the buffers' slot */
+    float *h = a->h + s * hsz, *hn = keep ? h + hsz : h, *hmid = keep ? a->hmid + l * hsz : h;
+    float *mod = a->mod + s * m->max_batch * 6 * C;
+    float *ln1 = keep ? a->ln1 + l * hsz : NULL, *ln2 = keep ? a->ln2 + l * hsz : NULL;
+    float *mean1 = keep ? a->mean1 + l * rsz : NULL, *rstd1 = keep ? a->rstd1 + l * rsz : NULL;
+    float *mean2 = keep ? a->mean2 + l * rsz : NULL, *rstd2 = keep ? a->rstd2 + l * rsz : NULL;
+    float *m1 = a->m1 + s * hsz, *att = a->att + s * hsz, *proj = a->proj + s * hsz;
+    float *m2 = a->m2 + s * hsz, *f2 = a->f2 + s * hsz;
+    float *qkv = a->qkv + 3 * s * hsz, *f1 = a->f1 + 4 * s * hsz, *g = a->g + 4 * s * hsz;
+    float *gth = keep ? a->gth + 4 * l * hsz : NULL;
     linear_forward(mod, a->csilu, P_(w->adaw), P_(w->adab), B, C, 6 * C);
-    ops->layernorm_modulate_forward(m1, ln1, a->mean1 + l * rsz, a->rstd1 + l * rsz, h, mod, mod + C, 6 * C, B, T, C);
+    ops->layernorm_modulate_forward(m1, ln1, mean1, rstd1, h, mod, mod + C, 6 * C, B, T, C);
     linear_forward(qkv, m1, P_(w->qkvw), P_(w->qkvb), BT, C, 3 * C);
-    attention_forward(att, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz, a->prob + l * psz, a->ay, qkv, B, T,
+    attention_forward(att, a->q + s * qsz, a->k + s * qsz, a->v + s * qsz, a->prob + s * psz, a->ay, qkv, B, T,
                       C, NH);
     ops->linear_residual_forward(hmid, proj, h, mod + 2 * C, 6 * C, att, P_(w->projw), P_(w->projb), B, T, C, C);
-    ops->layernorm_modulate_forward(m2, ln2, a->mean2 + l * rsz, a->rstd2 + l * rsz, hmid, mod + 3 * C, mod + 4 * C,
-                                    6 * C, B, T, C);
-    ops->linear_gelu_forward(g, a->gth + 4 * l * hsz, f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
+    ops->layernorm_modulate_forward(m2, ln2, mean2, rstd2, hmid, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
+    ops->linear_gelu_forward(g, gth, f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
     ops->linear_residual_forward(hn, f2, hmid, mod + 5 * C, 6 * C, g, P_(w->fc2w), P_(w->fc2b), B, T, 4 * C, C);
     model_unit_leave(m, 1 + l);
   }
-  const float *hL = a->h + L * hsz;
+  const float *hL = a->h + (keep ? L : 0) * hsz;
   model_unit_enter(m, L + 1, MODEL_FORWARD);
   if (a->classifier) {
     ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
@@ -140,7 +149,8 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   }
   ops->gemm_batched(0, 0, 1, C, T, 1.0f / T, a->ones, 0, hL, (long)T * C, 0.0f, a->feat, C, B); /* token mean */
   linear_forward(a->fmod, a->csilu, P_(a->fadaw), P_(a->fadab), B, C, 2 * C);
-  ops->layernorm_modulate_forward(a->mf, a->lnf, a->meanf, a->rstdf, hL, a->fmod, a->fmod + C, 2 * C, B, T, C);
+  ops->layernorm_modulate_forward(a->mf, keep ? a->lnf : NULL, keep ? a->meanf : NULL, keep ? a->rstdf : NULL, hL,
+                                  a->fmod, a->fmod + C, 2 * C, B, T, C);
   linear_forward(a->otok, a->mf, P_(a->outw), P_(a->outb), BT, C, P);
   model_unit_leave(m, L + 1);
   ops->unpatchify(out, a->otok, B, CI, S, S, p);
@@ -156,6 +166,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   long BC = (long)B * C, BTC = (long)BT * C, hsz = (long)m->max_batch * T * C;
   long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B == a->B, "dit backward: batch %d differs from the forward batch %d", B, a->B);
+  CHECK(a->kept, "dit backward: the last forward was an inference forward, which keeps nothing for a backward");
   const float *hL = a->h + L * hsz;
   ops->fill(a->dh, 0.0f, BTC);
   ops->fill(a->dcsilu, 0.0f, BC);

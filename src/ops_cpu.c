@@ -290,9 +290,12 @@ static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx
  * at O = 512) is in its core's cache, so z is written once and read back from cache instead of by a
  * second pass over the whole output. Each element of z is the same sum as in one GEMM over all rows
  * (OpenBLAS splits a product over rows and columns, never over K) as long as every block is a
- * product OpenBLAS runs in its regular kernels: its small-matrix kernels (0.3.21, SkylakeX: M N K
- * <= 100^3) sum in another order, so layers whose blocks would be that small (the patch embedding,
- * the output layer, the adaLN GEMMs of one row per sample) run as one GEMM on OpenBLAS's threads.
+ * product OpenBLAS runs in its regular kernels. It has others for small products (its small-matrix
+ * kernels, M N K <= 100^3 in 0.3.21 on SkylakeX), and with the small layers in blocks too a
+ * Fashion-MNIST distillation's gradients differed from the unfused ops' in the last bits; so layers
+ * whose blocks would be small (the patch embedding, the output layer, the adaLN GEMMs of one row
+ * per sample, the classifier's narrow ones) run as one GEMM on OpenBLAS's threads, and with that
+ * the same run's log is the unfused one's bit for bit.
  * The steps after z are the expressions of bias_add, gelu_forward and gated_residual_forward, so
  * the results are bit for bit those of the unfused ops (tests/test_fused.c, on the dit's shapes). */
 #define LINEAR_ROWS 128
@@ -369,21 +372,22 @@ static void cpu_linear_residual_forward(float *h_out, float *y, const float *h_i
   linear_blocks(&o, x, W, b, B * T, K, O);
 }
 
+/* one row of softmax_forward (yr may be xr) */
+static inline void softmax_row(float *yr, const float *xr, int C) {
+  float mx = xr[0];
+  for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+  double s = 0;
+  for (int c = 0; c < C; c++) {
+    yr[c] = expf(xr[c] - mx);
+    s += yr[c];
+  }
+  float inv = (float)(1.0 / s);
+  for (int c = 0; c < C; c++) yr[c] *= inv;
+}
+
 static void cpu_softmax_forward(float *y, const float *x, int N, int C) {
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *xr = x + (long)r * C;
-    float *yr = y + (long)r * C;
-    float mx = xr[0];
-    for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
-    double s = 0;
-    for (int c = 0; c < C; c++) {
-      yr[c] = expf(xr[c] - mx);
-      s += yr[c];
-    }
-    float inv = (float)(1.0 / s);
-    for (int c = 0; c < C; c++) yr[c] *= inv;
-  }
+  for (int r = 0; r < N; r++) softmax_row(y + (long)r * C, x + (long)r * C, C);
 }
 
 static void cpu_softmax_backward(float *dx, const float *dy, const float *y, int N, int C) {
@@ -469,6 +473,35 @@ static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T,
     for (int h = 0; h < NH; h++)
       for (int t = 0; t < T; t++)
         memcpy(dy + (((long)b * NH + h) * T + t) * hs, dout + ((long)b * T + t) * C + (long)h * hs, sizeof(float) * (size_t)hs);
+}
+
+/* One (sample, head) at a time per thread: its rows of q, k, v copied out of qkv, the scores
+ * GEMM, the softmax of each score row while the T x T block is in L1 or L2, and the product with v
+ * written straight into the head's columns of out (leading dimension NH hs), so neither the
+ * scores nor y take a pass of their own. The products are the GEMMs gemm_batched runs for these
+ * shapes (one single-threaded sgemm per head when small, else each on OpenBLAS's threads), the
+ * softmax is softmax_forward's row, so the results are bit for bit the unfused attention's. */
+static void cpu_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,
+                                  int B, int T, int NH, int hs) {
+  (void)y;
+  long C = (long)NH * hs, th = (long)T * hs, tt = (long)T * T;
+  float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * T * T * hs < GEMM_SMALL_FLOPS)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++) {
+      long i = (long)b * NH + h;
+      float *qi = q + i * th, *ki = k + i * th, *vi = v + i * th, *pi = prob + i * tt;
+      for (int t = 0; t < T; t++) {
+        const float *src = qkv + ((long)b * T + t) * 3 * C + (long)h * hs;
+        memcpy(qi + (long)t * hs, src, sizeof(float) * (size_t)hs);
+        memcpy(ki + (long)t * hs, src + C, sizeof(float) * (size_t)hs);
+        memcpy(vi + (long)t * hs, src + 2 * C, sizeof(float) * (size_t)hs);
+      }
+      cpu_gemm(0, 1, T, T, hs, scale, qi, ki, 0.0f, pi);
+      for (int t = 0; t < T; t++) softmax_row(pi + (long)t * T, pi + (long)t * T, T);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, vi, hs, 0.0f,
+                  out + (long)b * T * C + (long)h * hs, (int)C);
+    }
 }
 
 static void cpu_add(float *y, const float *a, const float *b, long n) {

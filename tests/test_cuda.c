@@ -520,6 +520,25 @@ static void test_linear_fused(void) {
     }
 }
 
+/* qkv (B, T, 3C) in, out, q, k, v, prob out, y scratch; s = {B, T, NH, hs} */
+static void op_attention_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->attention_forward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+
+static void test_attention_forward(void) {
+  const int shapes[][4] = {{3, 17, 2, 8}, {2, 49, 4, 32}}; /* B, T, NH, hs */
+  for (int z = 0; z < 2; z++) {
+    int B = shapes[z][0], T = shapes[z][1], NH = shapes[z][2], hs = shapes[z][3];
+    long n = (long)B * T * NH * hs;
+    Case c = {.s = {B, T, NH, hs}};
+    buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1);
+    buf_f(&c, (long)B * NH * T * T, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 3 * n, -2, 2, 0);
+    char name[64];
+    snprintf(name, sizeof name, "attention_forward B %d T %d NH %d hs %d", B, T, NH, hs);
+    run_case(name, &c, op_attention_forward, GEMM);
+  }
+}
+
 static void op_patchify(const amd_ops *o, void *const *p, const Case *c) {
   o->patchify(F(0), F(1), c->s[0], c->s[1], c->s[2], c->s[3], c->s[4]);
 }
@@ -1006,6 +1025,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_softmax);
   TEST_RUN(test_adaln);
   TEST_RUN(test_linear_fused);
+  TEST_RUN(test_attention_forward);
   TEST_RUN(test_patches);
   TEST_RUN(test_heads);
   TEST_RUN(test_embeddings);

@@ -4,10 +4,12 @@
  * with and without a bias, at 1 to 3 threads, with row counts that run as one block and in row
  * blocks with a long last block, and the gated residual in place (h_out = h_in); adaLN's
  * layernorm_modulate_forward against layernorm_forward + modulate_forward, with and without keeping
- * LN(x), mean and rstd; and the whole Fashion-MNIST dit and reward classifier, forward and
- * backward, with the fused ops and with each replaced by its unfused composition.
+ * LN(x), mean and rstd; attention_forward against the five ops of the unfused attention; and the whole Fashion-MNIST dit and reward classifier, forward and
+ * backward, with the fused ops and with each replaced by its unfused composition, and its
+ * inference forward (no activations kept) against its training forward.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
  * dit against PyTorch), CUDA conformance (test_cuda). */
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +158,7 @@ static void test_layernorm_modulate(void) {
   }
 }
 
-/* ---- the whole dit: the fused ops against a table in which each is its unfused composition ----- */
+/* ---- the unfused compositions, the fused attention, and the whole dit with each fused op replaced -- */
 
 static const amd_ops *backend_ops; /* the CPU table the unfused compositions call */
 
@@ -189,9 +191,59 @@ static void unfused_layernorm_modulate_forward(float *y, float *ln, float *mean,
   if (!rstd) backend_ops->free(rs);
 }
 
+static void unfused_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y,
+                                      const float *qkv, int B, int T, int NH, int hs) {
+  int n = B * NH;
+  long th = (long)T * hs, tt = (long)T * T;
+  backend_ops->heads_split(q, k, v, qkv, B, T, NH, hs);
+  backend_ops->gemm_batched(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), q, th, k, th, 0.0f, prob, tt, n);
+  backend_ops->softmax_forward(prob, prob, n * T, T);
+  backend_ops->gemm_batched(0, 0, T, hs, T, 1.0f, prob, tt, v, th, 0.0f, y, th, n);
+  backend_ops->heads_merge(out, y, B, T, NH, hs);
+}
+
+/* attention_forward against heads_split, gemm_batched, softmax_forward, gemm_batched, heads_merge:
+ * the dit's heads (4 x 32 over 49 tokens) at the batch of 64, an odd shape, and heads large enough
+ * that gemm_batched runs them one after the other on OpenBLAS's threads */
+static void test_attention_fused(void) {
+  static const int att_shapes[][4] = {{64, 49, 4, 32}, {3, 7, 2, 5}, {2, 256, 2, 64}}; /* B, T, NH, hs */
+  backend_ops = ops;
+  for (size_t z = 0; z < sizeof att_shapes / sizeof att_shapes[0]; z++) {
+    int B = att_shapes[z][0], T = att_shapes[z][1], NH = att_shapes[z][2], hs = att_shapes[z][3];
+    long C = (long)NH * hs, n = (long)B * T * C, np = (long)B * NH * T * T;
+    float *qkv = alloc_f(3 * n);
+    fill_uniform(qkv, 3 * n, -2, 2);
+    float *want[5], *got[5]; /* out, q, k, v, prob */
+    long len[5] = {n, n, n, n, np};
+    for (int i = 0; i < 5; i++) want[i] = alloc_f(len[i]), got[i] = alloc_f(len[i]), ops->fill(got[i], 7.0f, len[i]);
+    float *y = alloc_f(n);
+    unfused_attention_forward(want[0], want[1], want[2], want[3], want[4], y, qkv, B, T, NH, hs);
+    ops->attention_forward(got[0], got[1], got[2], got[3], got[4], y, qkv, B, T, NH, hs);
+    static const char *names[5] = {"out", "q", "k", "v", "prob"};
+    for (int i = 0; i < 5; i++) {
+      char what[96];
+      snprintf(what, sizeof what, "attention_forward %s, B %d T %d NH %d hs %d", names[i], B, T, NH, hs);
+      expect_same(what, got[i], want[i], len[i]);
+      ops->free(want[i]), ops->free(got[i]);
+    }
+    ops->free(qkv), ops->free(y);
+  }
+}
+
 typedef struct {
   float *out, *feat, *grads, *dx;
 } DitRun;
+
+typedef struct {
+  Model *m;
+  float *dout;
+  int B;
+} BackwardArgs;
+
+static void backward_after_inference(void *arg) {
+  BackwardArgs *b = arg;
+  b->m->backward(b->m, NULL, b->dout, NULL, b->B);
+}
 
 /* forward and backward of m under the op table `table`, from the same inputs each time */
 static DitRun dit_run(Model *m, const amd_ops *table, const float *x, const float *t, const int *labels,
@@ -227,6 +279,7 @@ static void test_dit_fused_unfused(void) {
   unfused.linear_gelu_forward = unfused_linear_gelu_forward;
   unfused.linear_residual_forward = unfused_linear_residual_forward;
   unfused.layernorm_modulate_forward = unfused_layernorm_modulate_forward;
+  unfused.attention_forward = unfused_attention_forward;
   for (int k = 0; k < 2; k++) {
     const ModelConfig *cfg = &cfgs[k];
     Model *m = model_create(cfg, B);
@@ -250,6 +303,20 @@ static void test_dit_fused_unfused(void) {
     expect_same(what, f.grads, u.grads, m->num_params);
     snprintf(what, sizeof what, "%s input gradient", cfg->kind);
     expect_same(what, f.dx, u.dx, n);
+    /* the inference forward (model.h): the same output and features, and no backward after it */
+    m->inference = 1;
+    float *out = alloc_f(no);
+    m->forward(m, out, x, t, labels, B);
+    float *out_h = host_copy(out, no), *feat_h = host_copy(m->features(m), nf);
+    snprintf(what, sizeof what, "%s inference output", cfg->kind);
+    expect_same(what, out_h, f.out, no);
+    snprintf(what, sizeof what, "%s inference features", cfg->kind);
+    expect_same(what, feat_h, f.feat, nf);
+    BackwardArgs args = {m, R, B};
+    EXPECT(expect_fatal(backward_after_inference, &args, "inference forward"), "%s: a backward after an inference forward ran",
+           cfg->kind);
+    m->inference = 0;
+    free(out_h), free(feat_h), ops->free(out);
     free(f.out), free(f.feat), free(f.grads), free(f.dx), free(u.out), free(u.feat), free(u.grads), free(u.dx);
     ops->free(x), ops->free(t), ops->free(R), ops->free(Rf), ops->free(labels);
     model_free(m);
@@ -259,6 +326,7 @@ static void test_dit_fused_unfused(void) {
 int main(void) {
   TEST_RUN(test_linear_fused);
   TEST_RUN(test_layernorm_modulate);
+  TEST_RUN(test_attention_fused);
   TEST_RUN(test_dit_fused_unfused);
   return t_finish();
 }
