@@ -74,6 +74,14 @@
   X(void, layernorm_modulate_forward, (float *y, float *ln, float *mean, float *rstd, const float *x,                 \
                                        const float *shift, const float *scale, int ld, int B, int T, int C),          \
     (y, ln, mean, rstd, x, shift, scale, ld, B, T, C), )                                                              \
+  /* the backward of both, in one pass per sample: dm = dy (1 + scale[b]) (overwrite; scratch for a                   \
+   * backend that runs it as two passes, (B, T, C)), dshift[b] = sum_t dy, dscale[b] = sum_t dy ln                    \
+   * (overwrite), and dx += the LayerNorm backward of dm, as modulate_backward then layernorm_backward                \
+   * give them (bit for bit on the CPU, which keeps dm in cache and leaves the dm buffer as it was) */                \
+  X(void, modulate_layernorm_backward, (float *dx, float *dshift, float *dscale, float *dm, const float *dy,          \
+                                        const float *ln, const float *scale, const float *x, const float *mean,       \
+                                        const float *rstd, int ld, int B, int T, int C),                              \
+    (dx, dshift, dscale, dm, dy, ln, scale, x, mean, rstd, ld, B, T, C), )                                            \
   /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).                                       \
    * The forward also stores th = tanh(sqrt(2/pi) (x + 0.044715 x^3)) when th is not NULL, so the                     \
    * backward need not evaluate tanh again (th NULL there: computed; the same values either way). */                  \
@@ -140,6 +148,14 @@
   X(void, attention_forward, (float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,      \
                               int B, int T, int NH, int hs),                                                          \
     (out, q, k, v, prob, y, qkv, B, T, NH, hs), )                                                                     \
+  /* its backward, fused the same way (overwrite): dqkv (B, T, 3 NH hs) = d loss / d qkv given dout                   \
+   * (B, T, NH hs) and the forward's q, k, v, prob, as heads_merge_backward, gemm_batched,                            \
+   * softmax_backward, gemm_batched and heads_split_backward give it (bit for bit on the CPU). scratch                \
+   * holds attention_scratch_floats (src/attention.h): dy, dq, dk, dv (B, NH, T, hs) each, then dprob                 \
+   * and datt (B, NH, T, T) each; the CPU backend uses only dprob and datt */                                         \
+  X(void, attention_backward, (float *dqkv, float *scratch, const float *dout, const float *q, const float *k,        \
+                               const float *v, const float *prob, int B, int T, int NH, int hs),                      \
+    (dqkv, scratch, dout, q, k, v, prob, B, T, NH, hs), )                                                             \
   /* elementwise */                                                                                                   \
   X(void, add, (float *y, const float *a, const float *b, long n), (y, a, b, n), ) /* y = a + b */                    \
   X(void, axpy, (float *y, float a, const float *x, long n), (y, a, x, n), )       /* y += a x */                     \

@@ -3,9 +3,9 @@
  * one thread per (sample, channel) summing over tokens in order for the backward), with the CPU's
  * formulas and precision (src/ops_cpu.c); layernorm_modulate_forward is the two forwards in one
  * kernel.
- * attention_forward is here the unfused sequence (heads_split, the score GEMMs, softmax, the value
- * GEMMs, heads_merge) on the existing kernels and cuBLAS, so that the CPU's fused op has its
- * conformance pair.
+ * attention_forward and attention_backward are here the unfused sequences (heads split, the score
+ * GEMMs, softmax, the value GEMMs, heads merge, and their backward) on the existing kernels and
+ * cuBLAS, so that the CPU's fused ops have their conformance pairs.
  * Not here: a fused or flash attention kernel. */
 #include "cuda_common.cuh"
 
@@ -223,4 +223,28 @@ void cuda_attention_forward(float *out, float *q, float *k, float *v, float *pro
   cuda_softmax_forward(prob, prob, n * T, T);
   cuda_gemm_batched(0, 0, T, hs, T, 1.0f, prob, tt, v, th, 0.0f, y, th, n);
   cuda_heads_merge(out, y, B, T, NH, hs);
+}
+
+void cuda_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
+                             const float *v, const float *prob, int B, int T, int NH, int hs) {
+  int n = B * NH;
+  long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
+  float *dy = scratch, *dq = dy + btc, *dk = dq + btc, *dv = dk + btc; /* (B, NH, T, hs) each */
+  float *dprob = dv + btc, *datt = dprob + (long)n * tt;              /* (B, NH, T, T) each */
+  float scale = 1.0f / sqrtf((float)hs);
+  cuda_heads_merge_backward(dy, dout, B, T, NH, hs);
+  cuda_gemm_batched(0, 1, T, T, hs, 1.0f, dy, th, v, th, 0.0f, dprob, tt, n); /* dy v^T */
+  cuda_gemm_batched(1, 0, T, hs, T, 1.0f, prob, tt, dy, th, 0.0f, dv, th, n); /* prob^T dy */
+  cuda_softmax_backward(datt, dprob, prob, n * T, T);
+  cuda_gemm_batched(0, 0, T, hs, T, scale, datt, tt, k, th, 0.0f, dq, th, n); /* datt k */
+  cuda_gemm_batched(1, 0, T, hs, T, scale, datt, tt, q, th, 0.0f, dk, th, n); /* datt^T q */
+  cuda_heads_split_backward(dqkv, dq, dk, dv, B, T, NH, hs);
+}
+
+/* the two backward kernels, dm in between */
+void cuda_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, float *dm, const float *dy,
+                                      const float *ln, const float *scale, const float *x, const float *mean,
+                                      const float *rstd, int ld, int B, int T, int C) {
+  cuda_modulate_backward(dm, dshift, dscale, dy, ln, scale, ld, B, T, C);
+  cuda_layernorm_backward(dx, dm, x, mean, rstd, B * T, C);
 }

@@ -180,8 +180,8 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   } else if (dout) {
     ops->patchify(a->dtok, dout, B, CI, S, S, p); /* the adjoint of unpatchify */
     linear_backward_overwrite(a->s1, G_(a->outw), G_(a->outb), a->dtok, a->mf, P_(a->outw), BT, C, P);
-    ops->modulate_backward(a->s2, a->dmod, a->dmod + C, a->s1, a->lnf, a->fmod + C, 2 * C, B, T, C);
-    ops->layernorm_backward(a->dh, a->s2, hL, a->meanf, a->rstdf, BT, C);
+    ops->modulate_layernorm_backward(a->dh, a->dmod, a->dmod + C, a->s2, a->s1, a->lnf, a->fmod + C, hL, a->meanf,
+                                     a->rstdf, 2 * C, B, T, C);
     linear_backward(a->dcsilu, G_(a->fadaw), G_(a->fadab), a->dmod, a->csilu, P_(a->fadaw), B, C, 2 * C);
   }
   model_unit_leave(m, L + 1);
@@ -202,16 +202,16 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     linear_backward_overwrite(a->d4a, G_(w->fc2w), G_(w->fc2b), a->s1, g, P_(w->fc2w), BT, 4 * C, C);
     ops->gelu_backward(a->d4b, a->d4a, f1, a->gth + 4 * l * hsz, 4 * BTC);
     linear_backward_overwrite(a->s1, G_(w->fc1w), G_(w->fc1b), a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
-    ops->modulate_backward(a->s2, dmod + 3 * C, dmod + 4 * C, a->s1, ln2, mod + 4 * C, 6 * C, B, T, C);
-    ops->layernorm_backward(a->dh, a->s2, hmid, a->mean2 + l * rsz, a->rstd2 + l * rsz, BT, C);
+    ops->modulate_layernorm_backward(a->dh, dmod + 3 * C, dmod + 4 * C, a->s2, a->s1, ln2, mod + 4 * C, hmid,
+                                     a->mean2 + l * rsz, a->rstd2 + l * rsz, 6 * C, B, T, C);
     /* attention half: hmid = h + gate1 proj */
     ops->gated_residual_backward(a->s1, dmod + 2 * C, a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
     linear_backward_overwrite(a->s2, G_(w->projw), G_(w->projb), a->s1, att, P_(w->projw), BT, C, C);
     attention_backward(a->d3, a->ascratch, a->s2, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz,
                        a->prob + l * psz, B, T, C, NH);
     linear_backward_overwrite(a->s1, G_(w->qkvw), G_(w->qkvb), a->d3, m1, P_(w->qkvw), BT, C, 3 * C);
-    ops->modulate_backward(a->s2, dmod, dmod + C, a->s1, ln1, mod + C, 6 * C, B, T, C);
-    ops->layernorm_backward(a->dh, a->s2, h, a->mean1 + l * rsz, a->rstd1 + l * rsz, BT, C);
+    ops->modulate_layernorm_backward(a->dh, dmod, dmod + C, a->s2, a->s1, ln1, mod + C, h, a->mean1 + l * rsz,
+                                     a->rstd1 + l * rsz, 6 * C, B, T, C);
     linear_backward(a->dcsilu, G_(w->adaw), G_(w->adab), dmod, a->csilu, P_(w->adaw), B, C, 6 * C);
     model_unit_leave(m, 1 + l);
   }

@@ -149,25 +149,26 @@ static void cpu_layernorm_modulate_forward(float *y, float *ln, float *mean, flo
   }
 }
 
-/* dx = rstd (dout - mean(dout) - xhat mean(dout xhat)) */
+/* one row: dx += rstd (dout - mean(dout) - xhat mean(dout xhat)) */
+static inline void layernorm_backward_row(float *dxr, const float *dr, const float *xr, float mean, float rstd, int C) {
+  double sd = 0, sdx = 0;
+  for (int c = 0; c < C; c++) {
+    double xh = (xr[c] - mean) * rstd;
+    sd += dr[c], sdx += dr[c] * xh;
+  }
+  sd /= C, sdx /= C;
+#pragma omp simd
+  for (int c = 0; c < C; c++) {
+    double xh = (xr[c] - mean) * rstd;
+    dxr[c] += (float)(rstd * (dr[c] - sd - xh * sdx));
+  }
+}
+
 static void cpu_layernorm_backward(float *dx, const float *dout, const float *x, const float *mean,
                                    const float *rstd, int N, int C) {
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *xr = x + (long)r * C, *dr = dout + (long)r * C;
-    double sd = 0, sdx = 0;
-    for (int c = 0; c < C; c++) {
-      double xh = (xr[c] - mean[r]) * rstd[r];
-      sd += dr[c], sdx += dr[c] * xh;
-    }
-    sd /= C, sdx /= C;
-    float *dxr = dx + (long)r * C;
-#pragma omp simd
-    for (int c = 0; c < C; c++) {
-      double xh = (xr[c] - mean[r]) * rstd[r];
-      dxr[c] += (float)(rstd[r] * (dr[c] - sd - xh * sdx));
-    }
-  }
+  for (int r = 0; r < N; r++)
+    layernorm_backward_row(dx + (long)r * C, dout + (long)r * C, x + (long)r * C, mean[r], rstd[r], C);
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
@@ -247,6 +248,41 @@ static void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const
         dscale[(long)b * ld + c] = (float)dc[c - c0];
       }
     }
+}
+
+/* One sample per thread at a time: each token's row of dm is made in an L1-resident row buffer,
+ * added into the sample's dshift and dscale sums (token by token, in double, the order of
+ * modulate_backward) and taken through layernorm_backward's row while it is there, so dm is
+ * neither written out nor read back; dm itself is not touched. */
+static void cpu_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, float *dm, const float *dy,
+                                            const float *ln, const float *scale, const float *x, const float *mean,
+                                            const float *rstd, int ld, int B, int T, int C) {
+  (void)dm;
+#pragma omp parallel if ((long)B * T * C > 65536)
+  {
+    float *dmr = mallocCheck(sizeof(float) * (size_t)C);
+    double *ds = mallocCheck(sizeof(double) * 2 * (size_t)C), *dc = ds + C;
+#pragma omp for schedule(static)
+    for (int b = 0; b < B; b++) {
+      const float *k = scale + (long)b * ld;
+      for (int c = 0; c < C; c++) ds[c] = 0, dc[c] = 0;
+      for (int t = 0; t < T; t++) {
+        long r = (long)b * T + t, o = r * C;
+        const float *dyr = dy + o, *lr = ln + o;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+          dmr[c] = dyr[c] * (1.0f + k[c]);
+          ds[c] += dyr[c], dc[c] += (double)dyr[c] * lr[c];
+        }
+        layernorm_backward_row(dx + o, dmr, x + o, mean[r], rstd[r], C);
+      }
+      for (int c = 0; c < C; c++) {
+        dshift[(long)b * ld + c] = (float)ds[c];
+        dscale[(long)b * ld + c] = (float)dc[c];
+      }
+    }
+    free(dmr), free(ds);
+  }
 }
 
 static void cpu_gated_residual_forward(float *x, const float *gate, const float *y, int ld, int B, int T, int C) {
@@ -390,14 +426,16 @@ static void cpu_softmax_forward(float *y, const float *x, int N, int C) {
   for (int r = 0; r < N; r++) softmax_row(y + (long)r * C, x + (long)r * C, C);
 }
 
+/* one row of softmax_backward */
+static inline void softmax_backward_row(float *dxr, const float *dr, const float *yr, int C) {
+  double s = 0;
+  for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
+  for (int c = 0; c < C; c++) dxr[c] = yr[c] * (float)(dr[c] - s);
+}
+
 static void cpu_softmax_backward(float *dx, const float *dy, const float *y, int N, int C) {
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *dr = dy + (long)r * C, *yr = y + (long)r * C;
-    double s = 0;
-    for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
-    for (int c = 0; c < C; c++) dx[(long)r * C + c] = yr[c] * (float)(dr[c] - s);
-  }
+  for (int r = 0; r < N; r++) softmax_backward_row(dx + (long)r * C, dy + (long)r * C, y + (long)r * C, C);
 }
 
 /* offset in the image (B, C, H, W) of token element (b, t, (py p + px) C + c) */
@@ -501,6 +539,32 @@ static void cpu_attention_forward(float *out, float *q, float *k, float *v, floa
       for (int t = 0; t < T; t++) softmax_row(pi + (long)t * T, pi + (long)t * T, T);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, vi, hs, 0.0f,
                   out + (long)b * T * C + (long)h * hs, (int)C);
+    }
+}
+
+/* The backward per (sample, head) the same way: the head's dy read in place from dout (leading
+ * dimension NH hs), dprob = dy v^T, dv = prob^T dy, datt = softmax_backward(dprob), dq = datt k /
+ * sqrt(hs) and dk = datt^T q / sqrt(hs), the three written straight into the head's columns of
+ * dqkv (leading dimension 3 NH hs): no merge or split pass. The products are gemm_batched's, the
+ * rows softmax_backward's, so the results are bit for bit the unfused backward's. */
+static void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
+                                   const float *v, const float *prob, int B, int T, int NH, int hs) {
+  long C = (long)NH * hs, th = (long)T * hs, tt = (long)T * T;
+  float *dprob = scratch + 4L * B * T * C, *datt = dprob + (long)B * NH * tt; /* attention_scratch_floats' */
+  float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * T * T * hs < GEMM_SMALL_FLOPS)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++) {
+      long i = (long)b * NH + h;
+      const float *qi = q + i * th, *ki = k + i * th, *vi = v + i * th, *pi = prob + i * tt;
+      const float *dy = dout + (long)b * T * C + (long)h * hs;
+      float *dp = dprob + i * tt, *da = datt + i * tt, *dq = dqkv + (long)b * T * 3 * C + (long)h * hs;
+      int ld = (int)C, ld3 = (int)(3 * C);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, T);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, dy, ld, 0.0f, dq + 2 * C, ld3);
+      for (int t = 0; t < T; t++) softmax_backward_row(da + (long)t * T, dp + (long)t * T, pi + (long)t * T, T);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, ki, hs, 0.0f, dq, ld3);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, qi, hs, 0.0f, dq + C, ld3);
     }
 }
 

@@ -450,6 +450,14 @@ static void op_layernorm_modulate_forward_y(const amd_ops *o, void *const *p, co
   o->layernorm_modulate_forward(F(0), NULL, NULL, NULL, F(1), F(2), F(2) + C, 6 * C, c->s[0], c->s[1], C);
 }
 
+/* dx (adds), dcond (B, 6C) whose chunks 3, 4 get dshift, dscale, dm scratch, dy, ln, cond (scale: chunk 4), x,
+ * mean, rstd */
+static void op_modulate_layernorm_backward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->modulate_layernorm_backward(F(0), F(1) + 3 * C, F(1) + 4 * C, F(2), F(3), F(4), F(5) + 4 * C, F(6), F(7), F(8),
+                                 6 * C, c->s[0], c->s[1], C);
+}
+
 static void test_adaln(void) {
   int B = 3, T = 17, C = 24;
   long n = (long)B * T * C, m = 6L * B * C;
@@ -478,6 +486,12 @@ static void test_adaln(void) {
     buf_f(&c, nn, -1, 1, 1), buf_f(&c, nn, -3, 3, 0), buf_f(&c, mm, -1, 1, 0);
     snprintf(name, sizeof name, "layernorm_modulate_forward C=%d, y only", Cn);
     run_case(name, &c, op_layernorm_modulate_forward_y, POINTWISE);
+    c = (Case){.s = {B, T, Cn}};
+    buf_f(&c, nn, -1, 1, 1), buf_f(&c, mm, -1, 1, 1), buf_f(&c, nn, -1, 1, 0), buf_f(&c, nn, -1, 1, 0);
+    buf_f(&c, nn, -2, 2, 0), buf_f(&c, mm, -1, 1, 0), buf_f(&c, nn, -3, 3, 0), buf_f(&c, (long)B * T, -0.5, 0.5, 0);
+    buf_f(&c, (long)B * T, 0.5, 2, 0);
+    snprintf(name, sizeof name, "modulate_layernorm_backward C=%d", Cn);
+    run_case(name, &c, op_modulate_layernorm_backward, POINTWISE);
   }
 }
 
@@ -525,6 +539,11 @@ static void op_attention_forward(const amd_ops *o, void *const *p, const Case *c
   o->attention_forward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
 }
 
+/* dqkv (B, T, 3C) out, scratch, dout, q, k, v (B, NH, T, hs), prob (B, NH, T, T) in */
+static void op_attention_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->attention_backward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+
 static void test_attention_forward(void) {
   const int shapes[][4] = {{3, 17, 2, 8}, {2, 49, 4, 32}}; /* B, T, NH, hs */
   for (int z = 0; z < 2; z++) {
@@ -536,6 +555,12 @@ static void test_attention_forward(void) {
     char name[64];
     snprintf(name, sizeof name, "attention_forward B %d T %d NH %d hs %d", B, T, NH, hs);
     run_case(name, &c, op_attention_forward, GEMM);
+    long tt = (long)B * NH * T * T;
+    c = (Case){.s = {B, T, NH, hs}};
+    buf_f(&c, 3 * n, -1, 1, 1), buf_f(&c, 4 * n + 2 * tt, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
+    buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, tt, 0, 0.2, 0);
+    snprintf(name, sizeof name, "attention_backward B %d T %d NH %d hs %d", B, T, NH, hs);
+    run_case(name, &c, op_attention_backward, GEMM);
   }
 }
 

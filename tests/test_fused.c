@@ -4,7 +4,9 @@
  * with and without a bias, at 1 to 3 threads, with row counts that run as one block and in row
  * blocks with a long last block, and the gated residual in place (h_out = h_in); adaLN's
  * layernorm_modulate_forward against layernorm_forward + modulate_forward, with and without keeping
- * LN(x), mean and rstd; attention_forward against the five ops of the unfused attention; and the whole Fashion-MNIST dit and reward classifier, forward and
+ * LN(x), mean and rstd, and modulate_layernorm_backward against modulate_backward +
+ * layernorm_backward; attention_forward and attention_backward against the ops of the unfused
+ * attention; and the whole Fashion-MNIST dit and reward classifier, forward and
  * backward, with the fused ops and with each replaced by its unfused composition, and its
  * inference forward (no activations kept) against its training forward.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention.h"
 #include "common.h"
 #include "model.h"
 #include "ops.h"
@@ -124,7 +127,8 @@ static void test_linear_fused(void) {
   omp_set_num_threads(threads);
 }
 
-/* adaLN: layernorm_modulate_forward against layernorm_forward + modulate_forward, the conditioning
+/* adaLN: layernorm_modulate_forward against layernorm_forward + modulate_forward, and
+ * modulate_layernorm_backward against modulate_backward + layernorm_backward, the conditioning
  * chunks 3 and 4 of a (B, 6C) adaLN output as the dit's MLP half reads them */
 static void test_layernorm_modulate(void) {
   static const int ln_shapes[][3] = {{3, 17, 24}, {4, 49, 128}, {64, 49, 128}}; /* B, T, C; the last threaded */
@@ -153,6 +157,24 @@ static void test_layernorm_modulate(void) {
     ops->layernorm_modulate_forward(y, NULL, NULL, NULL, x, shift, scale, ld, B, T, C);
     snprintf(what, sizeof what, "layernorm_modulate_forward y, nothing kept, %dx%dx%d", B, T, C);
     expect_same(what, y, want_y, n);
+    /* the backward: dx adds (it starts from the same random values), dshift and dscale overwrite */
+    float *dy = alloc_f(n), *dm = alloc_f(n), *dx0 = alloc_f(n), *want_dx = alloc_f(n), *dx = alloc_f(n);
+    float *want_dcond = alloc_f((long)B * ld), *dcond = alloc_f((long)B * ld);
+    fill_uniform(dy, n, -1, 1), fill_uniform(dx0, n, -1, 1);
+    ops->copy(want_dx, dx0, sizeof(float) * (size_t)n), ops->copy(dx, dx0, sizeof(float) * (size_t)n);
+    ops->modulate_backward(dm, want_dcond + 3 * C, want_dcond + 4 * C, dy, want_ln, scale, ld, B, T, C);
+    ops->layernorm_backward(want_dx, dm, x, want_mean, want_rstd, N, C);
+    ops->fill(dcond, 7.0f, (long)B * ld);
+    ops->modulate_layernorm_backward(dx, dcond + 3 * C, dcond + 4 * C, dm, dy, want_ln, scale, x, want_mean, want_rstd,
+                                     ld, B, T, C);
+    snprintf(what, sizeof what, "modulate_layernorm_backward dx %dx%dx%d", B, T, C);
+    expect_same(what, dx, want_dx, n);
+    for (int b = 0; b < B; b++) {
+      snprintf(what, sizeof what, "modulate_layernorm_backward dshift, dscale, sample %d of %dx%dx%d", b, B, T, C);
+      expect_same(what, dcond + (long)b * ld + 3 * C, want_dcond + (long)b * ld + 3 * C, 2 * C);
+    }
+    float *more[] = {dy, dm, dx0, want_dx, dx, want_dcond, dcond};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) ops->free(more[i]);
     float *bufs[] = {x, cond, want_ln, want_y, want_mean, want_rstd, ln, y, mean, rstd};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
   }
@@ -202,7 +224,24 @@ static void unfused_attention_forward(float *out, float *q, float *k, float *v, 
   backend_ops->heads_merge(out, y, B, T, NH, hs);
 }
 
-/* attention_forward against heads_split, gemm_batched, softmax_forward, gemm_batched, heads_merge:
+static void unfused_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q,
+                                       const float *k, const float *v, const float *prob, int B, int T, int NH,
+                                       int hs) {
+  int n = B * NH;
+  long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
+  float *dy = scratch, *dq = dy + btc, *dk = dq + btc, *dv = dk + btc, *dprob = dv + btc, *datt = dprob + n * tt;
+  float scale = 1.0f / sqrtf((float)hs);
+  backend_ops->heads_merge_backward(dy, dout, B, T, NH, hs);
+  backend_ops->gemm_batched(0, 1, T, T, hs, 1.0f, dy, th, v, th, 0.0f, dprob, tt, n);
+  backend_ops->gemm_batched(1, 0, T, hs, T, 1.0f, prob, tt, dy, th, 0.0f, dv, th, n);
+  backend_ops->softmax_backward(datt, dprob, prob, n * T, T);
+  backend_ops->gemm_batched(0, 0, T, hs, T, scale, datt, tt, k, th, 0.0f, dq, th, n);
+  backend_ops->gemm_batched(1, 0, T, hs, T, scale, datt, tt, q, th, 0.0f, dk, th, n);
+  backend_ops->heads_split_backward(dqkv, dq, dk, dv, B, T, NH, hs);
+}
+
+/* attention_forward against heads_split, gemm_batched, softmax_forward, gemm_batched, heads_merge,
+ * and attention_backward against its five unfused ops and the two copies:
  * the dit's heads (4 x 32 over 49 tokens) at the batch of 64, an odd shape, and heads large enough
  * that gemm_batched runs them one after the other on OpenBLAS's threads */
 static void test_attention_fused(void) {
@@ -224,10 +263,27 @@ static void test_attention_fused(void) {
       char what[96];
       snprintf(what, sizeof what, "attention_forward %s, B %d T %d NH %d hs %d", names[i], B, T, NH, hs);
       expect_same(what, got[i], want[i], len[i]);
-      ops->free(want[i]), ops->free(got[i]);
     }
-    ops->free(qkv), ops->free(y);
+    /* the backward from the forward's caches, into a poisoned dqkv (it overwrites) */
+    long ns = attention_scratch_floats(B, T, (int)C, NH);
+    float *dout = alloc_f(n), *scratch = alloc_f(ns), *dqkv_want = alloc_f(3 * n), *dqkv = alloc_f(3 * n);
+    fill_uniform(dout, n, -1, 1);
+    unfused_attention_backward(dqkv_want, scratch, dout, want[1], want[2], want[3], want[4], B, T, NH, hs);
+    ops->fill(dqkv, 7.0f, 3 * n), ops->fill(scratch, 7.0f, ns);
+    ops->attention_backward(dqkv, scratch, dout, want[1], want[2], want[3], want[4], B, T, NH, hs);
+    char what[96];
+    snprintf(what, sizeof what, "attention_backward dqkv, B %d T %d NH %d hs %d", B, T, NH, hs);
+    expect_same(what, dqkv, dqkv_want, 3 * n);
+    for (int i = 0; i < 5; i++) ops->free(want[i]), ops->free(got[i]);
+    ops->free(qkv), ops->free(y), ops->free(dout), ops->free(scratch), ops->free(dqkv_want), ops->free(dqkv);
   }
+}
+
+static void unfused_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, float *dm, const float *dy,
+                                                const float *ln, const float *scale, const float *x,
+                                                const float *mean, const float *rstd, int ld, int B, int T, int C) {
+  backend_ops->modulate_backward(dm, dshift, dscale, dy, ln, scale, ld, B, T, C);
+  backend_ops->layernorm_backward(dx, dm, x, mean, rstd, B * T, C);
 }
 
 typedef struct {
@@ -280,6 +336,8 @@ static void test_dit_fused_unfused(void) {
   unfused.linear_residual_forward = unfused_linear_residual_forward;
   unfused.layernorm_modulate_forward = unfused_layernorm_modulate_forward;
   unfused.attention_forward = unfused_attention_forward;
+  unfused.attention_backward = unfused_attention_backward;
+  unfused.modulate_layernorm_backward = unfused_modulate_layernorm_backward;
   for (int k = 0; k < 2; k++) {
     const ModelConfig *cfg = &cfgs[k];
     Model *m = model_create(cfg, B);
