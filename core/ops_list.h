@@ -103,6 +103,16 @@
   X(void, gated_residual_backward, (float *dy, float *dgate, const float *dx, const float *y, const float *gate,      \
                                     int ld, int B, int T, int C),                                                     \
     (dy, dgate, dx, y, gate, ld, B, T, C), )                                                                          \
+  /* the backward ops that make a linear layer's output gradient, with that layer's bias gradient                     \
+   * (bias_backward of their output, db may be NULL) in the same pass, bit for bit the two ops' results               \
+   * on the CPU: gelu_bias_backward is gelu_backward over (N, O) rows (dx overwritten) and db (O) +=                  \
+   * the column sums of dx; gated_residual_bias_backward is gated_residual_backward and db (C) += the                 \
+   * column sums of dy */                                                                                             \
+  X(void, gelu_bias_backward, (float *dx, float *db, const float *dy, const float *x, const float *th, int N, int O), \
+    (dx, db, dy, x, th, N, O), )                                                                                      \
+  X(void, gated_residual_bias_backward, (float *dy, float *dgate, float *db, const float *dx, const float *y,         \
+                                         const float *gate, int ld, int B, int T, int C),                             \
+    (dy, dgate, db, dx, y, gate, ld, B, T, C), )                                                                      \
   /* fused linear layers: z (N, O) = x (N, K) W^T + b (W (O, K) as in torch.nn.Linear, b (O) or NULL)                 \
    * and the pointwise step that follows it, in one pass over blocks of rows while each block's z is                  \
    * in cache; each gives bit for bit what gemm, bias_add and the unfused step give (the CPU backend's                \

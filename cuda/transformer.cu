@@ -3,7 +3,8 @@
  * one thread per (sample, channel) summing over tokens in order for the backward), with the CPU's
  * formulas and precision (src/ops_cpu.c); layernorm_modulate_forward is the two forwards in one
  * kernel.
- * attention_forward and attention_backward are here the unfused sequences (heads split, the score
+ * attention_forward, attention_backward, modulate_layernorm_backward and the backward ops with a
+ * bias gradient (gelu_bias_backward, gated_residual_bias_backward) are here the unfused sequences (heads split, the score
  * GEMMs, softmax, the value GEMMs, heads merge, and their backward) on the existing kernels and
  * cuBLAS, so that the CPU's fused ops have their conformance pairs.
  * Not here: a fused or flash attention kernel. */
@@ -247,4 +248,16 @@ void cuda_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, f
                                       const float *rstd, int ld, int B, int T, int C) {
   cuda_modulate_backward(dm, dshift, dscale, dy, ln, scale, ld, B, T, C);
   cuda_layernorm_backward(dx, dm, x, mean, rstd, B * T, C);
+}
+
+/* the backward ops with the bias gradient of their output: the two kernels one after the other */
+void cuda_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N, int O) {
+  cuda_gelu_backward(dx, dy, x, th, (long)N * O);
+  if (db) cuda_bias_backward(db, dx, N, O);
+}
+
+void cuda_gated_residual_bias_backward(float *dy, float *dgate, float *db, const float *dx, const float *y,
+                                       const float *gate, int ld, int B, int T, int C) {
+  cuda_gated_residual_backward(dy, dgate, dx, y, gate, ld, B, T, C);
+  if (db) cuda_bias_backward(db, dy, B * T, C);
 }

@@ -198,15 +198,16 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     /* the backward ops below overwrite s1, s2, d4b, d3 and each of dmod's six chunks once (ops.h) */
     float *dmod = a->dmod;
     /* MLP half: h_l+1 = hmid + gate2 f2; dh carries d hmid through the residual */
-    ops->gated_residual_backward(a->s1, dmod + 5 * C, a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
-    linear_backward_overwrite(a->d4a, G_(w->fc2w), G_(w->fc2b), a->s1, g, P_(w->fc2w), BT, 4 * C, C);
-    ops->gelu_backward(a->d4b, a->d4a, f1, a->gth + 4 * l * hsz, 4 * BTC);
-    linear_backward_overwrite(a->s1, G_(w->fc1w), G_(w->fc1b), a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
+    /* the bias gradients of fc2, fc1 and proj come with the output gradients that make them */
+    ops->gated_residual_bias_backward(a->s1, dmod + 5 * C, G_(w->fc2b), a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
+    linear_backward_overwrite(a->d4a, G_(w->fc2w), NULL, a->s1, g, P_(w->fc2w), BT, 4 * C, C);
+    ops->gelu_bias_backward(a->d4b, G_(w->fc1b), a->d4a, f1, a->gth + 4 * l * hsz, BT, 4 * C);
+    linear_backward_overwrite(a->s1, G_(w->fc1w), NULL, a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
     ops->modulate_layernorm_backward(a->dh, dmod + 3 * C, dmod + 4 * C, a->s2, a->s1, ln2, mod + 4 * C, hmid,
                                      a->mean2 + l * rsz, a->rstd2 + l * rsz, 6 * C, B, T, C);
     /* attention half: hmid = h + gate1 proj */
-    ops->gated_residual_backward(a->s1, dmod + 2 * C, a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
-    linear_backward_overwrite(a->s2, G_(w->projw), G_(w->projb), a->s1, att, P_(w->projw), BT, C, C);
+    ops->gated_residual_bias_backward(a->s1, dmod + 2 * C, G_(w->projb), a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
+    linear_backward_overwrite(a->s2, G_(w->projw), NULL, a->s1, att, P_(w->projw), BT, C, C);
     attention_backward(a->d3, a->ascratch, a->s2, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz,
                        a->prob + l * psz, B, T, C, NH);
     linear_backward_overwrite(a->s1, G_(w->qkvw), G_(w->qkvb), a->d3, m1, P_(w->qkvw), BT, C, 3 * C);

@@ -408,6 +408,74 @@ static void cpu_linear_residual_forward(float *h_out, float *y, const float *h_i
   linear_blocks(&o, x, W, b, B * T, K, O);
 }
 
+/* The bias gradient in the pass that makes the output gradient: each thread owns a block of
+ * columns (bias_backward's split) and walks all rows in order, so every column is summed over the
+ * rows in bias_backward's order, in double, while the values it adds are the ones just computed. */
+static void column_blocks(int rows, int N, int *blocks, int *width) {
+  int threads = (long)rows * N > 65536 ? omp_get_max_threads() : 1;
+  *blocks = amd_min_i(N, amd_max_i(threads, (N + BIAS_BLOCK - 1) / BIAS_BLOCK));
+  *width = (N + *blocks - 1) / *blocks;
+}
+
+static void cpu_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N,
+                                   int O) {
+  int blocks, width;
+  column_blocks(N, O, &blocks, &width);
+#pragma omp parallel for schedule(static) num_threads(amd_min_i(blocks, omp_get_max_threads()))
+  for (int blk = 0; blk < blocks; blk++) {
+    int j0 = blk * width, j1 = amd_min_i(O, j0 + width);
+    double s[BIAS_BLOCK] = {0};
+    for (int i = 0; i < N; i++) {
+      long o = (long)i * O;
+      const float *dyr = dy + o, *xr = x + o;
+      float *dxr = dx + o;
+      if (th) {
+        const float *tr = th + o;
+#pragma omp simd
+        for (int j = j0; j < j1; j++) dxr[j] = dyr[j] * gelu_grad(xr[j], tr[j]);
+      } else {
+#pragma omp simd
+        for (int j = j0; j < j1; j++) dxr[j] = dyr[j] * gelu_grad(xr[j], vm_tanhf(gelu_u(xr[j])));
+      }
+      if (db) {
+#pragma omp simd
+        for (int j = j0; j < j1; j++) s[j - j0] += dxr[j];
+      }
+    }
+    if (db)
+      for (int j = j0; j < j1; j++) db[j] += (float)s[j - j0];
+  }
+}
+
+static void cpu_gated_residual_bias_backward(float *dy, float *dgate, float *db, const float *dx, const float *y,
+                                             const float *gate, int ld, int B, int T, int C) {
+  int blocks, width;
+  column_blocks(B * T, C, &blocks, &width);
+#pragma omp parallel for schedule(static) num_threads(amd_min_i(blocks, omp_get_max_threads()))
+  for (int blk = 0; blk < blocks; blk++) {
+    int c0 = blk * width, c1 = amd_min_i(C, c0 + width);
+    double s[BIAS_BLOCK] = {0};
+    for (int b = 0; b < B; b++) {
+      const float *g = gate + (long)b * ld;
+      double dg[BIAS_BLOCK] = {0};
+      for (int t = 0; t < T; t++) {
+        long o = ((long)b * T + t) * C;
+        const float *dxr = dx + o, *yr = y + o;
+        float *dyr = dy + o;
+#pragma omp simd
+        for (int c = c0; c < c1; c++) {
+          dyr[c] = g[c] * dxr[c];
+          dg[c - c0] += (double)dxr[c] * yr[c];
+          s[c - c0] += dyr[c];
+        }
+      }
+      for (int c = c0; c < c1; c++) dgate[(long)b * ld + c] = (float)dg[c - c0];
+    }
+    if (db)
+      for (int c = c0; c < c1; c++) db[c] += (float)s[c - c0];
+  }
+}
+
 /* one row of softmax_forward (yr may be xr) */
 static inline void softmax_row(float *yr, const float *xr, int C) {
   float mx = xr[0];

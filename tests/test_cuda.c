@@ -458,6 +458,16 @@ static void op_modulate_layernorm_backward(const amd_ops *o, void *const *p, con
                                  6 * C, c->s[0], c->s[1], C);
 }
 
+/* gated_residual_bias_backward: dy, dcond (chunk 2 gets dgate), db out; dx, y, cond (gate: chunk 2) in */
+static void op_gated_residual_bias_backward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->gated_residual_bias_backward(F(0), F(1) + 2 * C, F(2), F(3), F(4), F(5) + 2 * C, 6 * C, c->s[0], c->s[1], C);
+}
+/* gelu_bias_backward over (N, O): dx, db out; dy, x, th in */
+static void op_gelu_bias_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->gelu_bias_backward(F(0), F(1), F(2), F(3), c->s[3] ? F(4) : NULL, c->s[0] * c->s[1], c->s[2]);
+}
+
 static void test_adaln(void) {
   int B = 3, T = 17, C = 24;
   long n = (long)B * T * C, m = 6L * B * C;
@@ -473,6 +483,17 @@ static void test_adaln(void) {
   c = (Case){.s = {B, T, C}};
   buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, m, -1, 1, 0);
   run_case("gated_residual_backward", &c, op_gated_residual_backward, POINTWISE);
+  c = (Case){.s = {B, T, C}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 1), buf_f(&c, C, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
+  buf_f(&c, n, -1, 1, 0), buf_f(&c, m, -1, 1, 0);
+  run_case("gated_residual_bias_backward", &c, op_gated_residual_bias_backward, 1e-12);
+  for (int with_th = 0; with_th < 2; with_th++) {
+    long n4 = 4 * n;
+    c = (Case){.s = {B, T, 4 * C, with_th}};
+    buf_f(&c, n4, -1, 1, 1), buf_f(&c, 4 * C, -1, 1, 1), buf_f(&c, n4, -1, 1, 0), buf_f(&c, n4, -3, 3, 0);
+    buf_f(&c, n4, -1, 1, 0);
+    run_case(with_th ? "gelu_bias_backward, tanh given" : "gelu_bias_backward", &c, op_gelu_bias_backward, 1e-10);
+  }
   for (int k = 0; k < 2; k++) { /* C 24 and 200: a warp's lanes with one and with several columns */
     int Cn = k ? 200 : C;
     long nn = (long)B * T * Cn, mm = 6L * B * Cn;

@@ -5,7 +5,8 @@
  * blocks with a long last block, and the gated residual in place (h_out = h_in); adaLN's
  * layernorm_modulate_forward against layernorm_forward + modulate_forward, with and without keeping
  * LN(x), mean and rstd, and modulate_layernorm_backward against modulate_backward +
- * layernorm_backward; attention_forward and attention_backward against the ops of the unfused
+ * layernorm_backward; gelu_bias_backward and gated_residual_bias_backward against their op and
+ * bias_backward; attention_forward and attention_backward against the ops of the unfused
  * attention; and the whole Fashion-MNIST dit and reward classifier, forward and
  * backward, with the fused ops and with each replaced by its unfused composition, and its
  * inference forward (no activations kept) against its training forward.
@@ -286,6 +287,69 @@ static void unfused_modulate_layernorm_backward(float *dx, float *dshift, float 
   backend_ops->layernorm_backward(dx, dm, x, mean, rstd, B * T, C);
 }
 
+static void unfused_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N,
+                                       int O) {
+  backend_ops->gelu_backward(dx, dy, x, th, (long)N * O);
+  if (db) backend_ops->bias_backward(db, dx, N, O);
+}
+static void unfused_gated_residual_bias_backward(float *dy, float *dgate, float *db, const float *dx, const float *y,
+                                                 const float *gate, int ld, int B, int T, int C) {
+  backend_ops->gated_residual_backward(dy, dgate, dx, y, gate, ld, B, T, C);
+  if (db) backend_ops->bias_backward(db, dy, B * T, C);
+}
+
+/* gelu_bias_backward and gated_residual_bias_backward against their two unfused ops, with and without
+ * the bias gradient, from a random db (it adds): the dit's MLP (49 tokens, 64 samples, width 128),
+ * an odd shape, and one wider than a column block of bias_backward */
+static void test_bias_backward_fused(void) {
+  static const int bb_shapes[][3] = {{64, 49, 128}, {3, 7, 19}, {4, 30, 700}}; /* B, T, C; GELU over 4C */
+  backend_ops = ops;
+  for (size_t z = 0; z < sizeof bb_shapes / sizeof bb_shapes[0]; z++) {
+    int B = bb_shapes[z][0], T = bb_shapes[z][1], C = bb_shapes[z][2], N = B * T, O = 4 * C, ld = 6 * C;
+    long n = (long)N * C, n4 = (long)N * O;
+    float *dy4 = alloc_f(n4), *x4 = alloc_f(n4), *th4 = alloc_f(n4), *y4 = alloc_f(n4), *db0 = alloc_f(O);
+    fill_uniform(dy4, n4, -1, 1), fill_uniform(x4, n4, -3, 3), fill_uniform(db0, O, -1, 1);
+    ops->gelu_forward(y4, th4, x4, n4);
+    for (int with_th = 0; with_th < 2; with_th++) {
+      float *want = alloc_f(n4), *got = alloc_f(n4), *want_db = alloc_f(O), *got_db = alloc_f(O);
+      ops->copy(want_db, db0, sizeof(float) * (size_t)O), ops->copy(got_db, db0, sizeof(float) * (size_t)O);
+      unfused_gelu_bias_backward(want, want_db, dy4, x4, with_th ? th4 : NULL, N, O);
+      ops->fill(got, 7.0f, n4);
+      ops->gelu_bias_backward(got, got_db, dy4, x4, with_th ? th4 : NULL, N, O);
+      char what[96];
+      snprintf(what, sizeof what, "gelu_bias_backward dx %dx%d%s", N, O, with_th ? " tanh kept" : "");
+      expect_same(what, got, want, n4);
+      snprintf(what, sizeof what, "gelu_bias_backward db %dx%d%s", N, O, with_th ? " tanh kept" : "");
+      expect_same(what, got_db, want_db, O);
+      ops->fill(got, 7.0f, n4);
+      ops->gelu_bias_backward(got, NULL, dy4, x4, with_th ? th4 : NULL, N, O);
+      snprintf(what, sizeof what, "gelu_bias_backward dx without db %dx%d", N, O);
+      expect_same(what, got, want, n4);
+      ops->free(want), ops->free(got), ops->free(want_db), ops->free(got_db);
+    }
+    float *dx = alloc_f(n), *y = alloc_f(n), *cond = alloc_f((long)B * ld), *dbc = alloc_f(C);
+    float *want = alloc_f(n), *got = alloc_f(n), *want_dc = alloc_f((long)B * ld), *got_dc = alloc_f((long)B * ld);
+    float *want_db = alloc_f(C), *got_db = alloc_f(C);
+    fill_uniform(dx, n, -1, 1), fill_uniform(y, n, -2, 2), fill_uniform(cond, (long)B * ld, -1, 1);
+    fill_uniform(dbc, C, -1, 1);
+    ops->copy(want_db, dbc, sizeof(float) * (size_t)C), ops->copy(got_db, dbc, sizeof(float) * (size_t)C);
+    unfused_gated_residual_bias_backward(want, want_dc + 5 * C, want_db, dx, y, cond + 5 * C, ld, B, T, C);
+    ops->fill(got, 7.0f, n);
+    ops->gated_residual_bias_backward(got, got_dc + 5 * C, got_db, dx, y, cond + 5 * C, ld, B, T, C);
+    char what[96];
+    snprintf(what, sizeof what, "gated_residual_bias_backward dy %dx%dx%d", B, T, C);
+    expect_same(what, got, want, n);
+    snprintf(what, sizeof what, "gated_residual_bias_backward db %dx%dx%d", B, T, C);
+    expect_same(what, got_db, want_db, C);
+    for (int b = 0; b < B; b++) {
+      snprintf(what, sizeof what, "gated_residual_bias_backward dgate, sample %d of %dx%dx%d", b, B, T, C);
+      expect_same(what, got_dc + (long)b * ld + 5 * C, want_dc + (long)b * ld + 5 * C, C);
+    }
+    float *bufs[] = {dy4, x4, th4, y4, db0, dx, y, cond, dbc, want, got, want_dc, got_dc, want_db, got_db};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  }
+}
+
 typedef struct {
   float *out, *feat, *grads, *dx;
 } DitRun;
@@ -338,6 +402,8 @@ static void test_dit_fused_unfused(void) {
   unfused.attention_forward = unfused_attention_forward;
   unfused.attention_backward = unfused_attention_backward;
   unfused.modulate_layernorm_backward = unfused_modulate_layernorm_backward;
+  unfused.gelu_bias_backward = unfused_gelu_bias_backward;
+  unfused.gated_residual_bias_backward = unfused_gated_residual_bias_backward;
   for (int k = 0; k < 2; k++) {
     const ModelConfig *cfg = &cfgs[k];
     Model *m = model_create(cfg, B);
@@ -385,6 +451,7 @@ int main(void) {
   TEST_RUN(test_linear_fused);
   TEST_RUN(test_layernorm_modulate);
   TEST_RUN(test_attention_fused);
+  TEST_RUN(test_bias_backward_fused);
   TEST_RUN(test_dit_fused_unfused);
   return t_finish();
 }
