@@ -102,50 +102,78 @@ static void cpu_silu_backward(float *dx, const float *dy, const float *x, long n
 
 #define LN_EPS 1e-6
 
+/* The mean and 1 / std of LN_ROWS rows at once: each row's two sums run over its columns in order,
+ * as layernorm_forward's do (the same values bit for bit), but the rows' chains of dependent double
+ * adds are interleaved, so each add's latency is hidden behind the other rows' instead of stalling. */
+#define LN_ROWS 4
+static inline void layernorm_stats(double *mu, double *rs, const float *x, int rows, int C) {
+  double s[LN_ROWS] = {0}, ss[LN_ROWS] = {0};
+  if (rows == LN_ROWS) {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < LN_ROWS; i++) s[i] += x[(long)i * C + c];
+    for (int i = 0; i < LN_ROWS; i++) mu[i] = s[i] / C;
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < LN_ROWS; i++) ss[i] += (x[(long)i * C + c] - mu[i]) * (x[(long)i * C + c] - mu[i]);
+  } else {
+    for (int i = 0; i < rows; i++) {
+      const float *xr = x + (long)i * C;
+      for (int c = 0; c < C; c++) s[i] += xr[c];
+      mu[i] = s[i] / C;
+      for (int c = 0; c < C; c++) ss[i] += (xr[c] - mu[i]) * (xr[c] - mu[i]);
+    }
+  }
+  for (int i = 0; i < rows; i++) rs[i] = 1.0 / sqrt(ss[i] / C + LN_EPS);
+}
+
 static void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *x, int N, int C) {
+  int groups = (N + LN_ROWS - 1) / LN_ROWS;
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *xr = x + (long)r * C;
-    double s = 0, ss = 0;
-    for (int c = 0; c < C; c++) s += xr[c];
-    double mu = s / C;
-    for (int c = 0; c < C; c++) ss += (xr[c] - mu) * (xr[c] - mu);
-    double rs = 1.0 / sqrt(ss / C + LN_EPS);
-    float *orow = out + (long)r * C;
+  for (int grp = 0; grp < groups; grp++) {
+    int r0 = grp * LN_ROWS, rows = amd_min_i(LN_ROWS, N - r0);
+    double mu[LN_ROWS], rs[LN_ROWS];
+    layernorm_stats(mu, rs, x + (long)r0 * C, rows, C);
+    for (int i = 0; i < rows; i++) {
+      long r = r0 + i;
+      const float *xr = x + r * C;
+      float *orow = out + r * C;
+      double m = mu[i], q = rs[i];
 #pragma omp simd
-    for (int c = 0; c < C; c++) orow[c] = (float)((xr[c] - mu) * rs);
-    mean[r] = (float)mu, rstd[r] = (float)rs;
+      for (int c = 0; c < C; c++) orow[c] = (float)((xr[c] - m) * q);
+      mean[r] = (float)m, rstd[r] = (float)q;
+    }
   }
 }
 
-/* layernorm_forward's sums and normalization, then modulate_forward's map on the row while it is
+/* layernorm_forward's sums and normalization, then modulate_forward's map on each row while it is
  * in L1, instead of a second pass over the whole (B, T, C) */
 static void cpu_layernorm_modulate_forward(float *y, float *ln, float *mean, float *rstd, const float *x,
                                            const float *shift, const float *scale, int ld, int B, int T, int C) {
-  int N = B * T;
+  int N = B * T, groups = (N + LN_ROWS - 1) / LN_ROWS;
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *xr = x + (long)r * C, *k = scale + (long)(r / T) * ld, *sh = shift + (long)(r / T) * ld;
-    double s = 0, ss = 0;
-    for (int c = 0; c < C; c++) s += xr[c];
-    double mu = s / C;
-    for (int c = 0; c < C; c++) ss += (xr[c] - mu) * (xr[c] - mu);
-    double rs = 1.0 / sqrt(ss / C + LN_EPS);
-    float *yr = y + (long)r * C;
-    if (ln) {
-      float *lr = ln + (long)r * C;
+  for (int grp = 0; grp < groups; grp++) {
+    int r0 = grp * LN_ROWS, rows = amd_min_i(LN_ROWS, N - r0);
+    double mu[LN_ROWS], rs[LN_ROWS];
+    layernorm_stats(mu, rs, x + (long)r0 * C, rows, C);
+    for (int i = 0; i < rows; i++) {
+      int r = r0 + i;
+      const float *xr = x + (long)r * C, *k = scale + (long)(r / T) * ld, *sh = shift + (long)(r / T) * ld;
+      float *yr = y + (long)r * C;
+      double m = mu[i], q = rs[i];
+      if (ln) {
+        float *lr = ln + (long)r * C;
 #pragma omp simd
-      for (int c = 0; c < C; c++) {
-        float l = (float)((xr[c] - mu) * rs);
-        lr[c] = l;
-        yr[c] = l * (1.0f + k[c]) + sh[c];
+        for (int c = 0; c < C; c++) {
+          float l = (float)((xr[c] - m) * q);
+          lr[c] = l;
+          yr[c] = l * (1.0f + k[c]) + sh[c];
+        }
+      } else {
+#pragma omp simd
+        for (int c = 0; c < C; c++) yr[c] = (float)((xr[c] - m) * q) * (1.0f + k[c]) + sh[c];
       }
-    } else {
-#pragma omp simd
-      for (int c = 0; c < C; c++) yr[c] = (float)((xr[c] - mu) * rs) * (1.0f + k[c]) + sh[c];
+      if (mean) mean[r] = (float)m;
+      if (rstd) rstd[r] = (float)q;
     }
-    if (mean) mean[r] = (float)mu;
-    if (rstd) rstd[r] = (float)rs;
   }
 }
 
@@ -347,9 +375,8 @@ typedef struct {
   int ld, T;
 } LinearOut;
 
-static void linear_rows(const LinearOut *o, const float *x, const float *W, const float *b, int r0, int r1, int K,
-                        int O) {
-  cpu_gemm(0, 1, r1 - r0, O, K, 1.0f, x + (long)r0 * K, W, 0.0f, o->z + (long)r0 * O);
+/* the bias and the step after it on rows [r0, r1) of z */
+static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int O) {
   for (int r = r0; r < r1; r++) {
     long off = (long)r * O;
     float *z = o->z + off;
@@ -380,10 +407,19 @@ static void linear_rows(const LinearOut *o, const float *x, const float *W, cons
   }
 }
 
+static void linear_rows(const LinearOut *o, const float *x, const float *W, const float *b, int r0, int r1, int K,
+                        int O) {
+  cpu_gemm(0, 1, r1 - r0, O, K, 1.0f, x + (long)r0 * K, W, 0.0f, o->z + (long)r0 * O);
+  linear_step(o, b, r0, r1, O);
+}
+
 static void linear_blocks(const LinearOut *o, const float *x, const float *W, const float *b, int N, int K, int O) {
   int blocks = N / LINEAR_ROWS;
   if (blocks < 2 * omp_get_max_threads() || (long)LINEAR_ROWS * O * K < LINEAR_BLOCK_MNK) {
-    linear_rows(o, x, W, b, 0, N, K, O);
+    cpu_gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, o->z); /* on OpenBLAS's threads, then the step on ours */
+    int chunk = amd_max_i(1, 16384 / amd_max_i(O, 1)), chunks = (N + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if ((long)N * O > 65536)
+    for (int k = 0; k < chunks; k++) linear_step(o, b, k * chunk, amd_min_i(N, (k + 1) * chunk), O);
     return;
   }
 #pragma omp parallel for schedule(dynamic)
