@@ -13,7 +13,8 @@
  * section 5) uses the same blocks without time or class conditioning: c is one learned vector (the single row of cond.emb), and
  *   feat  = mean over tokens of LN(h_L)          (B, C), also the Frechet-distance features
  *   out   = logits = Linear(feat)                (B, num_classes); t and labels are ignored
- * Not here: any fused or flash attention. */
+ * The forward and the backward run on the backends' fused transformer ops (docs/DESIGN.md section 2.2).
+ * Not here: those ops' implementations; flash attention. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>

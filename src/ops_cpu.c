@@ -350,9 +350,10 @@ static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx
 
 /* The fused linear layers. The rows are cut into blocks of LINEAR_ROWS (the last block takes the
  * remainder too); a thread takes a block, runs its GEMM (OpenBLAS is single-threaded inside a
- * parallel region) and the pointwise step while the block's z (about LINEAR_ROWS x O floats, 256 KiB
- * at O = 512) is in its core's cache, so z is written once and read back from cache instead of by a
- * second pass over the whole output. Each element of z is the same sum as in one GEMM over all rows
+ * parallel region) and the pointwise step while the block's z (about LINEAR_ROWS x O floats, 1 MiB
+ * at O = 512) is in its core's L2, so z is written once and read back from cache instead of by a
+ * second pass over the whole output. Each block's GEMM packs W again: blocks of 128 rows made the
+ * dit's GEMMs 8-15% slower than one GEMM over all rows, blocks of 512 rows are as fast or faster. Each element of z is the same sum as in one GEMM over all rows
  * (OpenBLAS splits a product over rows and columns, never over K) as long as every block is a
  * product OpenBLAS runs in its regular kernels. It has others for small products (its small-matrix
  * kernels, M N K <= 100^3 in 0.3.21 on SkylakeX), and with the small layers in blocks too a
@@ -362,7 +363,7 @@ static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx
  * the same run's log is the unfused one's bit for bit.
  * The steps after z are the expressions of bias_add, gelu_forward and gated_residual_forward, so
  * the results are bit for bit those of the unfused ops (tests/test_fused.c, on the dit's shapes). */
-#define LINEAR_ROWS 128
+#define LINEAR_ROWS 512
 #define LINEAR_BLOCK_MNK (1L << 21)
 typedef enum { LINEAR_PLAIN, LINEAR_GELU, LINEAR_RESIDUAL } LinearStep;
 
@@ -375,6 +376,25 @@ typedef struct {
   int ld, T;
 } LinearOut;
 
+/* GELU over one row of z, keeping its tanh (th) or not. Out of line: inlined into linear_step, GCC 12
+ * inlines vm_tanhf into only one of the two loops and leaves the other unvectorized. */
+static __attribute__((noinline)) void gelu_row_keep(float *y, float *th, const float *z, int O) {
+#pragma omp simd
+  for (int j = 0; j < O; j++) {
+    float t = vm_tanhf(gelu_u(z[j]));
+    y[j] = 0.5f * z[j] * (1.0f + t);
+    th[j] = t;
+  }
+}
+
+static __attribute__((noinline)) void gelu_row(float *y, const float *z, int O) {
+#pragma omp simd
+  for (int j = 0; j < O; j++) {
+    float t = vm_tanhf(gelu_u(z[j]));
+    y[j] = 0.5f * z[j] * (1.0f + t);
+  }
+}
+
 /* the bias and the step after it on rows [r0, r1) of z */
 static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int O) {
   for (int r = r0; r < r1; r++) {
@@ -384,20 +404,10 @@ static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int 
 #pragma omp simd
       for (int j = 0; j < O; j++) z[j] += b[j];
     }
-    if (o->step == LINEAR_GELU) {
-      float *y = o->y + off;
-      if (o->th) {
-        float *th = o->th + off;
-#pragma omp simd
-        for (int j = 0; j < O; j++) {
-          float t = vm_tanhf(gelu_u(z[j]));
-          y[j] = 0.5f * z[j] * (1.0f + t);
-          th[j] = t;
-        }
-      } else {
-#pragma omp simd
-        for (int j = 0; j < O; j++) y[j] = 0.5f * z[j] * (1.0f + vm_tanhf(gelu_u(z[j])));
-      }
+    if (o->step == LINEAR_GELU && o->th) {
+      gelu_row_keep(o->y + off, o->th + off, z, O);
+    } else if (o->step == LINEAR_GELU) {
+      gelu_row(o->y + off, z, O);
     } else if (o->step == LINEAR_RESIDUAL) {
       const float *g = o->gate + (long)(r / o->T) * o->ld, *hi = o->h_in + off;
       float *ho = o->h_out + off;
@@ -522,6 +532,7 @@ static inline void softmax_row(float *yr, const float *xr, int C) {
     s += yr[c];
   }
   float inv = (float)(1.0 / s);
+#pragma omp simd
   for (int c = 0; c < C; c++) yr[c] *= inv;
 }
 
@@ -534,6 +545,7 @@ static void cpu_softmax_forward(float *y, const float *x, int N, int C) {
 static inline void softmax_backward_row(float *dxr, const float *dr, const float *yr, int C) {
   double s = 0;
   for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
+#pragma omp simd
   for (int c = 0; c < C; c++) dxr[c] = yr[c] * (float)(dr[c] - s);
 }
 

@@ -35,10 +35,10 @@ static void expect_same(const char *what, const float *got, const float *want, l
 }
 
 /* B, T (rows B T), K inputs, O outputs: small layers (one GEMM; one in blocks but for OpenBLAS's
- * small-matrix kernels), blocks with a long last one (1000 rows), and every linear layer of the
+ * small-matrix kernels), blocks with a long last one (2500 rows), and every linear layer of the
  * Fashion-MNIST dit (width 128, 49 tokens, patch 16 features) and of its reward classifier (width 64)
  * at the distillation's batch of 64 */
-static const int shapes[][4] = {{3, 17, 24, 40}, {8, 125, 37, 19}, {8, 125, 64, 256}, {64, 49, 16, 128},
+static const int shapes[][4] = {{3, 17, 24, 40}, {8, 125, 37, 19}, {20, 125, 64, 256}, {64, 49, 16, 128},
                                 {64, 49, 128, 384}, {64, 49, 128, 128}, {64, 49, 128, 512}, {64, 49, 512, 128},
                                 {64, 49, 128, 16}, {64, 1, 128, 768}, {64, 49, 64, 192}, {64, 49, 64, 64}};
 
