@@ -68,6 +68,20 @@
   X(void, layernorm_backward, (float *dx, const float *dout, const float *x, const float *mean, const float *rstd,    \
                                int N, int C),                                                                         \
     (dx, dout, x, mean, rstd, N, C), )                                                                                \
+  /* adaLN's normalization and modulation in one pass per row, rows (B, T): ln = LN(x) as layernorm_forward           \
+   * keeps it, with mean and rstd, and y = ln (1 + scale[b]) + shift[b] as modulate_forward, bit for bit              \
+   * those ops' results; ln, mean and rstd may each be NULL (not kept: a forward without a backward) */               \
+  X(void, layernorm_modulate_forward, (float *y, float *ln, float *mean, float *rstd, const float *x,                 \
+                                       const float *shift, const float *scale, int ld, int B, int T, int C),          \
+    (y, ln, mean, rstd, x, shift, scale, ld, B, T, C), )                                                              \
+  /* the backward of both, in one pass per sample: dm = dy (1 + scale[b]) (overwrite; scratch for a                   \
+   * backend that runs it as two passes, (B, T, C)), dshift[b] = sum_t dy, dscale[b] = sum_t dy ln                    \
+   * (overwrite), and dx += the LayerNorm backward of dm, as modulate_backward then layernorm_backward                \
+   * give them (bit for bit on the CPU, which keeps dm in cache and leaves the dm buffer as it was) */                \
+  X(void, modulate_layernorm_backward, (float *dx, float *dshift, float *dscale, float *dm, const float *dy,          \
+                                        const float *ln, const float *scale, const float *x, const float *mean,       \
+                                        const float *rstd, int ld, int B, int T, int C),                              \
+    (dx, dshift, dscale, dm, dy, ln, scale, x, mean, rstd, ld, B, T, C), )                                            \
   /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).                                       \
    * The forward also stores th = tanh(sqrt(2/pi) (x + 0.044715 x^3)) when th is not NULL, so the                     \
    * backward need not evaluate tanh again (th NULL there: computed; the same values either way). */                  \
@@ -89,6 +103,32 @@
   X(void, gated_residual_backward, (float *dy, float *dgate, const float *dx, const float *y, const float *gate,      \
                                     int ld, int B, int T, int C),                                                     \
     (dy, dgate, dx, y, gate, ld, B, T, C), )                                                                          \
+  /* the backward ops that make a linear layer's output gradient, with that layer's bias gradient                     \
+   * (bias_backward of their output, db may be NULL) in the same pass, bit for bit the two ops' results               \
+   * on the CPU: gelu_bias_backward is gelu_backward over (N, O) rows (dx overwritten) and db (O) +=                  \
+   * the column sums of dx; gated_residual_bias_backward is gated_residual_backward and db (C) += the                 \
+   * column sums of dy */                                                                                             \
+  X(void, gelu_bias_backward, (float *dx, float *db, const float *dy, const float *x, const float *th, int N, int O), \
+    (dx, db, dy, x, th, N, O), )                                                                                      \
+  X(void, gated_residual_bias_backward, (float *dy, float *dgate, float *db, const float *dx, const float *y,         \
+                                         const float *gate, int ld, int B, int T, int C),                             \
+    (dy, dgate, db, dx, y, gate, ld, B, T, C), )                                                                      \
+  /* fused linear layers: z (N, O) = x (N, K) W^T + b (W (O, K) as in torch.nn.Linear, b (O) or NULL)                 \
+   * and the pointwise step that follows it, in one pass over blocks of rows while each block's z is                  \
+   * in cache; each gives bit for bit what gemm, bias_add and the unfused step give (the CPU backend's                \
+   * sums; a GPU's as its gemm). All overwrite their outputs.                                                         \
+   *   linear_forward:          y = z                                                                                 \
+   *   linear_gelu_forward:     pre = z, y = GELU(pre) with th as gelu_forward keeps it (th may be NULL)              \
+   *   linear_residual_forward: rows (B, T); y = z, h_out = h_in + gate[b] y (gate rows of stride ld;                 \
+   *                            h_out may be h_in), the adaLN-Zero gated residual */                                  \
+  X(void, linear_forward, (float *y, const float *x, const float *W, const float *b, int N, int K, int O),            \
+    (y, x, W, b, N, K, O), )                                                                                          \
+  X(void, linear_gelu_forward, (float *y, float *th, float *pre, const float *x, const float *W, const float *b,      \
+                                int N, int K, int O),                                                                 \
+    (y, th, pre, x, W, b, N, K, O), )                                                                                 \
+  X(void, linear_residual_forward, (float *h_out, float *y, const float *h_in, const float *gate, int ld,             \
+                                    const float *x, const float *W, const float *b, int B, int T, int K, int O),      \
+    (h_out, y, h_in, gate, ld, x, W, b, B, T, K, O), )                                                                \
   /* softmax over each row of (N, C); y may alias x. Backward (overwrite): dx = y (dy - sum_c dy y) */                \
   X(void, softmax_forward, (float *y, const float *x, int N, int C), (y, x, N, C), )                                  \
   X(void, softmax_backward, (float *dx, const float *dy, const float *y, int N, int C), (dx, dy, y, N, C), )          \
@@ -110,6 +150,22 @@
   X(void, heads_merge_backward, (float *dy, const float *dout, int B, int T, int NH, int hs),                         \
     (dy, dout, B, T, NH, hs), )                                                                                       \
                                                                                                                       \
+  /* attention forward fused per (sample, head), while the head's T x T scores are in cache:                          \
+   * q, k, v (B, NH, T, hs) = its columns of qkv (B, T, 3 NH hs) as heads_split gives them,                           \
+   * prob (B, NH, T, T) = softmax(q k^T / sqrt(hs)) as gemm_batched and softmax_forward give it, and                  \
+   * out (B, T, NH hs) = prob v merged as heads_merge places it; the CPU backend's results are bit                    \
+   * for bit those ops'. y (B, NH, T, hs) is scratch for a backend that merges in a second pass */                    \
+  X(void, attention_forward, (float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,      \
+                              int B, int T, int NH, int hs),                                                          \
+    (out, q, k, v, prob, y, qkv, B, T, NH, hs), )                                                                     \
+  /* its backward, fused the same way (overwrite): dqkv (B, T, 3 NH hs) = d loss / d qkv given dout                   \
+   * (B, T, NH hs) and the forward's q, k, v, prob, as heads_merge_backward, gemm_batched,                            \
+   * softmax_backward, gemm_batched and heads_split_backward give it (bit for bit on the CPU). scratch                \
+   * holds attention_scratch_floats (src/attention.h): dy, dq, dk, dv (B, NH, T, hs) each, then dprob                 \
+   * and datt (B, NH, T, T) each; the CPU backend uses only dprob and datt */                                         \
+  X(void, attention_backward, (float *dqkv, float *scratch, const float *dout, const float *q, const float *k,        \
+                               const float *v, const float *prob, int B, int T, int NH, int hs),                      \
+    (dqkv, scratch, dout, q, k, v, prob, B, T, NH, hs), )                                                             \
   /* elementwise */                                                                                                   \
   X(void, add, (float *y, const float *a, const float *b, long n), (y, a, b, n), ) /* y = a + b */                    \
   X(void, axpy, (float *y, float a, const float *x, long n), (y, a, x, n), )       /* y += a x */                     \
@@ -161,7 +217,7 @@
   /* denoised (x0) prediction of a velocity network: d = xt - t v, per-sample t (B) */                                \
   X(void, flow_denoise, (float *d, const float *xt, const float *v, const float *t, int B, int D),                    \
     (d, xt, v, t, B, D), )                                                                                            \
-  /* The DMD / AMD generator gradient (docs/DESIGN.md sections 4.3, 4.7), per sample i:                              \
+  /* The DMD / AMD generator gradient (docs/DESIGN.md sections 4.3, 4.7), per sample i:                               \
    *   d_cfg = d_u + w (d_c - d_u),  H = beta_i (d_c - d_f) + alpha_i (w - 1)(d_c - d_u)   (beta_fake 0, Eq. 10)      \
    *                                 H = alpha_i (d_cfg - x) - beta_i (d_f - x)            (beta_fake 1)              \
    *   n = mean_d |x - d_cfg|,  loss_i = 0.5 || H / n ||^2,  dx = -scale H / n                                        \

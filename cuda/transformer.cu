@@ -1,8 +1,13 @@
 /* transformer.cu: the DiT's row-wise layers (layernorm, softmax: one warp per row, sums in double
  * in a fixed lane order) and the adaLN conditioning (modulate, gated residual: pointwise forward,
  * one thread per (sample, channel) summing over tokens in order for the backward), with the CPU's
- * formulas and precision (src/ops_cpu.c).
- * Not here: fused or flash attention (attention is src/attention.c on these ops and cuBLAS). */
+ * formulas and precision (src/ops_cpu.c); layernorm_modulate_forward is the two forwards in one
+ * kernel.
+ * attention_forward, attention_backward, modulate_layernorm_backward and the backward ops with a
+ * bias gradient (gelu_bias_backward, gated_residual_bias_backward) are here the unfused sequences (heads split, the score
+ * GEMMs, softmax, the value GEMMs, heads merge, and their backward) on the existing kernels and
+ * cuBLAS, so that the CPU's fused ops have their conformance pairs.
+ * Not here: a fused or flash attention kernel. */
 #include "cuda_common.cuh"
 
 #define LN_EPS 1e-6
@@ -21,6 +26,27 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
   double rs = 1.0 / sqrt(warp_sum(ss) / C + LN_EPS);
   for (int c = lane; c < C; c += 32) out[(long)r * C + c] = (float)((xr[c] - mu) * rs);
   if (lane == 0) mean[r] = (float)mu, rstd[r] = (float)rs;
+}
+
+/* layernorm_forward_kernel's row, then modulate_forward_kernel's map on it; rows (B, T) */
+__global__ void layernorm_modulate_forward_kernel(float *y, float *ln, float *mean, float *rstd, const float *x,
+                                                  const float *shift, const float *scale, int ld, int N, int T,
+                                                  int C) {
+  int r = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= N) return;
+  const float *xr = x + (long)r * C, *k = scale + (long)(r / T) * ld, *sh = shift + (long)(r / T) * ld;
+  double s = 0, ss = 0;
+  for (int c = lane; c < C; c += 32) s += xr[c];
+  double mu = warp_sum(s) / C;
+  for (int c = lane; c < C; c += 32) ss += (xr[c] - mu) * (xr[c] - mu);
+  double rs = 1.0 / sqrt(warp_sum(ss) / C + LN_EPS);
+  for (int c = lane; c < C; c += 32) {
+    float l = (float)((xr[c] - mu) * rs);
+    if (ln) ln[(long)r * C + c] = l;
+    y[(long)r * C + c] = l * (1.0f + k[c]) + sh[c];
+  }
+  if (lane == 0 && mean) mean[r] = (float)mu;
+  if (lane == 0 && rstd) rstd[r] = (float)rs;
 }
 
 /* dx += rstd (dout - mean(dout) - xhat mean(dout xhat)), xhat in float as on the CPU */
@@ -53,6 +79,15 @@ void cuda_layernorm_backward(float *dx, const float *dout, const float *x, const
   if (N <= 0 || C <= 0) return;
   layernorm_backward_kernel<<<row_blocks(N), CUDA_THREADS, 0, cuda_stream>>>(dx, dout, x, mean, rstd, N, C);
   launchCheck(layernorm_backward_kernel);
+}
+
+void cuda_layernorm_modulate_forward(float *y, float *ln, float *mean, float *rstd, const float *x, const float *shift,
+                                     const float *scale, int ld, int B, int T, int C) {
+  int N = B * T;
+  if (N <= 0 || C <= 0) return;
+  layernorm_modulate_forward_kernel<<<row_blocks(N), CUDA_THREADS, 0, cuda_stream>>>(y, ln, mean, rstd, x, shift,
+                                                                                       scale, ld, N, T, C);
+  launchCheck(layernorm_modulate_forward_kernel);
 }
 
 /* y may alias x: each lane reads its elements for the max before any lane writes, and then rewrites
@@ -178,4 +213,51 @@ void cuda_gated_residual_backward(float *dy, float *dgate, const float *dx, cons
   if (n <= 0) return;
   gated_residual_backward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(dy, dgate, dx, y, gate, ld, n, T, C);
   launchCheck(gated_residual_backward_kernel);
+}
+
+void cuda_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv, int B,
+                            int T, int NH, int hs) {
+  int n = B * NH;
+  long th = (long)T * hs, tt = (long)T * T;
+  cuda_heads_split(q, k, v, qkv, B, T, NH, hs);
+  cuda_gemm_batched(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), q, th, k, th, 0.0f, prob, tt, n); /* scores */
+  cuda_softmax_forward(prob, prob, n * T, T);
+  cuda_gemm_batched(0, 0, T, hs, T, 1.0f, prob, tt, v, th, 0.0f, y, th, n);
+  cuda_heads_merge(out, y, B, T, NH, hs);
+}
+
+void cuda_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
+                             const float *v, const float *prob, int B, int T, int NH, int hs) {
+  int n = B * NH;
+  long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
+  float *dy = scratch, *dq = dy + btc, *dk = dq + btc, *dv = dk + btc; /* (B, NH, T, hs) each */
+  float *dprob = dv + btc, *datt = dprob + (long)n * tt;              /* (B, NH, T, T) each */
+  float scale = 1.0f / sqrtf((float)hs);
+  cuda_heads_merge_backward(dy, dout, B, T, NH, hs);
+  cuda_gemm_batched(0, 1, T, T, hs, 1.0f, dy, th, v, th, 0.0f, dprob, tt, n); /* dy v^T */
+  cuda_gemm_batched(1, 0, T, hs, T, 1.0f, prob, tt, dy, th, 0.0f, dv, th, n); /* prob^T dy */
+  cuda_softmax_backward(datt, dprob, prob, n * T, T);
+  cuda_gemm_batched(0, 0, T, hs, T, scale, datt, tt, k, th, 0.0f, dq, th, n); /* datt k */
+  cuda_gemm_batched(1, 0, T, hs, T, scale, datt, tt, q, th, 0.0f, dk, th, n); /* datt^T q */
+  cuda_heads_split_backward(dqkv, dq, dk, dv, B, T, NH, hs);
+}
+
+/* the two backward kernels, dm in between */
+void cuda_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, float *dm, const float *dy,
+                                      const float *ln, const float *scale, const float *x, const float *mean,
+                                      const float *rstd, int ld, int B, int T, int C) {
+  cuda_modulate_backward(dm, dshift, dscale, dy, ln, scale, ld, B, T, C);
+  cuda_layernorm_backward(dx, dm, x, mean, rstd, B * T, C);
+}
+
+/* the backward ops with the bias gradient of their output: the two kernels one after the other */
+void cuda_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N, int O) {
+  cuda_gelu_backward(dx, dy, x, th, (long)N * O);
+  if (db) cuda_bias_backward(db, dx, N, O);
+}
+
+void cuda_gated_residual_bias_backward(float *dy, float *dgate, float *db, const float *dx, const float *y,
+                                       const float *gate, int ld, int B, int T, int C) {
+  cuda_gated_residual_backward(dy, dgate, dx, y, gate, ld, B, T, C);
+  if (db) cuda_bias_backward(db, dy, B * T, C);
 }

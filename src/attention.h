@@ -1,6 +1,6 @@
 /* attention.h: multi-head self-attention (Vaswani et al.) as a forward/backward pair over the op
- * interface: the score and value matmuls go through gemm_batched, one batch entry per (sample,
- * head). No causal mask (DiT tokens attend to every token); no projections (the caller's linears
+ * interface: the fused attention_forward and attention_backward ops, per (sample, head) in cache
+ * on the CPU. No causal mask (DiT tokens attend to every token); no projections (the caller's linears
  * make qkv and project the output).
  * Return convention: nothing here fails; functions return void or their result. */
 #pragma once

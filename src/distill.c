@@ -562,6 +562,7 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->c = *c;
   d->base_student = c->opt_student, d->base_fake = c->opt_fake;
   d->real = real, d->fake = fake, d->student = student, d->disc = disc;
+  real->inference = 1; /* only ever run forward: it keeps no activations (model.h) */
   d->data = data, d->reward = reward;
   long p1;
   dist_split(c->prompts, &d->p0, &p1);

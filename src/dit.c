@@ -13,7 +13,8 @@
  * section 5) uses the same blocks without time or class conditioning: c is one learned vector (the single row of cond.emb), and
  *   feat  = mean over tokens of LN(h_L)          (B, C), also the Frechet-distance features
  *   out   = logits = Linear(feat)                (B, num_classes); t and labels are ignored
- * Not here: any fused or flash attention. */
+ * The forward and the backward run on the backends' fused transformer ops (docs/DESIGN.md section 2.2).
+ * Not here: those ops' implementations; flash attention. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@ typedef struct {
   float *dmod;          /* (B, 6C) */
   float *dcsilu, *dcond; /* (B, C) */
   int B;
+  int kept; /* 1: the last forward kept its activations (not an inference forward) */
 } Dit;
 
 /* Units (model.h): 0 the patch embedding and the conditioning, 1 + l block l, depth + 1 the final
@@ -94,10 +96,14 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   const ModelConfig *c = &m->cfg;
   int C = c->width, T = a->T, P = a->P, L = c->depth, NH = c->heads, BT = B * T;
   int S = c->img_size, CI = c->img_channels, p = c->patch;
-  long BC = (long)B * C, BTC = (long)BT * C, hsz = (long)m->max_batch * T * C;
+  long BC = (long)B * C, hsz = (long)m->max_batch * T * C;
   long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B <= m->max_batch, "dit forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
   a->B = B;
+  /* an inference forward (model.h) keeps nothing for a backward: the residual stream is updated in
+   * place in h's first slot, every block works in block 0's buffers, and LN(x), its statistics and
+   * GELU's tanh are not stored; the same operations on the same values otherwise */
+  int keep = a->kept = !m->inference;
   ops->patchify(a->tokens, x, B, CI, S, S, p);
   model_unit_enter(m, 0, MODEL_FORWARD);
   linear_forward(a->h, a->tokens, P_(a->patchw), P_(a->patchb), BT, P, C);
@@ -112,30 +118,28 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   for (int l = 0; l < L; l++) {
     const DitBlockParams *w = &a->blk[l];
     model_unit_enter(m, 1 + l, MODEL_FORWARD);
-    float *h = a->h + l * hsz, *hn = h + hsz, *hmid = a->hmid + l * hsz;
-    float *mod = a->mod + (long)l * m->max_batch * 6 * C;
-    float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
-    float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
-    float *qkv = a->qkv + 3 * l * hsz, *f1 = a->f1 + 4 * l * hsz, *g = a->g + 4 * l * hsz;
+    long s = keep ? l : 0; /* the buffers' slot */
+    float *h = a->h + s * hsz, *hn = keep ? h + hsz : h, *hmid = keep ? a->hmid + l * hsz : h;
+    float *mod = a->mod + s * m->max_batch * 6 * C;
+    float *ln1 = keep ? a->ln1 + l * hsz : NULL, *ln2 = keep ? a->ln2 + l * hsz : NULL;
+    float *mean1 = keep ? a->mean1 + l * rsz : NULL, *rstd1 = keep ? a->rstd1 + l * rsz : NULL;
+    float *mean2 = keep ? a->mean2 + l * rsz : NULL, *rstd2 = keep ? a->rstd2 + l * rsz : NULL;
+    float *m1 = a->m1 + s * hsz, *att = a->att + s * hsz, *proj = a->proj + s * hsz;
+    float *m2 = a->m2 + s * hsz, *f2 = a->f2 + s * hsz;
+    float *qkv = a->qkv + 3 * s * hsz, *f1 = a->f1 + 4 * s * hsz, *g = a->g + 4 * s * hsz;
+    float *gth = keep ? a->gth + 4 * l * hsz : NULL;
     linear_forward(mod, a->csilu, P_(w->adaw), P_(w->adab), B, C, 6 * C);
-    ops->layernorm_forward(ln1, a->mean1 + l * rsz, a->rstd1 + l * rsz, h, BT, C);
-    ops->modulate_forward(m1, ln1, mod, mod + C, 6 * C, B, T, C);
+    ops->layernorm_modulate_forward(m1, ln1, mean1, rstd1, h, mod, mod + C, 6 * C, B, T, C);
     linear_forward(qkv, m1, P_(w->qkvw), P_(w->qkvb), BT, C, 3 * C);
-    attention_forward(att, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz, a->prob + l * psz, a->ay, qkv, B, T,
+    attention_forward(att, a->q + s * qsz, a->k + s * qsz, a->v + s * qsz, a->prob + s * psz, a->ay, qkv, B, T,
                       C, NH);
-    linear_forward(proj, att, P_(w->projw), P_(w->projb), BT, C, C);
-    ops->copy(hmid, h, sizeof(float) * (size_t)BTC);
-    ops->gated_residual_forward(hmid, mod + 2 * C, proj, 6 * C, B, T, C);
-    ops->layernorm_forward(ln2, a->mean2 + l * rsz, a->rstd2 + l * rsz, hmid, BT, C);
-    ops->modulate_forward(m2, ln2, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
-    linear_forward(f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
-    ops->gelu_forward(g, a->gth + 4 * l * hsz, f1, 4 * BTC);
-    linear_forward(f2, g, P_(w->fc2w), P_(w->fc2b), BT, 4 * C, C);
-    ops->copy(hn, hmid, sizeof(float) * (size_t)BTC);
-    ops->gated_residual_forward(hn, mod + 5 * C, f2, 6 * C, B, T, C);
+    ops->linear_residual_forward(hmid, proj, h, mod + 2 * C, 6 * C, att, P_(w->projw), P_(w->projb), B, T, C, C);
+    ops->layernorm_modulate_forward(m2, ln2, mean2, rstd2, hmid, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
+    ops->linear_gelu_forward(g, gth, f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
+    ops->linear_residual_forward(hn, f2, hmid, mod + 5 * C, 6 * C, g, P_(w->fc2w), P_(w->fc2b), B, T, 4 * C, C);
     model_unit_leave(m, 1 + l);
   }
-  const float *hL = a->h + L * hsz;
+  const float *hL = a->h + (keep ? L : 0) * hsz;
   model_unit_enter(m, L + 1, MODEL_FORWARD);
   if (a->classifier) {
     ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
@@ -146,8 +150,8 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   }
   ops->gemm_batched(0, 0, 1, C, T, 1.0f / T, a->ones, 0, hL, (long)T * C, 0.0f, a->feat, C, B); /* token mean */
   linear_forward(a->fmod, a->csilu, P_(a->fadaw), P_(a->fadab), B, C, 2 * C);
-  ops->layernorm_forward(a->lnf, a->meanf, a->rstdf, hL, BT, C);
-  ops->modulate_forward(a->mf, a->lnf, a->fmod, a->fmod + C, 2 * C, B, T, C);
+  ops->layernorm_modulate_forward(a->mf, keep ? a->lnf : NULL, keep ? a->meanf : NULL, keep ? a->rstdf : NULL, hL,
+                                  a->fmod, a->fmod + C, 2 * C, B, T, C);
   linear_forward(a->otok, a->mf, P_(a->outw), P_(a->outb), BT, C, P);
   model_unit_leave(m, L + 1);
   ops->unpatchify(out, a->otok, B, CI, S, S, p);
@@ -163,6 +167,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   long BC = (long)B * C, BTC = (long)BT * C, hsz = (long)m->max_batch * T * C;
   long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B == a->B, "dit backward: batch %d differs from the forward batch %d", B, a->B);
+  CHECK(a->kept, "dit backward: the last forward was an inference forward, which keeps nothing for a backward");
   const float *hL = a->h + L * hsz;
   ops->fill(a->dh, 0.0f, BTC);
   ops->fill(a->dcsilu, 0.0f, BC);
@@ -176,8 +181,8 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   } else if (dout) {
     ops->patchify(a->dtok, dout, B, CI, S, S, p); /* the adjoint of unpatchify */
     linear_backward_overwrite(a->s1, G_(a->outw), G_(a->outb), a->dtok, a->mf, P_(a->outw), BT, C, P);
-    ops->modulate_backward(a->s2, a->dmod, a->dmod + C, a->s1, a->lnf, a->fmod + C, 2 * C, B, T, C);
-    ops->layernorm_backward(a->dh, a->s2, hL, a->meanf, a->rstdf, BT, C);
+    ops->modulate_layernorm_backward(a->dh, a->dmod, a->dmod + C, a->s2, a->s1, a->lnf, a->fmod + C, hL, a->meanf,
+                                     a->rstdf, 2 * C, B, T, C);
     linear_backward(a->dcsilu, G_(a->fadaw), G_(a->fadab), a->dmod, a->csilu, P_(a->fadaw), B, C, 2 * C);
   }
   model_unit_leave(m, L + 1);
@@ -194,20 +199,21 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     /* the backward ops below overwrite s1, s2, d4b, d3 and each of dmod's six chunks once (ops.h) */
     float *dmod = a->dmod;
     /* MLP half: h_l+1 = hmid + gate2 f2; dh carries d hmid through the residual */
-    ops->gated_residual_backward(a->s1, dmod + 5 * C, a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
-    linear_backward_overwrite(a->d4a, G_(w->fc2w), G_(w->fc2b), a->s1, g, P_(w->fc2w), BT, 4 * C, C);
-    ops->gelu_backward(a->d4b, a->d4a, f1, a->gth + 4 * l * hsz, 4 * BTC);
-    linear_backward_overwrite(a->s1, G_(w->fc1w), G_(w->fc1b), a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
-    ops->modulate_backward(a->s2, dmod + 3 * C, dmod + 4 * C, a->s1, ln2, mod + 4 * C, 6 * C, B, T, C);
-    ops->layernorm_backward(a->dh, a->s2, hmid, a->mean2 + l * rsz, a->rstd2 + l * rsz, BT, C);
+    /* the bias gradients of fc2, fc1 and proj come with the output gradients that make them */
+    ops->gated_residual_bias_backward(a->s1, dmod + 5 * C, G_(w->fc2b), a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
+    linear_backward_overwrite(a->d4a, G_(w->fc2w), NULL, a->s1, g, P_(w->fc2w), BT, 4 * C, C);
+    ops->gelu_bias_backward(a->d4b, G_(w->fc1b), a->d4a, f1, a->gth + 4 * l * hsz, BT, 4 * C);
+    linear_backward_overwrite(a->s1, G_(w->fc1w), NULL, a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
+    ops->modulate_layernorm_backward(a->dh, dmod + 3 * C, dmod + 4 * C, a->s2, a->s1, ln2, mod + 4 * C, hmid,
+                                     a->mean2 + l * rsz, a->rstd2 + l * rsz, 6 * C, B, T, C);
     /* attention half: hmid = h + gate1 proj */
-    ops->gated_residual_backward(a->s1, dmod + 2 * C, a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
-    linear_backward_overwrite(a->s2, G_(w->projw), G_(w->projb), a->s1, att, P_(w->projw), BT, C, C);
+    ops->gated_residual_bias_backward(a->s1, dmod + 2 * C, G_(w->projb), a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
+    linear_backward_overwrite(a->s2, G_(w->projw), NULL, a->s1, att, P_(w->projw), BT, C, C);
     attention_backward(a->d3, a->ascratch, a->s2, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz,
                        a->prob + l * psz, B, T, C, NH);
     linear_backward_overwrite(a->s1, G_(w->qkvw), G_(w->qkvb), a->d3, m1, P_(w->qkvw), BT, C, 3 * C);
-    ops->modulate_backward(a->s2, dmod, dmod + C, a->s1, ln1, mod + C, 6 * C, B, T, C);
-    ops->layernorm_backward(a->dh, a->s2, h, a->mean1 + l * rsz, a->rstd1 + l * rsz, BT, C);
+    ops->modulate_layernorm_backward(a->dh, dmod, dmod + C, a->s2, a->s1, ln1, mod + C, h, a->mean1 + l * rsz,
+                                     a->rstd1 + l * rsz, 6 * C, B, T, C);
     linear_backward(a->dcsilu, G_(w->adaw), G_(w->adab), dmod, a->csilu, P_(w->adaw), B, C, 6 * C);
     model_unit_leave(m, 1 + l);
   }

@@ -98,6 +98,9 @@ struct Model {
    * that only passes gradients through: the reward classifier in distillation, the fake teacher
    * and the GAN head in the generator's GAN term) */
   int frozen;
+  /* 1: forward keeps no activations for a backward, which is then an error (a network whose backward
+   * never runs: the real teacher in distillation); the dit reuses one set of buffers for all blocks */
+  int inference;
   void *impl;
   /* out (B, dim) = v_theta(x (B, dim), t (B), labels (B)); B <= max_batch */
   void (*forward)(Model *m, float *out, const float *x, const float *t, const int *labels, int B);

@@ -61,8 +61,11 @@ static void cpu_gemm_batched(int transA, int transB, int M, int N, int K, float 
 
 static void cpu_bias_add(float *y, const float *b, int B, int N) {
 #pragma omp parallel for schedule(static) if ((long)B * N > 65536)
-  for (int i = 0; i < B; i++)
-    for (int j = 0; j < N; j++) y[(long)i * N + j] += b[j];
+  for (int i = 0; i < B; i++) {
+    float *yi = y + (long)i * N;
+#pragma omp simd
+    for (int j = 0; j < N; j++) yi[j] += b[j];
+  }
 }
 
 /* Each column sums its rows in order, in double; rows are read along cache lines, a block of
@@ -75,8 +78,11 @@ static void cpu_bias_backward(float *db, const float *dy, int B, int N) {
   for (int blk = 0; blk < blocks; blk++) {
     int j0 = blk * width, j1 = amd_min_i(N, j0 + width);
     double s[BIAS_BLOCK] = {0};
-    for (int i = 0; i < B; i++)
-      for (int j = j0; j < j1; j++) s[j - j0] += dy[(long)i * N + j];
+    for (int i = 0; i < B; i++) {
+      const float *dyi = dy + (long)i * N;
+#pragma omp simd
+      for (int j = j0; j < j1; j++) s[j - j0] += dyi[j];
+    }
     for (int j = j0; j < j1; j++) db[j] += (float)s[j - j0];
   }
 }
@@ -96,37 +102,101 @@ static void cpu_silu_backward(float *dx, const float *dy, const float *x, long n
 
 #define LN_EPS 1e-6
 
+/* The mean and 1 / std of LN_ROWS rows at once: each row's two sums run over its columns in order,
+ * as layernorm_forward's do (the same values bit for bit), but the rows' chains of dependent double
+ * adds are interleaved, so each add's latency is hidden behind the other rows' instead of stalling. */
+#define LN_ROWS 4
+static inline void layernorm_stats(double *mu, double *rs, const float *x, int rows, int C) {
+  double s[LN_ROWS] = {0}, ss[LN_ROWS] = {0};
+  if (rows == LN_ROWS) {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < LN_ROWS; i++) s[i] += x[(long)i * C + c];
+    for (int i = 0; i < LN_ROWS; i++) mu[i] = s[i] / C;
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < LN_ROWS; i++) ss[i] += (x[(long)i * C + c] - mu[i]) * (x[(long)i * C + c] - mu[i]);
+  } else {
+    for (int i = 0; i < rows; i++) {
+      const float *xr = x + (long)i * C;
+      for (int c = 0; c < C; c++) s[i] += xr[c];
+      mu[i] = s[i] / C;
+      for (int c = 0; c < C; c++) ss[i] += (xr[c] - mu[i]) * (xr[c] - mu[i]);
+    }
+  }
+  for (int i = 0; i < rows; i++) rs[i] = 1.0 / sqrt(ss[i] / C + LN_EPS);
+}
+
 static void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *x, int N, int C) {
+  int groups = (N + LN_ROWS - 1) / LN_ROWS;
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *xr = x + (long)r * C;
-    double s = 0, ss = 0;
-    for (int c = 0; c < C; c++) s += xr[c];
-    double mu = s / C;
-    for (int c = 0; c < C; c++) ss += (xr[c] - mu) * (xr[c] - mu);
-    double rs = 1.0 / sqrt(ss / C + LN_EPS);
-    for (int c = 0; c < C; c++) out[(long)r * C + c] = (float)((xr[c] - mu) * rs);
-    mean[r] = (float)mu, rstd[r] = (float)rs;
+  for (int grp = 0; grp < groups; grp++) {
+    int r0 = grp * LN_ROWS, rows = amd_min_i(LN_ROWS, N - r0);
+    double mu[LN_ROWS], rs[LN_ROWS];
+    layernorm_stats(mu, rs, x + (long)r0 * C, rows, C);
+    for (int i = 0; i < rows; i++) {
+      long r = r0 + i;
+      const float *xr = x + r * C;
+      float *orow = out + r * C;
+      double m = mu[i], q = rs[i];
+#pragma omp simd
+      for (int c = 0; c < C; c++) orow[c] = (float)((xr[c] - m) * q);
+      mean[r] = (float)m, rstd[r] = (float)q;
+    }
   }
 }
 
-/* dx = rstd (dout - mean(dout) - xhat mean(dout xhat)) */
+/* layernorm_forward's sums and normalization, then modulate_forward's map on each row while it is
+ * in L1, instead of a second pass over the whole (B, T, C) */
+static void cpu_layernorm_modulate_forward(float *y, float *ln, float *mean, float *rstd, const float *x,
+                                           const float *shift, const float *scale, int ld, int B, int T, int C) {
+  int N = B * T, groups = (N + LN_ROWS - 1) / LN_ROWS;
+#pragma omp parallel for schedule(static) if ((long)N * C > 65536)
+  for (int grp = 0; grp < groups; grp++) {
+    int r0 = grp * LN_ROWS, rows = amd_min_i(LN_ROWS, N - r0);
+    double mu[LN_ROWS], rs[LN_ROWS];
+    layernorm_stats(mu, rs, x + (long)r0 * C, rows, C);
+    for (int i = 0; i < rows; i++) {
+      int r = r0 + i;
+      const float *xr = x + (long)r * C, *k = scale + (long)(r / T) * ld, *sh = shift + (long)(r / T) * ld;
+      float *yr = y + (long)r * C;
+      double m = mu[i], q = rs[i];
+      if (ln) {
+        float *lr = ln + (long)r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+          float l = (float)((xr[c] - m) * q);
+          lr[c] = l;
+          yr[c] = l * (1.0f + k[c]) + sh[c];
+        }
+      } else {
+#pragma omp simd
+        for (int c = 0; c < C; c++) yr[c] = (float)((xr[c] - m) * q) * (1.0f + k[c]) + sh[c];
+      }
+      if (mean) mean[r] = (float)m;
+      if (rstd) rstd[r] = (float)q;
+    }
+  }
+}
+
+/* one row: dx += rstd (dout - mean(dout) - xhat mean(dout xhat)) */
+static inline void layernorm_backward_row(float *dxr, const float *dr, const float *xr, float mean, float rstd, int C) {
+  double sd = 0, sdx = 0;
+  for (int c = 0; c < C; c++) {
+    double xh = (xr[c] - mean) * rstd;
+    sd += dr[c], sdx += dr[c] * xh;
+  }
+  sd /= C, sdx /= C;
+#pragma omp simd
+  for (int c = 0; c < C; c++) {
+    double xh = (xr[c] - mean) * rstd;
+    dxr[c] += (float)(rstd * (dr[c] - sd - xh * sdx));
+  }
+}
+
 static void cpu_layernorm_backward(float *dx, const float *dout, const float *x, const float *mean,
                                    const float *rstd, int N, int C) {
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *xr = x + (long)r * C, *dr = dout + (long)r * C;
-    double sd = 0, sdx = 0;
-    for (int c = 0; c < C; c++) {
-      double xh = (xr[c] - mean[r]) * rstd[r];
-      sd += dr[c], sdx += dr[c] * xh;
-    }
-    sd /= C, sdx /= C;
-    for (int c = 0; c < C; c++) {
-      double xh = (xr[c] - mean[r]) * rstd[r];
-      dx[(long)r * C + c] += (float)(rstd[r] * (dr[c] - sd - xh * sdx));
-    }
-  }
+  for (int r = 0; r < N; r++)
+    layernorm_backward_row(dx + (long)r * C, dout + (long)r * C, x + (long)r * C, mean[r], rstd[r], C);
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
@@ -171,7 +241,10 @@ static void cpu_modulate_forward(float *y, const float *x, const float *shift, c
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       long o = ((long)b * T + t) * C;
-      for (int c = 0; c < C; c++) y[o + c] = x[o + c] * (1.0f + scale[(long)b * ld + c]) + shift[(long)b * ld + c];
+      const float *k = scale + (long)b * ld, *s = shift + (long)b * ld, *xr = x + o;
+      float *yr = y + o;
+#pragma omp simd
+      for (int c = 0; c < C; c++) yr[c] = xr[c] * (1.0f + k[c]) + s[c];
     }
 }
 
@@ -190,9 +263,12 @@ static void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const
       double ds[ROW_BLOCK] = {0}, dc[ROW_BLOCK] = {0};
       for (int t = 0; t < T; t++) {
         long o = ((long)b * T + t) * C;
+        const float *dyr = dy + o, *xr = x + o;
+        float *dxr = dx + o;
+#pragma omp simd
         for (int c = c0; c < c1; c++) {
-          dx[o + c] = dy[o + c] * (1.0f + k[c]);
-          ds[c - c0] += dy[o + c], dc[c - c0] += (double)dy[o + c] * x[o + c];
+          dxr[c] = dyr[c] * (1.0f + k[c]);
+          ds[c - c0] += dyr[c], dc[c - c0] += (double)dyr[c] * xr[c];
         }
       }
       for (int c = c0; c < c1; c++) {
@@ -202,12 +278,50 @@ static void cpu_modulate_backward(float *dx, float *dshift, float *dscale, const
     }
 }
 
+/* One sample per thread at a time: each token's row of dm is made in an L1-resident row buffer,
+ * added into the sample's dshift and dscale sums (token by token, in double, the order of
+ * modulate_backward) and taken through layernorm_backward's row while it is there, so dm is
+ * neither written out nor read back; dm itself is not touched. */
+static void cpu_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, float *dm, const float *dy,
+                                            const float *ln, const float *scale, const float *x, const float *mean,
+                                            const float *rstd, int ld, int B, int T, int C) {
+  (void)dm;
+#pragma omp parallel if ((long)B * T * C > 65536)
+  {
+    float *dmr = mallocCheck(sizeof(float) * (size_t)C);
+    double *ds = mallocCheck(sizeof(double) * 2 * (size_t)C), *dc = ds + C;
+#pragma omp for schedule(static)
+    for (int b = 0; b < B; b++) {
+      const float *k = scale + (long)b * ld;
+      for (int c = 0; c < C; c++) ds[c] = 0, dc[c] = 0;
+      for (int t = 0; t < T; t++) {
+        long r = (long)b * T + t, o = r * C;
+        const float *dyr = dy + o, *lr = ln + o;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+          dmr[c] = dyr[c] * (1.0f + k[c]);
+          ds[c] += dyr[c], dc[c] += (double)dyr[c] * lr[c];
+        }
+        layernorm_backward_row(dx + o, dmr, x + o, mean[r], rstd[r], C);
+      }
+      for (int c = 0; c < C; c++) {
+        dshift[(long)b * ld + c] = (float)ds[c];
+        dscale[(long)b * ld + c] = (float)dc[c];
+      }
+    }
+    free(dmr), free(ds);
+  }
+}
+
 static void cpu_gated_residual_forward(float *x, const float *gate, const float *y, int ld, int B, int T, int C) {
 #pragma omp parallel for collapse(2) schedule(static) if ((long)B * T * C > 65536)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       long o = ((long)b * T + t) * C;
-      for (int c = 0; c < C; c++) x[o + c] += gate[(long)b * ld + c] * y[o + c];
+      const float *g = gate + (long)b * ld, *yr = y + o;
+      float *xr = x + o;
+#pragma omp simd
+      for (int c = 0; c < C; c++) xr[c] += g[c] * yr[c];
     }
 }
 
@@ -222,40 +336,222 @@ static void cpu_gated_residual_backward(float *dy, float *dgate, const float *dx
       double dg[ROW_BLOCK] = {0};
       for (int t = 0; t < T; t++) {
         long o = ((long)b * T + t) * C;
+        const float *dxr = dx + o, *yr = y + o;
+        float *dyr = dy + o;
+#pragma omp simd
         for (int c = c0; c < c1; c++) {
-          dy[o + c] = g[c] * dx[o + c];
-          dg[c - c0] += (double)dx[o + c] * y[o + c];
+          dyr[c] = g[c] * dxr[c];
+          dg[c - c0] += (double)dxr[c] * yr[c];
         }
       }
       for (int c = c0; c < c1; c++) dgate[(long)b * ld + c] = (float)dg[c - c0];
     }
 }
 
+/* The fused linear layers. The rows are cut into blocks of LINEAR_ROWS (the last block takes the
+ * remainder too); a thread takes a block, runs its GEMM (OpenBLAS is single-threaded inside a
+ * parallel region) and the pointwise step while the block's z (about LINEAR_ROWS x O floats, 1 MiB
+ * at O = 512) is in its core's L2, so z is written once and read back from cache instead of by a
+ * second pass over the whole output. Each block's GEMM packs W again: blocks of 128 rows made the
+ * dit's GEMMs 8-15% slower than one GEMM over all rows, blocks of 512 rows are as fast or faster. Each element of z is the same sum as in one GEMM over all rows
+ * (OpenBLAS splits a product over rows and columns, never over K) as long as every block is a
+ * product OpenBLAS runs in its regular kernels. It has others for small products (its small-matrix
+ * kernels, M N K <= 100^3 in 0.3.21 on SkylakeX), and with the small layers in blocks too a
+ * Fashion-MNIST distillation's gradients differed from the unfused ops' in the last bits; so layers
+ * whose blocks would be small (the patch embedding, the output layer, the adaLN GEMMs of one row
+ * per sample, the classifier's narrow ones) run as one GEMM on OpenBLAS's threads, and with that
+ * the same run's log is the unfused one's bit for bit.
+ * The steps after z are the expressions of bias_add, gelu_forward and gated_residual_forward, so
+ * the results are bit for bit those of the unfused ops (tests/test_fused.c, on the dit's shapes). */
+#define LINEAR_ROWS 512
+#define LINEAR_BLOCK_MNK (1L << 21)
+typedef enum { LINEAR_PLAIN, LINEAR_GELU, LINEAR_RESIDUAL } LinearStep;
+
+typedef struct {
+  LinearStep step;
+  float *z;           /* (N, O) the GEMM's output: y, or pre for GELU */
+  float *y, *th;      /* GELU: its output and tanh (th may be NULL) */
+  float *h_out;       /* residual: h_out = h_in + gate[row / T] z */
+  const float *h_in, *gate;
+  int ld, T;
+} LinearOut;
+
+/* GELU over one row of z, keeping its tanh (th) or not. Out of line: inlined into linear_step, GCC 12
+ * inlines vm_tanhf into only one of the two loops and leaves the other unvectorized. */
+static __attribute__((noinline)) void gelu_row_keep(float *y, float *th, const float *z, int O) {
+#pragma omp simd
+  for (int j = 0; j < O; j++) {
+    float t = vm_tanhf(gelu_u(z[j]));
+    y[j] = 0.5f * z[j] * (1.0f + t);
+    th[j] = t;
+  }
+}
+
+static __attribute__((noinline)) void gelu_row(float *y, const float *z, int O) {
+#pragma omp simd
+  for (int j = 0; j < O; j++) {
+    float t = vm_tanhf(gelu_u(z[j]));
+    y[j] = 0.5f * z[j] * (1.0f + t);
+  }
+}
+
+/* the bias and the step after it on rows [r0, r1) of z */
+static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int O) {
+  for (int r = r0; r < r1; r++) {
+    long off = (long)r * O;
+    float *z = o->z + off;
+    if (b) {
+#pragma omp simd
+      for (int j = 0; j < O; j++) z[j] += b[j];
+    }
+    if (o->step == LINEAR_GELU && o->th) {
+      gelu_row_keep(o->y + off, o->th + off, z, O);
+    } else if (o->step == LINEAR_GELU) {
+      gelu_row(o->y + off, z, O);
+    } else if (o->step == LINEAR_RESIDUAL) {
+      const float *g = o->gate + (long)(r / o->T) * o->ld, *hi = o->h_in + off;
+      float *ho = o->h_out + off;
+#pragma omp simd
+      for (int j = 0; j < O; j++) ho[j] = hi[j] + g[j] * z[j];
+    }
+  }
+}
+
+static void linear_rows(const LinearOut *o, const float *x, const float *W, const float *b, int r0, int r1, int K,
+                        int O) {
+  cpu_gemm(0, 1, r1 - r0, O, K, 1.0f, x + (long)r0 * K, W, 0.0f, o->z + (long)r0 * O);
+  linear_step(o, b, r0, r1, O);
+}
+
+static void linear_blocks(const LinearOut *o, const float *x, const float *W, const float *b, int N, int K, int O) {
+  int blocks = N / LINEAR_ROWS;
+  if (blocks < 2 * omp_get_max_threads() || (long)LINEAR_ROWS * O * K < LINEAR_BLOCK_MNK) {
+    cpu_gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, o->z); /* on OpenBLAS's threads, then the step on ours */
+    int chunk = amd_max_i(1, 16384 / amd_max_i(O, 1)), chunks = (N + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if ((long)N * O > 65536)
+    for (int k = 0; k < chunks; k++) linear_step(o, b, k * chunk, amd_min_i(N, (k + 1) * chunk), O);
+    return;
+  }
+#pragma omp parallel for schedule(dynamic)
+  for (int k = 0; k < blocks; k++)
+    linear_rows(o, x, W, b, k * LINEAR_ROWS, k == blocks - 1 ? N : (k + 1) * LINEAR_ROWS, K, O);
+}
+
+static void cpu_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int K, int O) {
+  LinearOut o = {.step = LINEAR_PLAIN, .z = y};
+  linear_blocks(&o, x, W, b, N, K, O);
+}
+
+static void cpu_linear_gelu_forward(float *y, float *th, float *pre, const float *x, const float *W, const float *b,
+                                    int N, int K, int O) {
+  LinearOut o = {.step = LINEAR_GELU, .z = pre, .y = y, .th = th};
+  linear_blocks(&o, x, W, b, N, K, O);
+}
+
+static void cpu_linear_residual_forward(float *h_out, float *y, const float *h_in, const float *gate, int ld,
+                                        const float *x, const float *W, const float *b, int B, int T, int K, int O) {
+  LinearOut o = {.step = LINEAR_RESIDUAL, .z = y, .h_out = h_out, .h_in = h_in, .gate = gate, .ld = ld, .T = T};
+  linear_blocks(&o, x, W, b, B * T, K, O);
+}
+
+/* The bias gradient in the pass that makes the output gradient: each thread owns a block of
+ * columns (bias_backward's split) and walks all rows in order, so every column is summed over the
+ * rows in bias_backward's order, in double, while the values it adds are the ones just computed. */
+static void column_blocks(int rows, int N, int *blocks, int *width) {
+  int threads = (long)rows * N > 65536 ? omp_get_max_threads() : 1;
+  *blocks = amd_min_i(N, amd_max_i(threads, (N + BIAS_BLOCK - 1) / BIAS_BLOCK));
+  *width = (N + *blocks - 1) / *blocks;
+}
+
+static void cpu_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N,
+                                   int O) {
+  int blocks, width;
+  column_blocks(N, O, &blocks, &width);
+#pragma omp parallel for schedule(static) num_threads(amd_min_i(blocks, omp_get_max_threads()))
+  for (int blk = 0; blk < blocks; blk++) {
+    int j0 = blk * width, j1 = amd_min_i(O, j0 + width);
+    double s[BIAS_BLOCK] = {0};
+    for (int i = 0; i < N; i++) {
+      long o = (long)i * O;
+      const float *dyr = dy + o, *xr = x + o;
+      float *dxr = dx + o;
+      if (th) {
+        const float *tr = th + o;
+#pragma omp simd
+        for (int j = j0; j < j1; j++) dxr[j] = dyr[j] * gelu_grad(xr[j], tr[j]);
+      } else {
+#pragma omp simd
+        for (int j = j0; j < j1; j++) dxr[j] = dyr[j] * gelu_grad(xr[j], vm_tanhf(gelu_u(xr[j])));
+      }
+      if (db) {
+#pragma omp simd
+        for (int j = j0; j < j1; j++) s[j - j0] += dxr[j];
+      }
+    }
+    if (db)
+      for (int j = j0; j < j1; j++) db[j] += (float)s[j - j0];
+  }
+}
+
+static void cpu_gated_residual_bias_backward(float *dy, float *dgate, float *db, const float *dx, const float *y,
+                                             const float *gate, int ld, int B, int T, int C) {
+  int blocks, width;
+  column_blocks(B * T, C, &blocks, &width);
+#pragma omp parallel for schedule(static) num_threads(amd_min_i(blocks, omp_get_max_threads()))
+  for (int blk = 0; blk < blocks; blk++) {
+    int c0 = blk * width, c1 = amd_min_i(C, c0 + width);
+    double s[BIAS_BLOCK] = {0};
+    for (int b = 0; b < B; b++) {
+      const float *g = gate + (long)b * ld;
+      double dg[BIAS_BLOCK] = {0};
+      for (int t = 0; t < T; t++) {
+        long o = ((long)b * T + t) * C;
+        const float *dxr = dx + o, *yr = y + o;
+        float *dyr = dy + o;
+#pragma omp simd
+        for (int c = c0; c < c1; c++) {
+          dyr[c] = g[c] * dxr[c];
+          dg[c - c0] += (double)dxr[c] * yr[c];
+          s[c - c0] += dyr[c];
+        }
+      }
+      for (int c = c0; c < c1; c++) dgate[(long)b * ld + c] = (float)dg[c - c0];
+    }
+    if (db)
+      for (int c = c0; c < c1; c++) db[c] += (float)s[c - c0];
+  }
+}
+
+/* one row of softmax_forward (yr may be xr) */
+static inline void softmax_row(float *yr, const float *xr, int C) {
+  float mx = xr[0];
+  for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+  double s = 0;
+  for (int c = 0; c < C; c++) {
+    yr[c] = expf(xr[c] - mx);
+    s += yr[c];
+  }
+  float inv = (float)(1.0 / s);
+#pragma omp simd
+  for (int c = 0; c < C; c++) yr[c] *= inv;
+}
+
 static void cpu_softmax_forward(float *y, const float *x, int N, int C) {
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *xr = x + (long)r * C;
-    float *yr = y + (long)r * C;
-    float mx = xr[0];
-    for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
-    double s = 0;
-    for (int c = 0; c < C; c++) {
-      yr[c] = expf(xr[c] - mx);
-      s += yr[c];
-    }
-    float inv = (float)(1.0 / s);
-    for (int c = 0; c < C; c++) yr[c] *= inv;
-  }
+  for (int r = 0; r < N; r++) softmax_row(y + (long)r * C, x + (long)r * C, C);
+}
+
+/* one row of softmax_backward */
+static inline void softmax_backward_row(float *dxr, const float *dr, const float *yr, int C) {
+  double s = 0;
+  for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
+#pragma omp simd
+  for (int c = 0; c < C; c++) dxr[c] = yr[c] * (float)(dr[c] - s);
 }
 
 static void cpu_softmax_backward(float *dx, const float *dy, const float *y, int N, int C) {
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) {
-    const float *dr = dy + (long)r * C, *yr = y + (long)r * C;
-    double s = 0;
-    for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
-    for (int c = 0; c < C; c++) dx[(long)r * C + c] = yr[c] * (float)(dr[c] - s);
-  }
+  for (int r = 0; r < N; r++) softmax_backward_row(dx + (long)r * C, dy + (long)r * C, y + (long)r * C, C);
 }
 
 /* offset in the image (B, C, H, W) of token element (b, t, (py p + px) C + c) */
@@ -294,7 +590,9 @@ static void cpu_heads_split(float *q, float *k, float *v, const float *qkv, int 
       for (int t = 0; t < T; t++) {
         const float *src = qkv + ((long)b * T + t) * 3 * C + (long)h * hs;
         long o = (((long)b * NH + h) * T + t) * hs;
-        for (int d = 0; d < hs; d++) q[o + d] = src[d], k[o + d] = src[C + d], v[o + d] = src[2 * C + d];
+        memcpy(q + o, src, sizeof(float) * (size_t)hs);
+        memcpy(k + o, src + C, sizeof(float) * (size_t)hs);
+        memcpy(v + o, src + 2 * C, sizeof(float) * (size_t)hs);
       }
 }
 
@@ -307,7 +605,9 @@ static void cpu_heads_split_backward(float *dqkv, const float *dq, const float *
       for (int t = 0; t < T; t++) {
         float *dst = dqkv + ((long)b * T + t) * 3 * C + (long)h * hs;
         long o = (((long)b * NH + h) * T + t) * hs;
-        for (int d = 0; d < hs; d++) dst[d] = dq[o + d], dst[C + d] = dk[o + d], dst[2 * C + d] = dv[o + d];
+        memcpy(dst, dq + o, sizeof(float) * (size_t)hs);
+        memcpy(dst + C, dk + o, sizeof(float) * (size_t)hs);
+        memcpy(dst + 2 * C, dv + o, sizeof(float) * (size_t)hs);
       }
 }
 
@@ -317,8 +617,7 @@ static void cpu_heads_merge(float *out, const float *y, int B, int T, int NH, in
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++)
       for (int t = 0; t < T; t++)
-        for (int d = 0; d < hs; d++)
-          out[((long)b * T + t) * C + (long)h * hs + d] = y[(((long)b * NH + h) * T + t) * hs + d];
+        memcpy(out + ((long)b * T + t) * C + (long)h * hs, y + (((long)b * NH + h) * T + t) * hs, sizeof(float) * (size_t)hs);
 }
 
 static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T, int NH, int hs) {
@@ -327,8 +626,62 @@ static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T,
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++)
       for (int t = 0; t < T; t++)
-        for (int d = 0; d < hs; d++)
-          dy[(((long)b * NH + h) * T + t) * hs + d] = dout[((long)b * T + t) * C + (long)h * hs + d];
+        memcpy(dy + (((long)b * NH + h) * T + t) * hs, dout + ((long)b * T + t) * C + (long)h * hs, sizeof(float) * (size_t)hs);
+}
+
+/* One (sample, head) at a time per thread: its rows of q, k, v copied out of qkv, the scores
+ * GEMM, the softmax of each score row while the T x T block is in L1 or L2, and the product with v
+ * written straight into the head's columns of out (leading dimension NH hs), so neither the
+ * scores nor y take a pass of their own. The products are the GEMMs gemm_batched runs for these
+ * shapes (one single-threaded sgemm per head when small, else each on OpenBLAS's threads), the
+ * softmax is softmax_forward's row, so the results are bit for bit the unfused attention's. */
+static void cpu_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,
+                                  int B, int T, int NH, int hs) {
+  (void)y;
+  long C = (long)NH * hs, th = (long)T * hs, tt = (long)T * T;
+  float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * T * T * hs < GEMM_SMALL_FLOPS)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++) {
+      long i = (long)b * NH + h;
+      float *qi = q + i * th, *ki = k + i * th, *vi = v + i * th, *pi = prob + i * tt;
+      for (int t = 0; t < T; t++) {
+        const float *src = qkv + ((long)b * T + t) * 3 * C + (long)h * hs;
+        memcpy(qi + (long)t * hs, src, sizeof(float) * (size_t)hs);
+        memcpy(ki + (long)t * hs, src + C, sizeof(float) * (size_t)hs);
+        memcpy(vi + (long)t * hs, src + 2 * C, sizeof(float) * (size_t)hs);
+      }
+      cpu_gemm(0, 1, T, T, hs, scale, qi, ki, 0.0f, pi);
+      for (int t = 0; t < T; t++) softmax_row(pi + (long)t * T, pi + (long)t * T, T);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, vi, hs, 0.0f,
+                  out + (long)b * T * C + (long)h * hs, (int)C);
+    }
+}
+
+/* The backward per (sample, head) the same way: the head's dy read in place from dout (leading
+ * dimension NH hs), dprob = dy v^T, dv = prob^T dy, datt = softmax_backward(dprob), dq = datt k /
+ * sqrt(hs) and dk = datt^T q / sqrt(hs), the three written straight into the head's columns of
+ * dqkv (leading dimension 3 NH hs): no merge or split pass. The products are gemm_batched's, the
+ * rows softmax_backward's, so the results are bit for bit the unfused backward's. */
+static void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
+                                   const float *v, const float *prob, int B, int T, int NH, int hs) {
+  long C = (long)NH * hs, th = (long)T * hs, tt = (long)T * T;
+  float *dprob = scratch + 4L * B * T * C, *datt = dprob + (long)B * NH * tt; /* attention_scratch_floats' */
+  float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * T * T * hs < GEMM_SMALL_FLOPS)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++) {
+      long i = (long)b * NH + h;
+      const float *qi = q + i * th, *ki = k + i * th, *vi = v + i * th, *pi = prob + i * tt;
+      const float *dy = dout + (long)b * T * C + (long)h * hs;
+      float *dp = dprob + i * tt, *da = datt + i * tt, *dq = dqkv + (long)b * T * 3 * C + (long)h * hs;
+      int ld = (int)C, ld3 = (int)(3 * C);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, T);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, dy, ld, 0.0f, dq + 2 * C, ld3);
+      for (int t = 0; t < T; t++) softmax_backward_row(da + (long)t * T, dp + (long)t * T, pi + (long)t * T, T);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, ki, hs, 0.0f, dq, ld3);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, qi, hs, 0.0f, dq + C, ld3);
+    }
 }
 
 static void cpu_add(float *y, const float *a, const float *b, long n) {

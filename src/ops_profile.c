@@ -33,10 +33,17 @@ static void record(OpStat *s, double seconds, double flops) {
 }
 
 /* FLOPs an op call counts: 2 M N K per product for the GEMMs (read from the wrapper's parameters),
+ * and for the fused ops built around GEMMs (the linear layers, attention) their products' FLOPs,
+ * so that their whole time, the pointwise steps fused in included, counts as GEMM time;
  * 0 for every op without a FLOPS_<op> line. FLOPS_<op> starts with a comma, which makes the
  * expression the second of OP_FLOPS's arguments. */
 #define FLOPS_gemm , 2.0 * M * N * K
 #define FLOPS_gemm_batched , 2.0 * M * N * K * batch
+#define FLOPS_linear_forward , 2.0 * N * K * O
+#define FLOPS_linear_gelu_forward , 2.0 * N * K * O
+#define FLOPS_linear_residual_forward , 2.0 * B * T * K * O
+#define FLOPS_attention_forward , 4.0 * B * NH * T * T * hs  /* scores and values */
+#define FLOPS_attention_backward , 8.0 * B * NH * T * T * hs /* four products */
 #define OP_FLOPS(op) SECOND_ARG(FLOPS_##op, 0, ~)
 #define SECOND_ARG(...) SECOND_ARG_(__VA_ARGS__)
 #define SECOND_ARG_(a, b, ...) b

@@ -440,6 +440,34 @@ static void op_gated_residual_backward(const amd_ops *o, void *const *p, const C
   o->gated_residual_backward(F(0), F(1) + 2 * C, F(2), F(3), F(4) + 2 * C, 6 * C, c->s[0], c->s[1], C);
 }
 
+/* x (B, T, C), cond (B, 6C): shift and scale are its chunks 0 and 1; outputs y, ln, mean, rstd */
+static void op_layernorm_modulate_forward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->layernorm_modulate_forward(F(0), F(1), F(2), F(3), F(4), F(5), F(5) + C, 6 * C, c->s[0], c->s[1], C);
+}
+static void op_layernorm_modulate_forward_y(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->layernorm_modulate_forward(F(0), NULL, NULL, NULL, F(1), F(2), F(2) + C, 6 * C, c->s[0], c->s[1], C);
+}
+
+/* dx (adds), dcond (B, 6C) whose chunks 3, 4 get dshift, dscale, dm scratch, dy, ln, cond (scale: chunk 4), x,
+ * mean, rstd */
+static void op_modulate_layernorm_backward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->modulate_layernorm_backward(F(0), F(1) + 3 * C, F(1) + 4 * C, F(2), F(3), F(4), F(5) + 4 * C, F(6), F(7), F(8),
+                                 6 * C, c->s[0], c->s[1], C);
+}
+
+/* gated_residual_bias_backward: dy, dcond (chunk 2 gets dgate), db out; dx, y, cond (gate: chunk 2) in */
+static void op_gated_residual_bias_backward(const amd_ops *o, void *const *p, const Case *c) {
+  int C = c->s[2];
+  o->gated_residual_bias_backward(F(0), F(1) + 2 * C, F(2), F(3), F(4), F(5) + 2 * C, 6 * C, c->s[0], c->s[1], C);
+}
+/* gelu_bias_backward over (N, O): dx, db out; dy, x, th in */
+static void op_gelu_bias_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->gelu_bias_backward(F(0), F(1), F(2), F(3), c->s[3] ? F(4) : NULL, c->s[0] * c->s[1], c->s[2]);
+}
+
 static void test_adaln(void) {
   int B = 3, T = 17, C = 24;
   long n = (long)B * T * C, m = 6L * B * C;
@@ -455,6 +483,106 @@ static void test_adaln(void) {
   c = (Case){.s = {B, T, C}};
   buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, m, -1, 1, 0);
   run_case("gated_residual_backward", &c, op_gated_residual_backward, POINTWISE);
+  c = (Case){.s = {B, T, C}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 1), buf_f(&c, C, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
+  buf_f(&c, n, -1, 1, 0), buf_f(&c, m, -1, 1, 0);
+  run_case("gated_residual_bias_backward", &c, op_gated_residual_bias_backward, 1e-12);
+  for (int with_th = 0; with_th < 2; with_th++) {
+    long n4 = 4 * n;
+    c = (Case){.s = {B, T, 4 * C, with_th}};
+    buf_f(&c, n4, -1, 1, 1), buf_f(&c, 4 * C, -1, 1, 1), buf_f(&c, n4, -1, 1, 0), buf_f(&c, n4, -3, 3, 0);
+    buf_f(&c, n4, -1, 1, 0);
+    run_case(with_th ? "gelu_bias_backward, tanh given" : "gelu_bias_backward", &c, op_gelu_bias_backward, 1e-10);
+  }
+  for (int k = 0; k < 2; k++) { /* C 24 and 200: a warp's lanes with one and with several columns */
+    int Cn = k ? 200 : C;
+    long nn = (long)B * T * Cn, mm = 6L * B * Cn;
+    c = (Case){.s = {B, T, Cn}};
+    buf_f(&c, nn, -1, 1, 1), buf_f(&c, nn, -1, 1, 1), buf_f(&c, (long)B * T, -1, 1, 1), buf_f(&c, (long)B * T, -1, 1, 1);
+    buf_f(&c, nn, -3, 3, 0), buf_f(&c, mm, -1, 1, 0);
+    char name[64];
+    snprintf(name, sizeof name, "layernorm_modulate_forward C=%d", Cn);
+    run_case(name, &c, op_layernorm_modulate_forward, POINTWISE);
+    c = (Case){.s = {B, T, Cn}};
+    buf_f(&c, nn, -1, 1, 1), buf_f(&c, nn, -3, 3, 0), buf_f(&c, mm, -1, 1, 0);
+    snprintf(name, sizeof name, "layernorm_modulate_forward C=%d, y only", Cn);
+    run_case(name, &c, op_layernorm_modulate_forward_y, POINTWISE);
+    c = (Case){.s = {B, T, Cn}};
+    buf_f(&c, nn, -1, 1, 1), buf_f(&c, mm, -1, 1, 1), buf_f(&c, nn, -1, 1, 0), buf_f(&c, nn, -1, 1, 0);
+    buf_f(&c, nn, -2, 2, 0), buf_f(&c, mm, -1, 1, 0), buf_f(&c, nn, -3, 3, 0), buf_f(&c, (long)B * T, -0.5, 0.5, 0);
+    buf_f(&c, (long)B * T, 0.5, 2, 0);
+    snprintf(name, sizeof name, "modulate_layernorm_backward C=%d", Cn);
+    run_case(name, &c, op_modulate_layernorm_backward, POINTWISE);
+  }
+}
+
+/* the fused linear layers: x (N, K), W (O, K), b (O); s = {B, T, K, O, with bias} */
+static void op_linear_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->linear_forward(F(0), F(1), F(2), c->s[4] ? F(3) : NULL, c->s[0] * c->s[1], c->s[2], c->s[3]);
+}
+static void op_linear_gelu_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->linear_gelu_forward(F(4), F(5), F(0), F(1), F(2), c->s[4] ? F(3) : NULL, c->s[0] * c->s[1], c->s[2], c->s[3]);
+}
+/* the gate: chunk 5 of a (B, 6O) adaLN output */
+static void op_linear_residual_forward(const amd_ops *o, void *const *p, const Case *c) {
+  int O = c->s[3];
+  o->linear_residual_forward(F(4), F(0), F(5), F(6) + 5 * O, 6 * O, F(1), F(2), c->s[4] ? F(3) : NULL, c->s[0],
+                             c->s[1], c->s[2], O);
+}
+
+static void test_linear_fused(void) {
+  const int shapes[][4] = {{3, 17, 24, 40}, {4, 150, 32, 48}}; /* B, T, K, O; the second in row blocks */
+  for (int z = 0; z < 2; z++)
+    for (int bias = 0; bias < 2; bias++) {
+      int B = shapes[z][0], T = shapes[z][1], K = shapes[z][2], O = shapes[z][3];
+      long n = (long)B * T * O;
+      char name[64];
+      Case c = {.s = {B, T, K, O, bias}};
+      buf_f(&c, n, -1, 1, 1), buf_f(&c, (long)B * T * K, -1, 1, 0), buf_f(&c, (long)O * K, -1, 1, 0);
+      buf_f(&c, O, -1, 1, 0);
+      snprintf(name, sizeof name, "linear_forward %dx%dx%d%s", B * T, K, O, bias ? " bias" : "");
+      run_case(name, &c, op_linear_forward, GEMM);
+      c = (Case){.s = {B, T, K, O, bias}};
+      buf_f(&c, n, -1, 1, 1), buf_f(&c, (long)B * T * K, -1, 1, 0), buf_f(&c, (long)O * K, -1, 1, 0);
+      buf_f(&c, O, -1, 1, 0), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1);
+      snprintf(name, sizeof name, "linear_gelu_forward %dx%dx%d%s", B * T, K, O, bias ? " bias" : "");
+      run_case(name, &c, op_linear_gelu_forward, GEMM);
+      c = (Case){.s = {B, T, K, O, bias}};
+      buf_f(&c, n, -1, 1, 1), buf_f(&c, (long)B * T * K, -1, 1, 0), buf_f(&c, (long)O * K, -1, 1, 0);
+      buf_f(&c, O, -1, 1, 0), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -2, 2, 0), buf_f(&c, 6L * B * O, -1, 1, 0);
+      snprintf(name, sizeof name, "linear_residual_forward %dx%dx%d%s", B * T, K, O, bias ? " bias" : "");
+      run_case(name, &c, op_linear_residual_forward, GEMM);
+    }
+}
+
+/* qkv (B, T, 3C) in, out, q, k, v, prob out, y scratch; s = {B, T, NH, hs} */
+static void op_attention_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->attention_forward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+
+/* dqkv (B, T, 3C) out, scratch, dout, q, k, v (B, NH, T, hs), prob (B, NH, T, T) in */
+static void op_attention_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->attention_backward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+
+static void test_attention_forward(void) {
+  const int shapes[][4] = {{3, 17, 2, 8}, {2, 49, 4, 32}}; /* B, T, NH, hs */
+  for (int z = 0; z < 2; z++) {
+    int B = shapes[z][0], T = shapes[z][1], NH = shapes[z][2], hs = shapes[z][3];
+    long n = (long)B * T * NH * hs;
+    Case c = {.s = {B, T, NH, hs}};
+    buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1);
+    buf_f(&c, (long)B * NH * T * T, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 3 * n, -2, 2, 0);
+    char name[64];
+    snprintf(name, sizeof name, "attention_forward B %d T %d NH %d hs %d", B, T, NH, hs);
+    run_case(name, &c, op_attention_forward, GEMM);
+    long tt = (long)B * NH * T * T;
+    c = (Case){.s = {B, T, NH, hs}};
+    buf_f(&c, 3 * n, -1, 1, 1), buf_f(&c, 4 * n + 2 * tt, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
+    buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, tt, 0, 0.2, 0);
+    snprintf(name, sizeof name, "attention_backward B %d T %d NH %d hs %d", B, T, NH, hs);
+    run_case(name, &c, op_attention_backward, GEMM);
+  }
 }
 
 static void op_patchify(const amd_ops *o, void *const *p, const Case *c) {
@@ -942,6 +1070,8 @@ int main(int argc, char **argv) {
   TEST_RUN(test_layernorm);
   TEST_RUN(test_softmax);
   TEST_RUN(test_adaln);
+  TEST_RUN(test_linear_fused);
+  TEST_RUN(test_attention_forward);
   TEST_RUN(test_patches);
   TEST_RUN(test_heads);
   TEST_RUN(test_embeddings);

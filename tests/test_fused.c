@@ -1,0 +1,457 @@
+/* test_fused.c: each fused op of the CPU backend's transformer against its unfused form, on the
+ * same inputs, bit for bit (the fused ops keep the order of every float operation; core/ops_list.h):
+ * the fused linear layers against gemm + bias_add (+ gelu_forward, or copy + gated_residual_forward),
+ * with and without a bias, at 1 to 3 threads, with row counts that run as one block and in row
+ * blocks with a long last block, and the gated residual in place (h_out = h_in); adaLN's
+ * layernorm_modulate_forward against layernorm_forward + modulate_forward, with and without keeping
+ * LN(x), mean and rstd, and modulate_layernorm_backward against modulate_backward +
+ * layernorm_backward; gelu_bias_backward and gated_residual_bias_backward against their op and
+ * bias_backward; attention_forward and attention_backward against the ops of the unfused
+ * attention; and the whole Fashion-MNIST dit and reward classifier, forward and
+ * backward, with the fused ops and with each replaced by its unfused composition, and its
+ * inference forward (no activations kept) against its training forward.
+ * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
+ * dit against PyTorch), CUDA conformance (test_cuda). */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "common.h"
+#include "model.h"
+#include "ops.h"
+#include "test.h"
+
+#define TEST_SEED 20261205u
+#include "gradcheck.h"
+
+static void expect_same(const char *what, const float *got, const float *want, long n) {
+  long bad = 0, first = -1;
+  for (long i = 0; i < n; i++)
+    if (memcmp(&got[i], &want[i], sizeof(float)) != 0) bad++, first = first < 0 ? i : first;
+  EXPECT(bad == 0, "%s: %ld of %ld values differ from the unfused ops' (first at %ld: %.9g vs %.9g)", what, bad, n,
+         first, bad ? got[first] : 0.0, bad ? want[first] : 0.0);
+}
+
+/* B, T (rows B T), K inputs, O outputs: small layers (one GEMM; one in blocks but for OpenBLAS's
+ * small-matrix kernels), blocks with a long last one (2500 rows), and every linear layer of the
+ * Fashion-MNIST dit (width 128, 49 tokens, patch 16 features) and of its reward classifier (width 64)
+ * at the distillation's batch of 64 */
+static const int shapes[][4] = {{3, 17, 24, 40}, {8, 125, 37, 19}, {20, 125, 64, 256}, {64, 49, 16, 128},
+                                {64, 49, 128, 384}, {64, 49, 128, 128}, {64, 49, 128, 512}, {64, 49, 512, 128},
+                                {64, 49, 128, 16}, {64, 1, 128, 768}, {64, 49, 64, 192}, {64, 49, 64, 64}};
+
+typedef struct {
+  int B, T, K, O, N;
+  long n;
+  float *x, *W, *b, *h_in, *cond; /* inputs: x (N, K), W (O, K), b (O), h_in (N, O), cond (B, 6 O) */
+} Layer;
+
+static Layer layer_make(const int *s) {
+  Layer l = {.B = s[0], .T = s[1], .K = s[2], .O = s[3]};
+  l.N = l.B * l.T, l.n = (long)l.N * l.O;
+  l.x = alloc_f((long)l.N * l.K), l.W = alloc_f((long)l.O * l.K), l.b = alloc_f(l.O);
+  l.h_in = alloc_f(l.n), l.cond = alloc_f(6L * l.B * l.O);
+  fill_uniform(l.x, (long)l.N * l.K, -1, 1), fill_uniform(l.W, (long)l.O * l.K, -0.5, 0.5);
+  fill_uniform(l.b, l.O, -1, 1), fill_uniform(l.h_in, l.n, -2, 2), fill_uniform(l.cond, 6L * l.B * l.O, -1, 1);
+  return l;
+}
+
+static void layer_free(Layer *l) {
+  ops->free(l->x), ops->free(l->W), ops->free(l->b), ops->free(l->h_in), ops->free(l->cond);
+}
+
+/* z = x W^T + b, unfused */
+static void unfused_linear(float *z, const Layer *l, const float *b) {
+  ops->gemm(0, 1, l->N, l->O, l->K, 1.0f, l->x, l->W, 0.0f, z);
+  if (b) ops->bias_add(z, b, l->N, l->O);
+}
+
+static void check_layer(const Layer *l, const float *b, const char *tag) {
+  long n = l->n;
+  float *want = alloc_f(n), *want_y = alloc_f(n), *want_th = alloc_f(n), *want_h = alloc_f(n);
+  float *got = alloc_f(n), *got_y = alloc_f(n), *got_th = alloc_f(n), *got_h = alloc_f(n);
+  char what[160];
+  unfused_linear(want, l, b);
+  ops->fill(got, 7.0f, n); /* the fused ops overwrite */
+  ops->linear_forward(got, l->x, l->W, b, l->N, l->K, l->O);
+  snprintf(what, sizeof what, "linear_forward %s", tag);
+  expect_same(what, got, want, n);
+
+  ops->gelu_forward(want_y, want_th, want, n);
+  ops->fill(got, 7.0f, n), ops->fill(got_y, 7.0f, n), ops->fill(got_th, 7.0f, n);
+  ops->linear_gelu_forward(got_y, got_th, got, l->x, l->W, b, l->N, l->K, l->O);
+  snprintf(what, sizeof what, "linear_gelu_forward pre %s", tag);
+  expect_same(what, got, want, n);
+  snprintf(what, sizeof what, "linear_gelu_forward y %s", tag);
+  expect_same(what, got_y, want_y, n);
+  snprintf(what, sizeof what, "linear_gelu_forward th %s", tag);
+  expect_same(what, got_th, want_th, n);
+  ops->fill(got_y, 7.0f, n);
+  ops->linear_gelu_forward(got_y, NULL, got, l->x, l->W, b, l->N, l->K, l->O);
+  snprintf(what, sizeof what, "linear_gelu_forward y without th %s", tag);
+  expect_same(what, got_y, want_y, n);
+
+  const float *gate = l->cond + 5 * l->O; /* chunk 5 of the adaLN output, as the dit's MLP half */
+  ops->copy(want_h, l->h_in, sizeof(float) * (size_t)n);
+  ops->gated_residual_forward(want_h, gate, want, 6 * l->O, l->B, l->T, l->O);
+  ops->fill(got, 7.0f, n), ops->fill(got_h, 7.0f, n);
+  ops->linear_residual_forward(got_h, got, l->h_in, gate, 6 * l->O, l->x, l->W, b, l->B, l->T, l->K, l->O);
+  snprintf(what, sizeof what, "linear_residual_forward y %s", tag);
+  expect_same(what, got, want, n);
+  snprintf(what, sizeof what, "linear_residual_forward h %s", tag);
+  expect_same(what, got_h, want_h, n);
+  ops->copy(got_h, l->h_in, sizeof(float) * (size_t)n); /* in place: h_out = h_in */
+  ops->linear_residual_forward(got_h, got, got_h, gate, 6 * l->O, l->x, l->W, b, l->B, l->T, l->K, l->O);
+  snprintf(what, sizeof what, "linear_residual_forward in place %s", tag);
+  expect_same(what, got_h, want_h, n);
+
+  float *bufs[] = {want, want_y, want_th, want_h, got, got_y, got_th, got_h};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+}
+
+static void test_linear_fused(void) {
+  int threads = omp_get_max_threads();
+  for (size_t z = 0; z < sizeof shapes / sizeof shapes[0]; z++) {
+    Layer l = layer_make(shapes[z]);
+    for (int th = 1; th <= 3; th++) {
+      omp_set_num_threads(th);
+      for (int bias = 0; bias < 2; bias++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "%dx%dx%d%s, %d threads", l.N, l.K, l.O, bias ? " bias" : "", th);
+        check_layer(&l, bias ? l.b : NULL, tag);
+      }
+    }
+    layer_free(&l);
+  }
+  omp_set_num_threads(threads);
+}
+
+/* adaLN: layernorm_modulate_forward against layernorm_forward + modulate_forward, and
+ * modulate_layernorm_backward against modulate_backward + layernorm_backward, the conditioning
+ * chunks 3 and 4 of a (B, 6C) adaLN output as the dit's MLP half reads them */
+static void test_layernorm_modulate(void) {
+  static const int ln_shapes[][3] = {{3, 17, 24}, {4, 49, 128}, {64, 49, 128}}; /* B, T, C; the last threaded */
+  for (size_t z = 0; z < sizeof ln_shapes / sizeof ln_shapes[0]; z++) {
+    int B = ln_shapes[z][0], T = ln_shapes[z][1], C = ln_shapes[z][2], N = B * T, ld = 6 * C;
+    long n = (long)N * C;
+    float *x = alloc_f(n), *cond = alloc_f((long)B * ld);
+    fill_uniform(x, n, -3, 3), fill_uniform(cond, (long)B * ld, -1, 1);
+    const float *shift = cond + 3 * C, *scale = cond + 4 * C;
+    float *want_ln = alloc_f(n), *want_y = alloc_f(n), *want_mean = alloc_f(N), *want_rstd = alloc_f(N);
+    float *ln = alloc_f(n), *y = alloc_f(n), *mean = alloc_f(N), *rstd = alloc_f(N);
+    ops->layernorm_forward(want_ln, want_mean, want_rstd, x, N, C);
+    ops->modulate_forward(want_y, want_ln, shift, scale, ld, B, T, C);
+    ops->fill(ln, 7.0f, n), ops->fill(y, 7.0f, n), ops->fill(mean, 7.0f, N), ops->fill(rstd, 7.0f, N);
+    ops->layernorm_modulate_forward(y, ln, mean, rstd, x, shift, scale, ld, B, T, C);
+    char what[96];
+    snprintf(what, sizeof what, "layernorm_modulate_forward y %dx%dx%d", B, T, C);
+    expect_same(what, y, want_y, n);
+    snprintf(what, sizeof what, "layernorm_modulate_forward ln %dx%dx%d", B, T, C);
+    expect_same(what, ln, want_ln, n);
+    snprintf(what, sizeof what, "layernorm_modulate_forward mean %dx%dx%d", B, T, C);
+    expect_same(what, mean, want_mean, N);
+    snprintf(what, sizeof what, "layernorm_modulate_forward rstd %dx%dx%d", B, T, C);
+    expect_same(what, rstd, want_rstd, N);
+    ops->fill(y, 7.0f, n);
+    ops->layernorm_modulate_forward(y, NULL, NULL, NULL, x, shift, scale, ld, B, T, C);
+    snprintf(what, sizeof what, "layernorm_modulate_forward y, nothing kept, %dx%dx%d", B, T, C);
+    expect_same(what, y, want_y, n);
+    /* the backward: dx adds (it starts from the same random values), dshift and dscale overwrite */
+    float *dy = alloc_f(n), *dm = alloc_f(n), *dx0 = alloc_f(n), *want_dx = alloc_f(n), *dx = alloc_f(n);
+    float *want_dcond = alloc_f((long)B * ld), *dcond = alloc_f((long)B * ld);
+    fill_uniform(dy, n, -1, 1), fill_uniform(dx0, n, -1, 1);
+    ops->copy(want_dx, dx0, sizeof(float) * (size_t)n), ops->copy(dx, dx0, sizeof(float) * (size_t)n);
+    ops->modulate_backward(dm, want_dcond + 3 * C, want_dcond + 4 * C, dy, want_ln, scale, ld, B, T, C);
+    ops->layernorm_backward(want_dx, dm, x, want_mean, want_rstd, N, C);
+    ops->fill(dcond, 7.0f, (long)B * ld);
+    ops->modulate_layernorm_backward(dx, dcond + 3 * C, dcond + 4 * C, dm, dy, want_ln, scale, x, want_mean, want_rstd,
+                                     ld, B, T, C);
+    snprintf(what, sizeof what, "modulate_layernorm_backward dx %dx%dx%d", B, T, C);
+    expect_same(what, dx, want_dx, n);
+    for (int b = 0; b < B; b++) {
+      snprintf(what, sizeof what, "modulate_layernorm_backward dshift, dscale, sample %d of %dx%dx%d", b, B, T, C);
+      expect_same(what, dcond + (long)b * ld + 3 * C, want_dcond + (long)b * ld + 3 * C, 2 * C);
+    }
+    float *more[] = {dy, dm, dx0, want_dx, dx, want_dcond, dcond};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) ops->free(more[i]);
+    float *bufs[] = {x, cond, want_ln, want_y, want_mean, want_rstd, ln, y, mean, rstd};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  }
+}
+
+/* ---- the unfused compositions, the fused attention, and the whole dit with each fused op replaced -- */
+
+static const amd_ops *backend_ops; /* the CPU table the unfused compositions call */
+
+static void unfused_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int K, int O) {
+  backend_ops->gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, y);
+  if (b) backend_ops->bias_add(y, b, N, O);
+}
+static void unfused_linear_gelu_forward(float *y, float *th, float *pre, const float *x, const float *W,
+                                        const float *b, int N, int K, int O) {
+  unfused_linear_forward(pre, x, W, b, N, K, O);
+  backend_ops->gelu_forward(y, th, pre, (long)N * O);
+}
+static void unfused_linear_residual_forward(float *h_out, float *y, const float *h_in, const float *gate, int ld,
+                                            const float *x, const float *W, const float *b, int B, int T, int K,
+                                            int O) {
+  unfused_linear_forward(y, x, W, b, B * T, K, O);
+  if (h_out != h_in) backend_ops->copy(h_out, h_in, sizeof(float) * (size_t)B * T * O);
+  backend_ops->gated_residual_forward(h_out, gate, y, ld, B, T, O);
+}
+static void unfused_layernorm_modulate_forward(float *y, float *ln, float *mean, float *rstd, const float *x,
+                                               const float *shift, const float *scale, int ld, int B, int T, int C) {
+  long N = (long)B * T;
+  float *l = ln ? ln : backend_ops->alloc(sizeof(float) * (size_t)N * C);
+  float *mu = mean ? mean : backend_ops->alloc(sizeof(float) * (size_t)N);
+  float *rs = rstd ? rstd : backend_ops->alloc(sizeof(float) * (size_t)N);
+  backend_ops->layernorm_forward(l, mu, rs, x, (int)N, C);
+  backend_ops->modulate_forward(y, l, shift, scale, ld, B, T, C);
+  if (!ln) backend_ops->free(l);
+  if (!mean) backend_ops->free(mu);
+  if (!rstd) backend_ops->free(rs);
+}
+
+static void unfused_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y,
+                                      const float *qkv, int B, int T, int NH, int hs) {
+  int n = B * NH;
+  long th = (long)T * hs, tt = (long)T * T;
+  backend_ops->heads_split(q, k, v, qkv, B, T, NH, hs);
+  backend_ops->gemm_batched(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), q, th, k, th, 0.0f, prob, tt, n);
+  backend_ops->softmax_forward(prob, prob, n * T, T);
+  backend_ops->gemm_batched(0, 0, T, hs, T, 1.0f, prob, tt, v, th, 0.0f, y, th, n);
+  backend_ops->heads_merge(out, y, B, T, NH, hs);
+}
+
+static void unfused_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q,
+                                       const float *k, const float *v, const float *prob, int B, int T, int NH,
+                                       int hs) {
+  int n = B * NH;
+  long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
+  float *dy = scratch, *dq = dy + btc, *dk = dq + btc, *dv = dk + btc, *dprob = dv + btc, *datt = dprob + n * tt;
+  float scale = 1.0f / sqrtf((float)hs);
+  backend_ops->heads_merge_backward(dy, dout, B, T, NH, hs);
+  backend_ops->gemm_batched(0, 1, T, T, hs, 1.0f, dy, th, v, th, 0.0f, dprob, tt, n);
+  backend_ops->gemm_batched(1, 0, T, hs, T, 1.0f, prob, tt, dy, th, 0.0f, dv, th, n);
+  backend_ops->softmax_backward(datt, dprob, prob, n * T, T);
+  backend_ops->gemm_batched(0, 0, T, hs, T, scale, datt, tt, k, th, 0.0f, dq, th, n);
+  backend_ops->gemm_batched(1, 0, T, hs, T, scale, datt, tt, q, th, 0.0f, dk, th, n);
+  backend_ops->heads_split_backward(dqkv, dq, dk, dv, B, T, NH, hs);
+}
+
+/* attention_forward against heads_split, gemm_batched, softmax_forward, gemm_batched, heads_merge,
+ * and attention_backward against its five unfused ops and the two copies:
+ * the dit's heads (4 x 32 over 49 tokens) at the batch of 64, an odd shape, and heads large enough
+ * that gemm_batched runs them one after the other on OpenBLAS's threads */
+static void test_attention_fused(void) {
+  static const int att_shapes[][4] = {{64, 49, 4, 32}, {3, 7, 2, 5}, {2, 256, 2, 64}}; /* B, T, NH, hs */
+  backend_ops = ops;
+  for (size_t z = 0; z < sizeof att_shapes / sizeof att_shapes[0]; z++) {
+    int B = att_shapes[z][0], T = att_shapes[z][1], NH = att_shapes[z][2], hs = att_shapes[z][3];
+    long C = (long)NH * hs, n = (long)B * T * C, np = (long)B * NH * T * T;
+    float *qkv = alloc_f(3 * n);
+    fill_uniform(qkv, 3 * n, -2, 2);
+    float *want[5], *got[5]; /* out, q, k, v, prob */
+    long len[5] = {n, n, n, n, np};
+    for (int i = 0; i < 5; i++) want[i] = alloc_f(len[i]), got[i] = alloc_f(len[i]), ops->fill(got[i], 7.0f, len[i]);
+    float *y = alloc_f(n);
+    unfused_attention_forward(want[0], want[1], want[2], want[3], want[4], y, qkv, B, T, NH, hs);
+    ops->attention_forward(got[0], got[1], got[2], got[3], got[4], y, qkv, B, T, NH, hs);
+    static const char *names[5] = {"out", "q", "k", "v", "prob"};
+    for (int i = 0; i < 5; i++) {
+      char what[96];
+      snprintf(what, sizeof what, "attention_forward %s, B %d T %d NH %d hs %d", names[i], B, T, NH, hs);
+      expect_same(what, got[i], want[i], len[i]);
+    }
+    /* the backward from the forward's caches, into a poisoned dqkv (it overwrites) */
+    long ns = attention_scratch_floats(B, T, (int)C, NH);
+    float *dout = alloc_f(n), *scratch = alloc_f(ns), *dqkv_want = alloc_f(3 * n), *dqkv = alloc_f(3 * n);
+    fill_uniform(dout, n, -1, 1);
+    unfused_attention_backward(dqkv_want, scratch, dout, want[1], want[2], want[3], want[4], B, T, NH, hs);
+    ops->fill(dqkv, 7.0f, 3 * n), ops->fill(scratch, 7.0f, ns);
+    ops->attention_backward(dqkv, scratch, dout, want[1], want[2], want[3], want[4], B, T, NH, hs);
+    char what[96];
+    snprintf(what, sizeof what, "attention_backward dqkv, B %d T %d NH %d hs %d", B, T, NH, hs);
+    expect_same(what, dqkv, dqkv_want, 3 * n);
+    for (int i = 0; i < 5; i++) ops->free(want[i]), ops->free(got[i]);
+    ops->free(qkv), ops->free(y), ops->free(dout), ops->free(scratch), ops->free(dqkv_want), ops->free(dqkv);
+  }
+}
+
+static void unfused_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, float *dm, const float *dy,
+                                                const float *ln, const float *scale, const float *x,
+                                                const float *mean, const float *rstd, int ld, int B, int T, int C) {
+  backend_ops->modulate_backward(dm, dshift, dscale, dy, ln, scale, ld, B, T, C);
+  backend_ops->layernorm_backward(dx, dm, x, mean, rstd, B * T, C);
+}
+
+static void unfused_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N,
+                                       int O) {
+  backend_ops->gelu_backward(dx, dy, x, th, (long)N * O);
+  if (db) backend_ops->bias_backward(db, dx, N, O);
+}
+static void unfused_gated_residual_bias_backward(float *dy, float *dgate, float *db, const float *dx, const float *y,
+                                                 const float *gate, int ld, int B, int T, int C) {
+  backend_ops->gated_residual_backward(dy, dgate, dx, y, gate, ld, B, T, C);
+  if (db) backend_ops->bias_backward(db, dy, B * T, C);
+}
+
+/* gelu_bias_backward and gated_residual_bias_backward against their two unfused ops, with and without
+ * the bias gradient, from a random db (it adds): the dit's MLP (49 tokens, 64 samples, width 128),
+ * an odd shape, and one wider than a column block of bias_backward */
+static void test_bias_backward_fused(void) {
+  static const int bb_shapes[][3] = {{64, 49, 128}, {3, 7, 19}, {4, 30, 700}}; /* B, T, C; GELU over 4C */
+  backend_ops = ops;
+  for (size_t z = 0; z < sizeof bb_shapes / sizeof bb_shapes[0]; z++) {
+    int B = bb_shapes[z][0], T = bb_shapes[z][1], C = bb_shapes[z][2], N = B * T, O = 4 * C, ld = 6 * C;
+    long n = (long)N * C, n4 = (long)N * O;
+    float *dy4 = alloc_f(n4), *x4 = alloc_f(n4), *th4 = alloc_f(n4), *y4 = alloc_f(n4), *db0 = alloc_f(O);
+    fill_uniform(dy4, n4, -1, 1), fill_uniform(x4, n4, -3, 3), fill_uniform(db0, O, -1, 1);
+    ops->gelu_forward(y4, th4, x4, n4);
+    for (int with_th = 0; with_th < 2; with_th++) {
+      float *want = alloc_f(n4), *got = alloc_f(n4), *want_db = alloc_f(O), *got_db = alloc_f(O);
+      ops->copy(want_db, db0, sizeof(float) * (size_t)O), ops->copy(got_db, db0, sizeof(float) * (size_t)O);
+      unfused_gelu_bias_backward(want, want_db, dy4, x4, with_th ? th4 : NULL, N, O);
+      ops->fill(got, 7.0f, n4);
+      ops->gelu_bias_backward(got, got_db, dy4, x4, with_th ? th4 : NULL, N, O);
+      char what[96];
+      snprintf(what, sizeof what, "gelu_bias_backward dx %dx%d%s", N, O, with_th ? " tanh kept" : "");
+      expect_same(what, got, want, n4);
+      snprintf(what, sizeof what, "gelu_bias_backward db %dx%d%s", N, O, with_th ? " tanh kept" : "");
+      expect_same(what, got_db, want_db, O);
+      ops->fill(got, 7.0f, n4);
+      ops->gelu_bias_backward(got, NULL, dy4, x4, with_th ? th4 : NULL, N, O);
+      snprintf(what, sizeof what, "gelu_bias_backward dx without db %dx%d", N, O);
+      expect_same(what, got, want, n4);
+      ops->free(want), ops->free(got), ops->free(want_db), ops->free(got_db);
+    }
+    float *dx = alloc_f(n), *y = alloc_f(n), *cond = alloc_f((long)B * ld), *dbc = alloc_f(C);
+    float *want = alloc_f(n), *got = alloc_f(n), *want_dc = alloc_f((long)B * ld), *got_dc = alloc_f((long)B * ld);
+    float *want_db = alloc_f(C), *got_db = alloc_f(C);
+    fill_uniform(dx, n, -1, 1), fill_uniform(y, n, -2, 2), fill_uniform(cond, (long)B * ld, -1, 1);
+    fill_uniform(dbc, C, -1, 1);
+    ops->copy(want_db, dbc, sizeof(float) * (size_t)C), ops->copy(got_db, dbc, sizeof(float) * (size_t)C);
+    unfused_gated_residual_bias_backward(want, want_dc + 5 * C, want_db, dx, y, cond + 5 * C, ld, B, T, C);
+    ops->fill(got, 7.0f, n);
+    ops->gated_residual_bias_backward(got, got_dc + 5 * C, got_db, dx, y, cond + 5 * C, ld, B, T, C);
+    char what[96];
+    snprintf(what, sizeof what, "gated_residual_bias_backward dy %dx%dx%d", B, T, C);
+    expect_same(what, got, want, n);
+    snprintf(what, sizeof what, "gated_residual_bias_backward db %dx%dx%d", B, T, C);
+    expect_same(what, got_db, want_db, C);
+    for (int b = 0; b < B; b++) {
+      snprintf(what, sizeof what, "gated_residual_bias_backward dgate, sample %d of %dx%dx%d", b, B, T, C);
+      expect_same(what, got_dc + (long)b * ld + 5 * C, want_dc + (long)b * ld + 5 * C, C);
+    }
+    float *bufs[] = {dy4, x4, th4, y4, db0, dx, y, cond, dbc, want, got, want_dc, got_dc, want_db, got_db};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  }
+}
+
+typedef struct {
+  float *out, *feat, *grads, *dx;
+} DitRun;
+
+typedef struct {
+  Model *m;
+  float *dout;
+  int B;
+} BackwardArgs;
+
+static void backward_after_inference(void *arg) {
+  BackwardArgs *b = arg;
+  b->m->backward(b->m, NULL, b->dout, NULL, b->B);
+}
+
+/* forward and backward of m under the op table `table`, from the same inputs each time */
+static DitRun dit_run(Model *m, const amd_ops *table, const float *x, const float *t, const int *labels,
+                      const float *R, const float *Rf, int B) {
+  const amd_ops *was = ops;
+  ops = table;
+  long n = (long)B * m->cfg.dim, no = (long)B * (model_kind_get(m->cfg.kind)->classifier ? m->cfg.num_classes : m->cfg.dim);
+  float *out = alloc_f(no), *dx = alloc_f(n);
+  model_zero_grad(m);
+  m->forward(m, out, x, t, labels, B);
+  m->backward(m, dx, R, Rf, B);
+  DitRun r = {host_copy(out, no), host_copy(m->features(m), (long)B * m->feat_dim), host_copy(m->grads, m->num_params),
+              host_copy(dx, n)};
+  ops->free(out), ops->free(dx);
+  ops = was;
+  return r;
+}
+
+/* The Fashion-MNIST dit (width 128, depth 4, 4 heads, 4 x 4 patches: 49 tokens) and its reward
+ * classifier (width 64, depth 2) at the distillation's batch of 64, every tensor random (the
+ * zero-initialized ones too, so no gate hides a difference): output, features, every parameter
+ * gradient and the input gradient, bit for bit. */
+static void test_dit_fused_unfused(void) {
+  static const ModelConfig cfgs[2] = {
+      {.kind = "dit", .dim = 784, .num_classes = 10, .width = 128, .depth = 4, .temb_dim = 128, .img_channels = 1,
+       .img_size = 28, .patch = 4, .heads = 4},
+      {.kind = "classifier", .dim = 784, .num_classes = 10, .width = 64, .depth = 2, .temb_dim = 0,
+       .img_channels = 1, .img_size = 28, .patch = 4, .heads = 4}};
+  enum { B = 64 };
+  backend_ops = ops;
+  amd_ops unfused = *ops;
+  unfused.linear_forward = unfused_linear_forward;
+  unfused.linear_gelu_forward = unfused_linear_gelu_forward;
+  unfused.linear_residual_forward = unfused_linear_residual_forward;
+  unfused.layernorm_modulate_forward = unfused_layernorm_modulate_forward;
+  unfused.attention_forward = unfused_attention_forward;
+  unfused.attention_backward = unfused_attention_backward;
+  unfused.modulate_layernorm_backward = unfused_modulate_layernorm_backward;
+  unfused.gelu_bias_backward = unfused_gelu_bias_backward;
+  unfused.gated_residual_bias_backward = unfused_gated_residual_bias_backward;
+  for (int k = 0; k < 2; k++) {
+    const ModelConfig *cfg = &cfgs[k];
+    Model *m = model_create(cfg, B);
+    for (int j = 0; j < m->num_tensors; j++) {
+      const TensorInfo *ti = &m->tensors[j];
+      fill_uniform(m->params + ti->offset, (long)ti->shape[0] * ti->shape[1] * ti->shape[2] * ti->shape[3], -0.2, 0.2);
+    }
+    long n = (long)B * cfg->dim, no = (long)B * (k ? cfg->num_classes : cfg->dim), nf = (long)B * m->feat_dim;
+    float *x = alloc_f(n), *t = alloc_f(B), *R = alloc_f(no), *Rf = alloc_f(nf);
+    int *labels = ops->alloc(sizeof(int) * B), labels_h[B];
+    for (int i = 0; i < B; i++) labels_h[i] = i % (cfg->num_classes + 1); /* num_classes: the null label */
+    ops->to_device(labels, labels_h, sizeof labels_h);
+    fill_uniform(x, n, -1.5, 1.5), fill_uniform(t, B, 0, 1), fill_uniform(R, no, -1, 1), fill_uniform(Rf, nf, -1, 1);
+    DitRun f = dit_run(m, ops, x, t, labels, R, Rf, B), u = dit_run(m, &unfused, x, t, labels, R, Rf, B);
+    char what[160];
+    snprintf(what, sizeof what, "%s output", cfg->kind);
+    expect_same(what, f.out, u.out, no);
+    snprintf(what, sizeof what, "%s features", cfg->kind);
+    expect_same(what, f.feat, u.feat, nf);
+    snprintf(what, sizeof what, "%s parameter gradients", cfg->kind);
+    expect_same(what, f.grads, u.grads, m->num_params);
+    snprintf(what, sizeof what, "%s input gradient", cfg->kind);
+    expect_same(what, f.dx, u.dx, n);
+    /* the inference forward (model.h): the same output and features, and no backward after it */
+    m->inference = 1;
+    float *out = alloc_f(no);
+    m->forward(m, out, x, t, labels, B);
+    float *out_h = host_copy(out, no), *feat_h = host_copy(m->features(m), nf);
+    snprintf(what, sizeof what, "%s inference output", cfg->kind);
+    expect_same(what, out_h, f.out, no);
+    snprintf(what, sizeof what, "%s inference features", cfg->kind);
+    expect_same(what, feat_h, f.feat, nf);
+    BackwardArgs args = {m, R, B};
+    EXPECT(expect_fatal(backward_after_inference, &args, "inference forward"), "%s: a backward after an inference forward ran",
+           cfg->kind);
+    m->inference = 0;
+    free(out_h), free(feat_h), ops->free(out);
+    free(f.out), free(f.feat), free(f.grads), free(f.dx), free(u.out), free(u.feat), free(u.grads), free(u.dx);
+    ops->free(x), ops->free(t), ops->free(R), ops->free(Rf), ops->free(labels);
+    model_free(m);
+  }
+}
+
+int main(void) {
+  TEST_RUN(test_linear_fused);
+  TEST_RUN(test_layernorm_modulate);
+  TEST_RUN(test_attention_fused);
+  TEST_RUN(test_bias_backward_fused);
+  TEST_RUN(test_dit_fused_unfused);
+  return t_finish();
+}
