@@ -22,7 +22,7 @@
 #    distillation above (a GAN method's fake teacher takes two backward passes per update, the flow
 #    loss and the GAN term: zero=3 sums each over ranks, zero=0 their local sum, so they round
 #    differently; measured 4e-7 relative); a zero=3 -np 2 distillation resumed at -np 1 (zero=3)
-#    and at -np 2 with zero=0;
+#    and at -np 2 with zero=0; dmd2 and dmdr with a 2-step student at zero=3 within the same bound;
 #  - communication and memory in the log: test_zero also at -np 2; each step's comm_bytes equals the
 #    cost model computed from n and p (zero 0 to 3, -np 1, 2, 4; zero=3 1.5 times zero=2), as the
 #    start-up line says, the
@@ -374,6 +374,27 @@ for run, ref in (('d_np2_z3', 'd_np2_z0'), ('d_resume3_np1_z3', 'd_np1_z0'), ('d
         rel = (np.abs(x - y) / (np.abs(y) + 1e-6)).max()
         assert rel < 1e-4, (run, k, rel)
     print(run, 'max relative difference of the losses and norms to', ref, ':', rel)
+"
+# the other GAN methods and a multi-step student at zero=3: dmd2 and dmdr (its reward term) with S = 2
+for m in dmd2 dmdr; do
+  distill "np2_z0_${m}_s2" 2 0 method=$m student.steps=2
+  distill "np2_z3_${m}_s2" 2 3 method=$m student.steps=2
+done
+py_check distill_stage3_methods_s2 "
+import h5py, numpy as np
+for m in ('dmd2', 'dmdr'):
+    a = h5py.File('$S/d_np2_z0_%s_s2/log.h5' % m, 'r')['train']
+    b = h5py.File('$S/d_np2_z3_%s_s2/log.h5' % m, 'r')['train']
+    for k in ('loss_dm', 'loss_fake', 'loss_gan_g', 'grad_norm_student', 'grad_norm_fake'):
+        x, y = b[k][:], a[k][:]
+        assert len(x) == 8 and np.all(np.isfinite(x)), (m, k, x)
+        rel = (np.abs(x - y) / (np.abs(y) + 1e-6)).max()
+        assert rel < 1e-4, (m, k, rel)
+    pa = h5py.File('$S/d_np2_z0_%s_s2/ckpt_00000008.h5' % m, 'r')
+    pb = h5py.File('$S/d_np2_z3_%s_s2/ckpt_00000008.h5' % m, 'r')
+    d = np.abs(pa['student/params'][:] - pb['student/params'][:]).max()
+    assert d < 1e-4, (m, 'student params', d)
+    print(m, 'S = 2: max relative loss difference', rel, 'max parameter difference', d)
 "
 py_check distill_stage3_memory_lines "
 lines = [l for l in open('$SCRATCH/distill_np2_z3.out') if 'bytes' in l]
