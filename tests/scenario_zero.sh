@@ -23,6 +23,7 @@
 #    loss and the GAN term: zero=3 sums each over ranks, zero=0 their local sum, so they round
 #    differently; measured 4e-7 relative); a zero=3 -np 2 distillation resumed at -np 1 (zero=3)
 #    and at -np 2 with zero=0; dmd2 and dmdr with a 2-step student at zero=3 within the same bound;
+#    a NaN rolled back at zero=3 ends where the uninterrupted run does, bit for bit;
 #  - communication and memory in the log: test_zero also at -np 2; each step's comm_bytes equals the
 #    cost model computed from n and p (zero 0 to 3, -np 1, 2, 4; zero=3 1.5 times zero=2), as the
 #    start-up line says, the
@@ -395,6 +396,20 @@ for m in ('dmd2', 'dmdr'):
     d = np.abs(pa['student/params'][:] - pb['student/params'][:]).max()
     assert d < 1e-4, (m, 'student params', d)
     print(m, 'S = 2: max relative loss difference', rel, 'max parameter difference', d)
+"
+# a NaN at step 6 of a zero=3 dmd distillation: the guard rolls back to the step-4 checkpoint and
+# redoes the steps (guard.lr_factor=1): the end is the uninterrupted zero=3 run's, bit for bit
+distill rollback3_dmd 2 3 method=dmd fault.nan_step=6 guard.lr_factor=1
+py_check distill_stage3_rollback "
+import h5py, numpy as np
+m = [x.decode() for x in h5py.File('$S/d_rollback3_dmd/log.h5', 'r')['events/message'][:]]
+assert any('roll' in x for x in m), m
+a = h5py.File('$S/d_rollback3_dmd/log.h5', 'r')['train']; b = h5py.File('$S/d_np2_z3_dmd/log.h5', 'r')['train']
+for k in ('loss_dm', 'loss_fake', 'grad_norm_student'):
+    assert len(a[k]) == 8 and np.array_equal(a[k][:], b[k][:]), k
+ca = h5py.File('$S/d_rollback3_dmd/ckpt_00000008.h5', 'r'); cb = h5py.File('$S/d_np2_z3_dmd/ckpt_00000008.h5', 'r')
+for k in ('student/params', 'student/adam_m', 'fake/params', 'student_ema/params'):
+    assert np.array_equal(ca[k][:], cb[k][:]), k
 "
 py_check distill_stage3_memory_lines "
 lines = [l for l in open('$SCRATCH/distill_np2_z3.out') if 'bytes' in l]
