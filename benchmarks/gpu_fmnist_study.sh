@@ -12,8 +12,9 @@
 #   there: bash benchmarks/gpu_fmnist_study.sh          (carry .gpu and .fm)
 #   a plumbing check on the CPU, in a minute: TINY=1 bash benchmarks/gpu_fmnist_study.sh
 #   PASSES=fmnist_s1_main: dmd2 and amd only (rerun without it for dmd and dmdr: finished cells are skipped)
-#   the 2-core CPU variant (no time limit; estimated 1.5 hours, not yet timed; a smaller teacher, DiT width 64, depth 2,
-#   8000 steps; 3 seeds at 1000 steps): CPU=1 OUT=/tmp/fm W=/tmp/fm bash benchmarks/gpu_fmnist_study.sh
+#   the 2-core CPU variant (no time limit; estimated 1.5 hours, not yet timed; a smaller teacher,
+#   DiT width 64, depth 2, 8000 steps; 3 seeds at 1000 steps):
+#   CPU=1 OUT=/tmp/fm W=/tmp/fm bash benchmarks/gpu_fmnist_study.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_fmnist_study}
