@@ -23,7 +23,8 @@
 #    loss and the GAN term: zero=3 sums each over ranks, zero=0 their local sum, so they round
 #    differently; measured 4e-7 relative); a zero=3 -np 2 distillation resumed at -np 1 (zero=3)
 #    and at -np 2 with zero=0; dmd2 and dmdr with a 2-step student at zero=3 within the same bound;
-#    a NaN rolled back at zero=3 ends where the uninterrupted run does, bit for bit;
+#    a NaN rolled back at zero=3, and a SIGUSR1 stop (exit 75) resumed, end where the uninterrupted
+#    run does, bit for bit;
 #  - communication and memory in the log: test_zero also at -np 2; each step's comm_bytes equals the
 #    cost model computed from n and p (zero 0 to 3, -np 1, 2, 4; zero=3 1.5 times zero=2), as the
 #    start-up line says, the
@@ -408,6 +409,22 @@ a = h5py.File('$S/d_rollback3_dmd/log.h5', 'r')['train']; b = h5py.File('$S/d_np
 for k in ('loss_dm', 'loss_fake', 'grad_norm_student'):
     assert len(a[k]) == 8 and np.array_equal(a[k][:], b[k][:]), k
 ca = h5py.File('$S/d_rollback3_dmd/ckpt_00000008.h5', 'r'); cb = h5py.File('$S/d_np2_z3_dmd/ckpt_00000008.h5', 'r')
+for k in ('student/params', 'student/adam_m', 'fake/params', 'student_ema/params'):
+    assert np.array_equal(ca[k][:], cb[k][:]), k
+"
+# SIGUSR1 before step 6 of a zero=3 dmd distillation (fault.signal_step): a checkpoint at 6, exit 75;
+# the resume ends bit for bit where the uninterrupted zero=3 run does
+$MPIRUN -np 2 "$AMD" distill $D run="$S/d_sig3" zero=3 method=dmd fault.signal_step=6 >"$S/d_sig3.out" 2>&1
+rc=$?
+if [ "$rc" -eq 75 ] && [ -f "$S/d_sig3/ckpt_00000006.h5" ]; then pass distill_stage3_sigusr1_exit_75
+else fail distill_stage3_sigusr1_exit_75 "rc $rc: $(tail -c 600 "$S/d_sig3.out")"; fi
+distill sig3 2 3 method=dmd resume=1
+py_check distill_stage3_sigusr1_resume "
+import h5py, numpy as np
+a = h5py.File('$S/d_sig3/log.h5', 'r')['train']; b = h5py.File('$S/d_np2_z3_dmd/log.h5', 'r')['train']
+for k in ('loss_dm', 'loss_fake', 'grad_norm_student'):
+    assert len(a[k]) == 8 and np.array_equal(a[k][:], b[k][:]), k
+ca = h5py.File('$S/d_sig3/ckpt_00000008.h5', 'r'); cb = h5py.File('$S/d_np2_z3_dmd/ckpt_00000008.h5', 'r')
 for k in ('student/params', 'student/adam_m', 'fake/params', 'student_ema/params'):
     assert np.array_equal(ca[k][:], cb[k][:]), k
 "
