@@ -59,6 +59,9 @@ static inline unsigned grid_for(long n) {
 #define CUDA_OP_DECLARATION(ret, op, params, args, rv) ret cuda_##op params;
 AMD_OPS(CUDA_OP_DECLARATION)
 
+/* gemm.cu: the bf16 operands' scratch, given back at exit (errors ignored) */
+void cuda_gemm_release(void);
+
 /* reduce.cu: its scratch, made and given back with the backend */
 void cuda_reduce_init(void);
 void cuda_reduce_release(void); /* at exit; errors ignored */

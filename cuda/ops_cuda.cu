@@ -52,6 +52,7 @@ static void cuda_backend_release(void) {
   if (bound_device < 0) return;
   cudaStreamSynchronize(cuda_stream);
   cuda_reduce_release();
+  cuda_gemm_release();
   cudaFreeHost(staging);
   cublasDestroy(cuda_cublas);
   cudaStreamDestroy(cuda_stream);
@@ -77,7 +78,7 @@ extern "C" void cuda_backend_init(int device) {
   staging_bytes = (size_t)kib << 10;
   cudaCheck(cudaMallocHost(&staging, staging_bytes));
   bound_device = device;
-  cuda_set_tf32(env_on("AMD_TF32"));
+  cuda_set_precision(CUDA_FP32);
   cuda_reduce_init();
   atexit(cuda_backend_release);
 }

@@ -3,7 +3,7 @@
  * define AMD_CUDA. The op table itself is the interface of core/ops.h.
  * Not here: kernels (the .cu files beside this one) and device selection policy (src/backend.c).
  * Return convention: cuda_device_count returns a count (0 with the reason in why) and
- * cuda_tf32 is a predicate; every other CUDA or cuBLAS error stops the program. */
+ * cuda_precision the precision in force; every other CUDA or cuBLAS error stops the program. */
 #pragma once
 #include <stddef.h>
 
@@ -19,15 +19,19 @@ extern const amd_ops ops_cuda;
  * runtime's error string) written to why. Starts nothing beyond the runtime's own query. */
 int cuda_device_count(char *why, size_t why_len);
 /* Binds this process to `device`: sets it current, creates the stream every op runs on and the
- * cuBLAS handle, reads AMD_TF32 (see cuda_set_tf32). Fatal on failure. A second call with the same
- * device does nothing. */
+ * cuBLAS handle, in precision fp32. Fatal on failure. A second call with the same device does
+ * nothing. */
 void cuda_backend_init(int device);
 /* "NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB" of the bound device */
 void cuda_device_describe(char *out, size_t out_len);
-/* TF32 tensor-core GEMMs (about 10 mantissa bits in the products) on or off; off by default so the
- * CUDA backend matches the CPU to float32 rounding. AMD_TF32=1 in the environment turns it on. */
-void cuda_set_tf32(int on);
-int cuda_tf32(void);
+/* The precision of the GEMMs (cuda/gemm.cu; the `precision` setting, src/backend.c):
+ * CUDA_FP32, the default, matches the CPU to float32 rounding; CUDA_TF32 lets cuBLAS round the
+ * inputs to TF32 on tensor cores (10 mantissa bits); CUDA_BF16 rounds them to bfloat16 (7
+ * mantissa bits) and multiplies on tensor cores with float32 accumulation. Every other op, and
+ * every stored tensor, stays float32 in all three. Takes effect for the GEMMs queued after it. */
+enum { CUDA_FP32 = 0, CUDA_TF32 = 1, CUDA_BF16 = 2 };
+void cuda_set_precision(int precision);
+int cuda_precision(void);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,12 @@
-/* backend.c: picks the op table for `device = auto | cpu | cuda` and the thread count.
+/* backend.c: picks the op table for `device = auto | cpu | cuda`, the precision of its GEMMs
+ * (`precision = fp32 | tf32 | bf16`) and the thread count.
  * In a `make CUDA=1` build (AMD_CUDA) each rank binds to device (node-local rank) mod (devices on
  * its node); `auto` takes CUDA when a device is usable and says so when it falls back to the CPU;
  * `cuda` without a usable device, or in a build without the backend, is a clear usage error, never a
- * silent fallback. OpenMP threads default to the cores of this node shared among its ranks, so
+ * silent fallback. tf32 and bf16 are CUDA tensor-core modes (cuda/gemm.cu): the CPU backend
+ * computes in float32 only and refuses them rather than ignoring them, so a run's precision is
+ * what its config says. The environment's AMD_TF32=1, the older switch, still turns fp32 into
+ * tf32 on CUDA. OpenMP threads default to the cores of this node shared among its ranks, so
  * `mpirun -np 2` on two cores does not oversubscribe.
  * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
  * and rank 0 prints the per-op table to stderr when the program exits.
@@ -41,6 +45,19 @@ static void node_local_rank(int *rank, int *size) {
 
 static char device_desc[256]; /* the CUDA device chosen, for the provenance record ("" on the CPU) */
 
+static const char *const precision_names[] = {"fp32", "tf32", "bf16"}; /* by CUDA_FP32, _TF32, _BF16 */
+
+static int precision_index(const char *precision) {
+  for (int i = 0; i < 3; i++)
+    if (strcmp(precision, precision_names[i]) == 0) return i;
+  amd_usage_error("config key 'precision' = '%s': expected fp32, tf32 or bf16", precision);
+}
+
+static int env_tf32(void) {
+  const char *v = getenv("AMD_TF32");
+  return v && v[0] && strcmp(v, "0") != 0;
+}
+
 #ifdef AMD_CUDA
 static const amd_ops *select_cuda(int required) {
   char why[256] = "";
@@ -56,8 +73,7 @@ static const amd_ops *select_cuda(int required) {
   char desc[256];
   cuda_device_describe(desc, sizeof desc);
   snprintf(device_desc, sizeof device_desc, "%s", desc);
-  amd_log("backend cuda: rank 0 on device %d of %d on its node (%s)%s\n", rank % count, count, desc,
-          cuda_tf32() ? ", TF32 GEMMs (AMD_TF32)" : "");
+  amd_log("backend cuda: rank 0 on device %d of %d on its node (%s)\n", rank % count, count, desc);
   return &ops_cuda;
 }
 #endif
@@ -96,15 +112,38 @@ void ops_select(const char *device) {
   ops = t;
 }
 
+static const char *precision_in_force = "fp32";
+
+const char *backend_precision(void) { return precision_in_force; }
+
+const char *backend_set_precision(const char *precision) {
+  int p = precision_index(precision);
+  if (p == 0 && env_tf32()) p = 1;
+#ifdef AMD_CUDA
+  if (ops == &ops_cuda) {
+    cuda_set_precision(p);
+    if (p != 0)
+      amd_log("backend cuda: precision=%s GEMMs%s\n", precision_names[p],
+              strcmp(precision, "fp32") == 0 ? " (AMD_TF32=1 in the environment)" : "");
+    return precision_in_force = precision_names[p];
+  }
+#endif
+  if (strcmp(precision, "fp32") != 0)
+    amd_usage_error("precision=%s: the %s backend computes in fp32 only (tf32 and bf16 are CUDA tensor-core "
+                    "modes); use precision=fp32 or device=cuda", precision, ops->name);
+  return precision_in_force = "fp32";
+}
+
 static int profile_rank = -1; /* the rank, noted while MPI still runs (exit comes after MPI_Finalize) */
 
 static void profile_report_at_exit(void) {
   if (profile_rank == 0) ops_profile_report(stderr);
 }
 
-int backend_init(const char *device, int threads) {
+int backend_init(const char *device, const char *precision, int threads) {
   ops_select(device);
   const char *backend = ops->name; /* before profiling wraps the table */
+  const char *prec = backend_set_precision(precision);
   const char *profile = getenv("AMD_PROFILE");
   if (profile && strcmp(profile, "1") == 0 && profile_rank < 0) {
     profile_rank = amd_rank();
@@ -121,6 +160,6 @@ int backend_init(const char *device, int threads) {
   }
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
-  origin_backend(backend, device_desc[0] ? device_desc : NULL, threads);
+  origin_backend(backend, device_desc[0] ? device_desc : NULL, prec, threads);
   return threads;
 }

@@ -1,4 +1,5 @@
-/* backend.h: choosing the backend (device = auto | cpu | cuda) and the thread count; the op tables
+/* backend.h: choosing the backend (device = auto | cpu | cuda), its precision (fp32 | tf32 | bf16)
+ * and the thread count; the op tables
  * themselves are the interface of core/ops.h. */
 #pragma once
 
@@ -10,9 +11,15 @@ extern const amd_ops ops_cpu; /* ops_cuda (cuda/ops_cuda.h) exists in `make CUDA
  * each rank takes device (node-local rank) mod (devices on the node). `cuda` without a usable
  * device is a usage error naming the reason, never a silent fallback. */
 void ops_select(const char *device);
-/* ops_select plus the OpenMP/OpenBLAS thread count (threads <= 0: this node's cores divided among
- * its ranks); returns the thread count used. */
-int backend_init(const char *device, int threads);
+/* The precision of the GEMMs of the table ops_select installed: "fp32", "tf32" or "bf16" (the
+ * `precision` setting; anything else is a usage error naming the key). tf32 and bf16 need the
+ * CUDA backend: the CPU's refuses them (usage error). AMD_TF32=1 in the environment makes fp32
+ * tf32 on CUDA. Returns the precision in force. */
+const char *backend_set_precision(const char *precision);
+const char *backend_precision(void); /* the precision in force: "fp32" until set */
+/* ops_select, backend_set_precision, and the OpenMP/OpenBLAS thread count (threads <= 0: this
+ * node's cores divided among its ranks); returns the thread count used. */
+int backend_init(const char *device, const char *precision, int threads);
 /* The name of the first op of core/ops_list.h that table t leaves NULL, or NULL when it has them
  * all. */
 const char *ops_missing(const amd_ops *t);

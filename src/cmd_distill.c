@@ -37,6 +37,7 @@
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
   char method[CFG_STR_MAX], teacher[CFG_STR_MAX], teacher_weights[CFG_STR_MAX], data[CFG_STR_MAX], device[CFG_STR_MAX];
+  char precision[CFG_STR_MAX];
   int threads, zero, zero_prefetch;
   int S, prompts, K, fake_per_gen;
   double w, t_min, t_max;
@@ -262,7 +263,7 @@ int cmd_distill(int argc, char **argv) {
   if (c.dump_step >= 0 && !c.dump[0]) amd_usage_error("config key 'fault.dump_step' needs fault.dump=FILE.h5");
   if (c.dump_step >= 0 && dist_size() > 1) amd_usage_error("config key 'fault.dump_step' runs on one rank only");
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
-  int threads = backend_init(c.device, c.threads);
+  int threads = backend_init(c.device, c.precision, c.threads);
   runloop_check_split("train.prompts", c.prompts);
   Method method = parse_method(c.method);
   int fpg = c.fake_per_gen ? c.fake_per_gen : (method == METHOD_DMD ? 1 : 5);

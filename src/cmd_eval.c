@@ -164,7 +164,7 @@ int cmd_eval(int argc, char **argv) {
   ToyMetrics toy;
   float *ref = NULL;
   if (s.ndim == 3) {
-    backend_init("auto", c.threads);
+    backend_init("auto", "fp32", c.threads);
     nm = image_metrics_of(m, &c, &s, &d);
     m[nm++] = (Metric){"nfe", (double)nfe};
     m[nm++] = (Metric){"samples_per_s", rate};

@@ -27,7 +27,7 @@
 typedef struct {
   char ckpt[CFG_STR_MAX], net[CFG_STR_MAX], weights[CFG_STR_MAX], out[CFG_STR_MAX], sampler[CFG_STR_MAX];
   char png[CFG_STR_MAX];
-  char data[CFG_STR_MAX], device[CFG_STR_MAX], noise[CFG_STR_MAX];
+  char data[CFG_STR_MAX], device[CFG_STR_MAX], precision[CFG_STR_MAX], noise[CFG_STR_MAX];
   int n, cls, steps, seed, batch, threads, png_cols;
   double cfg, shift, plot_range;
 } SampleConfig;
@@ -57,6 +57,8 @@ static const cfg_key sample_keys[] = {
     K("plot.range", CFG_FLOAT, plot_range, "1.2", 1e-3, 1e6, NULL, "scatter plot shows [-range, range]^2"),
     K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset for the plot's mode centres; default: the checkpoint's"),
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend"),
+    K("precision", CFG_CHOICE, precision, "fp32", 0, 0, "fp32|tf32|bf16",
+      "GEMM precision: fp32; tf32 or bf16 tensor cores (CUDA only)"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
     CFG_END};
 #undef K
@@ -110,7 +112,7 @@ int cmd_sample(int argc, char **argv) {
   cfg_parse_args(sample_keys, &c, argc, argv, "sample", "Samples a trained network to a samples file.");
   if (!c.ckpt[0]) amd_usage_error("config key 'ckpt' is required: a checkpoint file or run folder");
   h5_check_replaceable(c.out, "amd-samples", "out");
-  backend_init(c.device, c.threads);
+  backend_init(c.device, c.precision, c.threads);
   char ckpt_path[4200];
   ckpt_resolve_shared(c.ckpt, ckpt_path, sizeof ckpt_path);
 

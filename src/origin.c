@@ -55,11 +55,12 @@ static void cpu_model(char *out, size_t n) {
   fclose(f);
 }
 
-void origin_backend(const char *backend, const char *device, int threads) {
+void origin_backend(const char *backend, const char *device, const char *precision, int threads) {
   char cpu[256];
   if (!device) cpu_model(cpu, sizeof cpu), device = cpu;
   provenance_set_str("backend", backend);
   provenance_set_str("device", device);
+  provenance_set_str("precision", precision);
   provenance_set_i64("threads", threads);
 }
 

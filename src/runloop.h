@@ -38,9 +38,9 @@ typedef struct {
   int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms; /* testing: fault injection */
 } RunSettings;
 
-/* The keys run, resume, resume.allow, device, seed, threads, zero and zero.prefetch, in this order,
+/* The keys run, resume, resume.allow, device, precision, seed, threads, zero and zero.prefetch, in this order,
  * through the command's K(name, type, field, ...) macro over a struct with members rl (RunSettings),
- * device, threads, zero and zero_prefetch: every run has them; run_default is the run folder's
+ * device, precision, threads, zero and zero_prefetch: every run has them; run_default is the run folder's
  * default, zero_max the highest ZeRO stage the command supports, zero_help names the networks the
  * stage shards. */
 #define RUNLOOP_RUN_KEYS(K, run_default, zero_max, zero_help)                                                            \
@@ -49,6 +49,9 @@ typedef struct {
   K("resume.allow", CFG_STR, rl.allow, "", 0, 0, NULL,                                                              \
     "keys a resume may change although they change the run, comma-separated (e.g. train.steps,optim.lr)"),          \
   K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),         \
+  K("precision", CFG_CHOICE, precision, "fp32", 0, 0, "fp32|tf32|bf16",                                           \
+    "GEMM precision: fp32; tf32 or bf16 tensor cores (CUDA only; bf16: bf16 operands, fp32 accumulation, "       \
+    "everything else fp32)"),                                                                                     \
   K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),  \
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
   K("zero", CFG_INT, zero, "0", 0, zero_max, NULL, zero_help),                                                  \

@@ -113,6 +113,39 @@ for k in ('loss', 'grad_norm'):
 AMD_CUDA_STAGING=1 expect_error emu_staging_out_of_range "AMD_CUDA_STAGING=1: expected the staging size in KiB, 4 to 4194304" \
   "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2
 
+# precision=bf16 (cuda/gemm.cu: bf16 GEMM operands, float32 accumulation, everything else float32)
+# through the emulator's cublasGemmEx: the toy teacher's loss falls as the fp32 run's does, by a
+# different path (some step differs); a dmd2 distillation runs in bf16 to finite losses; a value
+# other than fp32, tf32 or bf16 is refused naming the key, and the CPU backend refuses bf16.
+for p in fp32 bf16; do
+  "$EMU/amd" train data="$S/toy.h5" run="$S/prec_$p" $TINY train.steps=100 ckpt.every=100 precision=$p \
+    >"$S/prec_$p.out" 2>&1 || fail "emu_train_precision_$p" "$(tail -c 400 "$S/prec_$p.out")"
+done
+"$EMU/amd" distill teacher="$S/t20" run="$S/dmd2_bf16" method=dmd2 train.steps=2 train.prompts=8 log.every=1 \
+  device=cuda threads=1 precision=bf16 >"$S/dmd2_bf16.out" 2>&1 || fail emu_distill_bf16 "$(tail -c 400 "$S/dmd2_bf16.out")"
+py_check emu_bf16_training_loss_falls_like_fp32 "
+import h5py, numpy as np
+a = h5py.File('$S/prec_fp32/log.h5', 'r')['train']['loss'][:]; b = h5py.File('$S/prec_bf16/log.h5', 'r')['train']['loss'][:]
+assert len(a) == len(b) == 100, (len(a), len(b))
+for name, x in (('fp32', a), ('bf16', b)):
+    assert x[-20:].mean() < 0.95 * x[:10].mean(), (name, 'loss did not fall', x[:10].mean(), x[-20:].mean())
+assert abs(b[-20:].mean() - a[-20:].mean()) < 0.02 * a[-20:].mean(), ('bf16 ends elsewhere', a[-20:].mean(), b[-20:].mean())
+assert not np.array_equal(a, b), 'bf16 losses equal fp32 bit for bit: the GEMMs did not round'
+assert 'precision=bf16 GEMMs' in open('$S/prec_bf16.out').read()
+"
+py_check emu_bf16_distillation_finite "
+import h5py, numpy as np
+f = h5py.File('$S/dmd2_bf16/log.h5', 'r')
+assert f.attrs['precision'] in (b'bf16', 'bf16'), f.attrs['precision']
+for k in f['train'].keys():
+    v = f['train'][k][:]
+    assert v.dtype.kind != 'f' or np.all(np.isfinite(v)), (k, v)
+"
+expect_error emu_precision_bad_value "config key 'precision' = 'fp16' (command line): not one of fp32|tf32|bf16" \
+  "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2 precision=fp16
+expect_error emu_precision_bf16_on_cpu "precision=bf16: the cpu backend computes in fp32 only" \
+  "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2 precision=bf16 device=cpu
+
 # scenario_cuda.sh prints its own PASS/FAIL lines; its checks are the GPU ones, on the emulated device
 CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scenario"
 

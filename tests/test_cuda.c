@@ -162,6 +162,11 @@ static void run_case(const char *name, Case *c, op_fn op, double bound) {
 #define EXACT 0.0
 #define POINTWISE 1e-10 /* float rounding, fused multiply-adds */
 #define GEMM 1e-9       /* float32 sums in another order */
+/* precision=bf16 against float32: inputs in (-1, 1) rounded to bf16 each carry a relative error
+ * of at most 2^-9 (uniform, variance 2^-18 / 3), so a product's has variance 2^-17 / 3 and the NMSE
+ * of a sum of independent products is about 2.5e-6 (1.3e-5 measured at worst, on a 30-value case);
+ * the bound is 20 times the expected value */
+#define BF16 5e-5
 
 /* ---- the table -------------------------------------------------------------------------------- */
 
@@ -243,9 +248,9 @@ static void gemm_cases(double bound, const char *tag) {
 static void test_gemm(void) { gemm_cases(GEMM, ""); }
 
 static void test_gemm_tf32(void) {
-  cuda_set_tf32(1);
+  cuda_set_precision(CUDA_TF32);
   gemm_cases(1e-5, " tf32"); /* 10 mantissa bits in the products */
-  cuda_set_tf32(0);
+  cuda_set_precision(CUDA_FP32);
 }
 
 static void op_gemm_batched(const amd_ops *o, void *const *p, const Case *c) {
@@ -253,7 +258,7 @@ static void op_gemm_batched(const amd_ops *o, void *const *p, const Case *c) {
                   c->s[7], c->s[8]);
 }
 
-static void test_gemm_batched(void) {
+static void gemm_batched_cases(double bound, const char *tag) {
   for (int reuse = 0; reuse < 3; reuse++) /* 0: every matrix its own; 1: one A for all; 2: one B for all */
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
@@ -264,17 +269,80 @@ static void test_gemm_batched(void) {
         buf_f(&c, (long)(sb ? batch : 1) * K * N, -1, 1, 0);
         buf_f(&c, (long)batch * M * N, -1, 1, 1);
         char name[64];
-        snprintf(name, sizeof name, "gemm_batched %c%c reuse %d", ta ? 'T' : 'N', tb ? 'T' : 'N', reuse);
-        run_case(name, &c, op_gemm_batched, GEMM);
+        snprintf(name, sizeof name, "gemm_batched%s %c%c reuse %d", tag, ta ? 'T' : 'N', tb ? 'T' : 'N', reuse);
+        run_case(name, &c, op_gemm_batched, bound);
       }
   /* the dit's token mean: ones (1, T) times each sample's (T, C), and its transpose in backward */
   int T = 16, C = 24, B = 3;
   Case c = {.s = {0, 0, 1, C, T, 0, T * C, C, B}, .f = {1.0f / 16, 0.0f}};
   buf_f(&c, T, 1, 1, 0), buf_f(&c, (long)B * T * C, -1, 1, 0), buf_f(&c, (long)B * C, -1, 1, 1);
-  run_case("gemm_batched token mean", &c, op_gemm_batched, GEMM);
+  char name[64];
+  snprintf(name, sizeof name, "gemm_batched%s token mean", tag);
+  run_case(name, &c, op_gemm_batched, bound);
   Case d = {.s = {1, 0, T, C, 1, 0, C, T * C, B}, .f = {1.0f / 16, 1.0f}};
   buf_f(&d, T, 1, 1, 0), buf_f(&d, (long)B * C, -1, 1, 0), buf_f(&d, (long)B * T * C, -1, 1, 1);
-  run_case("gemm_batched token mean backward", &d, op_gemm_batched, GEMM);
+  snprintf(name, sizeof name, "gemm_batched%s token mean backward", tag);
+  run_case(name, &d, op_gemm_batched, bound);
+}
+
+static void test_gemm_batched(void) { gemm_batched_cases(GEMM, ""); }
+
+/* x rounded to bfloat16 (8 significant bits, nearest, ties to even) by frexp and nearbyint, not by
+ * the device's bit arithmetic (cuda/gemm.cu); the inputs here are normal floats */
+static double bf16_reference(float x) {
+  int e;
+  double m = frexp((double)x, &e); /* x = m 2^e, 0.5 <= |m| < 1 */
+  return ldexp(nearbyint(m * 256.0) / 256.0, e);
+}
+
+/* precision=bf16: the CUDA product against two double-precision references, C = alpha op(A) op(B)
+ * + beta C of the bf16-rounded A and B (the only difference is then the float32 accumulation: the
+ * GEMM bound), and of the float32 A and B (the bf16 bound, and above 1e-9: the operands were
+ * rounded, the product did not quietly stay float32); then every product and batched product of
+ * the fp32 cases against the CPU under the bf16 bound */
+static void test_gemm_bf16(void) {
+  cuda_set_precision(CUDA_BF16);
+  const amd_ops *o = cuda_counted;
+  const int sizes[][3] = {{37, 23, 19}, {1, 64, 33}, {64, 1, 7}, {5, 6, 1}, {40, 48, 256}};
+  for (int z = 0; z < 5; z++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        int M = sizes[z][0], N = sizes[z][1], K = sizes[z][2];
+        float alpha = 0.7f, beta = z % 2 ? 0.0f : 0.3f;
+        float *A = host_uniform((long)M * K, -1, 1), *B = host_uniform((long)K * N, -1, 1);
+        float *C = host_uniform((long)M * N, -1, 1), *got = mallocCheck(sizeof(float) * M * N);
+        float *rounded = mallocCheck(sizeof(float) * M * N), *exact = mallocCheck(sizeof(float) * M * N);
+        float *dA = o->alloc(sizeof(float) * M * K), *dB = o->alloc(sizeof(float) * K * N);
+        float *dC = o->alloc(sizeof(float) * M * N);
+        o->to_device(dA, A, sizeof(float) * M * K), o->to_device(dB, B, sizeof(float) * K * N);
+        o->to_device(dC, C, sizeof(float) * M * N);
+        o->gemm(ta, tb, M, N, K, alpha, dA, dB, beta, dC);
+        o->to_host(got, dC, sizeof(float) * M * N);
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < N; j++) {
+            double r = 0, e = 0;
+            for (int l = 0; l < K; l++) {
+              float a = ta ? A[l * M + i] : A[i * K + l], b = tb ? B[j * K + l] : B[l * N + j];
+              r += bf16_reference(a) * bf16_reference(b), e += (double)a * b;
+            }
+            rounded[i * N + j] = (float)(alpha * r + beta * (double)C[i * N + j]);
+            exact[i * N + j] = (float)(alpha * e + beta * (double)C[i * N + j]);
+          }
+        char name[64];
+        snprintf(name, sizeof name, "gemm bf16 %c%c %dx%dx%d", ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K);
+        char what[96];
+        snprintf(what, sizeof what, "%s vs rounded inputs", name);
+        expect_nmse(what, got, rounded, (long)M * N, GEMM);
+        snprintf(what, sizeof what, "%s vs float32", name);
+        expect_nmse(what, got, exact, (long)M * N, BF16);
+        double e = nmse(got, exact, (long)M * N, NULL);
+        EXPECT(e > 1e-9, "%s: NMSE %.3g against float32: the operands were not rounded to bf16", name, e);
+        o->free(dA), o->free(dB), o->free(dC);
+        free(A), free(B), free(C), free(got), free(rounded), free(exact);
+      }
+  gemm_cases(BF16, " bf16");
+  gemm_batched_cases(BF16, " bf16");
+  cuda_set_precision(CUDA_FP32);
 }
 
 /* ---- pointwise and per-sample ops --------------------------------------------------------------- */
@@ -1054,7 +1122,7 @@ int main(int argc, char **argv) {
     printf("SKIP cuda: no usable CUDA device: %s\n", why);
     return t_finish();
   }
-  unsetenv("AMD_TF32"); /* conformance is measured in FP32; test_gemm_tf32 turns TF32 on itself */
+  unsetenv("AMD_TF32"); /* conformance is measured in FP32; the tf32 and bf16 tests set their precision */
   dist_init(&argc, &argv);
   TEST_RUN(test_select_with_device);
   ops = &ops_cpu;
@@ -1066,6 +1134,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_gemm);
   TEST_RUN(test_gemm_tf32);
   TEST_RUN(test_gemm_batched);
+  TEST_RUN(test_gemm_bf16);
   TEST_RUN(test_pointwise);
   TEST_RUN(test_layernorm);
   TEST_RUN(test_softmax);

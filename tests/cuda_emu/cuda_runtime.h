@@ -60,6 +60,16 @@ template <typename T> static inline T __shfl_xor_sync(unsigned mask, T v, int la
 }
 
 static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }
+static inline unsigned __float_as_uint(float x) {
+  unsigned u;
+  memcpy(&u, &x, sizeof u);
+  return u;
+}
+static inline float __uint_as_float(unsigned u) {
+  float x;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
 using std::isfinite;
 
 /* ---- the runtime API -------------------------------------------------------------------------- */

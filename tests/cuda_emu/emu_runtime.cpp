@@ -590,6 +590,7 @@ const char *cublasGetStatusString(cublasStatus_t status) {
   case CUBLAS_STATUS_SUCCESS: return "the operation completed successfully";
   case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
   case CUBLAS_STATUS_INVALID_VALUE: return "an invalid value was used as an argument";
+  case CUBLAS_STATUS_NOT_SUPPORTED: return "the functionality requested is not supported";
   }
   return "unknown status";
 }
@@ -605,20 +606,32 @@ static float to_tf32(float x) {
   return x;
 }
 
-/* a column-major (rows, cols) matrix with leading dimension ld spans ld (cols - 1) + rows floats */
-static bool matrix_in_device(const float *p, int rows, int cols, int ld) {
-  if (rows == 0 || cols == 0) return true;
-  return device_range(p, sizeof(float) * ((size_t)ld * (size_t)(cols - 1) + (size_t)rows)) != NULL;
+/* a bfloat16 (the upper 16 bits of a float32) as the float it is */
+static float from_bf16(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float x;
+  memcpy(&x, &u, 4);
+  return x;
 }
 
-static void gemm_run(bool tf32, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float al,
-                     const float *A, int lda, long long sA, const float *B, int ldb, long long sB, float be, float *C,
-                     int ldc, long long sC, int batch);
+/* The operands of a product: float32 (rounded to TF32 in TF32 mode) or bfloat16. */
+enum Operand { OPERAND_F32, OPERAND_TF32, OPERAND_BF16 };
+
+/* a column-major (rows, cols) matrix with leading dimension ld spans ld (cols - 1) + rows elements */
+static bool matrix_in_device(const void *p, size_t elem, int rows, int cols, int ld) {
+  if (rows == 0 || cols == 0) return true;
+  return device_range(p, elem * ((size_t)ld * (size_t)(cols - 1) + (size_t)rows)) != NULL;
+}
+
+static void gemm_run(Operand kind, const char *what, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                     float al, const void *A, int lda, long long sA, const void *B, int ldb, long long sB, float be,
+                     float *C, int ldc, long long sC, int batch);
 
 /* checks the arguments now, as cuBLAS does, and queues the product */
-static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                                   const float *alpha, const float *A, int lda, long long sA, const float *B, int ldb,
-                                   long long sB, const float *beta, float *C, int ldc, long long sC, int batch) {
+static cublasStatus_t gemm_batched(cublasHandle_t h, Operand kind, const char *what, cublasOperation_t ta,
+                                   cublasOperation_t tb, int m, int n, int k, const float *alpha, const void *A,
+                                   int lda, long long sA, const void *B, int ldb, long long sB, const float *beta,
+                                   float *C, int ldc, long long sC, int batch) {
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
   int arows = ta == CUBLAS_OP_N ? m : k, acols = ta == CUBLAS_OP_N ? k : m;
   int brows = tb == CUBLAS_OP_N ? k : n, bcols = tb == CUBLAS_OP_N ? n : k;
@@ -626,29 +639,33 @@ static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cubla
       ldc < (m > 1 ? m : 1) || (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
     return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
-  current_kernel = "cublasSgemm"; /* for the faults below; the host's code again once they pass */
+  current_kernel = what; /* for the faults below; the host's code again once they pass */
   if (alloc_at(alpha) || alloc_at(beta)) emu_fault("cuBLAS alpha or beta is a device pointer in host pointer mode");
   float al = *alpha, be = *beta;
+  size_t elem = kind == OPERAND_BF16 ? 2 : 4;
   for (int q = 0; q < batch; q++) {
-    const float *Aq = A + q * sA, *Bq = B + q * sB;
+    const char *Aq = (const char *)A + q * sA * (long long)elem, *Bq = (const char *)B + q * sB * (long long)elem;
     float *Cq = C + q * sC;
     bool reads_ab = k > 0 && al != 0.0f;
-    if ((reads_ab && (!matrix_in_device(Aq, arows, acols, lda) || !matrix_in_device(Bq, brows, bcols, ldb))) ||
-        !matrix_in_device(Cq, m, n, ldc))
+    if ((reads_ab && (!matrix_in_device(Aq, elem, arows, acols, lda) || !matrix_in_device(Bq, elem, brows, bcols, ldb))) ||
+        !matrix_in_device(Cq, 4, m, n, ldc))
       emu_fault("cuBLAS gemm: matrix %llu of the batch is not inside one device allocation (as its leading "
                 "dimension places it)",
                 (unsigned long long)q);
   }
   current_kernel = "host code";
-  bool tf32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;
+  if (kind == OPERAND_F32 && h->math == CUBLAS_TF32_TENSOR_OP_MATH) kind = OPERAND_TF32;
   stats.gemm++;
-  enqueue([=] { gemm_run(tf32, ta, tb, m, n, k, al, A, lda, sA, B, ldb, sB, be, C, ldc, sC, batch); });
+  enqueue([=] { gemm_run(kind, what, ta, tb, m, n, k, al, A, lda, sA, B, ldb, sB, be, C, ldc, sC, batch); });
   return CUBLAS_STATUS_SUCCESS;
 }
 
-/* op(X) element (r, c) of a column-major X with leading dimension ld */
-static inline float op_at(const float *X, cublasOperation_t t, int r, int c, int ld) {
-  return t == CUBLAS_OP_N ? X[r + (size_t)c * ld] : X[c + (size_t)r * ld];
+/* op(X) element (r, c) of a column-major X with leading dimension ld, as the float the product uses */
+static inline float op_at(Operand kind, const void *X, cublasOperation_t t, int r, int c, int ld) {
+  size_t i = t == CUBLAS_OP_N ? r + (size_t)c * ld : c + (size_t)r * ld;
+  if (kind == OPERAND_BF16) return from_bf16(((const uint16_t *)X)[i]);
+  float x = ((const float *)X)[i];
+  return kind == OPERAND_TF32 ? to_tf32(x) : x;
 }
 
 /* sum_l a[l] b[l] over 8 interleaved partial sums (a fixed order, and one the compiler vectorizes) */
@@ -661,26 +678,21 @@ static float dot(const float *a, const float *b, int k) {
   return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
-static void gemm_run(bool tf32, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float al,
-                     const float *A, int lda, long long sA, const float *B, int ldb, long long sB, float be, float *C,
-                     int ldc, long long sC, int batch) {
-  begin_device("cublasSgemm");
-  /* op(A) by rows and op(B) by columns, each contiguous in l (rounded to TF32 in TF32 mode) */
+static void gemm_run(Operand kind, const char *what, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                     float al, const void *A, int lda, long long sA, const void *B, int ldb, long long sB, float be,
+                     float *C, int ldc, long long sC, int batch) {
+  begin_device(what);
+  /* op(A) by rows and op(B) by columns, each contiguous in l, as the floats the products use */
   std::vector<float> arows((size_t)m * k), bcols((size_t)n * k);
+  size_t elem = kind == OPERAND_BF16 ? 2 : 4;
   for (int q = 0; q < batch; q++) {
-    const float *Aq = A + q * sA, *Bq = B + q * sB;
+    const char *Aq = (const char *)A + q * sA * (long long)elem, *Bq = (const char *)B + q * sB * (long long)elem;
     float *Cq = C + q * sC;
     if (al != 0.0f && k > 0) {
       for (int i = 0; i < m; i++)
-        for (int l = 0; l < k; l++) {
-          float a = op_at(Aq, ta, i, l, lda);
-          arows[(size_t)i * k + l] = tf32 ? to_tf32(a) : a;
-        }
+        for (int l = 0; l < k; l++) arows[(size_t)i * k + l] = op_at(kind, Aq, ta, i, l, lda);
       for (int j = 0; j < n; j++)
-        for (int l = 0; l < k; l++) {
-          float b = op_at(Bq, tb, l, j, ldb);
-          bcols[(size_t)j * k + l] = tf32 ? to_tf32(b) : b;
-        }
+        for (int l = 0; l < k; l++) bcols[(size_t)j * k + l] = op_at(kind, Bq, tb, l, j, ldb);
     }
     for (int j = 0; j < n; j++)
       for (int i = 0; i < m; i++) {
@@ -695,15 +707,37 @@ static void gemm_run(bool tf32, cublasOperation_t ta, cublasOperation_t tb, int 
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
                            int k, const float *alpha, const float *A, int lda, const float *B, int ldb,
                            const float *beta, float *C, int ldc) {
-  return gemm_batched(handle, transa, transb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+  return gemm_batched(handle, OPERAND_F32, "cublasSgemm", transa, transb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta,
+                      C, ldc, 0, 1);
 }
 
 cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
                                          int m, int n, int k, const float *alpha, const float *A, int lda,
                                          long long strideA, const float *B, int ldb, long long strideB,
                                          const float *beta, float *C, int ldc, long long strideC, int batchCount) {
-  return gemm_batched(handle, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC,
-                      batchCount);
+  return gemm_batched(handle, OPERAND_F32, "cublasSgemm", transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb,
+                      strideB, beta, C, ldc, strideC, batchCount);
+}
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                          int m, int n, int k, const void *alpha, const void *A, cudaDataType_t Atype,
+                                          int lda, long long strideA, const void *B, cudaDataType_t Btype, int ldb,
+                                          long long strideB, const void *beta, void *C, cudaDataType_t Ctype, int ldc,
+                                          long long strideC, int batchCount, cublasComputeType_t computeType,
+                                          cublasGemmAlgo_t algo) {
+  if (Atype != CUDA_R_16BF || Btype != CUDA_R_16BF || Ctype != CUDA_R_32F || computeType != CUBLAS_COMPUTE_32F ||
+      (algo != CUBLAS_GEMM_DEFAULT && algo != CUBLAS_GEMM_DEFAULT_TENSOR_OP))
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+  return gemm_batched(handle, OPERAND_BF16, "cublasGemmEx", transa, transb, m, n, k, (const float *)alpha, A, lda,
+                      strideA, B, ldb, strideB, (const float *)beta, (float *)C, ldc, strideC, batchCount);
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                            int k, const void *alpha, const void *A, cudaDataType_t Atype, int lda, const void *B,
+                            cudaDataType_t Btype, int ldb, const void *beta, void *C, cudaDataType_t Ctype, int ldc,
+                            cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
+  return cublasGemmStridedBatchedEx(handle, transa, transb, m, n, k, alpha, A, Atype, lda, 0, B, Btype, ldb, 0, beta,
+                                    C, Ctype, ldc, 0, 1, computeType, algo);
 }
 
 /* What is still held when the stats are written (at exit, after the program's own exit handlers):

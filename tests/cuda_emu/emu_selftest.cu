@@ -130,6 +130,20 @@ static void check_semantics(void) {
   expect(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &alpha, a, 1, b, 3, &beta, c, 2) ==
              CUBLAS_STATUS_INVALID_VALUE,
          "cublas_rejects_short_leading_dimension");
+  /* bf16 operands (upper halves of float32s), float32 C: A (1x2) = [1 + 2^-7, 3], B (2x1) =
+   * [1, 2^-8]; A B = 1 + 2^-7 + 3 2^-8 = 1.01953125, exact in float32 */
+  uint16_t hab[4] = {0x3F81, 0x4040, 0x3F80, 0x3B80};
+  uint16_t *ab = (uint16_t *)dev_alloc(sizeof hab);
+  cudaMemcpyAsync(ab, hab, sizeof hab, cudaMemcpyHostToDevice, 0);
+  float one = 1;
+  st = cublasGemmEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 2, &one, ab, CUDA_R_16BF, 1, ab + 2, CUDA_R_16BF, 2, &beta,
+                    c, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  to_host(hc2, c, sizeof(float));
+  expect(st == CUBLAS_STATUS_SUCCESS && hc2[0] == 1.01953125f, "cublas_gemm_ex_bf16_operands");
+  expect(cublasGemmEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 2, &one, ab, CUDA_R_16F, 1, ab + 2, CUDA_R_16F, 2, &beta,
+                      c, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_NOT_SUPPORTED,
+         "cublas_gemm_ex_other_types_not_supported");
+  cudaFree(ab);
 
   cudaGetLastError();
   write_kernel<<<1, 2048, 0, 0>>>(c, 4);
