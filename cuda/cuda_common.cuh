@@ -59,6 +59,10 @@ static inline unsigned grid_for(long n) {
 #define CUDA_OP_DECLARATION(ret, op, params, args, rv) ret cuda_##op params;
 AMD_OPS(CUDA_OP_DECLARATION)
 
+/* attention.cu: the fused forward, for the shapes cuda_fused_attention_applies accepts */
+void cuda_attention_forward_fused(float *out, float *q, float *k, float *v, float *prob, const float *qkv, int B,
+                                  int T, int NH, int hs);
+
 /* gemm.cu: the bf16 operands' scratch, given back at exit (errors ignored) */
 void cuda_gemm_release(void);
 

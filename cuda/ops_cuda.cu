@@ -79,6 +79,8 @@ extern "C" void cuda_backend_init(int device) {
   cudaCheck(cudaMallocHost(&staging, staging_bytes));
   bound_device = device;
   cuda_set_precision(CUDA_FP32);
+  const char *fa = getenv("AMD_CUDA_FUSED_ATTENTION");
+  cuda_set_fused_attention(!fa || !*fa || strcmp(fa, "0") != 0);
   cuda_reduce_init();
   atexit(cuda_backend_release);
 }

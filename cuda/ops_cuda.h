@@ -32,6 +32,12 @@ void cuda_device_describe(char *out, size_t out_len);
 enum { CUDA_FP32 = 0, CUDA_TF32 = 1, CUDA_BF16 = 2 };
 void cuda_set_precision(int precision);
 int cuda_precision(void);
+/* The fused attention forward (cuda/attention.cu) on (1, the default) or off (0: the unfused
+ * sequence of batched GEMMs and softmax; AMD_CUDA_FUSED_ATTENTION=0 in the environment), and
+ * whether attention_forward takes it for T tokens of head size hs (on, and its shared memory
+ * fits them). */
+void cuda_set_fused_attention(int on);
+int cuda_fused_attention_applies(int T, int hs);
 
 #ifdef __cplusplus
 }

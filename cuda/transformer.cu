@@ -6,9 +6,11 @@
  * attention_forward, attention_backward, modulate_layernorm_backward and the backward ops with a
  * bias gradient (gelu_bias_backward, gated_residual_bias_backward) are here the unfused sequences (heads split, the score
  * GEMMs, softmax, the value GEMMs, heads merge, and their backward) on the existing kernels and
- * cuBLAS, so that the CPU's fused ops have their conformance pairs.
- * Not here: a fused or flash attention kernel. */
+ * cuBLAS, so that the CPU's fused ops have their conformance pairs; attention_forward takes the
+ * fused kernel of attention.cu instead where its shapes fit.
+ * Not here: the fused attention kernel (attention.cu). */
 #include "cuda_common.cuh"
+#include "ops_cuda.h"
 
 #define LN_EPS 1e-6
 #define ROWS_PER_BLOCK (CUDA_THREADS / 32)
@@ -217,6 +219,11 @@ void cuda_gated_residual_backward(float *dy, float *dgate, const float *dx, cons
 
 void cuda_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv, int B,
                             int T, int NH, int hs) {
+  if (B * NH <= 0 || T <= 0 || hs <= 0) return;
+  if (cuda_fused_attention_applies(T, hs)) {
+    cuda_attention_forward_fused(out, q, k, v, prob, qkv, B, T, NH, hs);
+    return;
+  }
   int n = B * NH;
   long th = (long)T * hs, tt = (long)T * T;
   cuda_heads_split(q, k, v, qkv, B, T, NH, hs);

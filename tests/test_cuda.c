@@ -633,8 +633,43 @@ static void op_attention_backward(const amd_ops *o, void *const *p, const Case *
   o->attention_backward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
 }
 
+/* a fused-against-unfused case, both sides on the CUDA table: run_case's first call (the
+ * reference) with the fused kernel off, its second with it on */
+static void op_attention_forward_unfused_first(const amd_ops *o, void *const *p, const Case *c) {
+  static int calls;
+  cuda_set_fused_attention(calls++ % 2);
+  op_attention_forward(o, p, c);
+  cuda_set_fused_attention(1);
+}
+
+/* The fused CUDA attention forward (cuda/attention.cu) against the CPU op and against the unfused
+ * CUDA sequence (batched GEMMs, softmax, heads split and merge) on the same inputs, at the DiT's
+ * shapes (T = 49 at hs 32 and 64: 28 x 28 images in 4 x 4 patches) and odd ones; a shape too
+ * large for its shared memory (T = 256, hs = 128) takes the unfused path and still conforms. */
+static void test_attention_fused(void) {
+  const int shapes[][4] = {{3, 17, 2, 8}, {2, 49, 4, 32}, {2, 49, 4, 64}, {1, 33, 3, 40}, {1, 256, 1, 128}};
+  for (int z = 0; z < 5; z++) {
+    int B = shapes[z][0], T = shapes[z][1], NH = shapes[z][2], hs = shapes[z][3], fits = z < 4;
+    EXPECT(cuda_fused_attention_applies(T, hs) == fits, "T %d hs %d: the fused kernel %s", T, hs,
+           fits ? "does not apply" : "applies beyond its shared memory");
+    long n = (long)B * T * NH * hs;
+    for (int against_unfused = 0; against_unfused < 2; against_unfused++) {
+      Case c = {.s = {B, T, NH, hs}};
+      buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1);
+      buf_f(&c, (long)B * NH * T * T, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 3 * n, -2, 2, 0);
+      char name[80];
+      snprintf(name, sizeof name, "attention %s vs %s B %d T %d NH %d hs %d", fits ? "fused" : "unfused",
+               against_unfused ? "unfused" : "cpu", B, T, NH, hs);
+      if (against_unfused) backend[0] = cuda_counted;
+      run_case(name, &c, against_unfused ? op_attention_forward_unfused_first : op_attention_forward, GEMM);
+      backend[0] = &ops_cpu;
+    }
+  }
+}
+
 static void test_attention_forward(void) {
   const int shapes[][4] = {{3, 17, 2, 8}, {2, 49, 4, 32}}; /* B, T, NH, hs */
+  cuda_set_fused_attention(0); /* the unfused sequence here; test_attention_fused has the kernel */
   for (int z = 0; z < 2; z++) {
     int B = shapes[z][0], T = shapes[z][1], NH = shapes[z][2], hs = shapes[z][3];
     long n = (long)B * T * NH * hs;
@@ -651,6 +686,7 @@ static void test_attention_forward(void) {
     snprintf(name, sizeof name, "attention_backward B %d T %d NH %d hs %d", B, T, NH, hs);
     run_case(name, &c, op_attention_backward, GEMM);
   }
+  cuda_set_fused_attention(1);
 }
 
 static void op_patchify(const amd_ops *o, void *const *p, const Case *c) {
@@ -1141,6 +1177,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_adaln);
   TEST_RUN(test_linear_fused);
   TEST_RUN(test_attention_forward);
+  TEST_RUN(test_attention_fused);
   TEST_RUN(test_patches);
   TEST_RUN(test_heads);
   TEST_RUN(test_embeddings);

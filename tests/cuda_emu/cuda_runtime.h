@@ -4,7 +4,7 @@
  * .cu files as C++ after tests/cuda_emu/launch_rewrite.py has turned each `k<<<g, b, s, st>>>(args)`
  * into cuda_emu_launch("k", g, b, s, st, [=] { k(args); }).
  * The execution model (emu_runtime.cpp): a launch runs its blocks one after another; the threads of a
- * block are fibers, switched only at __syncthreads and warp shuffles, which therefore have their real
+ * block are fibers, switched only at __syncthreads, __syncwarp and warp shuffles, which therefore have their real
  * meaning (a thread that reads shared memory before the barrier that orders it sees stale data, a
  * barrier that not every live thread reaches is reported as a deadlock, a full-mask shuffle with an
  * exited lane is reported). Device memory is guarded: each allocation ends at an inaccessible page
@@ -47,7 +47,10 @@ extern dim3 blockDim, gridDim;
 void cuda_emu_syncthreads(void);
 /* lane's value exchanged through the warp: every live lane of the warp must call it */
 uint64_t cuda_emu_shfl_xor(unsigned mask, uint64_t bits, int lane_mask);
+/* the warp's barrier: every live lane of the warp must reach it (full mask only), as a shuffle */
+void cuda_emu_syncwarp(unsigned mask);
 #define __syncthreads() cuda_emu_syncthreads()
+static inline void __syncwarp(unsigned mask = 0xffffffffu) { cuda_emu_syncwarp(mask); }
 
 template <typename T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
   static_assert(sizeof(T) <= 8, "shuffle of more than 8 bytes");

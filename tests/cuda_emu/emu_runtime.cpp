@@ -460,6 +460,11 @@ uint64_t cuda_emu_shfl_xor(unsigned mask, uint64_t bits, int lane_mask) {
   return shfl_slot[parity][src];
 }
 
+void cuda_emu_syncwarp(unsigned mask) {
+  if (mask != 0xffffffffu) emu_fault("only full-mask __syncwarp is emulated, got mask %x", mask);
+  wait_at(AT_SHFL);
+}
+
 static void set_thread(unsigned t) {
   threadIdx.x = t % blockDim.x;
   threadIdx.y = t / blockDim.x % blockDim.y;
