@@ -43,6 +43,15 @@
   /* waits until every op issued so far has finished (CPU: nothing to wait for); needed before a                      \
    * library outside the backend (a CUDA-aware MPI) reads backend memory directly */                                  \
   X(void, synchronize, (void), (), )                                                                                  \
+  /* runs body(arg), a fixed sequence of ops on backend memory that neither copies to or from the                     \
+   * host nor waits for the device nor allocates (CUDA graphs: on CUDA with cuda.graphs=1 the first                   \
+   * call with these arg bytes runs eagerly, the second captures it into *graph and launches it,                      \
+   * later ones only launch it, so the body's host code then does not run: it must set the same                       \
+   * host state each time; new arg bytes capture again). *graph starts NULL; graph_free releases it.                  \
+   * CPU, and CUDA with graphs off: body(arg) every time */                                                           \
+  X(void, graph_run, (void **graph, void (*body)(const void *arg), const void *arg, size_t arg_bytes),               \
+    (graph, body, arg, arg_bytes), )                                                                                  \
+  X(void, graph_free, (void *graph), (graph), )                                                                       \
                                                                                                                       \
   /* C (M, N) = alpha op(A) op(B) + beta C; op(A) is (M, K), op(B) is (K, N); trans* = 1 transposes */                \
   X(void, gemm, (int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,            \

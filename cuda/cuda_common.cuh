@@ -59,6 +59,10 @@ static inline unsigned grid_for(long n) {
 #define CUDA_OP_DECLARATION(ret, op, params, args, rv) ret cuda_##op params;
 AMD_OPS(CUDA_OP_DECLARATION)
 
+/* graph.cu: stops the program, naming `what`, when it is called while a graph_run body is being
+ * captured (host copies, waits and allocations cannot be part of a graph) */
+void cuda_capture_check(const char *what);
+
 /* attention.cu: the fused forward, for the shapes cuda_fused_attention_applies accepts */
 void cuda_attention_forward_fused(float *out, float *q, float *k, float *v, float *prob, const float *qkv, int B,
                                   int T, int NH, int hs);

@@ -37,6 +37,7 @@ static size_t bf16_scratch_elems;
 
 static uint16_t *bf16_operands(size_t elems) {
   if (elems > bf16_scratch_elems) {
+    cuda_capture_check("growing the bf16 operand scratch (a product larger than the warm-up's)");
     size_t grown = elems + elems / 4;
     cudaCheck(cudaFree(bf16_scratch));
     bf16_scratch = NULL;

@@ -4,7 +4,8 @@
  * the device do not wait (see cuda_to_device), so the host keeps queueing work while they run.
  * The op families live beside this file: gemm.cu (cuBLAS), elementwise.cu, transformer.cu and
  * reduce.cu (reductions, AdamW, Philox, per-sample losses).
- * Not here: which device a rank uses (src/backend.c), any second stream or CUDA graph. */
+ * graph_run is graph.cu's (CUDA graphs of fixed op sequences on this stream).
+ * Not here: which device a rank uses (src/backend.c), any second stream. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ static char *staging;
 static size_t staging_bytes, staging_used;
 
 void cuda_stream_wait(void) {
+  cuda_capture_check("a wait for the device (synchronize, to_host or a full staging buffer)");
   cudaCheck(cudaStreamSynchronize(cuda_stream));
   staging_used = 0;
 }
@@ -92,6 +94,7 @@ extern "C" void cuda_device_describe(char *out, size_t out_len) {
 }
 
 void *cuda_alloc(size_t bytes) {
+  cuda_capture_check("alloc");
   void *p = NULL;
   size_t n = bytes ? bytes : 1;
   cudaError_t err = cudaMalloc(&p, n);
@@ -102,6 +105,7 @@ void *cuda_alloc(size_t bytes) {
 }
 
 void cuda_free(void *p) {
+  cuda_capture_check("free");
   if (p) cudaCheck(cudaFree(p));
 }
 
@@ -110,6 +114,7 @@ void cuda_free(void *p) {
  * waiting; when staging is full, the host waits for the stream first. A larger one (parameters at
  * load) is copied from the caller's buffer and waited for. */
 void cuda_to_device(void *dst, const void *src, size_t bytes) {
+  cuda_capture_check("to_device"); /* a graph would replay the copy from a stale staging slot */
   if (!bytes) return;
   if (bytes > staging_bytes / 4) {
     cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
@@ -124,6 +129,7 @@ void cuda_to_device(void *dst, const void *src, size_t bytes) {
 }
 
 void cuda_to_host(void *dst, const void *src, size_t bytes) {
+  cuda_capture_check("to_host");
   if (!bytes) return;
   cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream));
   cuda_stream_wait();

@@ -38,6 +38,12 @@ int cuda_precision(void);
  * fits them). */
 void cuda_set_fused_attention(int on);
 int cuda_fused_attention_applies(int T, int hs);
+/* CUDA graphs for graph_run bodies (cuda/graph.cu; the cuda.graphs setting): off (0, the default)
+ * or on; cuda_graphs says whether they are in use (not with AMD_CUDA_SYNC=1). cuda_graph_counts:
+ * graphs captured and graph launches so far in this process. */
+void cuda_set_graphs(int on);
+int cuda_graphs(void);
+void cuda_graph_counts(long *captured, long *launched);
 
 #ifdef __cplusplus
 }

@@ -163,3 +163,18 @@ int backend_init(const char *device, const char *precision, int threads) {
   origin_backend(backend, device_desc[0] ? device_desc : NULL, prec, threads);
   return threads;
 }
+
+void backend_set_graphs(int on) {
+#ifdef AMD_CUDA
+  if (!on || ops->host_memory) return;
+  if (profile_rank >= 0) {
+    amd_log("cuda.graphs=1: off while AMD_PROFILE=1 times every op\n");
+    return;
+  }
+  cuda_set_graphs(1);
+  amd_log("backend cuda: cuda.graphs=1, each step's fixed device work replayed as a CUDA graph%s\n",
+          cuda_graphs() ? "" : " (not while AMD_CUDA_SYNC=1)");
+#else
+  (void)on;
+#endif
+}

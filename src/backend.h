@@ -17,6 +17,10 @@ void ops_select(const char *device);
  * tf32 on CUDA. Returns the precision in force. */
 const char *backend_set_precision(const char *precision);
 const char *backend_precision(void); /* the precision in force: "fp32" until set */
+/* CUDA graphs for ops->graph_run bodies (the cuda.graphs setting) on or off; the CUDA backend only
+ * (the CPU runs every body as it comes), and not while AMD_PROFILE=1 times each op to its end,
+ * which waits inside the body (said in the log). */
+void backend_set_graphs(int on);
 /* ops_select, backend_set_precision, and the OpenMP/OpenBLAS thread count (threads <= 0: this
  * node's cores divided among its ranks); returns the thread count used. */
 int backend_init(const char *device, const char *precision, int threads);

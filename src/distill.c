@@ -94,9 +94,22 @@ struct Distill {
   int *reg_labels;      /* (reg_pairs) */
   AdvantageRecords rec;
   StepDump *dump;       /* testing: this step's dump (fault.dump_step), else NULL */
+  void *real_graph;     /* the real teacher's evaluation as a CUDA graph (ops->graph_run) */
 };
 
 static const char *const method_names[METHOD_COUNT] = {"dmd", "dmd2", "dmdr", "amd"};
+
+/* The frozen real teacher's denoised estimates dreal (2B, D) at [x_t; x_t], [t; t] with labels
+ * [c; null] (the guided pair), from the first halves of xt2 and t2: a graph_run body, its argument
+ * the Distill pointer (the buffers and B are fixed for a run). */
+static void real_teacher_denoise(const void *arg) {
+  const Distill *d = *(Distill *const *)arg;
+  int B = d->B, D = d->D;
+  ops->copy(d->xt2 + (size_t)B * D, d->xt2, sizeof(float) * (size_t)B * D);
+  ops->copy(d->t2 + B, d->t2, sizeof(float) * (size_t)B);
+  d->real->forward(d->real, d->vreal, d->xt2, d->t2, d->labels2, 2 * B);
+  ops->flow_denoise(d->dreal, d->xt2, d->vreal, d->t2, 2 * B, D);
+}
 
 const char *method_name(Method m) {
   CHECK((unsigned)m < METHOD_COUNT, "method_name: %d is not a method", (int)m);
@@ -405,10 +418,10 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   /* real teacher on [x_t; x_t] with labels [c; null], fake teacher on x_t with c */
   noise_for_dmd(d, d->xt2, d->x, key);
   dump_noising(d, "dmd");
-  ops->copy(d->xt2 + (size_t)B * D, d->xt2, sizeof(float) * (size_t)B * D);
-  ops->copy(d->t2 + B, d->t2, sizeof(float) * (size_t)B);
-  d->real->forward(d->real, d->vreal, d->xt2, d->t2, d->labels2, 2 * B);
-  ops->flow_denoise(d->dreal, d->xt2, d->vreal, d->t2, 2 * B, D);
+  if (d->real->shard)
+    real_teacher_denoise(&d); /* ZeRO stage 3 gathers the teacher over MPI as it runs */
+  else
+    ops->graph_run(&d->real_graph, real_teacher_denoise, &d, sizeof d);
   d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels2, B);
   ops->flow_denoise(d->dfake, d->xt2, d->vfake, d->t2, B, D);
   int beta_fake = d->c.method == METHOD_AMD && d->c.beta_on == AMD_BETA_ON_FAKE;
@@ -607,6 +620,7 @@ void distill_free(Distill *d) {
   zero_free(d->opt_student), zero_free(d->opt_fake), zero_free(d->opt_disc);
   generator_free(d->gen);
   flow_batch_free(d->fb);
+  ops->graph_free(d->real_graph);
   ops->free(d->labels2), ops->free(d->labels_real);
   float *dev[] = {d->x, d->e, d->vtmp, d->vfake, d->dfake, d->dx, d->dxt, d->xr, d->rgrad, d->reg_target,
                   d->xt2, d->vreal, d->dreal, d->t2, d->stats, d->alpha, d->beta, d->fw, d->omt,

@@ -27,8 +27,29 @@ void flow_batch_free(FlowBatch *b) {
   float *dev[] = {b->e, b->xt, b->v, b->pred, b->dpred, b->t, b->loss};
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) ops->free(dev[i]);
   ops->free(b->labels);
+  ops->graph_free(b->graph);
   free(b->t_host), free(b->loss_host), free(b->labels_host);
   free(b);
+}
+
+/* the device part of a training batch: its arguments by value, compared byte for byte by
+ * graph_run (zeroed first, so padding compares too) */
+typedef struct {
+  float *loss;
+  Model *m;
+  FlowBatch *b;
+  const float *x0, *weights;
+  long global_batch;
+  int B;
+} FlowStep;
+
+static void flow_step(const void *arg) {
+  const FlowStep *s = arg;
+  FlowBatch *b = s->b;
+  ops->flow_interpolate(b->xt, b->v, s->x0, b->e, b->t, s->B, b->dim);
+  s->m->forward(s->m, b->pred, b->xt, b->t, b->labels, s->B);
+  ops->mse_forward_backward(s->loss, b->dpred, b->pred, b->v, s->weights, s->B, b->dim, 1.0f / (float)s->global_batch);
+  s->m->backward(s->m, NULL, b->dpred, NULL, s->B);
 }
 
 double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_t index) {
@@ -52,10 +73,13 @@ void flow_train_batch_into(float *loss, Model *m, FlowBatch *b, const float *x0,
   ops->to_device(b->t, b->t_host, sizeof(float) * (size_t)B);
   ops->to_device(b->labels, b->labels_host, sizeof(int) * (size_t)B);
   ops->randn(b->e, B, D, seed, RNG_NOISE, step, index0);
-  ops->flow_interpolate(b->xt, b->v, x0, b->e, b->t, B, D);
-  m->forward(m, b->pred, b->xt, b->t, b->labels, B);
-  ops->mse_forward_backward(loss, b->dpred, b->pred, b->v, weights, B, D, 1.0f / (float)global_batch);
-  m->backward(m, NULL, b->dpred, NULL, B);
+  FlowStep s;
+  memset(&s, 0, sizeof s);
+  s.loss = loss, s.m = m, s.b = b, s.x0 = x0, s.weights = weights, s.global_batch = global_batch, s.B = B;
+  if (m->shard)
+    flow_step(&s); /* ZeRO stage 3 gathers units over MPI inside forward and backward */
+  else
+    ops->graph_run(&b->graph, flow_step, &s, sizeof s);
 }
 
 double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, const float *weights, int B,

@@ -22,6 +22,7 @@ typedef struct {
   int *labels;
   float *t_host, *loss_host;
   int *labels_host;
+  void *graph; /* the step's device part as a CUDA graph (ops->graph_run; cuda.graphs=1) */
 } FlowBatch;
 
 FlowBatch *flow_batch_create(int max_batch, int dim);
@@ -38,7 +39,10 @@ double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_
 double flow_train_batch(Model *m, FlowBatch *b, const float *x0, const int *labels, const float *weights, int B,
                         uint32_t index0, uint32_t step, uint64_t seed, const FlowConfig *fc, long global_batch);
 /* The same without reading anything back (no wait for the device): the B unweighted per-sample
- * losses are left in loss (backend memory, (B)) for the caller to read with its other results. */
+ * losses are left in loss (backend memory, (B)) for the caller to read with its other results.
+ * Everything after the host's draws and their copy to the device (interpolation, forward, loss,
+ * backward) is one ops->graph_run body: a CUDA graph with cuda.graphs=1, unless the model gathers
+ * its parameters over MPI (ZeRO stage 3). */
 void flow_train_batch_into(float *loss, Model *m, FlowBatch *b, const float *x0, const int *labels,
                            const float *weights, int B, uint32_t index0, uint32_t step, uint64_t seed,
                            const FlowConfig *fc, long global_batch);

@@ -33,6 +33,11 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
 #define cpu_to_host cpu_copy
 
 static void cpu_synchronize(void) {}
+static void cpu_graph_run(void **graph, void (*body)(const void *arg), const void *arg, size_t arg_bytes) {
+  (void)graph, (void)arg_bytes;
+  body(arg);
+}
+static void cpu_graph_free(void *graph) { (void)graph; }
 
 static void cpu_fill(float *x, float value, long n) {
 #pragma omp parallel for schedule(static) if (n > 65536)

@@ -38,9 +38,9 @@ typedef struct {
   int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms; /* testing: fault injection */
 } RunSettings;
 
-/* The keys run, resume, resume.allow, device, precision, seed, threads, zero and zero.prefetch, in this order,
+/* The keys run, resume, resume.allow, device, precision, seed, threads, cuda.graphs, zero and zero.prefetch, in this order,
  * through the command's K(name, type, field, ...) macro over a struct with members rl (RunSettings),
- * device, precision, threads, zero and zero_prefetch: every run has them; run_default is the run folder's
+ * device, precision, threads, cuda_graphs, zero and zero_prefetch: every run has them; run_default is the run folder's
  * default, zero_max the highest ZeRO stage the command supports, zero_help names the networks the
  * stage shards. */
 #define RUNLOOP_RUN_KEYS(K, run_default, zero_max, zero_help)                                                            \
@@ -54,6 +54,9 @@ typedef struct {
     "everything else fp32)"),                                                                                     \
   K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),  \
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
+  K("cuda.graphs", CFG_BOOL, cuda_graphs, "false", 0, 0, NULL,                                                    \
+    "CUDA: replay each step's fixed device work (the flow loss's forward and backward, the real teacher's "       \
+    "evaluation) as a captured CUDA graph; same results; ignored on the CPU"),                                   \
   K("zero", CFG_INT, zero, "0", 0, zero_max, NULL, zero_help),                                                  \
   K("zero.prefetch", CFG_BOOL, zero_prefetch, "true", 0, 0, NULL,                                                 \
     "zero=3: start the gather of the next block while one computes; false gathers each when it runs (to measure " \

@@ -60,15 +60,15 @@ for a, b, what in (('train10', 'train20', 'train'), ('dmd22', 'dmd24', 'distill 
     assert y['launch'] > 1.8 * x['launch'] and y['gemm'] > 1.8 * x['gemm'], (what, 'work did not grow', x, y)
     print(what, 'cudaMalloc', x['cudaMalloc'], 'launches', x['launch'], '->', y['launch'])
 "
-# ... and at exit nothing is held: every device and pinned allocation, stream and cuBLAS handle
-# that the runs made is given back (the emulator counts what is live after the exit handlers)
+# ... and at exit nothing is held: every device and pinned allocation, stream, cuBLAS handle and
+# CUDA graph that the runs made is given back (the emulator counts what is live after the exit handlers)
 py_check emu_nothing_held_at_exit "
 def stats(p):
     return {k: int(v) for k, v in (l.split() for l in open(p))}
 for r in ('train10', 'dmd22', 'amd4'):
     x = stats('$S/' + r + '.stats')
     live = {k: v for k, v in x.items() if k.startswith('live_')}
-    assert len(live) == 4 and not any(live.values()), (r, live)
+    assert len(live) == 5 and not any(live.values()), (r, live)
 print('nothing held at exit')
 "
 # ... and the host waits for the device only where it must read (docs/cuda.md, "What the host reads"):
@@ -145,6 +145,34 @@ expect_error emu_precision_bad_value "config key 'precision' = 'fp16' (command l
   "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2 precision=fp16
 expect_error emu_precision_bf16_on_cpu "precision=bf16: the cpu backend computes in fp32 only" \
   "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2 precision=bf16 device=cpu
+
+# cuda.graphs=1 (cuda/graph.cu): the flow loss's device part (teacher steps, fake updates) and
+# the real teacher's evaluation are captured once and replayed; the logs equal the eager runs'
+# bit for bit, far fewer launches are issued one by one, as many buffers are allocated, and the
+# graphs are given back at exit.
+for g in 0 1; do
+  CUDA_EMU_STATS="$S/graphs$g.stats" "$EMU/amd" train data="$S/toy.h5" run="$S/graphs$g" $TINY train.steps=20 \
+    ckpt.every=20 cuda.graphs=$g >"$S/graphs$g.out" 2>&1 || fail "emu_train_graphs_$g" "$(tail -c 400 "$S/graphs$g.out")"
+  CUDA_EMU_STATS="$S/dgraphs$g.stats" "$EMU/amd" distill teacher="$S/t20" run="$S/dgraphs$g" method=amd train.steps=4 \
+    train.prompts=8 amd.K=4 log.every=1 device=cuda threads=1 cuda.graphs=$g >"$S/dgraphs$g.out" 2>&1 ||
+    fail "emu_distill_graphs_$g" "$(tail -c 400 "$S/dgraphs$g.out")"
+done
+py_check emu_graphs_replay_bit_identical "
+import h5py, numpy as np
+def stats(p):
+    return {k: int(v) for k, v in (l.split() for l in open(p))}
+for run, steps, launches in (('graphs', 20, 19), ('dgraphs', 4, None)):
+    a = h5py.File('$S/' + run + '0/log.h5', 'r')['train']; b = h5py.File('$S/' + run + '1/log.h5', 'r')['train']
+    for k in a.keys():
+        if k in ('time', 'samples_per_s', 'comm_s'):
+            continue
+        assert len(a[k]) == steps and np.array_equal(a[k][:], b[k][:]), (run, k, a[k][:], b[k][:])
+    x, y = stats('$S/' + run + '0.stats'), stats('$S/' + run + '1.stats')
+    assert x['graph_launch'] == 0 and y['graph_launch'] > 0, (run, x['graph_launch'], y['graph_launch'])
+    assert launches is None or y['graph_launch'] == launches, (run, y['graph_launch'])
+    assert y['launch'] < 0.85 * x['launch'] and y['cudaMalloc'] == x['cudaMalloc'], (run, x, y)
+    assert y['live_graphs'] == 0, (run, 'graphs held at exit', y['live_graphs'])
+"
 
 # scenario_cuda.sh prints its own PASS/FAIL lines; its checks are the GPU ones, on the emulated device
 CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scenario"

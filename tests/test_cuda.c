@@ -1007,6 +1007,83 @@ static void test_dit_training_step(void) {
   compare_runs("dit", &cpu, &gpu);
 }
 
+/* ---- CUDA graphs (cuda/graph.cu) ----------------------------------------------------------------- */
+
+typedef struct {
+  float *x, *y;
+  long n;
+} AxpyBody;
+
+/* y = 2 (y + x) - x, through the uncounted table: the counted one times each op to its end, a wait
+ * that cannot be part of a graph */
+static void axpy_body(const void *arg) {
+  const AxpyBody *a = arg;
+  ops_cuda.add(a->y, a->y, a->x, a->n);
+  ops_cuda.scale(a->y, 2.0f, a->n);
+  ops_cuda.axpy(a->y, -1.0f, a->x, a->n);
+}
+
+/* graph_run: the first call with given arguments runs eagerly, the second captures and launches,
+ * later ones launch; each leaves what the eager sequence leaves, bit for bit (y after each of four
+ * calls), and other argument bytes capture a new graph */
+static void test_graph_run(void) {
+  enum { N = 1000, CALLS = 4 };
+  long c0, l0, c1, l1;
+  float *x = host_uniform(N, -1, 1), *y = host_uniform(N, -1, 1), want[CALLS][N], got[N];
+  for (int graphs = 0; graphs < 2; graphs++) {
+    cuda_set_graphs(graphs);
+    cuda_graph_counts(&c0, &l0);
+    AxpyBody a = {cuda_counted->alloc(sizeof got), cuda_counted->alloc(sizeof got), N};
+    cuda_counted->to_device(a.x, x, sizeof got), cuda_counted->to_device(a.y, y, sizeof got);
+    void *graph = NULL;
+    for (int k = 0; k < CALLS; k++) {
+      cuda_counted->graph_run(&graph, axpy_body, &a, sizeof a);
+      cuda_counted->to_host(graphs ? got : want[k], a.y, sizeof got);
+      if (graphs) EXPECT(memcmp(got, want[k], sizeof got) == 0, "graph_run call %d differs from the eager one", k);
+    }
+    cuda_graph_counts(&c1, &l1);
+    EXPECT(c1 - c0 == graphs && l1 - l0 == (graphs ? CALLS - 1 : 0),
+           "graphs %d: %ld captures and %ld graph launches, expected %d and %d", graphs, c1 - c0, l1 - l0, graphs,
+           graphs ? CALLS - 1 : 0);
+    if (graphs) { /* half the length: new argument bytes, a new capture at the second call */
+      a.n = N / 2;
+      cuda_counted->graph_run(&graph, axpy_body, &a, sizeof a);
+      cuda_counted->graph_run(&graph, axpy_body, &a, sizeof a);
+      cuda_graph_counts(&c1, &l1);
+      EXPECT(c1 - c0 == 2, "new argument bytes made %ld captures in all, expected 2", c1 - c0);
+    }
+    cuda_counted->graph_free(graph);
+    cuda_counted->free(a.x), cuda_counted->free(a.y);
+  }
+  cuda_set_graphs(0);
+  free(x), free(y);
+}
+
+/* The DiT teacher's training steps with the flow loss's device part replayed as a CUDA graph
+ * (src/flow.c: step 0 eager, step 1 captured, step 2 replayed) give the eager steps' losses,
+ * gradient norms, first gradient and final parameters bit for bit. */
+static void test_graph_training_step(void) {
+  Run eager, graphed;
+  long c0, l0, c1, l1;
+  teacher_steps(&ops_cuda, &dit_cfg, &eager);
+  cuda_set_graphs(1);
+  cuda_graph_counts(&c0, &l0);
+  teacher_steps(&ops_cuda, &dit_cfg, &graphed);
+  cuda_graph_counts(&c1, &l1);
+  cuda_set_graphs(0);
+  EXPECT(c1 - c0 == 1 && l1 - l0 == STEPS - 1, "%ld captures and %ld graph launches in %d steps", c1 - c0, l1 - l0,
+         STEPS);
+  for (int s = 0; s < STEPS; s++)
+    EXPECT(graphed.loss[s] == eager.loss[s] && graphed.norm[s] == eager.norm[s],
+           "step %d: loss %.17g and norm %.17g with graphs, %.17g and %.17g eager", s, graphed.loss[s], graphed.norm[s],
+           eager.loss[s], eager.norm[s]);
+  EXPECT(memcmp(graphed.grads0, eager.grads0, sizeof(float) * (size_t)eager.n) == 0, "first gradients differ");
+  EXPECT(memcmp(graphed.params, eager.params, sizeof(float) * (size_t)eager.n) == 0, "parameters differ");
+  printf("  dit with graphs: %ld capture, %ld graph launches, loss %.9g at the last step as eager\n", c1 - c0,
+         l1 - l0, graphed.loss[STEPS - 1]);
+  free(eager.grads0), free(eager.params), free(graphed.grads0), free(graphed.params);
+}
+
 static void test_mlp_training_step(void) {
   Run cpu, gpu;
   teacher_steps(&ops_cpu, &mlp_cfg, &cpu);
@@ -1186,8 +1263,10 @@ int main(int argc, char **argv) {
   TEST_RUN(test_ema_update);
   TEST_RUN(test_randn_identical);
   TEST_RUN(test_losses);
+  TEST_RUN(test_graph_run);
   TEST_RUN(test_every_op_has_a_case);
   TEST_RUN(test_dit_training_step);
+  TEST_RUN(test_graph_training_step);
   TEST_RUN(test_mlp_training_step);
   TEST_RUN(test_classifier_step);
   TEST_RUN(test_distill_step);

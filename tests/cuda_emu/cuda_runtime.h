@@ -84,6 +84,8 @@ typedef enum cudaError {
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
 } cudaError_t;
 
 typedef enum cudaMemcpyKind {
@@ -114,6 +116,26 @@ cudaError_t cudaFree(void *ptr);
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream);
 cudaError_t cudaMallocHost(void **ptr, size_t bytes); /* pinned: copies from or to it are asynchronous */
+
+/* Stream capture and graphs: between cudaStreamBeginCapture and cudaStreamEndCapture the stream's
+ * work (launches, cuBLAS products, device and pinned copies, memsets) is recorded, not queued; a
+ * launch of the instantiated graph queues the recorded work again, in order, with the arguments it
+ * was recorded with. During a capture a host wait, a copy from or into pageable memory, cudaMalloc
+ * and cudaFree fail with cudaErrorStreamCaptureUnsupported and invalidate the capture (its end
+ * then fails with cudaErrorStreamCaptureInvalidated), as in CUDA's global capture mode. */
+typedef enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+} cudaStreamCaptureMode;
+typedef struct cuda_emu_graph *cudaGraph_t;
+typedef struct cuda_emu_graph_exec *cudaGraphExec_t;
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaFreeHost(void *ptr);
 template <typename T> static inline cudaError_t cudaMalloc(T **ptr, size_t bytes) {
   return cudaMalloc((void **)ptr, bytes);

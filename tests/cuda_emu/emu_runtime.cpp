@@ -55,6 +55,7 @@ static struct {
   unsigned long long malloc, free, launch, h2d, d2h, d2d, memset, gemm, host_wait;
 } stats;
 static std::map<std::string, unsigned long long> launches_by_kernel;
+static unsigned long long graphs_live, graph_launches; /* graphs and instantiated graphs held; graph launches */
 
 static int bound_device = -1;
 
@@ -76,6 +77,7 @@ static void write_stats(void) {
              "memset %llu\ngemm %llu\nhost_wait %llu\n",
           stats.malloc, stats.free, stats.launch, stats.h2d, stats.d2h, stats.d2d, stats.memset, stats.gemm,
           stats.host_wait);
+  fprintf(f, "graph_launch %llu\n", graph_launches);
   write_live(f);
   for (const auto &k : launches_by_kernel) fprintf(f, "launch.%s %llu\n", k.first.c_str(), k.second);
   fclose(f);
@@ -188,6 +190,8 @@ const char *cudaGetErrorString(cudaError_t err) {
   case cudaErrorInvalidDevicePointer: return "invalid device pointer";
   case cudaErrorNoDevice: return "no CUDA-capable device is detected";
   case cudaErrorInvalidDevice: return "invalid device ordinal";
+  case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+  case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
   }
   return "unknown error";
 }
@@ -263,11 +267,86 @@ static void flush(void) {
   queued.clear();
 }
 
-static void enqueue(std::function<void()> work) { queued.push_back(std::move(work)); }
+/* the capture in progress (cudaStreamBeginCapture): what enqueue records instead of queueing */
+static std::vector<std::function<void()>> *capture;
+static bool capture_invalidated;
+
+static void enqueue(std::function<void()> work) {
+  if (capture)
+    capture->push_back(std::move(work));
+  else
+    queued.push_back(std::move(work));
+}
+
+/* a call CUDA's global capture mode forbids: fails and invalidates the capture */
+static bool refused_in_capture(void) {
+  if (!capture) return false;
+  capture_invalidated = true;
+  fail(cudaErrorStreamCaptureUnsupported);
+  return true;
+}
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (!valid_stream(stream)) return fail(cudaErrorInvalidValue);
+  if (refused_in_capture()) return cudaErrorStreamCaptureUnsupported;
   flush();
+  return cudaSuccess;
+}
+
+struct cuda_emu_graph {
+  std::vector<std::function<void()>> work;
+};
+struct cuda_emu_graph_exec {
+  std::vector<std::function<void()>> work;
+};
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+  if (!stream || !valid_stream(stream) || capture || mode != cudaStreamCaptureModeGlobal)
+    return fail(cudaErrorInvalidValue); /* amd captures its own stream, one capture at a time */
+  capture = new std::vector<std::function<void()>>;
+  capture_invalidated = false;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+  if (!valid_stream(stream) || !capture) return fail(cudaErrorInvalidValue);
+  std::vector<std::function<void()>> *work = capture;
+  capture = NULL;
+  if (capture_invalidated) {
+    delete work;
+    *graph = NULL;
+    return fail(cudaErrorStreamCaptureInvalidated);
+  }
+  *graph = new cuda_emu_graph{std::move(*work)};
+  delete work;
+  graphs_live++;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags) {
+  if (!graph || flags) return fail(cudaErrorInvalidValue);
+  *exec = new cuda_emu_graph_exec{graph->work};
+  graphs_live++;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (!exec || !valid_stream(stream) || capture) return fail(cudaErrorInvalidValue);
+  for (const auto &w : exec->work) queued.push_back(w);
+  graph_launches++;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  if (!exec) return fail(cudaErrorInvalidValue);
+  delete exec;
+  graphs_live--;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  if (!graph) return fail(cudaErrorInvalidValue);
+  delete graph;
+  graphs_live--;
   return cudaSuccess;
 }
 
@@ -301,6 +380,7 @@ cudaError_t cudaFreeHost(void *ptr) {
 /* ---- memory calls ------------------------------------------------------------------------------ */
 cudaError_t cudaMalloc(void **ptr, size_t bytes) {
   memory_init();
+  if (refused_in_capture()) return cudaErrorStreamCaptureUnsupported;
   size_t data = (bytes + 3) & ~(size_t)3, pages = (data + page - 1) / page * page;
   if (pages == 0) pages = page;
   size_t total = pages + 2 * page;
@@ -321,6 +401,7 @@ cudaError_t cudaFree(void *ptr) {
   if (!ptr) return cudaSuccess;
   Alloc *a = alloc_at(ptr);
   if (!a || a->data != ptr) return fail(cudaErrorInvalidDevicePointer);
+  if (refused_in_capture()) return cudaErrorStreamCaptureUnsupported;
   flush(); /* cudaFree waits for the device */
   munmap(a->map, a->map_bytes);
   stats.free++;
@@ -349,6 +430,10 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
   /* each side must be what the kind says: a whole device range, or memory outside every allocation */
   if (dst_dev ? !device_range(dst, bytes) : alloc_at(dst) != NULL) return fail(cudaErrorInvalidValue);
   if (src_dev ? !device_range(src, bytes) : alloc_at(src) != NULL) return fail(cudaErrorInvalidValue);
+  if (((kind == cudaMemcpyHostToDevice && !is_pinned(src, bytes)) ||
+       (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, bytes))) &&
+      refused_in_capture())
+    return cudaErrorStreamCaptureUnsupported; /* pageable memory cannot be part of a graph */
   (kind == cudaMemcpyHostToDevice ? stats.h2d : kind == cudaMemcpyDeviceToHost ? stats.d2h : stats.d2d)++;
   if (kind == cudaMemcpyHostToDevice && !is_pinned(src, bytes)) {
     /* pageable source: read now, as CUDA stages it before returning */
@@ -748,6 +833,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
 /* What is still held when the stats are written (at exit, after the program's own exit handlers):
  * device and pinned allocations, streams and cuBLAS handles, the emulator's leak check. */
 static void write_live(FILE *f) {
-  fprintf(f, "live_device_allocations %zu\nlive_pinned_allocations %zu\nlive_streams %zu\nlive_cublas_handles %llu\n",
-          allocs.size(), pinned.size(), streams.size(), cublas_handles);
+  fprintf(f, "live_device_allocations %zu\nlive_pinned_allocations %zu\nlive_streams %zu\nlive_cublas_handles %llu\n"
+             "live_graphs %llu\n",
+          allocs.size(), pinned.size(), streams.size(), cublas_handles, graphs_live);
 }
