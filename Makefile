@@ -75,12 +75,11 @@ ifeq ($(CUDA),1)
 endif
 # The emulator build: launches rewritten by tests/cuda_emu/launch_rewrite.py, compiled by g++ against
 # the CPU emulator's cuda_runtime.h and cublas_v2.h (tests/cuda_emu), so CI, which has no GPU, runs
-# the kernels through test_cuda and the scenarios. Not a GPU check: see tests/cuda_emu/cuda_runtime.h
-# for what it does and does not emulate.
+# the kernels through test_cuda and the scenarios (and dit_speed, for benchmarks/gpu_speed.sh DRY=1).
+# Not a GPU check: see tests/cuda_emu/cuda_runtime.h for what it does and does not emulate.
 ifeq ($(CUDA_EMU),1)
   CU_OBJS   += $(BUILD)/tests/cuda_emu/emu_runtime.o
   TEST_BINS += $(BUILD)/tests/emu_selftest
-  BENCH_BINS :=
   CXXFLAGS  := -std=c++17 -O2 -g -march=x86-64-v2 -Wall -Wextra -Werror -MMD -MP -Itests/cuda_emu -Icore -Isrc -Icuda
   LDLIBS    += -lstdc++
 endif

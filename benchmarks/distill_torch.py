@@ -11,10 +11,14 @@ through the frozen fake teacher and head, amd's advantage-weighted H_i and W_i o
 Only S = 1 students are timed; --check replays any S (the dump gives the last step's input).
 
   python3 distill_torch.py --time TEACHER_CKPT [REWARD_CKPT] [method=amd prompts=16 K=4 fake_per_gen=2
-        guidance=2 steps=10 warmup=2 threads=CORES seed=0]
+        guidance=2 steps=10 warmup=2 threads=CORES seed=0 device=cpu precision=fp32 compile=0]
       times steps (after warmup ones) from the teacher's weights, inputs drawn by torch; prints
       `RESULT impl=torch ...` with ms per generator update (its fake updates included), images/s
-      (the global batch P K per step) and the peak resident memory.
+      (the global batch P K per step) and the peak resident memory (and on CUDA the peak device
+      memory). device=cuda runs it on the GPU, each step timed to torch.cuda.synchronize;
+      precision=tf32 allows TF32 matmuls, precision=bf16 runs every network's forward and the
+      losses under torch.autocast(bfloat16) (fp32 weights, optimizers and gradient norms, as amd's
+      precision=bf16); compile=1 runs the five networks through torch.compile (PyTorch 2).
   python3 distill_torch.py --check DUMP CKPT [NEXT_CKPT]
       DUMP: the file `amd distill fault.dump_step=N fault.dump=DUMP` wrote (io/stepdump.h); CKPT:
       that run's checkpoint of step N (its state before step N); NEXT_CKPT (default: the run's
@@ -22,7 +26,8 @@ Only S = 1 students are timed; --check replays any S (the dump gives the last st
       step N on the dumped inputs and compares each update's per-sample losses, samples, rewards,
       advantages, weights and gradient norms with amd's, then the weights after the step with
       NEXT_CKPT. Prints a line per quantity and exits 1 when one is beyond its tolerance.
-Not here: dmd's regression, dmdr's reward gradient, several ranks, mixed precision, torch.compile."""
+Not here: dmd's regression, dmdr's reward gradient, several ranks; --check in anything but fp32 on
+the CPU."""
 import copy
 import math
 import os
@@ -218,7 +223,7 @@ class Peer:
     def weights(self, x, labels):
         """rewards, advantages, alpha, beta and W of amd (section 4.7); dmd2: none, 1, 1, 1."""
         B = x.shape[0]
-        one = torch.ones(B)
+        one = torch.ones(B, device=x.device)
         if self.c.method != "amd":
             return None, None, one, one, one
         with torch.no_grad():
@@ -420,37 +425,55 @@ def check(dump_path, ckpt_path, next_path=None):
 def time_steps(teacher_path, reward_path, args):
     torch.set_num_threads(args["threads"])
     torch.manual_seed(args["seed"])
+    device, precision = args["device"], args["precision"]
+    if device not in ("cpu", "cuda") or precision not in ("fp32", "tf32", "bf16"):
+        sys.exit(f"distill_torch.py: device={device} precision={precision}: expected cpu|cuda and fp32|tf32|bf16")
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("distill_torch.py: device=cuda but torch sees no CUDA device (a CPU-only torch build?)")
+    if args["compile"] and not hasattr(torch, "compile"):
+        sys.exit(f"distill_torch.py: compile=1 needs PyTorch 2 (torch.compile); this is torch {torch.__version__}")
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     cfg = Settings("\n".join(f"{k} = {v}" for k, v in (
         ("method", args["method"]), ("train.prompts", args["prompts"]), ("amd.K", args["K"]),
         ("fake_per_gen", args["fake_per_gen"]), ("guidance", args["guidance"]))))
     with h5py.File(teacher_path, "r") as f:
         net = pick_net(f, "teacher")
-    real, fake, student, disc, reward = networks(teacher_path, net, reward_path, cfg)
-    peer = Peer(cfg, real, fake, student, disc, reward)
+    nets = [n.to(dev) if n is not None else None for n in networks(teacher_path, net, reward_path, cfg)]
+    real, fake, student, disc, reward = nets
+    if args["compile"]:  # compiled views share the modules' parameters, so the optimizers see them
+        nets = [torch.compile(n) if n is not None else None for n in nets]
+    peer = Peer(cfg, *nets)
     B, C, S = cfg.GB, real.channels, real.grid * real.patch
     classes = real.y_embedder.num_embeddings - 1
-    data = torch.rand(1024, C, S, S) * 2 - 1  # the discriminator's real points: the speed does not read them
-    data_labels = torch.randint(0, classes, (1024,))
+    data = torch.rand(1024, C, S, S, device=dev) * 2 - 1  # the discriminator's real points: the speed does not read them
+    data_labels = torch.randint(0, classes, (1024,), device=dev)
 
     def dmd_t():
-        return cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(B)
+        return cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(B, device=dev)
 
     def draw(fake_update):
-        labels = torch.randint(0, classes, (cfg.prompts,)).repeat_interleave(cfg.K)
-        d = {"labels": labels, "gen_xt": torch.randn(B, C, S, S), "gen_t": torch.ones(B)}
+        labels = torch.randint(0, classes, (cfg.prompts,), device=dev).repeat_interleave(cfg.K)
+        d = {"labels": labels, "gen_xt": torch.randn(B, C, S, S, device=dev), "gen_t": torch.ones(B, device=dev)}
         if fake_update:
-            pick = torch.randint(0, data.shape[0], (B,))
-            d.update(flow_t=torch.rand(B), flow_noise=torch.randn(B, C, S, S), disc_real_x=data[pick],
-                     disc_real_labels=data_labels[pick], disc_real_t=dmd_t(), disc_real_noise=torch.randn(B, C, S, S),
-                     disc_gen_t=dmd_t(), disc_gen_noise=torch.randn(B, C, S, S))
+            pick = torch.randint(0, data.shape[0], (B,), device=dev)
+            d.update(flow_t=torch.rand(B, device=dev), flow_noise=torch.randn(B, C, S, S, device=dev),
+                     disc_real_x=data[pick], disc_real_labels=data_labels[pick], disc_real_t=dmd_t(),
+                     disc_real_noise=torch.randn(B, C, S, S, device=dev), disc_gen_t=dmd_t(),
+                     disc_gen_noise=torch.randn(B, C, S, S, device=dev))
         else:
-            d.update(dmd_t=dmd_t(), dmd_noise=torch.randn(B, C, S, S))
+            d.update(dmd_t=dmd_t(), dmd_noise=torch.randn(B, C, S, S, device=dev))
         return d
 
     def one_step(s):
-        for f in range(cfg.fake_per_gen):
-            peer.fake_update(s * cfg.fake_per_gen + f, draw(True))
-        return peer.generator_update(s, draw(False))
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            for f in range(cfg.fake_per_gen):
+                peer.fake_update(s * cfg.fake_per_gen + f, draw(True))
+            out = peer.generator_update(s, draw(False))
+        sync()
+        return out
 
     for s in range(args["warmup"]):
         one_step(s)
@@ -467,9 +490,11 @@ def time_steps(teacher_path, reward_path, args):
           f"{cfg.prompts} x {cfg.K}, {cfg.fake_per_gen} fake updates per generator update, "
           f"{sum(p.numel() for p in student.parameters())} parameters a DiT; last loss_dm "
           f"{out['loss_dm'].mean().item():.4g}")
-    print(f"RESULT impl=torch method={cfg.method} threads={torch.get_num_threads()} batch={B} "
-          f"fake_per_gen={cfg.fake_per_gen} ms_step={med:.2f} ms_step_min={ms[0]:.2f} "
-          f"images_s={B / (med * 1e-3):.2f} peak_rss_mb={rss:.1f}", flush=True)
+    peak_mb = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else 0.0
+    print(f"RESULT impl=torch method={cfg.method} device={device} precision={precision} compile={args['compile']} "
+          f"threads={torch.get_num_threads()} batch={B} fake_per_gen={cfg.fake_per_gen} ms_step={med:.2f} "
+          f"ms_step_min={ms[0]:.2f} images_s={B / (med * 1e-3):.2f} peak_rss_mb={rss:.1f} "
+          f"peak_device_mb={peak_mb:.1f}", flush=True)
 
 
 def main():
@@ -479,14 +504,14 @@ def main():
     if len(argv) >= 2 and argv[0] == "--time":
         paths = [a for a in argv[1:] if "=" not in a]
         args = dict(method="amd", prompts=16, K=4, fake_per_gen=2, guidance=2.0, steps=10, warmup=2,
-                    threads=os.cpu_count(), seed=0)
+                    threads=os.cpu_count(), seed=0, device="cpu", precision="fp32", compile=0)
         for a in argv[1:]:
             if "=" not in a:
                 continue
             key, _, value = a.partition("=")
             if key not in args:
                 sys.exit(f"distill_torch.py: unknown argument '{a}'")
-            args[key] = type(args[key])(value) if key != "method" else value
+            args[key] = type(args[key])(value)
         time_steps(paths[0], paths[1] if len(paths) > 1 else "", args)
         return
     sys.exit(__doc__)

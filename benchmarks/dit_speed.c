@@ -8,13 +8,14 @@
  * counterpart is dit_speed_torch.py, and dit_speed.sh runs both.
  *   build/benchmarks/dit_speed [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
  *                               classes=10 batch=64 warmup=2 steps=10 threads=CORES ceiling=1 device=cpu
- *                               precision=fp32 sample=0]
+ *                               precision=fp32 graphs=0 sample=0]
  * sample=1 adds (c): images per second of sampling with this model at `batch` images per call: the
  * teacher's Euler sampler with guidance 2 (two evaluations per step) at 50 and 4 steps, and a
  * student's 1, 2 and 4 unguided evaluations (the cost of generator_run at S steps).
  * device=cuda needs the `make CUDA=1` build (build-cuda/benchmarks/dit_speed); precision=tf32|bf16
  * needs it too (the `precision` setting of amd train: the GEMMs' tensor-core modes, which the
- * ceilings of (a) are then measured in).
+ * ceilings of (a) are then measured in); graphs=1 replays the step's flow loss forward and backward
+ * as a CUDA graph (the cuda.graphs setting).
  * The first warmup step always runs (it counts the FLOPs); ceiling=0 skips part (a).
  * Not here: MPI (one process). */
 #include <cblas.h>
@@ -35,7 +36,7 @@
 #include "optim.h"
 
 typedef struct {
-  int img, channels, patch, width, depth, heads, temb, classes, batch, warmup, steps, threads, ceiling, sample;
+  int img, channels, patch, width, depth, heads, temb, classes, batch, warmup, steps, threads, ceiling, sample, graphs;
   const char *device, *precision;
 } Args;
 
@@ -44,7 +45,7 @@ static void parse_args(Args *a, int argc, char **argv) {
       {"img", &a->img},         {"channels", &a->channels}, {"patch", &a->patch},     {"width", &a->width},
       {"depth", &a->depth},     {"heads", &a->heads},       {"temb", &a->temb},       {"classes", &a->classes},
       {"batch", &a->batch},     {"warmup", &a->warmup},     {"steps", &a->steps},     {"threads", &a->threads},
-      {"ceiling", &a->ceiling}, {"sample", &a->sample},
+      {"ceiling", &a->ceiling}, {"sample", &a->sample},   {"graphs", &a->graphs},
   };
   for (int i = 1; i < argc; i++) {
     const char *eq = strchr(argv[i], '=');
@@ -241,10 +242,11 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  Args a = {28, 1, 4, 256, 6, 4, 256, 10, 64, 2, 10, (int)sysconf(_SC_NPROCESSORS_ONLN), 1, 0, "cpu", "fp32"};
+  Args a = {28, 1, 4, 256, 6, 4, 256, 10, 64, 2, 10, (int)sysconf(_SC_NPROCESSORS_ONLN), 1, 0, 0, "cpu", "fp32"};
   parse_args(&a, argc, argv);
   /* host_memory, not the table's address: the profiling table (AMD_PROFILE=1) wraps either backend */
   int threads = backend_init(a.device, a.precision, a.threads), gpu = !ops->host_memory;
+  backend_set_graphs(a.graphs);
   const char *blas = gpu ? "cuBLAS" : "OpenBLAS", *dev = gpu ? "cuda" : "cpu";
   double (*time_gemm)(int, int, int, int, int, int, double) = gpu ? time_gemm_backend : time_sgemm;
   double load[3] = {0, 0, 0};
@@ -334,10 +336,10 @@ int main(int argc, char **argv) {
   printf("\n  CPU time %.1f ms/step; sum of squared parameters after %ld steps: %.17g\n  load average after: "
          "%.2f %.2f %.2f; CPU busy %.2f of %d threads\n", cpu_ms, tr.step, checksum, load[0], load[1], load[2], busy,
          threads);
-  printf("RESULT impl=c device=%s precision=%s threads=%d batch=%d params=%ld ms_step=%.2f ms_step_min=%.2f images_s=%.2f cpu_ms_step=%.2f "
+  printf("RESULT impl=c device=%s precision=%s graphs=%d threads=%d batch=%d params=%ld ms_step=%.2f ms_step_min=%.2f images_s=%.2f cpu_ms_step=%.2f "
          "cpu_busy=%.3f gflop_step=%.4f gflop_step_shapes=%.4f gflop_s=%.2f sgemm_peak_gflop_s=%.2f frac_peak=%.4f "
          "ideal_gemm_ms=%.2f frac_ideal_gemm=%.4f param_sumsq=%.17g load1=%.2f\n",
-         dev, backend_precision(), threads, a.batch, m->num_params, med, ms[0], a.batch / (med * 1e-3), cpu_ms, busy, counted * 1e-9,
+         dev, backend_precision(), a.graphs, threads, a.batch, m->num_params, med, ms[0], a.batch / (med * 1e-3), cpu_ms, busy, counted * 1e-9,
          shape_total * 1e-9, gflops, peak, peak > 0 ? gflops / peak : 0, ideal_s * 1e3, ideal_s * 1e3 / med, checksum,
          load[0]);
   fflush(stdout);

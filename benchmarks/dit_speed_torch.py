@@ -8,8 +8,13 @@ step = zero grads, rectified-flow loss (x_t = (1 - t) x0 + t e, target e - x0, t
 the GPU, TF32 off as in amd's default; each step timed to torch.cuda.synchronize). The last line is
 `RESULT key=value ...` in dit_speed.c's format.
   python3 dit_speed_torch.py [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
-                              classes=10 batch=64 warmup=2 steps=10 threads=CORES device=cpu]
-Not here: EMA, mixed precision, torch.compile (not in torch 1.13)."""
+                              classes=10 batch=64 warmup=2 steps=10 threads=CORES device=cpu
+                              precision=fp32 compile=0]
+On CUDA, precision=tf32 allows TF32 matmuls and precision=bf16 runs the forward and the loss under
+torch.autocast(bfloat16) (what a GPU user runs: bf16 GEMMs, fp32 weights, optimizer and
+reductions), amd's precision=bf16 peer; compile=1 runs the model through torch.compile (PyTorch 2;
+its compilation happens in the warm-up steps).
+Not here: EMA."""
 import math
 import os
 import sys
@@ -114,22 +119,28 @@ class DiT(nn.Module):
 
 def main():
     args = dict(img=28, channels=1, patch=4, width=256, depth=6, heads=4, temb=256, classes=10, batch=64, warmup=2,
-                steps=10, threads=os.cpu_count(), device="cpu")
+                steps=10, threads=os.cpu_count(), device="cpu", precision="fp32", compile=0)
     for a in sys.argv[1:]:
         key, _, value = a.partition("=")
         if key not in args:
             sys.exit(f"dit_speed_torch.py: unknown argument '{a}'")
-        args[key] = value if key == "device" else int(value)
+        args[key] = value if key in ("device", "precision") else int(value)
     a = type("Args", (), args)
     if a.device not in ("cpu", "cuda"):
         sys.exit(f"dit_speed_torch.py: device={a.device}: expected cpu or cuda")
+    if a.precision not in ("fp32", "tf32", "bf16"):
+        sys.exit(f"dit_speed_torch.py: precision={a.precision}: expected fp32, tf32 or bf16")
     if a.device == "cuda" and not torch.cuda.is_available():
         sys.exit("dit_speed_torch.py: device=cuda but torch sees no CUDA device (a CPU-only torch build?)")
+    if a.compile and not hasattr(torch, "compile"):
+        sys.exit(f"dit_speed_torch.py: compile=1 needs PyTorch 2 (torch.compile); this is torch {torch.__version__}")
     dev = torch.device(a.device)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
-    if a.device == "cuda":  # float32 GEMMs, as amd runs them unless AMD_TF32=1
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+    if a.device == "cuda":  # float32 GEMMs, as amd runs them, unless precision=tf32
+        torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
+    # bf16 autocast on the device the model runs on (on the CPU too, for a dry run of the script)
+    autocast = lambda: torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.precision == "bf16")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     load = os.getloadavg()
@@ -141,6 +152,7 @@ def main():
     print(f"model dit: img {a.img}x{a.img}x{a.channels}, patch {a.patch}, width {a.width}, depth {a.depth}, "
           f"heads {a.heads}, temb {a.temb}, classes {a.classes}, batch {a.batch}\nnum_params {num_params}")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    net = torch.compile(model) if a.compile else model
     x0 = (torch.rand(a.batch, a.channels, a.img, a.img) * 2 - 1).to(dev)
     labels = (torch.arange(a.batch) % a.classes).to(dev)
 
@@ -150,7 +162,8 @@ def main():
         e = torch.randn_like(x0)
         xt = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * e
         y = torch.where(torch.rand(a.batch, device=dev) < 0.1, torch.full_like(labels, a.classes), labels)
-        loss = F.mse_loss(model(xt, t, y), e - x0)
+        with autocast():
+            loss = F.mse_loss(net(xt, t, y).float(), e - x0)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -173,9 +186,11 @@ def main():
           f"{a.warmup} warmup:\n  ms/step median {med:.1f}, min {ms[0]:.1f}, mean {sum(ms) / n:.1f}; "
           f"{a.batch / (med * 1e-3):.1f} images/s\n  CPU time {cpu_ms:.1f} ms/step\n"
           f"  load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; CPU busy {busy:.2f} of {torch.get_num_threads()} threads")
-    print(f"RESULT impl=torch device={a.device} threads={torch.get_num_threads()} batch={a.batch} params={num_params} ms_step={med:.2f} "
+    peak_mb = torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else 0.0
+    print(f"RESULT impl=torch device={a.device} precision={a.precision} compile={a.compile} "
+          f"threads={torch.get_num_threads()} batch={a.batch} params={num_params} ms_step={med:.2f} "
           f"ms_step_min={ms[0]:.2f} images_s={a.batch / (med * 1e-3):.2f} load1={load[0]:.2f} cpu_ms_step={cpu_ms:.2f} "
-          f"cpu_busy={busy:.3f}", flush=True)
+          f"cpu_busy={busy:.3f} peak_device_mb={peak_mb:.1f}", flush=True)
 
 
 if __name__ == "__main__":

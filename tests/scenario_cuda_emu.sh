@@ -174,6 +174,27 @@ for run, steps, launches in (('graphs', 20, 19), ('dgraphs', 4, None)):
     assert y['live_graphs'] == 0, (run, 'graphs held at exit', y['live_graphs'])
 "
 
+# benchmarks/gpu_speed.sh's CPU side (DRY=1: tiny sizes, amd on the emulated device, PyTorch on the
+# CPU): every run of the GPU table starts, yields a time, and lands in the table with its ratios
+# (torch.compile rows need PyTorch 2: n/a with torch 1.13).
+if [ -x "$EMU/benchmarks/dit_speed" ]; then
+  DRY=1 OUT="$S/gpu_speed" bash "$(dirname "$0")/../benchmarks/gpu_speed.sh" >"$S/gpu_speed.out" 2>&1 ||
+    fail emu_gpu_speed_dry_run "$(tail -c 400 "$S/gpu_speed.out")"
+  py_check emu_gpu_speed_dry_table "
+rows = [l.split() for l in open('$S/gpu_speed/rows.txt')]
+want = [(w, 'amd-' + p + g) for w in ('teacher', 'dmd2', 'amd') for p in ('fp32', 'tf32', 'bf16') for g in ('', '+graphs')]
+want += [(w, 'torch-' + p) for w in ('teacher', 'dmd2', 'amd') for p in ('fp32', 'bf16', 'bf16+compile')]
+got = {(r[1], r[2]): r[3] for r in rows}
+assert sorted(got) == sorted(want), sorted(set(got) ^ set(want))
+for k, ms in got.items():
+    assert ms == 'n/a' if k[1].endswith('+compile') else float(ms) > 0, (k, ms)
+table = open('$S/gpu_speed/table.md').read()
+assert table.count('| amd-') == 18 and '| x PyTorch bf16 autocast |' in table, table
+"
+else
+  echo "SKIP emu_gpu_speed_dry_run: no build-cuda-emu/benchmarks/dit_speed (make CUDA_EMU=1 build-cuda-emu/benchmarks/dit_speed)"
+fi
+
 # scenario_cuda.sh prints its own PASS/FAIL lines; its checks are the GPU ones, on the emulated device
 CUDA_EMU=1 CUDA_AMD="$EMU/amd" bash "$(dirname "$0")/scenario_cuda.sh" "$S/scenario"
 
