@@ -29,17 +29,21 @@ extern "C" void cuda_set_precision(int p) {
 
 extern "C" int cuda_precision(void) { return precision; }
 
-/* The bf16 operands: one device buffer that grows to the largest pair of operands seen, so that
- * after the first step no product allocates (a growth frees the old buffer, which waits for the
- * device: it happens in the first step only, before any CUDA graph is captured). */
-static uint16_t *bf16_scratch;
+/* The bf16 operands: a device buffer that grows (doubling) to the largest pair of operands seen,
+ * so that after the first steps no product allocates. A grown-out buffer is kept until exit, not
+ * freed: a CUDA graph captured earlier still reads its products' operands there (and a cudaFree
+ * would wait for the device). The kept buffers hold at most as much as the current one. */
+#define BF16_RETIRED_MAX 48
+static uint16_t *bf16_scratch, *bf16_retired[BF16_RETIRED_MAX];
 static size_t bf16_scratch_elems;
+static int bf16_nretired;
 
 static uint16_t *bf16_operands(size_t elems) {
   if (elems > bf16_scratch_elems) {
     cuda_capture_check("growing the bf16 operand scratch (a product larger than the warm-up's)");
-    size_t grown = elems + elems / 4;
-    cudaCheck(cudaFree(bf16_scratch));
+    size_t grown = elems > 2 * bf16_scratch_elems ? elems : 2 * bf16_scratch_elems;
+    CHECK(bf16_nretired < BF16_RETIRED_MAX, "bf16 operand scratch grown %d times", bf16_nretired);
+    if (bf16_scratch) bf16_retired[bf16_nretired++] = bf16_scratch;
     bf16_scratch = NULL;
     cudaError_t err = cudaMalloc(&bf16_scratch, sizeof(uint16_t) * grown);
     if (err != cudaSuccess)
@@ -52,7 +56,8 @@ static uint16_t *bf16_operands(size_t elems) {
 
 void cuda_gemm_release(void) {
   cudaFree(bf16_scratch);
-  bf16_scratch = NULL, bf16_scratch_elems = 0;
+  for (int i = 0; i < bf16_nretired; i++) cudaFree(bf16_retired[i]);
+  bf16_scratch = NULL, bf16_scratch_elems = 0, bf16_nretired = 0;
 }
 
 /* x rounded to bfloat16, nearest with ties to even (the upper 16 bits of the float32 it rounds

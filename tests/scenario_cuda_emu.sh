@@ -25,6 +25,7 @@ expect_error emu_catches_host_access \
 expect_error emu_catches_deadlock "deadlock: 64 live threads, 32 of them at __syncthreads" "$EMU/tests/emu_selftest" deadlock
 expect_error emu_catches_shuffle_after_exit "full-mask shuffle in warp 0 after 1 of its lanes exited" \
   "$EMU/tests/emu_selftest" shfl_exited
+expect_error emu_catches_use_after_free "device memory used after its cudaFree" "$EMU/tests/emu_selftest" use_after_free
 expect_error emu_catches_gemm_past_allocation "cuBLAS gemm: matrix 0 of the batch is not inside one device allocation" \
   "$EMU/tests/emu_selftest" gemm_ld
 

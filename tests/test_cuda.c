@@ -1059,6 +1059,47 @@ static void test_graph_run(void) {
   free(x), free(y);
 }
 
+typedef struct {
+  const float *A, *B;
+  float *C;
+  int n;
+} GemmBody;
+
+static void gemm_body(const void *arg) {
+  const GemmBody *g = arg;
+  ops_cuda.gemm(0, 1, g->n, g->n, g->n, 1.0f, g->A, g->B, 0.0f, g->C);
+}
+
+/* precision=bf16 under graphs: a captured product reads its operands from the bf16 scratch, so a
+ * larger product after the capture, which grows the scratch, must leave the captured one's buffer
+ * alive: the replay after it still gives the eager result bit for bit */
+static void test_graph_bf16_scratch(void) {
+  enum { N = 16, BIG = 1024 };
+  cuda_set_precision(CUDA_BF16);
+  cuda_set_graphs(1);
+  float *a = host_uniform(N * N, -1, 1), *b = host_uniform(N * N, -1, 1), want[N * N], got[N * N];
+  GemmBody g = {cuda_counted->alloc(sizeof want), cuda_counted->alloc(sizeof want), cuda_counted->alloc(sizeof want), N};
+  cuda_counted->to_device((float *)g.A, a, sizeof want), cuda_counted->to_device((float *)g.B, b, sizeof want);
+  void *graph = NULL;
+  for (int k = 0; k < 3; k++) { /* eager, captured, replayed */
+    cuda_counted->graph_run(&graph, gemm_body, &g, sizeof g);
+    cuda_counted->to_host(k ? got : want, g.C, sizeof want);
+    if (k) EXPECT(memcmp(got, want, sizeof want) == 0, "bf16 product call %d differs from the eager one", k);
+  }
+  float *big = cuda_counted->alloc(sizeof(float) * BIG * BIG), *out = cuda_counted->alloc(sizeof(float) * BIG * 8);
+  cuda_counted->gemm(0, 1, BIG, 8, BIG, 1.0f, big, big, 0.0f, out); /* (BIG, BIG) x (8, BIG)^T: a larger scratch */
+  cuda_counted->fill(g.C, 0.0f, N * N);
+  cuda_counted->graph_run(&graph, gemm_body, &g, sizeof g);
+  cuda_counted->to_host(got, g.C, sizeof want);
+  EXPECT(memcmp(got, want, sizeof want) == 0, "the replay after the scratch grew differs from the eager product");
+  cuda_counted->graph_free(graph);
+  cuda_counted->free(big), cuda_counted->free(out), cuda_counted->free((float *)g.A), cuda_counted->free((float *)g.B);
+  cuda_counted->free(g.C);
+  free(a), free(b);
+  cuda_set_graphs(0);
+  cuda_set_precision(CUDA_FP32);
+}
+
 /* The DiT teacher's training steps with the flow loss's device part replayed as a CUDA graph
  * (src/flow.c: step 0 eager, step 1 captured, step 2 replayed) give the eager steps' losses,
  * gradient norms, first gradient and final parameters bit for bit. */
@@ -1264,6 +1305,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_randn_identical);
   TEST_RUN(test_losses);
   TEST_RUN(test_graph_run);
+  TEST_RUN(test_graph_bf16_scratch);
   TEST_RUN(test_every_op_has_a_case);
   TEST_RUN(test_dit_training_step);
   TEST_RUN(test_graph_training_step);

@@ -96,6 +96,10 @@ struct Alloc {
   bool open;
 };
 static std::map<uintptr_t, Alloc> allocs; /* by map address */
+/* freed allocations, by map address: their pages are given back but the addresses stay reserved
+ * and inaccessible, so a later allocation never reuses them and a use after cudaFree (a kernel or
+ * a graph that kept the pointer) faults and is named */
+static std::map<uintptr_t, size_t> freed;
 static std::vector<Alloc *> opened;
 static bool in_device;
 static size_t page;
@@ -137,7 +141,13 @@ static void end_device(void) {
 static void on_segv(int sig, siginfo_t *si, void *ctx) {
   (void)ctx;
   Alloc *a = alloc_at(si->si_addr);
-  if (!a) { /* not device memory: an ordinary crash */
+  if (!a) {
+    uintptr_t p = (uintptr_t)si->si_addr;
+    auto f = freed.upper_bound(p);
+    if (f != freed.begin() && p < (--f)->first + f->second)
+      emu_fault("device memory used after its cudaFree (an allocation of %llu bytes with its guard pages)",
+                (unsigned long long)f->second);
+    /* not device memory: an ordinary crash */
     signal(sig, SIG_DFL);
     return;
   }
@@ -403,7 +413,10 @@ cudaError_t cudaFree(void *ptr) {
   if (!a || a->data != ptr) return fail(cudaErrorInvalidDevicePointer);
   if (refused_in_capture()) return cudaErrorStreamCaptureUnsupported;
   flush(); /* cudaFree waits for the device */
-  munmap(a->map, a->map_bytes);
+  /* the pages go back to the system, the range stays reserved and inaccessible */
+  if (mmap(a->map, a->map_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+    emu_fault("mmap failed while freeing");
+  freed[(uintptr_t)a->map] = a->map_bytes;
   stats.free++;
   allocs.erase((uintptr_t)a->map);
   return cudaSuccess;

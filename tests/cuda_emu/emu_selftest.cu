@@ -6,7 +6,9 @@
  * pinned source is read when the queued copy runs, a pageable one when it is queued; a copy into
  * pinned memory lands only at the synchronization). The other modes
  * each commit one fault the emulator must stop with a message naming it (tests/scenario_cuda_emu.sh
- * runs them): oob, host_access, deadlock, shfl_exited, gemm_ld. */
+ * runs them): oob, host_access, deadlock, shfl_exited, gemm_ld, use_after_free. Stream capture:
+ * a captured launch runs at each graph launch with its captured arguments, and a host wait inside
+ * a capture fails and invalidates it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,10 @@ __global__ void index_kernel(int *out) {
 
 __global__ void write_kernel(float *x, long n) {
   for (long i = threadIdx.x; i < n; i += blockDim.x) x[i] = 1.0f;
+}
+
+__global__ void add_one_kernel(float *x, long n) {
+  for (long i = threadIdx.x; i < n; i += blockDim.x) x[i] += 1.0f;
 }
 
 __global__ void deadlock_kernel(float *x) {
@@ -179,6 +185,38 @@ static void check_stream_order(void) {
   cudaFree(d);
 }
 
+/* stream capture: the captured launch runs only when the graph is launched, once per launch, with
+ * the arguments it was captured with; a host wait inside a capture fails and invalidates it */
+static void check_graphs(void) {
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  float *d = (float *)dev_alloc(sizeof(float) * 4), back[4];
+  cudaMemsetAsync(d, 0, sizeof back, s);
+  cudaGraph_t g;
+  cudaGraphExec_t e;
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+  long n = 4;
+  add_one_kernel<<<1, 32, 0, s>>>(d, n);
+  n = 2; /* the launch keeps the value it was captured with */
+  cudaStreamEndCapture(s, &g);
+  cudaGraphInstantiate(&e, g, 0);
+  to_host(back, d, sizeof back);
+  expect(back[3] == 0.0f, "capture_runs_nothing");
+  cudaGraphLaunch(e, s);
+  cudaGraphLaunch(e, s);
+  to_host(back, d, sizeof back);
+  expect(back[0] == 2.0f && back[3] == 2.0f, "graph_launch_replays_the_capture_with_its_arguments");
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal);
+  expect(cudaStreamSynchronize(s) == cudaErrorStreamCaptureUnsupported, "host_wait_in_a_capture_is_refused");
+  cudaGraph_t bad;
+  expect(cudaStreamEndCapture(s, &bad) == cudaErrorStreamCaptureInvalidated, "refused_call_invalidates_the_capture");
+  cudaGetLastError();
+  cudaGraphExecDestroy(e);
+  cudaGraphDestroy(g);
+  cudaFree(d);
+  cudaStreamDestroy(s);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "ok";
   cudaSetDevice(0);
@@ -186,6 +224,7 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "ok")) {
     check_semantics();
     check_stream_order();
+    check_graphs();
     return failures ? 1 : 0;
   } else if (!strcmp(mode, "oob")) {
     write_kernel<<<1, 128, 0, 0>>>(x, 101);
@@ -195,6 +234,10 @@ int main(int argc, char **argv) {
     cublasCreate(&blas);
     cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, x, 1, x, 1, &zero, x + 1, 1);
     printf("%f\n", x[3]);
+  } else if (!strcmp(mode, "use_after_free")) { /* a launch that kept a freed pointer */
+    float *y = (float *)dev_alloc(sizeof(float) * 100);
+    cudaFree(y);
+    write_kernel<<<1, 32, 0, 0>>>(y, 100);
   } else if (!strcmp(mode, "deadlock")) {
     deadlock_kernel<<<1, 64, 0, 0>>>(x);
   } else if (!strcmp(mode, "shfl_exited")) {
