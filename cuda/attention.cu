@@ -1,20 +1,24 @@
-/* attention.cu: the DiT's attention forward fused per (sample, head): one block reads the head's
+/* attention.cu: the DiT's attention fused per (sample, head). Forward: one block reads the head's
  * columns of qkv once, keeps K and V in shared memory, and for each query row (a warp per row)
  * forms the scores, the softmax and the row of prob v, so the scores never leave the block and
  * one launch replaces heads_split, two batched GEMMs, softmax and heads_merge. It writes what the
  * op contract asks (core/ops_list.h): q, k, v (B, NH, T, hs) and prob (B, NH, T, T) for the
- * backward, and out (B, T, NH hs).
+ * backward, and out (B, T, NH hs). Backward: one block keeps K, V and the head's datt (T, T) in
+ * shared memory, a warp per query row for dprob, the softmax backward and dq, then a warp per key
+ * row for dk and dv, written straight into dqkv: one launch instead of heads_merge_backward, four
+ * batched GEMMs, softmax_backward and heads_split_backward.
  * Numerics: float32 products and sums in every precision (the unfused path's GEMMs follow
- * precision=bf16; this kernel's, on CUDA cores, do not), the softmax of softmax_forward_kernel
- * (max, expf, the sum in double, one reciprocal); the dot products run in another order than
- * cuBLAS's, so results match the unfused path to the GEMM bound, not bit for bit.
- * It applies when K (padded a float per row against bank conflicts), V and a score row per warp
- * fit the 48 KiB of static shared memory: T (2 hs + 1) + 8 T <= ATT_SMEM_FLOATS, e.g. T <= 88 at
- * hs = 64 (the 28 x 28, patch-4 DiT has T = 49) and T <= 168 at hs = 32; otherwise, or with
- * cuda_set_fused_attention(0) (AMD_CUDA_FUSED_ATTENTION=0), cuda_attention_forward runs the
- * unfused sequence of transformer.cu.
- * Not here: the backward (the unfused sequence, on the q, k, v and prob saved here), key tiling
- * for longer sequences (flash attention). */
+ * precision=bf16; these kernels, on CUDA cores, do not), the softmax of softmax_forward_kernel
+ * (max, expf, the sum in double, one reciprocal) and the row sum of softmax_backward_kernel (in
+ * double); the dot products run in another order than cuBLAS's, so results match the unfused path
+ * to the GEMM bound, not bit for bit. Every sum runs in an order fixed by the shape.
+ * They apply when their shared memory fits the 48 KiB of static shared memory: the forward's K
+ * (padded a float per row against bank conflicts), V and a score row per warp, T (2 hs + 1) + 8 T
+ * <= ATT_SMEM_FLOATS (T <= 87 at hs = 64: the 28 x 28, patch-4 DiT has T = 49; T <= 164 at
+ * hs = 32); the backward's padded K and V and datt, 2 T (hs + 1) + T^2 <= ATT_SMEM_FLOATS (T <= 62
+ * at hs = 64, T <= 81 at hs = 32). Otherwise, or with cuda_set_fused_attention(0)
+ * (AMD_CUDA_FUSED_ATTENTION=0), transformer.cu runs the unfused sequences.
+ * Not here: key tiling for longer sequences (flash attention). */
 #include "cuda_common.cuh"
 #include "ops_cuda.h"
 
@@ -74,6 +78,71 @@ __global__ void attention_forward_kernel(float *out, float *q, float *k, float *
     }
     __syncwarp(); /* the row is read before the next one overwrites it */
   }
+}
+
+/* The backward, one block per (sample b, head h), overwriting the head's columns of dqkv:
+ *   dprob = dy v^T, datt = prob (dprob - rowsum(dprob prob)) (softmax_backward_kernel's row),
+ *   dq = scale datt k, dk = scale datt^T q, dv = prob^T dy,
+ * dy the head's columns of dout. Phase 1, a warp per query row i: the row of dprob against V in
+ * shared memory, the row of datt into shared memory, dq_i against K. Phase 2, after the block's
+ * barrier, a warp per key row j: dk_j and dv_j as sums over i in order (no atomics: the same sums
+ * every run). */
+__global__ void attention_backward_kernel(float *dqkv, const float *dout, const float *q, const float *k,
+                                          const float *v, const float *prob, int T, int NH, int hs, float scale) {
+  __shared__ float sm[ATT_SMEM_FLOATS];
+  int bh = blockIdx.x, b = bh / NH, h = bh % NH, ks = hs + 1;
+  float *K = sm, *V = K + (long)T * ks, *Dt = V + (long)T * ks; /* K, V (T, hs + 1), datt (T, T) */
+  long head = (long)bh * T * hs, c = (long)NH * hs, c3 = 3L * NH * hs;
+  const float *P = prob + (long)bh * T * T;
+  for (int i = threadIdx.x; i < T * hs; i += blockDim.x) {
+    int t = i / hs, d = i % hs;
+    K[t * ks + d] = k[head + i], V[t * ks + d] = v[head + i];
+  }
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int i = warp; i < T; i += ATT_WARPS) {
+    const float *dy = dout + ((long)b * T + i) * c + (long)h * hs, *pr = P + (long)i * T;
+    float *di = Dt + (long)i * T;
+    double s = 0;
+    for (int j = lane; j < T; j += 32) {
+      float dp = 0.0f;
+      for (int d = 0; d < hs; d++) dp += dy[d] * V[j * ks + d];
+      di[j] = dp;
+      s += (double)dp * pr[j];
+    }
+    s = warp_sum(s);
+    for (int j = lane; j < T; j += 32) di[j] = pr[j] * (float)(di[j] - s);
+    __syncwarp(); /* every lane reads the whole row next */
+    float *dq = dqkv + ((long)b * T + i) * c3 + (long)h * hs;
+    for (int d = lane; d < hs; d += 32) {
+      float acc = 0.0f;
+      for (int j = 0; j < T; j++) acc += di[j] * K[j * ks + d];
+      dq[d] = scale * acc;
+    }
+  }
+  __syncthreads(); /* every row of datt is in place */
+  for (int j = warp; j < T; j += ATT_WARPS) {
+    float *dk = dqkv + ((long)b * T + j) * c3 + c + (long)h * hs, *dv = dk + c;
+    for (int d = lane; d < hs; d += 32) {
+      float ak = 0.0f, av = 0.0f;
+      for (int i = 0; i < T; i++) {
+        ak += Dt[(long)i * T + j] * q[head + (long)i * hs + d];
+        av += P[(long)i * T + j] * dout[((long)b * T + i) * c + (long)h * hs + d];
+      }
+      dk[d] = scale * ak, dv[d] = av;
+    }
+  }
+}
+
+extern "C" int cuda_fused_attention_backward_applies(int T, int hs) {
+  return fused_on && T >= 1 && hs >= 1 && 2L * T * (hs + 1) + (long)T * T <= ATT_SMEM_FLOATS;
+}
+
+void cuda_attention_backward_fused(float *dqkv, const float *dout, const float *q, const float *k, const float *v,
+                                   const float *prob, int B, int T, int NH, int hs) {
+  attention_backward_kernel<<<(unsigned)(B * NH), ATT_WARPS * 32, 0, cuda_stream>>>(dqkv, dout, q, k, v, prob, T, NH,
+                                                                                    hs, 1.0f / sqrtf((float)hs));
+  launchCheck(attention_backward_kernel);
 }
 
 void cuda_attention_forward_fused(float *out, float *q, float *k, float *v, float *prob, const float *qkv, int B,

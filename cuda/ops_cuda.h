@@ -32,12 +32,13 @@ void cuda_device_describe(char *out, size_t out_len);
 enum { CUDA_FP32 = 0, CUDA_TF32 = 1, CUDA_BF16 = 2 };
 void cuda_set_precision(int precision);
 int cuda_precision(void);
-/* The fused attention forward (cuda/attention.cu) on (1, the default) or off (0: the unfused
- * sequence of batched GEMMs and softmax; AMD_CUDA_FUSED_ATTENTION=0 in the environment), and
- * whether attention_forward takes it for T tokens of head size hs (on, and its shared memory
+/* The fused attention forward and backward (cuda/attention.cu) on (1, the default) or off (0: the
+ * unfused sequences of batched GEMMs and softmax; AMD_CUDA_FUSED_ATTENTION=0 in the environment),
+ * and whether attention_forward takes it for T tokens of head size hs (on, and its shared memory
  * fits them). */
 void cuda_set_fused_attention(int on);
 int cuda_fused_attention_applies(int T, int hs);
+int cuda_fused_attention_backward_applies(int T, int hs); /* the same for attention_backward */
 /* CUDA graphs for graph_run bodies (cuda/graph.cu; the cuda.graphs setting): off (0, the default)
  * or on; cuda_graphs says whether they are in use (not with AMD_CUDA_SYNC=1). cuda_graph_counts:
  * graphs captured and graph launches so far in this process. */

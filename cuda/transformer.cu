@@ -6,8 +6,8 @@
  * attention_forward, attention_backward, modulate_layernorm_backward and the backward ops with a
  * bias gradient (gelu_bias_backward, gated_residual_bias_backward) are here the unfused sequences (heads split, the score
  * GEMMs, softmax, the value GEMMs, heads merge, and their backward) on the existing kernels and
- * cuBLAS, so that the CPU's fused ops have their conformance pairs; attention_forward takes the
- * fused kernel of attention.cu instead where its shapes fit.
+ * cuBLAS, so that the CPU's fused ops have their conformance pairs; attention_forward and
+ * attention_backward take the fused kernels of attention.cu instead where their shapes fit.
  * Not here: the fused attention kernel (attention.cu). */
 #include "cuda_common.cuh"
 #include "ops_cuda.h"
@@ -235,6 +235,11 @@ void cuda_attention_forward(float *out, float *q, float *k, float *v, float *pro
 
 void cuda_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
                              const float *v, const float *prob, int B, int T, int NH, int hs) {
+  if (B * NH <= 0 || T <= 0 || hs <= 0) return;
+  if (cuda_fused_attention_backward_applies(T, hs)) {
+    cuda_attention_backward_fused(dqkv, dout, q, k, v, prob, B, T, NH, hs);
+    return;
+  }
   int n = B * NH;
   long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
   float *dy = scratch, *dq = dy + btc, *dk = dq + btc, *dv = dk + btc; /* (B, NH, T, hs) each */

@@ -633,25 +633,34 @@ static void op_attention_backward(const amd_ops *o, void *const *p, const Case *
   o->attention_backward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
 }
 
-/* a fused-against-unfused case, both sides on the CUDA table: run_case's first call (the
- * reference) with the fused kernel off, its second with it on */
+/* fused-against-unfused cases, both sides on the CUDA table: run_case's first call (the
+ * reference) with the fused kernels off, its second with them on */
+static int unfused_calls;
 static void op_attention_forward_unfused_first(const amd_ops *o, void *const *p, const Case *c) {
-  static int calls;
-  cuda_set_fused_attention(calls++ % 2);
+  cuda_set_fused_attention(unfused_calls++ % 2);
   op_attention_forward(o, p, c);
   cuda_set_fused_attention(1);
 }
+static void op_attention_backward_unfused_first(const amd_ops *o, void *const *p, const Case *c) {
+  cuda_set_fused_attention(unfused_calls++ % 2);
+  op_attention_backward(o, p, c);
+  cuda_set_fused_attention(1);
+}
 
-/* The fused CUDA attention forward (cuda/attention.cu) against the CPU op and against the unfused
- * CUDA sequence (batched GEMMs, softmax, heads split and merge) on the same inputs, at the DiT's
- * shapes (T = 49 at hs 32 and 64: 28 x 28 images in 4 x 4 patches) and odd ones; a shape too
- * large for its shared memory (T = 256, hs = 128) takes the unfused path and still conforms. */
+/* The fused CUDA attention forward and backward (cuda/attention.cu) against the CPU ops and against
+ * the unfused CUDA sequences (batched GEMMs, softmax, heads split and merge) on the same inputs, at
+ * the DiT's shapes (T = 49 at hs 32 and 64: 28 x 28 images in 4 x 4 patches) and odd ones; shapes
+ * too large for their shared memory (T = 80 at hs 64 for the backward only, T = 256 at hs 128 for
+ * both) take the unfused paths and still conform. */
 static void test_attention_fused(void) {
-  const int shapes[][4] = {{3, 17, 2, 8}, {2, 49, 4, 32}, {2, 49, 4, 64}, {1, 33, 3, 40}, {1, 256, 1, 128}};
-  for (int z = 0; z < 5; z++) {
-    int B = shapes[z][0], T = shapes[z][1], NH = shapes[z][2], hs = shapes[z][3], fits = z < 4;
-    EXPECT(cuda_fused_attention_applies(T, hs) == fits, "T %d hs %d: the fused kernel %s", T, hs,
+  const int shapes[][4] = {{3, 17, 2, 8}, {2, 49, 4, 32}, {2, 49, 4, 64}, {1, 33, 3, 40}, {1, 80, 2, 64},
+                           {1, 256, 1, 128}};
+  for (int z = 0; z < 6; z++) {
+    int B = shapes[z][0], T = shapes[z][1], NH = shapes[z][2], hs = shapes[z][3], fits = z < 5, bfits = z < 4;
+    EXPECT(cuda_fused_attention_applies(T, hs) == fits, "T %d hs %d: the fused forward %s", T, hs,
            fits ? "does not apply" : "applies beyond its shared memory");
+    EXPECT(cuda_fused_attention_backward_applies(T, hs) == bfits, "T %d hs %d: the fused backward %s", T, hs,
+           bfits ? "does not apply" : "applies beyond its shared memory");
     long n = (long)B * T * NH * hs;
     for (int against_unfused = 0; against_unfused < 2; against_unfused++) {
       Case c = {.s = {B, T, NH, hs}};
@@ -662,6 +671,20 @@ static void test_attention_fused(void) {
                against_unfused ? "unfused" : "cpu", B, T, NH, hs);
       if (against_unfused) backend[0] = cuda_counted;
       run_case(name, &c, against_unfused ? op_attention_forward_unfused_first : op_attention_forward, GEMM);
+      /* the backward from a softmax's prob (rows summing to 1), as the forward leaves it */
+      long tt = (long)B * NH * T * T;
+      c = (Case){.s = {B, T, NH, hs}};
+      buf_f(&c, 3 * n, -1, 1, 1), buf_f(&c, 4 * n + 2 * tt, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
+      buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, tt, 0, 0.2, 0);
+      float *pr = c.host[6];
+      for (long r = 0; r < tt / T; r++) {
+        double sum = 0;
+        for (int j = 0; j < T; j++) sum += pr[r * T + j];
+        for (int j = 0; j < T; j++) pr[r * T + j] = (float)(pr[r * T + j] / sum);
+      }
+      snprintf(name, sizeof name, "attention backward %s vs %s B %d T %d NH %d hs %d", bfits ? "fused" : "unfused",
+               against_unfused ? "unfused" : "cpu", B, T, NH, hs);
+      run_case(name, &c, against_unfused ? op_attention_backward_unfused_first : op_attention_backward, GEMM);
       backend[0] = &ops_cpu;
     }
   }
