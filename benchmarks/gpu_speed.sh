@@ -8,6 +8,8 @@
 #            against distill_torch.py, ms per generator update with its fake updates.
 # amd in precision fp32, tf32 and bf16, each with cuda.graphs off and on; PyTorch eager fp32, bf16
 # autocast, and bf16 autocast under torch.compile (last, as its compilation takes the most time).
+# First, on a GPU, test_cuda of the same build (its summary lines: the bf16 bounds, the fused
+# attention against the unfused path, the graph replays).
 # One table with every row's ms, images/s and the speed-up of amd's rows over each PyTorch row,
 # all from this run (benchmarks/gpu_speed_table.py), to $OUT/table.md; each run's output to
 # $OUT/detail.tar.gz, packed again after each run, so a run killed at its limit leaves the rest.
@@ -35,6 +37,7 @@ D=$W/detail
 mkdir -p "$D"
 rows=$OUT/rows.txt
 : >"$rows"
+: >"$OUT/summary.txt"
 t_start=$(date +%s)
 
 if [ "$DRY" = 1 ]; then
@@ -51,7 +54,7 @@ else
   NET="model.width=128 model.depth=4 model.heads=4 model.patch=4 model.temb_dim=128"
   RNET="model.width=64 model.depth=2 model.heads=4 model.patch=4"
   PROMPTS=16 KK=4 STEPS=20 WARMUP=3 THREADS=4 TO=60 TO_COMPILE=150
-  nvidia-smi -L | tee "$OUT/summary.txt"
+  nvidia-smi -L | tee -a "$OUT/summary.txt"
 fi
 "$PY" -c "import torch, h5py, numpy" || { echo "gpu_speed.sh: $PY cannot import torch, h5py and numpy" >&2; exit 1; }
 echo "gpu_speed: commit $(git rev-parse --short HEAD 2>/dev/null || cat .gpu/commit), torch $("$PY" -c 'import torch; print(torch.__version__)')" |
@@ -72,6 +75,7 @@ may_run() {
 }
 limit() {
   local left=$((LIMIT + 20 - ($(date +%s) - t_start)))
+  left=$((left < 1 ? 1 : left)) # timeout 0 would mean no limit
   echo $(($1 < left ? $1 : left))
 }
 field() { grep '^RESULT' "$1" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
@@ -149,7 +153,16 @@ torch_distill() {
   row "$1" "$label" "$(field "$f" ms_step)" "$(field "$f" images_s)"
 }
 
-# amd and eager PyTorch first, torch.compile (the slowest to start) last
+# first this build's conformance on the card (bf16 GEMMs, the fused attention and graphs have their
+# cases there), then amd and eager PyTorch, torch.compile (the slowest to start) last
+if [ "$DRY" != 1 ]; then
+  may_run conformance test_cuda 30 &&
+    { timeout "$(limit 90)" "$G/bin/test_cuda" >"$D/test_cuda.txt" 2>&1
+      echo "test_cuda exit $?: $(grep -c '^PASS' "$D/test_cuda.txt") passed, $(grep -c '^FAIL' "$D/test_cuda.txt") failed" |
+        tee -a "$OUT/summary.txt"
+      grep -E "^FAIL|gemm bf16 NN 40x48x256|attention (backward )?fused vs unfused B 2 T 49 NH 4 hs 64 \[out 0\]|graph" \
+        "$D/test_cuda.txt" | head -20 | tee -a "$OUT/summary.txt"; }
+fi
 for prec in fp32 tf32 bf16; do
   for g in 0 1; do amd_teacher $prec $g; done
 done
