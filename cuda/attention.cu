@@ -85,8 +85,8 @@ __global__ void attention_forward_kernel(float *out, float *q, float *k, float *
  *   dq = scale datt k, dk = scale datt^T q, dv = prob^T dy,
  * dy the head's columns of dout. Phase 1, a warp per query row i: the row of dprob against V in
  * shared memory, the row of datt into shared memory, dq_i against K. Phase 2, after the block's
- * barrier, a warp per key row j: dk_j and dv_j as sums over i in order (no atomics: the same sums
- * every run). */
+ * barrier, with q and dy in shared memory where K and V were, a warp per key row j: dk_j and dv_j
+ * as sums over i in order (no atomics: the same sums every run). */
 __global__ void attention_backward_kernel(float *dqkv, const float *dout, const float *q, const float *k,
                                           const float *v, const float *prob, int T, int NH, int hs, float scale) {
   __shared__ float sm[ATT_SMEM_FLOATS];
@@ -120,14 +120,20 @@ __global__ void attention_backward_kernel(float *dqkv, const float *dout, const 
       dq[d] = scale * acc;
     }
   }
-  __syncthreads(); /* every row of datt is in place */
+  __syncthreads(); /* every row of datt is in place, and K and V are read for the last time */
+  float *Q = K, *Dy = V; /* phase 2 reads q and dy (T, hs + 1) where K and V were */
+  for (int i = threadIdx.x; i < T * hs; i += blockDim.x) {
+    int t = i / hs, d = i % hs;
+    Q[t * ks + d] = q[head + i], Dy[t * ks + d] = dout[((long)b * T + t) * c + (long)h * hs + d];
+  }
+  __syncthreads();
   for (int j = warp; j < T; j += ATT_WARPS) {
     float *dk = dqkv + ((long)b * T + j) * c3 + c + (long)h * hs, *dv = dk + c;
     for (int d = lane; d < hs; d += 32) {
       float ak = 0.0f, av = 0.0f;
       for (int i = 0; i < T; i++) {
-        ak += Dt[(long)i * T + j] * q[head + (long)i * hs + d];
-        av += P[(long)i * T + j] * dout[((long)b * T + i) * c + (long)h * hs + d];
+        ak += Dt[(long)i * T + j] * Q[i * ks + d];
+        av += P[(long)i * T + j] * Dy[i * ks + d];
       }
       dk[d] = scale * ak, dv[d] = av;
     }
