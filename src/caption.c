@@ -1,0 +1,258 @@
+/* caption.c: the vocabulary, tokenizer, grammar and layouts of caption.h. The vocabulary is a fixed
+ * table, so a token id means the same word in every file and model; a new word goes at its end. */
+#include "caption.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Token ids: the specials, the function words, the number words, then each class's singular and
+ * plural noun (class k: CAPTION_NOUN0 + 2 k and + 2 k + 1). */
+enum {
+  TOK_A = 2, TOK_AND, TOK_ONE, TOK_TWO, TOK_THREE, TOK_FOUR, TOK_TO, TOK_THE, TOK_LEFT, TOK_RIGHT, TOK_OF, TOK_ABOVE,
+  TOK_BELOW, CAPTION_NOUN0
+};
+
+static const char *const vocab[] = {
+    "<pad>", "<empty>", "a", "and", "one", "two", "three", "four", "to", "the", "left", "right", "of", "above",
+    "below",
+    /* the Fashion-MNIST classes in label order: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal,
+     * Shirt, Sneaker, Bag, Ankle boot */
+    "tshirt", "tshirts", "trouser", "trousers", "pullover", "pullovers", "dress", "dresses", "coat", "coats",
+    "sandal", "sandals", "shirt", "shirts", "sneaker", "sneakers", "bag", "bags", "boot", "boots"};
+#define VOCAB_SIZE ((int)(sizeof vocab / sizeof vocab[0]))
+_Static_assert(VOCAB_SIZE == CAPTION_NOUN0 + 2 * CAPTION_CLASSES, "a singular and a plural noun per class");
+
+static const char *const categories[CAPTION_CATEGORIES] = {"single", "two", "counting", "position"};
+
+int caption_vocab_size(void) { return VOCAB_SIZE; }
+const char *caption_word(int id) { return id >= 0 && id < VOCAB_SIZE ? vocab[id] : "<out of vocabulary>"; }
+const char *caption_category_name(int category) {
+  return category >= 0 && category < CAPTION_CATEGORIES ? categories[category] : "<no category>";
+}
+
+int caption_category_find(const char *name) {
+  for (int k = 0; k < CAPTION_CATEGORIES; k++)
+    if (strcmp(name, categories[k]) == 0) return k;
+  return -1;
+}
+
+const char *caption_noun(int cls, int plural) { return vocab[CAPTION_NOUN0 + 2 * cls + (plural != 0)]; }
+
+int caption_class_find(const char *noun) {
+  for (int k = 0; k < CAPTION_CLASSES; k++)
+    if (strcmp(noun, caption_noun(k, 0)) == 0) return k;
+  return -1;
+}
+
+static int word_id(const char *w) {
+  for (int id = TOK_A; id < VOCAB_SIZE; id++) /* the specials are not words a user types */
+    if (strcmp(w, vocab[id]) == 0) return id;
+  return -1;
+}
+
+int caption_encode(const char *text, int ids[CAPTION_MAX_TOKENS], char *err, size_t err_size) {
+  for (int i = 0; i < CAPTION_MAX_TOKENS; i++) ids[i] = CAPTION_PAD;
+  int n = 0;
+  const char *p = text;
+  for (;;) {
+    while (*p && isspace((unsigned char)*p)) p++;
+    if (!*p) break;
+    char word[64];
+    size_t len = 0;
+    const char *start = p;
+    while (*p && !isspace((unsigned char)*p)) {
+      if (len + 1 < sizeof word) word[len++] = (char)tolower((unsigned char)*p);
+      p++;
+    }
+    word[len] = '\0';
+    if (n == CAPTION_MAX_TOKENS) {
+      snprintf(err, err_size, "caption \"%s\" has more than %d words (word %d is '%.*s')", text, CAPTION_MAX_TOKENS,
+               n + 1, (int)(p - start), start);
+      return -1;
+    }
+    int id = word_id(word);
+    if (id < 0) {
+      snprintf(err, err_size, "unknown word '%.*s' (word %d of caption \"%s\"); the vocabulary: a, and, one .. four, "
+               "to the left of, to the right of, above, below, and the nouns tshirt, trouser, pullover, dress, coat, "
+               "sandal, shirt, sneaker, bag, boot (plural with s, dresses)",
+               (int)(p - start), start, n + 1, text);
+      return -1;
+    }
+    ids[n++] = id;
+  }
+  if (n == 0) ids[n++] = CAPTION_EMPTY;
+  return n;
+}
+
+void caption_decode(const int ids[CAPTION_MAX_TOKENS], char *out, size_t size) {
+  size_t off = 0;
+  if (size) out[0] = '\0';
+  for (int i = 0; i < CAPTION_MAX_TOKENS; i++) {
+    if (ids[i] == CAPTION_PAD || ids[i] == CAPTION_EMPTY) continue;
+    int w = snprintf(out + off, size - off, "%s%s", off ? " " : "", caption_word(ids[i]));
+    if (w < 0 || (size_t)w >= size - off) return;
+    off += (size_t)w;
+  }
+}
+
+static const char *const relation_text[CAPTION_RELATIONS] = {"to the left of", "to the right of", "above", "below"};
+static const char *const number_text[] = {"", "one", "two", "three", "four"};
+
+void caption_text(const Caption *c, char *out, size_t size) {
+  switch (c->category) {
+    case CAPTION_SINGLE: snprintf(out, size, "a %s", caption_noun(c->a, 0)); break;
+    case CAPTION_TWO: snprintf(out, size, "a %s and a %s", caption_noun(c->a, 0), caption_noun(c->b, 0)); break;
+    case CAPTION_COUNTING: snprintf(out, size, "%s %s", number_text[c->count], caption_noun(c->a, 1)); break;
+    default:
+      snprintf(out, size, "a %s %s a %s", caption_noun(c->a, 0), relation_text[c->relation], caption_noun(c->b, 0));
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the grammar:
+ *   caption  := object | object "and" object | number plural | object relation object
+ *   object   := ("a" | "one") singular
+ *   number   := "two" | "three" | "four"
+ *   relation := "to the left of" | "to the right of" | "above" | "below"                           */
+
+typedef struct {
+  const int *ids;
+  int pos, n;
+  char *err;
+  size_t err_size;
+} Parser;
+
+static int noun_class(int id, int plural) {
+  return id >= CAPTION_NOUN0 && id < VOCAB_SIZE && (id - CAPTION_NOUN0) % 2 == plural ? (id - CAPTION_NOUN0) / 2 : -1;
+}
+
+/* The error "word k ('w'): expected <what>" (or "the caption ends" past its last word). */
+static int expected(Parser *p, const char *what) {
+  if (p->pos < p->n)
+    snprintf(p->err, p->err_size, "word %d ('%s'): expected %s", p->pos + 1, caption_word(p->ids[p->pos]), what);
+  else
+    snprintf(p->err, p->err_size, "the caption ends after %d words: expected %s next", p->n, what);
+  return -1;
+}
+
+static int take(Parser *p, int id) {
+  if (p->pos < p->n && p->ids[p->pos] == id) return p->pos++, 1;
+  return 0;
+}
+
+/* object := ("a" | "one") singular; returns its class or -1 */
+static int object(Parser *p) {
+  if (!take(p, TOK_A) && !take(p, TOK_ONE)) return expected(p, "'a' or 'one'");
+  int cls = p->pos < p->n ? noun_class(p->ids[p->pos], 0) : -1;
+  if (cls < 0) return expected(p, "a singular noun (bag, boot, coat, ...)");
+  p->pos++;
+  return cls;
+}
+
+int caption_parse(const int ids[CAPTION_MAX_TOKENS], Caption *c, char *err, size_t err_size) {
+  Parser p = {ids, 0, 0, err, err_size};
+  while (p.n < CAPTION_MAX_TOKENS && ids[p.n] != CAPTION_PAD) p.n++;
+  for (int i = 0; i < CAPTION_MAX_TOKENS; i++) {
+    int ok = i < p.n ? ids[i] > CAPTION_EMPTY && ids[i] < VOCAB_SIZE : ids[i] == CAPTION_PAD;
+    if (i == 0 && ids[0] == CAPTION_EMPTY) ok = 1;
+    if (!ok) {
+      snprintf(err, err_size, "token %d is %d, not a word here (0 pads the end, 1 is the empty caption alone; words "
+               "are 2 .. %d)", i + 1, ids[i], VOCAB_SIZE - 1);
+      return -1;
+    }
+  }
+  if (ids[0] == CAPTION_EMPTY) {
+    snprintf(err, err_size, p.n == 1 ? "the empty caption names no items" : "token 1 is the empty caption's, but "
+             "words follow it");
+    return -1;
+  }
+  c->b = -1, c->relation = -1, c->count = 1;
+  if (p.n > 0 && ids[0] >= TOK_TWO && ids[0] <= TOK_FOUR) {
+    c->category = CAPTION_COUNTING;
+    c->count = 2 + ids[0] - TOK_TWO;
+    p.pos = 1;
+    c->a = p.pos < p.n ? noun_class(ids[p.pos], 1) : -1;
+    if (c->a < 0) return expected(&p, "a plural noun (bags, boots, coats, ...)");
+    p.pos++;
+  } else {
+    if ((c->a = object(&p)) < 0) return -1;
+    c->category = CAPTION_SINGLE;
+    if (p.pos < p.n) {
+      if (take(&p, TOK_AND)) c->category = CAPTION_TWO;
+      else if (take(&p, TOK_ABOVE)) c->relation = CAPTION_ABOVE;
+      else if (take(&p, TOK_BELOW)) c->relation = CAPTION_BELOW;
+      else if (take(&p, TOK_TO)) {
+        if (!take(&p, TOK_THE)) return expected(&p, "'the' (to the left of, to the right of)");
+        if (take(&p, TOK_LEFT)) c->relation = CAPTION_LEFT_OF;
+        else if (take(&p, TOK_RIGHT)) c->relation = CAPTION_RIGHT_OF;
+        else return expected(&p, "'left' or 'right'");
+        if (!take(&p, TOK_OF)) return expected(&p, "'of'");
+      } else {
+        return expected(&p, "'and', 'to', 'above', 'below' or the end");
+      }
+      if (c->category != CAPTION_TWO) c->category = CAPTION_POSITION;
+      if ((c->b = object(&p)) < 0) return -1;
+      c->count = 2;
+    }
+  }
+  if (p.pos < p.n) return expected(&p, "the end of the caption");
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* layouts */
+
+void caption_place(const Caption *c, uint32_t w, int cls[CAPTION_MAX_ITEMS], int cell[CAPTION_MAX_ITEMS]) {
+  for (int k = 0; k < CAPTION_MAX_ITEMS; k++) cls[k] = cell[k] = -1;
+  if (c->category == CAPTION_POSITION) {
+    int line = (int)(w % CAPTION_GRID); /* the row (left/right) or column (above/below) both share */
+    int first_low = c->relation == CAPTION_LEFT_OF || c->relation == CAPTION_ABOVE; /* first item at index 0 */
+    int horizontal = c->relation == CAPTION_LEFT_OF || c->relation == CAPTION_RIGHT_OF;
+    for (int k = 0; k < 2; k++) {
+      int along = (k == 0) == first_low ? 0 : 1;
+      cls[k] = k ? c->b : c->a;
+      cell[k] = horizontal ? line * CAPTION_GRID + along : along * CAPTION_GRID + line;
+    }
+    return;
+  }
+  /* a uniformly drawn arrangement of the cells (Fisher-Yates on the digits of w in a mixed radix) */
+  int perm[CAPTION_CELLS];
+  for (int k = 0; k < CAPTION_CELLS; k++) perm[k] = k;
+  for (int k = CAPTION_CELLS - 1; k > 0; k--) {
+    int j = (int)(w % (uint32_t)(k + 1));
+    w /= (uint32_t)(k + 1);
+    int t = perm[k];
+    perm[k] = perm[j], perm[j] = t;
+  }
+  for (int k = 0; k < c->count; k++) {
+    cls[k] = c->category == CAPTION_TWO && k == 1 ? c->b : c->a;
+    cell[k] = perm[k];
+  }
+}
+
+int caption_holds(const Caption *c, const int *cls, const int *cell, int n) {
+  if (n != c->count) return 0;
+  for (int k = 0; k < n; k++)
+    if (cell[k] < 0 || cell[k] >= CAPTION_CELLS) return 0;
+  for (int k = 0; k < n; k++) /* one item per cell */
+    for (int j = 0; j < k; j++)
+      if (cell[j] == cell[k]) return 0;
+  if (c->category == CAPTION_SINGLE || c->category == CAPTION_COUNTING) {
+    for (int k = 0; k < n; k++)
+      if (cls[k] != c->a) return 0;
+    return 1;
+  }
+  /* two items of classes a and b in either order; position: the a that stands in the relation */
+  for (int ia = 0; ia < 2; ia++) {
+    int ib = 1 - ia;
+    if (cls[ia] != c->a || cls[ib] != c->b) continue;
+    if (c->category == CAPTION_TWO) return 1;
+    int ra = cell[ia] / CAPTION_GRID, ca = cell[ia] % CAPTION_GRID;
+    int rb = cell[ib] / CAPTION_GRID, cb = cell[ib] % CAPTION_GRID;
+    if ((c->relation == CAPTION_LEFT_OF && ca < cb) || (c->relation == CAPTION_RIGHT_OF && ca > cb) ||
+        (c->relation == CAPTION_ABOVE && ra < rb) || (c->relation == CAPTION_BELOW && ra > rb))
+      return 1;
+  }
+  return 0;
+}
