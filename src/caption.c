@@ -1,5 +1,6 @@
-/* caption.c: the vocabulary, tokenizer, grammar and layouts of caption.h. The vocabulary is a fixed
- * table, so a token id means the same word in every file and model; a new word goes at its end. */
+/* caption.c: the vocabulary, tokenizer, grammar and layouts of caption.h, and the check of a
+ * captioned dataset against them. The vocabulary is a fixed table, so a token id means the same word
+ * in every file and model; a new word goes at its end. */
 #include "caption.h"
 
 #include <ctype.h>
@@ -253,6 +254,73 @@ int caption_holds(const Caption *c, const int *cls, const int *cell, int n) {
     if ((c->relation == CAPTION_LEFT_OF && ca < cb) || (c->relation == CAPTION_RIGHT_OF && ca > cb) ||
         (c->relation == CAPTION_ABOVE && ra < rb) || (c->relation == CAPTION_BELOW && ra > rb))
       return 1;
+  }
+  return 0;
+}
+
+int caption_set_check(const CaptionSet *s, char *err, size_t err_size) {
+  if (s->vocab_size != VOCAB_SIZE || s->max_tokens != CAPTION_MAX_TOKENS || s->max_items != CAPTION_MAX_ITEMS ||
+      s->grid != CAPTION_GRID) {
+    snprintf(err, err_size, "its vocabulary of %d words, %d tokens, %d items and %d x %d cells are not this amd's "
+             "(%d, %d, %d, %d x %d)", s->vocab_size, s->max_tokens, s->max_items, s->grid, s->grid, VOCAB_SIZE,
+             CAPTION_MAX_TOKENS, CAPTION_MAX_ITEMS, CAPTION_GRID, CAPTION_GRID);
+    return -1;
+  }
+  for (int v = 0; v < VOCAB_SIZE; v++)
+    if (strcmp(s->vocab[v], vocab[v]) != 0) {
+      snprintf(err, err_size, "token %d is '%s' in its vocabulary but '%s' in this amd's", v, s->vocab[v], vocab[v]);
+      return -1;
+    }
+  int held[CAPTION_CLASSES][CAPTION_CLASSES] = {{0}};
+  char pairs[sizeof s->held_out_pairs];
+  snprintf(pairs, sizeof pairs, "%s", s->held_out_pairs);
+  for (char *save = NULL, *item = strtok_r(pairs, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+    char *plus = strchr(item, '+');
+    int a = -1, b = -1;
+    if (plus) *plus = '\0', a = caption_class_find(item), b = caption_class_find(plus + 1);
+    if (a < 0 || b < 0) {
+      snprintf(err, err_size, "held_out_pairs names '%s%s%s', not a pair of singular nouns", item, plus ? "+" : "",
+               plus ? plus + 1 : "");
+      return -1;
+    }
+    held[a][b] = held[b][a] = 1;
+  }
+  for (long i = 0; i < s->n; i++) {
+    const int *ids = s->tokens + i * CAPTION_MAX_TOKENS;
+    const int *cls = s->item_class + i * CAPTION_MAX_ITEMS, *cell = s->item_cell + i * CAPTION_MAX_ITEMS;
+    char why[256], text[128];
+    Caption c;
+    if (caption_parse(ids, &c, why, sizeof why) != 0) {
+      snprintf(err, err_size, "canvas %ld: the caption's tokens do not parse: %s", i, why);
+      return -1;
+    }
+    caption_decode(ids, text, sizeof text);
+    if (strcmp(text, s->text[i]) != 0) {
+      snprintf(err, err_size, "canvas %ld: the tokens say \"%s\" but the text says \"%s\"", i, text, s->text[i]);
+      return -1;
+    }
+    if (c.category != s->category[i]) {
+      snprintf(err, err_size, "canvas %ld: \"%s\" is a %s caption, but its category says %s", i, text,
+               caption_category_name(c.category), caption_category_name(s->category[i]));
+      return -1;
+    }
+    int n = 0;
+    while (n < CAPTION_MAX_ITEMS && cls[n] >= 0) n++;
+    if (!caption_holds(&c, cls, cell, n)) {
+      snprintf(err, err_size, "canvas %ld: its layout (%d items) does not show \"%s\"", i, n, text);
+      return -1;
+    }
+    int names_held = c.b >= 0 && held[c.a][c.b];
+    if (s->held_out[i] != names_held) {
+      snprintf(err, err_size, "canvas %ld: \"%s\" %s a held-out pair (%s), but its held_out flag is %d", i, text,
+               names_held ? "names" : "names no", s->held_out_pairs[0] ? s->held_out_pairs : "none", s->held_out[i]);
+      return -1;
+    }
+    if (names_held && strcmp(s->split, "train") == 0) {
+      snprintf(err, err_size, "canvas %ld of the train split: \"%s\" names a held-out pair (%s)", i, text,
+               s->held_out_pairs);
+      return -1;
+    }
   }
   return 0;
 }

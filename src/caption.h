@@ -5,11 +5,14 @@
  * right).
  * Not here: drawing captions for a dataset or the held-out combinations (src/cmd_data_compose.c),
  * the file layout (io/captions.c), encoding tokens into vectors (the text encoder).
- * Return convention: caption_encode and caption_parse return 0, or -1 with the reason in err (the
- * caller decides whether it is fatal); the rest cannot fail. */
+ * Return convention: caption_encode, caption_parse and caption_set_check return 0 (encode: the
+ * token count), or -1 with the reason in err (the caller decides whether it is fatal); the rest
+ * cannot fail. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+
+#include "captions.h"
 
 #define CAPTION_MAX_TOKENS 8 /* the longest caption: "a tshirt to the left of a pullover" */
 #define CAPTION_MAX_ITEMS 4  /* items on a canvas: one per cell */
@@ -67,3 +70,8 @@ void caption_place(const Caption *c, uint32_t w, int cls[CAPTION_MAX_ITEMS], int
  * many as it says, in the named relation (position compares cell columns or rows). The check a
  * GenEval-like score makes of the items found on a canvas. */
 int caption_holds(const Caption *c, const int *cls, const int *cell, int n);
+
+/* A captioned dataset (io/captions.h) checked against this grammar: its vocabulary is this amd's,
+ * word for word; and every canvas's tokens parse, decode to its text, have its category, and its
+ * layout holds the caption (caption_holds). The first disagreement, naming the canvas, goes to err. */
+int caption_set_check(const CaptionSet *s, char *err, size_t err_size);

@@ -67,7 +67,7 @@ typedef struct {
   int seen[MAX_PAIRS][2], held[MAX_PAIRS][2];
   int n_seen, n_held;
   int is_held[CAPTION_CLASSES][CAPTION_CLASSES];
-  char held_text[CFG_STR_MAX];
+  char held_text[2048]; /* the held-out pairs in class order, "dress+sandal,coat+sneaker" */
   double test_holdout;
   uint64_t seed;
 } ComposePlan;
@@ -111,27 +111,33 @@ static void parse_mix(const char *text, ComposePlan *p) {
   p->cum[CAPTION_CATEGORIES - 1] = 1.0;
 }
 
-/* holdout=: "noun+noun,..." into the held-out unordered pairs, then the seen and held ordered lists. */
+/* holdout=: "noun+noun,..." (noun+* for every pair with the noun) into the held-out unordered
+ * pairs, then the seen and held ordered lists. */
 static void parse_holdout(const char *text, ComposePlan *p) {
   char buf[CFG_STR_MAX];
   snprintf(buf, sizeof buf, "%s", text);
-  size_t off = 0;
-  p->held_text[0] = '\0';
   for (char *save = NULL, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
     char *plus = strchr(item, '+');
-    if (!plus) amd_usage_error("config key 'holdout': '%s' is not a pair noun+noun (e.g. coat+sneaker)", item);
+    if (!plus) amd_usage_error("config key 'holdout': '%s' is not a pair noun+noun (e.g. coat+sneaker, or bag+*)", item);
     *plus = '\0';
-    int a = caption_class_find(item), b = caption_class_find(plus + 1);
+    int every = strcmp(plus + 1, "*") == 0;
+    int a = caption_class_find(item), b = every ? 0 : caption_class_find(plus + 1);
     for (int i = 0; i < 2; i++)
       if ((i ? b : a) < 0)
         amd_usage_error("config key 'holdout': unknown noun '%s' (the singular nouns: tshirt, trouser, pullover, dress, "
                         "coat, sandal, shirt, sneaker, bag, boot)", i ? plus + 1 : item);
-    if (a == b) amd_usage_error("config key 'holdout': '%s+%s' pairs a class with itself", item, plus + 1);
-    if (p->is_held[a][b]) amd_usage_error("config key 'holdout': the pair %s+%s is given twice", item, plus + 1);
-    p->is_held[a][b] = p->is_held[b][a] = 1;
-    off += (size_t)snprintf(p->held_text + off, sizeof p->held_text - off, "%s%s+%s", off ? "," : "",
-                            caption_noun(a, 0), caption_noun(b, 0));
+    if (a == b && !every) amd_usage_error("config key 'holdout': '%s+%s' pairs a class with itself", item, plus + 1);
+    if (!every && p->is_held[a][b]) amd_usage_error("config key 'holdout': the pair %s+%s is given twice", item, plus + 1);
+    for (int k = every ? 0 : b; k <= (every ? CAPTION_CLASSES - 1 : b); k++)
+      if (k != a) p->is_held[a][k] = p->is_held[k][a] = 1;
   }
+  size_t off = 0;
+  p->held_text[0] = '\0';
+  for (int a = 0; a < CAPTION_CLASSES; a++)
+    for (int b = a + 1; b < CAPTION_CLASSES; b++)
+      if (p->is_held[a][b] && off < sizeof p->held_text)
+        off += (size_t)snprintf(p->held_text + off, sizeof p->held_text - off, "%s%s+%s", off ? "," : "",
+                                caption_noun(a, 0), caption_noun(b, 0));
   for (int a = 0; a < CAPTION_CLASSES; a++)
     for (int b = 0; b < CAPTION_CLASSES; b++) {
       if (a == b) continue;
@@ -203,7 +209,7 @@ static void source_paths(const ComposeConfig *c, const char *prefix, char *image
   snprintf(labels, size, "%s/%s-labels-idx1-ubyte.gz", c->dir, prefix);
   for (int i = 0; i < 2; i++)
     if (!amd_file_exists(i ? labels : images))
-      amd_fatal("Fashion-MNIST file '%s' does not exist: install the Debian package dataset-fashion-mnist "
+      amd_input_error("Fashion-MNIST file '%s' does not exist: install the Debian package dataset-fashion-mnist "
                 "(bash jobs/setup.sh), or set dir= to a folder holding the four IDX files", i ? labels : images);
 }
 
