@@ -47,8 +47,8 @@ static const cfg_key compose_keys[] = {
     {"mix", CFG_STR, offsetof(ComposeConfig, mix), "single:1,two:1,counting:1,position:1", 0, 0, NULL,
      "caption categories and their weights, name[:weight],...; a category left out is not drawn"},
     {"holdout", CFG_STR, offsetof(ComposeConfig, holdout), "coat+sneaker,dress+sandal,bag+shirt", 0, 0, NULL,
-     "class pairs (singular nouns) never named together in the train split's two-object and position captions; "
-     "empty: none"},
+     "class pairs (singular nouns; noun+* every pair with the noun) never named together in the train split's "
+     "two-object and position captions; empty: none"},
     {"test_holdout", CFG_FLOAT, offsetof(ComposeConfig, test_holdout), "0.5", 0, 1, NULL,
      "share of the test split's two-object and position captions that name a held-out pair"},
     {"png", CFG_STR, offsetof(ComposeConfig, png), "", 0, 0, NULL,
