@@ -312,8 +312,8 @@ int caption_set_check(const CaptionSet *s, char *err, size_t err_size) {
     }
     int names_held = c.b >= 0 && held[c.a][c.b];
     if (s->held_out[i] != names_held) {
-      snprintf(err, err_size, "canvas %ld: \"%s\" %s a held-out pair (%s), but its held_out flag is %d", i, text,
-               names_held ? "names" : "names no", s->held_out_pairs[0] ? s->held_out_pairs : "none", s->held_out[i]);
+      snprintf(err, err_size, "canvas %ld: \"%s\" names %s held-out pair (%s), but its held_out flag is %d", i, text,
+               names_held ? "a" : "no", s->held_out_pairs[0] ? s->held_out_pairs : "none", s->held_out[i]);
       return -1;
     }
     if (names_held && strcmp(s->split, "train") == 0) {

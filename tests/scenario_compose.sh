@@ -154,7 +154,7 @@ cat, c = f['captions/category'][:], f['layout/cell']
 i = int(np.nonzero(cat == 3)[0][0]); v = c[:]; v[i, :2] = v[i, 1::-1]; c[...] = v
 print(i)" "its layout (2 items) does not show"
 damage damaged_flag "h = f['captions/held_out']; v = h[:]; i = int(np.nonzero(f['captions/category'][:] == 0)[0][0]); v[i] = 1; h[...] = v" \
-  "names no a held-out pair"
+  "names no held-out pair"
 damage damaged_word "v = f['captions/vocab']; w = v[:]; w[20] = b'skirt'; v[...] = w" "token 20 is 'skirt' in its vocabulary"
 
 # bad inputs: a clear error, nothing written

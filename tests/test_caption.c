@@ -3,14 +3,22 @@
  * case and spacing, the empty caption, padding), its errors (an unknown word named with its
  * position, too many words), the grammar (every generated caption parses back to itself; malformed
  * token sequences are refused naming the word), and the layouts (every placement holds its caption,
- * every arrangement of cells is reached, a wrong layout is refused).
- * Not here: composing canvases or the file (scenario_compose.sh drives amd data compose). */
+ * every arrangement of cells is reached, a wrong layout is refused); then the file's caption groups
+ * (io/captions.c): a round trip, caption_set_check on it, and damaged sets that captions_read or
+ * caption_set_check refuse naming the canvas, each in a forked child through expect_fatal. Files go
+ * to a scratch folder /tmp/amd_test_caption_XXXXXX, removed when every case passed.
+ * Not here: composing canvases (scenario_compose.sh drives amd data compose). */
+#include <ftw.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "caption.h"
+#include "captions.h"
 #include "common.h"
+#include "h5.h"
 #include "test.h"
+
+static char scratch[64];
 
 static void test_vocabulary(void) {
   int v = caption_vocab_size();
@@ -175,12 +183,140 @@ static void test_layouts(void) {
   EXPECT(caption_holds(&three, shirts, cells, 3) && !caption_holds(&three, shirts, cells, 4), "three shirts, not four");
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* the file's caption groups */
+
+enum { SET_N = 6 };
+static const Caption set_caps[SET_N] = {
+    {CAPTION_SINGLE, 8, -1, 1, -1},     {CAPTION_TWO, 4, 7, 2, -1},           {CAPTION_COUNTING, 6, -1, 4, -1},
+    {CAPTION_POSITION, 4, 3, 2, CAPTION_ABOVE}, {CAPTION_POSITION, 7, 4, 2, CAPTION_RIGHT_OF}, {CAPTION_TWO, 0, 9, 2, -1}};
+
+/* A test split of six canvases holding coat+sneaker out (canvases 1 and 4 name it). */
+static void make_set(CaptionSet *s) {
+  memset(s, 0, sizeof *s);
+  s->n = SET_N, s->max_tokens = CAPTION_MAX_TOKENS, s->max_items = CAPTION_MAX_ITEMS, s->vocab_size = caption_vocab_size();
+  s->num_categories = CAPTION_CATEGORIES, s->num_classes = CAPTION_CLASSES, s->grid = CAPTION_GRID, s->cell_size = 28;
+  captions_alloc(s);
+  for (int v = 0; v < s->vocab_size; v++) s->vocab[v] = strdup(caption_word(v));
+  for (int i = 0; i < SET_N; i++) {
+    char text[128], err[512];
+    caption_text(&set_caps[i], text, sizeof text);
+    s->text[i] = strdup(text);
+    CHECK(caption_encode(text, s->tokens + i * CAPTION_MAX_TOKENS, err, sizeof err) > 0, "%s", err);
+    s->category[i] = set_caps[i].category;
+    s->held_out[i] = i == 1 || i == 4;
+    int *cls = s->item_class + i * CAPTION_MAX_ITEMS, *cell = s->item_cell + i * CAPTION_MAX_ITEMS;
+    caption_place(&set_caps[i], (uint32_t)(7 * i + 3), cls, cell);
+    for (int k = 0; k < CAPTION_MAX_ITEMS; k++) s->item_source[i * CAPTION_MAX_ITEMS + k] = cls[k] >= 0 ? 100 * i + k : -1;
+  }
+  snprintf(s->categories, sizeof s->categories, "single,two,counting,position");
+  snprintf(s->held_out_pairs, sizeof s->held_out_pairs, "coat+sneaker");
+  snprintf(s->split, sizeof s->split, "test");
+}
+
+static char set_path[4200];
+
+static void write_set(const CaptionSet *s) {
+  hid_t f = h5_create(set_path, "amd-dataset", "");
+  captions_write(f, s);
+  h5_close(f);
+}
+
+static void read_set(void *arg) {
+  CaptionSet r;
+  (void)arg;
+  captions_read(set_path, SET_N, CAPTION_CLASSES, &r);
+  captions_free(&r);
+}
+
+static void check_set(void *arg) {
+  CaptionSet r;
+  char err[512];
+  (void)arg;
+  captions_read(set_path, SET_N, CAPTION_CLASSES, &r);
+  if (caption_set_check(&r, err, sizeof err) != 0) amd_input_error("%s", err);
+  captions_free(&r);
+}
+
+static void test_file_round_trip(void) {
+  CaptionSet s, r;
+  make_set(&s);
+  snprintf(set_path, sizeof set_path, "%s/set.h5", scratch);
+  write_set(&s);
+  EXPECT(captions_read(set_path, SET_N, CAPTION_CLASSES, &r) == 1, "no captions read");
+  EXPECT(r.max_tokens == CAPTION_MAX_TOKENS && r.max_items == CAPTION_MAX_ITEMS && r.vocab_size == s.vocab_size &&
+             r.num_categories == 4 && r.grid == 2 && r.cell_size == 28,
+         "sizes %d %d %d %d %d %d", r.max_tokens, r.max_items, r.vocab_size, r.num_categories, r.grid, r.cell_size);
+  size_t items = sizeof(int) * SET_N * CAPTION_MAX_ITEMS;
+  EXPECT(memcmp(r.tokens, s.tokens, sizeof(int) * SET_N * CAPTION_MAX_TOKENS) == 0, "tokens");
+  EXPECT(memcmp(r.item_class, s.item_class, items) == 0 && memcmp(r.item_cell, s.item_cell, items) == 0 &&
+             memcmp(r.item_source, s.item_source, items) == 0,
+         "layout");
+  EXPECT(memcmp(r.category, s.category, sizeof(int) * SET_N) == 0 && memcmp(r.held_out, s.held_out, sizeof(int) * SET_N) == 0,
+         "categories and flags");
+  for (int i = 0; i < SET_N; i++) EXPECT(strcmp(r.text[i], s.text[i]) == 0, "text %d: '%s'", i, r.text[i]);
+  for (int v = 0; v < s.vocab_size; v++) EXPECT(strcmp(r.vocab[v], s.vocab[v]) == 0, "word %d", v);
+  EXPECT(strcmp(r.held_out_pairs, "coat+sneaker") == 0 && strcmp(r.split, "test") == 0, "attributes");
+  char err[512] = "";
+  EXPECT(caption_set_check(&r, err, sizeof err) == 0, "the set fails its check: %s", err);
+  captions_free(&r);
+  captions_free(&s);
+}
+
+/* Writes the set with one change, then expects fn to stop naming `needle`. */
+#define DAMAGED(fn, needle, ...)                                                          \
+  do {                                                                                   \
+    CaptionSet d_;                                                                       \
+    make_set(&d_);                                                                       \
+    CaptionSet *s = &d_;                                                                 \
+    __VA_ARGS__;                                                                         \
+    write_set(s);                                                                        \
+    EXPECT(expect_fatal(fn, NULL, needle), "%s: no error naming '%s'", #__VA_ARGS__, needle); \
+    captions_free(&d_);                                                                  \
+  } while (0)
+
+static void test_file_damaged(void) {
+  snprintf(set_path, sizeof set_path, "%s/damaged.h5", scratch);
+  DAMAGED(read_set, "/captions/tokens[0, 3] = 5 follows padding", s->tokens[3] = 5);
+  DAMAGED(read_set, "/captions/tokens[2, 0] = 35 is outside the vocabulary", s->tokens[16] = 35);
+  DAMAGED(read_set, "/captions/category[1] = 4 is outside [0, 4)", s->category[1] = 4);
+  DAMAGED(read_set, "/captions/held_out[0] = 2 is not 0 or 1", s->held_out[0] = 2);
+  DAMAGED(read_set, "/layout/class[0, 0] = 10: expected a class in [0, 10)", s->item_class[0] = 10);
+  DAMAGED(read_set, "/layout/cell[2, 3] = 4: expected a cell in [0, 4)", s->item_cell[11] = 4);
+  DAMAGED(read_set, "/layout/cell[2]: items 0 and 1 share cell", s->item_cell[9] = s->item_cell[8]);
+  DAMAGED(read_set, "/layout/source[0, 1] = 7: expected", s->item_source[1] = 7);
+  DAMAGED(read_set, "canvas 0 has no item", s->item_class[0] = -1);
+  DAMAGED(check_set, "canvas 3: its layout (2 items) does not show \"a coat above a dress\"",
+          int t = s->item_cell[12]; s->item_cell[12] = s->item_cell[13], s->item_cell[13] = t);
+  DAMAGED(check_set, "canvas 2: the tokens say \"four shirts\" but the text says \"three shirts\"",
+          free(s->text[2]); s->text[2] = strdup("three shirts"));
+  DAMAGED(check_set, "canvas 1: \"a coat and a sneaker\" is a two caption, but its category says position",
+          s->category[1] = CAPTION_POSITION);
+  DAMAGED(check_set, "canvas 5: \"a tshirt and a boot\" names no held-out pair", s->held_out[5] = 1);
+  DAMAGED(check_set, "canvas 1 of the train split: \"a coat and a sneaker\" names a held-out pair",
+          snprintf(s->split, sizeof s->split, "train"));
+  DAMAGED(check_set, "token 15 is 'top' in its vocabulary but 'tshirt' in this amd's",
+          free(s->vocab[15]); s->vocab[15] = strdup("top"));
+  DAMAGED(check_set, "held_out_pairs names 'coat+hat'", snprintf(s->held_out_pairs, sizeof s->held_out_pairs, "coat+hat"));
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
 int main(void) {
+  snprintf(scratch, sizeof scratch, "/tmp/amd_test_caption_XXXXXX");
+  CHECK(mkdtemp(scratch), "cannot create a scratch folder under /tmp");
   TEST_RUN(test_vocabulary);
   TEST_RUN(test_round_trip);
   TEST_RUN(test_case_and_spacing);
   TEST_RUN(test_encode_errors);
   TEST_RUN(test_grammar_errors);
   TEST_RUN(test_layouts);
+  TEST_RUN(test_file_round_trip);
+  TEST_RUN(test_file_damaged);
+  if (t_failed == 0) nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  else printf("  files kept in %s\n", scratch);
   return t_finish();
 }
