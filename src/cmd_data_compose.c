@@ -223,6 +223,9 @@ static void source_read(const ComposeConfig *c, const char *prefix, Source *src)
   if (nl != src->n)
     amd_fatal("'%s' holds %ld labels but '%s' holds %ld images: the counts must match", labels, nl, images, src->n);
   if (src->n > 2147483647L) amd_fatal("'%s' holds more images than an int32 index reaches", images);
+  if (src->h != src->w)
+    amd_input_error("'%s' holds images of %d x %d pixels: a canvas's cells are square, so its items must be", images,
+                    src->h, src->w);
   for (long i = 0; i < nl; i++) {
     if (lb[i] >= CAPTION_CLASSES)
       amd_fatal("'%s': label %d of image %ld is outside [0, %d): not Fashion-MNIST's classes", labels, lb[i], i,
