@@ -15,6 +15,7 @@
 #include "caption.h"
 #include "captions.h"
 #include "common.h"
+#include "dataset.h"
 #include "h5.h"
 #include "test.h"
 
@@ -300,6 +301,34 @@ static void test_file_damaged(void) {
   DAMAGED(check_set, "held_out_pairs names 'coat+hat'", snprintf(s->held_out_pairs, sizeof s->held_out_pairs, "coat+hat"));
 }
 
+/* A captioned dataset's fingerprint follows its tokens: files equal in /x and /labels but one
+ * token apart differ, and from the same file without captions. */
+static void test_fingerprint_follows_tokens(void) {
+  Dataset d;
+  memset(&d, 0, sizeof d);
+  d.n = SET_N, d.ndim = 3, d.shape[0] = 1, d.shape[1] = 4, d.shape[2] = 4, d.dim = 16, d.num_classes = CAPTION_CLASSES;
+  d.x = callocCheck(SET_N * 16, sizeof(float));
+  d.labels = callocCheck(SET_N, sizeof(int));
+  for (int i = 0; i < SET_N * 16; i++) d.x[i] = (float)(i % 7) / 7.0f;
+  char path[4200], fp[3][DATASET_FINGERPRINT_MAX];
+  CaptionSet s;
+  make_set(&s);
+  for (int k = 0; k < 3; k++) {
+    snprintf(path, sizeof path, "%s/fp%d.h5", scratch, k);
+    if (k == 1) s.tokens[1] = 33; /* "a boot", not "a bag" */
+    dataset_write(path, &d, "amd-dataset", "", k < 2 ? captions_write_hook : NULL, &s);
+    Dataset r;
+    dataset_read(path, "amd-dataset", &r);
+    dataset_fingerprint(&r, fp[k], sizeof fp[k]);
+    dataset_free(&r);
+  }
+  EXPECT(strcmp(fp[0], fp[1]) != 0, "one token changed, the fingerprint did not: %s", fp[0]);
+  EXPECT(strcmp(fp[0], fp[2]) != 0, "the captions add nothing to the fingerprint: %s", fp[0]);
+  EXPECT(strstr(fp[0], "6 samples of 1x4x4, 10 classes, checksum ") == fp[0], "%s", fp[0]);
+  captions_free(&s);
+  dataset_free(&d);
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
   (void)sb, (void)flag, (void)ftw;
   return remove(path);
@@ -316,6 +345,7 @@ int main(void) {
   TEST_RUN(test_layouts);
   TEST_RUN(test_file_round_trip);
   TEST_RUN(test_file_damaged);
+  TEST_RUN(test_fingerprint_follows_tokens);
   if (t_failed == 0) nftw(scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   else printf("  files kept in %s\n", scratch);
   return t_finish();
