@@ -9,6 +9,8 @@ the results of the stage before, so the whole chain can be rerun and checked.
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py preference STUDY1 STUDY2
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py multistep STUDY1 STUDY2  # toy_s2_test, toy_s4_test
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py extend STUDY1 STUDY2 TEST  # toy_s1_test3200
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py retune S STUDY1 STUDY2      # toy_sS_tune, S = 2 or 4
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py retest S STUDY1 STUDY2 TUNE # toy_sS_tuned
 
 Fair tuning: every method gets the same number of settings, 9, each run on the same 2 validation
 seeds (900, 901; never a test seed) at 1600 steps:
@@ -34,6 +36,13 @@ to see whether the verdict holds where the EMA curves flatten: it copies each ru
 and log into the new study's run folder, which the runner then resumes with resume.allow=train.steps.
 With the constant learning rate and the step-based EMA warm-up that is the same computation as a
 3200-step run from the start (checked bit for bit on a 10 + 10 step run: checkpoint and /eval rows).
+The retune stage tunes again at S = 2 or 4, with the same grid for every method: stage 1's 4 points
+(optim.lr_student 5e-4 or 1.5e-3, optim.lr_fake twice it, fake_per_gen 2 or 5) on top of the method's
+S = 1 winner (its guidance, schedule and own settings kept), as an S-step student, validation seeds
+900 and 901, 1600 steps. 4 settings rather than 9: the second stage did not fit the 2 cores; every
+method gets the same 4, so the comparison stays fair, but a method whose S = 1 choice of guidance or
+own setting is wrong at S steps keeps it. The retest stage runs each retune winner (the same
+selection rule, among its 4) on the 10 test seeds.
 """
 import csv
 import json
@@ -229,8 +238,40 @@ def main():
                 "runs/study/toy_s1_preference", shared_teacher, methods, [1600], TEST[:4], "dmd2",
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 400},
                 metrics=["mode_share:0,1,2,3", "coverage", "off_manifold", "wrong_class", "sliced_w1"]))
+    elif stage in ("retune", "retest"):
+        if len(studies) < 3 or studies[0] not in ("2", "4"):
+            sys.exit(f"toy_s1_protocol: {stage} takes S (2 or 4) STUDY1 STUDY2" + (" TUNE" if stage == "retest" else ""))
+        S, studies = int(studies[0]), studies[1:]
+        if stage == "retune":
+            methods = {}
+            for m in METHODS:
+                name, base, _ = select(studies, m)
+                for lr, lrn in ((5e-4, "lr5e-4"), (1.5e-3, "lr1.5e-3")):
+                    for f in (2, 5):
+                        methods[f"{m}_{lrn}_f{f}"] = dict(base, **{"optim.lr_student": lr, "optim.lr_fake": 2 * lr,
+                                                                   "fake_per_gen": f, "student.steps": S})
+            write(f"toy_s{S}_tune", spec(
+                f"Tuning at S = {S}, toy data (issue 17; benchmarks/studies/toy_s1_protocol.py retune): the same 4-point "
+                "grid for every method (optim.lr_student 5e-4 or 1.5e-3 with optim.lr_fake twice it, fake_per_gen 2 or "
+                f"5) on top of its S = 1 winner, as a {S}-step student, EMA weights, 1600 steps, validation seeds 900 "
+                "and 901.",
+                f"runs/study/toy_s{S}_tune", shared_teacher, methods, [1600], VALIDATION, "dmd2_lr1.5e-3_f5",
+                tune_settings))
+        else:
+            if len(studies) != 3:
+                sys.exit("toy_s1_protocol: retest takes S STUDY1 STUDY2 TUNE")
+            win = {m: select(studies[2:], m) for m in METHODS}
+            for m, (name, sets, v) in win.items():
+                print(f"{m}: {name} (validation off_manifold {v['off_manifold']:.4f}, coverage {v['coverage']:.3f})")
+            write(f"toy_s{S}_tuned", spec(
+                f"The toy study at S = {S}, retuned (issue 17; benchmarks/studies/toy_s1_protocol.py retest): each "
+                f"method's winner of the S = {S} tuning (4 settings each, validation seeds 900 and 901), the 10 test seeds, "
+                "1600 steps, held-out curves every 400 steps (raw and EMA rows), the EMA student sampled.",
+                f"runs/study/toy_s{S}_tuned", shared_teacher, {m: win[m][1] for m in METHODS}, [1600], TEST, "dmd2",
+                {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}))
     else:
-        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference, multistep, extend)")
+        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference, multistep, "
+                 "extend, retune, retest)")
 
 
 if __name__ == "__main__":
