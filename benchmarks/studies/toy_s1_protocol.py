@@ -10,6 +10,7 @@ the results of the stage before, so the whole chain can be rerun and checked.
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py multistep STUDY1 STUDY2  # toy_s2_test, toy_s4_test
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py extend STUDY1 STUDY2 TEST  # toy_s1_test3200
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py retune S STUDY1 STUDY2      # toy_sS_tune, S = 2 or 4
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py variants STUDY1 STUDY2 TEST # toy_s1_variants
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py retest S STUDY1 STUDY2 TUNE # toy_sS_tuned
 
 Fair tuning: every method gets the same number of settings, 9, each run on the same 2 validation
@@ -43,6 +44,12 @@ S = 1 winner (its guidance, schedule and own settings kept), as an S-step studen
 method gets the same 4, so the comparison stays fair, but a method whose S = 1 choice of guidance or
 own setting is wrong at S steps keeps it. The retest stage runs each retune winner (the same
 selection rule, among its 4) on the 10 test seeds.
+The variants stage is an ablation of AMD at its S = 1 winner, not a tuning: each change of one
+setting (Dynamic Score Adaptation off, s = 0; Repulsive Landscape Sharpening off, lambda_rls = 0, or
+doubled; its weights normalized to mean 1; a floor of half the batch's reward spread; beta on the
+fake teacher's repulsion only, at s = 0.05, since at s = 1 that variant's term dominates the step,
+docs/DESIGN.md 4.7) on the 10 test seeds, each paired against the winner itself (`amd`, whose runs
+are the test study's, copied: the same binary computes the same cells).
 """
 import csv
 import json
@@ -238,6 +245,40 @@ def main():
                 "runs/study/toy_s1_preference", shared_teacher, methods, [1600], TEST[:4], "dmd2",
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 400},
                 metrics=["mode_share:0,1,2,3", "coverage", "off_manifold", "wrong_class", "sliced_w1"]))
+    elif stage == "variants":
+        if len(studies) != 3:
+            sys.exit("toy_s1_protocol: variants takes STUDY1 STUDY2 TEST (the test study's folder)")
+        name, base, _ = select(studies[:2], "amd")
+        test, out = studies[2], "runs/study/toy_s1_variants"
+        if settings_of(test)["amd"] != base:
+            sys.exit(f"toy_s1_protocol: {test}'s amd is not the tuning's winner {name}")
+        for sub, suffix in (("runs", ""), ("evals", "_eval.h5"), ("evals", "_samples.h5")):
+            for seed in TEST:
+                src = os.path.join(test, sub, f"amd_steps1600_seed{seed}{suffix}")
+                dst = os.path.join(out, sub, f"amd_steps1600_seed{seed}{suffix}")
+                if os.path.exists(dst):
+                    continue
+                if not os.path.exists(src):
+                    sys.exit(f"toy_s1_protocol: {src} is missing (run the test study first)")
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if os.path.isdir(src):
+                    shutil.copytree(src, dst + ".tmp")
+                else:
+                    shutil.copy2(src, dst + ".tmp")
+                os.replace(dst + ".tmp", dst)
+        variants = {"s0": {"amd.s": 0.0}, "rls0": {"amd.lambda_rls": 0.0}, "rls2": {"amd.lambda_rls": 2.0},
+                    "mean1": {"amd.rls_norm": "mean1"}, "floor0.5": {"amd.spread_floor": 0.5},
+                    "fake_s0.05": {"amd.beta_on": "fake", "amd.s": 0.05}}
+        methods = {"amd": base}
+        methods.update({f"amd_{k}": dict(base, **v) for k, v in variants.items()})
+        write("toy_s1_variants", spec(
+            "AMD's components and variants at S = 1 (issue 17; benchmarks/studies/toy_s1_protocol.py variants): an "
+            f"ablation at AMD's tuned setting ({name}), one setting changed at a time (s = 0: RLS alone; lambda_rls 0: "
+            "Dynamic Score Adaptation alone; lambda_rls 2; RLS weights of mean 1; a reward-spread floor of 0.5; beta on "
+            "the fake teacher's repulsion only, at s = 0.05), the 10 test seeds, 1600 steps, each against the tuned "
+            "setting itself (its runs are the test study's).",
+            out, shared_teacher, methods, [1600], TEST, "amd",
+            {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}))
     elif stage in ("retune", "retest"):
         if len(studies) < 3 or studies[0] not in ("2", "4"):
             sys.exit(f"toy_s1_protocol: {stage} takes S (2 or 4) STUDY1 STUDY2" + (" TUNE" if stage == "retest" else ""))
@@ -271,7 +312,7 @@ def main():
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}))
     else:
         sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference, multistep, "
-                 "extend, retune, retest)")
+                 "extend, variants, retune, retest)")
 
 
 if __name__ == "__main__":
