@@ -522,15 +522,15 @@ static void cpu_gated_residual_bias_backward(float *dy, float *dgate, float *db,
   }
 }
 
-/* one row of softmax_forward (yr may be xr) */
+/* one row of softmax_forward (yr may be xr); the exponentials are vm_expf's, in a loop of their own so
+ * that it vectorizes; the sum stays in double and in order */
 static inline void softmax_row(float *yr, const float *xr, int C) {
   float mx = xr[0];
   for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+#pragma omp simd
+  for (int c = 0; c < C; c++) yr[c] = vm_expf(xr[c] - mx);
   double s = 0;
-  for (int c = 0; c < C; c++) {
-    yr[c] = expf(xr[c] - mx);
-    s += yr[c];
-  }
+  for (int c = 0; c < C; c++) s += yr[c];
   float inv = (float)(1.0 / s);
 #pragma omp simd
   for (int c = 0; c < C; c++) yr[c] *= inv;
