@@ -57,7 +57,8 @@ import os
 import shutil
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# where the specs are written and read back (TOY_PROTOCOL_SPECS: another folder, for the tests)
+HERE = os.environ.get("TOY_PROTOCOL_SPECS") or os.path.dirname(os.path.abspath(__file__))
 METHODS = ["dmd", "dmd2", "dmdr", "amd"]
 TEACHER_CMDS = [["{amd}", "data", "toy2d", "out={prep}/toy.h5"],
                 ["{amd}", "train", "jobs/toy_teacher.cfg", "data={prep}/toy.h5", "run={prep}/run", "threads={threads}"]]
