@@ -585,6 +585,50 @@ static void test_attention_forward(void) {
   }
 }
 
+/* query (B, N, C), kv (B, M, 2C), mask (B, M) in; out, q, k, v, prob out, y scratch;
+ * s = {B, N, M, NH, hs} */
+static void op_cross_attention_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->cross_attention_forward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8), c->s[0], c->s[1], c->s[2], c->s[3],
+                             c->s[4]);
+}
+
+/* dquery (B, N, C), dkv (B, M, 2C) out (added into), scratch, dout, q, k, v, prob in */
+static void op_cross_attention_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->cross_attention_backward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), c->s[0], c->s[1], c->s[2], c->s[3],
+                              c->s[4]);
+}
+
+/* The key padding mask of each shape: sample 0 sees every key, sample 1 lacks the last few and one
+ * inside, sample 2 (when there is one) has none, the empty caption. The backward's prob has zeros
+ * where the mask has, as the forward leaves them. */
+static void test_cross_attention(void) {
+  const int shapes[][5] = {{3, 17, 5, 2, 8}, {2, 49, 16, 4, 32}}; /* B, N, M, NH, hs */
+  for (int z = 0; z < 2; z++) {
+    int B = shapes[z][0], N = shapes[z][1], M = shapes[z][2], NH = shapes[z][3], hs = shapes[z][4];
+    long C = (long)NH * hs, nc = B * N * C, mc = B * M * C, nm = (long)B * NH * N * M;
+    float *mask = mallocCheck(sizeof(float) * (size_t)B * M);
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < M; j++) mask[b * M + j] = b == 0 || (b == 1 && j != 1 && j < M - 2);
+    Case c = {.s = {B, N, M, NH, hs}};
+    buf_f(&c, nc, -1, 1, 1), buf_f(&c, nc, -1, 1, 1), buf_f(&c, mc, -1, 1, 1), buf_f(&c, mc, -1, 1, 1);
+    buf_f(&c, nm, -1, 1, 1), buf_f(&c, nc, -1, 1, 0), buf_f(&c, nc, -2, 2, 0), buf_f(&c, 2 * mc, -2, 2, 0);
+    int mi = buf_f(&c, (long)B * M, 0, 1, 0);
+    memcpy(c.host[mi], mask, sizeof(float) * (size_t)B * M);
+    char name[80];
+    snprintf(name, sizeof name, "cross_attention_forward B %d N %d M %d NH %d hs %d", B, N, M, NH, hs);
+    run_case(name, &c, op_cross_attention_forward, GEMM);
+    c = (Case){.s = {B, N, M, NH, hs}};
+    buf_f(&c, nc, -1, 1, 1), buf_f(&c, 2 * mc, -1, 1, 1), buf_f(&c, 2 * (nc + mc) + 2 * nm, -1, 1, 0);
+    buf_f(&c, nc, -1, 1, 0), buf_f(&c, nc, -1, 1, 0), buf_f(&c, mc, -1, 1, 0), buf_f(&c, mc, -1, 1, 0);
+    int pi = buf_f(&c, nm, 0, 0.2, 0);
+    for (long i = 0; i < nm; i++) /* row (b, h, n) of M keys */
+      if (mask[(i / ((long)NH * N * M)) * M + i % M] == 0) ((float *)c.host[pi])[i] = 0.0f;
+    snprintf(name, sizeof name, "cross_attention_backward B %d N %d M %d NH %d hs %d", B, N, M, NH, hs);
+    run_case(name, &c, op_cross_attention_backward, GEMM);
+    free(mask);
+  }
+}
+
 static void op_patchify(const amd_ops *o, void *const *p, const Case *c) {
   o->patchify(F(0), F(1), c->s[0], c->s[1], c->s[2], c->s[3], c->s[4]);
 }
@@ -1072,6 +1116,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_adaln);
   TEST_RUN(test_linear_fused);
   TEST_RUN(test_attention_forward);
+  TEST_RUN(test_cross_attention);
   TEST_RUN(test_patches);
   TEST_RUN(test_heads);
   TEST_RUN(test_embeddings);
