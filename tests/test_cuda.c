@@ -7,7 +7,8 @@
  * float rounding (1e-10) for pointwise maps where nvcc may fuse a multiply-add, more for GEMMs whose
  * sums run in another order. Philox normals must be bit-identical. Then whole steps on both
  * backends, compared the same way: dit and mlp teacher training steps, a classifier step and its
- * reward gradient, and two distillation steps of each method, dmd, dmd2, dmdr and amd (dit, the GAN
+ * reward gradient, the cross-attention layer's forward and backward (key padding mask, the empty
+ * caption), and two distillation steps of each method, dmd, dmd2, dmdr and amd (dit, the GAN
  * head but for dmd, the classifier reward for dmdr and amd).
  * Each case prints its measured NMSE, so a GPU run shows the margins.
  * In a build without the CUDA backend, or on a machine without a usable device, it prints one
@@ -33,6 +34,7 @@ int main(void) {
 #else
 
 #include "classifier.h"
+#include "cross_attention.h"
 #include "dist.h"
 #include "distill.h"
 #include "flow.h"
@@ -954,6 +956,55 @@ static void test_mlp_training_step(void) {
   compare_runs("mlp", &cpu, &gpu);
 }
 
+/* The cross-attention layer (src/cross_attention.h) forward and backward on backend o, in a model of
+ * its own: out, dx, dtext and the parameter gradient, to the host. The mask as test_cross_attention's. */
+enum { XA_B = 3, XA_N = 49, XA_M = 12, XA_C = 32, XA_NH = 4, XA_E = 24 };
+static void cross_attention_run_on(const amd_ops *o, float *res[4], long *np) {
+  ops = o;
+  enum { B = XA_B, N = XA_N, M = XA_M, C = XA_C, E = XA_E };
+  Model *m = callocCheck(1, sizeof *m);
+  m->max_batch = B, m->num_units = 1;
+  CrossAttention xa;
+  cross_attention_create(&xa, m, "xattn", C, E, XA_NH, N, M);
+  m->unit_begin[1] = m->p_end = *np = m->num_params;
+  size_t f = sizeof(float), nx = (size_t)B * N * C, nt = (size_t)B * M * E;
+  m->params = ops->alloc(f * (size_t)*np), m->grads = ops->alloc(f * (size_t)*np);
+  float *hp = uniform_at(*np, -0.5, 0.5, 5, 0), *hx = uniform_at((long)nx, -2, 2, 5, 1);
+  float *ht = uniform_at((long)nt, -1, 1, 5, 2), *hd = uniform_at((long)nx, -1, 1, 5, 3), hm[B * M];
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < M; j++) hm[b * M + j] = b == 0 || (b == 1 && j != 1 && j < M - 2);
+  float *x = ops->alloc(f * nx), *text = ops->alloc(f * nt), *mask = ops->alloc(sizeof hm), *dout = ops->alloc(f * nx);
+  float *out = ops->alloc(f * nx), *dx = ops->alloc(f * nx), *dtext = ops->alloc(f * nt);
+  ops->to_device(m->params, hp, f * (size_t)*np), ops->to_device(x, hx, f * nx), ops->to_device(text, ht, f * nt);
+  ops->to_device(mask, hm, sizeof hm), ops->to_device(dout, hd, f * nx);
+  cross_attention_forward(&xa, out, m, x, text, mask, B, M);
+  cross_attention_backward(&xa, m, dx, dtext, dout, x, text, B);
+  size_t len[4] = {nx, nx, nt, (size_t)*np};
+  float *dev[4] = {out, dx, dtext, m->grads};
+  for (int i = 0; i < 4; i++) {
+    res[i] = mallocCheck(f * len[i]);
+    ops->to_host(res[i], dev[i], f * len[i]);
+  }
+  float *bufs[] = {x, text, mask, dout, out, dx, dtext, m->params, m->grads};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  cross_attention_free(&xa);
+  free(m), free(hp), free(hx), free(ht), free(hd);
+  ops = &ops_cpu;
+}
+
+static void test_cross_attention_layer(void) {
+  float *cpu[4], *gpu[4];
+  long np;
+  cross_attention_run_on(&ops_cpu, cpu, &np);
+  cross_attention_run_on(&ops_cuda, gpu, &np);
+  long nx = (long)XA_B * XA_N * XA_C, nt = (long)XA_B * XA_M * XA_E;
+  expect_nmse("cross-attention layer out", gpu[0], cpu[0], nx, 1e-8);
+  expect_nmse("cross-attention layer dx", gpu[1], cpu[1], nx, 1e-8);
+  expect_nmse("cross-attention layer dtext", gpu[2], cpu[2], nt, 1e-8);
+  expect_nmse("cross-attention layer parameter gradient", gpu[3], cpu[3], np, 1e-8);
+  for (int i = 0; i < 4; i++) free(cpu[i]), free(gpu[i]);
+}
+
 /* a classifier training step and the reward's value and input gradient (classifier_log_prob) */
 static void classifier_run_on(const amd_ops *o, double *loss, double *logp, float **grad, float **pgrad) {
   ops = o;
@@ -1129,6 +1180,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_dit_training_step);
   TEST_RUN(test_mlp_training_step);
   TEST_RUN(test_classifier_step);
+  TEST_RUN(test_cross_attention_layer);
   TEST_RUN(test_distill_step);
   dist_finalize();
   return t_finish();
