@@ -25,8 +25,8 @@ void cross_attention_create(CrossAttention *xa, Model *m, const char *prefix, in
   int C = width;
   CHECK(C > 0 && heads > 0 && C % heads == 0, "cross-attention: width %d is not a positive multiple of heads %d", C,
         heads);
-  CHECK(text_dim > 0 && tokens > 0 && max_text > 0, "cross-attention: text_dim %d, tokens %d, max_text %d must be positive",
-        text_dim, tokens, max_text);
+  CHECK(text_dim > 0 && tokens > 0 && max_text > 0,
+        "cross-attention: text_dim %d, tokens %d, max_text %d must be positive", text_dim, tokens, max_text);
   *xa = (CrossAttention){.width = C, .text_dim = text_dim, .heads = heads, .tokens = tokens, .max_text = max_text};
   xa->qw = add_named(m, prefix, "q.w", C, C, INIT_FAN_IN);
   xa->qb = add_named(m, prefix, "q.b", C, 0, INIT_ZERO);
@@ -47,8 +47,8 @@ void cross_attention_create(CrossAttention *xa, Model *m, const char *prefix, in
 }
 
 void cross_attention_free(CrossAttention *xa) {
-  float *bufs[] = {xa->ln,  xa->mean, xa->rstd, xa->query,  xa->kv,   xa->q,   xa->k,   xa->v,
-                   xa->prob, xa->att, xa->y,    xa->datt,   xa->dquery, xa->dln, xa->dkv, xa->scratch};
+  float *bufs[] = {xa->ln,  xa->mean, xa->rstd, xa->query,  xa->kv,  xa->q,   xa->k,   xa->v,
+                   xa->prob, xa->att, xa->y,    xa->datt, xa->dquery, xa->dln, xa->dkv, xa->scratch};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
   *xa = (CrossAttention){0};
 }

@@ -1,5 +1,6 @@
 /* cross_attention.h: multi-head cross-attention from image tokens to text tokens, the layer through
- * which a DiT block reads a caption (docs/DESIGN.md section 5.2; PixArt-alpha's cross-attention):
+ * which a DiT block reads a caption (docs/DESIGN.md section 5.2; placed and initialized as
+ * PixArt-alpha's, with a LayerNorm before the queries as in Stable Diffusion's transformer blocks):
  *   out (B, N, C) = proj(attention(q = Linear(LN(x)), [k v] = Linear(text), mask))
  * over image tokens x (B, N, C) and the text encoder's tokens text (B, M, E), E its width, M <=
  * max_text the padded caption length of the batch. mask (B, M): 1 for a caption token, 0 for padding;
@@ -12,6 +13,7 @@
  * as the identity.
  * The core, softmax(q k^T / sqrt(hs) + log mask) v per (sample, head), is the backends'
  * cross_attention_forward / cross_attention_backward op pair (core/ops_list.h).
+ * Not here: the text encoder and the DiT block that calls this (issue 20's next part).
  * Return convention: nothing here fails but allocation and the size checks, which stop the program. */
 #pragma once
 #include "model.h"
@@ -24,15 +26,15 @@ typedef struct {
   long qw, qb, kvw, kvb, projw, projb; /* parameter offsets */
   int width, text_dim, heads, tokens, max_text;
   /* activations of the last forward, for m->max_batch samples */
-  float *ln, *mean, *rstd;  /* (B, N, C), (B, N), (B, N): LN(x) and its statistics */
-  float *query, *kv;        /* (B, N, C), (B, M, 2C): the projections */
-  float *q, *k, *v, *prob;  /* (B, NH, N, hs), (B, NH, M, hs) each, (B, NH, N, M): the op's caches */
-  float *att;               /* (B, N, C): the attention output, proj's input */
-  float *y;                 /* (B, NH, N, hs) the op's forward scratch */
+  float *ln, *mean, *rstd;    /* (B, N, C), (B, N), (B, N): LN(x) and its statistics */
+  float *query, *kv;          /* (B, N, C), (B, M, 2C): the projections */
+  float *q, *k, *v, *prob;    /* (B, NH, N, hs), (B, NH, M, hs) each, (B, NH, N, M): the op's caches */
+  float *att;                 /* (B, N, C): the attention output, proj's input */
+  float *y;                   /* (B, NH, N, hs): the op's forward scratch */
   float *datt, *dquery, *dln; /* (B, N, C) each */
-  float *dkv;               /* (B, M, 2C) */
-  float *scratch;           /* cross_attention_scratch_floats */
-  int B, M;                 /* of the last forward */
+  float *dkv;                 /* (B, M, 2C) */
+  float *scratch;             /* cross_attention_scratch_floats */
+  int B, M;                   /* of the last forward */
 } CrossAttention;
 
 /* Registers the tensors in m under prefix and allocates buffers for m->max_batch samples of `tokens`
