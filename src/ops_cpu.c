@@ -695,11 +695,10 @@ static inline void masked_softmax_row(float *yr, const float *xr, const float *m
     memset(yr, 0, sizeof(float) * (size_t)C);
     return;
   }
+#pragma omp simd
+  for (int c = 0; c < C; c++) yr[c] = vm_select(mask[c] != 0.0f, vm_expf(xr[c] - mx), 0.0f);
   double s = 0;
-  for (int c = 0; c < C; c++) {
-    yr[c] = mask[c] != 0.0f ? expf(xr[c] - mx) : 0.0f;
-    s += yr[c];
-  }
+  for (int c = 0; c < C; c++) s += yr[c];
   float inv = (float)(1.0 / s);
 #pragma omp simd
   for (int c = 0; c < C; c++) yr[c] *= inv;
