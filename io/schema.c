@@ -33,7 +33,7 @@ static const SchemaEntry table[] = {
     {DS, "/captions/tokens", I, "index", "token ids of each caption, (N, L): words of /captions/vocab, padded with 0"},
     {DS, "/captions/category", I, "index", "category of each caption: an index into the attribute categories"},
     {DS, "/captions/held_out", I, "1", "1 when the caption names a class pair held out of the train split, else 0"},
-    {DS, "/captions/vocab", T, "text", "the vocabulary: the word of each token id (0 padding, 1 the empty caption)"},
+    {DS, "/captions/vocab", T, "text", "the vocabulary: the word of each token id (0 padding; the empty caption is all padding)"},
     {DS, "/layout/class", I, "index", "class of each item on the canvas, (N, 4), the first named first; -1 past the last"},
     {DS, "/layout/cell", I, "index", "cell of each item, row * grid + column (0 top left), (N, 4); -1 past the last"},
     {DS, "/layout/source", I, "index", "index of each item's image in the source split's IDX file, (N, 4); -1 past the last"},

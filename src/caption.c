@@ -7,15 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Token ids: the specials, the function words, the number words, then each class's singular and
- * plural noun (class k: CAPTION_NOUN0 + 2 k and + 2 k + 1). */
+/* Token ids: padding, the function words, the number words, then each class's singular and plural
+ * noun (class k: CAPTION_NOUN0 + 2 k and + 2 k + 1). */
 enum {
-  TOK_A = 2, TOK_AND, TOK_ONE, TOK_TWO, TOK_THREE, TOK_FOUR, TOK_TO, TOK_THE, TOK_LEFT, TOK_RIGHT, TOK_OF, TOK_ABOVE,
+  TOK_A = 1, TOK_AND, TOK_ONE, TOK_TWO, TOK_THREE, TOK_FOUR, TOK_TO, TOK_THE, TOK_LEFT, TOK_RIGHT, TOK_OF, TOK_ABOVE,
   TOK_BELOW, CAPTION_NOUN0
 };
 
 static const char *const vocab[] = {
-    "<pad>", "<empty>", "a", "and", "one", "two", "three", "four", "to", "the", "left", "right", "of", "above",
+    "<pad>", "a", "and", "one", "two", "three", "four", "to", "the", "left", "right", "of", "above",
     "below",
     /* the Fashion-MNIST classes in label order: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal,
      * Shirt, Sneaker, Bag, Ankle boot */
@@ -47,7 +47,7 @@ int caption_class_find(const char *noun) {
 }
 
 static int word_id(const char *w) {
-  for (int id = TOK_A; id < VOCAB_SIZE; id++) /* the specials are not words a user types */
+  for (int id = TOK_A; id < VOCAB_SIZE; id++) /* padding is not a word a user types */
     if (strcmp(w, vocab[id]) == 0) return id;
   return -1;
 }
@@ -82,7 +82,6 @@ int caption_encode(const char *text, int ids[CAPTION_MAX_TOKENS], char *err, siz
     }
     ids[n++] = id;
   }
-  if (n == 0) ids[n++] = CAPTION_EMPTY;
   return n;
 }
 
@@ -90,7 +89,7 @@ void caption_decode(const int ids[CAPTION_MAX_TOKENS], char *out, size_t size) {
   size_t off = 0;
   if (size) out[0] = '\0';
   for (int i = 0; i < CAPTION_MAX_TOKENS; i++) {
-    if (ids[i] == CAPTION_PAD || ids[i] == CAPTION_EMPTY) continue;
+    if (ids[i] == CAPTION_PAD) continue;
     int w = snprintf(out + off, size - off, "%s%s", off ? " " : "", caption_word(ids[i]));
     if (w < 0 || (size_t)w >= size - off) return;
     off += (size_t)w;
@@ -155,17 +154,15 @@ int caption_parse(const int ids[CAPTION_MAX_TOKENS], Caption *c, char *err, size
   Parser p = {ids, 0, 0, err, err_size};
   while (p.n < CAPTION_MAX_TOKENS && ids[p.n] != CAPTION_PAD) p.n++;
   for (int i = 0; i < CAPTION_MAX_TOKENS; i++) {
-    int ok = i < p.n ? ids[i] > CAPTION_EMPTY && ids[i] < VOCAB_SIZE : ids[i] == CAPTION_PAD;
-    if (i == 0 && ids[0] == CAPTION_EMPTY) ok = 1;
+    int ok = i < p.n ? ids[i] > CAPTION_PAD && ids[i] < VOCAB_SIZE : ids[i] == CAPTION_PAD;
     if (!ok) {
-      snprintf(err, err_size, "token %d is %d, not a word here (0 pads the end, 1 is the empty caption alone; words "
-               "are 2 .. %d)", i + 1, ids[i], VOCAB_SIZE - 1);
+      snprintf(err, err_size, "token %d is %d, not a word here (0 pads the end, and only padding follows it; words "
+               "are 1 .. %d)", i + 1, ids[i], VOCAB_SIZE - 1);
       return -1;
     }
   }
-  if (ids[0] == CAPTION_EMPTY) {
-    snprintf(err, err_size, p.n == 1 ? "the empty caption names no items" : "token 1 is the empty caption's, but "
-             "words follow it");
+  if (p.n == 0) {
+    snprintf(err, err_size, "the empty caption names no items");
     return -1;
   }
   c->b = -1, c->relation = -1, c->count = 1;

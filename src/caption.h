@@ -20,9 +20,10 @@
 #define CAPTION_GRID 2       /* cells per side of the canvas */
 #define CAPTION_CELLS (CAPTION_GRID * CAPTION_GRID)
 
-/* The two special tokens: padding after the last word, and the one token of the empty caption
- * (classifier-free guidance's unconditional prompt), so an encoder always has a token to read. */
-enum { CAPTION_PAD = 0, CAPTION_EMPTY = 1 };
+/* The one special token: padding after the last word. The empty caption (classifier-free
+ * guidance's unconditional prompt) is padding throughout, so its key padding mask (token != 0) is all
+ * zeros, which cross-attention reads as no text (docs/DESIGN.md sections 2.2 and 5.2). */
+enum { CAPTION_PAD = 0 };
 
 typedef enum { CAPTION_SINGLE, CAPTION_TWO, CAPTION_COUNTING, CAPTION_POSITION, CAPTION_CATEGORIES } CaptionCategory;
 /* position: where the first named item sits relative to the second */
@@ -38,7 +39,7 @@ typedef struct {
 } Caption;
 
 int caption_vocab_size(void);
-/* The word of token id (0 <= id < caption_vocab_size()): "<pad>", "<empty>", "a", ... */
+/* The word of token id (0 <= id < caption_vocab_size()): "<pad>", "a", "and", ... */
 const char *caption_word(int id);
 /* "single", "two", "counting", "position"; caption_category_find: its inverse, -1 if none. */
 const char *caption_category_name(int category);
@@ -49,7 +50,7 @@ const char *caption_noun(int cls, int plural);
 int caption_class_find(const char *noun);
 
 /* Text to token ids: lower-cased, split at whitespace, each word looked up; the rest of ids
- * (CAPTION_MAX_TOKENS entries) is CAPTION_PAD. Blank text is the empty caption, CAPTION_EMPTY then
+ * (CAPTION_MAX_TOKENS entries) is CAPTION_PAD. Blank text is the empty caption: 0 tokens, all
  * padding. An unknown word, or more than CAPTION_MAX_TOKENS words, is an error naming the word and
  * its position. Returns the number of tokens before the padding, or -1. */
 int caption_encode(const char *text, int ids[CAPTION_MAX_TOKENS], char *err, size_t err_size);

@@ -53,7 +53,7 @@ for split, n in (('train', 600), ('test', 300)):
     assert cats == ['single', 'two', 'counting', 'position'], cats
     assert g.attrs['held_out_pairs'] == 'dress+sandal,coat+sneaker' and g.attrs['split'] == split
     vocab = [w.decode() for w in g['vocab'][:]]
-    assert len(vocab) == 35 and vocab[:2] == ['<pad>', '<empty>'], vocab
+    assert len(vocab) == 34 and vocab[:2] == ['<pad>', 'a'], vocab
     text = [t.decode() for t in g['text'][:]]
     tok, cat, ho = g['tokens'][:], g['category'][:], g['held_out'][:]
     cls, cell, src = l['class'][:], l['cell'][:], l['source'][:]
