@@ -15,8 +15,7 @@ enum {
 };
 
 static const char *const vocab[] = {
-    "<pad>", "a", "and", "one", "two", "three", "four", "to", "the", "left", "right", "of", "above",
-    "below",
+    "<pad>", "a", "and", "one", "two", "three", "four", "to", "the", "left", "right", "of", "above", "below",
     /* the Fashion-MNIST classes in label order: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal,
      * Shirt, Sneaker, Bag, Ankle boot */
     "tshirt", "tshirts", "trouser", "trousers", "pullover", "pullovers", "dress", "dresses", "coat", "coats",
