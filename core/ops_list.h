@@ -175,6 +175,28 @@
   X(void, attention_backward, (float *dqkv, float *scratch, const float *dout, const float *q, const float *k,        \
                                const float *v, const float *prob, int B, int T, int NH, int hs),                      \
     (dqkv, scratch, dout, q, k, v, prob, B, T, NH, hs), )                                                             \
+  /* cross-attention (text conditioning, src/cross_attention.h): queries from one sequence, keys and                  \
+   * values from another with a key padding mask, per (sample, head). query (B, N, NH hs) and kv                      \
+   * (B, M, 2 NH hs) (k in the first NH hs columns, v in the rest) as linear layers give them; mask                   \
+   * (B, M): 1 for a key that takes part, 0 for padding (any nonzero value counts as 1). Caches q                     \
+   * (B, NH, N, hs), k, v (B, NH, M, hs) and prob (B, NH, N, M) = softmax(q k^T / sqrt(hs) + log mask)                \
+   * (padded keys get probability 0); out (B, N, NH hs) = prob v with the heads merged (overwrite).                   \
+   * A sample whose keys are all padding (the empty caption) has prob 0 in every row, so its out is                   \
+   * 0 (and so are its gradients), not the NaN of a softmax over nothing. y (B, NH, N, hs) is scratch                 \
+   * for a backend that merges the heads in a second pass */                                                          \
+  X(void, cross_attention_forward, (float *out, float *q, float *k, float *v, float *prob, float *y,                  \
+                                    const float *query, const float *kv, const float *mask, int B, int N, int M,      \
+                                    int NH, int hs),                                                                  \
+    (out, q, k, v, prob, y, query, kv, mask, B, N, M, NH, hs), )                                                      \
+  /* its backward: dquery (B, N, NH hs) and dkv (B, M, 2 NH hs) ADD d loss / d query and d kv given                   \
+   * dout (B, N, NH hs) and the forward's q, k, v, prob (the mask is in prob's zeros: padded keys get                 \
+   * no gradient). scratch holds cross_attention_scratch_floats (src/cross_attention.h): dy, dq                       \
+   * (B, NH, N, hs) each, dk, dv (B, NH, M, hs) each, then dprob and datt (B, NH, N, M) each; the CPU                 \
+   * backend uses only dprob and datt */                                                                              \
+  X(void, cross_attention_backward, (float *dquery, float *dkv, float *scratch, const float *dout, const float *q,    \
+                                     const float *k, const float *v, const float *prob, int B, int N, int M, int NH,  \
+                                     int hs),                                                                         \
+    (dquery, dkv, scratch, dout, q, k, v, prob, B, N, M, NH, hs), )                                                   \
   /* elementwise */                                                                                                   \
   X(void, add, (float *y, const float *a, const float *b, long n), (y, a, b, n), ) /* y = a + b */                    \
   X(void, axpy, (float *y, float a, const float *x, long n), (y, a, x, n), )       /* y += a x */                     \

@@ -7,8 +7,10 @@
  * bias gradient (gelu_bias_backward, gated_residual_bias_backward) are here the unfused sequences (heads split, the score
  * GEMMs, softmax, the value GEMMs, heads merge, and their backward) on the existing kernels and
  * cuBLAS, so that the CPU's fused ops have their conformance pairs; attention_forward and
- * attention_backward take the fused kernels of attention.cu instead where their shapes fit.
- * Not here: the fused attention kernel (attention.cu). */
+ * attention_backward take the fused kernels of attention.cu instead where their shapes fit;
+ * cross_attention_forward and cross_attention_backward are unfused sequences too, with a masked
+ * softmax kernel and head gathers from (and adding scatters into) the query and key-value rows.
+ * Not here: the fused attention kernels (attention.cu). */
 #include "cuda_common.cuh"
 #include "ops_cuda.h"
 
@@ -252,6 +254,101 @@ void cuda_attention_backward(float *dqkv, float *scratch, const float *dout, con
   cuda_gemm_batched(0, 0, T, hs, T, scale, datt, tt, k, th, 0.0f, dq, th, n); /* datt k */
   cuda_gemm_batched(1, 0, T, hs, T, scale, datt, tt, q, th, 0.0f, dk, th, n); /* datt^T q */
   cuda_heads_split_backward(dqkv, dq, dk, dv, B, T, NH, hs);
+}
+
+/* Element i of a (B, NH, T, hs) head tensor and its offset in token rows (B, T, .) `ld` floats long,
+ * the head's hs columns starting at h hs. */
+static __device__ inline long head_token_offset(long i, int T, int NH, int hs, long ld) {
+  int d = (int)(i % hs), t = (int)((i / hs) % T), h = (int)((i / ((long)hs * T)) % NH);
+  long b = i / ((long)hs * T * NH);
+  return (b * T + t) * ld + (long)h * hs + d;
+}
+
+__global__ void heads_gather_kernel(float *dst, const float *src, long n, int T, int NH, int hs, long ld) {
+  GRID_STRIDE(i, n) dst[i] = src[head_token_offset(i, T, NH, hs, ld)];
+}
+
+/* each element of the token rows is one head's, so no two threads add into the same float */
+__global__ void heads_scatter_add_kernel(float *dst, const float *src, long n, int T, int NH, int hs, long ld) {
+  GRID_STRIDE(i, n) dst[head_token_offset(i, T, NH, hs, ld)] += src[i];
+}
+
+/* heads (B, NH, T, hs) <- the head columns of token rows of stride ld, and their adjoint, adding */
+static void heads_gather(float *dst, const float *src, int B, int T, int NH, int hs, long ld) {
+  long n = (long)B * NH * T * hs;
+  if (n <= 0) return;
+  heads_gather_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(dst, src, n, T, NH, hs, ld);
+  launchCheck(heads_gather_kernel);
+}
+
+static void heads_scatter_add(float *dst, const float *src, int B, int T, int NH, int hs, long ld) {
+  long n = (long)B * NH * T * hs;
+  if (n <= 0) return;
+  heads_scatter_add_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(dst, src, n, T, NH, hs, ld);
+  launchCheck(heads_scatter_add_kernel);
+}
+
+/* softmax_forward_kernel's row over the keys whose mask is nonzero, in place: padded keys get 0 and a
+ * row without a key is all 0; row r belongs to sample r / per_sample, whose mask row is M long */
+__global__ void masked_softmax_forward_kernel(float *y, const float *mask, int N, int M, int per_sample) {
+  int r = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (r >= N) return;
+  float *yr = y + (long)r * M;
+  const float *mr = mask + (long)(r / per_sample) * M;
+  float mx = -INFINITY;
+  for (int c = lane; c < M; c += 32)
+    if (mr[c] != 0.0f) mx = fmaxf(mx, yr[c]);
+  mx = warp_max(mx);
+  if (mx == -INFINITY) { /* the whole warp takes this branch */
+    for (int c = lane; c < M; c += 32) yr[c] = 0.0f;
+    return;
+  }
+  double s = 0;
+  for (int c = lane; c < M; c += 32) {
+    float e = mr[c] != 0.0f ? expf(yr[c] - mx) : 0.0f;
+    yr[c] = e;
+    s += e;
+  }
+  float inv = (float)(1.0 / warp_sum(s));
+  for (int c = lane; c < M; c += 32) yr[c] *= inv;
+}
+
+/* the unfused sequence: heads gathered out of query and kv, the score GEMMs, the masked softmax, the
+ * value GEMMs, heads merged */
+void cuda_cross_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *query,
+                                  const float *kv, const float *mask, int B, int N, int M, int NH, int hs) {
+  int n = B * NH, rows = n * N;
+  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
+  heads_gather(q, query, B, N, NH, hs, C);
+  heads_gather(k, kv, B, M, NH, hs, 2 * C);
+  heads_gather(v, kv + C, B, M, NH, hs, 2 * C);
+  cuda_gemm_batched(0, 1, N, M, hs, 1.0f / sqrtf((float)hs), q, nh, k, mh, 0.0f, prob, nm, n); /* scores */
+  if (rows > 0 && M > 0) {
+    masked_softmax_forward_kernel<<<row_blocks(rows), CUDA_THREADS, 0, cuda_stream>>>(prob, mask, rows, M, NH * N);
+    launchCheck(masked_softmax_forward_kernel);
+  }
+  cuda_gemm_batched(0, 0, N, hs, M, 1.0f, prob, nm, v, mh, 0.0f, y, nh, n);
+  cuda_heads_merge(out, y, B, N, NH, hs);
+}
+
+/* the backward in the same pieces; each of dquery and dkv gets its heads added at the end */
+void cuda_cross_attention_backward(float *dquery, float *dkv, float *scratch, const float *dout, const float *q,
+                                   const float *k, const float *v, const float *prob, int B, int N, int M, int NH,
+                                   int hs) {
+  int n = B * NH;
+  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
+  float *dy = scratch, *dq = dy + (long)n * nh, *dk = dq + (long)n * nh, *dv = dk + (long)n * mh;
+  float *dprob = dv + (long)n * mh, *datt = dprob + (long)n * nm;
+  float scale = 1.0f / sqrtf((float)hs);
+  heads_gather(dy, dout, B, N, NH, hs, C);
+  cuda_gemm_batched(0, 1, N, M, hs, 1.0f, dy, nh, v, mh, 0.0f, dprob, nm, n); /* dy v^T */
+  cuda_gemm_batched(1, 0, M, hs, N, 1.0f, prob, nm, dy, nh, 0.0f, dv, mh, n); /* prob^T dy */
+  cuda_softmax_backward(datt, dprob, prob, n * N, M); /* prob 0 at a padded key: datt 0 there */
+  cuda_gemm_batched(0, 0, N, hs, M, scale, datt, nm, k, mh, 0.0f, dq, nh, n); /* datt k */
+  cuda_gemm_batched(1, 0, M, hs, N, scale, datt, nm, q, nh, 0.0f, dk, mh, n); /* datt^T q */
+  heads_scatter_add(dquery, dq, B, N, NH, hs, C);
+  heads_scatter_add(dkv, dk, B, M, NH, hs, 2 * C);
+  heads_scatter_add(dkv + C, dv, B, M, NH, hs, 2 * C);
 }
 
 /* the two backward kernels, dm in between */

@@ -527,15 +527,15 @@ static void cpu_gated_residual_bias_backward(float *dy, float *dgate, float *db,
   }
 }
 
-/* one row of softmax_forward (yr may be xr) */
+/* one row of softmax_forward (yr may be xr); the exponentials are vm_expf's, in a loop of their own so
+ * that it vectorizes; the sum stays in double and in order */
 static inline void softmax_row(float *yr, const float *xr, int C) {
   float mx = xr[0];
   for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+#pragma omp simd
+  for (int c = 0; c < C; c++) yr[c] = vm_expf(xr[c] - mx);
   double s = 0;
-  for (int c = 0; c < C; c++) {
-    yr[c] = expf(xr[c] - mx);
-    s += yr[c];
-  }
+  for (int c = 0; c < C; c++) s += yr[c];
   float inv = (float)(1.0 / s);
 #pragma omp simd
   for (int c = 0; c < C; c++) yr[c] *= inv;
@@ -686,6 +686,81 @@ static void cpu_attention_backward(float *dqkv, float *scratch, const float *dou
       for (int t = 0; t < T; t++) softmax_backward_row(da + (long)t * T, dp + (long)t * T, pi + (long)t * T, T);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, ki, hs, 0.0f, dq, ld3);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, qi, hs, 0.0f, dq + C, ld3);
+    }
+}
+
+/* one row of cross_attention_forward's softmax over the keys whose mask is nonzero: the padded
+ * keys get 0, and a row with no key left is all 0 (the empty caption); with every key present it is
+ * softmax_row's */
+static inline void masked_softmax_row(float *yr, const float *xr, const float *mask, int C) {
+  float mx = -INFINITY;
+  for (int c = 0; c < C; c++)
+    if (mask[c] != 0.0f) mx = xr[c] > mx ? xr[c] : mx;
+  if (mx == -INFINITY) { /* no key (or only -inf scores, which a finite q k^T never gives) */
+    memset(yr, 0, sizeof(float) * (size_t)C);
+    return;
+  }
+#pragma omp simd
+  for (int c = 0; c < C; c++) yr[c] = vm_select(mask[c] != 0.0f, vm_expf(xr[c] - mx), 0.0f);
+  double s = 0;
+  for (int c = 0; c < C; c++) s += yr[c];
+  float inv = (float)(1.0 / s);
+#pragma omp simd
+  for (int c = 0; c < C; c++) yr[c] *= inv;
+}
+
+/* As cpu_attention_forward, with queries and keys from two sequences: per (sample, head), the head's
+ * rows of query and of kv copied out (the caches), the N x M scores, their masked softmax while the
+ * block is in cache, and prob v written straight into the head's columns of out. */
+static void cpu_cross_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y,
+                                        const float *query, const float *kv, const float *mask, int B, int N, int M,
+                                        int NH, int hs) {
+  (void)y;
+  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
+  float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * N * M * hs < GEMM_SMALL_FLOPS)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++) {
+      long i = (long)b * NH + h;
+      float *qi = q + i * nh, *ki = k + i * mh, *vi = v + i * mh, *pi = prob + i * nm;
+      for (int t = 0; t < N; t++)
+        memcpy(qi + (long)t * hs, query + ((long)b * N + t) * C + (long)h * hs, sizeof(float) * (size_t)hs);
+      for (int t = 0; t < M; t++) {
+        const float *src = kv + ((long)b * M + t) * 2 * C + (long)h * hs;
+        memcpy(ki + (long)t * hs, src, sizeof(float) * (size_t)hs);
+        memcpy(vi + (long)t * hs, src + C, sizeof(float) * (size_t)hs);
+      }
+      cpu_gemm(0, 1, N, M, hs, scale, qi, ki, 0.0f, pi);
+      for (int t = 0; t < N; t++) masked_softmax_row(pi + (long)t * M, pi + (long)t * M, mask + (long)b * M, M);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, 1.0f, pi, M, vi, hs, 0.0f,
+                  out + (long)b * N * C + (long)h * hs, (int)C);
+    }
+}
+
+/* The backward per (sample, head) as cpu_attention_backward's, each product adding (beta 1) straight
+ * into the head's columns of dquery (leading dimension NH hs) and dkv (2 NH hs); the (sample, head)
+ * blocks write disjoint columns, so the threads never share an output. softmax_backward's row is
+ * right for the masked softmax too: a padded key's probability 0 makes its datt 0. */
+static void cpu_cross_attention_backward(float *dquery, float *dkv, float *scratch, const float *dout, const float *q,
+                                         const float *k, const float *v, const float *prob, int B, int N, int M,
+                                         int NH, int hs) {
+  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
+  float *dprob = scratch + 2L * B * (N + M) * C, *datt = dprob + (long)B * NH * nm; /* cross_attention_scratch_floats' */
+  float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * N * M * hs < GEMM_SMALL_FLOPS)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++) {
+      long i = (long)b * NH + h;
+      const float *qi = q + i * nh, *ki = k + i * mh, *vi = v + i * mh, *pi = prob + i * nm;
+      const float *dy = dout + (long)b * N * C + (long)h * hs;
+      float *dp = dprob + i * nm, *da = datt + i * nm;
+      float *dq = dquery + (long)b * N * C + (long)h * hs, *dk = dkv + (long)b * M * 2 * C + (long)h * hs;
+      int ld = (int)C, ld2 = (int)(2 * C);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, M);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, 1.0f, pi, M, dy, ld, 1.0f, dk + C, ld2);
+      for (int t = 0; t < N; t++) softmax_backward_row(da + (long)t * M, dp + (long)t * M, pi + (long)t * M, M);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, scale, da, M, ki, hs, 1.0f, dq, ld);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, scale, da, M, qi, hs, 1.0f, dk, ld2);
     }
 }
 

@@ -44,6 +44,8 @@ static void record(OpStat *s, double seconds, double flops) {
 #define FLOPS_linear_residual_forward , 2.0 * B * T * K * O
 #define FLOPS_attention_forward , 4.0 * B * NH * T * T * hs  /* scores and values */
 #define FLOPS_attention_backward , 8.0 * B * NH * T * T * hs /* four products */
+#define FLOPS_cross_attention_forward , 4.0 * B * NH * N * M * hs  /* scores and values */
+#define FLOPS_cross_attention_backward , 8.0 * B * NH * N * M * hs /* four products */
 #define OP_FLOPS(op) SECOND_ARG(FLOPS_##op, 0, ~)
 #define SECOND_ARG(...) SECOND_ARG_(__VA_ARGS__)
 #define SECOND_ARG_(a, b, ...) b

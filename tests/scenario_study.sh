@@ -337,3 +337,89 @@ expect_error study_failure_unknown_metric "'failure' must be an object {metric: 
 mkspec "$S/share_bad.json" "s['metrics'] = ['mode_share:a']"
 expect_error study_mode_share_syntax "metric 'mode_share:a': write mode_share:I,J,... with the mode indices" \
   $STUDY "$S/share_bad.json" --out "$S/bad"
+
+# --- the tuning protocol of the toy study (benchmarks/studies/toy_s1_protocol.py) ------------------------
+# Each stage's spec from made-up results of the stage before: the selection rule (lowest off-manifold
+# among the settings with coverage >= 0.99, else the lowest of all), the settings each stage carries over
+# (retune: the S = 1 winner's own settings under the new grid), and the variants stage's copies.
+P="$PY benchmarks/studies/toy_s1_protocol.py"
+export TOY_PROTOCOL_SPECS="$S/proto"
+mkdir -p "$S/proto"
+fake_results() { # STUDY-FOLDER: a results.csv from the spec's method names (off-manifold and coverage in the names' order)
+  $PY - "$1" "$S/proto/$(basename "$1").json" <<'PY'
+import json, os, sys
+out, spec = sys.argv[1], json.load(open(sys.argv[2]))
+os.makedirs(out, exist_ok=True)
+rows = ["table,method,steps,metric,direction,n,mean,ci_low,ci_high,baseline,verdict"]
+for i, name in enumerate(spec["methods"]):
+    # within each method family the off-manifold falls with the position; every family's last setting drops a
+    # mode (coverage 0.9) and dmdr's settings all do
+    fam = spec["methods"][name]["method"]
+    last = name == [n for n in spec["methods"] if spec["methods"][n]["method"] == fam][-1]
+    v = {"off_manifold": 1.0 - 0.01 * i, "coverage": 0.9 if last or fam == "dmdr" else 1.0,
+         "mass_error": 0.1, "wrong_class": 0.0, "sliced_w1": 0.1, "log_density": 0.0}
+    for m, x in v.items():
+        rows.append(f"mean,{name},1600,{m},lower,2,{x},{x},{x},,")
+open(os.path.join(out, "results.csv"), "w").write("\n".join(rows) + "\n")
+PY
+}
+expect_ok protocol_tune1 $P tune1
+fake_results "$S/proto/toy_s1_tune1"
+expect_ok protocol_tune2 $P tune2 "$S/proto/toy_s1_tune1"
+fake_results "$S/proto/toy_s1_tune2"
+T="$S/proto/toy_s1_tune1 $S/proto/toy_s1_tune2"
+expect_ok protocol_test $P test $T
+expect_ok protocol_retune $P retune 2 $T
+fake_results "$S/proto/toy_s2_tune"
+expect_ok protocol_retest $P retest 2 $T "$S/proto/toy_s2_tune"
+expect_error protocol_retune_bad_s "retune takes S (2 or 4) STUDY1 STUDY2" $P retune 3 $T
+py_check protocol_specs "
+import json
+ld = lambda n: json.load(open('$S/proto/' + n + '.json'))
+t1, t2, test, rt, rs = ld('toy_s1_tune1'), ld('toy_s1_tune2'), ld('toy_s1_test'), ld('toy_s2_tune'), ld('toy_s2_tuned')
+assert len(t1['methods']) == 16 and len(t2['methods']) == 20 and len(rt['methods']) == 16, (len(t1['methods']), len(t2['methods']))
+# stage 1: the third setting of each family (lowest off-manifold with full coverage; the fourth drops a mode);
+# dmdr: every setting drops a mode, so its lowest off-manifold of all, the fourth
+win1 = {'dmd': 'dmd_lr1.5e-3_f2', 'dmd2': 'dmd2_lr1.5e-3_f2', 'amd': 'amd_lr1.5e-3_f2', 'dmdr': 'dmdr_lr1.5e-3_f5'}
+for m, w in win1.items():
+    names = [n for n in t2['methods'] if t2['methods'][n]['method'] == m]
+    assert len(names) == 5 and all(n.startswith(w + '_') for n in names), (m, names)
+# the test stage: stage 2's fourth setting of each family (its fifth drops a mode), which beats stage 1's winner
+for m in win1:
+    names = [n for n in t2['methods'] if t2['methods'][n]['method'] == m]
+    pick = names[4] if m == 'dmdr' else names[3]
+    assert test['methods'][m] == t2['methods'][pick], (m, test['methods'][m], t2['methods'][pick])
+    # retune: the same 4 points for every family on top of that winner, as 2-step students
+    grid = {n: s for n, s in rt['methods'].items() if s['method'] == m}
+    assert len(grid) == 4, grid
+    for s in grid.values():
+        assert s['student.steps'] == 2 and s['optim.lr_fake'] == 2 * s['optim.lr_student'], s
+        rest = {k: v for k, v in s.items() if k not in ('optim.lr_student', 'optim.lr_fake', 'fake_per_gen', 'student.steps')}
+        assert rest == {k: v for k, v in test['methods'][m].items()
+                        if k not in ('optim.lr_student', 'optim.lr_fake', 'fake_per_gen')}, (rest, test['methods'][m])
+    want = 'dmdr_lr1.5e-3_f5' if m == 'dmdr' else m + '_lr1.5e-3_f2'
+    assert rs['methods'][m] == rt['methods'][want], (m, rs['methods'][m])
+assert rs['seeds'] == list(range(100, 110)) and rt['seeds'] == [900, 901], (rs['seeds'], rt['seeds'])
+"
+# the variants stage copies the test study's amd cells (and refuses when one is missing)
+mkdir -p "$S/proto/toy_s1_test/runs/amd_steps1600_seed100" "$S/proto/toy_s1_test/evals"
+expect_error protocol_variants_missing "toy_s1_test/runs/amd_steps1600_seed101 is missing" \
+  $P variants $T "$S/proto/toy_s1_test"
+for seed in $(seq 100 109); do
+  mkdir -p "$S/proto/toy_s1_test/runs/amd_steps1600_seed$seed"
+  echo "$seed" >"$S/proto/toy_s1_test/runs/amd_steps1600_seed$seed/log.h5"
+  for f in eval samples; do echo "$seed" >"$S/proto/toy_s1_test/evals/amd_steps1600_seed${seed}_$f.h5"; done
+done
+# (the copies go under the folder it runs in, as the runner's out paths do)
+expect_ok protocol_variants env -C "$S/proto" $PY "$PWD/benchmarks/studies/toy_s1_protocol.py" variants $T "$S/proto/toy_s1_test"
+py_check protocol_variants_spec "
+import json, os
+v = json.load(open('$S/proto/toy_s1_variants.json'))
+test = json.load(open('$S/proto/toy_s1_test.json'))
+assert v['baseline'] == 'amd' and v['methods']['amd'] == test['methods']['amd'] and len(v['methods']) == 7, v['methods']
+assert v['methods']['amd_fake_s0.05']['amd.beta_on'] == 'fake' and v['methods']['amd_s0']['amd.s'] == 0.0
+r = '$S/proto/runs/study/toy_s1_variants'
+assert open(r + '/runs/amd_steps1600_seed107/log.h5').read() == '107\n'
+assert open(r + '/evals/amd_steps1600_seed103_eval.h5').read() == '103\n'
+"
+unset TOY_PROTOCOL_SPECS

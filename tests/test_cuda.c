@@ -7,7 +7,8 @@
  * float rounding (1e-10) for pointwise maps where nvcc may fuse a multiply-add, more for GEMMs whose
  * sums run in another order. Philox normals must be bit-identical. Then whole steps on both
  * backends, compared the same way: dit and mlp teacher training steps, a classifier step and its
- * reward gradient, and two distillation steps of each method, dmd, dmd2, dmdr and amd (dit, the GAN
+ * reward gradient, the cross-attention layer's forward and backward (key padding mask, the empty
+ * caption), and two distillation steps of each method, dmd, dmd2, dmdr and amd (dit, the GAN
  * head but for dmd, the classifier reward for dmdr and amd).
  * Each case prints its measured NMSE, so a GPU run shows the margins.
  * In a build without the CUDA backend, or on a machine without a usable device, it prints one
@@ -33,6 +34,7 @@ int main(void) {
 #else
 
 #include "classifier.h"
+#include "cross_attention.h"
 #include "dist.h"
 #include "distill.h"
 #include "flow.h"
@@ -712,6 +714,50 @@ static void test_attention_forward(void) {
   cuda_set_fused_attention(1);
 }
 
+/* query (B, N, C), kv (B, M, 2C), mask (B, M) in; out, q, k, v, prob out, y scratch;
+ * s = {B, N, M, NH, hs} */
+static void op_cross_attention_forward(const amd_ops *o, void *const *p, const Case *c) {
+  o->cross_attention_forward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8), c->s[0], c->s[1], c->s[2], c->s[3],
+                             c->s[4]);
+}
+
+/* dquery (B, N, C), dkv (B, M, 2C) out (added into), scratch, dout, q, k, v, prob in */
+static void op_cross_attention_backward(const amd_ops *o, void *const *p, const Case *c) {
+  o->cross_attention_backward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), c->s[0], c->s[1], c->s[2], c->s[3],
+                              c->s[4]);
+}
+
+/* The key padding mask of each shape: sample 0 sees every key, sample 1 lacks the last few and one
+ * inside, sample 2 (when there is one) has none, the empty caption. The backward's prob has zeros
+ * where the mask has, as the forward leaves them. */
+static void test_cross_attention(void) {
+  const int shapes[][5] = {{3, 17, 5, 2, 8}, {2, 49, 16, 4, 32}}; /* B, N, M, NH, hs */
+  for (int z = 0; z < 2; z++) {
+    int B = shapes[z][0], N = shapes[z][1], M = shapes[z][2], NH = shapes[z][3], hs = shapes[z][4];
+    long C = (long)NH * hs, nc = B * N * C, mc = B * M * C, nm = (long)B * NH * N * M;
+    float *mask = mallocCheck(sizeof(float) * (size_t)B * M);
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < M; j++) mask[b * M + j] = b == 0 || (b == 1 && j != 1 && j < M - 2);
+    Case c = {.s = {B, N, M, NH, hs}};
+    buf_f(&c, nc, -1, 1, 1), buf_f(&c, nc, -1, 1, 1), buf_f(&c, mc, -1, 1, 1), buf_f(&c, mc, -1, 1, 1);
+    buf_f(&c, nm, -1, 1, 1), buf_f(&c, nc, -1, 1, 0), buf_f(&c, nc, -2, 2, 0), buf_f(&c, 2 * mc, -2, 2, 0);
+    int mi = buf_f(&c, (long)B * M, 0, 1, 0);
+    memcpy(c.host[mi], mask, sizeof(float) * (size_t)B * M);
+    char name[80];
+    snprintf(name, sizeof name, "cross_attention_forward B %d N %d M %d NH %d hs %d", B, N, M, NH, hs);
+    run_case(name, &c, op_cross_attention_forward, GEMM);
+    c = (Case){.s = {B, N, M, NH, hs}};
+    buf_f(&c, nc, -1, 1, 1), buf_f(&c, 2 * mc, -1, 1, 1), buf_f(&c, 2 * (nc + mc) + 2 * nm, -1, 1, 0);
+    buf_f(&c, nc, -1, 1, 0), buf_f(&c, nc, -1, 1, 0), buf_f(&c, mc, -1, 1, 0), buf_f(&c, mc, -1, 1, 0);
+    int pi = buf_f(&c, nm, 0, 0.2, 0);
+    for (long i = 0; i < nm; i++) /* row (b, h, n) of M keys */
+      if (mask[(i / ((long)NH * N * M)) * M + i % M] == 0) ((float *)c.host[pi])[i] = 0.0f;
+    snprintf(name, sizeof name, "cross_attention_backward B %d N %d M %d NH %d hs %d", B, N, M, NH, hs);
+    run_case(name, &c, op_cross_attention_backward, GEMM);
+    free(mask);
+  }
+}
+
 static void op_patchify(const amd_ops *o, void *const *p, const Case *c) {
   o->patchify(F(0), F(1), c->s[0], c->s[1], c->s[2], c->s[3], c->s[4]);
 }
@@ -1155,6 +1201,55 @@ static void test_mlp_training_step(void) {
   compare_runs("mlp", &cpu, &gpu);
 }
 
+/* The cross-attention layer (src/cross_attention.h) forward and backward on backend o, in a model of
+ * its own: out, dx, dtext and the parameter gradient, to the host. The mask as test_cross_attention's. */
+enum { XA_B = 3, XA_N = 49, XA_M = 12, XA_C = 32, XA_NH = 4, XA_E = 24 };
+static void cross_attention_run_on(const amd_ops *o, float *res[4], long *np) {
+  ops = o;
+  enum { B = XA_B, N = XA_N, M = XA_M, C = XA_C, E = XA_E };
+  Model *m = callocCheck(1, sizeof *m);
+  m->max_batch = B, m->num_units = 1;
+  CrossAttention xa;
+  cross_attention_create(&xa, m, "xattn", C, E, XA_NH, N, M);
+  m->unit_begin[1] = m->p_end = *np = m->num_params;
+  size_t f = sizeof(float), nx = (size_t)B * N * C, nt = (size_t)B * M * E;
+  m->params = ops->alloc(f * (size_t)*np), m->grads = ops->alloc(f * (size_t)*np);
+  float *hp = uniform_at(*np, -0.5, 0.5, 5, 0), *hx = uniform_at((long)nx, -2, 2, 5, 1);
+  float *ht = uniform_at((long)nt, -1, 1, 5, 2), *hd = uniform_at((long)nx, -1, 1, 5, 3), hm[B * M];
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < M; j++) hm[b * M + j] = b == 0 || (b == 1 && j != 1 && j < M - 2);
+  float *x = ops->alloc(f * nx), *text = ops->alloc(f * nt), *mask = ops->alloc(sizeof hm), *dout = ops->alloc(f * nx);
+  float *out = ops->alloc(f * nx), *dx = ops->alloc(f * nx), *dtext = ops->alloc(f * nt);
+  ops->to_device(m->params, hp, f * (size_t)*np), ops->to_device(x, hx, f * nx), ops->to_device(text, ht, f * nt);
+  ops->to_device(mask, hm, sizeof hm), ops->to_device(dout, hd, f * nx);
+  cross_attention_forward(&xa, out, m, x, text, mask, B, M);
+  cross_attention_backward(&xa, m, dx, dtext, dout, x, text, B);
+  size_t len[4] = {nx, nx, nt, (size_t)*np};
+  float *dev[4] = {out, dx, dtext, m->grads};
+  for (int i = 0; i < 4; i++) {
+    res[i] = mallocCheck(f * len[i]);
+    ops->to_host(res[i], dev[i], f * len[i]);
+  }
+  float *bufs[] = {x, text, mask, dout, out, dx, dtext, m->params, m->grads};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  cross_attention_free(&xa);
+  free(m), free(hp), free(hx), free(ht), free(hd);
+  ops = &ops_cpu;
+}
+
+static void test_cross_attention_layer(void) {
+  float *cpu[4], *gpu[4];
+  long np;
+  cross_attention_run_on(&ops_cpu, cpu, &np);
+  cross_attention_run_on(&ops_cuda, gpu, &np);
+  long nx = (long)XA_B * XA_N * XA_C, nt = (long)XA_B * XA_M * XA_E;
+  expect_nmse("cross-attention layer out", gpu[0], cpu[0], nx, 1e-8);
+  expect_nmse("cross-attention layer dx", gpu[1], cpu[1], nx, 1e-8);
+  expect_nmse("cross-attention layer dtext", gpu[2], cpu[2], nt, 1e-8);
+  expect_nmse("cross-attention layer parameter gradient", gpu[3], cpu[3], np, 1e-8);
+  for (int i = 0; i < 4; i++) free(cpu[i]), free(gpu[i]);
+}
+
 /* a classifier training step and the reward's value and input gradient (classifier_log_prob) */
 static void classifier_run_on(const amd_ops *o, double *loss, double *logp, float **grad, float **pgrad) {
   ops = o;
@@ -1319,6 +1414,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_linear_fused);
   TEST_RUN(test_attention_forward);
   TEST_RUN(test_attention_fused);
+  TEST_RUN(test_cross_attention);
   TEST_RUN(test_patches);
   TEST_RUN(test_heads);
   TEST_RUN(test_embeddings);
@@ -1334,6 +1430,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_graph_training_step);
   TEST_RUN(test_mlp_training_step);
   TEST_RUN(test_classifier_step);
+  TEST_RUN(test_cross_attention_layer);
   TEST_RUN(test_distill_step);
   dist_finalize();
   return t_finish();

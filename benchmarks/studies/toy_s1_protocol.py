@@ -9,6 +9,9 @@ the results of the stage before, so the whole chain can be rerun and checked.
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py preference STUDY1 STUDY2
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py multistep STUDY1 STUDY2  # toy_s2_test, toy_s4_test
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py extend STUDY1 STUDY2 TEST  # toy_s1_test3200
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py retune S STUDY1 STUDY2      # toy_sS_tune, S = 2 or 4
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py variants STUDY1 STUDY2 TEST # toy_s1_variants
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py retest S STUDY1 STUDY2 TUNE # toy_sS_tuned
 
 Fair tuning: every method gets the same number of settings, 9, each run on the same 2 validation
 seeds (900, 901; never a test seed) at 1600 steps:
@@ -34,6 +37,19 @@ to see whether the verdict holds where the EMA curves flatten: it copies each ru
 and log into the new study's run folder, which the runner then resumes with resume.allow=train.steps.
 With the constant learning rate and the step-based EMA warm-up that is the same computation as a
 3200-step run from the start (checked bit for bit on a 10 + 10 step run: checkpoint and /eval rows).
+The retune stage tunes again at S = 2 or 4, with the same grid for every method: stage 1's 4 points
+(optim.lr_student 5e-4 or 1.5e-3, optim.lr_fake twice it, fake_per_gen 2 or 5) on top of the method's
+S = 1 winner (its guidance, schedule and own settings kept), as an S-step student, validation seeds
+900 and 901, 1600 steps. 4 settings rather than 9: the second stage did not fit the 2 cores; every
+method gets the same 4, so the comparison stays fair, but a method whose S = 1 choice of guidance or
+own setting is wrong at S steps keeps it. The retest stage runs each retune winner (the same
+selection rule, among its 4) on the 10 test seeds.
+The variants stage is an ablation of AMD at its S = 1 winner, not a tuning: each change of one
+setting (Dynamic Score Adaptation off, s = 0; Repulsive Landscape Sharpening off, lambda_rls = 0, or
+doubled; its weights normalized to mean 1; a floor of half the batch's reward spread; beta on the
+fake teacher's repulsion only, at s = 0.05, since at s = 1 that variant's term dominates the step,
+docs/DESIGN.md 4.7) on the 10 test seeds, each paired against the winner itself (`amd`, whose runs
+are the test study's, copied: the same binary computes the same cells).
 """
 import csv
 import json
@@ -41,7 +57,8 @@ import os
 import shutil
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# where the specs are written and read back (TOY_PROTOCOL_SPECS: another folder, for the tests)
+HERE = os.environ.get("TOY_PROTOCOL_SPECS") or os.path.dirname(os.path.abspath(__file__))
 METHODS = ["dmd", "dmd2", "dmdr", "amd"]
 TEACHER_CMDS = [["{amd}", "data", "toy2d", "out={prep}/toy.h5"],
                 ["{amd}", "train", "jobs/toy_teacher.cfg", "data={prep}/toy.h5", "run={prep}/run", "threads={threads}"]]
@@ -229,8 +246,74 @@ def main():
                 "runs/study/toy_s1_preference", shared_teacher, methods, [1600], TEST[:4], "dmd2",
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 400},
                 metrics=["mode_share:0,1,2,3", "coverage", "off_manifold", "wrong_class", "sliced_w1"]))
+    elif stage == "variants":
+        if len(studies) != 3:
+            sys.exit("toy_s1_protocol: variants takes STUDY1 STUDY2 TEST (the test study's folder)")
+        name, base, _ = select(studies[:2], "amd")
+        test, out = studies[2], "runs/study/toy_s1_variants"
+        if settings_of(test)["amd"] != base:
+            sys.exit(f"toy_s1_protocol: {test}'s amd is not the tuning's winner {name}")
+        for sub, suffix in (("runs", ""), ("evals", "_eval.h5"), ("evals", "_samples.h5")):
+            for seed in TEST:
+                src = os.path.join(test, sub, f"amd_steps1600_seed{seed}{suffix}")
+                dst = os.path.join(out, sub, f"amd_steps1600_seed{seed}{suffix}")
+                if os.path.exists(dst):
+                    continue
+                if not os.path.exists(src):
+                    sys.exit(f"toy_s1_protocol: {src} is missing (run the test study first)")
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if os.path.isdir(src):
+                    shutil.copytree(src, dst + ".tmp")
+                else:
+                    shutil.copy2(src, dst + ".tmp")
+                os.replace(dst + ".tmp", dst)
+        variants = {"s0": {"amd.s": 0.0}, "rls0": {"amd.lambda_rls": 0.0}, "rls2": {"amd.lambda_rls": 2.0},
+                    "mean1": {"amd.rls_norm": "mean1"}, "floor0.5": {"amd.spread_floor": 0.5},
+                    "fake_s0.05": {"amd.beta_on": "fake", "amd.s": 0.05}}
+        methods = {"amd": base}
+        methods.update({f"amd_{k}": dict(base, **v) for k, v in variants.items()})
+        write("toy_s1_variants", spec(
+            "AMD's components and variants at S = 1 (issue 17; benchmarks/studies/toy_s1_protocol.py variants): an "
+            f"ablation at AMD's tuned setting ({name}), one setting changed at a time (s = 0: RLS alone; lambda_rls 0: "
+            "Dynamic Score Adaptation alone; lambda_rls 2; RLS weights of mean 1; a reward-spread floor of 0.5; beta on "
+            "the fake teacher's repulsion only, at s = 0.05), the 10 test seeds, 1600 steps, each against the tuned "
+            "setting itself (its runs are the test study's).",
+            out, shared_teacher, methods, [1600], TEST, "amd",
+            {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}))
+    elif stage in ("retune", "retest"):
+        if len(studies) < 3 or studies[0] not in ("2", "4"):
+            sys.exit(f"toy_s1_protocol: {stage} takes S (2 or 4) STUDY1 STUDY2" + (" TUNE" if stage == "retest" else ""))
+        S, studies = int(studies[0]), studies[1:]
+        if stage == "retune":
+            methods = {}
+            for m in METHODS:
+                name, base, _ = select(studies, m)
+                for lr, lrn in ((5e-4, "lr5e-4"), (1.5e-3, "lr1.5e-3")):
+                    for f in (2, 5):
+                        methods[f"{m}_{lrn}_f{f}"] = dict(base, **{"optim.lr_student": lr, "optim.lr_fake": 2 * lr,
+                                                                   "fake_per_gen": f, "student.steps": S})
+            write(f"toy_s{S}_tune", spec(
+                f"Tuning at S = {S}, toy data (issue 17; benchmarks/studies/toy_s1_protocol.py retune): the same 4-point "
+                "grid for every method (optim.lr_student 5e-4 or 1.5e-3 with optim.lr_fake twice it, fake_per_gen 2 or "
+                f"5) on top of its S = 1 winner, as a {S}-step student, EMA weights, 1600 steps, validation seeds 900 "
+                "and 901.",
+                f"runs/study/toy_s{S}_tune", shared_teacher, methods, [1600], VALIDATION, "dmd2_lr1.5e-3_f5",
+                tune_settings))
+        else:
+            if len(studies) != 3:
+                sys.exit("toy_s1_protocol: retest takes S STUDY1 STUDY2 TUNE")
+            win = {m: select(studies[2:], m) for m in METHODS}
+            for m, (name, sets, v) in win.items():
+                print(f"{m}: {name} (validation off_manifold {v['off_manifold']:.4f}, coverage {v['coverage']:.3f})")
+            write(f"toy_s{S}_tuned", spec(
+                f"The toy study at S = {S}, retuned (issue 17; benchmarks/studies/toy_s1_protocol.py retest): each "
+                f"method's winner of the S = {S} tuning (4 settings each, validation seeds 900 and 901), the 10 test seeds, "
+                "1600 steps, held-out curves every 400 steps (raw and EMA rows), the EMA student sampled.",
+                f"runs/study/toy_s{S}_tuned", shared_teacher, {m: win[m][1] for m in METHODS}, [1600], TEST, "dmd2",
+                {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}))
     else:
-        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference, multistep, extend)")
+        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference, multistep, "
+                 "extend, variants, retune, retest)")
 
 
 if __name__ == "__main__":
