@@ -160,7 +160,7 @@ if [ "$DRY" != 1 ]; then
     { timeout "$(limit 90)" "$G/bin/test_cuda" >"$D/test_cuda.txt" 2>&1
       echo "test_cuda exit $?: $(grep -c '^PASS' "$D/test_cuda.txt") passed, $(grep -c '^FAIL' "$D/test_cuda.txt") failed" |
         tee -a "$OUT/summary.txt"
-      grep -E "^FAIL|gemm bf16 NN 40x48x256|attention (backward )?fused vs unfused B 2 T 49 NH 4 hs 64 \[out 0\]|graph" \
+      grep -E "^FAIL|gemm bf16 NN 40x48x256|dit bf16|attention (backward )?fused vs unfused B 2 T 49 NH 4 hs 64 \[out 0\]|graph" \
         "$D/test_cuda.txt" | head -20 | tee -a "$OUT/summary.txt"; }
 fi
 for prec in fp32 tf32 bf16; do
