@@ -418,7 +418,7 @@ static void test_dit_fused_unfused(void) {
     ops->to_device(labels, labels_h, sizeof labels_h);
     fill_uniform(x, n, -1.5, 1.5), fill_uniform(t, B, 0, 1), fill_uniform(R, no, -1, 1), fill_uniform(Rf, nf, -1, 1);
     DitRun f = dit_run(m, ops, x, t, labels, R, Rf, B), u = dit_run(m, &unfused, x, t, labels, R, Rf, B);
-    char what[160];
+    char what[256];
     snprintf(what, sizeof what, "%s output", cfg->kind);
     expect_same(what, f.out, u.out, no);
     snprintf(what, sizeof what, "%s features", cfg->kind);
