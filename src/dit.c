@@ -6,6 +6,12 @@
  *          h += gate1 * proj(attention(qkv(LN(h) (1 + scale1) + shift1)))
  *          h += gate2 * fc2(GELU(fc1(LN(h) (1 + scale2) + shift2)))                (MLP ratio 4)
  *   v     = unpatchify(Linear(LN(h_L) (1 + scale) + shift)), shift, scale = Linear(SiLU(c))
+ * Text mode (cfg.text, docs/DESIGN.md section 5.2): labels are captions (B, max_text) of token ids,
+ * 0 the padding; the text encoder (text_encoder.h) gives text (B, max_text, text_width) and pooled,
+ *   c     = Linear(SiLU(Linear(sinusoidal(1000 t)))) + Linear(pooled)        (cond.text; no class table)
+ *   block: ... h += gate1 * proj(...); h += xattn(h, text, mask) (block<l>.xattn, no gate); h += gate2 ...
+ * the MLP half reading hx, the stream after the cross-attention. Its backward adds every block's
+ * text gradient into dtext, then (unit 0) runs the encoder's with dtext and d pooled.
  * LayerNorms have no affine. The modulation and output weights are INIT_ZERO (each block starts as
  * the identity, the output at 0); their names end in ".zero.w", as checkpoints have them.
  * Features for a GAN head: the mean over tokens of h_L, (B, C).
@@ -83,8 +89,8 @@ typedef struct {
   int kept; /* 1: the last forward kept its activations (not an inference forward) */
 } Dit;
 
-/* Units (model.h): 0 the patch embedding and the conditioning, 1 + l block l, depth + 1 the final
- * layer (the classifier's head). */
+/* Units (model.h): 0 the patch embedding and the conditioning (in text mode the text encoder too),
+ * 1 + l block l (with its cross-attention), depth + 1 the final layer (the classifier's head). */
 #define P_(off) model_param(m, off)
 #define G_(off) model_grad(m, off)
 

@@ -79,16 +79,18 @@ Sampler *sampler_create(Model *model, double cfg, int max_batch) {
   Sampler *s = callocCheck(1, sizeof *s);
   int D = model->cfg.dim, rows = cfg != 1.0 ? 2 * max_batch : max_batch;
   CHECK(rows <= model->max_batch, "sampler: %d rows exceed the model's batch %d", rows, model->max_batch);
-  s->model = model, s->cfg = cfg, s->null_class = model->cfg.num_classes, s->max_batch = max_batch;
+  s->model = model, s->cfg = cfg, s->max_batch = max_batch;
+  s->label_ints = model_label_ints(&model->cfg);
+  s->null_class = model->cfg.text ? 0 : model->cfg.num_classes; /* text: every token padding */
   size_t rd = sizeof(float) * (size_t)rows * D, bd = sizeof(float) * (size_t)max_batch * D;
   s->xin = ops->alloc(rd), s->vout = ops->alloc(rd);
   s->tin = ops->alloc(sizeof(float) * (size_t)rows);
-  s->lin = ops->alloc(sizeof(int) * (size_t)rows);
+  s->lin = ops->alloc(sizeof(int) * (size_t)rows * s->label_ints);
   s->v1 = ops->alloc(bd), s->v2 = ops->alloc(bd), s->xp = ops->alloc(bd);
   s->h = ops->alloc(sizeof(float) * (size_t)max_batch);
   s->t_host = mallocCheck(sizeof(float) * (size_t)rows);
   s->h_host = mallocCheck(sizeof(float) * (size_t)max_batch);
-  s->lin_host = mallocCheck(sizeof(int) * (size_t)rows);
+  s->lin_host = mallocCheck(sizeof(int) * (size_t)rows * s->label_ints);
   return s;
 }
 
@@ -105,12 +107,13 @@ void sampler_velocity(Sampler *s, float *v, const float *x, double t, const int 
   int D = s->model->cfg.dim, guided = s->cfg != 1.0, rows = guided ? 2 * B : B;
   size_t bd = sizeof(float) * (size_t)B * D;
   for (int i = 0; i < rows; i++) s->t_host[i] = (float)t;
-  for (int i = 0; i < B; i++) {
+  long n = (long)B * s->label_ints; /* B labels, or B captions of label_ints ids */
+  for (long i = 0; i < n; i++) {
     s->lin_host[i] = labels[i];
-    if (guided) s->lin_host[B + i] = s->null_class;
+    if (guided) s->lin_host[n + i] = s->null_class;
   }
   ops->to_device(s->tin, s->t_host, sizeof(float) * (size_t)rows);
-  ops->to_device(s->lin, s->lin_host, sizeof(int) * (size_t)rows);
+  ops->to_device(s->lin, s->lin_host, sizeof(int) * (size_t)(guided ? 2 * n : n));
   ops->copy(s->xin, x, bd);
   if (guided) ops->copy(s->xin + (size_t)B * D, x, bd);
   s->model->forward(s->model, s->vout, s->xin, s->tin, s->lin, rows);

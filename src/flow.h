@@ -51,7 +51,9 @@ void flow_time_grid(double *grid, int N, double shift);
 typedef struct {
   Model *model;
   double cfg;      /* guidance scale w; 1 means one conditional evaluation per step */
-  int null_class;
+  int null_class;   /* the unconditional branch's label: class num_classes, or in text mode token 0 in
+                      every position (the empty caption) */
+  int label_ints;   /* ints per sample of labels: model_label_ints (1, or max_text in text mode) */
   int max_batch;   /* samples per call; the model needs 2 max_batch when cfg != 1 */
   float *xin, *tin, *vout, *v1, *v2, *xp, *h;
   int *lin;
@@ -61,11 +63,13 @@ typedef struct {
 
 Sampler *sampler_create(Model *model, double cfg, int max_batch);
 void sampler_free(Sampler *s);
-/* v (B, dim) = guided velocity at (x, t) for labels (host) */
+/* v (B, dim) = guided velocity at (x, t) for labels (host; (B, label_ints): class labels, or captions
+ * of token ids in text mode). With cfg != 1 the model runs once on 2B rows, the labels then the
+ * null class (text mode: the empty caption), and v = v_u + w (v_c - v_u). */
 void sampler_velocity(Sampler *s, float *v, const float *x, double t, const int *labels, int B);
 /* Euler (Song et al. 2021, probability-flow ODE; rectified-flow form): x <- x + (t_{i+1} - t_i) v.
  * x holds the noise on entry and the sample on return (backend memory). Returns NFE per sample. */
-int sample_euler(Sampler *s, float *x, const int *labels, int B, const double *grid, int N);
+int sample_euler(Sampler *s, float *x, const int *labels, int B, const double *grid, int N); /* labels as sampler_velocity's */
 /* Heun (Karras et al. 2022, Algorithm 1 without churn): trapezoidal correction on every step
  * whose end is not t = 0. */
 int sample_heun(Sampler *s, float *x, const int *labels, int B, const double *grid, int N);
