@@ -176,6 +176,9 @@ void dataset_read(const char *path, const char *format, Dataset *d) {
     free(s);
   }
   d->has_mixture = dataset_read_mixture(f, &d->mix);
+  /* a captioned dataset's prompts are part of what a model trains on: their tokens join the checksum */
+  hsize_t td[2] = {0, 0};
+  int *tokens = h5_exists(f, "captions/tokens") ? h5_read_i32(f, "captions/tokens", 2, td) : NULL;
   h5_close(f);
   if (d->has_mixture && (d->mix.num_classes != d->num_classes || d->dim != 2))
     amd_input_error("'%s': /mixture has %d classes of 2-D points but the file holds %d classes of %d values", path,
@@ -188,7 +191,10 @@ void dataset_read(const char *path, const char *format, Dataset *d) {
   long long head[6] = {d->n, d->ndim, d->shape[0], d->shape[1], d->shape[2], d->num_classes};
   h = checksum64(h, head, sizeof head);
   h = checksum64(h, d->x, sizeof(float) * (size_t)d->n * (size_t)d->dim);
-  d->checksum = checksum64(h, d->labels, sizeof(int) * (size_t)d->n);
+  h = checksum64(h, d->labels, sizeof(int) * (size_t)d->n);
+  if (tokens) h = checksum64(h, tokens, sizeof(int) * (size_t)(td[0] * td[1]));
+  free(tokens);
+  d->checksum = h;
 }
 
 void dataset_fingerprint(const Dataset *d, char *out, size_t n) {

@@ -45,7 +45,8 @@ typedef struct {
   char class_names[1024]; /* comma-separated */
   int has_mixture;
   Mixture mix;
-  uint64_t checksum; /* of what dataset_read loaded: shape, classes, /x and /labels */
+  uint64_t checksum; /* of what dataset_read loaded: shape, classes, /x and /labels (and a captioned
+                        dataset's /captions/tokens) */
 } Dataset;
 
 /* Room for a fingerprint: "<n> samples of <shape>, <k> classes, checksum <16 hex digits>". */

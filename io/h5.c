@@ -259,6 +259,14 @@ void h5_write_f64(hid_t loc, const char *name, const double *data, int rank, con
   write_any(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data, rank, dims);
 }
 
+void h5_write_strings(hid_t loc, const char *name, const char *const *strings, hsize_t n) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  write_any(loc, name, t, t, strings, 1, &n);
+  H5Tclose(t);
+}
+
 /* Opens dataset `name` of loc, which must exist and have `rank` (at most 8) dimensions; its sizes
  * go to dims and the file's name to fn, for messages. The caller closes the dataset. */
 static hid_t open_dataset(hid_t loc, const char *name, int rank, hsize_t *dims, char *fn, size_t fn_size) {
@@ -358,6 +366,36 @@ int *h5_read_i32(hid_t loc, const char *name, int rank, hsize_t *dims_out) {
 }
 double *h5_read_f64(hid_t loc, const char *name, int rank, hsize_t *dims_out) {
   return read_any(loc, name, H5T_NATIVE_DOUBLE, sizeof(double), rank, dims_out);
+}
+
+char **h5_read_strings(hid_t loc, const char *name, hsize_t *n_out) {
+  char fn[1024];
+  hsize_t n;
+  hid_t d = open_dataset(loc, name, 1, &n, fn, sizeof fn);
+  hid_t ft = H5Dget_type(d);
+  int is_var = H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0;
+  H5Tclose(ft);
+  if (!is_var) amd_input_error("'%s': dataset '%s' is not a list of variable-length strings", fn, name);
+  hid_t mt = H5Tcopy(H5T_C_S1);
+  H5Tset_size(mt, H5T_VARIABLE);
+  H5Tset_cset(mt, H5T_CSET_UTF8);
+  char **raw = callocCheck(n ? n : 1, sizeof(char *)), **out = callocCheck(n ? n : 1, sizeof(char *));
+  if (n > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0)
+    amd_input_error("'%s': cannot read dataset '%s' (truncated or damaged file)", fn, name);
+  for (hsize_t i = 0; i < n; i++) {
+    out[i] = strdup(raw[i] ? raw[i] : "");
+    CHECK(out[i], "out of memory reading '%s' of '%s'", name, fn);
+  }
+  if (n > 0) {
+    hid_t space = H5Dget_space(d);
+    H5Dvlen_reclaim(mt, space, H5P_DEFAULT, raw);
+    H5Sclose(space);
+  }
+  free(raw);
+  H5Tclose(mt);
+  H5Dclose(d);
+  *n_out = n;
+  return out;
 }
 
 int h5_exists(hid_t loc, const char *path) {

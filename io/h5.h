@@ -50,6 +50,10 @@ void h5_write_f64(hid_t loc, const char *name, const double *data, int rank, con
 float *h5_read_f32(hid_t loc, const char *name, int rank, hsize_t *dims_out);
 int *h5_read_i32(hid_t loc, const char *name, int rank, hsize_t *dims_out);
 double *h5_read_f64(hid_t loc, const char *name, int rank, hsize_t *dims_out);
+/* A 1-D dataset of n variable-length UTF-8 strings (schema type text); the reader returns n new
+ * strings in a new array (caller frees each and the array). */
+void h5_write_strings(hid_t loc, const char *name, const char *const *strings, hsize_t n);
+char **h5_read_strings(hid_t loc, const char *name, hsize_t *n_out);
 /* 1-D datasets by range. write: every rank of a parallel file calls it; it creates the dataset of
  * `total` values (file type file_type) and writes this rank's values [begin, begin + count) from
  * data (count may be 0) as one collective transfer. read: values [begin, begin + count) of a 1-D

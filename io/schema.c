@@ -28,6 +28,15 @@ static const SchemaEntry table[] = {
     {DS, "/mixture/means", F, "1", "centre of each mode of the Gaussian mixture the toy data is drawn from, (modes, 2)"},
     {DS, "/mixture/weights", F, "1", "weight of each mode in the mixture (they sum to 1)"},
     {DS, "/mixture/mode_class", I, "index", "class that owns each mode"},
+    /* captioned canvases (io/captions.c, amd data compose) */
+    {DS, "/captions/text", T, "text", "the caption of each canvas, in the grammar of docs/DESIGN.md section 13"},
+    {DS, "/captions/tokens", I, "index", "token ids of each caption, (N, L): words of /captions/vocab, padded with 0"},
+    {DS, "/captions/category", I, "index", "category of each caption: an index into the attribute categories"},
+    {DS, "/captions/held_out", I, "1", "1 when the caption names a class pair held out of the train split, else 0"},
+    {DS, "/captions/vocab", T, "text", "the vocabulary: the word of each token id (0 padding; the empty caption is all padding)"},
+    {DS, "/layout/class", I, "index", "class of each item on the canvas, (N, 4), the first named first; -1 past the last"},
+    {DS, "/layout/cell", I, "index", "cell of each item, row * grid + column (0 top left), (N, 4); -1 past the last"},
+    {DS, "/layout/source", I, "index", "index of each item's image in the source split's IDX file, (N, 4); -1 past the last"},
 
     /* checkpoints (io/ckpt.c) */
     {CK, "/counters", F, "count",

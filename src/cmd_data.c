@@ -1,7 +1,7 @@
 /* cmd_data.c: `amd data <kind>`: the kind dispatch, and `amd data toy2d`, which writes the
  * class-conditional 2-D Gaussian mixture as a dataset file, with the mixture itself stored so
  * metrics can use the exact density. Rank 0 writes. The image kinds (fmnist, import) live in
- * cmd_data_images.c. */
+ * cmd_data_images.c, the captioned canvases (compose) in cmd_data_compose.c. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,14 +74,18 @@ int cmd_data(int argc, char **argv) {
              "  kinds:\n"
              "    toy2d    class-conditional 2-D Gaussian mixture\n"
              "    fmnist   Fashion-MNIST from the Debian package dataset-fashion-mnist (train and test files)\n"
-             "    import   a user's IDX images (plain or gzipped, optional IDX labels) or HDF5 image array\n");
+             "    import   a user's IDX images (plain or gzipped, optional IDX labels) or HDF5 image array\n"
+             "    compose  captioned canvases of 1-4 Fashion-MNIST items (text prompts, GenEval-like categories)\n");
     return argc < 1 ? AMD_EXIT_USAGE : 0;
   }
   if (strcmp(argv[0], "toy2d") == 0) return data_toy2d(argc - 1, argv + 1);
   if (strcmp(argv[0], "fmnist") == 0) return data_fmnist(argc - 1, argv + 1);
   if (strcmp(argv[0], "import") == 0) return data_import(argc - 1, argv + 1);
-  static const char *const kinds[] = {"toy2d", "fmnist", "import"};
-  const char *hint = cfg_nearest(argv[0], kinds, 3);
-  if (hint) amd_usage_error("unknown dataset kind '%s'; did you mean '%s'? (this amd has: toy2d, fmnist, import)", argv[0], hint);
-  amd_usage_error("unknown dataset kind '%s' (this amd has: toy2d, fmnist, import)", argv[0]);
+  if (strcmp(argv[0], "compose") == 0) return data_compose(argc - 1, argv + 1);
+  static const char *const kinds[] = {"toy2d", "fmnist", "import", "compose"};
+  const char *hint = cfg_nearest(argv[0], kinds, 4);
+  if (hint)
+    amd_usage_error("unknown dataset kind '%s'; did you mean '%s'? (this amd has: toy2d, fmnist, import, compose)",
+                    argv[0], hint);
+  amd_usage_error("unknown dataset kind '%s' (this amd has: toy2d, fmnist, import, compose)", argv[0]);
 }

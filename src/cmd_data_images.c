@@ -105,7 +105,7 @@ static const cfg_key fmnist_keys[] = {
      "folder of the four gzipped IDX files (Debian package dataset-fashion-mnist)"},
     CFG_END};
 
-static const char fmnist_class_names[] = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot";
+const char fmnist_class_names[] = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot";
 
 /* One split: prefix "train" or "t10k" names the files, split the source attribute. */
 static void fmnist_split(const FmnistConfig *c, const char *prefix, const char *split, const char *out,

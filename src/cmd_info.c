@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "caption.h"
+#include "captions.h"
 #include "ckpt.h"
 #include "commands.h"
 #include "common.h"
@@ -73,6 +75,22 @@ static void print_common(hid_t f, const char *path, const char *kind) {
   print_provenance(f);
 }
 
+/* A captioned dataset (amd data compose): its captions by category, the held-out pairs, the first
+ * captions; checked against this amd's grammar first (caption_set_check). */
+static void info_captions(const char *path, CaptionSet *s) {
+  char err[512];
+  if (caption_set_check(s, err, sizeof err) != 0) amd_input_error("'%s': %s", path, err);
+  long per[CAPTION_CATEGORIES] = {0}, held = 0;
+  for (long i = 0; i < s->n; i++) per[s->category[i]]++, held += s->held_out[i];
+  printf("  captions: %ld (%s split): %ld single, %ld two, %ld counting, %ld position; %ld name a held-out pair (%s)\n"
+         "  vocabulary: %d words, %d tokens a caption; layout: %d x %d cells of %d px, every caption parses and its "
+         "layout holds it\n", s->n, s->split, per[0], per[1], per[2], per[3], held,
+         s->held_out_pairs[0] ? s->held_out_pairs : "none held out", s->vocab_size, s->max_tokens, s->grid, s->grid,
+         s->cell_size);
+  for (long i = 0; i < s->n && i < 4; i++) printf("    %ld: %s\n", i, s->text[i]);
+  captions_free(s);
+}
+
 static void info_dataset(const char *path, const char *kind) {
   Dataset d;
   dataset_read(path, kind, &d);
@@ -83,6 +101,8 @@ static void info_dataset(const char *path, const char *kind) {
   printf("), values in [%.4g, %.4g]\n  classes: %d (%s)\n  source: %s\n", lo, hi, d.num_classes, d.class_names, d.source);
   if (d.has_mixture)
     printf("  mixture: %d modes, sigma %g, %d classes\n", d.mix.num_modes, d.mix.sigma, d.mix.num_classes);
+  CaptionSet s;
+  if (strcmp(kind, "amd-dataset") == 0 && captions_read(path, d.n, d.num_classes, &s)) info_captions(path, &s);
   dataset_free(&d);
 }
 

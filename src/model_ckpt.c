@@ -16,11 +16,21 @@
 enum { NARCH = 10, NTEXT = 5, NARCH_ALL = NARCH + NTEXT };
 static int arch_attrs(const Model *m, CkptAttr a[NARCH_ALL]) {
   const ModelConfig *c = &m->cfg;
-  CkptAttr v[NARCH_ALL] = {{"dim", c->dim},           {"num_classes", c->num_classes},   {"width", c->width},
-                           {"depth", c->depth},       {"temb_dim", c->temb_dim},         {"img_channels", c->img_channels},
-                           {"img_size", c->img_size}, {"patch", c->patch},               {"heads", c->heads},
-                           {"text", c->text},         {"vocab", c->vocab},               {"text_width", c->text_width},
-                           {"text_depth", c->text_depth}, {"max_text", c->max_text},     {"num_params", m->num_params}};
+  CkptAttr v[NARCH_ALL] = {{"dim", c->dim},
+                           {"num_classes", c->num_classes},
+                           {"width", c->width},
+                           {"depth", c->depth},
+                           {"temb_dim", c->temb_dim},
+                           {"img_channels", c->img_channels},
+                           {"img_size", c->img_size},
+                           {"patch", c->patch},
+                           {"heads", c->heads},
+                           {"text", c->text},
+                           {"vocab", c->vocab},
+                           {"text_width", c->text_width},
+                           {"text_depth", c->text_depth},
+                           {"max_text", c->max_text},
+                           {"num_params", m->num_params}};
   int n = c->text ? NARCH_ALL : NARCH;
   if (!c->text) v[NARCH - 1] = v[NARCH_ALL - 1]; /* num_params right after heads */
   memcpy(a, v, sizeof(CkptAttr) * (size_t)n);
@@ -101,8 +111,9 @@ static void check_arch(hid_t f, const char *path, const char *name, const Model 
   free(kind);
   long long text = ckpt_net_attr(f, name, "text", 0);
   if (text != m->cfg.text)
-    amd_fatal("'%s': /%s is a %s-conditioned model (text = %lld) but this run's model is %s-conditioned (model.text=%d)",
-              path, name, text ? "caption" : "class", text, m->cfg.text ? "caption" : "class", m->cfg.text);
+    amd_fatal("'%s': /%s is a %s-conditioned model (text = %lld) but this run's model is %s-conditioned "
+              "(model.text=%d)", path, name, text ? "caption" : "class", text, m->cfg.text ? "caption" : "class",
+              m->cfg.text);
   CkptAttr want[NARCH_ALL];
   int n = arch_attrs(m, want);
   for (int k = 0; k < n; k++) {

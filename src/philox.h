@@ -25,7 +25,9 @@ enum {
   RNG_DMD_T,      /* t of the distribution-matching loss and the GAN */
   RNG_DMD_NOISE,  /* noise of the distribution-matching loss and the GAN */
   RNG_REAL,       /* real data picked for the GAN discriminator */
-  RNG_STREAMS_END
+  RNG_STREAMS_END, /* the tests draw their inputs from this stream, which no use takes */
+  /* streams added later sit past it, so its value, and with it every test's inputs, stay */
+  RNG_COMPOSE = RNG_STREAMS_END + 1, /* captioned canvases (amd data compose: step = split, index = canvas) */
 };
 
 void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);

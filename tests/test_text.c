@@ -4,11 +4,13 @@
  * block's xattn.*, cond.text.*) and of x; that backward adds; the frozen backward (the same dx, no
  * parameter gradient); the inference forward (the same output bit for bit); padding (what a padded
  * token's embedding holds changes nothing, bit for bit, and its gradient is exactly 0); the empty
- * caption (finite, and untouched by every text.* tensor); the untrained model's zero output; the
- * config checks; checkpoints (the text attributes stored and read back, the parameters round trip,
- * a caption model refused as a class model and the other way round, another vocabulary refused).
+ * caption (finite, and untouched by every text.* tensor); the untrained model's zero output;
+ * classifier-free guidance with the empty caption as the unconditional branch (src/flow.c); the
+ * tokenizer's rows (src/caption.h) as the model's input; the config checks; checkpoints (the text
+ * attributes stored and read back, the parameters round trip, a caption model refused as a class
+ * model and the other way round, another vocabulary refused).
  * Losses are L = sum(out R) + sum(features Rf) for fixed random R, Rf, as in test_dit.c.
- * Not here: the PyTorch golden test (test_text_golden.c), CUDA conformance (test_cuda.c). */
+ * Not here: the PyTorch golden test (test_dit_golden.c), CUDA conformance (test_cuda.c). */
 #include <ftw.h>
 #include <math.h>
 #include <mpi.h>
@@ -19,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "caption.h"
 #include "common.h"
 #include "flow.h"
 #include "h5.h"
@@ -289,6 +292,47 @@ static void test_text_guidance(void) {
   free_case(&c);
 }
 
+/* ---- the tokenizer's captions ---------------------------------------------------------------- */
+
+/* what `amd data compose` stores reaches the model as it is: token rows of CAPTION_MAX_TOKENS from
+ * caption_encode, vocab caption_vocab_size(); blank text is the empty caption, whose output equals
+ * that of an all-zero row written here bit for bit, and a caption's output moves with its words */
+static void test_text_tokenizer_captions(void) {
+  static const char *const texts[3] = {"a bag to the left of a sneaker", "", "three shirts"};
+  ModelConfig cfg = textcfg;
+  cfg.vocab = caption_vocab_size(), cfg.max_text = CAPTION_MAX_TOKENS;
+  Model *m = model_create(&cfg, B);
+  model_init_params(m, 4);
+  for (int k = 0; k < m->num_tensors; k++) { /* the zero-init tensors too: every path live */
+    const TensorInfo *ti = &m->tensors[k];
+    if (ti->init == INIT_ZERO) fill_uniform(m->params + ti->offset, tensor_size(ti), -0.3, 0.3);
+  }
+  int ids_h[B * CAPTION_MAX_TOKENS], zero_h[B * CAPTION_MAX_TOKENS] = {0};
+  char err[256];
+  for (int b = 0; b < B; b++) {
+    int n = caption_encode(texts[b], ids_h + b * CAPTION_MAX_TOKENS, err, sizeof err);
+    EXPECT(n >= 0, "caption_encode('%s'): %s", texts[b], err);
+  }
+  EXPECT(caption_encode("a bag to the left of a sneaker", ids_h, err, sizeof err) == 8 && ids_h[7] != 0,
+         "the longest caption does not fill the row");
+  long n = (long)B * cfg.dim;
+  float *x = alloc_f(n), *t = alloc_f(B), *out = alloc_f(n), *out0 = alloc_f(n);
+  int *ids = ops->alloc(sizeof ids_h), *zero = ops->alloc(sizeof zero_h);
+  fill_uniform(x, n, -1, 1), fill_uniform(t, B, 0, 1);
+  ops->to_device(ids, ids_h, sizeof ids_h), ops->to_device(zero, zero_h, sizeof zero_h);
+  m->forward(m, out, x, t, ids, B);
+  m->forward(m, out0, x, t, zero, B);
+  long D = cfg.dim;
+  EXPECT(ops->all_finite(out, n), "outputs of tokenized captions are not finite");
+  EXPECT(memcmp(out + D, out0 + D, sizeof(float) * (size_t)D) == 0, "blank text is not the empty caption");
+  EXPECT(memcmp(out, out0, sizeof(float) * (size_t)D) != 0 &&
+             memcmp(out + 2 * D, out0 + 2 * D, sizeof(float) * (size_t)D) != 0,
+         "a caption's output equals the empty caption's");
+  FREE_ALL(x, t, out, out0);
+  ops->free(ids), ops->free(zero);
+  model_free(m);
+}
+
 /* ---- config ---------------------------------------------------------------------------------- */
 
 static ModelConfig t_bad;
@@ -414,6 +458,7 @@ int main(void) {
   TEST_RUN(test_text_padding);
   TEST_RUN(test_text_empty_caption);
   TEST_RUN(test_text_guidance);
+  TEST_RUN(test_text_tokenizer_captions);
   TEST_RUN(test_text_checkpoint);
   return t_finish();
 }
