@@ -9,16 +9,18 @@
 #include "ops.h"
 #include "philox.h"
 
-FlowBatch *flow_batch_create(int max_batch, int dim) {
+FlowBatch *flow_batch_create(int max_batch, int dim, int label_ints) {
+  CHECK(label_ints >= 1, "flow batch: %d ints per label", label_ints);
   FlowBatch *b = callocCheck(1, sizeof *b);
+  b->label_ints = label_ints;
   size_t bd = sizeof(float) * (size_t)max_batch * dim, bs = sizeof(float) * (size_t)max_batch;
   b->max_batch = max_batch, b->dim = dim;
   b->e = ops->alloc(bd), b->xt = ops->alloc(bd), b->v = ops->alloc(bd);
   b->pred = ops->alloc(bd), b->dpred = ops->alloc(bd);
   b->t = ops->alloc(bs), b->loss = ops->alloc(bs);
-  b->labels = ops->alloc(sizeof(int) * (size_t)max_batch);
+  b->labels = ops->alloc(sizeof(int) * (size_t)max_batch * label_ints);
   b->t_host = mallocCheck(bs), b->loss_host = mallocCheck(bs);
-  b->labels_host = mallocCheck(sizeof(int) * (size_t)max_batch);
+  b->labels_host = mallocCheck(sizeof(int) * (size_t)max_batch * label_ints);
   return b;
 }
 
@@ -41,16 +43,18 @@ double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_
 void flow_train_batch_into(float *loss, Model *m, FlowBatch *b, const float *x0, const int *labels,
                            const float *weights, int B, uint32_t index0, uint32_t step, uint64_t seed,
                            const FlowConfig *fc, long global_batch) {
-  int D = b->dim;
+  int D = b->dim, P = model_label_ints(&m->cfg);
   CHECK(B <= b->max_batch, "flow batch %d exceeds its buffers (%d)", B, b->max_batch);
+  CHECK(P == b->label_ints, "flow batch of %d ints per label for a model that reads %d", b->label_ints, P);
+  int null = m->cfg.text ? 0 : m->cfg.num_classes; /* text: the empty caption, every token padding */
   for (int i = 0; i < B; i++) {
     uint32_t g = index0 + (uint32_t)i;
     b->t_host[i] = (float)flow_sample_t(fc, seed, step, g);
     int drop = rng_uniform(seed, RNG_DROP, step, g, 0) < fc->p_uncond;
-    b->labels_host[i] = drop ? m->cfg.num_classes : labels[i];
+    for (int j = 0; j < P; j++) b->labels_host[(long)i * P + j] = drop ? null : labels[(long)i * P + j];
   }
   ops->to_device(b->t, b->t_host, sizeof(float) * (size_t)B);
-  ops->to_device(b->labels, b->labels_host, sizeof(int) * (size_t)B);
+  ops->to_device(b->labels, b->labels_host, sizeof(int) * (size_t)B * P);
   ops->randn(b->e, B, D, seed, RNG_NOISE, step, index0);
   ops->flow_interpolate(b->xt, b->v, x0, b->e, b->t, B, D);
   m->forward(m, b->pred, b->xt, b->t, b->labels, B);

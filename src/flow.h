@@ -12,26 +12,29 @@
 typedef struct {
   int logit_normal;   /* 0: t ~ U(0, 1); 1: t = sigmoid(mean + std z) */
   double t_mean, t_std;
-  double p_uncond;    /* label dropout to the null class, for classifier-free guidance */
+  double p_uncond;    /* label dropout to the null class (text mode: the empty caption), for
+                         classifier-free guidance */
 } FlowConfig;
 
 /* Device work buffers for a local batch of up to max_batch samples. */
 typedef struct {
   int max_batch, dim;
+  int label_ints;     /* ints per sample of labels: model_label_ints of the model it trains */
   float *e, *t, *xt, *v, *pred, *dpred, *loss; /* backend memory */
   int *labels;
   float *t_host, *loss_host;
   int *labels_host;
 } FlowBatch;
 
-FlowBatch *flow_batch_create(int max_batch, int dim);
+FlowBatch *flow_batch_create(int max_batch, int dim, int label_ints);
 void flow_batch_free(FlowBatch *b);
 
 /* t for one global sample index at one step. */
 double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_t index);
 
 /* One forward/backward of the flow-matching loss on B local samples x0 (backend memory, (B, dim))
- * with labels (host), whose global indices start at index0; `step` keys the draws. Per-sample loss
+ * with labels (host, (B, label_ints): class labels, or captions in text mode), whose global indices
+ * start at index0; `step` keys the draws. Per-sample loss
  * weights (backend memory, (B)) may be NULL. Gradients are added to m->grads already divided by
  * global_batch, so summing over ranks gives the global mean. Returns the sum of the B unweighted
  * per-sample losses. */

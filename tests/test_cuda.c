@@ -897,7 +897,7 @@ static void teacher_steps(const amd_ops *o, const ModelConfig *cfg, Run *r) {
   Model *m = model_create(cfg, B);
   random_params(m, 3);
   AdamW *opt = adamw_create(m->num_params);
-  FlowBatch *fb = flow_batch_create(B, D);
+  FlowBatch *fb = flow_batch_create(B, D, model_label_ints(cfg));
   FlowConfig fc = {.logit_normal = 1, .t_mean = 0, .t_std = 1, .p_uncond = 0.3};
   float *x_dev = ops->alloc(sizeof(float) * (size_t)B * D);
   int labels[6] = {0, 1, 2, 0, 1, 2};

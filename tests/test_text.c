@@ -5,7 +5,8 @@
  * parameter gradient); the inference forward (the same output bit for bit); padding (what a padded
  * token's embedding holds changes nothing, bit for bit, and its gradient is exactly 0); the empty
  * caption (finite, and untouched by every text.* tensor); the untrained model's zero output;
- * classifier-free guidance with the empty caption as the unconditional branch (src/flow.c); the
+ * classifier-free guidance with the empty caption as the unconditional branch, and the teacher's
+ * caption dropout to it (src/flow.c); the
  * tokenizer's rows (src/caption.h) as the model's input; the config checks; checkpoints (the text
  * attributes stored and read back, the parameters round trip, a caption model refused as a class
  * model and the other way round, another vocabulary refused).
@@ -292,6 +293,48 @@ static void test_text_guidance(void) {
   free_case(&c);
 }
 
+/* The teacher's loss in text mode (src/flow.c): caption dropout (p_uncond) replaces a whole caption
+ * by the empty one: with p_uncond 1 the loss and every gradient are those of empty captions, bit
+ * for bit; with 0.5 each row is its caption or all padding as RNG_DROP says; a flow batch made for
+ * class labels is refused for a caption model. */
+static FlowBatch *t_fb;
+static Model *t_model;
+static void train_with_class_batch(void *arg) {
+  float *x0 = arg;
+  FlowConfig fc = {0};
+  flow_train_batch(t_model, t_fb, x0, caption_ids, NULL, 1, 0, 0, 7, &fc, 1);
+}
+
+static void test_text_flow_dropout(void) {
+  enum { D = 64 };
+  TextCase c = text_case(&textcfg, B);
+  Model *m = c.m;
+  FlowBatch *fb = flow_batch_create(B, D, LT);
+  static const int empty[B * LT] = {0};
+  FlowConfig all = {.p_uncond = 1.0}, none = {.p_uncond = 0.0}, half = {.p_uncond = 0.5};
+  model_zero_grad(m);
+  double l1 = flow_train_batch(m, fb, c.x, caption_ids, NULL, B, 0, 3, 7, &all, B);
+  float *g1 = host_copy(m->grads, m->num_params);
+  model_zero_grad(m);
+  double l2 = flow_train_batch(m, fb, c.x, empty, NULL, B, 0, 3, 7, &none, B);
+  EXPECT(l1 == l2, "loss with every caption dropped %.9g, with empty captions %.9g", l1, l2);
+  EXPECT(memcmp(g1, m->grads, sizeof(float) * (size_t)m->num_params) == 0,
+         "gradients with every caption dropped differ from those of empty captions");
+  model_zero_grad(m);
+  double l3 = flow_train_batch(m, fb, c.x, caption_ids, NULL, B, 0, 3, 7, &half, B);
+  EXPECT(isfinite(l3), "loss %g", l3);
+  for (int i = 0; i < B; i++) {
+    int drop = rng_uniform(7, RNG_DROP, 3, (uint32_t)i, 0) < 0.5, same = 1;
+    for (int j = 0; j < LT; j++) same &= fb->labels_host[i * LT + j] == (drop ? 0 : caption_ids[i * LT + j]);
+    EXPECT(same, "sample %d: its row is not %s", i, drop ? "the empty caption" : "its caption");
+  }
+  t_fb = flow_batch_create(B, D, 1), t_model = m;
+  EXPECT(expect_fatal(train_with_class_batch, c.x, "ints per label"), "a class-label flow batch trained a caption model");
+  flow_batch_free(t_fb), flow_batch_free(fb);
+  free(g1);
+  free_case(&c);
+}
+
 /* ---- the tokenizer's captions ---------------------------------------------------------------- */
 
 /* what `amd data compose` stores reaches the model as it is: token rows of CAPTION_MAX_TOKENS from
@@ -459,6 +502,7 @@ int main(void) {
   TEST_RUN(test_text_empty_caption);
   TEST_RUN(test_text_guidance);
   TEST_RUN(test_text_tokenizer_captions);
+  TEST_RUN(test_text_flow_dropout);
   TEST_RUN(test_text_checkpoint);
   return t_finish();
 }
