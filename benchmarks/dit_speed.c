@@ -287,7 +287,7 @@ int main(int argc, char **argv) {
   /* (b) the training step */
   Model *m = model_create(&mc, a.batch);
   model_init_params(m, 1);
-  Trainer tr = {.m = m, .opt = adamw_create(m->num_params), .fb = flow_batch_create(a.batch, mc.dim), .B = a.batch,
+  Trainer tr = {.m = m, .opt = adamw_create(m->num_params), .fb = flow_batch_create(a.batch, mc.dim, model_label_ints(&mc)), .B = a.batch,
                 .oc = {.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0, .grad_clip = 1.0},
                 .fc = {.logit_normal = 1, .t_mean = 0, .t_std = 1, .p_uncond = 0.1}};
   tr.x0 = ops->alloc(sizeof(float) * (size_t)a.batch * mc.dim);

@@ -291,6 +291,9 @@ int cmd_distill(int argc, char **argv) {
   ckpt_net_fingerprint(teacher_path, "teacher", teacher_fingerprint, sizeof teacher_fingerprint);
   ModelConfig mc;
   model_ckpt_config(teacher_path, "teacher", &mc);
+  if (mc.text) /* the methods' prompts are class labels (B) so far, a caption model reads (B, max_text) ids */
+    amd_usage_error("teacher '%s' is conditioned on captions (text mode); amd distill distills class-conditioned "
+                    "teachers only so far (captions per prompt are issue 20's next part)", teacher_path);
   /* the teacher's dataset where its checkpoint says, checked by content; data= names another */
   Dataset data;
   char *data_path = c.data[0] ? strdup(c.data)

@@ -134,6 +134,10 @@ static herr_t print_net(hid_t loc, const char *name, const H5L_info_t *info, voi
     printf("    images %lld x %lld x %lld, patch %lld, heads %lld\n", h5_attr_read_i64(g, "img_channels"),
            h5_attr_read_i64(g, "img_size"), h5_attr_read_i64(g, "img_size"), h5_attr_read_i64(g, "patch"),
            h5_attr_read_i64(g, "heads"));
+  if (h5_attr_exists(g, "text") && h5_attr_read_i64(g, "text"))
+    printf("    captions: vocabulary %lld, up to %lld tokens, text encoder width %lld, depth %lld\n",
+           h5_attr_read_i64(g, "vocab"), h5_attr_read_i64(g, "max_text"), h5_attr_read_i64(g, "text_width"),
+           h5_attr_read_i64(g, "text_depth"));
   free(kind);
   H5Gclose(g);
   return 0;

@@ -133,6 +133,9 @@ int cmd_sample(int argc, char **argv) {
                     "integrate; the networks of this checkpoint that can be sampled: %s", c.net, ckpt_path, mc.kind,
                     strcmp(mc.kind, "head") == 0 ? "the GAN discriminator's head" : "a classifier", nets[0] ? nets : "none");
   }
+  if (mc.text) /* a caption model's labels argument is (n, max_text) token ids: no prompt source yet */
+    amd_usage_error("'%s': net '%s' is conditioned on captions (text mode); amd sample draws class-conditioned "
+                    "networks only so far (prompts from text are issue 20's next part)", ckpt_path, c.net);
   if (c.cls >= mc.num_classes)
     amd_usage_error("config key 'class' = %d: the model has %d classes (0..%d, or -1 for mixed)", c.cls,
                     mc.num_classes, mc.num_classes - 1);

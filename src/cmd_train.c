@@ -273,7 +273,7 @@ int cmd_train(int argc, char **argv) {
   T.model = c.zero == 3 ? model_create_sharded(&mc, local) : model_create(&mc, local);
   T.zo = zero_create(T.model->num_params, c.zero);
   model_set_prefetch(T.model, c.zero_prefetch);
-  T.fb = T.classifier ? NULL : flow_batch_create(local, mc.dim);
+  T.fb = T.classifier ? NULL : flow_batch_create(local, mc.dim, model_label_ints(&mc));
   T.cls = T.classifier ? classifier_wrap(T.model) : NULL;
   T.oc = (AdamWConfig){.lr = c.lr, .lr_min = c.lr_min, .warmup = c.warmup, .cosine = strcmp(c.schedule, "cosine") == 0,
                        .total_steps = c.rl.steps, .beta1 = c.beta1, .beta2 = c.beta2, .eps = c.adam_eps,

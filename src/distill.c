@@ -589,7 +589,7 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->opt_fake = zero_create(fake->num_params, c->zero);
   if (disc) d->opt_disc = zero_create(disc->num_params, c->zero);
   d->gen = generator_create(student, c->S, B);
-  d->fb = flow_batch_create(B, D);
+  d->fb = flow_batch_create(B, D, model_label_ints(&fake->cfg));
   size_t bd = sizeof(float) * (size_t)B * D, bs = sizeof(float) * (size_t)B;
   d->labels2 = ops->alloc(sizeof(int) * 2 * (size_t)B);
   d->labels_real = ops->alloc(sizeof(int) * (size_t)B);

@@ -6,6 +6,12 @@
  *          h += gate1 * proj(attention(qkv(LN(h) (1 + scale1) + shift1)))
  *          h += gate2 * fc2(GELU(fc1(LN(h) (1 + scale2) + shift2)))                (MLP ratio 4)
  *   v     = unpatchify(Linear(LN(h_L) (1 + scale) + shift)), shift, scale = Linear(SiLU(c))
+ * Text mode (cfg.text, docs/DESIGN.md section 5.2): labels are captions (B, max_text) of token ids,
+ * 0 the padding; the text encoder (text_encoder.h) gives text (B, max_text, text_width) and pooled,
+ *   c     = Linear(SiLU(Linear(sinusoidal(1000 t)))) + Linear(pooled)        (cond.text; no class table)
+ *   block: ... h += gate1 * proj(...); h += xattn(h, text, mask) (block<l>.xattn, no gate); h += gate2 ...
+ * the MLP half reading hx, the stream after the cross-attention. Its backward adds every block's
+ * text gradient into dtext, then (unit 0) runs the encoder's with dtext and d pooled.
  * LayerNorms have no affine. The modulation and output weights are INIT_ZERO (each block starts as
  * the identity, the output at 0); their names end in ".zero.w", as checkpoints have them.
  * Features for a GAN head: the mean over tokens of h_L, (B, C).
@@ -22,9 +28,11 @@
 #include "attention.h"
 #include "common.h"
 #include "cond_embed.h"
+#include "cross_attention.h"
 #include "layers.h"
 #include "model.h"
 #include "ops.h"
+#include "text_encoder.h"
 
 typedef struct {
   long adaw, adab, qkvw, qkvb, projw, projb, fc1w, fc1b, fc2w, fc2b;
@@ -67,12 +75,22 @@ typedef struct {
   float *dimg;          /* (B, dim) */
   float *dmod;          /* (B, 6C) */
   float *dcsilu, *dcond; /* (B, C) */
+  /* text mode (cfg.text): the caption encoder, each block's cross-attention and c's pooled term */
+  int text;
+  TextEncoder te;
+  CrossAttention *xa;    /* (depth) block<l>.xattn */
+  long ctw, ctb;         /* cond.text.{w,b}: Linear(pooled) (C, E) */
+  float *hx;             /* (L, B, T, C) after the cross-attention (inference: h itself) */
+  float *xo;             /* (B, T, C) the cross-attention's output */
+  float *ctmp;           /* (B, C) Linear(pooled) */
+  float *dtext;          /* (B, max_text, E) */
+  float *dpooled;        /* (B, E) */
   int B;
   int kept; /* 1: the last forward kept its activations (not an inference forward) */
 } Dit;
 
-/* Units (model.h): 0 the patch embedding and the conditioning, 1 + l block l, depth + 1 the final
- * layer (the classifier's head). */
+/* Units (model.h): 0 the patch embedding and the conditioning (in text mode the text encoder too),
+ * 1 + l block l (with its cross-attention), depth + 1 the final layer (the classifier's head). */
 #define P_(off) model_param(m, off)
 #define G_(off) model_grad(m, off)
 
@@ -110,6 +128,11 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   ops->bias_add(a->h, a->pos, B, T * C);
   if (a->classifier) { /* labels stay all 0: every sample reads the one row of cond.emb */
     ops->embedding_forward(a->cond, P_(a->cemb), a->labels, B, C);
+  } else if (a->text) { /* c = temb(t) + Linear(pooled caption) */
+    cond_embed_forward(&a->ce, a->cond, m, t, NULL, B);
+    text_encoder_forward(&a->te, m, labels, B);
+    linear_forward(a->ctmp, a->te.pooled, P_(a->ctw), P_(a->ctb), B, c->text_width, C);
+    ops->axpy(a->cond, 1.0f, a->ctmp, BC);
   } else {
     cond_embed_forward(&a->ce, a->cond, m, t, labels, B);
   }
@@ -134,9 +157,15 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
     attention_forward(att, a->q + s * qsz, a->k + s * qsz, a->v + s * qsz, a->prob + s * psz, a->ay, qkv, B, T,
                       C, NH);
     ops->linear_residual_forward(hmid, proj, h, mod + 2 * C, 6 * C, att, P_(w->projw), P_(w->projb), B, T, C, C);
-    ops->layernorm_modulate_forward(m2, ln2, mean2, rstd2, hmid, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
+    float *hx = hmid; /* the MLP half's input */
+    if (a->text) { /* hx = hmid + xattn(hmid, text, mask), no gate */
+      hx = keep ? a->hx + l * hsz : h;
+      cross_attention_forward(&a->xa[l], a->xo, m, hmid, a->te.text, a->te.mask, B, c->max_text);
+      ops->add(hx, hmid, a->xo, (long)BT * C);
+    }
+    ops->layernorm_modulate_forward(m2, ln2, mean2, rstd2, hx, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
     ops->linear_gelu_forward(g, gth, f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
-    ops->linear_residual_forward(hn, f2, hmid, mod + 5 * C, 6 * C, g, P_(w->fc2w), P_(w->fc2b), B, T, 4 * C, C);
+    ops->linear_residual_forward(hn, f2, hx, mod + 5 * C, 6 * C, g, P_(w->fc2w), P_(w->fc2b), B, T, 4 * C, C);
     model_unit_leave(m, 1 + l);
   }
   const float *hL = a->h + (keep ? L : 0) * hsz;
@@ -171,6 +200,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   const float *hL = a->h + L * hsz;
   ops->fill(a->dh, 0.0f, BTC);
   ops->fill(a->dcsilu, 0.0f, BC);
+  if (a->text && !m->frozen) ops->fill(a->dtext, 0.0f, (long)B * c->max_text * c->text_width);
   model_unit_enter(m, L + 1, MODEL_BACKWARD);
   if (a->classifier) { /* feat = mean_t LN(h_L), logits = Linear(feat) */
     ops->fill(a->dcond, 0.0f, BC); /* d feat */
@@ -190,7 +220,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     ops->gemm_batched(1, 0, T, C, 1, 1.0f / T, a->ones, 0, dfeat, C, 1.0f, a->dh, (long)T * C, B);
   for (int l = L - 1; l >= 0; l--) {
     const DitBlockParams *w = &a->blk[l];
-    float *h = a->h + l * hsz, *hmid = a->hmid + l * hsz;
+    float *h = a->h + l * hsz, *hmid = a->hmid + l * hsz, *hx = a->text ? a->hx + l * hsz : hmid;
     float *mod = a->mod + (long)l * m->max_batch * 6 * C;
     float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
     float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
@@ -198,14 +228,18 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     model_unit_enter(m, 1 + l, MODEL_BACKWARD);
     /* the backward ops below overwrite s1, s2, d4b, d3 and each of dmod's six chunks once (ops.h) */
     float *dmod = a->dmod;
-    /* MLP half: h_l+1 = hmid + gate2 f2; dh carries d hmid through the residual */
+    /* MLP half: h_l+1 = hx + gate2 f2; dh carries d hx through the residual (hx = hmid in class mode) */
     /* the bias gradients of fc2, fc1 and proj come with the output gradients that make them */
     ops->gated_residual_bias_backward(a->s1, dmod + 5 * C, G_(w->fc2b), a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
     linear_backward_overwrite(a->d4a, G_(w->fc2w), NULL, a->s1, g, P_(w->fc2w), BT, 4 * C, C);
     ops->gelu_bias_backward(a->d4b, G_(w->fc1b), a->d4a, f1, a->gth + 4 * l * hsz, BT, 4 * C);
     linear_backward_overwrite(a->s1, G_(w->fc1w), NULL, a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
-    ops->modulate_layernorm_backward(a->dh, dmod + 3 * C, dmod + 4 * C, a->s2, a->s1, ln2, mod + 4 * C, hmid,
+    ops->modulate_layernorm_backward(a->dh, dmod + 3 * C, dmod + 4 * C, a->s2, a->s1, ln2, mod + 4 * C, hx,
                                      a->mean2 + l * rsz, a->rstd2 + l * rsz, 6 * C, B, T, C);
+    if (a->text) { /* hx = hmid + xattn(hmid): the layer adds into d hmid (dh) and into dtext */
+      ops->copy(a->s1, a->dh, sizeof(float) * (size_t)BTC);
+      cross_attention_backward(&a->xa[l], m, a->dh, m->frozen ? NULL : a->dtext, a->s1, hmid, a->te.text, B);
+    }
     /* attention half: hmid = h + gate1 proj */
     ops->gated_residual_bias_backward(a->s1, dmod + 2 * C, G_(w->projb), a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
     linear_backward_overwrite(a->s2, G_(w->projw), NULL, a->s1, att, P_(w->projw), BT, C, C);
@@ -227,10 +261,16 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   if (!m->frozen) { /* what follows only feeds parameter gradients */
     ops->fill(a->dcond, 0.0f, BC);
     ops->silu_backward(a->dcond, a->dcsilu, a->cond, BC);
-    if (a->classifier)
+    if (a->classifier) {
       ops->embedding_backward(G_(a->cemb), a->dcond, a->labels, B, C);
-    else
+    } else {
       cond_embed_backward(&a->ce, m, a->dcond, B);
+      if (a->text) { /* the pooled path, then the encoder with every block's text gradient */
+        linear_backward_overwrite(a->dpooled, G_(a->ctw), G_(a->ctb), a->dcond, a->te.pooled, P_(a->ctw), B,
+                                  c->text_width, C);
+        text_encoder_backward(&a->te, m, a->dtext, a->dpooled, B);
+      }
+    }
   }
   model_unit_leave(m, 0);
 }
@@ -247,6 +287,13 @@ static void dit_free(Model *m) {
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
   ops->free(a->labels);
   if (!a->classifier) cond_embed_free(&a->ce);
+  if (a->text) {
+    text_encoder_free(&a->te);
+    for (int l = 0; l < m->cfg.depth; l++) cross_attention_free(&a->xa[l]);
+    float *tbufs[] = {a->hx, a->xo, a->ctmp, a->dtext, a->dpooled};
+    for (size_t i = 0; i < sizeof tbufs / sizeof tbufs[0]; i++) ops->free(tbufs[i]);
+    free(a->xa);
+  }
   free(a->blk);
   free(a);
 }
@@ -279,6 +326,13 @@ Model *dit_create(Model *m) {
   a->patchb = model_add_vector(m, "patch.b", C, INIT_ZERO);
   if (a->classifier) {
     a->cemb = model_add_matrix(m, "cond.emb", 1, C, INIT_NORMAL);
+  } else if (c->text) { /* time embedding, then the encoder and c's pooled term */
+    a->text = 1;
+    cond_embed_create(&a->ce, m, C, c->temb_dim, 0);
+    text_encoder_create(&a->te, m, c->vocab, c->text_width, c->text_depth, NH, c->max_text);
+    a->ctw = model_add_matrix(m, "cond.text.w", C, c->text_width, INIT_FAN_IN);
+    a->ctb = model_add_vector(m, "cond.text.b", C, INIT_ZERO);
+    a->xa = callocCheck((size_t)L + 1, sizeof *a->xa);
   } else {
     cond_embed_create(&a->ce, m, C, c->temb_dim, c->num_classes);
   }
@@ -288,6 +342,11 @@ Model *dit_create(Model *m) {
     w->adaw = add2l(m, l, "ada.zero.w", 6 * C, C, INIT_ZERO), w->adab = add1l(m, l, "ada.b", 6 * C, INIT_ZERO);
     w->qkvw = add2l(m, l, "qkv.w", 3 * C, C, INIT_FAN_IN), w->qkvb = add1l(m, l, "qkv.b", 3 * C, INIT_ZERO);
     w->projw = add2l(m, l, "proj.w", C, C, INIT_FAN_IN), w->projb = add1l(m, l, "proj.b", C, INIT_ZERO);
+    if (a->text) {
+      char prefix[MODEL_NAME_MAX];
+      snprintf(prefix, sizeof prefix, "block%d.xattn", l);
+      cross_attention_create(&a->xa[l], m, prefix, C, c->text_width, NH, T, c->max_text);
+    }
     w->fc1w = add2l(m, l, "fc1.w", 4 * C, C, INIT_FAN_IN), w->fc1b = add1l(m, l, "fc1.b", 4 * C, INIT_ZERO);
     w->fc2w = add2l(m, l, "fc2.w", C, 4 * C, INIT_FAN_IN), w->fc2b = add1l(m, l, "fc2.b", C, INIT_ZERO);
   }
@@ -339,6 +398,11 @@ Model *dit_create(Model *m) {
   a->dimg = ops->alloc(f * (size_t)B * c->dim);
   a->dmod = ops->alloc(f * 6 * BC);
   a->dcsilu = ops->alloc(f * BC), a->dcond = ops->alloc(f * BC);
+  if (a->text) {
+    a->hx = ops->alloc(f * BTC * Ls), a->xo = ops->alloc(f * BTC), a->ctmp = ops->alloc(f * BC);
+    a->dtext = ops->alloc(f * (size_t)B * c->max_text * c->text_width);
+    a->dpooled = ops->alloc(f * (size_t)B * c->text_width);
+  }
   m->impl = a;
   m->forward = dit_forward;
   m->backward = dit_backward;

@@ -9,16 +9,18 @@
 #include "ops.h"
 #include "philox.h"
 
-FlowBatch *flow_batch_create(int max_batch, int dim) {
+FlowBatch *flow_batch_create(int max_batch, int dim, int label_ints) {
+  CHECK(label_ints >= 1, "flow batch: %d ints per label", label_ints);
   FlowBatch *b = callocCheck(1, sizeof *b);
+  b->label_ints = label_ints;
   size_t bd = sizeof(float) * (size_t)max_batch * dim, bs = sizeof(float) * (size_t)max_batch;
   b->max_batch = max_batch, b->dim = dim;
   b->e = ops->alloc(bd), b->xt = ops->alloc(bd), b->v = ops->alloc(bd);
   b->pred = ops->alloc(bd), b->dpred = ops->alloc(bd);
   b->t = ops->alloc(bs), b->loss = ops->alloc(bs);
-  b->labels = ops->alloc(sizeof(int) * (size_t)max_batch);
+  b->labels = ops->alloc(sizeof(int) * (size_t)max_batch * label_ints);
   b->t_host = mallocCheck(bs), b->loss_host = mallocCheck(bs);
-  b->labels_host = mallocCheck(sizeof(int) * (size_t)max_batch);
+  b->labels_host = mallocCheck(sizeof(int) * (size_t)max_batch * label_ints);
   return b;
 }
 
@@ -62,16 +64,18 @@ double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_
 void flow_train_batch_into(float *loss, Model *m, FlowBatch *b, const float *x0, const int *labels,
                            const float *weights, int B, uint32_t index0, uint32_t step, uint64_t seed,
                            const FlowConfig *fc, long global_batch) {
-  int D = b->dim;
+  int D = b->dim, P = model_label_ints(&m->cfg);
   CHECK(B <= b->max_batch, "flow batch %d exceeds its buffers (%d)", B, b->max_batch);
+  CHECK(P == b->label_ints, "flow batch of %d ints per label for a model that reads %d", b->label_ints, P);
+  int null = m->cfg.text ? 0 : m->cfg.num_classes; /* text: the empty caption, every token padding */
   for (int i = 0; i < B; i++) {
     uint32_t g = index0 + (uint32_t)i;
     b->t_host[i] = (float)flow_sample_t(fc, seed, step, g);
     int drop = rng_uniform(seed, RNG_DROP, step, g, 0) < fc->p_uncond;
-    b->labels_host[i] = drop ? m->cfg.num_classes : labels[i];
+    for (int j = 0; j < P; j++) b->labels_host[(long)i * P + j] = drop ? null : labels[(long)i * P + j];
   }
   ops->to_device(b->t, b->t_host, sizeof(float) * (size_t)B);
-  ops->to_device(b->labels, b->labels_host, sizeof(int) * (size_t)B);
+  ops->to_device(b->labels, b->labels_host, sizeof(int) * (size_t)B * P);
   ops->randn(b->e, B, D, seed, RNG_NOISE, step, index0);
   FlowStep s;
   memset(&s, 0, sizeof s);
@@ -103,16 +107,18 @@ Sampler *sampler_create(Model *model, double cfg, int max_batch) {
   Sampler *s = callocCheck(1, sizeof *s);
   int D = model->cfg.dim, rows = cfg != 1.0 ? 2 * max_batch : max_batch;
   CHECK(rows <= model->max_batch, "sampler: %d rows exceed the model's batch %d", rows, model->max_batch);
-  s->model = model, s->cfg = cfg, s->null_class = model->cfg.num_classes, s->max_batch = max_batch;
+  s->model = model, s->cfg = cfg, s->max_batch = max_batch;
+  s->label_ints = model_label_ints(&model->cfg);
+  s->null_class = model->cfg.text ? 0 : model->cfg.num_classes; /* text: every token padding */
   size_t rd = sizeof(float) * (size_t)rows * D, bd = sizeof(float) * (size_t)max_batch * D;
   s->xin = ops->alloc(rd), s->vout = ops->alloc(rd);
   s->tin = ops->alloc(sizeof(float) * (size_t)rows);
-  s->lin = ops->alloc(sizeof(int) * (size_t)rows);
+  s->lin = ops->alloc(sizeof(int) * (size_t)rows * s->label_ints);
   s->v1 = ops->alloc(bd), s->v2 = ops->alloc(bd), s->xp = ops->alloc(bd);
   s->h = ops->alloc(sizeof(float) * (size_t)max_batch);
   s->t_host = mallocCheck(sizeof(float) * (size_t)rows);
   s->h_host = mallocCheck(sizeof(float) * (size_t)max_batch);
-  s->lin_host = mallocCheck(sizeof(int) * (size_t)rows);
+  s->lin_host = mallocCheck(sizeof(int) * (size_t)rows * s->label_ints);
   return s;
 }
 
@@ -129,12 +135,13 @@ void sampler_velocity(Sampler *s, float *v, const float *x, double t, const int 
   int D = s->model->cfg.dim, guided = s->cfg != 1.0, rows = guided ? 2 * B : B;
   size_t bd = sizeof(float) * (size_t)B * D;
   for (int i = 0; i < rows; i++) s->t_host[i] = (float)t;
-  for (int i = 0; i < B; i++) {
+  long n = (long)B * s->label_ints; /* B labels, or B captions of label_ints ids */
+  for (long i = 0; i < n; i++) {
     s->lin_host[i] = labels[i];
-    if (guided) s->lin_host[B + i] = s->null_class;
+    if (guided) s->lin_host[n + i] = s->null_class;
   }
   ops->to_device(s->tin, s->t_host, sizeof(float) * (size_t)rows);
-  ops->to_device(s->lin, s->lin_host, sizeof(int) * (size_t)rows);
+  ops->to_device(s->lin, s->lin_host, sizeof(int) * (size_t)(guided ? 2 * n : n));
   ops->copy(s->xin, x, bd);
   if (guided) ops->copy(s->xin + (size_t)B * D, x, bd);
   s->model->forward(s->model, s->vout, s->xin, s->tin, s->lin, rows);

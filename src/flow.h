@@ -12,12 +12,14 @@
 typedef struct {
   int logit_normal;   /* 0: t ~ U(0, 1); 1: t = sigmoid(mean + std z) */
   double t_mean, t_std;
-  double p_uncond;    /* label dropout to the null class, for classifier-free guidance */
+  double p_uncond;    /* label dropout to the null class (text mode: the empty caption), for
+                         classifier-free guidance */
 } FlowConfig;
 
 /* Device work buffers for a local batch of up to max_batch samples. */
 typedef struct {
   int max_batch, dim;
+  int label_ints;     /* ints per sample of labels: model_label_ints of the model it trains */
   float *e, *t, *xt, *v, *pred, *dpred, *loss; /* backend memory */
   int *labels;
   float *t_host, *loss_host;
@@ -25,14 +27,15 @@ typedef struct {
   void *graph; /* the step's device part as a CUDA graph (ops->graph_run; cuda.graphs=1) */
 } FlowBatch;
 
-FlowBatch *flow_batch_create(int max_batch, int dim);
+FlowBatch *flow_batch_create(int max_batch, int dim, int label_ints);
 void flow_batch_free(FlowBatch *b);
 
 /* t for one global sample index at one step. */
 double flow_sample_t(const FlowConfig *fc, uint64_t seed, uint32_t step, uint32_t index);
 
 /* One forward/backward of the flow-matching loss on B local samples x0 (backend memory, (B, dim))
- * with labels (host), whose global indices start at index0; `step` keys the draws. Per-sample loss
+ * with labels (host, (B, label_ints): class labels, or captions in text mode), whose global indices
+ * start at index0; `step` keys the draws. Per-sample loss
  * weights (backend memory, (B)) may be NULL. Gradients are added to m->grads already divided by
  * global_batch, so summing over ranks gives the global mean. Returns the sum of the B unweighted
  * per-sample losses. */
@@ -55,7 +58,9 @@ void flow_time_grid(double *grid, int N, double shift);
 typedef struct {
   Model *model;
   double cfg;      /* guidance scale w; 1 means one conditional evaluation per step */
-  int null_class;
+  int null_class;   /* the unconditional branch's label: class num_classes, or in text mode token 0 in
+                      every position (the empty caption) */
+  int label_ints;   /* ints per sample of labels: model_label_ints (1, or max_text in text mode) */
   int max_batch;   /* samples per call; the model needs 2 max_batch when cfg != 1 */
   float *xin, *tin, *vout, *v1, *v2, *xp, *h;
   int *lin;
@@ -65,11 +70,13 @@ typedef struct {
 
 Sampler *sampler_create(Model *model, double cfg, int max_batch);
 void sampler_free(Sampler *s);
-/* v (B, dim) = guided velocity at (x, t) for labels (host) */
+/* v (B, dim) = guided velocity at (x, t) for labels (host; (B, label_ints): class labels, or captions
+ * of token ids in text mode). With cfg != 1 the model runs once on 2B rows, the labels then the
+ * null class (text mode: the empty caption), and v = v_u + w (v_c - v_u). */
 void sampler_velocity(Sampler *s, float *v, const float *x, double t, const int *labels, int B);
 /* Euler (Song et al. 2021, probability-flow ODE; rectified-flow form): x <- x + (t_{i+1} - t_i) v.
  * x holds the noise on entry and the sample on return (backend memory). Returns NFE per sample. */
-int sample_euler(Sampler *s, float *x, const int *labels, int B, const double *grid, int N);
+int sample_euler(Sampler *s, float *x, const int *labels, int B, const double *grid, int N); /* labels as sampler_velocity's */
 /* Heun (Karras et al. 2022, Algorithm 1 without churn): trapezoidal correction on every step
  * whose end is not t = 0. */
 int sample_heun(Sampler *s, float *x, const int *labels, int B, const double *grid, int N);

@@ -25,7 +25,7 @@ typedef struct {
 
 Generator *generator_create(Model *model, int S, int max_batch);
 void generator_free(Generator *g);
-/* x (B, dim) = output of step k (1 <= k <= S); labels (backend memory, B). */
+/* x (B, dim) = output of step k (1 <= k <= S); labels (backend memory, (B, model_label_ints)). */
 void generator_run(Generator *g, float *x, const int *labels, int B, int k, uint64_t seed, uint32_t key, uint32_t index0);
 /* Adds the gradient of a loss whose gradient at the last step's output is dx into model->grads. */
 void generator_backward(Generator *g, const float *dx, int B);

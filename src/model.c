@@ -76,6 +76,7 @@ long model_add_vector(Model *m, const char *name, int n, InitKind init) {
 void model_config_check(const ModelConfig *c) {
   const ModelKind *k = model_kind_get(c->kind);
   CHECK(c->dim >= 1 && c->dim <= 1 << 20, "model dim %d out of range [1, 2^20]", c->dim);
+  CHECK(!c->text || (k->temb && k->images), "model text=1 is for the 'dit' kind only, not '%s'", c->kind);
   if (!k->hidden) return;
   CHECK(c->num_classes >= 1 && c->num_classes <= 100000, "model num_classes %d out of range", c->num_classes);
   CHECK(c->width >= 1 && c->width <= 65536, "model width %d out of range [1, 65536]", c->width);
@@ -90,6 +91,17 @@ void model_config_check(const ModelConfig *c) {
         "model dim %d must equal img_channels %d x img_size %d^2", c->dim, c->img_channels, c->img_size);
   CHECK(c->heads >= 1 && c->width % c->heads == 0, "model width %d must be a multiple of heads %d", c->width, c->heads);
   CHECK(c->width % 4 == 0, "model width %d must be a multiple of 4 (2-D sin-cos positions)", c->width);
+  CHECK(c->text == 0 || c->text == 1, "model text %d must be 0 (class labels) or 1 (captions)", c->text);
+  if (!c->text) {
+    CHECK(!c->vocab && !c->text_width && !c->text_depth && !c->max_text,
+          "model vocab, text_width, text_depth and max_text are for text mode (model text=1) only");
+    return;
+  }
+  CHECK(c->vocab >= 2 && c->vocab <= 1 << 20, "model vocab %d out of range [2, 2^20] (id 0 is padding)", c->vocab);
+  CHECK(c->text_width >= 2 && c->text_width <= 65536 && c->text_width % 2 == 0 && c->text_width % c->heads == 0,
+        "model text_width %d must be even, in [2, 65536] and a multiple of heads %d", c->text_width, c->heads);
+  CHECK(c->text_depth >= 0 && c->text_depth <= 1000, "model text_depth %d out of range [0, 1000]", c->text_depth);
+  CHECK(c->max_text >= 1 && c->max_text <= 4096, "model max_text %d out of range [1, 4096]", c->max_text);
 }
 
 void model_begin_unit(Model *m) {

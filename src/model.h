@@ -52,7 +52,15 @@ typedef struct {
   /* dit only (0 for the other kinds): square images (img_channels, img_size, img_size) cut into
    * patch x patch tokens; heads attention heads */
   int img_channels, img_size, patch, heads;
+  /* dit only: text 1 conditions on captions instead of class labels (docs/DESIGN.md section 5.2):
+   * a text encoder of text_depth blocks of width text_width (heads heads) over token ids below vocab,
+   * captions padded to max_text tokens; all 0 in class mode (and in checkpoints written before) */
+  int text, vocab, text_width, text_depth, max_text;
 } ModelConfig;
+
+/* ints per sample of a model's `labels` argument: 1 (a class label) in class mode, max_text in text
+ * mode (a caption's token ids, 0 for padding: labels is then (B, max_text), row-major) */
+static inline int model_label_ints(const ModelConfig *c) { return c->text ? c->max_text : 1; }
 
 typedef struct Model Model;
 typedef struct ModelShard ModelShard; /* model_shard.c: stage 3's gathered buffers and requests */
@@ -102,7 +110,9 @@ struct Model {
    * never runs: the real teacher in distillation); the dit reuses one set of buffers for all blocks */
   int inference;
   void *impl;
-  /* out (B, dim) = v_theta(x (B, dim), t (B), labels (B)); B <= max_batch */
+  /* out (B, dim) = v_theta(x (B, dim), t (B), labels (B, model_label_ints)); B <= max_batch. In
+   * text mode labels holds each sample's caption as token ids below vocab, 0 for padding (an empty
+   * caption is all 0: classifier-free guidance's unconditional branch) */
   void (*forward)(Model *m, float *out, const float *x, const float *t, const int *labels, int B);
   /* adds d loss / d params into grads, and d loss / d x into dx when dx is not NULL. dout (B, dim)
    * is the gradient at the output and dfeat (B, feat_dim) at the features; either may be NULL. */

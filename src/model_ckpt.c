@@ -11,15 +11,30 @@
 #include "ops.h"
 #include "zero.h"
 
-/* The architecture attributes of /<net>, in file order (num_params last). */
-enum { NARCH = 10 };
-static void arch_attrs(const Model *m, CkptAttr a[NARCH]) {
+/* The architecture attributes of /<net>, in file order (num_params last): NARCH of every model,
+ * then NTEXT of a text-mode dit only (a class-mode file is as before them; an absent one reads 0). */
+enum { NARCH = 10, NTEXT = 5, NARCH_ALL = NARCH + NTEXT };
+static int arch_attrs(const Model *m, CkptAttr a[NARCH_ALL]) {
   const ModelConfig *c = &m->cfg;
-  CkptAttr v[NARCH] = {{"dim", c->dim},           {"num_classes", c->num_classes},   {"width", c->width},
-                       {"depth", c->depth},       {"temb_dim", c->temb_dim},         {"img_channels", c->img_channels},
-                       {"img_size", c->img_size}, {"patch", c->patch},               {"heads", c->heads},
-                       {"num_params", m->num_params}};
-  memcpy(a, v, sizeof v);
+  CkptAttr v[NARCH_ALL] = {{"dim", c->dim},
+                           {"num_classes", c->num_classes},
+                           {"width", c->width},
+                           {"depth", c->depth},
+                           {"temb_dim", c->temb_dim},
+                           {"img_channels", c->img_channels},
+                           {"img_size", c->img_size},
+                           {"patch", c->patch},
+                           {"heads", c->heads},
+                           {"text", c->text},
+                           {"vocab", c->vocab},
+                           {"text_width", c->text_width},
+                           {"text_depth", c->text_depth},
+                           {"max_text", c->max_text},
+                           {"num_params", m->num_params}};
+  int n = c->text ? NARCH_ALL : NARCH;
+  if (!c->text) v[NARCH - 1] = v[NARCH_ALL - 1]; /* num_params right after heads */
+  memcpy(a, v, sizeof(CkptAttr) * (size_t)n);
+  return n;
 }
 
 /* This rank's part of the global vector `name` of n values: values from dev, which holds
@@ -40,9 +55,9 @@ static void write_vector(CkptWriter *w, const char *name, const float *dev, long
  * dev), the moments when opt is not NULL, and the layout. */
 static void write_group(CkptWriter *w, const char *name, const Model *m, const float *dev, long begin, long n,
                         const AdamW *opt) {
-  CkptAttr attrs[NARCH];
-  arch_attrs(m, attrs);
-  ckpt_begin_net(w, name, m->cfg.kind, attrs, NARCH);
+  CkptAttr attrs[NARCH_ALL];
+  int nattrs = arch_attrs(m, attrs);
+  ckpt_begin_net(w, name, m->cfg.kind, attrs, nattrs);
   write_vector(w, "params", dev, begin, n, m->num_params);
   if (opt) {
     write_vector(w, "adam_m", opt->m, opt->begin, opt->n, m->num_params);
@@ -94,9 +109,14 @@ static void check_arch(hid_t f, const char *path, const char *name, const Model 
   char *kind = ckpt_net_kind(f, path, name);
   if (strcmp(kind, m->cfg.kind) != 0) amd_fatal("'%s': /%s is a '%s' model, expected '%s'", path, name, kind, m->cfg.kind);
   free(kind);
-  CkptAttr want[NARCH];
-  arch_attrs(m, want);
-  for (int k = 0; k < NARCH; k++) {
+  long long text = ckpt_net_attr(f, name, "text", 0);
+  if (text != m->cfg.text)
+    amd_fatal("'%s': /%s is a %s-conditioned model (text = %lld) but this run's model is %s-conditioned "
+              "(model.text=%d)", path, name, text ? "caption" : "class", text, m->cfg.text ? "caption" : "class",
+              m->cfg.text);
+  CkptAttr want[NARCH_ALL];
+  int n = arch_attrs(m, want);
+  for (int k = 0; k < n; k++) {
     long long have = ckpt_net_attr(f, name, want[k].key, 0);
     if (have != want[k].value)
       amd_fatal("'%s': /%s has %s = %lld but this run's model has %lld (architecture mismatch)", path, name,
@@ -162,6 +182,11 @@ void model_ckpt_config(const char *path, const char *net, ModelConfig *c) {
   c->img_size = (int)ckpt_net_attr(f, net, "img_size", 0);
   c->patch = (int)ckpt_net_attr(f, net, "patch", 0);
   c->heads = (int)ckpt_net_attr(f, net, "heads", 0);
+  c->text = (int)ckpt_net_attr(f, net, "text", 0); /* absent (class mode, older files): 0 */
+  c->vocab = (int)ckpt_net_attr(f, net, "vocab", 0);
+  c->text_width = (int)ckpt_net_attr(f, net, "text_width", 0);
+  c->text_depth = (int)ckpt_net_attr(f, net, "text_depth", 0);
+  c->max_text = (int)ckpt_net_attr(f, net, "max_text", 0);
   ckpt_close(f);
   model_config_check(c);
 }

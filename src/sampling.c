@@ -11,7 +11,7 @@
 
 SampleDraw *sample_draw_create(Model *model, const char *sampler, int steps, double cfg, double shift, int per_call) {
   SampleDraw *d = callocCheck(1, sizeof *d);
-  d->steps = steps, d->per_call = per_call, d->dim = model->cfg.dim;
+  d->steps = steps, d->per_call = per_call, d->dim = model->cfg.dim, d->label_ints = model_label_ints(&model->cfg);
   d->heun = strcmp(sampler, "heun") == 0;
   if (strcmp(sampler, "generator") == 0) {
     d->gen = generator_create(model, steps, per_call);
@@ -20,7 +20,7 @@ SampleDraw *sample_draw_create(Model *model, const char *sampler, int steps, dou
     d->grid = mallocCheck(sizeof(double) * (size_t)(steps + 1));
     flow_time_grid(d->grid, steps, shift);
   }
-  d->labels = ops->alloc(sizeof(int) * (size_t)per_call);
+  d->labels = ops->alloc(sizeof(int) * (size_t)per_call * d->label_ints);
   d->x = ops->alloc(sizeof(float) * (size_t)per_call * d->dim);
   return d;
 }
@@ -37,16 +37,17 @@ void sample_draw_free(SampleDraw *d) {
 
 int sample_draw(SampleDraw *d, float *x_host, const int *labels, long n, uint64_t seed, long index0) {
   int nfe = d->gen ? d->steps : 0, D = d->dim;
+  long P = d->label_ints;
   for (long b = 0; b < n; b += d->per_call) {
     int B = (int)(n - b < d->per_call ? n - b : d->per_call);
     uint32_t index = (uint32_t)(index0 + b);
     if (d->gen) {
-      ops->to_device(d->labels, labels + b, sizeof(int) * (size_t)B);
+      ops->to_device(d->labels, labels + b * P, sizeof(int) * (size_t)(B * P));
       generator_run(d->gen, d->x, d->labels, B, d->steps, seed, 0, index);
     } else {
       ops->randn(d->x, B, D, seed, RNG_SAMPLE, 0, index);
-      nfe = d->heun ? sample_heun(d->ode, d->x, labels + b, B, d->grid, d->steps)
-                    : sample_euler(d->ode, d->x, labels + b, B, d->grid, d->steps);
+      nfe = d->heun ? sample_heun(d->ode, d->x, labels + b * P, B, d->grid, d->steps)
+                    : sample_euler(d->ode, d->x, labels + b * P, B, d->grid, d->steps);
     }
     ops->to_host(x_host + (size_t)b * D, d->x, sizeof(float) * (size_t)B * D);
   }

@@ -19,16 +19,17 @@ typedef struct {
   Sampler *ode;   /* euler, heun */
   Generator *gen; /* generator */
   int heun, steps, per_call, dim;
+  int label_ints; /* ints per sample of labels: model_label_ints (a caption's max_text in text mode) */
   double *grid;   /* (steps + 1) the ODE's time grid */
   float *x;       /* backend (per_call, dim) */
-  int *labels;    /* backend (per_call) */
+  int *labels;    /* backend (per_call, label_ints) */
 } SampleDraw;
 
 /* sampler: "euler", "heun" or "generator" (steps <= the generator's maximum); the model must hold
  * per_call samples (2 per_call with guidance, cfg != 1). */
 SampleDraw *sample_draw_create(Model *model, const char *sampler, int steps, double cfg, double shift, int per_call);
 void sample_draw_free(SampleDraw *d);
-/* x_host (n, dim) = samples of labels (host, (n)) whose global indices start at index0; returns
+/* x_host (n, dim) = samples of labels (host, (n, label_ints)) whose global indices start at index0; returns
  * the network evaluations per sample (0 when n = 0 and the sampler is an ODE). */
 int sample_draw(SampleDraw *d, float *x_host, const int *labels, long n, uint64_t seed, long index0);
 

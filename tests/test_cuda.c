@@ -1024,7 +1024,7 @@ static void teacher_steps(const amd_ops *o, const ModelConfig *cfg, Run *r) {
   Model *m = model_create(cfg, B);
   random_params(m, 3);
   AdamW *opt = adamw_create(m->num_params);
-  FlowBatch *fb = flow_batch_create(B, D);
+  FlowBatch *fb = flow_batch_create(B, D, model_label_ints(cfg));
   FlowConfig fc = {.logit_normal = 1, .t_mean = 0, .t_std = 1, .p_uncond = 0.3};
   float *x_dev = ops->alloc(sizeof(float) * (size_t)B * D);
   int labels[6] = {0, 1, 2, 0, 1, 2};
@@ -1224,6 +1224,68 @@ static void test_mlp_training_step(void) {
   teacher_steps(&ops_cpu, &mlp_cfg, &cpu);
   teacher_steps(&ops_cuda, &mlp_cfg, &gpu);
   compare_runs("mlp", &cpu, &gpu);
+}
+
+/* The text-mode dit (issue 20: the caption encoder, c's pooled term, every block's cross-attention)
+ * forward and backward on backend o, every parameter U(-0.2, 0.2): out, features, dx and the
+ * parameter gradient to the host, then the inference forward's out. Captions: one with padding
+ * after it, the empty one, one of every position. */
+static const ModelConfig text_cfg = {.kind = "dit", .dim = 2 * 8 * 8, .num_classes = 3, .width = 32, .depth = 2,
+                                     .temb_dim = 16, .img_channels = 2, .img_size = 8, .patch = 2, .heads = 4,
+                                     .text = 1, .vocab = 11, .text_width = 16, .text_depth = 2, .max_text = 6};
+enum { TX_B = 3 };
+static void text_dit_run_on(const amd_ops *o, float *res[5]) {
+  ops = o;
+  enum { B = TX_B };
+  const ModelConfig *c = &text_cfg;
+  Model *m = model_create(c, B);
+  random_params(m, 7);
+  static const int ids_h[B * 6] = {4, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 2, 7, 7, 3, 5};
+  static const float t_h[B] = {0.1f, 0.5f, 0.93f};
+  size_t f = sizeof(float), nx = (size_t)B * c->dim, nf = (size_t)B * c->width;
+  float *hx = uniform_at((long)nx, -1.5, 1.5, 6, 0), *hd = uniform_at((long)nx, -1, 1, 6, 1);
+  float *hf = uniform_at((long)nf, -1, 1, 6, 2);
+  int *ids = ops->alloc(sizeof ids_h);
+  float *x = ops->alloc(f * nx), *t = ops->alloc(sizeof t_h), *dout = ops->alloc(f * nx), *dfeat = ops->alloc(f * nf);
+  float *out = ops->alloc(f * nx), *dx = ops->alloc(f * nx);
+  ops->to_device(ids, ids_h, sizeof ids_h), ops->to_device(t, t_h, sizeof t_h), ops->to_device(x, hx, f * nx);
+  ops->to_device(dout, hd, f * nx), ops->to_device(dfeat, hf, f * nf);
+  model_zero_grad(m);
+  m->forward(m, out, x, t, ids, B);
+  res[1] = mallocCheck(f * nf);
+  ops->to_host(res[1], m->features(m), f * nf);
+  m->backward(m, dx, dout, dfeat, B);
+  size_t len[3] = {nx, nx, (size_t)m->num_params};
+  float *dev[3] = {out, dx, m->grads};
+  for (int i = 0; i < 3; i++) {
+    res[i ? i + 1 : 0] = mallocCheck(f * len[i]);
+    ops->to_host(res[i ? i + 1 : 0], dev[i], f * len[i]);
+  }
+  m->inference = 1;
+  m->forward(m, out, x, t, ids, B);
+  res[4] = mallocCheck(f * nx);
+  ops->to_host(res[4], out, f * nx);
+  float *bufs[] = {x, t, dout, dfeat, out, dx};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+  ops->free(ids);
+  model_free(m);
+  free(hx), free(hd), free(hf);
+  ops = &ops_cpu;
+}
+
+static void test_text_dit_step(void) {
+  float *cpu[5], *gpu[5];
+  text_dit_run_on(&ops_cpu, cpu);
+  text_dit_run_on(&ops_cuda, gpu);
+  Model *probe = model_create(&text_cfg, 1);
+  long nx = (long)TX_B * text_cfg.dim, nf = (long)TX_B * text_cfg.width, np = probe->num_params;
+  model_free(probe);
+  expect_nmse("text dit out", gpu[0], cpu[0], nx, 1e-8);
+  expect_nmse("text dit features", gpu[1], cpu[1], nf, 1e-8);
+  expect_nmse("text dit dx", gpu[2], cpu[2], nx, 1e-8);
+  expect_nmse("text dit parameter gradient", gpu[3], cpu[3], np, 1e-8);
+  expect_nmse("text dit inference out", gpu[4], cpu[4], nx, 1e-8);
+  for (int i = 0; i < 5; i++) free(cpu[i]), free(gpu[i]);
 }
 
 /* The cross-attention layer (src/cross_attention.h) forward and backward on backend o, in a model of
@@ -1457,6 +1519,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_mlp_training_step);
   TEST_RUN(test_classifier_step);
   TEST_RUN(test_cross_attention_layer);
+  TEST_RUN(test_text_dit_step);
   TEST_RUN(test_distill_step);
   dist_finalize();
   return t_finish();

@@ -382,16 +382,21 @@ static DitRun dit_run(Model *m, const amd_ops *table, const float *x, const floa
   return r;
 }
 
-/* The Fashion-MNIST dit (width 128, depth 4, 4 heads, 4 x 4 patches: 49 tokens) and its reward
- * classifier (width 64, depth 2) at the distillation's batch of 64, every tensor random (the
+/* The Fashion-MNIST dit (width 128, depth 4, 4 heads, 4 x 4 patches: 49 tokens), its reward
+ * classifier (width 64, depth 2) and the same dit in text mode (captions of up to 12 tokens, some
+ * empty, a text encoder of width 64 and 2 blocks) at the distillation's batch of 64, every tensor random (the
  * zero-initialized ones too, so no gate hides a difference): output, features, every parameter
  * gradient and the input gradient, bit for bit. */
 static void test_dit_fused_unfused(void) {
-  static const ModelConfig cfgs[2] = {
+  static const ModelConfig cfgs[3] = {
       {.kind = "dit", .dim = 784, .num_classes = 10, .width = 128, .depth = 4, .temb_dim = 128, .img_channels = 1,
        .img_size = 28, .patch = 4, .heads = 4},
       {.kind = "classifier", .dim = 784, .num_classes = 10, .width = 64, .depth = 2, .temb_dim = 0,
-       .img_channels = 1, .img_size = 28, .patch = 4, .heads = 4}};
+       .img_channels = 1, .img_size = 28, .patch = 4, .heads = 4},
+      {.kind = "dit", .dim = 784, .num_classes = 10, .width = 128, .depth = 4, .temb_dim = 128, .img_channels = 1,
+       .img_size = 28, .patch = 4, .heads = 4, .text = 1, .vocab = 40, .text_width = 64, .text_depth = 2,
+       .max_text = 12}};
+  static const char *const names[3] = {"dit", "classifier", "text dit"};
   enum { B = 64 };
   backend_ops = ops;
   amd_ops unfused = *ops;
@@ -404,41 +409,43 @@ static void test_dit_fused_unfused(void) {
   unfused.modulate_layernorm_backward = unfused_modulate_layernorm_backward;
   unfused.gelu_bias_backward = unfused_gelu_bias_backward;
   unfused.gated_residual_bias_backward = unfused_gated_residual_bias_backward;
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 3; k++) {
     const ModelConfig *cfg = &cfgs[k];
     Model *m = model_create(cfg, B);
     for (int j = 0; j < m->num_tensors; j++) {
       const TensorInfo *ti = &m->tensors[j];
       fill_uniform(m->params + ti->offset, (long)ti->shape[0] * ti->shape[1] * ti->shape[2] * ti->shape[3], -0.2, 0.2);
     }
-    long n = (long)B * cfg->dim, no = (long)B * (k ? cfg->num_classes : cfg->dim), nf = (long)B * m->feat_dim;
+    long n = (long)B * cfg->dim, no = (long)B * (k == 1 ? cfg->num_classes : cfg->dim), nf = (long)B * m->feat_dim;
     float *x = alloc_f(n), *t = alloc_f(B), *R = alloc_f(no), *Rf = alloc_f(nf);
-    int *labels = ops->alloc(sizeof(int) * B), labels_h[B];
+    int P = model_label_ints(cfg), *labels = ops->alloc(sizeof(int) * B * P), labels_h[B * 12];
     for (int i = 0; i < B; i++) labels_h[i] = i % (cfg->num_classes + 1); /* num_classes: the null label */
-    ops->to_device(labels, labels_h, sizeof labels_h);
+    for (int i = 0; cfg->text && i < B * P; i++) /* caption i % 13 tokens long, caption 0 empty */
+      labels_h[i] = i % P < (i / P) % (P + 1) ? 1 + (i * 7) % (cfg->vocab - 1) : 0;
+    ops->to_device(labels, labels_h, sizeof(int) * (size_t)(B * P));
     fill_uniform(x, n, -1.5, 1.5), fill_uniform(t, B, 0, 1), fill_uniform(R, no, -1, 1), fill_uniform(Rf, nf, -1, 1);
     DitRun f = dit_run(m, ops, x, t, labels, R, Rf, B), u = dit_run(m, &unfused, x, t, labels, R, Rf, B);
     char what[160];
-    snprintf(what, sizeof what, "%s output", cfg->kind);
+    snprintf(what, sizeof what, "%s output", names[k]);
     expect_same(what, f.out, u.out, no);
-    snprintf(what, sizeof what, "%s features", cfg->kind);
+    snprintf(what, sizeof what, "%s features", names[k]);
     expect_same(what, f.feat, u.feat, nf);
-    snprintf(what, sizeof what, "%s parameter gradients", cfg->kind);
+    snprintf(what, sizeof what, "%s parameter gradients", names[k]);
     expect_same(what, f.grads, u.grads, m->num_params);
-    snprintf(what, sizeof what, "%s input gradient", cfg->kind);
+    snprintf(what, sizeof what, "%s input gradient", names[k]);
     expect_same(what, f.dx, u.dx, n);
     /* the inference forward (model.h): the same output and features, and no backward after it */
     m->inference = 1;
     float *out = alloc_f(no);
     m->forward(m, out, x, t, labels, B);
     float *out_h = host_copy(out, no), *feat_h = host_copy(m->features(m), nf);
-    snprintf(what, sizeof what, "%s inference output", cfg->kind);
+    snprintf(what, sizeof what, "%s inference output", names[k]);
     expect_same(what, out_h, f.out, no);
-    snprintf(what, sizeof what, "%s inference features", cfg->kind);
+    snprintf(what, sizeof what, "%s inference features", names[k]);
     expect_same(what, feat_h, f.feat, nf);
     BackwardArgs args = {m, R, B};
     EXPECT(expect_fatal(backward_after_inference, &args, "inference forward"), "%s: a backward after an inference forward ran",
-           cfg->kind);
+           names[k]);
     m->inference = 0;
     free(out_h), free(feat_h), ops->free(out);
     free(f.out), free(f.feat), free(f.grads), free(f.dx), free(u.out), free(u.feat), free(u.grads), free(u.dx);
