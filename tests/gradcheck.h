@@ -44,24 +44,50 @@ static inline double dot(const float *a, const float *b, long n) {
 
 typedef double (*loss_fn)(void *ctx);
 
+/* The worst of a tensor's checked entries, and how many were off. */
+typedef struct {
+  int bad;
+  long worst;
+  double ratio, analytic, numeric;
+} GradWorst;
+
+/* entry i of grad against the central difference of loss over p[i] */
+static inline void grad_entry(GradWorst *w, float *p, const float *grad, long i, loss_fn loss, void *ctx) {
+  float saved = p[i], up = saved + FD_H, down = saved - FD_H;
+  p[i] = up;
+  double lup = loss(ctx);
+  p[i] = down;
+  double ldown = loss(ctx);
+  p[i] = saved;
+  double num = (lup - ldown) / ((double)up - (double)down); /* the step actually taken in float */
+  double ratio = fabs(grad[i] - num) / (FD_ATOL + FD_RTOL * fabs(num));
+  if (ratio > 1) w->bad++;
+  if (ratio > w->ratio) w->ratio = ratio, w->worst = i, w->analytic = grad[i], w->numeric = num;
+}
+
 /* Compares grad (n) with central differences of loss over p (n). One EXPECT per tensor, naming the
  * worst entry, so a broken gradient prints one line rather than one per element. */
 static inline void check_grad(const char *what, float *p, const float *grad, long n, loss_fn loss, void *ctx) {
-  int bad = 0;
-  long worst = 0;
-  double worst_ratio = -1, worst_a = 0, worst_n = 0;
-  for (long i = 0; i < n; i++) {
-    float saved = p[i], up = saved + FD_H, down = saved - FD_H;
-    p[i] = up;
-    double lup = loss(ctx);
-    p[i] = down;
-    double ldown = loss(ctx);
-    p[i] = saved;
-    double num = (lup - ldown) / ((double)up - (double)down); /* the step actually taken in float */
-    double ratio = fabs(grad[i] - num) / (FD_ATOL + FD_RTOL * fabs(num));
-    if (ratio > 1) bad++;
-    if (ratio > worst_ratio) worst_ratio = ratio, worst = i, worst_a = grad[i], worst_n = num;
+  GradWorst w = {.ratio = -1};
+  for (long i = 0; i < n; i++) grad_entry(&w, p, grad, i, loss, ctx);
+  EXPECT(w.bad == 0, "%s: %d of %ld entries off; worst [%ld]: analytic %.6g, numeric %.6g", what, w.bad, n, w.worst,
+         w.analytic, w.numeric);
+}
+
+/* check_grad on m entries of a larger tensor, spread over it: entry k of the m is floor(k n / m)
+ * moved by k mod 7, so that they fall at varied rows and columns of a matrix, the first included; all
+ * n when n <= m. For models whose every entry would cost minutes of forwards. */
+static inline void check_grad_spread(const char *what, float *p, const float *grad, long n, long m, loss_fn loss,
+                                     void *ctx) {
+  if (n <= m) {
+    check_grad(what, p, grad, n, loss, ctx);
+    return;
   }
-  EXPECT(bad == 0, "%s: %d of %ld entries off; worst [%ld]: analytic %.6g, numeric %.6g", what, bad, n,
-         worst, worst_a, worst_n);
+  GradWorst w = {.ratio = -1};
+  for (long k = 0; k < m; k++) {
+    long i = k * n / m + k % 7;
+    grad_entry(&w, p, grad, i < n ? i : n - 1, loss, ctx);
+  }
+  EXPECT(w.bad == 0, "%s: %d of %ld checked entries (of %ld) off; worst [%ld]: analytic %.6g, numeric %.6g", what,
+         w.bad, m, n, w.worst, w.analytic, w.numeric);
 }
