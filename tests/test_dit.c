@@ -27,6 +27,7 @@
 #include "vmath.h"
 
 #define TEST_SEED 20251125u
+#include "ckpt_child.h"
 #include "gradcheck.h"
 
 static void expect_doubled(const char *what, const float *now, const float *first, long n) {
@@ -686,24 +687,6 @@ static char t_scratch[64], t_ckpt[4200];
 
 static const ModelConfig legacy = {.kind = "mlp", .dim = 2, .num_classes = 3, .width = 8, .depth = 1, .temb_dim = 8};
 
-/* model_ckpt_save ends in MPI_Barrier: save in a child that initializes MPI (see test_h5.c for why this
- * process never does) and leaves by _exit. */
-static int save_in_child(CkptNet *nets, int n) {
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    MPI_Init(NULL, NULL);
-    CkptState st = {.step = 1, .seed = 5};
-    model_ckpt_save(t_scratch, &st, nets, n, "", "", 1);
-    MPI_Finalize();
-    _exit(0);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) return 0;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 static void load_other_heads(void *arg) {
   (void)arg;
   ModelConfig c = tiny;
@@ -714,19 +697,13 @@ static void load_other_heads(void *arg) {
   model_ckpt_load(t_ckpt, &st, &net, 1);
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  return remove(path);
-}
-
 static void test_dit_checkpoint(void) {
-  snprintf(t_scratch, sizeof t_scratch, "/tmp/amd_test_dit_XXXXXX");
-  CHECK(mkdtemp(t_scratch), "cannot create a scratch folder under /tmp");
+  scratch_make(t_scratch, sizeof t_scratch, "dit");
   Model *d = model_create(&tiny, 2), *old = model_create(&legacy, 2);
   model_init_params(d, 5), model_init_params(old, 6);
   fill_uniform(d->params, d->num_params, -1, 1); /* no zero tensors: every value must come back */
   CkptNet nets[2] = {{"student", d, NULL, NULL}, {"legacy", old, NULL, NULL}};
-  EXPECT(save_in_child(nets, 2), "saving in a child process failed");
+  EXPECT(ckpt_save_in_child(t_scratch, nets, 2), "saving in a child process failed");
   EXPECT(ckpt_latest(t_scratch, t_ckpt, sizeof t_ckpt) == 1, "no checkpoint of step 1 in %s", t_scratch);
 
   /* make /legacy look like a checkpoint from before the image fields */
@@ -754,7 +731,7 @@ static void test_dit_checkpoint(void) {
   EXPECT(expect_fatal(load_other_heads, NULL, "heads"), "a dit with other heads loaded");
 
   model_free(d), model_free(old), model_free(d2), model_free(old2);
-  if (t_case_failures == 0) nftw(t_scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (t_case_failures == 0) scratch_remove(t_scratch);
 }
 
 int main(void) {

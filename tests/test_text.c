@@ -34,6 +34,7 @@
 #include "test.h"
 
 #define TEST_SEED 20261205u
+#include "ckpt_child.h"
 #include "gradcheck.h"
 
 /* 1x8x8 images in 4x4 patches (4 tokens), width 16, 2 blocks, 2 heads; a vocabulary of 7 (0 the
@@ -424,24 +425,6 @@ static char t_scratch[64], t_ckpt[4200];
 static const ModelConfig classcfg = {.kind = "dit", .dim = 64, .num_classes = 3, .width = 16, .depth = 2,
                                      .temb_dim = 16, .img_channels = 1, .img_size = 8, .patch = 4, .heads = 2};
 
-/* model_ckpt_save ends in MPI_Barrier: save in a child that initializes MPI and leaves by _exit
- * (as test_dit.c does) */
-static int save_in_child(CkptNet *nets, int n) {
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    MPI_Init(NULL, NULL);
-    CkptState st = {.step = 1, .seed = 5};
-    model_ckpt_save(t_scratch, &st, nets, n, "", "", 1);
-    MPI_Finalize();
-    _exit(0);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) return 0;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 static void load_as(void *arg) {
   const char **what = arg; /* net name, then "class" or "vocab" */
   ModelConfig c = strcmp(what[1], "class") == 0 ? classcfg : textcfg;
@@ -453,19 +436,13 @@ static void load_as(void *arg) {
   model_ckpt_load(t_ckpt, &st, &net, 1);
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  return remove(path);
-}
-
 static void test_text_checkpoint(void) {
-  snprintf(t_scratch, sizeof t_scratch, "/tmp/amd_test_text_XXXXXX");
-  CHECK(mkdtemp(t_scratch), "cannot create a scratch folder under /tmp");
+  scratch_make(t_scratch, sizeof t_scratch, "text");
   Model *d = model_create(&textcfg, 2), *cl = model_create(&classcfg, 2);
   model_init_params(d, 5), model_init_params(cl, 6);
   fill_uniform(d->params, d->num_params, -1, 1); /* no zero tensors: every value must come back */
   CkptNet nets[2] = {{"student", d, NULL, NULL}, {"teacher", cl, NULL, NULL}};
-  EXPECT(save_in_child(nets, 2), "saving in a child process failed");
+  EXPECT(ckpt_save_in_child(t_scratch, nets, 2), "saving in a child process failed");
   EXPECT(ckpt_latest(t_scratch, t_ckpt, sizeof t_ckpt) == 1, "no checkpoint of step 1 in %s", t_scratch);
 
   ModelConfig c;
@@ -496,7 +473,7 @@ static void test_text_checkpoint(void) {
          "a class-mode checkpoint loaded as a text-mode model");
   EXPECT(expect_fatal(load_as, vocab, "vocab"), "a text-mode checkpoint loaded with another vocabulary");
   model_free(d), model_free(cl), model_free(d2);
-  if (t_case_failures == 0) nftw(t_scratch, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (t_case_failures == 0) scratch_remove(t_scratch);
 }
 
 int main(void) {
