@@ -78,8 +78,32 @@ static void put_long(char *buf, size_t *at, size_t n, long v) {
   while (k > 0 && *at + 1 < n) buf[(*at)++] = digits[--k];
 }
 
+/* A stop (SIGSTOP, SIGTSTP: a Slurm `scontrol suspend`, a user pausing the job) and a SIGCONT: the
+ * timer counts wall time, stopped time included, so at the continue it restarts with the whole
+ * watchdog.seconds: a suspended job is not a hung one. The timer that ran out during the stop has a
+ * SIGALRM pending, which the kernel delivers before SIGCONT (the lower number) while SIGCONT, in its
+ * mask, waits: on_watchdog sees it pending (or, the other order, the flag on_continue set) and
+ * restarts the timer instead of ending the rank. alarm() is async-signal-safe and sets the same
+ * ITIMER_REAL as setitimer on Linux (whole seconds, rounded up). A continue within a healthy step
+ * can give a later hang at most one period more. A rank stopped on its own never gets a SIGCONT, so
+ * the others' timers still end the job. */
+static volatile sig_atomic_t wd_rearm_s;   /* watchdog.seconds rounded up; 0: the watchdog is off */
+static volatile sig_atomic_t wd_continued; /* a SIGCONT came since the timer was armed */
+
+static void on_continue(int sig) {
+  (void)sig;
+  wd_continued = 1;
+  if (wd_rearm_s > 0) alarm((unsigned)wd_rearm_s);
+}
+
 static void on_watchdog(int sig) {
   (void)sig;
+  sigset_t pending;
+  if (wd_continued || (sigpending(&pending) == 0 && sigismember(&pending, SIGCONT) == 1)) {
+    wd_continued = 0;
+    if (wd_rearm_s > 0) alarm((unsigned)wd_rearm_s);
+    return;
+  }
   char msg[640];
   size_t at = 0, n = sizeof msg;
   const char *coll = dist_current_collective();
@@ -115,16 +139,25 @@ void runctl_watchdog_arm(double seconds, long step, const char *what) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_watchdog;
     sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGCONT);
     CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "cannot install the watchdog's SIGALRM handler: %s", strerror(errno));
+    sa.sa_handler = on_continue;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGALRM);
+    sa.sa_flags = SA_RESTART; /* the calls a stop interrupted go on */
+    CHECK(sigaction(SIGCONT, &sa, NULL) == 0, "cannot install the watchdog's SIGCONT handler: %s", strerror(errno));
     wd_rank = dist_rank(), wd_size = dist_size();
     installed = 1;
   }
+  wd_rearm_s = 0; /* no restart from a handler while the values change */
   wd_seconds = seconds, wd_step = step, wd_what = what;
   struct itimerval t;
   memset(&t, 0, sizeof t); /* seconds 0: disarmed */
   t.it_value.tv_sec = (time_t)seconds;
   t.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
   CHECK(setitimer(ITIMER_REAL, &t, NULL) == 0, "cannot set the watchdog's timer: %s", strerror(errno));
+  wd_continued = 0;
+  wd_rearm_s = seconds > 0 ? (sig_atomic_t)ceil(seconds) : 0;
 }
 
 void guard_init(Guard *g, double spike, int window, int max_rollbacks, double lr_factor, long rollbacks_done) {

@@ -13,7 +13,8 @@
 #  - the run folder's lock: one job per folder, stale locks removed, live ones refused;
 #  - SIGINT and SIGHUP stop like SIGTERM; the stop event says whether the scripts requeue; SIGTERM to
 #    the ranks of an mpirun job makes mpirun return 75 (to mpirun itself: Open MPI's rule, 1);
-#  - the watchdog ends a job one of whose ranks is stopped (SIGSTOP);
+#  - the watchdog ends a job one of whose ranks is stopped (SIGSTOP), not one suspended as a whole
+#    for longer than watchdog.seconds and continued (SIGCONT);
 #  - a lost log.h5 comes back from log.h5.bak; sample/eval out= never replaces another kind of file.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
@@ -256,6 +257,26 @@ if wait_for watchdog $pid "$S/watchdog/ckpt_00000010.h5"; then
   then pass watchdog_ends_the_job; else fail watchdog_ends_the_job "rc $rc after $((SECONDS - t0)) s: $(grep -v '^step' "$S/watchdog.out" | tail -c 500)"; fi
   for i in $(seq 1 100); do kill -0 "$stopped" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$stopped" 2>/dev/null && kill -CONT "$stopped" && kill -9 "$stopped"
+fi
+
+# the whole job suspended (every rank and mpirun stopped, as Slurm's `scontrol suspend` does) for
+# longer than watchdog.seconds, then continued: the watchdog's clock restarts at SIGCONT, the job
+# finishes (a suspended job is not a hung one)
+$MPIRUN -np 2 "$AMD" train $CFG run="$S/suspend" train.steps=60 watchdog.seconds=2 fault.slow_log_ms=20 \
+  >"$S/suspend.out" 2>&1 &
+pid=$!
+if wait_for suspend $pid "$S/suspend/ckpt_00000010.h5"; then
+  ranks=$(pgrep -P $pid | tr '\n' ' ')
+  kill -STOP $ranks $pid
+  sleep 4
+  kill -CONT $pid $ranks
+  wait $pid
+  rc=$?
+  if [ $rc -eq 0 ] && ! grep -q "amd: error: watchdog" "$S/suspend.out" && [ -e "$S/suspend/ckpt_00000060.h5" ]; then
+    pass watchdog_survives_suspend
+  else
+    fail watchdog_survives_suspend "rc $rc: $(grep -v '^step' "$S/suspend.out" | tail -c 400)"
+  fi
 fi
 
 # log.h5 lost: a resume restores it from log.h5.bak (its rows up to the checkpoint stay), never the
