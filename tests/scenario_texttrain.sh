@@ -6,6 +6,10 @@
 #  - a crash and a resume give the same checkpoint bit for bit (weights and Adam moments);
 #  - jobs/compose_teacher.cfg trains (shrunk);
 #  - a class model on a captioned dataset trains on /labels, and says so;
+#  - amd sample prompt= and prompts= on it: the samples file records each sample's caption (text and
+#    tokens, /labels its index among the prompts), the same at 2 ranks, other captions other samples,
+#    png= a grid; bad prompts (an unknown word, naming it and the line) and the wrong kind of
+#    conditioning are clear errors that write nothing;
 #  - mismatches are clear errors: model.vocab or model.max_text other than the dataset's, a dataset
 #    without captions, a classifier or an mlp in text mode, sample.every and eval.every in text mode.
 source "$(dirname "$0")/lib.sh"
@@ -75,3 +79,45 @@ expect_error text_sample_every "pictures of samples are for class models" "$AMD"
 expect_error text_eval_every "held-out sample metrics are for class models" "$AMD" train $T run="$S/bad7" eval.every=2 \
   eval.data="$S/test.h5"
 if ls -d "$S"/bad* >/dev/null 2>&1; then fail mismatches_write_nothing "$(ls -d "$S"/bad*)"; else pass mismatches_write_nothing; fi
+
+# amd sample with prompts
+P="ckpt=$S/t n=6 steps=3 seed=3 threads=1"
+expect_ok sample_prompt "$AMD" sample $P prompt="A bag to the left of a  sneaker" cfg=2 out="$S/s1.h5" png="$S/s1.png"
+printf 'a bag\n\nthree shirts\na coat above a dress\n' >"$S/prompts.txt"
+expect_ok sample_prompts "$AMD" sample $P prompts="$S/prompts.txt" out="$S/s2.h5"
+expect_ok sample_prompts_np2 $MPIRUN -np 2 "$AMD" sample $P prompts="$S/prompts.txt" out="$S/s2n2.h5"
+expect_ok sample_other_prompt "$AMD" sample $P prompt="three shirts" cfg=2 out="$S/s3.h5"
+py_check samples_record_captions "
+import h5py, numpy as np
+vocab = [w.decode() for w in h5py.File('$S/train.h5', 'r')['captions/vocab'][:]]
+def check(path, texts):
+    f = h5py.File(path, 'r')
+    lab, text, tok = f['labels'][:], [t.decode() for t in f['captions/text'][:]], f['captions/tokens'][:]
+    assert list(lab) == [i % len(texts) for i in range(6)], lab
+    assert text == [texts[l] for l in lab], text
+    for t, ids in zip(text, tok):
+        assert ' '.join(vocab[i] for i in ids if i) == t and (ids[len(t.split()):] == 0).all(), (t, ids)
+    assert [w.decode() for w in f['captions/vocab'][:]] == vocab
+    assert f.attrs['class_names'] == ','.join(texts), f.attrs['class_names']
+    return f['x'][:]
+x1 = check('$S/s1.h5', ['a bag to the left of a sneaker'])
+x2 = check('$S/s2.h5', ['a bag', 'three shirts', 'a coat above a dress'])
+x2n = check('$S/s2n2.h5', ['a bag', 'three shirts', 'a coat above a dress'])
+x3 = check('$S/s3.h5', ['three shirts'])
+assert np.array_equal(x2, x2n), 'samples differ at 2 ranks'
+assert not np.array_equal(x1, x3), 'another caption drew the same samples'
+assert x1.shape == (6, 1, 56, 56) and np.isfinite(x1).all()
+"
+if [ -s "$S/s1.png" ]; then pass sample_png; else fail sample_png "no $S/s1.png"; fi
+printf 'a bag\nthree hats\n' >"$S/bad_prompts.txt"
+: >"$S/empty_prompts.txt"
+expect_error prompt_unknown_word "unknown word 'hat'" "$AMD" sample $P prompt="a hat" out="$S/bad_s1.h5"
+expect_error prompts_unknown_word "line 2: unknown word 'hats'" "$AMD" sample $P prompts="$S/bad_prompts.txt" out="$S/bad_s2.h5"
+expect_error prompts_empty "holds no caption" "$AMD" sample $P prompts="$S/empty_prompts.txt" out="$S/bad_s3.h5"
+expect_error prompt_missing "is conditioned on captions (text mode): give prompt=" "$AMD" sample $P out="$S/bad_s4.h5"
+expect_error prompt_and_prompts "prompt= or prompts=, not both" "$AMD" sample $P prompt="a bag" prompts="$S/prompts.txt" \
+  out="$S/bad_s5.h5"
+expect_error class_on_text_model "is conditioned on captions; use prompt=" "$AMD" sample $P prompt="a bag" class=1 out="$S/bad_s6.h5"
+expect_error prompt_on_class_model "is conditioned on class labels, not captions" "$AMD" sample $P ckpt="$S/cls" \
+  prompt="a bag" out="$S/bad_s7.h5"
+if ls "$S"/bad_s* >/dev/null 2>&1; then fail bad_prompts_write_nothing "$(ls "$S"/bad_s*)"; else pass bad_prompts_write_nothing; fi
