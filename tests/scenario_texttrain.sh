@@ -4,6 +4,7 @@
 #    them with the text encoder's width and depth;
 #  - the captions reach the network: the same canvases with other captions train other weights;
 #  - a crash and a resume give the same checkpoint bit for bit (weights and Adam moments);
+#  - at 2 ranks with zero=3 the same losses (1e-5);
 #  - jobs/compose_teacher.cfg trains (shrunk);
 #  - a class model on a captioned dataset trains on /labels, and says so;
 #  - amd sample prompt= and prompts= on it: the samples file records each sample's caption (text and
@@ -57,6 +58,13 @@ py_check job_config_is_text "
 import h5py
 a = h5py.File('$S/job/ckpt_00000002.h5', 'r')['teacher'].attrs
 assert (int(a['text']), int(a['patch']), int(a['text_depth'])) == (1, 8, 2), dict(a)
+"
+expect_ok text_np2_zero3 $MPIRUN -np 2 "$AMD" train $T run="$S/t2z3" zero=3
+py_check text_np2_zero3_same_losses "
+import h5py, numpy as np
+a = h5py.File('$S/t/log.h5', 'r')['train/loss'][:]
+b = h5py.File('$S/t2z3/log.h5', 'r')['train/loss'][:]
+assert len(a) == 6 and np.allclose(a, b, rtol=1e-5, atol=0), (a, b)
 "
 C="data=$S/train.h5 model.width=32 model.depth=1 model.patch=8 model.heads=2 train.steps=2 train.batch=8 threads=1"
 expect_ok class_model_on_captions "$AMD" train $C run="$S/cls"
