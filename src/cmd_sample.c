@@ -4,6 +4,9 @@
  * data also a PNG scatter plot coloured by class over the true mode centres. Ranks split the
  * samples; noise is keyed by the global sample index, so the file is the same at any rank count.
  * For images, png= writes a grid with a row per class (the first png.cols samples of each).
+ * A caption model (text mode) samples the captions of prompt= or prompts= (a file, one a line),
+ * tokenized by caption_encode, sample i caption i mod their count; its samples file records each
+ * sample's caption (/captions/text, /captions/tokens) and its index as the label.
  * noise=eval draws the fixed noise set on which a run of the same seed evaluates (src/evalrun.h), so
  * the samples behind a row of its log's /eval table can be drawn from the checkpoint of that step. */
 #include <math.h>

@@ -1,6 +1,7 @@
 /* cmd_train.c: `amd train`: trains one network as an MPI data-parallel job.
  *   task=teacher    the velocity network (mlp for vectors, dit for images) by rectified flow with
- *                   label dropout (docs/DESIGN.md section 3)
+ *                   label dropout (docs/DESIGN.md section 3); model.text=1: a dit conditioned on the
+ *                   dataset's captions (token ids per sample, caption dropout; section 5.2)
  *   task=reward     an image classifier (log p(c | x): the reward of DMDR and AMD)
  *   task=evaluator  another classifier, trained apart (other seed and size), used only by metrics
  * One step (train_step, then train_apply): each rank takes its contiguous share of the global batch
