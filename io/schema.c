@@ -34,6 +34,10 @@ static const SchemaEntry table[] = {
     {DS, "/captions/category", I, "index", "category of each caption: an index into the attribute categories"},
     {DS, "/captions/held_out", I, "1", "1 when the caption names a class pair held out of the train split, else 0"},
     {DS, "/captions/vocab", T, "text", "the vocabulary: the word of each token id (0 padding; the empty caption is all padding)"},
+    /* a caption model's samples (amd sample prompt= or prompts=); /labels is then the prompt's index */
+    {SA, "/captions/text", T, "text", "the caption each sample was drawn for (prompt= or a line of prompts=)"},
+    {SA, "/captions/tokens", I, "index", "token ids of each sample's caption, (N, L): words of /captions/vocab, padded with 0"},
+    {SA, "/captions/vocab", T, "text", "the vocabulary: the word of each token id (0 padding)"},
     {DS, "/layout/class", I, "index", "class of each item on the canvas, (N, 4), the first named first; -1 past the last"},
     {DS, "/layout/cell", I, "index", "cell of each item, row * grid + column (0 top left), (N, 4); -1 past the last"},
     {DS, "/layout/source", I, "index", "index of each item's image in the source split's IDX file, (N, 4); -1 past the last"},

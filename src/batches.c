@@ -19,6 +19,13 @@ void batches_init(Batches *b, const Dataset *data, int batch, uint64_t seed) {
   b->x_host = mallocCheck(sizeof(float) * (size_t)b->local * data->dim);
   b->x = ops->alloc(sizeof(float) * (size_t)b->local * data->dim);
   b->labels = mallocCheck(sizeof(int) * (size_t)b->local);
+  b->label_ints = 1;
+}
+
+void batches_use_captions(Batches *b, const int *tokens, int len) {
+  free(b->labels);
+  b->tokens = tokens, b->label_ints = len;
+  b->labels = mallocCheck(sizeof(int) * (size_t)b->local * (size_t)len);
 }
 
 /* The data index of sample g of the run. */
@@ -44,7 +51,11 @@ void batches_get(Batches *b, long step) {
   for (int i = 0; i < b->local; i++) {
     long idx = epoch_index(b, step * b->batch + b->begin + i);
     memcpy(b->x_host + (size_t)i * dim, b->data->x + (size_t)idx * dim, sizeof(float) * (size_t)dim);
-    b->labels[i] = b->data->labels[idx];
+    if (b->tokens)
+      memcpy(b->labels + (size_t)i * b->label_ints, b->tokens + (size_t)idx * b->label_ints,
+             sizeof(int) * (size_t)b->label_ints);
+    else
+      b->labels[i] = b->data->labels[idx];
   }
   ops->to_device(b->x, b->x_host, sizeof(float) * (size_t)b->local * dim);
 }

@@ -18,10 +18,15 @@ typedef struct {
   uint64_t seed;
   float *x_host;    /* (local, dim) */
   float *x;         /* (local, dim) backend memory: this rank's samples of the step */
-  int *labels;      /* (local) host: their labels */
+  int *labels;      /* (local, label_ints) host: their labels, or their captions' token ids */
+  const int *tokens; /* text mode: the dataset's captions (n, label_ints), token ids; NULL: class labels */
+  int label_ints;   /* ints per sample of labels: 1, or the caption length in text mode */
 } Batches;
 
 void batches_init(Batches *b, const Dataset *data, int batch, uint64_t seed);
+/* Text mode: each sample's label becomes its caption, `len` token ids of tokens (n, len), which
+ * stay the caller's. */
+void batches_use_captions(Batches *b, const int *tokens, int len);
 /* Fills x and labels with this rank's samples of step `step`. */
 void batches_get(Batches *b, long step);
 void batches_free(Batches *b);

@@ -1,6 +1,7 @@
 /* cmd_train.c: `amd train`: trains one network as an MPI data-parallel job.
  *   task=teacher    the velocity network (mlp for vectors, dit for images) by rectified flow with
- *                   label dropout (docs/DESIGN.md section 3)
+ *                   label dropout (docs/DESIGN.md section 3); model.text=1: a dit conditioned on the
+ *                   dataset's captions (token ids per sample, caption dropout; section 5.2)
  *   task=reward     an image classifier (log p(c | x): the reward of DMDR and AMD)
  *   task=evaluator  another classifier, trained apart (other seed and size), used only by metrics
  * One step (train_step, then train_apply): each rank takes its contiguous share of the global batch
@@ -21,6 +22,7 @@
 
 #include "backend.h"
 #include "batches.h"
+#include "captions.h"
 #include "classifier.h"
 #include "commands.h"
 #include "common.h"
@@ -44,6 +46,7 @@ typedef struct {
   int threads, cuda_graphs, zero, zero_prefetch;
   char model_kind[CFG_STR_MAX];
   int width, depth, temb_dim, patch, heads;
+  int text, text_width, text_depth, vocab, max_text;
   int batch;
   double lr, lr_min;
   char schedule[CFG_STR_MAX];
@@ -73,6 +76,15 @@ static const cfg_key train_keys[] = {
     K("model.temb_dim", CFG_INT, temb_dim, "0", 0, 4096, NULL, "sinusoidal timestep features (even); 0: mlp 64, dit 256"),
     K("model.patch", CFG_INT, patch, "4", 1, 1024, NULL, "dit: patch size p (tokens are p x p pixels)"),
     K("model.heads", CFG_INT, heads, "4", 1, 1024, NULL, "dit: attention heads (divide the width)"),
+    K("model.text", CFG_INT, text, "0", 0, 1, NULL,
+      "dit: 1 conditions on the dataset's captions (amd data compose) through a text encoder and "
+      "cross-attention; 0 on its class labels"),
+    K("model.text_width", CFG_INT, text_width, "0", 0, 65536, NULL, "model.text=1: the text encoder's width; 0: model.width"),
+    K("model.text_depth", CFG_INT, text_depth, "2", 0, 1000, NULL, "model.text=1: the text encoder's transformer blocks"),
+    K("model.vocab", CFG_INT, vocab, "0", 0, 1 << 20, NULL,
+      "model.text=1: token ids below this; 0: the dataset's vocabulary size (another value must equal it)"),
+    K("model.max_text", CFG_INT, max_text, "0", 0, 4096, NULL,
+      "model.text=1: tokens per caption; 0: the dataset's token width (another value must equal it)"),
     K("train.steps", CFG_INT, rl.steps, "4000", 1, 1000000000, NULL, "optimizer steps in total"),
     K("train.batch", CFG_INT, batch, "256", 1, 1 << 24, NULL, "global batch (split across ranks)"),
     K("optim.lr", CFG_FLOAT, lr, "1e-3", 0, 10, NULL, "peak AdamW learning rate"),
@@ -112,8 +124,12 @@ enum {
 };
 
 /* The architecture from the keys and the data: teacher mlp or dit, classifiers on dit blocks. */
-static void model_config_for(const TrainConfig *c, const Dataset *d, int classifier, ModelConfig *mc) {
+static void model_config_for(const TrainConfig *c, const Dataset *d, const CaptionSet *caps, int classifier,
+                             ModelConfig *mc) {
   int images = d->ndim == 3;
+  if (c->text && (classifier || (strcmp(c->model_kind, "auto") != 0 && strcmp(c->model_kind, "dit") != 0)))
+    amd_usage_error("config key 'model.text' = 1 is for the teacher's dit (task=teacher, model.kind=dit or auto), not "
+                    "%s", classifier ? c->task : c->model_kind);
   const char *kind = classifier ? "classifier" : strcmp(c->model_kind, "auto") != 0 ? c->model_kind : images ? "dit" : "mlp";
   const ModelKind *k = model_kind_get(kind);
   *mc = (ModelConfig){.dim = d->dim, .num_classes = d->num_classes, .width = c->width,
@@ -131,6 +147,22 @@ static void model_config_for(const TrainConfig *c, const Dataset *d, int classif
   if (c->width % c->heads != 0 || c->width % 4 != 0)
     amd_usage_error("config key 'model.width' = %d must be a multiple of 4 and of model.heads = %d", c->width, c->heads);
   mc->img_channels = d->shape[0], mc->img_size = d->shape[1], mc->patch = c->patch, mc->heads = c->heads;
+  if (!c->text) return;
+  /* text mode: the vocabulary and the token width are the dataset's (docs/DESIGN.md section 5.2) */
+  if (!caps)
+    amd_usage_error("config key 'model.text' = 1 needs a captioned dataset (amd data compose); '%s' holds no "
+                    "/captions (use model.text=0 for its class labels)", c->data);
+  if (c->vocab && c->vocab != caps->vocab_size)
+    amd_usage_error("config key 'model.vocab' = %d disagrees with the vocabulary of '%s' (%d words; use 0 to take it)",
+                    c->vocab, c->data, caps->vocab_size);
+  if (c->max_text && c->max_text != caps->max_tokens)
+    amd_usage_error("config key 'model.max_text' = %d disagrees with the captions of '%s' (%d tokens each; use 0 to "
+                    "take it)", c->max_text, c->data, caps->max_tokens);
+  mc->text = 1, mc->vocab = caps->vocab_size, mc->max_text = caps->max_tokens;
+  mc->text_width = c->text_width ? c->text_width : c->width, mc->text_depth = c->text_depth;
+  if (mc->text_width % 2 != 0 || mc->text_width % c->heads != 0)
+    amd_usage_error("config key 'model.text_width' = %d must be even and a multiple of model.heads = %d",
+                    mc->text_width, c->heads);
 }
 
 /* What a training step works with: the network, its optimizer, the data and this rank's buffers. */
@@ -249,8 +281,19 @@ int cmd_train(int argc, char **argv) {
     amd_usage_error("task=%s needs test_data=: the held-out split its test accuracy is measured on", c.task);
   Dataset data, test = {0};
   dataset_read(c.data, "amd-dataset", &data);
+  CaptionSet caps = {0};
+  int captioned = captions_read(c.data, data.n, data.num_classes, &caps);
   ModelConfig mc;
-  model_config_for(&c, &data, T.classifier, &mc);
+  model_config_for(&c, &data, captioned ? &caps : NULL, T.classifier, &mc);
+  if (captioned && !mc.text)
+    amd_log("'%s' is captioned; model.text=0 trains on its class labels (/labels: the first named item's class)\n",
+            c.data);
+  if (mc.text && c.sample_every > 0)
+    amd_usage_error("config key 'sample.every' = %d: pictures of samples are for class models in this version (use "
+                    "amd sample prompt= on a checkpoint)", c.sample_every);
+  if (mc.text && c.ev.every > 0)
+    amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for class models in this version",
+                    c.ev.every);
   if (T.classifier) dataset_read_split(c.test_data, &test, "test_data", &data, c.data);
   if (T.classifier && c.sample_every > 0)
     amd_usage_error("config key 'sample.every' = %d: pictures of samples are for task=teacher, not %s", c.sample_every,
@@ -268,6 +311,7 @@ int cmd_train(int argc, char **argv) {
   runloop_prepare(&c.rl);
 
   batches_init(&T.batches, &data, c.batch, (uint64_t)c.rl.seed);
+  if (mc.text) batches_use_captions(&T.batches, caps.tokens, mc.max_text);
   int local = T.batches.local;
   T.test = &test;
   T.model = c.zero == 3 ? model_create_sharded(&mc, local) : model_create(&mc, local);
@@ -320,6 +364,7 @@ int cmd_train(int argc, char **argv) {
   ema_free(T.ema);
   if (T.cls) classifier_free(T.cls); /* frees the model too */
   else model_free(T.model);
+  if (captioned) captions_free(&caps);
   dataset_free(&data);
   if (T.classifier) dataset_free(&test);
   return status;
