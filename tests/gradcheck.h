@@ -44,6 +44,13 @@ static inline double dot(const float *a, const float *b, long n) {
 
 typedef double (*loss_fn)(void *ctx);
 
+/* a second backward into the same buffers must double them (backward ops and models add) */
+static inline void expect_doubled(const char *what, const float *now, const float *first, long n) {
+  int bad = 0;
+  for (long i = 0; i < n; i++) bad += fabs(now[i] - 2.0 * first[i]) > 1e-6 + 1e-6 * fabs(2.0 * first[i]);
+  EXPECT(bad == 0, "%s: %d of %ld entries are not twice the first backward's (backward must add)", what, bad, n);
+}
+
 /* The worst of a tensor's checked entries, and how many were off. */
 typedef struct {
   int bad;

@@ -29,12 +29,7 @@
 #define TEST_SEED 20251125u
 #include "ckpt_child.h"
 #include "gradcheck.h"
-
-static void expect_doubled(const char *what, const float *now, const float *first, long n) {
-  int bad = 0;
-  for (long i = 0; i < n; i++) bad += fabs(now[i] - 2.0 * first[i]) > 1e-6 + 1e-6 * fabs(2.0 * first[i]);
-  EXPECT(bad == 0, "%s: %d of %ld entries are not twice the first backward's (backward must add)", what, bad, n);
-}
+#include "model_checks.h"
 
 /* for the backward ops that overwrite (ops.h): a second backward into a poisoned buffer gives the
  * first's values bit for bit */
@@ -629,25 +624,7 @@ static void check_dit(const ModelConfig *cfg) {
   }
   check_grad("d/dx", c.x, dx, n, dit_loss, &c);
 
-  float *grads1 = host_copy(m->grads, m->num_params), *dx1 = host_copy(dx, n);
-  dit_loss(&c);
-  m->backward(m, dx, c.R, c.Rf, B);
-  expect_doubled("dit grads", m->grads, grads1, m->num_params);
-  expect_doubled("dit dx", dx, dx1, n);
-
-  /* frozen: the same input gradient bit for bit, and not one parameter gradient touched */
-  float *grads2 = host_copy(m->grads, m->num_params);
-  ops->fill(dx, 0.0f, n);
-  m->frozen = 1;
-  dit_loss(&c);
-  m->backward(m, dx, c.R, c.Rf, B);
-  m->frozen = 0;
-  float *dx3 = host_copy(dx, n), *grads3 = host_copy(m->grads, m->num_params);
-  EXPECT(memcmp(dx3, dx1, sizeof(float) * (size_t)n) == 0, "frozen backward: dx differs");
-  EXPECT(memcmp(grads3, grads2, sizeof(float) * (size_t)m->num_params) == 0, "frozen backward changed parameter gradients");
-  free(grads2), free(dx3), free(grads3);
-
-  free(grads1), free(dx1);
+  check_backward_adds_and_frozen("dit", m, dx, n, c.R, c.Rf, B, dit_loss, &c);
   FREE_ALL(c.out, c.x, c.t, c.R, c.Rf, dx);
   ops->free(c.labels);
   model_free(m);

@@ -28,12 +28,6 @@
 
 
 /* Backward adds into its gradients: a second identical call must leave twice the first's. */
-static void expect_doubled(const char *what, const float *now, const float *first, long n) {
-  int bad = 0;
-  for (long i = 0; i < n; i++) bad += fabs(now[i] - 2.0 * first[i]) > 1e-6 + 1e-6 * fabs(2.0 * first[i]);
-  EXPECT(bad == 0, "%s: %d of %ld entries are not twice the first backward's (backward must add)", what, bad, n);
-}
-
 /* ---- linear ---------------------------------------------------------------------------------- */
 
 typedef struct {

@@ -36,6 +36,7 @@
 #define TEST_SEED 20261205u
 #include "ckpt_child.h"
 #include "gradcheck.h"
+#include "model_checks.h"
 
 /* 1x8x8 images in 4x4 patches (4 tokens), width 16, 2 blocks, 2 heads; a vocabulary of 7 (0 the
  * padding), captions of up to 5 tokens, a text encoder of width 8 and 2 blocks */
@@ -136,12 +137,6 @@ static void test_text_layout(void) {
   model_free(m);
 }
 
-static void expect_doubled(const char *what, const float *now, const float *first, long n) {
-  int bad = 0;
-  for (long i = 0; i < n; i++) bad += fabs(now[i] - 2.0 * first[i]) > 1e-6 + 1e-6 * fabs(2.0 * first[i]);
-  EXPECT(bad == 0, "%s: %d of %ld entries are not twice the first backward's (backward must add)", what, bad, n);
-}
-
 /* at most this many entries of each tensor against central differences (check_grad_spread): every
  * entry of all would take minutes, most of make test's budget */
 #define GRAD_ENTRIES 40
@@ -163,22 +158,7 @@ static void check_text_grad(const ModelConfig *cfg) {
   }
   check_grad("d/dx", c.x, dx, n, text_loss, &c);
 
-  float *grads1 = host_copy(m->grads, m->num_params), *dx1 = host_copy(dx, n);
-  text_loss(&c);
-  m->backward(m, dx, c.R, c.Rf, B);
-  expect_doubled("text dit grads", m->grads, grads1, m->num_params);
-  expect_doubled("text dit dx", dx, dx1, n);
-
-  float *grads2 = host_copy(m->grads, m->num_params);
-  ops->fill(dx, 0.0f, n);
-  m->frozen = 1;
-  text_loss(&c);
-  m->backward(m, dx, c.R, c.Rf, B);
-  m->frozen = 0;
-  EXPECT(memcmp(dx, dx1, sizeof(float) * (size_t)n) == 0, "frozen backward: dx differs");
-  EXPECT(memcmp(m->grads, grads2, sizeof(float) * (size_t)m->num_params) == 0,
-         "frozen backward changed parameter gradients");
-  free(grads1), free(dx1), free(grads2);
+  check_backward_adds_and_frozen("text dit", m, dx, n, c.R, c.Rf, B, text_loss, &c);
   ops->free(dx);
   free_case(&c);
 }

@@ -28,12 +28,6 @@ enum { B = 3, N = 4, M = 5, C = 8, NH = 2, HS = C / NH, E = 6 };
 /* sample 0 sees every key, sample 1 lacks keys 1 and 4, sample 2 has none (the empty caption) */
 static const float MASK[B * M] = {1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0};
 
-static void expect_doubled(const char *what, const float *now, const float *first, long n) {
-  int bad = 0;
-  for (long i = 0; i < n; i++) bad += fabs(now[i] - 2.0 * first[i]) > 1e-6 + 1e-6 * fabs(2.0 * first[i]);
-  EXPECT(bad == 0, "%s: %d of %ld entries are not twice the first backward's (backward must add)", what, bad, n);
-}
-
 /* ---- the op ---------------------------------------------------------------------------------- */
 
 typedef struct {
