@@ -25,7 +25,9 @@ seeds (900, 901; never a test seed) at 1600 steps:
     amd.lambda_rls (1), amd.rls_norm (raw), amd.spread_floor (0).
 Selection (`select`): the lowest mean off-manifold fraction (EMA weights, 8192 samples) among the
 settings whose mean coverage is at least 0.99 (a setting that drops a mode is not chosen however
-sharp it is; when none passes, as for dmdr in stage 1, the lowest off-manifold of all); among the
+sharp it is); when none passes, the highest mean coverage, and among equal coverage the lowest
+off-manifold (until 2026-12-05 this fallback was the lowest off-manifold of all, which at S = 2 chose
+a setting of AMD at coverage 0.56 over one at 0.88; no S = 1 choice differs between the two rules); among the
 9 of a method. The test stage runs each winner on 10 fresh seeds (100-109)
 at 1600 steps, the tuning budget (3200 did not fit the session's 2 cores: 40 runs of about 5 min
 each), with held-out curves every 400 steps, EMA and raw.
@@ -116,11 +118,10 @@ def select(studies, family):
         for name, v in m.items():
             if sets[name]["method"] == family and len(v) == len(METRICS):
                 cands.append((name, sets[name], v))
-    ok = [c for c in cands if c[2]["coverage"] >= 0.99]
-    pool = ok or cands
-    if not pool:
+    if not cands:
         sys.exit(f"toy_s1_protocol: no evaluated setting of {family} in {studies}")
-    return min(pool, key=lambda c: c[2]["off_manifold"])
+    # full coverage (>= 0.99) ties; below it more coverage wins; then the lowest off-manifold
+    return min(cands, key=lambda c: (-min(c[2]["coverage"], 0.99), c[2]["off_manifold"]))
 
 
 def write(name, s):
