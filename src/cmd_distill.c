@@ -346,9 +346,6 @@ int cmd_distill(int argc, char **argv) {
   Reward reward_store;
   Reward *reward = reward_select(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
                                  method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
-  if (mc.text && c.sample_every > 0)
-    amd_usage_error("config key 'sample.every' = %d: pictures of samples are for class models in this version (use "
-                    "amd sample ckpt=RUN prompts=FILE on the student)", c.sample_every);
   if (mc.text && c.ev.every > 0)
     amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for class models in this version",
                     c.ev.every);
@@ -397,6 +394,7 @@ int cmd_distill(int argc, char **argv) {
                   .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B), .eval = eval};
   if (c.sample_every > 0)
     R.snap = snapshot_create(student, "generator", c.S, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
+  if (mc.text) snapshot_use_captions(R.snap, caps.tokens, caps.text, caps.n, mc.max_text);
   const AdamW *os_range = distill_opt_student(d);
   R.ema = c.rl.ema_decay > 0 ? ema_create_range(os_range->begin, os_range->n) : NULL; /* like its moments */
   CkptNet nets[3] = {{"student", student, distill_opt_student(d), R.ema}, {"fake", fake, distill_opt_fake(d), NULL},
