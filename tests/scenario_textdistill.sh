@@ -6,7 +6,8 @@
 #  - the prompts are the data's captions: the step dump's labels are the token rows of the captions
 #    /advantage names (a caption index), shared by each group; the GAN head's real samples carry their
 #    own captions;
-#  - the batch is the same at 1 and 2 ranks (the same prompts, the same losses to 1e-5);
+#  - the batch is the same at 1 and 2 ranks, zero=0 and zero=3 (the same prompts, the same losses
+#    to 1e-5);
 #  - the captions reach the student: the same canvases with other captions distill other weights;
 #  - a crash and a resume give the same checkpoint bit for bit;
 #  - mismatches are clear errors that write nothing: a vocabulary or token width other than the
@@ -81,15 +82,18 @@ else fail pictures_name_captions "$(grep -i picture "$S/pictures.out")"; fi
 
 # the same batch at 2 ranks (the prompts split 2 + 2)
 expect_ok dmd2_np2 $MPIRUN -np 2 "$AMD" distill $D method=dmd2 fake_per_gen=2 run="$S/dmd2_np2"
+expect_ok dmd2_np2_zero3 $MPIRUN -np 2 "$AMD" distill $D method=dmd2 fake_per_gen=2 zero=3 run="$S/dmd2_np2z3"
 py_check np1_np2_same_batch "
 import h5py, numpy as np
-a = h5py.File('$S/dmd2/log.h5', 'r'); b = h5py.File('$S/dmd2_np2/log.h5', 'r')
-for k in ('loss_dm', 'loss_fake', 'loss_gan_g', 'loss_gan_d'):
-    x, y = a['train'][k][:], b['train'][k][:]
-    assert len(x) == 4 and np.allclose(x, y, rtol=1e-5, atol=0), (k, x, y)
-for k in ('step', 'prompt', 'group'):
-    assert np.array_equal(a['advantage'][k][:], b['advantage'][k][:]), k
-assert set(b['advantage/rank'][:]) == {0.0, 1.0}
+a = h5py.File('$S/dmd2/log.h5', 'r')
+for run in ('dmd2_np2', 'dmd2_np2z3'):
+    b = h5py.File('$S/%s/log.h5' % run, 'r')
+    for k in ('loss_dm', 'loss_fake', 'loss_gan_g', 'loss_gan_d'):
+        x, y = a['train'][k][:], b['train'][k][:]
+        assert len(x) == 4 and np.allclose(x, y, rtol=1e-5, atol=0), (run, k, x, y)
+    for k in ('step', 'prompt', 'group'):
+        assert np.array_equal(a['advantage'][k][:], b['advantage'][k][:]), (run, k)
+    assert set(b['advantage/rank'][:]) == {0.0, 1.0}, run
 "
 
 # the same canvases with every caption's first two tokens swapped distill other weights
