@@ -8,6 +8,7 @@
 #    own captions;
 #  - the batch is the same at 1 and 2 ranks, zero=0 and zero=3 (the same prompts, the same losses
 #    to 1e-5);
+#  - on the CUDA emulator (when built) the CPU's losses;
 #  - the captions reach the student: the same canvases with other captions distill other weights;
 #  - a crash and a resume give the same checkpoint bit for bit;
 #  - mismatches are clear errors that write nothing: a vocabulary or token width other than the
@@ -95,6 +96,23 @@ for run in ('dmd2_np2', 'dmd2_np2z3'):
         assert np.array_equal(a['advantage'][k][:], b['advantage'][k][:]), (run, k)
     assert set(b['advantage/rank'][:]) == {0.0, 1.0}, run
 "
+
+# the CUDA backend on the emulator (make CUDA_EMU=1; it stops on any access past a buffer): the
+# (2B, max_text) label buffers on the device, the real teacher as a CUDA graph; the CPU's losses
+EMU=$PWD/build-cuda-emu/amd
+if [ -x "$EMU" ]; then
+  E="$D method=dmd2 fake_per_gen=1 train.steps=2 log.every=1"
+  expect_ok emu_dmd2 "$EMU" distill $E device=cuda cuda.graphs=1 run="$S/emu"
+  expect_ok cpu_dmd2 "$AMD" distill $E run="$S/cpu"
+  py_check emu_same_losses "
+import h5py, numpy as np
+a = h5py.File('$S/cpu/log.h5', 'r')['train']; b = h5py.File('$S/emu/log.h5', 'r')['train']
+for k in ('loss_dm', 'loss_fake', 'loss_gan_g', 'loss_gan_d'):
+    assert np.allclose(a[k][:], b[k][:], rtol=1e-4, atol=1e-6), (k, a[k][:], b[k][:])
+"
+else
+  echo "SKIP emu_dmd2: no emulator build (make CUDA_EMU=1)"
+fi
 
 # the same canvases with every caption's first two tokens swapped distill other weights
 $PY -c "
