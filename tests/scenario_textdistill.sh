@@ -3,6 +3,7 @@
 # composed canvases:
 #  - dmd, dmd (with its regression pairs) and dmd2 (with its GAN head) distill it; the student and
 #    the fake teacher keep the text config; amd sample prompts= samples the 1-step student;
+#    jobs/compose_dmd2.cfg runs (shrunk);
 #  - the prompts are the data's captions: the step dump's labels are the token rows of the captions
 #    /advantage names (a caption index), shared by each group; the GAN head's real samples carry their
 #    own captions;
@@ -66,6 +67,15 @@ for f in ('fake0', 'fake1'):
     for i in range(len(rx)):
         idx = np.flatnonzero((x == rx[i]).all(axis=1))
         assert len(idx) >= 1 and any((tok[j] == rl[i]).all() for j in idx), (f, i, idx)
+"
+
+expect_ok job_config "$AMD" distill jobs/compose_dmd2.cfg teacher="$S/t" run="$S/job" train.steps=2 train.prompts=4 \
+  log.advantage_every=1 optim.warmup=1 threads=1
+py_check job_config_is_dmd2_on_captions "
+import h5py
+f = h5py.File('$S/job/log.h5', 'r')
+assert f['train/loss_gan_d'].shape == (2,) and (f['train/loss_gan_d'][:] != 0).all()
+assert f['advantage/prompt'][:].max() < 64 and int(h5py.File('$S/job/ckpt_00000002.h5', 'r')['student'].attrs['text']) == 1
 "
 
 # pictures while it distills: a row per caption; the training as without them
