@@ -113,7 +113,8 @@ static const SchemaEntry table[] = {
     {LG, "/memory/*_gathered", I, "bytes",
      "bytes per rank of its ZeRO stage-3 buffers: two units' gathered weights, a unit's gradient and its reduced part"},
     {LG, "/advantage/step", I, "steps", "optimizer steps done: the step whose generator batch these records are"},
-    {LG, "/advantage/prompt", I, "index", "the sample's prompt: the class it was generated for"},
+    {LG, "/advantage/prompt", I, "index", "the sample's prompt: the class it was generated for "
+                                                  "(a caption teacher: its caption's index in the data)"},
     {LG, "/advantage/group", I, "index", "the sample's group of amd.K samples of one prompt (global index)"},
     {LG, "/advantage/rank", I, "index", "the rank that generated the sample"},
     {LG, "/advantage/reward", F, "1", "the sample's reward R(x, c)"},
@@ -166,7 +167,7 @@ static const SchemaEntry table[] = {
     {EV, "/eval/samples_per_s", F, "samples/s", "sampling throughput of amd sample (from the samples file)"},
     /* the testing dump of one distillation step (io/stepdump.h, src/distill.c; fault.dump_step): groups
      * /fake<f> (the step's fake-teacher update f) and /generator (its generator update) */
-    {SD, "/*/labels", I, "index", "the class of each sample's prompt (K samples a prompt)"},
+    {SD, "/*/labels", I, "index", "the class of each sample's prompt (K samples a prompt); a caption teacher: (B, max_text) token ids"},
     {SD, "/*/gen_t", F, "1", "t of the student step that made the samples (the step with gradient in the generator update)"},
     {SD, "/*/gen_xt", F, "1", "the input x_t of that student step, (B, D): the starting noise when S = 1"},
     {SD, "/*/x", F, "1", "the student's samples x = x_t - t v(x_t, t, c), (B, D)"},
@@ -179,7 +180,7 @@ static const SchemaEntry table[] = {
     {SD, "/*/flow_noise", F, "1", "noise e of the fake teacher's flow loss, (B, D)"},
     {SD, "/*/loss_flow", F, "1", "unweighted flow loss of each sample, mean over D of (v_fake - (e - x))^2"},
     {SD, "/*/disc_real_x", F, "1", "the data points the discriminator sees as real, (B, D)"},
-    {SD, "/*/disc_real_labels", I, "index", "their classes"},
+    {SD, "/*/disc_real_labels", I, "index", "their classes; a caption teacher: their captions, (B, max_text) token ids"},
     {SD, "/*/disc_real_t", F, "1", "t of the real points' noising"},
     {SD, "/*/disc_real_noise", F, "1", "noise of the real points' noising, (B, D)"},
     {SD, "/*/disc_gen_t", F, "1", "t of the generated samples' noising for the discriminator"},

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "captions.h"
 #include "commands.h"
 #include "common.h"
 #include "config.h"
@@ -247,6 +248,32 @@ static void distill_status(void *ctx, long step, const RunClock *clk, const doub
           o->grad_norm_student, o->grad_norm_fake, clk->samples_per_s, clk->elapsed_hms, clk->eta_hms);
 }
 
+/* The captions a caption teacher's prompts are drawn from (docs/DESIGN.md sections 4 and 13): the
+ * data's, whose vocabulary and token width must be the teacher's. Returns whether the data holds
+ * captions (into caps); a usage error, before anything is written, when a caption teacher's data has
+ * none or other ones. A class teacher on captioned canvases distills their class labels (/labels). */
+static int read_prompt_captions(const DistillCmdConfig *c, const ModelConfig *mc, const char *teacher_path,
+                                const Dataset *data, const char *data_path, CaptionSet *caps) {
+  int captioned = captions_read(data_path, data->n, data->num_classes, caps);
+  if (!mc->text) {
+    if (captioned)
+      amd_log("'%s' is captioned; the class teacher '%s' distills on its class labels (/labels)\n", data_path,
+              teacher_path);
+    return captioned;
+  }
+  if (!captioned)
+    amd_usage_error("teacher '%s' is conditioned on captions (text mode): its prompts are the data's captions, and "
+                    "data '%s' holds no /captions (a captioned dataset of amd data compose)", teacher_path, data_path);
+  if (caps->vocab_size != mc->vocab || caps->max_tokens != mc->max_text)
+    amd_usage_error("data '%s': its captions (%d words, %d tokens each) are not the teacher's (%d words, %d tokens "
+                    "each: '%s'); distill on the captioned dataset the teacher was trained with", data_path,
+                    caps->vocab_size, caps->max_tokens, mc->vocab, mc->max_text, teacher_path);
+  if (c->reward_ckpt[0]) /* a classifier's R(x, c) reads a class label; the caption reward is issue 20's */
+    amd_usage_error("config key 'reward.ckpt': the reward classifier '%s' scores class labels, and the teacher '%s' "
+                    "is conditioned on captions; no caption reward in this version", c->reward_ckpt, teacher_path);
+  return captioned;
+}
+
 /* A path read from a file, made absolute (as this run records it) when it fits. */
 static void absolute_in_place(char **path) {
   size_t n = strlen(*path) + 4200;
@@ -291,9 +318,6 @@ int cmd_distill(int argc, char **argv) {
   ckpt_net_fingerprint(teacher_path, "teacher", teacher_fingerprint, sizeof teacher_fingerprint);
   ModelConfig mc;
   model_ckpt_config(teacher_path, "teacher", &mc);
-  if (mc.text) /* the methods' prompts are class labels (B) so far, a caption model reads (B, max_text) ids */
-    amd_usage_error("teacher '%s' is conditioned on captions (text mode); amd distill distills class-conditioned "
-                    "teachers only so far (captions per prompt are issue 20's next part)", teacher_path);
   /* the teacher's dataset where its checkpoint says, checked by content; data= names another */
   Dataset data;
   char *data_path = c.data[0] ? strdup(c.data)
@@ -312,6 +336,8 @@ int cmd_distill(int argc, char **argv) {
     dataset_check_same_target(&data, "data", data_path, trained, "the teacher");
     free(trained);
   }
+  CaptionSet caps = {0};
+  int captioned = read_prompt_captions(&c, &mc, teacher_path, &data, data_path, &caps);
 
   long p0, p1;
   dist_split(c.prompts, &p0, &p1);
@@ -320,6 +346,9 @@ int cmd_distill(int argc, char **argv) {
   Reward reward_store;
   Reward *reward = reward_select(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
                                  method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
+  if (mc.text && c.ev.every > 0)
+    amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for class models in this version",
+                    c.ev.every);
   EvalRun *eval = evalrun_create(&c.ev, &mc, "generator", c.S, &data, data_path, (uint64_t)c.rl.seed);
   Model *(*create)(const ModelConfig *, int) = c.zero == 3 ? model_create_sharded : model_create;
   Model *real = create(&mc, 2 * B), *fake = create(&mc, B), *student = create(&mc, B);
@@ -349,7 +378,8 @@ int cmd_distill(int argc, char **argv) {
                       .rls_norm = strcmp(c.rls_norm, "mean1") == 0 ? AMD_RLS_MEAN1 : AMD_RLS_RAW,
                       .spread_floor = c.spread_floor,
                       .prompts = c.prompts, .K = c.K, .reg_pairs = c.reg_pairs, .reg_steps = c.reg_steps,
-                      .seed = (uint64_t)c.rl.seed, .opt_student = os, .opt_fake = of, .zero = c.zero};
+                      .seed = (uint64_t)c.rl.seed, .opt_student = os, .opt_fake = of, .zero = c.zero,
+                      .captions = mc.text ? caps.tokens : NULL, .num_captions = mc.text ? caps.n : 0};
   Distill *d = distill_create(&dc, real, fake, student, disc, &data, reward);
 
   if (c.sample_every > 0) snapshot_check(&data, "sample.every");
@@ -364,6 +394,7 @@ int cmd_distill(int argc, char **argv) {
                   .adv_rows = mallocCheck(sizeof(double) * DISTILL_NADV * (size_t)B), .eval = eval};
   if (c.sample_every > 0)
     R.snap = snapshot_create(student, "generator", c.S, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
+  if (mc.text) snapshot_use_captions(R.snap, caps.tokens, caps.text, caps.n, mc.max_text);
   const AdamW *os_range = distill_opt_student(d);
   R.ema = c.rl.ema_decay > 0 ? ema_create_range(os_range->begin, os_range->n) : NULL; /* like its moments */
   CkptNet nets[3] = {{"student", student, distill_opt_student(d), R.ema}, {"fake", fake, distill_opt_fake(d), NULL},
@@ -400,6 +431,7 @@ int cmd_distill(int argc, char **argv) {
   ema_free(R.ema);
   if (reward) reward_free(reward);
   model_free(real), model_free(fake), model_free(student), model_free(disc);
+  if (captioned) captions_free(&caps);
   dataset_free(&data);
   return status;
 }

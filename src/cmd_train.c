@@ -288,9 +288,6 @@ int cmd_train(int argc, char **argv) {
   if (captioned && !mc.text)
     amd_log("'%s' is captioned; model.text=0 trains on its class labels (/labels: the first named item's class)\n",
             c.data);
-  if (mc.text && c.sample_every > 0)
-    amd_usage_error("config key 'sample.every' = %d: pictures of samples are for class models in this version (use "
-                    "amd sample prompt= on a checkpoint)", c.sample_every);
   if (mc.text && c.ev.every > 0)
     amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for class models in this version",
                     c.ev.every);
@@ -326,6 +323,7 @@ int cmd_train(int argc, char **argv) {
                       .p_uncond = c.p_uncond};
   if (c.sample_every > 0)
     T.snap = snapshot_create(T.model, "euler", c.sample_steps, &data, c.rl.run, (uint64_t)c.rl.seed, "sample.every");
+  if (mc.text) snapshot_use_captions(T.snap, caps.tokens, caps.text, caps.n, mc.max_text);
   T.res_bytes = sizeof(double) + sizeof(float) * (size_t)local;
   T.res_dev = ops->alloc(T.res_bytes), T.res_h = mallocCheck(T.res_bytes);
   cfg_print_table(train_keys, &c, "amd train");

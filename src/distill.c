@@ -6,7 +6,10 @@
  *   amd   dmd2 with H_i = beta_i DM + alpha_i CA and fake-loss weights exp(-lambda_rls A_i)
  *         (amd.beta_on, amd.rls_norm and amd.spread_floor pick the variants of section 4.7)
  * Every draw is keyed by (seed, stream, key, global sample index): generator updates use key
- * 2 step, fake updates 2 (step fake_per_gen + f) + 1, so no two updates share numbers. */
+ * 2 step, fake updates 2 (step fake_per_gen + f) + 1, so no two updates share numbers.
+ * A prompt is a class label, or for a caption teacher (text mode) a caption of the training data:
+ * labels are then rows of L = max_text token ids (model_label_ints), the unconditional rows the
+ * empty caption (all padding), and every labels buffer below is (rows, L); L = 1 is the class case. */
 #include "distill.h"
 
 #include <math.h>
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caption.h"
 #include "common.h"
 #include "dist.h"
 #include "ops.h"
@@ -75,9 +79,10 @@ struct Distill {
   Reward *reward;
   int P_local, B, D, GB; /* local prompts, local batch, sample size, global batch */
   long p0;              /* first global prompt of this rank */
+  int L;                /* ints per label: 1, or a caption's max_text token ids */
   /* backend memory */
-  int *labels2;         /* (2B) [c; null] */
-  int *labels_real;     /* (B) */
+  int *labels2;         /* (2B, L) [c; null] */
+  int *labels_real;     /* (B, L) */
   float *x, *e, *xt2, *t2, *vtmp, *vreal, *dreal, *vfake, *dfake, *dx, *dxt, *alpha, *beta, *fw;
   float *omt, *logits, *dlogit, *dfeat, *xr, *rgrad;
   /* each update's per-sample results and sums of squares, left on the device until the update
@@ -86,12 +91,13 @@ struct Distill {
   SumSq *sumsq;
   float *reg_target;    /* (B, D) */
   /* host */
-  int *labels_h, *labels_real_h;
+  int *labels_h, *labels_real_h; /* (2B, L), (B, L) */
+  int *prompt_h;        /* (B) each sample's prompt: its class, or its caption's index in the data */
   float *t_h, *x_h, *alpha_h, *beta_h, *fw_h, *stats_h, *omt_h;
   SumSq *sumsq_h;       /* points into stats_h */
   double *r_h, *A_h;
   float *reg_x;         /* (reg_pairs, D) teacher ODE endpoints, host */
-  int *reg_labels;      /* (reg_pairs) */
+  int *reg_labels;      /* (reg_pairs, L) */
   AdvantageRecords rec;
   StepDump *dump;       /* testing: this step's dump (fault.dump_step), else NULL */
   void *real_graph;     /* the real teacher's evaluation as a CUDA graph (ops->graph_run) */
@@ -161,16 +167,34 @@ void amd_weights_mean1(float *fake_weight, const double *A, int n, int K, double
 
 static int uses_gan(const Distill *d) { return d->c.method != METHOD_DMD && d->c.lambda_gan > 0 && d->disc; }
 
-/* labels of the local batch for one update: prompt p's class is keyed by (key, p); its K members share it */
+long distill_prompt_index(uint64_t seed, uint32_t key, long p, long choices) {
+  uint32_t w[4];
+  rng_u32x4(seed, RNG_PROMPT, key, (uint32_t)p, 0, w);
+  return (long)(w[0] % (uint32_t)choices);
+}
+
+/* the label row (L ints) of prompt index i: the class i, or caption i's token ids */
+static void prompt_row(const Distill *d, int *row, long i) {
+  if (d->c.captions) memcpy(row, d->c.captions + (size_t)i * d->L, sizeof(int) * (size_t)d->L);
+  else row[0] = (int)i;
+}
+
+/* labels of the local batch for one update: prompt p's class or caption is keyed by (key, p); its K
+ * members share it. The second half, the teacher's unconditional rows: the null class, or the empty
+ * caption. */
 static void draw_prompts(Distill *d, uint32_t key) {
-  int C = d->student->cfg.num_classes;
+  long C = d->c.captions ? d->c.num_captions : d->student->cfg.num_classes;
+  int L = d->L;
   for (int p = 0; p < d->P_local; p++) {
-    uint32_t w[4];
-    rng_u32x4(d->c.seed, RNG_PROMPT, key, (uint32_t)(d->p0 + p), 0, w);
-    for (int k = 0; k < d->c.K; k++) d->labels_h[p * d->c.K + k] = (int)(w[0] % (uint32_t)C);
+    long i = distill_prompt_index(d->c.seed, key, d->p0 + p, C);
+    for (int k = 0; k < d->c.K; k++) {
+      d->prompt_h[p * d->c.K + k] = (int)i;
+      prompt_row(d, d->labels_h + (size_t)(p * d->c.K + k) * L, i);
+    }
   }
-  for (int i = 0; i < d->B; i++) d->labels_h[d->B + i] = C; /* null rows for the teacher's CFG */
-  ops->to_device(d->labels2, d->labels_h, sizeof(int) * 2 * (size_t)d->B);
+  int null = d->c.captions ? CAPTION_PAD : (int)C;
+  for (size_t i = (size_t)d->B * L; i < 2 * (size_t)d->B * L; i++) d->labels_h[i] = null;
+  ops->to_device(d->labels2, d->labels_h, sizeof(int) * 2 * (size_t)d->B * L);
 }
 
 static int draw_k(const Distill *d, uint32_t key) {
@@ -244,7 +268,7 @@ static void dump_backend(const Distill *d, const char *name, const float *x, int
 /* the samples of the update: prompts, the student step that made them (its t and input) and the
  * samples, then their rewards, advantages and sharpening weights */
 static void dump_samples(const Distill *d) {
-  step_dump_i32(d->dump, "labels", d->labels_h, d->B, 0);
+  step_dump_i32(d->dump, "labels", d->labels_h, d->B, d->c.captions ? d->L : 0);
   dump_backend(d, "gen_t", d->gen->t, d->B, 0);
   dump_backend(d, "gen_xt", d->gen->xt, d->B, d->D);
   dump_backend(d, "x", d->x, d->B, d->D);
@@ -340,12 +364,13 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
       rng_u32x4(d->c.seed, RNG_REAL, key, index0(d) + (uint32_t)i, 0, w);
       long idx = (long)(w[0] % (uint32_t)d->data->n);
       memcpy(d->x_h + (size_t)i * d->D, d->data->x + (size_t)idx * d->D, sizeof(float) * (size_t)d->D);
-      d->labels_real_h[i] = d->data->labels[idx];
+      if (d->c.captions) prompt_row(d, d->labels_real_h + (size_t)i * d->L, idx); /* its own caption */
+      else d->labels_real_h[i] = d->data->labels[idx];
     }
     ops->to_device(d->xr, d->x_h, sizeof(float) * (size_t)d->B * d->D);
-    ops->to_device(d->labels_real, d->labels_real_h, sizeof(int) * (size_t)d->B);
+    ops->to_device(d->labels_real, d->labels_real_h, sizeof(int) * (size_t)d->B * d->L);
     noise_for_dmd(d, d->xt2, d->xr, key);
-    step_dump_i32(d->dump, "disc_real_labels", d->labels_real_h, B, 0);
+    step_dump_i32(d->dump, "disc_real_labels", d->labels_real_h, B, d->c.captions ? d->L : 0);
     step_dump_f32(d->dump, "disc_real_x", d->x_h, B, d->D);
     dump_noising(d, "disc_real");
     d->fake->forward(d->fake, d->vfake, d->xt2, d->t2, d->labels_real, d->B);
@@ -383,8 +408,9 @@ static int fake_update(Distill *d, long u, DistillStats *o) {
 static void regression_term(Distill *d, long step) {
   long blocks = d->c.reg_pairs / d->GB;
   long base = (step % blocks) * d->GB + index0(d);
-  for (int i = 0; i < d->B; i++) d->labels_h[i] = d->reg_labels[base + i];
-  ops->to_device(d->labels2, d->labels_h, sizeof(int) * (size_t)d->B);
+  size_t L = (size_t)d->L;
+  memcpy(d->labels_h, d->reg_labels + (size_t)base * L, sizeof(int) * (size_t)d->B * L);
+  ops->to_device(d->labels2, d->labels_h, sizeof(int) * (size_t)d->B * L);
   ops->to_device(d->reg_target, d->reg_x + (size_t)base * d->D, sizeof(float) * (size_t)d->B * d->D);
   generator_run(d->gen, d->x, d->labels2, d->B, 1, d->c.seed, REG_KEY, (uint32_t)base);
   ops->mse_forward_backward(d->stats + ST_REG * d->B, d->dx, d->x, d->reg_target, NULL, d->B, d->D,
@@ -477,7 +503,7 @@ static int generator_update(Distill *d, long step, DistillStats *o) {
   MPI_Allreduce(&mx, &o->fw_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
 
   for (int i = 0; i < B; i++) {
-    d->rec.prompt[i] = d->labels_h[i];
+    d->rec.prompt[i] = d->prompt_h[i];
     d->rec.group[i] = (int)(d->p0 + i / d->c.K);
     d->rec.reward[i] = d->r_h[i], d->rec.advantage[i] = d->A_h[i];
     d->rec.alpha[i] = d->alpha_h[i], d->rec.beta[i] = d->beta_h[i], d->rec.fake_weight[i] = d->fw_h[i];
@@ -550,19 +576,21 @@ void distill_lr(const Distill *d, long step, double *lr_student, double *lr_fake
 }
 
 /* Teacher ODE endpoints for DMD's regression: pair n starts from the generator's noise of key
- * REG_KEY and index n, with label n mod C, and runs reg_steps Euler steps with guidance w. */
+ * REG_KEY and index n, with label n mod C (a caption teacher: caption n mod N of the data), and runs
+ * reg_steps Euler steps with guidance w. */
 static void make_regression_pairs(Distill *d) {
-  int n = d->c.reg_pairs, C = d->real->cfg.num_classes, per = d->B;
+  int n = d->c.reg_pairs, per = d->B;
+  long C = d->c.captions ? d->c.num_captions : d->real->cfg.num_classes;
   d->reg_x = mallocCheck(sizeof(float) * (size_t)n * d->D);
-  d->reg_labels = mallocCheck(sizeof(int) * (size_t)n);
-  for (int i = 0; i < n; i++) d->reg_labels[i] = i % C;
+  d->reg_labels = mallocCheck(sizeof(int) * (size_t)n * d->L);
+  for (int i = 0; i < n; i++) prompt_row(d, d->reg_labels + (size_t)i * d->L, i % C);
   Sampler *s = sampler_create(d->real, d->c.w, per);
   double *grid = mallocCheck(sizeof(double) * (size_t)(d->c.reg_steps + 1));
   flow_time_grid(grid, d->c.reg_steps, 1.0);
   for (int b = 0; b < n; b += per) {
     int B = n - b < per ? n - b : per;
     ops->randn(d->x, B, d->D, d->c.seed, RNG_GEN, REG_KEY, (uint32_t)b);
-    sample_euler(s, d->x, d->reg_labels + b, B, grid, d->c.reg_steps);
+    sample_euler(s, d->x, d->reg_labels + (size_t)b * d->L, B, grid, d->c.reg_steps);
     ops->to_host(d->reg_x + (size_t)b * d->D, d->x, sizeof(float) * (size_t)B * d->D);
   }
   free(grid);
@@ -584,6 +612,11 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->D = student->cfg.dim;
   d->GB = c->prompts * c->K;
   int B = d->B, D = d->D, H = fake->feat_dim;
+  d->L = model_label_ints(&student->cfg);
+  CHECK(!c->captions == !student->cfg.text && (!c->captions || c->num_captions >= 1),
+        "distill: %s", student->cfg.text ? "a caption model's prompts need the data's captions"
+                                         : "a class model takes no captions");
+  int L = d->L;
   CHECK(real->max_batch >= 2 * B && fake->max_batch >= B && student->max_batch >= B, "distill: model batches too small");
   d->opt_student = zero_create(student->num_params, c->zero);
   d->opt_fake = zero_create(fake->num_params, c->zero);
@@ -591,8 +624,8 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->gen = generator_create(student, c->S, B);
   d->fb = flow_batch_create(B, D, model_label_ints(&fake->cfg));
   size_t bd = sizeof(float) * (size_t)B * D, bs = sizeof(float) * (size_t)B;
-  d->labels2 = ops->alloc(sizeof(int) * 2 * (size_t)B);
-  d->labels_real = ops->alloc(sizeof(int) * (size_t)B);
+  d->labels2 = ops->alloc(sizeof(int) * 2 * (size_t)B * L);
+  d->labels_real = ops->alloc(sizeof(int) * (size_t)B * L);
   d->x = ops->alloc(bd), d->e = ops->alloc(bd), d->vtmp = ops->alloc(bd), d->vfake = ops->alloc(bd);
   d->dfake = ops->alloc(bd), d->dx = ops->alloc(bd), d->dxt = ops->alloc(bd), d->xr = ops->alloc(bd);
   d->rgrad = ops->alloc(bd), d->reg_target = ops->alloc(bd);
@@ -601,8 +634,9 @@ Distill *distill_create(const DistillConfig *c, Model *real, Model *fake, Model 
   d->sumsq = (SumSq *)(d->stats + STATS_LEN * (size_t)B);
   d->alpha = ops->alloc(bs), d->beta = ops->alloc(bs), d->fw = ops->alloc(bs), d->omt = ops->alloc(bs);
   d->logits = ops->alloc(bs), d->dlogit = ops->alloc(bs), d->dfeat = ops->alloc(bs * (size_t)H);
-  d->labels_h = mallocCheck(sizeof(int) * 2 * (size_t)B);
-  d->labels_real_h = mallocCheck(sizeof(int) * (size_t)B);
+  d->labels_h = mallocCheck(sizeof(int) * 2 * (size_t)B * L);
+  d->labels_real_h = mallocCheck(sizeof(int) * (size_t)B * L);
+  d->prompt_h = mallocCheck(sizeof(int) * (size_t)B);
   d->t_h = mallocCheck(2 * bs), d->x_h = mallocCheck(bd);
   d->alpha_h = mallocCheck(bs), d->beta_h = mallocCheck(bs), d->fw_h = mallocCheck(bs), d->omt_h = mallocCheck(bs);
   d->stats_h = mallocCheck(stats_bytes(B));
@@ -626,7 +660,7 @@ void distill_free(Distill *d) {
                   d->xt2, d->vreal, d->dreal, d->t2, d->stats, d->alpha, d->beta, d->fw, d->omt,
                   d->logits, d->dlogit, d->dfeat};
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) ops->free(dev[i]);
-  free(d->labels_h), free(d->labels_real_h), free(d->t_h), free(d->x_h);
+  free(d->labels_h), free(d->labels_real_h), free(d->prompt_h), free(d->t_h), free(d->x_h);
   free(d->alpha_h), free(d->beta_h), free(d->fw_h), free(d->omt_h), free(d->stats_h);
   free(d->r_h), free(d->A_h), free(d->reg_x), free(d->reg_labels);
   free(d->rec.prompt), free(d->rec.group), free(d->rec.reward), free(d->rec.advantage);

@@ -48,6 +48,10 @@ typedef struct {
   uint64_t seed;
   AdamWConfig opt_student, opt_fake;
   int zero;            /* ZeRO stage of the student's, fake teacher's and GAN head's optimizers */
+  /* A caption teacher (text mode): the training data's captions, (num_captions, max_text) token ids
+   * (the caller's; the data's n rows), which the prompts are drawn from. NULL: class labels. */
+  const int *captions;
+  long num_captions;
 } DistillConfig;
 
 /* Per-step measurements; means over the global batch. */
@@ -60,7 +64,8 @@ typedef struct {
   int k_sim;
 } DistillStats;
 
-/* Per-sample records of the generator batch (this rank's share), for /advantage. */
+/* Per-sample records of the generator batch (this rank's share), for /advantage. prompt: the class
+ * label, or for a caption teacher the caption's index in the data. */
 typedef struct {
   int n;
   int *prompt, *group;
@@ -120,6 +125,9 @@ void amd_weights(float *alpha, float *beta, float *fake_weight, const double *A,
 /* The sharpening weights of amd.rls_norm=mean1: W_i = exp(-lambda_rls A_i) / mean_g exp(-lambda_rls A_j)
  * over each consecutive group of K, so every group's weights sum to K. */
 void amd_weights_mean1(float *fake_weight, const double *A, int n, int K, double lambda_rls);
+/* The prompt of global prompt index p in the update of key `key`: a uniform draw of choices (the
+ * classes, or a caption teacher's captions), the same at any rank count. */
+long distill_prompt_index(uint64_t seed, uint32_t key, long p, long choices);
 /* "dmd", "dmd2", "dmdr" or "amd"; fatal for anything but a Method below METHOD_COUNT. */
 const char *method_name(Method m);
 /* The method whose method_name is `name` into *out: returns 0, or nonzero (*out untouched) when

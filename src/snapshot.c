@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 #include "dist.h"
@@ -17,6 +18,7 @@ struct Snapshot {
   char run[4096];
   uint64_t seed;
   Dataset samples; /* x and labels: the fixed labels, the samples of the last picture */
+  int *captions;   /* a caption model: (samples.n, label_ints) the token ids each sample reads; else NULL */
   double range;    /* scatter plot: [-range, range]^2 */
 };
 
@@ -51,9 +53,31 @@ Snapshot *snapshot_create(Model *model, const char *sampler, int steps, const Da
   return s;
 }
 
+void snapshot_use_captions(Snapshot *s, const int *tokens, char *const *text, long n, int len) {
+  if (!s || s->data->ndim != 3) return;
+  long row[GRID_CLASSES];
+  int rows = 0;
+  for (long i = 0; i < n && rows < GRID_CLASSES; i++) {
+    int seen = 0;
+    for (int r = 0; r < rows && !seen; r++)
+      seen = memcmp(tokens + (size_t)row[r] * len, tokens + (size_t)i * len, sizeof(int) * (size_t)len) == 0;
+    if (!seen) row[rows++] = i;
+  }
+  CHECK(rows > 0, "snapshot: no captions to picture");
+  s->samples.n = (long)rows * GRID_COLS;
+  s->captions = mallocCheck(sizeof(int) * (size_t)s->samples.n * len);
+  for (long i = 0; i < s->samples.n; i++) {
+    s->samples.labels[i] = (int)(i / GRID_COLS);
+    memcpy(s->captions + (size_t)i * len, tokens + (size_t)row[i / GRID_COLS] * len, sizeof(int) * (size_t)len);
+  }
+  amd_log("sample pictures: a row per caption, 8 samples each:");
+  for (int r = 0; r < rows; r++) amd_log("%s '%s'", r ? "," : "", text[row[r]]);
+  amd_log("\n");
+}
+
 void snapshot_take(Snapshot *s, long step) {
   if (!s) return;
-  sample_draw(s->draw, s->samples.x, s->samples.labels, s->samples.n, s->seed, 0);
+  sample_draw(s->draw, s->samples.x, s->captions ? s->captions : s->samples.labels, s->samples.n, s->seed, 0);
   char path[4200];
   snprintf(path, sizeof path, "%s/samples_%08ld.png", s->run, step);
   samples_png(path, &s->samples, GRID_COLS, s->data->has_mixture ? &s->data->mix : NULL, s->range);
@@ -63,6 +87,6 @@ void snapshot_take(Snapshot *s, long step) {
 void snapshot_free(Snapshot *s) {
   if (!s) return;
   sample_draw_free(s->draw);
-  free(s->samples.x), free(s->samples.labels);
+  free(s->samples.x), free(s->samples.labels), free(s->captions);
   free(s);
 }

@@ -2,7 +2,8 @@
  * own, on the CPU backend: AMD's group-relative advantages and its alpha/beta/fake-weight maps against hand
  * values; the DMD/AMD generator gradient op against a double-precision reference written here from
  * the equations; the toy reward's value and input gradient; the GAN term's gradient through the
- * head and the fake teacher; the generator's backward simulation; the denoiser op; the method names.
+ * head and the fake teacher; the generator's backward simulation; the denoiser op; the method names;
+ * the prompt draw (a class or a caption index).
  * Gradients are checked against central differences of a loss summed in double, as in test_grad.c.
  * Not here: distill_create / distill_step (they need MPI and run in tests/scenario_distill.sh). */
 #include <math.h>
@@ -661,7 +662,32 @@ static void test_generator_keys(void) {
   model_free(m);
 }
 
+/* distill_prompt_index: prompt p of an update is the Philox word of (RNG_PROMPT, key, p) modulo the
+ * choices (the class draw as it always was), a pure function of the global prompt index (so any rank
+ * count draws the same batch), uniform over a caption teacher's N captions, other keys other draws. */
+static void test_prompt_index(void) {
+  const uint64_t seed = 7;
+  for (long p = 0; p < 64; p++) {
+    uint32_t w[4];
+    rng_u32x4(seed, RNG_PROMPT, 12u, (uint32_t)p, 0, w);
+    EXPECT(distill_prompt_index(seed, 12u, p, 10) == (long)(w[0] % 10u), "prompt %ld: not the class draw", p);
+  }
+  enum { N = 64, DRAWS = 64 * N };
+  int count[N] = {0}, moved = 0;
+  for (long p = 0; p < DRAWS; p++) {
+    long i = distill_prompt_index(seed, 3u, p, N);
+    EXPECT(i >= 0 && i < N, "prompt %ld: caption %ld outside [0, %d)", p, i, N);
+    if (i < 0 || i >= N) return;
+    count[i]++;
+    moved += i != distill_prompt_index(seed, 4u, p, N);
+  }
+  for (int i = 0; i < N; i++) /* 64 expected, standard deviation about 8 */
+    EXPECT(count[i] >= 24 && count[i] <= 104, "caption %d drawn %d times of %d (64 expected)", i, count[i], DRAWS);
+  EXPECT(moved > DRAWS * 9 / 10, "another key drew the same caption for %d of %d prompts", DRAWS - moved, DRAWS);
+}
+
 int main(void) {
+  TEST_RUN(test_prompt_index);
   TEST_RUN(test_amd_advantages);
   TEST_RUN(test_amd_spread_floor);
   TEST_RUN(test_amd_weights);
