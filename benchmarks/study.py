@@ -38,6 +38,9 @@ DIRECTIONS = {"off_manifold": "lower", "mass_error": "lower", "wrong_class": "lo
               "fd": "lower", "coverage": "higher", "modes_covered": "higher", "log_density": "higher",
               "precision": "higher", "recall": "higher", "accuracy": "higher", "reward": "higher",
               "samples_per_s": "higher"}
+# the GenEval-like scores of `amd eval` on a caption model's samples (docs/DESIGN.md section 9.1)
+DIRECTIONS.update({"geneval_" + c: "higher" for c in ("overall", "single", "two", "counting", "position", "seen",
+                                                      "heldout")})
 SPEC_KEYS = {"description", "out", "amd", "teacher", "distill", "methods", "budgets", "seeds", "sample", "eval",
              "baseline", "metrics", "launcher", "failure", "contrasts"}
 # `mode_share:I,J,...`: the share of the on-manifold samples whose nearest mode is one of modes I, J, ...
