@@ -95,6 +95,7 @@ CaptionReward *caption_reward_create(Classifier *cls, int side, int max_batch, c
   r->dcells = ops->alloc(sizeof(float) * n * (size_t)(cell * cell));
   r->dlogits_h = mallocCheck(sizeof(float) * n * CAPTION_OUTCOMES);
   r->cache = callocCheck(CAPTION_KEYS, sizeof *r->cache);
+  r->of_sample = callocCheck((size_t)max_batch, sizeof *r->of_sample);
   return r;
 }
 
@@ -115,12 +116,13 @@ static const CaptionAssignments *assignments_of(CaptionReward *r, const int *tok
 void caption_reward_eval(CaptionReward *r, double *reward, float *grad, const float *x, const int *tokens, int B) {
   CHECK(B <= r->max_batch, "caption reward: batch %d exceeds its buffers (%d)", B, r->max_batch);
   enum { K = CAPTION_OUTCOMES, J = CAPTION_CELLS };
+  /* the captions first: one that does not parse stops the program before any work */
+  for (int i = 0; i < B; i++) r->of_sample[i] = assignments_of(r, tokens + (size_t)i * CAPTION_MAX_TOKENS, i);
   /* the cells as a batch of J B images: patchify's tokens are the cells in row-major order */
   ops->patchify(r->cells, x, B, 1, r->side, r->side, r->cell);
   const float *logits = classifier_logits_backend(r->cls, r->cells, J * B);
   for (int i = 0; i < B; i++)
-    reward[i] = caption_log_prob(logits + (size_t)i * J * K, assignments_of(r, tokens + (size_t)i * CAPTION_MAX_TOKENS, i),
-                                 grad ? r->dlogits_h + (size_t)i * J * K : NULL);
+    reward[i] = caption_log_prob(logits + (size_t)i * J * K, r->of_sample[i], grad ? r->dlogits_h + (size_t)i * J * K : NULL);
   if (!grad) return;
   classifier_input_grad_backend(r->cls, r->dcells, r->dlogits_h, J * B);
   ops->unpatchify(grad, r->dcells, B, 1, r->side, r->side, r->cell); /* the adjoint: each cell's gradient in place */
@@ -130,7 +132,7 @@ void caption_reward_free(CaptionReward *r) {
   if (!r) return;
   for (int k = 0; k < CAPTION_KEYS; k++)
     if (r->cache[k]) caption_assignments_free(r->cache[k]), free(r->cache[k]);
-  free(r->cache), free(r->dlogits_h);
+  free(r->cache), free(r->of_sample), free(r->dlogits_h);
   ops->free(r->cells), ops->free(r->dcells);
   free(r);
 }

@@ -6,7 +6,7 @@
  * canvas, so read, holds the caption:
  *   R(x, c) = log sum_{A in S(c)} prod_j p_j(A_j),   S(c) = {A : caption_holds(c, items of A)}
  * exact, over the assignments A of outcomes to the cells (11^4 of them, enumerated once per
- * distinct caption and cached: S(c) is small, 2 to 12 assignments). Its logit gradient is
+ * distinct caption and cached: S(c) is small, 1 to 12 assignments). Its logit gradient is
  *   dR/dz_jk = sum_A w_A (1[A_j = k] - p_j(k)) = q_j(k) - p_j(k),   w_A = prod_j p_j(A_j) / e^R
  * (q_j: the posterior of cell j's outcome given that the canvas holds c), and the classifier's
  * backward carries it into the cells and, through unpatchify, the canvas.
@@ -39,6 +39,7 @@ typedef struct {
   float *cells, *dcells;  /* backend (CAPTION_CELLS max_batch, cell^2): the crops and their gradient */
   float *dlogits_h;       /* host (CAPTION_CELLS max_batch, CAPTION_OUTCOMES) */
   CaptionAssignments **cache; /* S(c) per caption key, built on first use */
+  const CaptionAssignments **of_sample; /* (max_batch) S(c_i) of the batch being scored */
 } CaptionReward;
 
 /* The caption reward on canvases of side x side pixels, read by cls; a classifier that is not an
