@@ -83,6 +83,8 @@ void reward_init_classifier(Reward *r, const char *ckpt, int max_batch) {
 
 int reward_reads_host(const Reward *r) { return !r->cls; }
 
+int reward_label_ints(const Reward *r) { return r->caption ? CAPTION_MAX_TOKENS : 1; }
+
 void reward_eval(Reward *r, double *reward, float *grad, const float *x, const float *x_host, const int *labels, int B) {
   if (r->caption) {
     caption_reward_eval(r->caption, reward, grad, x, labels, B);
@@ -141,10 +143,11 @@ Reward *reward_select(Reward *r, const Dataset *data, const char *data_path, con
   if (ckpt[0]) {
     if (pref_text[0]) amd_usage_error("config key 'reward.preference' applies to toy data only");
     reward_init_classifier(r, ckpt, max_batch);
-    if (r->cls->num_classes == CAPTION_OUTCOMES && r->cls->dim != data->dim)
+    if (r->cls->num_classes == CAPTION_OUTCOMES && data->num_classes != CAPTION_OUTCOMES)
       amd_usage_error("config key 'reward.ckpt': '%s' (%d classes of %d pixels) looks like a cell classifier of "
-                      "captioned canvases, but the data '%s' has no captions: the caption reward needs the canvases "
-                      "of amd data compose", ckpt, r->cls->num_classes, r->cls->dim, data_path);
+                      "captioned canvases, but the data '%s' (%d classes) has no captions: the caption reward needs "
+                      "the canvases of amd data compose", ckpt, r->cls->num_classes, r->cls->dim, data_path,
+                      data->num_classes);
     CHECK(r->cls->dim == data->dim && r->cls->num_classes == data->num_classes,
           "reward classifier '%s' (dim %d, %d classes) does not match the data '%s' and its teacher (dim %d, %d "
           "classes)", ckpt, r->cls->dim, r->cls->num_classes, data_path, data->dim, data->num_classes);

@@ -50,6 +50,10 @@ Reward *reward_select(Reward *r, const Dataset *data, const char *data_path, con
                       double bandwidth, int max_batch, const char *needed_by);
 /* 1 when reward_eval reads the samples' host copy (the toy reward); a classifier reads the device's */
 int reward_reads_host(const Reward *r);
+/* ints per sample of reward_eval's labels: CAPTION_MAX_TOKENS for the caption reward (token
+ * rows), else 1 (a class). A caller whose labels are another width (a class-conditioned teacher on
+ * captioned data) must refuse the pair: the caption reward reads whole token rows. */
+int reward_label_ints(const Reward *r);
 /* reward (B, host) of the samples x (B, dim) and, when grad is not NULL, dR/dx into grad (B, dim).
  * x and grad are backend memory; x_host is x's host copy where reward_reads_host, else unused.
  * labels (host): a class per sample, or for the caption reward (B, CAPTION_MAX_TOKENS) token ids
