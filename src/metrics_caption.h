@@ -1,4 +1,4 @@
-/* metrics_caption.h: the GenEval-like score of captioned canvases (docs/DESIGN.md section 9.3): an
+/* metrics_caption.h: the GenEval-like score of captioned canvases (docs/DESIGN.md section 9.1): an
  * evaluator cell classifier (11 classes of one cell: amd data cells, then amd train task=evaluator)
  * reads each cell of a canvas by its argmax (a class, or empty); the canvas passes when the items
  * so read hold its caption (caption_holds: exactly the named items, the count, the relation). The

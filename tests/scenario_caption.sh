@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The caption reward's and the GenEval-like score's data and checks end to end (docs/DESIGN.md
-# sections 4.8, 9.3 and 13.4), on small composed splits and tiny cell classifiers (seconds):
+# sections 4.8, 9.1 and 13.4), on small composed splits and tiny cell classifiers (seconds):
 #  - amd data cells cuts canvases into cells: (4N, 1, 28, 28), 11 classes ending in 'empty', each
 #    cell the canvas's pixels bit for bit, labelled from /layout; bad inputs (no captions, canvases
 #    that disagree with their layout, missing keys, in = out) are clear errors that write nothing;
