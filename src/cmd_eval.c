@@ -225,7 +225,10 @@ int cmd_eval(int argc, char **argv) {
   if (c.data[0]) dataset_read(data_path, "amd-dataset", &d);
   char what[4300];
   snprintf(what, sizeof what, "the samples '%s'", c.samples);
-  dataset_check_fits(&d, c.data[0] ? "data" : "the samples' dataset", data_path, s.dim, s.num_classes, what);
+  /* a caption model's samples have their prompts for classes (amd sample), so only sizes must fit */
+  int *tokens = samples_tokens(c.samples, s.n);
+  dataset_check_fits(&d, c.data[0] ? "data" : "the samples' dataset", data_path, s.dim,
+                     tokens ? d.num_classes : s.num_classes, what);
   dataset_check_same_target(&d, "data", data_path, trained, "the samples' model");
   free(trained);
   char out[4200];
@@ -241,7 +244,6 @@ int cmd_eval(int argc, char **argv) {
   int nm;
   ToyMetrics toy;
   float *ref = NULL;
-  int *tokens = samples_tokens(c.samples, s.n);
   CaptionSet caps;
   int captioned = s.ndim == 3 && captions_read(data_path, d.n, d.num_classes, &caps);
   if (tokens && !captioned)

@@ -81,7 +81,9 @@ for name, order, x, captions in (('own', np.arange(n), f['x'][:], True), ('shuff
         for k, v in f.attrs.items(): g.attrs[k] = v
         g.attrs['format'] = 'amd-samples'
         g['x'], g['labels'] = x, f['labels'][:]
-        if captions:
+        if captions:  # as amd sample writes a caption model's samples: its prompts are the classes
+            g.attrs['num_classes'], g.attrs['class_names'] = n, ''
+            g['labels'][:] = np.arange(n)
             c = g.create_group('captions')
             c['tokens'], c['text'], c['vocab'] = f['captions/tokens'][:][order], f['captions/text'][:][order], f['captions/vocab'][:]
 with h5py.File(S + '/plain_test.h5', 'w') as g:  # the test canvases as a dataset without captions
@@ -109,6 +111,24 @@ assert abs(sum(own['geneval_' + c] * w[k] for k, c in enumerate(cats)) / n - own
 assert abs((own['geneval_seen'] * (n - ho.sum()) + own['geneval_heldout'] * ho.sum()) / n - own['geneval_overall']) < 1e-9
 assert abs(own['fd']) < 1e-3 and noisy['fd'] > 100 * max(abs(own['fd']), 1e-4), (own['fd'], noisy['fd'])
 assert own['precision'] == 1 and own['recall'] == 1 and own['samples'] == n == own['reference']
+"
+# a caption model's samples as amd sample writes them (a text teacher of 2 steps: the pipeline, not quality)
+expect_ok text_teacher "$AMD" train data="$S/train.h5" model.text=1 model.width=32 model.depth=1 model.patch=8 \
+  model.heads=2 model.text_width=16 model.text_depth=1 model.temb_dim=32 train.steps=2 train.batch=8 ckpt.every=2 \
+  threads=1 log.every=1 run="$S/text_teacher"
+printf 'a bag\nthree shirts\na coat above a dress\na sneaker and a boot\n' >"$S/prompts.txt"
+expect_ok sample_prompts "$AMD" sample ckpt="$S/text_teacher" prompts="$S/prompts.txt" n=12 steps=2 threads=1 \
+  out="$S/sampled.h5"
+expect_ok eval_sampled "$AMD" eval samples="$S/sampled.h5" $E pr.k=3
+py_check eval_sampled_rows "
+import h5py, numpy as np
+e = h5py.File('$S/sampled_eval.h5', 'r')['eval']
+assert e['samples'][0] == 12 and e['reference'][0] == 300, (e['samples'][0], e['reference'][0])
+for k in ('single', 'two', 'counting', 'position', 'overall', 'seen'):
+    v = e['geneval_' + k][0]
+    assert 0 <= v <= 1, (k, v)
+assert np.isnan(e['geneval_heldout'][0]) and e['heldout_samples'][0] == 0  # no prompt names a held-out pair
+assert np.isfinite(e['fd'][0]) and np.isfinite(e['reward'][0])
 "
 # errors
 expect_error eval_no_evaluator "caption samples need evaluator=" "$AMD" eval samples="$S/own.h5" data="$S/test.h5" \
