@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "caption.h"
 #include "captions.h"
@@ -60,7 +61,10 @@ int data_cells(int argc, char **argv) {
                  "Cuts a captioned dataset into its cells, labelled by class or 'empty' (the cell classifiers' data).");
   if (!c.in[0]) amd_usage_error("config key 'in' is required: a captioned dataset file (amd data compose)");
   if (!c.out[0]) amd_usage_error("config key 'out' is required: the dataset file of the cells to write");
-  if (strcmp(c.in, c.out) == 0) amd_usage_error("config keys 'in' and 'out' both name '%s': write the cells elsewhere", c.in);
+  struct stat si, so; /* the same file by any name (in= is absolute, out= as given) */
+  if (strcmp(c.in, c.out) == 0 || (stat(c.in, &si) == 0 && stat(c.out, &so) == 0 && si.st_dev == so.st_dev &&
+                                   si.st_ino == so.st_ino))
+    amd_usage_error("config keys 'in' and 'out' both name '%s': write the cells elsewhere", c.in);
   if (dist_rank() != 0) return 0;
   h5_check_replaceable(c.out, "amd-dataset", "out");
   Dataset d;

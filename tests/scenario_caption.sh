@@ -53,6 +53,7 @@ expect_error cells_wrong_size "but its /layout says one channel of 2 x 2 cells o
 expect_error cells_no_in "config key 'in' is required" "$AMD" data cells out="$S/bad3.h5"
 expect_error cells_no_out "config key 'out' is required" "$AMD" data cells in="$S/test.h5"
 expect_error cells_in_is_out "both name" "$AMD" data cells in="$S/test.h5" out="$S/test.h5"
+expect_error cells_in_is_out_by_another_name "both name" "$AMD" data cells in="$S/test.h5" out="$S/../$(basename "$S")/test.h5"
 if ls "$S"/bad*.h5* >/dev/null 2>&1; then fail cells_errors_write_nothing "$(ls "$S"/bad*)"; else pass cells_errors_write_nothing; fi
 
 TINY="model.width=32 model.depth=1 model.heads=2 model.patch=7 threads=1 optim.warmup=0 log.every=100 train.batch=64"
