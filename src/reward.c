@@ -113,6 +113,11 @@ void reward_free(Reward *r) {
 
 Reward *reward_select(Reward *r, const Dataset *data, const char *data_path, const char *ckpt, const char *pref_text,
                       double bandwidth, int max_batch, const char *needed_by) {
+  return reward_select_for(r, data, data_path, ckpt, pref_text, bandwidth, max_batch, 1, needed_by);
+}
+
+Reward *reward_select_for(Reward *r, const Dataset *data, const char *data_path, const char *ckpt, const char *pref_text,
+                          double bandwidth, int max_batch, int label_ints, const char *needed_by) {
   if (data->has_mixture) {
     if (ckpt[0])
       amd_usage_error("config key 'reward.ckpt': '%s' is a toy dataset, whose reward is analytic; leave it empty", data_path);
@@ -138,6 +143,10 @@ Reward *reward_select(Reward *r, const Dataset *data, const char *data_path, con
     char what[4300];
     snprintf(what, sizeof what, "config key 'reward.ckpt': '%s'", ckpt);
     r->caption = caption_reward_create(r->cls, data->shape[1], max_batch, what);
+    if (label_ints != CAPTION_MAX_TOKENS) /* its labels would be read as token rows */
+      amd_usage_error("the data '%s' are captioned canvases, whose reward (the caption reward of '%s') reads each "
+                      "sample's caption, but this teacher's prompts are class labels: distill a caption teacher "
+                      "(amd train model.text=1)", data_path, ckpt);
     return r;
   }
   if (ckpt[0]) {

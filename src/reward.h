@@ -48,11 +48,15 @@ void reward_init_classifier(Reward *r, const char *ckpt, int max_batch);
  * method that needs a reward: then a usage error. The errors name the config key at fault. */
 Reward *reward_select(Reward *r, const Dataset *data, const char *data_path, const char *ckpt, const char *pref_text,
                       double bandwidth, int max_batch, const char *needed_by);
+/* The same for prompts of label_ints ints per sample (model_label_ints of the teacher): the caption
+ * reward reads token rows, so on captioned data a class teacher's prompts (label_ints 1) are a
+ * usage error once the checkpoint is found to be a cell classifier. reward_select is this with 1. */
+Reward *reward_select_for(Reward *r, const Dataset *data, const char *data_path, const char *ckpt, const char *pref_text,
+                          double bandwidth, int max_batch, int label_ints, const char *needed_by);
 /* 1 when reward_eval reads the samples' host copy (the toy reward); a classifier reads the device's */
 int reward_reads_host(const Reward *r);
 /* ints per sample of reward_eval's labels: CAPTION_MAX_TOKENS for the caption reward (token
- * rows), else 1 (a class). A caller whose labels are another width (a class-conditioned teacher on
- * captioned data) must refuse the pair: the caption reward reads whole token rows. */
+ * rows), else 1 (a class); reward_select_for has checked them against the caller's. */
 int reward_label_ints(const Reward *r);
 /* reward (B, host) of the samples x (B, dim) and, when grad is not NULL, dR/dx into grad (B, dim).
  * x and grad are backend memory; x_host is x's host copy where reward_reads_host, else unused.

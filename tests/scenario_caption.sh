@@ -11,7 +11,7 @@
 #    and grows for noisy canvases;
 #  - errors: no evaluator, a 10-class evaluator of whole canvases, samples without captions,
 #    caption samples against data without captions; amd distill's reward choice on captioned data
-#    refuses a 10-class classifier, and on class data a cell classifier.
+#    refuses a 10-class classifier and a class teacher's labels, and on class data a cell classifier.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 FM=/usr/share/datasets/fashion-mnist
@@ -143,12 +143,15 @@ expect_error eval_uncaptioned_samples "have no /captions" "$AMD" eval samples="$
 expect_error eval_uncaptioned_data "has no /captions" "$AMD" eval samples="$S/own.h5" data="$S/plain_test.h5" \
   evaluator="$S/evaluator" out="$S/e4.h5" threads=1
 if ls "$S"/e[0-9].h5* >/dev/null 2>&1; then fail eval_errors_write_nothing "$(ls "$S"/e[0-9]*)"; else pass eval_errors_write_nothing; fi
-# the reward's choice in amd distill: a class teacher on the captioned canvases needs a cell
-# classifier; a cell classifier on class data (the cells relabelled into 10 classes) is refused
+# the reward's choice in amd distill: on the captioned canvases a 10-class classifier is refused, and
+# a cell classifier for a class teacher (its prompts are no captions); a cell classifier on class
+# data (the cells relabelled into 10 classes) is refused
 expect_ok canvas_teacher "$AMD" train data="$S/train.h5" run="$S/teacher" $TINY model.temb_dim=32 train.steps=2 ckpt.every=2
 D="train.prompts=2 amd.K=2 train.steps=1 threads=1 method=dmdr"
 expect_error distill_ten_class_reward "is not a cell classifier of these 56 x 56 canvases" "$AMD" distill \
   teacher="$S/teacher" $D run="$S/d1" reward.ckpt="$S/canvas_cls"
+expect_error distill_cell_reward_class_teacher "this teacher's prompts are class labels" "$AMD" distill \
+  teacher="$S/teacher" $D run="$S/d3" reward.ckpt="$S/reward"
 $PY - "$S" <<'PYEOF'
 import sys, h5py
 S = sys.argv[1]
