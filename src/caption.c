@@ -254,6 +254,13 @@ int caption_holds(const Caption *c, const int *cls, const int *cell, int n) {
   return 0;
 }
 
+int caption_items_of_cells(const int outcome[CAPTION_CELLS], int cls[CAPTION_CELLS], int cell[CAPTION_CELLS]) {
+  int n = 0;
+  for (int j = 0; j < CAPTION_CELLS; j++)
+    if (outcome[j] != CAPTION_EMPTY) cls[n] = outcome[j], cell[n++] = j;
+  return n;
+}
+
 int caption_set_check(const CaptionSet *s, char *err, size_t err_size) {
   if (s->vocab_size != VOCAB_SIZE || s->max_tokens != CAPTION_MAX_TOKENS || s->max_items != CAPTION_MAX_ITEMS ||
       s->grid != CAPTION_GRID) {

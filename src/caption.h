@@ -19,6 +19,10 @@
 #define CAPTION_CLASSES 10   /* the Fashion-MNIST classes, in their label order */
 #define CAPTION_GRID 2       /* cells per side of the canvas */
 #define CAPTION_CELLS (CAPTION_GRID * CAPTION_GRID)
+/* What a cell shows, as a cell classifier reads it (amd data cells, the caption reward and the
+ * GenEval-like score): one of the classes 0 .. CAPTION_CLASSES - 1, or CAPTION_EMPTY (background). */
+#define CAPTION_EMPTY CAPTION_CLASSES
+#define CAPTION_OUTCOMES (CAPTION_CLASSES + 1)
 
 /* The one special token: padding after the last word. The empty caption (classifier-free
  * guidance's unconditional prompt) is padding throughout, so its key padding mask (token != 0) is all
@@ -71,6 +75,9 @@ void caption_place(const Caption *c, uint32_t w, int cls[CAPTION_MAX_ITEMS], int
  * many as it says, in the named relation (position compares cell columns or rows). The check a
  * GenEval-like score makes of the items found on a canvas. */
 int caption_holds(const Caption *c, const int *cls, const int *cell, int n);
+/* The items of a canvas whose cell j shows outcome[j] (a class or CAPTION_EMPTY): the non-empty
+ * cells in cell order into cls[] and cell[]; returns their count (the n of caption_holds). */
+int caption_items_of_cells(const int outcome[CAPTION_CELLS], int cls[CAPTION_CELLS], int cell[CAPTION_CELLS]);
 
 /* A captioned dataset (io/captions.h) checked against this grammar: its vocabulary is this amd's,
  * word for word; and every canvas's tokens parse, decode to its text, have its category, and its

@@ -70,23 +70,32 @@ int argmax_row(const float *z, int K) {
   return best;
 }
 
-void classifier_log_prob_backend(Classifier *c, double *logp, float *grad, const float *x, const int *labels, int B) {
-  int K = c->num_classes, D = c->dim;
+const float *classifier_logits_backend(Classifier *c, const float *x, int B) {
   CHECK(B <= c->max_batch, "classifier: batch %d exceeds its buffers (%d)", B, c->max_batch);
   c->m->forward(c->m, c->logits, x, NULL, NULL, B);
-  ops->to_host(c->logits_h, c->logits, sizeof(float) * (size_t)B * K);
+  ops->to_host(c->logits_h, c->logits, sizeof(float) * (size_t)B * c->num_classes);
+  return c->logits_h;
+}
+
+void classifier_input_grad_backend(Classifier *c, float *grad, const float *dlogits, int B) {
+  CHECK(B <= c->max_batch, "classifier: batch %d exceeds its buffers (%d)", B, c->max_batch);
+  ops->to_device(c->dlogits, dlogits, sizeof(float) * (size_t)B * c->num_classes);
+  ops->fill(grad, 0.0f, (long)B * c->dim);
+  c->m->frozen = 1; /* only the input gradient */
+  c->m->backward(c->m, grad, c->dlogits, NULL, B);
+  c->m->frozen = 0;
+}
+
+void classifier_log_prob_backend(Classifier *c, double *logp, float *grad, const float *x, const int *labels, int B) {
+  int K = c->num_classes;
+  const float *logits = classifier_logits_backend(c, x, B);
   for (int i = 0; i < B; i++) {
     int y = labels[i];
     CHECK(y >= 0 && y < K, "classifier: label %d out of range [0, %d)", y, K);
     /* log p = -CE; d log p / dz = onehot - softmax = -(softmax - onehot) */
-    logp[i] = -cross_entropy_row(c->logits_h + (size_t)i * K, K, y, grad ? c->dlogits_h + (size_t)i * K : NULL, -1.0f);
+    logp[i] = -cross_entropy_row(logits + (size_t)i * K, K, y, grad ? c->dlogits_h + (size_t)i * K : NULL, -1.0f);
   }
-  if (!grad) return;
-  ops->to_device(c->dlogits, c->dlogits_h, sizeof(float) * (size_t)B * K);
-  ops->fill(grad, 0.0f, (long)B * D);
-  c->m->frozen = 1; /* only the input gradient */
-  c->m->backward(c->m, grad, c->dlogits, NULL, B);
-  c->m->frozen = 0;
+  if (grad) classifier_input_grad_backend(c, grad, c->dlogits_h, B);
 }
 
 void classifier_log_prob(Classifier *c, double *logp, float *grad, const float *x, const int *labels, long n) {

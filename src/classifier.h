@@ -32,6 +32,14 @@ void classifier_log_prob(Classifier *c, double *logp, float *grad, const float *
  * samples and the gradient stay on the device: the only wait is for the logits. */
 void classifier_log_prob_backend(Classifier *c, double *logp, float *grad, const float *x, const int *labels, int B);
 
+/* The two halves of an input gradient for any function of the logits (the caption reward's):
+ * classifier_logits_backend runs B <= max_batch samples x (backend memory) and returns their logits
+ * (B, K) on the host (c->logits_h, valid until the next call); classifier_input_grad_backend, right
+ * after it on the same x, writes grad (B, dim, backend memory) = sum_k dlogits[i][k] dz_ik / dx_i
+ * for host dlogits (B, K). The parameters get no gradient. */
+const float *classifier_logits_backend(Classifier *c, const float *x, int B);
+void classifier_input_grad_backend(Classifier *c, float *grad, const float *dlogits, int B);
+
 /* One forward/backward of the softmax cross-entropy on B samples x (backend memory) with host
  * labels; gradients are added to the model's, divided by global_batch. Returns the loss sum and
  * the number of correct predictions in *correct (may be NULL). */

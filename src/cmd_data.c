@@ -75,17 +75,19 @@ int cmd_data(int argc, char **argv) {
              "    toy2d    class-conditional 2-D Gaussian mixture\n"
              "    fmnist   Fashion-MNIST from the Debian package dataset-fashion-mnist (train and test files)\n"
              "    import   a user's IDX images (plain or gzipped, optional IDX labels) or HDF5 image array\n"
-             "    compose  captioned canvases of 1-4 Fashion-MNIST items (text prompts, GenEval-like categories)\n");
+             "    compose  captioned canvases of 1-4 Fashion-MNIST items (text prompts, GenEval-like categories)\n"
+             "    cells    the cells of captioned canvases, labelled by class or empty (the cell classifiers' data)\n");
     return argc < 1 ? AMD_EXIT_USAGE : 0;
   }
   if (strcmp(argv[0], "toy2d") == 0) return data_toy2d(argc - 1, argv + 1);
   if (strcmp(argv[0], "fmnist") == 0) return data_fmnist(argc - 1, argv + 1);
   if (strcmp(argv[0], "import") == 0) return data_import(argc - 1, argv + 1);
   if (strcmp(argv[0], "compose") == 0) return data_compose(argc - 1, argv + 1);
-  static const char *const kinds[] = {"toy2d", "fmnist", "import", "compose"};
-  const char *hint = cfg_nearest(argv[0], kinds, 4);
+  if (strcmp(argv[0], "cells") == 0) return data_cells(argc - 1, argv + 1);
+  static const char *const kinds[] = {"toy2d", "fmnist", "import", "compose", "cells"};
+  const char *hint = cfg_nearest(argv[0], kinds, 5);
   if (hint)
-    amd_usage_error("unknown dataset kind '%s'; did you mean '%s'? (this amd has: toy2d, fmnist, import, compose)",
+    amd_usage_error("unknown dataset kind '%s'; did you mean '%s'? (this amd has: toy2d, fmnist, import, compose, cells)",
                     argv[0], hint);
-  amd_usage_error("unknown dataset kind '%s' (this amd has: toy2d, fmnist, import, compose)", argv[0]);
+  amd_usage_error("unknown dataset kind '%s' (this amd has: toy2d, fmnist, import, compose, cells)", argv[0]);
 }

@@ -6,6 +6,7 @@
 int data_fmnist(int argc, char **argv);
 int data_import(int argc, char **argv);
 int data_compose(int argc, char **argv);
+int data_cells(int argc, char **argv); /* cmd_data_cells.c */
 
 /* Fashion-MNIST's class names in label order, comma-separated (a dataset's class_names). */
 extern const char fmnist_class_names[];

@@ -252,7 +252,7 @@ static void distill_status(void *ctx, long step, const RunClock *clk, const doub
  * data's, whose vocabulary and token width must be the teacher's. Returns whether the data holds
  * captions (into caps); a usage error, before anything is written, when a caption teacher's data has
  * none or other ones. A class teacher on captioned canvases distills their class labels (/labels). */
-static int read_prompt_captions(const DistillCmdConfig *c, const ModelConfig *mc, const char *teacher_path,
+static int read_prompt_captions(const ModelConfig *mc, const char *teacher_path,
                                 const Dataset *data, const char *data_path, CaptionSet *caps) {
   int captioned = captions_read(data_path, data->n, data->num_classes, caps);
   if (!mc->text) {
@@ -268,9 +268,6 @@ static int read_prompt_captions(const DistillCmdConfig *c, const ModelConfig *mc
     amd_usage_error("data '%s': its captions (%d words, %d tokens each) are not the teacher's (%d words, %d tokens "
                     "each: '%s'); distill on the captioned dataset the teacher was trained with", data_path,
                     caps->vocab_size, caps->max_tokens, mc->vocab, mc->max_text, teacher_path);
-  if (c->reward_ckpt[0]) /* a classifier's R(x, c) reads a class label; the caption reward is issue 20's */
-    amd_usage_error("config key 'reward.ckpt': the reward classifier '%s' scores class labels, and the teacher '%s' "
-                    "is conditioned on captions; no caption reward in this version", c->reward_ckpt, teacher_path);
   return captioned;
 }
 
@@ -337,15 +334,16 @@ int cmd_distill(int argc, char **argv) {
     free(trained);
   }
   CaptionSet caps = {0};
-  int captioned = read_prompt_captions(&c, &mc, teacher_path, &data, data_path, &caps);
+  int captioned = read_prompt_captions(&mc, teacher_path, &data, data_path, &caps);
 
   long p0, p1;
   dist_split(c.prompts, &p0, &p1);
   int B = (int)(p1 - p0) * c.K;
-  /* the reward: analytic on toy data, a trained classifier on images, none for dmd/dmd2 without one */
+  /* the reward: analytic on toy data, a trained classifier on images, the caption reward (a cell
+   * classifier reading token rows) on captioned canvases, none for dmd/dmd2 without one */
   Reward reward_store;
-  Reward *reward = reward_select(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
-                                 method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
+  Reward *reward = reward_select_for(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
+                                     model_label_ints(&mc), method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
   if (mc.text && c.ev.every > 0)
     amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for class models in this version",
                     c.ev.every);

@@ -3,7 +3,11 @@
  *   toy 2-D data  exact metrics from the mixture (src/metrics.h)
  *   images        Frechet distance and k-NN precision/recall in evaluator features against the
  *                 dataset given (the held-out test split), evaluator class accuracy (prompt
- *                 adherence), training-reward mean (with reward=), NFE and images per second */
+ *                 adherence), training-reward mean (with reward=), NFE and images per second
+ *   captions      samples of a caption model (amd sample prompts=) against a captioned test split:
+ *                 the GenEval-like score per category, overall, seen and held out, and FD and
+ *                 precision/recall in the features of an evaluator cell classifier
+ *                 (src/metrics_caption.h), the caption reward's mean (with reward=) */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -11,6 +15,9 @@
 #include <string.h>
 
 #include "backend.h"
+#include "caption.h"
+#include "captions.h"
+#include "ckpt.h"
 #include "classifier.h"
 #include "commands.h"
 #include "common.h"
@@ -19,7 +26,10 @@
 #include "dist.h"
 #include "eval_metrics.h"
 #include "h5.h"
+#include "metrics_caption.h"
+#include "model_ckpt.h"
 #include "ops.h"
+#include "reward_caption.h"
 
 typedef struct {
   char samples[CFG_STR_MAX], data[CFG_STR_MAX], out[CFG_STR_MAX], evaluator[CFG_STR_MAX], reward[CFG_STR_MAX];
@@ -34,8 +44,8 @@ static const cfg_key eval_keys[] = {
     K("sw.projections", CFG_INT, projections, EVAL_STR(EVAL_SW_PROJECTIONS), 1, 100000, NULL, "directions of the sliced Wasserstein distance"),
     K("sw.max_ref", CFG_INT, max_ref, EVAL_STR(EVAL_SW_MAX_REF), 1, 100000000, NULL, "data points used as the reference set"),
     K("seed", CFG_INT, seed, "0", 0, 2147483647, NULL, "Philox seed of the projections"),
-    K("evaluator", CFG_PATH, evaluator, "", 0, 0, NULL, "images: evaluator classifier checkpoint (amd train task=evaluator); required"),
-    K("reward", CFG_PATH, reward, "", 0, 0, NULL, "images: reward classifier checkpoint, for the training-reward mean; optional"),
+    K("evaluator", CFG_PATH, evaluator, "", 0, 0, NULL, "images: evaluator classifier checkpoint (amd train task=evaluator; caption samples: a cell classifier); required"),
+    K("reward", CFG_PATH, reward, "", 0, 0, NULL, "images: reward classifier checkpoint (caption samples: a cell classifier), for the training-reward mean; optional"),
     K("pr.k", CFG_INT, pr_k, EVAL_STR(EVAL_PR_K), 1, 1000, NULL, "images: k of the k-NN precision and recall"),
     K("pr.max", CFG_INT, pr_max, "10000", 10, 100000000, NULL, "images: at most this many samples and reference images in precision/recall"),
     K("batch", CFG_INT, batch, EVAL_STR(EVAL_BATCH), 1, 1 << 20, NULL, "images: classifier batch"),
@@ -81,6 +91,74 @@ static int image_metrics_of(Metric *m, const EvalConfig *c, const Dataset *s, co
   m[n++] = (Metric){"reference", (double)d->n};
   image_reference_free(ref);
   return n;
+}
+
+/* The caption reward's mean over the canvases x (n) with their captions tokens (n, CAPTION_MAX_TOKENS). */
+static double caption_reward_mean(const EvalConfig *c, const Dataset *s, const int *tokens) {
+  Classifier *cls = classifier_load(c->reward, CAPTION_CELLS * c->batch);
+  char what[CFG_STR_MAX + 32];
+  snprintf(what, sizeof what, "reward '%s'", c->reward);
+  CaptionReward *rw = caption_reward_create(cls, s->shape[1], c->batch, what);
+  float *x = ops->alloc(sizeof(float) * (size_t)c->batch * s->dim);
+  double *r = mallocCheck(sizeof(double) * (size_t)c->batch), sum = 0;
+  for (long b = 0; b < s->n; b += c->batch) {
+    int B = (int)(s->n - b < c->batch ? s->n - b : c->batch);
+    ops->to_device(x, s->x + (size_t)b * s->dim, sizeof(float) * (size_t)B * s->dim);
+    caption_reward_eval(rw, r, NULL, x, tokens + (size_t)b * CAPTION_MAX_TOKENS, B);
+    for (int i = 0; i < B; i++) sum += r[i];
+  }
+  free(r);
+  ops->free(x);
+  caption_reward_free(rw);
+  classifier_free(cls);
+  return sum / (double)s->n;
+}
+
+/* Caption metrics into m[]; returns their count. s: the samples, tokens their captions; d: the
+ * captioned reference (test) canvases, caps their captions. */
+static int caption_metrics_of(Metric *m, const EvalConfig *c, const Dataset *s, const int *tokens, const Dataset *d,
+                              const CaptionSet *caps) {
+  if (!c->evaluator[0])
+    amd_usage_error("caption samples need evaluator=<run of amd train task=evaluator on the cells of captioned canvases "
+                    "(amd data cells)>");
+  CaptionReference *ref = caption_reference_create(c->evaluator, "evaluator", c->batch, d, caps);
+  CaptionMetrics cm;
+  caption_metrics(&cm, ref, s->x, tokens, s->n, c->pr_k, c->pr_max);
+  const CaptionScore *sc = &cm.score;
+  static const char *const names[CAPTION_CATEGORIES] = {"geneval_single", "geneval_two", "geneval_counting",
+                                                        "geneval_position"};
+  int n = 0;
+  m[n++] = (Metric){"geneval_overall", caption_share(sc->pass_all, sc->n_all)};
+  for (int k = 0; k < CAPTION_CATEGORIES; k++) m[n++] = (Metric){names[k], caption_share(sc->pass[k], sc->n[k])};
+  m[n++] = (Metric){"geneval_seen", caption_share(sc->pass_seen, sc->n_seen)};
+  m[n++] = (Metric){"geneval_heldout", caption_share(sc->pass_held, sc->n_held)};
+  m[n++] = (Metric){"heldout_samples", (double)sc->n_held};
+  m[n++] = (Metric){"geneval_of_data", caption_share(ref->of_data.pass_all, ref->of_data.n_all)};
+  m[n++] = (Metric){"fd", cm.fd};
+  m[n++] = (Metric){"precision", cm.precision};
+  m[n++] = (Metric){"recall", cm.recall};
+  if (c->reward[0]) m[n++] = (Metric){"reward", caption_reward_mean(c, s, tokens)};
+  m[n++] = (Metric){"samples", (double)s->n};
+  m[n++] = (Metric){"reference", (double)d->n};
+  caption_reference_free(ref);
+  return n;
+}
+
+/* The captions of a samples file (/captions/tokens, (n, CAPTION_MAX_TOKENS)); NULL when it has none. */
+static int *samples_tokens(const char *path, long n) {
+  hid_t f = h5_open(path, "amd-samples", 0, NULL);
+  int *tokens = NULL;
+  if (h5_exists(f, "captions/tokens")) {
+    hsize_t dims[2];
+    hid_t g = h5_group_open(f, "captions");
+    tokens = h5_read_i32(g, "tokens", 2, dims);
+    H5Gclose(g);
+    if ((long)dims[0] != n || dims[1] != CAPTION_MAX_TOKENS)
+      amd_input_error("'%s': /captions/tokens is %llu x %llu, expected %ld x %d (a caption per sample)", path,
+                      (unsigned long long)dims[0], (unsigned long long)dims[1], n, CAPTION_MAX_TOKENS);
+  }
+  h5_close(f);
+  return tokens;
 }
 
 /* The toy table: the scalar metrics, then the per-mode target and mass. */
@@ -147,7 +225,10 @@ int cmd_eval(int argc, char **argv) {
   if (c.data[0]) dataset_read(data_path, "amd-dataset", &d);
   char what[4300];
   snprintf(what, sizeof what, "the samples '%s'", c.samples);
-  dataset_check_fits(&d, c.data[0] ? "data" : "the samples' dataset", data_path, s.dim, s.num_classes, what);
+  /* a caption model's samples have their prompts for classes (amd sample), so only sizes must fit */
+  int *tokens = samples_tokens(c.samples, s.n);
+  dataset_check_fits(&d, c.data[0] ? "data" : "the samples' dataset", data_path, s.dim,
+                     tokens ? d.num_classes : s.num_classes, what);
   dataset_check_same_target(&d, "data", data_path, trained, "the samples' model");
   free(trained);
   char out[4200];
@@ -163,7 +244,30 @@ int cmd_eval(int argc, char **argv) {
   int nm;
   ToyMetrics toy;
   float *ref = NULL;
-  if (s.ndim == 3) {
+  CaptionSet caps;
+  int captioned = s.ndim == 3 && captions_read(data_path, d.n, d.num_classes, &caps);
+  if (tokens && !captioned)
+    amd_usage_error("samples '%s' are a caption model's, but the data '%s' has no /captions: score them against a "
+                    "captioned test split (amd data compose), data=<its out_test>", c.samples, data_path);
+  if (!tokens && captioned && c.evaluator[0]) {
+    char ev[4200];
+    ModelConfig ec;
+    ckpt_resolve(c.evaluator, ev, sizeof ev);
+    if (ckpt_has_net(ev, "classifier")) {
+      model_ckpt_config(ev, "classifier", &ec);
+      if (ec.num_classes == CAPTION_OUTCOMES && ec.dim != s.dim)
+        amd_usage_error("samples '%s' have no /captions, so the cell classifier '%s' has nothing to check them "
+                        "against: draw them from a caption model with amd sample prompts=", c.samples, c.evaluator);
+    }
+  }
+  if (tokens) {
+    backend_init("auto", "fp32", c.threads);
+    nm = caption_metrics_of(m, &c, &s, tokens, &d, &caps);
+    m[nm++] = (Metric){"nfe", (double)nfe};
+    m[nm++] = (Metric){"samples_per_s", rate};
+    printf("eval of %s against %s (caption evaluator %s)\n", c.samples, data_path, c.evaluator);
+    for (int i = 0; i < nm; i++) printf("  %-22s %.5g\n", m[i].name, m[i].v);
+  } else if (s.ndim == 3) {
     backend_init("auto", "fp32", c.threads);
     nm = image_metrics_of(m, &c, &s, &d);
     m[nm++] = (Metric){"nfe", (double)nfe};
@@ -186,6 +290,8 @@ int cmd_eval(int argc, char **argv) {
   }
   write_eval(out, &c, data_path, m, nm, s.ndim == 3 ? NULL : &toy);
   printf("wrote %s\n", out);
+  if (captioned) captions_free(&caps);
+  free(tokens);
   free(ref), free(data_path);
   dataset_free(&s);
   dataset_free(&d);

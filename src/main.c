@@ -16,7 +16,7 @@ static const struct {
   int (*run)(int argc, char **argv);
   const char *summary;
 } commands[] = {
-    {"data", cmd_data, "write a dataset file (toy2d, fmnist, import, compose)"},
+    {"data", cmd_data, "write a dataset file (toy2d, fmnist, import, compose, cells)"},
     {"train", cmd_train, "train a network (task=teacher: rectified-flow teacher)"},
     {"distill", cmd_distill, "distill a teacher into an S-step student (method=dmd|dmd2|dmdr|amd)"},
     {"sample", cmd_sample, "sample a trained network (Euler or Heun, N steps, CFG) to a samples file"},

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "captions.h"
 #include "common.h"
 #include "ops.h"
 
@@ -82,7 +83,13 @@ void reward_init_classifier(Reward *r, const char *ckpt, int max_batch) {
 
 int reward_reads_host(const Reward *r) { return !r->cls; }
 
+int reward_label_ints(const Reward *r) { return r->caption ? CAPTION_MAX_TOKENS : 1; }
+
 void reward_eval(Reward *r, double *reward, float *grad, const float *x, const float *x_host, const int *labels, int B) {
+  if (r->caption) {
+    caption_reward_eval(r->caption, reward, grad, x, labels, B);
+    return;
+  }
   if (r->cls) {
     classifier_log_prob_backend(r->cls, reward, grad, x, labels, B);
     return;
@@ -98,22 +105,58 @@ void reward_eval(Reward *r, double *reward, float *grad, const float *x, const f
 }
 
 void reward_free(Reward *r) {
+  caption_reward_free(r->caption);
   classifier_free(r->cls);
   free(r->grad_h);
-  r->cls = NULL, r->grad_h = NULL, r->grad_n = 0;
+  r->cls = NULL, r->caption = NULL, r->grad_h = NULL, r->grad_n = 0;
 }
 
 Reward *reward_select(Reward *r, const Dataset *data, const char *data_path, const char *ckpt, const char *pref_text,
                       double bandwidth, int max_batch, const char *needed_by) {
+  return reward_select_for(r, data, data_path, ckpt, pref_text, bandwidth, max_batch, 1, needed_by);
+}
+
+Reward *reward_select_for(Reward *r, const Dataset *data, const char *data_path, const char *ckpt, const char *pref_text,
+                          double bandwidth, int max_batch, int label_ints, const char *needed_by) {
   if (data->has_mixture) {
     if (ckpt[0])
       amd_usage_error("config key 'reward.ckpt': '%s' is a toy dataset, whose reward is analytic; leave it empty", data_path);
     reward_init_toy(r, &data->mix, pref_text, bandwidth);
     return r;
   }
+  CaptionSet caps;
+  int captioned = captions_read(data_path, data->n, data->num_classes, &caps);
+  if (captioned) {
+    int tokens = caps.max_tokens;
+    captions_free(&caps);
+    if (!ckpt[0] && !needed_by) return NULL;
+    if (!ckpt[0])
+      amd_usage_error("method=%s on the captioned canvases '%s' needs a caption reward: reward.ckpt=<run of amd train "
+                      "task=reward on their cells (amd data cells)>", needed_by, data_path);
+    if (pref_text[0]) amd_usage_error("config key 'reward.preference' applies to toy data only");
+    if (tokens != CAPTION_MAX_TOKENS)
+      amd_usage_error("'%s': captions of %d tokens, not this amd's %d", data_path, tokens, CAPTION_MAX_TOKENS);
+    if (data->ndim != 3 || data->shape[0] != 1 || data->shape[1] != data->shape[2])
+      amd_usage_error("'%s': captioned canvases of %d x %d x %d; the caption reward reads square one-channel canvases",
+                      data_path, data->shape[0], data->shape[1], data->shape[2]);
+    reward_init_classifier(r, ckpt, CAPTION_CELLS * max_batch);
+    char what[4300];
+    snprintf(what, sizeof what, "config key 'reward.ckpt': '%s'", ckpt);
+    r->caption = caption_reward_create(r->cls, data->shape[1], max_batch, what);
+    if (label_ints != CAPTION_MAX_TOKENS) /* its labels would be read as token rows */
+      amd_usage_error("the data '%s' are captioned canvases, whose reward (the caption reward of '%s') reads each "
+                      "sample's caption, but this teacher's prompts are class labels: distill a caption teacher "
+                      "(amd train model.text=1)", data_path, ckpt);
+    return r;
+  }
   if (ckpt[0]) {
     if (pref_text[0]) amd_usage_error("config key 'reward.preference' applies to toy data only");
     reward_init_classifier(r, ckpt, max_batch);
+    if (r->cls->num_classes == CAPTION_OUTCOMES && data->num_classes != CAPTION_OUTCOMES)
+      amd_usage_error("config key 'reward.ckpt': '%s' (%d classes of %d pixels) looks like a cell classifier of "
+                      "captioned canvases, but the data '%s' (%d classes) has no captions: the caption reward needs "
+                      "the canvases of amd data compose", ckpt, r->cls->num_classes, r->cls->dim, data_path,
+                      data->num_classes);
     CHECK(r->cls->dim == data->dim && r->cls->num_classes == data->num_classes,
           "reward classifier '%s' (dim %d, %d classes) does not match the data '%s' and its teacher (dim %d, %d "
           "classes)", ckpt, r->cls->dim, r->cls->num_classes, data_path, data->dim, data->num_classes);

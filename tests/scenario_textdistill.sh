@@ -10,6 +10,8 @@
 #  - the batch is the same at 1 and 2 ranks, zero=0 and zero=3 (the same prompts, the same losses
 #    to 1e-5);
 #  - on the CUDA emulator (when built) the CPU's losses;
+#  - amd and dmdr with the caption reward (a cell classifier): rewards are log-probabilities, the
+#    advantages and weights move, dmdr's reward term is on, 1 and 2 ranks agree;
 #  - the captions reach the student: the same canvases with other captions distill other weights;
 #  - a crash and a resume give the same checkpoint bit for bit;
 #  - mismatches are clear errors that write nothing: a vocabulary or token width other than the
@@ -159,6 +161,31 @@ assert np.array_equal(la['train/loss_dm'][:], lb['train/loss_dm'][:])
 assert np.array_equal(la['advantage/prompt'][:], lb['advantage/prompt'][:])
 "
 
+# amd and dmdr with the caption reward (a tiny cell classifier, docs/DESIGN.md 4.8): each sample scored
+# by log P(its cells hold its caption) <= 0, the advantages and AMD's weights move, dmdr's reward term
+# is on; the same at 2 ranks (the reward scores each rank's share of the groups)
+expect_ok cells "$AMD" data cells in="$S/train.h5" out="$S/cells.h5"
+expect_ok cell_reward "$AMD" train task=reward data="$S/cells.h5" test_data="$S/cells.h5" model.width=16 model.depth=1 model.heads=2 \
+  model.patch=7 train.steps=20 train.batch=32 log.every=10 ckpt.every=20 threads=1 run="$S/cr"
+expect_ok amd_caption_reward "$AMD" distill $D method=amd reward.ckpt="$S/cr" run="$S/amd"
+expect_ok dmdr_caption_reward "$AMD" distill $D method=dmdr reward.ckpt="$S/cr" run="$S/dmdr"
+expect_ok amd_caption_reward_np2 $MPIRUN -np 2 "$AMD" distill $D method=amd reward.ckpt="$S/cr" run="$S/amd_np2"
+py_check caption_reward_drives_amd_and_dmdr "
+import h5py, numpy as np
+a = h5py.File('$S/amd/log.h5', 'r')
+r, adv, al = a['advantage/reward'][:], a['advantage/advantage'][:], a['advantage/alpha'][:]
+assert np.isfinite(r).all() and (r <= 1e-9).all() and r.std() > 0, r
+assert (np.abs(adv) > 0).any() and (al != 1).any(), (adv, al)
+assert np.isfinite(a['train/loss_dm'][:]).all()
+d = h5py.File('$S/dmdr/log.h5', 'r')['train']
+assert (d['loss_reward'][:] != 0).all() and np.isfinite(d['loss_reward'][:]).all(), d['loss_reward'][:]
+b = h5py.File('$S/amd_np2/log.h5', 'r')
+for k in ('loss_dm', 'loss_fake', 'reward_mean'):
+    assert np.allclose(a['train'][k][:], b['train'][k][:], rtol=1e-5, atol=1e-7), (k, a['train'][k][:], b['train'][k][:])
+for k in ('prompt', 'reward', 'advantage'):
+    assert np.allclose(a['advantage'][k][:], b['advantage'][k][:], rtol=1e-5, atol=1e-7), k
+"
+
 # the 1-step student samples captions
 printf 'a bag\nthree shirts\na coat above a dress\n' >"$S/prompts.txt"
 expect_ok sample_student "$AMD" sample ckpt="$S/dmd2" prompts="$S/prompts.txt" n=6 out="$S/s.h5" png="$S/s.png" threads=1
@@ -192,9 +219,9 @@ expect_error vocab_disagrees "its captions (35 words, 8 tokens each) are not the
 expect_error width_disagrees "its captions (34 words, 9 tokens each) are not the teacher's (34 words, 8 tokens" \
   "$AMD" distill $D data="$S/wide.h5" run="$S/bad2"
 expect_error no_captions "holds no /captions" "$AMD" distill $D data="$S/plain.h5" run="$S/bad3"
-expect_error class_reward "scores class labels, and the teacher" "$AMD" distill $D method=amd reward.ckpt="$S/t" run="$S/bad4"
-expect_error amd_needs_reward "needs a reward network" "$AMD" distill $D method=amd run="$S/bad5"
-expect_error dmdr_needs_reward "needs a reward network" "$AMD" distill $D method=dmdr run="$S/bad6"
+expect_error not_a_classifier_reward "classifier" "$AMD" distill $D method=amd reward.ckpt="$S/t" run="$S/bad4"
+expect_error amd_needs_reward "method=amd on the captioned canvases" "$AMD" distill $D method=amd run="$S/bad5"
+expect_error dmdr_needs_reward "method=dmdr on the captioned canvases" "$AMD" distill $D method=dmdr run="$S/bad6"
 expect_error text_eval_every "held-out sample metrics are for class models" "$AMD" distill $D method=dmd2 eval.every=2 \
   eval.data="$S/test.h5" run="$S/bad7"
 # a class teacher: on canvases of another size an error; on the captioned canvases their /labels

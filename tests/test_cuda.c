@@ -33,6 +33,7 @@ int main(void) {
 }
 #else
 
+#include "caption.h"
 #include "classifier.h"
 #include "cross_attention.h"
 #include "dist.h"
@@ -1371,6 +1372,43 @@ static void test_classifier_step(void) {
   for (int k = 0; k < 2; k++) free(grad[k]), free(g[k]);
 }
 
+/* the caption reward (src/reward_caption.h) and its input gradient on backend o: the cells cut by
+ * patchify, the 11-class cell classifier forward and backward, unpatchify into the canvas gradient */
+static void caption_reward_on(const amd_ops *o, double *R, float **grad) {
+  ops = o;
+  enum { B = 3, SIDE = 16 };
+  ModelConfig mc = {.kind = "classifier", .dim = 8 * 8, .num_classes = CAPTION_OUTCOMES, .width = 16, .depth = 1,
+                    .img_channels = 1, .img_size = 8, .patch = 4, .heads = 2};
+  Model *m = model_create(&mc, CAPTION_CELLS * B);
+  random_params(m, 7);
+  Classifier *c = classifier_wrap(m);
+  CaptionReward *r = caption_reward_create(c, SIDE, B, "the test classifier");
+  const char *text[B] = {"a bag to the left of a sneaker", "three shirts", "a coat"};
+  int tokens[B * CAPTION_MAX_TOKENS];
+  char err[256];
+  for (int i = 0; i < B; i++) CHECK(caption_encode(text[i], tokens + i * CAPTION_MAX_TOKENS, err, sizeof err) > 0, "%s", err);
+  long n = (long)B * SIDE * SIDE;
+  float *x = uniform_at(n, -1, 1, 5, 0), *x_dev = ops->alloc(sizeof(float) * (size_t)n), *g_dev = ops->alloc(sizeof(float) * (size_t)n);
+  ops->to_device(x_dev, x, sizeof(float) * (size_t)n);
+  caption_reward_eval(r, R, g_dev, x_dev, tokens, B);
+  *grad = mallocCheck(sizeof(float) * (size_t)n);
+  ops->to_host(*grad, g_dev, sizeof(float) * (size_t)n);
+  ops->free(x_dev), ops->free(g_dev), free(x);
+  caption_reward_free(r);
+  classifier_free(c);
+  ops = &ops_cpu;
+}
+
+static void test_caption_reward(void) {
+  double R[2][3];
+  float *grad[2];
+  caption_reward_on(&ops_cpu, R[0], &grad[0]);
+  caption_reward_on(&ops_cuda, R[1], &grad[1]);
+  for (int i = 0; i < 3; i++) EXPECT_CLOSE(R[1][i], R[0][i], 1e-6, 1e-5, "caption reward log P(cells hold c)");
+  expect_nmse("caption reward input gradient", grad[1], grad[0], 3L * 16 * 16, 1e-8);
+  for (int k = 0; k < 2; k++) free(grad[k]);
+}
+
 /* Two distillation steps of `method` on backend o (dit networks; the GAN head for all but dmd; the
  * classifier reward, which dmdr and amd use), as cmd_distill runs them: real teacher, fake teacher
  * and student from the same parameters. variants: AMD's amd.beta_on=fake, amd.rls_norm=mean1 and
@@ -1518,6 +1556,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_dit_training_step_bf16);
   TEST_RUN(test_mlp_training_step);
   TEST_RUN(test_classifier_step);
+  TEST_RUN(test_caption_reward);
   TEST_RUN(test_cross_attention_layer);
   TEST_RUN(test_text_dit_step);
   TEST_RUN(test_distill_step);
