@@ -9,7 +9,8 @@
  * tf32 on CUDA. OpenMP threads default to the cores of this node shared among its ranks, so
  * `mpirun -np 2` on two cores does not oversubscribe.
  * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
- * and rank 0 prints the per-op table to stderr when the program exits.
+ * and rank 0 prints the per-op table to stderr when the program exits (AMD_PROFILE=cpu: timed by
+ * the calling thread's CPU time; AMD_PROFILE_SHAPES=1 adds the GEMM shapes' table).
  * Every table installed (the CPU's, the CUDA one, the profiling one) is first checked for a NULL
  * op (ops_check), so a table that misses an op stops the program at start-up, naming it. */
 #include "backend.h"
@@ -137,7 +138,10 @@ const char *backend_set_precision(const char *precision) {
 static int profile_rank = -1; /* the rank, noted while MPI still runs (exit comes after MPI_Finalize) */
 
 static void profile_report_at_exit(void) {
-  if (profile_rank == 0) ops_profile_report(stderr);
+  if (profile_rank != 0) return;
+  ops_profile_report(stderr);
+  const char *shapes = getenv("AMD_PROFILE_SHAPES");
+  if (shapes && strcmp(shapes, "1") == 0) ops_profile_report_shapes(stderr);
 }
 
 int backend_init(const char *device, const char *precision, int threads) {
@@ -145,9 +149,10 @@ int backend_init(const char *device, const char *precision, int threads) {
   const char *backend = ops->name; /* before profiling wraps the table */
   const char *prec = backend_set_precision(precision);
   const char *profile = getenv("AMD_PROFILE");
-  if (profile && strcmp(profile, "1") == 0 && profile_rank < 0) {
+  if (profile && (strcmp(profile, "1") == 0 || strcmp(profile, "cpu") == 0) && profile_rank < 0) {
     profile_rank = amd_rank();
     ops_profile_enable();
+    ops_profile_set_cpu_clock(strcmp(profile, "cpu") == 0);
     ops_check(ops);
     atexit(profile_report_at_exit);
   }
