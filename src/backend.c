@@ -66,7 +66,7 @@ static const amd_ops *select_cuda(int required) {
   if (count < 1) {
     if (required) amd_usage_error("device=cuda: no usable CUDA device: %s; use device=cpu or device=auto", why);
     amd_log("device=auto: no usable CUDA device: %s; running on the CPU\n", why);
-    return &ops_cpu;
+    return ops_cpu_best();
   }
   int rank, size;
   node_local_rank(&rank, &size);
@@ -93,9 +93,16 @@ void ops_check(const amd_ops *t) {
               "each backend)", t->name, op);
 }
 
+const amd_ops *ops_cpu_best(void) {
+  const char *env = getenv("AMD_CPU_AVX2");
+  if (env && strcmp(env, "0") == 0) return &ops_cpu;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") ? &ops_cpu_avx2 : &ops_cpu;
+}
+
 static const amd_ops *choose(const char *device) {
   int is_auto = strcmp(device, "auto") == 0, is_cuda = strcmp(device, "cuda") == 0;
-  if (strcmp(device, "cpu") == 0) return &ops_cpu;
+  if (strcmp(device, "cpu") == 0) return ops_cpu_best();
   if (!is_auto && !is_cuda) amd_usage_error("device='%s': expected auto, cpu or cuda", device);
 #ifdef AMD_CUDA
   return select_cuda(is_cuda);
@@ -103,7 +110,7 @@ static const amd_ops *choose(const char *device) {
   if (is_cuda)
     amd_usage_error("device=cuda: this amd was built without the CUDA backend (build with `make CUDA=1` "
                     "on a machine with the CUDA toolkit), use device=cpu or device=auto");
-  return &ops_cpu;
+  return ops_cpu_best();
 #endif
 }
 
