@@ -535,36 +535,92 @@ static void cpu_gated_residual_bias_backward(float *dy, float *dgate, float *db,
   }
 }
 
-/* one row of softmax_forward (yr may be xr); the exponentials are vm_expf's, in a loop of their own so
- * that it vectorizes; the sum stays in double and in order */
-static inline void softmax_row(float *yr, const float *xr, int C) {
-  float mx = xr[0];
-  for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+/* SM_ROWS rows of softmax_forward at once (y may be x; rows of C contiguous floats). Each row's
+ * max and its sum of exponentials (in double) run over its columns in order, one element after the
+ * other as in a loop over one row, so the results are the same bit for bit; but the rows' chains of
+ * dependent compares and double adds are interleaved, so each step's latency is hidden behind the
+ * other rows' instead of stalling (a lone 49-column row spent most of its time waiting for its
+ * previous add). The exponentials are vm_expf's, in a loop of their own per row so that it
+ * vectorizes. */
+#define SM_ROWS 8
+static inline void softmax_rows(float *y, const float *x, int rows, int C) {
+  float mx[SM_ROWS];
+  double s[SM_ROWS];
+  for (int i = 0; i < rows; i++) mx[i] = x[(long)i * C], s[i] = 0;
+  if (rows == SM_ROWS) {
+    for (int c = 1; c < C; c++)
+      for (int i = 0; i < SM_ROWS; i++) mx[i] = x[(long)i * C + c] > mx[i] ? x[(long)i * C + c] : mx[i];
+  } else {
+    for (int c = 1; c < C; c++)
+      for (int i = 0; i < rows; i++) mx[i] = x[(long)i * C + c] > mx[i] ? x[(long)i * C + c] : mx[i];
+  }
+  for (int i = 0; i < rows; i++) {
+    const float *xr = x + (long)i * C;
+    float *yr = y + (long)i * C, m = mx[i];
 #pragma omp simd
-  for (int c = 0; c < C; c++) yr[c] = vm_expf(xr[c] - mx);
-  double s = 0;
-  for (int c = 0; c < C; c++) s += yr[c];
-  float inv = (float)(1.0 / s);
+    for (int c = 0; c < C; c++) yr[c] = vm_expf(xr[c] - m);
+  }
+  if (rows == SM_ROWS) {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < SM_ROWS; i++) s[i] += y[(long)i * C + c];
+  } else {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < rows; i++) s[i] += y[(long)i * C + c];
+  }
+  for (int i = 0; i < rows; i++) {
+    float *yr = y + (long)i * C, inv = (float)(1.0 / s[i]);
 #pragma omp simd
-  for (int c = 0; c < C; c++) yr[c] *= inv;
+    for (int c = 0; c < C; c++) yr[c] *= inv;
+  }
+}
+
+/* N rows of softmax_forward, SM_ROWS at a time */
+static inline void softmax_block(float *y, const float *x, int N, int C) {
+  for (int r = 0; r < N; r += SM_ROWS) softmax_rows(y + (long)r * C, x + (long)r * C, amd_min_i(SM_ROWS, N - r), C);
 }
 
 static void cpu_softmax_forward(float *y, const float *x, int N, int C) {
+  int groups = (N + SM_ROWS - 1) / SM_ROWS;
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) softmax_row(y + (long)r * C, x + (long)r * C, C);
+  for (int g = 0; g < groups; g++)
+    softmax_rows(y + (long)g * SM_ROWS * C, x + (long)g * SM_ROWS * C, amd_min_i(SM_ROWS, N - g * SM_ROWS), C);
 }
 
-/* one row of softmax_backward */
-static inline void softmax_backward_row(float *dxr, const float *dr, const float *yr, int C) {
-  double s = 0;
-  for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
+/* SM_ROWS rows of softmax_backward at once, dx = y (dy - sum_c dy y) per row: each row's sum in
+ * double and in column order as in a loop over one row (the same results bit for bit), the rows'
+ * chains interleaved as in softmax_rows */
+static inline void softmax_backward_rows(float *dx, const float *dy, const float *y, int rows, int C) {
+  double s[SM_ROWS] = {0};
+  if (rows == SM_ROWS) {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < SM_ROWS; i++) s[i] += (double)dy[(long)i * C + c] * y[(long)i * C + c];
+  } else {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < rows; i++) s[i] += (double)dy[(long)i * C + c] * y[(long)i * C + c];
+  }
+  for (int i = 0; i < rows; i++) {
+    const float *dr = dy + (long)i * C, *yr = y + (long)i * C;
+    float *dxr = dx + (long)i * C;
+    double si = s[i];
 #pragma omp simd
-  for (int c = 0; c < C; c++) dxr[c] = yr[c] * (float)(dr[c] - s);
+    for (int c = 0; c < C; c++) dxr[c] = yr[c] * (float)(dr[c] - si);
+  }
+}
+
+static inline void softmax_backward_block(float *dx, const float *dy, const float *y, int N, int C) {
+  for (int r = 0; r < N; r += SM_ROWS) {
+    long o = (long)r * C;
+    softmax_backward_rows(dx + o, dy + o, y + o, amd_min_i(SM_ROWS, N - r), C);
+  }
 }
 
 static void cpu_softmax_backward(float *dx, const float *dy, const float *y, int N, int C) {
+  int groups = (N + SM_ROWS - 1) / SM_ROWS;
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) softmax_backward_row(dx + (long)r * C, dy + (long)r * C, y + (long)r * C, C);
+  for (int g = 0; g < groups; g++) {
+    long o = (long)g * SM_ROWS * C;
+    softmax_backward_rows(dx + o, dy + o, y + o, amd_min_i(SM_ROWS, N - g * SM_ROWS), C);
+  }
 }
 
 /* offset in the image (B, C, H, W) of token element (b, t, (py p + px) C + c) */
@@ -665,7 +721,7 @@ static void cpu_attention_forward(float *out, float *q, float *k, float *v, floa
         memcpy(vi + (long)t * hs, src + 2 * C, sizeof(float) * (size_t)hs);
       }
       cpu_gemm(0, 1, T, T, hs, scale, qi, ki, 0.0f, pi);
-      for (int t = 0; t < T; t++) softmax_row(pi + (long)t * T, pi + (long)t * T, T);
+      softmax_block(pi, pi, T, T);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, vi, hs, 0.0f,
                   out + (long)b * T * C + (long)h * hs, (int)C);
     }
@@ -691,7 +747,7 @@ static void cpu_attention_backward(float *dqkv, float *scratch, const float *dou
       int ld = (int)C, ld3 = (int)(3 * C);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, T);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, dy, ld, 0.0f, dq + 2 * C, ld3);
-      for (int t = 0; t < T; t++) softmax_backward_row(da + (long)t * T, dp + (long)t * T, pi + (long)t * T, T);
+      softmax_backward_block(da, dp, pi, T, T);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, ki, hs, 0.0f, dq, ld3);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, qi, hs, 0.0f, dq + C, ld3);
     }
@@ -699,7 +755,7 @@ static void cpu_attention_backward(float *dqkv, float *scratch, const float *dou
 
 /* one row of cross_attention_forward's softmax over the keys whose mask is nonzero: the padded
  * keys get 0, and a row with no key left is all 0 (the empty caption); with every key present it is
- * softmax_row's */
+ * softmax_rows' for that row */
 static inline void masked_softmax_row(float *yr, const float *xr, const float *mask, int C) {
   float mx = -INFINITY;
   for (int c = 0; c < C; c++)
@@ -766,7 +822,7 @@ static void cpu_cross_attention_backward(float *dquery, float *dkv, float *scrat
       int ld = (int)C, ld2 = (int)(2 * C);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, M);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, 1.0f, pi, M, dy, ld, 1.0f, dk + C, ld2);
-      for (int t = 0; t < N; t++) softmax_backward_row(da + (long)t * M, dp + (long)t * M, pi + (long)t * M, M);
+      softmax_backward_block(da, dp, pi, N, M);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, scale, da, M, ki, hs, 1.0f, dq, ld);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, scale, da, M, qi, hs, 1.0f, dk, ld2);
     }
