@@ -727,30 +727,45 @@ static void cpu_attention_forward(float *out, float *q, float *k, float *v, floa
     }
 }
 
-/* The backward per (sample, head) the same way: the head's dy read in place from dout (leading
- * dimension NH hs), dprob = dy v^T, dv = prob^T dy, datt = softmax_backward(dprob), dq = datt k /
- * sqrt(hs) and dk = datt^T q / sqrt(hs), the three written straight into the head's columns of
- * dqkv (leading dimension 3 NH hs): no merge or split pass. The products are gemm_batched's, the
- * rows softmax_backward's, so the results are bit for bit the unfused backward's. */
-static void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
-                                   const float *v, const float *prob, int B, int T, int NH, int hs) {
-  long C = (long)NH * hs, th = (long)T * hs, tt = (long)T * T;
-  float *dprob = scratch + 4L * B * T * C, *datt = dprob + (long)B * NH * tt; /* attention_scratch_floats' */
+/* The backward of attention per (sample, head), self- and cross-attention alike: N queries, M keys
+ * (M = N for self-attention). The head's dy is read in place from dout (leading dimension NH hs);
+ * dprob = dy v^T, dv = prob^T dy, datt = softmax_backward(dprob), dq = datt k / sqrt(hs) and
+ * dk = datt^T q / sqrt(hs), the three written straight into the head's columns of dq (leading
+ * dimension ldq) and of dk, dv (leading dimension ldkv) with beta 0 (overwrite) or 1 (add), so
+ * there is no merge or split pass. The products are gemm_batched's for these shapes, the rows
+ * softmax_backward's, so the results are bit for bit the unfused backward's. A key padding mask
+ * needs nothing here: a padded key's probability 0 gives it datt 0, so no gradient. dprob and datt
+ * are (B, NH, N, M) scratch each. The (sample, head) blocks write disjoint columns, so the threads
+ * never share an output. */
+static void attention_backward_heads(float *dq, int ldq, float *dk, float *dv, int ldkv, float beta, float *dprob,
+                                     float *datt, const float *dout, const float *q, const float *k, const float *v,
+                                     const float *prob, int B, int N, int M, int NH, int hs) {
+  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
   float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * T * T * hs < GEMM_SMALL_FLOPS)
+#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * N * M * hs < GEMM_SMALL_FLOPS)
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++) {
       long i = (long)b * NH + h;
-      const float *qi = q + i * th, *ki = k + i * th, *vi = v + i * th, *pi = prob + i * tt;
-      const float *dy = dout + (long)b * T * C + (long)h * hs;
-      float *dp = dprob + i * tt, *da = datt + i * tt, *dq = dqkv + (long)b * T * 3 * C + (long)h * hs;
-      int ld = (int)C, ld3 = (int)(3 * C);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, T);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, dy, ld, 0.0f, dq + 2 * C, ld3);
-      softmax_backward_block(da, dp, pi, T, T);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, ki, hs, 0.0f, dq, ld3);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, qi, hs, 0.0f, dq + C, ld3);
+      const float *qi = q + i * nh, *ki = k + i * mh, *vi = v + i * mh, *pi = prob + i * nm;
+      const float *dy = dout + (long)b * N * C + (long)h * hs;
+      float *dp = dprob + i * nm, *da = datt + i * nm;
+      float *dqi = dq + (long)b * N * ldq + (long)h * hs, *dki = dk + (long)b * M * ldkv + (long)h * hs;
+      float *dvi = dv + (long)b * M * ldkv + (long)h * hs;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, hs, 1.0f, dy, (int)C, vi, hs, 0.0f, dp, M);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, 1.0f, pi, M, dy, (int)C, beta, dvi, ldkv);
+      softmax_backward_block(da, dp, pi, N, M);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, scale, da, M, ki, hs, beta, dqi, ldq);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, scale, da, M, qi, hs, beta, dki, ldkv);
     }
+}
+
+/* self-attention: dq, dk, dv overwrite the head's columns of dqkv (leading dimension 3 NH hs) */
+static void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
+                                   const float *v, const float *prob, int B, int T, int NH, int hs) {
+  int C = NH * hs;
+  float *dprob = scratch + 4L * B * T * C, *datt = dprob + (long)B * NH * T * T; /* attention_scratch_floats' */
+  attention_backward_heads(dqkv, 3 * C, dqkv + C, dqkv + 2 * C, 3 * C, 0.0f, dprob, datt, dout, q, k, v, prob, B, T,
+                           T, NH, hs);
 }
 
 /* one row of cross_attention_forward's softmax over the keys whose mask is nonzero: the padded
@@ -801,31 +816,14 @@ static void cpu_cross_attention_forward(float *out, float *q, float *k, float *v
     }
 }
 
-/* The backward per (sample, head) as cpu_attention_backward's, each product adding (beta 1) straight
- * into the head's columns of dquery (leading dimension NH hs) and dkv (2 NH hs); the (sample, head)
- * blocks write disjoint columns, so the threads never share an output. softmax_backward's row is
- * right for the masked softmax too: a padded key's probability 0 makes its datt 0. */
+/* cross-attention: dq, dk, dv add (beta 1) into the head's columns of dquery (leading dimension
+ * NH hs) and dkv (2 NH hs) */
 static void cpu_cross_attention_backward(float *dquery, float *dkv, float *scratch, const float *dout, const float *q,
                                          const float *k, const float *v, const float *prob, int B, int N, int M,
                                          int NH, int hs) {
-  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
-  float *dprob = scratch + 2L * B * (N + M) * C, *datt = dprob + (long)B * NH * nm; /* cross_attention_scratch_floats' */
-  float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * N * M * hs < GEMM_SMALL_FLOPS)
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < NH; h++) {
-      long i = (long)b * NH + h;
-      const float *qi = q + i * nh, *ki = k + i * mh, *vi = v + i * mh, *pi = prob + i * nm;
-      const float *dy = dout + (long)b * N * C + (long)h * hs;
-      float *dp = dprob + i * nm, *da = datt + i * nm;
-      float *dq = dquery + (long)b * N * C + (long)h * hs, *dk = dkv + (long)b * M * 2 * C + (long)h * hs;
-      int ld = (int)C, ld2 = (int)(2 * C);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, M);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, 1.0f, pi, M, dy, ld, 1.0f, dk + C, ld2);
-      softmax_backward_block(da, dp, pi, N, M);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, scale, da, M, ki, hs, 1.0f, dq, ld);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, scale, da, M, qi, hs, 1.0f, dk, ld2);
-    }
+  int C = NH * hs;
+  float *dprob = scratch + 2L * B * (N + M) * C, *datt = dprob + (long)B * NH * N * M; /* cross_attention_scratch_floats' */
+  attention_backward_heads(dquery, C, dkv, dkv + C, 2 * C, 1.0f, dprob, datt, dout, q, k, v, prob, B, N, M, NH, hs);
 }
 
 static void cpu_add(float *y, const float *a, const float *b, long n) {
