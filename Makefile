@@ -90,6 +90,10 @@ OBJS += $(CU_OBJS)
 AMD_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 COMMIT_OBJ := $(BUILD)/gen/commit.o
 OBJS += $(COMMIT_OBJ)
+# src/ops_cpu.c a second time, for AVX2 (its table ops_cpu_avx2; src/backend.c picks it at run
+# time on a processor that has AVX2): the CPU build's object in the CUDA builds, as the other C files
+CPU_AVX2_OBJ := $(if $(filter 1,$(CUDA) $(CUDA_EMU)),build,$(BUILD))/src/ops_cpu_avx2.o
+OBJS += $(CPU_AVX2_OBJ)
 LIB_OBJS := $(filter-out %/src/main.o,$(OBJS))
 
 ifeq ($(BUILD),build)
@@ -118,6 +122,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
+
+$(CPU_AVX2_OBJ): src/ops_cpu.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $< (AVX2)"
+	@$(CC) $(if $(CPU_CFLAGS),$(CPU_CFLAGS),$(CFLAGS)) -mavx2 -DOPS_CPU_AVX2 -c -o $@ $<
 
 $(BUILD)/gen/commit.c: FORCE
 	@mkdir -p $(dir $@)

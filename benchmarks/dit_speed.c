@@ -4,7 +4,9 @@
  * takes it (zero grads, rectified-flow loss forward + backward, gradient norm, AdamW), its GEMM
  * FLOPs counted from the shapes and by the op profiler, and the fractions of the ceilings reached.
  * AMD_PROFILE=1 adds the per-op table of the timed steps (stderr, on exit; on a GPU each op is
- * timed to its completion). The last line is `RESULT key=value ...` for scripts; its PyTorch
+ * timed to its completion) and each GEMM shape's GFLOP/s in the step against its ceiling
+ * (AMD_PROFILE=cpu: by thread CPU time, the clock for one thread on a shared machine; at one
+ * thread the ceilings of (a) are always timed by thread CPU time). The last line is `RESULT key=value ...` for scripts; its PyTorch
  * counterpart is dit_speed_torch.py, and dit_speed.sh runs both.
  *   build/benchmarks/dit_speed [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
  *                               classes=10 batch=64 warmup=2 steps=10 threads=CORES ceiling=1 device=cpu
@@ -122,6 +124,17 @@ static void dit_step_shapes(Shapes *l, const ModelConfig *c, int B) {
 
 static double shape_flops(const Shape *s) { return 2.0 * s->M * s->N * s->K * s->batch; }
 
+/* The clock of the CPU ceilings: the wall clock, or at one thread this thread's CPU time, which
+ * OpenBLAS's single-threaded sgemm runs on entirely and which a wait for a shared core does not
+ * add to (so the best call is the shape's speed even on a busy machine). */
+static int ceiling_cpu_clock;
+static double ceiling_now(void) {
+  if (!ceiling_cpu_clock) return omp_get_wtime();
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Best time of one call of op(A) op(B) (a loop over the batch), raw cblas_sgemm as cpu_gemm calls it. */
 static double time_sgemm(int tA, int tB, int M, int N, int K, int batch, double budget) {
   long sa = (long)M * K, sb = (long)K * N, sc = (long)M * N;
@@ -132,11 +145,11 @@ static double time_sgemm(int tA, int tB, int M, int N, int K, int batch, double 
   int lda = tA ? M : K, ldb = tB ? K : N;
   double best = 1e30, spent = 0;
   for (int rep = 0; rep < 3 || (spent < budget && rep < 1000); rep++) {
-    double t0 = omp_get_wtime();
+    double t0 = ceiling_now();
     for (int i = 0; i < batch; i++)
       cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
                   A + i * sa, lda, B + i * sb, ldb, 0.0f, C + i * sc, N);
-    double dt = omp_get_wtime() - t0;
+    double dt = ceiling_now() - t0;
     spent += dt;
     if (rep > 0 && dt < best) best = dt; /* the first call pays for page faults */
   }
@@ -167,6 +180,31 @@ static double time_gemm_backend(int tA, int tB, int M, int N, int K, int batch, 
   }
   ops->free(A), ops->free(B), ops->free(C);
   return best;
+}
+
+/* Under AMD_PROFILE (AMD_PROFILE=cpu at one thread on a shared machine): each GEMM shape's GFLOP/s
+ * in the timed steps next to its ceiling from (a), and the time it lost to running below it. The
+ * fused linear layers count as their gemm(0, 1) with the pointwise step they fuse in. */
+static void gemm_in_step(const Shapes *l, int steps) {
+  printf("\nGEMM shapes in the timed steps against their ceilings (profiler's clock):\n  %-24s %-12s %3s %5s %5s %5s "
+         "%5s %9s %9s %7s %10s\n", "op", "shape", "op", "M", "N", "K", "batch", "GFLOP/s", "ceiling", "of it", "lost ms/step");
+  ProfileShape p;
+  double lost = 0;
+  for (int i = 0; ops_profile_shape(i, &p); i++) {
+    const Shape *s = NULL;
+    for (int j = 0; j < l->n && !s; j++)
+      if (l->s[j].tA == p.tA && l->s[j].tB == p.tB && l->s[j].M == p.M && l->s[j].N == p.N && l->s[j].K == p.K &&
+          l->s[j].batch == p.batch)
+        s = &l->s[j];
+    double fl = 2.0 * p.M * p.N * p.K * p.batch * p.calls, g = p.seconds > 0 ? fl / p.seconds * 1e-9 : 0;
+    double at_ceiling = s ? fl / (s->gflops * 1e9) : p.seconds, ms = (p.seconds - at_ceiling) * 1e3 / steps;
+    lost += ms;
+    printf("  %-24s %-12s   %c %c %5d %5d %5d %5d %9.1f %9.1f %6.0f%% %10.1f\n", p.op, s ? s->what : "?",
+           p.tA ? 'T' : 'N', p.tB ? 'T' : 'N', p.M, p.N, p.K, p.batch, g, s ? s->gflops : 0,
+           s ? 100 * g / s->gflops : 0, ms);
+  }
+  printf("  time these GEMMs lost to running below their ceilings: %.1f ms/step (attention's products are in "
+         "attention_forward / attention_backward of the op table)\n", lost);
 }
 
 /* ---- the training step, as cmd_train takes it on one rank ----------------------------------- */
@@ -249,6 +287,7 @@ int main(int argc, char **argv) {
   backend_set_graphs(a.graphs);
   const char *blas = gpu ? "cuBLAS" : "OpenBLAS", *dev = gpu ? "cuda" : "cpu";
   double (*time_gemm)(int, int, int, int, int, int, double) = gpu ? time_gemm_backend : time_sgemm;
+  ceiling_cpu_clock = !gpu && threads == 1;
   double load[3] = {0, 0, 0};
   CHECK(getloadavg(load, 3) == 3, "getloadavg failed");
   printf("dit_speed: %d threads (OpenMP %d, OpenBLAS %d), load average %.2f %.2f %.2f\n", threads,
@@ -265,7 +304,8 @@ int main(int argc, char **argv) {
   /* (a) the sgemm ceiling */
   double peak = 0, ideal_s = 0;
   if (a.ceiling) {
-    printf("\nsgemm ceiling (%s, best call):\n  %-12s %5s %5s %5s %5s %5s %6s %9s\n", blas, "shape", "op", "M", "N",
+    printf("\nsgemm ceiling (%s, best call, %s):\n  %-12s %5s %5s %5s %5s %5s %6s %9s\n", blas,
+           ceiling_cpu_clock ? "thread CPU time" : "wall clock", "shape", "op", "M", "N",
            "K", "batch", "/step", "GFLOP/s");
     int sq_cpu[] = {512, 1024, 2048}, sq_gpu[] = {2048, 4096, 8192}, *sq = gpu ? sq_gpu : sq_cpu;
     for (int i = 0; i < 3; i++) {
@@ -332,16 +372,18 @@ int main(int argc, char **argv) {
   printf("  achieved %.1f GFLOP/s", gflops);
   if (a.ceiling)
     printf(" = %.1f%% of the %s sgemm peak %.1f; GEMMs alone at their shapes' ceilings would take %.1f ms (%.1f%% of "
-           "the step)", 100 * gflops / peak, blas, peak, ideal_s * 1e3, 100 * ideal_s * 1e3 / med);
+           "the step; %.1f%% of its CPU time)", 100 * gflops / peak, blas, peak, ideal_s * 1e3, 100 * ideal_s * 1e3 / med,
+           100 * ideal_s * 1e3 / (cpu_ms / threads));
   printf("\n  CPU time %.1f ms/step; sum of squared parameters after %ld steps: %.17g\n  load average after: "
          "%.2f %.2f %.2f; CPU busy %.2f of %d threads\n", cpu_ms, tr.step, checksum, load[0], load[1], load[2], busy,
          threads);
   printf("RESULT impl=c device=%s precision=%s graphs=%d threads=%d batch=%d params=%ld ms_step=%.2f ms_step_min=%.2f images_s=%.2f cpu_ms_step=%.2f "
          "cpu_busy=%.3f gflop_step=%.4f gflop_step_shapes=%.4f gflop_s=%.2f sgemm_peak_gflop_s=%.2f frac_peak=%.4f "
-         "ideal_gemm_ms=%.2f frac_ideal_gemm=%.4f param_sumsq=%.17g load1=%.2f\n",
+         "ideal_gemm_ms=%.2f frac_ideal_gemm=%.4f frac_ideal_gemm_cpu=%.4f param_sumsq=%.17g load1=%.2f\n",
          dev, backend_precision(), a.graphs, threads, a.batch, m->num_params, med, ms[0], a.batch / (med * 1e-3), cpu_ms, busy, counted * 1e-9,
-         shape_total * 1e-9, gflops, peak, peak > 0 ? gflops / peak : 0, ideal_s * 1e3, ideal_s * 1e3 / med, checksum,
-         load[0]);
+         shape_total * 1e-9, gflops, peak, peak > 0 ? gflops / peak : 0, ideal_s * 1e3, ideal_s * 1e3 / med,
+         ideal_s * 1e3 / (cpu_ms / threads), checksum, load[0]);
+  if (!counting && a.ceiling) gemm_in_step(&shapes, a.steps);
   fflush(stdout);
   if (a.sample) sampling_speed(&mc, a.batch, a.classes);
 

@@ -9,7 +9,8 @@
  * tf32 on CUDA. OpenMP threads default to the cores of this node shared among its ranks, so
  * `mpirun -np 2` on two cores does not oversubscribe.
  * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
- * and rank 0 prints the per-op table to stderr when the program exits.
+ * and rank 0 prints the per-op table to stderr when the program exits (AMD_PROFILE=cpu: timed by
+ * the calling thread's CPU time; AMD_PROFILE_SHAPES=1 adds the GEMM shapes' table).
  * Every table installed (the CPU's, the CUDA one, the profiling one) is first checked for a NULL
  * op (ops_check), so a table that misses an op stops the program at start-up, naming it. */
 #include "backend.h"
@@ -65,7 +66,7 @@ static const amd_ops *select_cuda(int required) {
   if (count < 1) {
     if (required) amd_usage_error("device=cuda: no usable CUDA device: %s; use device=cpu or device=auto", why);
     amd_log("device=auto: no usable CUDA device: %s; running on the CPU\n", why);
-    return &ops_cpu;
+    return ops_cpu_best();
   }
   int rank, size;
   node_local_rank(&rank, &size);
@@ -92,9 +93,16 @@ void ops_check(const amd_ops *t) {
               "each backend)", t->name, op);
 }
 
+const amd_ops *ops_cpu_best(void) {
+  const char *env = getenv("AMD_CPU_AVX2");
+  if (env && strcmp(env, "0") == 0) return &ops_cpu;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") ? &ops_cpu_avx2 : &ops_cpu;
+}
+
 static const amd_ops *choose(const char *device) {
   int is_auto = strcmp(device, "auto") == 0, is_cuda = strcmp(device, "cuda") == 0;
-  if (strcmp(device, "cpu") == 0) return &ops_cpu;
+  if (strcmp(device, "cpu") == 0) return ops_cpu_best();
   if (!is_auto && !is_cuda) amd_usage_error("device='%s': expected auto, cpu or cuda", device);
 #ifdef AMD_CUDA
   return select_cuda(is_cuda);
@@ -102,7 +110,7 @@ static const amd_ops *choose(const char *device) {
   if (is_cuda)
     amd_usage_error("device=cuda: this amd was built without the CUDA backend (build with `make CUDA=1` "
                     "on a machine with the CUDA toolkit), use device=cpu or device=auto");
-  return &ops_cpu;
+  return ops_cpu_best();
 #endif
 }
 
@@ -137,7 +145,10 @@ const char *backend_set_precision(const char *precision) {
 static int profile_rank = -1; /* the rank, noted while MPI still runs (exit comes after MPI_Finalize) */
 
 static void profile_report_at_exit(void) {
-  if (profile_rank == 0) ops_profile_report(stderr);
+  if (profile_rank != 0) return;
+  ops_profile_report(stderr);
+  const char *shapes = getenv("AMD_PROFILE_SHAPES");
+  if (shapes && strcmp(shapes, "1") == 0) ops_profile_report_shapes(stderr);
 }
 
 int backend_init(const char *device, const char *precision, int threads) {
@@ -145,9 +156,10 @@ int backend_init(const char *device, const char *precision, int threads) {
   const char *backend = ops->name; /* before profiling wraps the table */
   const char *prec = backend_set_precision(precision);
   const char *profile = getenv("AMD_PROFILE");
-  if (profile && strcmp(profile, "1") == 0 && profile_rank < 0) {
+  if (profile && (strcmp(profile, "1") == 0 || strcmp(profile, "cpu") == 0) && profile_rank < 0) {
     profile_rank = amd_rank();
     ops_profile_enable();
+    ops_profile_set_cpu_clock(strcmp(profile, "cpu") == 0);
     ops_check(ops);
     atexit(profile_report_at_exit);
   }

@@ -6,6 +6,12 @@
 #include "ops.h"
 
 extern const amd_ops ops_cpu; /* ops_cuda (cuda/ops_cuda.h) exists in `make CUDA=1` builds */
+/* The same CPU backend compiled for AVX2 (src/ops_cpu.c): the same results bit for bit, wider
+ * vectors. Runs only on a processor that has AVX2. */
+extern const amd_ops ops_cpu_avx2;
+/* The CPU table for this processor: ops_cpu_avx2 where it has AVX2 (and AMD_CPU_AVX2=0 is not in
+ * the environment), else ops_cpu. device=cpu and a fallback of device=auto install this one. */
+const amd_ops *ops_cpu_best(void);
 
 /* device: "cpu", "cuda" or "auto" (CUDA when built and a GPU is present, else the CPU). With CUDA,
  * each rank takes device (node-local rank) mod (devices on the node). `cuda` without a usable

@@ -1,5 +1,11 @@
 /* ops_cpu.c: the CPU backend: OpenBLAS sgemm for every matmul, OpenMP loops for the rest.
  * Reductions accumulate in double in a fixed order per thread count, so a run is repeatable.
+ * The file is compiled twice (Makefile): for the x86-64-v2 baseline (SSE, 4 floats a vector) into
+ * the table ops_cpu, and with -mavx2 -DOPS_CPU_AVX2 (8 floats) into ops_cpu_avx2, which ops_select
+ * installs on a processor with AVX2 (src/backend.h). Neither build enables FMA and ISO C mode keeps
+ * -ffp-contract=off, so each element gets the same IEEE operations in the same order in both:
+ * the two tables' results are bit for bit equal (tests/test_fused.c checks every fused op), the
+ * AVX2 one only takes fewer instructions for the vectorized (`omp simd`) loops.
  * Each op of core/ops_list.h is the function cpu_<op> here; the table at the end is generated from
  * that list, so a missing function is a compile error. Not here: the op documentation (the list). */
 #include "ops.h"
@@ -15,7 +21,9 @@
 #include "philox.h"
 #include "vmath.h"
 
+#ifndef OPS_CPU_AVX2
 const amd_ops *ops = &ops_cpu;
+#endif
 
 static void *cpu_alloc(size_t bytes) {
   void *p = NULL;
@@ -527,36 +535,92 @@ static void cpu_gated_residual_bias_backward(float *dy, float *dgate, float *db,
   }
 }
 
-/* one row of softmax_forward (yr may be xr); the exponentials are vm_expf's, in a loop of their own so
- * that it vectorizes; the sum stays in double and in order */
-static inline void softmax_row(float *yr, const float *xr, int C) {
-  float mx = xr[0];
-  for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+/* SM_ROWS rows of softmax_forward at once (y may be x; rows of C contiguous floats). Each row's
+ * max and its sum of exponentials (in double) run over its columns in order, one element after the
+ * other as in a loop over one row, so the results are the same bit for bit; but the rows' chains of
+ * dependent compares and double adds are interleaved, so each step's latency is hidden behind the
+ * other rows' instead of stalling (a lone 49-column row spent most of its time waiting for its
+ * previous add). The exponentials are vm_expf's, in a loop of their own per row so that it
+ * vectorizes. */
+#define SM_ROWS 8
+static inline void softmax_rows(float *y, const float *x, int rows, int C) {
+  float mx[SM_ROWS];
+  double s[SM_ROWS];
+  for (int i = 0; i < rows; i++) mx[i] = x[(long)i * C], s[i] = 0;
+  if (rows == SM_ROWS) {
+    for (int c = 1; c < C; c++)
+      for (int i = 0; i < SM_ROWS; i++) mx[i] = x[(long)i * C + c] > mx[i] ? x[(long)i * C + c] : mx[i];
+  } else {
+    for (int c = 1; c < C; c++)
+      for (int i = 0; i < rows; i++) mx[i] = x[(long)i * C + c] > mx[i] ? x[(long)i * C + c] : mx[i];
+  }
+  for (int i = 0; i < rows; i++) {
+    const float *xr = x + (long)i * C;
+    float *yr = y + (long)i * C, m = mx[i];
 #pragma omp simd
-  for (int c = 0; c < C; c++) yr[c] = vm_expf(xr[c] - mx);
-  double s = 0;
-  for (int c = 0; c < C; c++) s += yr[c];
-  float inv = (float)(1.0 / s);
+    for (int c = 0; c < C; c++) yr[c] = vm_expf(xr[c] - m);
+  }
+  if (rows == SM_ROWS) {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < SM_ROWS; i++) s[i] += y[(long)i * C + c];
+  } else {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < rows; i++) s[i] += y[(long)i * C + c];
+  }
+  for (int i = 0; i < rows; i++) {
+    float *yr = y + (long)i * C, inv = (float)(1.0 / s[i]);
 #pragma omp simd
-  for (int c = 0; c < C; c++) yr[c] *= inv;
+    for (int c = 0; c < C; c++) yr[c] *= inv;
+  }
+}
+
+/* N rows of softmax_forward, SM_ROWS at a time */
+static inline void softmax_block(float *y, const float *x, int N, int C) {
+  for (int r = 0; r < N; r += SM_ROWS) softmax_rows(y + (long)r * C, x + (long)r * C, amd_min_i(SM_ROWS, N - r), C);
 }
 
 static void cpu_softmax_forward(float *y, const float *x, int N, int C) {
+  int groups = (N + SM_ROWS - 1) / SM_ROWS;
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) softmax_row(y + (long)r * C, x + (long)r * C, C);
+  for (int g = 0; g < groups; g++)
+    softmax_rows(y + (long)g * SM_ROWS * C, x + (long)g * SM_ROWS * C, amd_min_i(SM_ROWS, N - g * SM_ROWS), C);
 }
 
-/* one row of softmax_backward */
-static inline void softmax_backward_row(float *dxr, const float *dr, const float *yr, int C) {
-  double s = 0;
-  for (int c = 0; c < C; c++) s += (double)dr[c] * yr[c];
+/* SM_ROWS rows of softmax_backward at once, dx = y (dy - sum_c dy y) per row: each row's sum in
+ * double and in column order as in a loop over one row (the same results bit for bit), the rows'
+ * chains interleaved as in softmax_rows */
+static inline void softmax_backward_rows(float *dx, const float *dy, const float *y, int rows, int C) {
+  double s[SM_ROWS] = {0};
+  if (rows == SM_ROWS) {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < SM_ROWS; i++) s[i] += (double)dy[(long)i * C + c] * y[(long)i * C + c];
+  } else {
+    for (int c = 0; c < C; c++)
+      for (int i = 0; i < rows; i++) s[i] += (double)dy[(long)i * C + c] * y[(long)i * C + c];
+  }
+  for (int i = 0; i < rows; i++) {
+    const float *dr = dy + (long)i * C, *yr = y + (long)i * C;
+    float *dxr = dx + (long)i * C;
+    double si = s[i];
 #pragma omp simd
-  for (int c = 0; c < C; c++) dxr[c] = yr[c] * (float)(dr[c] - s);
+    for (int c = 0; c < C; c++) dxr[c] = yr[c] * (float)(dr[c] - si);
+  }
+}
+
+static inline void softmax_backward_block(float *dx, const float *dy, const float *y, int N, int C) {
+  for (int r = 0; r < N; r += SM_ROWS) {
+    long o = (long)r * C;
+    softmax_backward_rows(dx + o, dy + o, y + o, amd_min_i(SM_ROWS, N - r), C);
+  }
 }
 
 static void cpu_softmax_backward(float *dx, const float *dy, const float *y, int N, int C) {
+  int groups = (N + SM_ROWS - 1) / SM_ROWS;
 #pragma omp parallel for schedule(static) if ((long)N * C > 65536)
-  for (int r = 0; r < N; r++) softmax_backward_row(dx + (long)r * C, dy + (long)r * C, y + (long)r * C, C);
+  for (int g = 0; g < groups; g++) {
+    long o = (long)g * SM_ROWS * C;
+    softmax_backward_rows(dx + o, dy + o, y + o, amd_min_i(SM_ROWS, N - g * SM_ROWS), C);
+  }
 }
 
 /* offset in the image (B, C, H, W) of token element (b, t, (py p + px) C + c) */
@@ -657,41 +721,56 @@ static void cpu_attention_forward(float *out, float *q, float *k, float *v, floa
         memcpy(vi + (long)t * hs, src + 2 * C, sizeof(float) * (size_t)hs);
       }
       cpu_gemm(0, 1, T, T, hs, scale, qi, ki, 0.0f, pi);
-      for (int t = 0; t < T; t++) softmax_row(pi + (long)t * T, pi + (long)t * T, T);
+      softmax_block(pi, pi, T, T);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, vi, hs, 0.0f,
                   out + (long)b * T * C + (long)h * hs, (int)C);
     }
 }
 
-/* The backward per (sample, head) the same way: the head's dy read in place from dout (leading
- * dimension NH hs), dprob = dy v^T, dv = prob^T dy, datt = softmax_backward(dprob), dq = datt k /
- * sqrt(hs) and dk = datt^T q / sqrt(hs), the three written straight into the head's columns of
- * dqkv (leading dimension 3 NH hs): no merge or split pass. The products are gemm_batched's, the
- * rows softmax_backward's, so the results are bit for bit the unfused backward's. */
-static void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
-                                   const float *v, const float *prob, int B, int T, int NH, int hs) {
-  long C = (long)NH * hs, th = (long)T * hs, tt = (long)T * T;
-  float *dprob = scratch + 4L * B * T * C, *datt = dprob + (long)B * NH * tt; /* attention_scratch_floats' */
+/* The backward of attention per (sample, head), self- and cross-attention alike: N queries, M keys
+ * (M = N for self-attention). The head's dy is read in place from dout (leading dimension NH hs);
+ * dprob = dy v^T, dv = prob^T dy, datt = softmax_backward(dprob), dq = datt k / sqrt(hs) and
+ * dk = datt^T q / sqrt(hs), the three written straight into the head's columns of dq (leading
+ * dimension ldq) and of dk, dv (leading dimension ldkv) with beta 0 (overwrite) or 1 (add), so
+ * there is no merge or split pass. The products are gemm_batched's for these shapes, the rows
+ * softmax_backward's, so the results are bit for bit the unfused backward's. A key padding mask
+ * needs nothing here: a padded key's probability 0 gives it datt 0, so no gradient. dprob and datt
+ * are (B, NH, N, M) scratch each. The (sample, head) blocks write disjoint columns, so the threads
+ * never share an output. */
+static void attention_backward_heads(float *dq, int ldq, float *dk, float *dv, int ldkv, float beta, float *dprob,
+                                     float *datt, const float *dout, const float *q, const float *k, const float *v,
+                                     const float *prob, int B, int N, int M, int NH, int hs) {
+  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
   float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * T * T * hs < GEMM_SMALL_FLOPS)
+#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * N * M * hs < GEMM_SMALL_FLOPS)
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++) {
       long i = (long)b * NH + h;
-      const float *qi = q + i * th, *ki = k + i * th, *vi = v + i * th, *pi = prob + i * tt;
-      const float *dy = dout + (long)b * T * C + (long)h * hs;
-      float *dp = dprob + i * tt, *da = datt + i * tt, *dq = dqkv + (long)b * T * 3 * C + (long)h * hs;
-      int ld = (int)C, ld3 = (int)(3 * C);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, T);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, dy, ld, 0.0f, dq + 2 * C, ld3);
-      for (int t = 0; t < T; t++) softmax_backward_row(da + (long)t * T, dp + (long)t * T, pi + (long)t * T, T);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, ki, hs, 0.0f, dq, ld3);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, qi, hs, 0.0f, dq + C, ld3);
+      const float *qi = q + i * nh, *ki = k + i * mh, *vi = v + i * mh, *pi = prob + i * nm;
+      const float *dy = dout + (long)b * N * C + (long)h * hs;
+      float *dp = dprob + i * nm, *da = datt + i * nm;
+      float *dqi = dq + (long)b * N * ldq + (long)h * hs, *dki = dk + (long)b * M * ldkv + (long)h * hs;
+      float *dvi = dv + (long)b * M * ldkv + (long)h * hs;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, hs, 1.0f, dy, (int)C, vi, hs, 0.0f, dp, M);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, 1.0f, pi, M, dy, (int)C, beta, dvi, ldkv);
+      softmax_backward_block(da, dp, pi, N, M);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, scale, da, M, ki, hs, beta, dqi, ldq);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, scale, da, M, qi, hs, beta, dki, ldkv);
     }
+}
+
+/* self-attention: dq, dk, dv overwrite the head's columns of dqkv (leading dimension 3 NH hs) */
+static void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
+                                   const float *v, const float *prob, int B, int T, int NH, int hs) {
+  int C = NH * hs;
+  float *dprob = scratch + 4L * B * T * C, *datt = dprob + (long)B * NH * T * T; /* attention_scratch_floats' */
+  attention_backward_heads(dqkv, 3 * C, dqkv + C, dqkv + 2 * C, 3 * C, 0.0f, dprob, datt, dout, q, k, v, prob, B, T,
+                           T, NH, hs);
 }
 
 /* one row of cross_attention_forward's softmax over the keys whose mask is nonzero: the padded
  * keys get 0, and a row with no key left is all 0 (the empty caption); with every key present it is
- * softmax_row's */
+ * softmax_rows' for that row */
 static inline void masked_softmax_row(float *yr, const float *xr, const float *mask, int C) {
   float mx = -INFINITY;
   for (int c = 0; c < C; c++)
@@ -737,31 +816,14 @@ static void cpu_cross_attention_forward(float *out, float *q, float *k, float *v
     }
 }
 
-/* The backward per (sample, head) as cpu_attention_backward's, each product adding (beta 1) straight
- * into the head's columns of dquery (leading dimension NH hs) and dkv (2 NH hs); the (sample, head)
- * blocks write disjoint columns, so the threads never share an output. softmax_backward's row is
- * right for the masked softmax too: a padded key's probability 0 makes its datt 0. */
+/* cross-attention: dq, dk, dv add (beta 1) into the head's columns of dquery (leading dimension
+ * NH hs) and dkv (2 NH hs) */
 static void cpu_cross_attention_backward(float *dquery, float *dkv, float *scratch, const float *dout, const float *q,
                                          const float *k, const float *v, const float *prob, int B, int N, int M,
                                          int NH, int hs) {
-  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
-  float *dprob = scratch + 2L * B * (N + M) * C, *datt = dprob + (long)B * NH * nm; /* cross_attention_scratch_floats' */
-  float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * N * M * hs < GEMM_SMALL_FLOPS)
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < NH; h++) {
-      long i = (long)b * NH + h;
-      const float *qi = q + i * nh, *ki = k + i * mh, *vi = v + i * mh, *pi = prob + i * nm;
-      const float *dy = dout + (long)b * N * C + (long)h * hs;
-      float *dp = dprob + i * nm, *da = datt + i * nm;
-      float *dq = dquery + (long)b * N * C + (long)h * hs, *dk = dkv + (long)b * M * 2 * C + (long)h * hs;
-      int ld = (int)C, ld2 = (int)(2 * C);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, hs, 1.0f, dy, ld, vi, hs, 0.0f, dp, M);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, 1.0f, pi, M, dy, ld, 1.0f, dk + C, ld2);
-      for (int t = 0; t < N; t++) softmax_backward_row(da + (long)t * M, dp + (long)t * M, pi + (long)t * M, M);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, scale, da, M, ki, hs, 1.0f, dq, ld);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, scale, da, M, qi, hs, 1.0f, dk, ld2);
-    }
+  int C = NH * hs;
+  float *dprob = scratch + 2L * B * (N + M) * C, *datt = dprob + (long)B * NH * N * M; /* cross_attention_scratch_floats' */
+  attention_backward_heads(dquery, C, dkv, dkv + C, 2 * C, 1.0f, dprob, datt, dout, q, k, v, prob, B, N, M, NH, hs);
 }
 
 static void cpu_add(float *y, const float *a, const float *b, long n) {
@@ -825,7 +887,9 @@ static int cpu_all_finite(const float *x, long n) {
 static void cpu_adamw(float *p, const float *g, float *m, float *v, long n, float lr, float beta1,
                       float beta2, float eps, float wd, float grad_scale, long t) {
   float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
-#pragma omp parallel for schedule(static) if (n > 65536)
+  /* simd: each element's arithmetic is independent (no reduction), so the vector lanes give the
+   * scalar loop's results bit for bit; -O2 alone left this loop scalar */
+#pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (long i = 0; i < n; i++) {
     float gi = g[i] * grad_scale;
     m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
@@ -921,4 +985,8 @@ static void cpu_euler_update(float *x, const float *v, const float *h, int B, in
 
 /* the table: every op of core/ops_list.h as its cpu_<op> above */
 #define CPU_ENTRY(ret, op, params, args, rv) .op = cpu_##op,
+#ifdef OPS_CPU_AVX2
+const amd_ops ops_cpu_avx2 = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};
+#else
 const amd_ops ops_cpu = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};
+#endif

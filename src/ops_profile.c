@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ops.h"
 
@@ -24,6 +25,37 @@ enum { MAX_OPS = 0 AMD_OPS(COUNT_OP) };
 static OpStat *op_stats[MAX_OPS]; /* each op's counters, in order of first call */
 static int num_stats;
 static const amd_ops *real; /* the table being wrapped; NULL while disabled */
+static int cpu_clock;       /* 1: thread CPU time instead of wall clock (ops_profile_set_cpu_clock) */
+
+/* The GEMM shapes seen (ops_profile.h): one entry per (op, transposes, M, N, K, batch). */
+#define MAX_SHAPES 128
+static ProfileShape shapes[MAX_SHAPES];
+static int num_shapes, shapes_dropped;
+
+static void record_shape(const char *op, int tA, int tB, long M, long N, long K, long batch, double seconds) {
+  int i = 0;
+  while (i < num_shapes && !(strcmp(shapes[i].op, op) == 0 && shapes[i].tA == tA && shapes[i].tB == tB && shapes[i].M == M &&
+                             shapes[i].N == N && shapes[i].K == K && shapes[i].batch == batch))
+    i++;
+  if (i == num_shapes) {
+    if (num_shapes == MAX_SHAPES) {
+      shapes_dropped++;
+      return;
+    }
+    shapes[num_shapes++] = (ProfileShape){op, tA, tB, (int)M, (int)N, (int)K, (int)batch, 0, 0};
+  }
+  shapes[i].calls++;
+  shapes[i].seconds += seconds;
+}
+
+/* now, in seconds: the wall clock, or this thread's CPU time (which a process waiting for a shared
+ * core does not accrue; the right clock at one thread, where every op runs on the calling thread) */
+static double now(void) {
+  if (!cpu_clock) return omp_get_wtime();
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void record(OpStat *s, double seconds, double flops) {
   if (!s->listed && num_stats < MAX_OPS) op_stats[num_stats++] = s, s->listed = 1;
@@ -47,6 +79,14 @@ static void record(OpStat *s, double seconds, double flops) {
 #define FLOPS_cross_attention_forward , 4.0 * B * NH * N * M * hs  /* scores and values */
 #define FLOPS_cross_attention_backward , 8.0 * B * NH * N * M * hs /* four products */
 #define OP_FLOPS(op) SECOND_ARG(FLOPS_##op, 0, ~)
+/* The shape an op call records (ops_profile_shape): the GEMMs' own, and the fused linear layers'
+ * as the gemm(0, 1, rows, O, K) they run; SHAPE_<op> starts with a comma, as FLOPS_. */
+#define SHAPE_gemm , record_shape("gemm", transA, transB, M, N, K, 1, dt_)
+#define SHAPE_gemm_batched , record_shape("gemm_batched", transA, transB, M, N, K, batch, dt_)
+#define SHAPE_linear_forward , record_shape("linear_forward", 0, 1, N, O, K, 1, dt_)
+#define SHAPE_linear_gelu_forward , record_shape("linear_gelu_forward", 0, 1, N, O, K, 1, dt_)
+#define SHAPE_linear_residual_forward , record_shape("linear_residual_forward", 0, 1, (long)B * T, O, K, 1, dt_)
+#define OP_SHAPE(op) SECOND_ARG(SHAPE_##op, (void)0, ~)
 #define SECOND_ARG(...) SECOND_ARG_(__VA_ARGS__)
 #define SECOND_ARG_(a, b, ...) b
 
@@ -77,10 +117,12 @@ static void record(OpStat *s, double seconds, double flops) {
       RETURN_CALL_##rv(real->op args)                       \
     }                                                       \
     real->synchronize();                                    \
-    double t0_ = omp_get_wtime();                           \
+    double t0_ = now();                                     \
     RESULT_##rv(ret) real->op args;                         \
     real->synchronize();                                    \
-    record(&st_, omp_get_wtime() - t0_, OP_FLOPS(op));      \
+    double dt_ = now() - t0_;                               \
+    record(&st_, dt_, OP_FLOPS(op));                        \
+    OP_SHAPE(op);                                           \
     rv RESULT_VALUE_##rv;                                   \
   }
 AMD_OPS(PROFILE_WRAPPER)
@@ -105,6 +147,15 @@ void ops_profile_disable(void) {
 
 void ops_profile_reset(void) {
   for (int i = 0; i < num_stats; i++) op_stats[i]->calls = 0, op_stats[i]->seconds = 0, op_stats[i]->flops = 0;
+  num_shapes = 0, shapes_dropped = 0;
+}
+
+void ops_profile_set_cpu_clock(int on) { cpu_clock = on; }
+
+int ops_profile_shape(int i, ProfileShape *out) {
+  if (i < 0 || i >= num_shapes) return 0;
+  *out = shapes[i];
+  return 1;
 }
 
 long ops_profile_calls(const char *op) {
@@ -146,4 +197,19 @@ void ops_profile_report(FILE *f) {
   if (gemm_s > 0)
     fprintf(f, "  GEMMs: %.3f GFLOP in %.3f s (%.1f GFLOP/s), %.1f%% of op time\n", flops * 1e-9, gemm_s,
             flops / gemm_s * 1e-9, total > 0 ? 100 * gemm_s / total : 0);
+  if (cpu_clock) fprintf(f, "  (times are the calling thread's CPU time, AMD_PROFILE=cpu)\n");
+}
+
+void ops_profile_report_shapes(FILE *f) {
+  if (num_shapes == 0) return;
+  fprintf(f, "GEMM shapes (the fused linear layers as their gemm(0, 1), pointwise step included):\n");
+  fprintf(f, "  %-24s %2s %2s %6s %6s %6s %5s %7s %9s %9s\n", "op", "tA", "tB", "M", "N", "K", "batch", "calls",
+          "seconds", "GFLOP/s");
+  for (int i = 0; i < num_shapes; i++) {
+    const ProfileShape *s = &shapes[i];
+    double fl = 2.0 * s->M * s->N * s->K * s->batch * s->calls;
+    fprintf(f, "  %-24s %2d %2d %6d %6d %6d %5d %7ld %9.4f %9.1f\n", s->op, s->tA, s->tB, s->M, s->N, s->K,
+            s->batch, s->calls, s->seconds, s->seconds > 0 ? fl / s->seconds * 1e-9 : 0);
+  }
+  if (shapes_dropped) fprintf(f, "  (%d calls of further shapes not listed: more than %d shapes)\n", shapes_dropped, MAX_SHAPES);
 }

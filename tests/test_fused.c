@@ -9,7 +9,9 @@
  * bias_backward; attention_forward and attention_backward against the ops of the unfused
  * attention; and the whole Fashion-MNIST dit and reward classifier, forward and
  * backward, with the fused ops and with each replaced by its unfused composition, and its
- * inference forward (no activations kept) against its training forward.
+ * inference forward (no activations kept) against its training forward; and the CPU backend's
+ * AVX2 compile (ops_cpu_avx2) against its baseline one (ops_cpu): the three models forward and
+ * backward, AdamW, SiLU, GELU, softmax, LayerNorm, the EMA and sum_squares, bit for bit.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
  * dit against PyTorch), CUDA conformance (test_cuda). */
 #include <math.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "attention.h"
+#include "backend.h"
 #include "common.h"
 #include "model.h"
 #include "ops.h"
@@ -350,6 +353,72 @@ static void test_bias_backward_fused(void) {
   }
 }
 
+static int avx2_present(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+}
+
+/* The elementwise and row ops outside the dit's fused ones, the AVX2 table (src/ops_cpu.c) against
+ * the baseline one, bit for bit, on lengths that leave a vector tail (n = 100003, rows of 49 and 250):
+ * AdamW (two steps, with clipping scale and weight decay), SiLU and GELU forward and backward,
+ * softmax forward and backward, LayerNorm forward and backward, the EMA update and the sums. */
+static void test_avx2_table(void) {
+  if (!avx2_present()) {
+    t_skip("this processor has no AVX2 (the baseline table runs)");
+    return;
+  }
+  const amd_ops *tab[2] = {&ops_cpu, &ops_cpu_avx2};
+  enum { N = 100003, R = 400, C = 250 };
+  float *in[4], *out[2][6];
+  for (int i = 0; i < 4; i++) in[i] = alloc_f(N), fill_uniform(in[i], N, -3, 3);
+  for (int k = 0; k < 2; k++) {
+    const amd_ops *o = tab[k];
+    for (int i = 0; i < 6; i++) out[k][i] = alloc_f(N);
+    float *p = out[k][0], *m = out[k][1], *v = out[k][2];
+    o->copy(p, in[0], sizeof(float) * N);
+    for (long t = 1; t <= 2; t++) o->adamw(p, in[1], m, v, N, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.7f, t);
+    o->silu_forward(out[k][3], in[2], N);
+    o->silu_backward(out[k][3], in[3], in[2], N);
+    o->gelu_forward(out[k][4], out[k][5], in[2], N);
+    o->gelu_backward(out[k][4], in[3], in[2], out[k][5], N);
+    o->ema_update(out[k][1], in[3], N, 0.01f);
+  }
+  static const char *const names[6] = {"adamw p", "adamw m, then ema_update", "adamw v", "silu forward + backward",
+                                        "gelu backward", "gelu forward th"};
+  for (int i = 0; i < 6; i++) {
+    char what[96];
+    snprintf(what, sizeof what, "%s, AVX2 table", names[i]);
+    float *a = host_copy(out[1][i], N), *b = host_copy(out[0][i], N);
+    expect_same(what, a, b, N);
+    free(a), free(b);
+  }
+  /* rows: softmax of 49 and of 250 columns, layernorm of 250 */
+  for (int k = 0; k < 2; k++) {
+    const amd_ops *o = tab[k];
+    o->softmax_forward(out[k][0], in[0], R, 49);
+    o->softmax_backward(out[k][1], in[1], out[k][0], R, 49);
+    o->softmax_forward(out[k][2], in[2], R, C);
+    o->layernorm_forward(out[k][3], out[k][4], out[k][4] + R, in[3], R, C);
+    o->fill(out[k][5], 0.0f, (long)R * C);
+    o->layernorm_backward(out[k][5], in[0], in[3], out[k][4], out[k][4] + R, R, C);
+  }
+  static const long len[6] = {R * 49, R * 49, R * C, R * C, 2 * R, R * C};
+  static const char *const rows[6] = {"softmax forward", "softmax backward", "softmax forward, 250 columns",
+                                      "layernorm forward", "layernorm mean, rstd", "layernorm backward"};
+  for (int i = 0; i < 6; i++) {
+    char what[96];
+    snprintf(what, sizeof what, "%s, AVX2 table", rows[i]);
+    float *a = host_copy(out[1][i], len[i]), *b = host_copy(out[0][i], len[i]);
+    expect_same(what, a, b, len[i]);
+    free(a), free(b);
+  }
+  double s0 = ops_cpu.sum_squares(in[0], N), s1 = ops_cpu_avx2.sum_squares(in[0], N);
+  EXPECT(memcmp(&s0, &s1, sizeof s0) == 0, "sum_squares: AVX2 table %.17g, baseline %.17g", s1, s0);
+  for (int i = 0; i < 4; i++) ops->free(in[i]);
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < 6; i++) ops->free(out[k][i]);
+}
+
 typedef struct {
   float *out, *feat, *grads, *dx;
 } DitRun;
@@ -426,6 +495,18 @@ static void test_dit_fused_unfused(void) {
     fill_uniform(x, n, -1.5, 1.5), fill_uniform(t, B, 0, 1), fill_uniform(R, no, -1, 1), fill_uniform(Rf, nf, -1, 1);
     DitRun f = dit_run(m, ops, x, t, labels, R, Rf, B), u = dit_run(m, &unfused, x, t, labels, R, Rf, B);
     char what[160];
+    if (avx2_present()) { /* the AVX2 compile of the CPU backend: the same values bit for bit */
+      DitRun a = dit_run(m, &ops_cpu_avx2, x, t, labels, R, Rf, B);
+      snprintf(what, sizeof what, "%s output, AVX2 table", names[k]);
+      expect_same(what, a.out, f.out, no);
+      snprintf(what, sizeof what, "%s features, AVX2 table", names[k]);
+      expect_same(what, a.feat, f.feat, nf);
+      snprintf(what, sizeof what, "%s parameter gradients, AVX2 table", names[k]);
+      expect_same(what, a.grads, f.grads, m->num_params);
+      snprintf(what, sizeof what, "%s input gradient, AVX2 table", names[k]);
+      expect_same(what, a.dx, f.dx, n);
+      free(a.out), free(a.feat), free(a.grads), free(a.dx);
+    }
     snprintf(what, sizeof what, "%s output", names[k]);
     expect_same(what, f.out, u.out, no);
     snprintf(what, sizeof what, "%s features", names[k]);
@@ -460,5 +541,6 @@ int main(void) {
   TEST_RUN(test_attention_fused);
   TEST_RUN(test_bias_backward_fused);
   TEST_RUN(test_dit_fused_unfused);
+  TEST_RUN(test_avx2_table);
   return t_finish();
 }
