@@ -344,9 +344,6 @@ int cmd_distill(int argc, char **argv) {
   Reward reward_store;
   Reward *reward = reward_select_for(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
                                      model_label_ints(&mc), method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
-  if (mc.text && c.ev.every > 0)
-    amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for class models in this version",
-                    c.ev.every);
   EvalRun *eval = evalrun_create(&c.ev, &mc, "generator", c.S, &data, data_path, (uint64_t)c.rl.seed);
   Model *(*create)(const ModelConfig *, int) = c.zero == 3 ? model_create_sharded : model_create;
   Model *real = create(&mc, 2 * B), *fake = create(&mc, B), *student = create(&mc, B);

@@ -288,9 +288,6 @@ int cmd_train(int argc, char **argv) {
   if (captioned && !mc.text)
     amd_log("'%s' is captioned; model.text=0 trains on its class labels (/labels: the first named item's class)\n",
             c.data);
-  if (mc.text && c.ev.every > 0)
-    amd_usage_error("config key 'eval.every' = %d: held-out sample metrics are for class models in this version",
-                    c.ev.every);
   if (T.classifier) dataset_read_split(c.test_data, &test, "test_data", &data, c.data);
   if (T.classifier && c.sample_every > 0)
     amd_usage_error("config key 'sample.every' = %d: pictures of samples are for task=teacher, not %s", c.sample_every,

@@ -16,8 +16,8 @@
 #  - a crash and a resume give the same checkpoint bit for bit;
 #  - mismatches are clear errors that write nothing: a vocabulary or token width other than the
 #    teacher's, data without captions, a class teacher on canvases of another size, the class
-#    reward classifier, dmdr/amd without a reward, eval.every in text mode; a class teacher on
-#    captioned canvases distills their class labels and says so;
+#    reward classifier, dmdr/amd without a reward; a class teacher on captioned canvases distills
+#    their class labels and says so (eval.every in text mode: scenario_texteval);
 #  - sample.every pictures the student's samples, a row per caption, and leaves the training as it was.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
@@ -222,8 +222,6 @@ expect_error no_captions "holds no /captions" "$AMD" distill $D data="$S/plain.h
 expect_error not_a_classifier_reward "classifier" "$AMD" distill $D method=amd reward.ckpt="$S/t" run="$S/bad4"
 expect_error amd_needs_reward "method=amd on the captioned canvases" "$AMD" distill $D method=amd run="$S/bad5"
 expect_error dmdr_needs_reward "method=dmdr on the captioned canvases" "$AMD" distill $D method=dmdr run="$S/bad6"
-expect_error text_eval_every "held-out sample metrics are for class models" "$AMD" distill $D method=dmd2 eval.every=2 \
-  eval.data="$S/test.h5" run="$S/bad7"
 # a class teacher: on canvases of another size an error; on the captioned canvases their /labels
 "$AMD" data toy2d out="$S/toy.h5" n=256 >/dev/null
 C="train.steps=2 train.batch=8 ckpt.every=2 threads=1"
