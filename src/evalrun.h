@@ -6,10 +6,15 @@
  * (src/eval_metrics.h): on 2-D toy data the exact toy metrics, on images the Frechet distance,
  * precision, recall and class accuracy in the features of the evaluator eval.evaluator against the
  * images of eval.data. Each evaluation is a row of the log's /eval table.
- * The noise set: sample i asks for class i mod C, and its noise is keyed by the run's seed with
+ * A caption model's samples (text mode) are scored on captions (metrics_caption.h): the GenEval-like
+ * score per category, seen and held out, and FD, precision and recall in the cell features of
+ * eval.evaluator (a cell classifier) against eval.data's canvases, whose captions are the prompts.
+ * The noise set: sample i asks for class i mod C (a caption model: caption i mod M of eval.data,
+ * its first M = min(n, N) captions, the same at every evaluation and rank count), and its noise is keyed by the run's seed with
  * EVAL_KEY in the upper word (evalrun_noise_seed), which no training seed has: the training draws
  * nothing of it, every evaluation of a run sees the same noise, and the samples are those of
- * `amd sample ckpt=<checkpoint of that step> seed=<seed> noise=eval n=<eval.n>` (in the same batches
+ * `amd sample ckpt=<checkpoint of that step> seed=<seed> noise=eval n=<eval.n>` (a caption model:
+ * prompts=<a file of those M captions>; in the same batches
  * at the same rank count, so the same numbers).
  * The training does not change: the parameters are copied into the evaluation's own model, whose
  * buffers and draws are its own.
@@ -49,9 +54,11 @@ typedef struct {
   K("eval.n", CFG_INT, ev.n, "0", 0, 100000000, NULL,                                                           \
     "samples of each evaluation (a fixed noise set); 0: 4096 for 2-D data, 1000 for images"),                   \
   K("eval.data", CFG_PATH, ev.data, "", 0, 0, NULL,                                                             \
-    "dataset the samples are compared with (images: the reference images, e.g. the test split); default: the run's"), \
+    "dataset the samples are compared with (images: the reference images, e.g. the test split; a caption model: "    \
+    "its captions too); default: the run's"), \
   K("eval.evaluator", CFG_PATH, ev.evaluator, "", 0, 0, NULL,                                                   \
-    "images: evaluator classifier (amd train task=evaluator) of the metrics; without one, images get no /eval rows")
+    "images: evaluator classifier (amd train task=evaluator; a caption model: a cell classifier) of the metrics; "  \
+    "without one, images get no /eval rows")
 
 typedef struct EvalRun EvalRun;
 
