@@ -8,6 +8,7 @@
 #    amd sample noise=eval prompts=<those captions> + amd eval (pr.max = eval.n) of the checkpoint
 #    of its step, exactly (-np 1 and -np 2, eval.n above and below the split's size);
 #  - a text-mode teacher in amd train likewise (eval.steps Euler steps);
+#  - on the CUDA emulator (when built) the CPU's rows;
 #  - no evaluator: a message and no rows; a 10-class evaluator of whole canvases, an eval.data
 #    without /captions or with another vocabulary: usage errors that write nothing.
 source "$(dirname "$0")/lib.sh"
@@ -103,6 +104,24 @@ s = h5py.File('$S/d4.h5', 'r')
 t = h5py.File('$S/test.h5', 'r')['captions/tokens'][:]
 assert np.array_equal(s['captions/tokens'][:], t[np.arange(40) % 32]), 'sample i: caption i mod 32'
 "
+
+# on the CUDA emulator (when built, make CUDA_EMU=1): the token rows of the evaluation's prompts on the
+# device, the CPU's rows
+EMU=$PWD/build-cuda-emu/amd
+if [ -x "$EMU" ]; then
+  U="$D train.steps=2 eval.every=2 eval.n=20 $EV"
+  expect_ok emu_student_eval "$EMU" distill $U device=cuda run="$S/emu"
+  expect_ok cpu_student_eval "$AMD" distill $U run="$S/cpu"
+  py_check emu_same_rows "
+import h5py, numpy as np
+a, b = h5py.File('$S/cpu/log.h5', 'r')['eval'], h5py.File('$S/emu/log.h5', 'r')['eval']
+assert len(a['step']) == 4
+for k in a:
+    if k != 'seconds': assert np.allclose(a[k][:], b[k][:], rtol=1e-4, atol=1e-6, equal_nan=True), (k, a[k][:], b[k][:])
+"
+else
+  echo "SKIP emu_student_eval: no emulator build (make CUDA_EMU=1)"
+fi
 
 # no evaluator: a message, no rows; a 10-class evaluator, data without captions or with another
 # vocabulary: usage errors that write nothing
