@@ -74,11 +74,16 @@ static void caption_reference(EvalRun *e, const EvalSettings *es, const ModelCon
                     "its canvases with a captioned split (amd data compose: its out_test)", e->ref_path);
   int same = e->caps.vocab_size == mc->vocab && e->caps.max_tokens == mc->max_text &&
              mc->vocab == caption_vocab_size() && mc->max_text == CAPTION_MAX_TOKENS;
-  for (int i = 0; same && i < e->caps.vocab_size; i++) same = strcmp(e->caps.vocab[i], caption_word(i)) == 0;
-  if (!same)
-    amd_usage_error("config key 'eval.data': the captions of '%s' (%d words, %d tokens each) are not in the vocabulary "
-                    "of the network evaluated (%d words, %d tokens each, amd's captions): use a split of amd data "
-                    "compose", e->ref_path, e->caps.vocab_size, e->caps.max_tokens, mc->vocab, mc->max_text);
+  int word = 0; /* the first token id whose word is not amd's */
+  while (same && word < e->caps.vocab_size && strcmp(e->caps.vocab[word], caption_word(word)) == 0) word++;
+  if (!same || word < e->caps.vocab_size) {
+    char which[160] = "";
+    if (same) snprintf(which, sizeof which, "; its token %d is '%.40s', amd's '%s'", word, e->caps.vocab[word],
+                       caption_word(word));
+    amd_usage_error("config key 'eval.data': the captions of '%s' (%d words, %d tokens each%s) are not in the "
+                    "vocabulary of the network evaluated (%d words, %d tokens each, amd's captions): use a split of amd "
+                    "data compose", e->ref_path, e->caps.vocab_size, e->caps.max_tokens, which, mc->vocab, mc->max_text);
+  }
   if (e->ref->n < MIN_IMAGES)
     amd_usage_error("config key 'eval.data': '%s' holds %ld canvases; caption metrics need at least %d", e->ref_path,
                     e->ref->n, MIN_IMAGES);

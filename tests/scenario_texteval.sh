@@ -150,7 +150,7 @@ expect_error ten_class_evaluator "is not a cell classifier" "$AMD" distill $D ru
   eval.evaluator="$S/ev10" eval.data="$S/test.h5"
 expect_error eval_data_no_captions "holds no /captions" "$AMD" distill $D run="$S/bad2" eval.every=2 \
   eval.evaluator="$S/ev" eval.data="$S/plain.h5"
-expect_error eval_data_other_vocab "are not in the vocabulary of the network evaluated" "$AMD" distill $D \
+expect_error eval_data_other_vocab "8 tokens each; its token 5 is" "$AMD" distill $D \
   run="$S/bad3" eval.every=2 eval.evaluator="$S/ev" eval.data="$S/vocab.h5"
 expect_error teacher_eval_no_captions "holds no /captions" "$AMD" train data="$S/train.h5" $TEXT train.steps=2 \
   train.batch=8 threads=1 run="$S/bad4" eval.every=2 eval.evaluator="$S/ev" eval.data="$S/plain.h5"
