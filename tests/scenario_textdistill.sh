@@ -136,14 +136,7 @@ else
 fi
 
 # the same canvases with every caption's first two tokens swapped distill other weights
-$PY -c "
-import h5py, shutil
-shutil.copy('$S/train.h5', '$S/swapped.h5')
-f = h5py.File('$S/swapped.h5', 'r+')
-t = f['captions/tokens'][:]
-t[:, [0, 1]] = t[:, [1, 0]]
-f['captions/tokens'][...] = t
-"
+swap_caption_tokens "$S/train.h5" "$S/swapped.h5"
 expect_ok other_captions "$AMD" distill $D method=dmd2 fake_per_gen=2 data="$S/swapped.h5" run="$S/sw"
 py_check captions_reach_the_student "
 import h5py, numpy as np
