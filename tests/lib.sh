@@ -28,6 +28,19 @@ expect_ok() {
   if "$@" >"$SCRATCH/$name.out" 2>&1; then pass "$name"; else fail "$name" "exit $?: $(tail -c 600 "$SCRATCH/$name.out")"; fi
 }
 
+# swap_caption_tokens IN OUT: a copy of the captioned dataset IN with every caption's first two tokens
+# swapped (the same canvases under other captions: a test that the captions reach a network).
+swap_caption_tokens() {
+  $PY -c "
+import h5py, shutil, sys
+shutil.copy(sys.argv[1], sys.argv[2])
+f = h5py.File(sys.argv[2], 'r+')
+t = f['captions/tokens'][:]
+t[:, [0, 1]] = t[:, [1, 0]]
+f['captions/tokens'][...] = t
+" "$1" "$2"
+}
+
 # py_check NAME SCRIPT: runs a Python snippet (h5py, numpy); its exit status decides; it prints why.
 py_check() {
   local name=$1 script=$2 msg

@@ -3,7 +3,7 @@
 # composed canvases:
 #  - dmd, dmd (with its regression pairs) and dmd2 (with its GAN head) distill it; the student and
 #    the fake teacher keep the text config; amd sample prompts= samples the 1-step student;
-#    jobs/compose_dmd2.cfg runs (shrunk);
+#    jobs/compose_dmd2.cfg and compose_amd.cfg run (shrunk);
 #  - the prompts are the data's captions: the step dump's labels are the token rows of the captions
 #    /advantage names (a caption index), shared by each group; the GAN head's real samples carry their
 #    own captions;
@@ -71,13 +71,22 @@ for f in ('fake0', 'fake1'):
         assert len(idx) >= 1 and any((tok[j] == rl[i]).all() for j in idx), (f, i, idx)
 "
 
+# a tiny cell classifier: the caption reward of the job configs and of amd and dmdr below
+expect_ok cells "$AMD" data cells in="$S/train.h5" out="$S/cells.h5"
+expect_ok cell_reward "$AMD" train task=reward data="$S/cells.h5" test_data="$S/cells.h5" model.width=16 model.depth=1 model.heads=2 \
+  model.patch=7 train.steps=20 train.batch=32 log.every=10 ckpt.every=20 threads=1 run="$S/cr"
 expect_ok job_config "$AMD" distill jobs/compose_dmd2.cfg teacher="$S/t" run="$S/job" train.steps=2 train.prompts=4 \
-  log.advantage_every=1 optim.warmup=1 threads=1
+  log.advantage_every=1 optim.warmup=1 threads=1 reward.ckpt="$S/cr"
+expect_ok job_config_amd "$AMD" distill jobs/compose_amd.cfg teacher="$S/t" run="$S/job_amd" train.steps=2 \
+  train.prompts=4 log.advantage_every=1 optim.warmup=1 threads=1 reward.ckpt="$S/cr"
 py_check job_config_is_dmd2_on_captions "
 import h5py
 f = h5py.File('$S/job/log.h5', 'r')
 assert f['train/loss_gan_d'].shape == (2,) and (f['train/loss_gan_d'][:] != 0).all()
 assert f['advantage/prompt'][:].max() < 64 and int(h5py.File('$S/job/ckpt_00000002.h5', 'r')['student'].attrs['text']) == 1
+assert (f['advantage/reward'][:] < 0).all(), 'the caption reward is logged'
+g = h5py.File('$S/job_amd/log.h5', 'r')
+assert (g['advantage/alpha'][:] != 1).any() and g['train/loss_gan_d'].shape == (2,)
 "
 
 # pictures while it distills: a row per caption; the training as without them
@@ -127,14 +136,7 @@ else
 fi
 
 # the same canvases with every caption's first two tokens swapped distill other weights
-$PY -c "
-import h5py, shutil
-shutil.copy('$S/train.h5', '$S/swapped.h5')
-f = h5py.File('$S/swapped.h5', 'r+')
-t = f['captions/tokens'][:]
-t[:, [0, 1]] = t[:, [1, 0]]
-f['captions/tokens'][...] = t
-"
+swap_caption_tokens "$S/train.h5" "$S/swapped.h5"
 expect_ok other_captions "$AMD" distill $D method=dmd2 fake_per_gen=2 data="$S/swapped.h5" run="$S/sw"
 py_check captions_reach_the_student "
 import h5py, numpy as np
@@ -164,9 +166,6 @@ assert np.array_equal(la['advantage/prompt'][:], lb['advantage/prompt'][:])
 # amd and dmdr with the caption reward (a tiny cell classifier, docs/DESIGN.md 4.8): each sample scored
 # by log P(its cells hold its caption) <= 0, the advantages and AMD's weights move, dmdr's reward term
 # is on; the same at 2 ranks (the reward scores each rank's share of the groups)
-expect_ok cells "$AMD" data cells in="$S/train.h5" out="$S/cells.h5"
-expect_ok cell_reward "$AMD" train task=reward data="$S/cells.h5" test_data="$S/cells.h5" model.width=16 model.depth=1 model.heads=2 \
-  model.patch=7 train.steps=20 train.batch=32 log.every=10 ckpt.every=20 threads=1 run="$S/cr"
 expect_ok amd_caption_reward "$AMD" distill $D method=amd reward.ckpt="$S/cr" run="$S/amd"
 expect_ok dmdr_caption_reward "$AMD" distill $D method=dmdr reward.ckpt="$S/cr" run="$S/dmdr"
 expect_ok amd_caption_reward_np2 $MPIRUN -np 2 "$AMD" distill $D method=amd reward.ckpt="$S/cr" run="$S/amd_np2"

@@ -30,14 +30,7 @@ got = {k: int(a[k]) for k in ('text', 'vocab', 'max_text', 'text_width', 'text_d
 assert got == dict(text=1, vocab=34, max_text=8, text_width=16, text_depth=1), got
 "
 # the same canvases with every caption's first two tokens swapped
-$PY -c "
-import h5py, shutil
-shutil.copy('$S/train.h5', '$S/swapped.h5')
-f = h5py.File('$S/swapped.h5', 'r+')
-t = f['captions/tokens'][:]
-t[:, [0, 1]] = t[:, [1, 0]]
-f['captions/tokens'][...] = t
-"
+swap_caption_tokens "$S/train.h5" "$S/swapped.h5"
 expect_ok other_captions "$AMD" train $T data="$S/swapped.h5" run="$S/sw"
 py_check captions_reach_the_network "
 import h5py, numpy as np
