@@ -12,7 +12,7 @@
 #    png= a grid; bad prompts (an unknown word, naming it and the line) and the wrong kind of
 #    conditioning are clear errors that write nothing;
 #  - mismatches are clear errors: model.vocab or model.max_text other than the dataset's, a dataset
-#    without captions, a classifier or an mlp in text mode, eval.every in text mode;
+#    without captions, a classifier or an mlp in text mode (eval.every in text mode: scenario_texteval);
 #  - sample.every pictures a row per caption (the data's first distinct ones) and leaves the
 #    training as it was.
 source "$(dirname "$0")/lib.sh"
@@ -89,8 +89,6 @@ expect_error max_text_disagrees "'model.max_text' = 9 disagrees with the caption
 expect_error no_captions "holds no /captions" "$AMD" train $T run="$S/bad3" data="$S/plain.h5"
 expect_error text_classifier "is for the teacher's dit" "$AMD" train $T run="$S/bad4" task=reward test_data="$S/test.h5"
 expect_error text_mlp "is for the teacher's dit" "$AMD" train $T run="$S/bad5" model.kind=mlp
-expect_error text_eval_every "held-out sample metrics are for class models" "$AMD" train $T run="$S/bad7" eval.every=2 \
-  eval.data="$S/test.h5"
 if ls -d "$S"/bad* >/dev/null 2>&1; then fail mismatches_write_nothing "$(ls -d "$S"/bad*)"; else pass mismatches_write_nothing; fi
 
 # amd sample with prompts
