@@ -11,7 +11,8 @@
 #   3. the teacher rows: `amd sample` with cfg = the distillation's guidance (2), 50 and 4 Euler
 #      steps, one samples file per seed, each evaluated;
 #   4. the students: benchmarks/study.py on dmd, dmd2, dmdr and amd (jobs/compose_<method>.cfg, S = 1,
-#      EMA weights), SEEDS paired seeds at BUDGET steps, each cell sampled on the same prompts;
+#      EMA weights), SEEDS paired seeds at BUDGET steps, each cell sampled on the same prompts; held-out
+#      curves (eval.every = BUDGET / 4 on the first 200 test captions) in each run's log;
 #   5. benchmarks/compose_table.py: the table (markdown, $W/compose_table.md) and the grids.
 # Resumable: rerun the same command and finished parts are skipped (study.py resumes its cells).
 #   the 2-core CPU variant (defaults): bash benchmarks/compose_study.sh   (W=/tmp/compose_study)
@@ -77,7 +78,10 @@ done
 "$PY" - "$W" "$AMD" "$BUDGET" "$SEEDS" "$NP" "$PROMPTS" "$STUDENT_X" <<'PY' || exit 1
 import json, sys
 w, amd, budget, seeds, n, prompts, extra = sys.argv[1:8]
-settings = {"reward.ckpt": f"{w}/reward", "data": f"{w}/compose_train.h5", "train.prompts": int(prompts)}
+settings = {"reward.ckpt": f"{w}/reward", "data": f"{w}/compose_train.h5", "train.prompts": int(prompts),
+            # held-out curves: the GenEval-like score and FD on the test split's first eval.n captions
+            "eval.every": max(1, int(budget) // 4), "eval.n": min(int(n), 200), "eval.evaluator": f"{w}/evaluator",
+            "eval.data": f"{w}/compose_test.h5"}
 for kv in extra.split():
     k, v = kv.split("=", 1)
     settings[k] = v
