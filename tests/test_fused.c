@@ -451,6 +451,20 @@ static DitRun dit_run(Model *m, const amd_ops *table, const float *x, const floa
   return r;
 }
 
+/* Two runs of one model give the same output, features, parameter gradients and input gradient bit for
+ * bit; `how` names the comparison in the failure message ("" or ", AVX2 table"). */
+static void expect_same_run(const char *name, const char *how, const DitRun *a, const DitRun *b, long no, long nf,
+                            long np, long n) {
+  const char *parts[4] = {"output", "features", "parameter gradients", "input gradient"};
+  const float *pa[4] = {a->out, a->feat, a->grads, a->dx}, *pb[4] = {b->out, b->feat, b->grads, b->dx};
+  const long len[4] = {no, nf, np, n};
+  for (int i = 0; i < 4; i++) {
+    char what[160];
+    snprintf(what, sizeof what, "%s %s%s", name, parts[i], how);
+    expect_same(what, pa[i], pb[i], len[i]);
+  }
+}
+
 /* The Fashion-MNIST dit (width 128, depth 4, 4 heads, 4 x 4 patches: 49 tokens), its reward
  * classifier (width 64, depth 2) and the same dit in text mode (captions of up to 12 tokens, some
  * empty, a text encoder of width 64 and 2 blocks) at the distillation's batch of 64, every tensor random (the
@@ -494,32 +508,18 @@ static void test_dit_fused_unfused(void) {
     ops->to_device(labels, labels_h, sizeof(int) * (size_t)(B * P));
     fill_uniform(x, n, -1.5, 1.5), fill_uniform(t, B, 0, 1), fill_uniform(R, no, -1, 1), fill_uniform(Rf, nf, -1, 1);
     DitRun f = dit_run(m, ops, x, t, labels, R, Rf, B), u = dit_run(m, &unfused, x, t, labels, R, Rf, B);
-    char what[160];
     if (avx2_present()) { /* the AVX2 compile of the CPU backend: the same values bit for bit */
       DitRun a = dit_run(m, &ops_cpu_avx2, x, t, labels, R, Rf, B);
-      snprintf(what, sizeof what, "%s output, AVX2 table", names[k]);
-      expect_same(what, a.out, f.out, no);
-      snprintf(what, sizeof what, "%s features, AVX2 table", names[k]);
-      expect_same(what, a.feat, f.feat, nf);
-      snprintf(what, sizeof what, "%s parameter gradients, AVX2 table", names[k]);
-      expect_same(what, a.grads, f.grads, m->num_params);
-      snprintf(what, sizeof what, "%s input gradient, AVX2 table", names[k]);
-      expect_same(what, a.dx, f.dx, n);
+      expect_same_run(names[k], ", AVX2 table", &a, &f, no, nf, m->num_params, n);
       free(a.out), free(a.feat), free(a.grads), free(a.dx);
     }
-    snprintf(what, sizeof what, "%s output", names[k]);
-    expect_same(what, f.out, u.out, no);
-    snprintf(what, sizeof what, "%s features", names[k]);
-    expect_same(what, f.feat, u.feat, nf);
-    snprintf(what, sizeof what, "%s parameter gradients", names[k]);
-    expect_same(what, f.grads, u.grads, m->num_params);
-    snprintf(what, sizeof what, "%s input gradient", names[k]);
-    expect_same(what, f.dx, u.dx, n);
+    expect_same_run(names[k], "", &f, &u, no, nf, m->num_params, n);
     /* the inference forward (model.h): the same output and features, and no backward after it */
     m->inference = 1;
     float *out = alloc_f(no);
     m->forward(m, out, x, t, labels, B);
     float *out_h = host_copy(out, no), *feat_h = host_copy(m->features(m), nf);
+    char what[160];
     snprintf(what, sizeof what, "%s inference output", names[k]);
     expect_same(what, out_h, f.out, no);
     snprintf(what, sizeof what, "%s inference features", names[k]);
