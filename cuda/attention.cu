@@ -59,16 +59,9 @@ __global__ void attention_forward_kernel(float *out, float *q, float *k, float *
       s[j] = scale * dot;
       mx = fmaxf(mx, s[j]);
     }
-    mx = warp_max(mx);
-    double sum = 0;
-    for (int j = lane; j < T; j += 32) {
-      float e = expf(s[j] - mx);
-      s[j] = e;
-      sum += e;
-    }
-    float inv = (float)(1.0 / warp_sum(sum));
+    warp_softmax_row(s, s, T, warp_max(mx), lane);
     float *pr = prob + ((long)bh * T + i) * T;
-    for (int j = lane; j < T; j += 32) pr[j] = s[j] *= inv;
+    for (int j = lane; j < T; j += 32) pr[j] = s[j];
     __syncwarp(); /* every lane reads the whole row next */
     float *o = out + ((long)b * T + i) * NH * hs + (long)h * hs; /* out (B, T, NH, hs) */
     for (int d = lane; d < hs; d += 32) {

@@ -104,3 +104,15 @@ static __device__ inline float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+/* The rest of one softmax row done by a warp once its max mx is known: y[j] = exp(x[j] - mx) / sum,
+ * each lane its columns j = lane, lane + 32, ..., the sum in double over the lanes (x may be y). */
+static __device__ inline void warp_softmax_row(float *y, const float *x, int n, float mx, int lane) {
+  double sum = 0;
+  for (int j = lane; j < n; j += 32) {
+    float e = expf(x[j] - mx);
+    y[j] = e;
+    sum += e;
+  }
+  float inv = (float)(1.0 / warp_sum(sum));
+  for (int j = lane; j < n; j += 32) y[j] *= inv;
+}

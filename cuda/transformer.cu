@@ -103,15 +103,7 @@ __global__ void softmax_forward_kernel(float *y, const float *x, int N, int C) {
   float *yr = y + (long)r * C;
   float mx = -INFINITY;
   for (int c = lane; c < C; c += 32) mx = fmaxf(mx, xr[c]);
-  mx = warp_max(mx);
-  double s = 0;
-  for (int c = lane; c < C; c += 32) {
-    float e = expf(xr[c] - mx);
-    yr[c] = e;
-    s += e;
-  }
-  float inv = (float)(1.0 / warp_sum(s));
-  for (int c = lane; c < C; c += 32) yr[c] *= inv;
+  warp_softmax_row(yr, xr, C, warp_max(mx), lane);
 }
 
 __global__ void softmax_backward_kernel(float *dx, const float *dy, const float *y, int N, int C) {
