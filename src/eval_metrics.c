@@ -55,14 +55,10 @@ void image_metrics(ImageMetrics *m, const ImageReference *r, const float *x, con
   CHECK(n >= 2, "image metrics: %ld samples, at least 2", n);
   int F = r->feat_dim, K = r->num_classes;
   float *feat = mallocCheck(sizeof(float) * (size_t)n * F), *logits = mallocCheck(sizeof(float) * (size_t)n * K);
-  double *mu = mallocCheck(sizeof(double) * (size_t)F), *cov = mallocCheck(sizeof(double) * (size_t)F * F);
   classifier_run(r->ev, logits, feat, x, n);
-  feature_stats(feat, n, F, mu, cov);
-  m->fd = frechet_distance(mu, cov, r->mu, r->cov, F);
-  long ns = n < pr_max ? n : pr_max, nr = r->n < pr_max ? r->n : pr_max;
-  knn_precision_recall(r->feat, nr, feat, ns, F, pr_k, &m->precision, &m->recall);
+  feature_metrics(feat, n, r->feat, r->n, r->mu, r->cov, F, pr_k, pr_max, &m->fd, &m->precision, &m->recall);
   long right = 0;
   for (long i = 0; i < n; i++) right += argmax_row(logits + (size_t)i * K, K) == labels[i];
   m->accuracy = (double)right / (double)n;
-  free(feat), free(logits), free(mu), free(cov);
+  free(feat), free(logits);
 }

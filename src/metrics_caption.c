@@ -127,12 +127,8 @@ void caption_metrics(CaptionMetrics *m, const CaptionReference *r, const float *
   int F = r->feat_dim;
   float *feat = mallocCheck(sizeof(float) * (size_t)n * F);
   float *logits = mallocCheck(sizeof(float) * (size_t)n * CAPTION_CELLS * CAPTION_OUTCOMES);
-  double *mu = mallocCheck(sizeof(double) * (size_t)F), *cov = mallocCheck(sizeof(double) * (size_t)F * F);
   run_cells(r->ev, r->side, x, n, logits, feat);
   score_canvases(&m->score, r->held, logits, tokens, n, "the samples");
-  feature_stats(feat, n, F, mu, cov);
-  m->fd = frechet_distance(mu, cov, r->mu, r->cov, F);
-  long ns = n < pr_max ? n : pr_max, nr = r->n < pr_max ? r->n : pr_max;
-  knn_precision_recall(r->feat, nr, feat, ns, F, pr_k, &m->precision, &m->recall);
-  free(feat), free(logits), free(mu), free(cov);
+  feature_metrics(feat, n, r->feat, r->n, r->mu, r->cov, F, pr_k, pr_max, &m->fd, &m->precision, &m->recall);
+  free(feat), free(logits);
 }

@@ -274,6 +274,15 @@ void knn_precision_recall(const float *real, long nr, const float *fake, long nf
   free(mean), free(rc), free(fc), free(real_r2), free(fake_r2);
 }
 
+void feature_metrics(const float *feat, long n, const float *ref, long nr, const double *ref_mu, const double *ref_cov,
+                     int d, int pr_k, long pr_max, double *fd, double *precision, double *recall) {
+  double *mu = mallocCheck(sizeof(double) * (size_t)d), *cov = mallocCheck(sizeof(double) * (size_t)d * d);
+  feature_stats(feat, n, d, mu, cov);
+  *fd = frechet_distance(mu, cov, ref_mu, ref_cov, d);
+  free(mu), free(cov);
+  knn_precision_recall(ref, nr < pr_max ? nr : pr_max, feat, n < pr_max ? n : pr_max, d, pr_k, precision, recall);
+}
+
 double classifier_accuracy(const int *pred, const int *labels, long n) {
   long right = 0;
   for (long i = 0; i < n; i++) right += pred[i] == labels[i];

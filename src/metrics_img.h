@@ -3,6 +3,7 @@
  *   frechet_distance      Frechet distance between two Gaussians (FID when the features are
  *                         Inception's; here, whatever evaluator the caller ran)
  *   knn_precision_recall  improved precision and recall (Kynkaanniemi et al., NeurIPS 2019)
+ *   feature_metrics       the three above for a sample set against a reference's features
  *   classifier_accuracy   share of predictions equal to their label (prompt adherence)
  * Features are row-major float (n, d); statistics are double. Matrix square roots go through
  * LAPACK's symmetric eigensolver (dsyevd in OpenBLAS); distances through blocked sgemm.
@@ -30,6 +31,12 @@ void knn_radii(const float *x, long n, int d, int k, float *radius);
  * inside). Memory is O((nr + nf) d) plus one block of at most 2^22 distances. */
 void knn_precision_recall(const float *real, long nr, const float *fake, long nf, int d, int k, double *precision,
                           double *recall);
+
+/* FD of the sample features feat (n, d), n >= 2, against the reference statistics ref_mu, ref_cov,
+ * and precision and recall (k = pr_k) between the first pr_max samples and the first pr_max of the
+ * reference features ref (nr, d): what `amd eval` reports for images and for captioned canvases. */
+void feature_metrics(const float *feat, long n, const float *ref, long nr, const double *ref_mu, const double *ref_cov,
+                     int d, int pr_k, long pr_max, double *fd, double *precision, double *recall);
 
 /* Share of i < n with pred[i] == labels[i]; 0 when n == 0. */
 double classifier_accuracy(const int *pred, const int *labels, long n);
