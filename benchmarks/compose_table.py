@@ -10,7 +10,8 @@ combinations, and FD in the evaluator's cell features; each the mean over seeds 
 interval (benchmarks/study.py's statistics). Then AMD minus each baseline, paired by seed. Every
 number is read back from the eval files with h5py. Unless --no-grids: one grid per model of the same
 8 captions (two of each category, the held-out ones where the test split has them), 8 samples each,
-drawn with `amd sample ... png=` into W/grids/<model>.png (seed 0's student)."""
+drawn with `amd sample ... png=` into W/grids/<model>.png (seed 0's student), and the same samples
+side by side in W/grids/side_by_side.png (a row per caption, a column per model, 4 samples each)."""
 import argparse
 import glob
 import json
@@ -65,6 +66,39 @@ def grid_captions(test):
     return picks
 
 
+def side_by_side(grids, names, caps, png, per=4):
+    """one figure: a row per caption, a column per model, the first `per` samples of each caption from
+    grids/<model>_samples.h5 (the samples file names each sample's caption in captions/text)"""
+    import h5py
+    import numpy as np
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(caps), len(names), figsize=(1.6 * len(names), 1.7 * len(caps)), squeeze=False)
+    for j, name in enumerate(names):
+        with h5py.File(os.path.join(grids, name + "_samples.h5"), "r") as f:
+            x = f["x"][:]
+            text = [t.decode() if isinstance(t, bytes) else t for t in f["captions/text"][:]]
+        for i, c in enumerate(caps):
+            idx = [k for k, t in enumerate(text) if t == c][:per]
+            tiles = [np.clip((x[k, 0] + 1) / 2, 0, 1) for k in idx]
+            tiles += [np.zeros_like(x[0, 0])] * (per - len(tiles))
+            half, h = per // 2, tiles[0].shape[0]
+            vbar, hbar = np.full((h, 2), 0.5), np.full((2, 2 * h + 2), 0.5)  # grey lines between samples
+            img = np.vstack([np.hstack([tiles[0], vbar, tiles[1]]), hbar, np.hstack([tiles[2], vbar, tiles[3]])]) \
+                if per == 4 else np.hstack(tiles)
+            ax = axes[i][j]
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(c, fontsize=6, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("w")
@@ -107,12 +141,18 @@ def main():
     for m in METHODS:
         models[m] = [f"ckpt={a.w}/study/runs/{m}_steps{budget}_seed{seed0}"]
     print("\nGrids (a row per caption, 8 samples each, the same noise for every model):\n")
+    ok = True
     for name, args in models.items():
         png = os.path.join(a.w, "grids", name + ".png")
         cmd = [a.amd, "sample", *args, f"prompts={a.w}/grids/captions.txt", f"n={8 * len(caps)}", "png.cols=8",
                f"png={png}", f"out={a.w}/grids/{name}_samples.h5", "threads=2"]
         r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         print(f"- {name}: {png}" if r.returncode == 0 else f"- {name}: failed ({r.stderr.strip().splitlines()[-1:]})")
+        ok = ok and r.returncode == 0
+    if ok:
+        png = os.path.join(a.w, "grids", "side_by_side.png")
+        side_by_side(os.path.join(a.w, "grids"), list(models), caps, png)
+        print(f"- side by side: {png}")
     print("\nCaptions, top to bottom: " + "; ".join(caps))
 
 
