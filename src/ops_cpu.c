@@ -1,11 +1,13 @@
 /* ops_cpu.c: the CPU backend: OpenBLAS sgemm for every matmul, OpenMP loops for the rest.
  * Reductions accumulate in double in a fixed order per thread count, so a run is repeatable.
- * The file is compiled twice (Makefile): for the x86-64-v2 baseline (SSE, 4 floats a vector) into
- * the table ops_cpu, and with -mavx2 -DOPS_CPU_AVX2 (8 floats) into ops_cpu_avx2, which ops_select
- * installs on a processor with AVX2 (src/backend.h). Neither build enables FMA and ISO C mode keeps
- * -ffp-contract=off, so each element gets the same IEEE operations in the same order in both:
- * the two tables' results are bit for bit equal (tests/test_fused.c checks every fused op), the
- * AVX2 one only takes fewer instructions for the vectorized (`omp simd`) loops.
+ * The file is compiled three times (Makefile): for the x86-64-v2 baseline (SSE, 4 floats a vector)
+ * into the table ops_cpu, with -mavx2 -DOPS_CPU_AVX2 (8 floats) into ops_cpu_avx2, and with
+ * -mavx512f -DOPS_CPU_AVX512 (16 floats) into ops_cpu_avx512; ops_select installs the widest the
+ * processor has (src/backend.h). No build enables FMA contraction (ISO C mode keeps
+ * -ffp-contract=off; AVX-512's own FMA instructions are emitted only for an fma() call, and there
+ * is none), so each element gets the same IEEE operations in the same order in all three: the
+ * tables' results are bit for bit equal (tests/test_fused.c checks every fused op), the wider ones
+ * only take fewer instructions for the vectorized (`omp simd`) loops.
  * Each op of core/ops_list.h is the function cpu_<op> here; the table at the end is generated from
  * that list, so a missing function is a compile error. Not here: the op documentation (the list). */
 #include "ops.h"
@@ -21,7 +23,7 @@
 #include "philox.h"
 #include "vmath.h"
 
-#ifndef OPS_CPU_AVX2
+#if !defined OPS_CPU_AVX2 && !defined OPS_CPU_AVX512
 const amd_ops *ops = &ops_cpu;
 #endif
 
@@ -985,8 +987,10 @@ static void cpu_euler_update(float *x, const float *v, const float *h, int B, in
 
 /* the table: every op of core/ops_list.h as its cpu_<op> above */
 #define CPU_ENTRY(ret, op, params, args, rv) .op = cpu_##op,
-#ifdef OPS_CPU_AVX2
+#if defined OPS_CPU_AVX2
 const amd_ops ops_cpu_avx2 = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};
+#elif defined OPS_CPU_AVX512
+const amd_ops ops_cpu_avx512 = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};
 #else
 const amd_ops ops_cpu = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};
 #endif
