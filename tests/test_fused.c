@@ -422,6 +422,39 @@ static void isa_table_case(int isa) {
 static void test_avx2_table(void) { isa_table_case(1); }
 static void test_avx512_table(void) { isa_table_case(2); }
 
+/* sum_squares (src/ops_cpu.c) at one thread is its documented order exactly: 16 interleaved double
+ * sums, the tail in the first, added in order; and within n ulp (the bound of any order of n
+ * positive double adds) of the long double sum, at 1 and 2 threads and on lengths with and without
+ * a tail (the tables' equality is test_avx2_table's and test_avx512_table's). */
+static void test_sum_squares_order(void) {
+  static const long lens[4] = {100003, 100000, 17, 5};
+  float *x = alloc_f(lens[0]);
+  fill_uniform(x, lens[0], -3, 3);
+  int was = omp_get_max_threads();
+  for (int i = 0; i < 4; i++) {
+    long n = lens[i];
+    double acc[16] = {0}, want = 0;
+    long j = 0;
+    for (; j + 16 <= n; j += 16)
+      for (int k = 0; k < 16; k++) acc[k] += (double)x[j + k] * x[j + k];
+    for (; j < n; j++) acc[0] += (double)x[j] * x[j];
+    for (int k = 0; k < 16; k++) want += acc[k];
+    long double exact = 0;
+    for (j = 0; j < n; j++) exact += (long double)x[j] * x[j];
+    omp_set_num_threads(1);
+    double got = ops->sum_squares(x, n);
+    EXPECT(memcmp(&got, &want, sizeof got) == 0, "sum_squares n=%ld at 1 thread: %.17g, the 16-sum order %.17g", n,
+           got, want);
+    omp_set_num_threads(2);
+    double got2 = ops->sum_squares(x, n);
+    long double bound = (long double)n * 2.3e-16L * exact;
+    EXPECT(fabsl(got2 - exact) <= bound && fabsl(got - exact) <= bound,
+           "sum_squares n=%ld: %.17g (1 thread), %.17g (2), long double sum %.17Lg", n, got, got2, exact);
+  }
+  omp_set_num_threads(was);
+  ops->free(x);
+}
+
 static void choose_cpu_table(void *arg) {
   (void)arg;
   ops_cpu_best();
@@ -595,5 +628,6 @@ int main(void) {
   TEST_RUN(test_avx2_table);
   TEST_RUN(test_avx512_table);
   TEST_RUN(test_cpu_isa_choice);
+  TEST_RUN(test_sum_squares_order);
   return t_finish();
 }
