@@ -123,27 +123,49 @@ static void cpu_silu_backward(float *dx, const float *dy, const float *x, long n
 
 #define LN_EPS 1e-6
 
-/* The mean and 1 / std of LN_ROWS rows at once: each row's two sums run over its columns in order,
- * as layernorm_forward's do (the same values bit for bit), but the rows' chains of dependent double
- * adds are interleaved, so each add's latency is hidden behind the other rows' instead of stalling. */
+/* The row sums of LayerNorm, forward and backward, in LN_LANES interleaved double sums: sum k
+ * takes the columns k, k + LN_LANES, ... in order, and the sums are added in order 0 .. LN_LANES - 1
+ * at the end. One chain of dependent double adds per row, the plain loop's order, waited out the
+ * add's latency on every column (a 256-column row: 256 adds one after the other, twice in the
+ * forward and in the backward); these chains are independent, and each vector lane carries whole
+ * chains, so the order, and the result, is the same at every vector width (each table's, bit for
+ * bit; sum_squares does the same). layernorm_forward, layernorm_modulate_forward and both
+ * backward ops use these, so the fused ops and the unfused ones give the same bits. */
+#define LN_LANES 16
+static inline double ln_row_sum(const float *xr, int C) {
+  double a[LN_LANES] = {0};
+  int c = 0;
+  for (; c + LN_LANES <= C; c += LN_LANES) {
+#pragma omp simd
+    for (int k = 0; k < LN_LANES; k++) a[k] += xr[c + k];
+  }
+  for (int k = 0; c < C; c++, k++) a[k] += xr[c];
+  double s = 0;
+  for (int k = 0; k < LN_LANES; k++) s += a[k];
+  return s;
+}
+
+static inline double ln_row_sum_sq(const float *xr, double mu, int C) {
+  double a[LN_LANES] = {0};
+  int c = 0;
+  for (; c + LN_LANES <= C; c += LN_LANES) {
+#pragma omp simd
+    for (int k = 0; k < LN_LANES; k++) a[k] += (xr[c + k] - mu) * (xr[c + k] - mu);
+  }
+  for (int k = 0; c < C; c++, k++) a[k] += (xr[c] - mu) * (xr[c] - mu);
+  double s = 0;
+  for (int k = 0; k < LN_LANES; k++) s += a[k];
+  return s;
+}
+
+/* the mean and 1 / std of `rows` rows of C */
 #define LN_ROWS 4
 static inline void layernorm_stats(double *mu, double *rs, const float *x, int rows, int C) {
-  double s[LN_ROWS] = {0}, ss[LN_ROWS] = {0};
-  if (rows == LN_ROWS) {
-    for (int c = 0; c < C; c++)
-      for (int i = 0; i < LN_ROWS; i++) s[i] += x[(long)i * C + c];
-    for (int i = 0; i < LN_ROWS; i++) mu[i] = s[i] / C;
-    for (int c = 0; c < C; c++)
-      for (int i = 0; i < LN_ROWS; i++) ss[i] += (x[(long)i * C + c] - mu[i]) * (x[(long)i * C + c] - mu[i]);
-  } else {
-    for (int i = 0; i < rows; i++) {
-      const float *xr = x + (long)i * C;
-      for (int c = 0; c < C; c++) s[i] += xr[c];
-      mu[i] = s[i] / C;
-      for (int c = 0; c < C; c++) ss[i] += (xr[c] - mu[i]) * (xr[c] - mu[i]);
-    }
+  for (int i = 0; i < rows; i++) {
+    const float *xr = x + (long)i * C;
+    mu[i] = ln_row_sum(xr, C) / C;
+    rs[i] = 1.0 / sqrt(ln_row_sum_sq(xr, mu[i], C) / C + LN_EPS);
   }
-  for (int i = 0; i < rows; i++) rs[i] = 1.0 / sqrt(ss[i] / C + LN_EPS);
 }
 
 static void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *x, int N, int C) {
@@ -200,11 +222,21 @@ static void cpu_layernorm_modulate_forward(float *y, float *ln, float *mean, flo
 
 /* one row: dx += rstd (dout - mean(dout) - xhat mean(dout xhat)) */
 static inline void layernorm_backward_row(float *dxr, const float *dr, const float *xr, float mean, float rstd, int C) {
-  double sd = 0, sdx = 0;
-  for (int c = 0; c < C; c++) {
-    double xh = (xr[c] - mean) * rstd;
-    sd += dr[c], sdx += dr[c] * xh;
+  double a[LN_LANES] = {0}, b[LN_LANES] = {0}; /* the two sums in LN_LANES chains (ln_row_sum) */
+  int c = 0;
+  for (; c + LN_LANES <= C; c += LN_LANES) {
+#pragma omp simd
+    for (int k = 0; k < LN_LANES; k++) {
+      double xh = (xr[c + k] - mean) * rstd;
+      a[k] += dr[c + k], b[k] += dr[c + k] * xh;
+    }
   }
+  for (int k = 0; c < C; c++, k++) {
+    double xh = (xr[c] - mean) * rstd;
+    a[k] += dr[c], b[k] += dr[c] * xh;
+  }
+  double sd = 0, sdx = 0;
+  for (int k = 0; k < LN_LANES; k++) sd += a[k], sdx += b[k];
   sd /= C, sdx /= C;
 #pragma omp simd
   for (int c = 0; c < C; c++) {

@@ -455,6 +455,39 @@ static void test_sum_squares_order(void) {
   ops->free(x);
 }
 
+/* LayerNorm's row sums (src/ops_cpu.c: 16 interleaved double sums, sum k takes columns k, k + 16,
+ * ..., added in order): layernorm_forward's mean, rstd and output equal that computation done here,
+ * on rows of 256 and of 250 columns (a tail), so every column, the tail's too, is counted once with
+ * the right mean. (Rounded to float, the results seldom show the order of the double adds; the
+ * tables' equality, test_avx2_table and test_avx512_table, is what pins the order across widths.) */
+static void test_layernorm_order(void) {
+  enum { R = 37 };
+  static const int widths[2] = {256, 250};
+  for (int w = 0; w < 2; w++) {
+    int C = widths[w];
+    float *x = alloc_f((long)R * C), *y = alloc_f((long)R * C), *mean = alloc_f(R), *rstd = alloc_f(R);
+    fill_uniform(x, (long)R * C, -2, 3);
+    ops->layernorm_forward(y, mean, rstd, x, R, C);
+    int bad_stats = 0, bad_out = 0;
+    for (int r = 0; r < R; r++) {
+      const float *xr = x + (long)r * C;
+      double a[16] = {0}, q[16] = {0}, s = 0, ss = 0;
+      for (int c = 0; c < C; c++) a[c % 16] += xr[c];
+      for (int k = 0; k < 16; k++) s += a[k];
+      double mu = s / C;
+      for (int c = 0; c < C; c++) q[c % 16] += (xr[c] - mu) * (xr[c] - mu);
+      for (int k = 0; k < 16; k++) ss += q[k];
+      double rs = 1.0 / sqrt(ss / C + 1e-6);
+      bad_stats += mean[r] != (float)mu || rstd[r] != (float)rs;
+      for (int c = 0; c < C; c++) bad_out += y[(long)r * C + c] != (float)((xr[c] - mu) * rs);
+    }
+    EXPECT(bad_stats == 0, "layernorm_forward C=%d: %d of %d rows' mean or rstd differ from the 16-sum order", C,
+           bad_stats, R);
+    EXPECT(bad_out == 0, "layernorm_forward C=%d: %d outputs differ from (x - mean) rstd in that order", C, bad_out);
+    ops->free(x), ops->free(y), ops->free(mean), ops->free(rstd);
+  }
+}
+
 static void choose_cpu_table(void *arg) {
   (void)arg;
   ops_cpu_best();
@@ -629,5 +662,6 @@ int main(void) {
   TEST_RUN(test_avx512_table);
   TEST_RUN(test_cpu_isa_choice);
   TEST_RUN(test_sum_squares_order);
+  TEST_RUN(test_layernorm_order);
   return t_finish();
 }
