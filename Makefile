@@ -90,10 +90,14 @@ OBJS += $(CU_OBJS)
 AMD_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 COMMIT_OBJ := $(BUILD)/gen/commit.o
 OBJS += $(COMMIT_OBJ)
-# src/ops_cpu.c a second time, for AVX2 (its table ops_cpu_avx2; src/backend.c picks it at run
-# time on a processor that has AVX2): the CPU build's object in the CUDA builds, as the other C files
-CPU_AVX2_OBJ := $(if $(filter 1,$(CUDA) $(CUDA_EMU)),build,$(BUILD))/src/ops_cpu_avx2.o
-OBJS += $(CPU_AVX2_OBJ)
+# src/ops_cpu.c a second and a third time, for AVX2 and AVX-512 (the tables ops_cpu_avx2 and
+# ops_cpu_avx512; src/backend.c picks the widest this processor has at run time, AMD_CPU_ISA
+# chooses): the CPU build's objects in the CUDA builds, as the other C files. Neither enables FMA
+# (-mavx512f has its own FMA instructions, but ISO C mode keeps -ffp-contract=off: see ops_cpu.c).
+CPU_ISA_DIR  := $(if $(filter 1,$(CUDA) $(CUDA_EMU)),build,$(BUILD))/src
+CPU_AVX2_OBJ := $(CPU_ISA_DIR)/ops_cpu_avx2.o
+CPU_AVX512_OBJ := $(CPU_ISA_DIR)/ops_cpu_avx512.o
+OBJS += $(CPU_AVX2_OBJ) $(CPU_AVX512_OBJ)
 LIB_OBJS := $(filter-out %/src/main.o,$(OBJS))
 
 ifeq ($(BUILD),build)
@@ -127,6 +131,11 @@ $(CPU_AVX2_OBJ): src/ops_cpu.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $< (AVX2)"
 	@$(CC) $(if $(CPU_CFLAGS),$(CPU_CFLAGS),$(CFLAGS)) -mavx2 -DOPS_CPU_AVX2 -c -o $@ $<
+
+$(CPU_AVX512_OBJ): src/ops_cpu.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $< (AVX-512)"
+	@$(CC) $(if $(CPU_CFLAGS),$(CPU_CFLAGS),$(CFLAGS)) -mavx512f -mprefer-vector-width=512 -DOPS_CPU_AVX512 -c -o $@ $<
 
 $(BUILD)/gen/commit.c: FORCE
 	@mkdir -p $(dir $@)

@@ -290,8 +290,9 @@ int main(int argc, char **argv) {
   ceiling_cpu_clock = !gpu && threads == 1;
   double load[3] = {0, 0, 0};
   CHECK(getloadavg(load, 3) == 3, "getloadavg failed");
-  printf("dit_speed: %d threads (OpenMP %d, OpenBLAS %d), load average %.2f %.2f %.2f\n", threads,
-         omp_get_max_threads(), openblas_get_num_threads(), load[0], load[1], load[2]);
+  printf("dit_speed: %d threads (OpenMP %d, OpenBLAS %d), load average %.2f %.2f %.2f%s%s\n", threads,
+         omp_get_max_threads(), openblas_get_num_threads(), load[0], load[1], load[2], gpu ? "" : ", CPU table ",
+         gpu ? "" : ops_cpu_isa_name(ops_cpu_best()));
 
   ModelConfig mc = {.kind = "dit", .dim = a.channels * a.img * a.img, .num_classes = a.classes, .width = a.width,
                     .depth = a.depth, .temb_dim = a.temb, .img_channels = a.channels, .img_size = a.img,

@@ -93,11 +93,41 @@ void ops_check(const amd_ops *t) {
               "each backend)", t->name, op);
 }
 
-const amd_ops *ops_cpu_best(void) {
-  const char *env = getenv("AMD_CPU_AVX2");
-  if (env && strcmp(env, "0") == 0) return &ops_cpu;
+const char *const cpu_isa_names[CPU_ISA_COUNT] = {"baseline", "avx2", "avx512"};
+static const amd_ops *const cpu_isa_tables[CPU_ISA_COUNT] = {&ops_cpu, &ops_cpu_avx2, &ops_cpu_avx512};
+
+const amd_ops *ops_cpu_isa(int i) {
+  if (i < 0 || i >= CPU_ISA_COUNT) return NULL;
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") ? &ops_cpu_avx2 : &ops_cpu;
+  /* __builtin_cpu_supports needs a string literal */
+  int present = i == 0 ? 1 : i == 1 ? __builtin_cpu_supports("avx2") : __builtin_cpu_supports("avx512f");
+  return present ? cpu_isa_tables[i] : NULL;
+}
+
+const char *ops_cpu_isa_name(const amd_ops *t) {
+  for (int i = 0; i < CPU_ISA_COUNT; i++)
+    if (t == cpu_isa_tables[i]) return cpu_isa_names[i];
+  return NULL;
+}
+
+const amd_ops *ops_cpu_best(void) {
+  if (getenv("AMD_CPU_AVX2"))
+    amd_usage_error("AMD_CPU_AVX2 is no longer read: AMD_CPU_ISA=baseline|avx2|avx512 chooses the CPU table "
+                    "(AMD_CPU_AVX2=0 is now AMD_CPU_ISA=baseline)");
+  const char *env = getenv("AMD_CPU_ISA");
+  if (!env || !env[0] || strcmp(env, "auto") == 0) { /* the widest this processor has */
+    for (int i = CPU_ISA_COUNT - 1; i > 0; i--)
+      if (ops_cpu_isa(i)) return ops_cpu_isa(i);
+    return &ops_cpu;
+  }
+  for (int i = 0; i < CPU_ISA_COUNT; i++) {
+    if (strcmp(env, cpu_isa_names[i]) != 0) continue;
+    const amd_ops *t = ops_cpu_isa(i);
+    if (!t) amd_usage_error("AMD_CPU_ISA=%s: this processor does not have %s; use auto or baseline", env, env);
+    return t;
+  }
+  amd_usage_error("AMD_CPU_ISA='%s': expected auto, baseline, avx2 or avx512", env);
+  return NULL;
 }
 
 static const amd_ops *choose(const char *device) {

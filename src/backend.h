@@ -6,11 +6,22 @@
 #include "ops.h"
 
 extern const amd_ops ops_cpu; /* ops_cuda (cuda/ops_cuda.h) exists in `make CUDA=1` builds */
-/* The same CPU backend compiled for AVX2 (src/ops_cpu.c): the same results bit for bit, wider
- * vectors. Runs only on a processor that has AVX2. */
-extern const amd_ops ops_cpu_avx2;
-/* The CPU table for this processor: ops_cpu_avx2 where it has AVX2 (and AMD_CPU_AVX2=0 is not in
- * the environment), else ops_cpu. device=cpu and a fallback of device=auto install this one. */
+/* The same CPU backend compiled for AVX2 and for AVX-512 (src/ops_cpu.c): the same results bit for
+ * bit, wider vectors. Each runs only on a processor that has its instructions (avx2, avx512f). */
+extern const amd_ops ops_cpu_avx2, ops_cpu_avx512;
+/* The CPU instruction sets with a table of their own, narrowest first: "baseline" (x86-64-v2,
+ * ops_cpu), "avx2", "avx512". */
+#define CPU_ISA_COUNT 3
+extern const char *const cpu_isa_names[CPU_ISA_COUNT];
+/* The table of instruction set i (0 .. CPU_ISA_COUNT - 1), or NULL where this processor lacks it
+ * (or i is out of range). */
+const amd_ops *ops_cpu_isa(int i);
+/* The instruction set's name of CPU table t, or NULL when t is not one of them. */
+const char *ops_cpu_isa_name(const amd_ops *t);
+/* The CPU table for this processor: the widest it has, or the one AMD_CPU_ISA=baseline|avx2|avx512
+ * in the environment names (auto or unset: the widest; one the processor lacks, or another value,
+ * is a usage error; so is the older AMD_CPU_AVX2, which names its replacement). device=cpu and a
+ * fallback of device=auto install this one. */
 const amd_ops *ops_cpu_best(void);
 
 /* device: "cpu", "cuda" or "auto" (CUDA when built and a GPU is present, else the CPU). With CUDA,

@@ -1,11 +1,13 @@
 /* ops_cpu.c: the CPU backend: OpenBLAS sgemm for every matmul, OpenMP loops for the rest.
  * Reductions accumulate in double in a fixed order per thread count, so a run is repeatable.
- * The file is compiled twice (Makefile): for the x86-64-v2 baseline (SSE, 4 floats a vector) into
- * the table ops_cpu, and with -mavx2 -DOPS_CPU_AVX2 (8 floats) into ops_cpu_avx2, which ops_select
- * installs on a processor with AVX2 (src/backend.h). Neither build enables FMA and ISO C mode keeps
- * -ffp-contract=off, so each element gets the same IEEE operations in the same order in both:
- * the two tables' results are bit for bit equal (tests/test_fused.c checks every fused op), the
- * AVX2 one only takes fewer instructions for the vectorized (`omp simd`) loops.
+ * The file is compiled three times (Makefile): for the x86-64-v2 baseline (SSE, 4 floats a vector)
+ * into the table ops_cpu, with -mavx2 -DOPS_CPU_AVX2 (8 floats) into ops_cpu_avx2, and with
+ * -mavx512f -DOPS_CPU_AVX512 (16 floats) into ops_cpu_avx512; ops_select installs the widest the
+ * processor has (src/backend.h). No build enables FMA contraction (ISO C mode keeps
+ * -ffp-contract=off; AVX-512's own FMA instructions are emitted only for an fma() call, and there
+ * is none), so each element gets the same IEEE operations in the same order in all three: the
+ * tables' results are bit for bit equal (tests/test_fused.c checks every fused op), the wider ones
+ * only take fewer instructions for the vectorized (`omp simd`) loops.
  * Each op of core/ops_list.h is the function cpu_<op> here; the table at the end is generated from
  * that list, so a missing function is a compile error. Not here: the op documentation (the list). */
 #include "ops.h"
@@ -21,7 +23,7 @@
 #include "philox.h"
 #include "vmath.h"
 
-#ifndef OPS_CPU_AVX2
+#if !defined OPS_CPU_AVX2 && !defined OPS_CPU_AVX512
 const amd_ops *ops = &ops_cpu;
 #endif
 
@@ -82,15 +84,21 @@ static void cpu_bias_add(float *y, const float *b, int B, int N) {
 }
 
 /* Each column sums its rows in order, in double; rows are read along cache lines, a block of
- * columns per thread (a column walk down (B, N) touches a new line per element). */
-#define BIAS_BLOCK 256
+ * columns per thread (a column walk down (B, N) touches a new line per element). A block is as wide
+ * as the columns per thread up to BIAS_BLOCK, so at one thread a row of fc1's gradient (1024
+ * columns, 4 KB) is read whole: in blocks of 256 columns, 1 KB of each row per pass down the rows,
+ * gelu_bias_backward took 1.5 times as long (each row's piece is in another 4 KB page, where the
+ * hardware prefetcher starts again). The sums are the same whatever the width: each column still
+ * adds its rows in order. */
+#define BIAS_BLOCK 2048
 static void cpu_bias_backward(float *db, const float *dy, int B, int N) {
   int threads = (long)B * N > 65536 ? omp_get_max_threads() : 1;
   int blocks = amd_max_i(threads, (N + BIAS_BLOCK - 1) / BIAS_BLOCK), width = (N + blocks - 1) / blocks;
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int blk = 0; blk < blocks; blk++) {
     int j0 = blk * width, j1 = amd_min_i(N, j0 + width);
-    double s[BIAS_BLOCK] = {0};
+    double s[BIAS_BLOCK];
+    for (int j = j0; j < j1; j++) s[j - j0] = 0;
     for (int i = 0; i < B; i++) {
       const float *dyi = dy + (long)i * N;
 #pragma omp simd
@@ -115,27 +123,49 @@ static void cpu_silu_backward(float *dx, const float *dy, const float *x, long n
 
 #define LN_EPS 1e-6
 
-/* The mean and 1 / std of LN_ROWS rows at once: each row's two sums run over its columns in order,
- * as layernorm_forward's do (the same values bit for bit), but the rows' chains of dependent double
- * adds are interleaved, so each add's latency is hidden behind the other rows' instead of stalling. */
+/* The row sums of LayerNorm, forward and backward, in LN_LANES interleaved double sums: sum k
+ * takes the columns k, k + LN_LANES, ... in order, and the sums are added in order 0 .. LN_LANES - 1
+ * at the end. One chain of dependent double adds per row, the plain loop's order, waited out the
+ * add's latency on every column (a 256-column row: 256 adds one after the other, twice in the
+ * forward and in the backward); these chains are independent, and each vector lane carries whole
+ * chains, so the order, and the result, is the same at every vector width (each table's, bit for
+ * bit; sum_squares does the same). layernorm_forward, layernorm_modulate_forward and both
+ * backward ops use these, so the fused ops and the unfused ones give the same bits. */
+#define LN_LANES 16
+static inline double ln_row_sum(const float *xr, int C) {
+  double a[LN_LANES] = {0};
+  int c = 0;
+  for (; c + LN_LANES <= C; c += LN_LANES) {
+#pragma omp simd
+    for (int k = 0; k < LN_LANES; k++) a[k] += xr[c + k];
+  }
+  for (int k = 0; c < C; c++, k++) a[k] += xr[c];
+  double s = 0;
+  for (int k = 0; k < LN_LANES; k++) s += a[k];
+  return s;
+}
+
+static inline double ln_row_sum_sq(const float *xr, double mu, int C) {
+  double a[LN_LANES] = {0};
+  int c = 0;
+  for (; c + LN_LANES <= C; c += LN_LANES) {
+#pragma omp simd
+    for (int k = 0; k < LN_LANES; k++) a[k] += (xr[c + k] - mu) * (xr[c + k] - mu);
+  }
+  for (int k = 0; c < C; c++, k++) a[k] += (xr[c] - mu) * (xr[c] - mu);
+  double s = 0;
+  for (int k = 0; k < LN_LANES; k++) s += a[k];
+  return s;
+}
+
+/* the mean and 1 / std of `rows` rows of C */
 #define LN_ROWS 4
 static inline void layernorm_stats(double *mu, double *rs, const float *x, int rows, int C) {
-  double s[LN_ROWS] = {0}, ss[LN_ROWS] = {0};
-  if (rows == LN_ROWS) {
-    for (int c = 0; c < C; c++)
-      for (int i = 0; i < LN_ROWS; i++) s[i] += x[(long)i * C + c];
-    for (int i = 0; i < LN_ROWS; i++) mu[i] = s[i] / C;
-    for (int c = 0; c < C; c++)
-      for (int i = 0; i < LN_ROWS; i++) ss[i] += (x[(long)i * C + c] - mu[i]) * (x[(long)i * C + c] - mu[i]);
-  } else {
-    for (int i = 0; i < rows; i++) {
-      const float *xr = x + (long)i * C;
-      for (int c = 0; c < C; c++) s[i] += xr[c];
-      mu[i] = s[i] / C;
-      for (int c = 0; c < C; c++) ss[i] += (xr[c] - mu[i]) * (xr[c] - mu[i]);
-    }
+  for (int i = 0; i < rows; i++) {
+    const float *xr = x + (long)i * C;
+    mu[i] = ln_row_sum(xr, C) / C;
+    rs[i] = 1.0 / sqrt(ln_row_sum_sq(xr, mu[i], C) / C + LN_EPS);
   }
-  for (int i = 0; i < rows; i++) rs[i] = 1.0 / sqrt(ss[i] / C + LN_EPS);
 }
 
 static void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *x, int N, int C) {
@@ -192,11 +222,21 @@ static void cpu_layernorm_modulate_forward(float *y, float *ln, float *mean, flo
 
 /* one row: dx += rstd (dout - mean(dout) - xhat mean(dout xhat)) */
 static inline void layernorm_backward_row(float *dxr, const float *dr, const float *xr, float mean, float rstd, int C) {
-  double sd = 0, sdx = 0;
-  for (int c = 0; c < C; c++) {
-    double xh = (xr[c] - mean) * rstd;
-    sd += dr[c], sdx += dr[c] * xh;
+  double a[LN_LANES] = {0}, b[LN_LANES] = {0}; /* the two sums in LN_LANES chains (ln_row_sum) */
+  int c = 0;
+  for (; c + LN_LANES <= C; c += LN_LANES) {
+#pragma omp simd
+    for (int k = 0; k < LN_LANES; k++) {
+      double xh = (xr[c + k] - mean) * rstd;
+      a[k] += dr[c + k], b[k] += dr[c + k] * xh;
+    }
   }
+  for (int k = 0; c < C; c++, k++) {
+    double xh = (xr[c] - mean) * rstd;
+    a[k] += dr[c], b[k] += dr[c] * xh;
+  }
+  double sd = 0, sdx = 0;
+  for (int k = 0; k < LN_LANES; k++) sd += a[k], sdx += b[k];
   sd /= C, sdx /= C;
 #pragma omp simd
   for (int c = 0; c < C; c++) {
@@ -483,7 +523,8 @@ static void cpu_gelu_bias_backward(float *dx, float *db, const float *dy, const 
 #pragma omp parallel for schedule(static) num_threads(amd_min_i(blocks, omp_get_max_threads()))
   for (int blk = 0; blk < blocks; blk++) {
     int j0 = blk * width, j1 = amd_min_i(O, j0 + width);
-    double s[BIAS_BLOCK] = {0};
+    double s[BIAS_BLOCK];
+    for (int j = j0; j < j1; j++) s[j - j0] = 0;
     for (int i = 0; i < N; i++) {
       long o = (long)i * O;
       const float *dyr = dy + o, *xr = x + o;
@@ -513,10 +554,12 @@ static void cpu_gated_residual_bias_backward(float *dy, float *dgate, float *db,
 #pragma omp parallel for schedule(static) num_threads(amd_min_i(blocks, omp_get_max_threads()))
   for (int blk = 0; blk < blocks; blk++) {
     int c0 = blk * width, c1 = amd_min_i(C, c0 + width);
-    double s[BIAS_BLOCK] = {0};
+    double s[BIAS_BLOCK];
+    for (int c = c0; c < c1; c++) s[c - c0] = 0;
     for (int b = 0; b < B; b++) {
       const float *g = gate + (long)b * ld;
-      double dg[BIAS_BLOCK] = {0};
+      double dg[BIAS_BLOCK];
+      for (int c = c0; c < c1; c++) dg[c - c0] = 0;
       for (int t = 0; t < T; t++) {
         long o = ((long)b * T + t) * C;
         const float *dxr = dx + o, *yr = y + o;
@@ -868,10 +911,37 @@ static void cpu_embedding_backward(float *dtable, const float *dout, const int *
     for (int j = 0; j < dim; j++) dtable[(long)ids[b] * dim + j] += dout[(long)b * dim + j];
 }
 
-static double cpu_sum_squares(const float *x, long n) {
+/* The sum of squares of x[0, n) in SS_LANES interleaved double sums (sum k takes the elements
+ * k, k + SS_LANES, ...; the last n mod SS_LANES elements go to sum 0), added together in order
+ * 0 .. SS_LANES - 1 at the end. One chain of dependent double adds, the plain loop's order, waits
+ * out the add's latency on every element (1.6 ns each, 12 ms per teacher step's gradient norm);
+ * these chains are independent and each vector lane carries one, so the order, and the result,
+ * is the same at every vector width (each table's, bit for bit). Squares of floats are exact in
+ * double; only the order of the adds sets the bits. */
+#define SS_LANES 16
+static double sum_squares_range(const float *x, long n) {
+  double acc[SS_LANES] = {0};
+  long i = 0;
+  for (; i + SS_LANES <= n; i += SS_LANES) {
+#pragma omp simd
+    for (int k = 0; k < SS_LANES; k++) acc[k] += (double)x[i + k] * x[i + k];
+  }
+  for (; i < n; i++) acc[0] += (double)x[i] * x[i];
   double s = 0;
-#pragma omp parallel for schedule(static) reduction(+ : s) if (n > 65536)
-  for (long i = 0; i < n; i++) s += (double)x[i] * x[i];
+  for (int k = 0; k < SS_LANES; k++) s += acc[k];
+  return s;
+}
+
+/* each thread sums its static block (the threads' sums added as OpenMP's reduction adds them) */
+static double cpu_sum_squares(const float *x, long n) {
+  int threads = n > 65536 ? omp_get_max_threads() : 1;
+  double s = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : s)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    long chunk = (n + nt - 1) / nt, lo = (long)t * chunk < n ? (long)t * chunk : n, hi = lo + chunk < n ? lo + chunk : n;
+    s += sum_squares_range(x + lo, hi - lo);
+  }
   return s;
 }
 
@@ -985,8 +1055,10 @@ static void cpu_euler_update(float *x, const float *v, const float *h, int B, in
 
 /* the table: every op of core/ops_list.h as its cpu_<op> above */
 #define CPU_ENTRY(ret, op, params, args, rv) .op = cpu_##op,
-#ifdef OPS_CPU_AVX2
+#if defined OPS_CPU_AVX2
 const amd_ops ops_cpu_avx2 = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};
+#elif defined OPS_CPU_AVX512
+const amd_ops ops_cpu_avx512 = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};
 #else
 const amd_ops ops_cpu = {.name = "cpu", .host_memory = 1, AMD_OPS(CPU_ENTRY)};
 #endif

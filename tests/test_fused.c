@@ -10,7 +10,8 @@
  * attention; and the whole Fashion-MNIST dit and reward classifier, forward and
  * backward, with the fused ops and with each replaced by its unfused composition, and its
  * inference forward (no activations kept) against its training forward; and the CPU backend's
- * AVX2 compile (ops_cpu_avx2) against its baseline one (ops_cpu): the three models forward and
+ * AVX2 and AVX-512 compiles (ops_cpu_avx2, ops_cpu_avx512) against its baseline one (ops_cpu),
+ * each where this processor has it (else skipped, saying so): the three models forward and
  * backward, AdamW, SiLU, GELU, softmax, LayerNorm, the EMA and sum_squares, bit for bit.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
  * dit against PyTorch), CUDA conformance (test_cuda). */
@@ -353,21 +354,19 @@ static void test_bias_backward_fused(void) {
   }
 }
 
-static int avx2_present(void) {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-}
-
-/* The elementwise and row ops outside the dit's fused ones, the AVX2 table (src/ops_cpu.c) against
- * the baseline one, bit for bit, on lengths that leave a vector tail (n = 100003, rows of 49 and 250):
- * AdamW (two steps, with clipping scale and weight decay), SiLU and GELU forward and backward,
- * softmax forward and backward, LayerNorm forward and backward, the EMA update and the sums. */
-static void test_avx2_table(void) {
-  if (!avx2_present()) {
-    t_skip("this processor has no AVX2 (the baseline table runs)");
+/* The elementwise and row ops outside the dit's fused ones, the table of instruction set `isa`
+ * (backend.h: 1 AVX2, 2 AVX-512; src/ops_cpu.c) against the baseline one, bit for bit, on lengths
+ * that leave a vector tail (n = 100003, rows of 49 and 250): AdamW (two steps, with clipping scale
+ * and weight decay), SiLU and GELU forward and backward, softmax forward and backward, LayerNorm
+ * forward and backward, the EMA update and the sums. Skipped where the processor lacks it. */
+static void isa_table_case(int isa) {
+  static char why[96];
+  if (!ops_cpu_isa(isa)) {
+    snprintf(why, sizeof why, "this processor has no %s (the narrower tables run)", cpu_isa_names[isa]);
+    t_skip(why);
     return;
   }
-  const amd_ops *tab[2] = {&ops_cpu, &ops_cpu_avx2};
+  const amd_ops *tab[2] = {&ops_cpu, ops_cpu_isa(isa)};
   enum { N = 100003, R = 400, C = 250 };
   float *in[4], *out[2][6];
   for (int i = 0; i < 4; i++) in[i] = alloc_f(N), fill_uniform(in[i], N, -3, 3);
@@ -387,7 +386,7 @@ static void test_avx2_table(void) {
                                         "gelu backward", "gelu forward th"};
   for (int i = 0; i < 6; i++) {
     char what[96];
-    snprintf(what, sizeof what, "%s, AVX2 table", names[i]);
+    snprintf(what, sizeof what, "%s, %s table", names[i], cpu_isa_names[isa]);
     float *a = host_copy(out[1][i], N), *b = host_copy(out[0][i], N);
     expect_same(what, a, b, N);
     free(a), free(b);
@@ -407,16 +406,128 @@ static void test_avx2_table(void) {
                                       "layernorm forward", "layernorm mean, rstd", "layernorm backward"};
   for (int i = 0; i < 6; i++) {
     char what[96];
-    snprintf(what, sizeof what, "%s, AVX2 table", rows[i]);
+    snprintf(what, sizeof what, "%s, %s table", rows[i], cpu_isa_names[isa]);
     float *a = host_copy(out[1][i], len[i]), *b = host_copy(out[0][i], len[i]);
     expect_same(what, a, b, len[i]);
     free(a), free(b);
   }
-  double s0 = ops_cpu.sum_squares(in[0], N), s1 = ops_cpu_avx2.sum_squares(in[0], N);
-  EXPECT(memcmp(&s0, &s1, sizeof s0) == 0, "sum_squares: AVX2 table %.17g, baseline %.17g", s1, s0);
+  double s0 = ops_cpu.sum_squares(in[0], N), s1 = tab[1]->sum_squares(in[0], N);
+  EXPECT(memcmp(&s0, &s1, sizeof s0) == 0, "sum_squares: %s table %.17g, baseline %.17g", cpu_isa_names[isa], s1,
+         s0);
   for (int i = 0; i < 4; i++) ops->free(in[i]);
   for (int k = 0; k < 2; k++)
     for (int i = 0; i < 6; i++) ops->free(out[k][i]);
+}
+
+static void test_avx2_table(void) { isa_table_case(1); }
+static void test_avx512_table(void) { isa_table_case(2); }
+
+/* sum_squares (src/ops_cpu.c) at one thread is its documented order exactly: 16 interleaved double
+ * sums, the tail in the first, added in order; and within n ulp (the bound of any order of n
+ * positive double adds) of the long double sum, at 1 and 2 threads and on lengths with and without
+ * a tail (the tables' equality is test_avx2_table's and test_avx512_table's). */
+static void test_sum_squares_order(void) {
+  static const long lens[4] = {100003, 100000, 17, 5};
+  float *x = alloc_f(lens[0]);
+  fill_uniform(x, lens[0], -3, 3);
+  int was = omp_get_max_threads();
+  for (int i = 0; i < 4; i++) {
+    long n = lens[i];
+    double acc[16] = {0}, want = 0;
+    long j = 0;
+    for (; j + 16 <= n; j += 16)
+      for (int k = 0; k < 16; k++) acc[k] += (double)x[j + k] * x[j + k];
+    for (; j < n; j++) acc[0] += (double)x[j] * x[j];
+    for (int k = 0; k < 16; k++) want += acc[k];
+    long double exact = 0;
+    for (j = 0; j < n; j++) exact += (long double)x[j] * x[j];
+    omp_set_num_threads(1);
+    double got = ops->sum_squares(x, n);
+    EXPECT(memcmp(&got, &want, sizeof got) == 0, "sum_squares n=%ld at 1 thread: %.17g, the 16-sum order %.17g", n,
+           got, want);
+    omp_set_num_threads(2);
+    double got2 = ops->sum_squares(x, n);
+    long double bound = (long double)n * 2.3e-16L * exact;
+    EXPECT(fabsl(got2 - exact) <= bound && fabsl(got - exact) <= bound,
+           "sum_squares n=%ld: %.17g (1 thread), %.17g (2), long double sum %.17Lg", n, got, got2, exact);
+  }
+  omp_set_num_threads(was);
+  ops->free(x);
+}
+
+/* LayerNorm's row sums (src/ops_cpu.c: 16 interleaved double sums, sum k takes columns k, k + 16,
+ * ..., added in order): layernorm_forward's mean, rstd and output equal that computation done here,
+ * on rows of 256 and of 250 columns (a tail), so every column, the tail's too, is counted once with
+ * the right mean. (Rounded to float, the results seldom show the order of the double adds; the
+ * tables' equality, test_avx2_table and test_avx512_table, is what pins the order across widths.) */
+static void test_layernorm_order(void) {
+  enum { R = 37 };
+  static const int widths[2] = {256, 250};
+  for (int w = 0; w < 2; w++) {
+    int C = widths[w];
+    float *x = alloc_f((long)R * C), *y = alloc_f((long)R * C), *mean = alloc_f(R), *rstd = alloc_f(R);
+    fill_uniform(x, (long)R * C, -2, 3);
+    ops->layernorm_forward(y, mean, rstd, x, R, C);
+    int bad_stats = 0, bad_out = 0;
+    for (int r = 0; r < R; r++) {
+      const float *xr = x + (long)r * C;
+      double a[16] = {0}, q[16] = {0}, s = 0, ss = 0;
+      for (int c = 0; c < C; c++) a[c % 16] += xr[c];
+      for (int k = 0; k < 16; k++) s += a[k];
+      double mu = s / C;
+      for (int c = 0; c < C; c++) q[c % 16] += (xr[c] - mu) * (xr[c] - mu);
+      for (int k = 0; k < 16; k++) ss += q[k];
+      double rs = 1.0 / sqrt(ss / C + 1e-6);
+      bad_stats += mean[r] != (float)mu || rstd[r] != (float)rs;
+      for (int c = 0; c < C; c++) bad_out += y[(long)r * C + c] != (float)((xr[c] - mu) * rs);
+    }
+    EXPECT(bad_stats == 0, "layernorm_forward C=%d: %d of %d rows' mean or rstd differ from the 16-sum order", C,
+           bad_stats, R);
+    EXPECT(bad_out == 0, "layernorm_forward C=%d: %d outputs differ from (x - mean) rstd in that order", C, bad_out);
+    ops->free(x), ops->free(y), ops->free(mean), ops->free(rstd);
+  }
+}
+
+static void choose_cpu_table(void *arg) {
+  (void)arg;
+  ops_cpu_best();
+}
+
+/* AMD_CPU_ISA (src/backend.c): unset or auto the widest table this processor has, each name it has
+ * that table, and a name it lacks, an unknown value or the older AMD_CPU_AVX2 a usage error naming
+ * the setting. */
+static void test_cpu_isa_choice(void) {
+  const amd_ops *widest = &ops_cpu;
+  for (int i = 0; i < CPU_ISA_COUNT; i++)
+    if (ops_cpu_isa(i)) widest = ops_cpu_isa(i);
+  unsetenv("AMD_CPU_AVX2");
+  unsetenv("AMD_CPU_ISA");
+  EXPECT(ops_cpu_best() == widest, "AMD_CPU_ISA unset: table %s, want %s", ops_cpu_isa_name(ops_cpu_best()),
+         ops_cpu_isa_name(widest));
+  setenv("AMD_CPU_ISA", "auto", 1);
+  EXPECT(ops_cpu_best() == widest, "AMD_CPU_ISA=auto: table %s, want %s", ops_cpu_isa_name(ops_cpu_best()),
+         ops_cpu_isa_name(widest));
+  for (int i = 0; i < CPU_ISA_COUNT; i++) {
+    setenv("AMD_CPU_ISA", cpu_isa_names[i], 1);
+    if (ops_cpu_isa(i)) {
+      EXPECT(ops_cpu_best() == ops_cpu_isa(i), "AMD_CPU_ISA=%s gave table %s", cpu_isa_names[i],
+             ops_cpu_isa_name(ops_cpu_best()));
+      EXPECT(strcmp(ops_cpu_isa_name(ops_cpu_isa(i)), cpu_isa_names[i]) == 0, "table %d is named %s", i,
+             ops_cpu_isa_name(ops_cpu_isa(i)));
+    } else {
+      EXPECT(expect_fatal(choose_cpu_table, NULL, "does not have"), "AMD_CPU_ISA=%s on a processor without it ran",
+             cpu_isa_names[i]);
+    }
+  }
+  setenv("AMD_CPU_ISA", "avx1024", 1);
+  EXPECT(expect_fatal(choose_cpu_table, NULL, "AMD_CPU_ISA='avx1024'"), "AMD_CPU_ISA=avx1024 was accepted");
+  unsetenv("AMD_CPU_ISA");
+  setenv("AMD_CPU_AVX2", "0", 1);
+  EXPECT(expect_fatal(choose_cpu_table, NULL, "AMD_CPU_ISA=baseline"), "AMD_CPU_AVX2=0 was accepted silently");
+  unsetenv("AMD_CPU_AVX2");
+  EXPECT(ops_cpu_isa(-1) == NULL && ops_cpu_isa(CPU_ISA_COUNT) == NULL, "ops_cpu_isa out of range gave a table");
+  EXPECT(ops_cpu_isa_name(&ops_cpu) && strcmp(ops_cpu_isa_name(&ops_cpu), "baseline") == 0,
+         "ops_cpu is not named baseline");
 }
 
 typedef struct {
@@ -452,7 +563,7 @@ static DitRun dit_run(Model *m, const amd_ops *table, const float *x, const floa
 }
 
 /* Two runs of one model give the same output, features, parameter gradients and input gradient bit for
- * bit; `how` names the comparison in the failure message ("" or ", AVX2 table"). */
+ * bit; `how` names the comparison in the failure message ("" or ", avx2 table"). */
 static void expect_same_run(const char *name, const char *how, const DitRun *a, const DitRun *b, long no, long nf,
                             long np, long n) {
   const char *parts[4] = {"output", "features", "parameter gradients", "input gradient"};
@@ -508,9 +619,15 @@ static void test_dit_fused_unfused(void) {
     ops->to_device(labels, labels_h, sizeof(int) * (size_t)(B * P));
     fill_uniform(x, n, -1.5, 1.5), fill_uniform(t, B, 0, 1), fill_uniform(R, no, -1, 1), fill_uniform(Rf, nf, -1, 1);
     DitRun f = dit_run(m, ops, x, t, labels, R, Rf, B), u = dit_run(m, &unfused, x, t, labels, R, Rf, B);
-    if (avx2_present()) { /* the AVX2 compile of the CPU backend: the same values bit for bit */
-      DitRun a = dit_run(m, &ops_cpu_avx2, x, t, labels, R, Rf, B);
-      expect_same_run(names[k], ", AVX2 table", &a, &f, no, nf, m->num_params, n);
+    for (int isa = 1; isa < CPU_ISA_COUNT; isa++) { /* the wider compiles: the same values bit for bit */
+      if (!ops_cpu_isa(isa)) {
+        printf("  %s: the %s table skipped (this processor lacks it)\n", names[k], cpu_isa_names[isa]);
+        continue;
+      }
+      char how[32];
+      snprintf(how, sizeof how, ", %s table", cpu_isa_names[isa]);
+      DitRun a = dit_run(m, ops_cpu_isa(isa), x, t, labels, R, Rf, B);
+      expect_same_run(names[k], how, &a, &f, no, nf, m->num_params, n);
       free(a.out), free(a.feat), free(a.grads), free(a.dx);
     }
     expect_same_run(names[k], "", &f, &u, no, nf, m->num_params, n);
@@ -542,5 +659,9 @@ int main(void) {
   TEST_RUN(test_bias_backward_fused);
   TEST_RUN(test_dit_fused_unfused);
   TEST_RUN(test_avx2_table);
+  TEST_RUN(test_avx512_table);
+  TEST_RUN(test_cpu_isa_choice);
+  TEST_RUN(test_sum_squares_order);
+  TEST_RUN(test_layernorm_order);
   return t_finish();
 }
