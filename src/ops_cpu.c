@@ -932,16 +932,21 @@ static double sum_squares_range(const float *x, long n) {
   return s;
 }
 
-/* each thread sums its static block (the threads' sums added as OpenMP's reduction adds them) */
+/* each of the threads sums its static block into part[t], and the parts are added in order 0, 1,
+ * ..., so the result depends on the thread count only (an OpenMP reduction(+) adds the threads'
+ * sums in the order they finish, which can differ from run to run in the last bits) */
+#define SS_MAX_PARTS 256
 static double cpu_sum_squares(const float *x, long n) {
-  int threads = n > 65536 ? omp_get_max_threads() : 1;
-  double s = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : s)
-  {
-    int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    long chunk = (n + nt - 1) / nt, lo = (long)t * chunk < n ? (long)t * chunk : n, hi = lo + chunk < n ? lo + chunk : n;
-    s += sum_squares_range(x + lo, hi - lo);
+  int parts = n > 65536 ? amd_min_i(omp_get_max_threads(), SS_MAX_PARTS) : 1;
+  long chunk = (n + parts - 1) / parts;
+  double part[SS_MAX_PARTS];
+#pragma omp parallel for schedule(static) num_threads(parts)
+  for (int t = 0; t < parts; t++) {
+    long lo = (long)t * chunk < n ? (long)t * chunk : n, hi = lo + chunk < n ? lo + chunk : n;
+    part[t] = sum_squares_range(x + lo, hi - lo);
   }
+  double s = 0;
+  for (int t = 0; t < parts; t++) s += part[t];
   return s;
 }
 

@@ -422,34 +422,51 @@ static void isa_table_case(int isa) {
 static void test_avx2_table(void) { isa_table_case(1); }
 static void test_avx512_table(void) { isa_table_case(2); }
 
-/* sum_squares (src/ops_cpu.c) at one thread is its documented order exactly: 16 interleaved double
- * sums, the tail in the first, added in order; and within n ulp (the bound of any order of n
- * positive double adds) of the long double sum, at 1 and 2 threads and on lengths with and without
- * a tail (the tables' equality is test_avx2_table's and test_avx512_table's). */
+/* the documented order of sum_squares over x[0, n): 16 interleaved double sums, the tail in the
+ * first, added in order */
+static double sum16(const float *x, long n) {
+  double acc[16] = {0}, s = 0;
+  long j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; k++) acc[k] += (double)x[j + k] * x[j + k];
+  for (; j < n; j++) acc[0] += (double)x[j] * x[j];
+  for (int k = 0; k < 16; k++) s += acc[k];
+  return s;
+}
+
+/* sum_squares (src/ops_cpu.c) at one thread is its documented order exactly (sum16); at 3 threads,
+ * above its 65536-element threshold, the three blocks' sums (ceil(n / 3) elements each, the last
+ * shorter) added in that order, the same bits on 10 calls in a row (an OpenMP reduction adds the
+ * threads' sums in the order they finish); and within n ulp (the bound of any order of n positive
+ * double adds) of the long double sum, at 1 and 3 threads and on lengths with and without a tail
+ * (the tables' equality is test_avx2_table's and test_avx512_table's). */
 static void test_sum_squares_order(void) {
   static const long lens[4] = {100003, 100000, 17, 5};
   float *x = alloc_f(lens[0]);
   fill_uniform(x, lens[0], -3, 3);
   int was = omp_get_max_threads();
   for (int i = 0; i < 4; i++) {
-    long n = lens[i];
-    double acc[16] = {0}, want = 0;
-    long j = 0;
-    for (; j + 16 <= n; j += 16)
-      for (int k = 0; k < 16; k++) acc[k] += (double)x[j + k] * x[j + k];
-    for (; j < n; j++) acc[0] += (double)x[j] * x[j];
-    for (int k = 0; k < 16; k++) want += acc[k];
+    long n = lens[i], c = (n + 2) / 3;
+    double want = sum16(x, n), want3 = n > 65536 ? sum16(x, c) + sum16(x + c, c) + sum16(x + 2 * c, n - 2 * c) : want;
     long double exact = 0;
-    for (j = 0; j < n; j++) exact += (long double)x[j] * x[j];
+    for (long j = 0; j < n; j++) exact += (long double)x[j] * x[j];
     omp_set_num_threads(1);
     double got = ops->sum_squares(x, n);
     EXPECT(memcmp(&got, &want, sizeof got) == 0, "sum_squares n=%ld at 1 thread: %.17g, the 16-sum order %.17g", n,
            got, want);
-    omp_set_num_threads(2);
+    omp_set_num_threads(3);
     double got2 = ops->sum_squares(x, n);
+    EXPECT(memcmp(&got2, &want3, sizeof got2) == 0, "sum_squares n=%ld at 3 threads: %.17g, the blocks in order %.17g",
+           n, got2, want3);
+    int same = 1;
+    for (int r = 0; r < 10; r++) {
+      double again = ops->sum_squares(x, n);
+      same &= memcmp(&again, &got2, sizeof again) == 0;
+    }
+    EXPECT(same, "sum_squares n=%ld at 3 threads does not repeat bit for bit", n);
     long double bound = (long double)n * 2.3e-16L * exact;
     EXPECT(fabsl(got2 - exact) <= bound && fabsl(got - exact) <= bound,
-           "sum_squares n=%ld: %.17g (1 thread), %.17g (2), long double sum %.17Lg", n, got, got2, exact);
+           "sum_squares n=%ld: %.17g (1 thread), %.17g (3), long double sum %.17Lg", n, got, got2, exact);
   }
   omp_set_num_threads(was);
   ops->free(x);
