@@ -123,38 +123,42 @@ static void cpu_silu_backward(float *dx, const float *dy, const float *x, long n
 
 #define LN_EPS 1e-6
 
-/* The row sums of LayerNorm, forward and backward, in LN_LANES interleaved double sums: sum k
- * takes the columns k, k + LN_LANES, ... in order, and the sums are added in order 0 .. LN_LANES - 1
- * at the end. One chain of dependent double adds per row, the plain loop's order, waited out the
- * add's latency on every column (a 256-column row: 256 adds one after the other, twice in the
- * forward and in the backward); these chains are independent, and each vector lane carries whole
- * chains, so the order, and the result, is the same at every vector width (each table's, bit for
- * bit; sum_squares does the same). layernorm_forward, layernorm_modulate_forward and both
- * backward ops use these, so the fused ops and the unfused ones give the same bits. */
-#define LN_LANES 16
-static inline double ln_row_sum(const float *xr, int C) {
-  double a[LN_LANES] = {0};
-  int c = 0;
-  for (; c + LN_LANES <= C; c += LN_LANES) {
+/* Sums in SUM_LANES interleaved double sums: sum k takes the elements k, k + SUM_LANES, ... in
+ * order (the tail's too), and the sums are added in order 0 .. SUM_LANES - 1 at the end. One chain
+ * of dependent double adds, the plain loop's order, waits out the add's latency on every element (a
+ * 256-column LayerNorm row: 256 adds one after the other, twice in the forward and in the backward;
+ * the 7.4 M values of a teacher step's gradient norm, 1.6 ns each); these chains are independent,
+ * and each vector lane carries whole chains, so the order, and the result, is the same at every
+ * vector width (each table's, bit for bit). LayerNorm's row sums (layernorm_forward,
+ * layernorm_modulate_forward and both backward ops, so the fused ops and the unfused ones give the
+ * same bits) and sum_squares use them. */
+#define SUM_LANES 16
+/* the sum of x[0, n) */
+static inline double lane_sum(const float *x, long n) {
+  double a[SUM_LANES] = {0};
+  long i = 0;
+  for (; i + SUM_LANES <= n; i += SUM_LANES) {
 #pragma omp simd
-    for (int k = 0; k < LN_LANES; k++) a[k] += xr[c + k];
+    for (int k = 0; k < SUM_LANES; k++) a[k] += x[i + k];
   }
-  for (int k = 0; c < C; c++, k++) a[k] += xr[c];
+  for (int k = 0; i < n; i++, k++) a[k] += x[i];
   double s = 0;
-  for (int k = 0; k < LN_LANES; k++) s += a[k];
+  for (int k = 0; k < SUM_LANES; k++) s += a[k];
   return s;
 }
 
-static inline double ln_row_sum_sq(const float *xr, double mu, int C) {
-  double a[LN_LANES] = {0};
-  int c = 0;
-  for (; c + LN_LANES <= C; c += LN_LANES) {
+/* the sum of (x[i] - shift)^2 over x[0, n), the differences and squares in double (with shift 0,
+ * each square of a float is exact) */
+static inline double lane_sum_sq(const float *x, double shift, long n) {
+  double a[SUM_LANES] = {0};
+  long i = 0;
+  for (; i + SUM_LANES <= n; i += SUM_LANES) {
 #pragma omp simd
-    for (int k = 0; k < LN_LANES; k++) a[k] += (xr[c + k] - mu) * (xr[c + k] - mu);
+    for (int k = 0; k < SUM_LANES; k++) a[k] += (x[i + k] - shift) * (x[i + k] - shift);
   }
-  for (int k = 0; c < C; c++, k++) a[k] += (xr[c] - mu) * (xr[c] - mu);
+  for (int k = 0; i < n; i++, k++) a[k] += (x[i] - shift) * (x[i] - shift);
   double s = 0;
-  for (int k = 0; k < LN_LANES; k++) s += a[k];
+  for (int k = 0; k < SUM_LANES; k++) s += a[k];
   return s;
 }
 
@@ -163,8 +167,8 @@ static inline double ln_row_sum_sq(const float *xr, double mu, int C) {
 static inline void layernorm_stats(double *mu, double *rs, const float *x, int rows, int C) {
   for (int i = 0; i < rows; i++) {
     const float *xr = x + (long)i * C;
-    mu[i] = ln_row_sum(xr, C) / C;
-    rs[i] = 1.0 / sqrt(ln_row_sum_sq(xr, mu[i], C) / C + LN_EPS);
+    mu[i] = lane_sum(xr, C) / C;
+    rs[i] = 1.0 / sqrt(lane_sum_sq(xr, mu[i], C) / C + LN_EPS);
   }
 }
 
@@ -222,11 +226,11 @@ static void cpu_layernorm_modulate_forward(float *y, float *ln, float *mean, flo
 
 /* one row: dx += rstd (dout - mean(dout) - xhat mean(dout xhat)) */
 static inline void layernorm_backward_row(float *dxr, const float *dr, const float *xr, float mean, float rstd, int C) {
-  double a[LN_LANES] = {0}, b[LN_LANES] = {0}; /* the two sums in LN_LANES chains (ln_row_sum) */
+  double a[SUM_LANES] = {0}, b[SUM_LANES] = {0}; /* the two sums in SUM_LANES chains (lane_sum) */
   int c = 0;
-  for (; c + LN_LANES <= C; c += LN_LANES) {
+  for (; c + SUM_LANES <= C; c += SUM_LANES) {
 #pragma omp simd
-    for (int k = 0; k < LN_LANES; k++) {
+    for (int k = 0; k < SUM_LANES; k++) {
       double xh = (xr[c + k] - mean) * rstd;
       a[k] += dr[c + k], b[k] += dr[c + k] * xh;
     }
@@ -236,7 +240,7 @@ static inline void layernorm_backward_row(float *dxr, const float *dr, const flo
     a[k] += dr[c], b[k] += dr[c] * xh;
   }
   double sd = 0, sdx = 0;
-  for (int k = 0; k < LN_LANES; k++) sd += a[k], sdx += b[k];
+  for (int k = 0; k < SUM_LANES; k++) sd += a[k], sdx += b[k];
   sd /= C, sdx /= C;
 #pragma omp simd
   for (int c = 0; c < C; c++) {
@@ -911,27 +915,6 @@ static void cpu_embedding_backward(float *dtable, const float *dout, const int *
     for (int j = 0; j < dim; j++) dtable[(long)ids[b] * dim + j] += dout[(long)b * dim + j];
 }
 
-/* The sum of squares of x[0, n) in SS_LANES interleaved double sums (sum k takes the elements
- * k, k + SS_LANES, ...; the last n mod SS_LANES elements go to sum 0), added together in order
- * 0 .. SS_LANES - 1 at the end. One chain of dependent double adds, the plain loop's order, waits
- * out the add's latency on every element (1.6 ns each, 12 ms per teacher step's gradient norm);
- * these chains are independent and each vector lane carries one, so the order, and the result,
- * is the same at every vector width (each table's, bit for bit). Squares of floats are exact in
- * double; only the order of the adds sets the bits. */
-#define SS_LANES 16
-static double sum_squares_range(const float *x, long n) {
-  double acc[SS_LANES] = {0};
-  long i = 0;
-  for (; i + SS_LANES <= n; i += SS_LANES) {
-#pragma omp simd
-    for (int k = 0; k < SS_LANES; k++) acc[k] += (double)x[i + k] * x[i + k];
-  }
-  for (; i < n; i++) acc[0] += (double)x[i] * x[i];
-  double s = 0;
-  for (int k = 0; k < SS_LANES; k++) s += acc[k];
-  return s;
-}
-
 /* each of the threads sums its static block into part[t], and the parts are added in order 0, 1,
  * ..., so the result depends on the thread count only (an OpenMP reduction(+) adds the threads'
  * sums in the order they finish, which can differ from run to run in the last bits) */
@@ -943,7 +926,7 @@ static double cpu_sum_squares(const float *x, long n) {
 #pragma omp parallel for schedule(static) num_threads(parts)
   for (int t = 0; t < parts; t++) {
     long lo = (long)t * chunk < n ? (long)t * chunk : n, hi = lo + chunk < n ? lo + chunk : n;
-    part[t] = sum_squares_range(x + lo, hi - lo);
+    part[t] = lane_sum_sq(x + lo, 0.0, hi - lo); /* lane_sum_sq's order within the block */
   }
   double s = 0;
   for (int t = 0; t < parts; t++) s += part[t];

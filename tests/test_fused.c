@@ -422,14 +422,11 @@ static void isa_table_case(int isa) {
 static void test_avx2_table(void) { isa_table_case(1); }
 static void test_avx512_table(void) { isa_table_case(2); }
 
-/* the documented order of sum_squares over x[0, n): 16 interleaved double sums, the tail in the
- * first, added in order */
+/* the documented order of sum_squares over x[0, n): 16 interleaved double sums (sum k takes the
+ * elements k, k + 16, ..., the tail's too), added in order */
 static double sum16(const float *x, long n) {
   double acc[16] = {0}, s = 0;
-  long j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int k = 0; k < 16; k++) acc[k] += (double)x[j + k] * x[j + k];
-  for (; j < n; j++) acc[0] += (double)x[j] * x[j];
+  for (long j = 0; j < n; j++) acc[j % 16] += (double)x[j] * x[j];
   for (int k = 0; k < 16; k++) s += acc[k];
   return s;
 }
