@@ -474,16 +474,64 @@ static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int 
   }
 }
 
+/* The bias inside the GEMM: z's rows start as b and the GEMM adds x W^T to them (beta 1), which
+ * takes the bias's pass over z away (qkv's 3136 x 768 forward: 9.4 -> 8.1 ms at one thread, the
+ * GEMM's own time; one GEMM over all rows instead of blocks when nothing else follows). The sums are
+ * the same floats as long as OpenBLAS does not cut K into blocks (its GEMM_Q, 256 or more on the
+ * x86 cores it tunes; 384 here): then each element is b + (x W^T) in one rounding, as bias_add's
+ * (x W^T) + b. Cut, the bias would enter before the first block's partial sum instead of after the
+ * last. A probe decides once, on the regular kernels (128 x 128 x 256, above the small-matrix
+ * kernels' size): if b + sum and sum + b differ anywhere there, the bias stays a pass of its own. */
+#define BIAS_IN_GEMM_K 256
+static int bias_in_gemm(const float *b, int K) {
+  static int ok = -1;
+  if (!b || K > BIAS_IN_GEMM_K) return 0;
+  if (ok < 0) {
+    enum { PM = 128, PN = 128, PK = BIAS_IN_GEMM_K };
+    float *a = mallocCheck(sizeof(float) * (PM * PK + PN * PK + PN + 2 * PM * PN));
+    float *w = a + PM * PK, *bb = w + PN * PK, *c0 = bb + PN, *c1 = c0 + PM * PN;
+    uint32_t u = 12345;
+    for (float *p = a; p < c0; p++) {
+      u = u * 1664525u + 1013904223u; /* x, W and b in [-0.5, 0.5) */
+      *p = (float)(u >> 8) / 16777216.0f - 0.5f;
+    }
+    cpu_gemm(0, 1, PM, PN, PK, 1.0f, a, w, 0.0f, c0);
+    for (int i = 0; i < PM; i++)
+      for (int j = 0; j < PN; j++) {
+        c0[i * PN + j] += bb[j];
+        c1[i * PN + j] = bb[j];
+      }
+    cpu_gemm(0, 1, PM, PN, PK, 1.0f, a, w, 1.0f, c1);
+    ok = memcmp(c0, c1, sizeof(float) * PM * PN) == 0;
+    free(a);
+  }
+  return ok;
+}
+
+/* rows [r0, r1) of z = b (or 0) + x W^T; returns whether the bias is in (else the step adds it) */
+static int linear_gemm(const LinearOut *o, const float *x, const float *W, const float *b, int r0, int r1, int K,
+                       int O) {
+  int fold = bias_in_gemm(b, K);
+  float *z = o->z + (long)r0 * O;
+  if (fold)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (long)(r1 - r0) * O > 65536)
+    for (int r = 0; r < r1 - r0; r++) memcpy(z + (long)r * O, b, sizeof(float) * (size_t)O);
+  cpu_gemm(0, 1, r1 - r0, O, K, 1.0f, x + (long)r0 * K, W, fold ? 1.0f : 0.0f, z);
+  return fold;
+}
+
 static void linear_rows(const LinearOut *o, const float *x, const float *W, const float *b, int r0, int r1, int K,
                         int O) {
-  cpu_gemm(0, 1, r1 - r0, O, K, 1.0f, x + (long)r0 * K, W, 0.0f, o->z + (long)r0 * O);
-  linear_step(o, b, r0, r1, O);
+  int fold = linear_gemm(o, x, W, b, r0, r1, K, O);
+  linear_step(o, fold ? NULL : b, r0, r1, O);
 }
 
 static void linear_blocks(const LinearOut *o, const float *x, const float *W, const float *b, int N, int K, int O) {
   int blocks = N / LINEAR_ROWS;
-  if (blocks < 2 * omp_get_max_threads() || (long)LINEAR_ROWS * O * K < LINEAR_BLOCK_MNK) {
-    cpu_gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, o->z); /* on OpenBLAS's threads, then the step on ours */
+  if (blocks < 2 * omp_get_max_threads() || (long)LINEAR_ROWS * O * K < LINEAR_BLOCK_MNK ||
+      (o->step == LINEAR_PLAIN && bias_in_gemm(b, K))) {
+    if (linear_gemm(o, x, W, b, 0, N, K, O)) b = NULL; /* on OpenBLAS's threads, then the step on ours */
+    if (o->step == LINEAR_PLAIN && !b) return;
     int chunk = amd_max_i(1, 16384 / amd_max_i(O, 1)), chunks = (N + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if ((long)N * O > 65536)
     for (int k = 0; k < chunks; k++) linear_step(o, b, k * chunk, amd_min_i(N, (k + 1) * chunk), O);
