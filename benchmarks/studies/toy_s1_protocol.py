@@ -6,6 +6,7 @@ the results of the stage before, so the whole chain can be rerun and checked.
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py tune2 STUDY1          # from STUDY1/results.csv
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py test STUDY1 STUDY2    # the winners, test seeds
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py stability STUDY1 STUDY2
+    /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py stability_high       # from toy_s1_stability.json
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py preference STUDY1 STUDY2
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py multistep STUDY1 STUDY2  # toy_s2_test, toy_s4_test
     /usr/bin/python3 benchmarks/studies/toy_s1_protocol.py extend STUDY1 STUDY2 TEST  # toy_s1_test3200
@@ -164,6 +165,20 @@ def main():
             "1600 steps, validation seeds 900 and 901.",
             "runs/study/toy_s1_tune2", shared_teacher, methods, [1600], VALIDATION,
             next(k for k in methods if k.startswith("dmd2_")), tune_settings))
+    elif stage == "stability_high":
+        # the 8x and 16x cells of the stability spec with their 1x references, as a study of their own
+        with open(os.path.join(HERE, "toy_s1_stability.json")) as f:
+            s = json.load(f)
+        keep = lambda m: m.endswith(("_lr1x", "_lr8x", "_lr16x"))
+        s["methods"] = {k: v for k, v in s["methods"].items() if keep(k)}
+        s["contrasts"] = [c for c in s["contrasts"] if all(keep(m) for m in c)]
+        s["out"] = "runs/study/toy_s1_stability_high"
+        s["description"] = (
+            "The 8x and 16x cells of toy_s1_stability.json with their 1x references (issue 17, claim b): the same "
+            "methods, settings, seeds and failure rule, the 2x and 4x cells left out (measured in toy_s1_stability, "
+            "binary of 5386dca); written from toy_s1_stability.json by keeping its _lr1x, _lr8x and _lr16x methods and "
+            "the contrasts among them.")
+        write("toy_s1_stability_high", s)
     elif stage in ("test", "stability", "preference", "multistep", "extend"):
         win = {m: select(studies, m) for m in METHODS}
         for m, (name, sets, v) in win.items():
@@ -313,7 +328,7 @@ def main():
                 f"runs/study/toy_s{S}_tuned", shared_teacher, {m: win[m][1] for m in METHODS}, [1600], TEST, "dmd2",
                 {"log.every": 400, "log.advantage_every": 400, "ckpt.every": 800, "eval.every": 400, "eval.n": 4096}))
     else:
-        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, preference, multistep, "
+        sys.exit(f"toy_s1_protocol: unknown stage {stage!r} (tune1, tune2, test, stability, stability_high, preference, multistep, "
                  "extend, variants, retune, retest)")
 
 
