@@ -508,38 +508,35 @@ static int bias_in_gemm(const float *b, int K) {
   return ok;
 }
 
-/* rows [r0, r1) of z = b (or 0) + x W^T; returns whether the bias is in (else the step adds it) */
-static int linear_gemm(const LinearOut *o, const float *x, const float *W, const float *b, int r0, int r1, int K,
-                       int O) {
-  int fold = bias_in_gemm(b, K);
+/* rows [r0, r1) of z = x W^T, plus b when fold (bias_in_gemm's answer, asked before any parallel
+ * region: its first call runs the probe) */
+static void linear_gemm(const LinearOut *o, const float *x, const float *W, const float *b, int fold, int r0, int r1,
+                        int K, int O) {
   float *z = o->z + (long)r0 * O;
   if (fold)
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && (long)(r1 - r0) * O > 65536)
     for (int r = 0; r < r1 - r0; r++) memcpy(z + (long)r * O, b, sizeof(float) * (size_t)O);
   cpu_gemm(0, 1, r1 - r0, O, K, 1.0f, x + (long)r0 * K, W, fold ? 1.0f : 0.0f, z);
-  return fold;
-}
-
-static void linear_rows(const LinearOut *o, const float *x, const float *W, const float *b, int r0, int r1, int K,
-                        int O) {
-  int fold = linear_gemm(o, x, W, b, r0, r1, K, O);
-  linear_step(o, fold ? NULL : b, r0, r1, O);
 }
 
 static void linear_blocks(const LinearOut *o, const float *x, const float *W, const float *b, int N, int K, int O) {
-  int blocks = N / LINEAR_ROWS;
+  int blocks = N / LINEAR_ROWS, fold = bias_in_gemm(b, K);
+  const float *bstep = fold ? NULL : b; /* the bias the step after the GEMM adds */
   if (blocks < 2 * omp_get_max_threads() || (long)LINEAR_ROWS * O * K < LINEAR_BLOCK_MNK ||
-      (o->step == LINEAR_PLAIN && bias_in_gemm(b, K))) {
-    if (linear_gemm(o, x, W, b, 0, N, K, O)) b = NULL; /* on OpenBLAS's threads, then the step on ours */
-    if (o->step == LINEAR_PLAIN && !b) return;
+      (o->step == LINEAR_PLAIN && fold)) {
+    linear_gemm(o, x, W, b, fold, 0, N, K, O); /* on OpenBLAS's threads, then the step on ours */
+    if (o->step == LINEAR_PLAIN && !bstep) return;
     int chunk = amd_max_i(1, 16384 / amd_max_i(O, 1)), chunks = (N + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if ((long)N * O > 65536)
-    for (int k = 0; k < chunks; k++) linear_step(o, b, k * chunk, amd_min_i(N, (k + 1) * chunk), O);
+    for (int k = 0; k < chunks; k++) linear_step(o, bstep, k * chunk, amd_min_i(N, (k + 1) * chunk), O);
     return;
   }
 #pragma omp parallel for schedule(dynamic)
-  for (int k = 0; k < blocks; k++)
-    linear_rows(o, x, W, b, k * LINEAR_ROWS, k == blocks - 1 ? N : (k + 1) * LINEAR_ROWS, K, O);
+  for (int k = 0; k < blocks; k++) {
+    int r0 = k * LINEAR_ROWS, r1 = k == blocks - 1 ? N : (k + 1) * LINEAR_ROWS;
+    linear_gemm(o, x, W, b, fold, r0, r1, K, O);
+    linear_step(o, bstep, r0, r1, O);
+  }
 }
 
 static void cpu_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int K, int O) {
