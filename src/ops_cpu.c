@@ -478,9 +478,9 @@ static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int 
  * takes the bias's pass over z away (qkv's 3136 x 768 forward: 9.4 -> 8.1 ms at one thread, the
  * GEMM's own time; one GEMM over all rows instead of blocks when nothing else follows). The sums are
  * the same floats as long as OpenBLAS does not cut K into blocks (its GEMM_Q; on the development
- * Xeon K = 256 stays whole and 512 is cut): then each element is b + (x W^T) in one rounding, as bias_add's
- * (x W^T) + b. Cut, the bias would enter before the first block's partial sum instead of after the
- * last. A probe decides once, on the regular kernels (128 x 128 x 256, above the small-matrix
+ * Xeon K = 256 stays whole and 512 is cut): then each element is b + (x W^T) in one rounding, as
+ * bias_add's (x W^T) + b. Cut, the bias would enter before the first block's partial sum instead of
+ * after the last. A probe decides once, on the regular kernels (128 x 128 x 256, above the small-matrix
  * kernels' size): if b + sum and sum + b differ anywhere there, the bias stays a pass of its own. */
 #define BIAS_IN_GEMM_K 256
 static int bias_in_gemm(const float *b, int K) {
