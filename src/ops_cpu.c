@@ -490,11 +490,7 @@ static int bias_in_gemm(const float *b, int K) {
     enum { PM = 128, PN = 128, PK = BIAS_IN_GEMM_K };
     float *a = mallocCheck(sizeof(float) * (PM * PK + PN * PK + PN + 2 * PM * PN));
     float *w = a + PM * PK, *bb = w + PN * PK, *c0 = bb + PN, *c1 = c0 + PM * PN;
-    uint32_t u = 12345;
-    for (float *p = a; p < c0; p++) {
-      u = u * 1664525u + 1013904223u; /* x, W and b in [-0.5, 0.5) */
-      *p = (float)(u >> 8) / 16777216.0f - 0.5f;
-    }
+    rng_normal(a, c0 - a, 12345, 0, 0, 0); /* x, W and b */
     cpu_gemm(0, 1, PM, PN, PK, 1.0f, a, w, 0.0f, c0);
     for (int i = 0; i < PM; i++)
       for (int j = 0; j < PN; j++) {
