@@ -406,8 +406,10 @@ assert rs['seeds'] == list(range(100, 110)) and rt['seeds'] == [900, 901], (rs['
 "
 # the variants stage copies the test study's amd cells (and refuses when one is missing)
 mkdir -p "$S/proto/toy_s1_test/runs/amd_steps1600_seed100" "$S/proto/toy_s1_test/evals"
+# (run in the scratch folder: the copies' destination is relative, and a study folder of that name in the
+# repository, from a real run of the variants stage, would have every copy already)
 expect_error protocol_variants_missing "toy_s1_test/runs/amd_steps1600_seed101 is missing" \
-  $P variants $T "$S/proto/toy_s1_test"
+  env -C "$S/proto" $PY "$PWD/benchmarks/studies/toy_s1_protocol.py" variants $T "$S/proto/toy_s1_test"
 for seed in $(seq 100 109); do
   mkdir -p "$S/proto/toy_s1_test/runs/amd_steps1600_seed$seed"
   echo "$seed" >"$S/proto/toy_s1_test/runs/amd_steps1600_seed$seed/log.h5"
