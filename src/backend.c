@@ -12,7 +12,11 @@
  * and rank 0 prints the per-op table to stderr when the program exits (AMD_PROFILE=cpu: timed by
  * the calling thread's CPU time; AMD_PROFILE_SHAPES=1 adds the GEMM shapes' table).
  * Every table installed (the CPU's, the CUDA one, the profiling one) is first checked for a NULL
- * op (ops_check), so a table that misses an op stops the program at start-up, naming it. */
+ * op (ops_check), so a table that misses an op stops the program at start-up, naming it.
+ * Subnormal floats (below 1.2e-38) are flushed to zero on the CPU (SSE FTZ and DAZ) unless
+ * cpu.ftz=false: an x86 core computes with them up to ~170 times slower (OpenBLAS sgemm 0.82
+ * against 142 GFLOP/s on this project's 2-core Xeon), and a run that diverges fills its GEMMs with
+ * them (benchmarks/RESULTS.md, "Found: subnormal floats"). */
 #include "backend.h"
 
 #include <cblas.h>
@@ -21,6 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__SSE2__)
+#include <xmmintrin.h>
+#define HAVE_MXCSR 1
+#endif
 
 #include "common.h"
 #include "ops.h"
@@ -29,6 +37,7 @@
 #endif
 #include "ops_profile.h"
 #include "origin.h"
+#include "provenance.h"
 
 /* this rank's index among the ranks of its node, and their count */
 static void node_local_rank(int *rank, int *size) {
@@ -172,6 +181,42 @@ const char *backend_set_precision(const char *precision) {
   return precision_in_force = "fp32";
 }
 
+static int ftz_in_force = 0;
+
+/* MXCSR's FTZ (bit 15: subnormal results become 0) and DAZ (bit 6: subnormal operands read as 0)
+ * on the calling thread. */
+static void mxcsr_ftz(int on) {
+#ifdef HAVE_MXCSR
+  unsigned m = _mm_getcsr();
+  _mm_setcsr(on ? (m | 0x8040u) : (m & ~0x8040u));
+#else
+  (void)on;
+#endif
+}
+
+int backend_set_ftz(int on) {
+#ifndef HAVE_MXCSR
+  if (on) amd_log("cpu.ftz=1: this CPU has no MXCSR; subnormal floats are kept\n");
+  return ftz_in_force = 0;
+#else
+  /* On the calling thread and on every thread of the OpenMP pool that OpenBLAS shares; a thread
+   * created later copies the creating thread's MXCSR. */
+  mxcsr_ftz(on);
+#pragma omp parallel
+  mxcsr_ftz(on);
+  provenance_set_str("cpu.ftz", on ? "true" : "false");
+  return ftz_in_force = on;
+#endif
+}
+
+int backend_ftz(void) {
+#ifdef HAVE_MXCSR
+  return (_mm_getcsr() & 0x8040u) == 0x8040u;
+#else
+  return 0;
+#endif
+}
+
 static int profile_rank = -1; /* the rank, noted while MPI still runs (exit comes after MPI_Finalize) */
 
 static void profile_report_at_exit(void) {
@@ -203,6 +248,7 @@ int backend_init(const char *device, const char *precision, int threads) {
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
   origin_backend(backend, device_desc[0] ? device_desc : NULL, prec, threads);
+  backend_set_ftz(1);
   return threads;
 }
 

@@ -38,8 +38,14 @@ const char *backend_precision(void); /* the precision in force: "fp32" until set
  * (the CPU runs every body as it comes), and not while AMD_PROFILE=1 times each op to its end,
  * which waits inside the body (said in the log). */
 void backend_set_graphs(int on);
-/* ops_select, backend_set_precision, and the OpenMP/OpenBLAS thread count (threads <= 0: this
- * node's cores divided among its ranks); returns the thread count used. */
+/* Subnormal floats flushed to zero (x86 FTZ and DAZ) on this thread and the OpenMP pool's, or
+ * kept (IEEE gradual underflow); the cpu.ftz setting, recorded in the provenance. Returns whether
+ * flushing is in force (0 on a CPU without MXCSR, said in the log). backend_ftz: whether the
+ * calling thread flushes. */
+int backend_set_ftz(int on);
+int backend_ftz(void);
+/* ops_select, backend_set_precision, the OpenMP/OpenBLAS thread count (threads <= 0: this
+ * node's cores divided among its ranks) and backend_set_ftz(1); returns the thread count used. */
 int backend_init(const char *device, const char *precision, int threads);
 /* The name of the first op of core/ops_list.h that table t leaves NULL, or NULL when it has them
  * all. */

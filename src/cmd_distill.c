@@ -39,7 +39,7 @@ typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
   char method[CFG_STR_MAX], teacher[CFG_STR_MAX], teacher_weights[CFG_STR_MAX], data[CFG_STR_MAX], device[CFG_STR_MAX];
   char precision[CFG_STR_MAX];
-  int threads, cuda_graphs, zero, zero_prefetch;
+  int threads, cpu_ftz, cuda_graphs, zero, zero_prefetch;
   int S, prompts, K, fake_per_gen;
   double w, t_min, t_max;
   double lambda_reg, lambda_gan, disc_weight, lambda_r, s, lambda_rls, eps;
@@ -288,6 +288,7 @@ int cmd_distill(int argc, char **argv) {
   if (c.dump_step >= 0 && dist_size() > 1) amd_usage_error("config key 'fault.dump_step' runs on one rank only");
   if (c.t_min >= c.t_max) amd_usage_error("config keys 'dmd.t_min' (%g) and 'dmd.t_max' (%g): need t_min < t_max", c.t_min, c.t_max);
   int threads = backend_init(c.device, c.precision, c.threads);
+  backend_set_ftz(c.cpu_ftz);
   backend_set_graphs(c.cuda_graphs);
   runloop_check_split("train.prompts", c.prompts);
   Method method = parse_method(c.method);

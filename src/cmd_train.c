@@ -43,7 +43,7 @@
 typedef struct {
   RunSettings rl; /* run, resume, seed, train.steps, log.every, ckpt.*, guard.*, fault.* */
   char task[CFG_STR_MAX], data[CFG_STR_MAX], test_data[CFG_STR_MAX], device[CFG_STR_MAX], precision[CFG_STR_MAX];
-  int threads, cuda_graphs, zero, zero_prefetch;
+  int threads, cpu_ftz, cuda_graphs, zero, zero_prefetch;
   char model_kind[CFG_STR_MAX];
   int width, depth, temb_dim, patch, heads;
   int text, text_width, text_depth, vocab, max_text;
@@ -275,6 +275,7 @@ int cmd_train(int argc, char **argv) {
   runloop_check_settings(&c.rl);
   Train T = {.c = &c, .classifier = strcmp(c.task, "teacher") != 0, .test_acc = NAN};
   int threads = backend_init(c.device, c.precision, c.threads);
+  backend_set_ftz(c.cpu_ftz);
   backend_set_graphs(c.cuda_graphs);
   runloop_check_split("train.batch", c.batch);
   if (T.classifier && !c.test_data[0])

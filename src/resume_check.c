@@ -10,14 +10,14 @@
 #include "dataset.h"
 
 /* The keys a resume may change: they say where the run goes (run, resume, resume.allow), on what
- * it runs (device, threads, zero, zero.prefetch, cuda.graphs: the same run, up to float rounding; not
+ * it runs (device, threads, cpu.ftz, zero, zero.prefetch, cuda.graphs: the same run, up to float rounding; not
  * precision, whose bf16 or tf32 products change it by more), how often it logs or
  * checkpoints, and when the guard calls a step a divergence (not what a rollback then does:
  * guard.lr_factor scales the learning rate of every step after one, so it is not free). The
  * testing keys fault.* are free too (cfg_is_testing_key). Every other key changes the run. */
 static const char *const free_keys[] = {
     "run",         "resume",     "resume.allow",                            /* where the run goes */
-    "device",      "threads",    "zero",  "zero.prefetch", "cuda.graphs",   /* on what it runs */
+    "device",      "threads",    "cpu.ftz", "zero", "zero.prefetch", "cuda.graphs", /* on what it runs */
     "log.every",   "log.advantage_every", "ckpt.every", "ckpt.keep",        /* what it records, how often */
     "guard.spike", "guard.window",        "guard.max_rollbacks",            /* when a step is a divergence */
     "sample.every", "sample.steps",                                         /* its pictures (own Philox key) */

@@ -38,9 +38,9 @@ typedef struct {
   int nan_step, exit_step, signal_step, slow_ckpt_ms, slow_log_ms; /* testing: fault injection */
 } RunSettings;
 
-/* The keys run, resume, resume.allow, device, precision, seed, threads, cuda.graphs, zero and zero.prefetch, in this order,
- * through the command's K(name, type, field, ...) macro over a struct with members rl (RunSettings),
- * device, precision, threads, cuda_graphs, zero and zero_prefetch: every run has them; run_default is the run folder's
+/* The keys run, resume, resume.allow, device, precision, seed, threads, cpu.ftz, cuda.graphs, zero and zero.prefetch, in
+ * this order, through the command's K(name, type, field, ...) macro over a struct with members rl (RunSettings),
+ * device, precision, threads, cpu_ftz, cuda_graphs, zero and zero_prefetch: every run has them; run_default is the run folder's
  * default, zero_max the highest ZeRO stage the command supports, zero_help names the networks the
  * stage shards. */
 #define RUNLOOP_RUN_KEYS(K, run_default, zero_max, zero_help)                                                            \
@@ -54,6 +54,9 @@ typedef struct {
     "everything else fp32)"),                                                                                     \
   K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),  \
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
+  K("cpu.ftz", CFG_BOOL, cpu_ftz, "true", 0, 0, NULL,                                                            \
+    "flush subnormal floats (below 1.2e-38) to zero on the CPU (x86 FTZ and DAZ): a core computes with them up to " \
+    "~170x slower, and a diverging run fills its GEMMs with them; false keeps IEEE gradual underflow"),           \
   K("cuda.graphs", CFG_BOOL, cuda_graphs, "false", 0, 0, NULL,                                                    \
     "CUDA: replay each step's fixed device work (the flow loss's forward and backward, the real teacher's "       \
     "evaluation) as a captured CUDA graph; same results; ignored on the CPU"),                                   \
