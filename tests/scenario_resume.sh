@@ -10,7 +10,7 @@
 #    its old and new value), a replaced dataset and, for a distillation, a replaced teacher
 #    checkpoint (its teacher_fingerprint), unless resume.allow= names them, which the
 #    log's /events then records; keys that do not change the run (log.every, ckpt.every,
-#    threads) may change; a typo in resume.allow= is refused;
+#    threads, cpu.ftz) may change, and the provenance records cpu.ftz; a typo in resume.allow= is refused;
 #  - run= empty, the root folder or an existing file is a usage error.
 source "$(dirname "$0")/lib.sh"
 S=$(cd "$SCRATCH" && pwd)
@@ -117,7 +117,12 @@ expect_usage resume_width_refused "model.width: 16 -> 32" "$AMD" train $R run="$
 expect_usage resume_seed_refused "seed: 0 -> 1" "$AMD" train $R run="$S/r" seed=1 resume=1
 expect_usage resume_allow_typo_refused "'optim.lrr' is not a key" \
   "$AMD" train $R run="$S/r" train.steps=30 resume=1 resume.allow=optim.lrr
-expect_ok resume_free_keys "$AMD" train $R run="$S/r" train.steps=20 log.every=3 ckpt.every=7 threads=2 resume=1
+py_check provenance_cpu_ftz "
+import h5py
+a = h5py.File('$S/r/log.h5', 'r').attrs['cpu.ftz']
+assert (a.decode() if isinstance(a, bytes) else a) == 'true', a
+"
+expect_ok resume_free_keys "$AMD" train $R run="$S/r" train.steps=20 log.every=3 ckpt.every=7 threads=2 cpu.ftz=0 resume=1
 expect_ok resume_allowed "$AMD" train $R run="$S/r" train.steps=30 optim.lr=5e-3 resume=1 resume.allow=train.steps,optim.lr
 py_check resume_allowed_logged "
 import h5py, numpy as np
