@@ -16,7 +16,7 @@
  * Subnormal floats (below 1.2e-38) are flushed to zero on the CPU (SSE FTZ and DAZ) unless
  * cpu.ftz=false: an x86 core computes with them up to ~170 times slower (OpenBLAS sgemm 0.82
  * against 142 GFLOP/s on this project's 2-core Xeon), and a run that diverges fills its GEMMs with
- * them (benchmarks/RESULTS.md, "Found: subnormal floats"). */
+ * them (benchmarks/RESULTS.md, "Subnormal floats"). */
 #include "backend.h"
 
 #include <cblas.h>
@@ -181,8 +181,6 @@ const char *backend_set_precision(const char *precision) {
   return precision_in_force = "fp32";
 }
 
-static int ftz_in_force = 0;
-
 /* MXCSR's FTZ (bit 15: subnormal results become 0) and DAZ (bit 6: subnormal operands read as 0)
  * on the calling thread. */
 static void mxcsr_ftz(int on) {
@@ -197,7 +195,8 @@ static void mxcsr_ftz(int on) {
 int backend_set_ftz(int on) {
 #ifndef HAVE_MXCSR
   if (on) amd_log("cpu.ftz=1: this CPU has no MXCSR; subnormal floats are kept\n");
-  return ftz_in_force = 0;
+  provenance_set_str("cpu.ftz", "false");
+  return 0;
 #else
   /* On the calling thread and on every thread of the OpenMP pool that OpenBLAS shares; a thread
    * created later copies the creating thread's MXCSR. */
@@ -205,7 +204,7 @@ int backend_set_ftz(int on) {
 #pragma omp parallel
   mxcsr_ftz(on);
   provenance_set_str("cpu.ftz", on ? "true" : "false");
-  return ftz_in_force = on;
+  return on;
 #endif
 }
 
