@@ -11,9 +11,11 @@
 #   here:  bash benchmarks/gpu_bundle.sh; mkdir -p .fm; cp /usr/share/datasets/fashion-mnist/*.gz .fm/
 #   there: bash benchmarks/gpu_fmnist_study.sh          (carry .gpu and .fm)
 #   a plumbing check on the CPU, in a minute: TINY=1 bash benchmarks/gpu_fmnist_study.sh
-#   PASSES=fmnist_s1_main: dmd2 and amd only (rerun without it for dmd and dmdr: finished cells are skipped)
-#   the 2-core CPU variant (no time limit; estimated 1.5 hours, not yet timed; a smaller teacher,
-#   DiT width 64, depth 2, 8000 steps; 3 seeds at 1000 steps):
+#   PASSES=fmnist_s1_main: dmd2 and amd only (rerun without it for dmd, dmdr and the DMDR reward weights:
+#   finished cells are skipped); PASSES=fmnist_s1_extend continues them (see below)
+#   the 2-core CPU variant (no time limit; a smaller teacher, DiT width 64, depth 2, 8000 steps; 3 seeds
+#   at 1000 steps; the preparation and the first two passes at CPU_SEEDS="0 1 2 3 4" took 85 min on a
+#   2-core Xeon, about 7 min per cell, two at a time):
 #   CPU=1 OUT=/tmp/fm W=/tmp/fm bash benchmarks/gpu_fmnist_study.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +35,7 @@ if [ -n "${TINY:-}" ]; then
   TRAIN_X="train.steps=30 log.every=10 ckpt.every=30 model.width=32 model.depth=1"
   SAMPLE_N=64 FM_DIR=/usr/share/datasets/fashion-mnist
 elif [ -n "${CPU:-}" ]; then
-  AMD=$PWD/amd PY=/usr/bin/python3 LIMIT=${CPU_LIMIT:-100000} BUDGET=${CPU_BUDGET:-1000} SEEDS=${CPU_SEEDS:-"0 1 2"}
+  AMD=${AMD:-$PWD/amd} PY=/usr/bin/python3 LIMIT=${CPU_LIMIT:-100000} BUDGET=${CPU_BUDGET:-1000} SEEDS=${CPU_SEEDS:-"0 1 2"}
   JOBS=2 THREADS=1 EVAL_EVERY=250 TRAIN_X="threads=2" SAMPLE_N=1000 FM_DIR=/usr/share/datasets/fashion-mnist
   TEACHER_X="model.width=64 model.depth=2"
 else
@@ -42,12 +44,22 @@ else
   AMD=$G/bin/amd TRAIN_X="" SAMPLE_N=1000 FM_DIR=$PWD/.fm
 fi
 # the spec of each part of the study, written here with this machine's paths and binary
-spec() { # NAME PREPARE(1: the study makes the data, classifiers and teacher) METHODS...
+spec() { # NAME PREPARE(1: the study makes the data, classifiers and teacher) METHOD... [vs:A,B ...]
+  # a METHOD is a method's name, or NAME:KEY=VALUE,... (e.g. dmdr_r1:method=dmdr,dmdr.lambda_r=1); vs:A,B
+  # adds the paired contrast A minus B to the table
   local name=$1 prepare=$2; shift 2
   "$PY" - "$name" "$prepare" "$W" "$AMD" "$BUDGET" "$SEEDS" "$EVAL_EVERY" "$SAMPLE_N" "$FM_DIR" "$TRAIN_X" "${TEACHER_X:-}" "$@" <<'PY'
 import json, sys
 name, prepare, w, amd, budget, seeds, every, n, fm, trainx, teacherx = sys.argv[1:12]
-methods = sys.argv[12:]
+methods, contrasts = {}, []
+for a in sys.argv[12:]:
+    if a.startswith("vs:"):
+        contrasts.append(a[3:].split(","))
+    elif ":" in a:
+        mname, kv = a.split(":", 1)
+        methods[mname] = dict(x.split("=", 1) for x in kv.split(","))
+    else:
+        methods[a] = {"method": a}
 p = w + "/prep"
 tx = trainx.split()
 cmds = [["mkdir", "-p", p], [amd, "data", "fmnist", f"dir={fm}", f"out_train={p}/train.h5", f"out_test={p}/test.h5"]]
@@ -66,7 +78,7 @@ spec = {
                 "settings": {"reward.ckpt": f"{p}/reward", "eval.every": int(every), "eval.n": int(n),
                              "eval.evaluator": f"{p}/evaluator", "eval.data": f"{p}/test.h5",
                              "log.every": 100, "log.advantage_every": 100, "ckpt.every": 500}},
-    "methods": {m: {"method": m} for m in methods},
+    "methods": methods, "contrasts": contrasts,
     "budgets": [int(budget)], "seeds": [int(s) for s in seeds.split()],
     "sample": {"n": int(n), "batch": 200},
     "eval": {"evaluator": f"{p}/evaluator", "reward": f"{p}/reward", "data": f"{p}/test.h5"},
@@ -80,16 +92,29 @@ PY
 # second, in the same study folder, adds dmd and dmdr (the runner skips the cells already evaluated)
 spec fmnist_s1_main 1 dmd2 amd
 spec fmnist_s1_all 0 dmd2 amd dmd dmdr
+# the third pass: DMDR at reward weights 1 and 10 (its default 0.05 moves nothing on images; 1 gives about
+# AMD's reward gain, 10 four times it), each set against AMD: at a like reward gain, which keeps more recall?
+spec fmnist_s1_dmdr 0 dmd2 amd dmdr_r1:method=dmdr,dmdr.lambda_r=1 dmdr_r10:method=dmdr,dmdr.lambda_r=10 \
+  vs:amd,dmdr_r1 vs:amd,dmdr_r10
 left() { echo $((LIMIT - ($(date +%s) - t0))); }
-for name in ${PASSES:-fmnist_s1_main fmnist_s1_all}; do
+# fmnist_s1_extend (only when PASSES names it): dmd2's and amd's runs of $W/study continued from BUDGET to
+# EXTEND_TO steps in $W/study_extend (benchmarks/studies/extend.py), to see where the FD curves flatten
+EXTEND_TO=${EXTEND_TO:-$((2 * BUDGET))}
+for name in ${PASSES:-fmnist_s1_main fmnist_s1_all fmnist_s1_dmdr}; do
   [ "$(left)" -gt 30 ] || break
   echo "== $name ($(left) s left)"
-  timeout -s TERM "$(left)" "$PY" benchmarks/study.py "$W/$name.json" --out "$W/study" --jobs "$JOBS" \
+  folder=$W/study
+  if [ "$name" = fmnist_s1_extend ]; then
+    folder=$W/study_extend
+    "$PY" benchmarks/studies/extend.py "$W/fmnist_s1_main.json" "$W/study" "$BUDGET" "$EXTEND_TO" \
+      "$W/$name.json" "$folder" dmd2 amd || break
+  fi
+  timeout -s TERM "$(left)" "$PY" benchmarks/study.py "$W/$name.json" --out "$folder" --jobs "$JOBS" \
     --threads "$THREADS" --nice 0 >"$W/$name.log" 2>&1
   echo "   study.py exit $? after $(($(date +%s) - t0)) s"
-  "$PY" benchmarks/study.py "$W/$name.json" --out "$W/study" --report >"$W/$name.report" 2>&1
+  "$PY" benchmarks/study.py "$W/$name.json" --out "$folder" --report >"$W/$name.report" 2>&1
   tail -n 25 "$W/$name.report"
 done
 cd "$W" && tar -czf "$OUT/fmnist_study.tar.gz" --exclude='ckpt_*.h5' --exclude='*_samples.h5' --exclude='*.h5.bak' \
-  --exclude=prep/train.h5 --exclude=prep/test.h5 ./*.json ./*.log ./*.report study prep/teacher/log.h5 2>/dev/null
+  --exclude=prep/train.h5 --exclude=prep/test.h5 ./*.json ./*.log ./*.report study study_extend prep/teacher/log.h5 2>/dev/null
 echo "gpu_fmnist_study: $OUT/fmnist_study.tar.gz after $(($(date +%s) - t0)) s"

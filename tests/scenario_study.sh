@@ -200,6 +200,44 @@ else
   fail study_report_rewrites_table "$(tail -3 "$S/study_report_only.out")"
 fi
 
+# --- benchmarks/studies/extend.py: the 10-step cells continued to 20 steps are the 20-step cells, bit for bit -
+expect_error study_extend_shorter "the new budget 10 must be larger than the old one 20" \
+  $PY benchmarks/studies/extend.py "$S/ci.json" "$S/ci" 20 10 "$S/ext.json" "$S/ext"
+expect_error study_extend_no_budget "has no budget 15" \
+  $PY benchmarks/studies/extend.py "$S/ci.json" "$S/ci" 15 20 "$S/ext.json" "$S/ext"
+mkspec "$S/cosine.json" "s['methods']['amd']['optim.schedule'] = 'cosine'"
+expect_error study_extend_schedule "method amd uses a learning-rate schedule over train.steps" \
+  $PY benchmarks/studies/extend.py "$S/cosine.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"
+expect_ok study_extend_copies $PY benchmarks/studies/extend.py "$S/ci.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"
+expect_ok study_extend_runs $STUDY "$S/ext.json" --jobs 2
+py_check study_extend_same_bits "
+import csv, json, h5py, numpy as np
+spec = json.load(open('$S/ext.json'))
+assert spec['budgets'] == [20] and spec['out'] == '$S/ext' and isinstance(spec['teacher'], str), spec
+assert spec['distill']['settings']['resume.allow'] == 'train.steps', spec['distill']
+rows = list(csv.DictReader(open('$S/ext/journal.csv')))
+assert not [r for r in rows if r['action'] == 'distill'], 'a cell distilled from the start'
+def datasets(path):
+    out = {}
+    with h5py.File(path, 'r') as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+for s in (0, 1, 2):
+    for m in ('dmd2', 'amd'):
+        c = f'{m}_steps20_seed{s}'
+        assert [r['action'] for r in rows if r['cell'] == c].count('resume') == 1, c
+        a = datasets(f'$S/ext/runs/{c}/ckpt_00000020.h5')
+        b = datasets(f'$S/ci/runs/{c}/ckpt_00000020.h5')
+        assert a.keys() == b.keys() and len(a) > 5, (c, sorted(a), sorted(b))
+        for k in a:
+            assert np.array_equal(a[k], b[k]), (c, k)
+        with h5py.File(f'$S/ext/runs/{c}/log.h5', 'r') as f:
+            assert list(f['train/step'][:]) == list(range(1, 21)), c
+        with h5py.File(f'$S/ext/evals/{c}_eval.h5', 'r') as f, h5py.File(f'$S/ci/evals/{c}_eval.h5', 'r') as g:
+            for k in ('off_manifold', 'coverage', 'sliced_w1'):
+                assert f['eval'][k][0] == g['eval'][k][0], (c, k)
+"
+
 # --- Slurm: the cells as an array of jobs/sweep_array.sbatch -----------------------------------------------
 mkspec "$S/slurm.json" "s['teacher'] = '$S/ci/teacher/run'"
 expect_ok study_slurm_cells $STUDY "$S/slurm.json" --out "$S/sl" --slurm --jobs 4

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""Continue a finished study to a longer budget without rerunning its first part (issue 17).
+
+    /usr/bin/python3 benchmarks/studies/extend.py SPEC FOLDER B0 B1 NEW_SPEC NEW_FOLDER [METHOD ...]
+
+SPEC is a study spec whose cells ran to B0 distillation steps in the study folder FOLDER. For each
+of its methods (or only the METHODs named) and seeds, this copies the run's last checkpoint
+(ckpt_<B0>.h5) and its log into NEW_FOLDER/runs/<method>_steps<B1>_seed<seed>, and writes NEW_SPEC:
+the same spec with budgets [B1], those methods, the teacher as a checkpoint (not remade), "out" NEW_FOLDER and resume.allow=train.steps, so
+that `benchmarks/study.py NEW_SPEC` resumes every run from B0 to B1 (the runner resumes a run folder
+that lacks its final checkpoint). With a constant learning rate after the warm-up and the EMA's
+step-based warm-up, that is the same computation as a B1-step run from the start (checked bit for
+bit on a 10 + 10 step toy run: checkpoint and /eval rows; benchmarks/studies/toy_s1_protocol.py's
+extend stage is the same idea). A learning-rate schedule that depends on train.steps (cosine) would
+change: this refuses such a spec. Runs already copied are left alone, so it can be rerun. FOLDER is
+given as the first study's --out was (the spec's {study} and {prep} become paths in it, and the
+continued runs must name their teacher and files as the first ones did: amd refuses a resume whose
+settings changed)."""
+import json
+import os
+import shutil
+import sys
+
+
+def fail(msg):
+    sys.exit(f"extend: {msg}")
+
+
+def main(argv):
+    if len(argv) < 6:
+        fail("usage: extend.py SPEC FOLDER B0 B1 NEW_SPEC NEW_FOLDER [METHOD ...]")
+    spec_path, folder, b0, b1, new_spec, new_folder = argv[:6]
+    try:
+        b0, b1 = int(b0), int(b1)
+    except ValueError:
+        fail(f"the budgets must be integers, not {argv[2]!r} and {argv[3]!r}")
+    if not 0 < b0 < b1:
+        fail(f"the new budget {b1} must be larger than the old one {b0} (and both positive)")
+    try:
+        spec = json.load(open(spec_path))
+    except (OSError, json.JSONDecodeError) as e:
+        fail(f"cannot read the spec {spec_path}: {e}")
+    methods = argv[6:] or list(spec["methods"])
+    unknown = [m for m in methods if m not in spec["methods"]]
+    if unknown:
+        fail(f"methods {unknown} are not in {spec_path} ({', '.join(spec['methods'])})")
+    if b0 not in spec["budgets"]:
+        fail(f"{spec_path} has no budget {b0} (budgets {spec['budgets']})")
+    common = spec.get("distill", {}).get("settings", {})
+    for m in methods:
+        s = spec["methods"][m]
+        s = s.get("distill", {}) if set(s) <= {"distill", "sample", "eval"} and s else s
+        if dict(common, **s).get("optim.schedule", "constant") != "constant":
+            fail(f"method {m} uses a learning-rate schedule over train.steps: its continuation would not be "
+                 f"the run a {b1}-step study makes")
+    copied = 0
+    for m in methods:
+        for seed in spec["seeds"]:
+            src = os.path.join(folder, "runs", f"{m}_steps{b0}_seed{seed}")
+            dst = os.path.join(new_folder, "runs", f"{m}_steps{b1}_seed{seed}")
+            if os.path.exists(dst):
+                continue
+            ckpt = os.path.join(src, f"ckpt_{b0:08d}.h5")
+            if not os.path.exists(ckpt):
+                fail(f"{src} has no ckpt_{b0:08d}.h5 (has that study finished?)")
+            os.makedirs(dst + ".tmp", exist_ok=True)
+            for f in (ckpt, os.path.join(src, "log.h5")):
+                shutil.copy2(f, os.path.join(dst + ".tmp", os.path.basename(f)))
+            os.replace(dst + ".tmp", dst)
+            copied += 1
+    spec["budgets"] = [b1]
+    if isinstance(spec["teacher"], dict):  # made by the first study: the continuation uses it as it is
+        spec["teacher"] = spec["teacher"]["ckpt"]
+    # {study} and {prep} name the first study's folder, which the continued runs go on using
+    subst = {"{study}": folder, "{prep}": os.path.join(folder, "teacher")}
+
+    def fill(v):
+        if isinstance(v, str):
+            for k, x in subst.items():
+                v = v.replace(k, x)
+            return v
+        if isinstance(v, list):
+            return [fill(x) for x in v]
+        if isinstance(v, dict):
+            return {k: fill(x) for k, x in v.items()}
+        return v
+    spec = fill(spec)
+    spec["methods"] = {m: spec["methods"][m] for m in methods}
+    if spec.get("baseline") not in spec["methods"]:
+        spec["baseline"] = methods[0]
+    spec["contrasts"] = [c for c in spec.get("contrasts", []) if all(x in spec["methods"] for x in c)]
+    spec["out"] = os.path.abspath(new_folder)
+    spec.setdefault("distill", {}).setdefault("settings", {})["resume.allow"] = "train.steps"
+    spec["description"] = (spec.get("description", "") + f"; continued from {b0} to {b1} steps "
+                           f"(benchmarks/studies/extend.py, from {os.path.abspath(folder)})")
+    with open(new_spec + ".tmp", "w") as f:
+        json.dump(spec, f, indent=1)
+    os.replace(new_spec + ".tmp", new_spec)
+    print(f"extend: {copied} runs copied into {new_folder}/runs; spec {new_spec} ({len(methods)} methods, "
+          f"{len(spec['seeds'])} seeds, {b0} -> {b1} steps)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
