@@ -12,7 +12,7 @@
 #   there: bash benchmarks/gpu_fmnist_study.sh          (carry .gpu and .fm)
 #   a plumbing check on the CPU, in a minute: TINY=1 bash benchmarks/gpu_fmnist_study.sh
 #   PASSES=fmnist_s1_main: dmd2 and amd only (rerun without it for dmd, dmdr and the DMDR reward weights:
-#   finished cells are skipped); PASSES=fmnist_s1_extend continues them (see below)
+#   finished cells are skipped); PASSES=fmnist_s1_extend continues dmd2, amd and dmdr_r1 (see below)
 #   the 2-core CPU variant (no time limit; a smaller teacher, DiT width 64, depth 2, 8000 steps; 3 seeds
 #   at 1000 steps; the preparation and the first two passes at CPU_SEEDS="0 1 2 3 4" took 85 min on a
 #   2-core Xeon, about 7 min per cell, two at a time):
@@ -92,13 +92,15 @@ PY
 # second, in the same study folder, adds dmd and dmdr (the runner skips the cells already evaluated)
 spec fmnist_s1_main 1 dmd2 amd
 spec fmnist_s1_all 0 dmd2 amd dmd dmdr
-# the third pass: DMDR at reward weights 1 and 10 (its default 0.05 moves nothing on images; 1 gives about
-# AMD's reward gain, 10 four times it), each set against AMD: at a like reward gain, which keeps more recall?
+# the third pass: DMDR at reward weights 1 and 10 (its default 0.05 moves nothing on images; on the CPU
+# variant 1 gained AMD's reward, 10 3.3 times it), each set against AMD: at a like reward gain, which keeps
+# more recall?
 spec fmnist_s1_dmdr 0 dmd2 amd dmdr_r1:method=dmdr,dmdr.lambda_r=1 dmdr_r10:method=dmdr,dmdr.lambda_r=10 \
   vs:amd,dmdr_r1 vs:amd,dmdr_r10
 left() { echo $((LIMIT - ($(date +%s) - t0))); }
-# fmnist_s1_extend (only when PASSES names it): dmd2's and amd's runs of $W/study continued from BUDGET to
-# EXTEND_TO steps in $W/study_extend (benchmarks/studies/extend.py), to see where the FD curves flatten
+# fmnist_s1_extend (only when PASSES names it, after the dmdr pass): the runs of dmd2, amd and dmdr_r1 in
+# $W/study continued from BUDGET to EXTEND_TO steps in $W/study_extend (benchmarks/studies/extend.py), to
+# see where the FD curves flatten and whether the ranking holds there
 EXTEND_TO=${EXTEND_TO:-$((2 * BUDGET))}
 for name in ${PASSES:-fmnist_s1_main fmnist_s1_all fmnist_s1_dmdr}; do
   [ "$(left)" -gt 30 ] || break
@@ -106,8 +108,8 @@ for name in ${PASSES:-fmnist_s1_main fmnist_s1_all fmnist_s1_dmdr}; do
   folder=$W/study
   if [ "$name" = fmnist_s1_extend ]; then
     folder=$W/study_extend
-    "$PY" benchmarks/studies/extend.py "$W/fmnist_s1_main.json" "$W/study" "$BUDGET" "$EXTEND_TO" \
-      "$W/$name.json" "$folder" dmd2 amd || break
+    "$PY" benchmarks/studies/extend.py "$W/fmnist_s1_dmdr.json" "$W/study" "$BUDGET" "$EXTEND_TO" \
+      "$W/$name.json" "$folder" dmd2 amd dmdr_r1 || break
   fi
   timeout -s TERM "$(left)" "$PY" benchmarks/study.py "$W/$name.json" --out "$folder" --jobs "$JOBS" \
     --threads "$THREADS" --nice 0 >"$W/$name.log" 2>&1
