@@ -208,6 +208,14 @@ expect_error study_extend_no_budget "has no budget 15" \
 mkspec "$S/cosine.json" "s['methods']['amd']['optim.schedule'] = 'cosine'"
 expect_error study_extend_schedule "method amd uses a learning-rate schedule over train.steps" \
   $PY benchmarks/studies/extend.py "$S/cosine.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"
+printf '# a cosine schedule set by the config file\n[optim]\nschedule = cosine # decays over train.steps\n' >"$S/cosine.cfg"
+cat jobs/toy_amd.cfg "$S/cosine.cfg" >"$S/cosine_all.cfg"
+mkspec "$S/cosine_cfg.json" "s['distill']['config'] = '$S/cosine_all.cfg'"
+expect_error study_extend_schedule_config "method dmd2 uses a learning-rate schedule over train.steps" \
+  $PY benchmarks/studies/extend.py "$S/cosine_cfg.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"
+mkspec "$S/bad_extend.json" "del s['seeds']"
+expect_error study_extend_bad_spec "'seeds' is required" \
+  $PY benchmarks/studies/extend.py "$S/bad_extend.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"
 expect_ok study_extend_copies $PY benchmarks/studies/extend.py "$S/ci.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"
 expect_ok study_extend_runs $STUDY "$S/ext.json" --jobs 2
 py_check study_extend_same_bits "

@@ -12,18 +12,42 @@ that lacks its final checkpoint). With a constant learning rate after the warm-u
 step-based warm-up, that is the same computation as a B1-step run from the start (checked bit for
 bit on a 10 + 10 step toy run: checkpoint and /eval rows; benchmarks/studies/toy_s1_protocol.py's
 extend stage is the same idea). A learning-rate schedule that depends on train.steps (cosine) would
-change: this refuses such a spec. Runs already copied are left alone, so it can be rerun. FOLDER is
+change: this refuses such a spec (the schedule set by the spec or by its config file), and a spec
+that benchmarks/study.py would refuse. Runs already copied are left alone, so it can be rerun. FOLDER is
 given as the first study's --out was (the spec's {study} and {prep} become paths in it, and the
 continued runs must name their teacher and files as the first ones did: amd refuses a resume whose
 settings changed)."""
 import json
 import os
+import re
 import shutil
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import study  # noqa: E402  (benchmarks/study.py: the spec's checks)
 
 
 def fail(msg):
     sys.exit(f"extend: {msg}")
+
+
+def config_schedule(path):
+    """optim.schedule as the config file sets it ([optim] schedule = ..., or optim.schedule = ...), or None."""
+    try:
+        lines = open(os.path.join(study.ROOT, path) if not os.path.isabs(path) else path).read().splitlines()
+    except OSError as e:
+        fail(f"cannot read the spec's config {path}: {e}")
+    section, found = "", None
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        m = re.match(r"^\[(.*)\]$", line)
+        if m:
+            section = m.group(1).strip()
+            continue
+        m = re.match(r"^([\w.]+)\s*=\s*(\S+)", line)
+        if m and (section + "." + m.group(1) if section else m.group(1)) == "optim.schedule":
+            found = m.group(2)
+    return found
 
 
 def main(argv):
@@ -37,16 +61,20 @@ def main(argv):
     if not 0 < b0 < b1:
         fail(f"the new budget {b1} must be larger than the old one {b0} (and both positive)")
     try:
-        spec = json.load(open(spec_path))
-    except (OSError, json.JSONDecodeError) as e:
-        fail(f"cannot read the spec {spec_path}: {e}")
+        study.load_spec(spec_path)  # refuses a spec the runner would refuse, naming the problem
+    except study.SpecError as e:
+        fail(str(e))
+    spec = json.load(open(spec_path))
     methods = argv[6:] or list(spec["methods"])
     unknown = [m for m in methods if m not in spec["methods"]]
     if unknown:
         fail(f"methods {unknown} are not in {spec_path} ({', '.join(spec['methods'])})")
     if b0 not in spec["budgets"]:
         fail(f"{spec_path} has no budget {b0} (budgets {spec['budgets']})")
-    common = spec.get("distill", {}).get("settings", {})
+    common = dict(spec.get("distill", {}).get("settings", {}))
+    config = spec.get("distill", {}).get("config", "")
+    if config and config_schedule(config):
+        common.setdefault("optim.schedule", config_schedule(config))
     for m in methods:
         s = spec["methods"][m]
         s = s.get("distill", {}) if set(s) <= {"distill", "sample", "eval"} and s else s
