@@ -97,6 +97,11 @@ spec fmnist_s1_all 0 dmd2 amd dmd dmdr
 # more recall?
 spec fmnist_s1_dmdr 0 dmd2 amd dmdr_r1:method=dmdr,dmdr.lambda_r=1 dmdr_r10:method=dmdr,dmdr.lambda_r=10 \
   vs:amd,dmdr_r1 vs:amd,dmdr_r10
+# fmnist_s1_amd_s (only when PASSES names it): AMD at s = 0.25 and 1 (its default 0.5 above), so that
+# AMD gets as many points on its reward-diversity curve as DMDR (weights 0.05, 1, 10), each set
+# against DMDR at weight 1
+spec fmnist_s1_amd_s 0 dmd2 amd amd_s0.25:method=amd,amd.s=0.25 amd_s1:method=amd,amd.s=1 \
+  dmdr_r1:method=dmdr,dmdr.lambda_r=1 vs:amd_s0.25,dmdr_r1 vs:amd_s1,dmdr_r1 vs:amd,dmdr_r1
 left() { echo $((LIMIT - ($(date +%s) - t0))); }
 # fmnist_s1_extend (only when PASSES names it, after the dmdr pass): the runs of dmd2, amd and dmdr_r1 in
 # $W/study continued from BUDGET to EXTEND_TO steps in $W/study_extend (benchmarks/studies/extend.py), to
