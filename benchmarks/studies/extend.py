@@ -6,17 +6,17 @@
 SPEC is a study spec whose cells ran to B0 distillation steps in the study folder FOLDER. For each
 of its methods (or only the METHODs named) and seeds, this copies the run's last checkpoint
 (ckpt_<B0>.h5) and its log into NEW_FOLDER/runs/<method>_steps<B1>_seed<seed>, and writes NEW_SPEC:
-the same spec with budgets [B1], those methods, the teacher as a checkpoint (not remade), "out" NEW_FOLDER and resume.allow=train.steps, so
-that `benchmarks/study.py NEW_SPEC` resumes every run from B0 to B1 (the runner resumes a run folder
-that lacks its final checkpoint). With a constant learning rate after the warm-up and the EMA's
-step-based warm-up, that is the same computation as a B1-step run from the start (checked bit for
-bit on a 10 + 10 step toy run: checkpoint and /eval rows; benchmarks/studies/toy_s1_protocol.py's
-extend stage is the same idea). A learning-rate schedule that depends on train.steps (cosine) would
-change: this refuses such a spec (the schedule set by the spec or by its config file), and a spec
-that benchmarks/study.py would refuse. Runs already copied are left alone, so it can be rerun. FOLDER is
-given as the first study's --out was (the spec's {study} and {prep} become paths in it, and the
-continued runs must name their teacher and files as the first ones did: amd refuses a resume whose
-settings changed)."""
+the same spec with budgets [B1], those methods, the teacher as a checkpoint (not remade), "out"
+NEW_FOLDER and resume.allow=train.steps, so that `benchmarks/study.py NEW_SPEC` resumes every run
+from B0 to B1 (the runner resumes a run folder that lacks its final checkpoint). With a constant
+learning rate after the warm-up and the EMA's step-based warm-up, that is the same computation as a
+B1-step run from the start (tests/scenario_study.sh compares the checkpoints and eval numbers bit for
+bit; benchmarks/studies/toy_s1_protocol.py's extend stage is the same idea). A learning-rate
+schedule that depends on train.steps (cosine) would change: this refuses such a spec (the schedule
+set by the spec or by its config file), and a spec that benchmarks/study.py would refuse. Runs
+already copied are left alone, so it can be rerun. FOLDER is given as the first study's --out was
+(the spec's {study} and {prep} become paths in it, and the continued runs must name their teacher
+and files as the first ones did: amd refuses a resume whose settings changed)."""
 import json
 import os
 import re
