@@ -473,4 +473,24 @@ r = '$S/proto/runs/study/toy_s1_variants'
 assert open(r + '/runs/amd_steps1600_seed107/log.h5').read() == '107\n'
 assert open(r + '/evals/amd_steps1600_seed103_eval.h5').read() == '103\n'
 "
+# the extend stage copies every test run's 1600-step checkpoint and log (extend.py's copy_runs): refused
+# while one is missing, then the copies and a 3200-step spec that resumes them
+expect_error protocol_extend_missing "has no ckpt_00001600.h5" \
+  env -C "$S/proto" $PY "$PWD/benchmarks/studies/toy_s1_protocol.py" extend $T "$S/proto/toy_s1_test"
+for m in dmd dmd2 dmdr amd; do
+  for seed in $(seq 100 109); do
+    d="$S/proto/toy_s1_test/runs/${m}_steps1600_seed$seed"
+    mkdir -p "$d"; echo "$m $seed" >"$d/ckpt_00001600.h5"; echo "$m $seed" >"$d/log.h5"
+  done
+done
+expect_ok protocol_extend env -C "$S/proto" $PY "$PWD/benchmarks/studies/toy_s1_protocol.py" extend $T "$S/proto/toy_s1_test"
+py_check protocol_extend_spec "
+import json, os
+e = json.load(open('$S/proto/toy_s1_test3200.json'))
+assert e['budgets'] == [3200] and e['distill']['settings']['resume.allow'] == 'train.steps', e
+r = '$S/proto/runs/study/toy_s1_test3200/runs'
+assert len(os.listdir(r)) == 40, sorted(os.listdir(r))
+assert open(r + '/dmdr_steps3200_seed104/ckpt_00001600.h5').read() == 'dmdr 104\n'
+assert open(r + '/amd_steps3200_seed109/log.h5').read() == 'amd 109\n'
+"
 unset TOY_PROTOCOL_SPECS

@@ -50,6 +50,28 @@ def config_schedule(path):
     return found
 
 
+def copy_runs(folder, new_folder, methods, seeds, b0, b1):
+    """Each run's last checkpoint and log, FOLDER/runs/<m>_steps<b0>_seed<s> to
+    NEW_FOLDER/runs/<m>_steps<b1>_seed<s> (whole or not at all: through a .tmp folder); runs already
+    there are left alone. Returns how many were copied."""
+    copied = 0
+    for m in methods:
+        for seed in seeds:
+            src = os.path.join(folder, "runs", f"{m}_steps{b0}_seed{seed}")
+            dst = os.path.join(new_folder, "runs", f"{m}_steps{b1}_seed{seed}")
+            if os.path.exists(dst):
+                continue
+            ckpt = os.path.join(src, f"ckpt_{b0:08d}.h5")
+            if not os.path.exists(ckpt):
+                fail(f"{src} has no ckpt_{b0:08d}.h5 (has that study finished?)")
+            os.makedirs(dst + ".tmp", exist_ok=True)
+            for f in (ckpt, os.path.join(src, "log.h5")):
+                shutil.copy2(f, os.path.join(dst + ".tmp", os.path.basename(f)))
+            os.replace(dst + ".tmp", dst)
+            copied += 1
+    return copied
+
+
 def main(argv):
     if len(argv) < 6:
         fail("usage: extend.py SPEC FOLDER B0 B1 NEW_SPEC NEW_FOLDER [METHOD ...]")
@@ -73,29 +95,16 @@ def main(argv):
         fail(f"{spec_path} has no budget {b0} (budgets {spec['budgets']})")
     common = dict(spec.get("distill", {}).get("settings", {}))
     config = spec.get("distill", {}).get("config", "")
-    if config and config_schedule(config):
-        common.setdefault("optim.schedule", config_schedule(config))
+    schedule = config_schedule(config) if config else None
+    if schedule:
+        common.setdefault("optim.schedule", schedule)
     for m in methods:
         s = spec["methods"][m]
         s = s.get("distill", {}) if set(s) <= {"distill", "sample", "eval"} and s else s
         if dict(common, **s).get("optim.schedule", "constant") != "constant":
             fail(f"method {m} uses a learning-rate schedule over train.steps: its continuation would not be "
                  f"the run a {b1}-step study makes")
-    copied = 0
-    for m in methods:
-        for seed in spec["seeds"]:
-            src = os.path.join(folder, "runs", f"{m}_steps{b0}_seed{seed}")
-            dst = os.path.join(new_folder, "runs", f"{m}_steps{b1}_seed{seed}")
-            if os.path.exists(dst):
-                continue
-            ckpt = os.path.join(src, f"ckpt_{b0:08d}.h5")
-            if not os.path.exists(ckpt):
-                fail(f"{src} has no ckpt_{b0:08d}.h5 (has that study finished?)")
-            os.makedirs(dst + ".tmp", exist_ok=True)
-            for f in (ckpt, os.path.join(src, "log.h5")):
-                shutil.copy2(f, os.path.join(dst + ".tmp", os.path.basename(f)))
-            os.replace(dst + ".tmp", dst)
-            copied += 1
+    copied = copy_runs(folder, new_folder, methods, spec["seeds"], b0, b1)
     spec["budgets"] = [b1]
     if isinstance(spec["teacher"], dict):  # made by the first study: the continuation uses it as it is
         spec["teacher"] = spec["teacher"]["ckpt"]

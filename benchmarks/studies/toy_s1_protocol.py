@@ -60,6 +60,8 @@ import os
 import shutil
 import sys
 
+import extend  # benchmarks/studies/extend.py (this script's folder is first on sys.path)
+
 # where the specs are written and read back (TOY_PROTOCOL_SPECS: another folder, for the tests)
 HERE = os.environ.get("TOY_PROTOCOL_SPECS") or os.path.dirname(os.path.abspath(__file__))
 METHODS = ["dmd", "dmd2", "dmdr", "amd"]
@@ -180,7 +182,7 @@ def main():
             "the contrasts among them.")
         write("toy_s1_stability_high", s)
     elif stage in ("test", "stability", "preference", "multistep", "extend"):
-        win = {m: select(studies, m) for m in METHODS}
+        win = {m: select(studies[:2], m) for m in METHODS}  # the tuning's winners (extend's TEST is not tuning)
         for m, (name, sets, v) in win.items():
             print(f"{m}: {name} (validation off_manifold {v['off_manifold']:.4f}, coverage {v['coverage']:.3f})")
         if stage == "test":
@@ -195,18 +197,7 @@ def main():
             if len(studies) != 3:
                 sys.exit("toy_s1_protocol: extend takes STUDY1 STUDY2 TEST (the test study's folder)")
             test, out = studies[2], "runs/study/toy_s1_test3200"
-            for m in METHODS:
-                for seed in TEST:
-                    src = os.path.join(test, "runs", f"{m}_steps1600_seed{seed}")
-                    dst = os.path.join(out, "runs", f"{m}_steps3200_seed{seed}")
-                    if os.path.exists(dst):
-                        continue
-                    if not os.path.exists(os.path.join(src, "ckpt_00001600.h5")):
-                        sys.exit(f"toy_s1_protocol: {src} has no ckpt_00001600.h5 (run the test study first)")
-                    os.makedirs(dst + ".tmp", exist_ok=True)
-                    for f in ("ckpt_00001600.h5", "log.h5"):
-                        shutil.copy2(os.path.join(src, f), os.path.join(dst + ".tmp", f))
-                    os.replace(dst + ".tmp", dst)
+            extend.copy_runs(test, out, METHODS, TEST, 1600, 3200)  # benchmarks/studies/extend.py's copy
             print(f"copied the 1600-step runs of {test} into {out}/runs")
             write("toy_s1_test3200", spec(
                 "The tuned toy study at S = 1 continued to 3200 steps (issue 17; benchmarks/studies/toy_s1_protocol.py "
