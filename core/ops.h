@@ -31,6 +31,8 @@
 typedef struct amd_ops {
   const char *name;
   int host_memory; /* 1: backend memory is host memory (the CPU backend), so MPI may use it directly */
+  int attention_heads_scratch; /* 1: attention_forward and _backward may split the heads into their scratch (the
+                                * CUDA backend's unfused path), so src/attention.h's sizes count q, k, v there */
   AMD_OPS_KERNELS(AMD_OP_MEMBER)
   AMD_OPS_FUSED(AMD_OP_MEMBER)
 } amd_ops;

@@ -49,7 +49,7 @@
    * later ones only launch it, so the body's host code then does not run: it must set the same                       \
    * host state each time; new arg bytes capture again). *graph starts NULL; graph_free releases it.                  \
    * CPU, and CUDA with graphs off: body(arg) every time */                                                           \
-  X(void, graph_run, (void **graph, void (*body)(const void *arg), const void *arg, size_t arg_bytes),               \
+  X(void, graph_run, (void **graph, void (*body)(const void *arg), const void *arg, size_t arg_bytes),                \
     (graph, body, arg, arg_bytes), )                                                                                  \
   X(void, graph_free, (void *graph), (graph), )                                                                       \
                                                                                                                       \
@@ -159,22 +159,24 @@
   X(void, heads_merge_backward, (float *dy, const float *dout, int B, int T, int NH, int hs),                         \
     (dy, dout, B, T, NH, hs), )                                                                                       \
                                                                                                                       \
-  /* attention forward fused per (sample, head), while the head's T x T scores are in cache:                          \
-   * q, k, v (B, NH, T, hs) = its columns of qkv (B, T, 3 NH hs) as heads_split gives them,                           \
-   * prob (B, NH, T, T) = softmax(q k^T / sqrt(hs)) as gemm_batched and softmax_forward give it, and                  \
-   * out (B, T, NH hs) = prob v merged as heads_merge places it; the CPU backend's results are bit                    \
-   * for bit those ops'. y (B, NH, T, hs) is scratch for a backend that merges in a second pass */                    \
-  X(void, attention_forward, (float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,      \
-                              int B, int T, int NH, int hs),                                                          \
-    (out, q, k, v, prob, y, qkv, B, T, NH, hs), )                                                                     \
+  /* attention forward fused per (sample, head), while the head's T x T scores are in cache, reading                  \
+   * the head's q, k, v in place from their columns of qkv (B, T, 3 NH hs) (no copies, no caches):                    \
+   * prob (B, NH, T, T) = softmax(q k^T / sqrt(hs)) as heads_split, gemm_batched and softmax_forward                  \
+   * give it, and out (B, T, NH hs) = prob v merged as heads_merge places it; the CPU backend's                       \
+   * results are bit for bit those ops'. scratch holds attention_forward_scratch_floats                               \
+   * (src/attention.h): none where the table's attention_heads_scratch is 0 (the CPU), else q, k,                     \
+   * v, y (B, NH, T, hs) each for a backend that splits and merges the heads in passes of their own */                \
+  X(void, attention_forward, (float *out, float *prob, float *scratch, const float *qkv, int B, int T, int NH,        \
+                              int hs),                                                                                \
+    (out, prob, scratch, qkv, B, T, NH, hs), )                                                                        \
   /* its backward, fused the same way (overwrite): dqkv (B, T, 3 NH hs) = d loss / d qkv given dout                   \
-   * (B, T, NH hs) and the forward's q, k, v, prob, as heads_merge_backward, gemm_batched,                            \
+   * (B, T, NH hs), the forward's qkv and prob, as heads_split, heads_merge_backward, gemm_batched,                   \
    * softmax_backward, gemm_batched and heads_split_backward give it (bit for bit on the CPU). scratch                \
-   * holds attention_scratch_floats (src/attention.h): dy, dq, dk, dv (B, NH, T, hs) each, then dprob                 \
-   * and datt (B, NH, T, T) each; the CPU backend uses only dprob and datt */                                         \
-  X(void, attention_backward, (float *dqkv, float *scratch, const float *dout, const float *q, const float *k,        \
-                               const float *v, const float *prob, int B, int T, int NH, int hs),                      \
-    (dqkv, scratch, dout, q, k, v, prob, B, T, NH, hs), )                                                             \
+   * holds attention_scratch_floats (src/attention.h): dprob and datt (B, NH, T, T) each, then,                       \
+   * where the table's attention_heads_scratch is 1 (CUDA), q, k, v, dy, dv (B, NH, T, hs) each */                    \
+  X(void, attention_backward, (float *dqkv, float *scratch, const float *dout, const float *qkv,                      \
+                               const float *prob, int B, int T, int NH, int hs),                                      \
+    (dqkv, scratch, dout, qkv, prob, B, T, NH, hs), )                                                                 \
   /* cross-attention (text conditioning, src/cross_attention.h): queries from one sequence, keys and                  \
    * values from another with a key padding mask, per (sample, head). query (B, N, NH hs) and kv                      \
    * (B, M, 2 NH hs) (k in the first NH hs columns, v in the rest) as linear layers give them; mask                   \
@@ -183,16 +185,17 @@
    * (padded keys get probability 0); out (B, N, NH hs) = prob v with the heads merged (overwrite).                   \
    * A sample whose keys are all padding (the empty caption) has prob 0 in every row, so its out is                   \
    * 0 (and so are its gradients), not the NaN of a softmax over nothing. y (B, NH, N, hs) is scratch                 \
-   * for a backend that merges the heads in a second pass */                                                          \
+   * for a backend that merges the heads in a second pass (attention_heads_scratch 1; the CPU reads                   \
+   * none) */                                                                                                         \
   X(void, cross_attention_forward, (float *out, float *q, float *k, float *v, float *prob, float *y,                  \
                                     const float *query, const float *kv, const float *mask, int B, int N, int M,      \
                                     int NH, int hs),                                                                  \
     (out, q, k, v, prob, y, query, kv, mask, B, N, M, NH, hs), )                                                      \
   /* its backward: dquery (B, N, NH hs) and dkv (B, M, 2 NH hs) ADD d loss / d query and d kv given                   \
    * dout (B, N, NH hs) and the forward's q, k, v, prob (the mask is in prob's zeros: padded keys get                 \
-   * no gradient). scratch holds cross_attention_scratch_floats (src/cross_attention.h): dy, dq                       \
-   * (B, NH, N, hs) each, dk, dv (B, NH, M, hs) each, then dprob and datt (B, NH, N, M) each; the CPU                 \
-   * backend uses only dprob and datt */                                                                              \
+   * no gradient). scratch holds cross_attention_scratch_floats (src/cross_attention.h): dprob and                    \
+   * datt (B, NH, N, M) each, then, where attention_heads_scratch is 1, dy, dq (B, NH, N, hs) each and                \
+   * dk, dv (B, NH, M, hs) each */                                                                                    \
   X(void, cross_attention_backward, (float *dquery, float *dkv, float *scratch, const float *dout, const float *q,    \
                                      const float *k, const float *v, const float *prob, int B, int N, int M, int NH,  \
                                      int hs),                                                                         \

@@ -2,11 +2,11 @@
  * columns of qkv once, keeps K and V in shared memory, and for each query row (a warp per row)
  * forms the scores, the softmax and the row of prob v, so the scores never leave the block and
  * one launch replaces heads_split, two batched GEMMs, softmax and heads_merge. It writes what the
- * op contract asks (core/ops_list.h): q, k, v (B, NH, T, hs) and prob (B, NH, T, T) for the
- * backward, and out (B, T, NH hs). Backward: one block keeps K, V and the head's datt (T, T) in
- * shared memory, a warp per query row for dprob, the softmax backward and dq, then a warp per key
- * row for dk and dv, written straight into dqkv: one launch instead of heads_merge_backward, four
- * batched GEMMs, softmax_backward and heads_split_backward.
+ * op contract asks (core/ops_list.h): prob (B, NH, T, T) for the backward and out (B, T, NH hs).
+ * Backward: one block reads the head's K and V from qkv into shared memory and keeps the head's
+ * datt (T, T) there, a warp per query row for dprob, the softmax backward and dq, then a warp per
+ * key row for dk and dv, written straight into dqkv: one launch instead of heads_split,
+ * heads_merge_backward, four batched GEMMs, softmax_backward and heads_split_backward.
  * Numerics: float32 products and sums in every precision (the unfused path's GEMMs follow
  * precision=bf16; these kernels, on CUDA cores, do not), the softmax of softmax_forward_kernel
  * (max, expf, the sum in double, one reciprocal) and the row sum of softmax_backward_kernel (in
@@ -34,18 +34,16 @@ extern "C" int cuda_fused_attention_applies(int T, int hs) {
 }
 
 /* one block of ATT_WARPS warps per (sample b, head h) = blockIdx.x */
-__global__ void attention_forward_kernel(float *out, float *q, float *k, float *v, float *prob, const float *qkv,
-                                         int T, int NH, int hs, float scale) {
+__global__ void attention_forward_kernel(float *out, float *prob, const float *qkv, int T, int NH, int hs,
+                                         float scale) {
   __shared__ float sm[ATT_SMEM_FLOATS];
   int bh = blockIdx.x, b = bh / NH, h = bh % NH, ks = hs + 1;
   float *K = sm, *V = K + (long)T * ks, *S = V + (long)T * hs; /* K (T, hs + 1), V (T, hs), S (warps, T) */
-  long c3 = 3L * NH * hs, head = (long)bh * T * hs;
+  long c3 = 3L * NH * hs;
   for (int i = threadIdx.x; i < T * hs; i += blockDim.x) {
     int t = i / hs, d = i % hs;
     const float *row = qkv + ((long)b * T + t) * c3 + (long)h * hs + d; /* qkv (B, T, 3, NH, hs) */
-    float qv = row[0], kv = row[(long)NH * hs], vv = row[2L * NH * hs];
-    q[head + i] = qv, k[head + i] = kv, v[head + i] = vv;
-    K[t * ks + d] = kv, V[t * hs + d] = vv;
+    K[t * ks + d] = row[(long)NH * hs], V[t * hs + d] = row[2L * NH * hs];
   }
   __syncthreads();
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -80,16 +78,17 @@ __global__ void attention_forward_kernel(float *out, float *q, float *k, float *
  * shared memory, the row of datt into shared memory, dq_i against K. Phase 2, after the block's
  * barrier, with q and dy in shared memory where K and V were, a warp per key row j: dk_j and dv_j
  * as sums over i in order (no atomics: the same sums every run). */
-__global__ void attention_backward_kernel(float *dqkv, const float *dout, const float *q, const float *k,
-                                          const float *v, const float *prob, int T, int NH, int hs, float scale) {
+__global__ void attention_backward_kernel(float *dqkv, const float *dout, const float *qkv, const float *prob, int T,
+                                          int NH, int hs, float scale) {
   __shared__ float sm[ATT_SMEM_FLOATS];
   int bh = blockIdx.x, b = bh / NH, h = bh % NH, ks = hs + 1;
   float *K = sm, *V = K + (long)T * ks, *Dt = V + (long)T * ks; /* K, V (T, hs + 1), datt (T, T) */
-  long head = (long)bh * T * hs, c = (long)NH * hs, c3 = 3L * NH * hs;
+  long c = (long)NH * hs, c3 = 3L * NH * hs;
   const float *P = prob + (long)bh * T * T;
   for (int i = threadIdx.x; i < T * hs; i += blockDim.x) {
     int t = i / hs, d = i % hs;
-    K[t * ks + d] = k[head + i], V[t * ks + d] = v[head + i];
+    const float *row = qkv + ((long)b * T + t) * c3 + (long)h * hs + d; /* qkv (B, T, 3, NH, hs) */
+    K[t * ks + d] = row[c], V[t * ks + d] = row[2 * c];
   }
   __syncthreads();
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -117,7 +116,8 @@ __global__ void attention_backward_kernel(float *dqkv, const float *dout, const 
   float *Q = K, *Dy = V; /* phase 2 reads q and dy (T, hs + 1) where K and V were */
   for (int i = threadIdx.x; i < T * hs; i += blockDim.x) {
     int t = i / hs, d = i % hs;
-    Q[t * ks + d] = q[head + i], Dy[t * ks + d] = dout[((long)b * T + t) * c + (long)h * hs + d];
+    Q[t * ks + d] = qkv[((long)b * T + t) * c3 + (long)h * hs + d];
+    Dy[t * ks + d] = dout[((long)b * T + t) * c + (long)h * hs + d];
   }
   __syncthreads();
   for (int j = warp; j < T; j += ATT_WARPS) {
@@ -137,16 +137,15 @@ extern "C" int cuda_fused_attention_backward_applies(int T, int hs) {
   return fused_on && T >= 1 && hs >= 1 && 2L * T * (hs + 1) + (long)T * T <= ATT_SMEM_FLOATS;
 }
 
-void cuda_attention_backward_fused(float *dqkv, const float *dout, const float *q, const float *k, const float *v,
-                                   const float *prob, int B, int T, int NH, int hs) {
-  attention_backward_kernel<<<(unsigned)(B * NH), ATT_WARPS * 32, 0, cuda_stream>>>(dqkv, dout, q, k, v, prob, T, NH,
-                                                                                    hs, 1.0f / sqrtf((float)hs));
+void cuda_attention_backward_fused(float *dqkv, const float *dout, const float *qkv, const float *prob, int B, int T,
+                                   int NH, int hs) {
+  attention_backward_kernel<<<(unsigned)(B * NH), ATT_WARPS * 32, 0, cuda_stream>>>(dqkv, dout, qkv, prob, T, NH, hs,
+                                                                                    1.0f / sqrtf((float)hs));
   launchCheck(attention_backward_kernel);
 }
 
-void cuda_attention_forward_fused(float *out, float *q, float *k, float *v, float *prob, const float *qkv, int B,
-                                  int T, int NH, int hs) {
-  attention_forward_kernel<<<(unsigned)(B * NH), ATT_WARPS * 32, 0, cuda_stream>>>(out, q, k, v, prob, qkv, T, NH, hs,
+void cuda_attention_forward_fused(float *out, float *prob, const float *qkv, int B, int T, int NH, int hs) {
+  attention_forward_kernel<<<(unsigned)(B * NH), ATT_WARPS * 32, 0, cuda_stream>>>(out, prob, qkv, T, NH, hs,
                                                                                    1.0f / sqrtf((float)hs));
   launchCheck(attention_forward_kernel);
 }

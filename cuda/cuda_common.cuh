@@ -65,10 +65,9 @@ void cuda_capture_check(const char *what);
 
 /* attention.cu: the fused forward and backward, for the shapes cuda_fused_attention_applies and
  * cuda_fused_attention_backward_applies accept */
-void cuda_attention_forward_fused(float *out, float *q, float *k, float *v, float *prob, const float *qkv, int B,
-                                  int T, int NH, int hs);
-void cuda_attention_backward_fused(float *dqkv, const float *dout, const float *q, const float *k, const float *v,
-                                   const float *prob, int B, int T, int NH, int hs);
+void cuda_attention_forward_fused(float *out, float *prob, const float *qkv, int B, int T, int NH, int hs);
+void cuda_attention_backward_fused(float *dqkv, const float *dout, const float *qkv, const float *prob, int B, int T,
+                                   int NH, int hs);
 
 /* gemm.cu: the bf16 operands' scratch, given back at exit (errors ignored) */
 void cuda_gemm_release(void);

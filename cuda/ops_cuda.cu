@@ -148,6 +148,7 @@ static amd_ops cuda_table(void) {
   amd_ops t;
   memset(&t, 0, sizeof t);
   t.name = "cuda";
+  t.attention_heads_scratch = 1; /* transformer.cu's unfused attention, where the fused kernels do not fit */
 #define CUDA_ENTRY(ret, op, params, args, rv) t.op = cuda_##op;
   AMD_OPS(CUDA_ENTRY)
 #undef CUDA_ENTRY

@@ -211,15 +211,15 @@ void cuda_gated_residual_backward(float *dy, float *dgate, const float *dx, cons
   launchCheck(gated_residual_backward_kernel);
 }
 
-void cuda_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv, int B,
-                            int T, int NH, int hs) {
+void cuda_attention_forward(float *out, float *prob, float *scratch, const float *qkv, int B, int T, int NH, int hs) {
   if (B * NH <= 0 || T <= 0 || hs <= 0) return;
   if (cuda_fused_attention_applies(T, hs)) {
-    cuda_attention_forward_fused(out, q, k, v, prob, qkv, B, T, NH, hs);
+    cuda_attention_forward_fused(out, prob, qkv, B, T, NH, hs);
     return;
   }
   int n = B * NH;
-  long th = (long)T * hs, tt = (long)T * T;
+  long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
+  float *q = scratch, *k = q + btc, *v = k + btc, *y = v + btc; /* attention_forward_scratch_floats' */
   cuda_heads_split(q, k, v, qkv, B, T, NH, hs);
   cuda_gemm_batched(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), q, th, k, th, 0.0f, prob, tt, n); /* scores */
   cuda_softmax_forward(prob, prob, n * T, T);
@@ -227,22 +227,25 @@ void cuda_attention_forward(float *out, float *q, float *k, float *v, float *pro
   cuda_heads_merge(out, y, B, T, NH, hs);
 }
 
-void cuda_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
-                             const float *v, const float *prob, int B, int T, int NH, int hs) {
+/* unfused: the heads split again from qkv; dq takes dy's place and dk v's once they are read */
+void cuda_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *prob, int B,
+                             int T, int NH, int hs) {
   if (B * NH <= 0 || T <= 0 || hs <= 0) return;
   if (cuda_fused_attention_backward_applies(T, hs)) {
-    cuda_attention_backward_fused(dqkv, dout, q, k, v, prob, B, T, NH, hs);
+    cuda_attention_backward_fused(dqkv, dout, qkv, prob, B, T, NH, hs);
     return;
   }
   int n = B * NH;
   long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
-  float *dy = scratch, *dq = dy + btc, *dk = dq + btc, *dv = dk + btc; /* (B, NH, T, hs) each */
-  float *dprob = dv + btc, *datt = dprob + (long)n * tt;              /* (B, NH, T, T) each */
+  float *dprob = scratch, *datt = dprob + (long)n * tt;                      /* (B, NH, T, T) each */
+  float *q = datt + (long)n * tt, *k = q + btc, *v = k + btc, *dy = v + btc, *dv = dy + btc; /* (B, NH, T, hs) */
   float scale = 1.0f / sqrtf((float)hs);
+  cuda_heads_split(q, k, v, qkv, B, T, NH, hs);
   cuda_heads_merge_backward(dy, dout, B, T, NH, hs);
   cuda_gemm_batched(0, 1, T, T, hs, 1.0f, dy, th, v, th, 0.0f, dprob, tt, n); /* dy v^T */
   cuda_gemm_batched(1, 0, T, hs, T, 1.0f, prob, tt, dy, th, 0.0f, dv, th, n); /* prob^T dy */
   cuda_softmax_backward(datt, dprob, prob, n * T, T);
+  float *dq = dy, *dk = v;                                                     /* dy and v are read */
   cuda_gemm_batched(0, 0, T, hs, T, scale, datt, tt, k, th, 0.0f, dq, th, n); /* datt k */
   cuda_gemm_batched(1, 0, T, hs, T, scale, datt, tt, q, th, 0.0f, dk, th, n); /* datt^T q */
   cuda_heads_split_backward(dqkv, dq, dk, dv, B, T, NH, hs);
@@ -329,8 +332,8 @@ void cuda_cross_attention_backward(float *dquery, float *dkv, float *scratch, co
                                    int hs) {
   int n = B * NH;
   long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
-  float *dy = scratch, *dq = dy + (long)n * nh, *dk = dq + (long)n * nh, *dv = dk + (long)n * mh;
-  float *dprob = dv + (long)n * mh, *datt = dprob + (long)n * nm;
+  float *dprob = scratch, *datt = dprob + (long)n * nm; /* cross_attention_scratch_floats' */
+  float *dy = datt + (long)n * nm, *dq = dy + (long)n * nh, *dk = dq + (long)n * nh, *dv = dk + (long)n * mh;
   float scale = 1.0f / sqrtf((float)hs);
   heads_gather(dy, dout, B, N, NH, hs, C);
   cuda_gemm_batched(0, 1, N, M, hs, 1.0f, dy, nh, v, mh, 0.0f, dprob, nm, n); /* dy v^T */

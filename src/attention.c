@@ -3,16 +3,19 @@
 
 #include "ops.h"
 
-long attention_scratch_floats(int B, int T, int C, int NH) {
-  return 4L * B * T * C + 2L * B * NH * T * T; /* dy, dq, dk, dv; dprob, datt */
+long attention_forward_scratch_floats(const amd_ops *t, int B, int T, int C) {
+  return t->attention_heads_scratch ? 4L * B * T * C : 0; /* q, k, v, y where the heads are split and merged */
 }
 
-void attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,
-                       int B, int T, int C, int NH) {
-  ops->attention_forward(out, q, k, v, prob, y, qkv, B, T, NH, C / NH); /* fused per (sample, head) */
+long attention_scratch_floats(const amd_ops *t, int B, int T, int C, int NH) {
+  return 2L * B * NH * T * T + (t->attention_heads_scratch ? 5L * B * T * C : 0); /* dprob, datt; q, k, v, dy, dv */
 }
 
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
-                        const float *v, const float *prob, int B, int T, int C, int NH) {
-  ops->attention_backward(dqkv, scratch, dout, q, k, v, prob, B, T, NH, C / NH); /* fused per (sample, head) */
+void attention_forward(float *out, float *prob, float *scratch, const float *qkv, int B, int T, int C, int NH) {
+  ops->attention_forward(out, prob, scratch, qkv, B, T, NH, C / NH); /* fused per (sample, head) */
+}
+
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *prob, int B,
+                        int T, int C, int NH) {
+  ops->attention_backward(dqkv, scratch, dout, qkv, prob, B, T, NH, C / NH); /* fused per (sample, head) */
 }

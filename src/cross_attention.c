@@ -8,8 +8,8 @@
 #include "layers.h"
 #include "ops.h"
 
-long cross_attention_scratch_floats(int B, int N, int M, int C, int NH) {
-  return 2L * B * (N + M) * C + 2L * B * NH * N * M; /* dy, dq, dk, dv; dprob, datt */
+long cross_attention_scratch_floats(const amd_ops *t, int B, int N, int M, int C, int NH) {
+  return 2L * B * NH * N * M + (t->attention_heads_scratch ? 2L * B * (N + M) * C : 0); /* dprob, datt; dy, dq, dk, dv */
 }
 
 static long add_named(Model *m, const char *prefix, const char *name, int rows, int cols, InitKind init) {
@@ -40,10 +40,10 @@ void cross_attention_create(CrossAttention *xa, Model *m, const char *prefix, in
   xa->query = ops->alloc(f * nc), xa->kv = ops->alloc(f * 2 * mc);
   xa->q = ops->alloc(f * nc), xa->k = ops->alloc(f * mc), xa->v = ops->alloc(f * mc);
   xa->prob = ops->alloc(f * Bmax * heads * tokens * max_text);
-  xa->att = ops->alloc(f * nc), xa->y = ops->alloc(f * nc);
+  xa->att = ops->alloc(f * nc), xa->y = ops->alloc(f * (ops->attention_heads_scratch ? nc : 0));
   xa->datt = ops->alloc(f * nc), xa->dquery = ops->alloc(f * nc), xa->dln = ops->alloc(f * nc);
   xa->dkv = ops->alloc(f * 2 * mc);
-  xa->scratch = ops->alloc(f * (size_t)cross_attention_scratch_floats(m->max_batch, tokens, max_text, C, heads));
+  xa->scratch = ops->alloc(f * (size_t)cross_attention_scratch_floats(ops, m->max_batch, tokens, max_text, C, heads));
 }
 
 void cross_attention_free(CrossAttention *xa) {

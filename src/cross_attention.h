@@ -17,10 +17,12 @@
  * Return convention: nothing here fails but allocation and the size checks, which stop the program. */
 #pragma once
 #include "model.h"
+#include "ops.h"
 
-/* floats of the scratch buffer the cross_attention_backward op needs for B samples of N queries and
- * M keys over width C in NH heads */
-long cross_attention_scratch_floats(int B, int N, int M, int C, int NH);
+/* floats of the scratch buffer the cross_attention_backward op of backend table t needs for B
+ * samples of N queries and M keys over width C in NH heads: dprob and datt, and where
+ * t->attention_heads_scratch (CUDA) the heads of dy, dq, dk, dv */
+long cross_attention_scratch_floats(const amd_ops *t, int B, int N, int M, int C, int NH);
 
 typedef struct {
   long qw, qb, kvw, kvb, projw, projb; /* parameter offsets */
@@ -30,7 +32,7 @@ typedef struct {
   float *query, *kv;          /* (B, N, C), (B, M, 2C): the projections */
   float *q, *k, *v, *prob;    /* (B, NH, N, hs), (B, NH, M, hs) each, (B, NH, N, M): the op's caches */
   float *att;                 /* (B, N, C): the attention output, proj's input */
-  float *y;                   /* (B, NH, N, hs): the op's forward scratch */
+  float *y;                   /* (B, NH, N, hs): the op's forward scratch (none on the CPU) */
   float *datt, *dquery, *dln; /* (B, N, C) each */
   float *dkv;                 /* (B, M, 2C) */
   float *scratch;             /* cross_attention_scratch_floats */

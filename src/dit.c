@@ -57,8 +57,7 @@ typedef struct {
   float *hmid;                                  /* (L, B, T, C) after the attention half */
   float *ln1, *m1, *att, *proj, *ln2, *m2, *f2; /* (L, B, T, C) each */
   float *mean1, *rstd1, *mean2, *rstd2;         /* (L, B, T) each */
-  float *qkv;                                   /* (L, B, T, 3C) */
-  float *q, *k, *v;                             /* (L, B, NH, T, hs) each */
+  float *qkv;                                   /* (L, B, T, 3C), which the attention's backward reads */
   float *prob;                                  /* (L, B, NH, T, T) */
   float *f1, *g, *gth;                          /* (L, B, T, 4C) fc1 output, GELU of it, its tanh */
   float *fmod;                                  /* (B, 2C) final adaLN */
@@ -66,7 +65,7 @@ typedef struct {
   float *meanf, *rstdf;                         /* (B, T) */
   float *otok;                                  /* (B, T, P) */
   float *feat;                                  /* (B, C) mean-pooled h_L */
-  /* scratch: attention's y in forward and its backward scratch */
+  /* scratch: attention's forward and backward scratch */
   float *ay, *ascratch;
   float *dh, *s1, *s2;  /* (B, T, C) */
   float *d3;            /* (B, T, 3C) */
@@ -115,7 +114,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   int C = c->width, T = a->T, P = a->P, L = c->depth, NH = c->heads, BT = B * T;
   int S = c->img_size, CI = c->img_channels, p = c->patch;
   long BC = (long)B * C, hsz = (long)m->max_batch * T * C;
-  long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
+  long psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B <= m->max_batch, "dit forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
   a->B = B;
   /* an inference forward (model.h) keeps nothing for a backward: the residual stream is updated in
@@ -154,8 +153,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
     linear_forward(mod, a->csilu, P_(w->adaw), P_(w->adab), B, C, 6 * C);
     ops->layernorm_modulate_forward(m1, ln1, mean1, rstd1, h, mod, mod + C, 6 * C, B, T, C);
     linear_forward(qkv, m1, P_(w->qkvw), P_(w->qkvb), BT, C, 3 * C);
-    attention_forward(att, a->q + s * qsz, a->k + s * qsz, a->v + s * qsz, a->prob + s * psz, a->ay, qkv, B, T,
-                      C, NH);
+    attention_forward(att, a->prob + s * psz, a->ay, qkv, B, T, C, NH);
     ops->linear_residual_forward(hmid, proj, h, mod + 2 * C, 6 * C, att, P_(w->projw), P_(w->projb), B, T, C, C);
     float *hx = hmid; /* the MLP half's input */
     if (a->text) { /* hx = hmid + xattn(hmid, text, mask), no gate */
@@ -194,7 +192,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
   int C = c->width, T = a->T, P = a->P, L = c->depth, NH = c->heads, BT = B * T;
   int S = c->img_size, CI = c->img_channels, p = c->patch;
   long BC = (long)B * C, BTC = (long)BT * C, hsz = (long)m->max_batch * T * C;
-  long qsz = hsz, psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
+  long psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B == a->B, "dit backward: batch %d differs from the forward batch %d", B, a->B);
   CHECK(a->kept, "dit backward: the last forward was an inference forward, which keeps nothing for a backward");
   const float *hL = a->h + L * hsz;
@@ -243,8 +241,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     /* attention half: hmid = h + gate1 proj */
     ops->gated_residual_bias_backward(a->s1, dmod + 2 * C, G_(w->projb), a->dh, proj, mod + 2 * C, 6 * C, B, T, C);
     linear_backward_overwrite(a->s2, G_(w->projw), NULL, a->s1, att, P_(w->projw), BT, C, C);
-    attention_backward(a->d3, a->ascratch, a->s2, a->q + l * qsz, a->k + l * qsz, a->v + l * qsz,
-                       a->prob + l * psz, B, T, C, NH);
+    attention_backward(a->d3, a->ascratch, a->s2, a->qkv + 3 * l * hsz, a->prob + l * psz, B, T, C, NH);
     linear_backward_overwrite(a->s1, G_(w->qkvw), G_(w->qkvb), a->d3, m1, P_(w->qkvw), BT, C, 3 * C);
     ops->modulate_layernorm_backward(a->dh, dmod, dmod + C, a->s2, a->s1, ln1, mod + C, h, a->mean1 + l * rsz,
                                      a->rstd1 + l * rsz, 6 * C, B, T, C);
@@ -276,9 +273,9 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
 }
 
 #define DIT_BUFFERS(a)                                                                                    \
-  {a->pos, a->ones, a->tokens, a->cond, a->csilu, a->mod, a->h, a->hmid, a->ln1, \
-   a->m1, a->att, a->proj, a->ln2, a->m2, a->f2, a->mean1, a->rstd1, a->mean2, a->rstd2, a->qkv, a->q, a->k,  \
-   a->v, a->prob, a->f1, a->g, a->gth, a->fmod, a->lnf, a->mf, a->meanf, a->rstdf, a->otok, a->feat, a->ay,    \
+  {a->pos, a->ones, a->tokens, a->cond, a->csilu, a->mod, a->h, a->hmid, a->ln1,                             \
+   a->m1, a->att, a->proj, a->ln2, a->m2, a->f2, a->mean1, a->rstd1, a->mean2, a->rstd2, a->qkv, a->prob,     \
+   a->f1, a->g, a->gth, a->fmod, a->lnf, a->mf, a->meanf, a->rstdf, a->otok, a->feat, a->ay,                  \
    a->ascratch, a->dh, a->s1, a->s2, a->d3, a->d4a, a->d4b, a->dtok, a->dimg, a->dmod, a->dcsilu, a->dcond}
 
 static void dit_free(Model *m) {
@@ -381,7 +378,6 @@ Model *dit_create(Model *m) {
   a->mean1 = ops->alloc(f * BT * Ls), a->rstd1 = ops->alloc(f * BT * Ls);
   a->mean2 = ops->alloc(f * BT * Ls), a->rstd2 = ops->alloc(f * BT * Ls);
   a->qkv = ops->alloc(f * 3 * BTC * Ls);
-  a->q = ops->alloc(f * BTC * Ls), a->k = ops->alloc(f * BTC * Ls), a->v = ops->alloc(f * BTC * Ls);
   a->prob = ops->alloc(f * (size_t)B * NH * T * T * Ls);
   a->f1 = ops->alloc(f * 4 * BTC * Ls), a->g = ops->alloc(f * 4 * BTC * Ls), a->gth = ops->alloc(f * 4 * BTC * Ls);
   a->fmod = ops->alloc(f * 2 * BC);
@@ -389,8 +385,8 @@ Model *dit_create(Model *m) {
   a->meanf = ops->alloc(f * BT), a->rstdf = ops->alloc(f * BT);
   a->otok = ops->alloc(f * BT * P);
   a->feat = ops->alloc(f * BC);
-  a->ay = ops->alloc(f * BTC);
-  a->ascratch = ops->alloc(f * (size_t)attention_scratch_floats(B, T, C, NH));
+  a->ay = ops->alloc(f * (size_t)attention_forward_scratch_floats(ops, B, T, C));
+  a->ascratch = ops->alloc(f * (size_t)attention_scratch_floats(ops, B, T, C, NH));
   a->dh = ops->alloc(f * BTC), a->s1 = ops->alloc(f * BTC), a->s2 = ops->alloc(f * BTC);
   a->d3 = ops->alloc(f * 3 * BTC);
   a->d4a = ops->alloc(f * 4 * BTC), a->d4b = ops->alloc(f * 4 * BTC);

@@ -786,34 +786,42 @@ static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T,
         memcpy(dy + (((long)b * NH + h) * T + t) * hs, dout + ((long)b * T + t) * C + (long)h * hs, sizeof(float) * (size_t)hs);
 }
 
-/* One (sample, head) at a time per thread: its rows of q, k, v copied out of qkv, the scores
- * GEMM, the softmax of each score row while the T x T block is in L1 or L2, and the product with v
- * written straight into the head's columns of out (leading dimension NH hs), so neither the
- * scores nor y take a pass of their own. The products are the GEMMs gemm_batched runs for these
- * shapes (one single-threaded sgemm per head when small, else each on OpenBLAS's threads), the
- * softmax is softmax_forward's row, so the results are bit for bit the unfused attention's. */
-static void cpu_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y, const float *qkv,
-                                  int B, int T, int NH, int hs) {
-  (void)y;
-  long C = (long)NH * hs, th = (long)T * hs, tt = (long)T * T;
+/* One (sample, head) at a time per thread: the scores GEMM reading the head's q and k in place from
+ * qkv (leading dimension 3 NH hs), the softmax of each score row while the T x T block is in L1 or
+ * L2, and the product with v (in place too) written straight into the head's columns of out
+ * (leading dimension NH hs), so neither the heads, the scores nor y take a pass of their own. The
+ * products are the GEMMs gemm_batched runs for these shapes after heads_split (one single-threaded
+ * sgemm per head when small, else each on OpenBLAS's threads; OpenBLAS packs its operands, so a
+ * leading dimension changes no sum), the softmax is softmax_forward's row, so the results are bit
+ * for bit the unfused attention's. */
+static void cpu_attention_forward(float *out, float *prob, float *scratch, const float *qkv, int B, int T, int NH,
+                                  int hs) {
+  (void)scratch;
+  long C = (long)NH * hs, tt = (long)T * T;
   float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * T * T * hs < GEMM_SMALL_FLOPS)
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++) {
-      long i = (long)b * NH + h;
-      float *qi = q + i * th, *ki = k + i * th, *vi = v + i * th, *pi = prob + i * tt;
-      for (int t = 0; t < T; t++) {
-        const float *src = qkv + ((long)b * T + t) * 3 * C + (long)h * hs;
-        memcpy(qi + (long)t * hs, src, sizeof(float) * (size_t)hs);
-        memcpy(ki + (long)t * hs, src + C, sizeof(float) * (size_t)hs);
-        memcpy(vi + (long)t * hs, src + 2 * C, sizeof(float) * (size_t)hs);
-      }
-      cpu_gemm(0, 1, T, T, hs, scale, qi, ki, 0.0f, pi);
+      const float *qi = qkv + (long)b * T * 3 * C + (long)h * hs, *ki = qi + C, *vi = qi + 2 * C;
+      float *pi = prob + ((long)b * NH + h) * tt;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, qi, (int)(3 * C), ki, (int)(3 * C), 0.0f,
+                  pi, T);
       softmax_block(pi, pi, T, T);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, vi, hs, 0.0f,
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, vi, (int)(3 * C), 0.0f,
                   out + (long)b * T * C + (long)h * hs, (int)C);
     }
 }
+
+/* Where a head's rows of q, k or v are: (sample b, head h) starts at p + b sb + h sh, its rows ld
+ * floats apart. The caches of cross-attention (B, NH, N, hs): sb = NH N hs, sh = N hs, ld = hs;
+ * self-attention's qkv (B, T, 3 NH hs) read in place: sb = 3 T NH hs, sh = hs, ld = 3 NH hs. */
+typedef struct {
+  const float *p;
+  long sb, sh;
+  int ld;
+} HeadRows;
+
+static inline const float *head_rows(HeadRows x, int b, int h) { return x.p + b * x.sb + h * x.sh; }
 
 /* The backward of attention per (sample, head), self- and cross-attention alike: N queries, M keys
  * (M = N for self-attention). The head's dy is read in place from dout (leading dimension NH hs);
@@ -826,32 +834,35 @@ static void cpu_attention_forward(float *out, float *q, float *k, float *v, floa
  * are (B, NH, N, M) scratch each. The (sample, head) blocks write disjoint columns, so the threads
  * never share an output. */
 static void attention_backward_heads(float *dq, int ldq, float *dk, float *dv, int ldkv, float beta, float *dprob,
-                                     float *datt, const float *dout, const float *q, const float *k, const float *v,
+                                     float *datt, const float *dout, HeadRows q, HeadRows k, HeadRows v,
                                      const float *prob, int B, int N, int M, int NH, int hs) {
-  long C = (long)NH * hs, nh = (long)N * hs, mh = (long)M * hs, nm = (long)N * M;
+  long C = (long)NH * hs, nm = (long)N * M;
   float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(2) schedule(static) if (B * NH > 1 && 2L * N * M * hs < GEMM_SMALL_FLOPS)
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++) {
       long i = (long)b * NH + h;
-      const float *qi = q + i * nh, *ki = k + i * mh, *vi = v + i * mh, *pi = prob + i * nm;
+      const float *qi = head_rows(q, b, h), *ki = head_rows(k, b, h), *vi = head_rows(v, b, h), *pi = prob + i * nm;
       const float *dy = dout + (long)b * N * C + (long)h * hs;
       float *dp = dprob + i * nm, *da = datt + i * nm;
       float *dqi = dq + (long)b * N * ldq + (long)h * hs, *dki = dk + (long)b * M * ldkv + (long)h * hs;
       float *dvi = dv + (long)b * M * ldkv + (long)h * hs;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, hs, 1.0f, dy, (int)C, vi, hs, 0.0f, dp, M);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, M, hs, 1.0f, dy, (int)C, vi, v.ld, 0.0f, dp, M);
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, 1.0f, pi, M, dy, (int)C, beta, dvi, ldkv);
       softmax_backward_block(da, dp, pi, N, M);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, scale, da, M, ki, hs, beta, dqi, ldq);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, scale, da, M, qi, hs, beta, dki, ldkv);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, scale, da, M, ki, k.ld, beta, dqi, ldq);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, hs, N, scale, da, M, qi, q.ld, beta, dki, ldkv);
     }
 }
 
-/* self-attention: dq, dk, dv overwrite the head's columns of dqkv (leading dimension 3 NH hs) */
-static void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q, const float *k,
-                                   const float *v, const float *prob, int B, int T, int NH, int hs) {
+/* self-attention: q, k, v read in place from qkv; dq, dk, dv overwrite the head's columns of dqkv
+ * (leading dimension 3 NH hs) */
+static void cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                   const float *prob, int B, int T, int NH, int hs) {
   int C = NH * hs;
-  float *dprob = scratch + 4L * B * T * C, *datt = dprob + (long)B * NH * T * T; /* attention_scratch_floats' */
+  float *dprob = scratch, *datt = dprob + (long)B * NH * T * T; /* attention_scratch_floats' */
+  long sb = 3L * T * C;
+  HeadRows q = {qkv, sb, hs, 3 * C}, k = {qkv + C, sb, hs, 3 * C}, v = {qkv + 2 * C, sb, hs, 3 * C};
   attention_backward_heads(dqkv, 3 * C, dqkv + C, dqkv + 2 * C, 3 * C, 0.0f, dprob, datt, dout, q, k, v, prob, B, T,
                            T, NH, hs);
 }
@@ -910,8 +921,10 @@ static void cpu_cross_attention_backward(float *dquery, float *dkv, float *scrat
                                          const float *k, const float *v, const float *prob, int B, int N, int M,
                                          int NH, int hs) {
   int C = NH * hs;
-  float *dprob = scratch + 2L * B * (N + M) * C, *datt = dprob + (long)B * NH * N * M; /* cross_attention_scratch_floats' */
-  attention_backward_heads(dquery, C, dkv, dkv + C, 2 * C, 1.0f, dprob, datt, dout, q, k, v, prob, B, N, M, NH, hs);
+  float *dprob = scratch, *datt = dprob + (long)B * NH * N * M; /* cross_attention_scratch_floats' */
+  long nh = (long)N * hs, mh = (long)M * hs;
+  HeadRows qr = {q, NH * nh, nh, hs}, kr = {k, NH * mh, mh, hs}, vr = {v, NH * mh, mh, hs}; /* the caches */
+  attention_backward_heads(dquery, C, dkv, dkv + C, 2 * C, 1.0f, dprob, datt, dout, qr, kr, vr, prob, B, N, M, NH, hs);
 }
 
 static void cpu_add(float *y, const float *a, const float *b, long n) {

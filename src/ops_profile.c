@@ -128,13 +128,14 @@ static void record(OpStat *s, double seconds, double flops) {
 AMD_OPS(PROFILE_WRAPPER)
 
 #define PROFILE_ENTRY(ret, op, params, args, rv) .op = p_##op,
-/* host_memory is the wrapped table's, set when enabled */
+/* host_memory and attention_heads_scratch are the wrapped table's, set when enabled */
 static amd_ops profiled = {.name = "profiled", AMD_OPS(PROFILE_ENTRY)};
 
 int ops_profile_enable(void) {
   if (real) return 0;
   real = ops;
   profiled.host_memory = real->host_memory;
+  profiled.attention_heads_scratch = real->attention_heads_scratch;
   ops = &profiled;
   return 1;
 }

@@ -82,7 +82,7 @@ void text_encoder_create(TextEncoder *te, Model *m, int vocab, int width, int de
   te->dx = ops->alloc(f * BLE), te->dt1 = ops->alloc(f * BLE), te->dt2 = ops->alloc(f * BLE);
   te->d4a = ops->alloc(f * 4 * BLE), te->d4b = ops->alloc(f * 4 * BLE);
   te->dpkv = ops->alloc(f * 2 * BLE), te->dpq = ops->alloc(f * (size_t)Bm * E);
-  te->pscratch = ops->alloc(f * (size_t)cross_attention_scratch_floats(Bm, 1, L, E, 1));
+  te->pscratch = ops->alloc(f * (size_t)cross_attention_scratch_floats(ops, Bm, 1, L, E, 1));
 }
 
 void text_encoder_free(TextEncoder *te) {

@@ -33,6 +33,7 @@ int main(void) {
 }
 #else
 
+#include "attention.h"
 #include "caption.h"
 #include "classifier.h"
 #include "cross_attention.h"
@@ -626,14 +627,38 @@ static void test_linear_fused(void) {
     }
 }
 
-/* qkv (B, T, 3C) in, out, q, k, v, prob out, y scratch; s = {B, T, NH, hs} */
+/* out, prob out, scratch, qkv (B, T, 3C) in; s = {B, T, NH, hs} */
 static void op_attention_forward(const amd_ops *o, void *const *p, const Case *c) {
-  o->attention_forward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
+  o->attention_forward(F(0), F(1), F(2), F(3), c->s[0], c->s[1], c->s[2], c->s[3]);
 }
 
-/* dqkv (B, T, 3C) out, scratch, dout, q, k, v (B, NH, T, hs), prob (B, NH, T, T) in */
+/* dqkv (B, T, 3C) out, scratch, dout, qkv (B, T, 3C), prob (B, NH, T, T) in */
 static void op_attention_backward(const amd_ops *o, void *const *p, const Case *c) {
-  o->attention_backward(F(0), F(1), F(2), F(3), F(4), F(5), F(6), c->s[0], c->s[1], c->s[2], c->s[3]);
+  o->attention_backward(F(0), F(1), F(2), F(3), F(4), c->s[0], c->s[1], c->s[2], c->s[3]);
+}
+
+/* the buffers of an attention forward case (out, prob, scratch, qkv) and of a backward case (dqkv,
+ * scratch, dout, qkv, and a softmax's prob, rows summing to 1, as the forward leaves it) */
+static Case attention_forward_case(int B, int T, int NH, int hs) {
+  long n = (long)B * T * NH * hs;
+  Case c = {.s = {B, T, NH, hs}};
+  buf_f(&c, n, -1, 1, 1), buf_f(&c, (long)B * NH * T * T, -1, 1, 1);
+  buf_f(&c, attention_forward_scratch_floats(&ops_cuda, B, T, NH * hs), -1, 1, 0), buf_f(&c, 3 * n, -2, 2, 0);
+  return c;
+}
+
+static Case attention_backward_case(int B, int T, int NH, int hs) {
+  long n = (long)B * T * NH * hs, tt = (long)B * NH * T * T;
+  Case c = {.s = {B, T, NH, hs}};
+  buf_f(&c, 3 * n, -1, 1, 1), buf_f(&c, attention_scratch_floats(&ops_cuda, B, T, NH * hs, NH), -1, 1, 0);
+  buf_f(&c, n, -1, 1, 0), buf_f(&c, 3 * n, -1, 1, 0), buf_f(&c, tt, 0, 0.2, 0);
+  float *pr = c.host[4];
+  for (long r = 0; r < tt / T; r++) {
+    double sum = 0;
+    for (int j = 0; j < T; j++) sum += pr[r * T + j];
+    for (int j = 0; j < T; j++) pr[r * T + j] = (float)(pr[r * T + j] / sum);
+  }
+  return c;
 }
 
 /* fused-against-unfused cases, both sides on the CUDA table: run_case's first call (the
@@ -664,27 +689,14 @@ static void test_attention_fused(void) {
            fits ? "does not apply" : "applies beyond its shared memory");
     EXPECT(cuda_fused_attention_backward_applies(T, hs) == bfits, "T %d hs %d: the fused backward %s", T, hs,
            bfits ? "does not apply" : "applies beyond its shared memory");
-    long n = (long)B * T * NH * hs;
     for (int against_unfused = 0; against_unfused < 2; against_unfused++) {
-      Case c = {.s = {B, T, NH, hs}};
-      buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1);
-      buf_f(&c, (long)B * NH * T * T, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 3 * n, -2, 2, 0);
+      Case c = attention_forward_case(B, T, NH, hs);
       char name[80];
       snprintf(name, sizeof name, "attention %s vs %s B %d T %d NH %d hs %d", fits ? "fused" : "unfused",
                against_unfused ? "unfused" : "cpu", B, T, NH, hs);
       if (against_unfused) backend[0] = cuda_counted;
       run_case(name, &c, against_unfused ? op_attention_forward_unfused_first : op_attention_forward, GEMM);
-      /* the backward from a softmax's prob (rows summing to 1), as the forward leaves it */
-      long tt = (long)B * NH * T * T;
-      c = (Case){.s = {B, T, NH, hs}};
-      buf_f(&c, 3 * n, -1, 1, 1), buf_f(&c, 4 * n + 2 * tt, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
-      buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, tt, 0, 0.2, 0);
-      float *pr = c.host[6];
-      for (long r = 0; r < tt / T; r++) {
-        double sum = 0;
-        for (int j = 0; j < T; j++) sum += pr[r * T + j];
-        for (int j = 0; j < T; j++) pr[r * T + j] = (float)(pr[r * T + j] / sum);
-      }
+      c = attention_backward_case(B, T, NH, hs);
       snprintf(name, sizeof name, "attention backward %s vs %s B %d T %d NH %d hs %d", bfits ? "fused" : "unfused",
                against_unfused ? "unfused" : "cpu", B, T, NH, hs);
       run_case(name, &c, against_unfused ? op_attention_backward_unfused_first : op_attention_backward, GEMM);
@@ -698,17 +710,11 @@ static void test_attention_forward(void) {
   cuda_set_fused_attention(0); /* the unfused sequence here; test_attention_fused has the kernel */
   for (int z = 0; z < 2; z++) {
     int B = shapes[z][0], T = shapes[z][1], NH = shapes[z][2], hs = shapes[z][3];
-    long n = (long)B * T * NH * hs;
-    Case c = {.s = {B, T, NH, hs}};
-    buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1);
-    buf_f(&c, (long)B * NH * T * T, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, 3 * n, -2, 2, 0);
+    Case c = attention_forward_case(B, T, NH, hs);
     char name[64];
     snprintf(name, sizeof name, "attention_forward B %d T %d NH %d hs %d", B, T, NH, hs);
     run_case(name, &c, op_attention_forward, GEMM);
-    long tt = (long)B * NH * T * T;
-    c = (Case){.s = {B, T, NH, hs}};
-    buf_f(&c, 3 * n, -1, 1, 1), buf_f(&c, 4 * n + 2 * tt, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
-    buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0), buf_f(&c, tt, 0, 0.2, 0);
+    c = attention_backward_case(B, T, NH, hs);
     snprintf(name, sizeof name, "attention_backward B %d T %d NH %d hs %d", B, T, NH, hs);
     run_case(name, &c, op_attention_backward, GEMM);
   }
@@ -748,7 +754,7 @@ static void test_cross_attention(void) {
     snprintf(name, sizeof name, "cross_attention_forward B %d N %d M %d NH %d hs %d", B, N, M, NH, hs);
     run_case(name, &c, op_cross_attention_forward, GEMM);
     c = (Case){.s = {B, N, M, NH, hs}};
-    buf_f(&c, nc, -1, 1, 1), buf_f(&c, 2 * mc, -1, 1, 1), buf_f(&c, 2 * (nc + mc) + 2 * nm, -1, 1, 0);
+    buf_f(&c, nc, -1, 1, 1), buf_f(&c, 2 * mc, -1, 1, 1), buf_f(&c, cross_attention_scratch_floats(&ops_cuda, B, N, M, (int)C, NH), -1, 1, 0);
     buf_f(&c, nc, -1, 1, 0), buf_f(&c, nc, -1, 1, 0), buf_f(&c, mc, -1, 1, 0), buf_f(&c, mc, -1, 1, 0);
     int pi = buf_f(&c, nm, 0, 0.2, 0);
     for (long i = 0; i < nm; i++) /* row (b, h, n) of M keys */

@@ -363,20 +363,20 @@ static void test_gemm_batched(void) {
 /* ---- attention ------------------------------------------------------------------------------- */
 
 typedef struct {
-  float *out, *q, *k, *v, *prob, *y, *qkv, *R;
+  float *out, *prob, *scratch, *qkv, *R;
   int B, T, C, NH;
 } AttnCase;
 
 static double attn_loss(void *ctx) {
   AttnCase *c = ctx;
-  attention_forward(c->out, c->q, c->k, c->v, c->prob, c->y, c->qkv, c->B, c->T, c->C, c->NH);
+  attention_forward(c->out, c->prob, c->scratch, c->qkv, c->B, c->T, c->C, c->NH);
   return dot(c->out, c->R, (long)c->B * c->T * c->C);
 }
 
 static void test_attention(void) {
   enum { B = 2, T = 3, C = 6, NH = 2, hs = C / NH };
   long n = B * T * C;
-  AttnCase c = {alloc_f(n), alloc_f(n), alloc_f(n), alloc_f(n), alloc_f(B * NH * T * T), alloc_f(n),
+  AttnCase c = {alloc_f(n), alloc_f(B * NH * T * T), alloc_f(attention_forward_scratch_floats(ops, B, T, C)),
                 alloc_f(3 * n), alloc_f(n), B, T, C, NH};
   fill_uniform(c.qkv, 3 * n, -1.5, 1.5);
   fill_uniform(c.R, n, -1, 1);
@@ -399,17 +399,17 @@ static void test_attention(void) {
           EXPECT_CLOSE(c.out[(b * T + i) * C + h * hs + d], o, 1e-6, 1e-5, "attention output");
         }
       }
-  float *dqkv = alloc_f(3 * n), *scratch = alloc_f(attention_scratch_floats(B, T, C, NH));
-  attention_backward(dqkv, scratch, c.R, c.q, c.k, c.v, c.prob, B, T, C, NH);
+  float *dqkv = alloc_f(3 * n), *scratch = alloc_f(attention_scratch_floats(ops, B, T, C, NH));
+  attention_backward(dqkv, scratch, c.R, c.qkv, c.prob, B, T, C, NH);
   check_grad("d/dqkv attention", c.qkv, dqkv, 3 * n, attn_loss, &c);
   float *d1 = host_copy(dqkv, 3 * n);
   attn_loss(&c);
   ops->fill(dqkv, 7.0f, 3 * n);
-  ops->fill(scratch, 7.0f, attention_scratch_floats(B, T, C, NH)); /* no scratch is read before it is written */
-  attention_backward(dqkv, scratch, c.R, c.q, c.k, c.v, c.prob, B, T, C, NH);
+  ops->fill(scratch, 7.0f, attention_scratch_floats(ops, B, T, C, NH)); /* no scratch is read before it is written */
+  attention_backward(dqkv, scratch, c.R, c.qkv, c.prob, B, T, C, NH);
   expect_overwritten("d/dqkv attention", dqkv, d1, 3 * n);
   free(d1);
-  FREE_ALL(c.out, c.q, c.k, c.v, c.prob, c.y, c.qkv, c.R, dqkv, scratch);
+  FREE_ALL(c.out, c.prob, c.scratch, c.qkv, c.R, dqkv, scratch);
 }
 
 /* ---- patchify -------------------------------------------------------------------------------- */

@@ -218,24 +218,32 @@ static void unfused_layernorm_modulate_forward(float *y, float *ln, float *mean,
   if (!rstd) backend_ops->free(rs);
 }
 
-static void unfused_attention_forward(float *out, float *q, float *k, float *v, float *prob, float *y,
-                                      const float *qkv, int B, int T, int NH, int hs) {
+/* the unfused sequences as the CUDA backend runs them, each in buffers of its own (the CPU's ops
+ * take no scratch for the heads): the heads split out of qkv, and in the backward dq in dy's place
+ * and dk in v's once those are read */
+static void unfused_attention_forward(float *out, float *prob, float *scratch, const float *qkv, int B, int T, int NH,
+                                      int hs) {
+  (void)scratch;
   int n = B * NH;
-  long th = (long)T * hs, tt = (long)T * T;
+  long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
+  float *q = alloc_f(4 * btc), *k = q + btc, *v = k + btc, *y = v + btc;
   backend_ops->heads_split(q, k, v, qkv, B, T, NH, hs);
   backend_ops->gemm_batched(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), q, th, k, th, 0.0f, prob, tt, n);
   backend_ops->softmax_forward(prob, prob, n * T, T);
   backend_ops->gemm_batched(0, 0, T, hs, T, 1.0f, prob, tt, v, th, 0.0f, y, th, n);
   backend_ops->heads_merge(out, y, B, T, NH, hs);
+  backend_ops->free(q);
 }
 
-static void unfused_attention_backward(float *dqkv, float *scratch, const float *dout, const float *q,
-                                       const float *k, const float *v, const float *prob, int B, int T, int NH,
-                                       int hs) {
+static void unfused_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                       const float *prob, int B, int T, int NH, int hs) {
   int n = B * NH;
   long th = (long)T * hs, tt = (long)T * T, btc = (long)B * T * NH * hs;
-  float *dy = scratch, *dq = dy + btc, *dk = dq + btc, *dv = dk + btc, *dprob = dv + btc, *datt = dprob + n * tt;
+  (void)scratch;
+  float *dprob = alloc_f(2 * n * tt + 5 * btc), *datt = dprob + n * tt, *q = datt + n * tt, *k = q + btc;
+  float *v = k + btc, *dy = v + btc, *dv = dy + btc, *dq = dy, *dk = v;
   float scale = 1.0f / sqrtf((float)hs);
+  backend_ops->heads_split(q, k, v, qkv, B, T, NH, hs);
   backend_ops->heads_merge_backward(dy, dout, B, T, NH, hs);
   backend_ops->gemm_batched(0, 1, T, T, hs, 1.0f, dy, th, v, th, 0.0f, dprob, tt, n);
   backend_ops->gemm_batched(1, 0, T, hs, T, 1.0f, prob, tt, dy, th, 0.0f, dv, th, n);
@@ -243,10 +251,11 @@ static void unfused_attention_backward(float *dqkv, float *scratch, const float 
   backend_ops->gemm_batched(0, 0, T, hs, T, scale, datt, tt, k, th, 0.0f, dq, th, n);
   backend_ops->gemm_batched(1, 0, T, hs, T, scale, datt, tt, q, th, 0.0f, dk, th, n);
   backend_ops->heads_split_backward(dqkv, dq, dk, dv, B, T, NH, hs);
+  backend_ops->free(dprob);
 }
 
 /* attention_forward against heads_split, gemm_batched, softmax_forward, gemm_batched, heads_merge,
- * and attention_backward against its five unfused ops and the two copies:
+ * and attention_backward against heads_split and its five unfused ops and the two copies:
  * the dit's heads (4 x 32 over 49 tokens) at the batch of 64, an odd shape, and heads large enough
  * that gemm_batched runs them one after the other on OpenBLAS's threads */
 static void test_attention_fused(void) {
@@ -257,30 +266,32 @@ static void test_attention_fused(void) {
     long C = (long)NH * hs, n = (long)B * T * C, np = (long)B * NH * T * T;
     float *qkv = alloc_f(3 * n);
     fill_uniform(qkv, 3 * n, -2, 2);
-    float *want[5], *got[5]; /* out, q, k, v, prob */
-    long len[5] = {n, n, n, n, np};
-    for (int i = 0; i < 5; i++) want[i] = alloc_f(len[i]), got[i] = alloc_f(len[i]), ops->fill(got[i], 7.0f, len[i]);
-    float *y = alloc_f(n);
-    unfused_attention_forward(want[0], want[1], want[2], want[3], want[4], y, qkv, B, T, NH, hs);
-    ops->attention_forward(got[0], got[1], got[2], got[3], got[4], y, qkv, B, T, NH, hs);
-    static const char *names[5] = {"out", "q", "k", "v", "prob"};
-    for (int i = 0; i < 5; i++) {
+    float *want[2], *got[2]; /* out, prob */
+    long len[2] = {n, np};
+    for (int i = 0; i < 2; i++) want[i] = alloc_f(len[i]), got[i] = alloc_f(len[i]), ops->fill(got[i], 7.0f, len[i]);
+    long nf = attention_forward_scratch_floats(ops, B, T, (int)C);
+    float *fscratch = alloc_f(nf);
+    unfused_attention_forward(want[0], want[1], fscratch, qkv, B, T, NH, hs);
+    ops->fill(fscratch, 7.0f, nf);
+    ops->attention_forward(got[0], got[1], fscratch, qkv, B, T, NH, hs);
+    static const char *names[2] = {"out", "prob"};
+    for (int i = 0; i < 2; i++) {
       char what[96];
       snprintf(what, sizeof what, "attention_forward %s, B %d T %d NH %d hs %d", names[i], B, T, NH, hs);
       expect_same(what, got[i], want[i], len[i]);
     }
-    /* the backward from the forward's caches, into a poisoned dqkv (it overwrites) */
-    long ns = attention_scratch_floats(B, T, (int)C, NH);
+    /* the backward from the forward's qkv and prob, into a poisoned dqkv (it overwrites) */
+    long ns = attention_scratch_floats(ops, B, T, (int)C, NH);
     float *dout = alloc_f(n), *scratch = alloc_f(ns), *dqkv_want = alloc_f(3 * n), *dqkv = alloc_f(3 * n);
     fill_uniform(dout, n, -1, 1);
-    unfused_attention_backward(dqkv_want, scratch, dout, want[1], want[2], want[3], want[4], B, T, NH, hs);
+    unfused_attention_backward(dqkv_want, scratch, dout, qkv, want[1], B, T, NH, hs);
     ops->fill(dqkv, 7.0f, 3 * n), ops->fill(scratch, 7.0f, ns);
-    ops->attention_backward(dqkv, scratch, dout, want[1], want[2], want[3], want[4], B, T, NH, hs);
+    ops->attention_backward(dqkv, scratch, dout, qkv, want[1], B, T, NH, hs);
     char what[96];
     snprintf(what, sizeof what, "attention_backward dqkv, B %d T %d NH %d hs %d", B, T, NH, hs);
     expect_same(what, dqkv, dqkv_want, 3 * n);
-    for (int i = 0; i < 5; i++) ops->free(want[i]), ops->free(got[i]);
-    ops->free(qkv), ops->free(y), ops->free(dout), ops->free(scratch), ops->free(dqkv_want), ops->free(dqkv);
+    for (int i = 0; i < 2; i++) ops->free(want[i]), ops->free(got[i]);
+    ops->free(qkv), ops->free(fscratch), ops->free(dout), ops->free(scratch), ops->free(dqkv_want), ops->free(dqkv);
   }
 }
 

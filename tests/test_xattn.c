@@ -101,7 +101,7 @@ static void test_op_forward(void) {
 
 static void test_op_backward(void) {
   OpCase c = op_case();
-  long sf = cross_attention_scratch_floats(B, N, M, C, NH);
+  long sf = cross_attention_scratch_floats(ops, B, N, M, C, NH);
   float *dquery = alloc_f(B * N * C), *dkv = alloc_f(2 * B * M * C), *scratch = alloc_f(sf);
   op_loss(&c);
   ops->cross_attention_backward(dquery, dkv, scratch, c.R, c.q, c.k, c.v, c.prob, B, N, M, NH, HS);
