@@ -791,8 +791,8 @@ static void cpu_heads_merge_backward(float *dy, const float *dout, int B, int T,
  * L2, and the product with v (in place too) written straight into the head's columns of out
  * (leading dimension NH hs), so neither the heads, the scores nor y take a pass of their own. The
  * products are the GEMMs gemm_batched runs for these shapes after heads_split (one single-threaded
- * sgemm per head when small, else each on OpenBLAS's threads; OpenBLAS packs its operands, so a
- * leading dimension changes no sum), the softmax is softmax_forward's row, so the results are bit
+ * sgemm per head when small, else each on OpenBLAS's threads; a leading dimension moves where an
+ * operand is read, not the order of a sum: tests/test_fused.c checks the bits), the softmax is softmax_forward's row, so the results are bit
  * for bit the unfused attention's. */
 static void cpu_attention_forward(float *out, float *prob, float *scratch, const float *qkv, int B, int T, int NH,
                                   int hs) {
