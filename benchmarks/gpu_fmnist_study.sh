@@ -13,7 +13,8 @@
 #   a plumbing check on the CPU, in a minute: TINY=1 bash benchmarks/gpu_fmnist_study.sh
 #   PASSES=fmnist_s1_main: dmd2 and amd only (rerun without it for dmd, dmdr and the DMDR reward weights:
 #   finished cells are skipped); PASSES=fmnist_s1_extend continues dmd2, amd and dmdr_r1 (see below);
-#   PASSES=fmnist_s1_amd_s and fmnist_s1_amd_parts: AMD's s, and its components one at a time
+#   PASSES=fmnist_s1_amd_s, fmnist_s1_amd_parts, fmnist_s1_amd_rls: AMD's s, its components one at a time,
+#   its lambda_rls
 #   the 2-core CPU variant (no time limit; a smaller teacher, DiT width 64, depth 2, 8000 steps; 3 seeds
 #   at 1000 steps; the preparation and the first two passes at CPU_SEEDS="0 1 2 3 4" took 85 min on a
 #   2-core Xeon, about 7 min per cell, two at a time):
@@ -108,6 +109,11 @@ spec fmnist_s1_amd_s 0 dmd2 amd amd_s0.25:method=amd,amd.s=0.25 amd_s1:method=am
 # (Repulsive Landscape Sharpening alone), and the sharpening weights normalized to mean 1; each against amd
 spec fmnist_s1_amd_parts 0 dmd2 amd amd_norls:method=amd,amd.lambda_rls=0 amd_rls_only:method=amd,amd.s=0 \
   amd_mean1:method=amd,amd.rls_norm=mean1 vs:amd_norls,amd vs:amd_rls_only,amd vs:amd_mean1,amd
+# fmnist_s1_amd_rls (only when PASSES names it): AMD at lambda_rls = 0.5 (its default 1 above), set against
+# DMDR at weight 1: on images the sharpening alone (s = 0) gave AMD's reward gain and its recall loss; does
+# a weaker sharpening keep part of the reward at less recall lost?
+spec fmnist_s1_amd_rls 0 dmd2 amd amd_rls0.5:method=amd,amd.lambda_rls=0.5 dmdr_r1:method=dmdr,dmdr.lambda_r=1 \
+  vs:amd_rls0.5,dmdr_r1 vs:amd_rls0.5,amd vs:amd,dmdr_r1
 left() { echo $((LIMIT - ($(date +%s) - t0))); }
 # fmnist_s1_extend (only when PASSES names it, after the dmdr pass): the runs of dmd2, amd and dmdr_r1 in
 # $W/study continued from BUDGET to EXTEND_TO steps in $W/study_extend (benchmarks/studies/extend.py), to
