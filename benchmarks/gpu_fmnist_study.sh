@@ -106,9 +106,11 @@ spec fmnist_s1_amd_s 0 dmd2 amd amd_s0.25:method=amd,amd.s=0.25 amd_s1:method=am
   dmdr_r1:method=dmdr,dmdr.lambda_r=1 vs:amd_s0.25,dmdr_r1 vs:amd_s1,dmdr_r1 vs:amd,dmdr_r1
 # fmnist_s1_amd_parts (only when PASSES names it): AMD's components one at a time at its default setting,
 # to find what costs AMD its recall on images: lambda_rls = 0 (Dynamic Score Adaptation alone), s = 0
-# (Repulsive Landscape Sharpening alone), and the sharpening weights normalized to mean 1; each against amd
+# (Repulsive Landscape Sharpening alone), and the sharpening weights normalized to mean 1; each against amd,
+# and the sharpening alone against DMDR at weight 1 (the cells of the dmdr pass)
 spec fmnist_s1_amd_parts 0 dmd2 amd amd_norls:method=amd,amd.lambda_rls=0 amd_rls_only:method=amd,amd.s=0 \
-  amd_mean1:method=amd,amd.rls_norm=mean1 vs:amd_norls,amd vs:amd_rls_only,amd vs:amd_mean1,amd
+  amd_mean1:method=amd,amd.rls_norm=mean1 dmdr_r1:method=dmdr,dmdr.lambda_r=1 vs:amd_norls,amd vs:amd_rls_only,amd \
+  vs:amd_mean1,amd vs:amd_rls_only,dmdr_r1
 # fmnist_s1_amd_rls (only when PASSES names it): AMD at lambda_rls = 0.5 (its default 1 above), set against
 # DMDR at weight 1: on images the sharpening alone (s = 0) gave AMD's reward gain and its recall loss; does
 # a weaker sharpening keep part of the reward at less recall lost?
