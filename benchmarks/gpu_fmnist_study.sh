@@ -111,11 +111,12 @@ spec fmnist_s1_amd_s 0 dmd2 amd amd_s0.25:method=amd,amd.s=0.25 amd_s1:method=am
 spec fmnist_s1_amd_parts 0 dmd2 amd amd_norls:method=amd,amd.lambda_rls=0 amd_rls_only:method=amd,amd.s=0 \
   amd_mean1:method=amd,amd.rls_norm=mean1 dmdr_r1:method=dmdr,dmdr.lambda_r=1 vs:amd_norls,amd vs:amd_rls_only,amd \
   vs:amd_mean1,amd vs:amd_rls_only,dmdr_r1
-# fmnist_s1_amd_rls (only when PASSES names it): AMD at lambda_rls = 0.5 (its default 1 above), set against
-# DMDR at weight 1: on images the sharpening alone (s = 0) gave AMD's reward gain and its recall loss; does
-# a weaker sharpening keep part of the reward at less recall lost?
-spec fmnist_s1_amd_rls 0 dmd2 amd amd_rls0.5:method=amd,amd.lambda_rls=0.5 dmdr_r1:method=dmdr,dmdr.lambda_r=1 \
-  vs:amd_rls0.5,dmdr_r1 vs:amd_rls0.5,amd vs:amd,dmdr_r1
+# fmnist_s1_amd_rls (only when PASSES names it): AMD at lambda_rls = 0.5 and 2 (its default 1 above), set
+# against DMDR at weight 1: on images the sharpening alone (s = 0) gave AMD's reward gain and its recall
+# loss; does a weaker sharpening keep part of the reward at less recall lost, a stronger one more reward?
+spec fmnist_s1_amd_rls 0 dmd2 amd amd_rls0.5:method=amd,amd.lambda_rls=0.5 amd_rls2:method=amd,amd.lambda_rls=2 \
+  dmdr_r1:method=dmdr,dmdr.lambda_r=1 vs:amd_rls0.5,dmdr_r1 vs:amd_rls2,dmdr_r1 vs:amd_rls0.5,amd vs:amd_rls2,amd \
+  vs:amd,dmdr_r1
 left() { echo $((LIMIT - ($(date +%s) - t0))); }
 # fmnist_s1_extend (only when PASSES names it, after the dmdr pass): the runs of dmd2, amd and dmdr_r1 in
 # $W/study continued from BUDGET to EXTEND_TO steps in $W/study_extend (benchmarks/studies/extend.py), to
