@@ -19,7 +19,9 @@
 #    the Failures table counts diverged and collapsed cells with Wilson intervals, a rerun skips them;
 #    a `mode_share:I,J,...` metric equals the share recomputed from /eval/mode_mass;
 #  - `contrasts` add paired tables of chosen pairs (checked against the baseline table, negated) and
-#    differences in differences (twice the baseline table when the pairs are mirrored).
+#    differences in differences (twice the baseline table when the pairs are mirrored);
+#  - benchmarks/pause_tree.sh stops and resumes a process and a child that runs in a session of its own
+#    (as a study's cells do), and refuses a bad signal or PID.
 source "$(dirname "$0")/lib.sh"
 S=$(cd "$SCRATCH" && pwd)
 STUDY="$PY benchmarks/study.py"
@@ -494,3 +496,19 @@ assert open(r + '/dmdr_steps3200_seed104/ckpt_00001600.h5').read() == 'dmdr 104\
 assert open(r + '/amd_steps3200_seed109/log.h5').read() == 'amd 109\n'
 "
 unset TOY_PROTOCOL_SPECS
+
+# --- benchmarks/pause_tree.sh: a child in a session of its own is paused and resumed with its parent ---
+bash -c 'setsid sleep 60 & echo $! > "$1"; wait' _ "$S/pause_child.pid" &
+parent=$!
+for _ in $(seq 50); do [ -s "$S/pause_child.pid" ] && break; sleep 0.1; done
+child=$(cat "$S/pause_child.pid")
+state() { local s; read -r s <"/proc/$1/stat"; s=${s##*) }; echo "${s%% *}"; }
+bash benchmarks/pause_tree.sh STOP "$parent" >/dev/null
+[ "$(state "$parent")" = T ] && [ "$(state "$child")" = T ] && pass pause_tree_stop ||
+  fail pause_tree_stop "states $(state "$parent") $(state "$child") after STOP (a setsid child must stop too)"
+bash benchmarks/pause_tree.sh CONT "$parent" >/dev/null
+[ "$(state "$parent")" != T ] && [ "$(state "$child")" != T ] && pass pause_tree_cont ||
+  fail pause_tree_cont "states $(state "$parent") $(state "$child") after CONT"
+kill "$child" 2>/dev/null; wait "$parent" 2>/dev/null
+expect_error pause_tree_usage "usage: pause_tree.sh STOP|CONT PID" bash benchmarks/pause_tree.sh HUP 1
+expect_error pause_tree_no_process "pause_tree.sh: no process" bash benchmarks/pause_tree.sh STOP 999999999

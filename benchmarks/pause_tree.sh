@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# pause_tree.sh STOP|CONT PID: pause (SIGSTOP) or resume (SIGCONT) a background run and every process
+# under it, found by parent PID in /proc (Linux), so that a timing taken meanwhile has the cores to itself. A signal to
+# the run's process group does not reach everything: GNU timeout (gpu_fmnist_study.sh) puts the study in
+# a process group of its own, and each cell's MPI singleton (orted) starts a session of its own.
+# STOP signals the parents first (none can start a new child meanwhile), CONT the children first.
+#   bash benchmarks/pause_tree.sh STOP "$(cat run.pid)"; <measure>; bash benchmarks/pause_tree.sh CONT "$(cat run.pid)"
+set -uo pipefail
+[ $# -eq 2 ] && { [ "$1" = STOP ] || [ "$1" = CONT ]; } && [[ $2 =~ ^[0-9]+$ ]] ||
+  { echo "usage: pause_tree.sh STOP|CONT PID" >&2; exit 2; }
+sig=$1 root=$2
+kill -0 "$root" 2>/dev/null || { echo "pause_tree.sh: no process $root" >&2; exit 1; }
+children() { # the PIDs whose parent is $1, from /proc (Linux; no procps needed)
+  local f rest
+  for f in /proc/[0-9]*/stat; do
+    read -r rest <"$f" 2>/dev/null || continue
+    rest=${rest##*) } # after the command name, which may hold spaces: "STATE PPID ..."
+    set -- $rest
+    [ "$2" = "$want" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
+  done
+}
+tree() { # PID and its descendants, parents first
+  echo "$1"
+  local c want=$1
+  for c in $(children); do tree "$c"; done
+}
+pids=$(tree "$root")
+[ "$sig" = CONT ] && pids=$(echo "$pids" | tac)
+n=0
+for p in $pids; do kill -"$sig" "$p" 2>/dev/null && n=$((n + 1)); done
+echo "pause_tree.sh: $sig sent to $n processes under $root"
