@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # pause_tree.sh STOP|CONT PID: pause (SIGSTOP) or resume (SIGCONT) a background run and every process
-# under it, found by parent PID in /proc (Linux), so that a timing taken meanwhile has the cores to itself. A signal to
-# the run's process group does not reach everything: GNU timeout (gpu_fmnist_study.sh) puts the study in
-# a process group of its own, and each cell's MPI singleton (orted) starts a session of its own.
+# under it, found by parent PID in /proc (Linux), so that a timing taken meanwhile has the cores to
+# itself. A signal to the run's process group does not reach everything: GNU timeout
+# (gpu_fmnist_study.sh) puts the study in a process group of its own, and each cell's MPI singleton
+# (orted) starts a session of its own.
 # STOP signals the parents first (none can start a new child meanwhile), CONT the children first.
 #   bash benchmarks/pause_tree.sh STOP "$(cat run.pid)"; <measure>; bash benchmarks/pause_tree.sh CONT "$(cat run.pid)"
 set -uo pipefail
@@ -11,7 +12,7 @@ set -uo pipefail
 sig=$1 root=$2
 kill -0 "$root" 2>/dev/null || { echo "pause_tree.sh: no process $root" >&2; exit 1; }
 children() { # the PIDs whose parent is $1, from /proc (Linux; no procps needed)
-  local f rest
+  local want=$1 f rest
   for f in /proc/[0-9]*/stat; do
     read -r rest <"$f" 2>/dev/null || continue
     rest=${rest##*) } # after the command name, which may hold spaces: "STATE PPID ..."
@@ -21,8 +22,8 @@ children() { # the PIDs whose parent is $1, from /proc (Linux; no procps needed)
 }
 tree() { # PID and its descendants, parents first
   echo "$1"
-  local c want=$1
-  for c in $(children); do tree "$c"; done
+  local c
+  for c in $(children "$1"); do tree "$c"; done
 }
 pids=$(tree "$root")
 [ "$sig" = CONT ] && pids=$(echo "$pids" | tac)
