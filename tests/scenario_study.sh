@@ -210,11 +210,16 @@ expect_error study_extend_no_budget "has no budget 15" \
 mkspec "$S/cosine.json" "s['methods']['amd']['optim.schedule'] = 'cosine'"
 expect_error study_extend_schedule "method amd uses a learning-rate schedule over train.steps" \
   $PY benchmarks/studies/extend.py "$S/cosine.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"
-printf '# a cosine schedule set by the config file\n[optim]\nschedule = cosine # decays over train.steps\n' >"$S/cosine.cfg"
-cat jobs/toy_amd.cfg "$S/cosine.cfg" >"$S/cosine_all.cfg"
-mkspec "$S/cosine_cfg.json" "s['distill']['config'] = '$S/cosine_all.cfg'"
-expect_error study_extend_schedule_config "method dmd2 uses a learning-rate schedule over train.steps" \
-  $PY benchmarks/studies/extend.py "$S/cosine_cfg.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"
+# a run whose checkpoint records a cosine schedule (however its config set it) is refused too
+mkdir -p "$S/cos/runs" && cp -r "$S/ci/runs/dmd2_steps10_seed0" "$S/cos/runs/"
+$PY -c "
+import h5py
+with h5py.File('$S/cos/runs/dmd2_steps10_seed0/ckpt_00000010.h5', 'r+') as f:
+    c = f.attrs['config']; c = c.decode() if isinstance(c, bytes) else c
+    assert 'optim.schedule = constant' in c, c
+    f.attrs['config'] = c.replace('optim.schedule = constant', 'optim.schedule = cosine')"
+expect_error study_extend_schedule_ckpt "method dmd2 uses a learning-rate schedule over train.steps" \
+  $PY benchmarks/studies/extend.py "$S/ci.json" "$S/cos" 10 20 "$S/ext.json" "$S/ext" dmd2
 mkspec "$S/bad_extend.json" "del s['seeds']"
 expect_error study_extend_bad_spec "'seeds' is required" \
   $PY benchmarks/studies/extend.py "$S/bad_extend.json" "$S/ci" 10 20 "$S/ext.json" "$S/ext"

@@ -13,13 +13,13 @@ learning rate after the warm-up and the EMA's step-based warm-up, that is the sa
 B1-step run from the start (tests/scenario_study.sh compares the checkpoints and eval numbers bit for
 bit; benchmarks/studies/toy_s1_protocol.py's extend stage is the same idea). A learning-rate
 schedule that depends on train.steps (cosine) would change: this refuses such a spec (the schedule
-set by the spec or by its config file), and a spec that benchmarks/study.py would refuse. Runs
+set by the spec, or recorded in a run's checkpoint however it was set), and a spec that
+benchmarks/study.py would refuse. Runs
 already copied are left alone, so it can be rerun. FOLDER is given as the first study's --out was
 (the spec's {study} and {prep} become paths in it, and the continued runs must name their teacher
 and files as the first ones did: amd refuses a resume whose settings changed)."""
 import json
 import os
-import re
 import shutil
 import sys
 
@@ -31,23 +31,18 @@ def fail(msg):
     sys.exit(f"extend: {msg}")
 
 
-def config_schedule(path):
-    """optim.schedule as the config file sets it ([optim] schedule = ..., or optim.schedule = ...), or None."""
-    try:
-        lines = open(os.path.join(study.ROOT, path) if not os.path.isabs(path) else path).read().splitlines()
-    except OSError as e:
-        fail(f"cannot read the spec's config {path}: {e}")
-    section, found = "", None
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
-        m = re.match(r"^\[(.*)\]$", line)
-        if m:
-            section = m.group(1).strip()
-            continue
-        m = re.match(r"^([\w.]+)\s*=\s*(\S+)", line)
-        if m and (section + "." + m.group(1) if section else m.group(1)) == "optim.schedule":
-            found = m.group(2)
-    return found
+def run_schedule(ckpt):
+    """optim.schedule as the run recorded it: the checkpoint's `config` attribute holds every setting
+    the run resolved (defaults, its config file, its command line)."""
+    import h5py
+    with h5py.File(ckpt, "r") as f:
+        text = f.attrs["config"]
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "optim.schedule":
+            return value.strip()
+    return "constant"
 
 
 def copy_runs(folder, new_folder, methods, seeds, b0, b1):
@@ -93,15 +88,16 @@ def main(argv):
         fail(f"methods {unknown} are not in {spec_path} ({', '.join(spec['methods'])})")
     if b0 not in spec["budgets"]:
         fail(f"{spec_path} has no budget {b0} (budgets {spec['budgets']})")
-    common = dict(spec.get("distill", {}).get("settings", {}))
-    config = spec.get("distill", {}).get("config", "")
-    schedule = config_schedule(config) if config else None
-    if schedule:
-        common.setdefault("optim.schedule", schedule)
+    common = spec.get("distill", {}).get("settings", {})
     for m in methods:
         s = spec["methods"][m]
         s = s.get("distill", {}) if set(s) <= {"distill", "sample", "eval"} and s else s
-        if dict(common, **s).get("optim.schedule", "constant") != "constant":
+        schedules = {dict(common, **s).get("optim.schedule", "constant")}  # the spec's, then each run's own
+        for seed in spec["seeds"]:
+            ckpt = os.path.join(folder, "runs", f"{m}_steps{b0}_seed{seed}", f"ckpt_{b0:08d}.h5")
+            if os.path.exists(ckpt):
+                schedules.add(run_schedule(ckpt))
+        if schedules != {"constant"}:
             fail(f"method {m} uses a learning-rate schedule over train.steps: its continuation would not be "
                  f"the run a {b1}-step study makes")
     copied = copy_runs(folder, new_folder, methods, spec["seeds"], b0, b1)
