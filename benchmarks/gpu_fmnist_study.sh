@@ -115,8 +115,8 @@ spec fmnist_s1_amd_parts 0 dmd2 amd amd_norls:method=amd,amd.lambda_rls=0 amd_rl
 # against DMDR at weight 1: on images the sharpening alone (s = 0) gave AMD's reward gain and its recall
 # loss; does a weaker sharpening keep part of the reward at less recall lost, a stronger one more reward?
 spec fmnist_s1_amd_rls 0 dmd2 amd amd_rls0.5:method=amd,amd.lambda_rls=0.5 amd_rls2:method=amd,amd.lambda_rls=2 \
-  dmdr_r1:method=dmdr,dmdr.lambda_r=1 vs:amd_rls0.5,dmdr_r1 vs:amd_rls2,dmdr_r1 vs:amd_rls0.5,amd vs:amd_rls2,amd \
-  vs:amd,dmdr_r1
+  dmdr_r1:method=dmdr,dmdr.lambda_r=1 dmdr_r10:method=dmdr,dmdr.lambda_r=10 vs:amd_rls0.5,dmdr_r1 \
+  vs:amd_rls2,dmdr_r1 vs:amd_rls2,dmdr_r10 vs:amd_rls0.5,amd vs:amd_rls2,amd vs:amd,dmdr_r1
 left() { echo $((LIMIT - ($(date +%s) - t0))); }
 # fmnist_s1_extend (only when PASSES names it, after the dmdr pass): the runs of dmd2, amd and dmdr_r1 in
 # $W/study continued from BUDGET to EXTEND_TO steps in $W/study_extend (benchmarks/studies/extend.py), to
