@@ -1000,7 +1000,9 @@ static void cpu_adamw(float *p, const float *g, float *m, float *v, long n, floa
                       float beta2, float eps, float wd, float grad_scale, long t) {
   float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
   /* simd: each element's arithmetic is independent (no reduction), so the vector lanes give the
-   * scalar loop's results bit for bit; -O2 alone left this loop scalar */
+   * scalar loop's results bit for bit. It vectorizes only with -fno-math-errno (Makefile): with
+   * errno kept, sqrtf of a negative must set it, GCC branches to the library call per element and
+   * the loop stays scalar whatever the pragma says (26 ms -> 8.7 ms at 7.4 M parameters, 1 thread). */
 #pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
   for (long i = 0; i < n; i++) {
     float gi = g[i] * grad_scale;
