@@ -106,7 +106,17 @@ CPU_AVX512_OBJ := $(CPU_ISA_DIR)/ops_cpu_avx512.o
 OBJS += $(CPU_AVX2_OBJ) $(CPU_AVX512_OBJ)
 LIB_OBJS := $(filter-out %/src/main.o,$(OBJS))
 
+# the compiler flags of each object directory, rewritten only when they change (see the rules below):
+# FLAGS_STAMP for $(BUILD)/, CPU_FLAGS_STAMP for the CPU objects, which the CUDA builds take from
+# build/ (compiled there with CPU_CFLAGS, the CPU build's own CFLAGS, so both write the same text)
 FLAGS_STAMP := $(BUILD)/gen/flags
+ifneq ($(filter 1,$(CUDA) $(CUDA_EMU)),)
+  CPU_FLAGS_STAMP := build/gen/flags
+  FLAGS_TEXT = $(CFLAGS) | $(NVCCFLAGS) | $(CXXFLAGS)
+else
+  CPU_FLAGS_STAMP := $(FLAGS_STAMP)
+  FLAGS_TEXT = $(CFLAGS)
+endif
 
 ifeq ($(BUILD),build)
   AMD := amd
@@ -135,22 +145,29 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
-$(CPU_AVX2_OBJ): src/ops_cpu.c $(FLAGS_STAMP)
+$(CPU_AVX2_OBJ): src/ops_cpu.c $(CPU_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC $< (AVX2)"
 	@$(CC) $(if $(CPU_CFLAGS),$(CPU_CFLAGS),$(CFLAGS)) -mavx2 -DOPS_CPU_AVX2 -c -o $@ $<
 
-$(CPU_AVX512_OBJ): src/ops_cpu.c $(FLAGS_STAMP)
+$(CPU_AVX512_OBJ): src/ops_cpu.c $(CPU_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC $< (AVX-512)"
 	@$(CC) $(if $(CPU_CFLAGS),$(CPU_CFLAGS),$(CFLAGS)) -mavx512f -mprefer-vector-width=512 -DOPS_CPU_AVX512 -c -o $@ $<
 
-# the compiler flags, rewritten only when they change, so a changed flag recompiles every object
-# (the .d files record sources and headers, not flags)
-$(FLAGS_STAMP): FORCE
+# a changed flag recompiles every object it compiles (the .d files record sources and headers, not
+# flags); a stamp's time changes only with its text, so an unchanged build rebuilds nothing
+define write_stamp
 	@mkdir -p $(dir $@)
-	@echo '$(CFLAGS) | $(CPU_CFLAGS) | $(NVCCFLAGS) | $(CXXFLAGS)' >$@.new
+	@echo '$(1)' >$@.new
 	@if cmp -s $@.new $@; then rm -f $@.new; else mv $@.new $@; fi
+endef
+$(FLAGS_STAMP): FORCE
+	$(call write_stamp,$(FLAGS_TEXT))
+ifneq ($(CPU_FLAGS_STAMP),$(FLAGS_STAMP))
+$(CPU_FLAGS_STAMP): FORCE
+	$(call write_stamp,$(CPU_CFLAGS))
+endif
 
 $(BUILD)/gen/commit.c: FORCE
 	@mkdir -p $(dir $@)
@@ -162,7 +179,7 @@ $(COMMIT_OBJ): $(BUILD)/gen/commit.c
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
 ifneq ($(filter 1,$(CUDA) $(CUDA_EMU)),)
-build/%.o: %.c $(FLAGS_STAMP)
+build/%.o: %.c $(CPU_FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CPU_CFLAGS) -c -o $@ $<
