@@ -11,19 +11,19 @@ set -uo pipefail
   { echo "usage: pause_tree.sh STOP|CONT PID" >&2; exit 2; }
 sig=$1 root=$2
 kill -0 "$root" 2>/dev/null || { echo "pause_tree.sh: no process $root" >&2; exit 1; }
-children() { # the PIDs whose parent is $1, from /proc (Linux; no procps needed)
-  local want=$1 f rest
-  for f in /proc/[0-9]*/stat; do
-    read -r rest <"$f" 2>/dev/null || continue
-    rest=${rest##*) } # after the command name, which may hold spaces: "STATE PPID ..."
-    set -- $rest
-    [ "$2" = "$want" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
-  done
-}
+# "PID PPID" of every process, read once from /proc (Linux; no procps needed); the command name in
+# /proc/PID/stat may hold spaces, so the fields are taken after its closing parenthesis
+table=$(for f in /proc/[0-9]*/stat; do
+  read -r rest <"$f" 2>/dev/null || continue
+  rest=${rest##*) }
+  set -- $rest
+  f=${f#/proc/}
+  echo "${f%/stat} $2"
+done)
 tree() { # PID and its descendants, parents first
   echo "$1"
   local c
-  for c in $(children "$1"); do tree "$c"; done
+  for c in $(awk -v p="$1" '$2 == p {print $1}' <<<"$table"); do tree "$c"; done
 }
 pids=$(tree "$root")
 [ "$sig" = CONT ] && pids=$(echo "$pids" | tac)
