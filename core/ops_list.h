@@ -92,11 +92,12 @@
                                         const float *rstd, int ld, int B, int T, int C),                              \
     (dx, dshift, dscale, dm, dy, ln, scale, x, mean, rstd, ld, B, T, C), )                                            \
   /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).                                       \
-   * The forward also stores th = tanh(sqrt(2/pi) (x + 0.044715 x^3)) when th is not NULL, so the                     \
-   * backward need not evaluate tanh again (th NULL there: computed; the same values either way). */                  \
-  X(void, gelu_forward, (float *y, float *th, const float *x, long n), (y, th, x, n), )                               \
-  /* overwrite: dx = dy gelu'(x) */                                                                                   \
-  X(void, gelu_backward, (float *dx, const float *dy, const float *x, const float *th, long n), (dx, dy, x, th, n), ) \
+   * The forward also stores dg = gelu'(x) when dg is not NULL, so that the backward reads dy and dg                  \
+   * only (not x, not tanh again) and x need not be kept for it (dg NULL there: computed from x; the same             \
+   * values either way, bit for bit on the CPU). */                                                                   \
+  X(void, gelu_forward, (float *y, float *dg, const float *x, long n), (y, dg, x, n), )                               \
+  /* overwrite: dx = dy gelu'(x), gelu'(x) from dg when not NULL (x is not read then and may be NULL) */              \
+  X(void, gelu_backward, (float *dx, const float *dy, const float *x, const float *dg, long n), (dx, dy, x, dg, n), ) \
   /* adaLN modulate: y (B, T, C) = x (1 + scale[b]) + shift[b]; backward (overwrite):                                 \
    * dx = dy (1 + scale[b]), dshift[b] = sum_t dy, dscale[b] = sum_t dy x */                                          \
   X(void, modulate_forward, (float *y, const float *x, const float *shift, const float *scale, int ld, int B, int T,  \
@@ -117,8 +118,8 @@
    * on the CPU: gelu_bias_backward is gelu_backward over (N, O) rows (dx overwritten) and db (O) +=                  \
    * the column sums of dx; gated_residual_bias_backward is gated_residual_backward and db (C) += the                 \
    * column sums of dy */                                                                                             \
-  X(void, gelu_bias_backward, (float *dx, float *db, const float *dy, const float *x, const float *th, int N, int O), \
-    (dx, db, dy, x, th, N, O), )                                                                                      \
+  X(void, gelu_bias_backward, (float *dx, float *db, const float *dy, const float *x, const float *dg, int N, int O), \
+    (dx, db, dy, x, dg, N, O), )                                                                                      \
   X(void, gated_residual_bias_backward, (float *dy, float *dgate, float *db, const float *dx, const float *y,         \
                                          const float *gate, int ld, int B, int T, int C),                             \
     (dy, dgate, db, dx, y, gate, ld, B, T, C), )                                                                      \
@@ -127,14 +128,15 @@
    * in cache; each gives bit for bit what gemm, bias_add and the unfused step give (the CPU backend's                \
    * sums; a GPU's as its gemm). All overwrite their outputs.                                                         \
    *   linear_forward:          y = z                                                                                 \
-   *   linear_gelu_forward:     pre = z, y = GELU(pre) with th as gelu_forward keeps it (th may be NULL)              \
+   *   linear_gelu_forward:     pre = z, y = GELU(pre) with dg as gelu_forward keeps it (dg may be NULL); pre is      \
+   *                            scratch for a caller that keeps dg                                                    \
    *   linear_residual_forward: rows (B, T); y = z, h_out = h_in + gate[b] y (gate rows of stride ld;                 \
    *                            h_out may be h_in), the adaLN-Zero gated residual */                                  \
   X(void, linear_forward, (float *y, const float *x, const float *W, const float *b, int N, int K, int O),            \
     (y, x, W, b, N, K, O), )                                                                                          \
-  X(void, linear_gelu_forward, (float *y, float *th, float *pre, const float *x, const float *W, const float *b,      \
+  X(void, linear_gelu_forward, (float *y, float *dg, float *pre, const float *x, const float *W, const float *b,      \
                                 int N, int K, int O),                                                                 \
-    (y, th, pre, x, W, b, N, K, O), )                                                                                 \
+    (y, dg, pre, x, W, b, N, K, O), )                                                                                 \
   X(void, linear_residual_forward, (float *h_out, float *y, const float *h_in, const float *gate, int ld,             \
                                     const float *x, const float *W, const float *b, int B, int T, int K, int O),      \
     (h_out, y, h_in, gate, ld, x, W, b, B, T, K, O), )                                                                \

@@ -51,6 +51,15 @@ static inline unsigned grid_for(long n) {
 }
 #define GRID_STRIDE(i, n) for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n); i += (long)gridDim.x * blockDim.x)
 
+/* GELU, tanh approximation (core/ops_list.h): its value's u and its derivative from tanh u, shared by
+ * gelu_forward / gelu_backward (elementwise.cu) and linear_gelu_forward (gemm.cu) */
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+static __device__ inline float gelu_u(float x) { return GELU_K * (x + 0.044715f * x * x * x); }
+static __device__ inline float gelu_grad(float x, float th) {
+  float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+  return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
+}
+
 /* The op functions, cuda_<op> for every op of core/ops_list.h, with the parameters listed there:
  * gemm.cu (cuBLAS), elementwise.cu (pointwise maps, data movement, conditioning, the fused flow,
  * Euler and softplus ops), transformer.cu (row-wise and per-sample-conditioned layers), reduce.cu

@@ -114,33 +114,29 @@ void cuda_silu_backward(float *dx, const float *dy, const float *x, long n) {
   launchCheck(silu_backward_kernel);
 }
 
-#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
-
-__global__ void gelu_forward_kernel(float *y, float *th_out, const float *x, long n) {
+/* y = GELU(x); dg (may be NULL) keeps gelu'(x) for the backward */
+__global__ void gelu_forward_kernel(float *y, float *dg, const float *x, long n) {
   GRID_STRIDE(i, n) {
-    float u = GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]), th = tanhf(u);
+    float th = tanhf(gelu_u(x[i]));
     y[i] = 0.5f * x[i] * (1.0f + th);
-    if (th_out) th_out[i] = th;
+    if (dg) dg[i] = gelu_grad(x[i], th);
   }
 }
 
-__global__ void gelu_backward_kernel(float *dx, const float *dy, const float *x, const float *th_in, long n) {
-  GRID_STRIDE(i, n) {
-    float th = th_in ? th_in[i] : tanhf(GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]));
-    float du = GELU_K * (1.0f + 3.0f * 0.044715f * x[i] * x[i]);
-    dx[i] = dy[i] * (0.5f * (1.0f + th) + 0.5f * x[i] * (1.0f - th * th) * du);
-  }
+/* dx = dy gelu'(x), gelu'(x) from dg or (dg NULL) from x */
+__global__ void gelu_backward_kernel(float *dx, const float *dy, const float *x, const float *dg, long n) {
+  GRID_STRIDE(i, n) dx[i] = dy[i] * (dg ? dg[i] : gelu_grad(x[i], tanhf(gelu_u(x[i]))));
 }
 
-void cuda_gelu_forward(float *y, float *th, const float *x, long n) {
+void cuda_gelu_forward(float *y, float *dg, const float *x, long n) {
   if (n <= 0) return;
-  gelu_forward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(y, th, x, n);
+  gelu_forward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(y, dg, x, n);
   launchCheck(gelu_forward_kernel);
 }
 
-void cuda_gelu_backward(float *dx, const float *dy, const float *x, const float *th, long n) {
+void cuda_gelu_backward(float *dx, const float *dy, const float *x, const float *dg, long n) {
   if (n <= 0) return;
-  gelu_backward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(dx, dy, x, th, n);
+  gelu_backward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(dx, dy, x, dg, n);
   launchCheck(gelu_backward_kernel);
 }
 

@@ -127,15 +127,14 @@ void cuda_gemm_batched(int transA, int transB, int M, int N, int K, float alpha,
                                         strideA, &beta, C, N, strideC, batch));
 }
 
-/* pre (N, O) += b; y = GELU(pre), th its tanh (th may be NULL); b may be NULL */
-#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
-__global__ void bias_gelu_kernel(float *y, float *th_out, float *pre, const float *b, long n, int O) {
+/* pre (N, O) += b; y = GELU(pre), dg its derivative (dg may be NULL); b may be NULL */
+__global__ void bias_gelu_kernel(float *y, float *dg, float *pre, const float *b, long n, int O) {
   GRID_STRIDE(i, n) {
     float z = b ? pre[i] + b[i % O] : pre[i];
-    float u = GELU_K * (z + 0.044715f * z * z * z), th = tanhf(u);
+    float th = tanhf(gelu_u(z));
     pre[i] = z;
     y[i] = 0.5f * z * (1.0f + th);
-    if (th_out) th_out[i] = th;
+    if (dg) dg[i] = gelu_grad(z, th);
   }
 }
 
@@ -154,12 +153,12 @@ void cuda_linear_forward(float *y, const float *x, const float *W, const float *
   if (b) cuda_bias_add(y, b, N, O);
 }
 
-void cuda_linear_gelu_forward(float *y, float *th, float *pre, const float *x, const float *W, const float *b, int N,
+void cuda_linear_gelu_forward(float *y, float *dg, float *pre, const float *x, const float *W, const float *b, int N,
                               int K, int O) {
   long n = (long)N * O;
   if (n <= 0) return;
   cuda_gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, pre);
-  bias_gelu_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(y, th, pre, b, n, O);
+  bias_gelu_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(y, dg, pre, b, n, O);
   launchCheck(bias_gelu_kernel);
 }
 

@@ -355,8 +355,8 @@ void cuda_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, f
 }
 
 /* the backward ops with the bias gradient of their output: the two kernels one after the other */
-void cuda_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N, int O) {
-  cuda_gelu_backward(dx, dy, x, th, (long)N * O);
+void cuda_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *dg, int N, int O) {
+  cuda_gelu_backward(dx, dy, x, dg, (long)N * O);
   if (db) cuda_bias_backward(db, dx, N, O);
 }
 

@@ -59,7 +59,7 @@ typedef struct {
   float *mean1, *rstd1, *mean2, *rstd2;         /* (L, B, T) each */
   float *qkv;                                   /* (L, B, T, 3C), which the attention's backward reads */
   float *prob;                                  /* (L, B, NH, T, T) */
-  float *f1, *g, *gth;                          /* (L, B, T, 4C) fc1 output, GELU of it, its tanh */
+  float *g, *gdg;                               /* (L, B, T, 4C) GELU of fc1's output, GELU's derivative there */
   float *fmod;                                  /* (B, 2C) final adaLN */
   float *lnf, *mf;                              /* (B, T, C) */
   float *meanf, *rstdf;                         /* (B, T) */
@@ -119,7 +119,7 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   a->B = B;
   /* an inference forward (model.h) keeps nothing for a backward: the residual stream is updated in
    * place in h's first slot, every block works in block 0's buffers, and LN(x), its statistics and
-   * GELU's tanh are not stored; the same operations on the same values otherwise */
+   * GELU's derivative are not stored; the same operations on the same values otherwise */
   int keep = a->kept = !m->inference;
   ops->patchify(a->tokens, x, B, CI, S, S, p);
   model_unit_enter(m, 0, MODEL_FORWARD);
@@ -148,8 +148,8 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
     float *mean2 = keep ? a->mean2 + l * rsz : NULL, *rstd2 = keep ? a->rstd2 + l * rsz : NULL;
     float *m1 = a->m1 + s * hsz, *att = a->att + s * hsz, *proj = a->proj + s * hsz;
     float *m2 = a->m2 + s * hsz, *f2 = a->f2 + s * hsz;
-    float *qkv = a->qkv + 3 * s * hsz, *f1 = a->f1 + 4 * s * hsz, *g = a->g + 4 * s * hsz;
-    float *gth = keep ? a->gth + 4 * l * hsz : NULL;
+    float *qkv = a->qkv + 3 * s * hsz, *g = a->g + 4 * s * hsz;
+    float *gdg = keep ? a->gdg + 4 * l * hsz : NULL;
     linear_forward(mod, a->csilu, P_(w->adaw), P_(w->adab), B, C, 6 * C);
     ops->layernorm_modulate_forward(m1, ln1, mean1, rstd1, h, mod, mod + C, 6 * C, B, T, C);
     linear_forward(qkv, m1, P_(w->qkvw), P_(w->qkvb), BT, C, 3 * C);
@@ -162,7 +162,9 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
       ops->add(hx, hmid, a->xo, (long)BT * C);
     }
     ops->layernorm_modulate_forward(m2, ln2, mean2, rstd2, hx, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
-    ops->linear_gelu_forward(g, gth, f1, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
+    /* fc1's output itself is not kept (the backward reads GELU's derivative): d4a, the backward's
+     * scratch, holds it */
+    ops->linear_gelu_forward(g, gdg, a->d4a, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
     ops->linear_residual_forward(hn, f2, hx, mod + 5 * C, 6 * C, g, P_(w->fc2w), P_(w->fc2b), B, T, 4 * C, C);
     model_unit_leave(m, 1 + l);
   }
@@ -222,7 +224,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     float *mod = a->mod + (long)l * m->max_batch * 6 * C;
     float *ln1 = a->ln1 + l * hsz, *m1 = a->m1 + l * hsz, *att = a->att + l * hsz, *proj = a->proj + l * hsz;
     float *ln2 = a->ln2 + l * hsz, *m2 = a->m2 + l * hsz, *f2 = a->f2 + l * hsz;
-    float *f1 = a->f1 + 4 * l * hsz, *g = a->g + 4 * l * hsz;
+    float *g = a->g + 4 * l * hsz;
     model_unit_enter(m, 1 + l, MODEL_BACKWARD);
     /* the backward ops below overwrite s1, s2, d4b, d3 and each of dmod's six chunks once (ops.h) */
     float *dmod = a->dmod;
@@ -230,7 +232,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
     /* the bias gradients of fc2, fc1 and proj come with the output gradients that make them */
     ops->gated_residual_bias_backward(a->s1, dmod + 5 * C, G_(w->fc2b), a->dh, f2, mod + 5 * C, 6 * C, B, T, C);
     linear_backward_overwrite(a->d4a, G_(w->fc2w), NULL, a->s1, g, P_(w->fc2w), BT, 4 * C, C);
-    ops->gelu_bias_backward(a->d4b, G_(w->fc1b), a->d4a, f1, a->gth + 4 * l * hsz, BT, 4 * C);
+    ops->gelu_bias_backward(a->d4b, G_(w->fc1b), a->d4a, NULL, a->gdg + 4 * l * hsz, BT, 4 * C);
     linear_backward_overwrite(a->s1, G_(w->fc1w), NULL, a->d4b, m2, P_(w->fc1w), BT, C, 4 * C);
     ops->modulate_layernorm_backward(a->dh, dmod + 3 * C, dmod + 4 * C, a->s2, a->s1, ln2, mod + 4 * C, hx,
                                      a->mean2 + l * rsz, a->rstd2 + l * rsz, 6 * C, B, T, C);
@@ -275,7 +277,7 @@ static void dit_backward(Model *m, float *dx, const float *dout, const float *df
 #define DIT_BUFFERS(a)                                                                                    \
   {a->pos, a->ones, a->tokens, a->cond, a->csilu, a->mod, a->h, a->hmid, a->ln1,                             \
    a->m1, a->att, a->proj, a->ln2, a->m2, a->f2, a->mean1, a->rstd1, a->mean2, a->rstd2, a->qkv, a->prob,     \
-   a->f1, a->g, a->gth, a->fmod, a->lnf, a->mf, a->meanf, a->rstdf, a->otok, a->feat, a->ay,                  \
+   a->g, a->gdg, a->fmod, a->lnf, a->mf, a->meanf, a->rstdf, a->otok, a->feat, a->ay,                  \
    a->ascratch, a->dh, a->s1, a->s2, a->d3, a->d4a, a->d4b, a->dtok, a->dimg, a->dmod, a->dcsilu, a->dcond}
 
 static void dit_free(Model *m) {
@@ -379,7 +381,7 @@ Model *dit_create(Model *m) {
   a->mean2 = ops->alloc(f * BT * Ls), a->rstd2 = ops->alloc(f * BT * Ls);
   a->qkv = ops->alloc(f * 3 * BTC * Ls);
   a->prob = ops->alloc(f * (size_t)B * NH * T * T * Ls);
-  a->f1 = ops->alloc(f * 4 * BTC * Ls), a->g = ops->alloc(f * 4 * BTC * Ls), a->gth = ops->alloc(f * 4 * BTC * Ls);
+  a->g = ops->alloc(f * 4 * BTC * Ls), a->gdg = ops->alloc(f * 4 * BTC * Ls);
   a->fmod = ops->alloc(f * 2 * BC);
   a->lnf = ops->alloc(f * BTC), a->mf = ops->alloc(f * BTC);
   a->meanf = ops->alloc(f * BT), a->rstdf = ops->alloc(f * BT);

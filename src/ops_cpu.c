@@ -260,15 +260,20 @@ static void cpu_layernorm_backward(float *dx, const float *dout, const float *x,
 
 static inline float gelu_u(float x) { return GELU_K * (x + 0.044715f * x * x * x); }
 
-/* y = 0.5 x (1 + tanh u); th_out (may be NULL) keeps tanh u for the backward. The loops are
- * branch-free so that `omp simd` vectorizes them with vm_tanhf. */
-static void cpu_gelu_forward(float *y, float *th_out, const float *x, long n) {
-  if (th_out) {
+static inline float gelu_grad(float x, float th) {
+  float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+  return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
+}
+
+/* y = 0.5 x (1 + tanh u); dg (may be NULL) keeps gelu'(x) for the backward, from the same tanh. The
+ * loops are branch-free so that `omp simd` vectorizes them with vm_tanhf. */
+static void cpu_gelu_forward(float *y, float *dg, const float *x, long n) {
+  if (dg) {
 #pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (long i = 0; i < n; i++) {
       float th = vm_tanhf(gelu_u(x[i]));
       y[i] = 0.5f * x[i] * (1.0f + th);
-      th_out[i] = th;
+      dg[i] = gelu_grad(x[i], th);
     }
   } else {
 #pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
@@ -276,16 +281,11 @@ static void cpu_gelu_forward(float *y, float *th_out, const float *x, long n) {
   }
 }
 
-static inline float gelu_grad(float x, float th) {
-  float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-  return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
-}
-
-/* dx = dy * gelu'(x), with tanh u from the forward (th_in) or recomputed (th_in NULL) */
-static void cpu_gelu_backward(float *dx, const float *dy, const float *x, const float *th_in, long n) {
-  if (th_in) {
+/* dx = dy * gelu'(x), with gelu'(x) from the forward (dg) or computed from x (dg NULL) */
+static void cpu_gelu_backward(float *dx, const float *dy, const float *x, const float *dg, long n) {
+  if (dg) {
 #pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
-    for (long i = 0; i < n; i++) dx[i] = dy[i] * gelu_grad(x[i], th_in[i]);
+    for (long i = 0; i < n; i++) dx[i] = dy[i] * dg[i];
   } else {
 #pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (long i = 0; i < n; i++) dx[i] = dy[i] * gelu_grad(x[i], vm_tanhf(gelu_u(x[i])));
@@ -427,20 +427,20 @@ typedef enum { LINEAR_PLAIN, LINEAR_GELU, LINEAR_RESIDUAL } LinearStep;
 typedef struct {
   LinearStep step;
   float *z;           /* (N, O) the GEMM's output: y, or pre for GELU */
-  float *y, *th;      /* GELU: its output and tanh (th may be NULL) */
+  float *y, *dg;      /* GELU: its output and derivative (dg may be NULL) */
   float *h_out;       /* residual: h_out = h_in + gate[row / T] z */
   const float *h_in, *gate;
   int ld, T;
 } LinearOut;
 
-/* GELU over one row of z, keeping its tanh (th) or not. Out of line: inlined into linear_step, GCC 12
- * inlines vm_tanhf into only one of the two loops and leaves the other unvectorized. */
-static __attribute__((noinline)) void gelu_row_keep(float *y, float *th, const float *z, int O) {
+/* GELU over one row of z, keeping its derivative (dg) or not. Out of line: inlined into linear_step,
+ * GCC 12 inlines vm_tanhf into only one of the two loops and leaves the other unvectorized. */
+static __attribute__((noinline)) void gelu_row_keep(float *y, float *dg, const float *z, int O) {
 #pragma omp simd
   for (int j = 0; j < O; j++) {
     float t = vm_tanhf(gelu_u(z[j]));
     y[j] = 0.5f * z[j] * (1.0f + t);
-    th[j] = t;
+    dg[j] = gelu_grad(z[j], t);
   }
 }
 
@@ -461,8 +461,8 @@ static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int 
 #pragma omp simd
       for (int j = 0; j < O; j++) z[j] += b[j];
     }
-    if (o->step == LINEAR_GELU && o->th) {
-      gelu_row_keep(o->y + off, o->th + off, z, O);
+    if (o->step == LINEAR_GELU && o->dg) {
+      gelu_row_keep(o->y + off, o->dg + off, z, O);
     } else if (o->step == LINEAR_GELU) {
       gelu_row(o->y + off, z, O);
     } else if (o->step == LINEAR_RESIDUAL) {
@@ -540,9 +540,9 @@ static void cpu_linear_forward(float *y, const float *x, const float *W, const f
   linear_blocks(&o, x, W, b, N, K, O);
 }
 
-static void cpu_linear_gelu_forward(float *y, float *th, float *pre, const float *x, const float *W, const float *b,
+static void cpu_linear_gelu_forward(float *y, float *dg, float *pre, const float *x, const float *W, const float *b,
                                     int N, int K, int O) {
-  LinearOut o = {.step = LINEAR_GELU, .z = pre, .y = y, .th = th};
+  LinearOut o = {.step = LINEAR_GELU, .z = pre, .y = y, .dg = dg};
   linear_blocks(&o, x, W, b, N, K, O);
 }
 
@@ -561,7 +561,7 @@ static void column_blocks(int rows, int N, int *blocks, int *width) {
   *width = (N + *blocks - 1) / *blocks;
 }
 
-static void cpu_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N,
+static void cpu_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *dg, int N,
                                    int O) {
   int blocks, width;
   column_blocks(N, O, &blocks, &width);
@@ -572,13 +572,14 @@ static void cpu_gelu_bias_backward(float *dx, float *db, const float *dy, const 
     for (int j = j0; j < j1; j++) s[j - j0] = 0;
     for (int i = 0; i < N; i++) {
       long o = (long)i * O;
-      const float *dyr = dy + o, *xr = x + o;
+      const float *dyr = dy + o;
       float *dxr = dx + o;
-      if (th) {
-        const float *tr = th + o;
+      if (dg) {
+        const float *dgr = dg + o;
 #pragma omp simd
-        for (int j = j0; j < j1; j++) dxr[j] = dyr[j] * gelu_grad(xr[j], tr[j]);
+        for (int j = j0; j < j1; j++) dxr[j] = dyr[j] * dgr[j];
       } else {
+        const float *xr = x + o;
 #pragma omp simd
         for (int j = j0; j < j1; j++) dxr[j] = dyr[j] * gelu_grad(xr[j], vm_tanhf(gelu_u(xr[j])));
       }

@@ -72,7 +72,7 @@ void text_encoder_create(TextEncoder *te, Model *m, int vocab, int width, int de
   te->xmid = ops->alloc(f * BLE * Ds);
   te->lnk = ops->alloc(f * BLE * Ds), te->meank = ops->alloc(f * BL * Ds), te->rstdk = ops->alloc(f * BL * Ds);
   te->lnm = ops->alloc(f * BLE * Ds), te->meanm = ops->alloc(f * BL * Ds), te->rstdm = ops->alloc(f * BL * Ds);
-  te->f1 = ops->alloc(f * 4 * BLE * Ds), te->g = ops->alloc(f * 4 * BLE * Ds), te->gth = ops->alloc(f * 4 * BLE * Ds);
+  te->g = ops->alloc(f * 4 * BLE * Ds), te->gdg = ops->alloc(f * 4 * BLE * Ds);
   te->text = ops->alloc(f * BLE), te->meanf = ops->alloc(f * BL), te->rstdf = ops->alloc(f * BL);
   te->pooled = ops->alloc(f * (size_t)Bm * E);
   te->pkv = ops->alloc(f * 2 * BLE);
@@ -87,7 +87,7 @@ void text_encoder_create(TextEncoder *te, Model *m, int vocab, int width, int de
 
 void text_encoder_free(TextEncoder *te) {
   float *bufs[] = {te->maskrow, te->pos,  te->sel,   te->zq,  te->mask,  te->x,      te->xmid,  te->lnk,
-                   te->meank,   te->rstdk, te->lnm,  te->meanm, te->rstdm, te->f1,   te->g,     te->gth,
+                   te->meank,   te->rstdk, te->lnm,  te->meanm, te->rstdm, te->g,    te->gdg,
                    te->text,    te->meanf, te->rstdf, te->pooled, te->pkv, te->pq,   te->pk,    te->pv,
                    te->pprob,   te->py,   te->ao,    te->dx,  te->dt1,   te->dt2,    te->d4a,   te->d4b,
                    te->dpkv,    te->dpq,  te->pscratch};
@@ -110,12 +110,13 @@ void text_encoder_forward(TextEncoder *te, const Model *m, const int *ids, int B
   for (int l = 0; l < te->depth; l++) {
     const TextBlockParams *w = &te->blk[l];
     float *x = te->x + l * sz, *xn = x + sz, *xmid = te->xmid + l * sz, *lnk = te->lnk + l * sz;
-    float *lnm = te->lnm + l * sz, *f1 = te->f1 + 4 * l * sz, *g = te->g + 4 * l * sz, *gth = te->gth + 4 * l * sz;
+    float *lnm = te->lnm + l * sz, *g = te->g + 4 * l * sz, *gdg = te->gdg + 4 * l * sz;
     ops->layernorm_forward(lnk, te->meank + l * rs, te->rstdk + l * rs, x, BL, E);
     cross_attention_forward(&te->attn[l], te->ao, m, x, lnk, te->mask, B, L);
     ops->add(xmid, x, te->ao, BLE);
     ops->layernorm_forward(lnm, te->meanm + l * rs, te->rstdm + l * rs, xmid, BL, E);
-    ops->linear_gelu_forward(g, gth, f1, lnm, P_(w->fc1w), P_(w->fc1b), BL, E, 4 * E);
+    /* fc1's output is not kept (the backward reads GELU's derivative): d4a, the backward's scratch, holds it */
+    ops->linear_gelu_forward(g, gdg, te->d4a, lnm, P_(w->fc1w), P_(w->fc1b), BL, E, 4 * E);
     linear_forward(te->ao, g, P_(w->fc2w), P_(w->fc2b), BL, 4 * E, E);
     ops->add(xn, xmid, te->ao, BLE);
   }
@@ -143,10 +144,10 @@ void text_encoder_backward(TextEncoder *te, Model *m, float *dtext, const float 
   for (int l = te->depth - 1; l >= 0; l--) { /* dx holds d x_{l+1} */
     const TextBlockParams *w = &te->blk[l];
     float *x = te->x + l * sz, *xmid = te->xmid + l * sz, *lnk = te->lnk + l * sz, *lnm = te->lnm + l * sz;
-    float *f1 = te->f1 + 4 * l * sz, *g = te->g + 4 * l * sz, *gth = te->gth + 4 * l * sz;
+    float *g = te->g + 4 * l * sz, *gdg = te->gdg + 4 * l * sz;
     /* MLP half: x_{l+1} = xmid + fc2(GELU(fc1(LN(xmid)))) */
     linear_backward_overwrite(te->d4a, G_(w->fc2w), G_(w->fc2b), te->dx, g, P_(w->fc2w), BL, 4 * E, E);
-    ops->gelu_backward(te->d4b, te->d4a, f1, gth, 4 * BLE);
+    ops->gelu_backward(te->d4b, te->d4a, NULL, gdg, 4 * BLE);
     linear_backward_overwrite(te->dt1, G_(w->fc1w), G_(w->fc1b), te->d4b, lnm, P_(w->fc1w), BL, E, 4 * E);
     ops->layernorm_backward(te->dx, te->dt1, xmid, te->meanm + l * rs, te->rstdm + l * rs, BL, E);
     /* attention half: xmid = x + attn(x, LN(x)); the layer adds into dx and into d LN(x) */

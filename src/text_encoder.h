@@ -47,7 +47,7 @@ typedef struct {
   float *xmid;                    /* (depth, B, L, E) after the attention half */
   float *lnk, *meank, *rstdk;     /* (depth, B, L, E), (depth, B, L) x2: LN(x), the keys' and values' input */
   float *lnm, *meanm, *rstdm;     /* the same for the MLP's LN(xmid) */
-  float *f1, *g, *gth;            /* (depth, B, L, 4E) fc1 output, GELU of it, its tanh */
+  float *g, *gdg;                 /* (depth, B, L, 4E) GELU of fc1's output, GELU's derivative there */
   float *text, *meanf, *rstdf;    /* (B, L, E), (B, L) x2: the output */
   float *pooled;                  /* (B, E) */
   float *pkv, *pq, *pk, *pv, *pprob, *py; /* the masked mean's op buffers */

@@ -363,11 +363,11 @@ static void op_gelu_forward(const amd_ops *o, void *const *p, const Case *c) { o
 static void op_gelu_backward(const amd_ops *o, void *const *p, const Case *c) {
   o->gelu_backward(F(0), F(1), F(2), NULL, c->s[0]);
 }
-/* with the tanh cache: the forward writes it, the backward reads it */
-static void op_gelu_forward_th(const amd_ops *o, void *const *p, const Case *c) {
+/* with the derivative kept: the forward writes it, the backward reads it */
+static void op_gelu_forward_dg(const amd_ops *o, void *const *p, const Case *c) {
   o->gelu_forward(F(0), F(1), F(2), c->s[0]);
 }
-static void op_gelu_backward_th(const amd_ops *o, void *const *p, const Case *c) {
+static void op_gelu_backward_dg(const amd_ops *o, void *const *p, const Case *c) {
   o->gelu_backward(F(0), F(1), F(2), F(3), c->s[0]);
 }
 static void op_add(const amd_ops *o, void *const *p, const Case *c) { o->add(F(0), F(1), F(2), c->s[0]); }
@@ -413,10 +413,10 @@ static void test_pointwise(void) {
   c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -6, 6, 0);
   run_case("gelu_backward", &c, op_gelu_backward, POINTWISE);
   c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -6, 6, 0);
-  run_case("gelu_forward (tanh cached)", &c, op_gelu_forward_th, POINTWISE);
+  run_case("gelu_forward (derivative kept)", &c, op_gelu_forward_dg, POINTWISE);
   c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -6, 6, 0),
   buf_f(&c, n, -1, 1, 0);
-  run_case("gelu_backward (tanh cached)", &c, op_gelu_backward_th, POINTWISE);
+  run_case("gelu_backward (derivative kept)", &c, op_gelu_backward_dg, POINTWISE);
   c = (Case){.s = {(int)n}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0), buf_f(&c, n, -1, 1, 0);
   run_case("add", &c, op_add, EXACT);
   c = (Case){.s = {(int)n}, .f = {-0.37f}}, buf_f(&c, n, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
@@ -535,7 +535,7 @@ static void op_gated_residual_bias_backward(const amd_ops *o, void *const *p, co
   int C = c->s[2];
   o->gated_residual_bias_backward(F(0), F(1) + 2 * C, F(2), F(3), F(4), F(5) + 2 * C, 6 * C, c->s[0], c->s[1], C);
 }
-/* gelu_bias_backward over (N, O): dx, db out; dy, x, th in */
+/* gelu_bias_backward over (N, O): dx, db out; dy, x, dg (gelu'(x), s[3] 1) in */
 static void op_gelu_bias_backward(const amd_ops *o, void *const *p, const Case *c) {
   o->gelu_bias_backward(F(0), F(1), F(2), F(3), c->s[3] ? F(4) : NULL, c->s[0] * c->s[1], c->s[2]);
 }
@@ -559,12 +559,12 @@ static void test_adaln(void) {
   buf_f(&c, n, -1, 1, 1), buf_f(&c, m, -1, 1, 1), buf_f(&c, C, -1, 1, 1), buf_f(&c, n, -1, 1, 0);
   buf_f(&c, n, -1, 1, 0), buf_f(&c, m, -1, 1, 0);
   run_case("gated_residual_bias_backward", &c, op_gated_residual_bias_backward, 1e-12);
-  for (int with_th = 0; with_th < 2; with_th++) {
+  for (int with_dg = 0; with_dg < 2; with_dg++) {
     long n4 = 4 * n;
-    c = (Case){.s = {B, T, 4 * C, with_th}};
+    c = (Case){.s = {B, T, 4 * C, with_dg}};
     buf_f(&c, n4, -1, 1, 1), buf_f(&c, 4 * C, -1, 1, 1), buf_f(&c, n4, -1, 1, 0), buf_f(&c, n4, -3, 3, 0);
     buf_f(&c, n4, -1, 1, 0);
-    run_case(with_th ? "gelu_bias_backward, tanh given" : "gelu_bias_backward", &c, op_gelu_bias_backward, 1e-10);
+    run_case(with_dg ? "gelu_bias_backward, derivative given" : "gelu_bias_backward", &c, op_gelu_bias_backward, 1e-10);
   }
   for (int k = 0; k < 2; k++) { /* C 24 and 200: a warp's lanes with one and with several columns */
     int Cn = k ? 200 : C;

@@ -74,8 +74,8 @@ static void unfused_linear(float *z, const Layer *l, const float *b) {
 
 static void check_layer(const Layer *l, const float *b, const char *tag) {
   long n = l->n;
-  float *want = alloc_f(n), *want_y = alloc_f(n), *want_th = alloc_f(n), *want_h = alloc_f(n);
-  float *got = alloc_f(n), *got_y = alloc_f(n), *got_th = alloc_f(n), *got_h = alloc_f(n);
+  float *want = alloc_f(n), *want_y = alloc_f(n), *want_dg = alloc_f(n), *want_h = alloc_f(n);
+  float *got = alloc_f(n), *got_y = alloc_f(n), *got_dg = alloc_f(n), *got_h = alloc_f(n);
   char what[160];
   unfused_linear(want, l, b);
   ops->fill(got, 7.0f, n); /* the fused ops overwrite */
@@ -83,18 +83,18 @@ static void check_layer(const Layer *l, const float *b, const char *tag) {
   snprintf(what, sizeof what, "linear_forward %s", tag);
   expect_same(what, got, want, n);
 
-  ops->gelu_forward(want_y, want_th, want, n);
-  ops->fill(got, 7.0f, n), ops->fill(got_y, 7.0f, n), ops->fill(got_th, 7.0f, n);
-  ops->linear_gelu_forward(got_y, got_th, got, l->x, l->W, b, l->N, l->K, l->O);
+  ops->gelu_forward(want_y, want_dg, want, n);
+  ops->fill(got, 7.0f, n), ops->fill(got_y, 7.0f, n), ops->fill(got_dg, 7.0f, n);
+  ops->linear_gelu_forward(got_y, got_dg, got, l->x, l->W, b, l->N, l->K, l->O);
   snprintf(what, sizeof what, "linear_gelu_forward pre %s", tag);
   expect_same(what, got, want, n);
   snprintf(what, sizeof what, "linear_gelu_forward y %s", tag);
   expect_same(what, got_y, want_y, n);
-  snprintf(what, sizeof what, "linear_gelu_forward th %s", tag);
-  expect_same(what, got_th, want_th, n);
+  snprintf(what, sizeof what, "linear_gelu_forward dg %s", tag);
+  expect_same(what, got_dg, want_dg, n);
   ops->fill(got_y, 7.0f, n);
   ops->linear_gelu_forward(got_y, NULL, got, l->x, l->W, b, l->N, l->K, l->O);
-  snprintf(what, sizeof what, "linear_gelu_forward y without th %s", tag);
+  snprintf(what, sizeof what, "linear_gelu_forward y without dg %s", tag);
   expect_same(what, got_y, want_y, n);
 
   const float *gate = l->cond + 5 * l->O; /* chunk 5 of the adaLN output, as the dit's MLP half */
@@ -111,7 +111,7 @@ static void check_layer(const Layer *l, const float *b, const char *tag) {
   snprintf(what, sizeof what, "linear_residual_forward in place %s", tag);
   expect_same(what, got_h, want_h, n);
 
-  float *bufs[] = {want, want_y, want_th, want_h, got, got_y, got_th, got_h};
+  float *bufs[] = {want, want_y, want_dg, want_h, got, got_y, got_dg, got_h};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
 }
 
@@ -193,10 +193,10 @@ static void unfused_linear_forward(float *y, const float *x, const float *W, con
   backend_ops->gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, y);
   if (b) backend_ops->bias_add(y, b, N, O);
 }
-static void unfused_linear_gelu_forward(float *y, float *th, float *pre, const float *x, const float *W,
+static void unfused_linear_gelu_forward(float *y, float *dg, float *pre, const float *x, const float *W,
                                         const float *b, int N, int K, int O) {
   unfused_linear_forward(pre, x, W, b, N, K, O);
-  backend_ops->gelu_forward(y, th, pre, (long)N * O);
+  backend_ops->gelu_forward(y, dg, pre, (long)N * O);
 }
 static void unfused_linear_residual_forward(float *h_out, float *y, const float *h_in, const float *gate, int ld,
                                             const float *x, const float *W, const float *b, int B, int T, int K,
@@ -302,9 +302,9 @@ static void unfused_modulate_layernorm_backward(float *dx, float *dshift, float 
   backend_ops->layernorm_backward(dx, dm, x, mean, rstd, B * T, C);
 }
 
-static void unfused_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *th, int N,
+static void unfused_gelu_bias_backward(float *dx, float *db, const float *dy, const float *x, const float *dg, int N,
                                        int O) {
-  backend_ops->gelu_backward(dx, dy, x, th, (long)N * O);
+  backend_ops->gelu_backward(dx, dy, x, dg, (long)N * O);
   if (db) backend_ops->bias_backward(db, dx, N, O);
 }
 static void unfused_gated_residual_bias_backward(float *dy, float *dgate, float *db, const float *dx, const float *y,
@@ -322,22 +322,22 @@ static void test_bias_backward_fused(void) {
   for (size_t z = 0; z < sizeof bb_shapes / sizeof bb_shapes[0]; z++) {
     int B = bb_shapes[z][0], T = bb_shapes[z][1], C = bb_shapes[z][2], N = B * T, O = 4 * C, ld = 6 * C;
     long n = (long)N * C, n4 = (long)N * O;
-    float *dy4 = alloc_f(n4), *x4 = alloc_f(n4), *th4 = alloc_f(n4), *y4 = alloc_f(n4), *db0 = alloc_f(O);
+    float *dy4 = alloc_f(n4), *x4 = alloc_f(n4), *dg4 = alloc_f(n4), *y4 = alloc_f(n4), *db0 = alloc_f(O);
     fill_uniform(dy4, n4, -1, 1), fill_uniform(x4, n4, -3, 3), fill_uniform(db0, O, -1, 1);
-    ops->gelu_forward(y4, th4, x4, n4);
-    for (int with_th = 0; with_th < 2; with_th++) {
+    ops->gelu_forward(y4, dg4, x4, n4);
+    for (int with_dg = 0; with_dg < 2; with_dg++) {
       float *want = alloc_f(n4), *got = alloc_f(n4), *want_db = alloc_f(O), *got_db = alloc_f(O);
       ops->copy(want_db, db0, sizeof(float) * (size_t)O), ops->copy(got_db, db0, sizeof(float) * (size_t)O);
-      unfused_gelu_bias_backward(want, want_db, dy4, x4, with_th ? th4 : NULL, N, O);
+      unfused_gelu_bias_backward(want, want_db, dy4, x4, with_dg ? dg4 : NULL, N, O);
       ops->fill(got, 7.0f, n4);
-      ops->gelu_bias_backward(got, got_db, dy4, x4, with_th ? th4 : NULL, N, O);
+      ops->gelu_bias_backward(got, got_db, dy4, with_dg ? NULL : x4, with_dg ? dg4 : NULL, N, O); /* dg: no x read */
       char what[96];
-      snprintf(what, sizeof what, "gelu_bias_backward dx %dx%d%s", N, O, with_th ? " tanh kept" : "");
+      snprintf(what, sizeof what, "gelu_bias_backward dx %dx%d%s", N, O, with_dg ? " derivative kept" : "");
       expect_same(what, got, want, n4);
-      snprintf(what, sizeof what, "gelu_bias_backward db %dx%d%s", N, O, with_th ? " tanh kept" : "");
+      snprintf(what, sizeof what, "gelu_bias_backward db %dx%d%s", N, O, with_dg ? " derivative kept" : "");
       expect_same(what, got_db, want_db, O);
       ops->fill(got, 7.0f, n4);
-      ops->gelu_bias_backward(got, NULL, dy4, x4, with_th ? th4 : NULL, N, O);
+      ops->gelu_bias_backward(got, NULL, dy4, with_dg ? NULL : x4, with_dg ? dg4 : NULL, N, O);
       snprintf(what, sizeof what, "gelu_bias_backward dx without db %dx%d", N, O);
       expect_same(what, got, want, n4);
       ops->free(want), ops->free(got), ops->free(want_db), ops->free(got_db);
@@ -360,7 +360,7 @@ static void test_bias_backward_fused(void) {
       snprintf(what, sizeof what, "gated_residual_bias_backward dgate, sample %d of %dx%dx%d", b, B, T, C);
       expect_same(what, got_dc + (long)b * ld + 5 * C, want_dc + (long)b * ld + 5 * C, C);
     }
-    float *bufs[] = {dy4, x4, th4, y4, db0, dx, y, cond, dbc, want, got, want_dc, got_dc, want_db, got_db};
+    float *bufs[] = {dy4, x4, dg4, y4, db0, dx, y, cond, dbc, want, got, want_dc, got_dc, want_db, got_db};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
   }
 }
