@@ -10,7 +10,7 @@
  * counterpart is dit_speed_torch.py, and dit_speed.sh runs both.
  *   build/benchmarks/dit_speed [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
  *                               classes=10 batch=64 warmup=2 steps=10 threads=CORES ceiling=1 device=cpu
- *                               precision=fp32 graphs=0 sample=0]
+ *                               precision=fp32 graphs=0 sample=0 gemm_only=0]
  * sample=1 adds (c): images per second of sampling with this model at `batch` images per call: the
  * teacher's Euler sampler with guidance 2 (two evaluations per step) at 50 and 4 steps, and a
  * student's 1, 2 and 4 unguided evaluations (the cost of generator_run at S steps).
@@ -19,6 +19,8 @@
  * ceilings of (a) are then measured in); graphs=1 replays the step's flow loss forward and backward
  * as a CUDA graph (the cuda.graphs setting).
  * The first warmup step always runs (it counts the FLOPs); ceiling=0 skips part (a).
+ * gemm_only=1 (CPU) adds (d): the same steps with only their GEMMs run (gemm_only_table), their
+ * time against the step's and the ceilings': the floor that no fusion of the other ops goes below.
  * Not here: MPI (one process). */
 #include <cblas.h>
 #include <math.h>
@@ -38,7 +40,8 @@
 #include "optim.h"
 
 typedef struct {
-  int img, channels, patch, width, depth, heads, temb, classes, batch, warmup, steps, threads, ceiling, sample, graphs;
+  int img, channels, patch, width, depth, heads, temb, classes, batch, warmup, steps, threads, ceiling, sample, graphs,
+      gemm_only;
   const char *device, *precision;
 } Args;
 
@@ -47,7 +50,7 @@ static void parse_args(Args *a, int argc, char **argv) {
       {"img", &a->img},         {"channels", &a->channels}, {"patch", &a->patch},     {"width", &a->width},
       {"depth", &a->depth},     {"heads", &a->heads},       {"temb", &a->temb},       {"classes", &a->classes},
       {"batch", &a->batch},     {"warmup", &a->warmup},     {"steps", &a->steps},     {"threads", &a->threads},
-      {"ceiling", &a->ceiling}, {"sample", &a->sample},   {"graphs", &a->graphs},
+      {"ceiling", &a->ceiling}, {"sample", &a->sample},   {"graphs", &a->graphs},     {"gemm_only", &a->gemm_only},
   };
   for (int i = 1; i < argc; i++) {
     const char *eq = strchr(argv[i], '=');
@@ -207,6 +210,90 @@ static void gemm_in_step(const Shapes *l, int steps) {
          "attention_forward / attention_backward of the op table)\n", lost);
 }
 
+/* ---- the step's GEMMs alone (gemm_only=1, CPU) ------------------------------------------------ */
+
+/* A table that runs only the GEMMs of whatever calls it, in the caller's order and on the caller's
+ * buffers: gemm and gemm_batched as they are; each fused linear layer as its one GEMM (x W^T into
+ * its output, on OpenBLAS's threads: the ceiling's call) without bias or step; attention as its
+ * per-(sample, head) products (scores, then prob v; the backward's four) without the softmax; every
+ * other op but memory does nothing (sum_squares and all_finite answer 1). The values are then
+ * meaningless and the time is that of the step's GEMMs with their operands where the step leaves
+ * them: the floor that no fusion of the other ops goes below. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#define NOOP_BODY_(ret)
+#define NOOP_BODY_return(ret) return (ret)1;
+#define NOOP_OP(ret, op, params, args, rv) static ret noop_##op params { NOOP_BODY_##rv(ret) }
+AMD_OPS(NOOP_OP)
+#pragma GCC diagnostic pop
+
+static const amd_ops *gemm_only_real; /* the table the GEMMs run on */
+
+static void go_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int K, int O) {
+  (void)b;
+  gemm_only_real->gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, y);
+}
+static void go_linear_gelu_forward(float *y, float *dg, float *pre, const float *x, const float *W, const float *b,
+                                   int N, int K, int O) {
+  (void)y, (void)dg, (void)b;
+  gemm_only_real->gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, pre);
+}
+static void go_linear_residual_forward(float *h_out, float *y, const float *h_in, const float *gate, int ld,
+                                       const float *x, const float *W, const float *b, int B, int T, int K, int O) {
+  (void)h_out, (void)h_in, (void)gate, (void)ld, (void)b;
+  gemm_only_real->gemm(0, 1, B * T, O, K, 1.0f, x, W, 0.0f, y);
+}
+/* the CPU attention ops' products (src/ops_cpu.c), q, k, v in place in qkv (leading dimension 3C) */
+static void go_attention_forward(float *out, float *prob, float *scratch, const float *qkv, int B, int T, int NH,
+                                 int hs) {
+  (void)scratch;
+  long C = (long)NH * hs, tt = (long)T * T;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++) {
+      const float *qi = qkv + (long)b * T * 3 * C + (long)h * hs, *ki = qi + C, *vi = qi + 2 * C;
+      float *pi = prob + ((long)b * NH + h) * tt;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, qi, (int)(3 * C), ki, (int)(3 * C), 0.0f,
+                  pi, T);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, vi, (int)(3 * C), 0.0f,
+                  out + (long)b * T * C + (long)h * hs, (int)C);
+    }
+}
+static void go_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *prob,
+                                  int B, int T, int NH, int hs) {
+  long C = (long)NH * hs, tt = (long)T * T;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < NH; h++) {
+      long i = (long)b * NH + h;
+      const float *qi = qkv + (long)b * T * 3 * C + (long)h * hs, *ki = qi + C, *vi = qi + 2 * C, *pi = prob + i * tt;
+      const float *dy = dout + (long)b * T * C + (long)h * hs;
+      float *dp = scratch + i * tt, *dqi = dqkv + (long)b * T * 3 * C + (long)h * hs, *dki = dqi + C, *dvi = dqi + 2 * C;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, (int)C, vi, (int)(3 * C), 0.0f, dp, T);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, pi, T, dy, (int)C, 0.0f, dvi, (int)(3 * C));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, dp, T, ki, (int)(3 * C), 0.0f, dqi,
+                  (int)(3 * C));
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, dp, T, qi, (int)(3 * C), 0.0f, dki,
+                  (int)(3 * C));
+    }
+}
+
+/* The GEMM-only table over `real` (the CPU table in use) */
+static amd_ops gemm_only_table(const amd_ops *real) {
+#define NOOP_MEMBER(ret, op, params, args, rv) .op = noop_##op,
+  amd_ops t = {AMD_OPS(NOOP_MEMBER)};
+#undef NOOP_MEMBER
+  gemm_only_real = real;
+  t.name = "gemm_only", t.host_memory = real->host_memory;
+  t.alloc = real->alloc, t.free = real->free, t.to_device = real->to_device, t.to_host = real->to_host;
+  t.copy = real->copy, t.synchronize = real->synchronize, t.graph_run = real->graph_run, t.graph_free = real->graph_free;
+  t.gemm = real->gemm, t.gemm_batched = real->gemm_batched;
+  t.linear_forward = go_linear_forward, t.linear_gelu_forward = go_linear_gelu_forward;
+  t.linear_residual_forward = go_linear_residual_forward;
+  t.attention_forward = go_attention_forward, t.attention_backward = go_attention_backward;
+  return t;
+}
+
 /* ---- the training step, as cmd_train takes it on one rank ----------------------------------- */
 
 typedef struct {
@@ -279,8 +366,50 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* gemm_only=1: the same steps on the GEMM-only table (after everything else: the model's values are
+ * meaningless afterwards), timed as the real ones; printed beside the step and the ceilings */
+static void gemm_only_steps(Trainer *tr, const Args *a, int threads, double ideal_s, double step_ms,
+                            double step_flops) {
+  CHECK(ops->host_memory, "dit_speed: gemm_only=1 needs the CPU backend");
+  const amd_ops *real = ops;
+  amd_ops t = gemm_only_table(real);
+  ops = &t;
+  /* the first step's GEMM FLOPs through the profiler, which counts them by the calls the step makes
+   * (a step that skipped its GEMMs would count 0); not under AMD_PROFILE, whose table printed at exit
+   * covers the real steps */
+  int count = !getenv("AMD_PROFILE") && ops_profile_enable();
+  if (count) ops_profile_reset();
+  train_step(tr);
+  double flops = count ? ops_profile_gemm_flops() : 0;
+  if (count) ops_profile_disable(), ops_profile_reset();
+  for (int i = 1; i < amd_max_i(a->warmup, 1); i++) train_step(tr);
+  double *ms = mallocCheck(sizeof(double) * (size_t)a->steps), cpu0 = cpu_seconds();
+  for (int i = 0; i < a->steps; i++) {
+    double t0 = omp_get_wtime();
+    train_step(tr);
+    ms[i] = (omp_get_wtime() - t0) * 1e3;
+  }
+  double cpu_ms = (cpu_seconds() - cpu0) * 1e3 / a->steps;
+  ops = real;
+  qsort(ms, (size_t)a->steps, sizeof ms[0], cmp_double);
+  double med = a->steps % 2 ? ms[a->steps / 2] : 0.5 * (ms[a->steps / 2 - 1] + ms[a->steps / 2]);
+  printf("\nthe step's GEMMs alone (gemm_only=1: its GEMMs in its order on its buffers, every other op skipped), %d "
+         "timed after %d:\n  ms/step median %.1f, min %.1f; CPU time %.1f ms/step; the full step %.1f ms\n", a->steps,
+         amd_max_i(a->warmup, 1), med, ms[0], cpu_ms, step_ms);
+  if (count)
+    printf("  GEMM FLOPs/step: %.3f GFLOP counted by the profiler, %.3f GFLOP in the full step%s\n", flops * 1e-9,
+           step_flops * 1e-9, fabs(flops - step_flops) <= 1e-9 * step_flops ? " (equal)" : " (DIFFER)");
+  if (ideal_s > 0)
+    printf("  the GEMMs at their shapes' ceilings %.1f ms = %.1f%% of the GEMMs alone; a step at %.1f ms (1.2 x the "
+           "ceilings) leaves %.1f ms for everything else, which takes %.1f ms in this step\n", ideal_s * 1e3,
+           100 * ideal_s * 1e3 / med, 1.2 * ideal_s * 1e3, 1.2 * ideal_s * 1e3 - med, step_ms - med);
+  printf("RESULT gemm_only=1 threads=%d ms_step=%.2f ms_step_min=%.2f cpu_ms_step=%.2f step_ms=%.2f ideal_gemm_ms=%.2f\n",
+         threads, med, ms[0], cpu_ms, step_ms, ideal_s * 1e3);
+  free(ms);
+}
+
 int main(int argc, char **argv) {
-  Args a = {28, 1, 4, 256, 6, 4, 256, 10, 64, 2, 10, (int)sysconf(_SC_NPROCESSORS_ONLN), 1, 0, 0, "cpu", "fp32"};
+  Args a = {28, 1, 4, 256, 6, 4, 256, 10, 64, 2, 10, (int)sysconf(_SC_NPROCESSORS_ONLN), 1, 0, 0, 0, "cpu", "fp32"};
   parse_args(&a, argc, argv);
   /* host_memory, not the table's address: the profiling table (AMD_PROFILE=1) wraps either backend */
   int threads = backend_init(a.device, a.precision, a.threads), gpu = !ops->host_memory;
@@ -387,6 +516,7 @@ int main(int argc, char **argv) {
   if (!counting && a.ceiling) gemm_in_step(&shapes, a.steps);
   fflush(stdout);
   if (a.sample) sampling_speed(&mc, a.batch, a.classes);
+  if (a.gemm_only) gemm_only_steps(&tr, &a, threads, a.ceiling ? ideal_s : 0, med, counted);
 
   free(ms), free(tr.labels);
   ops->free(tr.x0);
