@@ -54,11 +54,40 @@ static void cpu_fill(float *x, float value, long n) {
   for (long i = 0; i < n; i++) x[i] = value;
 }
 
+/* C's rows [m0, m1) and columns [n0, n1) as one sgemm: the same sums as in the whole product
+ * (OpenBLAS splits a product over rows and columns, never over K) */
+static void gemm_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                      float beta, float *C, int m0, int m1, int n0, int n1) {
+  int lda = transA ? M : K, ldb = transB ? K : N;
+  const float *Ap = transA ? A + m0 : A + (long)m0 * K, *Bp = transB ? B + (long)n0 * K : B + n0;
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, m1 - m0,
+              n1 - n0, K, alpha, Ap, lda, Bp, ldb, beta, C + (long)m0 * N + n0, N);
+}
+
+/* Outside a parallel region, a product big enough is cut into one piece per OpenMP thread along C's
+ * longer side (rows when M >= N), each piece a single-threaded sgemm (inside the region OpenBLAS
+ * stays on its thread), instead of OpenBLAS's own threading: at 2 threads the distillation's
+ * weight-gradient GEMMs (512 x 128 x 3136 T N and the like) ran 1.6 times their 1-thread speed
+ * under OpenBLAS's split and 1.9 times under this one (benchmarks/RESULTS.md, "GEMMs cut along C's
+ * longer side"). Every piece keeps at least GEMM_SPLIT_MIN rows or columns and 2^22 FLOPs, far
+ * above OpenBLAS's small-matrix kernels (M N K <= 100^3), so each piece runs the regular kernels and
+ * each element of C is the sum it is in the whole product: the bits do not depend on the thread
+ * count (tests/test_fused.c, test_gemm_split). */
+#define GEMM_SPLIT_MIN 64
+#define GEMM_SPLIT_FLOPS (1L << 22)
 static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C) {
-  int lda = transA ? M : K, ldb = transB ? K : N;
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;
+  if (threads > 1 && D / threads >= GEMM_SPLIT_MIN && 2.0 * M * N * K / threads >= GEMM_SPLIT_FLOPS) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int p = 0; p < threads; p++) {
+      int d0 = (int)((long)D * p / threads), d1 = (int)((long)D * (p + 1) / threads);
+      if (rows) gemm_part(transA, transB, M, N, K, alpha, A, B, beta, C, d0, d1, 0, N);
+      else gemm_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, d0, d1);
+    }
+    return;
+  }
+  gemm_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N);
 }
 
 /* Small matrices (attention's per-head T x T): OpenBLAS runs those on one thread anyway, so spread

@@ -12,7 +12,8 @@
  * inference forward (no activations kept) against its training forward; and the CPU backend's
  * AVX2 and AVX-512 compiles (ops_cpu_avx2, ops_cpu_avx512) against its baseline one (ops_cpu),
  * each where this processor has it (else skipped, saying so): the three models forward and
- * backward, AdamW, SiLU, GELU, softmax, LayerNorm, the EMA and sum_squares, bit for bit.
+ * backward, AdamW, SiLU, GELU, softmax, LayerNorm, the EMA and sum_squares, bit for bit; and gemm
+ * at 2 and 3 threads (cut along C's longer side) against 1 thread, bit for bit.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
  * dit against PyTorch), CUDA conformance (test_cuda). */
 #include <math.h>
@@ -448,6 +449,44 @@ static double sum16(const float *x, long n) {
  * threads' sums in the order they finish); and within n ulp (the bound of any order of n positive
  * double adds) of the long double sum, at 1 and 3 threads and on lengths with and without a tail
  * (the tables' equality is test_avx2_table's and test_avx512_table's). */
+/* gemm at 2 and 3 threads (cut along C's longer side, src/ops_cpu.c) against 1 thread (one sgemm),
+ * bit for bit: the GEMMs of the Fashion-MNIST dit's backward (width 128, 3136 rows), of the teacher
+ * dit's (width 256), the adaLN weight gradient, cuts along rows and along columns, an odd size, each
+ * transpose, and beta 1 with alpha 0.5 (C accumulates) */
+static void test_gemm_split(void) {
+  static const int gs[][5] = {{1, 0, 512, 128, 3136}, {1, 0, 384, 128, 3136}, {1, 0, 128, 128, 3136},
+                              {1, 0, 128, 512, 3136}, {0, 0, 3136, 512, 128}, {0, 0, 3136, 128, 512},
+                              {1, 0, 1024, 256, 3136}, {1, 0, 256, 1024, 3136}, {0, 1, 3136, 768, 256},
+                              {1, 0, 1536, 256, 64},  {0, 0, 64, 256, 1536},  {0, 1, 1001, 333, 97},
+                              {1, 1, 300, 500, 200}};
+  int saved = omp_get_max_threads();
+  for (size_t z = 0; z < sizeof gs / sizeof gs[0]; z++) {
+    int tA = gs[z][0], tB = gs[z][1], M = gs[z][2], N = gs[z][3], K = gs[z][4];
+    float *A = alloc_f((long)M * K), *B = alloc_f((long)K * N), *C0 = alloc_f((long)M * N), *C1 = alloc_f((long)M * N);
+    fill_uniform(A, (long)M * K, -1, 1), fill_uniform(B, (long)K * N, -1, 1);
+    for (int beta = 0; beta < 2; beta++) {
+      float al = beta ? 0.5f : 1.0f;
+      fill_uniform(C0, (long)M * N, -1, 1);
+      ops->copy(C1, C0, sizeof(float) * (size_t)M * N);
+      omp_set_num_threads(1);
+      ops->gemm(tA, tB, M, N, K, al, A, B, (float)beta, C0);
+      for (int th = 2; th <= 3; th++) {
+        float *C2 = alloc_f((long)M * N);
+        ops->copy(C2, C1, sizeof(float) * (size_t)M * N);
+        omp_set_num_threads(th);
+        ops->gemm(tA, tB, M, N, K, al, A, B, (float)beta, C2);
+        char what[96];
+        snprintf(what, sizeof what, "gemm %c%c %dx%dx%d beta %d at %d threads", tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K,
+                 beta, th);
+        expect_same(what, C2, C0, (long)M * N);
+        ops->free(C2);
+      }
+    }
+    ops->free(A), ops->free(B), ops->free(C0), ops->free(C1);
+  }
+  omp_set_num_threads(saved);
+}
+
 static void test_sum_squares_order(void) {
   static const long lens[4] = {100003, 100000, 17, 5};
   float *x = alloc_f(lens[0]);
@@ -686,6 +725,7 @@ int main(void) {
   TEST_RUN(test_avx2_table);
   TEST_RUN(test_avx512_table);
   TEST_RUN(test_cpu_isa_choice);
+  TEST_RUN(test_gemm_split);
   TEST_RUN(test_sum_squares_order);
   TEST_RUN(test_layernorm_order);
   return t_finish();
