@@ -66,15 +66,17 @@ static void gemm_part(int transA, int transB, int M, int N, int K, float alpha, 
 
 /* Outside a parallel region, a product big enough is cut into one piece per OpenMP thread along C's
  * longer side (rows when M >= N), each piece a single-threaded sgemm (inside the region OpenBLAS
- * stays on its thread), instead of OpenBLAS's own threading: at 2 threads the distillation's
- * weight-gradient GEMMs (512 x 128 x 3136 T N and the like) ran 1.6 times their 1-thread speed
- * under OpenBLAS's split and 1.9 times under this one (benchmarks/RESULTS.md, "GEMMs cut along C's
- * longer side"). Every piece keeps at least GEMM_SPLIT_MIN rows or columns and 2^22 FLOPs, far
- * above OpenBLAS's small-matrix kernels (M N K <= 100^3), so each piece runs the regular kernels and
- * each element of C is the sum it is in the whole product: the bits do not depend on the thread
+ * stays on its thread), instead of OpenBLAS's own threading: at 2 threads the distillation step's
+ * backward GEMMs (weight gradients such as 512 x 128 x 3136 T N) took 1.67 times less time than at 1
+ * thread under OpenBLAS's threads and 1.86 times less under this cut; on no shape of the two DiTs is
+ * the cut more than 1% slower (benchmarks/RESULTS.md, "GEMMs cut along C's longer side"). Every
+ * piece keeps at least GEMM_SPLIT_MIN rows or columns and 2^24 FLOPs (M N K >= 8.4 M), above the
+ * products OpenBLAS 0.3 runs outside its regular kernels (its small-matrix kernels, M N K <= 100^3,
+ * and on SkylakeX its direct sgemm, M N K < 28 x 512 x 512), so a piece runs the kernels the whole
+ * product does and each element of C is the sum it is there: the bits do not depend on the thread
  * count (tests/test_fused.c, test_gemm_split). */
 #define GEMM_SPLIT_MIN 64
-#define GEMM_SPLIT_FLOPS (1L << 22)
+#define GEMM_SPLIT_FLOPS (1L << 24)
 static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C) {
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;

@@ -451,14 +451,17 @@ static double sum16(const float *x, long n) {
  * (the tables' equality is test_avx2_table's and test_avx512_table's). */
 /* gemm at 2 and 3 threads (cut along C's longer side, src/ops_cpu.c) against 1 thread (one sgemm),
  * bit for bit: the GEMMs of the Fashion-MNIST dit's backward (width 128, 3136 rows), of the teacher
- * dit's (width 256), the adaLN weight gradient, cuts along rows and along columns, an odd size, each
- * transpose, and beta 1 with alpha 0.5 (C accumulates) */
+ * dit's (width 256), the adaLN weight gradient, cuts along rows and along columns, odd sizes, each
+ * transpose, beta 1 with alpha 0.5 (C accumulates), and products near the cut's lower limit and
+ * OpenBLAS's direct and small-matrix kernels (the patch embedding and output layer, K = 16 or 33) */
 static void test_gemm_split(void) {
   static const int gs[][5] = {{1, 0, 512, 128, 3136}, {1, 0, 384, 128, 3136}, {1, 0, 128, 128, 3136},
                               {1, 0, 128, 512, 3136}, {0, 0, 3136, 512, 128}, {0, 0, 3136, 128, 512},
                               {1, 0, 1024, 256, 3136}, {1, 0, 256, 1024, 3136}, {0, 1, 3136, 768, 256},
                               {1, 0, 1536, 256, 64},  {0, 0, 64, 256, 1536},  {0, 1, 1001, 333, 97},
-                              {1, 1, 300, 500, 200}};
+                              {1, 1, 300, 500, 200},  {0, 0, 3136, 256, 16},  {1, 0, 256, 16, 3136},
+                              {0, 1, 3136, 16, 256},  {0, 0, 64, 256, 256},   {0, 1, 6272, 128, 16},
+                              {0, 0, 2048, 128, 33}};
   int saved = omp_get_max_threads();
   for (size_t z = 0; z < sizeof gs / sizeof gs[0]; z++) {
     int tA = gs[z][0], tB = gs[z][1], M = gs[z][2], N = gs[z][3], K = gs[z][4];
