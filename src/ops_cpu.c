@@ -80,7 +80,7 @@ static void gemm_part(int transA, int transB, int M, int N, int K, float alpha, 
 static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C) {
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;
-  if (threads > 1 && D / threads >= GEMM_SPLIT_MIN && 2.0 * M * N * K / threads >= GEMM_SPLIT_FLOPS) {
+  if (threads > 1 && D / threads >= GEMM_SPLIT_MIN && 2L * M * N * K / threads >= GEMM_SPLIT_FLOPS) {
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int p = 0; p < threads; p++) {
       int d0 = (int)((long)D * p / threads), d1 = (int)((long)D * (p + 1) / threads);
