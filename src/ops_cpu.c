@@ -64,12 +64,14 @@ static void gemm_part(int transA, int transB, int M, int N, int K, float alpha, 
               n1 - n0, K, alpha, Ap, lda, Bp, ldb, beta, C + (long)m0 * N + n0, N);
 }
 
-/* Outside a parallel region, a product big enough is cut into one piece per OpenMP thread along C's
- * longer side (rows when M >= N), each piece a single-threaded sgemm (inside the region OpenBLAS
- * stays on its thread), instead of OpenBLAS's own threading: at 2 threads the distillation step's
- * backward GEMMs (weight gradients such as 512 x 128 x 3136 T N) took 1.67 times less time than at 1
- * thread under OpenBLAS's threads and 1.86 times less under this cut; on no shape of the two DiTs is
- * the cut more than 1% slower (benchmarks/RESULTS.md, "GEMMs cut along C's longer side"). Every
+/* Outside a parallel region, at 2 threads, a product big enough is cut into one piece per OpenMP
+ * thread along C's longer side (rows when M >= N), each piece a single-threaded sgemm (inside the
+ * region OpenBLAS stays on its thread), instead of OpenBLAS's own threading: the distillation
+ * step's backward GEMMs (weight gradients such as 512 x 128 x 3136 T N) ran 1.67 times as fast as at
+ * 1 thread under OpenBLAS's threads and 1.86 times under this cut, and on no shape of the two DiTs
+ * was the cut more than 1% slower (benchmarks/RESULTS.md, "GEMMs cut along C's longer side"). At
+ * more threads OpenBLAS's own partition (over both sides of C) is kept: a cut along one side would
+ * pack the other operand once per thread, and it has not been measured there. Every
  * piece keeps at least GEMM_SPLIT_MIN rows or columns and 2^24 FLOPs (M N K >= 8.4 M), above the
  * products OpenBLAS 0.3 runs outside its regular kernels (its small-matrix kernels, M N K <= 100^3,
  * and on SkylakeX its direct sgemm, M N K < 28 x 512 x 512), so a piece runs the kernels the whole
@@ -77,10 +79,11 @@ static void gemm_part(int transA, int transB, int M, int N, int K, float alpha, 
  * count (tests/test_fused.c, test_gemm_split). */
 #define GEMM_SPLIT_MIN 64
 #define GEMM_SPLIT_FLOPS (1L << 24)
+#define GEMM_SPLIT_THREADS 2 /* the thread counts the cut was measured at */
 static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C) {
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;
-  if (threads > 1 && D / threads >= GEMM_SPLIT_MIN && 2L * M * N * K / threads >= GEMM_SPLIT_FLOPS) {
+  if (threads > 1 && threads <= GEMM_SPLIT_THREADS && D / threads >= GEMM_SPLIT_MIN && 2L * M * N * K / threads >= GEMM_SPLIT_FLOPS) {
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int p = 0; p < threads; p++) {
       int d0 = (int)((long)D * p / threads), d1 = (int)((long)D * (p + 1) / threads);

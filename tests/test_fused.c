@@ -13,7 +13,7 @@
  * AVX2 and AVX-512 compiles (ops_cpu_avx2, ops_cpu_avx512) against its baseline one (ops_cpu),
  * each where this processor has it (else skipped, saying so): the three models forward and
  * backward, AdamW, SiLU, GELU, softmax, LayerNorm, the EMA and sum_squares, bit for bit; and gemm
- * at 2 and 3 threads (cut along C's longer side) against 1 thread, bit for bit.
+ * at 2 threads (cut along C's longer side) and 3 (OpenBLAS's threads) against 1 thread, bit for bit.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
  * dit against PyTorch), CUDA conformance (test_cuda). */
 #include <math.h>
@@ -449,7 +449,8 @@ static double sum16(const float *x, long n) {
  * threads' sums in the order they finish); and within n ulp (the bound of any order of n positive
  * double adds) of the long double sum, at 1 and 3 threads and on lengths with and without a tail
  * (the tables' equality is test_avx2_table's and test_avx512_table's). */
-/* gemm at 2 and 3 threads (cut along C's longer side, src/ops_cpu.c) against 1 thread (one sgemm),
+/* gemm at 2 threads (cut along C's longer side, src/ops_cpu.c) and 3 (OpenBLAS's threads) against 1
+ * thread (one sgemm),
  * bit for bit: the GEMMs of the Fashion-MNIST dit's backward (width 128, 3136 rows), of the teacher
  * dit's (width 256), the adaLN weight gradient, cuts along rows and along columns, odd sizes, each
  * transpose, beta 1 with alpha 0.5 (C accumulates), and products near the cut's lower limit and
