@@ -69,7 +69,7 @@ static void gemm_part(int transA, int transB, int M, int N, int K, float alpha, 
  * region OpenBLAS stays on its thread), instead of OpenBLAS's own threading: the distillation
  * step's backward GEMMs (weight gradients such as 512 x 128 x 3136 T N) ran 1.67 times as fast as at
  * 1 thread under OpenBLAS's threads and 1.86 times under this cut, and on no shape of the two DiTs
- * was the cut more than 1% slower (benchmarks/RESULTS.md, "GEMMs cut along C's longer side"). At
+ * was the cut more than 1.2% slower (benchmarks/RESULTS.md, "GEMMs cut along C's longer side"). At
  * more threads OpenBLAS's own partition (over both sides of C) is kept: a cut along one side would
  * pack the other operand once per thread, and it has not been measured there. Every
  * piece keeps at least GEMM_SPLIT_MIN rows or columns and 2^24 FLOPs (M N K >= 8.4 M), above the
@@ -83,7 +83,8 @@ static void gemm_part(int transA, int transB, int M, int N, int K, float alpha, 
 static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                      const float *B, float beta, float *C) {
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;
-  if (threads > 1 && threads <= GEMM_SPLIT_THREADS && D / threads >= GEMM_SPLIT_MIN && 2L * M * N * K / threads >= GEMM_SPLIT_FLOPS) {
+  if (threads > 1 && threads <= GEMM_SPLIT_THREADS && D / threads >= GEMM_SPLIT_MIN &&
+      2L * M * N * K / threads >= GEMM_SPLIT_FLOPS) {
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int p = 0; p < threads; p++) {
       int d0 = (int)((long)D * p / threads), d1 = (int)((long)D * (p + 1) / threads);
