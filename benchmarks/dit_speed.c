@@ -14,10 +14,12 @@
  * sample=1 adds (c): images per second of sampling with this model at `batch` images per call: the
  * teacher's Euler sampler with guidance 2 (two evaluations per step) at 50 and 4 steps, and a
  * student's 1, 2 and 4 unguided evaluations (the cost of generator_run at S steps).
- * device=cuda needs the `make CUDA=1` build (build-cuda/benchmarks/dit_speed); precision=tf32|bf16
- * needs it too (the `precision` setting of amd train: the GEMMs' tensor-core modes, which the
- * ceilings of (a) are then measured in); graphs=1 replays the step's flow loss forward and backward
- * as a CUDA graph (the cuda.graphs setting).
+ * device=cuda needs the `make CUDA=1` build (build-cuda/benchmarks/dit_speed); so does precision=tf32
+ * (the `precision` setting of amd train: the GEMMs' tensor-core modes, which the ceilings of (a) are
+ * then measured in). precision=bf16 runs on both: on the CPU the ceilings of (a) are those of its own
+ * bf16 products (src/gemm_bf16.h, AMX tiles where the processor has them) through ops->gemm.
+ * graphs=1 replays the step's flow loss forward and backward as a CUDA graph (the cuda.graphs
+ * setting).
  * The first warmup step always runs (it counts the FLOPs); ceiling=0 skips part (a).
  * gemm_only=1 (CPU) adds (d): the same steps with only their GEMMs run (gemm_only_table), their
  * time against the step's and the ceilings': the floor that no fusion of the other ops goes below.
@@ -34,6 +36,7 @@
 #include "backend.h"
 #include "common.h"
 #include "flow.h"
+#include "gemm_bf16.h"
 #include "model.h"
 #include "ops.h"
 #include "ops_profile.h"
@@ -414,8 +417,11 @@ int main(int argc, char **argv) {
   /* host_memory, not the table's address: the profiling table (AMD_PROFILE=1) wraps either backend */
   int threads = backend_init(a.device, a.precision, a.threads), gpu = !ops->host_memory;
   backend_set_graphs(a.graphs);
-  const char *blas = gpu ? "cuBLAS" : "OpenBLAS", *dev = gpu ? "cuda" : "cpu";
-  double (*time_gemm)(int, int, int, int, int, int, double) = gpu ? time_gemm_backend : time_sgemm;
+  /* the CPU's precision=bf16 products are amd's own (src/gemm_bf16.h): their ceilings through the backend */
+  int own = !gpu && strcmp(backend_precision(), "bf16") == 0;
+  const char *blas = gpu ? "cuBLAS" : own ? (gemm_bf16_amx() ? "AMX bf16" : "bf16-rounded OpenBLAS") : "OpenBLAS";
+  const char *dev = gpu ? "cuda" : "cpu";
+  double (*time_gemm)(int, int, int, int, int, int, double) = gpu || own ? time_gemm_backend : time_sgemm;
   ceiling_cpu_clock = !gpu && threads == 1;
   double load[3] = {0, 0, 0};
   CHECK(getloadavg(load, 3) == 3, "getloadavg failed");

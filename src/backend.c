@@ -3,10 +3,10 @@
  * In a `make CUDA=1` build (AMD_CUDA) each rank binds to device (node-local rank) mod (devices on
  * its node); `auto` takes CUDA when a device is usable and says so when it falls back to the CPU;
  * `cuda` without a usable device, or in a build without the backend, is a clear usage error, never a
- * silent fallback. tf32 and bf16 are CUDA tensor-core modes (cuda/gemm.cu): the CPU backend
- * computes in float32 only and refuses them rather than ignoring them, so a run's precision is
- * what its config says. The environment's AMD_TF32=1, the older switch, still turns fp32 into
- * tf32 on CUDA. OpenMP threads default to the cores of this node shared among its ranks, so
+ * silent fallback. tf32 and bf16 are CUDA tensor-core modes (cuda/gemm.cu); the CPU backend has
+ * bf16 too (src/gemm_bf16.h: AMX tiles, or the operands rounded where the processor has none) and
+ * refuses tf32 rather than ignoring it, so a run's precision is what its config says. The
+ * environment's AMD_TF32=1, the older switch, still turns fp32 into tf32 on CUDA. OpenMP threads default to the cores of this node shared among its ranks, so
  * `mpirun -np 2` on two cores does not oversubscribe.
  * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
  * and rank 0 prints the per-op table to stderr when the program exits (AMD_PROFILE=cpu: timed by
@@ -31,6 +31,7 @@
 #endif
 
 #include "common.h"
+#include "gemm_bf16.h"
 #include "ops.h"
 #ifdef AMD_CUDA
 #include "ops_cuda.h"
@@ -63,10 +64,12 @@ static int precision_index(const char *precision) {
   amd_usage_error("config key 'precision' = '%s': expected fp32, tf32 or bf16", precision);
 }
 
+#ifdef AMD_CUDA
 static int env_tf32(void) {
   const char *v = getenv("AMD_TF32");
   return v && v[0] && strcmp(v, "0") != 0;
 }
+#endif
 
 #ifdef AMD_CUDA
 static const amd_ops *select_cuda(int required) {
@@ -165,9 +168,9 @@ const char *backend_precision(void) { return precision_in_force; }
 
 const char *backend_set_precision(const char *precision) {
   int p = precision_index(precision);
-  if (p == 0 && env_tf32()) p = 1;
 #ifdef AMD_CUDA
   if (ops == &ops_cuda) {
+    if (p == 0 && env_tf32()) p = 1;
     cuda_set_precision(p);
     if (p != 0)
       amd_log("backend cuda: precision=%s GEMMs%s\n", precision_names[p],
@@ -175,10 +178,14 @@ const char *backend_set_precision(const char *precision) {
     return precision_in_force = precision_names[p];
   }
 #endif
-  if (strcmp(precision, "fp32") != 0)
-    amd_usage_error("precision=%s: the %s backend computes in fp32 only (tf32 and bf16 are CUDA tensor-core "
-                    "modes); use precision=fp32 or device=cuda", precision, ops->name);
-  return precision_in_force = "fp32";
+  if (p == 1)
+    amd_usage_error("precision=tf32: the %s backend has no tf32 products (a CUDA tensor-core mode); use "
+                    "precision=fp32 or bf16, or device=cuda", ops->name);
+  cpu_set_bf16(p == 2);
+  if (p == 2)
+    amd_log("backend %s: precision=bf16 GEMMs (%s)\n", ops->name,
+            gemm_bf16_amx() ? "AMX tiles" : "operands rounded to bf16, float32 sgemm: this processor has no AMX-BF16");
+  return precision_in_force = precision_names[p];
 }
 
 /* MXCSR's FTZ (bit 15: subnormal results become 0) and DAZ (bit 6: subnormal operands read as 0)

@@ -29,8 +29,8 @@ const amd_ops *ops_cpu_best(void);
  * device is a usage error naming the reason, never a silent fallback. */
 void ops_select(const char *device);
 /* The precision of the GEMMs of the table ops_select installed: "fp32", "tf32" or "bf16" (the
- * `precision` setting; anything else is a usage error naming the key). tf32 and bf16 need the
- * CUDA backend: the CPU's refuses them (usage error). AMD_TF32=1 in the environment makes fp32
+ * `precision` setting; anything else is a usage error naming the key). tf32 needs the CUDA
+ * backend: the CPU's refuses it (usage error); its bf16 is src/gemm_bf16.h's. AMD_TF32=1 in the environment makes fp32
  * tf32 on CUDA. Returns the precision in force. */
 const char *backend_set_precision(const char *precision);
 const char *backend_precision(void); /* the precision in force: "fp32" until set */

@@ -8,6 +8,11 @@
  * is none), so each element gets the same IEEE operations in the same order in all three: the
  * tables' results are bit for bit equal (tests/test_fused.c checks every fused op), the wider ones
  * only take fewer instructions for the vectorized (`omp simd`) loops.
+ * precision=bf16 (src/gemm_bf16.h): cpu_gemm, and so every linear layer and gemm/gemm_batched, rounds
+ * its operands to bf16 and sums in float32 (AMX tiles where the processor has them); the fused
+ * attention's per-head products stay float32 (cpu_sgemm), as the CUDA backend's fused attention
+ * kernels run on CUDA cores. Everything else (reductions, softmax, layernorm, the optimizer) is the
+ * same float32 code in both precisions.
  * Each op of core/ops_list.h is the function cpu_<op> here; the table at the end is generated from
  * that list, so a missing function is a compile error. Not here: the op documentation (the list). */
 #include "ops.h"
@@ -20,6 +25,7 @@
 
 #include "backend.h"
 #include "common.h"
+#include "gemm_bf16.h"
 #include "philox.h"
 #include "vmath.h"
 
@@ -80,8 +86,8 @@ static void gemm_part(int transA, int transB, int M, int N, int K, float alpha, 
 #define GEMM_SPLIT_MIN 64
 #define GEMM_SPLIT_FLOPS (1L << 24)
 #define GEMM_SPLIT_THREADS 2 /* the thread counts the cut was measured at */
-static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                     const float *B, float beta, float *C) {
+static void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                      const float *B, float beta, float *C) {
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;
   if (threads > 1 && threads <= GEMM_SPLIT_THREADS && D / threads >= GEMM_SPLIT_MIN &&
       2L * M * N * K / threads >= GEMM_SPLIT_FLOPS) {
@@ -94,6 +100,48 @@ static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, c
     return;
   }
   gemm_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N);
+}
+
+/* precision=bf16 with AMX: C cut along its longer side into one part per OpenMP thread (outside a
+ * parallel region) at multiples of 32 rows or columns, the kernel's blocks, each part at least
+ * 2^21 FLOPs; an element's sum does not depend on the part that computes it, so neither do the
+ * bits on the thread count. Without AMX: the operands rounded to bf16 values (float32 copies) and
+ * the float32 product on them. */
+#define BF16_PART_FLOPS (1L << 21)
+static void cpu_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                          const float *B, float beta, float *C) {
+  if (M <= 0 || N <= 0) return;
+  if (!gemm_bf16_amx()) {
+    long nA = (long)M * K, nB = (long)K * N;
+    float *a = mallocCheck(sizeof(float) * (size_t)(nA + nB + 1)), *b = a + nA;
+    bf16_round_floats(a, A, nA);
+    bf16_round_floats(b, B, nB);
+    cpu_sgemm(transA, transB, M, N, K, alpha, a, b, beta, C);
+    free(a);
+    return;
+  }
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;
+  long blocks = (D + 31) / 32, by_flops = 2L * M * N * K / BF16_PART_FLOPS;
+  int parts = (int)(threads < blocks ? threads : blocks);
+  if (parts > by_flops) parts = by_flops > 1 ? (int)by_flops : 1;
+  if (parts > 1) {
+#pragma omp parallel for schedule(static) num_threads(parts)
+    for (int p = 0; p < parts; p++) {
+      int d0 = (int)(32 * (blocks * p / parts)), d1 = (int)(32 * (blocks * (p + 1) / parts));
+      if (d1 > D) d1 = D;
+      if (rows) gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, d0, d1, 0, N);
+      else gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, d0, d1);
+    }
+    return;
+  }
+  gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N);
+}
+
+/* every GEMM of the backend but the fused attention's: in the precision in force */
+static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                     float beta, float *C) {
+  if (cpu_bf16()) cpu_gemm_bf16(transA, transB, M, N, K, alpha, A, B, beta, C);
+  else cpu_sgemm(transA, transB, M, N, K, alpha, A, B, beta, C);
 }
 
 /* Small matrices (attention's per-head T x T): OpenBLAS runs those on one thread anyway, so spread
@@ -526,13 +574,13 @@ static int bias_in_gemm(const float *b, int K) {
     float *a = mallocCheck(sizeof(float) * (PM * PK + PN * PK + PN + 2 * PM * PN));
     float *w = a + PM * PK, *bb = w + PN * PK, *c0 = bb + PN, *c1 = c0 + PM * PN;
     rng_normal(a, c0 - a, 12345, 0, 0, 0); /* x, W and b */
-    cpu_gemm(0, 1, PM, PN, PK, 1.0f, a, w, 0.0f, c0);
+    cpu_sgemm(0, 1, PM, PN, PK, 1.0f, a, w, 0.0f, c0);
     for (int i = 0; i < PM; i++)
       for (int j = 0; j < PN; j++) {
         c0[i * PN + j] += bb[j];
         c1[i * PN + j] = bb[j];
       }
-    cpu_gemm(0, 1, PM, PN, PK, 1.0f, a, w, 1.0f, c1);
+    cpu_sgemm(0, 1, PM, PN, PK, 1.0f, a, w, 1.0f, c1);
     ok = memcmp(c0, c1, sizeof(float) * PM * PN) == 0;
     free(a);
   }
@@ -944,7 +992,7 @@ static void cpu_cross_attention_forward(float *out, float *q, float *k, float *v
         memcpy(ki + (long)t * hs, src, sizeof(float) * (size_t)hs);
         memcpy(vi + (long)t * hs, src + C, sizeof(float) * (size_t)hs);
       }
-      cpu_gemm(0, 1, N, M, hs, scale, qi, ki, 0.0f, pi);
+      cpu_sgemm(0, 1, N, M, hs, scale, qi, ki, 0.0f, pi);
       for (int t = 0; t < N; t++) masked_softmax_row(pi + (long)t * M, pi + (long)t * M, mask + (long)b * M, M);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, hs, M, 1.0f, pi, M, vi, hs, 0.0f,
                   out + (long)b * N * C + (long)h * hs, (int)C);
