@@ -182,6 +182,7 @@ const char *backend_set_precision(const char *precision) {
     amd_usage_error("precision=tf32: the %s backend has no tf32 products (a CUDA tensor-core mode); use "
                     "precision=fp32 or bf16, or device=cuda", ops->name);
   cpu_set_bf16(p == 2);
+  if (p == 2) provenance_set_str("cpu.bf16", gemm_bf16_way()); /* the two ways' sums differ in order */
   if (p == 2)
     amd_log("backend %s: precision=bf16 GEMMs (%s)\n", ops->name,
             gemm_bf16_amx() ? "AMX tiles" : "operands rounded to bf16, float32 sgemm: this processor has no AMX-BF16");

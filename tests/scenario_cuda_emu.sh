@@ -117,7 +117,7 @@ AMD_CUDA_STAGING=1 expect_error emu_staging_out_of_range "AMD_CUDA_STAGING=1: ex
 # precision=bf16 (cuda/gemm.cu: bf16 GEMM operands, float32 accumulation, everything else float32)
 # through the emulator's cublasGemmEx: the toy teacher's loss falls as the fp32 run's does, by a
 # different path (some step differs); a dmd2 distillation runs in bf16 to finite losses; a value
-# other than fp32, tf32 or bf16 is refused naming the key, and the CPU backend refuses bf16.
+# other than fp32, tf32 or bf16 is refused naming the key, and the CPU backend refuses tf32.
 for p in fp32 bf16; do
   "$EMU/amd" train data="$S/toy.h5" run="$S/prec_$p" $TINY train.steps=100 ckpt.every=100 precision=$p \
     >"$S/prec_$p.out" 2>&1 || fail "emu_train_precision_$p" "$(tail -c 400 "$S/prec_$p.out")"
@@ -144,8 +144,8 @@ for k in f['train'].keys():
 "
 expect_error emu_precision_bad_value "config key 'precision' = 'fp16' (command line): not one of fp32|tf32|bf16" \
   "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2 precision=fp16
-expect_error emu_precision_bf16_on_cpu "precision=bf16: the cpu backend computes in fp32 only" \
-  "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2 precision=bf16 device=cpu
+expect_error emu_precision_tf32_on_cpu "precision=tf32: the cpu backend has no tf32 products" \
+  "$EMU/amd" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2 precision=tf32 device=cpu
 
 # cuda.graphs=1 (cuda/graph.cu): the flow loss's device part (teacher steps, fake updates) and
 # the real teacher's evaluation are captured once and replayed; the logs equal the eager runs'
