@@ -4,7 +4,8 @@
  * VNNI layout TDPBF16PS reads (16 pairs of k by 16 columns, 1 KB), then for each block of 32 rows
  * A's rows are packed into two tiles per 32 k, and each 32 x 32 block of C is four accumulator tiles
  * over the whole of K (2 A tiles x 2 B tiles, the eight tile registers), stored to a block of floats
- * and written to C as alpha acc + beta C. The rounding to bf16 happens while packing
+ * and written to C as alpha acc + beta C, then handed to the caller's epilogue while it is in L1
+ * (the fused linear layers' bias and GELU or residual). The rounding to bf16 happens while packing
  * (VCVTNE2PS2BF16: nearest, ties to even). Rows and columns beyond the part and k beyond K are
  * packed as zeros, which add nothing to any sum. Every element of C is the same sequence of
  * TDPBF16PS over k blocks 0, 1, ... whatever its place in a block, so the part a call computes does
@@ -55,9 +56,9 @@ int gemm_bf16_select(int amx) {
 }
 const char *gemm_bf16_way(void) { return "round"; }
 void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                    float beta, float *C, int m0, int m1, int n0, int n1) {
+                    float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx) {
   (void)transA, (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)B, (void)beta, (void)C;
-  (void)m0, (void)m1, (void)n0, (void)n1;
+  (void)m0, (void)m1, (void)n0, (void)n1, (void)epi, (void)ctx;
   amd_fatal("gemm_bf16_part: this build has no AMX kernel");
 }
 #else
@@ -240,7 +241,7 @@ static void pack_b_tile(uint16_t *dst, int transB, int N, int K, const float *B,
 #define TILE_ELEMS 512 /* bf16 in a 16 x 32 tile */
 
 void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                    float beta, float *C, int m0, int m1, int n0, int n1) {
+                    float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx) {
   if (m1 <= m0 || n1 <= n0) return;
   if (!gemm_bf16_amx()) amd_fatal("gemm_bf16_part: AMX is not in use in this process");
   int kb_count = (K + 31) / 32, nt = (n1 - n0 + 15) / 16, nt2 = (nt + 1) / 2 * 2;
@@ -306,6 +307,7 @@ void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, co
         _mm512_mask_storeu_ps(c + 16, mhi, x1);
       }
     }
+    if (epi) epi(ctx, mb, mb + rows, n0, n1); /* whole rows: streams along them, the block in L2 */
   }
   _tile_release();
 }

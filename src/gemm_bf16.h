@@ -26,12 +26,18 @@ int gemm_bf16_select(int amx);
 /* "amx" or "round": the way this process computes bf16 products (for the log and provenance) */
 const char *gemm_bf16_way(void);
 
+/* Called by gemm_bf16_part after each block of C, rows [r0, r1) and columns [c0, c1), holds its
+ * final values (alpha and beta applied), while the block is in cache: the fused linear layers' bias,
+ * GELU or gated residual (src/ops_cpu.c). */
+typedef void (*gemm_bf16_epilogue)(const void *ctx, int r0, int r1, int c0, int c1);
+
 /* The product for rows [m0, m1) and columns [n0, n1) of C (M x N, row-major, leading dimension N);
  * A is op(A) = A (M x K, lda K) or A^T (A stored K x M, lda M) and likewise B (K x N or N x K),
  * as cblas_sgemm's row-major flags. One thread: the caller cuts C among threads (src/ops_cpu.c).
- * With beta = 0 C is not read. The amx way only (gemm_bf16_amx() must be 1). */
+ * With beta = 0 C is not read. epi (NULL: none) runs on each 32 x 32 block of the part once it is
+ * written. The amx way only (gemm_bf16_amx() must be 1). */
 void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                    float beta, float *C, int m0, int m1, int n0, int n1);
+                    float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx);
 
 /* dst[i] = x[i] rounded to the nearest bf16 value (ties to even; NaN stays NaN, infinities stay),
  * as a float; n elements. The round way's operands, and tests' references. */

@@ -106,10 +106,11 @@ static void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, 
  * parallel region) at multiples of 32 rows or columns, the kernel's blocks, each part at least
  * 2^21 FLOPs; an element's sum does not depend on the part that computes it, so neither do the
  * bits on the thread count. Without AMX: the operands rounded to bf16 values (float32 copies) and
- * the float32 product on them. */
+ * the float32 product on them. epi (NULL: none) runs on the blocks of C as they are written (with
+ * AMX) or once on the whole of C. */
 #define BF16_PART_FLOPS (1L << 21)
 static void cpu_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                          const float *B, float beta, float *C) {
+                          const float *B, float beta, float *C, gemm_bf16_epilogue epi, const void *ctx) {
   if (M <= 0 || N <= 0) return;
   if (!gemm_bf16_amx()) {
     long nA = (long)M * K, nB = (long)K * N;
@@ -118,6 +119,7 @@ static void cpu_gemm_bf16(int transA, int transB, int M, int N, int K, float alp
     bf16_round_floats(b, B, nB);
     cpu_sgemm(transA, transB, M, N, K, alpha, a, b, beta, C);
     free(a);
+    if (epi) epi(ctx, 0, M, 0, N);
     return;
   }
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;
@@ -129,18 +131,18 @@ static void cpu_gemm_bf16(int transA, int transB, int M, int N, int K, float alp
     for (int p = 0; p < parts; p++) {
       int d0 = (int)(32 * (blocks * p / parts)), d1 = (int)(32 * (blocks * (p + 1) / parts));
       if (d1 > D) d1 = D;
-      if (rows) gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, d0, d1, 0, N);
-      else gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, d0, d1);
+      if (rows) gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, d0, d1, 0, N, epi, ctx);
+      else gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, d0, d1, epi, ctx);
     }
     return;
   }
-  gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N);
+  gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N, epi, ctx);
 }
 
 /* every GEMM of the backend but the fused attention's: in the precision in force */
 static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
                      float beta, float *C) {
-  if (cpu_bf16()) cpu_gemm_bf16(transA, transB, M, N, K, alpha, A, B, beta, C);
+  if (cpu_bf16()) cpu_gemm_bf16(transA, transB, M, N, K, alpha, A, B, beta, C, NULL, NULL);
   else cpu_sgemm(transA, transB, M, N, K, alpha, A, B, beta, C);
 }
 
@@ -535,26 +537,45 @@ static __attribute__((noinline)) void gelu_row(float *y, const float *z, int O) 
   }
 }
 
-/* the bias and the step after it on rows [r0, r1) of z */
-static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int O) {
+/* the bias and the step after it on rows [r0, r1), columns [c0, c1) of z (O columns); each element's
+ * operations are the same whatever the range */
+static void linear_step_cols(const LinearOut *o, const float *b, int r0, int r1, int c0, int c1, int O) {
+  int n = c1 - c0;
   for (int r = r0; r < r1; r++) {
-    long off = (long)r * O;
+    long off = (long)r * O + c0;
     float *z = o->z + off;
     if (b) {
+      const float *bc = b + c0;
 #pragma omp simd
-      for (int j = 0; j < O; j++) z[j] += b[j];
+      for (int j = 0; j < n; j++) z[j] += bc[j];
     }
     if (o->step == LINEAR_GELU && o->dg) {
-      gelu_row_keep(o->y + off, o->dg + off, z, O);
+      gelu_row_keep(o->y + off, o->dg + off, z, n);
     } else if (o->step == LINEAR_GELU) {
-      gelu_row(o->y + off, z, O);
+      gelu_row(o->y + off, z, n);
     } else if (o->step == LINEAR_RESIDUAL) {
-      const float *g = o->gate + (long)(r / o->T) * o->ld, *hi = o->h_in + off;
+      const float *g = o->gate + (long)(r / o->T) * o->ld + c0, *hi = o->h_in + off;
       float *ho = o->h_out + off;
 #pragma omp simd
-      for (int j = 0; j < O; j++) ho[j] = hi[j] + g[j] * z[j];
+      for (int j = 0; j < n; j++) ho[j] = hi[j] + g[j] * z[j];
     }
   }
+}
+
+static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int O) {
+  linear_step_cols(o, b, r0, r1, 0, O, O);
+}
+
+/* precision=bf16 with AMX: the step runs on each 32 x 32 block of z as the GEMM writes it */
+typedef struct {
+  const LinearOut *o;
+  const float *b;
+  int O;
+} LinearEpilogue;
+
+static void linear_epilogue(const void *ctx, int r0, int r1, int c0, int c1) {
+  const LinearEpilogue *e = ctx;
+  linear_step_cols(e->o, e->b, r0, r1, c0, c1, e->O);
 }
 
 /* The bias inside the GEMM: z's rows start as b and the GEMM adds x W^T to them (beta 1), which
@@ -599,6 +620,12 @@ static void linear_gemm(const LinearOut *o, const float *x, const float *W, cons
 }
 
 static void linear_blocks(const LinearOut *o, const float *x, const float *W, const float *b, int N, int K, int O) {
+  if (cpu_bf16() && gemm_bf16_amx()) { /* one product, cut among the threads, the step in its epilogue */
+    LinearEpilogue e = {o, b, O};
+    int none = o->step == LINEAR_PLAIN && !b;
+    cpu_gemm_bf16(0, 1, N, O, K, 1.0f, x, W, 0.0f, o->z, none ? NULL : linear_epilogue, &e);
+    return;
+  }
   int blocks = N / LINEAR_ROWS, fold = bias_in_gemm(b, K);
   const float *bstep = fold ? NULL : b; /* the bias the step after the GEMM adds */
   if (blocks < 2 * omp_get_max_threads() || (long)LINEAR_ROWS * O * K < LINEAR_BLOCK_MNK ||

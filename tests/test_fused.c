@@ -13,7 +13,8 @@
  * AVX2 and AVX-512 compiles (ops_cpu_avx2, ops_cpu_avx512) against its baseline one (ops_cpu),
  * each where this processor has it (else skipped, saying so): the three models forward and
  * backward, AdamW, SiLU, GELU, softmax, LayerNorm, the EMA and sum_squares, bit for bit; and gemm
- * at 2 threads (cut along C's longer side) and 3 (OpenBLAS's threads) against 1 thread, bit for bit.
+ * at 2 threads (cut along C's longer side) and 3 (OpenBLAS's threads) against 1 thread, bit for bit;
+ * the fused linear layers in precision=bf16 against the unfused ops in bf16, bit for bit.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
  * dit against PyTorch), CUDA conformance (test_cuda). */
 #include <math.h>
@@ -24,6 +25,7 @@
 #include "attention.h"
 #include "backend.h"
 #include "common.h"
+#include "gemm_bf16.h"
 #include "model.h"
 #include "ops.h"
 #include "test.h"
@@ -130,6 +132,36 @@ static void test_linear_fused(void) {
     }
     layer_free(&l);
   }
+  omp_set_num_threads(threads);
+}
+
+/* precision=bf16: the fused linear layers (with AMX: one product with the bias and the step in its
+ * epilogue, src/gemm_bf16.h; without: the row blocks on rounded operands) against gemm + bias_add +
+ * the step in bf16, bit for bit, at 1 to 3 threads, both ways of the bf16 products */
+static void test_linear_fused_bf16(void) {
+  int threads = omp_get_max_threads();
+  cpu_set_bf16(1);
+  for (int way = 1; way >= 0; way--) {
+    if (gemm_bf16_select(way) != way) {
+      printf("  the amx way skipped: this processor (or its kernel) has no AMX-BF16\n");
+      continue;
+    }
+    for (size_t z = 0; z < sizeof shapes / sizeof shapes[0]; z++) {
+      Layer l = layer_make(shapes[z]);
+      for (int th = 1; th <= 3; th++) {
+        omp_set_num_threads(th);
+        for (int bias = 0; bias < 2; bias++) {
+          char tag[96];
+          snprintf(tag, sizeof tag, "bf16 %s %dx%dx%d%s, %d threads", gemm_bf16_way(), l.N, l.K, l.O,
+                   bias ? " bias" : "", th);
+          check_layer(&l, bias ? l.b : NULL, tag);
+        }
+      }
+      layer_free(&l);
+    }
+  }
+  gemm_bf16_select(1);
+  cpu_set_bf16(0);
   omp_set_num_threads(threads);
 }
 
@@ -722,6 +754,7 @@ static void test_dit_fused_unfused(void) {
 
 int main(void) {
   TEST_RUN(test_linear_fused);
+  TEST_RUN(test_linear_fused_bf16);
   TEST_RUN(test_layernorm_modulate);
   TEST_RUN(test_attention_fused);
   TEST_RUN(test_bias_backward_fused);
