@@ -248,23 +248,36 @@ void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, co
   int tid = omp_get_thread_num();
   if (tid >= SCRATCH_THREADS) amd_fatal("gemm_bf16_part: thread %d beyond %d", tid, SCRATCH_THREADS);
   pack_scratch *s = &scratch[tid];
-  size_t kb1 = kb_count > 0 ? (size_t)kb_count : 1;
-  uint16_t *ap = grow(&s->a, &s->a_elems, 2 * kb1 * TILE_ELEMS);
+  size_t kb1 = kb_count > 0 ? (size_t)kb_count : 1, panel = 2 * kb1 * TILE_ELEMS; /* one block of 32 rows */
+  int mblocks = (m1 - m0 + 31) / 32;
+  /* A^T (stored K x M) is packed whole, k blocks outermost, so that its rows are read as streams
+   * (32 rows at a time, along m) rather than 32 floats of each of K rows per block of 32 rows, one
+   * page after another; A itself a block of 32 rows at a time (each a stream along k) */
+  uint16_t *ap = grow(&s->a, &s->a_elems, (transA ? (size_t)mblocks : 1) * panel);
   uint16_t *bp = grow(&s->b, &s->b_elems, (size_t)nt2 * kb1 * TILE_ELEMS);
-  /* B's tiles: [column tile][k block], a zero tile to pair an odd last one */
-  for (int t = 0; t < nt2; t++) {
+  /* B's tiles: [column tile][k block], a zero tile to pair an odd last one; k blocks outermost for
+   * B stored K x N (rows streamed along n), column tiles for B^T (each row streamed along k) */
+  for (int i = 0; i < nt2 * kb_count; i++) {
+    int t = transB ? i / kb_count : i % nt2, kb = transB ? i % kb_count : i / nt2;
     int c0 = n0 + 16 * t, cols = n1 - c0 < 16 ? n1 - c0 : 16;
-    for (int kb = 0; kb < kb_count; kb++) {
-      uint16_t *dst = bp + ((size_t)t * kb_count + kb) * TILE_ELEMS;
-      if (cols <= 0) memset(dst, 0, TILE_ELEMS * sizeof(uint16_t));
-      else pack_b_tile(dst, transB, N, K, B, c0, cols, 32 * kb);
-    }
+    uint16_t *dst = bp + ((size_t)t * kb_count + kb) * TILE_ELEMS;
+    if (cols <= 0) memset(dst, 0, TILE_ELEMS * sizeof(uint16_t));
+    else pack_b_tile(dst, transB, N, K, B, c0, cols, 32 * kb);
   }
+  if (transA)
+    for (int kb = 0; kb < kb_count; kb++)
+      for (int j = 0; j < 2 * mblocks; j++) {
+        int r0 = m0 + 16 * j, r = m1 - r0 < 16 ? m1 - r0 : 16;
+        uint16_t *dst = ap + (size_t)(j / 2) * panel + ((size_t)kb * 2 + j % 2) * TILE_ELEMS;
+        if (r <= 0) memset(dst, 0, TILE_ELEMS * sizeof(uint16_t));
+        else pack_a_tile(dst, transA, M, K, A, r0, r, 32 * kb);
+      }
   tiles_configure();
   float acc[32 * 32] __attribute__((aligned(64)));
   for (int mb = m0; mb < m1; mb += 32) {
     int rows = m1 - mb < 32 ? m1 - mb : 32;
-    for (int kb = 0; kb < kb_count; kb++)
+    const uint16_t *ap_block = transA ? ap + (size_t)((mb - m0) / 32) * panel : ap;
+    for (int kb = 0; kb < kb_count && !transA; kb++)
       for (int h = 0; h < 2; h++) {
         int r = rows - 16 * h;
         uint16_t *dst = ap + ((size_t)kb * 2 + h) * TILE_ELEMS;
@@ -278,8 +291,8 @@ void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, co
       _tile_zero(2);
       _tile_zero(3);
       for (int kb = 0; kb < kb_count; kb++) {
-        _tile_loadd(4, ap + (size_t)kb * 2 * TILE_ELEMS, 64);
-        _tile_loadd(5, ap + ((size_t)kb * 2 + 1) * TILE_ELEMS, 64);
+        _tile_loadd(4, ap_block + (size_t)kb * 2 * TILE_ELEMS, 64);
+        _tile_loadd(5, ap_block + ((size_t)kb * 2 + 1) * TILE_ELEMS, 64);
         _tile_loadd(6, b0 + (size_t)kb * TILE_ELEMS, 64);
         _tile_loadd(7, b1 + (size_t)kb * TILE_ELEMS, 64);
         _tile_dpbf16ps(0, 4, 6);
