@@ -66,7 +66,7 @@ static const cfg_key sample_keys[] = {
     K("data", CFG_PATH, data, "", 0, 0, NULL, "dataset for the plot's mode centres; default: the checkpoint's"),
     K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend"),
     K("precision", CFG_CHOICE, precision, "fp32", 0, 0, "fp32|tf32|bf16",
-      "GEMM precision: fp32; tf32 or bf16 tensor cores (CUDA only)"),
+      "GEMM precision: fp32; tf32 (CUDA tensor cores); bf16 (CUDA tensor cores, CPU AMX tiles)"),
     K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),
     CFG_END};
 #undef K

@@ -61,6 +61,11 @@ void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, co
   (void)m0, (void)m1, (void)n0, (void)n1, (void)epi, (void)ctx;
   amd_fatal("gemm_bf16_part: this build has no AMX kernel");
 }
+void gemm_bf16_threads(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                       float beta, float *C, int parts, gemm_bf16_epilogue epi, const void *ctx) {
+  gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N, epi, ctx);
+  (void)parts;
+}
 #else
 
 #pragma GCC push_options
@@ -105,9 +110,14 @@ static uint16_t *grow(uint16_t **p, size_t *have, size_t elems) {
   return *p;
 }
 
+static uint16_t *shared_pack; /* gemm_bf16_threads' shared operand, grown by the calling thread */
+static size_t shared_elems;
+
 static void scratch_free(void) {
   for (int i = 0; i < SCRATCH_THREADS; i++) free(scratch[i].a), free(scratch[i].b);
   memset(scratch, 0, sizeof scratch);
+  free(shared_pack);
+  shared_pack = NULL, shared_elems = 0;
 }
 
 static int amx_usable = -1; /* the processor has the instructions and the kernel the tile state */
@@ -240,61 +250,71 @@ static void pack_b_tile(uint16_t *dst, int transB, int N, int K, const float *B,
 
 #define TILE_ELEMS 512 /* bf16 in a 16 x 32 tile */
 
-void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                    float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx) {
-  if (m1 <= m0 || n1 <= n0) return;
-  if (!gemm_bf16_amx()) amd_fatal("gemm_bf16_part: AMX is not in use in this process");
-  int kb_count = (K + 31) / 32, nt = (n1 - n0 + 15) / 16, nt2 = (nt + 1) / 2 * 2;
-  int tid = omp_get_thread_num();
-  if (tid >= SCRATCH_THREADS) amd_fatal("gemm_bf16_part: thread %d beyond %d", tid, SCRATCH_THREADS);
-  pack_scratch *s = &scratch[tid];
-  size_t kb1 = kb_count > 0 ? (size_t)kb_count : 1, panel = 2 * kb1 * TILE_ELEMS; /* one block of 32 rows */
-  int mblocks = (m1 - m0 + 31) / 32;
-  /* A^T (stored K x M) is packed whole, k blocks outermost, so that its rows are read as streams
-   * (32 rows at a time, along m) rather than 32 floats of each of K rows per block of 32 rows, one
-   * page after another; A itself a block of 32 rows at a time (each a stream along k) */
-  uint16_t *ap = grow(&s->a, &s->a_elems, (transA ? (size_t)mblocks : 1) * panel);
-  uint16_t *bp = grow(&s->b, &s->b_elems, (size_t)nt2 * kb1 * TILE_ELEMS);
-  /* B's tiles: [column tile][k block], a zero tile to pair an odd last one; k blocks outermost for
-   * B stored K x N (rows streamed along n), column tiles for B^T (each row streamed along k) */
-  for (int i = 0; i < nt2 * kb_count; i++) {
-    int t = transB ? i / kb_count : i % nt2, kb = transB ? i % kb_count : i / nt2;
+/* one product as the packing and the compute see it */
+typedef struct {
+  int transA, transB, M, N, K, kb_count;
+  float alpha, beta;
+  const float *A, *B;
+  float *C;
+  gemm_bf16_epilogue epi;
+  const void *ctx;
+} Product;
+
+static size_t panel_elems(const Product *p) { return 2 * (size_t)(p->kb_count > 0 ? p->kb_count : 1) * TILE_ELEMS; }
+static int column_tiles(int n0, int n1) { return ((n1 - n0 + 15) / 16 + 1) / 2 * 2; } /* paired: even */
+
+/* B's tiles for columns [n0, n1): tile t's k block kb at bp + (t kb_count + kb) tiles, a zero tile
+ * to pair an odd last one; only the tiles [i0, i1) of the packing order (a thread's share): k blocks
+ * outermost for B stored K x N (rows streamed along n), column tiles for B^T (each row along k) */
+static void pack_b_tiles(uint16_t *bp, const Product *p, int n0, int n1, long i0, long i1) {
+  int nt2 = column_tiles(n0, n1), kbs = p->kb_count;
+  for (long i = i0; i < i1; i++) {
+    int t = (int)(p->transB ? i / kbs : i % nt2), kb = (int)(p->transB ? i % kbs : i / nt2);
     int c0 = n0 + 16 * t, cols = n1 - c0 < 16 ? n1 - c0 : 16;
-    uint16_t *dst = bp + ((size_t)t * kb_count + kb) * TILE_ELEMS;
+    uint16_t *dst = bp + ((size_t)t * kbs + kb) * TILE_ELEMS;
     if (cols <= 0) memset(dst, 0, TILE_ELEMS * sizeof(uint16_t));
-    else pack_b_tile(dst, transB, N, K, B, c0, cols, 32 * kb);
+    else pack_b_tile(dst, p->transB, p->N, p->K, p->B, c0, cols, 32 * kb);
   }
-  if (transA)
-    for (int kb = 0; kb < kb_count; kb++)
-      for (int j = 0; j < 2 * mblocks; j++) {
-        int r0 = m0 + 16 * j, r = m1 - r0 < 16 ? m1 - r0 : 16;
-        uint16_t *dst = ap + (size_t)(j / 2) * panel + ((size_t)kb * 2 + j % 2) * TILE_ELEMS;
-        if (r <= 0) memset(dst, 0, TILE_ELEMS * sizeof(uint16_t));
-        else pack_a_tile(dst, transA, M, K, A, r0, r, 32 * kb);
-      }
-  tiles_configure();
+}
+
+/* A's panels (32 rows, all k) for rows [m0, m1): panel j at ap + j panel_elems, its tile (kb, h) at
+ * (2 kb + h) tiles in it; only the tiles [i0, i1) of the packing order, k blocks outermost, so A^T
+ * (stored K x M) is read as streams along m, 32 rows at a time */
+static void pack_a_panels(uint16_t *ap, const Product *p, int m0, int m1, long i0, long i1) {
+  int halves = 2 * ((m1 - m0 + 31) / 32);
+  for (long i = i0; i < i1; i++) {
+    int kb = (int)(i / halves), j = (int)(i % halves), r0 = m0 + 16 * j, r = m1 - r0 < 16 ? m1 - r0 : 16;
+    uint16_t *dst = ap + (size_t)(j / 2) * panel_elems(p) + ((size_t)kb * 2 + j % 2) * TILE_ELEMS;
+    if (r <= 0) memset(dst, 0, TILE_ELEMS * sizeof(uint16_t));
+    else pack_a_tile(dst, p->transA, p->M, p->K, p->A, r0, r, 32 * kb);
+  }
+}
+
+/* C's rows [m0, m1) and columns [n0, n1) from B's tiles bp (packed from column b0) and A's panels:
+ * a_all (packed from row a0), or, when NULL, each block of 32 rows packed into a_own as it comes
+ * (one stream along k per row) */
+static void compute(const Product *p, int m0, int m1, int n0, int n1, const uint16_t *a_all, int a0,
+                    uint16_t *a_own, const uint16_t *bp, int b0) {
+  int kbs = p->kb_count, nt = (n1 - n0 + 15) / 16, N = p->N;
+  size_t panel = panel_elems(p);
   float acc[32 * 32] __attribute__((aligned(64)));
+  __m512 va = _mm512_set1_ps(p->alpha), vb = _mm512_set1_ps(p->beta);
+  tiles_configure();
   for (int mb = m0; mb < m1; mb += 32) {
     int rows = m1 - mb < 32 ? m1 - mb : 32;
-    const uint16_t *ap_block = transA ? ap + (size_t)((mb - m0) / 32) * panel : ap;
-    for (int kb = 0; kb < kb_count && !transA; kb++)
-      for (int h = 0; h < 2; h++) {
-        int r = rows - 16 * h;
-        uint16_t *dst = ap + ((size_t)kb * 2 + h) * TILE_ELEMS;
-        if (r <= 0) memset(dst, 0, TILE_ELEMS * sizeof(uint16_t));
-        else pack_a_tile(dst, transA, M, K, A, mb + 16 * h, r < 16 ? r : 16, 32 * kb);
-      }
+    const uint16_t *ap = a_all ? a_all + (size_t)((mb - a0) / 32) * panel : a_own;
+    if (!a_all) pack_a_panels(a_own, p, mb, mb + rows, 0, 2L * kbs);
     for (int t = 0; t < nt; t += 2) {
-      const uint16_t *b0 = bp + (size_t)t * kb_count * TILE_ELEMS, *b1 = b0 + (size_t)kb_count * TILE_ELEMS;
+      const uint16_t *bt0 = bp + (size_t)((n0 - b0) / 16 + t) * kbs * TILE_ELEMS, *bt1 = bt0 + (size_t)kbs * TILE_ELEMS;
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
-      for (int kb = 0; kb < kb_count; kb++) {
-        _tile_loadd(4, ap_block + (size_t)kb * 2 * TILE_ELEMS, 64);
-        _tile_loadd(5, ap_block + ((size_t)kb * 2 + 1) * TILE_ELEMS, 64);
-        _tile_loadd(6, b0 + (size_t)kb * TILE_ELEMS, 64);
-        _tile_loadd(7, b1 + (size_t)kb * TILE_ELEMS, 64);
+      for (int kb = 0; kb < kbs; kb++) {
+        _tile_loadd(4, ap + (size_t)kb * 2 * TILE_ELEMS, 64);
+        _tile_loadd(5, ap + ((size_t)kb * 2 + 1) * TILE_ELEMS, 64);
+        _tile_loadd(6, bt0 + (size_t)kb * TILE_ELEMS, 64);
+        _tile_loadd(7, bt1 + (size_t)kb * TILE_ELEMS, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
@@ -307,12 +327,11 @@ void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, co
       int c0 = n0 + 16 * t, cols = n1 - c0 < 32 ? n1 - c0 : 32;
       __mmask16 mlo = (__mmask16)(cols >= 16 ? 0xffffu : (1u << cols) - 1u);
       __mmask16 mhi = (__mmask16)(cols >= 32 ? 0xffffu : cols <= 16 ? 0u : (1u << (cols - 16)) - 1u);
-      __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
       for (int i = 0; i < rows; i++) {
-        float *c = C + (long)(mb + i) * N + c0;
+        float *c = p->C + (long)(mb + i) * N + c0;
         __m512 x0 = _mm512_mul_ps(va, _mm512_load_ps(acc + 32 * i));
         __m512 x1 = _mm512_mul_ps(va, _mm512_load_ps(acc + 32 * i + 16));
-        if (beta != 0.0f) {
+        if (p->beta != 0.0f) {
           x0 = _mm512_add_ps(x0, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mlo, c)));
           x1 = _mm512_add_ps(x1, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mhi, c + 16)));
         }
@@ -320,9 +339,74 @@ void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, co
         _mm512_mask_storeu_ps(c + 16, mhi, x1);
       }
     }
-    if (epi) epi(ctx, mb, mb + rows, n0, n1); /* whole rows: streams along them, the block in L2 */
+    if (p->epi) p->epi(p->ctx, mb, mb + rows, n0, n1); /* whole rows: streams along them, the block in L2 */
   }
   _tile_release();
+}
+
+static pack_scratch *thread_scratch(void) {
+  int tid = omp_get_thread_num();
+  if (tid >= SCRATCH_THREADS) amd_fatal("gemm_bf16: OpenMP thread %d beyond %d", tid, SCRATCH_THREADS);
+  return &scratch[tid];
+}
+
+static Product product(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                       float beta, float *C, gemm_bf16_epilogue epi, const void *ctx) {
+  if (!gemm_bf16_amx()) amd_fatal("gemm_bf16: AMX is not in use in this process");
+  return (Product){transA, transB, M, N, K, (K + 31) / 32, alpha, beta, A, B, C, epi, ctx};
+}
+
+void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                    float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx) {
+  if (m1 <= m0 || n1 <= n0) return;
+  Product p = product(transA, transB, M, N, K, alpha, A, B, beta, C, epi, ctx);
+  pack_scratch *s = thread_scratch();
+  size_t kb1 = p.kb_count > 0 ? (size_t)p.kb_count : 1;
+  long nb = (long)column_tiles(n0, n1) * p.kb_count, na = 2L * ((m1 - m0 + 31) / 32) * p.kb_count;
+  uint16_t *bp = grow(&s->b, &s->b_elems, (size_t)column_tiles(n0, n1) * kb1 * TILE_ELEMS);
+  uint16_t *ap = grow(&s->a, &s->a_elems, (transA ? (size_t)((m1 - m0 + 31) / 32) : 1) * panel_elems(&p));
+  pack_b_tiles(bp, &p, n0, n1, 0, nb);
+  if (transA) pack_a_panels(ap, &p, m0, m1, 0, na); /* A^T whole: streams along m */
+  compute(&p, m0, m1, n0, n1, transA ? ap : NULL, m0, ap, bp, n0);
+}
+
+void gemm_bf16_threads(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                       float beta, float *C, int parts, gemm_bf16_epilogue epi, const void *ctx) {
+  if (M <= 0 || N <= 0) return;
+  int rows = M >= N, D = rows ? M : N, blocks = (D + 31) / 32;
+  if (parts > blocks) parts = blocks;
+  if (parts <= 1 || omp_in_parallel()) {
+    gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N, epi, ctx);
+    return;
+  }
+  Product p = product(transA, transB, M, N, K, alpha, A, B, beta, C, epi, ctx);
+  size_t kb1 = p.kb_count > 0 ? (size_t)p.kb_count : 1;
+  /* cut along rows: B is shared; along columns: A (all its panels) */
+  long total = rows ? (long)column_tiles(0, N) * p.kb_count : 2L * ((M + 31) / 32) * p.kb_count;
+  size_t need = rows ? (size_t)column_tiles(0, N) * kb1 * TILE_ELEMS : (size_t)((M + 31) / 32) * panel_elems(&p);
+  uint16_t *shared = grow(&shared_pack, &shared_elems, need);
+#pragma omp parallel num_threads(parts)
+  {
+    int q = omp_get_thread_num(), n = omp_get_num_threads();
+    if (rows) pack_b_tiles(shared, &p, 0, N, total * q / n, total * (q + 1) / n);
+    else pack_a_panels(shared, &p, 0, M, total * q / n, total * (q + 1) / n);
+    int d0 = 32 * (int)((long)blocks * q / n), d1 = 32 * (int)((long)blocks * (q + 1) / n);
+    if (d1 > D) d1 = D;
+    pack_scratch *s = thread_scratch();
+    uint16_t *own;
+    if (rows) { /* A: its rows' panels, whole for A^T, else a block at a time */
+      own = grow(&s->a, &s->a_elems, (transA ? (size_t)((d1 - d0 + 31) / 32) : 1) * panel_elems(&p));
+      if (transA && d1 > d0) pack_a_panels(own, &p, d0, d1, 0, 2L * ((d1 - d0 + 31) / 32) * p.kb_count);
+    } else { /* B: its columns' tiles */
+      own = grow(&s->b, &s->b_elems, (size_t)column_tiles(d0, d1) * kb1 * TILE_ELEMS);
+      if (d1 > d0) pack_b_tiles(own, &p, d0, d1, 0, (long)column_tiles(d0, d1) * p.kb_count);
+    }
+#pragma omp barrier
+    if (d1 > d0) {
+      if (rows) compute(&p, d0, d1, 0, N, transA ? own : NULL, d0, own, shared, 0);
+      else compute(&p, 0, M, d0, d1, shared, 0, NULL, own, d0);
+    }
+  }
 }
 
 #pragma GCC pop_options

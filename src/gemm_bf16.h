@@ -39,6 +39,14 @@ typedef void (*gemm_bf16_epilogue)(const void *ctx, int r0, int r1, int c0, int 
 void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
                     float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx);
 
+/* The whole product by up to `parts` OpenMP threads (one when called inside a parallel region): C
+ * cut along its longer side at multiples of 32 rows or columns, the operand every part reads (B for
+ * a cut along rows, A along columns) packed once, by all of them (rather than whole by each: at 2
+ * threads the two take the same time, the saving grows with the threads); the bits are
+ * gemm_bf16_part's over the whole of C. The amx way only. */
+void gemm_bf16_threads(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
+                       float beta, float *C, int parts, gemm_bf16_epilogue epi, const void *ctx);
+
 /* dst[i] = x[i] rounded to the nearest bf16 value (ties to even; NaN stays NaN, infinities stay),
  * as a float; n elements. The round way's operands, and tests' references. */
 void bf16_round_floats(float *dst, const float *x, long n);

@@ -102,10 +102,10 @@ static void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, 
   gemm_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N);
 }
 
-/* precision=bf16 with AMX: C cut along its longer side into one part per OpenMP thread (outside a
- * parallel region) at multiples of 32 rows or columns, the kernel's blocks, each part at least
- * 2^21 FLOPs; an element's sum does not depend on the part that computes it, so neither do the
- * bits on the thread count. Without AMX: the operands rounded to bf16 values (float32 copies) and
+/* precision=bf16 with AMX: C cut into one part per OpenMP thread (outside a parallel region), each
+ * at least 2^21 FLOPs (gemm_bf16_threads: along the longer side, at the kernel's blocks of 32); an
+ * element's sum does not depend on the part that computes it, so neither do the bits on the thread
+ * count. Without AMX: the operands rounded to bf16 values (float32 copies) and
  * the float32 product on them. epi (NULL: none) runs on the blocks of C as they are written (with
  * AMX) or once on the whole of C. */
 #define BF16_PART_FLOPS (1L << 21)
@@ -122,21 +122,10 @@ static void cpu_gemm_bf16(int transA, int transB, int M, int N, int K, float alp
     if (epi) epi(ctx, 0, M, 0, N);
     return;
   }
-  int threads = omp_in_parallel() ? 1 : omp_get_max_threads(), rows = M >= N, D = rows ? M : N;
-  long blocks = (D + 31) / 32, by_flops = 2L * M * N * K / BF16_PART_FLOPS;
-  int parts = (int)(threads < blocks ? threads : blocks);
-  if (parts > by_flops) parts = by_flops > 1 ? (int)by_flops : 1;
-  if (parts > 1) {
-#pragma omp parallel for schedule(static) num_threads(parts)
-    for (int p = 0; p < parts; p++) {
-      int d0 = (int)(32 * (blocks * p / parts)), d1 = (int)(32 * (blocks * (p + 1) / parts));
-      if (d1 > D) d1 = D;
-      if (rows) gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, d0, d1, 0, N, epi, ctx);
-      else gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, d0, d1, epi, ctx);
-    }
-    return;
-  }
-  gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N, epi, ctx);
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  long by_flops = 2L * M * N * K / BF16_PART_FLOPS;
+  int parts = threads < by_flops ? threads : by_flops > 1 ? (int)by_flops : 1;
+  gemm_bf16_threads(transA, transB, M, N, K, alpha, A, B, beta, C, parts, epi, ctx);
 }
 
 /* every GEMM of the backend but the fused attention's: in the precision in force */

@@ -50,8 +50,8 @@ typedef struct {
     "keys a resume may change although they change the run, comma-separated (e.g. train.steps,optim.lr)"),          \
   K("device", CFG_CHOICE, device, "auto", 0, 0, "auto|cpu|cuda", "backend: auto uses CUDA when present"),         \
   K("precision", CFG_CHOICE, precision, "fp32", 0, 0, "fp32|tf32|bf16",                                           \
-    "GEMM precision: fp32; tf32 or bf16 tensor cores (CUDA only; bf16: bf16 operands, fp32 accumulation, "       \
-    "everything else fp32)"),                                                                                     \
+    "GEMM precision: fp32; tf32 (CUDA tensor cores); bf16: bf16 operands, fp32 accumulation, everything else "   \
+    "fp32 (CUDA tensor cores, CPU AMX tiles)"),                                                                   \
   K("seed", CFG_INT, rl.seed, "0", 0, 2147483647, NULL, "Philox seed of every draw (init, data order, t, noise)"),  \
   K("threads", CFG_INT, threads, "0", 0, 1024, NULL, "OpenMP threads per rank; 0 = node cores / ranks"),          \
   K("cpu.ftz", CFG_BOOL, cpu_ftz, "true", 0, 0, NULL,                                                            \
