@@ -54,7 +54,7 @@ SRCS     := $(wildcard core/*.c) $(wildcard src/*.c) $(wildcard io/*.c) $(wildca
 OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-BENCH_BINS := $(BUILD)/benchmarks/dit_speed $(BUILD)/benchmarks/gemm_split
+BENCH_BINS := $(BUILD)/benchmarks/dit_speed $(BUILD)/benchmarks/gemm_split $(BUILD)/benchmarks/gemm_bf16
 
 # The CUDA builds: cuda/*.cu by nvcc into build-cuda/, linked with cuBLAS and the runtime, or (CUDA_EMU)
 # on the CPU emulator into build-cuda-emu/. Only the C files that mention AMD_CUDA (backend

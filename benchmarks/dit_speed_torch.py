@@ -10,9 +10,9 @@ the GPU, TF32 off as in amd's default; each step timed to torch.cuda.synchronize
   python3 dit_speed_torch.py [img=28 channels=1 patch=4 width=256 depth=6 heads=4 temb=256
                               classes=10 batch=64 warmup=2 steps=10 threads=CORES device=cpu
                               precision=fp32 compile=0]
-On CUDA, precision=tf32 allows TF32 matmuls and precision=bf16 runs the forward and the loss under
-torch.autocast(bfloat16) (what a GPU user runs: bf16 GEMMs, fp32 weights, optimizer and
-reductions), amd's precision=bf16 peer; compile=1 runs the model through torch.compile (PyTorch 2;
+On CUDA, precision=tf32 allows TF32 matmuls; precision=bf16 runs the forward and the loss under
+torch.autocast(bfloat16) on either device (bf16 GEMMs, fp32 weights, optimizer and reductions:
+what a GPU user runs, and on a CPU with AMX-BF16 oneDNN's bf16 matmuls), amd's precision=bf16 peer; compile=1 runs the model through torch.compile (PyTorch 2;
 its compilation happens in the warm-up steps).
 Not here: EMA."""
 import math
@@ -139,7 +139,7 @@ def main():
     if a.device == "cuda":  # float32 GEMMs, as amd runs them, unless precision=tf32
         torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
         torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
-    # bf16 autocast on the device the model runs on (on the CPU too, for a dry run of the script)
+    # bf16 autocast on the device the model runs on (the CPU's: oneDNN bf16 matmuls)
     autocast = lambda: torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.precision == "bf16")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
