@@ -182,10 +182,15 @@ const char *backend_set_precision(const char *precision) {
     amd_usage_error("precision=tf32: the %s backend has no tf32 products (a CUDA tensor-core mode); use "
                     "precision=fp32 or bf16, or device=cuda", ops->name);
   cpu_set_bf16(p == 2);
-  if (p == 2) provenance_set_str("cpu.bf16", gemm_bf16_way()); /* the two ways' sums differ in order */
-  if (p == 2)
+  if (p == 2) {
+    provenance_set_str("cpu.bf16", gemm_bf16_way()); /* the two ways' sums differ in order */
+    const char *env = getenv("AMD_CPU_AMX");
     amd_log("backend %s: precision=bf16 GEMMs (%s)\n", ops->name,
-            gemm_bf16_amx() ? "AMX tiles" : "operands rounded to bf16, float32 sgemm: this processor has no AMX-BF16");
+            gemm_bf16_amx()                  ? "AMX tiles"
+            : env && strcmp(env, "0") == 0 ? "operands rounded to bf16, float32 sgemm: AMD_CPU_AMX=0"
+                                             : "operands rounded to bf16, float32 sgemm: no AMX-BF16 on this processor "
+                                               "or in its kernel");
+  }
   return precision_in_force = precision_names[p];
 }
 
