@@ -6,8 +6,9 @@
  * silent fallback. tf32 and bf16 are CUDA tensor-core modes (cuda/gemm.cu); the CPU backend has
  * bf16 too (src/gemm_bf16.h: AMX tiles, or the operands rounded where the processor has none) and
  * refuses tf32 rather than ignoring it, so a run's precision is what its config says. The
- * environment's AMD_TF32=1, the older switch, still turns fp32 into tf32 on CUDA. OpenMP threads default to the cores of this node shared among its ranks, so
- * `mpirun -np 2` on two cores does not oversubscribe.
+ * environment's AMD_TF32=1, the older switch, still turns fp32 into tf32 on CUDA. OpenMP threads
+ * default to the cores of this node shared among its ranks, so `mpirun -np 2` on two cores does
+ * not oversubscribe.
  * AMD_PROFILE=1 in the environment profiles any command: every op call is timed (ops_profile.h)
  * and rank 0 prints the per-op table to stderr when the program exits (AMD_PROFILE=cpu: timed by
  * the calling thread's CPU time; AMD_PROFILE_SHAPES=1 adds the GEMM shapes' table).

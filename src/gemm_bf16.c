@@ -91,7 +91,7 @@ static void tiles_configure(void) {
   _tile_loadconfig(&c);
 }
 
-/* per OpenMP thread: packed A (32 rows x all k) and B (the part's columns x all k), grown as needed */
+/* per thread: packed A (32 rows, or A^T's part, x all k) and B (the part's columns x all k), grown as needed */
 #define SCRATCH_THREADS 512
 typedef struct {
   uint16_t *a, *b;
@@ -344,10 +344,17 @@ static void compute(const Product *p, int m0, int m1, int n0, int n1, const uint
   _tile_release();
 }
 
+/* this thread's packing buffers: a slot per thread that ever packs, taken on its first product (an
+ * OpenMP thread number is not unique across nested or concurrent teams) */
 static pack_scratch *thread_scratch(void) {
-  int tid = omp_get_thread_num();
-  if (tid >= SCRATCH_THREADS) amd_fatal("gemm_bf16: OpenMP thread %d beyond %d", tid, SCRATCH_THREADS);
-  return &scratch[tid];
+  static _Thread_local int slot = -1;
+  static int slots;
+  if (slot < 0) {
+#pragma omp atomic capture
+    slot = slots++;
+  }
+  if (slot >= SCRATCH_THREADS) amd_fatal("gemm_bf16: more than %d threads computed bf16 products", SCRATCH_THREADS);
+  return &scratch[slot];
 }
 
 static Product product(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,

@@ -555,7 +555,7 @@ static void linear_step(const LinearOut *o, const float *b, int r0, int r1, int 
   linear_step_cols(o, b, r0, r1, 0, O, O);
 }
 
-/* precision=bf16 with AMX: the step runs on each 32 x 32 block of z as the GEMM writes it */
+/* precision=bf16 with AMX: the step runs on each block of 32 rows of z once the GEMM wrote it */
 typedef struct {
   const LinearOut *o;
   const float *b;

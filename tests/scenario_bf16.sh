@@ -4,7 +4,8 @@
 # a toy teacher trains in bf16 both ways with a loss that falls as the fp32 run's does, by another
 # path (some step differs, and the two ways differ from each other where AMX runs); the log
 # records the precision and the way (cpu.bf16); a dmd2 distillation and a sample run in bf16;
-# tf32 is refused on the CPU naming the backend; a resume may not change the precision.
+# tf32 is refused on the CPU naming the backend; a resume may not change the precision; two ranks
+# (ZeRO-1) train in bf16.
 source "$(dirname "$0")/lib.sh"
 S=$SCRATCH
 "$AMD" data toy2d out="$S/toy.h5" n=2000 modes=4 classes=2 >/dev/null
@@ -50,3 +51,13 @@ expect_error bf16_tf32_refused_on_cpu "precision=tf32: the cpu backend has no tf
   "$AMD" train data="$S/toy.h5" run="$S/bad" $TINY train.steps=2 precision=tf32
 expect_error bf16_resume_may_not_change_precision "precision: fp32 -> bf16" \
   "$AMD" train data="$S/toy.h5" run="$S/fp32" resume=1 $TINY train.steps=160 ckpt.every=150 precision=bf16
+# two ranks (ZeRO-1) in bf16: the ranks' products are local, the run ends with finite losses
+expect_ok bf16_two_ranks $MPIRUN -np 2 "$AMD" train data="$S/toy.h5" run="$S/mpi" model.width=32 model.depth=2 \
+  model.temb_dim=16 train.batch=64 log.every=5 threads=1 device=cpu zero=1 train.steps=20 ckpt.every=20 precision=bf16
+py_check bf16_two_ranks_finite "
+import h5py, numpy as np
+f = h5py.File('$S/mpi/log.h5', 'r')
+assert f.attrs['ranks'] == 2 and f.attrs['precision'] in ('bf16', b'bf16'), dict(f.attrs)
+v = f['train']['loss'][:]
+assert len(v) == 20 and np.all(np.isfinite(v)), v
+"
