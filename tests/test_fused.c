@@ -118,15 +118,16 @@ static void check_layer(const Layer *l, const float *b, const char *tag) {
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
 }
 
-static void test_linear_fused(void) {
+/* check_layer on every shape, with and without a bias, at 1 to 3 threads; `how` starts each tag */
+static void linear_fused_cases(const char *how) {
   int threads = omp_get_max_threads();
   for (size_t z = 0; z < sizeof shapes / sizeof shapes[0]; z++) {
     Layer l = layer_make(shapes[z]);
     for (int th = 1; th <= 3; th++) {
       omp_set_num_threads(th);
       for (int bias = 0; bias < 2; bias++) {
-        char tag[64];
-        snprintf(tag, sizeof tag, "%dx%dx%d%s, %d threads", l.N, l.K, l.O, bias ? " bias" : "", th);
+        char tag[96];
+        snprintf(tag, sizeof tag, "%s%dx%dx%d%s, %d threads", how, l.N, l.K, l.O, bias ? " bias" : "", th);
         check_layer(&l, bias ? l.b : NULL, tag);
       }
     }
@@ -135,34 +136,22 @@ static void test_linear_fused(void) {
   omp_set_num_threads(threads);
 }
 
+static void test_linear_fused(void) { linear_fused_cases(""); }
+
 /* precision=bf16: the fused linear layers (with AMX: one product with the bias and the step in its
  * epilogue, src/gemm_bf16.h; without: the row blocks on rounded operands) against gemm + bias_add +
  * the step in bf16, bit for bit, at 1 to 3 threads, both ways of the bf16 products */
 static void test_linear_fused_bf16(void) {
-  int threads = omp_get_max_threads();
   cpu_set_bf16(1);
   for (int way = 1; way >= 0; way--) {
     if (gemm_bf16_select(way) != way) {
       printf("  the amx way skipped: this processor (or its kernel) has no AMX-BF16\n");
       continue;
     }
-    for (size_t z = 0; z < sizeof shapes / sizeof shapes[0]; z++) {
-      Layer l = layer_make(shapes[z]);
-      for (int th = 1; th <= 3; th++) {
-        omp_set_num_threads(th);
-        for (int bias = 0; bias < 2; bias++) {
-          char tag[96];
-          snprintf(tag, sizeof tag, "bf16 %s %dx%dx%d%s, %d threads", gemm_bf16_way(), l.N, l.K, l.O,
-                   bias ? " bias" : "", th);
-          check_layer(&l, bias ? l.b : NULL, tag);
-        }
-      }
-      layer_free(&l);
-    }
+    linear_fused_cases(way ? "bf16 amx " : "bf16 round ");
   }
   gemm_bf16_select(1);
   cpu_set_bf16(0);
-  omp_set_num_threads(threads);
 }
 
 /* adaLN: layernorm_modulate_forward against layernorm_forward + modulate_forward, and
