@@ -19,6 +19,10 @@
 #   at 1000 steps; the preparation and the first two passes at CPU_SEEDS="0 1 2 3 4" took 85 min on a
 #   2-core Xeon, about 7 min per cell, two at a time):
 #   CPU=1 OUT=/tmp/fm W=/tmp/fm bash benchmarks/gpu_fmnist_study.sh
+#   the GPU study's own sizes on a CPU with AMX-BF16 (the full teacher of jobs/fmnist_teacher.cfg, 5
+#   seeds at 2000 steps, every training and distillation in precision=bf16; about 3 hours on 2 cores,
+#   resumable: rerun the same command and finished cells are skipped):
+#   CPU=1 CPU_FULL=1 OUT=/work/fmfull W=/work/fmfull bash benchmarks/gpu_fmnist_study.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_fmnist_study}
@@ -40,6 +44,10 @@ elif [ -n "${CPU:-}" ]; then
   AMD=${AMD:-$PWD/amd} PY=/usr/bin/python3 LIMIT=${CPU_LIMIT:-100000} BUDGET=${CPU_BUDGET:-1000} SEEDS=${CPU_SEEDS:-"0 1 2"}
   JOBS=2 THREADS=1 EVAL_EVERY=250 TRAIN_X="threads=2" SAMPLE_N=1000 FM_DIR=/usr/share/datasets/fashion-mnist
   TEACHER_X="model.width=64 model.depth=2"
+  if [ -n "${CPU_FULL:-}" ]; then
+    BUDGET=${CPU_BUDGET:-2000} SEEDS=${CPU_SEEDS:-"0 1 2 3 4"} TEACHER_X="" PRECISION=bf16
+    TRAIN_X="threads=2 precision=bf16"
+  fi
 else
   source benchmarks/gpu_env.sh
   nvidia-smi -L
@@ -50,11 +58,12 @@ spec() { # NAME PREPARE(1: the study makes the data, classifiers and teacher) ME
   # a METHOD is a method's name, or NAME:KEY=VALUE,... (e.g. dmdr_r1:method=dmdr,dmdr.lambda_r=1); vs:A,B
   # adds the paired contrast A minus B to the table
   local name=$1 prepare=$2; shift 2
-  "$PY" - "$name" "$prepare" "$W" "$AMD" "$BUDGET" "$SEEDS" "$EVAL_EVERY" "$SAMPLE_N" "$FM_DIR" "$TRAIN_X" "${TEACHER_X:-}" "$@" <<'PY'
+  "$PY" - "$name" "$prepare" "$W" "$AMD" "$BUDGET" "$SEEDS" "$EVAL_EVERY" "$SAMPLE_N" "$FM_DIR" "$TRAIN_X" "${TEACHER_X:-}" \
+    "${PRECISION:-fp32}" "$@" <<'PY'
 import json, sys
-name, prepare, w, amd, budget, seeds, every, n, fm, trainx, teacherx = sys.argv[1:12]
+name, prepare, w, amd, budget, seeds, every, n, fm, trainx, teacherx, precision = sys.argv[1:13]
 methods, contrasts = {}, []
-for a in sys.argv[12:]:
+for a in sys.argv[13:]:
     if a.startswith("vs:"):
         contrasts.append(a[3:].split(","))
     elif ":" in a:
@@ -72,14 +81,16 @@ cmds.append([amd, "train", "jobs/fmnist_teacher.cfg", f"data={p}/train.h5", f"ru
             + tx + teacherx.split())
 spec = {
     "description": f"Fashion-MNIST, 1-step students, EMA weights, {budget} steps, seeds {seeds}"
-                   + (f", teacher {teacherx}" if teacherx else "") + " (issue 17; "
+                   + (f", teacher {teacherx}" if teacherx else "")
+                   + (f", precision {precision}" if precision != "fp32" else "") + " (issue 17; "
                    "benchmarks/gpu_fmnist_study.sh)",
     "amd": amd,
     "teacher": {"ckpt": f"{p}/teacher", "commands": cmds} if prepare == "1" else f"{p}/teacher",
     "distill": {"config": "jobs/fmnist_amd.cfg",
                 "settings": {"reward.ckpt": f"{p}/reward", "eval.every": int(every), "eval.n": int(n),
                              "eval.evaluator": f"{p}/evaluator", "eval.data": f"{p}/test.h5",
-                             "log.every": 100, "log.advantage_every": 100, "ckpt.every": 500}},
+                             "log.every": 100, "log.advantage_every": 100, "ckpt.every": 500,
+                             **({"precision": precision} if precision != "fp32" else {})}},
     "methods": methods, "contrasts": contrasts,
     "budgets": [int(budget)], "seeds": [int(s) for s in seeds.split()],
     "sample": {"n": int(n), "batch": 200},
