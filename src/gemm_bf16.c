@@ -1,15 +1,16 @@
 /* gemm_bf16.c: bf16 products on the CPU (src/gemm_bf16.h): AMX tiles where the processor and the
  * kernel allow them, the rounding of the operands for everyone else.
  * The amx way, for one part of C: B's columns of the part are packed once into bf16 tiles in the
- * VNNI layout TDPBF16PS reads (16 pairs of k by 16 columns, 1 KB), then for each block of 32 rows
- * A's rows are packed into two tiles per 32 k, and each 32 x 32 block of C is four accumulator tiles
- * over the whole of K (2 A tiles x 2 B tiles, the eight tile registers), stored to a block of floats
- * and written to C as alpha acc + beta C, then handed to the caller's epilogue while it is in L1
- * (the fused linear layers' bias and GELU or residual). The rounding to bf16 happens while packing
- * (VCVTNE2PS2BF16: nearest, ties to even). Rows and columns beyond the part and k beyond K are
- * packed as zeros, which add nothing to any sum. Every element of C is the same sequence of
- * TDPBF16PS over k blocks 0, 1, ... whatever its place in a block, so the part a call computes does
- * not change its bits.
+ * VNNI layout TDPBF16PS reads (16 pairs of k by 16 columns, 1 KB), A^T whole and A a block of 32
+ * rows at a time into two tiles per 32 k; each 32 x 32 block of C is four accumulator tiles over the
+ * whole of K (2 A tiles x 2 B tiles, the eight tile registers), stored to a block of floats and
+ * written to C as alpha acc + beta C; each block of 32 rows of C, once written, goes to the caller's
+ * epilogue while it is in L2 (the fused linear layers' bias and GELU or residual). With threads
+ * (gemm_bf16_threads) the operand all parts read is packed once, by all of them. The rounding to
+ * bf16 happens while packing (VCVTNE2PS2BF16: nearest, ties to even). Rows and columns beyond the
+ * part and k beyond K are packed as zeros, which add nothing to any sum. Every element of C is the
+ * same sequence of TDPBF16PS over k blocks 0, 1, ... whatever its place in a block, so the part a
+ * call computes does not change its bits.
  * This file is compiled with the target ISA of the instructions it uses (the pragma below) and runs
  * them only after gemm_bf16_amx() found them, so the binary still starts on any x86-64-v2 machine. */
 #include "gemm_bf16.h"

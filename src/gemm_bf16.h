@@ -8,8 +8,9 @@
  *          the sums differs from amx).
  * Which one a process uses: amx where it can, unless AMD_CPU_AMX=0 in the environment. Each element
  * of C is one sum over k in increasing order of 32-wide blocks, whatever part of C a call computes,
- * so cutting C among threads changes no bit (tests/test_gemm_bf16.c). Both flush subnormal bf16
- * operands and products to zero (the AMX instructions do; cpu.ftz does for round). */
+ * so cutting C among threads changes no bit (tests/test_gemm_bf16.c). Subnormal operands and sums
+ * (below 1.2e-38) may become 0 in either: TDPBF16PS flushes them whatever MXCSR says, and the round
+ * way's sgemm does under cpu.ftz (the default). */
 #pragma once
 
 /* The CPU backend's precision: 1 while its GEMMs are bf16 (backend_set_precision sets it), else 0 */
