@@ -14,7 +14,8 @@
 
 #include "gemm_bf16.h"
 
-static double best_of(int reps, int tA, int tB, int M, int N, int K, const float *A, const float *B, float *C, int bf16) {
+static double best_of(int reps, int tA, int tB, int M, int N, int K, const float *A, const float *B, float *C,
+                      int bf16) {
   double best = 1e30;
   for (int r = 0; r <= reps; r++) { /* the first call pays for page faults and packing buffers */
     double t0 = omp_get_wtime();

@@ -69,8 +69,12 @@ static const int shapes[][3] = {{1, 1, 1},    {5, 6, 1},     {37, 23, 19},  {1, 
                                 {300, 96, 64}, {128, 384, 128}, {96, 128, 517}};
 
 /* op(A)[i][k] and op(B)[k][j] of row-major storage */
-static float at_a(const float *A, int ta, int M, int K, int i, int k) { return ta ? A[(long)k * M + i] : A[(long)i * K + k]; }
-static float at_b(const float *B, int tb, int N, int K, int k, int j) { return tb ? B[(long)j * K + k] : B[(long)k * N + j]; }
+static float at_a(const float *A, int ta, int M, int K, int i, int k) {
+  return ta ? A[(long)k * M + i] : A[(long)i * K + k];
+}
+static float at_b(const float *B, int tb, int N, int K, int k, int j) {
+  return tb ? B[(long)j * K + k] : B[(long)k * N + j];
+}
 
 /* ops->gemm in bf16 on every shape, transpose and beta against the double product of the rounded
  * operands: |got - ref| <= (K + 4) 2^-24 (|alpha| sum |a b| + |beta c|) + 1e-30, the bound of any
@@ -84,7 +88,8 @@ static long products_against_reference(const char *way) {
         for (int bz = 0; bz < 2; bz++) {
           int M = shapes[z][0], N = shapes[z][1], K = shapes[z][2];
           float alpha = 0.7f, beta = bz ? 0.3f : 0.0f;
-          float *A = alloc_f((long)M * K), *B = alloc_f((long)K * N), *C = alloc_f((long)M * N), *C0 = alloc_f((long)M * N);
+          float *A = alloc_f((long)M * K), *B = alloc_f((long)K * N);
+          float *C = alloc_f((long)M * N), *C0 = alloc_f((long)M * N);
           fill_uniform(A, (long)M * K, -1, 1), fill_uniform(B, (long)K * N, -1, 1), fill_uniform(C, (long)M * N, -1, 1);
           if (!bz) /* beta 0 does not read C: NaN there must not show */
             for (long i = 0; i < (long)M * N; i++) C[i] = NAN;
@@ -158,8 +163,8 @@ static void test_bf16_threads(void) {
       memcpy(C2, C, sizeof(float) * (size_t)M * N);
       omp_set_num_threads(th);
       ops->gemm(ta, tb, M, N, K, 0.5f, A, B, 1.0f, C2);
-      EXPECT(memcmp(C2, C1, sizeof(float) * (size_t)M * N) == 0, "gemm %c%c %dx%dx%d at %d threads differs from 1 thread",
-             ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, th);
+      EXPECT(memcmp(C2, C1, sizeof(float) * (size_t)M * N) == 0,
+             "gemm %c%c %dx%dx%d at %d threads differs from 1 thread", ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, th);
       ops->free(C2);
     }
     ops->free(A), ops->free(B), ops->free(C1), ops->free(C);
@@ -230,7 +235,10 @@ static void test_bf16_dit_step(void) {
   model_free(m);
   EXPECT(n <= MAXP, "the test DiT has %ld parameters", n);
   double num = 0, den = 0;
-  for (long i = 0; i < n; i++) num += ((double)g16[i] - g32[i]) * ((double)g16[i] - g32[i]), den += (double)g32[i] * g32[i];
+  for (long i = 0; i < n; i++) {
+    double d = (double)g16[i] - g32[i];
+    num += d * d, den += (double)g32[i] * g32[i];
+  }
   double e = num / den;
   printf("  dit %s: loss %.6f (fp32) vs %.6f (bf16), gradient NMSE %.3g\n", gemm_bf16_way(), l32, l16, e);
   EXPECT_CLOSE(l16, l32, 0, 2e-3, "dit bf16 loss");
