@@ -14,7 +14,9 @@
  * each where this processor has it (else skipped, saying so): the three models forward and
  * backward, AdamW, SiLU, GELU, softmax, LayerNorm, the EMA and sum_squares, bit for bit; and gemm
  * at 2 threads (cut along C's longer side) and 3 (OpenBLAS's threads) against 1 thread, bit for bit;
- * the fused linear layers in precision=bf16 against the unfused ops in bf16, bit for bit.
+ * in precision=bf16, the fused linear layers against the unfused ops in bf16, both ways of the bf16
+ * products, and the three models fused against unfused (the fused attention on both sides), bit for
+ * bit.
  * Not here: values against a reference (test_dit checks the unfused ops, test_dit_golden the whole
  * dit against PyTorch), CUDA conformance (test_cuda). */
 #include <math.h>
@@ -316,6 +318,7 @@ static void test_attention_fused(void) {
     ops->free(qkv), ops->free(fscratch), ops->free(dout), ops->free(scratch), ops->free(dqkv_want), ops->free(dqkv);
   }
 }
+
 
 static void unfused_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, float *dm, const float *dy,
                                                 const float *ln, const float *scale, const float *x,
@@ -720,6 +723,21 @@ static void test_dit_fused_unfused(void) {
       free(a.out), free(a.feat), free(a.grads), free(a.dx);
     }
     expect_same_run(names[k], "", &f, &u, no, nf, m->num_params, n);
+    /* precision=bf16 (the way this processor has): the fused linear layers, LayerNorms and bias
+     * gradients agree with their unfused ops bit for bit there too (attention is the fused op on
+     * both sides: its per-head products stay float32, gemm_batched's would round), and the
+     * gradients differ from float32 */
+    amd_ops unfused_bf16 = unfused;
+    unfused_bf16.attention_forward = ops->attention_forward, unfused_bf16.attention_backward = ops->attention_backward;
+    cpu_set_bf16(1);
+    DitRun fb = dit_run(m, ops, x, t, labels, R, Rf, B), ub = dit_run(m, &unfused_bf16, x, t, labels, R, Rf, B);
+    cpu_set_bf16(0);
+    char bf[32];
+    snprintf(bf, sizeof bf, ", bf16 %s", gemm_bf16_way());
+    expect_same_run(names[k], bf, &fb, &ub, no, nf, m->num_params, n);
+    EXPECT(memcmp(fb.grads, f.grads, sizeof(float) * (size_t)m->num_params) != 0,
+           "%s: the bf16 gradients equal the float32 ones bit for bit", names[k]);
+    free(fb.out), free(fb.feat), free(fb.grads), free(fb.dx), free(ub.out), free(ub.feat), free(ub.grads), free(ub.dx);
     /* the inference forward (model.h): the same output and features, and no backward after it */
     m->inference = 1;
     float *out = alloc_f(no);
