@@ -440,7 +440,7 @@ int main(int argc, char **argv) {
   /* (a) the sgemm ceiling */
   double peak = 0, ideal_s = 0;
   if (a.ceiling) {
-    printf("\nsgemm ceiling (%s, best call, %s):\n  %-12s %5s %5s %5s %5s %5s %6s %9s\n", blas,
+    printf("\nGEMM ceiling (%s, best call, %s):\n  %-12s %5s %5s %5s %5s %5s %6s %9s\n", blas,
            ceiling_cpu_clock ? "thread CPU time" : "wall clock", "shape", "op", "M", "N",
            "K", "batch", "/step", "GFLOP/s");
     int sq_cpu[] = {512, 1024, 2048}, sq_gpu[] = {2048, 4096, 8192}, *sq = gpu ? sq_gpu : sq_cpu;
@@ -507,7 +507,7 @@ int main(int argc, char **argv) {
          shape_total * 1e-9, fabs(counted - shape_total) <= 1e-9 * counted ? " (equal)" : " (DIFFER)");
   printf("  achieved %.1f GFLOP/s", gflops);
   if (a.ceiling)
-    printf(" = %.1f%% of the %s sgemm peak %.1f; GEMMs alone at their shapes' ceilings would take %.1f ms (%.1f%% of "
+    printf(" = %.1f%% of the %s GEMM peak %.1f; GEMMs alone at their shapes' ceilings would take %.1f ms (%.1f%% of "
            "the step; %.1f%% of its CPU time)", 100 * gflops / peak, blas, peak, ideal_s * 1e3, 100 * ideal_s * 1e3 / med,
            100 * ideal_s * 1e3 / (cpu_ms / threads));
   printf("\n  CPU time %.1f ms/step; sum of squared parameters after %ld steps: %.17g\n  load average after: "

@@ -19,9 +19,8 @@ static double best_of(int reps, int tA, int tB, int M, int N, int K, const float
   double best = 1e30;
   for (int r = 0; r <= reps; r++) { /* the first call pays for page faults and packing buffers */
     double t0 = omp_get_wtime();
-    if (bf16) /* the parts cpu_gemm gives it: one below 2^21 FLOPs (src/ops_cpu.c, BF16_PART_FLOPS) */
-      gemm_bf16_threads(tA, tB, M, N, K, 1.0f, A, B, 0.0f, C, 2.0 * M * N * K < (1 << 21) ? 1 : omp_get_max_threads(),
-                        NULL, NULL);
+    if (bf16)
+      gemm_bf16_threads(tA, tB, M, N, K, 1.0f, A, B, 0.0f, C, omp_get_max_threads(), NULL, NULL);
     else
       cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
                   tA ? M : K, B, tB ? K : N, 0.0f, C, N);

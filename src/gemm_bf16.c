@@ -56,16 +56,11 @@ int gemm_bf16_select(int amx) {
   return 0;
 }
 const char *gemm_bf16_way(void) { return "round"; }
-void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                    float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx) {
-  (void)transA, (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)B, (void)beta, (void)C;
-  (void)m0, (void)m1, (void)n0, (void)n1, (void)epi, (void)ctx;
-  amd_fatal("gemm_bf16_part: this build has no AMX kernel");
-}
 void gemm_bf16_threads(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                       float beta, float *C, int parts, gemm_bf16_epilogue epi, const void *ctx) {
-  gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N, epi, ctx);
-  (void)parts;
+                       float beta, float *C, int threads, gemm_bf16_epilogue epi, const void *ctx) {
+  (void)transA, (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)B, (void)beta, (void)C;
+  (void)threads, (void)epi, (void)ctx;
+  amd_fatal("gemm_bf16_threads: this build has no AMX kernel");
 }
 #else
 
@@ -364,30 +359,31 @@ static Product product(int transA, int transB, int M, int N, int K, float alpha,
   return (Product){transA, transB, M, N, K, (K + 31) / 32, alpha, beta, A, B, C, epi, ctx};
 }
 
-void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                    float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx) {
-  if (m1 <= m0 || n1 <= n0) return;
-  Product p = product(transA, transB, M, N, K, alpha, A, B, beta, C, epi, ctx);
+/* the whole of p's product on this thread, from its own packing */
+static void on_this_thread(const Product *p) {
   pack_scratch *s = thread_scratch();
-  size_t kb1 = p.kb_count > 0 ? (size_t)p.kb_count : 1;
-  long nb = (long)column_tiles(n0, n1) * p.kb_count, na = 2L * ((m1 - m0 + 31) / 32) * p.kb_count;
-  uint16_t *bp = grow(&s->b, &s->b_elems, (size_t)column_tiles(n0, n1) * kb1 * TILE_ELEMS);
-  uint16_t *ap = grow(&s->a, &s->a_elems, (transA ? (size_t)((m1 - m0 + 31) / 32) : 1) * panel_elems(&p));
-  pack_b_tiles(bp, &p, n0, n1, 0, nb);
-  if (transA) pack_a_panels(ap, &p, m0, m1, 0, na); /* A^T whole: streams along m */
-  compute(&p, m0, m1, n0, n1, transA ? ap : NULL, m0, ap, bp, n0);
+  size_t kb1 = p->kb_count > 0 ? (size_t)p->kb_count : 1;
+  int M = p->M, N = p->N;
+  uint16_t *bp = grow(&s->b, &s->b_elems, (size_t)column_tiles(0, N) * kb1 * TILE_ELEMS);
+  uint16_t *ap = grow(&s->a, &s->a_elems, (p->transA ? (size_t)((M + 31) / 32) : 1) * panel_elems(p));
+  pack_b_tiles(bp, p, 0, N, 0, (long)column_tiles(0, N) * p->kb_count);
+  if (p->transA) pack_a_panels(ap, p, 0, M, 0, 2L * ((M + 31) / 32) * p->kb_count); /* A^T whole: streams along m */
+  compute(p, 0, M, 0, N, p->transA ? ap : NULL, 0, ap, bp, 0);
 }
 
 void gemm_bf16_threads(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                       float beta, float *C, int parts, gemm_bf16_epilogue epi, const void *ctx) {
+                       float beta, float *C, int threads, gemm_bf16_epilogue epi, const void *ctx) {
   if (M <= 0 || N <= 0) return;
+  Product p = product(transA, transB, M, N, K, alpha, A, B, beta, C, epi, ctx);
   int rows = M >= N, D = rows ? M : N, blocks = (D + 31) / 32;
+  long by_flops = 2L * M * N * K / GEMM_BF16_PART_FLOPS;
+  int parts = omp_in_parallel() ? 1 : threads;
+  if (parts > by_flops) parts = by_flops > 1 ? (int)by_flops : 1;
   if (parts > blocks) parts = blocks;
-  if (parts <= 1 || omp_in_parallel()) {
-    gemm_bf16_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N, epi, ctx);
+  if (parts <= 1) {
+    on_this_thread(&p);
     return;
   }
-  Product p = product(transA, transB, M, N, K, alpha, A, B, beta, C, epi, ctx);
   size_t kb1 = p.kb_count > 0 ? (size_t)p.kb_count : 1;
   /* cut along rows: B is shared; along columns: A (all its panels) */
   long total = rows ? (long)column_tiles(0, N) * p.kb_count : 2L * ((M + 31) / 32) * p.kb_count;

@@ -27,26 +27,22 @@ int gemm_bf16_select(int amx);
 /* "amx" or "round": the way this process computes bf16 products (for the log and provenance) */
 const char *gemm_bf16_way(void);
 
-/* Called by gemm_bf16_part after each block of C, rows [r0, r1) and columns [c0, c1), holds its
- * final values (alpha and beta applied), while the block is in cache: the fused linear layers' bias,
- * GELU or gated residual (src/ops_cpu.c). */
+/* Called by gemm_bf16_threads once each block of 32 rows of C, rows [r0, r1) and columns [c0, c1)
+ * (those of the part that computed it), holds its final values (alpha and beta applied), while the
+ * block is in L2: the fused linear layers' bias, GELU or gated residual (src/ops_cpu.c). */
 typedef void (*gemm_bf16_epilogue)(const void *ctx, int r0, int r1, int c0, int c1);
 
-/* The product for rows [m0, m1) and columns [n0, n1) of C (M x N, row-major, leading dimension N);
- * A is op(A) = A (M x K, lda K) or A^T (A stored K x M, lda M) and likewise B (K x N or N x K),
- * as cblas_sgemm's row-major flags. One thread: the caller cuts C among threads (src/ops_cpu.c).
- * With beta = 0 C is not read. epi (NULL: none) runs on each 32 x 32 block of the part once it is
- * written. The amx way only (gemm_bf16_amx() must be 1). */
-void gemm_bf16_part(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                    float beta, float *C, int m0, int m1, int n0, int n1, gemm_bf16_epilogue epi, const void *ctx);
-
-/* The whole product by up to `parts` OpenMP threads (one when called inside a parallel region): C
- * cut along its longer side at multiples of 32 rows or columns, the operand every part reads (B for
- * a cut along rows, A along columns) packed once, by all of them (rather than whole by each: at 2
- * threads the two take the same time, the saving grows with the threads); the bits are
- * gemm_bf16_part's over the whole of C. The amx way only. */
+/* C (M x N, row-major, leading dimension N) = alpha op(A) op(B) + beta C, A being op(A) = A (M x K)
+ * or A^T (A stored K x M) and likewise B (K x N or N x K), as cblas_sgemm's row-major flags with
+ * packed leading dimensions; with beta = 0 C is not read. On up to `threads` OpenMP threads (one
+ * inside a parallel region), each part at least GEMM_BF16_PART_FLOPS: C cut along its longer side
+ * at multiples of 32 rows or columns, the operand every part reads (B for a cut along rows, A along
+ * columns) packed once, by all of them (rather than whole by each: at 2 threads the two take the
+ * same time, the saving grows with the threads); the bits do not depend on the cut. epi (NULL:
+ * none) runs on the blocks of C as they are written. The amx way only (gemm_bf16_amx() must be 1). */
+#define GEMM_BF16_PART_FLOPS (1L << 21)
 void gemm_bf16_threads(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
-                       float beta, float *C, int parts, gemm_bf16_epilogue epi, const void *ctx);
+                       float beta, float *C, int threads, gemm_bf16_epilogue epi, const void *ctx);
 
 /* dst[i] = x[i] rounded to the nearest bf16 value (ties to even; NaN stays NaN, infinities stay),
  * as a float; n elements. The round way's operands, and tests' references. */

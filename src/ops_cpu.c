@@ -102,36 +102,28 @@ static void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, 
   gemm_part(transA, transB, M, N, K, alpha, A, B, beta, C, 0, M, 0, N);
 }
 
-/* precision=bf16 with AMX: C cut into one part per OpenMP thread (outside a parallel region), each
- * at least 2^21 FLOPs (gemm_bf16_threads: along the longer side, at the kernel's blocks of 32); an
- * element's sum does not depend on the part that computes it, so neither do the bits on the thread
- * count. Without AMX: the operands rounded to bf16 values (float32 copies) and
- * the float32 product on them. epi (NULL: none) runs on the blocks of C as they are written (with
- * AMX) or once on the whole of C. */
-#define BF16_PART_FLOPS (1L << 21)
+/* precision=bf16: with AMX the kernel of src/gemm_bf16.h on this table's threads (the same bits at
+ * any thread count); without, the operands rounded to bf16 values (float32 copies) and the float32
+ * product on them */
 static void cpu_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                          const float *B, float beta, float *C, gemm_bf16_epilogue epi, const void *ctx) {
+                          const float *B, float beta, float *C) {
   if (M <= 0 || N <= 0) return;
-  if (!gemm_bf16_amx()) {
-    long nA = (long)M * K, nB = (long)K * N;
-    float *a = mallocCheck(sizeof(float) * (size_t)(nA + nB + 1)), *b = a + nA;
-    bf16_round_floats(a, A, nA);
-    bf16_round_floats(b, B, nB);
-    cpu_sgemm(transA, transB, M, N, K, alpha, a, b, beta, C);
-    free(a);
-    if (epi) epi(ctx, 0, M, 0, N);
+  if (gemm_bf16_amx()) {
+    gemm_bf16_threads(transA, transB, M, N, K, alpha, A, B, beta, C, omp_get_max_threads(), NULL, NULL);
     return;
   }
-  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  long by_flops = 2L * M * N * K / BF16_PART_FLOPS;
-  int parts = threads < by_flops ? threads : by_flops > 1 ? (int)by_flops : 1;
-  gemm_bf16_threads(transA, transB, M, N, K, alpha, A, B, beta, C, parts, epi, ctx);
+  long nA = (long)M * K, nB = (long)K * N;
+  float *a = mallocCheck(sizeof(float) * (size_t)(nA + nB + 1)), *b = a + nA;
+  bf16_round_floats(a, A, nA);
+  bf16_round_floats(b, B, nB);
+  cpu_sgemm(transA, transB, M, N, K, alpha, a, b, beta, C);
+  free(a);
 }
 
 /* every GEMM of the backend but the fused attention's: in the precision in force */
 static void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, const float *B,
                      float beta, float *C) {
-  if (cpu_bf16()) cpu_gemm_bf16(transA, transB, M, N, K, alpha, A, B, beta, C, NULL, NULL);
+  if (cpu_bf16()) cpu_gemm_bf16(transA, transB, M, N, K, alpha, A, B, beta, C);
   else cpu_sgemm(transA, transB, M, N, K, alpha, A, B, beta, C);
 }
 
@@ -612,7 +604,7 @@ static void linear_blocks(const LinearOut *o, const float *x, const float *W, co
   if (cpu_bf16() && gemm_bf16_amx()) { /* one product, cut among the threads, the step in its epilogue */
     LinearEpilogue e = {o, b, O};
     int none = o->step == LINEAR_PLAIN && !b;
-    cpu_gemm_bf16(0, 1, N, O, K, 1.0f, x, W, 0.0f, o->z, none ? NULL : linear_epilogue, &e);
+    gemm_bf16_threads(0, 1, N, O, K, 1.0f, x, W, 0.0f, o->z, omp_get_max_threads(), none ? NULL : linear_epilogue, &e);
     return;
   }
   int blocks = N / LINEAR_ROWS, fold = bias_in_gemm(b, K);
