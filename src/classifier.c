@@ -21,14 +21,14 @@ Classifier *classifier_wrap(Model *m) {
   return c;
 }
 
-Classifier *classifier_load(const char *ckpt, int max_batch) {
+Classifier *classifier_load(const char *ckpt, int max_batch, int flags) {
   char path[4200];
   ckpt_resolve(ckpt, path, sizeof path);
   if (!ckpt_has_net(path, "classifier"))
     amd_usage_error("'%s' holds no classifier: train one with amd train task=reward (or task=evaluator)", path);
   ModelConfig mc;
   model_ckpt_config(path, "classifier", &mc);
-  Model *m = model_create(&mc, max_batch);
+  Model *m = model_create_flags(&mc, max_batch, flags);
   model_ckpt_load_params(path, "classifier", m);
   return classifier_wrap(m);
 }

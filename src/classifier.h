@@ -19,8 +19,10 @@ typedef struct {
   float *logits_h, *dlogits_h;        /* host (max_batch, num_classes) */
 } Classifier;
 
-/* Loads net "classifier" of a checkpoint (file or run folder); fatal if it has none. */
-Classifier *classifier_load(const char *ckpt, int max_batch);
+/* Loads net "classifier" of a checkpoint (file or run folder); fatal if it has none. flags: those of
+ * model_create_flags, MODEL_INFERENCE for a classifier that never computes an input gradient (an
+ * evaluator: less memory), 0 for one that does (the reward of a distillation). */
+Classifier *classifier_load(const char *ckpt, int max_batch, int flags);
 /* A classifier around an existing model (training uses this on the model it trains). */
 Classifier *classifier_wrap(Model *m);
 void classifier_free(Classifier *c);

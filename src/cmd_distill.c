@@ -346,8 +346,11 @@ int cmd_distill(int argc, char **argv) {
   Reward *reward = reward_select_for(&reward_store, &data, data_path, c.reward_ckpt, c.preference, c.bandwidth, B,
                                      model_label_ints(&mc), method == METHOD_DMDR || method == METHOD_AMD ? c.method : NULL);
   EvalRun *eval = evalrun_create(&c.ev, &mc, "generator", c.S, &data, data_path, (uint64_t)c.rl.seed);
-  Model *(*create)(const ModelConfig *, int) = c.zero == 3 ? model_create_sharded : model_create;
-  Model *real = create(&mc, 2 * B), *fake = create(&mc, B), *student = create(&mc, B);
+  int shard_flag = c.zero == 3 ? MODEL_SHARDED : 0;
+  Model *(*create)(const ModelConfig *, int) = shard_flag ? model_create_sharded : model_create;
+  /* the real teacher only runs forward: room for one block's activations (model.h) */
+  Model *real = model_create_flags(&mc, 2 * B, shard_flag | MODEL_INFERENCE), *fake = create(&mc, B);
+  Model *student = create(&mc, B);
   ModelConfig hc = {.kind = "head", .dim = fake->feat_dim, .num_classes = mc.num_classes};
   int gan = method != METHOD_DMD && c.lambda_gan > 0;
   Model *disc = gan ? create(&hc, B) : NULL;

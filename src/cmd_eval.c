@@ -76,7 +76,7 @@ static int image_metrics_of(Metric *m, const EvalConfig *c, const Dataset *s, co
   m[n++] = (Metric){"accuracy", im.accuracy};
   m[n++] = (Metric){"accuracy_of_data", ref->accuracy};
   if (c->reward[0]) {
-    Classifier *rw = classifier_load(c->reward, c->batch);
+    Classifier *rw = classifier_load(c->reward, c->batch, MODEL_INFERENCE); /* no gradient: scores only */
     if (rw->dim != s->dim || rw->num_classes != s->num_classes)
       amd_usage_error("reward '%s' (dim %d, %d classes) does not match the samples (dim %d, %d classes)", c->reward,
                       rw->dim, rw->num_classes, s->dim, s->num_classes);
@@ -95,7 +95,7 @@ static int image_metrics_of(Metric *m, const EvalConfig *c, const Dataset *s, co
 
 /* The caption reward's mean over the canvases x (n) with their captions tokens (n, CAPTION_MAX_TOKENS). */
 static double caption_reward_mean(const EvalConfig *c, const Dataset *s, const int *tokens) {
-  Classifier *cls = classifier_load(c->reward, CAPTION_CELLS * c->batch);
+  Classifier *cls = classifier_load(c->reward, CAPTION_CELLS * c->batch, MODEL_INFERENCE);
   char what[CFG_STR_MAX + 32];
   snprintf(what, sizeof what, "reward '%s'", c->reward);
   CaptionReward *rw = caption_reward_create(cls, s->shape[1], c->batch, what);

@@ -239,7 +239,7 @@ int cmd_sample(int argc, char **argv) {
     amd_usage_error("config key 'png': png= draws 2-D data or images; net '%s' makes vectors of %d", c.net, mc.dim);
   if (c.batch == 0) c.batch = mc.img_size > 0 ? 100 : 1024;
   int per_call = c.batch < c.n ? c.batch : c.n;
-  Model *model = model_create(&mc, c.cfg != 1.0 ? 2 * per_call : per_call);
+  Model *model = model_create_flags(&mc, c.cfg != 1.0 ? 2 * per_call : per_call, MODEL_INFERENCE);
   char load_name[CFG_STR_MAX + 8];
   CkptState st;
   CkptNet net = {weights_net(&c, ckpt_path, load_name, sizeof load_name), model, NULL, NULL};

@@ -86,6 +86,7 @@ typedef struct {
   float *dpooled;        /* (B, E) */
   int B;
   int kept; /* 1: the last forward kept its activations (not an inference forward) */
+  int infer_only; /* 1: created with MODEL_INFERENCE: one block's buffers, no backward scratch (NULL) */
 } Dit;
 
 /* Units (model.h): 0 the patch embedding and the conditioning (in text mode the text encoder too),
@@ -116,6 +117,9 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
   long BC = (long)B * C, hsz = (long)m->max_batch * T * C;
   long psz = (long)m->max_batch * NH * T * T, rsz = (long)m->max_batch * T;
   CHECK(B <= m->max_batch, "dit forward: batch %d exceeds the model's max batch %d", B, m->max_batch);
+  CHECK(m->inference || !a->infer_only,
+        "dit forward: a training forward on a model created for inference only (MODEL_INFERENCE), which has no room "
+        "for its activations");
   a->B = B;
   /* an inference forward (model.h) keeps nothing for a backward: the residual stream is updated in
    * place in h's first slot, every block works in block 0's buffers, and LN(x), its statistics and
@@ -360,7 +364,13 @@ Model *dit_create(Model *m) {
     a->outb = model_add_vector(m, "final.out.b", P, INIT_ZERO);
   }
 
-  size_t f = sizeof(float), BC = (size_t)B * C, BTC = BC * (size_t)T, BT = (size_t)B * T, Ls = (size_t)(L ? L : 1);
+  /* A training model keeps every block's activations (slot l of each per-block buffer) and has the
+   * backward's scratch; an inference-only one (MODEL_INFERENCE) has one slot, which every block
+   * reuses, and what only a training forward or the backward touch is NULL (DIT_BUFFERS frees NULL) */
+  int io = a->infer_only = m->inference;
+  size_t f = sizeof(float), BC = (size_t)B * C, BTC = BC * (size_t)T, BT = (size_t)B * T;
+  size_t Ls = (size_t)(io || !L ? 1 : L);
+#define KEEP_ALLOC(bytes) (io ? NULL : ops->alloc(bytes))
   float *host = mallocCheck(f * (size_t)T * C);
   sincos_2d(host, grid, C);
   a->pos = ops->alloc(f * (size_t)T * C);
@@ -374,33 +384,36 @@ Model *dit_create(Model *m) {
   a->cond = ops->alloc(f * BC);
   a->csilu = ops->alloc(f * BC);
   a->mod = ops->alloc(f * 6 * BC * Ls);
-  a->h = ops->alloc(f * BTC * (size_t)(L + 1));
-  float **per_block[] = {&a->hmid, &a->ln1, &a->m1, &a->att, &a->proj, &a->ln2, &a->m2, &a->f2};
+  a->h = ops->alloc(f * BTC * (io ? 1 : (size_t)L + 1));
+  float **per_block[] = {&a->m1, &a->att, &a->proj, &a->m2, &a->f2};
   for (size_t i = 0; i < sizeof per_block / sizeof per_block[0]; i++) *per_block[i] = ops->alloc(f * BTC * Ls);
-  a->mean1 = ops->alloc(f * BT * Ls), a->rstd1 = ops->alloc(f * BT * Ls);
-  a->mean2 = ops->alloc(f * BT * Ls), a->rstd2 = ops->alloc(f * BT * Ls);
+  float **kept_block[] = {&a->hmid, &a->ln1, &a->ln2};
+  for (size_t i = 0; i < sizeof kept_block / sizeof kept_block[0]; i++) *kept_block[i] = KEEP_ALLOC(f * BTC * Ls);
+  a->mean1 = KEEP_ALLOC(f * BT * Ls), a->rstd1 = KEEP_ALLOC(f * BT * Ls);
+  a->mean2 = KEEP_ALLOC(f * BT * Ls), a->rstd2 = KEEP_ALLOC(f * BT * Ls);
   a->qkv = ops->alloc(f * 3 * BTC * Ls);
   a->prob = ops->alloc(f * (size_t)B * NH * T * T * Ls);
-  a->g = ops->alloc(f * 4 * BTC * Ls), a->gdg = ops->alloc(f * 4 * BTC * Ls);
+  a->g = ops->alloc(f * 4 * BTC * Ls), a->gdg = KEEP_ALLOC(f * 4 * BTC * Ls);
   a->fmod = ops->alloc(f * 2 * BC);
-  a->lnf = ops->alloc(f * BTC), a->mf = ops->alloc(f * BTC);
+  a->lnf = ops->alloc(f * BTC), a->mf = ops->alloc(f * BTC); /* the classifier's head reads lnf */
   a->meanf = ops->alloc(f * BT), a->rstdf = ops->alloc(f * BT);
   a->otok = ops->alloc(f * BT * P);
   a->feat = ops->alloc(f * BC);
   a->ay = ops->alloc(f * (size_t)attention_forward_scratch_floats(ops, B, T, C));
-  a->ascratch = ops->alloc(f * (size_t)attention_scratch_floats(ops, B, T, C, NH));
-  a->dh = ops->alloc(f * BTC), a->s1 = ops->alloc(f * BTC), a->s2 = ops->alloc(f * BTC);
-  a->d3 = ops->alloc(f * 3 * BTC);
-  a->d4a = ops->alloc(f * 4 * BTC), a->d4b = ops->alloc(f * 4 * BTC);
-  a->dtok = ops->alloc(f * BT * P);
-  a->dimg = ops->alloc(f * (size_t)B * c->dim);
-  a->dmod = ops->alloc(f * 6 * BC);
-  a->dcsilu = ops->alloc(f * BC), a->dcond = ops->alloc(f * BC);
+  a->ascratch = KEEP_ALLOC(f * (size_t)attention_scratch_floats(ops, B, T, C, NH));
+  a->dh = KEEP_ALLOC(f * BTC), a->s1 = KEEP_ALLOC(f * BTC), a->s2 = KEEP_ALLOC(f * BTC);
+  a->d3 = KEEP_ALLOC(f * 3 * BTC);
+  a->d4a = ops->alloc(f * 4 * BTC), a->d4b = KEEP_ALLOC(f * 4 * BTC); /* d4a: also fc1's output in the forward */
+  a->dtok = KEEP_ALLOC(f * BT * P);
+  a->dimg = KEEP_ALLOC(f * (size_t)B * c->dim);
+  a->dmod = KEEP_ALLOC(f * 6 * BC);
+  a->dcsilu = KEEP_ALLOC(f * BC), a->dcond = KEEP_ALLOC(f * BC);
   if (a->text) {
-    a->hx = ops->alloc(f * BTC * Ls), a->xo = ops->alloc(f * BTC), a->ctmp = ops->alloc(f * BC);
-    a->dtext = ops->alloc(f * (size_t)B * c->max_text * c->text_width);
-    a->dpooled = ops->alloc(f * (size_t)B * c->text_width);
+    a->hx = KEEP_ALLOC(f * BTC * Ls), a->xo = ops->alloc(f * BTC), a->ctmp = ops->alloc(f * BC);
+    a->dtext = KEEP_ALLOC(f * (size_t)B * c->max_text * c->text_width);
+    a->dpooled = KEEP_ALLOC(f * (size_t)B * c->text_width);
   }
+#undef KEEP_ALLOC
   m->impl = a;
   m->forward = dit_forward;
   m->backward = dit_backward;

@@ -24,7 +24,7 @@ long eval_toy_reference(const Dataset *data, const int *labels, long n, long max
 ImageReference *image_reference_create(const char *evaluator, const char *key, int batch, const Dataset *ref,
                                        const char *what) {
   CHECK(ref->n >= 2, "image metrics: %ld reference images, at least 2", ref->n);
-  Classifier *ev = classifier_load(evaluator, batch);
+  Classifier *ev = classifier_load(evaluator, batch, MODEL_INFERENCE);
   if (ev->dim != ref->dim || ev->num_classes != ref->num_classes)
     amd_usage_error("%s '%s' (dim %d, %d classes) does not match %s (dim %d, %d classes)", key, evaluator, ev->dim,
                     ev->num_classes, what, ref->dim, ref->num_classes);

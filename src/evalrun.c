@@ -142,7 +142,7 @@ EvalRun *evalrun_create(const EvalSettings *es, const ModelConfig *mc, const cha
   e->labels = mallocCheck(sizeof(int) * (size_t)(e->local ? e->local : 1));
   for (long i = 0; i < e->local; i++) e->labels[i] = (int)((e->i0 + i) % mc->num_classes);
   int per_call = (int)(n < (images ? IMAGE_BATCH : TOY_BATCH) ? n : images ? IMAGE_BATCH : TOY_BATCH);
-  e->net = model_create(mc, per_call);
+  e->net = model_create_flags(mc, per_call, MODEL_INFERENCE);
   e->draw = sample_draw_create(e->net, sampler, steps, 1.0, 1.0, per_call);
   if (dist_rank() == 0) {
     e->ref = data;

@@ -92,7 +92,7 @@ CaptionReference *caption_reference_create(const char *evaluator, const char *ke
   if (caps->max_tokens != CAPTION_MAX_TOKENS)
     amd_usage_error("caption metrics: reference captions of %d tokens, not this amd's %d", caps->max_tokens, CAPTION_MAX_TOKENS);
   int side = ref->shape[1], cs = side / CAPTION_GRID;
-  Classifier *ev = classifier_load(evaluator, CAPTION_CELLS * batch);
+  Classifier *ev = classifier_load(evaluator, CAPTION_CELLS * batch, MODEL_INFERENCE);
   if (ev->num_classes != CAPTION_OUTCOMES || ev->dim != cs * cs)
     amd_usage_error("%s '%s' (%d classes of %d pixels) is not a cell classifier of these %d x %d canvases: the "
                     "GenEval-like score needs %d classes (the %d item classes and 'empty') of one %d x %d cell; cut "

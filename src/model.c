@@ -110,12 +110,15 @@ void model_begin_unit(Model *m) {
   m->unit_begin[m->num_units++] = m->num_params;
 }
 
-static Model *create(const ModelConfig *cfg, int max_batch, int sharded) {
+Model *model_create_flags(const ModelConfig *cfg, int max_batch, int flags) {
   model_config_check(cfg);
   CHECK(max_batch >= 1, "model batch %d must be at least 1", max_batch);
+  CHECK(!(flags & ~(MODEL_SHARDED | MODEL_INFERENCE)), "model_create_flags: unknown flags %#x", (unsigned)flags);
+  int sharded = (flags & MODEL_SHARDED) != 0;
   Model *m = callocCheck(1, sizeof *m);
   m->cfg = *cfg;
   m->max_batch = max_batch;
+  m->inference = (flags & MODEL_INFERENCE) != 0; /* read by the kind's create: how much room to make */
   m->kind = model_kind_get(cfg->kind);
   m->num_units = 1;
   m->kind->create(m);
@@ -130,9 +133,11 @@ static Model *create(const ModelConfig *cfg, int max_batch, int sharded) {
   return m;
 }
 
-Model *model_create(const ModelConfig *cfg, int max_batch) { return create(cfg, max_batch, 0); }
+Model *model_create(const ModelConfig *cfg, int max_batch) { return model_create_flags(cfg, max_batch, 0); }
 
-Model *model_create_sharded(const ModelConfig *cfg, int max_batch) { return create(cfg, max_batch, 1); }
+Model *model_create_sharded(const ModelConfig *cfg, int max_batch) {
+  return model_create_flags(cfg, max_batch, MODEL_SHARDED);
+}
 
 void model_free(Model *m) {
   if (!m) return;

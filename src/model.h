@@ -107,7 +107,9 @@ struct Model {
    * and the GAN head in the generator's GAN term) */
   int frozen;
   /* 1: forward keeps no activations for a backward, which is then an error (a network whose backward
-   * never runs: the real teacher in distillation); the dit reuses one set of buffers for all blocks */
+   * never runs: the real teacher in distillation); the dit reuses one set of buffers for all blocks.
+   * A model created with MODEL_INFERENCE has only those buffers: it is 1 for good (a forward with it
+   * 0 is an error); one created without may set it and clear it again */
   int inference;
   void *impl;
   /* out (B, dim) = v_theta(x (B, dim), t (B), labels (B, model_label_ints)); B <= max_batch. In
@@ -128,6 +130,12 @@ Model *model_create(const ModelConfig *cfg, int max_batch);
 /* The same at ZeRO stage 3: this rank stores its zero_shard of the parameters and gradient, and
  * gathers units per pass (collective: every rank builds the same model and runs the same passes). */
 Model *model_create_sharded(const ModelConfig *cfg, int max_batch);
+/* Either of them by flags: MODEL_SHARDED is model_create_sharded; MODEL_INFERENCE builds a model
+ * that only ever runs inference forwards (m->inference is 1 from the start), with room for one
+ * block's activations instead of every block's and no backward scratch: the real teacher of a
+ * distillation, a sampler's network, an evaluator (the same outputs, bit for bit, in less memory). */
+enum { MODEL_SHARDED = 1, MODEL_INFERENCE = 2 };
+Model *model_create_flags(const ModelConfig *cfg, int max_batch, int flags);
 void model_free(Model *m);
 /* Fills parameters from the Philox stream RNG_INIT keyed by seed (host-side, then uploaded): the
  * stored range only, drawing only the tensors that meet it (the same values as the whole model's). */

@@ -78,7 +78,7 @@ void reward_init_toy(Reward *r, const Mixture *mix, const char *pref_text, doubl
 
 void reward_init_classifier(Reward *r, const char *ckpt, int max_batch) {
   memset(r, 0, sizeof *r);
-  r->cls = classifier_load(ckpt, max_batch);
+  r->cls = classifier_load(ckpt, max_batch, 0);
 }
 
 int reward_reads_host(const Reward *r) { return !r->cls; }

@@ -9,7 +9,8 @@
  * bias_backward; attention_forward and attention_backward against the ops of the unfused
  * attention; and the whole Fashion-MNIST dit and reward classifier, forward and
  * backward, with the fused ops and with each replaced by its unfused composition, and its
- * inference forward (no activations kept) against its training forward; and the CPU backend's
+ * inference forward (no activations kept) against its training forward, also on a model created
+ * for inference only (MODEL_INFERENCE, whose training forward is refused); and the CPU backend's
  * AVX2 and AVX-512 compiles (ops_cpu_avx2, ops_cpu_avx512) against its baseline one (ops_cpu),
  * each where this processor has it (else skipped, saying so): the three models forward and
  * backward, AdamW, SiLU, GELU, softmax, LayerNorm, the EMA and sum_squares, bit for bit; and gemm
@@ -637,6 +638,17 @@ static void backward_after_inference(void *arg) {
   b->m->backward(b->m, NULL, b->dout, NULL, b->B);
 }
 
+typedef struct {
+  Model *m;
+  float *out, *x, *t;
+  int *labels, B;
+} ForwardArgs;
+
+static void forward_run(void *arg) {
+  ForwardArgs *f = arg;
+  f->m->forward(f->m, f->out, f->x, f->t, f->labels, f->B);
+}
+
 /* forward and backward of m under the op table `table`, from the same inputs each time */
 static DitRun dit_run(Model *m, const amd_ops *table, const float *x, const float *t, const int *labels,
                       const float *R, const float *Rf, int B) {
@@ -752,6 +764,24 @@ static void test_dit_fused_unfused(void) {
     EXPECT(expect_fatal(backward_after_inference, &args, "inference forward"), "%s: a backward after an inference forward ran",
            names[k]);
     m->inference = 0;
+    /* a model created for inference only (MODEL_INFERENCE: one block's buffers, no backward scratch):
+     * the same output and features again, and a training forward on it is refused */
+    Model *mi = model_create_flags(cfg, B, MODEL_INFERENCE);
+    EXPECT(mi->inference == 1, "%s: a MODEL_INFERENCE model starts with inference %d", names[k], mi->inference);
+    ops->copy(mi->params, m->params, sizeof(float) * (size_t)m->num_params);
+    ops->fill(out, 0.0f, no);
+    mi->forward(mi, out, x, t, labels, B);
+    free(out_h), free(feat_h);
+    out_h = host_copy(out, no), feat_h = host_copy(mi->features(mi), nf);
+    snprintf(what, sizeof what, "%s MODEL_INFERENCE output", names[k]);
+    expect_same(what, out_h, f.out, no);
+    snprintf(what, sizeof what, "%s MODEL_INFERENCE features", names[k]);
+    expect_same(what, feat_h, f.feat, nf);
+    mi->inference = 0;
+    ForwardArgs fa = {mi, out, x, t, labels, B};
+    EXPECT(expect_fatal(forward_run, &fa, "created for inference only"),
+           "%s: a training forward on a MODEL_INFERENCE model ran", names[k]);
+    model_free(mi);
     free(out_h), free(feat_h), ops->free(out);
     free(f.out), free(f.feat), free(f.grads), free(f.dx), free(u.out), free(u.feat), free(u.grads), free(u.dx);
     ops->free(x), ops->free(t), ops->free(R), ops->free(Rf), ops->free(labels);
