@@ -94,7 +94,7 @@
   /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).                                       \
    * The forward also stores dg = gelu'(x) when dg is not NULL, so that the backward reads dy and dg                  \
    * only (not x, not tanh again) and x need not be kept for it (dg NULL there: computed from x; the same             \
-   * values either way, bit for bit on the CPU). */                                                                   \
+   * values either way, bit for bit on the CPU). y may be x. */                                                       \
   X(void, gelu_forward, (float *y, float *dg, const float *x, long n), (y, dg, x, n), )                               \
   /* overwrite: dx = dy gelu'(x), gelu'(x) from dg when not NULL (x is not read then and may be NULL) */              \
   X(void, gelu_backward, (float *dx, const float *dy, const float *x, const float *dg, long n), (dx, dy, x, dg, n), ) \
@@ -128,8 +128,8 @@
    * in cache; each gives bit for bit what gemm, bias_add and the unfused step give (the CPU backend's                \
    * sums; a GPU's as its gemm). All overwrite their outputs.                                                         \
    *   linear_forward:          y = z                                                                                 \
-   *   linear_gelu_forward:     pre = z, y = GELU(pre) with dg as gelu_forward keeps it (dg may be NULL); pre is      \
-   *                            scratch for a caller that keeps dg                                                    \
+   *   linear_gelu_forward:     pre = z, y = GELU(pre) with dg as gelu_forward keeps it (dg may be NULL); pre may     \
+   *                            be NULL: z is then made in y and replaced by GELU(z) (one output stream fewer)        \
    *   linear_residual_forward: rows (B, T); y = z, h_out = h_in + gate[b] y (gate rows of stride ld;                 \
    *                            h_out may be h_in), the adaLN-Zero gated residual */                                  \
   X(void, linear_forward, (float *y, const float *x, const float *W, const float *b, int N, int K, int O),            \

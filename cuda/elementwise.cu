@@ -117,9 +117,9 @@ void cuda_silu_backward(float *dx, const float *dy, const float *x, long n) {
 /* y = GELU(x); dg (may be NULL) keeps gelu'(x) for the backward */
 __global__ void gelu_forward_kernel(float *y, float *dg, const float *x, long n) {
   GRID_STRIDE(i, n) {
-    float th = tanhf(gelu_u(x[i]));
-    y[i] = 0.5f * x[i] * (1.0f + th);
-    if (dg) dg[i] = gelu_grad(x[i], th);
+    float xi = x[i], th = tanhf(gelu_u(xi)); /* xi: y may be x */
+    y[i] = 0.5f * xi * (1.0f + th);
+    if (dg) dg[i] = gelu_grad(xi, th);
   }
 }
 

@@ -157,8 +157,9 @@ void cuda_linear_gelu_forward(float *y, float *dg, float *pre, const float *x, c
                               int K, int O) {
   long n = (long)N * O;
   if (n <= 0) return;
-  cuda_gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, pre);
-  bias_gelu_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(y, dg, pre, b, n, O);
+  float *z = pre ? pre : y; /* pre NULL: z made in y, then replaced by GELU(z) (each element by its own thread) */
+  cuda_gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, z);
+  bias_gelu_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream>>>(y, dg, z, b, n, O);
   launchCheck(bias_gelu_kernel);
 }
 

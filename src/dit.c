@@ -166,9 +166,9 @@ static void dit_forward(Model *m, float *out, const float *x, const float *t, co
       ops->add(hx, hmid, a->xo, (long)BT * C);
     }
     ops->layernorm_modulate_forward(m2, ln2, mean2, rstd2, hx, mod + 3 * C, mod + 4 * C, 6 * C, B, T, C);
-    /* fc1's output itself is not kept (the backward reads GELU's derivative): d4a, the backward's
-     * scratch, holds it */
-    ops->linear_gelu_forward(g, gdg, a->d4a, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
+    /* fc1's output itself is not kept (the backward reads GELU's derivative): made in g, replaced by
+     * GELU's */
+    ops->linear_gelu_forward(g, gdg, NULL, m2, P_(w->fc1w), P_(w->fc1b), BT, C, 4 * C);
     ops->linear_residual_forward(hn, f2, hx, mod + 5 * C, 6 * C, g, P_(w->fc2w), P_(w->fc2b), B, T, 4 * C, C);
     model_unit_leave(m, 1 + l);
   }
@@ -403,7 +403,7 @@ Model *dit_create(Model *m) {
   a->ascratch = KEEP_ALLOC(f * (size_t)attention_scratch_floats(ops, B, T, C, NH));
   a->dh = KEEP_ALLOC(f * BTC), a->s1 = KEEP_ALLOC(f * BTC), a->s2 = KEEP_ALLOC(f * BTC);
   a->d3 = KEEP_ALLOC(f * 3 * BTC);
-  a->d4a = ops->alloc(f * 4 * BTC), a->d4b = KEEP_ALLOC(f * 4 * BTC); /* d4a: also fc1's output in the forward */
+  a->d4a = KEEP_ALLOC(f * 4 * BTC), a->d4b = KEEP_ALLOC(f * 4 * BTC);
   a->dtok = KEEP_ALLOC(f * BT * P);
   a->dimg = KEEP_ALLOC(f * (size_t)B * c->dim);
   a->dmod = KEEP_ALLOC(f * 6 * BC);

@@ -337,9 +337,9 @@ static void cpu_gelu_forward(float *y, float *dg, const float *x, long n) {
   if (dg) {
 #pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
     for (long i = 0; i < n; i++) {
-      float th = vm_tanhf(gelu_u(x[i]));
-      y[i] = 0.5f * x[i] * (1.0f + th);
-      dg[i] = gelu_grad(x[i], th);
+      float xi = x[i], th = vm_tanhf(gelu_u(xi)); /* xi: y may be x */
+      y[i] = 0.5f * xi * (1.0f + th);
+      dg[i] = gelu_grad(xi, th);
     }
   } else {
 #pragma omp parallel for simd schedule(static) if (parallel : n > 65536)
@@ -492,21 +492,22 @@ typedef enum { LINEAR_PLAIN, LINEAR_GELU, LINEAR_RESIDUAL } LinearStep;
 
 typedef struct {
   LinearStep step;
-  float *z;           /* (N, O) the GEMM's output: y, or pre for GELU */
+  float *z;           /* (N, O) the GEMM's output: y, or pre for GELU (y too when pre is NULL) */
   float *y, *dg;      /* GELU: its output and derivative (dg may be NULL) */
   float *h_out;       /* residual: h_out = h_in + gate[row / T] z */
   const float *h_in, *gate;
   int ld, T;
 } LinearOut;
 
-/* GELU over one row of z, keeping its derivative (dg) or not. Out of line: inlined into linear_step,
+/* GELU over one row of z, keeping its derivative (dg) or not; z may be y (each element is read before
+ * it is written, and by nothing else). Out of line: inlined into linear_step,
  * GCC 12 inlines vm_tanhf into only one of the two loops and leaves the other unvectorized. */
 static __attribute__((noinline)) void gelu_row_keep(float *y, float *dg, const float *z, int O) {
 #pragma omp simd
   for (int j = 0; j < O; j++) {
-    float t = vm_tanhf(gelu_u(z[j]));
-    y[j] = 0.5f * z[j] * (1.0f + t);
-    dg[j] = gelu_grad(z[j], t);
+    float zj = z[j], t = vm_tanhf(gelu_u(zj)); /* zj: y[j] may be z[j] */
+    y[j] = 0.5f * zj * (1.0f + t);
+    dg[j] = gelu_grad(zj, t);
   }
 }
 
@@ -633,7 +634,7 @@ static void cpu_linear_forward(float *y, const float *x, const float *W, const f
 
 static void cpu_linear_gelu_forward(float *y, float *dg, float *pre, const float *x, const float *W, const float *b,
                                     int N, int K, int O) {
-  LinearOut o = {.step = LINEAR_GELU, .z = pre, .y = y, .dg = dg};
+  LinearOut o = {.step = LINEAR_GELU, .z = pre ? pre : y, .y = y, .dg = dg};
   linear_blocks(&o, x, W, b, N, K, O);
 }
 

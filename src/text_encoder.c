@@ -115,8 +115,8 @@ void text_encoder_forward(TextEncoder *te, const Model *m, const int *ids, int B
     cross_attention_forward(&te->attn[l], te->ao, m, x, lnk, te->mask, B, L);
     ops->add(xmid, x, te->ao, BLE);
     ops->layernorm_forward(lnm, te->meanm + l * rs, te->rstdm + l * rs, xmid, BL, E);
-    /* fc1's output is not kept (the backward reads GELU's derivative): d4a, the backward's scratch, holds it */
-    ops->linear_gelu_forward(g, gdg, te->d4a, lnm, P_(w->fc1w), P_(w->fc1b), BL, E, 4 * E);
+    /* fc1's output is not kept (the backward reads GELU's derivative): made in g, replaced by GELU's */
+    ops->linear_gelu_forward(g, gdg, NULL, lnm, P_(w->fc1w), P_(w->fc1b), BL, E, 4 * E);
     linear_forward(te->ao, g, P_(w->fc2w), P_(w->fc2b), BL, 4 * E, E);
     ops->add(xn, xmid, te->ao, BLE);
   }

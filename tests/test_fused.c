@@ -102,6 +102,16 @@ static void check_layer(const Layer *l, const float *b, const char *tag) {
   ops->linear_gelu_forward(got_y, NULL, got, l->x, l->W, b, l->N, l->K, l->O);
   snprintf(what, sizeof what, "linear_gelu_forward y without dg %s", tag);
   expect_same(what, got_y, want_y, n);
+  ops->fill(got_y, 7.0f, n), ops->fill(got_dg, 7.0f, n); /* pre NULL: z made in y */
+  ops->linear_gelu_forward(got_y, got_dg, NULL, l->x, l->W, b, l->N, l->K, l->O);
+  snprintf(what, sizeof what, "linear_gelu_forward y without pre %s", tag);
+  expect_same(what, got_y, want_y, n);
+  snprintf(what, sizeof what, "linear_gelu_forward dg without pre %s", tag);
+  expect_same(what, got_dg, want_dg, n);
+  ops->fill(got_y, 7.0f, n);
+  ops->linear_gelu_forward(got_y, NULL, NULL, l->x, l->W, b, l->N, l->K, l->O);
+  snprintf(what, sizeof what, "linear_gelu_forward y without pre or dg %s", tag);
+  expect_same(what, got_y, want_y, n);
 
   const float *gate = l->cond + 5 * l->O; /* chunk 5 of the adaLN output, as the dit's MLP half */
   ops->copy(want_h, l->h_in, sizeof(float) * (size_t)n);
@@ -220,8 +230,9 @@ static void unfused_linear_forward(float *y, const float *x, const float *W, con
 }
 static void unfused_linear_gelu_forward(float *y, float *dg, float *pre, const float *x, const float *W,
                                         const float *b, int N, int K, int O) {
-  unfused_linear_forward(pre, x, W, b, N, K, O);
-  backend_ops->gelu_forward(y, dg, pre, (long)N * O);
+  float *z = pre ? pre : y; /* as the fused op: pre NULL makes z in y */
+  unfused_linear_forward(z, x, W, b, N, K, O);
+  backend_ops->gelu_forward(y, dg, z, (long)N * O);
 }
 static void unfused_linear_residual_forward(float *h_out, float *y, const float *h_in, const float *gate, int ld,
                                             const float *x, const float *W, const float *b, int B, int T, int K,
