@@ -90,28 +90,22 @@ static void check_layer(const Layer *l, const float *b, const char *tag) {
   expect_same(what, got, want, n);
 
   ops->gelu_forward(want_y, want_dg, want, n);
-  ops->fill(got, 7.0f, n), ops->fill(got_y, 7.0f, n), ops->fill(got_dg, 7.0f, n);
-  ops->linear_gelu_forward(got_y, got_dg, got, l->x, l->W, b, l->N, l->K, l->O);
-  snprintf(what, sizeof what, "linear_gelu_forward pre %s", tag);
-  expect_same(what, got, want, n);
-  snprintf(what, sizeof what, "linear_gelu_forward y %s", tag);
-  expect_same(what, got_y, want_y, n);
-  snprintf(what, sizeof what, "linear_gelu_forward dg %s", tag);
-  expect_same(what, got_dg, want_dg, n);
-  ops->fill(got_y, 7.0f, n);
-  ops->linear_gelu_forward(got_y, NULL, got, l->x, l->W, b, l->N, l->K, l->O);
-  snprintf(what, sizeof what, "linear_gelu_forward y without dg %s", tag);
-  expect_same(what, got_y, want_y, n);
-  ops->fill(got_y, 7.0f, n), ops->fill(got_dg, 7.0f, n); /* pre NULL: z made in y */
-  ops->linear_gelu_forward(got_y, got_dg, NULL, l->x, l->W, b, l->N, l->K, l->O);
-  snprintf(what, sizeof what, "linear_gelu_forward y without pre %s", tag);
-  expect_same(what, got_y, want_y, n);
-  snprintf(what, sizeof what, "linear_gelu_forward dg without pre %s", tag);
-  expect_same(what, got_dg, want_dg, n);
-  ops->fill(got_y, 7.0f, n);
-  ops->linear_gelu_forward(got_y, NULL, NULL, l->x, l->W, b, l->N, l->K, l->O);
-  snprintf(what, sizeof what, "linear_gelu_forward y without pre or dg %s", tag);
-  expect_same(what, got_y, want_y, n);
+  for (int v = 0; v < 4; v++) { /* with and without pre (NULL: z is made in y), with and without dg */
+    int keep_pre = v < 2, keep_dg = v % 2 == 0;
+    const char *how = keep_pre ? (keep_dg ? "" : " without dg") : keep_dg ? " without pre" : " without pre or dg";
+    ops->fill(got, 7.0f, n), ops->fill(got_y, 7.0f, n), ops->fill(got_dg, 7.0f, n);
+    ops->linear_gelu_forward(got_y, keep_dg ? got_dg : NULL, keep_pre ? got : NULL, l->x, l->W, b, l->N, l->K, l->O);
+    snprintf(what, sizeof what, "linear_gelu_forward y%s %s", how, tag);
+    expect_same(what, got_y, want_y, n);
+    if (keep_pre) {
+      snprintf(what, sizeof what, "linear_gelu_forward pre%s %s", how, tag);
+      expect_same(what, got, want, n);
+    }
+    if (keep_dg) {
+      snprintf(what, sizeof what, "linear_gelu_forward dg%s %s", how, tag);
+      expect_same(what, got_dg, want_dg, n);
+    }
+  }
 
   const float *gate = l->cond + 5 * l->O; /* chunk 5 of the adaLN output, as the dit's MLP half */
   ops->copy(want_h, l->h_in, sizeof(float) * (size_t)n);
