@@ -238,8 +238,8 @@ static void go_linear_forward(float *y, const float *x, const float *W, const fl
 }
 static void go_linear_gelu_forward(float *y, float *dg, float *pre, const float *x, const float *W, const float *b,
                                    int N, int K, int O) {
-  (void)y, (void)dg, (void)b;
-  gemm_only_real->gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, pre);
+  (void)dg, (void)b;
+  gemm_only_real->gemm(0, 1, N, O, K, 1.0f, x, W, 0.0f, pre ? pre : y); /* pre NULL: z is made in y (ops_list.h) */
 }
 static void go_linear_residual_forward(float *h_out, float *y, const float *h_in, const float *gate, int ld,
                                        const float *x, const float *W, const float *b, int B, int T, int K, int O) {
