@@ -367,10 +367,10 @@ Model *dit_create(Model *m) {
   /* A training model keeps every block's activations (slot l of each per-block buffer) and has the
    * backward's scratch; an inference-only one (MODEL_INFERENCE) has one slot, which every block
    * reuses, and what only a training forward or the backward touch is NULL (DIT_BUFFERS frees NULL) */
-  int io = a->infer_only = m->inference;
+  int infer = a->infer_only = m->inference;
   size_t f = sizeof(float), BC = (size_t)B * C, BTC = BC * (size_t)T, BT = (size_t)B * T;
-  size_t Ls = (size_t)(io || !L ? 1 : L);
-#define KEEP_ALLOC(bytes) (io ? NULL : ops->alloc(bytes))
+  size_t Ls = (size_t)(infer || !L ? 1 : L);
+#define KEEP_ALLOC(bytes) (infer ? NULL : ops->alloc(bytes))
   float *host = mallocCheck(f * (size_t)T * C);
   sincos_2d(host, grid, C);
   a->pos = ops->alloc(f * (size_t)T * C);
@@ -384,7 +384,7 @@ Model *dit_create(Model *m) {
   a->cond = ops->alloc(f * BC);
   a->csilu = ops->alloc(f * BC);
   a->mod = ops->alloc(f * 6 * BC * Ls);
-  a->h = ops->alloc(f * BTC * (io ? 1 : (size_t)L + 1));
+  a->h = ops->alloc(f * BTC * (infer ? 1 : (size_t)L + 1));
   float **per_block[] = {&a->m1, &a->att, &a->proj, &a->m2, &a->f2};
   for (size_t i = 0; i < sizeof per_block / sizeof per_block[0]; i++) *per_block[i] = ops->alloc(f * BTC * Ls);
   float **kept_block[] = {&a->hmid, &a->ln1, &a->ln2};
