@@ -20,7 +20,7 @@
 #   2-core Xeon, about 7 min per cell, two at a time):
 #   CPU=1 OUT=/tmp/fm W=/tmp/fm bash benchmarks/gpu_fmnist_study.sh
 #   the GPU study's own sizes on a CPU with AMX-BF16 (the full teacher of jobs/fmnist_teacher.cfg, 5
-#   seeds at 2000 steps, every training and distillation in precision=bf16; about 3 hours on 2 cores,
+#   seeds at 2000 steps, every training and distillation in precision=bf16; about 3.5 hours on 2 cores,
 #   resumable: rerun the same command and finished cells are skipped):
 #   CPU=1 CPU_FULL=1 OUT=/work/fmfull W=/work/fmfull bash benchmarks/gpu_fmnist_study.sh
 set -uo pipefail

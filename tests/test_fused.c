@@ -325,7 +325,6 @@ static void test_attention_fused(void) {
   }
 }
 
-
 static void unfused_modulate_layernorm_backward(float *dx, float *dshift, float *dscale, float *dm, const float *dy,
                                                 const float *ln, const float *scale, const float *x,
                                                 const float *mean, const float *rstd, int ld, int B, int T, int C) {
@@ -654,6 +653,25 @@ static void forward_run(void *arg) {
   f->m->forward(f->m, f->out, f->x, f->t, f->labels, f->B);
 }
 
+/* the backend memory a model takes (its parameters, gradient and buffers): model_create_flags under
+ * a table whose alloc counts the bytes */
+static const amd_ops *counted_table;
+static size_t counted_bytes;
+static void *counting_alloc(size_t bytes) {
+  counted_bytes += bytes;
+  return counted_table->alloc(bytes);
+}
+static Model *create_counted(const ModelConfig *cfg, int B, int flags, size_t *bytes) {
+  amd_ops counting = *ops;
+  counting.alloc = counting_alloc;
+  counted_table = ops, counted_bytes = 0;
+  ops = &counting;
+  Model *m = model_create_flags(cfg, B, flags);
+  ops = counted_table;
+  *bytes = counted_bytes;
+  return m;
+}
+
 /* forward and backward of m under the op table `table`, from the same inputs each time */
 static DitRun dit_run(Model *m, const amd_ops *table, const float *x, const float *t, const int *labels,
                       const float *R, const float *Rf, int B) {
@@ -771,7 +789,13 @@ static void test_dit_fused_unfused(void) {
     m->inference = 0;
     /* a model created for inference only (MODEL_INFERENCE: one block's buffers, no backward scratch):
      * the same output and features again, and a training forward on it is refused */
-    Model *mi = model_create_flags(cfg, B, MODEL_INFERENCE);
+    size_t train_bytes, infer_bytes;
+    model_free(create_counted(cfg, B, 0, &train_bytes));
+    Model *mi = create_counted(cfg, B, MODEL_INFERENCE, &infer_bytes);
+    printf("  %s: %zu bytes of backend memory for training, %zu for inference only\n", names[k], train_bytes, infer_bytes);
+    /* depth 2 or 4: every block's activation slots but one, and the backward's scratch, are gone */
+    EXPECT(2 * infer_bytes < train_bytes, "%s: a MODEL_INFERENCE model takes %zu bytes, a training one %zu", names[k],
+           infer_bytes, train_bytes);
     EXPECT(mi->inference == 1, "%s: a MODEL_INFERENCE model starts with inference %d", names[k], mi->inference);
     ops->copy(mi->params, m->params, sizeof(float) * (size_t)m->num_params);
     ops->fill(out, 0.0f, no);
