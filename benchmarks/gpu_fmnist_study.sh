@@ -76,8 +76,9 @@ tx = trainx.split()
 cmds = [["mkdir", "-p", p], [amd, "data", "fmnist", f"dir={fm}", f"out_train={p}/train.h5", f"out_test={p}/test.h5"]]
 for task in ("reward", "evaluator"):
     cmds.append([amd, "train", f"jobs/fmnist_{task}.cfg", f"data={p}/train.h5", f"test_data={p}/test.h5",
-                 f"run={p}/{task}", "threads={threads}"] + tx)
-cmds.append([amd, "train", "jobs/fmnist_teacher.cfg", f"data={p}/train.h5", f"run={p}/teacher", "threads={threads}"]
+                 f"run={p}/{task}", "threads={threads}", "resume=1"] + tx)
+cmds.append([amd, "train", "jobs/fmnist_teacher.cfg", f"data={p}/train.h5", f"run={p}/teacher", "threads={threads}",
+             "resume=1"]
             + tx + teacherx.split())
 spec = {
     "description": f"Fashion-MNIST, 1-step students, EMA weights, {budget} steps, seeds {seeds}"

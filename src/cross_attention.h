@@ -37,12 +37,20 @@ typedef struct {
   float *dkv;                 /* (B, M, 2C) */
   float *scratch;             /* cross_attention_scratch_floats */
   int B, M;                   /* of the last forward */
+  int infer_only;             /* 1: its model was created with MODEL_INFERENCE: no backward's buffers (NULL) */
+  int shared;                 /* 1: the forward's buffers are another layer's (cross_attention_create_sharing) */
 } CrossAttention;
 
 /* Registers the tensors in m under prefix and allocates buffers for m->max_batch samples of `tokens`
  * image tokens and up to max_text text tokens; width divisible by heads. */
 void cross_attention_create(CrossAttention *xa, Model *m, const char *prefix, int width, int text_dim, int heads,
                             int tokens, int max_text);
+/* The same; in a model created with MODEL_INFERENCE (m->inference already 1) the layer has only the
+ * forward's buffers, and with share (an earlier layer of the same sizes in that model) not even
+ * those: it works in share's, as the inference-only dit's blocks do in one slot. Each layer's forward
+ * then overwrites what the last one left there. */
+void cross_attention_create_sharing(CrossAttention *xa, Model *m, const char *prefix, int width, int text_dim,
+                                    int heads, int tokens, int max_text, const CrossAttention *share);
 void cross_attention_free(CrossAttention *xa);
 /* out (B, N, C) from x (B, N, C), text (B, M, E) and mask (B, M), N = tokens, 1 <= M <= max_text */
 void cross_attention_forward(CrossAttention *xa, float *out, const Model *m, const float *x, const float *text,

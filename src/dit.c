@@ -348,7 +348,9 @@ Model *dit_create(Model *m) {
     if (a->text) {
       char prefix[MODEL_NAME_MAX];
       snprintf(prefix, sizeof prefix, "block%d.xattn", l);
-      cross_attention_create(&a->xa[l], m, prefix, C, c->text_width, NH, T, c->max_text);
+      /* inference only: every block's layer works in block 0's buffers, as the block itself does */
+      cross_attention_create_sharing(&a->xa[l], m, prefix, C, c->text_width, NH, T, c->max_text,
+                                     m->inference && l ? &a->xa[0] : NULL);
     }
     w->fc1w = add2l(m, l, "fc1.w", 4 * C, C, INIT_FAN_IN), w->fc1b = add1l(m, l, "fc1.b", 4 * C, INIT_ZERO);
     w->fc2w = add2l(m, l, "fc2.w", C, 4 * C, INIT_FAN_IN), w->fc2b = add1l(m, l, "fc2.b", C, INIT_ZERO);

@@ -47,15 +47,17 @@ void text_encoder_create(TextEncoder *te, Model *m, int vocab, int width, int de
   te->emb = model_add_matrix(m, "text.emb", vocab, E, INIT_NORMAL);
   te->blk = callocCheck((size_t)D + 1, sizeof *te->blk);
   te->attn = callocCheck((size_t)D + 1, sizeof *te->attn);
+  /* inference only (MODEL_INFERENCE): one block's buffers, which every block reuses, and no backward's */
+  int infer = te->infer_only = m->inference;
   for (int l = 0; l < D; l++) {
     char prefix[MODEL_NAME_MAX];
     snprintf(prefix, sizeof prefix, "text.block%d.attn", l);
-    cross_attention_create(&te->attn[l], m, prefix, E, E, heads, L, L);
+    cross_attention_create_sharing(&te->attn[l], m, prefix, E, E, heads, L, L, infer && l ? &te->attn[0] : NULL);
     TextBlockParams *w = &te->blk[l];
     w->fc1w = add_block(m, l, "fc1.w", 4 * E, E, INIT_FAN_IN), w->fc1b = add_block(m, l, "fc1.b", 4 * E, 0, INIT_ZERO);
     w->fc2w = add_block(m, l, "fc2.w", E, 4 * E, INIT_FAN_IN), w->fc2b = add_block(m, l, "fc2.b", E, 0, INIT_ZERO);
   }
-  size_t f = sizeof(float), BL = (size_t)Bm * L, BLE = BL * E, Ds = (size_t)(D ? D : 1);
+  size_t f = sizeof(float), BL = (size_t)Bm * L, BLE = BL * E, Ds = (size_t)(D && !infer ? D : 1);
   float *host = callocCheck((size_t)2 * E * E + (size_t)L * E + (size_t)vocab, sizeof(float));
   for (int v = 1; v < vocab; v++) host[v] = 1.0f;
   te->maskrow = upload(host, (size_t)vocab);
@@ -68,17 +70,18 @@ void text_encoder_create(TextEncoder *te, Model *m, int vocab, int width, int de
   te->zq = ops->alloc(f * (size_t)Bm * E);
   te->ids = ops->alloc(sizeof(int) * BL);
   te->mask = ops->alloc(f * BL);
-  te->x = ops->alloc(f * BLE * (size_t)(D + 1));
+  te->x = ops->alloc(f * BLE * (infer ? 1 : (size_t)D + 1)); /* inference: updated in place */
   te->xmid = ops->alloc(f * BLE * Ds);
   te->lnk = ops->alloc(f * BLE * Ds), te->meank = ops->alloc(f * BL * Ds), te->rstdk = ops->alloc(f * BL * Ds);
   te->lnm = ops->alloc(f * BLE * Ds), te->meanm = ops->alloc(f * BL * Ds), te->rstdm = ops->alloc(f * BL * Ds);
-  te->g = ops->alloc(f * 4 * BLE * Ds), te->gdg = ops->alloc(f * 4 * BLE * Ds);
+  te->g = ops->alloc(f * 4 * BLE * Ds), te->gdg = infer ? NULL : ops->alloc(f * 4 * BLE * Ds);
   te->text = ops->alloc(f * BLE), te->meanf = ops->alloc(f * BL), te->rstdf = ops->alloc(f * BL);
   te->pooled = ops->alloc(f * (size_t)Bm * E);
   te->pkv = ops->alloc(f * 2 * BLE);
   te->pq = ops->alloc(f * (size_t)Bm * E), te->pk = ops->alloc(f * BLE), te->pv = ops->alloc(f * BLE);
   te->pprob = ops->alloc(f * BL), te->py = ops->alloc(f * (size_t)Bm * E);
   te->ao = ops->alloc(f * BLE);
+  if (infer) return; /* the backward's scratch stays NULL */
   te->dx = ops->alloc(f * BLE), te->dt1 = ops->alloc(f * BLE), te->dt2 = ops->alloc(f * BLE);
   te->d4a = ops->alloc(f * 4 * BLE), te->d4b = ops->alloc(f * 4 * BLE);
   te->dpkv = ops->alloc(f * 2 * BLE), te->dpq = ops->alloc(f * (size_t)Bm * E);
@@ -109,18 +112,19 @@ void text_encoder_forward(TextEncoder *te, const Model *m, const int *ids, int B
   ops->bias_add(te->x, te->pos, B, L * E);
   for (int l = 0; l < te->depth; l++) {
     const TextBlockParams *w = &te->blk[l];
-    float *x = te->x + l * sz, *xn = x + sz, *xmid = te->xmid + l * sz, *lnk = te->lnk + l * sz;
-    float *lnm = te->lnm + l * sz, *g = te->g + 4 * l * sz, *gdg = te->gdg + 4 * l * sz;
-    ops->layernorm_forward(lnk, te->meank + l * rs, te->rstdk + l * rs, x, BL, E);
+    long s = te->infer_only ? 0 : l; /* the buffers' slot; inference only: x_{l+1} overwrites x_l */
+    float *x = te->x + s * sz, *xn = te->infer_only ? x : x + sz, *xmid = te->xmid + s * sz, *lnk = te->lnk + s * sz;
+    float *lnm = te->lnm + s * sz, *g = te->g + 4 * s * sz, *gdg = te->infer_only ? NULL : te->gdg + 4 * l * sz;
+    ops->layernorm_forward(lnk, te->meank + s * rs, te->rstdk + s * rs, x, BL, E);
     cross_attention_forward(&te->attn[l], te->ao, m, x, lnk, te->mask, B, L);
     ops->add(xmid, x, te->ao, BLE);
-    ops->layernorm_forward(lnm, te->meanm + l * rs, te->rstdm + l * rs, xmid, BL, E);
+    ops->layernorm_forward(lnm, te->meanm + s * rs, te->rstdm + s * rs, xmid, BL, E);
     /* fc1's output is not kept (the backward reads GELU's derivative): made in g, replaced by GELU's */
     ops->linear_gelu_forward(g, gdg, NULL, lnm, P_(w->fc1w), P_(w->fc1b), BL, E, 4 * E);
     linear_forward(te->ao, g, P_(w->fc2w), P_(w->fc2b), BL, 4 * E, E);
     ops->add(xn, xmid, te->ao, BLE);
   }
-  ops->layernorm_forward(te->text, te->meanf, te->rstdf, te->x + te->depth * sz, BL, E);
+  ops->layernorm_forward(te->text, te->meanf, te->rstdf, te->x + (te->infer_only ? 0 : te->depth) * sz, BL, E);
   /* the masked mean: a zero query over keys 0 and values text, one head of width E */
   linear_forward(te->pkv, te->text, te->sel, NULL, BL, E, 2 * E);
   ops->cross_attention_forward(te->pooled, te->pq, te->pk, te->pv, te->pprob, te->py, te->zq, te->pkv, te->mask, B, 1,
@@ -128,6 +132,7 @@ void text_encoder_forward(TextEncoder *te, const Model *m, const int *ids, int B
 }
 
 void text_encoder_backward(TextEncoder *te, Model *m, float *dtext, const float *dpooled, int B) {
+  CHECK(!te->infer_only, "text encoder backward: a model created for inference only (MODEL_INFERENCE)");
   if (m->frozen) return; /* nothing here reaches the DiT's input */
   int E = te->width, L = te->len, BL = B * L;
   long BLE = (long)BL * E, sz = (long)m->max_batch * L * E, rs = (long)m->max_batch * L;

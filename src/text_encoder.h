@@ -57,6 +57,8 @@ typedef struct {
   float *d4a, *d4b;               /* (B, L, 4E) */
   float *dpkv, *dpq, *pscratch;   /* the masked mean's backward */
   int B;
+  int infer_only; /* 1: its model was created with MODEL_INFERENCE: one block's buffers (slot 0, the residual
+                   * stream updated in place), gdg and the backward's scratch NULL */
 } TextEncoder;
 
 /* Registers the tensors in m (under "text.") and allocates buffers for m->max_batch captions of

@@ -730,6 +730,7 @@ static void test_dit_fused_unfused(void) {
   unfused.modulate_layernorm_backward = unfused_modulate_layernorm_backward;
   unfused.gelu_bias_backward = unfused_gelu_bias_backward;
   unfused.gated_residual_bias_backward = unfused_gated_residual_bias_backward;
+  size_t train_bytes[3], infer_bytes[3];
   for (int k = 0; k < 3; k++) {
     const ModelConfig *cfg = &cfgs[k];
     Model *m = model_create(cfg, B);
@@ -789,13 +790,19 @@ static void test_dit_fused_unfused(void) {
     m->inference = 0;
     /* a model created for inference only (MODEL_INFERENCE: one block's buffers, no backward scratch):
      * the same output and features again, and a training forward on it is refused */
-    size_t train_bytes, infer_bytes;
-    model_free(create_counted(cfg, B, 0, &train_bytes));
-    Model *mi = create_counted(cfg, B, MODEL_INFERENCE, &infer_bytes);
-    printf("  %s: %zu bytes of backend memory for training, %zu for inference only\n", names[k], train_bytes, infer_bytes);
+    model_free(create_counted(cfg, B, 0, &train_bytes[k]));
+    Model *mi = create_counted(cfg, B, MODEL_INFERENCE, &infer_bytes[k]);
+    printf("  %s: %zu bytes of backend memory for training, %zu for inference only\n", names[k], train_bytes[k],
+           infer_bytes[k]);
     /* depth 2 or 4: every block's activation slots but one, and the backward's scratch, are gone */
-    EXPECT(2 * infer_bytes < train_bytes, "%s: a MODEL_INFERENCE model takes %zu bytes, a training one %zu", names[k],
-           infer_bytes, train_bytes);
+    EXPECT(2 * infer_bytes[k] < train_bytes[k], "%s: a MODEL_INFERENCE model takes %zu bytes, a training one %zu",
+           names[k], infer_bytes[k], train_bytes[k]);
+    if (k == 2) { /* the text parts too (encoder, the blocks' cross-attention): what text mode adds to the dit */
+      size_t add_train = train_bytes[2] - train_bytes[0], add_infer = infer_bytes[2] - infer_bytes[0];
+      printf("  text mode adds %zu bytes for training, %zu for inference only\n", add_train, add_infer);
+      EXPECT(3 * add_infer < add_train, "text dit: text mode adds %zu bytes to an inference-only dit, %zu to a training one",
+             add_infer, add_train);
+    }
     EXPECT(mi->inference == 1, "%s: a MODEL_INFERENCE model starts with inference %d", names[k], mi->inference);
     ops->copy(mi->params, m->params, sizeof(float) * (size_t)m->num_params);
     ops->fill(out, 0.0f, no);
