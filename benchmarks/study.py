@@ -387,7 +387,8 @@ class Study:
                 p.send_signal(signal.SIGTERM)
 
     def prepare_teacher(self):
-        """Runs the teacher commands once, in STUDY/teacher (redone from the start if they were cut off)."""
+        """Runs the teacher commands once, in STUDY/teacher; cut off, they run again from the first with
+        STUDY/teacher emptied (commands that write elsewhere must be rerunnable: amd train resume=1)."""
         cmds = self.spec["teacher_commands"]
         done = self.path("teacher", "done")
         if not cmds or os.path.exists(done):
