@@ -10,7 +10,9 @@
 #    only where the first was cut off before it made its run folder), the interrupted ones continued
 #    with resume=1 and their first settings, a log row per step in every run folder;
 #  - the table's means, 95% t intervals, paired differences and verdicts equal those recomputed here
-#    from the eval files (h5py, the t quantile of df 2 from a table), and the PNG is written; a
+#    from the eval files (h5py, the t quantile of df 2 from a table), and the PNG is written;
+#    benchmarks/studies/keep.py keeps the eval files and per-seed numbers without checkpoints, and the
+#    table made from its folder alone is the same file; a
 #    `log:COLUMN` metric is the last row of each run's /train/COLUMN, a missing column an error;
 #  - --slurm writes the pending cells and the sbatch command of jobs/sweep_array.sbatch; two array
 #    tasks run through that script (without a cluster: SLURM_ARRAY_TASK_ID set by hand, mpirun -np 1)
@@ -201,6 +203,23 @@ if cmp -s "$S/ci/results.csv" "$S/results_first.csv" && grep -q "wrote $S/ci/res
 else
   fail study_report_rewrites_table "$(tail -3 "$S/study_report_only.out")"
 fi
+# benchmarks/studies/keep.py: the eval files, the runs' /eval tables and per_seed.csv, without checkpoints;
+# the table made from the kept folder alone is the study's
+expect_ok study_keep $PY benchmarks/studies/keep.py "$S/ci.json" "$S/ci" "$S/kept"
+expect_ok study_report_from_kept $STUDY "$S/kept/ci.json" --out "$S/kept" --report
+py_check study_kept_same_table "
+import csv, glob, os, sys
+sys.path.insert(0, 'benchmarks')
+import study
+assert open('$S/kept/results.csv').read() == open('$S/results_first.csv').read(), 'the kept folder gives another table'
+assert not glob.glob('$S/kept/**/ckpt_*', recursive=True), 'checkpoints kept'
+rows = list(csv.DictReader(open('$S/kept/per_seed.csv')))
+assert len(rows) == 12, len(rows)
+spec = study.load_spec('$S/ci.json')
+for r in rows:
+    e = study.read_eval(os.path.join('$S/ci/evals', r['cell'] + '_eval.h5'), spec['metrics'])
+    assert all(float(r[k]) == e[k] for k in spec['metrics']), (r, e)
+"
 
 # --- benchmarks/studies/extend.py: the 10-step cells continued to 20 steps are the 20-step cells, bit for bit -
 expect_error study_extend_shorter "the new budget 10 must be larger than the old one 20" \
