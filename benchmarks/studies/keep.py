@@ -5,7 +5,7 @@
 
 SPEC is a study spec and STUDY its folder (benchmarks/study.py's --out). Into DEST this copies the
 spec, the study's cells.json and journal.csv, every evaluated cell's eval file (evals/<cell>_eval.h5,
-about 14 kB; not its samples) and, for every cell with a run folder, a log.h5 of its /eval table
+about 14 kB; not its samples) and, where its run folder is there, a log.h5 of its /eval table
 (the held-out curves of eval.every) and the root attributes of its log (provenance: commit, host,
 settings), without the /train rows and checkpoints (megabytes each). It also writes per_seed.csv:
 one row per evaluated cell with its method, budget, seed and every metric of the spec, the numbers
@@ -64,13 +64,13 @@ def main(argv):
     for m, b, s in study.cells_of(spec):
         cell = study.cell_name(m, b, s)
         run_log = os.path.join(folder, "runs", cell, "log.h5")
-        if os.path.exists(run_log) and keep_log(run_log, os.path.join(dest, "runs", cell, "log.h5")):
-            logs += 1
         ev = os.path.join(folder, "evals", cell + "_eval.h5")
         values = study.read_eval(ev, spec["metrics"], run_log if os.path.exists(run_log) else None)
-        if values is None:
+        if values is None:  # not finished: neither its eval file nor its curve so far
             continue
         shutil.copy(ev, os.path.join(dest, "evals", cell + "_eval.h5"))
+        if os.path.exists(run_log) and keep_log(run_log, os.path.join(dest, "runs", cell, "log.h5")):
+            logs += 1
         rows.append([cell, m, b, s] + [repr(values[k]) for k in metrics])
     with open(os.path.join(dest, "per_seed.csv.tmp"), "w", newline="") as f:
         w = csv.writer(f)
