@@ -42,12 +42,13 @@ typedef struct {
 } CrossAttention;
 
 /* Registers the tensors in m under prefix and allocates buffers for m->max_batch samples of `tokens`
- * image tokens and up to max_text text tokens; width divisible by heads. */
+ * image tokens and up to max_text text tokens (in a model created with MODEL_INFERENCE only the
+ * forward's); width divisible by heads. */
 void cross_attention_create(CrossAttention *xa, Model *m, const char *prefix, int width, int text_dim, int heads,
                             int tokens, int max_text);
-/* The same; in a model created with MODEL_INFERENCE (m->inference already 1) the layer has only the
- * forward's buffers, and with share (an earlier layer of the same sizes in that model) not even
- * those: it works in share's, as the inference-only dit's blocks do in one slot. Each layer's forward
+/* The same, but with share (an earlier layer of the same sizes in a model created with
+ * MODEL_INFERENCE) it allocates no buffers at all: it works in share's, as the inference-only dit's
+ * blocks do in one slot. Each layer's forward
  * then overwrites what the last one left there. */
 void cross_attention_create_sharing(CrossAttention *xa, Model *m, const char *prefix, int width, int text_dim,
                                     int heads, int tokens, int max_text, const CrossAttention *share);
