@@ -220,6 +220,11 @@ for r in rows:
     e = study.read_eval(os.path.join('$S/ci/evals', r['cell'] + '_eval.h5'), spec['metrics'])
     assert all(float(r[k]) == e[k] for k in spec['metrics']), (r, e)
 "
+# again with the spec read from DEST itself (how a kept study is continued), and DEST = STUDY refused
+# (the runs' logs would be replaced by their /eval tables)
+expect_ok study_keep_spec_in_dest $PY benchmarks/studies/keep.py "$S/kept/ci.json" "$S/ci" "$S/kept"
+expect_error study_keep_into_itself "is the study folder itself" \
+  $PY benchmarks/studies/keep.py "$S/ci.json" "$S/ci" "$S/ci/"
 
 # --- benchmarks/studies/extend.py: the 10-step cells continued to 20 steps are the 20-step cells, bit for bit -
 expect_error study_extend_shorter "the new budget 10 must be larger than the old one 20" \

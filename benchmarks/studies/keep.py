@@ -17,7 +17,8 @@ the paired intervals are made of (a study's results.csv holds only the means and
 give the study's tables and curves from DEST alone, on any machine, and copying DEST's evals/ into a
 new study folder before `study.py SPEC` runs makes it skip those cells (a fresh machine goes on where
 the last one stopped, provided its teacher is the same: see the spec's teacher). Files already in
-DEST are replaced; cells no longer in STUDY are left."""
+DEST are replaced; cells no longer in STUDY are left. DEST may hold SPEC itself; it may not be STUDY (the
+runs' logs there would be replaced by their /eval tables)."""
 import csv
 import json
 import os
@@ -28,6 +29,13 @@ import h5py
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import study  # noqa: E402  (benchmarks/study.py: the spec, the cells, the eval reader)
+
+
+def copy(src, dst):
+    """shutil.copy, and nothing where dst is src already (a spec kept in DEST and read from there)."""
+    if os.path.exists(dst) and os.path.samefile(src, dst):
+        return
+    shutil.copy(src, dst)
 
 
 def keep_log(src, dst):
@@ -54,11 +62,13 @@ def main(argv):
         sys.exit(f"keep: {e}")
     if not os.path.isdir(os.path.join(folder, "evals")):
         sys.exit(f"keep: '{folder}' is not a study folder (it has no evals/)")
+    if os.path.isdir(dest) and os.path.samefile(folder, dest):
+        sys.exit(f"keep: DEST '{dest}' is the study folder itself; keep into another folder")
     os.makedirs(os.path.join(dest, "evals"), exist_ok=True)
-    shutil.copy(spec_path, os.path.join(dest, os.path.basename(spec_path)))
+    copy(spec_path, os.path.join(dest, os.path.basename(spec_path)))
     for name in ("cells.json", "journal.csv"):
         if os.path.exists(os.path.join(folder, name)):
-            shutil.copy(os.path.join(folder, name), os.path.join(dest, name))
+            copy(os.path.join(folder, name), os.path.join(dest, name))
     metrics = list(spec["metrics"])
     rows, logs = [], 0
     for m, b, s in study.cells_of(spec):
@@ -68,7 +78,7 @@ def main(argv):
         values = study.read_eval(ev, spec["metrics"], run_log if os.path.exists(run_log) else None)
         if values is None:  # not finished: neither its eval file nor its curve so far
             continue
-        shutil.copy(ev, os.path.join(dest, "evals", cell + "_eval.h5"))
+        copy(ev, os.path.join(dest, "evals", cell + "_eval.h5"))
         if os.path.exists(run_log) and keep_log(run_log, os.path.join(dest, "runs", cell, "log.h5")):
             logs += 1
         rows.append([cell, m, b, s] + [repr(values[k]) for k in metrics])
