@@ -733,8 +733,17 @@ def report(spec, out):
             rows.append(["failure", m, b, "failed_share", "lower", n, p, lo, hi, "", f"{nd} diverged, {nc} collapsed"])
     missing = [cell_name(m, b, s) for m, b, s in cells_of(spec)
                if s not in values.get((m, b), {}).get(next(iter(metrics)), {}) and s not in div.get((m, b), set())]
+    # an eval file that is there but unreadable (truncated, damaged, not amd's) is named, not taken as pending
+    bad = [c for c in missing if os.path.exists(os.path.join(out, "evals", c + "_eval.h5"))]
+    missing = [c for c in missing if c not in bad]
     if missing:
         md += ["", f"Not evaluated yet ({len(missing)} cells): " + ", ".join(missing) + "."]
+    if bad:
+        md += ["", f"Eval files that cannot be read ({len(bad)} cells; truncated, damaged or not an amd eval file with "
+               "the spec's metrics; running the study again remakes them): " +
+               ", ".join(os.path.join(out, "evals", c + "_eval.h5") for c in bad) + "."]
+        for c in bad:
+            print(f"study: warning: {os.path.join(out, 'evals', c + '_eval.h5')} cannot be read", file=sys.stderr)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:
@@ -746,7 +755,7 @@ def report(spec, out):
     print("\n".join(md))
     print(f"wrote {os.path.join(out, 'results.md')} and results.csv")
     plot(spec, out, rows)
-    return not missing
+    return not missing and not bad
 
 
 def plot(spec, out, rows):

@@ -225,6 +225,12 @@ for r in rows:
 expect_ok study_keep_spec_in_dest $PY benchmarks/studies/keep.py "$S/kept/ci.json" "$S/ci" "$S/kept"
 expect_error study_keep_into_itself "is the study folder itself" \
   $PY benchmarks/studies/keep.py "$S/ci.json" "$S/ci" "$S/ci/"
+# a truncated eval file is named in the report (and its exit), not counted as a cell still to run
+cp -r "$S/kept" "$S/kept_bad"
+cell=$(ls "$S/kept_bad/evals" | head -1)
+head -c 3000 "$S/kept/evals/$cell" >"$S/kept_bad/evals/$cell"
+expect_error study_report_truncated_eval "$S/kept_bad/evals/$cell cannot be read" \
+  $STUDY "$S/kept_bad/ci.json" --out "$S/kept_bad" --report
 
 # --- benchmarks/studies/extend.py: the 10-step cells continued to 20 steps are the 20-step cells, bit for bit -
 expect_error study_extend_shorter "the new budget 10 must be larger than the old one 20" \
