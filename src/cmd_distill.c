@@ -242,9 +242,11 @@ static void distill_status(void *ctx, long step, const RunClock *clk, const doub
   const DistillStats *o = &R->o;
   (void)row;
   double n = (double)clk->interval_steps;
-  amd_log("step %6ld/%d | avg %ld: dm %.4f, fake %.4f, reward %.3f | last: forbidden %.2f, off-manifold %.3f, "
+  char offm[40] = ""; /* only where the data's density is known (toy mixtures), not "nan" on images */
+  if (isfinite(o->off_manifold_frac)) snprintf(offm, sizeof offm, "off-manifold %.3f, ", o->off_manifold_frac);
+  amd_log("step %6ld/%d | avg %ld: dm %.4f, fake %.4f, reward %.3f | last: forbidden %.2f, %s"
           "grad %.3f/%.3f | %8.0f samples/s | elapsed %s | ETA %s\n", step, R->c->rl.steps, clk->interval_steps,
-          R->dm_acc / n, R->fake_acc / n, R->reward_acc / n, o->forbidden_frac, o->off_manifold_frac,
+          R->dm_acc / n, R->fake_acc / n, R->reward_acc / n, o->forbidden_frac, offm,
           o->grad_norm_student, o->grad_norm_fake, clk->samples_per_s, clk->elapsed_hms, clk->eta_hms);
 }
 

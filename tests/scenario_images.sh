@@ -71,6 +71,12 @@ assert a['alpha_std'][-1] > 0
 d = h5py.File('$S/dmd/log.h5', 'r')['train']
 assert (d['reward_mean'][:] == 0).all(), 'no reward network: rewards are 0'
 "
+# the status lines say nothing of off-manifold on images (not "nan"); on toy data they do (scenario_values)
+py_check distill_status_no_nan "
+lines = [l for l in open('$S/distill_amd.out').read().splitlines() if l.startswith('step ')]
+assert len(lines) == 3, lines
+assert all('nan' not in l and 'off-manifold' not in l and 'forbidden' in l for l in lines), lines
+"
 # eval.every on images: FD, precision, recall and accuracy rows (step 0, every 2 steps, the last; raw
 # and EMA weights), the EMA row equal to amd sample noise=eval + amd eval (pr.max = eval.n) of its
 # checkpoint; no evaluator: none

@@ -59,6 +59,7 @@ for l, n in [(l, '5') for l in tl] + [(l, '2') for l in dl]:
     m = re.match(pat, l)
     assert m and m.group(1) == n, l
 assert 'avg 5: loss ' in tl[-1] and 'avg 2: dm ' in dl[-1] and ', reward ' in dl[-1], (tl[-1], dl[-1])
+assert re.search(r'last: forbidden [0-9.]+, off-manifold [0-9.]+, grad ', dl[-1]), dl[-1]  # toy data: known
 for out, what, run, last, losses in ((t, 'training', '$S/t', 20, 'loss '), (d, 'distillation', '$S/d', 4, 'loss_dm ')):
     assert re.search(r'^done: %s of %s, steps 0 to %d of %d \(%d this run\) in \d+:\d\d:\d\d \([0-9.]+ s\), \d+ samples/s$'
                      % (what, re.escape(run), last, last, last), out, re.M), out
