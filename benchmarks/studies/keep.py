@@ -32,10 +32,12 @@ import study  # noqa: E402  (benchmarks/study.py: the spec, the cells, the eval 
 
 
 def copy(src, dst):
-    """shutil.copy, and nothing where dst is src already (a spec kept in DEST and read from there)."""
+    """src to dst through dst.tmp (a full disk leaves the old dst whole); nothing where dst is src
+    already (a spec kept in DEST and read from there)."""
     if os.path.exists(dst) and os.path.samefile(src, dst):
         return
-    shutil.copy(src, dst)
+    shutil.copy(src, dst + ".tmp")
+    os.replace(dst + ".tmp", dst)
 
 
 def keep_log(src, dst):
