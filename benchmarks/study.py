@@ -734,16 +734,15 @@ def report(spec, out):
     missing = [cell_name(m, b, s) for m, b, s in cells_of(spec)
                if s not in values.get((m, b), {}).get(next(iter(metrics)), {}) and s not in div.get((m, b), set())]
     # an eval file that is there but unreadable (truncated, damaged, not amd's) is named, not taken as pending
-    bad = [c for c in missing if os.path.exists(os.path.join(out, "evals", c + "_eval.h5"))]
-    missing = [c for c in missing if c not in bad]
+    bad = [p for p in (os.path.join(out, "evals", c + "_eval.h5") for c in missing) if os.path.exists(p)]
+    missing = [c for c in missing if os.path.join(out, "evals", c + "_eval.h5") not in bad]
     if missing:
         md += ["", f"Not evaluated yet ({len(missing)} cells): " + ", ".join(missing) + "."]
     if bad:
         md += ["", f"Eval files that cannot be read ({len(bad)} cells; truncated, damaged or not an amd eval file with "
-               "the spec's metrics; running the study again remakes them): " +
-               ", ".join(os.path.join(out, "evals", c + "_eval.h5") for c in bad) + "."]
-        for c in bad:
-            print(f"study: warning: {os.path.join(out, 'evals', c + '_eval.h5')} cannot be read", file=sys.stderr)
+               "the spec's metrics; running the study again remakes them): " + ", ".join(bad) + "."]
+        for p in bad:
+            print(f"study: warning: {p} cannot be read", file=sys.stderr)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:

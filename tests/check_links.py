@@ -5,6 +5,7 @@ names an #anchor in a markdown file, at a heading that exists there (GitHub's sl
     /usr/bin/python3 tests/check_links.py FILE.md...
 
 Prints PASS/FAIL lines (one check per file); exits 1 when a link is broken."""
+import functools
 import os
 import re
 import sys
@@ -20,7 +21,9 @@ def slug(heading):
     return h.replace(" ", "-")
 
 
+@functools.lru_cache(maxsize=None)
 def anchors(path):
+    """The anchors of path's headings (read once per file, however many links point into it)."""
     seen, out = {}, set()
     text = CODE.sub("", open(path, encoding="utf-8").read())
     for line in text.splitlines():
